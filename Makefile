@@ -1,0 +1,100 @@
+# pmi-lab Makefile.
+#   make              build ./pmi (prints what it found)
+#   make test         install missing deps, build, run the test suite
+#   make reproduce    install missing deps, build, run experiments/ at SCALE=small (default) or SCALE=paper
+#   make deps         install the missing Debian packages (apt-get; root or sudo)
+#   make SAN=1        address+undefined sanitizer build
+# Overrides: TORCH_DIR=<dir with include/ and lib/> (a PyTorch install's torch/ folder or a
+# libtorch archive); default is Debian's libtorch-dev under /usr.
+
+CC      ?= cc
+CXX     ?= c++
+BUILD   ?= build
+SCALE   ?= small
+OPT     ?= -O2
+PKGS_HDF5 := $(shell pkg-config --exists hdf5-serial 2>/dev/null && echo hdf5-serial || echo hdf5)
+PKGS    := $(PKGS_HDF5) gsl inih zlib
+
+CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Wno-unused-parameter -MMD -MP -Iframework
+CXXFLAGS += -std=c++17 $(OPT) -g -Wall -Wextra -Wno-unused-parameter -MMD -MP -Iframework
+CFLAGS   += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
+
+ifeq ($(SAN),1)
+  CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer
+  CXXFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
+  LDFLAGS  += -fsanitize=address,undefined
+  BUILD    := $(BUILD)-san
+endif
+
+# ---- libtorch -------------------------------------------------------------------------
+ifdef TORCH_DIR
+  TORCH_INC   := $(TORCH_DIR)/include
+  TORCH_LIB   := $(TORCH_DIR)/lib
+  TORCH_CMAKE := $(TORCH_DIR)/share/cmake/Torch/TorchConfig.cmake
+else
+  TORCH_INC   := /usr/include
+  TORCH_LIB   := /usr/lib/x86_64-linux-gnu
+  TORCH_CMAKE := /usr/lib/x86_64-linux-gnu/cmake/Torch/TorchConfig.cmake
+endif
+TORCH_ABI  := $(shell grep -o '_GLIBCXX_USE_CXX11_ABI=[01]' $(TORCH_CMAKE) 2>/dev/null | head -1)
+TORCH_ABI  := $(if $(TORCH_ABI),$(TORCH_ABI),_GLIBCXX_USE_CXX11_ABI=1)
+TORCH_CUDA := $(wildcard $(TORCH_LIB)/libtorch_cuda.so)
+CXXFLAGS   += -D$(TORCH_ABI) -isystem $(TORCH_INC) -isystem $(TORCH_INC)/torch/csrc/api/include
+TORCH_LIBS := -L$(TORCH_LIB) -Wl,-rpath,$(TORCH_LIB)
+ifneq ($(TORCH_CUDA),)
+  CXXFLAGS   += -DPMI_CUDA=1
+  TORCH_LIBS += -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed
+endif
+TORCH_LIBS += -ltorch -ltorch_cpu -lc10 -lstdc++
+
+# ---- sources: every framework/*.c and *.cpp; main.c is the CLI entry --------------------
+C_SRC    := $(wildcard framework/*.c)
+CXX_SRC  := $(wildcard framework/*.cpp)
+LIB_OBJ  := $(patsubst framework/%.c,$(BUILD)/%.o,$(filter-out framework/main.c,$(C_SRC))) \
+            $(patsubst framework/%.cpp,$(BUILD)/%.o,$(CXX_SRC))
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+CFLAGS   += -DPMI_GIT_COMMIT=\"$(GIT_COMMIT)\"
+
+.PHONY: all deps test reproduce plots bench clean info
+all: info pmi
+
+info:
+	@echo "pmi-lab build: torch=$(TORCH_INC) ($(TORCH_ABI)) cuda=$(if $(TORCH_CUDA),yes,no) hdf5=$(PKGS_HDF5) gnuplot=$(if $(shell command -v gnuplot),yes,no) scale=$(SCALE)"
+
+pmi: $(BUILD)/main.o $(LIB_OBJ)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(TORCH_LIBS) $(LDLIBS)
+
+$(BUILD)/%.o: framework/%.c | $(BUILD)
+	$(CC) $(CFLAGS) -c -o $@ $<
+$(BUILD)/%.o: framework/%.cpp | $(BUILD)
+	$(CXX) $(CXXFLAGS) -c -o $@ $<
+# Tests link the whole library archive; while a module is in flux elsewhere, build one test
+# against the objects it needs: make build/tests/test_pmi TEST_OBJS=build/pmi.o
+TEST_OBJS ?= $(BUILD)/libpmi.a
+$(BUILD)/libpmi.a: $(LIB_OBJ)
+	ar rcs $@ $^
+$(BUILD)/tests/%: tests/%.c tests/testutil.h $(TEST_OBJS) | $(BUILD)
+	$(CC) $(CFLAGS) -c -o $@.o $<
+	$(CXX) $(LDFLAGS) -o $@ $@.o $(TEST_OBJS) $(TORCH_LIBS) $(LDLIBS) -lcmocka
+$(BUILD):
+	@mkdir -p $(BUILD)/tests
+
+deps:
+	@scripts/deps.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all $(TEST_BIN)
+	@scripts/run-tests.sh $(BUILD)/tests
+
+reproduce: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/reproduce.sh $(SCALE)
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-san pmi
+
+-include $(wildcard $(BUILD)/*.d $(BUILD)/tests/*.d)
+.SECONDARY:

@@ -1,0 +1,102 @@
+/* config: INI experiment configuration (libinih), driven by one schema table.
+ *
+ * A config is read in three steps:
+ *   1. cfg_load() parses an INI file (following `include = other.ini` lines, relative to the
+ *      including file) into a list of raw entries, each remembering its file and line;
+ *   2. cfg_override() applies command-line `section.key=value` assignments on top;
+ *   3. cfg_validate() checks every entry against the schema (unknown section or key, wrong
+ *      type, out-of-range value) and cfg_point() fills a typed pmi_params for one point of
+ *      the sweep.
+ * A comma-separated value on a key of the experiment sections ([experiment] excepted) is a
+ * sweep axis: the plan is the cartesian product of all axes (cfg_sweep_count()). Values of
+ * [attack.<name>] sections are parsed by the attack module, where a comma list sweeps the
+ * attack's strength.
+ *
+ * Errors are written to `err` as "file:line: section.key: what was expected" and the call
+ * returns -1; nothing is run. The schema table (cfg_schema) is also the source of
+ * `pmi config --help` (cfg_print_help()). */
+#ifndef PMI_CONFIG_H
+#define PMI_CONFIG_H
+#include <stddef.h>
+#include <stdio.h>
+#include <stdint.h>
+
+#define CFG_STR 256          /* capacity of every string field */
+#define CFG_MAX_ALPHAS 4
+#define CFG_MAX_ATTACKS 32
+
+typedef enum { DEV_AUTO = 0, DEV_CPU, DEV_CUDA } cfg_device;
+typedef enum { OPT_SGD = 0, OPT_ADAM } cfg_optimizer;
+typedef enum { SCHED_NONE = 0, SCHED_STEP, SCHED_COSINE } cfg_schedule;
+typedef enum { NORM_NONE = 0, NORM_UNIT, NORM_STANDARD } cfg_norm; /* none: raw 0..255; unit: /255; standard: per-channel mean/std of the owner train split */
+
+/* The typed parameters of one sweep point. Field comments give units. */
+typedef struct {
+    /* [experiment] */
+    char name[CFG_STR];         /* experiment name: results/<name>/ */
+    int seeds;                  /* number of seeds (replicates) */
+    int seed;                   /* first seed; seeds are seed, seed+1, ... */
+    cfg_device device;
+    char output[CFG_STR];       /* results root folder */
+    /* [data] */
+    char dataset[CFG_STR];      /* fashion-mnist | mnist | cifar10 | cifar100 | synthetic */
+    char path[CFG_STR];         /* folder holding the files; empty = the dataset's default */
+    int n_train;                /* owner training samples (without D_k) */
+    int n_attacker;             /* samples the attacker holds (for attacks) */
+    int n_test;                 /* test samples (from the test file) */
+    cfg_norm normalize;
+    /* [pool] */
+    int N;                      /* number of mini-datasets */
+    int m;                      /* samples per mini-dataset */
+    int secret;                 /* secret index k in [0,N), or -1: drawn from the seed */
+    /* [model] */
+    char arch[CFG_STR];         /* architecture name, see nn_arch_names() */
+    int width;                  /* width multiplier / base channels */
+    /* [train] */
+    cfg_optimizer optimizer;
+    double lr, momentum, weight_decay;
+    int epochs, batch_size;
+    cfg_schedule schedule;
+    int step_size;              /* epochs between lr decays (schedule=step) */
+    double gamma;               /* lr decay factor (schedule=step) */
+    /* [pmi] */
+    int permutations;           /* resamples of the permutation test */
+    double alphas[CFG_MAX_ALPHAS]; int n_alphas; /* significance levels for the decision / FPR */
+    char scores[CFG_STR];       /* comma list of score kinds, see pmi_score_names */
+    char decide[CFG_STR];       /* p-value used for the ownership decision (perm | rank | ...) */
+    int independent;            /* independent models per seed and kind */
+    /* [store] */
+    int save_models;            /* 1: store model weights in the shard */
+} pmi_params;
+
+typedef struct cfg cfg;        /* opaque: raw entries + their origin */
+
+cfg *cfg_create(void);
+void cfg_free(cfg *c);                                  /* NULL is a no-op */
+/* Parses `path` and its includes into c. Returns 0, or -1 with err set. */
+int cfg_load(cfg *c, const char *path, char *err, size_t errlen);
+/* Applies "section.key=value" (origin shown as "-s"); later assignments win. */
+int cfg_override(cfg *c, const char *assignment, char *err, size_t errlen);
+/* Checks every entry against the schema; [attack.*] sections are checked by attack_parse(). */
+int cfg_validate(const cfg *c, char *err, size_t errlen);
+/* Number of sweep points (product of the comma-list lengths), >= 1. */
+int cfg_sweep_count(const cfg *c);
+/* Fills p with defaults overlaid by the entries, taking element `point` of every sweep axis. */
+int cfg_point(const cfg *c, int point, pmi_params *p, char *err, size_t errlen);
+/* Short "key=value,key=value" label of the sweep point (axes only), "" without axes. */
+void cfg_point_label(const cfg *c, int point, char *buf, size_t len);
+/* Writes the full effective INI (schema defaults + entries, sweep lists kept) to a malloc'd string. */
+char *cfg_effective_text(const cfg *c);
+
+/* Raw access for modules that own a section family (attack). Sections are returned in file order. */
+int cfg_section_count(const cfg *c, const char *prefix);           /* sections starting with prefix */
+const char *cfg_section_name(const cfg *c, const char *prefix, int i);
+/* Value of key in section, or NULL; *where (optional) gets "file:line". */
+const char *cfg_get(const cfg *c, const char *section, const char *key, const char **where);
+/* Keys of a section in order: returns count, fills keys[i] (pointers into c), at most max. */
+int cfg_keys(const cfg *c, const char *section, const char **keys, int max);
+
+/* Prints the schema table as help text (one line per key: section.key, type, default, range, help). */
+void cfg_print_help(FILE *out);
+
+#endif

@@ -1,0 +1,135 @@
+/* nn: the C API over libtorch (implemented in nn_torch.cpp, the project's only C++).
+ *
+ * Model-level calls on opaque handles. Every call returns an nn_status; on failure
+ * nn_last_error() holds a thread-local message, and no C++ exception crosses into C.
+ * Data is uploaded once (nn_data_create) and stays on the model's device; training does
+ * not synchronise with the host per step (the epoch's mean loss is read once per epoch).
+ *
+ * Architectures come from one registry table (nn_arch_count/nn_arch_name): each takes an
+ * input shape (c, h, w), a class count and a width. Seeding: nn_model_create's seed fixes
+ * the initial weights; nn_train's seed fixes the batch order; the same seeds on CPU give the
+ * same numbers.
+ *
+ * Pruning masks live beside the weights: after nn_prune() every optimizer step of
+ * nn_train()/nn_distill() re-applies them, so pruned weights stay zero (fine-pruning). */
+#ifndef PMI_NN_H
+#define PMI_NN_H
+#include <stddef.h>
+#include <stdint.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    NN_OK = 0,
+    NN_EINVAL,     /* bad argument (unknown arch, shape mismatch, ...) */
+    NN_EDEVICE,    /* device unavailable (cuda asked for and absent) */
+    NN_ETORCH,     /* libtorch raised an error; message in nn_last_error() */
+} nn_status;
+
+const char *nn_status_string(nn_status s);
+const char *nn_last_error(void);     /* thread-local; "" when none */
+const char *nn_torch_version(void);  /* e.g. "1.13.1" */
+
+typedef enum { NN_CPU = 0, NN_CUDA = 1 } nn_device;
+/* Resolves "auto" | "cpu" | "cuda" (cfg_device values 0,1,2) into a device; cuda absent
+ * when asked for is NN_EDEVICE. name (optional) gets e.g. "cpu (2 threads)" or the GPU name. */
+nn_status nn_device_resolve(int want, nn_device *dev, char *name, size_t len);
+/* Sets libtorch intra-op threads; n <= 0 means the number of online cores. */
+void nn_set_threads(int n);
+
+/* ---- data ------------------------------------------------------------------------- */
+typedef struct nn_data nn_data;
+/* Uploads n samples x (n,c,h,w) float and y (n) int32 to dev. Copies; caller keeps its arrays. */
+nn_status nn_data_create(const float *x, const int32_t *y, int64_t n, int c, int h, int w,
+                         nn_device dev, nn_data **out);
+/* A new device dataset holding rows idx[0..n) of src (gathered on the device). */
+nn_status nn_data_subset(const nn_data *src, const int64_t *idx, int64_t n, nn_data **out);
+/* Concatenation of a then b. */
+nn_status nn_data_concat(const nn_data *a, const nn_data *b, nn_data **out);
+int64_t nn_data_size(const nn_data *d);
+void nn_data_free(nn_data *d);  /* NULL-safe */
+
+/* ---- models ----------------------------------------------------------------------- */
+int nn_arch_count(void);
+const char *nn_arch_name(int i);
+const char *nn_arch_help(int i);
+
+typedef struct nn_model nn_model;
+typedef struct {
+    const char *arch;    /* registry name */
+    int c, h, w;         /* input shape */
+    int classes;
+    int width;           /* width multiplier / base channels; <= 0: the arch's default */
+    nn_device device;
+    uint64_t seed;       /* initial weights */
+} nn_model_spec;
+
+nn_status nn_model_create(const nn_model_spec *spec, nn_model **out);
+nn_status nn_model_copy(const nn_model *src, nn_model **out);   /* deep copy incl. masks */
+void nn_model_free(nn_model *m);                                 /* NULL-safe */
+int64_t nn_model_num_params(const nn_model *m);
+
+typedef enum { NN_SGD = 0, NN_ADAM = 1 } nn_optimizer;
+typedef enum { NN_SCHED_NONE = 0, NN_SCHED_STEP = 1, NN_SCHED_COSINE = 2 } nn_schedule;
+typedef enum { NN_TRAIN_ALL = 0, NN_TRAIN_LAST = 1 } nn_trainable;
+
+typedef struct {
+    nn_optimizer optimizer;
+    double lr, momentum, weight_decay;
+    int epochs, batch_size;
+    nn_schedule schedule;
+    int step_size; double gamma;   /* step schedule */
+    nn_trainable trainable;        /* NN_TRAIN_LAST: only the last layer's parameters change */
+    uint64_t seed;                 /* batch order */
+    /* Called after each epoch with its mean training loss (may be NULL). Return non-zero to stop. */
+    int (*on_epoch)(void *ctx, int epoch, int epochs, double loss);
+    void *ctx;
+} nn_train_params;
+
+nn_train_params nn_train_default_params(void);
+/* Trains m on d for p->epochs epochs. loss_curve (optional, p->epochs) gets each epoch's mean loss. */
+nn_status nn_train(nn_model *m, const nn_data *d, const nn_train_params *p, double *loss_curve);
+
+/* Per-sample log-probabilities: logp (n, classes) row-major, float, in one batched pass
+ * (chunked internally to bound memory). n = nn_data_size(d). */
+nn_status nn_eval_logp(nn_model *m, const nn_data *d, float *logp);
+/* Fraction of d classified correctly. */
+nn_status nn_accuracy(nn_model *m, const nn_data *d, double *acc);
+
+/* ---- model modifications (attacks) ---------------------------------------------- */
+/* Unstructured magnitude pruning of weight tensors (conv and linear weights, not biases or
+ * norms): global=1 ranks all of them together, global=0 prunes each tensor to `sparsity`.
+ * Existing masks are combined. achieved (optional): fraction of prunable weights now zero. */
+nn_status nn_prune(nn_model *m, double sparsity, int global, double *achieved);
+/* Fraction of prunable weights that are exactly zero. */
+double nn_sparsity(const nn_model *m);
+/* Uniform per-tensor quantisation of every floating parameter to 2^bits levels in [min,max]. */
+nn_status nn_quantize(nn_model *m, int bits);
+/* Adds N(0, (sigma * std(tensor))^2) to every parameter tensor, deterministic in seed. */
+nn_status nn_add_noise(nn_model *m, double sigma, uint64_t seed);
+/* Re-initialises the last layer (its default init, seeded). */
+nn_status nn_reinit_last(nn_model *m, uint64_t seed);
+/* Trains student on d from teacher outputs: loss = alpha * T^2 * KL(softmax(t/T) || softmax(s/T))
+ * + (1 - alpha) * CE(s, y). hard=1: the labels are the teacher's argmax (label-only extraction)
+ * and the loss is CE on them. */
+typedef struct { double temperature, alpha; int hard; } nn_distill_params;
+nn_status nn_distill(nn_model *student, nn_model *teacher, const nn_data *d,
+                     const nn_train_params *p, const nn_distill_params *dp, double *loss_curve);
+
+/* ---- weights (for storing, inspection and tests) ---------------------------------- */
+/* Number of parameter tensors (in registration order). */
+int nn_param_count(const nn_model *m);
+/* Name, number of elements and shape (up to 4 dims, ndim returned) of tensor i. */
+nn_status nn_param_info(const nn_model *m, int i, const char **name, int64_t *numel, int64_t shape[4], int *ndim);
+/* Copies tensor i to host floats (numel), or writes host floats into it. */
+nn_status nn_param_get(const nn_model *m, int i, float *out);
+nn_status nn_param_set(nn_model *m, int i, const float *in);
+/* Index of the first parameter tensor of the last layer (its weight); those from here on
+ * belong to the last layer. */
+int nn_last_layer_first_param(const nn_model *m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

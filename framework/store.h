@@ -1,0 +1,99 @@
+/* store: the HDF5 results schema, per-job shards and their merge.
+ *
+ * Each job writes one shard, results/<experiment>/shards/<job_id>.h5, atomically: it is
+ * written under a temporary name, flushed, fsync'd and renamed, and carries the root
+ * attribute complete=1 only then. store_merge() joins the shards of an experiment into
+ * results/<experiment>/results.h5 and builds the tidy /summary table. The schema is
+ * documented in docs/results-schema.md; STORE_SCHEMA_VERSION changes with it, and a file
+ * of another version is refused with a message naming both versions. */
+#ifndef PMI_STORE_H
+#define PMI_STORE_H
+#include <stddef.h>
+#include <stdint.h>
+#include "pmi.h"
+#include "data.h"
+
+#define STORE_SCHEMA_VERSION 1
+#define STORE_NAME 64
+
+typedef struct {
+    char pmi_version[STORE_NAME];
+    char git_commit[STORE_NAME];
+    char torch_version[STORE_NAME];
+    char device[128];
+    char started[STORE_NAME];      /* ISO 8601 UTC */
+    char finished[STORE_NAME];
+    const char *config;            /* full effective INI text */
+} store_provenance;
+
+/* One evaluation of one model: the un-attacked model (attack "none") or an attacked one. */
+typedef struct {
+    char attack[STORE_NAME];       /* attack instance name from [attack.<name>], or "none" */
+    char type[STORE_NAME];         /* attack type, or "none" (chains: "prune+ftal") */
+    char params[256];              /* "sparsity=0.5,global=1" */
+    double strength;               /* value of the swept parameter; NAN for "none" */
+    double test_acc;
+    double sparsity;               /* fraction of prunable weights that are zero */
+    int n_kinds;                   /* score kinds evaluated */
+    int kinds[SCORE_COUNT];        /* their pmi_score_kind */
+    double *sample_scores;         /* (n_kinds, N, m) */
+    double *pool_mean;             /* (n_kinds, N) */
+    double *pool_median;           /* (n_kinds, N) */
+    pmi_result res[SCORE_COUNT];   /* per evaluated kind, same order as kinds */
+    double wall_s;
+} store_eval;
+
+typedef struct {
+    char id[128];                  /* unique within the experiment, file-name safe */
+    char experiment[STORE_NAME];
+    char dataset[STORE_NAME];
+    char arch[STORE_NAME];
+    char role[STORE_NAME];         /* owner | clean | indep-data | indep-seed | indep-arch */
+    char point[256];               /* sweep point label, "" without a sweep */
+    int point_index, seed, replica;/* replica: index among independent models of one kind */
+    int N, m, secret_k;
+    int trained_on_k;              /* 1 if D_k was in this model's training data */
+    double train_acc, test_acc, wall_s;
+    const data_split *split;
+    const double *loss_curve; int epochs;
+    store_eval *evals; int n_evals;
+    /* optional weights ([store] save_models): n_tensors names/shapes/data */
+    int n_tensors;
+    const char **tensor_names;
+    const int64_t *tensor_numel;
+    const float *const *tensor_data;
+} store_job;
+
+/* Writes a complete shard atomically. Returns 0, or -1 with err (nothing left behind). */
+int store_write_shard(const char *path, const store_job *job, const store_provenance *prov,
+                      char *err, size_t errlen);
+/* 1 if path is a complete shard of this schema version, 0 otherwise (missing, partial, other). */
+int store_shard_complete(const char *path);
+/* Merges every complete *.h5 in shard_dir into out_path (atomically replaced). */
+int store_merge(const char *shard_dir, const char *out_path, const store_provenance *prov,
+                char *err, size_t errlen);
+/* Opens path read-only and checks its schema version; -1 with a message naming both versions
+ * (or why it cannot be read) otherwise. Returns an hid_t >= 0 as int64_t. */
+int64_t store_open(const char *path, char *err, size_t errlen);
+
+/* One /summary row: one model, one evaluation, one score kind. */
+typedef struct {
+    char job_id[128];
+    char experiment[STORE_NAME], dataset[STORE_NAME], arch[STORE_NAME], role[STORE_NAME];
+    char point[256];
+    int32_t seed, replica, N, m, secret_k, trained_on_k;
+    char attack[STORE_NAME], attack_type[STORE_NAME], params[256];
+    double strength, test_acc, sparsity;
+    char score[16];
+    int32_t identified;
+    double margin;
+    double p_rank, p_perm, p_welch, p_mw;
+    double p_nway_rank, p_nway_perm, p_nway_welch, p_nway_mw;
+} store_row;
+
+/* Reads /summary of a merged file into a malloc'd array. */
+int store_read_summary(const char *path, store_row **rows, int64_t *n, char *err, size_t errlen);
+/* Reads a root attribute string ("config", "device", ...) into a malloc'd string, or NULL. */
+char *store_read_attr(const char *path, const char *name);
+
+#endif
