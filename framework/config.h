@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdint.h>
 
+#define PMI_VERSION "0.1.0"
 #define CFG_STR 256          /* capacity of every string field */
 #define CFG_MAX_ALPHAS 4
 #define CFG_MAX_ATTACKS 32
@@ -65,6 +66,7 @@ typedef struct {
     char scores[CFG_STR];       /* comma list of score kinds, see pmi_score_names */
     char decide[CFG_STR];       /* p-value used for the ownership decision (perm | rank | ...) */
     int independent;            /* independent models per seed and kind */
+    char indep_arch[CFG_STR];   /* architecture of the indep-arch models */
     /* [store] */
     int save_models;            /* 1: store model weights in the shard */
 } pmi_params;

@@ -14,11 +14,42 @@
  *            without ties (m*(N-1)m within limits), normal approximation with tie and continuity
  *            correction otherwise
  * N-way (for a verifier who does not trust the claimed k): every statistic's smallest p over
- * the N mini-datasets, Holm-corrected (= min over i of N * p_i, capped at 1). */
+ * the N mini-datasets, Holm-corrected (= min over i of N * p_i, capped at 1).
+ *
+ * Conventions, fixed here so results are reproducible and comparable with scipy:
+ *   - Scores never hold inf or NaN for finite or -inf inputs: a log-probability is clamped to
+ *     [PMI_LOGP_MIN, 0] before use (-inf, i.e. p underflowed to 0, reads as log(DBL_MIN); no
+ *     real log-softmax reaches that, so finite inputs are unchanged), and log(1 - p) is
+ *     computed stably (log(-expm1) or log1p(-exp)) and floored at PMI_LOG1MP_MIN = log(2^-24),
+ *     the resolution of 1 - p that a float log-softmax carries near p = 1 (it rounds log p to 0
+ *     there). So SCORE_LOGIT lies in [PMI_LOGP_MIN, -PMI_LOG1MP_MIN]. A NaN input, or a label
+ *     outside [0, classes), gives a NaN score for that sample.
+ *   - Permutation test: every permutation draws a uniform random m-subset of the N*m pooled
+ *     scores by a partial Fisher-Yates shuffle (gsl_rng_mt19937 seeded with `seed`; GSL maps
+ *     seed 0 to its default seed 4357). A permutation mean counts as >= the observed mean when
+ *     it is within 4 m DBL_EPSILON max|score| below it, so that rounding never breaks a tie.
+ *     For the N-way p-value one set of permutation means serves every i: under H0 the
+ *     distribution of a random m-subset mean is the same whichever i is tested.
+ *   - Welch: t = (mean x - mean y) / sqrt(vx/n1 + vy/n2) with sample variances, p = Q_t(t, df)
+ *     with the Welch-Satterthwaite df (as scipy.stats.ttest_ind(equal_var=False,
+ *     alternative='greater')). When both variances are 0 (scipy gives NaN) p is 0.5 if the
+ *     means are equal, 0 if mean x > mean y, 1 otherwise. NaN when n1 < 2 or n2 < 2.
+ *   - Mann-Whitney: U = rank sum of x (midranks) - n1(n1+1)/2; p = P(U >= U_obs). Exact (the
+ *     permutation distribution of the rank sum, counted by dynamic programming as scipy's
+ *     method='exact') when there are no ties and n1 + n2 <= PMI_MW_EXACT_MAX; otherwise the
+ *     normal approximation with tie and continuity correction, as scipy.stats.mannwhitneyu(x, y,
+ *     alternative='greater', method='asymptotic', use_continuity=True); when every value is tied
+ *     (zero variance) p = 1, as scipy.
+ *   - Functions that return a double return NAN on bad arguments (NULL, sizes out of range,
+ *     NaN data); pmi_verify() returns -1 and leaves a message for pmi_error(). */
 #ifndef PMI_PMI_H
 #define PMI_PMI_H
 #include <stddef.h>
 #include <stdint.h>
+
+#define PMI_LOGP_MIN    (-708.39641853226408)  /* log(DBL_MIN): floor of every log-probability */
+#define PMI_LOG1MP_MIN  (-16.635532333438686)  /* log(2^-24): floor of every log(1 - p) */
+#define PMI_MW_EXACT_MAX 60                    /* exact Mann-Whitney when n1 + n2 <= this, no ties */
 
 typedef enum {
     SCORE_LOSS = 0,     /* -CE = log p_y */
@@ -30,14 +61,15 @@ typedef enum {
     SCORE_COUNT
 } pmi_score_kind;
 
-const char *pmi_score_name(pmi_score_kind k);     /* "loss", "conf", ... */
+const char *pmi_score_name(pmi_score_kind k);     /* "loss", "conf", ...; "unknown" if out of range */
 int pmi_score_parse(const char *name);            /* -1 if unknown */
 
-/* out[i] = score of sample i, from logp (n, classes) row-major and labels y (n). */
+/* out[i] = score of sample i, from logp (n, classes) row-major and labels y (n). Nothing is
+ * written when a pointer is NULL, n < 1 or classes < 1; an unknown kind gives NaN scores. */
 void pmi_scores(pmi_score_kind kind, const float *logp, const int32_t *y, int64_t n, int classes, double *out);
 
 typedef enum { P_RANK = 0, P_PERM, P_WELCH, P_MW, P_COUNT } pmi_pvalue;
-const char *pmi_pvalue_name(pmi_pvalue p);        /* "rank", "perm", "welch", "mw" */
+const char *pmi_pvalue_name(pmi_pvalue p);        /* "rank", "perm", "welch", "mw"; "unknown" if out of range */
 int pmi_pvalue_parse(const char *name);           /* -1 if unknown */
 
 #define PMI_MAX_N 4096
@@ -45,7 +77,7 @@ int pmi_pvalue_parse(const char *name);           /* -1 if unknown */
 typedef struct {
     int N, m, k;
     int identified;             /* argmax of pooled mean (lowest index on ties) */
-    int identified_median;      /* argmax of pooled median */
+    int identified_median;      /* argmax of pooled median (lowest index on ties) */
     double margin;              /* (best mean - runner-up mean) / pooled std of all N*m scores */
     double p[P_COUNT];          /* one-sided p-values of D_k, indexed by pmi_pvalue */
     double p_nway[P_COUNT];     /* Holm-corrected smallest p over all N mini-datasets */
@@ -53,24 +85,38 @@ typedef struct {
 } pmi_result;
 
 /* Pooled statistics of scores (N, m) row-major. pool_mean, pool_median (optional, N) get each
- * mini-dataset's mean and median. Deterministic in seed. Returns 0, or -1 on bad arguments. */
+ * mini-dataset's mean and median. Deterministic in seed. Returns 0, or -1 on bad arguments
+ * (NULL scores or res, N outside [2, PMI_MAX_N], m < 1, k outside [0, N), permutations < 0, a
+ * non-finite score) or when memory runs out; pmi_error() then says which. permutations = 0
+ * skips the permutation test: p[P_PERM] and p_nway[P_PERM] are NAN, nway_index[P_PERM] is -1.
+ * The margin is 0 when all N*m scores are equal. */
 int pmi_verify(const double *scores, int N, int m, int k, int permutations, uint64_t seed,
                pmi_result *res, double *pool_mean, double *pool_median);
+/* The message of the calling thread's last failed pmi_verify() or pmi_perm_p() ("" if none). */
+const char *pmi_error(void);
 
 /* Single statistics, exposed for tests and for reuse (x: n1 samples, y: n2 samples). */
 double pmi_welch_greater(const double *x, int n1, const double *y, int n2);        /* H1: mean x > mean y */
 double pmi_mannwhitney_greater(const double *x, int n1, const double *y, int n2);  /* H1: x stochastically greater */
+/* rank / N with rank = 1 + #{i != k: pool_mean[i] >= pool_mean[k]}. */
 double pmi_rank_p(const double *pool_mean, int N, int k);
+/* The permutation p-value of pmi_verify() alone (same value for the same seed); NAN when
+ * permutations = 0 or the arguments are bad. */
 double pmi_perm_p(const double *scores, int N, int m, int k, int permutations, uint64_t seed);
-/* Holm-corrected minimum of n p-values (min_i min(1, n * p_i)); *argmin (optional) gets i. */
+/* Holm-corrected minimum of n p-values (min_i min(1, n * p_i)); *argmin (optional) gets i
+ * (lowest on ties). NaN entries are never the minimum but still count in n; if all are NaN
+ * (or p is NULL, n < 1) it returns NAN and *argmin gets -1. */
 double pmi_holm_min(const double *p, int n, int *argmin);
 
 /* ---- metrics over models --------------------------------------------------------- */
 /* ROC AUC of positives vs negatives on a score (higher = positive); ties count 1/2. */
 double pmi_auc(const double *pos, int npos, const double *neg, int nneg);
-/* True-positive rate at the threshold that gives false-positive rate <= fpr on neg. */
+/* True-positive rate at the threshold that gives false-positive rate <= fpr on neg: a sample
+ * is claimed when its score is > t; t is the lowest value (over the extended reals) with
+ * #{neg > t} / nneg <= fpr, and the result is #{pos > t} / npos. fpr >= 1 gives 1. */
 double pmi_tpr_at_fpr(const double *pos, int npos, const double *neg, int nneg, double fpr);
-/* Mean and the half-width of the 95% t confidence interval (GSL t quantile); n < 2: half = NAN. */
+/* Mean and the half-width of the 95% t confidence interval (GSL t quantile); n < 2: half = NAN,
+ * n < 1 or x NULL: mean = NAN too. Either output may be NULL. */
 void pmi_mean_ci95(const double *x, int n, double *mean, double *half);
 
 #endif

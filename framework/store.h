@@ -59,7 +59,7 @@ typedef struct {
     store_eval *evals; int n_evals;
     /* optional weights ([store] save_models): n_tensors names/shapes/data */
     int n_tensors;
-    const char **tensor_names;
+    const char *const *tensor_names;
     const int64_t *tensor_numel;
     const float *const *tensor_data;
 } store_job;
@@ -72,9 +72,23 @@ int store_shard_complete(const char *path);
 /* Merges every complete *.h5 in shard_dir into out_path (atomically replaced). */
 int store_merge(const char *shard_dir, const char *out_path, const store_provenance *prov,
                 char *err, size_t errlen);
+/* store_merge() with counts. Shards are taken in file-name order; each one's /jobs/<id>
+ * groups are copied and its /summary rows appended. The root attributes come from prov; when
+ * prov->config is NULL the config text of the first merged shard is used. *n_merged (optional)
+ * gets the number of shards merged; *n_skipped (optional) the number left out: temporary files
+ * ("*.h5.tmp-*") and *.h5 files that are not complete shards of this schema version (out_path
+ * itself, if it lies in shard_dir, is neither). A job id present in two shards, or a folder
+ * without any complete shard, is an error. Returns 0, or -1 with err and out_path untouched. */
+int store_merge_ex(const char *shard_dir, const char *out_path, const store_provenance *prov,
+                   int *n_merged, int *n_skipped, char *err, size_t errlen);
 /* Opens path read-only and checks its schema version; -1 with a message naming both versions
- * (or why it cannot be read) otherwise. Returns an hid_t >= 0 as int64_t. */
+ * (or why it cannot be read) otherwise. Returns an hid_t >= 0 as int64_t; close it with
+ * store_close() (or H5Fclose). */
 int64_t store_open(const char *path, char *err, size_t errlen);
+/* Closes a file opened by store_open(). No operation is performed if file < 0. */
+void store_close(int64_t file);
+/* Closes a handle from store_open(); negative handles are ignored. */
+void store_close(int64_t h);
 
 /* One /summary row: one model, one evaluation, one score kind. */
 typedef struct {
@@ -91,9 +105,12 @@ typedef struct {
     double p_nway_rank, p_nway_perm, p_nway_welch, p_nway_mw;
 } store_row;
 
-/* Reads /summary of a merged file into a malloc'd array. */
+/* Reads /summary of a shard or merged file (after the store_open() version check) into a
+ * malloc'd array of *n rows (*rows is NULL when the table is empty). Returns 0, or -1 with err. */
 int store_read_summary(const char *path, store_row **rows, int64_t *n, char *err, size_t errlen);
-/* Reads a root attribute string ("config", "device", ...) into a malloc'd string, or NULL. */
+/* Reads a root attribute string ("device", "started", ...) into a malloc'd string, or NULL.
+ * "config" is stored as the root dataset /config: a name that is not a root attribute is
+ * looked up as a scalar string dataset at the root. NULL also for a non-string attribute. */
 char *store_read_attr(const char *path, const char *name);
 
 #endif

@@ -1,0 +1,414 @@
+/* attack: the attack table, the expansion of [attack.<name>] sections, and applying a
+ * setting to a copy of a model (see attack.h). */
+#include "attack.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Every parameter any attack takes: default, range, and for enums the choice list. */
+typedef struct {
+    const char *key;
+    double def, min, max;
+    const char *choices;   /* "sgd|adam": the value is the choice's index; NULL: a number */
+    int is_arch;           /* value is an architecture name ("" = the victim's) */
+    const char *help;
+} param_info;
+
+static const param_info param_table[] = {
+    {"epochs", 5, 0, 10000, NULL, 0, "training epochs"},
+    {"lr", 0.01, 1e-8, 10, NULL, 0, "learning rate"},
+    {"optimizer", 0, 0, 1, "sgd|adam", 0, "optimizer"},
+    {"momentum", 0.9, 0, 0.999, NULL, 0, "SGD momentum"},
+    {"batch_size", 64, 1, 1 << 20, NULL, 0, "mini-batch size"},
+    {"fraction", 1, 1e-6, 1, NULL, 0, "fraction of the attacker's data used"},
+    {"sparsity", 0.5, 0, 0.999, NULL, 0, "fraction of weights set to zero"},
+    {"global", 1, 0, 1, NULL, 0, "1: rank all layers together; 0: prune each layer to the sparsity"},
+    {"temperature", 4, 0.01, 1000, NULL, 0, "softmax temperature T of the soft labels"},
+    {"alpha", 0.9, 0, 1, NULL, 0, "weight of the soft-label loss (1-alpha on the true labels)"},
+    {"arch", 0, 0, 0, NULL, 1, "student architecture (default: the victim's)"},
+    {"width", 0, 0, 4096, NULL, 0, "student width (0: the arch's default)"},
+    {"bits", 8, 1, 16, NULL, 0, "bits per weight (2^bits levels per tensor)"},
+    {"sigma", 0.1, 0, 100, NULL, 0, "noise std relative to each tensor's std"},
+};
+enum { N_PARAMS = sizeof param_table / sizeof param_table[0] };
+
+typedef struct attack_kind {
+    const char *name;
+    const char *params;    /* space-separated keys of param_table */
+    const char *help;
+    int (*apply)(const struct attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed);
+} attack_kind;
+
+#define FT_PARAMS "epochs lr optimizer momentum batch_size fraction"
+static int apply_finetune(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed);
+static int apply_prune(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed);
+static int apply_distill(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed);
+static int apply_quantize(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed);
+static int apply_noise(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed);
+
+static const attack_kind kinds[] = {
+    {"ftll", FT_PARAMS, "fine-tune the last layer only on the attacker's data", apply_finetune},
+    {"ftal", FT_PARAMS, "fine-tune all layers", apply_finetune},
+    {"rtll", FT_PARAMS, "re-initialise the last layer, train it only", apply_finetune},
+    {"rtal", FT_PARAMS, "re-initialise the last layer, train all layers", apply_finetune},
+    {"prune", "sparsity global", "unstructured magnitude pruning", apply_prune},
+    {"fineprune", "sparsity global " FT_PARAMS, "prune, then fine-tune all layers with the mask fixed", apply_prune},
+    {"distill", "temperature alpha arch width " FT_PARAMS, "train a fresh student on the victim's soft labels", apply_distill},
+    {"extract", "arch width " FT_PARAMS, "train a fresh student on the victim's hard labels (label-only)", apply_distill},
+    {"quantize", "bits", "uniform per-tensor weight quantisation", apply_quantize},
+    {"noise", "sigma", "Gaussian weight noise relative to each tensor's std", apply_noise},
+};
+enum { N_KINDS = sizeof kinds / sizeof kinds[0] };
+
+static const param_info *param_find(const char *key) {
+    for (int i = 0; i < N_PARAMS; i++)
+        if (!strcmp(param_table[i].key, key)) return &param_table[i];
+    return NULL;
+}
+
+static int kind_find(const char *name) {
+    for (int i = 0; i < N_KINDS; i++)
+        if (!strcmp(kinds[i].name, name)) return i;
+    return -1;
+}
+
+static int kind_takes(const attack_kind *k, const char *key) {
+    size_t n = strlen(key);
+    for (const char *p = k->params; (p = strstr(p, key)); p += n)
+        if ((p == k->params || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0)) return 1;
+    return 0;
+}
+
+/* The value of key in step s, or its default. */
+static double step_num(const attack_step *s, const char *key) {
+    for (int i = 0; i < s->n_params; i++)
+        if (!strcmp(s->params[i].key, key)) return s->params[i].value;
+    const param_info *pi = param_find(key);
+    return pi ? pi->def : NAN;
+}
+
+static const char *step_text(const attack_step *s, const char *key) {
+    for (int i = 0; i < s->n_params; i++)
+        if (!strcmp(s->params[i].key, key)) return s->params[i].text;
+    return "";
+}
+
+/* Parses one value of parameter pi into ap. Returns 0 or -1 with err naming where. */
+static int parse_value(const param_info *pi, const char *text, const char *where, const char *sec,
+                       attack_param *ap, char *err, size_t errlen) {
+    snprintf(ap->key, sizeof ap->key, "%s", pi->key);
+    snprintf(ap->text, sizeof ap->text, "%s", text);
+    if (pi->is_arch) {
+        for (int i = 0; i < nn_arch_count(); i++)
+            if (!strcmp(text, nn_arch_name(i))) { ap->value = i; return 0; }
+        snprintf(err, errlen, "%s: [%s] %s: unknown architecture '%s'", where, sec, pi->key, text);
+        return -1;
+    }
+    if (pi->choices) {
+        char buf[128];
+        snprintf(buf, sizeof buf, "%s", pi->choices);
+        int i = 0;
+        for (char *sv = NULL, *t = strtok_r(buf, "|", &sv); t; t = strtok_r(NULL, "|", &sv), i++)
+            if (!strcmp(t, text)) { ap->value = i; return 0; }
+        snprintf(err, errlen, "%s: [%s] %s: expected one of %s, got '%s'", where, sec, pi->key, pi->choices, text);
+        return -1;
+    }
+    char *end;
+    double v = strtod(text, &end);
+    if (end == text || *end || isnan(v) || v < pi->min || v > pi->max) {
+        snprintf(err, errlen, "%s: [%s] %s: expected a number in [%g, %g], got '%s'", where, sec, pi->key, pi->min, pi->max, text);
+        return -1;
+    }
+    ap->value = v;
+    return 0;
+}
+
+/* One section's keys split into values: axes[i] has nvals[i] comma-separated values. */
+typedef struct {
+    const char *keys[ATTACK_MAX_PARAMS];
+    char vals[ATTACK_MAX_PARAMS][16][64];
+    int nvals[ATTACK_MAX_PARAMS];
+    const char *where[ATTACK_MAX_PARAMS];
+    int n;
+    int kind;
+    int combos;
+} section_spec;
+
+static int split_list(const char *v, char out[16][64]) {
+    char buf[1024];
+    int n = 0;
+    snprintf(buf, sizeof buf, "%s", v);
+    for (char *sv = NULL, *t = strtok_r(buf, ",", &sv); t && n < 16; t = strtok_r(NULL, ",", &sv)) {
+        while (*t == ' ') t++;
+        size_t l = strlen(t);
+        while (l && t[l - 1] == ' ') t[--l] = 0;
+        snprintf(out[n++], 64, "%s", t);
+    }
+    return n;
+}
+
+/* Reads and checks a typed section (not a chain). */
+static int read_section(const cfg *c, const char *sec, section_spec *ss, char *err, size_t errlen) {
+    const char *keys[64], *where = NULL;
+    int nk = cfg_keys(c, sec, keys, 64);
+    const char *type = cfg_get(c, sec, "type", &where);
+    memset(ss, 0, sizeof *ss);
+    if (!type) {
+        cfg_get(c, sec, nk ? keys[0] : "", &where);
+        snprintf(err, errlen, "%s: [%s]: missing 'type' (or 'chain'); types: ftll ftal rtll rtal prune fineprune distill extract quantize noise",
+                 where ? where : "config", sec);
+        return -1;
+    }
+    if ((ss->kind = kind_find(type)) < 0) {
+        snprintf(err, errlen, "%s: [%s] type: unknown attack type '%s' (known: ftll ftal rtll rtal prune fineprune distill extract quantize noise)", where, sec, type);
+        return -1;
+    }
+    ss->combos = 1;
+    for (int i = 0; i < nk; i++) {
+        if (!strcmp(keys[i], "type") || !strcmp(keys[i], "enabled")) continue;
+        const char *v = cfg_get(c, sec, keys[i], &where);
+        if (!kind_takes(&kinds[ss->kind], keys[i])) {
+            snprintf(err, errlen, "%s: [%s] unknown parameter '%s' for type %s (takes: %s)", where, sec, keys[i], type, kinds[ss->kind].params);
+            return -1;
+        }
+        if (ss->n == ATTACK_MAX_PARAMS) { snprintf(err, errlen, "%s: [%s]: too many parameters", where, sec); return -1; }
+        int j = ss->n++;
+        ss->keys[j] = keys[i];
+        ss->where[j] = where;
+        ss->nvals[j] = split_list(v, ss->vals[j]);
+        if (ss->nvals[j] == 0) { snprintf(err, errlen, "%s: [%s] %s: empty value", where, sec, keys[i]); return -1; }
+        for (int q = 0; q < ss->nvals[j]; q++) {
+            attack_param ap;
+            if (parse_value(param_find(keys[i]), ss->vals[j][q], where, sec, &ap, err, errlen)) return -1;
+        }
+        ss->combos *= ss->nvals[j];
+    }
+    return 0;
+}
+
+/* Step for combination `combo` (mixed radix, first key slowest). Sets strength from the first axis. */
+static void make_step(const section_spec *ss, int combo, attack_step *st, const char **skey, double *strength) {
+    char err[8];
+    memset(st, 0, sizeof *st);
+    st->type = ss->kind;
+    *skey = NULL; *strength = NAN;
+    int rem = combo;
+    for (int j = ss->n - 1; j >= 0; j--) {
+        int q = rem % ss->nvals[j];
+        rem /= ss->nvals[j];
+        attack_param *ap = &st->params[j];
+        parse_value(param_find(ss->keys[j]), ss->vals[j][q], "", "", ap, err, sizeof err);
+    }
+    st->n_params = ss->n;
+    for (int j = 0; j < ss->n; j++)
+        if (ss->nvals[j] > 1) { *skey = ss->keys[j]; *strength = st->params[j].value; return; }
+    /* no sweep: the strength is the type's first parameter */
+    static char first[32];
+    snprintf(first, sizeof first, "%.*s", (int)strcspn(kinds[ss->kind].params, " "), kinds[ss->kind].params);
+    *skey = first;
+    *strength = step_num(st, first);
+}
+
+static void append_label(char *label, size_t len, const attack_step *st) {
+    const attack_kind *k = &kinds[st->type];
+    char keys[256];
+    snprintf(keys, sizeof keys, "%s", k->params);
+    for (char *sv = NULL, *t = strtok_r(keys, " ", &sv); t; t = strtok_r(NULL, " ", &sv)) {
+        size_t used = strlen(label);
+        const param_info *pi = param_find(t);
+        const char *text = step_text(st, t);
+        if (pi->is_arch || pi->choices)
+            snprintf(label + used, len - used, "%s%s=%s", used ? "," : "", t,
+                     *text ? text : pi->is_arch ? "victim" : "sgd");
+        else
+            snprintf(label + used, len - used, "%s%s=%g", used ? "," : "", t, step_num(st, t));
+    }
+}
+
+static int grow(attack_setting **v, int n, int *cap) {
+    if (n < *cap) return 0;
+    attack_setting *nv = realloc(*v, sizeof **v * (size_t)(*cap = *cap ? *cap * 2 : 16));
+    if (!nv) return -1;
+    *v = nv;
+    return 0;
+}
+
+static int plan_chain(const cfg *c, const char *sec, const char *chain, const char *where,
+                      attack_setting *a, char *err, size_t errlen) {
+    char steps[16][64];
+    int ns = split_list(chain, steps);
+    if (ns < 1 || ns > ATTACK_MAX_STEPS) {
+        snprintf(err, errlen, "%s: [%s] chain: expected 1 to %d attack names", where, sec, ATTACK_MAX_STEPS);
+        return -1;
+    }
+    memset(a, 0, sizeof *a);
+    snprintf(a->name, sizeof a->name, "%s", sec + 7);
+    a->strength = NAN;
+    for (int i = 0; i < ns; i++) {
+        char ref[128];
+        snprintf(ref, sizeof ref, "attack.%s", steps[i]);
+        section_spec ss;
+        const char *keys[1];
+        if (cfg_keys(c, ref, keys, 1) == 0) {
+            snprintf(err, errlen, "%s: [%s] chain: no section [%s]", where, sec, ref);
+            return -1;
+        }
+        if (read_section(c, ref, &ss, err, errlen)) return -1;
+        if (ss.combos != 1) {
+            snprintf(err, errlen, "%s: [%s] chain: step [%s] has a comma list; chain steps take single values", where, sec, ref);
+            return -1;
+        }
+        const char *skey; double strength;
+        make_step(&ss, 0, &a->steps[a->n_steps++], &skey, &strength);
+        size_t l = strlen(a->type);
+        snprintf(a->type + l, sizeof a->type - l, "%s%s", l ? "+" : "", kinds[ss.kind].name);
+        l = strlen(a->label);
+        snprintf(a->label + l, sizeof a->label - l, "%s%s:", l ? ";" : "", kinds[ss.kind].name);
+        append_label(a->label, sizeof a->label, &a->steps[a->n_steps - 1]);
+    }
+    return 0;
+}
+
+int attack_plan(const cfg *c, attack_setting **out, int *n, char *err, size_t errlen) {
+    attack_setting *v = NULL;
+    int count = 0, cap = 0, ns = cfg_section_count(c, "attack.");
+    for (int i = 0; i < ns; i++) {
+        const char *sec = cfg_section_name(c, "attack.", i), *where = NULL;
+        const char *en = cfg_get(c, sec, "enabled", &where);
+        if (en && strcmp(en, "0") && strcmp(en, "1")) {
+            snprintf(err, errlen, "%s: [%s] enabled: expected 0 or 1, got '%s'", where, sec, en);
+            free(v); return -1;
+        }
+        const char *chain = cfg_get(c, sec, "chain", &where);
+        if (chain) {
+            if (grow(&v, count, &cap) || plan_chain(c, sec, chain, where, &v[count], err, errlen)) { free(v); return -1; }
+            if (!en || strcmp(en, "0")) count++;
+            continue;
+        }
+        section_spec ss;
+        if (read_section(c, sec, &ss, err, errlen)) { free(v); return -1; }
+        if (en && !strcmp(en, "0")) continue;
+        for (int combo = 0; combo < ss.combos; combo++) {
+            if (grow(&v, count, &cap)) { free(v); snprintf(err, errlen, "out of memory"); return -1; }
+            attack_setting *a = &v[count++];
+            memset(a, 0, sizeof *a);
+            const char *skey;
+            snprintf(a->name, sizeof a->name, "%s", sec + 7);
+            snprintf(a->type, sizeof a->type, "%s", kinds[ss.kind].name);
+            make_step(&ss, combo, &a->steps[0], &skey, &a->strength);
+            a->n_steps = 1;
+            if (skey) snprintf(a->strength_key, sizeof a->strength_key, "%s", skey);
+            append_label(a->label, sizeof a->label, &a->steps[0]);
+        }
+    }
+    *out = v; *n = count;
+    return 0;
+}
+
+/* ---- applying ---------------------------------------------------------------------- */
+static nn_train_params step_train(const attack_step *s, uint64_t seed) {
+    nn_train_params tp = nn_train_default_params();
+    tp.epochs = (int)step_num(s, "epochs");
+    tp.lr = step_num(s, "lr");
+    tp.optimizer = step_num(s, "optimizer") == 1 ? NN_ADAM : NN_SGD;
+    tp.momentum = step_num(s, "momentum");
+    tp.batch_size = (int)step_num(s, "batch_size");
+    tp.seed = seed;
+    return tp;
+}
+
+/* The first `fraction` of the attacker's data (the split is already random). */
+static int attacker_part(const attack_ctx *ctx, double fraction, nn_data **out) {
+    int64_t n = nn_data_size(ctx->attacker), k = (int64_t)ceil(fraction * (double)n);
+    if (k < 1) k = 1;
+    int64_t *idx = malloc(sizeof *idx * (size_t)k);
+    if (!idx) return -1;
+    for (int64_t i = 0; i < k; i++) idx[i] = i;
+    int rc = nn_data_subset(ctx->attacker, idx, k, out) == NN_OK ? 0 : -1;
+    free(idx);
+    return rc;
+}
+
+static int finetune(const attack_step *s, nn_model *m, const attack_ctx *ctx, uint64_t seed, nn_trainable which) {
+    nn_data *d = NULL;
+    if (!ctx->attacker || attacker_part(ctx, step_num(s, "fraction"), &d)) return -1;
+    nn_train_params tp = step_train(s, seed);
+    tp.trainable = which;
+    int rc = nn_train(m, d, &tp, NULL) == NN_OK ? 0 : -1;
+    nn_data_free(d);
+    return rc;
+}
+
+static int apply_finetune(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed) {
+    int reinit = k->name[0] == 'r', last = !strcmp(k->name + 2, "ll");
+    if (reinit && nn_reinit_last(*m, seed) != NN_OK) return -1;
+    return finetune(s, *m, ctx, seed + 1, last ? NN_TRAIN_LAST : NN_TRAIN_ALL);
+}
+
+static int apply_prune(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed) {
+    if (nn_prune(*m, step_num(s, "sparsity"), (int)step_num(s, "global"), NULL) != NN_OK) return -1;
+    return strcmp(k->name, "fineprune") ? 0 : finetune(s, *m, ctx, seed, NN_TRAIN_ALL);
+}
+
+static int apply_distill(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed) {
+    nn_model_spec spec = ctx->spec;
+    const char *arch = step_text(s, "arch");
+    if (*arch) { spec.arch = arch; spec.width = (int)step_num(s, "width"); }
+    spec.seed = seed;
+    nn_model *student = NULL;
+    nn_data *d = NULL;
+    if (!ctx->attacker || nn_model_create(&spec, &student) != NN_OK) return -1;
+    if (attacker_part(ctx, step_num(s, "fraction"), &d)) { nn_model_free(student); return -1; }
+    nn_train_params tp = step_train(s, seed + 1);
+    nn_distill_params dp = { .temperature = step_num(s, "temperature"), .alpha = step_num(s, "alpha"),
+                             .hard = !strcmp(k->name, "extract") };
+    nn_status st = nn_distill(student, *m, d, &tp, &dp, NULL);
+    nn_data_free(d);
+    if (st != NN_OK) { nn_model_free(student); return -1; }
+    nn_model_free(*m);
+    *m = student;
+    return 0;
+}
+
+static int apply_quantize(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed) {
+    return nn_quantize(*m, (int)step_num(s, "bits")) == NN_OK ? 0 : -1;
+}
+
+static int apply_noise(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed) {
+    return nn_add_noise(*m, step_num(s, "sigma"), seed) == NN_OK ? 0 : -1;
+}
+
+int attack_apply(const attack_setting *a, const nn_model *victim, const attack_ctx *ctx,
+                 nn_model **out, char *err, size_t errlen) {
+    nn_model *m = NULL;
+    if (nn_model_copy(victim, &m) != NN_OK) {
+        snprintf(err, errlen, "attack %s: copying the model: %s", a->name, nn_last_error());
+        return -1;
+    }
+    for (int i = 0; i < a->n_steps; i++) {
+        const attack_kind *k = &kinds[a->steps[i].type];
+        if (k->apply(k, &a->steps[i], &m, ctx, ctx->seed + 1000u * (uint64_t)i)) {
+            snprintf(err, errlen, "attack %s (%s): %s", a->name, k->name,
+                     ctx->attacker ? nn_last_error() : "needs attacker data (data.n_attacker > 0)");
+            nn_model_free(m);
+            return -1;
+        }
+    }
+    *out = m;
+    return 0;
+}
+
+void attack_print_help(FILE *out) {
+    fprintf(out, "Attack types, used as [attack.<name>] type = <type> with the parameters below.\n"
+                 "A comma list on a parameter sweeps it; `chain = a,b` applies sections a then b;\n"
+                 "`enabled = 0` skips a section.\n\n");
+    for (int i = 0; i < N_KINDS; i++)
+        fprintf(out, "  %-10s %s\n             parameters: %s\n", kinds[i].name, kinds[i].help, kinds[i].params);
+    fprintf(out, "\nParameters:\n");
+    for (int i = 0; i < N_PARAMS; i++) {
+        const param_info *p = &param_table[i];
+        if (p->is_arch) fprintf(out, "  %-12s %-22s %s\n", p->key, "arch name", p->help);
+        else if (p->choices) fprintf(out, "  %-12s %-22s %s (default %s)\n", p->key, p->choices, p->help, "sgd");
+        else fprintf(out, "  %-12s [%g, %g] default %-6g %s\n", p->key, p->min, p->max, p->def, p->help);
+    }
+}

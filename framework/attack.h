@@ -1,0 +1,65 @@
+/* attack: the table of model-modification attacks and their expansion from [attack.<name>].
+ *
+ * An [attack.<name>] section has `type = <type>` (or `chain = a,b,...` naming other attack
+ * sections, applied in order) and that type's parameters. A comma list on a parameter is a
+ * sweep: the section expands into one setting per combination, and the first swept
+ * parameter is the setting's "strength" (the x axis of robustness plots). Sections with
+ * `enabled = 0` are skipped. Every setting is applied to a copy of the victim model; the
+ * runner evaluates the result exactly like an un-attacked model.
+ *
+ * Types (one table in attack.c, printed by `pmi attacks`): ftll, ftal, rtll, rtal
+ * (fine-tuning variants), prune (magnitude, global or per layer), fineprune (prune then
+ * fine-tune all layers with the mask fixed), distill (soft labels, T and alpha), extract
+ * (hard labels only), quantize (bits), noise (sigma relative to each tensor's std). */
+#ifndef PMI_ATTACK_H
+#define PMI_ATTACK_H
+#include <stddef.h>
+#include <stdio.h>
+#include "config.h"
+#include "nn.h"
+
+#define ATTACK_MAX_STEPS 4
+#define ATTACK_MAX_PARAMS 12
+
+typedef struct {
+    char key[32];
+    double value;
+    char text[CFG_STR];          /* for string parameters (student arch, optimizer) */
+} attack_param;
+
+typedef struct {
+    int type;                    /* index into the type table */
+    attack_param params[ATTACK_MAX_PARAMS];
+    int n_params;
+} attack_step;
+
+typedef struct {
+    char name[64];               /* section name without "attack." */
+    char type[64];               /* type, or "prune+ftal" for chains */
+    char label[256];             /* "sparsity=0.5,global=1" (all parameters, for the record) */
+    char strength_key[32];       /* swept parameter, "" if none */
+    double strength;             /* its value, NAN if none */
+    attack_step steps[ATTACK_MAX_STEPS];
+    int n_steps;
+} attack_setting;
+
+/* Expands every enabled [attack.*] section of c into settings (malloc'd). Errors name
+ * file:line and the key: unknown type, unknown parameter, bad value. */
+int attack_plan(const cfg *c, attack_setting **out, int *n, char *err, size_t errlen);
+
+/* The context an attack may use: the attacker's data and the training defaults. */
+typedef struct {
+    const nn_data *attacker;     /* the attacker's split on the model's device */
+    const pmi_params *p;         /* experiment parameters (input shape comes from spec) */
+    nn_model_spec spec;          /* the victim's spec (students reuse shape and device) */
+    uint64_t seed;
+} attack_ctx;
+
+/* Applies setting a to a deep copy of victim; *out is the attacked model. */
+int attack_apply(const attack_setting *a, const nn_model *victim, const attack_ctx *ctx,
+                 nn_model **out, char *err, size_t errlen);
+
+/* Prints every attack type with its parameters, defaults and ranges. */
+void attack_print_help(FILE *out);
+
+#endif

@@ -1,0 +1,215 @@
+/* main: the `pmi` command line. One function per command; each parses its own options with
+ * getopt_long, reports errors once with context, and picks the exit code:
+ *   0 ok, 1 runtime failure, 2 usage or configuration error, 3 interrupted (run again to resume). */
+#include "attack.h"
+#include "config.h"
+#include "nn.h"
+#include "plan.h"
+#include "report.h"
+#include "runner.h"
+#include "store.h"
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *usage;
+    const char *help;
+} command;
+
+static int cmd_help(int argc, char **argv);
+
+/* Loads a config file and applies -s overrides; validates. Returns NULL after printing the error. */
+static cfg *load_config(const char *path, char **sets, int nsets) {
+    char err[1024];
+    cfg *c = cfg_create();
+    if (!c) { fprintf(stderr, "pmi: out of memory\n"); return NULL; }
+    int bad = cfg_load(c, path, err, sizeof err);
+    for (int i = 0; !bad && i < nsets; i++) bad = cfg_override(c, sets[i], err, sizeof err);
+    if (!bad) bad = cfg_validate(c, err, sizeof err);
+    if (!bad) {
+        attack_setting *a = NULL; int n = 0;
+        bad = attack_plan(c, &a, &n, err, sizeof err);
+        free(a);
+    }
+    if (bad) { fprintf(stderr, "pmi: %s\n", err); cfg_free(c); return NULL; }
+    return c;
+}
+
+/* Shared option parsing for commands that take <config.ini> [-s sec.key=val ...]. */
+typedef struct { char *sets[64]; int nsets; } set_list;
+static int add_set(set_list *s, char *v) {
+    if (s->nsets == 64) { fprintf(stderr, "pmi: too many -s options (max 64)\n"); return -1; }
+    s->sets[s->nsets++] = v;
+    return 0;
+}
+
+static int cmd_run(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"set", required_argument, 0, 's'}, {"shard", required_argument, 0, 'S'},
+        {"force", no_argument, 0, 'f'}, {"threads", required_argument, 0, 't'},
+        {"no-merge", no_argument, 0, 'M'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    set_list sl = {0};
+    runner_options o = {0, 1, 0, 0, 0};
+    for (int ch; (ch = getopt_long(argc, argv, "s:S:ft:Mh", opts, NULL)) != -1;) {
+        switch (ch) {
+        case 's': if (add_set(&sl, optarg)) return 2; break;
+        case 'S':
+            if (sscanf(optarg, "%d/%d", &o.slice, &o.nslices) != 2 || o.nslices < 1 || o.slice < 0 || o.slice >= o.nslices) {
+                fprintf(stderr, "pmi run: --shard '%s': expected i/n with 0 <= i < n\n", optarg);
+                return 2;
+            }
+            break;
+        case 'f': o.force = 1; break;
+        case 't': o.threads = atoi(optarg); break;
+        case 'M': o.no_merge = 1; break;
+        case 'h': return cmd_help(2, (char *[]){"help", "run"}), 0;
+        default: return 2;
+        }
+    }
+    if (optind + 1 != argc) { fprintf(stderr, "pmi run: expected one config file (pmi run --help)\n"); return 2; }
+    cfg *c = load_config(argv[optind], sl.sets, sl.nsets);
+    if (!c) return 2;
+    runner_install_signals();
+    runner_summary s;
+    char err[1024];
+    runner_status rs = runner_run(c, &o, &s, err, sizeof err);
+    cfg_free(c);
+    if (rs == RUN_ERROR) { fprintf(stderr, "pmi run: %s\n", err); return 1; }
+    if (rs == RUN_INTERRUPTED) return 3;
+    fprintf(stderr, "pmi: %d jobs done (%d trained, %d already complete); shards in %s\n",
+            s.jobs_done, s.jobs_trained, s.jobs_skipped, s.shard_dir);
+    if (s.results_path[0]) printf("%s\n", s.results_path);
+    return 0;
+}
+
+static int cmd_plan(int argc, char **argv) {
+    static const struct option opts[] = {{"set", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    set_list sl = {0};
+    for (int ch; (ch = getopt_long(argc, argv, "s:h", opts, NULL)) != -1;) {
+        if (ch == 's') { if (add_set(&sl, optarg)) return 2; }
+        else if (ch == 'h') return cmd_help(2, (char *[]){"help", "plan"}), 0;
+        else return 2;
+    }
+    if (optind + 1 != argc) { fprintf(stderr, "pmi plan: expected one config file\n"); return 2; }
+    cfg *c = load_config(argv[optind], sl.sets, sl.nsets);
+    if (!c) return 2;
+    char err[1024];
+    plan_job *jobs = NULL; int n = 0;
+    attack_setting *a = NULL; int na = 0;
+    if (plan_build(c, &jobs, &n, err, sizeof err) || attack_plan(c, &a, &na, err, sizeof err)) {
+        fprintf(stderr, "pmi plan: %s\n", err); cfg_free(c); return 2;
+    }
+    printf("# %d jobs, each evaluated un-attacked and under %d attack settings\n", n, na);
+    printf("# job_id\tpoint\tseed\trole\treplica\tsweep\n");
+    for (int j = 0; j < n; j++) {
+        char label[256];
+        cfg_point_label(c, jobs[j].point, label, sizeof label);
+        printf("%s\t%d\t%d\t%s\t%d\t%s\n", jobs[j].id, jobs[j].point, jobs[j].seed,
+               plan_roles[jobs[j].role].name, jobs[j].replica, label);
+    }
+    for (int i = 0; i < na; i++) printf("# attack %s: %s %s\n", a[i].name, a[i].type, a[i].label);
+    free(jobs); free(a); cfg_free(c);
+    return 0;
+}
+
+static int cmd_merge(int argc, char **argv) {
+    if (argc != 3 || !strcmp(argv[1], "--help")) {
+        fprintf(argc == 2 ? stdout : stderr, "usage: pmi merge <shard_dir> <out.h5>\n");
+        return argc == 2 ? 0 : 2;
+    }
+    char err[1024];
+    store_provenance prov = {0};
+    snprintf(prov.pmi_version, sizeof prov.pmi_version, "%s", PMI_VERSION);
+    snprintf(prov.git_commit, sizeof prov.git_commit, "%s", PMI_GIT_COMMIT);
+    snprintf(prov.torch_version, sizeof prov.torch_version, "%s", nn_torch_version());
+    if (store_merge(argv[1], argv[2], &prov, err, sizeof err)) { fprintf(stderr, "pmi merge: %s\n", err); return 1; }
+    printf("%s\n", argv[2]);
+    return 0;
+}
+
+static int cmd_report(int argc, char **argv) {
+    static const struct option opts[] = {{"format", required_argument, 0, 'f'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    report_format fmt = REPORT_MD;
+    for (int ch; (ch = getopt_long(argc, argv, "f:h", opts, NULL)) != -1;) {
+        if (ch == 'f') {
+            if (report_format_parse(optarg, &fmt)) { fprintf(stderr, "pmi report: --format '%s': expected md, csv or latex\n", optarg); return 2; }
+        } else if (ch == 'h') return cmd_help(2, (char *[]){"help", "report"}), 0;
+        else return 2;
+    }
+    if (optind + 1 != argc) { fprintf(stderr, "pmi report: expected one results file\n"); return 2; }
+    char err[1024];
+    if (report_print(argv[optind], fmt, stdout, err, sizeof err)) { fprintf(stderr, "pmi report: %s\n", err); return 1; }
+    return 0;
+}
+
+static int cmd_config(int argc, char **argv) {
+    cfg_print_help(stdout);
+    return 0;
+}
+
+static int cmd_attacks(int argc, char **argv) {
+    attack_print_help(stdout);
+    return 0;
+}
+
+static int cmd_info(int argc, char **argv) {
+    nn_device dev;
+    char name[128];
+    nn_set_threads(0);
+    printf("pmi %s (commit %s), libtorch %s, results schema %d\n", PMI_VERSION, PMI_GIT_COMMIT, nn_torch_version(), STORE_SCHEMA_VERSION);
+    if (nn_device_resolve(0, &dev, name, sizeof name) == NN_OK) printf("device (auto): %s\n", name);
+    printf("architectures:");
+    for (int i = 0; i < nn_arch_count(); i++) printf(" %s", nn_arch_name(i));
+    printf("\n");
+    return 0;
+}
+
+static const command commands[] = {
+    {"run", cmd_run, "pmi run <config.ini> [-s sec.key=val ...] [--shard i/n] [--force] [--threads n] [--no-merge]",
+     "train and verify every job of the experiment; resumes from complete shards; merges at the end"},
+    {"plan", cmd_plan, "pmi plan <config.ini> [-s sec.key=val ...]", "list the jobs and attack settings without running"},
+    {"merge", cmd_merge, "pmi merge <shard_dir> <out.h5>", "join complete shards into one results file"},
+    {"report", cmd_report, "pmi report <results.h5> [--format md|csv|latex]", "print the paper-style tables"},
+    {"config", cmd_config, "pmi config --help", "every configuration key: type, default, range, help"},
+    {"attacks", cmd_attacks, "pmi attacks", "every attack type and its parameters"},
+    {"info", cmd_info, "pmi info", "versions, device, architectures"},
+};
+static const int n_commands = sizeof commands / sizeof commands[0];
+
+static int cmd_help(int argc, char **argv) {
+    for (int i = 0; argc > 1 && i < n_commands; i++)
+        if (!strcmp(argv[1], commands[i].name)) {
+            printf("usage: %s\n  %s\n", commands[i].usage, commands[i].help);
+            if (!strcmp(argv[1], "run"))
+                printf("  -s, --set sec.key=val  override a config key (repeatable)\n"
+                       "  --shard i/n            run only jobs j with j %% n == i (Slurm arrays)\n"
+                       "  --force                retrain jobs whose shard exists\n"
+                       "  --threads n            CPU threads for libtorch (default: all cores)\n"
+                       "  --no-merge             leave the shards unmerged\n"
+                       "exit codes: 0 ok, 1 failure, 2 bad config or usage, 3 interrupted (run again to resume)\n");
+            return 0;
+        }
+    printf("pmi %s: Pooled Membership Inference fingerprinting experiments\n\nusage: pmi <command> [options]\n\n", PMI_VERSION);
+    for (int i = 0; i < n_commands; i++) printf("  %-8s %s\n", commands[i].name, commands[i].help);
+    printf("\n`pmi <command> --help` for a command's options.\n");
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))
+        return cmd_help(argc > 2 ? argc - 1 : 1, argv + 1), argc < 2 ? 2 : 0;
+    if (!strcmp(argv[1], "--version")) { printf("pmi %s\n", PMI_VERSION); return 0; }
+    for (int i = 0; i < n_commands; i++)
+        if (!strcmp(argv[1], commands[i].name)) {
+            if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h")) && commands[i].fn != cmd_run
+                && commands[i].fn != cmd_plan && commands[i].fn != cmd_report)
+                return cmd_help(2, (char *[]){"help", (char *)commands[i].name}), 0;
+            return commands[i].fn(argc - 1, argv + 1);
+        }
+    fprintf(stderr, "pmi: unknown command '%s' (pmi --help lists them)\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,836 @@
+/* nn_torch: the libtorch implementation of nn.h, the project's only C++.
+ *
+ * Layout: error plumbing (every extern "C" call runs inside guard(), which turns a C++
+ * exception into NN_ETORCH plus a thread-local message); devices and data; the architecture
+ * registry (one table of name, help, default width and factory; every model is a named
+ * torch::nn::Sequential whose last module is the Linear classifier); the shared training
+ * loop used by nn_train and nn_distill; the model modifications (pruning masks,
+ * quantisation, noise, re-initialisation); parameter accessors.
+ *
+ * It builds against Debian's libtorch 1.13 (CPU) and PyTorch 2.x's CUDA libtorch, so it uses
+ * only the stable torch::nn / torch::optim surface both share; CUDA-only calls sit behind
+ * PMI_CUDA (defined by the Makefile when libtorch_cuda is linked). */
+#include "nn.h"
+
+#include <torch/torch.h>
+#include <torch/version.h>
+#include <ATen/CPUGeneratorImpl.h>
+#ifdef PMI_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#endif
+
+#include <unistd.h>
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace nnf = torch::nn::functional;
+
+/* ---- errors ------------------------------------------------------------------------ */
+namespace {
+thread_local std::string g_error;
+
+nn_status fail(nn_status s, const std::string &msg) {
+    g_error = msg;
+    return s;
+}
+
+/* Runs f, turning any exception into NN_ETORCH with its message (no backtrace). */
+template <class F>
+nn_status guard(const char *fn, F &&f) {
+    try {
+        return f();
+    } catch (const c10::Error &e) {
+        return fail(NN_ETORCH, std::string(fn) + ": " + e.what_without_backtrace());
+    } catch (const std::exception &e) {
+        return fail(NN_ETORCH, std::string(fn) + ": " + e.what());
+    } catch (...) {
+        return fail(NN_ETORCH, std::string(fn) + ": unknown C++ exception");
+    }
+}
+
+/* Streams its arguments into one string. */
+template <class... A>
+std::string cat(const A &...a) {
+    std::ostringstream os;
+    (os << ... << a);
+    return os.str();
+}
+
+/* Returns NN_EINVAL with the message cat(...) from the calling function when cond fails. */
+#define NN_REQUIRE(cond, ...) \
+    do { if (!(cond)) return fail(NN_EINVAL, cat(__VA_ARGS__)); } while (0)
+
+/* A CPU generator seeded with seed: local, so the global generator is untouched. */
+at::Generator cpu_generator(uint64_t seed) { return at::detail::createCPUGenerator(seed); }
+
+nn_status torch_device(nn_device dev, torch::Device *out) {
+    if (dev == NN_CPU) { *out = torch::Device(torch::kCPU); return NN_OK; }
+    if (dev != NN_CUDA) return fail(NN_EINVAL, cat("unknown nn_device ", dev));
+    if (!torch::cuda::is_available())
+        return fail(NN_EDEVICE, std::string("cuda requested but torch.cuda is not available (this libtorch: ")
+                                    + TORCH_VERSION + ", built without CUDA or no GPU)");
+    *out = torch::Device(torch::kCUDA, 0);
+    return NN_OK;
+}
+}  // namespace
+
+/* ---- data -------------------------------------------------------------------------- */
+struct nn_data {
+    torch::Tensor x;  // (n, c, h, w) float32 on the device
+    torch::Tensor y;  // (n) int64 on the device
+};
+
+/* ---- architectures ---------------------------------------------------------------- */
+namespace {
+using torch::nn::Sequential;
+
+struct Shape { int c, h, w, classes, width; };
+
+int scaled(int base, int width, int ref) { return std::max(1, base * width / ref); }
+
+torch::nn::Conv2d conv(int in, int out, int k, int stride, int pad, bool bias) {
+    return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, k).stride(stride).padding(pad).bias(bias));
+}
+
+/* Number of features `body` produces for one input of shape s (a dry forward). */
+int64_t flat_size(Sequential &body, const Shape &s) {
+    torch::NoGradGuard ng;
+    body->eval();
+    int64_t n = body->forward(torch::zeros({1, s.c, s.h, s.w})).numel();
+    body->train();
+    return n;
+}
+
+/* Appends a 2x2 max-pool when both spatial sides are at least 2, tracking the side sizes. */
+void maybe_pool(Sequential &seq, const std::string &name, int *h, int *w) {
+    if (*h < 2 || *w < 2) return;
+    seq->push_back(std::string(name), torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(2)));
+    *h /= 2; *w /= 2;
+}
+
+Sequential make_mlp(const Shape &s) {
+    Sequential seq;
+    seq->push_back("flatten", torch::nn::Flatten());
+    seq->push_back("fc1", torch::nn::Linear(s.c * s.h * s.w, s.width));
+    seq->push_back("relu1", torch::nn::ReLU());
+    seq->push_back("fc2", torch::nn::Linear(s.width, s.width));
+    seq->push_back("relu2", torch::nn::ReLU());
+    seq->push_back("fc", torch::nn::Linear(s.width, s.classes));
+    return seq;
+}
+
+/* LeNet-5: conv1 is "same" (pad 2); conv2 is the classic unpadded 5x5 when its input is at
+ * least 10 pixels a side (28x28 and 32x32 inputs), "same" below that (tiny inputs). */
+Sequential make_lenet(const Shape &s) {
+    int c1 = s.width, c2 = scaled(16, s.width, 6), h = s.h, w = s.w;
+    Sequential seq;
+    seq->push_back("conv1", conv(s.c, c1, 5, 1, 2, true));
+    seq->push_back("relu1", torch::nn::ReLU());
+    maybe_pool(seq, "pool1", &h, &w);
+    int pad2 = std::min(h, w) >= 10 ? 0 : 2;
+    seq->push_back("conv2", conv(c1, c2, 5, 1, pad2, true));
+    seq->push_back("relu2", torch::nn::ReLU());
+    h -= 4 - 2 * pad2;
+    w -= 4 - 2 * pad2;
+    maybe_pool(seq, "pool2", &h, &w);
+    seq->push_back("flatten", torch::nn::Flatten());
+    int64_t nf = flat_size(seq, s);
+    seq->push_back("fc1", torch::nn::Linear(nf, 120));
+    seq->push_back("relu3", torch::nn::ReLU());
+    seq->push_back("fc2", torch::nn::Linear(120, 84));
+    seq->push_back("relu4", torch::nn::ReLU());
+    seq->push_back("fc", torch::nn::Linear(84, s.classes));
+    return seq;
+}
+
+/* The small CNN conv32-conv64-fc128 (3x3 convs padded to keep the size, 2x2 pools). */
+Sequential make_cnn(const Shape &s) {
+    int c1 = s.width, c2 = 2 * s.width, h = s.h, w = s.w;
+    Sequential seq;
+    seq->push_back("conv1", conv(s.c, c1, 3, 1, 1, true));
+    seq->push_back("relu1", torch::nn::ReLU());
+    maybe_pool(seq, "pool1", &h, &w);
+    seq->push_back("conv2", conv(c1, c2, 3, 1, 1, true));
+    seq->push_back("relu2", torch::nn::ReLU());
+    maybe_pool(seq, "pool2", &h, &w);
+    seq->push_back("flatten", torch::nn::Flatten());
+    seq->push_back("fc1", torch::nn::Linear(flat_size(seq, s), 128));
+    seq->push_back("relu3", torch::nn::ReLU());
+    seq->push_back("fc", torch::nn::Linear(128, s.classes));
+    return seq;
+}
+
+/* VGG-11 with BatchNorm; a pool that would shrink a side below 1 is skipped. */
+Sequential make_vgg11(const Shape &s) {
+    const int cfg[] = {64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0};  // 0: max-pool
+    Sequential seq;
+    int in = s.c, h = s.h, w = s.w, nconv = 0, npool = 0;
+    for (int v : cfg) {
+        if (v == 0) { maybe_pool(seq, cat("pool", ++npool), &h, &w); continue; }
+        int out = scaled(v, s.width, 64);
+        std::string id = cat(++nconv);
+        seq->push_back("conv" + id, conv(in, out, 3, 1, 1, false));
+        seq->push_back("bn" + id, torch::nn::BatchNorm2d(out));
+        seq->push_back("relu" + id, torch::nn::ReLU());
+        in = out;
+    }
+    seq->push_back("avgpool", torch::nn::AdaptiveAvgPool2d(torch::nn::AdaptiveAvgPool2dOptions(1)));
+    seq->push_back("flatten", torch::nn::Flatten());
+    seq->push_back("fc", torch::nn::Linear(in, s.classes));
+    return seq;
+}
+
+/* ResNet BasicBlock: two 3x3 conv+BN with an identity (or 1x1 conv+BN) shortcut. */
+struct BasicBlockImpl : torch::nn::Module {
+    torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
+    torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr};
+    Sequential shortcut{nullptr};
+
+    BasicBlockImpl(int in, int out, int stride) {
+        conv1 = register_module("conv1", conv(in, out, 3, stride, 1, false));
+        bn1 = register_module("bn1", torch::nn::BatchNorm2d(out));
+        conv2 = register_module("conv2", conv(out, out, 3, 1, 1, false));
+        bn2 = register_module("bn2", torch::nn::BatchNorm2d(out));
+        if (stride != 1 || in != out) {
+            Sequential sc;
+            sc->push_back("conv", conv(in, out, 1, stride, 0, false));
+            sc->push_back("bn", torch::nn::BatchNorm2d(out));
+            shortcut = register_module("shortcut", sc);
+        }
+    }
+    torch::Tensor forward(torch::Tensor x) {
+        torch::Tensor y = torch::relu(bn1(conv1(x)));
+        y = bn2(conv2(y));
+        return torch::relu(y + (shortcut ? shortcut->forward(x) : x));
+    }
+};
+TORCH_MODULE(BasicBlock);
+
+/* ResNet-18, CIFAR variant: 3x3 stem, no max-pool, stages of two BasicBlocks. */
+Sequential make_resnet18(const Shape &s) {
+    Sequential seq;
+    int in = scaled(64, s.width, 64);
+    seq->push_back("conv1", conv(s.c, in, 3, 1, 1, false));
+    seq->push_back("bn1", torch::nn::BatchNorm2d(in));
+    seq->push_back("relu", torch::nn::ReLU());
+    const int widths[] = {64, 128, 256, 512};
+    for (int stage = 0; stage < 4; stage++) {
+        int out = scaled(widths[stage], s.width, 64);
+        for (int b = 0; b < 2; b++) {
+            std::string name = cat("layer", stage + 1, "_", b);
+            seq->push_back(std::move(name), BasicBlock(in, out, stage > 0 && b == 0 ? 2 : 1));
+            in = out;
+        }
+    }
+    seq->push_back("avgpool", torch::nn::AdaptiveAvgPool2d(torch::nn::AdaptiveAvgPool2dOptions(1)));
+    seq->push_back("flatten", torch::nn::Flatten());
+    seq->push_back("fc", torch::nn::Linear(in, s.classes));
+    return seq;
+}
+
+struct Arch {
+    const char *name, *help;
+    int default_width;
+    Sequential (*make)(const Shape &);
+};
+
+const Arch kArchs[] = {
+    {"mlp", "flatten -> width (256) -> ReLU -> width -> ReLU -> classes", 256, make_mlp},
+    {"lenet", "LeNet-5: conv5x5 width (6) -> pool -> conv5x5 16*width/6 -> pool -> fc120 -> fc84 -> classes",
+     6, make_lenet},
+    {"cnn", "small CNN: conv3x3 width (32) -> pool -> conv3x3 2*width -> pool -> fc128 -> classes", 32,
+     make_cnn},
+    {"vgg11", "VGG-11 with BatchNorm, base channels width (64), adaptive avg-pool, linear classifier", 64,
+     make_vgg11},
+    {"resnet18", "ResNet-18 (CIFAR variant: 3x3 stem, no max-pool), base channels width (64)", 64,
+     make_resnet18},
+};
+const int kNumArchs = sizeof kArchs / sizeof kArchs[0];
+
+const Arch *find_arch(const char *name) {
+    for (const Arch &a : kArchs)
+        if (name && std::strcmp(a.name, name) == 0) return &a;
+    return nullptr;
+}
+
+std::string arch_list() {
+    std::string s;
+    for (const Arch &a : kArchs) s += (s.empty() ? "" : ", ") + std::string(a.name);
+    return s;
+}
+}  // namespace
+
+/* ---- model ------------------------------------------------------------------------- */
+struct nn_model {
+    nn_model_spec spec;                   // spec.arch points at arch below
+    std::string arch;
+    torch::Device device{torch::kCPU};
+    Sequential net{nullptr};
+    std::vector<torch::Tensor> params;    // registration order; the classifier's weight, bias last
+    std::vector<std::string> names;
+    std::vector<torch::Tensor> masks;     // per parameter; defined only for pruned tensors
+    int last_first = 0;                   // index of the classifier's weight
+};
+
+namespace {
+bool prunable(const torch::Tensor &t) { return t.dim() >= 2; }
+
+/* Re-applies the pruning masks so that pruned weights are exactly zero. */
+void apply_masks(nn_model *m) {
+    torch::NoGradGuard ng;
+    for (size_t i = 0; i < m->params.size(); i++)
+        if (m->masks[i].defined()) m->params[i].mul_(m->masks[i]);
+}
+
+nn_status check_data(const nn_model *m, const nn_data *d, const char *fn) {
+    NN_REQUIRE(m && d, fn, ": model or data is NULL");
+    const nn_model_spec &s = m->spec;
+    auto x = d->x.sizes();
+    NN_REQUIRE(x[1] == s.c && x[2] == s.h && x[3] == s.w, fn, ": data samples are ", x[1], "x",
+               x[2], "x", x[3], " but the model expects ", s.c,
+               "x", s.h, "x", s.w);
+    NN_REQUIRE(d->x.device() == m->device, fn, ": data is on ", d->x.device().str(), ", model on ",
+               m->device.str());
+    return NN_OK;
+}
+
+/* Validates labels once per call (one host sync): out-of-range labels would be a device assert. */
+nn_status check_labels(const nn_model *m, const nn_data *d, const char *fn) {
+    if (d->y.numel() == 0) return NN_OK;
+    int64_t lo = d->y.min().item<int64_t>(), hi = d->y.max().item<int64_t>();
+    NN_REQUIRE(lo >= 0 && hi < m->spec.classes, fn, ": labels span [", lo, ", ",
+               hi, "] but the model has ", m->spec.classes, " classes");
+    return NN_OK;
+}
+}  // namespace
+
+/* ---- training ---------------------------------------------------------------------- */
+namespace {
+using LossFn = std::function<torch::Tensor(const torch::Tensor &x, const torch::Tensor &y)>;
+
+/* Sets requires_grad=false on every parameter before `first` and restores the flags on exit. */
+struct FreezeGuard {
+    std::vector<torch::Tensor> &params;
+    std::vector<bool> saved;
+    FreezeGuard(std::vector<torch::Tensor> &p, size_t first) : params(p) {
+        for (size_t i = 0; i < p.size(); i++) {
+            saved.push_back(p[i].requires_grad());
+            if (i < first) p[i].set_requires_grad(false);
+        }
+    }
+    ~FreezeGuard() {
+        for (size_t i = 0; i < params.size(); i++) {
+            params[i].set_requires_grad(saved[i]);
+            params[i].mutable_grad() = torch::Tensor();
+        }
+    }
+};
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const nn_train_params *p,
+                                                        const std::vector<torch::Tensor> &ps) {
+    if (p->optimizer == NN_ADAM)
+        return std::make_unique<torch::optim::Adam>(ps, torch::optim::AdamOptions(p->lr).weight_decay(p->weight_decay));
+    return std::make_unique<torch::optim::SGD>(
+        ps, torch::optim::SGDOptions(p->lr).momentum(p->momentum).weight_decay(p->weight_decay));
+}
+
+/* The epoch's learning rate under p's schedule (epoch counts from 0). */
+double scheduled_lr(const nn_train_params *p, int epoch) {
+    if (p->schedule == NN_SCHED_STEP) return p->lr * std::pow(p->gamma, epoch / p->step_size);
+    if (p->schedule == NN_SCHED_COSINE) return p->lr * 0.5 * (1.0 + std::cos(M_PI * epoch / p->epochs));
+    return p->lr;
+}
+
+void set_lr(torch::optim::Optimizer &opt, nn_optimizer kind, double lr) {
+    for (auto &g : opt.param_groups()) {
+        if (kind == NN_ADAM) static_cast<torch::optim::AdamOptions &>(g.options()).lr(lr);
+        else static_cast<torch::optim::SGDOptions &>(g.options()).lr(lr);
+    }
+}
+
+nn_status check_train_params(const nn_train_params *p) {
+    NN_REQUIRE(p, "nn_train: params are NULL");
+    NN_REQUIRE(p->optimizer == NN_SGD || p->optimizer == NN_ADAM, "nn_train: unknown optimizer ",
+               p->optimizer);
+    NN_REQUIRE(p->lr > 0 && p->momentum >= 0 && p->weight_decay >= 0, "nn_train: need lr > 0, momentum >= 0, "
+               "weight_decay >= 0");
+    NN_REQUIRE(p->epochs >= 0 && p->batch_size >= 1, "nn_train: need epochs >= 0 and batch_size >= 1");
+    NN_REQUIRE(p->schedule >= NN_SCHED_NONE && p->schedule <= NN_SCHED_COSINE, "nn_train: unknown schedule ",
+               p->schedule);
+    NN_REQUIRE(p->schedule != NN_SCHED_STEP || (p->step_size >= 1 && p->gamma > 0),
+               "nn_train: step schedule needs step_size >= 1 and gamma > 0");
+    NN_REQUIRE(p->trainable == NN_TRAIN_ALL || p->trainable == NN_TRAIN_LAST, "nn_train: unknown trainable ",
+               p->trainable);
+    return NN_OK;
+}
+
+/* One epoch over d in the order perm; returns the mean loss as a device scalar (no sync).
+ * A trailing batch of one sample joins the previous batch (BatchNorm needs two). */
+torch::Tensor run_epoch(nn_model *m, const nn_data *d, const torch::Tensor &perm, int64_t bs,
+                        torch::optim::Optimizer &opt, const LossFn &loss_fn) {
+    int64_t n = d->x.size(0);
+    torch::Tensor total = torch::zeros({}, d->x.options());
+    for (int64_t start = 0; start < n;) {
+        int64_t end = std::min(n, start + bs);
+        if (n - end == 1) end = n;
+        torch::Tensor idx = perm.slice(0, start, end);
+        torch::Tensor loss = loss_fn(d->x.index_select(0, idx), d->y.index_select(0, idx));
+        opt.zero_grad();
+        loss.backward();
+        opt.step();
+        apply_masks(m);
+        total += loss.detach() * static_cast<double>(end - start);
+        start = end;
+    }
+    return total / static_cast<double>(n);
+}
+
+/* The loop nn_train and nn_distill share: optimizer, schedule, shuffling, masks, callback. */
+nn_status train_loop(nn_model *m, const nn_data *d, const nn_train_params *p, double *loss_curve,
+                     const LossFn &loss_fn, const char *fn) {
+    nn_status st = check_train_params(p);
+    if (st == NN_OK) st = check_data(m, d, fn);
+    if (st == NN_OK) st = check_labels(m, d, fn);
+    if (st != NN_OK) return st;
+    int64_t n = d->x.size(0);
+    NN_REQUIRE(n > 0, fn, ": no training data");
+    size_t first = p->trainable == NN_TRAIN_LAST ? static_cast<size_t>(m->last_first) : 0;
+    FreezeGuard freeze(m->params, first);
+    std::vector<torch::Tensor> trainable(m->params.begin() + first, m->params.end());
+    auto opt = make_optimizer(p, trainable);
+    if (loss_curve) std::fill(loss_curve, loss_curve + p->epochs, std::nan(""));
+    /* Frozen layers run in eval mode, so BatchNorm statistics stay fixed too. */
+    if (p->trainable == NN_TRAIN_LAST) m->net->eval();
+    else m->net->train();
+    for (int e = 0; e < p->epochs; e++) {
+        set_lr(*opt, p->optimizer, scheduled_lr(p, e));
+        torch::Tensor perm = torch::randperm(n, cpu_generator(p->seed + e), torch::kLong).to(m->device);
+        double loss = run_epoch(m, d, perm, p->batch_size, *opt, loss_fn).item<double>();
+        if (loss_curve) loss_curve[e] = loss;
+        if (p->on_epoch && p->on_epoch(p->ctx, e, p->epochs, loss)) break;
+    }
+    m->net->eval();
+    return NN_OK;
+}
+
+/* log-probabilities of m on x in chunks, eval mode, no autograd; calls sink(start, logp). */
+void eval_chunks(nn_model *m, const torch::Tensor &x,
+                 const std::function<void(int64_t, const torch::Tensor &)> &sink) {
+    const int64_t chunk = 4096;
+    torch::NoGradGuard ng;
+    m->net->eval();
+    for (int64_t s = 0; s < x.size(0); s += chunk)
+        sink(s, torch::log_softmax(m->net->forward(x.slice(0, s, std::min(x.size(0), s + chunk))), 1));
+}
+}  // namespace
+
+/* ---- extern "C": status, devices, data ------------------------------------------ */
+extern "C" {
+
+const char *nn_status_string(nn_status s) {
+    switch (s) {
+    case NN_OK: return "ok";
+    case NN_EINVAL: return "invalid argument";
+    case NN_EDEVICE: return "device unavailable";
+    case NN_ETORCH: return "libtorch error";
+    }
+    return "unknown status";
+}
+
+const char *nn_last_error(void) { return g_error.c_str(); }
+const char *nn_torch_version(void) { return TORCH_VERSION; }
+
+nn_status nn_device_resolve(int want, nn_device *dev, char *name, size_t len) {
+    return guard(__func__, [&]() -> nn_status {
+        NN_REQUIRE(dev, "nn_device_resolve: dev is NULL");
+        NN_REQUIRE(want >= 0 && want <= 2, "nn_device_resolve: want must be 0 (auto), 1 (cpu) or 2 (cuda), got ",
+                   want);
+        bool cuda = want == 2 || (want == 0 && torch::cuda::is_available());
+        torch::Device td(torch::kCPU);
+        nn_status st = torch_device(cuda ? NN_CUDA : NN_CPU, &td);
+        if (st != NN_OK) return st;
+        *dev = cuda ? NN_CUDA : NN_CPU;
+        std::string label = cat("cpu (", torch::get_num_threads(), " threads)");
+#ifdef PMI_CUDA
+        if (cuda) label = at::cuda::getCurrentDeviceProperties()->name;
+#else
+        if (cuda) label = "cuda";
+#endif
+        if (name && len > 0) snprintf(name, len, "%s", label.c_str());
+        return NN_OK;
+    });
+}
+
+void nn_set_threads(int n) {
+    guard(__func__, [&]() -> nn_status {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        torch::set_num_threads(n > 0 ? n : static_cast<int>(cores > 0 ? cores : 1));
+        return NN_OK;
+    });
+}
+
+nn_status nn_data_create(const float *x, const int32_t *y, int64_t n, int c, int h, int w, nn_device dev,
+                         nn_data **out) {
+    return guard(__func__, [&]() -> nn_status {
+        NN_REQUIRE(out, "nn_data_create: out is NULL");
+        *out = nullptr;
+        NN_REQUIRE(n >= 0 && c >= 1 && h >= 1 && w >= 1, "nn_data_create: need n >= 0 and c, h, w >= 1");
+        NN_REQUIRE(n == 0 || (x && y), "nn_data_create: x or y is NULL");
+        torch::Device td(torch::kCPU);
+        nn_status st = torch_device(dev, &td);
+        if (st != NN_OK) return st;
+        auto d = std::make_unique<nn_data>();
+        d->x = n ? torch::from_blob(const_cast<float *>(x), {n, c, h, w}, torch::kFloat).to(td, torch::kFloat, false, true)
+                 : torch::zeros({0, c, h, w}, torch::TensorOptions(td));
+        d->y = n ? torch::from_blob(const_cast<int32_t *>(y), {n}, torch::kInt).to(td, torch::kLong)
+                 : torch::zeros({0}, torch::TensorOptions(td).dtype(torch::kLong));
+        *out = d.release();
+        return NN_OK;
+    });
+}
+
+nn_status nn_data_subset(const nn_data *src, const int64_t *idx, int64_t n, nn_data **out) {
+    return guard(__func__, [&]() -> nn_status {
+        NN_REQUIRE(out, "nn_data_subset: out is NULL");
+        *out = nullptr;
+        NN_REQUIRE(src && (idx || n == 0) && n >= 0, "nn_data_subset: src or idx is NULL, or n < 0");
+        int64_t size = src->x.size(0);
+        for (int64_t i = 0; i < n; i++)
+            NN_REQUIRE(idx[i] >= 0 && idx[i] < size, "nn_data_subset: idx[", i, "] = ",
+                       idx[i], " is outside [0, ", size, ")");
+        torch::Tensor ix = n ? torch::from_blob(const_cast<int64_t *>(idx), {n}, torch::kLong).to(src->x.device())
+                             : torch::zeros({0}, src->y.options());
+        auto d = std::make_unique<nn_data>();
+        d->x = src->x.index_select(0, ix);
+        d->y = src->y.index_select(0, ix);
+        *out = d.release();
+        return NN_OK;
+    });
+}
+
+nn_status nn_data_concat(const nn_data *a, const nn_data *b, nn_data **out) {
+    return guard(__func__, [&]() -> nn_status {
+        NN_REQUIRE(out, "nn_data_concat: out is NULL");
+        *out = nullptr;
+        NN_REQUIRE(a && b, "nn_data_concat: a or b is NULL");
+        NN_REQUIRE(a->x.sizes().slice(1) == b->x.sizes().slice(1) && a->x.device() == b->x.device(),
+                   "nn_data_concat: sample shapes or devices differ");
+        auto d = std::make_unique<nn_data>();
+        d->x = torch::cat({a->x, b->x});
+        d->y = torch::cat({a->y, b->y});
+        *out = d.release();
+        return NN_OK;
+    });
+}
+
+int64_t nn_data_size(const nn_data *d) { return d ? d->x.size(0) : 0; }
+void nn_data_free(nn_data *d) { delete d; }
+
+/* ---- extern "C": models ------------------------------------------------------------ */
+int nn_arch_count(void) { return kNumArchs; }
+const char *nn_arch_name(int i) { return i >= 0 && i < kNumArchs ? kArchs[i].name : nullptr; }
+const char *nn_arch_help(int i) { return i >= 0 && i < kNumArchs ? kArchs[i].help : nullptr; }
+
+nn_status nn_model_create(const nn_model_spec *spec, nn_model **out) {
+    return guard(__func__, [&]() -> nn_status {
+        NN_REQUIRE(out && spec, "nn_model_create: spec or out is NULL");
+        *out = nullptr;
+        const Arch *arch = find_arch(spec->arch);
+        NN_REQUIRE(arch, "nn_model_create: unknown arch '", spec->arch ? spec->arch : "(null)",
+                   "' (known: ", arch_list(), ")");
+        NN_REQUIRE(spec->c >= 1 && spec->h >= 1 && spec->w >= 1 && spec->classes >= 2,
+                   "nn_model_create: need c, h, w >= 1 and classes >= 2");
+        auto m = std::make_unique<nn_model>();
+        nn_status st = torch_device(spec->device, &m->device);
+        if (st != NN_OK) return st;
+        m->arch = arch->name;
+        m->spec = *spec;
+        m->spec.arch = m->arch.c_str();
+        m->spec.width = spec->width > 0 ? spec->width : arch->default_width;
+        /* libtorch's init functions take no generator: this seeds the global one. */
+        torch::manual_seed(spec->seed);
+        m->net = arch->make(Shape{spec->c, spec->h, spec->w, spec->classes, m->spec.width});
+        m->net->to(m->device);
+        m->net->eval();
+        for (auto &kv : m->net->named_parameters()) {
+            m->names.push_back(kv.key());
+            m->params.push_back(kv.value());
+        }
+        m->masks.resize(m->params.size());
+        m->last_first = static_cast<int>(m->params.size()) - 2;  // the final Linear's weight and bias
+        *out = m.release();
+        return NN_OK;
+    });
+}
+
+nn_status nn_model_copy(const nn_model *src, nn_model **out) {
+    return guard(__func__, [&]() -> nn_status {
+        NN_REQUIRE(src && out, "nn_model_copy: src or out is NULL");
+        *out = nullptr;
+        nn_model *m = nullptr;
+        nn_status st = nn_model_create(&src->spec, &m);
+        if (st != NN_OK) return st;
+        std::unique_ptr<nn_model> owned(m);
+        torch::NoGradGuard ng;
+        for (size_t i = 0; i < m->params.size(); i++) {
+            m->params[i].copy_(src->params[i]);
+            if (src->masks[i].defined()) m->masks[i] = src->masks[i].clone();
+        }
+        auto dst_buf = m->net->buffers(), src_buf = src->net->buffers();
+        for (size_t i = 0; i < dst_buf.size(); i++) dst_buf[i].copy_(src_buf[i]);
+        *out = owned.release();
+        return NN_OK;
+    });
+}
+
+void nn_model_free(nn_model *m) { delete m; }
+
+int64_t nn_model_num_params(const nn_model *m) {
+    int64_t n = 0;
+    if (m)
+        for (const auto &p : m->params) n += p.numel();
+    return n;
+}
+
+nn_train_params nn_train_default_params(void) {
+    nn_train_params p;
+    std::memset(&p, 0, sizeof p);
+    p.optimizer = NN_SGD;
+    p.lr = 0.01;
+    p.momentum = 0.9;
+    p.weight_decay = 5e-4;
+    p.epochs = 10;
+    p.batch_size = 128;
+    p.schedule = NN_SCHED_NONE;
+    p.step_size = 10;
+    p.gamma = 0.1;
+    p.trainable = NN_TRAIN_ALL;
+    return p;
+}
+
+nn_status nn_train(nn_model *m, const nn_data *d, const nn_train_params *p, double *loss_curve) {
+    return guard(__func__, [&]() -> nn_status {
+        NN_REQUIRE(m, "nn_train: model is NULL");
+        LossFn ce = [m](const torch::Tensor &x, const torch::Tensor &y) {
+            return nnf::cross_entropy(m->net->forward(x), y);
+        };
+        return train_loop(m, d, p, loss_curve, ce, "nn_train");
+    });
+}
+
+nn_status nn_eval_logp(nn_model *m, const nn_data *d, float *logp) {
+    return guard(__func__, [&]() -> nn_status {
+        nn_status st = check_data(m, d, "nn_eval_logp");
+        if (st != NN_OK) return st;
+        NN_REQUIRE(logp || d->x.size(0) == 0, "nn_eval_logp: logp is NULL");
+        int64_t k = m->spec.classes;
+        eval_chunks(m, d->x, [&](int64_t start, const torch::Tensor &lp) {
+            torch::Tensor host = lp.to(torch::kCPU, torch::kFloat).contiguous();
+            std::memcpy(logp + start * k, host.data_ptr<float>(), sizeof(float) * host.numel());
+        });
+        return NN_OK;
+    });
+}
+
+nn_status nn_accuracy(nn_model *m, const nn_data *d, double *acc) {
+    return guard(__func__, [&]() -> nn_status {
+        nn_status st = check_data(m, d, "nn_accuracy");
+        if (st != NN_OK) return st;
+        NN_REQUIRE(acc, "nn_accuracy: acc is NULL");
+        NN_REQUIRE(d->x.size(0) > 0, "nn_accuracy: empty data");
+        torch::Tensor correct = torch::zeros({}, d->y.options());
+        eval_chunks(m, d->x, [&](int64_t start, const torch::Tensor &lp) {
+            correct += lp.argmax(1).eq(d->y.slice(0, start, start + lp.size(0))).sum();
+        });
+        *acc = static_cast<double>(correct.item<int64_t>()) / static_cast<double>(d->x.size(0));
+        return NN_OK;
+    });
+}
+
+/* ---- extern "C": modifications --------------------------------------------------- */
+}  // extern "C"
+
+namespace {
+/* Masks that keep all but the k smallest |w| of the given tensors ranked together; ties
+ * are broken by position (stable sort), so exactly k weights are removed. */
+void prune_group(nn_model *m, const std::vector<size_t> &group, double sparsity) {
+    std::vector<torch::Tensor> flat;
+    for (size_t i : group) flat.push_back(m->params[i].detach().abs().flatten());
+    torch::Tensor all = torch::cat(flat);
+    int64_t k = std::llround(sparsity * static_cast<double>(all.numel()));
+    torch::Tensor keep = torch::ones_like(all);
+    if (k > 0) keep.index_fill_(0, std::get<1>(torch::sort(all, true, 0, false)).slice(0, 0, k), 0.0);
+    int64_t off = 0;
+    for (size_t i : group) {
+        torch::Tensor &w = m->params[i];
+        torch::Tensor mask = keep.slice(0, off, off + w.numel()).view_as(w).clone();
+        off += w.numel();
+        m->masks[i] = m->masks[i].defined() ? m->masks[i] * mask : mask;
+    }
+}
+
+std::vector<size_t> prunable_indices(const nn_model *m) {
+    std::vector<size_t> idx;
+    for (size_t i = 0; i < m->params.size(); i++)
+        if (prunable(m->params[i])) idx.push_back(i);
+    return idx;
+}
+}  // namespace
+
+extern "C" {
+
+nn_status nn_prune(nn_model *m, double sparsity, int global, double *achieved) {
+    return guard(__func__, [&]() -> nn_status {
+        NN_REQUIRE(m, "nn_prune: model is NULL");
+        NN_REQUIRE(sparsity >= 0 && sparsity <= 1, "nn_prune: sparsity must be in [0, 1], got ",
+                   sparsity);
+        torch::NoGradGuard ng;
+        std::vector<size_t> idx = prunable_indices(m);
+        if (global) prune_group(m, idx, sparsity);
+        else
+            for (size_t i : idx) prune_group(m, {i}, sparsity);
+        apply_masks(m);
+        if (achieved) *achieved = nn_sparsity(m);
+        return NN_OK;
+    });
+}
+
+double nn_sparsity(const nn_model *m) {
+    double r = std::nan("");
+    guard(__func__, [&]() -> nn_status {
+        if (!m) return NN_EINVAL;
+        int64_t zeros = 0, total = 0;
+        for (size_t i : prunable_indices(m)) {
+            zeros += m->params[i].eq(0).sum().item<int64_t>();
+            total += m->params[i].numel();
+        }
+        r = total ? static_cast<double>(zeros) / static_cast<double>(total) : 0.0;
+        return NN_OK;
+    });
+    return r;
+}
+
+nn_status nn_quantize(nn_model *m, int bits) {
+    return guard(__func__, [&]() -> nn_status {
+        NN_REQUIRE(m, "nn_quantize: model is NULL");
+        NN_REQUIRE(bits >= 1 && bits <= 16, "nn_quantize: bits must be in [1, 16], got ", bits);
+        torch::NoGradGuard ng;
+        double levels = std::ldexp(1.0, bits) - 1.0;
+        for (torch::Tensor &t : m->params) {
+            double lo = t.min().item<double>(), hi = t.max().item<double>();
+            if (!(hi > lo)) continue;
+            double step = (hi - lo) / levels;
+            t.sub_(lo).div_(step).round_().mul_(step).add_(lo);
+        }
+        apply_masks(m);
+        return NN_OK;
+    });
+}
+
+nn_status nn_add_noise(nn_model *m, double sigma, uint64_t seed) {
+    return guard(__func__, [&]() -> nn_status {
+        NN_REQUIRE(m, "nn_add_noise: model is NULL");
+        NN_REQUIRE(sigma >= 0, "nn_add_noise: sigma must be >= 0, got ", sigma);
+        torch::NoGradGuard ng;
+        at::Generator gen = cpu_generator(seed);
+        for (torch::Tensor &t : m->params) {
+            double sd = (t - t.mean()).pow(2).mean().sqrt().item<double>();
+            torch::Tensor z = torch::randn(t.sizes(), gen, torch::kFloat).to(t.device(), t.scalar_type());
+            t.add_(z, sigma * sd);
+        }
+        apply_masks(m);
+        return NN_OK;
+    });
+}
+
+nn_status nn_reinit_last(nn_model *m, uint64_t seed) {
+    return guard(__func__, [&]() -> nn_status {
+        NN_REQUIRE(m, "nn_reinit_last: model is NULL");
+        torch::Tensor &w = m->params[m->last_first];
+        torch::manual_seed(seed);
+        torch::nn::Linear fresh(w.size(1), w.size(0));  // built on the CPU: same numbers on any device
+        torch::NoGradGuard ng;
+        w.copy_(fresh->weight);
+        m->params[m->last_first + 1].copy_(fresh->bias);
+        apply_masks(m);
+        return NN_OK;
+    });
+}
+
+nn_status nn_distill(nn_model *student, nn_model *teacher, const nn_data *d, const nn_train_params *p,
+                     const nn_distill_params *dp, double *loss_curve) {
+    return guard(__func__, [&]() -> nn_status {
+        NN_REQUIRE(student && teacher && dp, "nn_distill: student, teacher or distill params are NULL");
+        NN_REQUIRE(student != teacher, "nn_distill: student and teacher are the same model");
+        NN_REQUIRE(dp->hard || (dp->temperature > 0 && dp->alpha >= 0 && dp->alpha <= 1),
+                   "nn_distill: need temperature > 0 and alpha in [0, 1]");
+        NN_REQUIRE(student->spec.classes == teacher->spec.classes, "nn_distill: class counts differ");
+        nn_status st = check_data(teacher, d, "nn_distill (teacher)");
+        if (st != NN_OK) return st;
+        teacher->net->eval();
+        double T = dp->temperature, alpha = dp->alpha;
+        int hard = dp->hard;
+        LossFn loss = [=](const torch::Tensor &x, const torch::Tensor &y) {
+            torch::Tensor t;
+            {
+                torch::NoGradGuard ng;
+                t = teacher->net->forward(x);
+            }
+            torch::Tensor s = student->net->forward(x);
+            if (hard) return nnf::cross_entropy(s, t.argmax(1));
+            torch::Tensor lt = torch::log_softmax(t / T, 1), ls = torch::log_softmax(s / T, 1);
+            torch::Tensor kl = (lt.exp() * (lt - ls)).sum() / static_cast<double>(x.size(0));
+            return alpha * T * T * kl + (1.0 - alpha) * nnf::cross_entropy(s, y);
+        };
+        return train_loop(student, d, p, loss_curve, loss, "nn_distill");
+    });
+}
+
+/* ---- extern "C": parameters ------------------------------------------------------- */
+int nn_param_count(const nn_model *m) { return m ? static_cast<int>(m->params.size()) : 0; }
+int nn_last_layer_first_param(const nn_model *m) { return m ? m->last_first : -1; }
+
+nn_status nn_param_info(const nn_model *m, int i, const char **name, int64_t *numel, int64_t shape[4],
+                        int *ndim) {
+    return guard(__func__, [&]() -> nn_status {
+        NN_REQUIRE(m && i >= 0 && i < nn_param_count(m), "nn_param_info: no parameter ", i);
+        const torch::Tensor &t = m->params[i];
+        NN_REQUIRE(t.dim() <= 4, "nn_param_info: parameter ", m->names[i], " has more than 4 dimensions");
+        if (name) *name = m->names[i].c_str();
+        if (numel) *numel = t.numel();
+        if (ndim) *ndim = static_cast<int>(t.dim());
+        if (shape)
+            for (int k = 0; k < 4; k++) shape[k] = k < t.dim() ? t.size(k) : 0;
+        return NN_OK;
+    });
+}
+
+nn_status nn_param_get(const nn_model *m, int i, float *out) {
+    return guard(__func__, [&]() -> nn_status {
+        NN_REQUIRE(m && i >= 0 && i < nn_param_count(m) && out, "nn_param_get: no parameter ",
+                   i, " or out is NULL");
+        torch::Tensor host = m->params[i].detach().to(torch::kCPU, torch::kFloat).contiguous();
+        std::memcpy(out, host.data_ptr<float>(), sizeof(float) * host.numel());
+        return NN_OK;
+    });
+}
+
+nn_status nn_param_set(nn_model *m, int i, const float *in) {
+    return guard(__func__, [&]() -> nn_status {
+        NN_REQUIRE(m && i >= 0 && i < nn_param_count(m) && in, "nn_param_set: no parameter ",
+                   i, " or in is NULL");
+        torch::Tensor &t = m->params[i];
+        torch::NoGradGuard ng;
+        t.copy_(torch::from_blob(const_cast<float *>(in), t.sizes(), torch::kFloat));
+        return NN_OK;
+    });
+}
+
+}  // extern "C"

@@ -1,0 +1,494 @@
+/* pmi: membership scores, pooling over mini-datasets, and the ownership statistics (the
+ * contract, with every convention, is in pmi.h). Pure C over arrays; GSL supplies the rng,
+ * sorting, moments and distribution functions. */
+#include "pmi.h"
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <gsl/gsl_cdf.h>
+#include <gsl/gsl_rng.h>
+#include <gsl/gsl_sort.h>
+#include <gsl/gsl_sort_double.h>
+#include <gsl/gsl_statistics_double.h>
+
+static _Thread_local char pmi_msg[256];
+
+static void set_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pmi_msg, sizeof pmi_msg, fmt, ap);
+    va_end(ap);
+}
+
+const char *pmi_error(void) { return pmi_msg; }
+
+/* ---- names ----------------------------------------------------------------------------- */
+static const char *const score_names[SCORE_COUNT] = {"loss", "conf", "correct", "entropy", "mentropy", "logit"};
+static const char *const pvalue_names[P_COUNT] = {"rank", "perm", "welch", "mw"};
+
+static int find_name(const char *const *names, int n, const char *name) {
+    if (!name) return -1;
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0) return i;
+    return -1;
+}
+
+const char *pmi_score_name(pmi_score_kind k) { return (unsigned)k < SCORE_COUNT ? score_names[k] : "unknown"; }
+int pmi_score_parse(const char *name) { return find_name(score_names, SCORE_COUNT, name); }
+const char *pmi_pvalue_name(pmi_pvalue p) { return (unsigned)p < P_COUNT ? pvalue_names[p] : "unknown"; }
+int pmi_pvalue_parse(const char *name) { return find_name(pvalue_names, P_COUNT, name); }
+
+/* ---- per-sample scores ------------------------------------------------------------------ */
+/* A log-probability clamped to [PMI_LOGP_MIN, 0]; NaN stays NaN. */
+static double clamp_logp(float lp) {
+    double v = lp;
+    if (v < PMI_LOGP_MIN) return PMI_LOGP_MIN;
+    return v > 0 ? 0 : v;
+}
+
+/* log(1 - exp(lp)) for a clamped lp, accurate on both sides of lp = -log 2, floored at
+ * PMI_LOG1MP_MIN. */
+static double log1mexp(double lp) {
+    double v = lp > -M_LN2 ? log(-expm1(lp)) : log1p(-exp(lp));
+    return v < PMI_LOG1MP_MIN ? PMI_LOG1MP_MIN : v;
+}
+
+/* Index of the largest entry (first on ties, NaN never wins unless all are NaN). */
+static int argmax_f(const float *row, int classes) {
+    int best = 0;
+    for (int j = 1; j < classes; j++)
+        if (row[j] > row[best] || (isnan(row[best]) && !isnan(row[j]))) best = j;
+    return best;
+}
+
+/* -H(p) = sum_j p_j log p_j. */
+static double neg_entropy(const float *row, int classes) {
+    double s = 0;
+    for (int j = 0; j < classes; j++) {
+        double lp = clamp_logp(row[j]);
+        s += exp(lp) * lp;
+    }
+    return s;
+}
+
+/* -Mentr(p, y) = (1 - p_y) log p_y + sum_{j != y} p_j log(1 - p_j). */
+static double neg_mentropy(const float *row, int y, int classes) {
+    double lpy = clamp_logp(row[y]);
+    double s = -expm1(lpy) * lpy;
+    for (int j = 0; j < classes; j++) {
+        if (j == y) continue;
+        double lp = clamp_logp(row[j]);
+        s += exp(lp) * log1mexp(lp);
+    }
+    return s;
+}
+
+static double score_row(pmi_score_kind kind, const float *row, int y, int classes) {
+    double lpy = clamp_logp(row[y]);
+    switch (kind) {
+    case SCORE_LOSS: return lpy;
+    case SCORE_CONF: return exp(lpy);
+    case SCORE_CORRECT: return argmax_f(row, classes) == y ? 1.0 : 0.0;
+    case SCORE_ENTROPY: return neg_entropy(row, classes);
+    case SCORE_MENTROPY: return neg_mentropy(row, y, classes);
+    case SCORE_LOGIT: return lpy - log1mexp(lpy);
+    default: return NAN;
+    }
+}
+
+void pmi_scores(pmi_score_kind kind, const float *logp, const int32_t *y, int64_t n, int classes, double *out) {
+    if (!logp || !y || !out || n < 1 || classes < 1) return;
+    for (int64_t i = 0; i < n; i++) {
+        const float *row = logp + i * (int64_t)classes;
+        out[i] = y[i] >= 0 && y[i] < classes ? score_row(kind, row, y[i], classes) : NAN;
+    }
+}
+
+/* ---- small helpers ---------------------------------------------------------------------- */
+static int any_nan(const double *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (isnan(x[i])) return 1;
+    return 0;
+}
+
+/* Index of the largest value, lowest index on ties. */
+static int argmax_d(const double *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+/* Midranks (1-based) of v (n) into rank; returns sum over tie groups of t^3 - t, or -1 when
+ * memory runs out. v must hold no NaN. */
+static double midranks(const double *v, size_t n, double *rank) {
+    size_t *ix = malloc(n * sizeof *ix);
+    if (!ix) return -1;
+    gsl_sort_index(ix, v, 1, n);
+    double tie = 0;
+    for (size_t a = 0; a < n;) {
+        size_t b = a + 1;
+        while (b < n && v[ix[b]] == v[ix[a]]) b++;
+        double r = 0.5 * (double)(a + 1 + b);
+        for (size_t j = a; j < b; j++) rank[ix[j]] = r;
+        double t = (double)(b - a);
+        tie += t * t * t - t;
+        a = b;
+    }
+    free(ix);
+    return tie;
+}
+
+/* ---- Welch ------------------------------------------------------------------------------ */
+static double welch_from_moments(double mx, double vx, int n1, double my, double vy, int n2) {
+    double sx = vx / n1, sy = vy / n2, se2 = sx + sy;
+    if (!(se2 > 0)) return mx > my ? 0.0 : mx < my ? 1.0 : 0.5;
+    double a = sx / se2, b = sy / se2;
+    double df = 1.0 / (a * a / (n1 - 1) + b * b / (n2 - 1));
+    return gsl_cdf_tdist_Q((mx - my) / sqrt(se2), df);
+}
+
+double pmi_welch_greater(const double *x, int n1, const double *y, int n2) {
+    if (!x || !y || n1 < 2 || n2 < 2) return NAN;
+    double mx = gsl_stats_mean(x, 1, (size_t)n1), my = gsl_stats_mean(y, 1, (size_t)n2);
+    double vx = gsl_stats_variance_m(x, 1, (size_t)n1, mx), vy = gsl_stats_variance_m(y, 1, (size_t)n2, my);
+    return welch_from_moments(mx, vx, n1, my, vy, n2);
+}
+
+/* ---- Mann-Whitney ----------------------------------------------------------------------- */
+/* sf[u] = P(U >= u), u = 0..n1*n2, under H0 without ties: the n1-subsets of the ranks 1..n
+ * counted by rank sum (uint64 counts are exact up to C(68, 34), beyond PMI_MW_EXACT_MAX).
+ * Returns NULL when memory runs out. */
+static double *mw_exact_sf(int n1, int n2) {
+    int n = n1 + n2, umax = n1 * n2, s0 = n1 * (n1 + 1) / 2, smax = s0 + umax;
+    size_t w = (size_t)smax + 1;
+    uint64_t *c = calloc((size_t)(n1 + 1) * w, sizeof *c);
+    double *sf = malloc(((size_t)umax + 1) * sizeof *sf);
+    if (!c || !sf) { free(c); free(sf); return NULL; }
+    c[0] = 1;
+    for (int r = 1; r <= n; r++)
+        for (int j = r < n1 ? r : n1; j >= 1; j--)
+            for (int s = smax; s >= r; s--) c[(size_t)j * w + s] += c[(size_t)(j - 1) * w + s - r];
+    const uint64_t *cn = c + (size_t)n1 * w + s0;
+    uint64_t total = 0, cum = 0;
+    for (int u = 0; u <= umax; u++) total += cn[u];
+    for (int u = umax; u >= 0; u--) {
+        cum += cn[u];
+        sf[u] = (double)cum / (double)total;
+    }
+    free(c);
+    return sf;
+}
+
+static double mw_asymptotic(double u1, int n1, int n2, double tie) {
+    double n = (double)n1 + n2;
+    double s2 = (double)n1 * n2 / 12.0 * ((n + 1) - tie / (n * (n - 1)));
+    if (!(s2 > 0)) return 1.0;
+    return gsl_cdf_ugaussian_Q((u1 - 0.5 * n1 * n2 - 0.5) / sqrt(s2));
+}
+
+/* p-values of several groups of n1 against the remaining n2 of one combined sample, given each
+ * group's U statistic (u1, count) and the sample's tie term. Returns -1 when memory runs out. */
+static int mw_pvalues(const double *u1, int count, int n1, int n2, double tie, double *p) {
+    if (tie == 0 && n1 + n2 <= PMI_MW_EXACT_MAX) {
+        double *sf = mw_exact_sf(n1, n2);
+        if (!sf) return -1;
+        for (int i = 0; i < count; i++) p[i] = sf[(int)lround(u1[i])];
+        free(sf);
+        return 0;
+    }
+    for (int i = 0; i < count; i++) p[i] = mw_asymptotic(u1[i], n1, n2, tie);
+    return 0;
+}
+
+/* x (n1) and y (n2) side by side in a new array, or NULL. */
+static double *concat(const double *x, int n1, const double *y, int n2) {
+    double *v = malloc(((size_t)n1 + n2) * sizeof *v);
+    if (!v) return NULL;
+    memcpy(v, x, (size_t)n1 * sizeof *v);
+    memcpy(v + n1, y, (size_t)n2 * sizeof *v);
+    return v;
+}
+
+/* U statistic of the first n1 of v (n1 + n2) against the rest; *tie gets the tie term.
+ * NAN when memory runs out. */
+static double u_first(const double *v, int n1, int n2, double *tie) {
+    size_t n = (size_t)n1 + n2;
+    double *rank = malloc(n * sizeof *rank);
+    if (!rank) return NAN;
+    *tie = midranks(v, n, rank);
+    double r1 = 0;
+    for (int i = 0; i < n1; i++) r1 += rank[i];
+    free(rank);
+    return *tie < 0 ? NAN : r1 - 0.5 * n1 * (n1 + 1.0);
+}
+
+double pmi_mannwhitney_greater(const double *x, int n1, const double *y, int n2) {
+    if (!x || !y || n1 < 1 || n2 < 1 || any_nan(x, n1) || any_nan(y, n2)) return NAN;
+    double *v = concat(x, n1, y, n2);
+    if (!v) return NAN;
+    double tie, p = NAN, u1 = u_first(v, n1, n2, &tie);
+    free(v);
+    if (isnan(u1) || mw_pvalues(&u1, 1, n1, n2, tie, &p) != 0) return NAN;
+    return p;
+}
+
+/* ---- rank, permutation, Holm -------------------------------------------------------------- */
+static double rank_p(const double *mean, int N, int k) {
+    int rank = 1;
+    for (int i = 0; i < N; i++)
+        if (i != k && mean[i] >= mean[k]) rank++;
+    return (double)rank / N;
+}
+
+double pmi_rank_p(const double *pool_mean, int N, int k) {
+    if (!pool_mean || N < 1 || k < 0 || k >= N || any_nan(pool_mean, (size_t)N)) return NAN;
+    return rank_p(pool_mean, N, k);
+}
+
+/* The means of R uniform random m-subsets of scores (total), sorted ascending, from a partial
+ * Fisher-Yates shuffle of a copy (the arrangement left by one draw does not bias the next).
+ * Returns NULL when memory runs out. */
+static double *perm_means(const double *scores, size_t total, int m, int R, uint64_t seed) {
+    double *pool = malloc(total * sizeof *pool), *means = malloc((size_t)R * sizeof *means);
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!pool || !means || !rng) { free(pool); free(means); gsl_rng_free(rng); return NULL; }
+    gsl_rng_set(rng, (unsigned long)seed);
+    memcpy(pool, scores, total * sizeof *pool);
+    for (int t = 0; t < R; t++) {
+        double s = 0;
+        for (int j = 0; j < m; j++) {
+            size_t u = (size_t)j + gsl_rng_uniform_int(rng, total - (size_t)j);
+            double tmp = pool[j];
+            pool[j] = pool[u];
+            pool[u] = tmp;
+            s += pool[j];
+        }
+        means[t] = s / m;
+    }
+    gsl_sort(means, 1, (size_t)R);
+    free(pool);
+    gsl_rng_free(rng);
+    return means;
+}
+
+/* (1 + #{sorted >= obs - tol}) / (1 + R) by binary search. */
+static double perm_p_from(const double *sorted, int R, double obs, double tol) {
+    int lo = 0, hi = R;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (sorted[mid] >= obs - tol) hi = mid; else lo = mid + 1;
+    }
+    return (1.0 + (R - lo)) / (1.0 + R);
+}
+
+/* The tolerance under which a permutation mean ties the observed one. */
+static double perm_tol(const double *scores, size_t total, int m) {
+    double mx = 0;
+    for (size_t i = 0; i < total; i++) mx = fmax(mx, fabs(scores[i]));
+    return 4.0 * m * DBL_EPSILON * mx;
+}
+
+double pmi_holm_min(const double *p, int n, int *argmin) {
+    int best = -1;
+    for (int i = 0; p && i < n; i++)
+        if (!isnan(p[i]) && (best < 0 || p[i] < p[best])) best = i;
+    if (argmin) *argmin = best;
+    if (best < 0) return NAN;
+    double q = n * p[best];
+    return q < 1 ? q : 1;
+}
+
+/* ---- verification ---------------------------------------------------------------------- */
+static int check_args(const double *scores, int N, int m, int k, int permutations) {
+    if (!scores) { set_error("pmi: scores is NULL"); return -1; }
+    if (N < 2 || N > PMI_MAX_N) { set_error("pmi: N = %d, expected 2..%d mini-datasets", N, PMI_MAX_N); return -1; }
+    if (m < 1 || (size_t)N * (size_t)m > 0x7fffffffu) { set_error("pmi: m = %d, expected >= 1 with N*m < 2^31", m); return -1; }
+    if (k < 0 || k >= N) { set_error("pmi: k = %d, expected 0..%d", k, N - 1); return -1; }
+    if (permutations < 0) { set_error("pmi: permutations = %d, expected >= 0", permutations); return -1; }
+    size_t total = (size_t)N * m;
+    for (size_t i = 0; i < total; i++)
+        if (!isfinite(scores[i])) {
+            set_error("pmi: score [%zu][%zu] = %g, expected a finite number", i / (size_t)m, i % (size_t)m, scores[i]);
+            return -1;
+        }
+    return 0;
+}
+
+double pmi_perm_p(const double *scores, int N, int m, int k, int permutations, uint64_t seed) {
+    if (check_args(scores, N, m, k, permutations) != 0 || permutations == 0) return NAN;
+    size_t total = (size_t)N * m;
+    double *means = perm_means(scores, total, m, permutations, seed);
+    if (!means) return NAN;
+    double obs = gsl_stats_mean(scores + (size_t)k * m, 1, (size_t)m);
+    double p = perm_p_from(means, permutations, obs, perm_tol(scores, total, m));
+    free(means);
+    return p;
+}
+
+/* Per mini-dataset moments: mean, sum of squared deviations, median. */
+typedef struct {
+    double *mean, *ss, *median;
+} pool_stats;
+
+static void pool_stats_free(pool_stats *ps) {
+    free(ps->mean);
+    free(ps->ss);
+    free(ps->median);
+}
+
+static int pool_stats_fill(pool_stats *ps, const double *scores, int N, int m) {
+    ps->mean = malloc((size_t)N * sizeof(double));
+    ps->ss = malloc((size_t)N * sizeof(double));
+    ps->median = malloc((size_t)N * sizeof(double));
+    double *tmp = malloc((size_t)m * sizeof *tmp);
+    if (!ps->mean || !ps->ss || !ps->median || !tmp) { free(tmp); return -1; }
+    for (int i = 0; i < N; i++) {
+        const double *row = scores + (size_t)i * m;
+        ps->mean[i] = gsl_stats_mean(row, 1, (size_t)m);
+        ps->ss[i] = gsl_stats_tss_m(row, 1, (size_t)m, ps->mean[i]);
+        memcpy(tmp, row, (size_t)m * sizeof *tmp);
+        ps->median[i] = gsl_stats_median(tmp, 1, (size_t)m);
+    }
+    free(tmp);
+    return 0;
+}
+
+/* (best mean - runner-up mean) / sd of all scores; 0 when the sd is 0. */
+static double margin_of(const double *mean, int N, const double *scores, size_t total) {
+    int best = argmax_d(mean, N), second = best == 0 ? 1 : 0;
+    for (int i = 0; i < N; i++)
+        if (i != best && mean[i] > mean[second]) second = i;
+    double sd = gsl_stats_sd(scores, 1, total);
+    return sd > 0 ? (mean[best] - mean[second]) / sd : 0.0;
+}
+
+/* Welch p of every mini-dataset against the other N-1, from the pooled moments (the rest's
+ * sum of squares is combined exactly: sum_j ss_j + m (mean_j - mean_rest)^2). */
+static void welch_all(const pool_stats *ps, int N, int m, double *p) {
+    int n2 = (N - 1) * m;
+    double msum = 0;
+    for (int j = 0; j < N; j++) msum += ps->mean[j];
+    for (int i = 0; i < N; i++) {
+        if (m < 2) { p[i] = NAN; continue; }
+        double mr = (msum - ps->mean[i]) / (N - 1), ss = 0;
+        for (int j = 0; j < N; j++)
+            if (j != i) ss += ps->ss[j] + m * (ps->mean[j] - mr) * (ps->mean[j] - mr);
+        p[i] = welch_from_moments(ps->mean[i], ps->ss[i] / (m - 1), m, mr, ss / (n2 - 1), n2);
+    }
+}
+
+/* Mann-Whitney p of every mini-dataset against the rest: one ranking of all N*m serves all. */
+static int mw_all(const double *scores, int N, int m, double *p) {
+    size_t total = (size_t)N * m;
+    double *rank = malloc(total * sizeof *rank), *u1 = malloc((size_t)N * sizeof *u1);
+    double tie = rank ? midranks(scores, total, rank) : -1;
+    if (!rank || !u1 || tie < 0) { free(rank); free(u1); return -1; }
+    for (int i = 0; i < N; i++) {
+        double r = 0;
+        for (int j = 0; j < m; j++) r += rank[(size_t)i * m + j];
+        u1[i] = r - 0.5 * m * (m + 1.0);
+    }
+    int rc = mw_pvalues(u1, N, m, (N - 1) * m, tie, p);
+    free(rank);
+    free(u1);
+    return rc;
+}
+
+/* Permutation p of every mini-dataset from one set of permutation means. */
+static int perm_all(const double *scores, int N, int m, const double *mean, int R, uint64_t seed, double *p) {
+    if (R == 0) {
+        for (int i = 0; i < N; i++) p[i] = NAN;
+        return 0;
+    }
+    size_t total = (size_t)N * m;
+    double *means = perm_means(scores, total, m, R, seed);
+    if (!means) return -1;
+    double tol = perm_tol(scores, total, m);
+    for (int i = 0; i < N; i++) p[i] = perm_p_from(means, R, mean[i], tol);
+    free(means);
+    return 0;
+}
+
+/* pall (P_COUNT, N): every statistic's p-value for every mini-dataset. */
+static int pvalues_all(const double *scores, int N, int m, const pool_stats *ps, int R, uint64_t seed, double *pall) {
+    for (int i = 0; i < N; i++) pall[(size_t)P_RANK * N + i] = rank_p(ps->mean, N, i);
+    welch_all(ps, N, m, pall + (size_t)P_WELCH * N);
+    if (perm_all(scores, N, m, ps->mean, R, seed, pall + (size_t)P_PERM * N) != 0) return -1;
+    return mw_all(scores, N, m, pall + (size_t)P_MW * N);
+}
+
+int pmi_verify(const double *scores, int N, int m, int k, int permutations, uint64_t seed,
+               pmi_result *res, double *pool_mean, double *pool_median) {
+    if (!res) { set_error("pmi: res is NULL"); return -1; }
+    if (check_args(scores, N, m, k, permutations) != 0) return -1;
+    pool_stats ps = {0};
+    double *pall = malloc((size_t)P_COUNT * N * sizeof *pall);
+    if (!pall || pool_stats_fill(&ps, scores, N, m) != 0 ||
+        pvalues_all(scores, N, m, &ps, permutations, seed, pall) != 0) {
+        set_error("pmi: out of memory verifying N = %d, m = %d", N, m);
+        free(pall);
+        pool_stats_free(&ps);
+        return -1;
+    }
+    memset(res, 0, sizeof *res);
+    res->N = N, res->m = m, res->k = k;
+    res->identified = argmax_d(ps.mean, N);
+    res->identified_median = argmax_d(ps.median, N);
+    res->margin = margin_of(ps.mean, N, scores, (size_t)N * m);
+    for (int s = 0; s < P_COUNT; s++) {
+        res->p[s] = pall[(size_t)s * N + k];
+        res->p_nway[s] = pmi_holm_min(pall + (size_t)s * N, N, &res->nway_index[s]);
+    }
+    if (pool_mean) memcpy(pool_mean, ps.mean, (size_t)N * sizeof *pool_mean);
+    if (pool_median) memcpy(pool_median, ps.median, (size_t)N * sizeof *pool_median);
+    free(pall);
+    pool_stats_free(&ps);
+    return 0;
+}
+
+/* ---- metrics over models ---------------------------------------------------------------- */
+double pmi_auc(const double *pos, int npos, const double *neg, int nneg) {
+    if (!pos || !neg || npos < 1 || nneg < 1 || any_nan(pos, npos) || any_nan(neg, nneg)) return NAN;
+    double *v = concat(pos, npos, neg, nneg);
+    if (!v) return NAN;
+    double tie, u = u_first(v, npos, nneg, &tie);
+    free(v);
+    return u / ((double)npos * nneg);
+}
+
+/* #{x > t}. */
+static int count_above(const double *x, int n, double t) {
+    int c = 0;
+    for (int i = 0; i < n; i++) c += x[i] > t;
+    return c;
+}
+
+double pmi_tpr_at_fpr(const double *pos, int npos, const double *neg, int nneg, double fpr) {
+    if (!pos || !neg || npos < 1 || nneg < 1 || !(fpr >= 0) || any_nan(pos, npos) || any_nan(neg, nneg)) return NAN;
+    if (fpr >= 1) return 1.0;
+    double *s = malloc((size_t)nneg * sizeof *s);
+    if (!s) return NAN;
+    memcpy(s, neg, (size_t)nneg * sizeof *s);
+    gsl_sort(s, 1, (size_t)nneg);
+    int j = 0;
+    while (j < nneg) {
+        int end = j;
+        while (end < nneg && s[end] == s[j]) end++;
+        if ((double)(nneg - end) / nneg <= fpr) break;
+        j = end;
+    }
+    double t = s[j];
+    free(s);
+    return (double)count_above(pos, npos, t) / npos;
+}
+
+void pmi_mean_ci95(const double *x, int n, double *mean, double *half) {
+    double mu = x && n >= 1 ? gsl_stats_mean(x, 1, (size_t)n) : NAN, h = NAN;
+    if (x && n >= 2) h = gsl_cdf_tdist_Qinv(0.025, n - 1.0) * gsl_stats_sd_m(x, 1, (size_t)n, mu) / sqrt((double)n);
+    if (mean) *mean = mu;
+    if (half) *half = h;
+}

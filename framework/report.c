@@ -1,0 +1,326 @@
+/* report: paper-style tables from a results file's /summary (see report.h). */
+#include "report.h"
+#include "config.h"
+#include "pmi.h"
+#include "store.h"
+#include <gsl/gsl_cdf.h>
+#include <gsl/gsl_sort.h>
+#include <gsl/gsl_statistics_double.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int report_format_parse(const char *s, report_format *f) {
+    static const char *names[] = {"md", "csv", "latex"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(s, names[i])) { *f = (report_format)i; return 0; }
+    return -1;
+}
+
+/* ---- a table writer: one header, rows of cells, three formats ----------------------- */
+typedef struct { FILE *out; report_format fmt; int ncols; } table;
+
+static void table_cells(table *t, const char *const *cells) {
+    for (int i = 0; i < t->ncols; i++) {
+        switch (t->fmt) {
+        case REPORT_MD: fprintf(t->out, "| %s ", cells[i]); break;
+        case REPORT_CSV: fprintf(t->out, "%s%s", i ? "," : "", cells[i]); break;
+        case REPORT_LATEX: {
+            fputs(i ? " & " : "", t->out);
+            for (const char *c = cells[i]; *c; c++) {
+                if (strchr("_%&#", *c)) fputc('\\', t->out);
+                fputc(*c, t->out);
+            }
+        } break;
+        }
+    }
+    fputs(t->fmt == REPORT_MD ? "|\n" : t->fmt == REPORT_LATEX ? " \\\\\n" : "\n", t->out);
+}
+
+static void table_begin(table *t, const char *title, const char *const *cols, int ncols) {
+    t->ncols = ncols;
+    if (t->fmt == REPORT_MD) fprintf(t->out, "\n### %s\n\n", title);
+    else if (t->fmt == REPORT_CSV) fprintf(t->out, "\n# %s\n", title);
+    else {
+        fprintf(t->out, "\n%% %s\n\\begin{tabular}{", title);
+        for (int i = 0; i < ncols; i++) fputc(i ? 'r' : 'l', t->out);
+        fputs("}\n\\hline\n", t->out);
+    }
+    table_cells(t, cols);
+    if (t->fmt == REPORT_MD) {
+        for (int i = 0; i < ncols; i++) fputs("|---", t->out);
+        fputs("|\n", t->out);
+    } else if (t->fmt == REPORT_LATEX) fputs("\\hline\n", t->out);
+}
+
+static void table_end(table *t) {
+    if (t->fmt == REPORT_LATEX) fputs("\\hline\n\\end{tabular}\n", t->out);
+}
+
+/* ---- reading the decision settings from the stored config ---------------------------- */
+typedef struct { double alphas[CFG_MAX_ALPHAS]; int n_alphas; int decide; char score[16]; } settings;
+
+static int read_settings(const char *path, settings *s, char *err, size_t errlen) {
+    char *text = store_read_attr(path, "config");
+    if (!text) { snprintf(err, errlen, "%s: no config attribute", path); return -1; }
+    char tmp[] = "/tmp/pmi-report-XXXXXX";
+    int fd = mkstemp(tmp);
+    if (fd < 0) { free(text); snprintf(err, errlen, "cannot create a temporary file"); return -1; }
+    FILE *f = fdopen(fd, "w");
+    fputs(text, f); fclose(f); free(text);
+    cfg *c = cfg_create();
+    pmi_params p;
+    int rc = cfg_load(c, tmp, err, errlen) || cfg_point(c, 0, &p, err, errlen) ? -1 : 0;
+    unlink(tmp); cfg_free(c);
+    if (rc) return -1;
+    memcpy(s->alphas, p.alphas, sizeof s->alphas);
+    s->n_alphas = p.n_alphas;
+    s->decide = pmi_pvalue_parse(p.decide);
+    if (s->decide < 0) s->decide = P_PERM;
+    snprintf(s->score, sizeof s->score, "%.*s", (int)strcspn(p.scores, ", "), p.scores);
+    return 0;
+}
+
+static double row_p(const store_row *r, int which) {
+    const double v[P_COUNT] = {r->p_rank, r->p_perm, r->p_welch, r->p_mw};
+    return v[which];
+}
+
+static int is_indep(const store_row *r) { return !strncmp(r->role, "indep", 5); }
+
+static int same_setting(const store_row *a, const store_row *b) {
+    return !strcmp(a->point, b->point) && !strcmp(a->attack, b->attack) && !strcmp(a->params, b->params);
+}
+
+static void fmt_p(char *buf, size_t n, double p) {
+    if (isnan(p)) snprintf(buf, n, "-");
+    else snprintf(buf, n, "%.2g", p);
+}
+
+static void fmt_ci(char *buf, size_t n, const double *x, int k) {
+    double mean, half;
+    if (k == 0) { snprintf(buf, n, "-"); return; }
+    pmi_mean_ci95(x, k, &mean, &half);
+    if (isnan(half)) snprintf(buf, n, "%.4f", mean);
+    else snprintf(buf, n, "%.4f ± %.4f", mean, half);
+}
+
+static double median_of(double *x, int n) {
+    if (n == 0) return NAN;
+    gsl_sort(x, 1, (size_t)n);
+    return gsl_stats_median_from_sorted_data(x, 1, (size_t)n);
+}
+
+static void print_models(table *t, const store_row *r, int64_t n) {
+    static const char *cols[] = {"seed", "role", "arch", "attack", "params", "k", "identified",
+                                 "p_rank", "p_perm", "p_welch", "p_mw", "test_acc"};
+    table_begin(t, "Models: one row per model and evaluation", cols, 12);
+    for (int64_t i = 0; i < n; i++) {
+        char c[12][96];
+        snprintf(c[0], 96, "%d", r[i].seed);
+        if (is_indep(&r[i])) snprintf(c[1], 96, "%s#%d", r[i].role, r[i].replica);
+        else snprintf(c[1], 96, "%s", r[i].role);
+        snprintf(c[2], 96, "%s", r[i].arch);
+        snprintf(c[3], 96, "%s", r[i].attack);
+        snprintf(c[4], 96, "%s", r[i].params[0] ? r[i].params : "-");
+        snprintf(c[5], 96, "%d", r[i].secret_k);
+        snprintf(c[6], 96, "%d", r[i].identified);
+        for (int p = 0; p < P_COUNT; p++) fmt_p(c[7 + p], 96, row_p(&r[i], p));
+        snprintf(c[11], 96, "%.4f", r[i].test_acc);
+        const char *cells[12];
+        for (int j = 0; j < 12; j++) cells[j] = c[j];
+        table_cells(t, cells);
+    }
+    table_end(t);
+}
+
+/* Per setting: owner rows (pos) and independent rows (neg) of rows[lo..hi) sharing a setting. */
+typedef struct {
+    double acc[4096], pos[P_COUNT][4096], neg[P_COUNT][4096];
+    int npos, nneg, ident;
+} setting_stats;
+
+static void collect(const store_row *r, const int64_t *idx, int k, setting_stats *st) {
+    st->npos = st->nneg = st->ident = 0;
+    for (int i = 0; i < k; i++) {
+        const store_row *x = &r[idx[i]];
+        if (!strcmp(x->role, "owner") && st->npos < 4096) {
+            st->acc[st->npos] = x->test_acc;
+            st->ident += x->identified == x->secret_k;
+            for (int p = 0; p < P_COUNT; p++) st->pos[p][st->npos] = row_p(x, p);
+            st->npos++;
+        } else if (is_indep(x) && st->nneg < 4096) {
+            for (int p = 0; p < P_COUNT; p++) st->neg[p][st->nneg] = row_p(x, p);
+            st->nneg++;
+        }
+    }
+}
+
+static double frac_below(const double *p, int n, double alpha) {
+    int c = 0;
+    for (int i = 0; i < n; i++) c += p[i] < alpha;
+    return n ? (double)c / n : NAN;
+}
+
+/* AUC and TPR@1%FPR of owner vs independent on -log10 p (larger = more evidence). */
+static void auc_tpr(const double *pos, int np, const double *neg, int nn, double *auc, double *tpr) {
+    double a[4096], b[4096];
+    for (int i = 0; i < np; i++) a[i] = -log10(fmax(pos[i], 1e-300));
+    for (int i = 0; i < nn; i++) b[i] = -log10(fmax(neg[i], 1e-300));
+    *auc = np && nn ? pmi_auc(a, np, b, nn) : NAN;
+    *tpr = np && nn ? pmi_tpr_at_fpr(a, np, b, nn, 0.01) : NAN;
+}
+
+static void print_settings(table *t, const store_row *r, const int64_t *idx, int64_t n, const settings *s) {
+    const char *cols[32];
+    char names[32][48];
+    int nc = 0;
+    const char *fixed[] = {"sweep", "attack", "params", "owners", "owner acc (95% CI)", "identified"};
+    for (int i = 0; i < 6; i++) cols[nc++] = fixed[i];
+    for (int a = 0; a < s->n_alphas; a++) {
+        snprintf(names[nc], 48, "claimed@%g", s->alphas[a]); cols[nc] = names[nc]; nc++;
+    }
+    snprintf(names[nc], 48, "median p_%s", pmi_pvalue_name((pmi_pvalue)s->decide)); cols[nc] = names[nc]; nc++;
+    cols[nc++] = "indep";
+    for (int a = 0; a < s->n_alphas; a++) {
+        snprintf(names[nc], 48, "FPR@%g", s->alphas[a]); cols[nc] = names[nc]; nc++;
+    }
+    cols[nc++] = "AUC";
+    cols[nc++] = "TPR@1%FPR";
+    table_begin(t, "Settings: owner vs independent models over seeds (decision p-value)", cols, nc);
+    setting_stats *st = malloc(sizeof *st);
+    for (int64_t lo = 0, hi; lo < n; lo = hi) {
+        for (hi = lo + 1; hi < n && same_setting(&r[idx[lo]], &r[idx[hi]]); hi++) {}
+        collect(r, idx + lo, (int)(hi - lo), st);
+        char c[32][96];
+        const store_row *x = &r[idx[lo]];
+        int k = 0, d = s->decide;
+        snprintf(c[k++], 96, "%s", x->point[0] ? x->point : "-");
+        snprintf(c[k++], 96, "%s", x->attack);
+        snprintf(c[k++], 96, "%s", x->params[0] ? x->params : "-");
+        snprintf(c[k++], 96, "%d", st->npos);
+        fmt_ci(c[k++], 96, st->acc, st->npos);
+        snprintf(c[k++], 96, "%d/%d", st->ident, st->npos);
+        for (int a = 0; a < s->n_alphas; a++) snprintf(c[k++], 96, "%.2f", frac_below(st->pos[d], st->npos, s->alphas[a]));
+        fmt_p(c[k++], 96, median_of(st->pos[d], st->npos));
+        snprintf(c[k++], 96, "%d", st->nneg);
+        for (int a = 0; a < s->n_alphas; a++) snprintf(c[k++], 96, "%.3f", frac_below(st->neg[d], st->nneg, s->alphas[a]));
+        double auc, tpr;
+        auc_tpr(st->pos[d], st->npos, st->neg[d], st->nneg, &auc, &tpr);
+        fmt_p(c[k++], 96, auc);
+        fmt_p(c[k++], 96, tpr);
+        const char *cells[32];
+        for (int j = 0; j < k; j++) cells[j] = c[j];
+        table_cells(t, cells);
+    }
+    free(st);
+    table_end(t);
+}
+
+/* Calibration: un-attacked independent models, fraction with p < alpha per p-value kind. */
+static void print_calibration(table *t, const store_row *r, int64_t n, const settings *s) {
+    const char *cols[16];
+    char names[16][48];
+    int nc = 0;
+    cols[nc++] = "p-value"; cols[nc++] = "indep models";
+    for (int a = 0; a < s->n_alphas; a++) {
+        snprintf(names[nc], 48, "FPR@%g", s->alphas[a]); cols[nc] = names[nc]; nc++;
+        snprintf(names[nc], 48, "95%% bound@%g", s->alphas[a]); cols[nc] = names[nc]; nc++;
+    }
+    table_begin(t, "Calibration: false-positive rate of un-attacked independent models", cols, nc);
+    double *p = malloc(sizeof(double) * (size_t)(n ? n : 1));
+    for (int w = 0; w < P_COUNT; w++) {
+        int k = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (is_indep(&r[i]) && !strcmp(r[i].attack, "none") && !strcmp(r[i].score, s->score)) p[k++] = row_p(&r[i], w);
+        char c[16][64];
+        int j = 0;
+        snprintf(c[j++], 64, "%s%s", pmi_pvalue_name((pmi_pvalue)w), w == s->decide ? " (decision)" : "");
+        snprintf(c[j++], 64, "%d", k);
+        for (int a = 0; a < s->n_alphas; a++) {
+            snprintf(c[j++], 64, "%.3f", frac_below(p, k, s->alphas[a]));
+            /* the largest false-positive fraction a calibrated test shows with 95% probability */
+            double bound = 0;
+            if (k > 0) {
+                int x = 0;
+                while (x < k && gsl_cdf_binomial_P((unsigned)x, s->alphas[a], (unsigned)k) < 0.95) x++;
+                bound = (double)x / k;
+            }
+            snprintf(c[j++], 64, "%.3f", bound);
+        }
+        const char *cells[16];
+        for (int q = 0; q < j; q++) cells[q] = c[q];
+        table_cells(t, cells);
+    }
+    free(p);
+    table_end(t);
+}
+
+/* Fidelity: owner minus clean test accuracy of the un-attacked models, paired by point and seed. */
+static void print_fidelity(table *t, const store_row *r, int64_t n, const settings *s) {
+    static const char *cols[] = {"sweep", "arch", "pairs", "owner acc", "clean acc", "gap (95% CI)"};
+    table_begin(t, "Fidelity: owner minus clean test accuracy (un-attacked)", cols, 6);
+    double *gap = malloc(sizeof(double) * (size_t)(n ? n : 1) * 3), *oa = gap + n, *ca = oa + n;
+    char done[64][256];
+    int ndone = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (strcmp(r[i].role, "owner") || strcmp(r[i].attack, "none") || strcmp(r[i].score, s->score)) continue;
+        int seen = 0;
+        for (int d = 0; d < ndone; d++) seen |= !strcmp(done[d], r[i].point);
+        if (seen || ndone == 64) continue;
+        snprintf(done[ndone++], 256, "%s", r[i].point);
+        int k = 0;
+        for (int64_t a = 0; a < n; a++) {
+            if (strcmp(r[a].role, "owner") || strcmp(r[a].attack, "none") || strcmp(r[a].point, r[i].point) || strcmp(r[a].score, s->score)) continue;
+            for (int64_t b = 0; b < n; b++)
+                if (!strcmp(r[b].role, "clean") && !strcmp(r[b].attack, "none") && !strcmp(r[b].point, r[a].point)
+                    && r[b].seed == r[a].seed && !strcmp(r[b].score, s->score)) {
+                    oa[k] = r[a].test_acc; ca[k] = r[b].test_acc; gap[k] = oa[k] - ca[k]; k++;
+                    break;
+                }
+        }
+        char c[6][96];
+        snprintf(c[0], 96, "%s", r[i].point[0] ? r[i].point : "-");
+        snprintf(c[1], 96, "%s", r[i].arch);
+        snprintf(c[2], 96, "%d", k);
+        fmt_ci(c[3], 96, oa, k);
+        fmt_ci(c[4], 96, ca, k);
+        fmt_ci(c[5], 96, gap, k);
+        const char *cells[6] = {c[0], c[1], c[2], c[3], c[4], c[5]};
+        table_cells(t, cells);
+    }
+    free(gap);
+    table_end(t);
+}
+
+int report_print(const char *path, report_format fmt, FILE *out, char *err, size_t errlen) {
+    int64_t h = store_open(path, err, errlen);
+    if (h < 0) return -1;
+    store_close(h);
+    settings s;
+    store_row *rows = NULL;
+    int64_t n = 0;
+    if (read_settings(path, &s, err, errlen) || store_read_summary(path, &rows, &n, err, errlen)) return -1;
+    /* keep the decision score's rows, in file order (jobs are grouped by setting below) */
+    int64_t *idx = malloc(sizeof *idx * (size_t)(n ? n : 1)), k = 0;
+    store_row *sel = malloc(sizeof *sel * (size_t)(n ? n : 1));
+    for (int64_t i = 0; i < n; i++)
+        if (!strcmp(rows[i].score, s.score)) sel[k++] = rows[i];
+    /* settings table groups rows of one setting: order by (point, attack, params) stably */
+    int64_t m = 0;
+    for (int64_t i = 0; i < k; i++) {
+        int first = 1;
+        for (int64_t j = 0; j < i; j++) first &= !same_setting(&sel[i], &sel[j]);
+        if (!first) continue;
+        for (int64_t j = i; j < k; j++) if (same_setting(&sel[i], &sel[j])) idx[m++] = j;
+    }
+    table t = {out, fmt, 0};
+    if (fmt == REPORT_MD) fprintf(out, "## %s (score: %s, decision: p_%s)\n", path, s.score, pmi_pvalue_name((pmi_pvalue)s.decide));
+    print_models(&t, sel, k);
+    print_settings(&t, sel, idx, m, &s);
+    print_calibration(&t, sel, k, &s);
+    print_fidelity(&t, sel, k, &s);
+    free(idx); free(sel); free(rows);
+    return 0;
+}

@@ -1,0 +1,453 @@
+/* runner: executes a plan job by job, one shard per job (see runner.h). */
+#include "runner.h"
+#include "attack.h"
+#include "data.h"
+#include "nn.h"
+#include "plan.h"
+#include "pmi.h"
+#include "store.h"
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig) { stop_requested = sig; }
+
+void runner_install_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void iso_now(char *buf, size_t len) {
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int mkdir_p(const char *path) {
+    char tmp[512];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *q = tmp + 1; *q; q++)
+        if (*q == '/') { *q = 0; if (mkdir(tmp, 0755) && errno != EEXIST) return -1; *q = '/'; }
+    return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
+}
+
+void runner_paths(const pmi_params *p, char *shard_dir, size_t a, char *merged, size_t b) {
+    snprintf(shard_dir, a, "%s/%s/shards", p->output, p->name);
+    snprintf(merged, b, "%s/%s/results.h5", p->output, p->name);
+}
+
+/* ---- the data a job needs, loaded once per (dataset, path) and device --------------- */
+typedef struct {
+    char key[CFG_STR * 2];
+    pmi_dataset train, test;
+    nn_data *dtrain, *dtest;
+} data_cache;
+
+static void cache_free(data_cache *dc) {
+    nn_data_free(dc->dtrain); nn_data_free(dc->dtest);
+    data_free(&dc->train); data_free(&dc->test);
+    memset(dc, 0, sizeof *dc);
+}
+
+static int normalize_pair(data_cache *dc, cfg_norm mode) {
+    if (mode == NORM_NONE) return 0;
+    if (mode == NORM_UNIT) {
+        data_normalize(&dc->train, DATA_NORM_UNIT, NULL, NULL);
+        data_normalize(&dc->test, DATA_NORM_UNIT, NULL, NULL);
+        return 0;
+    }
+    /* standard: per-channel statistics of the whole train file (independent of the split) */
+    int64_t *idx = malloc(sizeof *idx * (size_t)dc->train.n);
+    if (!idx) return -1;
+    for (int64_t i = 0; i < dc->train.n; i++) idx[i] = i;
+    double mean[3] = {0}, sd[3] = {1, 1, 1};
+    data_channel_stats(&dc->train, idx, dc->train.n, mean, sd);
+    free(idx);
+    data_normalize(&dc->train, DATA_NORM_STANDARD, mean, sd);
+    data_normalize(&dc->test, DATA_NORM_STANDARD, mean, sd);
+    return 0;
+}
+
+static int cache_get(data_cache *dc, const pmi_params *p, nn_device dev, char *err, size_t errlen) {
+    char key[sizeof dc->key];
+    int64_t n_synth = (int64_t)p->n_train * 2 + (int64_t)p->N * p->m + p->n_attacker + 4 * (int64_t)p->n_test;
+    snprintf(key, sizeof key, "%s|%s|%d|%lld", p->dataset, p->path, (int)p->normalize,
+             strcmp(p->dataset, "synthetic") ? 0LL : (long long)n_synth);
+    if (!strcmp(key, dc->key)) return 0;
+    cache_free(dc);
+    if (data_load(p->dataset, p->path, n_synth, 12345, &dc->train, &dc->test, err, errlen)) return -1;
+    if (normalize_pair(dc, p->normalize)) { snprintf(err, errlen, "out of memory"); return -1; }
+    nn_status st = nn_data_create(dc->train.x, dc->train.y, dc->train.n, dc->train.c, dc->train.h, dc->train.w, dev, &dc->dtrain);
+    if (st == NN_OK)
+        st = nn_data_create(dc->test.x, dc->test.y, dc->test.n, dc->test.c, dc->test.h, dc->test.w, dev, &dc->dtest);
+    if (st != NN_OK) {
+        snprintf(err, errlen, "uploading %s: %s", p->dataset, nn_last_error());
+        cache_free(dc);
+        return -1;
+    }
+    snprintf(dc->key, sizeof dc->key, "%s", key);
+    return 0;
+}
+
+/* ---- one job ------------------------------------------------------------------------ */
+typedef struct {
+    const plan_job *job;
+    const pmi_params *p;
+    const data_split *split;
+    nn_data *pool, *test, *attacker;
+    int classes;
+    const int32_t *labels;     /* train-file labels (host) */
+    const char *arch;          /* this job's architecture */
+    const attack_setting *attacks; int n_attacks;
+    nn_device dev;
+    int kinds[SCORE_COUNT], n_kinds;
+    int index, total;          /* progress */
+    double t0, run_t0;
+    int tty;
+} job_ctx;
+
+static int progress_epoch(void *ctx, int epoch, int epochs, double loss) {
+    job_ctx *jc = ctx;
+    if (jc->tty) {
+        double el = now_s() - jc->t0;
+        double eta = epoch > 0 ? el / epoch * (epochs - epoch) : 0;
+        fprintf(stderr, "\r  [%d/%d] %-28s epoch %3d/%-3d loss %.4f  %5.1fs, job eta %5.1fs   ",
+                jc->index + 1, jc->total, jc->job->id, epoch, epochs, loss, el, eta);
+        fflush(stderr);
+    }
+    return stop_requested != 0;
+}
+
+static int parse_kinds(const char *list, int *kinds) {
+    char buf[CFG_STR];
+    int n = 0;
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+        int k = pmi_score_parse(t);
+        if (k >= 0 && n < SCORE_COUNT) kinds[n++] = k;
+    }
+    return n;
+}
+
+static void eval_free(store_eval *e) {
+    free(e->sample_scores); free(e->pool_mean); free(e->pool_median);
+}
+
+/* Test accuracy, per-sample scores of every pool sample for every kind, PMI statistics. */
+static int evaluate(nn_model *model, const job_ctx *jc, store_eval *ev, char *err, size_t errlen) {
+    const pmi_params *p = jc->p;
+    int64_t nm = (int64_t)p->N * p->m;
+    double t0 = now_s();
+    ev->n_kinds = jc->n_kinds;
+    memcpy(ev->kinds, jc->kinds, sizeof ev->kinds);
+    ev->sample_scores = malloc(sizeof(double) * (size_t)(nm * jc->n_kinds));
+    ev->pool_mean = malloc(sizeof(double) * (size_t)(p->N * jc->n_kinds));
+    ev->pool_median = malloc(sizeof(double) * (size_t)(p->N * jc->n_kinds));
+    float *logp = malloc(sizeof(float) * (size_t)(nm * jc->classes));
+    int32_t *y = malloc(sizeof(int32_t) * (size_t)nm);
+    if (!ev->sample_scores || !ev->pool_mean || !ev->pool_median || !logp || !y) {
+        free(logp); free(y); snprintf(err, errlen, "out of memory"); return -1;
+    }
+    nn_status st = nn_accuracy(model, jc->test, &ev->test_acc);
+    if (st == NN_OK) st = nn_eval_logp(model, jc->pool, logp);
+    if (st != NN_OK) { free(logp); free(y); snprintf(err, errlen, "evaluation: %s", nn_last_error()); return -1; }
+    for (int64_t i = 0; i < nm; i++) y[i] = jc->labels[jc->split->pool[i]];
+    for (int k = 0; k < jc->n_kinds; k++) {
+        double *s = ev->sample_scores + k * nm;
+        pmi_scores((pmi_score_kind)jc->kinds[k], logp, y, nm, jc->classes, s);
+        pmi_verify(s, p->N, p->m, jc->split->secret, p->permutations,
+                   (uint64_t)jc->job->seed * 7777u + (uint64_t)k, &ev->res[k],
+                   ev->pool_mean + k * p->N, ev->pool_median + k * p->N);
+    }
+    ev->sparsity = nn_sparsity(model);
+    ev->wall_s = now_s() - t0;
+    free(logp); free(y);
+    return 0;
+}
+
+static nn_train_params train_params(const pmi_params *p, job_ctx *jc, uint64_t seed) {
+    nn_train_params tp = nn_train_default_params();
+    tp.optimizer = p->optimizer == OPT_ADAM ? NN_ADAM : NN_SGD;
+    tp.lr = p->lr; tp.momentum = p->momentum; tp.weight_decay = p->weight_decay;
+    tp.epochs = p->epochs; tp.batch_size = p->batch_size;
+    tp.schedule = (nn_schedule)p->schedule; tp.step_size = p->step_size; tp.gamma = p->gamma;
+    tp.seed = seed;
+    tp.on_epoch = progress_epoch; tp.ctx = jc;
+    return tp;
+}
+
+/* The training set of a role: owner = train + D_k; indep-data = the disjoint set; else train. */
+static nn_data *role_data(const job_ctx *jc, nn_data *dtrain) {
+    const data_split *sp = jc->split;
+    nn_data *d = NULL, *dk = NULL, *both = NULL;
+    switch (jc->job->role) {
+    case ROLE_OWNER:
+        if (nn_data_subset(dtrain, sp->train, sp->n_train, &d) != NN_OK) return NULL;
+        if (nn_data_subset(dtrain, sp->pool + (int64_t)sp->secret * sp->m, sp->m, &dk) != NN_OK) { nn_data_free(d); return NULL; }
+        nn_data_concat(d, dk, &both);
+        nn_data_free(d); nn_data_free(dk);
+        return both;
+    case ROLE_INDEP_DATA:
+        return nn_data_subset(dtrain, sp->indep, sp->n_indep, &d) == NN_OK ? d : NULL;
+    default:
+        return nn_data_subset(dtrain, sp->train, sp->n_train, &d) == NN_OK ? d : NULL;
+    }
+}
+
+typedef struct {
+    store_eval evals[1 + 256];
+    int n_evals;
+    double loss_curve[10000];
+    double train_acc, test_acc;
+    char *names_buf;
+    const char *names[256]; int64_t numel[256]; float *data[256]; int n_tensors;
+} job_out;
+
+static void job_out_free(job_out *o) {
+    for (int i = 0; i < o->n_evals; i++) eval_free(&o->evals[i]);
+    for (int i = 0; i < o->n_tensors; i++) free(o->data[i]);
+    memset(o, 0, sizeof *o);
+}
+
+static int collect_weights(nn_model *m, job_out *o) {
+    int n = nn_param_count(m);
+    if (n > 256) n = 256;
+    for (int i = 0; i < n; i++) {
+        int64_t shape[4]; int ndim;
+        if (nn_param_info(m, i, &o->names[i], &o->numel[i], shape, &ndim) != NN_OK) return -1;
+        o->data[i] = malloc(sizeof(float) * (size_t)o->numel[i]);
+        o->n_tensors = i + 1;
+        if (!o->data[i] || nn_param_get(m, i, o->data[i]) != NN_OK) return -1;
+    }
+    return 0;
+}
+
+static int run_attacks(nn_model *model, job_ctx *jc, const nn_model_spec *spec, job_out *o, char *err, size_t errlen) {
+    attack_ctx ac = { .attacker = jc->attacker, .p = jc->p, .spec = *spec,
+                      .seed = (uint64_t)jc->job->seed * 31337u + 17u };
+    for (int a = 0; a < jc->n_attacks && !stop_requested; a++) {
+        const attack_setting *as = &jc->attacks[a];
+        nn_model *attacked = NULL;
+        double t0 = now_s();
+        if (attack_apply(as, model, &ac, &attacked, err, errlen)) return -1;
+        store_eval *ev = &o->evals[o->n_evals++];
+        snprintf(ev->attack, sizeof ev->attack, "%s", as->name);
+        snprintf(ev->type, sizeof ev->type, "%s", as->type);
+        snprintf(ev->params, sizeof ev->params, "%s", as->label);
+        ev->strength = as->strength;
+        int rc = evaluate(attacked, jc, ev, err, errlen);
+        ev->wall_s = now_s() - t0;
+        nn_model_free(attacked);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+/* Trains the job's model, evaluates it and its attacks. Returns 0, -1 on error, 1 when stopped. */
+static int run_job(job_ctx *jc, data_cache *dc, job_out *o, char *err, size_t errlen) {
+    const pmi_params *p = jc->p;
+    nn_model_spec spec = { .arch = jc->arch, .c = dc->train.c, .h = dc->train.h, .w = dc->train.w,
+                           .classes = jc->classes, .width = p->width, .device = jc->dev,
+                           .seed = plan_init_seed(jc->job) };
+    nn_model *model = NULL;
+    nn_data *dtr = role_data(jc, dc->dtrain);
+    if (!dtr) { snprintf(err, errlen, "selecting training data: %s", nn_last_error()); return -1; }
+    nn_status st = nn_model_create(&spec, &model);
+    if (st != NN_OK) { nn_data_free(dtr); snprintf(err, errlen, "model '%s': %s", jc->arch, nn_last_error()); return -1; }
+    nn_train_params tp = train_params(p, jc, (uint64_t)jc->job->seed * 2654435761u + 1u);
+    int rc = -1;
+    if (p->epochs > (int)(sizeof o->loss_curve / sizeof o->loss_curve[0])) { snprintf(err, errlen, "too many epochs"); goto done; }
+    st = nn_train(model, dtr, &tp, o->loss_curve);
+    if (stop_requested) { rc = 1; goto done; }
+    if (st != NN_OK) { snprintf(err, errlen, "training: %s", nn_last_error()); goto done; }
+    if (jc->tty) fprintf(stderr, "\r\033[K");
+    if (nn_accuracy(model, dtr, &o->train_acc) != NN_OK) { snprintf(err, errlen, "accuracy: %s", nn_last_error()); goto done; }
+    store_eval *ev = &o->evals[o->n_evals++];
+    snprintf(ev->attack, sizeof ev->attack, "none");
+    snprintf(ev->type, sizeof ev->type, "none");
+    ev->strength = NAN;
+    if (evaluate(model, jc, ev, err, errlen)) goto done;
+    o->test_acc = ev->test_acc;
+    if (run_attacks(model, jc, &spec, o, err, errlen)) goto done;
+    if (stop_requested) { rc = 1; goto done; }
+    if (p->save_models && collect_weights(model, o)) { snprintf(err, errlen, "reading weights: %s", nn_last_error()); goto done; }
+    rc = 0;
+done:
+    nn_model_free(model);
+    nn_data_free(dtr);
+    return rc;
+}
+
+static void fill_job(store_job *sj, const job_ctx *jc, const job_out *o, const pmi_params *p, const char *point, double wall) {
+    memset(sj, 0, sizeof *sj);
+    snprintf(sj->id, sizeof sj->id, "%s", jc->job->id);
+    snprintf(sj->experiment, sizeof sj->experiment, "%s", p->name);
+    snprintf(sj->dataset, sizeof sj->dataset, "%s", p->dataset);
+    snprintf(sj->arch, sizeof sj->arch, "%s", jc->arch);
+    snprintf(sj->role, sizeof sj->role, "%s", plan_roles[jc->job->role].name);
+    snprintf(sj->point, sizeof sj->point, "%s", point);
+    sj->point_index = jc->job->point; sj->seed = jc->job->seed; sj->replica = jc->job->replica;
+    sj->N = p->N; sj->m = p->m; sj->secret_k = jc->split->secret;
+    sj->trained_on_k = plan_roles[jc->job->role].trained_on_k;
+    sj->train_acc = o->train_acc; sj->test_acc = o->test_acc; sj->wall_s = wall;
+    sj->split = jc->split;
+    sj->loss_curve = o->loss_curve; sj->epochs = p->epochs;
+    sj->evals = (store_eval *)o->evals; sj->n_evals = o->n_evals;
+    sj->n_tensors = o->n_tensors; sj->tensor_names = o->names; sj->tensor_numel = o->numel;
+    sj->tensor_data = (const float *const *)o->data;
+}
+
+static void report_line(const job_ctx *jc, const job_out *o, double wall) {
+    const store_eval *e = &o->evals[0];
+    const pmi_result *r = &e->res[0];
+    fprintf(stderr, "  [%d/%d] %-24s train %.3f test %.3f  k=%d identified=%d p_perm=%.2g p_rank=%.2g  %d attacks  %.1fs\n",
+            jc->index + 1, jc->total, jc->job->id, o->train_acc, o->test_acc, r->k, r->identified,
+            r->p[P_PERM], r->p[P_RANK], o->n_evals - 1, wall);
+}
+
+/* Splits the data for the job, runs it and writes its shard. 0 ok, 1 stopped, -1 error. */
+static int execute(job_ctx *jc, data_cache *dc, const cfg *c, const char *shard,
+                   const store_provenance *prov0, char *err, size_t errlen) {
+    const pmi_params *p = jc->p;
+    data_split split;
+    if (data_split_make(dc->train.n, dc->test.n, p->n_train, p->N, p->m, p->n_attacker,
+                        p->independent > 0, p->n_test, p->secret, (uint64_t)jc->job->seed, &split, err, errlen))
+        return -1;
+    jc->split = &split;
+    jc->labels = dc->train.y;
+    jc->classes = dc->train.classes;
+    int rc = -1;
+    job_out *o = calloc(1, sizeof *o);
+    if (!o) { snprintf(err, errlen, "out of memory"); goto out; }
+    if (nn_data_subset(dc->dtrain, split.pool, (int64_t)p->N * p->m, &jc->pool) != NN_OK ||
+        nn_data_subset(dc->dtest, split.test, split.n_test, &jc->test) != NN_OK ||
+        (split.n_attacker > 0 && nn_data_subset(dc->dtrain, split.attacker, split.n_attacker, &jc->attacker) != NN_OK)) {
+        snprintf(err, errlen, "selecting data: %s", nn_last_error());
+        goto out;
+    }
+    jc->t0 = now_s();
+    rc = run_job(jc, dc, o, err, errlen);
+    if (rc) goto out;
+    double wall = now_s() - jc->t0;
+    char point[256];
+    cfg_point_label(c, jc->job->point, point, sizeof point);
+    store_job sj;
+    fill_job(&sj, jc, o, p, point, wall);
+    store_provenance prov = *prov0;
+    iso_now(prov.finished, sizeof prov.finished);
+    if (store_write_shard(shard, &sj, &prov, err, errlen)) { rc = -1; goto out; }
+    report_line(jc, o, wall);
+out:
+    nn_data_free(jc->pool); nn_data_free(jc->test); nn_data_free(jc->attacker);
+    jc->pool = jc->test = jc->attacker = NULL;
+    if (o) { job_out_free(o); free(o); }
+    data_split_free(&split);
+    return rc;
+}
+
+static int all_complete(const plan_job *jobs, int n, const char *shard_dir) {
+    for (int j = 0; j < n; j++) {
+        char path[700];
+        snprintf(path, sizeof path, "%s/%s.h5", shard_dir, jobs[j].id);
+        if (!store_shard_complete(path)) return 0;
+    }
+    return 1;
+}
+
+runner_status runner_run(const cfg *c, const runner_options *o, runner_summary *s, char *err, size_t errlen) {
+    memset(s, 0, sizeof *s);
+    pmi_params p0;
+    if (cfg_point(c, 0, &p0, err, errlen)) return RUN_ERROR;
+    nn_device dev;
+    char devname[128];
+    if (nn_device_resolve((int)p0.device, &dev, devname, sizeof devname) != NN_OK) {
+        snprintf(err, errlen, "experiment.device: %s", nn_last_error());
+        return RUN_ERROR;
+    }
+    nn_set_threads(o->threads);
+    nn_device_resolve((int)p0.device, &dev, devname, sizeof devname);
+    plan_job *jobs = NULL, *mine = NULL;
+    attack_setting *attacks = NULL;
+    int n = 0, n_attacks = 0;
+    runner_status rs = RUN_ERROR;
+    char *config_text = NULL;
+    data_cache dc;
+    memset(&dc, 0, sizeof dc);
+    if (plan_build(c, &jobs, &n, err, errlen) || attack_plan(c, &attacks, &n_attacks, err, errlen)) goto out;
+    if (n_attacks > 256) { snprintf(err, errlen, "%d attack settings: at most 256 per job", n_attacks); goto out; }
+    runner_paths(&p0, s->shard_dir, sizeof s->shard_dir, s->results_path, sizeof s->results_path);
+    if (mkdir_p(s->shard_dir)) { snprintf(err, errlen, "%s: cannot create: %s", s->shard_dir, strerror(errno)); goto out; }
+    mine = malloc(sizeof *mine * (size_t)n);
+    if (!mine) goto out;
+    memcpy(mine, jobs, sizeof *mine * (size_t)n);
+    int nmine = o->nslices > 1 ? plan_slice(mine, n, o->slice, o->nslices) : n;
+    config_text = cfg_effective_text(c);
+    store_provenance prov = { .config = config_text };
+    snprintf(prov.pmi_version, sizeof prov.pmi_version, "%s", PMI_VERSION);
+    snprintf(prov.git_commit, sizeof prov.git_commit, "%s", PMI_GIT_COMMIT);
+    snprintf(prov.torch_version, sizeof prov.torch_version, "%s", nn_torch_version());
+    snprintf(prov.device, sizeof prov.device, "%s", devname);
+    iso_now(prov.started, sizeof prov.started);
+    s->jobs_total = nmine;
+    fprintf(stderr, "pmi: experiment '%s': %d jobs (%d here), %d attack settings, device %s\n",
+            p0.name, n, nmine, n_attacks, devname);
+    int tty = isatty(2);
+    double run_t0 = now_s();
+    for (int j = 0; j < nmine && !stop_requested; j++) {
+        char shard[700];
+        snprintf(shard, sizeof shard, "%s/%s.h5", s->shard_dir, mine[j].id);
+        if (!o->force && store_shard_complete(shard)) { s->jobs_skipped++; s->jobs_done++; continue; }
+        pmi_params p;
+        if (cfg_point(c, mine[j].point, &p, err, errlen)) goto out;
+        if (cache_get(&dc, &p, dev, err, errlen)) goto out;
+        job_ctx jc = { .job = &mine[j], .p = &p, .index = j, .total = nmine, .tty = tty, .run_t0 = run_t0,
+                       .arch = mine[j].role == ROLE_INDEP_ARCH ? p.indep_arch : p.arch,
+                       .attacks = attacks, .n_attacks = n_attacks, .dev = dev };
+        if (parse_kinds(p.scores, jc.kinds) == 0) { snprintf(err, errlen, "pmi.scores: no known score kind"); goto out; }
+        jc.n_kinds = parse_kinds(p.scores, jc.kinds);
+        int rc = execute(&jc, &dc, c, shard, &prov, err, errlen);
+        if (rc < 0) {
+            char tmp[512];
+            snprintf(tmp, sizeof tmp, "%s", err);
+            snprintf(err, errlen, "job %s: %s", mine[j].id, tmp);
+            goto out;
+        }
+        if (rc > 0) break;
+        s->jobs_done++; s->jobs_trained++;
+    }
+    if (stop_requested) {
+        fprintf(stderr, "\npmi: stopped by signal %d: %d of %d jobs done; run again to continue\n",
+                (int)stop_requested, s->jobs_done, s->jobs_total);
+        rs = RUN_INTERRUPTED;
+        goto out;
+    }
+    if (!o->no_merge && all_complete(jobs, n, s->shard_dir)) {
+        iso_now(prov.finished, sizeof prov.finished);
+        if (store_merge(s->shard_dir, s->results_path, &prov, err, errlen)) goto out;
+    } else {
+        s->results_path[0] = 0;
+    }
+    rs = RUN_OK;
+out:
+    cache_free(&dc);
+    free(jobs); free(mine); free(attacks); free(config_text);
+    return rs;
+}

@@ -1,0 +1,34 @@
+/* runner: executes a plan. For each job not already done (its shard complete), it splits the
+ * data, trains the job's model, evaluates it and every attack setting on it (test accuracy,
+ * per-sample scores on all N*m pool samples, PMI statistics) and writes the job's shard.
+ * When every job of the plan has a shard it merges them into results/<name>/results.h5.
+ *
+ * SIGINT/SIGTERM: the current job is abandoned at the next epoch boundary (its shard is
+ * never written, so nothing partial exists) and runner_run returns RUN_INTERRUPTED. */
+#ifndef PMI_RUNNER_H
+#define PMI_RUNNER_H
+#include <stddef.h>
+#include "config.h"
+
+typedef struct {
+    int slice, nslices;     /* run jobs j with j % nslices == slice; 0/1 = all */
+    int force;              /* retrain jobs whose shard exists */
+    int no_merge;           /* do not merge at the end */
+    int threads;            /* libtorch intra-op threads on CPU; 0 = cores */
+} runner_options;
+
+typedef enum { RUN_OK = 0, RUN_ERROR = 1, RUN_INTERRUPTED = 3 } runner_status;
+
+typedef struct {
+    int jobs_total, jobs_done, jobs_skipped, jobs_trained;
+    char results_path[512];  /* merged file, "" if not merged */
+    char shard_dir[512];
+} runner_summary;
+
+runner_status runner_run(const cfg *c, const runner_options *o, runner_summary *s, char *err, size_t errlen);
+/* Installs the SIGINT/SIGTERM handlers that request a clean stop. */
+void runner_install_signals(void);
+/* Shard directory and merged file of an experiment: <output>/<name>/shards, <output>/<name>/results.h5. */
+void runner_paths(const pmi_params *p, char *shard_dir, size_t a, char *merged, size_t b);
+
+#endif

@@ -1,0 +1,730 @@
+/* store: the HDF5 results schema (docs/results-schema.md), per-job shards and their merge.
+ *
+ * A shard is written under "<path>.tmp-<pid>", gets the root attribute complete=1 last, is
+ * flushed, closed, fsync'd and renamed onto its final name; the directory is fsync'd after.
+ * Any failure removes the temporary file. HDF5's automatic error printing is switched off:
+ * failures are reported once, through err, with the innermost HDF5 message appended.
+ * The HDF5 library used here is the serial one: these functions are not thread-safe. */
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Local copies of the names in pmi.c, so the file layout does not depend on that module's
+ * link order; the asserts catch an enum change that these tables would silently miss. */
+_Static_assert(SCORE_COUNT == 6, "update kind_names to match pmi_score_kind in pmi.h");
+_Static_assert(P_COUNT == 4, "update pvalue_names to match pmi_pvalue in pmi.h");
+static const char *const kind_names[SCORE_COUNT] = {"loss", "conf", "correct", "entropy", "mentropy", "logit"};
+static const char *const pvalue_names[P_COUNT] = {"rank", "perm", "welch", "mw"};
+
+/* ---- messages --------------------------------------------------------------------- */
+
+typedef struct { char *buf; size_t len; } serr;
+
+static void serr_reset(serr *e) {
+    if (e->buf && e->len) e->buf[0] = 0;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    H5Eclear2(H5E_DEFAULT);
+}
+
+static herr_t innermost_desc(unsigned n, const H5E_error2_t *ent, void *out) {
+    if (n == 0 && ent->desc) snprintf((char *)out, 256, "%s", ent->desc);
+    return 0;
+}
+
+/* Sets the message (the first failure wins), appends the innermost HDF5 error of the current
+ * stack if there is one, clears the stack and returns -1. Call it before any other HDF5 call
+ * after the failing one: every API call clears the stack. */
+static int fail(serr *e, const char *fmt, ...) {
+    char detail[256] = "";
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_desc, detail);
+    H5Eclear2(H5E_DEFAULT);
+    if (!e->buf || !e->len || e->buf[0]) return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->buf, e->len, fmt, ap);
+    va_end(ap);
+    size_t u = strlen(e->buf);
+    if (detail[0] && u < e->len) snprintf(e->buf + u, e->len - u, " (HDF5: %s)", detail);
+    return -1;
+}
+
+/* ---- writing primitives: each returns 0, or -1 with the object path in the message ---- */
+
+static hid_t vstr_type(void) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    return t;
+}
+
+static int attr_write(hid_t loc, const char *where, const char *name, hid_t type, const void *val, serr *e) {
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = sp < 0 ? -1 : H5Acreate2(loc, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = (a < 0 || H5Awrite(a, type, val) < 0) ? fail(e, "cannot write attribute %s of %s", name, where) : 0;
+    if (a >= 0) H5Aclose(a);
+    if (sp >= 0) H5Sclose(sp);
+    return rc;
+}
+
+static int attr_int(hid_t loc, const char *where, const char *name, int v, serr *e) {
+    return attr_write(loc, where, name, H5T_NATIVE_INT, &v, e);
+}
+
+static int attr_dbl(hid_t loc, const char *where, const char *name, double v, serr *e) {
+    return attr_write(loc, where, name, H5T_NATIVE_DOUBLE, &v, e);
+}
+
+static int attr_str(hid_t loc, const char *where, const char *name, const char *s, serr *e) {
+    const char *p = s ? s : "";
+    hid_t t = vstr_type();
+    int rc = attr_write(loc, where, name, t, &p, e);
+    H5Tclose(t);
+    return rc;
+}
+
+/* A contiguous dataset of rank 1 or 2; zero-sized shapes give an empty dataset. */
+static int dset_write(hid_t loc, const char *where, const char *name, hid_t type, int rank,
+                      const hsize_t *dims, const void *data, serr *e) {
+    hsize_t n = 1;
+    for (int i = 0; i < rank; i++) n *= dims[i];
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    hid_t d = sp < 0 ? -1 : H5Dcreate2(loc, name, type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int bad = d < 0 || (n > 0 && H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0);
+    int rc = bad ? fail(e, "cannot write dataset %s/%s", where, name) : 0;
+    if (d >= 0) H5Dclose(d);
+    if (sp >= 0) H5Sclose(sp);
+    return rc;
+}
+
+static int dset_str(hid_t loc, const char *where, const char *name, const char *s, serr *e) {
+    const char *p = s ? s : "";
+    hid_t t = vstr_type(), sp = H5Screate(H5S_SCALAR);
+    hid_t d = H5Dcreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int bad = d < 0 || H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, &p) < 0;
+    int rc = bad ? fail(e, "cannot write dataset %s%s", where, name) : 0;
+    if (d >= 0) H5Dclose(d);
+    H5Sclose(sp);
+    H5Tclose(t);
+    return rc;
+}
+
+static hid_t group_create(hid_t loc, const char *where, const char *name, serr *e) {
+    hid_t g = H5Gcreate2(loc, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0) fail(e, "cannot create group %s/%s", where, name);
+    return g;
+}
+
+/* ---- the /summary table ----------------------------------------------------------- */
+
+#define FS(f) {#f, offsetof(store_row, f), sizeof(((store_row *)0)->f), 's'}
+#define FI(f) {#f, offsetof(store_row, f), 0, 'i'}
+#define FD(f) {#f, offsetof(store_row, f), 0, 'd'}
+static const struct { const char *name; size_t off, size; char kind; } row_fields[] = {
+    FS(job_id), FS(experiment), FS(dataset), FS(arch), FS(role), FS(point),
+    FI(seed), FI(replica), FI(N), FI(m), FI(secret_k), FI(trained_on_k),
+    FS(attack), FS(attack_type), FS(params), FD(strength), FD(test_acc), FD(sparsity),
+    FS(score), FI(identified), FD(margin), FD(p_rank), FD(p_perm), FD(p_welch), FD(p_mw),
+    FD(p_nway_rank), FD(p_nway_perm), FD(p_nway_welch), FD(p_nway_mw),
+};
+
+/* The in-memory compound type of store_row: fixed-length NUL-terminated strings of the
+ * struct's sizes, native int32 and double. */
+static hid_t row_mem_type(void) {
+    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(store_row));
+    for (size_t i = 0; i < sizeof row_fields / sizeof row_fields[0]; i++) {
+        if (row_fields[i].kind == 's') {
+            hid_t s = H5Tcopy(H5T_C_S1);
+            H5Tset_size(s, row_fields[i].size);
+            H5Tset_strpad(s, H5T_STR_NULLTERM);
+            H5Tinsert(t, row_fields[i].name, row_fields[i].off, s);
+            H5Tclose(s);
+        } else {
+            H5Tinsert(t, row_fields[i].name, row_fields[i].off,
+                      row_fields[i].kind == 'i' ? H5T_NATIVE_INT32 : H5T_NATIVE_DOUBLE);
+        }
+    }
+    return t;
+}
+
+/* An empty, extensible /summary (chunked, deflate-compressed when the filter is there). */
+static hid_t summary_create(hid_t file, serr *e) {
+    hsize_t dims = 0, maxdims = H5S_UNLIMITED, chunk = 256;
+    hid_t mt = row_mem_type(), ft = H5Tcopy(mt);
+    H5Tpack(ft);
+    hid_t sp = H5Screate_simple(1, &dims, &maxdims), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 1, &chunk);
+    if (H5Zfilter_avail(H5Z_FILTER_DEFLATE) > 0) H5Pset_deflate(dcpl, 4);
+    hid_t d = H5Dcreate2(file, "summary", ft, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (d < 0) fail(e, "cannot create dataset /summary");
+    H5Pclose(dcpl); H5Sclose(sp); H5Tclose(ft); H5Tclose(mt);
+    return d;
+}
+
+static int summary_append(hid_t d, const store_row *rows, int64_t n, serr *e) {
+    if (n <= 0) return 0;
+    hid_t fs = H5Dget_space(d);
+    hsize_t old = 0, cnt = (hsize_t)n;
+    H5Sget_simple_extent_dims(fs, &old, NULL);
+    H5Sclose(fs);
+    hsize_t total = old + cnt;
+    if (H5Dset_extent(d, &total) < 0) return fail(e, "cannot extend /summary to %llu rows", (unsigned long long)total);
+    fs = H5Dget_space(d);
+    hid_t ms = H5Screate_simple(1, &cnt, NULL), mt = row_mem_type();
+    int bad = H5Sselect_hyperslab(fs, H5S_SELECT_SET, &old, NULL, &cnt, NULL) < 0 ||
+              H5Dwrite(d, mt, ms, fs, H5P_DEFAULT, rows) < 0;
+    int rc = bad ? fail(e, "cannot write %lld rows to /summary", (long long)n) : 0;
+    H5Tclose(mt); H5Sclose(ms); H5Sclose(fs);
+    return rc;
+}
+
+/* Reads all of /summary of an open file into a malloc'd array (NULL when empty). */
+static int summary_read(hid_t file, const char *path, store_row **rows, int64_t *n, serr *e) {
+    *rows = NULL; *n = 0;
+    hid_t d = H5Dopen2(file, "summary", H5P_DEFAULT);
+    if (d < 0) return fail(e, "%s: no /summary table", path);
+    hid_t fs = H5Dget_space(d);
+    hsize_t cnt = 0;
+    int rc = H5Sget_simple_extent_ndims(fs) == 1 ? 0 : fail(e, "%s: /summary is not a 1-d table", path);
+    if (!rc) H5Sget_simple_extent_dims(fs, &cnt, NULL);
+    if (!rc && cnt > 0) {
+        *rows = calloc((size_t)cnt, sizeof **rows);
+        hid_t mt = row_mem_type();
+        if (!*rows) rc = fail(e, "%s: out of memory for %llu summary rows", path, (unsigned long long)cnt);
+        else if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, *rows) < 0) rc = fail(e, "%s: cannot read /summary", path);
+        H5Tclose(mt);
+    }
+    H5Sclose(fs); H5Dclose(d);
+    if (rc) { free(*rows); *rows = NULL; return -1; }
+    *n = (int64_t)cnt;
+    return 0;
+}
+
+static void fill_row(store_row *r, const store_job *j, const store_eval *ev, int q) {
+    const pmi_result *res = &ev->res[q];
+    memset(r, 0, sizeof *r);
+    snprintf(r->job_id, sizeof r->job_id, "%s", j->id);
+    snprintf(r->experiment, sizeof r->experiment, "%s", j->experiment);
+    snprintf(r->dataset, sizeof r->dataset, "%s", j->dataset);
+    snprintf(r->arch, sizeof r->arch, "%s", j->arch);
+    snprintf(r->role, sizeof r->role, "%s", j->role);
+    snprintf(r->point, sizeof r->point, "%s", j->point);
+    r->seed = j->seed; r->replica = j->replica; r->N = j->N; r->m = j->m;
+    r->secret_k = j->secret_k; r->trained_on_k = j->trained_on_k;
+    snprintf(r->attack, sizeof r->attack, "%s", ev->attack);
+    snprintf(r->attack_type, sizeof r->attack_type, "%s", ev->type);
+    snprintf(r->params, sizeof r->params, "%s", ev->params);
+    r->strength = ev->strength; r->test_acc = ev->test_acc; r->sparsity = ev->sparsity;
+    snprintf(r->score, sizeof r->score, "%s", kind_names[ev->kinds[q]]);
+    r->identified = res->identified; r->margin = res->margin;
+    r->p_rank = res->p[P_RANK]; r->p_perm = res->p[P_PERM];
+    r->p_welch = res->p[P_WELCH]; r->p_mw = res->p[P_MW];
+    r->p_nway_rank = res->p_nway[P_RANK]; r->p_nway_perm = res->p_nway[P_PERM];
+    r->p_nway_welch = res->p_nway[P_WELCH]; r->p_nway_mw = res->p_nway[P_MW];
+}
+
+/* The job's summary rows, one per (eval, score kind), appended to /summary. */
+static int job_summary(hid_t sum, const store_job *j, serr *e) {
+    int64_t n = 0, r = 0;
+    for (int i = 0; i < j->n_evals; i++) n += j->evals[i].n_kinds;
+    if (n == 0) return 0;
+    store_row *rows = malloc(sizeof *rows * (size_t)n);
+    if (!rows) return fail(e, "out of memory for %lld summary rows", (long long)n);
+    for (int i = 0; i < j->n_evals; i++)
+        for (int q = 0; q < j->evals[i].n_kinds; q++) fill_row(&rows[r++], j, &j->evals[i], q);
+    int rc = summary_append(sum, rows, n, e);
+    free(rows);
+    return rc;
+}
+
+/* ---- validation of a job before anything is created ------------------------------- */
+
+static int valid_name(const char *s) { return s && s[0] && !strchr(s, '/') && strcmp(s, ".") && strcmp(s, ".."); }
+
+static int validate_eval(const store_job *j, int i, serr *e) {
+    const store_eval *ev = &j->evals[i];
+    if (ev->n_kinds < 0 || ev->n_kinds > SCORE_COUNT)
+        return fail(e, "job %s eval %d: n_kinds %d, expected 0..%d", j->id, i, ev->n_kinds, SCORE_COUNT);
+    unsigned seen = 0;
+    for (int q = 0; q < ev->n_kinds; q++) {
+        int k = ev->kinds[q];
+        if (k < 0 || k >= SCORE_COUNT || (seen & (1u << k)))
+            return fail(e, "job %s eval %d: kinds[%d] = %d is out of range or repeated", j->id, i, q, k);
+        seen |= 1u << k;
+    }
+    if (ev->n_kinds > 0 && (!ev->sample_scores || !ev->pool_mean || !ev->pool_median))
+        return fail(e, "job %s eval %d: sample_scores, pool_mean and pool_median are required", j->id, i);
+    return 0;
+}
+
+static int validate_split(const store_job *j, serr *e) {
+    const data_split *s = j->split;
+    if (!s) return 0;
+    if (s->N != j->N || s->m != j->m)
+        return fail(e, "job %s: split pool is (%d, %d) but the job says N=%d, m=%d", j->id, s->N, s->m, j->N, j->m);
+    if (s->n_train < 0 || s->n_attacker < 0 || s->n_indep < 0 || s->n_test < 0 ||
+        (s->n_train && !s->train) || (s->n_attacker && !s->attacker) || (s->n_indep && !s->indep) ||
+        (s->n_test && !s->test) || (s->N > 0 && s->m > 0 && !s->pool))
+        return fail(e, "job %s: split has a negative size or a missing index array", j->id);
+    return 0;
+}
+
+static int validate_tensors(const store_job *j, serr *e) {
+    if (j->n_tensors < 0 || (j->n_tensors > 0 && (!j->tensor_names || !j->tensor_numel || !j->tensor_data)))
+        return fail(e, "job %s: n_tensors %d without names, numel and data", j->id, j->n_tensors);
+    for (int t = 0; t < j->n_tensors; t++) {
+        if (!valid_name(j->tensor_names[t]) || j->tensor_numel[t] < 0 || (j->tensor_numel[t] > 0 && !j->tensor_data[t]))
+            return fail(e, "job %s: tensor %d has no valid name (non-empty, no '/'), a negative size or no data", j->id, t);
+    }
+    return 0;
+}
+
+static int validate_job(const store_job *j, serr *e) {
+    if (!j) return fail(e, "store: no job given");
+    if (!valid_name(j->id)) return fail(e, "store: job id '%s' is empty or not file-name safe", j->id);
+    if (j->N < 0 || j->m < 0 || (j->n_evals > 0 && (j->N < 1 || j->m < 1)))
+        return fail(e, "job %s: N=%d, m=%d, expected both >= 1", j->id, j->N, j->m);
+    if (j->epochs < 0 || (j->epochs > 0 && !j->loss_curve))
+        return fail(e, "job %s: epochs=%d but no loss_curve", j->id, j->epochs);
+    if (j->n_evals < 0 || (j->n_evals > 0 && !j->evals))
+        return fail(e, "job %s: n_evals=%d but no evals", j->id, j->n_evals);
+    for (int i = 0; i < j->n_evals; i++)
+        if (validate_eval(j, i, e)) return -1;
+    return validate_split(j, e) || validate_tensors(j, e) ? -1 : 0;
+}
+
+/* ---- the job group ---------------------------------------------------------------- */
+
+static int job_attrs(hid_t g, const char *w, const store_job *j, serr *e) {
+    int bad = attr_str(g, w, "experiment", j->experiment, e) || attr_str(g, w, "dataset", j->dataset, e) ||
+              attr_str(g, w, "arch", j->arch, e) || attr_str(g, w, "role", j->role, e) ||
+              attr_str(g, w, "point", j->point, e) || attr_int(g, w, "point_index", j->point_index, e) ||
+              attr_int(g, w, "seed", j->seed, e) || attr_int(g, w, "replica", j->replica, e) ||
+              attr_int(g, w, "N", j->N, e) || attr_int(g, w, "m", j->m, e) ||
+              attr_int(g, w, "secret_k", j->secret_k, e) || attr_int(g, w, "trained_on_k", j->trained_on_k, e) ||
+              attr_dbl(g, w, "train_accuracy", j->train_acc, e) || attr_dbl(g, w, "test_accuracy", j->test_acc, e) ||
+              attr_dbl(g, w, "wall_s", j->wall_s, e) || attr_int(g, w, "epochs", j->epochs, e);
+    return bad ? -1 : 0;
+}
+
+static int write_split(hid_t jg, const char *jw, const data_split *s, serr *e) {
+    if (!s) return 0;
+    char w[256];
+    snprintf(w, sizeof w, "%s/split", jw);
+    hid_t g = group_create(jg, jw, "split", e);
+    if (g < 0) return -1;
+    const struct { const char *name; const int64_t *v; int64_t n; } one[] = {
+        {"train", s->train, s->n_train}, {"attacker", s->attacker, s->n_attacker},
+        {"indep", s->indep, s->n_indep}, {"test", s->test, s->n_test},
+    };
+    hsize_t pool[2] = {(hsize_t)s->N, (hsize_t)s->m};
+    int bad = dset_write(g, w, "pool", H5T_NATIVE_INT64, 2, pool, s->pool, e);
+    for (size_t i = 0; !bad && i < sizeof one / sizeof one[0]; i++) {
+        hsize_t n = (hsize_t)one[i].n;
+        bad = dset_write(g, w, one[i].name, H5T_NATIVE_INT64, 1, &n, one[i].v, e);
+    }
+    H5Gclose(g);
+    return bad ? -1 : 0;
+}
+
+static int pvalue_attrs(hid_t g, const char *w, const pmi_result *r, serr *e) {
+    char name[32];
+    for (int p = 0; p < P_COUNT; p++) {
+        snprintf(name, sizeof name, "p_%s", pvalue_names[p]);
+        if (attr_dbl(g, w, name, r->p[p], e)) return -1;
+        snprintf(name, sizeof name, "p_nway_%s", pvalue_names[p]);
+        if (attr_dbl(g, w, name, r->p_nway[p], e)) return -1;
+        snprintf(name, sizeof name, "nway_index_%s", pvalue_names[p]);
+        if (attr_int(g, w, name, r->nway_index[p], e)) return -1;
+    }
+    return 0;
+}
+
+/* evals/<i>/<kind>/: the kind's scores (N, m), pooled means and medians (N), statistics. */
+static int write_kind(hid_t eg, const char *ew, const store_job *j, const store_eval *ev, int q, serr *e) {
+    const char *kn = kind_names[ev->kinds[q]];
+    char w[320];
+    snprintf(w, sizeof w, "%s/%s", ew, kn);
+    hid_t g = group_create(eg, ew, kn, e);
+    if (g < 0) return -1;
+    size_t N = (size_t)j->N, nm = N * (size_t)j->m;
+    hsize_t d2[2] = {(hsize_t)j->N, (hsize_t)j->m}, d1 = (hsize_t)j->N;
+    const pmi_result *r = &ev->res[q];
+    int bad = dset_write(g, w, "sample_scores", H5T_NATIVE_DOUBLE, 2, d2, ev->sample_scores + (size_t)q * nm, e) ||
+              dset_write(g, w, "pool_mean", H5T_NATIVE_DOUBLE, 1, &d1, ev->pool_mean + (size_t)q * N, e) ||
+              dset_write(g, w, "pool_median", H5T_NATIVE_DOUBLE, 1, &d1, ev->pool_median + (size_t)q * N, e) ||
+              attr_int(g, w, "identified", r->identified, e) ||
+              attr_int(g, w, "identified_median", r->identified_median, e) ||
+              attr_dbl(g, w, "margin", r->margin, e) || pvalue_attrs(g, w, r, e);
+    H5Gclose(g);
+    return bad ? -1 : 0;
+}
+
+static int write_eval(hid_t esg, const char *jw, const store_job *j, int i, serr *e) {
+    const store_eval *ev = &j->evals[i];
+    char name[16], esw[256], w[288];
+    snprintf(name, sizeof name, "%d", i);
+    snprintf(esw, sizeof esw, "%s/evals", jw);
+    snprintf(w, sizeof w, "%s/%d", esw, i);
+    hid_t g = group_create(esg, esw, name, e);
+    if (g < 0) return -1;
+    int bad = attr_str(g, w, "attack", ev->attack, e) || attr_str(g, w, "type", ev->type, e) ||
+              attr_str(g, w, "params", ev->params, e) || attr_dbl(g, w, "strength", ev->strength, e) ||
+              attr_dbl(g, w, "test_accuracy", ev->test_acc, e) || attr_dbl(g, w, "sparsity", ev->sparsity, e) ||
+              attr_dbl(g, w, "wall_s", ev->wall_s, e);
+    for (int q = 0; !bad && q < ev->n_kinds; q++) bad = write_kind(g, w, j, ev, q, e);
+    H5Gclose(g);
+    return bad ? -1 : 0;
+}
+
+static int write_evals(hid_t jg, const char *jw, const store_job *j, serr *e) {
+    hid_t g = group_create(jg, jw, "evals", e);
+    if (g < 0) return -1;
+    int bad = 0;
+    for (int i = 0; !bad && i < j->n_evals; i++) bad = write_eval(g, jw, j, i, e);
+    H5Gclose(g);
+    return bad ? -1 : 0;
+}
+
+static int write_weights(hid_t jg, const char *jw, const store_job *j, serr *e) {
+    if (j->n_tensors == 0) return 0;
+    char w[256];
+    snprintf(w, sizeof w, "%s/weights", jw);
+    hid_t g = group_create(jg, jw, "weights", e);
+    if (g < 0) return -1;
+    int bad = 0;
+    for (int t = 0; !bad && t < j->n_tensors; t++) {
+        hsize_t n = (hsize_t)j->tensor_numel[t];
+        bad = dset_write(g, w, j->tensor_names[t], H5T_NATIVE_FLOAT, 1, &n, j->tensor_data[t], e);
+    }
+    H5Gclose(g);
+    return bad ? -1 : 0;
+}
+
+static int write_job(hid_t jobs, const store_job *j, serr *e) {
+    char w[160];
+    snprintf(w, sizeof w, "/jobs/%s", j->id);
+    hid_t g = group_create(jobs, "/jobs", j->id, e);
+    if (g < 0) return -1;
+    hsize_t ep = (hsize_t)j->epochs;
+    int bad = job_attrs(g, w, j, e) || write_split(g, w, j->split, e) ||
+              dset_write(g, w, "loss_curve", H5T_NATIVE_DOUBLE, 1, &ep, j->loss_curve, e) ||
+              write_evals(g, w, j, e) || write_weights(g, w, j, e);
+    H5Gclose(g);
+    return bad ? -1 : 0;
+}
+
+/* ---- the file: root attributes, temporary name, atomic finish ------------------------ */
+
+static int write_root(hid_t f, const store_provenance *p, const char *config, serr *e) {
+    int bad = attr_int(f, "/", "schema_version", STORE_SCHEMA_VERSION, e) ||
+              attr_str(f, "/", "pmi_version", p->pmi_version, e) || attr_str(f, "/", "git_commit", p->git_commit, e) ||
+              attr_str(f, "/", "torch_version", p->torch_version, e) || attr_str(f, "/", "device", p->device, e) ||
+              attr_str(f, "/", "started", p->started, e) || attr_str(f, "/", "finished", p->finished, e) ||
+              dset_str(f, "/", "config", config, e);
+    return bad ? -1 : 0;
+}
+
+static int temp_name(const char *path, char *tmp, size_t len, serr *e) {
+    int n = snprintf(tmp, len, "%s.tmp-%ld", path, (long)getpid());
+    return n < 0 || (size_t)n >= len ? fail(e, "store: path too long: %s", path) : 0;
+}
+
+/* Creates the temporary file; H5F_CLOSE_STRONG makes H5Fclose close anything left open. */
+static hid_t create_file(const char *tmp, serr *e) {
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (f < 0) fail(e, "store: cannot create %s", tmp);
+    H5Pclose(fapl);
+    return f;
+}
+
+static int fsync_path(const char *p, int is_dir, serr *e) {
+    int fd = open(p, is_dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+    if (fd < 0) return fail(e, "store: cannot open %s for fsync: %s", p, strerror(errno));
+    int rc = fsync(fd), err = errno;
+    close(fd);
+    return rc ? fail(e, "store: fsync %s: %s", p, strerror(err)) : 0;
+}
+
+static int fsync_parent(const char *path, serr *e) {
+    char copy[PATH_MAX];
+    snprintf(copy, sizeof copy, "%s", path);
+    return fsync_path(dirname(copy), 1, e);
+}
+
+/* Marks the file complete, closes it and moves it into place; on any failure (bad != 0
+ * included) the temporary file is removed and -1 returned. */
+static int finish(hid_t f, const char *tmp, const char *path, int bad, serr *e) {
+    if (!bad) bad = attr_int(f, "/", "complete", 1, e);
+    if (!bad && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) bad = fail(e, "store: cannot flush %s", tmp);
+    if (H5Fclose(f) < 0 && !bad) bad = fail(e, "store: cannot close %s", tmp);
+    if (!bad) bad = fsync_path(tmp, 0, e);
+    if (!bad && rename(tmp, path)) bad = fail(e, "store: cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    if (bad) { unlink(tmp); return -1; }
+    if (fsync_parent(path, e)) { unlink(path); return -1; }
+    return 0;
+}
+
+int store_write_shard(const char *path, const store_job *job, const store_provenance *prov,
+                      char *err, size_t errlen) {
+    serr e = {err, errlen};
+    serr_reset(&e);
+    char tmp[PATH_MAX];
+    if (!path || !prov) return fail(&e, "store: no %s given", path ? "provenance" : "shard path");
+    if (validate_job(job, &e) || temp_name(path, tmp, sizeof tmp, &e)) return -1;
+    hid_t f = create_file(tmp, &e);
+    if (f < 0) return -1;
+    hid_t jobs = group_create(f, "", "jobs", &e);
+    hid_t sum = jobs < 0 ? -1 : summary_create(f, &e);
+    int bad = sum < 0 || write_job(jobs, job, &e) || job_summary(sum, job, &e) || write_root(f, prov, prov->config, &e);
+    if (sum >= 0) H5Dclose(sum);
+    if (jobs >= 0) H5Gclose(jobs);
+    return finish(f, tmp, path, bad, &e);
+}
+
+/* ---- reading ----------------------------------------------------------------------- */
+
+static int root_int(hid_t f, const char *name, int *v) {
+    if (H5Aexists(f, name) <= 0) return -1;
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+    hid_t t = a < 0 ? -1 : H5Aget_type(a);
+    int ok = t >= 0 && H5Tget_class(t) == H5T_INTEGER && H5Aread(a, H5T_NATIVE_INT, v) >= 0;
+    if (t >= 0) H5Tclose(t);
+    if (a >= 0) H5Aclose(a);
+    return ok ? 0 : -1;
+}
+
+/* A scalar string (variable or fixed length) of an attribute or dataset, malloc'd; NULL if
+ * obj does not hold exactly one string. */
+static char *read_string(hid_t obj, int is_attr) {
+    hid_t t = is_attr ? H5Aget_type(obj) : H5Dget_type(obj);
+    hid_t sp = is_attr ? H5Aget_space(obj) : H5Dget_space(obj);
+    char *out = NULL;
+    if (t >= 0 && sp >= 0 && H5Tget_class(t) == H5T_STRING && H5Sget_simple_extent_npoints(sp) == 1) {
+        hid_t mt = H5Tcopy(t);
+        if (H5Tis_variable_str(t) > 0) {
+            char *v = NULL;
+            herr_t rc = is_attr ? H5Aread(obj, mt, &v) : H5Dread(obj, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v);
+            if (rc >= 0) out = strdup(v ? v : "");
+            if (v) H5free_memory(v);
+        } else {
+            size_t n = H5Tget_size(t);
+            out = calloc(n + 1, 1);
+            herr_t rc = !out ? -1 : is_attr ? H5Aread(obj, mt, out) : H5Dread(obj, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
+            if (rc < 0) { free(out); out = NULL; }
+        }
+        H5Tclose(mt);
+    }
+    if (sp >= 0) H5Sclose(sp);
+    if (t >= 0) H5Tclose(t);
+    return out;
+}
+
+/* A root string attribute, or a root string dataset of that name (how "config" is stored). */
+static char *root_string(hid_t f, const char *name) {
+    char *s = NULL;
+    if (H5Aexists(f, name) > 0) {
+        hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+        if (a >= 0) { s = read_string(a, 1); H5Aclose(a); }
+    } else if (H5Lexists(f, name, H5P_DEFAULT) > 0) {
+        hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+        if (d >= 0) { s = read_string(d, 0); H5Dclose(d); }
+    }
+    return s;
+}
+
+int store_shard_complete(const char *path) {
+    if (!path) return 0;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return 0;
+    int v = 0, c = 0;
+    int ok = root_int(f, "schema_version", &v) == 0 && v == STORE_SCHEMA_VERSION &&
+             root_int(f, "complete", &c) == 0 && c == 1;
+    H5Fclose(f);
+    return ok;
+}
+
+static int64_t open_checked(const char *path, serr *e) {
+    if (!path) return fail(e, "store: no file name given");
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return fail(e, "%s: cannot open as an HDF5 file", path);
+    int v = 0;
+    if (H5Aexists(f, "schema_version") <= 0) {
+        H5Fclose(f);
+        return fail(e, "%s: not a pmi results file (no schema_version attribute)", path);
+    }
+    if (root_int(f, "schema_version", &v)) {
+        H5Fclose(f);
+        return fail(e, "%s: schema_version is not an integer attribute", path);
+    }
+    if (v != STORE_SCHEMA_VERSION) {
+        H5Fclose(f);
+        return fail(e, "%s: schema version %d, this pmi reads version %d", path, v, STORE_SCHEMA_VERSION);
+    }
+    return (int64_t)f;
+}
+
+int64_t store_open(const char *path, char *err, size_t errlen) {
+    serr e = {err, errlen};
+    serr_reset(&e);
+    return open_checked(path, &e);
+}
+
+void store_close(int64_t file) {
+    if (file >= 0) H5Fclose((hid_t)file);
+}
+
+int store_read_summary(const char *path, store_row **rows, int64_t *n, char *err, size_t errlen) {
+    serr e = {err, errlen};
+    serr_reset(&e);
+    if (!rows || !n) return fail(&e, "store: no output for the summary of %s", path ? path : "(null)");
+    *rows = NULL; *n = 0;
+    int64_t f = open_checked(path, &e);
+    if (f < 0) return -1;
+    int rc = summary_read((hid_t)f, path, rows, n, &e);
+    H5Fclose((hid_t)f);
+    return rc;
+}
+
+char *store_read_attr(const char *path, const char *name) {
+    if (!path || !name || !name[0]) return NULL;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return NULL;
+    char *s = root_string(f, name);
+    H5Fclose(f);
+    return s;
+}
+
+/* ---- merge ------------------------------------------------------------------------- */
+
+static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static void free_names(char **names, int n) {
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* The *.h5 names in dir, sorted; *n_temp counts the temporary files ("*.h5.tmp-*"). */
+static int list_shards(const char *dir, char ***names, int *n, int *n_temp, serr *e) {
+    *names = NULL; *n = 0; *n_temp = 0;
+    DIR *d = opendir(dir);
+    if (!d) return fail(e, "store: cannot list %s: %s", dir, strerror(errno));
+    int cap = 0, rc = 0;
+    for (struct dirent *de; !rc && (de = readdir(d));) {
+        if (strstr(de->d_name, ".h5.tmp-")) { (*n_temp)++; continue; }
+        if (!ends_with(de->d_name, ".h5")) continue;
+        if (*n == cap) {
+            char **g = realloc(*names, sizeof *g * (size_t)(cap = cap ? 2 * cap : 64));
+            if (!g) { rc = fail(e, "store: out of memory listing %s", dir); break; }
+            *names = g;
+        }
+        if (!((*names)[*n] = strdup(de->d_name))) rc = fail(e, "store: out of memory listing %s", dir);
+        else (*n)++;
+    }
+    closedir(d);
+    if (rc) { free_names(*names, *n); *names = NULL; *n = 0; return -1; }
+    qsort(*names, (size_t)*n, sizeof **names, cmp_names);
+    return 0;
+}
+
+static int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* Copies every /jobs/<id> of src into dst_jobs (a job id seen before is an error). */
+static int copy_jobs(hid_t src, const char *path, hid_t dst_jobs, serr *e) {
+    hid_t sj = H5Gopen2(src, "jobs", H5P_DEFAULT);
+    if (sj < 0) return fail(e, "%s: no /jobs group", path);
+    H5G_info_t info;
+    int bad = H5Gget_info(sj, &info) < 0 ? fail(e, "%s: cannot read /jobs", path) : 0;
+    for (hsize_t i = 0; !bad && i < info.nlinks; i++) {
+        char name[256];
+        ssize_t len = H5Lget_name_by_idx(sj, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT);
+        if (len < 0 || (size_t)len >= sizeof name) bad = fail(e, "%s: cannot read the name of job %llu", path, (unsigned long long)i);
+        else if (H5Lexists(dst_jobs, name, H5P_DEFAULT) > 0) bad = fail(e, "%s: job %s is already in an earlier shard", path, name);
+        else if (H5Ocopy(sj, name, dst_jobs, name, H5P_DEFAULT, H5P_DEFAULT) < 0) bad = fail(e, "%s: cannot copy /jobs/%s", path, name);
+    }
+    H5Gclose(sj);
+    return bad ? -1 : 0;
+}
+
+/* Adds one complete shard: its job groups and its summary rows; *config (when not NULL and
+ * still NULL) gets the shard's config text. */
+static int merge_one(hid_t dst_jobs, hid_t dst_sum, const char *path, char **config, serr *e) {
+    hid_t src = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (src < 0) return fail(e, "%s: cannot open", path);
+    store_row *rows = NULL;
+    int64_t n = 0;
+    int bad = copy_jobs(src, path, dst_jobs, e) || summary_read(src, path, &rows, &n, e) ||
+              summary_append(dst_sum, rows, n, e);
+    if (!bad && config && !*config) *config = root_string(src, "config");
+    free(rows);
+    H5Fclose(src);
+    return bad ? -1 : 0;
+}
+
+/* Merges the listed shards into the open file f; counts go to *merged and *skipped. */
+static int merge_into(hid_t f, const char *dir, const char *out_path, char **names, int n,
+                      char **config, int *merged, int *skipped, serr *e) {
+    hid_t jobs = group_create(f, "", "jobs", e);
+    hid_t sum = jobs < 0 ? -1 : summary_create(f, e);
+    int bad = sum < 0;
+    for (int i = 0; !bad && i < n; i++) {
+        char p[PATH_MAX];
+        if (snprintf(p, sizeof p, "%s/%s", dir, names[i]) >= (int)sizeof p) { bad = fail(e, "store: path too long: %s/%s", dir, names[i]); break; }
+        if (same_file(p, out_path)) continue;
+        if (!store_shard_complete(p)) { (*skipped)++; continue; }
+        bad = merge_one(jobs, sum, p, config, e);
+        if (!bad) (*merged)++;
+    }
+    if (sum >= 0) H5Dclose(sum);
+    if (jobs >= 0) H5Gclose(jobs);
+    return bad ? -1 : 0;
+}
+
+int store_merge_ex(const char *shard_dir, const char *out_path, const store_provenance *prov,
+                   int *n_merged, int *n_skipped, char *err, size_t errlen) {
+    serr e = {err, errlen};
+    serr_reset(&e);
+    int merged = 0, skipped = 0, n = 0;
+    char **names = NULL, *config = NULL, tmp[PATH_MAX];
+    if (!shard_dir || !out_path || !prov) return fail(&e, "store: merge needs a shard folder, an output path and provenance");
+    if (list_shards(shard_dir, &names, &n, &skipped, &e)) return -1;
+    if (temp_name(out_path, tmp, sizeof tmp, &e)) { free_names(names, n); return -1; }
+    hid_t f = create_file(tmp, &e);
+    if (f < 0) { free_names(names, n); return -1; }
+    int bad = merge_into(f, shard_dir, out_path, names, n, prov->config ? NULL : &config, &merged, &skipped, &e);
+    if (!bad && merged == 0) bad = fail(&e, "store: no complete shard in %s (%d skipped)", shard_dir, skipped);
+    if (!bad) bad = write_root(f, prov, prov->config ? prov->config : config, &e);
+    bad = finish(f, tmp, out_path, bad, &e);
+    free(config);
+    free_names(names, n);
+    if (n_merged) *n_merged = merged;
+    if (n_skipped) *n_skipped = skipped;
+    return bad ? -1 : 0;
+}
+
+int store_merge(const char *shard_dir, const char *out_path, const store_provenance *prov,
+                char *err, size_t errlen) {
+    return store_merge_ex(shard_dir, out_path, prov, NULL, NULL, err, errlen);
+}

@@ -1,0 +1,16 @@
+#!/bin/sh
+# Runs every experiment of experiments/ at a scale (configs/scale-<scale>.ini overlays each
+# experiment), then prints each experiment's tables with `pmi report` and renders its figures
+# with `pmi plot` when the plot command exists. Used by `make reproduce [SCALE=small|paper]`.
+set -e
+scale=${1:-small}
+overlay=configs/scale-$scale.ini
+[ -f "$overlay" ] || { echo "reproduce: no $overlay (scales: $(ls configs/scale-*.ini | sed 's/.*scale-//;s/\.ini//' | tr '\n' ' '))" >&2; exit 2; }
+start=$(date +%s)
+for exp in experiments/*.ini; do
+  echo "== $exp (scale $scale)" >&2
+  out=$(./pmi run "$exp" "$overlay")
+  ./pmi report "$out"
+  if ./pmi plot --help >/dev/null 2>&1; then ./pmi plot "$out" -o "plots/$scale/$(basename "$exp" .ini)"; fi
+done
+echo "reproduce: scale $scale done in $(( $(date +%s) - start )) s" >&2
