@@ -645,13 +645,15 @@ char *cfg_effective_text(const cfg *c) {
         const key_def *d = &schema[k];
         int i = find_entry(c, d->section, d->key);
         if (k == 0 || strcmp(d->section, schema[k - 1].section)) fprintf(f, "\n[%s]\n", d->section);
-        fprintf(f, "%s = %s\n", d->key, i >= 0 ? c->e[i].value : d->def);
+        const char *value = i >= 0 ? c->e[i].value : d->def;
+        fprintf(f, "%s =%s%s\n", d->key, *value ? " " : "", value);
     }
     for (int s = 0; s < c->ns; s++) {
         if (!is_attack_section(c->s[s].name)) continue;
         fprintf(f, "\n[%s]\n", c->s[s].name);
         for (int i = 0; i < c->n; i++)
-            if (!strcmp(c->e[i].section, c->s[s].name)) fprintf(f, "%s = %s\n", c->e[i].key, c->e[i].value);
+            if (!strcmp(c->e[i].section, c->s[s].name))
+                fprintf(f, "%s =%s%s\n", c->e[i].key, *c->e[i].value ? " " : "", c->e[i].value);
     }
     if (fclose(f)) { free(text); return NULL; }
     return text;
@@ -663,11 +665,10 @@ void cfg_print_help(FILE *out) {
                  "the experiment runs every combination.\n");
     for (int k = 0; k < schema_len; k++) {
         const key_def *d = &schema[k];
-        char want[160], def[CFG_STR + 2];
+        char want[160];
         if (k == 0 || strcmp(d->section, schema[k - 1].section)) fprintf(out, "\n[%s]\n", d->section);
-        snprintf(def, sizeof def, "%s", *d->def ? d->def : "\"\"");
-        fprintf(out, "  %-13s%c %-16s %s\n  %15s %s\n", d->key, sweepable(d) ? '*' : ' ', def,
-                describe(d, want, sizeof want), "", d->help);
+        fprintf(out, "  %-13s%c %-14s %s; %s\n", d->key, sweepable(d) ? '*' : ' ', *d->def ? d->def : "\"\"",
+                d->help, describe(d, want, sizeof want));
     }
     fprintf(out, "\n[attack.<name>]\n  parameters of one attack, checked by the attack module (see `pmi attacks`)\n");
 }
@@ -700,7 +701,8 @@ int cfg_keys(const cfg *c, const char *section, const char **keys, int max) {
     int n = 0;
     for (int i = 0; c && section && i < c->n; i++) {
         if (strcmp(c->e[i].section, section)) continue;
-        if (keys && n < max) keys[n] = c->e[i].key;
+        if (keys && n == max) break;
+        if (keys) keys[n] = c->e[i].key;
         n++;
     }
     return n;

@@ -8,12 +8,16 @@
  *      type, out-of-range value) and cfg_point() fills a typed pmi_params for one point of
  *      the sweep.
  * A comma-separated value on a key of the experiment sections ([experiment] excepted) is a
- * sweep axis: the plan is the cartesian product of all axes (cfg_sweep_count()). Values of
- * [attack.<name>] sections are parsed by the attack module, where a comma list sweeps the
- * attack's strength.
+ * sweep axis: the plan is the cartesian product of all axes (cfg_sweep_count()), and the
+ * first axis in file order varies slowest. List-valued keys (pmi.alpha, pmi.scores) are never
+ * axes. Later entries of the same section.key override earlier ones and keep the earlier
+ * entry's position in that order. An indented line after a key line continues its value
+ * (inih's multi-line values), joined with one space. Values of [attack.<name>] sections are
+ * stored raw and parsed by the attack module, where a comma list sweeps the attack's
+ * strength.
  *
  * Errors are written to `err` as "file:line: section.key: what was expected" and the call
- * returns -1; nothing is run. The schema table (cfg_schema) is also the source of
+ * returns -1; nothing is run. The schema table (static in config.c) is also the source of
  * `pmi config --help` (cfg_print_help()). */
 #ifndef PMI_CONFIG_H
 #define PMI_CONFIG_H
@@ -66,7 +70,7 @@ typedef struct {
     char scores[CFG_STR];       /* comma list of score kinds, see pmi_score_names */
     char decide[CFG_STR];       /* p-value used for the ownership decision (perm | rank | ...) */
     int independent;            /* independent models per seed and kind */
-    char indep_arch[CFG_STR];   /* architecture of the indep-arch models */
+    char indep_arch[CFG_STR];   /* architecture of the indep-arch models (pmi.indep_arch; unset: arch) */
     /* [store] */
     int save_models;            /* 1: store model weights in the shard */
 } pmi_params;
@@ -75,30 +79,45 @@ typedef struct cfg cfg;        /* opaque: raw entries + their origin */
 
 cfg *cfg_create(void);
 void cfg_free(cfg *c);                                  /* NULL is a no-op */
-/* Parses `path` and its includes into c. Returns 0, or -1 with err set. */
+/* Parses `path` and its includes into c. Returns 0, or -1 with err set ("path: cannot open:
+ * <reason>", "file:line: include 'x': <the included file's error>", include cycles, lines
+ * inih cannot read, lines longer than inih's line limit); after an error c may hold part of
+ * the file and should be freed. */
 int cfg_load(cfg *c, const char *path, char *err, size_t errlen);
-/* Applies "section.key=value" (origin shown as "-s"); later assignments win. */
+/* Applies "section.key=value" (origin shown as "-s section.key=value"); later assignments win.
+ * The section is everything before the last dot of the left side ("attack.ft.lr=0.1" sets lr
+ * in [attack.ft]). Bad syntax, `include`, and values that would not read back from an INI
+ * file (line breaks, " ;") are errors. */
 int cfg_override(cfg *c, const char *assignment, char *err, size_t errlen);
-/* Checks every entry against the schema; [attack.*] sections are checked by attack_parse(). */
+/* Checks every entry against the schema, every element of a sweep axis included, and that
+ * pool.secret < pool.N at every sweep point; [attack.*] sections are left to attack_plan(). */
 int cfg_validate(const cfg *c, char *err, size_t errlen);
 /* Number of sweep points (product of the comma-list lengths), >= 1. */
 int cfg_sweep_count(const cfg *c);
-/* Fills p with defaults overlaid by the entries, taking element `point` of every sweep axis. */
+/* Fills p with defaults overlaid by the entries, taking element `point` of every sweep axis
+ * (p is zeroed first, so equal configs give byte-equal params). An empty pmi.indep_arch
+ * becomes model.arch. Errors: point outside [0, cfg_sweep_count()), a bad value, and
+ * pool.secret >= pool.N. Unknown keys are only reported by cfg_validate(). */
 int cfg_point(const cfg *c, int point, pmi_params *p, char *err, size_t errlen);
 /* Short "key=value,key=value" label of the sweep point (axes only), "" without axes. */
 void cfg_point_label(const cfg *c, int point, char *buf, size_t len);
-/* Writes the full effective INI (schema defaults + entries, sweep lists kept) to a malloc'd string. */
+/* Writes the full effective INI (schema defaults + entries, sweep lists kept, includes
+ * flattened, then the raw [attack.*] sections) to a malloc'd string that loads back to the
+ * same config. NULL for a NULL config or when out of memory. */
 char *cfg_effective_text(const cfg *c);
 
 /* Raw access for modules that own a section family (attack). Sections are returned in file order. */
 int cfg_section_count(const cfg *c, const char *prefix);           /* sections starting with prefix */
 const char *cfg_section_name(const cfg *c, const char *prefix, int i);
-/* Value of key in section, or NULL; *where (optional) gets "file:line". */
+/* Value of key in section, or NULL; *where (optional) gets "file:line" (or the -s origin),
+ * NULL when the key is absent. */
 const char *cfg_get(const cfg *c, const char *section, const char *key, const char **where);
-/* Keys of a section in order: returns count, fills keys[i] (pointers into c), at most max. */
+/* Keys of a section in order: fills keys[] with at most max pointers into c and returns how
+ * many it filled; with keys NULL it returns the section's key count (max ignored). */
 int cfg_keys(const cfg *c, const char *section, const char **keys, int max);
 
-/* Prints the schema table as help text (one line per key: section.key, type, default, range, help). */
+/* Prints the schema table as help text, grouped by section, one line per key: key, '*' when
+ * it may be a sweep axis, default, help and the accepted values (type and range). */
 void cfg_print_help(FILE *out);
 
 #endif

@@ -18,16 +18,19 @@ typedef struct {
     int (*fn)(int argc, char **argv);
     const char *usage;
     const char *help;
+    int own_help;          /* the command handles --help itself */
 } command;
 
 static int cmd_help(int argc, char **argv);
 
-/* Loads a config file and applies -s overrides; validates. Returns NULL after printing the error. */
-static cfg *load_config(const char *path, char **sets, int nsets) {
+/* Loads config files (later files overlay earlier ones), applies -s overrides, validates.
+ * Returns NULL after printing the error. */
+static cfg *load_config(char **paths, int npaths, char **sets, int nsets) {
     char err[1024];
     cfg *c = cfg_create();
     if (!c) { fprintf(stderr, "pmi: out of memory\n"); return NULL; }
-    int bad = cfg_load(c, path, err, sizeof err);
+    int bad = 0;
+    for (int i = 0; !bad && i < npaths; i++) bad = cfg_load(c, paths[i], err, sizeof err);
     for (int i = 0; !bad && i < nsets; i++) bad = cfg_override(c, sets[i], err, sizeof err);
     if (!bad) bad = cfg_validate(c, err, sizeof err);
     if (!bad) {
@@ -70,8 +73,8 @@ static int cmd_run(int argc, char **argv) {
         default: return 2;
         }
     }
-    if (optind + 1 != argc) { fprintf(stderr, "pmi run: expected one config file (pmi run --help)\n"); return 2; }
-    cfg *c = load_config(argv[optind], sl.sets, sl.nsets);
+    if (optind >= argc) { fprintf(stderr, "pmi run: expected a config file (pmi run --help)\n"); return 2; }
+    cfg *c = load_config(argv + optind, argc - optind, sl.sets, sl.nsets);
     if (!c) return 2;
     runner_install_signals();
     runner_summary s;
@@ -94,8 +97,8 @@ static int cmd_plan(int argc, char **argv) {
         else if (ch == 'h') return cmd_help(2, (char *[]){"help", "plan"}), 0;
         else return 2;
     }
-    if (optind + 1 != argc) { fprintf(stderr, "pmi plan: expected one config file\n"); return 2; }
-    cfg *c = load_config(argv[optind], sl.sets, sl.nsets);
+    if (optind >= argc) { fprintf(stderr, "pmi plan: expected a config file\n"); return 2; }
+    cfg *c = load_config(argv + optind, argc - optind, sl.sets, sl.nsets);
     if (!c) return 2;
     char err[1024];
     plan_job *jobs = NULL; int n = 0;
@@ -169,12 +172,12 @@ static int cmd_info(int argc, char **argv) {
 }
 
 static const command commands[] = {
-    {"run", cmd_run, "pmi run <config.ini> [-s sec.key=val ...] [--shard i/n] [--force] [--threads n] [--no-merge]",
-     "train and verify every job of the experiment; resumes from complete shards; merges at the end"},
-    {"plan", cmd_plan, "pmi plan <config.ini> [-s sec.key=val ...]", "list the jobs and attack settings without running"},
+    {"run", cmd_run, "pmi run <config.ini> [overlay.ini ...] [-s sec.key=val ...] [--shard i/n] [--force] [--threads n] [--no-merge]",
+     "train and verify every job of the experiment; resumes from complete shards; merges at the end", 1},
+    {"plan", cmd_plan, "pmi plan <config.ini> [overlay.ini ...] [-s sec.key=val ...]", "list the jobs and attack settings without running", 1},
     {"merge", cmd_merge, "pmi merge <shard_dir> <out.h5>", "join complete shards into one results file"},
-    {"report", cmd_report, "pmi report <results.h5> [--format md|csv|latex]", "print the paper-style tables"},
-    {"config", cmd_config, "pmi config --help", "every configuration key: type, default, range, help"},
+    {"report", cmd_report, "pmi report <results.h5> [--format md|csv|latex]", "print the paper-style tables", 1},
+    {"config", cmd_config, "pmi config --help", "every configuration key: type, default, range, help", 1},
     {"attacks", cmd_attacks, "pmi attacks", "every attack type and its parameters"},
     {"info", cmd_info, "pmi info", "versions, device, architectures"},
 };
@@ -205,8 +208,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "--version")) { printf("pmi %s\n", PMI_VERSION); return 0; }
     for (int i = 0; i < n_commands; i++)
         if (!strcmp(argv[1], commands[i].name)) {
-            if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h")) && commands[i].fn != cmd_run
-                && commands[i].fn != cmd_plan && commands[i].fn != cmd_report)
+            if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h")) && !commands[i].own_help)
                 return cmd_help(2, (char *[]){"help", (char *)commands[i].name}), 0;
             return commands[i].fn(argc - 1, argv + 1);
         }

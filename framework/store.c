@@ -642,7 +642,7 @@ static int list_shards(const char *dir, char ***names, int *n, int *n_temp, serr
     }
     closedir(d);
     if (rc) { free_names(*names, *n); *names = NULL; *n = 0; return -1; }
-    qsort(*names, (size_t)*n, sizeof **names, cmp_names);
+    if (*n > 1) qsort(*names, (size_t)*n, sizeof **names, cmp_names);
     return 0;
 }
 

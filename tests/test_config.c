@@ -1,0 +1,451 @@
+/* test_config: the config module: defaults, files, includes, -s overrides, sweeps, the
+ * effective-text round trip, raw [attack.*] access, and every error path with its origin. */
+#include "testutil.h"
+#include "config.h"
+
+/* Writes text to <tmpdir>/<name> (creating sub-folders) and returns the path (static buffer
+ * per call slot). */
+static const char *write_ini(const char *name, const char *text) {
+    static char paths[8][512];
+    static int slot;
+    char *path = paths[slot++ % 8];
+    snprintf(path, 512, "%s/%s", tu_tmpdir(), name);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "mkdir -p \"$(dirname '%s')\"", path);
+    assert_int_equal(system(cmd), 0);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static cfg *load_ok(const char *path) {
+    char err[1024] = "";
+    cfg *c = cfg_create();
+    assert_non_null(c);
+    if (cfg_load(c, path, err, sizeof err) || cfg_validate(c, err, sizeof err)) fail_msg("%s", err);
+    return c;
+}
+
+/* Loads (and validates) a file that must fail; the message must name each of `needles`. */
+static void expect_error(const char *path, const char *const *needles) {
+    char err[1024] = "";
+    cfg *c = cfg_create();
+    int rc = cfg_load(c, path, err, sizeof err);
+    if (!rc) rc = cfg_validate(c, err, sizeof err);
+    assert_int_equal(rc, -1);
+    for (; *needles; needles++)
+        if (!strstr(err, *needles)) fail_msg("'%s' not in error '%s'", *needles, err);
+    cfg_free(c);
+}
+
+static void test_defaults(void **state) {
+    cfg *c = cfg_create();
+    pmi_params p;
+    char err[512], label[64] = "x";
+    assert_int_equal(cfg_validate(c, err, sizeof err), 0);
+    assert_int_equal(cfg_sweep_count(c), 1);
+    assert_int_equal(cfg_point(c, 0, &p, err, sizeof err), 0);
+    assert_string_equal(p.name, "pmi");
+    assert_int_equal(p.seeds, 3); assert_int_equal(p.seed, 1);
+    assert_int_equal(p.device, DEV_AUTO); assert_string_equal(p.output, "results");
+    assert_string_equal(p.dataset, "fashion-mnist"); assert_string_equal(p.path, "");
+    assert_int_equal(p.n_train, 2000); assert_int_equal(p.n_attacker, 1000); assert_int_equal(p.n_test, 1000);
+    assert_int_equal(p.normalize, NORM_STANDARD);
+    assert_int_equal(p.N, 10); assert_int_equal(p.m, 50); assert_int_equal(p.secret, -1);
+    assert_string_equal(p.arch, "lenet"); assert_int_equal(p.width, 0);
+    assert_int_equal(p.optimizer, OPT_SGD);
+    assert_true(p.lr == 0.05 && p.momentum == 0.9 && p.weight_decay == 0 && p.gamma == 0.1);
+    assert_int_equal(p.epochs, 10); assert_int_equal(p.batch_size, 64);
+    assert_int_equal(p.schedule, SCHED_NONE); assert_int_equal(p.step_size, 10);
+    assert_int_equal(p.permutations, 9999);
+    assert_int_equal(p.n_alphas, 2); assert_true(p.alphas[0] == 0.01 && p.alphas[1] == 0.05);
+    assert_string_equal(p.scores, "loss,conf,correct,entropy,mentropy,logit");
+    assert_string_equal(p.decide, "perm"); assert_int_equal(p.independent, 1);
+    assert_string_equal(p.indep_arch, "lenet");
+    assert_int_equal(p.save_models, 0);
+    cfg_point_label(c, 0, label, sizeof label);
+    assert_string_equal(label, "");
+    cfg_free(c);
+    cfg_free(NULL);
+}
+
+static const char *full_ini =
+    "; every section\n"
+    "[experiment]\n"
+    "name = full\n"
+    "seeds = 2\n"
+    "seed = 7\n"
+    "device = cpu\n"
+    "output = out/dir\n"
+    "[data]\n"
+    "dataset = cifar10\n"
+    "path = /data/cifar\n"
+    "n_train = 500\n"
+    "n_attacker = 0\n"
+    "n_test = 300\n"
+    "normalize = unit\n"
+    "[pool]\n"
+    "N = 20\n"
+    "m = 25\n"
+    "secret = 19\n"
+    "[model]\n"
+    "arch = resnet18\n"
+    "width = 16\n"
+    "[train]\n"
+    "optimizer = adam\n"
+    "lr = 0.001   ; inline comment\n"
+    "momentum = 0\n"
+    "weight_decay = 5e-4\n"
+    "epochs = 0\n"
+    "batch_size = 128\n"
+    "schedule = step\n"
+    "step_size = 3\n"
+    "gamma = 1\n"
+    "[pmi]\n"
+    "permutations = 0\n"
+    "alpha = 0.001, 0.01,0.05 ,0.1\n"
+    "scores = loss, logit\n"
+    "decide = welch\n"
+    "independent = 4\n"
+    "indep_arch = mlp\n"
+    "[store]\n"
+    "save_models = yes\n";
+
+static void test_full_file(void **state) {
+    cfg *c = load_ok(write_ini("full.ini", full_ini));
+    pmi_params p;
+    char err[512];
+    assert_int_equal(cfg_sweep_count(c), 1);
+    assert_int_equal(cfg_point(c, 0, &p, err, sizeof err), 0);
+    assert_string_equal(p.name, "full"); assert_int_equal(p.seeds, 2); assert_int_equal(p.seed, 7);
+    assert_int_equal(p.device, DEV_CPU); assert_string_equal(p.output, "out/dir");
+    assert_string_equal(p.dataset, "cifar10"); assert_string_equal(p.path, "/data/cifar");
+    assert_int_equal(p.n_train, 500); assert_int_equal(p.n_attacker, 0); assert_int_equal(p.n_test, 300);
+    assert_int_equal(p.normalize, NORM_UNIT);
+    assert_int_equal(p.N, 20); assert_int_equal(p.m, 25); assert_int_equal(p.secret, 19);
+    assert_string_equal(p.arch, "resnet18"); assert_int_equal(p.width, 16);
+    assert_int_equal(p.optimizer, OPT_ADAM);
+    assert_true(p.lr == 0.001 && p.momentum == 0 && p.weight_decay == 5e-4 && p.gamma == 1);
+    assert_int_equal(p.epochs, 0); assert_int_equal(p.batch_size, 128);
+    assert_int_equal(p.schedule, SCHED_STEP); assert_int_equal(p.step_size, 3);
+    assert_int_equal(p.permutations, 0);
+    assert_int_equal(p.n_alphas, 4);
+    assert_true(p.alphas[0] == 0.001 && p.alphas[1] == 0.01 && p.alphas[2] == 0.05 && p.alphas[3] == 0.1);
+    assert_string_equal(p.scores, "loss,logit");
+    assert_string_equal(p.decide, "welch"); assert_int_equal(p.independent, 4);
+    assert_string_equal(p.indep_arch, "mlp"); assert_int_equal(p.save_models, 1);
+    const char *where;
+    assert_string_equal(cfg_get(c, "train", "lr", &where), "0.001");
+    assert_non_null(strstr(where, "full.ini:24"));
+    assert_null(cfg_get(c, "train", "nope", &where));
+    assert_null(where);
+    cfg_free(c);
+}
+
+/* main.ini includes configs/base.ini, which includes parts/arch.ini relative to configs/. */
+static void test_include_and_override_order(void **state) {
+    write_ini("inc/configs/parts/arch.ini", "[model]\narch = vgg\nwidth = 8\n");
+    write_ini("inc/configs/base.ini",
+              "[train]\nepochs = 5\nlr = 0.2\ninclude = parts/arch.ini\n[pool]\nN = 30\n");
+    const char *main_ini = write_ini("inc/main.ini",
+              "[model]\narch = before\n"
+              "include = configs/base.ini\n"
+              "[train]\nlr = 0.3\n");
+    cfg *c = load_ok(main_ini);
+    pmi_params p;
+    char err[512];
+    const char *where;
+    assert_int_equal(cfg_point(c, 0, &p, err, sizeof err), 0);
+    assert_string_equal(p.arch, "vgg");        /* the include comes later than arch = before */
+    assert_int_equal(p.width, 8);
+    assert_int_equal(p.epochs, 5);
+    assert_true(p.lr == 0.3);                  /* main.ini's line after the include wins */
+    assert_int_equal(p.N, 30);
+    cfg_get(c, "model", "arch", &where);
+    assert_non_null(strstr(where, "inc/configs/parts/arch.ini:2"));
+    cfg_get(c, "train", "lr", &where);
+    assert_non_null(strstr(where, "inc/main.ini:5"));
+    cfg_get(c, "pool", "N", &where);
+    assert_non_null(strstr(where, "inc/configs/base.ini:6"));
+    cfg_free(c);
+}
+
+static void test_s_override(void **state) {
+    cfg *c = cfg_create();
+    char err[512];
+    pmi_params p;
+    const char *where;
+    assert_int_equal(cfg_load(c, write_ini("s.ini", "[pool]\nN = 12\nm = 7\n"), err, sizeof err), 0);
+    assert_int_equal(cfg_override(c, "pool.N=20", err, sizeof err), 0);
+    assert_int_equal(cfg_override(c, " train.lr = 0.5 ", err, sizeof err), 0);
+    assert_int_equal(cfg_override(c, "pool.N=24", err, sizeof err), 0);   /* later -s wins */
+    assert_int_equal(cfg_override(c, "attack.ft.epochs=3", err, sizeof err), 0);
+    assert_int_equal(cfg_validate(c, err, sizeof err), 0);
+    assert_int_equal(cfg_point(c, 0, &p, err, sizeof err), 0);
+    assert_int_equal(p.N, 24); assert_int_equal(p.m, 7); assert_true(p.lr == 0.5);
+    cfg_get(c, "pool", "N", &where);
+    assert_string_equal(where, "-s pool.N=24");
+    assert_string_equal(cfg_get(c, "attack.ft", "epochs", &where), "3");
+    assert_string_equal(where, "-s attack.ft.epochs=3");
+    assert_int_equal(cfg_section_count(c, "attack."), 1);
+    cfg_free(c);
+}
+
+static void test_sweep_two_axes(void **state) {
+    cfg *c = load_ok(write_ini("sweep.ini",
+        "[pool]\nN = 10, 20\n[train]\nlr = 0.1,0.01,0.001\nepochs = 3\n[pmi]\nalpha = 0.01,0.05\n"));
+    pmi_params p;
+    char err[512], label[128];
+    static const int Ns[6] = {10, 10, 10, 20, 20, 20};
+    static const double lrs[6] = {0.1, 0.01, 0.001, 0.1, 0.01, 0.001};
+    assert_int_equal(cfg_sweep_count(c), 6);  /* pmi.alpha is a list, not an axis */
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(cfg_point(c, i, &p, err, sizeof err), 0);
+        assert_int_equal(p.N, Ns[i]);
+        assert_true(p.lr == lrs[i]);
+        assert_int_equal(p.epochs, 3);
+        assert_int_equal(p.n_alphas, 2);
+    }
+    cfg_point_label(c, 4, label, sizeof label);
+    assert_string_equal(label, "pool.N=20,train.lr=0.01");
+    assert_int_equal(cfg_point(c, 6, &p, err, sizeof err), -1);
+    assert_non_null(strstr(err, "out of range"));
+    assert_int_equal(cfg_point(c, -1, &p, err, sizeof err), -1);
+    cfg_free(c);
+}
+
+/* An indented line continues the previous value (inih multi-line); it joins with a space. */
+static void test_continuation_line(void **state) {
+    cfg *c = load_ok(write_ini("cont.ini", "[model]\narch = lenet,\n   mlp\n[train]\nepochs = 2\n"));
+    char label[64];
+    assert_int_equal(cfg_sweep_count(c), 2);
+    cfg_point_label(c, 1, label, sizeof label);
+    assert_string_equal(label, "model.arch=mlp");
+    cfg_free(c);
+    /* after a section header an indented line is a key of its own, as inih reads it */
+    pmi_params p;
+    char err[256];
+    c = load_ok(write_ini("cont2.ini", "[train]\nepochs = 1\n[train]\n  epochs = 2\n"));
+    assert_int_equal(cfg_point(c, 0, &p, err, sizeof err), 0);
+    assert_int_equal(p.epochs, 2);
+    cfg_free(c);
+}
+
+static void test_effective_roundtrip(void **state) {
+    write_ini("rt/base.ini", "[data]\ndataset = mnist\nn_train = 100,200\n[attack.prune]\ntype = prune\n");
+    const char *path = write_ini("rt/main.ini",
+        "include = base.ini\n[train]\nlr = 0.1, 0.01\nschedule = none,cosine\n[pmi]\nscores = loss\n"
+        "[attack.ft]\ntype = ftal\nepochs = 1,2,3\n[attack.none]\n");
+    char err[512];
+    cfg *a = load_ok(path);
+    assert_int_equal(cfg_override(a, "model.width=4", err, sizeof err), 0);
+    char *text = cfg_effective_text(a);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "lr = 0.1, 0.01\n"));
+    assert_non_null(strstr(text, "[attack.none]\n"));
+    cfg *b = load_ok(write_ini("rt/effective.ini", text));
+    char *text2 = cfg_effective_text(b);
+    assert_string_equal(text, text2);
+    assert_int_equal(cfg_sweep_count(a), 8);
+    assert_int_equal(cfg_sweep_count(b), 8);
+    for (int i = 0; i < 8; i++) {
+        pmi_params pa, pb;
+        char la[256], lb[256];
+        assert_int_equal(cfg_point(a, i, &pa, err, sizeof err), 0);
+        assert_int_equal(cfg_point(b, i, &pb, err, sizeof err), 0);
+        assert_memory_equal(&pa, &pb, sizeof pa);
+        cfg_point_label(a, i, la, sizeof la);
+        cfg_point_label(b, i, lb, sizeof lb);
+        assert_string_equal(la, lb);
+    }
+    assert_int_equal(cfg_section_count(b, "attack."), 3);
+    assert_string_equal(cfg_section_name(b, "attack.", 0), "attack.prune");
+    assert_string_equal(cfg_get(b, "attack.ft", "epochs", NULL), "1,2,3");
+    free(text); free(text2);
+    cfg_free(a); cfg_free(b);
+}
+
+static void test_attack_raw(void **state) {
+    cfg *c = load_ok(write_ini("att.ini",
+        "[train]\nepochs = 1\n[attack.ft]\ntype = ftal\nlr = 0.01\nanything = goes,here\n"
+        "[attack.empty]\n[attack.prune]\nsparsity = 0.1,0.5\n"));
+    const char *keys[2], *where;
+    assert_int_equal(cfg_sweep_count(c), 1);    /* attack lists are the attack module's */
+    assert_int_equal(cfg_section_count(c, "attack."), 3);
+    assert_int_equal(cfg_section_count(c, NULL), 4);
+    assert_string_equal(cfg_section_name(c, "attack.", 0), "attack.ft");
+    assert_string_equal(cfg_section_name(c, "attack.", 1), "attack.empty");
+    assert_string_equal(cfg_section_name(c, "attack.", 2), "attack.prune");
+    assert_null(cfg_section_name(c, "attack.", 3));
+    assert_int_equal(cfg_keys(c, "attack.ft", NULL, 0), 3);
+    assert_int_equal(cfg_keys(c, "attack.ft", keys, 2), 2);   /* never more than max */
+    assert_string_equal(keys[0], "type");
+    assert_string_equal(keys[1], "lr");
+    assert_int_equal(cfg_keys(c, "attack.empty", keys, 2), 0);
+    assert_string_equal(cfg_get(c, "attack.ft", "anything", &where), "goes,here");
+    assert_non_null(strstr(where, "att.ini:6"));
+    assert_string_equal(cfg_get(c, "attack.prune", "sparsity", NULL), "0.1,0.5");
+    cfg_free(c);
+}
+
+static void test_help(void **state) {
+    char path[512], buf[8192];
+    snprintf(path, sizeof path, "%s/help.txt", tu_tmpdir());
+    FILE *f = fopen(path, "w+");
+    assert_non_null(f);
+    cfg_print_help(f);
+    rewind(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    static const char *needles[] = {"[experiment]", "[store]", "lr", "a number in (0, 10]",
+        "one of auto|cpu|cuda", "an integer in [-1, 4095]", "save_models", "[attack.<name>]"};
+    for (size_t i = 0; i < sizeof needles / sizeof *needles; i++)
+        if (!strstr(buf, needles[i])) fail_msg("'%s' missing from help", needles[i]);
+}
+
+/* ---- error paths: each message names the file, the line and the key ------------------- */
+
+static void test_err_unknown_section(void **state) {
+    expect_error(write_ini("e_sec.ini", "[train]\nepochs = 1\n[bogus]\nx = 1\n"),
+                 (const char *[]){"e_sec.ini:3", "unknown section [bogus]", NULL});
+    expect_error(write_ini("e_sec2.ini", "[train]\nepochs = 1\n\n[empty]\n"),
+                 (const char *[]){"e_sec2.ini:4", "[empty]", NULL});
+}
+
+static void test_err_unknown_key(void **state) {
+    expect_error(write_ini("e_key.ini", "[train]\nlr = 0.1\nfoo = 1\n"),
+                 (const char *[]){"e_key.ini:3", "unknown key 'foo' in [train]", "known: optimizer, lr,", NULL});
+    expect_error(write_ini("e_key2.ini", "seeds = 1\n"),
+                 (const char *[]){"e_key2.ini:1", "'seeds'", "outside any section", NULL});
+}
+
+static void test_err_wrong_type(void **state) {
+    expect_error(write_ini("e_type.ini", "[train]\n\nepochs = abc\n"),
+                 (const char *[]){"e_type.ini:3", "train.epochs", "expected an integer in [0, 10000]", "'abc'", NULL});
+    expect_error(write_ini("e_type2.ini", "[store]\nsave_models = maybe\n"),
+                 (const char *[]){"e_type2.ini:2", "store.save_models", "boolean", NULL});
+    expect_error(write_ini("e_type3.ini", "[train]\nlr = 0.1,x\n"),
+                 (const char *[]){"e_type3.ini:2", "train.lr", "got 'x'", NULL});
+}
+
+static void test_err_out_of_range(void **state) {
+    expect_error(write_ini("e_range.ini", "[pool]\nN = 1\n"),
+                 (const char *[]){"e_range.ini:2", "pool.N", "[2, 4096]", "got '1'", NULL});
+    expect_error(write_ini("e_range2.ini", "[train]\nlr = 0.1,0\n"),
+                 (const char *[]){"e_range2.ini:2", "train.lr", "(0, 10]", "got '0'", NULL});
+    expect_error(write_ini("e_range3.ini", "[pmi]\nalpha = 0.01,1\n"),
+                 (const char *[]){"e_range3.ini:2", "pmi.alpha", "(0, 1)", NULL});
+    expect_error(write_ini("e_range4.ini", "[pmi]\nalpha = 0.1,0.2,0.3,0.4,0.5\n"),
+                 (const char *[]){"e_range4.ini:2", "pmi.alpha", "1 to 4", NULL});
+}
+
+static void test_err_bad_enum(void **state) {
+    expect_error(write_ini("e_enum.ini", "[experiment]\ndevice = gpu\n"),
+                 (const char *[]){"e_enum.ini:2", "experiment.device", "one of auto|cpu|cuda", "'gpu'", NULL});
+    expect_error(write_ini("e_enum2.ini", "[pmi]\nscores = loss,bogus\n"),
+                 (const char *[]){"e_enum2.ini:2", "pmi.scores", "loss|conf", NULL});
+    expect_error(write_ini("e_enum3.ini", "[data]\ndataset = imagenet\n"),
+                 (const char *[]){"e_enum3.ini:2", "data.dataset", "cifar100", NULL});
+}
+
+static void test_err_experiment_sweep(void **state) {
+    expect_error(write_ini("e_exp.ini", "[experiment]\nseeds = 1,2\n"),
+                 (const char *[]){"e_exp.ini:2", "experiment.seeds", "comma list", NULL});
+}
+
+static void test_err_syntax(void **state) {
+    expect_error(write_ini("e_syn.ini", "[train]\nepochs = 1\nthis line has no equals sign\n"),
+                 (const char *[]){"e_syn.ini:3", "cannot parse", NULL});
+    /* the earliest error is reported, whether inih or the handler found it */
+    expect_error(write_ini("e_syn2.ini", "[train]\nno equals\ninclude = missing.ini\n"),
+                 (const char *[]){"e_syn2.ini:2", "cannot parse", NULL});
+    expect_error(write_ini("e_syn3.ini", "[train]\ninclude = missing.ini\nno equals\n"),
+                 (const char *[]){"e_syn3.ini:2", "include 'missing.ini'", NULL});
+    char longline[400];
+    memset(longline, 'x', sizeof longline);
+    memcpy(longline, "[model]\narch = ", 15);
+    strcpy(longline + 390, "\n");
+    expect_error(write_ini("e_long.ini", longline),
+                 (const char *[]){"e_long.ini:2", "line longer than", NULL});
+}
+
+static void test_err_missing_file(void **state) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/does-not-exist.ini", tu_tmpdir());
+    char want[600];
+    snprintf(want, sizeof want, "%s: cannot open: No such file or directory", path);
+    expect_error(path, (const char *[]){want, NULL});
+}
+
+static void test_err_missing_include(void **state) {
+    expect_error(write_ini("e_inc.ini", "[train]\ninclude = nothere.ini\n"),
+                 (const char *[]){"e_inc.ini:2", "include 'nothere.ini'", "nothere.ini: cannot open", NULL});
+}
+
+static void test_err_include_cycle(void **state) {
+    write_ini("cyc/b.ini", "include = a.ini\n");
+    const char *a = write_ini("cyc/a.ini", "[train]\nepochs = 1\ninclude = b.ini\n");
+    expect_error(a, (const char *[]){"cyc/a.ini:3", "include 'b.ini'", "cyc/b.ini:1", "include cycle", NULL});
+}
+
+static void test_err_bad_s_syntax(void **state) {
+    cfg *c = cfg_create();
+    char err[512];
+    assert_int_equal(cfg_override(c, "xyz", err, sizeof err), -1);
+    assert_string_equal(err, "-s 'xyz': expected section.key=value");
+    assert_int_equal(cfg_override(c, "nodot=3", err, sizeof err), -1);
+    assert_non_null(strstr(err, "-s 'nodot=3': expected section.key=value"));
+    assert_int_equal(cfg_override(c, "train.=3", err, sizeof err), -1);
+    assert_non_null(strstr(err, "'train.=3'"));
+    assert_int_equal(cfg_override(c, "train.lr=1 ;x", err, sizeof err), -1);
+    assert_int_equal(cfg_override(c, "train.include=x.ini", err, sizeof err), -1);
+    assert_int_equal(cfg_override(c, "train.lr=abc", err, sizeof err), 0);
+    assert_int_equal(cfg_validate(c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "-s train.lr=abc: train.lr: expected a number"));
+    cfg_free(c);
+}
+
+static void test_err_secret_ge_N(void **state) {
+    cfg *c = cfg_create();
+    char err[512];
+    pmi_params p;
+    assert_int_equal(cfg_load(c, write_ini("e_secret.ini", "[pool]\nN = 10\n\nsecret = 10\n"), err, sizeof err), 0);
+    assert_int_equal(cfg_point(c, 0, &p, err, sizeof err), -1);
+    assert_non_null(strstr(err, "e_secret.ini:4: pool.secret: 10 must be less than pool.N = 10"));
+    assert_int_equal(cfg_validate(c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "e_secret.ini:4: pool.secret"));
+    cfg_free(c);
+    /* in a sweep every N meets every secret: validation catches the one bad combination */
+    expect_error(write_ini("e_secret2.ini", "[pool]\nN = 20,5\nsecret = 3,7\n"),
+                 (const char *[]){"e_secret2.ini:3", "pool.secret: 7 must be less than pool.N = 5", NULL});
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_full_file),
+        cmocka_unit_test(test_include_and_override_order),
+        cmocka_unit_test(test_s_override),
+        cmocka_unit_test(test_sweep_two_axes),
+        cmocka_unit_test(test_continuation_line),
+        cmocka_unit_test(test_effective_roundtrip),
+        cmocka_unit_test(test_attack_raw),
+        cmocka_unit_test(test_help),
+        cmocka_unit_test(test_err_unknown_section),
+        cmocka_unit_test(test_err_unknown_key),
+        cmocka_unit_test(test_err_wrong_type),
+        cmocka_unit_test(test_err_out_of_range),
+        cmocka_unit_test(test_err_bad_enum),
+        cmocka_unit_test(test_err_experiment_sweep),
+        cmocka_unit_test(test_err_syntax),
+        cmocka_unit_test(test_err_missing_file),
+        cmocka_unit_test(test_err_missing_include),
+        cmocka_unit_test(test_err_include_cycle),
+        cmocka_unit_test(test_err_bad_s_syntax),
+        cmocka_unit_test(test_err_secret_ge_N),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

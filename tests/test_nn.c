@@ -1,0 +1,542 @@
+/* test_nn: the libtorch shim through its C API (nn.h), on the CPU.
+ * Architectures build and give normalised log-probabilities; training is deterministic,
+ * fits an easy synthetic dataset and honours NN_TRAIN_LAST; pruning, quantisation, noise,
+ * re-initialisation, distillation and copying do what nn.h promises. */
+#include "testutil.h"
+#include "nn.h"
+
+#include <math.h>
+
+/* ---- helpers ----------------------------------------------------------------------- */
+static uint64_t rng_next(uint64_t *s) {  /* xorshift64* */
+    *s ^= *s >> 12; *s ^= *s << 25; *s ^= *s >> 27;
+    return *s * 2685821657736338717ULL;
+}
+static double rng_unif(uint64_t *s) { return ((rng_next(s) >> 11) + 0.5) / 9007199254740992.0; }
+static double rng_gauss(uint64_t *s) {
+    return sqrt(-2.0 * log(rng_unif(s))) * cos(6.283185307179586 * rng_unif(s));
+}
+
+/* An easy K-class dataset of n samples (1, S, S): class k is a fixed +-1 pattern (the same
+ * for every `seed`) plus N(0, noise^2) pixel noise drawn from `seed`; the stored label is
+ * (k + shift) % K, so shift != 0 gives wrong labels. */
+enum { S = 8, K = 4 };
+static nn_data *shifted_data(int n, uint64_t seed, double noise, int shift) {
+    float *x = malloc(sizeof(float) * n * S * S);
+    int32_t *y = malloc(sizeof(int32_t) * n);
+    float pattern[K][S * S];
+    uint64_t ps = 12345;
+    for (int k = 0; k < K; k++)
+        for (int j = 0; j < S * S; j++) pattern[k][j] = rng_unif(&ps) < 0.5 ? -1.0f : 1.0f;
+    uint64_t s = seed * 7919 + 1;
+    for (int i = 0; i < n; i++) {
+        y[i] = i % K;
+        for (int j = 0; j < S * S; j++) x[i * S * S + j] = pattern[y[i]][j] + (float)(noise * rng_gauss(&s));
+        y[i] = (y[i] + shift) % K;
+    }
+    nn_data *d = NULL;
+    assert_int_equal(nn_data_create(x, y, n, 1, S, S, NN_CPU, &d), NN_OK);
+    free(x); free(y);
+    return d;
+}
+
+static nn_data *easy_data(int n, uint64_t seed, double noise) { return shifted_data(n, seed, noise, 0); }
+
+/* Random N(0,1) inputs of shape (n, c, h, w), labels i % classes. */
+static nn_data *noise_data(int n, int c, int h, int w, int classes) {
+    size_t per = (size_t)c * h * w;
+    float *x = malloc(sizeof(float) * n * per);
+    int32_t *y = malloc(sizeof(int32_t) * n);
+    uint64_t s = 99;
+    for (size_t j = 0; j < n * per; j++) x[j] = (float)rng_gauss(&s);
+    for (int i = 0; i < n; i++) y[i] = i % classes;
+    nn_data *d = NULL;
+    assert_int_equal(nn_data_create(x, y, n, c, h, w, NN_CPU, &d), NN_OK);
+    free(x); free(y);
+    return d;
+}
+
+static nn_model *make_model(const char *arch, int c, int h, int w, int classes, int width, uint64_t seed) {
+    nn_model_spec spec = {arch, c, h, w, classes, width, NN_CPU, seed};
+    nn_model *m = NULL;
+    nn_status st = nn_model_create(&spec, &m);
+    if (st != NN_OK) fail_msg("nn_model_create(%s): %s", arch, nn_last_error());
+    return m;
+}
+
+static nn_train_params quick_params(int epochs, uint64_t seed) {
+    nn_train_params p = nn_train_default_params();
+    p.lr = 0.05; p.epochs = epochs; p.batch_size = 32; p.seed = seed; p.weight_decay = 0;
+    return p;
+}
+
+static void train_ok(nn_model *m, const nn_data *d, const nn_train_params *p, double *curve) {
+    nn_status st = nn_train(m, d, p, curve);
+    if (st != NN_OK) fail_msg("nn_train: %s", nn_last_error());
+}
+
+static void train_quick(nn_model *m, const nn_data *d, int epochs, uint64_t seed) {
+    nn_train_params p = quick_params(epochs, seed);
+    train_ok(m, d, &p, NULL);
+}
+
+static float *eval_logp(nn_model *m, const nn_data *d, int classes) {
+    float *lp = malloc(sizeof(float) * nn_data_size(d) * classes);
+    nn_status st = nn_eval_logp(m, d, lp);
+    if (st != NN_OK) fail_msg("nn_eval_logp: %s", nn_last_error());
+    return lp;
+}
+
+/* All parameters, concatenated; *off (nn_param_count + 1 entries) gets each tensor's offset. */
+static float *all_params(const nn_model *m, int64_t **off) {
+    int np = nn_param_count(m);
+    *off = malloc(sizeof(int64_t) * (np + 1));
+    (*off)[0] = 0;
+    for (int i = 0; i < np; i++) {
+        int64_t numel;
+        assert_int_equal(nn_param_info(m, i, NULL, &numel, NULL, NULL), NN_OK);
+        (*off)[i + 1] = (*off)[i] + numel;
+    }
+    float *v = malloc(sizeof(float) * (*off)[np]);
+    for (int i = 0; i < np; i++) assert_int_equal(nn_param_get(m, i, v + (*off)[i]), NN_OK);
+    return v;
+}
+
+static int tensor_equal(const float *a, const float *b, const int64_t *off, int i) {
+    return memcmp(a + off[i], b + off[i], sizeof(float) * (off[i + 1] - off[i])) == 0;
+}
+
+static int param_ndim(const nn_model *m, int i) {
+    int nd;
+    assert_int_equal(nn_param_info(m, i, NULL, NULL, NULL, &nd), NN_OK);
+    return nd;
+}
+
+/* Fraction of samples where a and b (n x classes log-probabilities) pick the same class. */
+static double argmax_agreement(const float *a, const float *b, int64_t n, int classes) {
+    int64_t same = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int ia = 0, ib = 0;
+        for (int k = 1; k < classes; k++) {
+            if (a[i * classes + k] > a[i * classes + ia]) ia = k;
+            if (b[i * classes + k] > b[i * classes + ib]) ib = k;
+        }
+        same += ia == ib;
+    }
+    return (double)same / (double)n;
+}
+
+/* ---- tests ------------------------------------------------------------------------- */
+/* Every registered arch builds for 1x28x28 and 3x32x32 (small ones also 1x8x8), its rows of
+ * exp(logp) sum to one, and the last two parameters are the classifier's weight and bias. */
+static void test_archs_forward(void **state) {
+    const int shapes[3][3] = {{1, 28, 28}, {3, 32, 32}, {1, 8, 8}};
+    for (int a = 0; a < nn_arch_count(); a++) {
+        const char *arch = nn_arch_name(a);
+        int small = !strcmp(arch, "mlp") || !strcmp(arch, "lenet") || !strcmp(arch, "cnn");
+        assert_non_null(nn_arch_help(a));
+        for (int s = 0; s < (small ? 3 : 2); s++) {
+            nn_model *m = make_model(arch, shapes[s][0], shapes[s][1], shapes[s][2], 10, 0, 1);
+            nn_data *d = noise_data(small ? 4 : 2, shapes[s][0], shapes[s][1], shapes[s][2], 10);
+            float *lp = eval_logp(m, d, 10);
+            for (int64_t i = 0; i < nn_data_size(d); i++) {
+                double sum = 0;
+                for (int k = 0; k < 10; k++) sum += exp(lp[i * 10 + k]);
+                assert_true(fabs(sum - 1.0) < 1e-4);
+            }
+            int last = nn_last_layer_first_param(m);
+            const char *name;
+            int64_t shape[4];
+            int nd;
+            assert_int_equal(last, nn_param_count(m) - 2);
+            assert_int_equal(nn_param_info(m, last, &name, NULL, shape, &nd), NN_OK);
+            assert_int_equal(nd, 2);
+            assert_int_equal(shape[0], 10);
+            assert_non_null(strstr(name, "weight"));
+            assert_true(nn_model_num_params(m) > 0);
+            free(lp);
+            nn_data_free(d);
+            nn_model_free(m);
+        }
+    }
+}
+
+/* An unknown arch is NN_EINVAL with a message that lists the known ones. */
+static void test_bad_arch(void **state) {
+    nn_model_spec spec = {"alexnet", 1, 28, 28, 10, 0, NN_CPU, 1};
+    nn_model *m = (nn_model *)1;
+    assert_int_equal(nn_model_create(&spec, &m), NN_EINVAL);
+    assert_null(m);
+    assert_non_null(strstr(nn_last_error(), "alexnet"));
+    for (int a = 0; a < nn_arch_count(); a++) assert_non_null(strstr(nn_last_error(), nn_arch_name(a)));
+    spec.arch = "mlp"; spec.classes = 1;
+    assert_int_equal(nn_model_create(&spec, &m), NN_EINVAL);
+}
+
+/* On a machine without CUDA, asking for it is NN_EDEVICE with a message; auto gives the CPU. */
+static void test_cuda_absent(void **state) {
+    nn_device dev;
+    char name[128];
+    assert_int_equal(nn_device_resolve(0, &dev, name, sizeof name), NN_OK);
+    if (dev == NN_CUDA) skip();
+    assert_int_equal(strncmp(name, "cpu (", 5), 0);
+    assert_int_equal(nn_device_resolve(2, &dev, name, sizeof name), NN_EDEVICE);
+    assert_non_null(strstr(nn_last_error(), "cuda requested but torch.cuda is not available"));
+    assert_non_null(strstr(nn_last_error(), nn_torch_version()));
+    nn_model_spec spec = {"mlp", 1, 8, 8, 4, 8, NN_CUDA, 1};
+    nn_model *m = NULL;
+    assert_int_equal(nn_model_create(&spec, &m), NN_EDEVICE);
+    assert_int_equal(nn_device_resolve(7, &dev, NULL, 0), NN_EINVAL);
+}
+
+/* The same seeds give bit-identical log-probabilities after training; another init seed or
+ * another batch-order seed gives different ones. */
+static void test_determinism(void **state) {
+    nn_data *d = easy_data(96, 1, 1.0);
+    nn_train_params p = quick_params(1, 7);
+    float *lp[4];
+    for (int r = 0; r < 4; r++) {
+        nn_model *m = make_model("lenet", 1, S, S, K, 0, r == 2 ? 2 : 1);
+        p.seed = r == 3 ? 8 : 7;
+        train_ok(m, d, &p, NULL);
+        lp[r] = eval_logp(m, d, K);
+        nn_model_free(m);
+    }
+    size_t bytes = sizeof(float) * 96 * K;
+    assert_memory_equal(lp[0], lp[1], bytes);
+    assert_memory_not_equal(lp[0], lp[2], bytes);
+    assert_memory_not_equal(lp[0], lp[3], bytes);
+    for (int r = 0; r < 4; r++) free(lp[r]);
+    nn_data_free(d);
+}
+
+/* Training lowers the loss and fits held-out data of an easy task above 90%, with SGD plus a
+ * step schedule (mlp) and Adam plus a cosine schedule (cnn). */
+static void test_train_fits(void **state) {
+    nn_data *train = easy_data(256, 1, 1.0), *test = easy_data(200, 2, 1.0);
+    const char *archs[2] = {"mlp", "cnn"};
+    for (int a = 0; a < 2; a++) {
+        nn_model *m = make_model(archs[a], 1, S, S, K, a ? 8 : 32, 3);
+        nn_train_params p = quick_params(8, 1);
+        if (a) { p.optimizer = NN_ADAM; p.lr = 0.01; p.schedule = NN_SCHED_COSINE; }
+        else { p.schedule = NN_SCHED_STEP; p.step_size = 4; p.gamma = 0.5; }
+        double curve[8], acc;
+        train_ok(m, train, &p, curve);
+        assert_true(curve[7] < curve[0]);
+        assert_int_equal(nn_accuracy(m, test, &acc), NN_OK);
+        assert_true(acc > 0.9);
+        nn_model_free(m);
+    }
+    nn_data_free(train);
+    nn_data_free(test);
+}
+
+static int stop_after_two(void *ctx, int epoch, int epochs, double loss) {
+    int *calls = ctx;
+    assert_int_equal(epochs, 5);
+    assert_int_equal(epoch, *calls);
+    assert_true(loss > 0);
+    return ++*calls == 2;
+}
+
+/* on_epoch sees each epoch's loss and stops training when it returns non-zero; unrun epochs
+ * are NaN in the loss curve. Bad parameters and out-of-range labels are NN_EINVAL. */
+static void test_train_callback_and_checks(void **state) {
+    nn_data *d = easy_data(64, 1, 1.0);
+    nn_model *m = make_model("mlp", 1, S, S, K, 16, 1);
+    nn_train_params p = quick_params(5, 1);
+    int calls = 0;
+    double curve[5];
+    p.on_epoch = stop_after_two; p.ctx = &calls;
+    train_ok(m, d, &p, curve);
+    assert_int_equal(calls, 2);
+    assert_false(isnan(curve[1]));
+    assert_true(isnan(curve[2]) && isnan(curve[4]));
+    p.on_epoch = NULL; p.batch_size = 0;
+    assert_int_equal(nn_train(m, d, &p, NULL), NN_EINVAL);
+    nn_model *wide = make_model("mlp", 1, S, S, 2, 16, 1);  /* labels go up to 3: too many */
+    p.batch_size = 8;
+    assert_int_equal(nn_train(wide, d, &p, NULL), NN_EINVAL);
+    assert_non_null(strstr(nn_last_error(), "classes"));
+    nn_data *big = noise_data(2, 1, 28, 28, K);
+    float lp[2 * K];
+    assert_int_equal(nn_eval_logp(m, big, lp), NN_EINVAL);
+    nn_model_free(wide);
+    nn_model_free(m);
+    nn_data_free(big);
+    nn_data_free(d);
+}
+
+/* A BatchNorm model trains when the last batch would hold a single sample (33 = 2*16 + 1). */
+static void test_train_batchnorm_singleton_batch(void **state) {
+    nn_data *d = easy_data(33, 1, 1.0);
+    nn_model *m = make_model("vgg11", 1, S, S, K, 8, 1);
+    nn_train_params p = quick_params(1, 1);
+    p.batch_size = 16;
+    train_ok(m, d, &p, NULL);
+    nn_model_free(m);
+    nn_data_free(d);
+}
+
+/* NN_TRAIN_LAST changes the last layer's tensors and no other. */
+static void test_train_last(void **state) {
+    nn_data *d = easy_data(64, 1, 1.0);
+    nn_model *m = make_model("cnn", 1, S, S, K, 8, 1);
+    int64_t *off;
+    float *before = all_params(m, &off);
+    nn_train_params p = quick_params(2, 1);
+    p.trainable = NN_TRAIN_LAST;
+    train_ok(m, d, &p, NULL);
+    int64_t *off2;
+    float *after = all_params(m, &off2);
+    int last = nn_last_layer_first_param(m);
+    for (int i = 0; i < nn_param_count(m); i++) assert_int_equal(!tensor_equal(before, after, off, i), i >= last);
+    free(before); free(after); free(off); free(off2);
+    nn_model_free(m);
+    nn_data_free(d);
+}
+
+/* Pruning reaches the requested sparsity (global: within one weight per tensor overall;
+ * per layer: within one weight in each tensor), masks combine, and pruned weights stay zero
+ * through further training while the others move. */
+static void test_prune(void **state) {
+    nn_data *d = easy_data(64, 1, 1.0);
+    for (int global = 0; global < 2; global++) {
+        nn_model *m = make_model("lenet", 1, S, S, K, 0, 1);
+        double achieved;
+        assert_int_equal(nn_prune(m, 0.5, global, &achieved), NN_OK);
+        int64_t *off;
+        float *w = all_params(m, &off);
+        int64_t zeros = 0, total = 0, ntensors = 0;
+        for (int i = 0; i < nn_param_count(m); i++) {
+            if (param_ndim(m, i) < 2) continue;
+            int64_t z = 0, n = off[i + 1] - off[i];
+            for (int64_t j = off[i]; j < off[i + 1]; j++) z += w[j] == 0.0f;
+            if (!global) assert_true(llabs(z - llround(0.5 * n)) <= 1);
+            zeros += z; total += n; ntensors++;
+        }
+        assert_true(llabs(zeros - llround(0.5 * total)) <= ntensors);
+        assert_true(fabs(achieved - (double)zeros / total) < 1e-12);
+        assert_true(fabs(nn_sparsity(m) - achieved) < 1e-12);
+        train_quick(m, d, 2, 1);
+        int64_t *off2;
+        float *w2 = all_params(m, &off2);
+        int64_t moved = 0;
+        for (int i = 0; i < nn_param_count(m); i++)
+            for (int64_t j = off[i]; j < off[i + 1] && param_ndim(m, i) >= 2; j++) {
+                if (w[j] == 0.0f) assert_true(w2[j] == 0.0f);
+                moved += w[j] != w2[j];
+            }
+        assert_true(moved > total / 4);
+        assert_int_equal(nn_prune(m, 0.7, global, &achieved), NN_OK);
+        assert_true(achieved >= 0.7 - 1e-3 && achieved <= 0.7 + 1e-3);
+        assert_int_equal(nn_prune(m, 0.2, global, &achieved), NN_OK);  /* masks combine: no regrowth */
+        assert_true(achieved >= 0.7 - 1e-3);
+        free(w); free(w2); free(off); free(off2);
+        nn_model_free(m);
+    }
+    nn_model *m = make_model("mlp", 1, S, S, K, 8, 1);
+    assert_int_equal(nn_prune(m, 1.5, 1, NULL), NN_EINVAL);
+    nn_model_free(m);
+    nn_data_free(d);
+}
+
+static int count_distinct(float *v, int64_t n) {
+    int distinct = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int seen = 0;
+        for (int64_t j = 0; j < i && !seen; j++) seen = v[j] == v[i];
+        distinct += !seen;
+    }
+    return distinct;
+}
+
+/* After nn_quantize(bits) every tensor holds at most 2^bits distinct values; bits outside
+ * [1, 16] is NN_EINVAL. */
+static void test_quantize(void **state) {
+    const int bits[2] = {2, 4};
+    for (int b = 0; b < 2; b++) {
+        nn_model *m = make_model("lenet", 1, S, S, K, 0, 1);
+        assert_int_equal(nn_quantize(m, bits[b]), NN_OK);
+        int64_t *off;
+        float *w = all_params(m, &off);
+        int before_distinct = 0;
+        for (int i = 0; i < nn_param_count(m); i++) {
+            int nd = count_distinct(w + off[i], off[i + 1] - off[i]);
+            assert_true(nd <= 1 << bits[b]);
+            before_distinct += nd;
+        }
+        assert_true(before_distinct > nn_param_count(m));  /* not collapsed to one value */
+        free(w); free(off);
+        nn_model_free(m);
+    }
+    nn_model *m = make_model("mlp", 1, S, S, K, 8, 1);
+    assert_int_equal(nn_quantize(m, 0), NN_EINVAL);
+    assert_int_equal(nn_quantize(m, 17), NN_EINVAL);
+    nn_model_free(m);
+}
+
+/* nn_add_noise moves each large tensor by about sigma * std(tensor) per weight, and the same
+ * seed gives the same noise. */
+static void test_add_noise(void **state) {
+    nn_model *m = make_model("mlp", 1, S, S, K, 64, 1), *c = NULL;
+    assert_int_equal(nn_model_copy(m, &c), NN_OK);
+    int64_t *off;
+    float *w = all_params(m, &off);
+    assert_int_equal(nn_add_noise(m, 0.1, 5), NN_OK);
+    assert_int_equal(nn_add_noise(c, 0.1, 5), NN_OK);
+    int64_t *off2, *off3;
+    float *w2 = all_params(m, &off2), *w3 = all_params(c, &off3);
+    assert_memory_equal(w2, w3, sizeof(float) * off[nn_param_count(m)]);
+    for (int i = 0; i < nn_param_count(m); i++) {
+        int64_t n = off[i + 1] - off[i];
+        if (n < 256) continue;
+        double mean = 0, var = 0, diff = 0;
+        for (int64_t j = off[i]; j < off[i + 1]; j++) mean += w[j] / n;
+        for (int64_t j = off[i]; j < off[i + 1]; j++) {
+            var += (w[j] - mean) * (w[j] - mean) / n;
+            diff += (w2[j] - w[j]) * (w2[j] - w[j]) / n;
+        }
+        double ratio = sqrt(diff / var);
+        assert_true(ratio > 0.08 && ratio < 0.12);
+    }
+    assert_int_equal(nn_add_noise(m, -1, 5), NN_EINVAL);
+    free(w); free(w2); free(w3); free(off); free(off2); free(off3);
+    nn_model_free(m);
+    nn_model_free(c);
+}
+
+/* nn_reinit_last changes only the last layer, deterministically in its seed. */
+static void test_reinit_last(void **state) {
+    nn_model *m = make_model("cnn", 1, S, S, K, 8, 1), *c = NULL;
+    assert_int_equal(nn_model_copy(m, &c), NN_OK);
+    int64_t *off, *off2, *off3;
+    float *w = all_params(m, &off);
+    assert_int_equal(nn_reinit_last(m, 9), NN_OK);
+    assert_int_equal(nn_reinit_last(c, 9), NN_OK);
+    float *w2 = all_params(m, &off2), *w3 = all_params(c, &off3);
+    int last = nn_last_layer_first_param(m);
+    for (int i = 0; i < nn_param_count(m); i++) {
+        assert_int_equal(!tensor_equal(w, w2, off, i), i >= last);
+        assert_true(tensor_equal(w2, w3, off, i));
+    }
+    free(w); free(w2); free(w3); free(off); free(off2); free(off3);
+    nn_model_free(m);
+    nn_model_free(c);
+}
+
+/* A fresh mlp student distilled from a trained lenet teacher agrees with the teacher's argmax
+ * on held-out data far more than before (> 80%), in soft (KL, alpha = 1) and hard (label-only)
+ * mode. The attacker's own labels are all wrong, so agreement can only come from the teacher. */
+static void test_distill(void **state) {
+    nn_data *train = easy_data(256, 1, 1.0), *attacker = shifted_data(256, 3, 1.0, 1), *test = easy_data(200, 2, 1.0);
+    nn_model *teacher = make_model("lenet", 1, S, S, K, 0, 1);
+    nn_train_params tp = quick_params(10, 1);
+    tp.optimizer = NN_ADAM; tp.lr = 0.005;
+    train_ok(teacher, train, &tp, NULL);
+    double acc;
+    assert_int_equal(nn_accuracy(teacher, test, &acc), NN_OK);
+    assert_true(acc > 0.9);
+    float *lt = eval_logp(teacher, test, K);
+    for (int hard = 0; hard < 2; hard++) {
+        nn_model *student = make_model("mlp", 1, S, S, K, 32, 5 + hard);
+        float *l0 = eval_logp(student, test, K);
+        double before = argmax_agreement(lt, l0, 200, K);
+        nn_train_params p = quick_params(6, 2);
+        p.optimizer = NN_ADAM; p.lr = 0.005;
+        nn_distill_params dp = {4.0, 1.0, hard};
+        double curve[6];
+        nn_status st = nn_distill(student, teacher, attacker, &p, &dp, curve);
+        if (st != NN_OK) fail_msg("nn_distill: %s", nn_last_error());
+        assert_true(curve[5] < curve[0]);
+        float *l1 = eval_logp(student, test, K);
+        double after = argmax_agreement(lt, l1, 200, K);
+        assert_true(after > before);
+        assert_true(after > 0.8);
+        free(l0); free(l1);
+        nn_model_free(student);
+    }
+    nn_distill_params bad = {0.0, 0.5, 0};
+    nn_train_params p = quick_params(1, 1);
+    assert_int_equal(nn_distill(teacher, teacher, train, &p, &bad, NULL), NN_EINVAL);
+    free(lt);
+    nn_model_free(teacher);
+    nn_data_free(train); nn_data_free(attacker); nn_data_free(test);
+}
+
+/* A copy (weights, BatchNorm statistics and masks) gives identical log-probabilities and is
+ * independent afterwards: training it leaves the original alone and keeps its pruned zeros. */
+static void test_model_copy(void **state) {
+    nn_data *d = easy_data(64, 1, 1.0);
+    nn_model *m = make_model("vgg11", 1, S, S, K, 8, 1), *c = NULL;
+    train_quick(m, d, 1, 1);  /* moves BN running stats */
+    assert_int_equal(nn_prune(m, 0.5, 1, NULL), NN_OK);
+    assert_int_equal(nn_model_copy(m, &c), NN_OK);
+    float *a = eval_logp(m, d, K), *b = eval_logp(c, d, K);
+    size_t bytes = sizeof(float) * 64 * K;
+    assert_memory_equal(a, b, bytes);
+    train_quick(c, d, 1, 2);
+    float *a2 = eval_logp(m, d, K), *b2 = eval_logp(c, d, K);
+    assert_memory_equal(a, a2, bytes);
+    assert_memory_not_equal(b, b2, bytes);
+    assert_true(nn_sparsity(c) >= 0.5 - 1e-3);
+    free(a); free(b); free(a2); free(b2);
+    nn_model_free(c);
+    nn_model_free(m);
+    nn_data_free(d);
+}
+
+/* Subsets gather the requested rows, concatenation appends, bad indices are NN_EINVAL, and
+ * parameters round-trip through nn_param_set/nn_param_get. */
+static void test_data_and_params(void **state) {
+    nn_data *d = easy_data(20, 1, 1.0), *sub = NULL, *cat = NULL;
+    nn_model *m = make_model("mlp", 1, S, S, K, 8, 1);
+    const int64_t idx[3] = {19, 0, 7};
+    assert_int_equal(nn_data_subset(d, idx, 3, &sub), NN_OK);
+    assert_int_equal(nn_data_size(sub), 3);
+    float *full = eval_logp(m, d, K), *part = eval_logp(m, sub, K);
+    for (int r = 0; r < 3; r++) assert_memory_equal(part + r * K, full + idx[r] * K, sizeof(float) * K);
+    const int64_t bad[1] = {20};
+    nn_data *none = (nn_data *)1;
+    assert_int_equal(nn_data_subset(d, bad, 1, &none), NN_EINVAL);
+    assert_null(none);
+    assert_int_equal(nn_data_concat(d, sub, &cat), NN_OK);
+    assert_int_equal(nn_data_size(cat), 23);
+    nn_data *other = noise_data(2, 3, S, S, K);
+    assert_int_equal(nn_data_concat(d, other, &none), NN_EINVAL);
+    int64_t numel;
+    assert_int_equal(nn_param_info(m, 0, NULL, &numel, NULL, NULL), NN_OK);
+    float *v = malloc(sizeof(float) * numel), *back = malloc(sizeof(float) * numel);
+    for (int64_t j = 0; j < numel; j++) v[j] = (float)j / (float)numel;
+    assert_int_equal(nn_param_set(m, 0, v), NN_OK);
+    assert_int_equal(nn_param_get(m, 0, back), NN_OK);
+    assert_memory_equal(v, back, sizeof(float) * numel);
+    assert_int_equal(nn_param_info(m, nn_param_count(m), NULL, NULL, NULL, NULL), NN_EINVAL);
+    free(v); free(back); free(full); free(part);
+    nn_data_free(other); nn_data_free(cat); nn_data_free(sub); nn_data_free(d);
+    nn_model_free(m);
+    nn_model_free(NULL);
+    nn_data_free(NULL);
+}
+
+int main(void) {
+    nn_set_threads(0);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_archs_forward),
+        cmocka_unit_test(test_bad_arch),
+        cmocka_unit_test(test_cuda_absent),
+        cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_train_fits),
+        cmocka_unit_test(test_train_callback_and_checks),
+        cmocka_unit_test(test_train_batchnorm_singleton_batch),
+        cmocka_unit_test(test_train_last),
+        cmocka_unit_test(test_prune),
+        cmocka_unit_test(test_quantize),
+        cmocka_unit_test(test_add_noise),
+        cmocka_unit_test(test_reinit_last),
+        cmocka_unit_test(test_distill),
+        cmocka_unit_test(test_model_copy),
+        cmocka_unit_test(test_data_and_params),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

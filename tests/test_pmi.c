@@ -1,0 +1,469 @@
+/* test_pmi: the membership scores against numpy, the single statistics against scipy, the
+ * verification on hand examples, and the calibration of the exact tests under H0. */
+#include "testutil.h"
+#include "pmi.h"
+#include <math.h>
+#include <gsl/gsl_cdf.h>
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
+#include <gsl/gsl_sort.h>
+
+/* Asserts |got - want| <= rel * max(|want|, 1e-300), printing both on failure. */
+static void assert_rel(double got, double want, double rel, const char *what) {
+    double err = fabs(got - want), lim = rel * fmax(fabs(want), 1e-300);
+    if (!(err <= lim)) fail_msg("%s: got %.17g, want %.17g (rel err %.3g > %.3g)", what, got, want, err / fabs(want), rel);
+}
+
+/* Reads up to n numbers from text into out; returns how many were read. */
+static int parse_numbers(const char *text, double *out, int n) {
+    int k = 0;
+    char *end;
+    for (const char *s = text; k < n; s = end) {
+        double v = strtod(s, &end);
+        if (end == s) break;
+        out[k++] = v;
+    }
+    return k;
+}
+
+/* ---- scipy reference cases ------------------------------------------------------------- */
+enum { REF_WELCH, REF_MW, REF_AUC, REF_MEAN, REF_HALF, REF_COUNT };
+#define NCASES 9
+#define MAXS 500
+
+typedef struct {
+    const char *name;
+    double x[MAXS], y[MAXS];
+    int n1, n2;
+    int exact;          /* the Mann-Whitney method pmi must use: 1 exact, 0 asymptotic */
+} sample_case;
+
+static sample_case cases[NCASES];
+static double ref[NCASES][REF_COUNT];
+
+static void set_case(sample_case *c, const char *name, const double *x, int n1, const double *y, int n2, int exact) {
+    c->name = name, c->n1 = n1, c->n2 = n2, c->exact = exact;
+    memcpy(c->x, x, n1 * sizeof *x);
+    memcpy(c->y, y, n2 * sizeof *y);
+}
+
+/* n1 draws of N(shift, 1) then n2 of lognormal(0, 1), rounded to `decimals` (< 0: not). */
+static void random_case(sample_case *c, const char *name, int n1, int n2, double shift, int decimals, int exact, uint64_t seed) {
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, seed);
+    double scale = decimals >= 0 ? pow(10, decimals) : 0;
+    c->name = name, c->n1 = n1, c->n2 = n2, c->exact = exact;
+    for (int i = 0; i < n1; i++) c->x[i] = shift + gsl_ran_gaussian(r, 1.0);
+    for (int i = 0; i < n2; i++) c->y[i] = gsl_ran_lognormal(r, 0.0, 1.0);
+    for (int i = 0; scale > 0 && i < n1; i++) c->x[i] = round(c->x[i] * scale) / scale;
+    for (int i = 0; scale > 0 && i < n2; i++) c->y[i] = round(c->y[i] * scale) / scale;
+    gsl_rng_free(r);
+}
+
+static const char *ref_script =
+    "import sys, warnings, numpy as np\n"
+    "from scipy import stats\n"
+    "warnings.simplefilter('ignore')\n"
+    "for line in open(sys.argv[1]):\n"
+    "    f, a, b = line.split('|')\n"
+    "    x = np.array(a.split(), dtype=float); y = np.array(b.split(), dtype=float)\n"
+    "    w = stats.ttest_ind(x, y, equal_var=False, alternative='greater').pvalue\n"
+    "    mw = stats.mannwhitneyu(x, y, alternative='greater', method='exact' if int(f) else 'asymptotic', use_continuity=True)\n"
+    "    auc = stats.mannwhitneyu(x, y).statistic / (len(x) * len(y))\n"
+    "    half = stats.t.ppf(0.975, len(x) - 1) * np.std(x, ddof=1) / np.sqrt(len(x))\n"
+    "    print(' '.join(repr(float(v)) for v in (w, mw.pvalue, auc, np.mean(x), half)))\n";
+
+static void write_cases(const char *path) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int c = 0; c < NCASES; c++) {
+        fprintf(f, "%d |", cases[c].exact);
+        for (int i = 0; i < cases[c].n1; i++) fprintf(f, " %.17g", cases[c].x[i]);
+        fprintf(f, " |");
+        for (int i = 0; i < cases[c].n2; i++) fprintf(f, " %.17g", cases[c].y[i]);
+        fprintf(f, "\n");
+    }
+    fclose(f);
+}
+
+/* Builds the cases (small without ties, with ties, zero variance, large random, around the
+ * exact Mann-Whitney limit) and computes their scipy references once for the group. */
+static int setup_cases(void **state) {
+    static const double ax[] = {2.1, 3.7, 0.4}, ay[] = {1.2, -0.5, 0.9, 2.5, 1.8};
+    static const double bx[] = {1, 2, 2, 3, 5, 5}, by[] = {0, 1, 1, 2, 2, 4, 3, 1};
+    static const double dx[] = {2, 2, 2, 2}, dy[] = {1, 2.5, 3, 0, 1.5};
+    set_case(&cases[0], "n1=3 n2=5 no ties", ax, 3, ay, 5, 1);
+    set_case(&cases[1], "n1=6 n2=8 ties", bx, 6, by, 8, 0);
+    set_case(&cases[2], "x constant", dx, 4, dy, 5, 0);
+    random_case(&cases[3], "n1=10 n2=20 no ties", 10, 20, 0.8, -1, 1, 11);
+    random_case(&cases[4], "n1=5 n2=55 no ties (exact limit)", 5, 55, 1.0, -1, 1, 12);
+    random_case(&cases[5], "n1=30 n2=31 no ties (asymptotic)", 30, 31, 0.5, -1, 0, 13);
+    random_case(&cases[6], "n1=50 n2=450 no ties", 50, 450, 1.2, -1, 0, 14);
+    random_case(&cases[7], "n1=50 n2=450 ties", 50, 450, 1.2, 1, 0, 15);
+    random_case(&cases[8], "n1=12 n2=40 ties", 12, 40, 0.3, 0, 0, 16);
+    char path[300], args[320], out[8192];
+    snprintf(path, sizeof path, "%s/cases.txt", tu_tmpdir());
+    write_cases(path);
+    snprintf(args, sizeof args, "'%s'", path);
+    if (tu_python(ref_script, args, out, sizeof out) != 0) return -1;
+    return parse_numbers(out, &ref[0][0], NCASES * REF_COUNT) == NCASES * REF_COUNT ? 0 : -1;
+}
+
+static void test_welch_matches_scipy(void **state) {
+    for (int c = 0; c < NCASES; c++) {
+        const sample_case *s = &cases[c];
+        assert_rel(pmi_welch_greater(s->x, s->n1, s->y, s->n2), ref[c][REF_WELCH], 1e-9, s->name);
+    }
+}
+
+static void test_mannwhitney_matches_scipy(void **state) {
+    for (int c = 0; c < NCASES; c++) {
+        const sample_case *s = &cases[c];
+        assert_rel(pmi_mannwhitney_greater(s->x, s->n1, s->y, s->n2), ref[c][REF_MW], s->exact ? 1e-12 : 1e-9, s->name);
+    }
+}
+
+static void test_auc_matches_scipy(void **state) {
+    for (int c = 0; c < NCASES; c++) {
+        const sample_case *s = &cases[c];
+        assert_rel(pmi_auc(s->x, s->n1, s->y, s->n2), ref[c][REF_AUC], 1e-12, s->name);
+    }
+}
+
+static void test_ci95_matches_scipy(void **state) {
+    for (int c = 0; c < NCASES; c++) {
+        const sample_case *s = &cases[c];
+        double mean, half;
+        pmi_mean_ci95(s->x, s->n1, &mean, &half);
+        assert_rel(mean, ref[c][REF_MEAN], 1e-12, s->name);
+        /* 1e-8: scipy 1.10's t.ppf(0.975, 49) is 1.3e-9 off (mpmath agrees with GSL) */
+        assert_rel(half, ref[c][REF_HALF], 1e-8, s->name);
+    }
+    double one = 3.5, mean, half;
+    pmi_mean_ci95(&one, 1, &mean, &half);
+    assert_true(mean == 3.5 && isnan(half));
+}
+
+/* ---- scores against numpy ------------------------------------------------------------- */
+#define NROWS 11
+#define NCLS 4
+
+/* Float log-softmax of logits, as a float network output would hold it. */
+static void log_softmax_f(const float *z, float *out) {
+    float mx = z[0], s = 0;
+    for (int j = 1; j < NCLS; j++) mx = fmaxf(mx, z[j]);
+    for (int j = 0; j < NCLS; j++) s += expf(z[j] - mx);
+    for (int j = 0; j < NCLS; j++) out[j] = z[j] - mx - logf(s);
+}
+
+static const char *score_script =
+    "import sys, numpy as np\n"
+    "np.seterr(all='ignore')\n"
+    "FLOOR, L1M = float(sys.argv[2]), float(sys.argv[3])\n"
+    "for line in open(sys.argv[1]):\n"
+    "    v = line.split(); y = int(v[0]); raw = np.array(v[1:], dtype=np.float32)\n"
+    "    lp = np.clip(raw.astype(np.float64), FLOOR, 0.0); p = np.exp(lp)\n"
+    "    l1m = np.maximum(np.log1p(-p), L1M)\n"
+    "    other = np.arange(len(p)) != y\n"
+    "    out = [lp[y], p[y], float(np.argmax(raw) == y), np.sum(p * lp),\n"
+    "           (1 - p[y]) * lp[y] + np.sum(p[other] * l1m[other]), lp[y] - l1m[y]]\n"
+    "    print(' '.join(repr(float(o)) for o in out))\n";
+
+static void test_scores_match_numpy(void **state) {
+    static const float logits[][NCLS] = {
+        {2.0f, 0.5f, -1.0f, 0.1f}, {30, 0, -2, 1}, {12, 0, -2, 1}, {200, 0, -2, 1}, {0, 0, 0, 0}};
+    static const int rowsrc[NROWS] = {0, 0, 1, 2, 1, 3, 4, 4, -1, -1, 2};
+    static const int32_t y[NROWS] = {0, 2, 0, 0, 2, 1, 3, 0, 1, 0, 3};
+    float logp[NROWS][NCLS];
+    for (int i = 0; i < NROWS; i++) {
+        if (rowsrc[i] >= 0) log_softmax_f(logits[rowsrc[i]], logp[i]);
+        else for (int j = 0; j < NCLS; j++) logp[i][j] = j == 0 ? 0.0f : -INFINITY;
+    }
+    assert_true(logp[2][0] == 0.0f);   /* p_y = 1 to float precision: log(1 - p) must be floored */
+    char path[300], args[400], out[8192];
+    snprintf(path, sizeof path, "%s/logp.txt", tu_tmpdir());
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < NROWS; i++) {
+        fprintf(f, "%d", y[i]);
+        for (int j = 0; j < NCLS; j++) fprintf(f, " %.9g", logp[i][j]);
+        fprintf(f, "\n");
+    }
+    fclose(f);
+    snprintf(args, sizeof args, "'%s' %.17g %.17g", path, PMI_LOGP_MIN, PMI_LOG1MP_MIN);
+    assert_int_equal(tu_python(score_script, args, out, sizeof out), 0);
+    double want[NROWS * SCORE_COUNT], got[NROWS];
+    assert_int_equal(parse_numbers(out, want, NROWS * SCORE_COUNT), NROWS * SCORE_COUNT);
+    for (int k = 0; k < SCORE_COUNT; k++) {
+        pmi_scores((pmi_score_kind)k, &logp[0][0], y, NROWS, NCLS, got);
+        for (int i = 0; i < NROWS; i++) {
+            char what[64];
+            snprintf(what, sizeof what, "%s row %d", pmi_score_name((pmi_score_kind)k), i);
+            if (!isfinite(got[i])) fail_msg("%s: not finite (%g)", what, got[i]);
+            double w = want[i * SCORE_COUNT + k];
+            if (fabs(got[i] - w) > 1e-300) assert_rel(got[i], w, 1e-9, what);
+        }
+    }
+}
+
+static void test_score_names_and_bad_input(void **state) {
+    for (int k = 0; k < SCORE_COUNT; k++) assert_int_equal(pmi_score_parse(pmi_score_name((pmi_score_kind)k)), k);
+    for (int k = 0; k < P_COUNT; k++) assert_int_equal(pmi_pvalue_parse(pmi_pvalue_name((pmi_pvalue)k)), k);
+    assert_int_equal(pmi_score_parse("lss"), -1);
+    assert_int_equal(pmi_pvalue_parse(NULL), -1);
+    assert_string_equal(pmi_score_name(SCORE_COUNT), "unknown");
+    float logp[2][2] = {{-0.1f, -2.4f}, {NAN, -0.5f}};
+    int32_t y[3] = {2, 0, 0};
+    double out[2];
+    pmi_scores(SCORE_LOSS, &logp[0][0], y, 2, 2, out);
+    assert_true(isnan(out[0]) && isnan(out[1]));   /* label out of range; NaN input */
+    pmi_scores((pmi_score_kind)99, &logp[0][0], y + 1, 1, 2, out);
+    assert_true(isnan(out[0]));
+}
+
+/* ---- hand examples ------------------------------------------------------------------- */
+static void test_rank_p_hand(void **state) {
+    const double mean[5] = {0.1, 0.5, 0.3, 0.5, 0.2};
+    assert_true(pmi_rank_p(mean, 5, 1) == 0.4);   /* the tie with index 3 counts against k */
+    assert_true(pmi_rank_p(mean, 5, 3) == 0.4);
+    assert_true(pmi_rank_p(mean, 5, 2) == 0.6);
+    assert_true(pmi_rank_p(mean, 5, 0) == 1.0);
+    assert_true(isnan(pmi_rank_p(mean, 5, 5)));
+}
+
+static void test_holm_min_hand(void **state) {
+    const double a[4] = {0.2, 0.01, 0.03, NAN}, b[2] = {0.5, 0.4}, c[2] = {0.9, 0.6}, d[2] = {0.1, 0.1}, e[2] = {NAN, NAN};
+    int i;
+    assert_rel(pmi_holm_min(a, 4, &i), 0.04, 1e-15, "a");
+    assert_int_equal(i, 1);
+    assert_rel(pmi_holm_min(b, 2, &i), 0.8, 1e-15, "b");
+    assert_int_equal(i, 1);
+    assert_true(pmi_holm_min(c, 2, NULL) == 1.0);
+    assert_rel(pmi_holm_min(d, 2, &i), 0.2, 1e-15, "d");
+    assert_int_equal(i, 0);
+    assert_true(isnan(pmi_holm_min(e, 2, &i)));
+    assert_int_equal(i, -1);
+}
+
+static void test_tpr_at_fpr_hand(void **state) {
+    const double neg[10] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0};
+    const double pos[5] = {0.35, 0.75, 0.95, 1.5, 2.0};
+    assert_true(pmi_tpr_at_fpr(pos, 5, neg, 10, 0.0) == 0.4);    /* t = 1.0 */
+    assert_true(pmi_tpr_at_fpr(pos, 5, neg, 10, 0.1) == 0.6);    /* t = 0.9 */
+    assert_true(pmi_tpr_at_fpr(pos, 5, neg, 10, 0.29) == 0.6);   /* t = 0.8 */
+    assert_true(pmi_tpr_at_fpr(pos, 5, neg, 10, 0.3) == 0.8);    /* t = 0.7 */
+    assert_true(pmi_tpr_at_fpr(pos, 5, neg, 10, 1.0) == 1.0);
+    const double tneg[6] = {0.5, 0.5, 0.5, 1.0, 1.0, 1.0}, tpos[2] = {0.7, 1.2};
+    assert_true(pmi_tpr_at_fpr(tpos, 2, tneg, 6, 0.4) == 0.5);   /* ties: t = 1.0 */
+    assert_true(pmi_tpr_at_fpr(tpos, 2, tneg, 6, 0.5) == 1.0);   /* t = 0.5 */
+    assert_true(isnan(pmi_tpr_at_fpr(tpos, 2, tneg, 6, -0.1)));
+    assert_true(isnan(pmi_tpr_at_fpr(tpos, 0, tneg, 6, 0.1)));
+}
+
+static void test_welch_degenerate(void **state) {
+    const double two[3] = {2, 2, 2}, one[3] = {1, 1, 1};
+    assert_true(pmi_welch_greater(two, 3, one, 3) == 0.0);
+    assert_true(pmi_welch_greater(one, 3, two, 3) == 1.0);
+    assert_true(pmi_welch_greater(one, 3, one, 3) == 0.5);
+    assert_true(isnan(pmi_welch_greater(one, 1, two, 3)));
+    assert_true(pmi_mannwhitney_greater(one, 3, one, 3) == 1.0);   /* all tied, as scipy */
+    assert_true(isnan(pmi_mannwhitney_greater(one, 0, two, 3)));
+    const double withnan[2] = {1, NAN};
+    assert_true(isnan(pmi_mannwhitney_greater(withnan, 2, two, 3)));
+    assert_true(isnan(pmi_auc(withnan, 2, two, 3)));
+}
+
+/* Hand example: mean and median disagree; every p of verify equals the direct statistic. */
+static void test_verify_hand(void **state) {
+    const double s[12] = {1, 2, 3, 10, /* mean 4, median 2.5 */
+                          3, 3.5, 4, 4.5, /* mean 3.75, median 3.75 */
+                          0, 1, 1, 2}; /* mean 1, median 1 */
+    pmi_result r;
+    double mean[3], med[3];
+    assert_int_equal(pmi_verify(s, 3, 4, 1, 499, 42, &r, mean, med), 0);
+    assert_int_equal(r.N, 3);
+    assert_int_equal(r.k, 1);
+    assert_int_equal(r.identified, 0);
+    assert_int_equal(r.identified_median, 1);
+    assert_true(mean[0] == 4 && mean[1] == 3.75 && mean[2] == 1);
+    assert_true(med[0] == 2.5 && med[1] == 3.75 && med[2] == 1);
+    double mu = 35.0 / 12, ss = 0;
+    for (int i = 0; i < 12; i++) ss += (s[i] - mu) * (s[i] - mu);
+    assert_rel(r.margin, 0.25 / sqrt(ss / 11), 1e-12, "margin");
+    assert_true(r.p[P_RANK] == 2.0 / 3);
+    assert_true(r.p[P_PERM] == pmi_perm_p(s, 3, 4, 1, 499, 42));
+    double pw[3], pm[3];
+    for (int i = 0; i < 3; i++) {
+        double rest[8];
+        for (int j = 0, n = 0; j < 3; j++)
+            if (j != i) memcpy(rest + 4 * n++, s + 4 * j, 4 * sizeof *s);
+        pw[i] = pmi_welch_greater(s + 4 * i, 4, rest, 8);
+        pm[i] = pmi_mannwhitney_greater(s + 4 * i, 4, rest, 8);
+    }
+    assert_rel(r.p[P_WELCH], pw[1], 1e-12, "welch");
+    assert_rel(r.p[P_MW], pm[1], 1e-12, "mw");
+    int iw, im;
+    assert_rel(r.p_nway[P_WELCH], pmi_holm_min(pw, 3, &iw), 1e-12, "nway welch");
+    assert_rel(r.p_nway[P_MW], pmi_holm_min(pm, 3, &im), 1e-12, "nway mw");
+    assert_int_equal(r.nway_index[P_WELCH], iw);
+    assert_int_equal(r.nway_index[P_MW], im);
+    assert_true(r.p_nway[P_RANK] == 1.0);   /* rank has no N-way power: N * (1/N) */
+}
+
+/* Equal means: the lowest index is identified, the margin is 0; all equal scores: sd 0. */
+static void test_verify_ties(void **state) {
+    const double s[6] = {1, 3, 3, 1, 2, 2}, c[6] = {5, 5, 5, 5, 5, 5};
+    pmi_result r;
+    assert_int_equal(pmi_verify(s, 3, 2, 2, 0, 1, &r, NULL, NULL), 0);
+    assert_int_equal(r.identified, 0);
+    assert_int_equal(r.identified_median, 0);
+    assert_true(r.margin == 0.0);
+    assert_true(r.p[P_RANK] == 1.0);
+    assert_true(isnan(r.p[P_PERM]) && isnan(r.p_nway[P_PERM]));
+    assert_int_equal(r.nway_index[P_PERM], -1);
+    assert_int_equal(pmi_verify(c, 3, 2, 0, 99, 1, &r, NULL, NULL), 0);
+    assert_true(r.margin == 0.0);
+    assert_true(r.p[P_PERM] == 1.0 && r.p[P_WELCH] == 0.5 && r.p[P_MW] == 1.0);
+}
+
+/* In a small pool without ties verify uses the exact Mann-Whitney distribution. */
+static void test_verify_small_pool_exact(void **state) {
+    const sample_case *c = &cases[3];   /* n1 = 10, n2 = 20: as a pool of N = 3, m = 10, k = 0 */
+    double s[30];
+    memcpy(s, c->x, 10 * sizeof *s);
+    memcpy(s + 10, c->y, 20 * sizeof *s);
+    pmi_result r;
+    assert_int_equal(pmi_verify(s, 3, 10, 0, 99, 7, &r, NULL, NULL), 0);
+    assert_rel(r.p[P_MW], ref[3][REF_MW], 1e-9, "verify mw exact");
+    assert_rel(r.p[P_WELCH], ref[3][REF_WELCH], 1e-9, "verify welch");
+}
+
+static void test_verify_bad_input(void **state) {
+    double s[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    pmi_result r;
+    assert_int_equal(pmi_verify(s, 1, 8, 0, 9, 1, &r, NULL, NULL), -1);
+    assert_non_null(strstr(pmi_error(), "N = 1"));
+    assert_int_equal(pmi_verify(s, 2, 4, 2, 9, 1, &r, NULL, NULL), -1);
+    assert_non_null(strstr(pmi_error(), "k = 2"));
+    assert_int_equal(pmi_verify(s, 2, 0, 0, 9, 1, &r, NULL, NULL), -1);
+    assert_non_null(strstr(pmi_error(), "m = 0"));
+    assert_int_equal(pmi_verify(s, 2, 4, 0, -1, 1, &r, NULL, NULL), -1);
+    assert_non_null(strstr(pmi_error(), "permutations"));
+    assert_int_equal(pmi_verify(NULL, 2, 4, 0, 9, 1, &r, NULL, NULL), -1);
+    assert_int_equal(pmi_verify(s, 2, 4, 0, 9, 1, NULL, NULL, NULL), -1);
+    s[6] = NAN;
+    assert_int_equal(pmi_verify(s, 2, 4, 0, 9, 1, &r, NULL, NULL), -1);
+    assert_non_null(strstr(pmi_error(), "score [1][2]"));
+    assert_true(isnan(pmi_perm_p(s, 2, 4, 0, 9, 1)));
+}
+
+/* ---- permutation test --------------------------------------------------------------- */
+/* Pool (N, m) of iid lognormal(0, 1.5) scores, D_k shifted by `shift`. */
+static void h0_pool(double *s, int N, int m, int k, double shift, uint64_t seed) {
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, seed);
+    for (int i = 0; i < N * m; i++) s[i] = gsl_ran_lognormal(r, 0.0, 1.5) + (i / m == k ? shift : 0);
+    gsl_rng_free(r);
+}
+
+static void test_perm_strong_signal(void **state) {
+    double s[20 * 10];
+    h0_pool(s, 20, 10, 7, 100.0, 3);
+    pmi_result r;
+    assert_int_equal(pmi_verify(s, 20, 10, 7, 999, 5, &r, NULL, NULL), 0);
+    assert_true(r.p[P_PERM] == 1.0 / 1000);
+    assert_true(r.p[P_RANK] == 1.0 / 20);
+    assert_int_equal(r.identified, 7);
+    assert_rel(r.p_nway[P_PERM], 20.0 / 1000, 1e-12, "nway perm");
+    assert_int_equal(r.nway_index[P_PERM], 7);
+    assert_int_equal(r.nway_index[P_MW], 7);
+    assert_true(r.p[P_MW] < 1e-6 && r.p[P_WELCH] < 1e-6);
+}
+
+static void test_perm_deterministic(void **state) {
+    double s[10 * 20];
+    h0_pool(s, 10, 20, 4, 0.8, 9);
+    double p = pmi_perm_p(s, 10, 20, 4, 999, 1234);
+    assert_true(p > 1.0 / 1000 && p < 1.0);   /* a moderate p, so seeds can change it */
+    assert_true(pmi_perm_p(s, 10, 20, 4, 999, 1234) == p);
+    pmi_result r;
+    assert_int_equal(pmi_verify(s, 10, 20, 4, 999, 1234, &r, NULL, NULL), 0);
+    assert_true(r.p[P_PERM] == p);
+    int differs = 0;
+    for (uint64_t seed = 1; seed <= 5; seed++) differs |= pmi_perm_p(s, 10, 20, 4, 999, seed) != p;
+    assert_true(differs);
+}
+
+#define REPS 400
+
+/* p_perm and p_rank of D_k over REPS pools without any membership signal. */
+static void h0_pvalues(int N, int m, double *pperm, double *prank) {
+    double *s = malloc((size_t)N * m * sizeof *s);
+    assert_non_null(s);
+    for (int rep = 0; rep < REPS; rep++) {
+        pmi_result r;
+        h0_pool(s, N, m, 0, 0.0, 1000 + rep);
+        assert_int_equal(pmi_verify(s, N, m, rep % N, 199, 5000 + rep, &r, NULL, NULL), 0);
+        pperm[rep] = r.p[P_PERM];
+        prank[rep] = r.p[P_RANK];
+    }
+    free(s);
+}
+
+/* Under H0 the permutation p-values are uniform (KS below the 1% critical value) and the
+ * false-positive rate at alpha = 0.05 is within binomial sampling error. */
+static void test_perm_calibrated_under_h0(void **state) {
+    double pperm[REPS], prank[REPS];
+    h0_pvalues(10, 20, pperm, prank);
+    gsl_sort(pperm, 1, REPS);
+    double ks = 0;
+    int fp = 0;
+    for (int i = 0; i < REPS; i++) {
+        ks = fmax(ks, fmax((i + 1.0) / REPS - pperm[i], pperm[i] - (double)i / REPS));
+        fp += pperm[i] <= 0.05;
+    }
+    double crit = 1.63 / sqrt(REPS), fpr = (double)fp / REPS;
+    if (ks >= crit) fail_msg("KS statistic %.4f >= 1%% critical value %.4f", ks, crit);
+    if (fpr > 0.05 + 3 * sqrt(0.05 * 0.95 / REPS)) fail_msg("false-positive rate %.4f at alpha 0.05", fpr);
+}
+
+/* Under H0 p_rank takes only the values j/N, each with probability 1/N (chi-square, 1%). */
+static void test_rank_uniform_under_h0(void **state) {
+    enum { N = 10 };
+    double pperm[REPS], prank[REPS];
+    int count[N] = {0};
+    h0_pvalues(N, 5, pperm, prank);
+    for (int i = 0; i < REPS; i++) {
+        int j = (int)lround(prank[i] * N);
+        assert_true(j >= 1 && j <= N && prank[i] == (double)j / N);
+        count[j - 1]++;
+    }
+    double chi2 = 0, e = (double)REPS / N;
+    for (int j = 0; j < N; j++) chi2 += (count[j] - e) * (count[j] - e) / e;
+    double crit = gsl_cdf_chisq_Qinv(0.01, N - 1);
+    if (chi2 >= crit) fail_msg("chi-square %.3f >= 1%% critical value %.3f", chi2, crit);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_welch_matches_scipy),
+        cmocka_unit_test(test_mannwhitney_matches_scipy),
+        cmocka_unit_test(test_auc_matches_scipy),
+        cmocka_unit_test(test_ci95_matches_scipy),
+        cmocka_unit_test(test_scores_match_numpy),
+        cmocka_unit_test(test_score_names_and_bad_input),
+        cmocka_unit_test(test_rank_p_hand),
+        cmocka_unit_test(test_holm_min_hand),
+        cmocka_unit_test(test_tpr_at_fpr_hand),
+        cmocka_unit_test(test_welch_degenerate),
+        cmocka_unit_test(test_verify_hand),
+        cmocka_unit_test(test_verify_ties),
+        cmocka_unit_test(test_verify_small_pool_exact),
+        cmocka_unit_test(test_verify_bad_input),
+        cmocka_unit_test(test_perm_strong_signal),
+        cmocka_unit_test(test_perm_deterministic),
+        cmocka_unit_test(test_perm_calibrated_under_h0),
+        cmocka_unit_test(test_rank_uniform_under_h0),
+    };
+    return cmocka_run_group_tests(tests, setup_cases, NULL);
+}
