@@ -173,9 +173,13 @@ static int evaluate(nn_model *model, const job_ctx *jc, store_eval *ev, char *er
     for (int k = 0; k < jc->n_kinds; k++) {
         double *s = ev->sample_scores + k * nm;
         pmi_scores((pmi_score_kind)jc->kinds[k], logp, y, nm, jc->classes, s);
-        pmi_verify(s, p->N, p->m, jc->split->secret, p->permutations,
-                   (uint64_t)jc->job->seed * 7777u + (uint64_t)k, &ev->res[k],
-                   ev->pool_mean + k * p->N, ev->pool_median + k * p->N);
+        if (pmi_verify(s, p->N, p->m, jc->split->secret, p->permutations,
+                       (uint64_t)jc->job->seed * 7777u + (uint64_t)k, &ev->res[k],
+                       ev->pool_mean + k * p->N, ev->pool_median + k * p->N)) {
+            snprintf(err, errlen, "verification (%s score): %s", pmi_score_name((pmi_score_kind)jc->kinds[k]), pmi_error());
+            free(logp); free(y);
+            return -1;
+        }
     }
     ev->sparsity = nn_sparsity(model);
     ev->wall_s = now_s() - t0;
