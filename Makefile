@@ -40,7 +40,8 @@ endif
 TORCH_ABI  := $(shell grep -o '_GLIBCXX_USE_CXX11_ABI=[01]' $(TORCH_CMAKE) 2>/dev/null | head -1)
 TORCH_ABI  := $(if $(TORCH_ABI),$(TORCH_ABI),_GLIBCXX_USE_CXX11_ABI=1)
 TORCH_CUDA := $(wildcard $(TORCH_LIB)/libtorch_cuda.so)
-CXXFLAGS   += -D$(TORCH_ABI) -isystem $(TORCH_INC) -isystem $(TORCH_INC)/torch/csrc/api/include
+# -isystem /usr/include would break libstdc++'s #include_next: add the prefix only when not /usr
+CXXFLAGS   += -D$(TORCH_ABI) $(if $(filter /usr/include,$(TORCH_INC)),,-isystem $(TORCH_INC)) -isystem $(TORCH_INC)/torch/csrc/api/include
 TORCH_LIBS := -L$(TORCH_LIB) -Wl,-rpath,$(TORCH_LIB)
 ifneq ($(TORCH_CUDA),)
   CXXFLAGS   += -DPMI_CUDA=1

@@ -175,11 +175,11 @@ static const command commands[] = {
     {"run", cmd_run, "pmi run <config.ini> [overlay.ini ...] [-s sec.key=val ...] [--shard i/n] [--force] [--threads n] [--no-merge]",
      "train and verify every job of the experiment; resumes from complete shards; merges at the end", 1},
     {"plan", cmd_plan, "pmi plan <config.ini> [overlay.ini ...] [-s sec.key=val ...]", "list the jobs and attack settings without running", 1},
-    {"merge", cmd_merge, "pmi merge <shard_dir> <out.h5>", "join complete shards into one results file"},
+    {"merge", cmd_merge, "pmi merge <shard_dir> <out.h5>", "join complete shards into one results file", 0},
     {"report", cmd_report, "pmi report <results.h5> [--format md|csv|latex]", "print the paper-style tables", 1},
     {"config", cmd_config, "pmi config --help", "every configuration key: type, default, range, help", 1},
-    {"attacks", cmd_attacks, "pmi attacks", "every attack type and its parameters"},
-    {"info", cmd_info, "pmi info", "versions, device, architectures"},
+    {"attacks", cmd_attacks, "pmi attacks", "every attack type and its parameters", 0},
+    {"info", cmd_info, "pmi info", "versions, device, architectures", 0},
 };
 static const int n_commands = sizeof commands / sizeof commands[0];
 

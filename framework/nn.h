@@ -8,7 +8,10 @@
  * Architectures come from one registry table (nn_arch_count/nn_arch_name): each takes an
  * input shape (c, h, w), a class count and a width. Seeding: nn_model_create's seed fixes
  * the initial weights; nn_train's seed fixes the batch order; the same seeds on CPU give the
- * same numbers.
+ * same numbers. libtorch's init functions take no generator, so nn_model_create,
+ * nn_model_copy and nn_reinit_last reseed libtorch's global generator: call them from one
+ * thread at a time. Every model's parameters are in registration order and end with the
+ * final Linear classifier's weight and bias.
  *
  * Pruning masks live beside the weights: after nn_prune() every optimizer step of
  * nn_train()/nn_distill() re-applies them, so pruned weights stay zero (fine-pruning). */
@@ -88,7 +91,13 @@ typedef struct {
 } nn_train_params;
 
 nn_train_params nn_train_default_params(void);
-/* Trains m on d for p->epochs epochs. loss_curve (optional, p->epochs) gets each epoch's mean loss. */
+/* Trains m on d for p->epochs epochs. loss_curve (optional, p->epochs) gets each epoch's mean
+ * loss; when on_epoch stops training early the remaining entries are NaN. Epoch e (from 0)
+ * shuffles with seed p->seed + e and uses lr * gamma^(e / step_size) (step) or
+ * lr * (1 + cos(pi e / epochs)) / 2 (cosine). A trailing batch of one sample joins the
+ * previous batch (BatchNorm cannot train on one sample). With NN_TRAIN_LAST the whole model
+ * runs in eval mode, so the frozen layers' BatchNorm statistics stay fixed as well. Labels
+ * outside [0, classes) are NN_EINVAL. The model is left in eval mode. */
 nn_status nn_train(nn_model *m, const nn_data *d, const nn_train_params *p, double *loss_curve);
 
 /* Per-sample log-probabilities: logp (n, classes) row-major, float, in one batched pass
@@ -104,15 +113,20 @@ nn_status nn_accuracy(nn_model *m, const nn_data *d, double *acc);
 nn_status nn_prune(nn_model *m, double sparsity, int global, double *achieved);
 /* Fraction of prunable weights that are exactly zero. */
 double nn_sparsity(const nn_model *m);
-/* Uniform per-tensor quantisation of every floating parameter to 2^bits levels in [min,max]. */
+/* Uniform per-tensor quantisation of every floating parameter to 2^bits levels in [min,max];
+ * bits in [1, 16], else NN_EINVAL. Pruning masks are re-applied afterwards, so a pruned
+ * tensor may hold exact zeros besides its 2^bits levels. */
 nn_status nn_quantize(nn_model *m, int bits);
-/* Adds N(0, (sigma * std(tensor))^2) to every parameter tensor, deterministic in seed. */
+/* Adds N(0, (sigma * std(tensor))^2) to every parameter tensor, deterministic in seed (drawn
+ * on the CPU, so the same on any device); std is the population standard deviation; sigma
+ * must be >= 0. Pruning masks are re-applied afterwards. */
 nn_status nn_add_noise(nn_model *m, double sigma, uint64_t seed);
-/* Re-initialises the last layer (its default init, seeded). */
+/* Re-initialises the last layer (its default init, seeded; drawn on the CPU). */
 nn_status nn_reinit_last(nn_model *m, uint64_t seed);
 /* Trains student on d from teacher outputs: loss = alpha * T^2 * KL(softmax(t/T) || softmax(s/T))
  * + (1 - alpha) * CE(s, y). hard=1: the labels are the teacher's argmax (label-only extraction)
- * and the loss is CE on them. */
+ * and the loss is CE on them. The teacher runs in eval mode without gradients, batch by batch;
+ * student and teacher may differ in architecture but not in input shape or class count. */
 typedef struct { double temperature, alpha; int hard; } nn_distill_params;
 nn_status nn_distill(nn_model *student, nn_model *teacher, const nn_data *d,
                      const nn_train_params *p, const nn_distill_params *dp, double *loss_curve);
@@ -122,7 +136,8 @@ nn_status nn_distill(nn_model *student, nn_model *teacher, const nn_data *d,
 int nn_param_count(const nn_model *m);
 /* Name, number of elements and shape (up to 4 dims, ndim returned) of tensor i. */
 nn_status nn_param_info(const nn_model *m, int i, const char **name, int64_t *numel, int64_t shape[4], int *ndim);
-/* Copies tensor i to host floats (numel), or writes host floats into it. */
+/* Copies tensor i to host floats (numel), or writes host floats into it (pruning masks are
+ * not applied here; the next optimizer step re-applies them). */
 nn_status nn_param_get(const nn_model *m, int i, float *out);
 nn_status nn_param_set(nn_model *m, int i, const float *in);
 /* Index of the first parameter tensor of the last layer (its weight); those from here on

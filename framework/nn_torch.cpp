@@ -289,13 +289,37 @@ void apply_masks(nn_model *m) {
         if (m->masks[i].defined()) m->params[i].mul_(m->masks[i]);
 }
 
+/* Masks that keep all but the k smallest |w| of the given tensors ranked together; ties
+ * are broken by position (stable sort), so exactly k weights are removed. */
+void prune_group(nn_model *m, const std::vector<size_t> &group, double sparsity) {
+    std::vector<torch::Tensor> flat;
+    for (size_t i : group) flat.push_back(m->params[i].detach().abs().flatten());
+    torch::Tensor all = torch::cat(flat);
+    int64_t k = std::llround(sparsity * static_cast<double>(all.numel()));
+    torch::Tensor keep = torch::ones_like(all);
+    if (k > 0) keep.index_fill_(0, std::get<1>(torch::sort(all, true, 0, false)).slice(0, 0, k), 0.0);
+    int64_t off = 0;
+    for (size_t i : group) {
+        torch::Tensor &w = m->params[i];
+        torch::Tensor mask = keep.slice(0, off, off + w.numel()).view_as(w).clone();
+        off += w.numel();
+        m->masks[i] = m->masks[i].defined() ? m->masks[i] * mask : mask;
+    }
+}
+
+std::vector<size_t> prunable_indices(const nn_model *m) {
+    std::vector<size_t> idx;
+    for (size_t i = 0; i < m->params.size(); i++)
+        if (prunable(m->params[i])) idx.push_back(i);
+    return idx;
+}
+
 nn_status check_data(const nn_model *m, const nn_data *d, const char *fn) {
     NN_REQUIRE(m && d, fn, ": model or data is NULL");
     const nn_model_spec &s = m->spec;
     auto x = d->x.sizes();
-    NN_REQUIRE(x[1] == s.c && x[2] == s.h && x[3] == s.w, fn, ": data samples are ", x[1], "x",
-               x[2], "x", x[3], " but the model expects ", s.c,
-               "x", s.h, "x", s.w);
+    NN_REQUIRE(x[1] == s.c && x[2] == s.h && x[3] == s.w, fn, ": data samples are ", x[1], "x", x[2], "x",
+               x[3], " but the model expects ", s.c, "x", s.h, "x", s.w);
     NN_REQUIRE(d->x.device() == m->device, fn, ": data is on ", d->x.device().str(), ", model on ",
                m->device.str());
     return NN_OK;
@@ -305,8 +329,8 @@ nn_status check_data(const nn_model *m, const nn_data *d, const char *fn) {
 nn_status check_labels(const nn_model *m, const nn_data *d, const char *fn) {
     if (d->y.numel() == 0) return NN_OK;
     int64_t lo = d->y.min().item<int64_t>(), hi = d->y.max().item<int64_t>();
-    NN_REQUIRE(lo >= 0 && hi < m->spec.classes, fn, ": labels span [", lo, ", ",
-               hi, "] but the model has ", m->spec.classes, " classes");
+    NN_REQUIRE(lo >= 0 && hi < m->spec.classes, fn, ": labels span [", lo, ", ", hi, "] but the model has ",
+               m->spec.classes, " classes");
     return NN_OK;
 }
 }  // namespace
@@ -355,18 +379,18 @@ void set_lr(torch::optim::Optimizer &opt, nn_optimizer kind, double lr) {
     }
 }
 
-nn_status check_train_params(const nn_train_params *p) {
-    NN_REQUIRE(p, "nn_train: params are NULL");
-    NN_REQUIRE(p->optimizer == NN_SGD || p->optimizer == NN_ADAM, "nn_train: unknown optimizer ",
+nn_status check_train_params(const nn_train_params *p, const char *fn) {
+    NN_REQUIRE(p, fn, ": params are NULL");
+    NN_REQUIRE(p->optimizer == NN_SGD || p->optimizer == NN_ADAM, fn, ": unknown optimizer ",
                p->optimizer);
-    NN_REQUIRE(p->lr > 0 && p->momentum >= 0 && p->weight_decay >= 0, "nn_train: need lr > 0, momentum >= 0, "
+    NN_REQUIRE(p->lr > 0 && p->momentum >= 0 && p->weight_decay >= 0, fn, ": need lr > 0, momentum >= 0, "
                "weight_decay >= 0");
-    NN_REQUIRE(p->epochs >= 0 && p->batch_size >= 1, "nn_train: need epochs >= 0 and batch_size >= 1");
-    NN_REQUIRE(p->schedule >= NN_SCHED_NONE && p->schedule <= NN_SCHED_COSINE, "nn_train: unknown schedule ",
+    NN_REQUIRE(p->epochs >= 0 && p->batch_size >= 1, fn, ": need epochs >= 0 and batch_size >= 1");
+    NN_REQUIRE(p->schedule >= NN_SCHED_NONE && p->schedule <= NN_SCHED_COSINE, fn, ": unknown schedule ",
                p->schedule);
     NN_REQUIRE(p->schedule != NN_SCHED_STEP || (p->step_size >= 1 && p->gamma > 0),
-               "nn_train: step schedule needs step_size >= 1 and gamma > 0");
-    NN_REQUIRE(p->trainable == NN_TRAIN_ALL || p->trainable == NN_TRAIN_LAST, "nn_train: unknown trainable ",
+               fn, ": step schedule needs step_size >= 1 and gamma > 0");
+    NN_REQUIRE(p->trainable == NN_TRAIN_ALL || p->trainable == NN_TRAIN_LAST, fn, ": unknown trainable ",
                p->trainable);
     return NN_OK;
 }
@@ -395,7 +419,7 @@ torch::Tensor run_epoch(nn_model *m, const nn_data *d, const torch::Tensor &perm
 /* The loop nn_train and nn_distill share: optimizer, schedule, shuffling, masks, callback. */
 nn_status train_loop(nn_model *m, const nn_data *d, const nn_train_params *p, double *loss_curve,
                      const LossFn &loss_fn, const char *fn) {
-    nn_status st = check_train_params(p);
+    nn_status st = check_train_params(p, fn);
     if (st == NN_OK) st = check_data(m, d, fn);
     if (st == NN_OK) st = check_labels(m, d, fn);
     if (st != NN_OK) return st;
@@ -655,37 +679,6 @@ nn_status nn_accuracy(nn_model *m, const nn_data *d, double *acc) {
 }
 
 /* ---- extern "C": modifications --------------------------------------------------- */
-}  // extern "C"
-
-namespace {
-/* Masks that keep all but the k smallest |w| of the given tensors ranked together; ties
- * are broken by position (stable sort), so exactly k weights are removed. */
-void prune_group(nn_model *m, const std::vector<size_t> &group, double sparsity) {
-    std::vector<torch::Tensor> flat;
-    for (size_t i : group) flat.push_back(m->params[i].detach().abs().flatten());
-    torch::Tensor all = torch::cat(flat);
-    int64_t k = std::llround(sparsity * static_cast<double>(all.numel()));
-    torch::Tensor keep = torch::ones_like(all);
-    if (k > 0) keep.index_fill_(0, std::get<1>(torch::sort(all, true, 0, false)).slice(0, 0, k), 0.0);
-    int64_t off = 0;
-    for (size_t i : group) {
-        torch::Tensor &w = m->params[i];
-        torch::Tensor mask = keep.slice(0, off, off + w.numel()).view_as(w).clone();
-        off += w.numel();
-        m->masks[i] = m->masks[i].defined() ? m->masks[i] * mask : mask;
-    }
-}
-
-std::vector<size_t> prunable_indices(const nn_model *m) {
-    std::vector<size_t> idx;
-    for (size_t i = 0; i < m->params.size(); i++)
-        if (prunable(m->params[i])) idx.push_back(i);
-    return idx;
-}
-}  // namespace
-
-extern "C" {
-
 nn_status nn_prune(nn_model *m, double sparsity, int global, double *achieved) {
     return guard(__func__, [&]() -> nn_status {
         NN_REQUIRE(m, "nn_prune: model is NULL");

@@ -367,6 +367,27 @@ out:
     return rc;
 }
 
+/* Drops the `seeds = ...` line of [experiment]: adding seeds keeps earlier jobs valid. */
+static void strip_seeds(char *text) {
+    char *sec = strstr(text, "[experiment]"), *line = sec ? strstr(sec, "\nseeds") : NULL;
+    char *next = strstr(sec ? sec + 1 : text, "\n[");
+    if (!line || (next && line > next)) return;
+    char *end = strchr(line + 1, '\n');
+    memmove(line, end ? end : line + strlen(line), strlen(end ? end : line + strlen(line)) + 1);
+}
+
+/* 0 if the shard was written by the same configuration (seed count aside), else -1 with err. */
+static int same_config(const char *shard, const char *config_text, char *err, size_t errlen) {
+    char *old = store_read_attr(shard, "config"), *cur = strdup(config_text);
+    int same = old && cur;
+    if (same) { strip_seeds(old); strip_seeds(cur); same = !strcmp(old, cur); }
+    free(old); free(cur);
+    if (same) return 0;
+    snprintf(err, errlen, "%s was written by a different configuration; run with --force to retrain, "
+             "or choose another experiment.name", shard);
+    return -1;
+}
+
 static int all_complete(const plan_job *jobs, int n, const char *shard_dir) {
     for (int j = 0; j < n; j++) {
         char path[700];
@@ -418,7 +439,11 @@ runner_status runner_run(const cfg *c, const runner_options *o, runner_summary *
     for (int j = 0; j < nmine && !stop_requested; j++) {
         char shard[700];
         snprintf(shard, sizeof shard, "%s/%s.h5", s->shard_dir, mine[j].id);
-        if (!o->force && store_shard_complete(shard)) { s->jobs_skipped++; s->jobs_done++; continue; }
+        if (!o->force && store_shard_complete(shard)) {
+            if (same_config(shard, config_text, err, errlen)) goto out;
+            s->jobs_skipped++; s->jobs_done++;
+            continue;
+        }
         pmi_params p;
         if (cfg_point(c, mine[j].point, &p, err, errlen)) goto out;
         if (cache_get(&dc, &p, dev, err, errlen)) goto out;

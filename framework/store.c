@@ -13,6 +13,7 @@
 #include <hdf5.h>
 #include <libgen.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -727,4 +728,128 @@ int store_merge_ex(const char *shard_dir, const char *out_path, const store_prov
 int store_merge(const char *shard_dir, const char *out_path, const store_provenance *prov,
                 char *err, size_t errlen) {
     return store_merge_ex(shard_dir, out_path, prov, NULL, NULL, err, errlen);
+}
+
+/* ---- reading one job's evaluations ------------------------------------------------- */
+
+/* A double attribute of obj; NAN when absent or unreadable. */
+static double attr_read_dbl(hid_t obj, const char *name) {
+    double v = NAN;
+    if (H5Aexists(obj, name) <= 0) return v;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0 || H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0) v = NAN;
+    if (a >= 0) H5Aclose(a);
+    return v;
+}
+
+/* A string attribute of obj into buf; -1 when absent or not a string. */
+static int attr_read_str(hid_t obj, const char *name, char *buf, size_t len) {
+    if (H5Aexists(obj, name) <= 0) return -1;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    char *s = a < 0 ? NULL : read_string(a, 1);
+    if (a >= 0) H5Aclose(a);
+    if (!s) return -1;
+    snprintf(buf, len, "%s", s);
+    free(s);
+    return 0;
+}
+
+/* 1 if every link along the absolute path w exists (H5Lexists needs each parent to exist). */
+static int path_exists(hid_t f, const char *w) {
+    char buf[400];
+    snprintf(buf, sizeof buf, "%s", w);
+    for (char *p = strchr(buf + 1, '/');; p = strchr(p + 1, '/')) {
+        if (p) *p = 0;
+        if (H5Lexists(f, buf, H5P_DEFAULT) <= 0) return 0;
+        if (!p) return 1;
+        *p = '/';
+    }
+}
+
+static int read_eval_info(hid_t g, const char *w, store_eval_info *ev, serr *e) {
+    memset(ev, 0, sizeof *ev);
+    if (attr_read_str(g, "attack", ev->attack, sizeof ev->attack) ||
+        attr_read_str(g, "type", ev->type, sizeof ev->type) ||
+        attr_read_str(g, "params", ev->params, sizeof ev->params))
+        return fail(e, "%s: missing string attribute attack, type or params", w);
+    ev->strength = attr_read_dbl(g, "strength");
+    ev->test_acc = attr_read_dbl(g, "test_accuracy");
+    ev->sparsity = attr_read_dbl(g, "sparsity");
+    return 0;
+}
+
+static int evals_read(hid_t f, const char *path, const char *job_id, store_eval_info **out, int *n, serr *e) {
+    char w[300];
+    snprintf(w, sizeof w, "/jobs/%s/evals", job_id);
+    if (!path_exists(f, w)) return fail(e, "%s: no group %s", path, w);
+    hid_t g = H5Gopen2(f, w, H5P_DEFAULT);
+    H5G_info_t info;
+    if (g < 0 || H5Gget_info(g, &info) < 0) {
+        if (g >= 0) H5Gclose(g);
+        return fail(e, "%s: cannot open %s", path, w);
+    }
+    *out = calloc(info.nlinks ? info.nlinks : 1, sizeof **out);
+    int rc = *out ? 0 : fail(e, "%s: out of memory for %s", path, w);
+    for (hsize_t i = 0; !rc && i < info.nlinks; i++) {
+        char name[32], ew[340];
+        snprintf(name, sizeof name, "%llu", (unsigned long long)i);
+        snprintf(ew, sizeof ew, "%s: %s/%s", path, w, name);
+        hid_t eg = H5Lexists(g, name, H5P_DEFAULT) > 0 ? H5Gopen2(g, name, H5P_DEFAULT) : -1;
+        if (eg < 0) { rc = fail(e, "%s: no group %s/%s (evaluations must be numbered 0..%llu)", path, w, name,
+                                (unsigned long long)info.nlinks - 1); break; }
+        rc = read_eval_info(eg, ew, &(*out)[i], e);
+        H5Gclose(eg);
+    }
+    H5Gclose(g);
+    if (rc) { free(*out); *out = NULL; return -1; }
+    *n = (int)info.nlinks;
+    return 0;
+}
+
+int store_read_evals(const char *path, const char *job_id, store_eval_info **evals, int *n,
+                     char *err, size_t errlen) {
+    serr e = {err, errlen};
+    serr_reset(&e);
+    if (!evals || !n || !valid_name(job_id)) return fail(&e, "store: bad arguments to store_read_evals");
+    *evals = NULL; *n = 0;
+    int64_t f = open_checked(path, &e);
+    if (f < 0) return -1;
+    int rc = evals_read((hid_t)f, path, job_id, evals, n, &e);
+    H5Fclose((hid_t)f);
+    return rc;
+}
+
+static int scores_read(hid_t f, const char *path, const char *w, double **out, int *N, int *m, serr *e) {
+    if (!path_exists(f, w)) return fail(e, "%s: no dataset %s", path, w);
+    hid_t d = H5Dopen2(f, w, H5P_DEFAULT);
+    hid_t sp = d < 0 ? -1 : H5Dget_space(d);
+    hsize_t dims[2] = {0, 0};
+    int rc = sp >= 0 && H5Sget_simple_extent_ndims(sp) == 2 && H5Sget_simple_extent_dims(sp, dims, NULL) == 2
+             ? 0 : fail(e, "%s: %s is not a 2-d dataset", path, w);
+    if (!rc && (dims[0] < 1 || dims[1] < 1 || dims[0] > INT_MAX || dims[1] > INT_MAX / dims[0]))
+        rc = fail(e, "%s: %s has shape (%llu, %llu)", path, w, (unsigned long long)dims[0], (unsigned long long)dims[1]);
+    if (!rc && !(*out = malloc(sizeof **out * dims[0] * dims[1]))) rc = fail(e, "%s: out of memory for %s", path, w);
+    if (!rc && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0)
+        rc = fail(e, "%s: cannot read %s as double", path, w);
+    if (sp >= 0) H5Sclose(sp);
+    if (d >= 0) H5Dclose(d);
+    if (rc) { free(*out); *out = NULL; return -1; }
+    *N = (int)dims[0]; *m = (int)dims[1];
+    return 0;
+}
+
+int store_read_scores(const char *path, const char *job_id, int eval_index, const char *kind,
+                      double **scores, int *N, int *m, char *err, size_t errlen) {
+    serr e = {err, errlen};
+    serr_reset(&e);
+    if (!scores || !N || !m || !valid_name(job_id) || !valid_name(kind) || eval_index < 0)
+        return fail(&e, "store: bad arguments to store_read_scores");
+    *scores = NULL;
+    char w[400];
+    snprintf(w, sizeof w, "/jobs/%s/evals/%d/%s/sample_scores", job_id, eval_index, kind);
+    int64_t f = open_checked(path, &e);
+    if (f < 0) return -1;
+    int rc = scores_read((hid_t)f, path, w, scores, N, m, &e);
+    H5Fclose((hid_t)f);
+    return rc;
 }

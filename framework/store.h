@@ -113,4 +113,23 @@ int store_read_summary(const char *path, store_row **rows, int64_t *n, char *err
  * looked up as a scalar string dataset at the root. NULL also for a non-string attribute. */
 char *store_read_attr(const char *path, const char *name);
 
+/* ---- reading one job's evaluations (added for plot) ------------------------------- */
+
+/* The attributes of one evaluation group /jobs/<id>/evals/<i>. */
+typedef struct {
+    char attack[STORE_NAME], type[STORE_NAME], params[256];
+    double strength, test_acc, sparsity;
+} store_eval_info;
+
+/* Reads the attributes of every evaluation of job job_id, in index order (evals/0, 1, ...),
+ * into a malloc'd array of *n entries. Returns 0, or -1 with err naming the file and the
+ * missing group or attribute (unknown job, no evals group, a gap in the numbering). */
+int store_read_evals(const char *path, const char *job_id, store_eval_info **evals, int *n,
+                     char *err, size_t errlen);
+/* Reads /jobs/<job_id>/evals/<eval_index>/<kind>/sample_scores into a malloc'd (N, m)
+ * row-major array *scores, with its shape in *N and *m. Returns 0, or -1 with err naming the
+ * object that is missing or not a 2-d numeric dataset (*scores is then NULL). */
+int store_read_scores(const char *path, const char *job_id, int eval_index, const char *kind,
+                      double **scores, int *N, int *m, char *err, size_t errlen);
+
 #endif

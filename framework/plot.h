@@ -1,0 +1,39 @@
+/* plot: the paper's figures from a results file, drawn by gnuplot run as an external program.
+ *
+ * Every figure is written as three kinds of file in out_dir, side by side:
+ *   <figure>.dat   the numbers drawn (plain text, '#' comments name the columns; blocks are
+ *                  separated by two blank lines, one block per line of the plot)
+ *   <figure>.gp    a generated header (terminal, output name, data file names, labels) followed
+ *                  by the template plots/<template>.gp; it names its files relative to out_dir,
+ *                  so `cd out_dir && gnuplot <figure>.gp` redraws the figure after restyling
+ *   <figure>.<format>  the picture
+ * Figures, each drawn when the file holds what it needs and skipped (with the reason) otherwise:
+ *   robustness-<attack>  per attack section: decision -log10 p (mean and 95% t-CI over seeds),
+ *                        identification rate and test accuracy against the swept parameter, one
+ *                        line per owner architecture, un-attacked references and the independent
+ *                        models' -log10 p (the noise floor)
+ *   scores               per-sample decision scores of D_k against the other mini-datasets for
+ *                        an owner and an independent model, un-attacked and after the last
+ *                        setting of the first attack section
+ *   roc, roc-attacked    ROC of owner against independent models for each p-value (score
+ *                        -log10 p), un-attacked, and pooled over all attacked evaluations
+ *   fidelity             owner against clean test accuracy per architecture, paired by seed
+ * The decision score kind, p-value and alphas come from the config stored in the file, as in
+ * report.c. The results file is only read.
+ *
+ * Templates are looked up in $PMI_PLOTS_DIR, then in plots/ beside the running executable,
+ * then in ./plots. The gnuplot program is $PMI_GNUPLOT when set, else `gnuplot` on PATH. */
+#ifndef PMI_PLOT_H
+#define PMI_PLOT_H
+#include <stddef.h>
+#include <stdio.h>
+
+/* Renders every figure that applies to results_path into out_dir (created if missing) in
+ * format "png" (pngcairo, falling back to png), "pdf" (pdfcairo) or "svg". Prints one line per
+ * figure written and per figure skipped, with the reason, to log (optional). Returns 0, or -1
+ * with err: an unreadable results file, a bad format, a missing template, or gnuplot missing
+ * or failing; the message names the figure and carries gnuplot's own stderr. */
+int plot_render(const char *results_path, const char *out_dir, const char *format, FILE *log,
+                char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,40 @@
+# robustness.gp: ownership evidence and accuracy against the strength of one attack.
+# Set by the generated header: datafile, nlines, labels[1..nlines], has_indep (1 when the
+# last block of datafile holds the independent models), alpha, xlog, xlabel_text, ylabel_p,
+# title_text. Data columns: 1 strength, 2 models, 3 identification rate, 4-6 -log10 p
+# (mean, 95% CI low, high), 7-9 test accuracy (mean, low, high), 10 un-attacked -log10 p,
+# 11 un-attacked test accuracy. Top panel: evidence; bottom panel: the two fractions.
+set multiplot layout 2,1 title title_text
+set lmargin 12
+set rmargin 34
+set grid lc rgb "#dddddd"
+set key outside right top vertical Left reverse spacing 1.2
+set style fill transparent solid 0.18 noborder
+if (xlog) { set logscale x }
+set xlabel xlabel_text
+set ylabel ylabel_p
+stats datafile using 6 nooutput
+top = STATS_max
+stats datafile using 10 nooutput
+top = STATS_max > top ? STATS_max : top
+top = -log10(alpha) > top ? -log10(alpha) : top
+set yrange [0:1.1 * top]
+set offsets graph 0.03, graph 0.03, 0, 0
+plot for [i=1:nlines] datafile index (i-1) using 1:5:6 with filledcurves lc i notitle, \
+     for [i=1:nlines] datafile index (i-1) using 1:4 with linespoints lw 2 pt 7 lc i title labels[i], \
+     for [i=1:nlines] datafile index (i-1) using 1:10 with lines dt 2 lw 1.5 lc i notitle, \
+     for [i=1:has_indep] datafile index nlines using 1:5:6 with filledcurves lc rgb "#888888" notitle, \
+     for [i=1:has_indep] datafile index nlines using 1:4 with linespoints lw 2 pt 6 dt 3 lc rgb "#555555" title "independent models", \
+     -log10(alpha) with lines dt 4 lw 1.5 lc rgb "#aa0000" title sprintf("-log10 alpha (alpha = %g)", alpha), \
+     NaN with lines dt 2 lw 1.5 lc rgb "black" title "dashed: un-attacked owner"
+set ylabel "fraction"
+set yrange [0:1.05]
+set offsets graph 0.03, graph 0.03, 0, 0
+plot for [i=1:nlines] datafile index (i-1) using 1:8:9 with filledcurves lc i notitle, \
+     for [i=1:nlines] datafile index (i-1) using 1:7 with linespoints lw 2 dt 4 pt 5 lc i notitle, \
+     for [i=1:nlines] datafile index (i-1) using 1:3 with linespoints lw 2 pt 7 lc i notitle, \
+     for [i=1:nlines] datafile index (i-1) using 1:11 with lines dt 2 lw 1.5 lc i notitle, \
+     NaN with linespoints lw 2 pt 7 lc rgb "black" title "identification rate", \
+     NaN with linespoints lw 2 dt 4 pt 5 lc rgb "black" title "test accuracy (95% CI)", \
+     NaN with lines dt 2 lw 1.5 lc rgb "black" title "un-attacked test accuracy"
+unset multiplot

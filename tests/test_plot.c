@@ -1,0 +1,358 @@
+/* test_plot: gnuplot figures from small fixed results files (framework/plot.h).
+ *
+ * Results files are built through store_write_shard + store_merge: two architectures, three
+ * seeds, owner / clean / indep-data models, and a prune attack at three sparsities whose
+ * effect on the synthetic scores grows with the sparsity; the p-values come from pmi_verify.
+ * Every figure is rendered and checked (PNG signature and size, .gp and .dat beside it, the
+ * .gp redraws from a copy of the folder), the numbers in the data files are compared with the
+ * fixture, and failures (no gnuplot, a failing template, a bad format) are checked to name
+ * the figure without touching the results file. The new store readers are tested here too. */
+#include "testutil.h"
+
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
+#include <math.h>
+#include <sys/stat.h>
+
+#include "plot.h"
+#include "store.h"
+
+#define PN 8
+#define PM 20
+#define NSEED 3
+#define NSTR 3
+static const double sparsities[NSTR] = {0.2, 0.5, 0.8};
+static const char *const archs[2] = {"mlp", "cnn"};
+static const char *const roles[3] = {"owner", "clean", "indep-data"};
+
+static const char *config_text =
+    "[experiment]\nname = plot-test\nseeds = 3\n[pool]\nN = 8\nm = 20\n"
+    "[pmi]\nscores = loss,conf\ndecide = perm\nalpha = 0.01,0.05\npermutations = 200\n"
+    "[attack.prune]\ntype = prune\nsparsity = 0.2,0.5,0.8\n";
+
+/* One job in memory: evals[0] is un-attacked, evals[1..NSTR] pruned at sparsities[]. */
+typedef struct {
+    store_job job;
+    store_eval evals[1 + NSTR];
+    double scores[1 + NSTR][2 * PN * PM], mean[1 + NSTR][2 * PN], median[1 + NSTR][2 * PN];
+} fixture;
+
+/* Scores of one evaluation: log p_y = -Exp(1) losses; D_k's are shifted up by `member`. */
+static void fill_eval(store_eval *ev, double *sc, double *mean, double *median, int k, double member, gsl_rng *rng, int seed) {
+    ev->n_kinds = 2;
+    ev->kinds[0] = SCORE_LOSS; ev->kinds[1] = SCORE_CONF;
+    for (int i = 0; i < PN; i++)
+        for (int j = 0; j < PM; j++) {
+            double loss = gsl_ran_exponential(rng, 0.6) * (i == k ? 1 - member : 1);
+            sc[i * PM + j] = -loss;
+            sc[PN * PM + i * PM + j] = exp(-loss);
+        }
+    for (int q = 0; q < 2; q++)
+        assert_int_equal(pmi_verify(sc + q * PN * PM, PN, PM, k, 200, (uint64_t)seed, &ev->res[q], mean + q * PN, median + q * PN), 0);
+    ev->sample_scores = sc; ev->pool_mean = mean; ev->pool_median = median;
+}
+
+static void fill_job(fixture *x, int arch, int role, int seed, int with_attacks) {
+    memset(x, 0, sizeof *x);
+    store_job *j = &x->job;
+    snprintf(j->id, sizeof j->id, "s%d-%s-%s", seed, archs[arch], roles[role]);
+    snprintf(j->experiment, sizeof j->experiment, "plot-test");
+    snprintf(j->dataset, sizeof j->dataset, "synthetic");
+    snprintf(j->arch, sizeof j->arch, "%s", archs[arch]);
+    snprintf(j->role, sizeof j->role, "%s", roles[role]);
+    j->seed = seed; j->N = PN; j->m = PM; j->secret_k = (3 * seed) % PN; j->trained_on_k = role == 0;
+    j->test_acc = 0.86 + 0.03 * arch + 0.004 * seed + (role == 0 ? 0.002 : 0); j->train_acc = 0.99;
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(rng, (unsigned long)(1000 * seed + 10 * arch + role));
+    j->n_evals = with_attacks ? 1 + NSTR : 1;
+    for (int e = 0; e < j->n_evals; e++) {
+        store_eval *ev = &x->evals[e];
+        double s = e ? sparsities[e - 1] : 0;
+        snprintf(ev->attack, sizeof ev->attack, "%s", e ? "prune" : "none");
+        snprintf(ev->type, sizeof ev->type, "%s", e ? "prune" : "none");
+        if (e) snprintf(ev->params, sizeof ev->params, "sparsity=%g,global=1", s);
+        ev->strength = e ? s : NAN;
+        ev->test_acc = j->test_acc - 0.3 * s * s;
+        ev->sparsity = s;
+        fill_eval(ev, x->scores[e], x->mean[e], x->median[e], j->secret_k, role == 0 ? 0.5 * (1 - s) : 0, rng, seed);
+    }
+    gsl_rng_free(rng);
+    j->evals = x->evals;
+}
+
+/* Writes every job's shard into <dir>/shards and merges them into <dir>/results.h5. */
+static void build_results(const char *dir, int with_attacks, char *out, size_t len) {
+    char shards[300], p[400], err[512];
+    snprintf(shards, sizeof shards, "%s/shards", dir);
+    mkdir(dir, 0777); mkdir(shards, 0777);
+    store_provenance prov = {.config = config_text};
+    fixture *x = malloc(sizeof *x);
+    for (int a = 0; a < 2; a++)
+        for (int r = 0; r < 3; r++)
+            for (int s = 1; s <= NSEED; s++) {
+                fill_job(x, a, r, s, with_attacks);
+                snprintf(p, sizeof p, "%s/%s.h5", shards, x->job.id);
+                assert_int_equal(store_write_shard(p, &x->job, &prov, err, sizeof err), 0);
+            }
+    free(x);
+    snprintf(out, len, "%s/results.h5", dir);
+    if (store_merge(shards, out, &prov, err, sizeof err)) fail_msg("merge: %s", err);
+}
+
+static char *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)len + 1);
+    *n = fread(b, 1, (size_t)len, f);
+    b[*n] = 0;
+    fclose(f);
+    return b;
+}
+
+static void assert_file(const char *dir, const char *name, const char *ext, long min_size, const char *magic) {
+    char p[600];
+    struct stat sb;
+    snprintf(p, sizeof p, "%s/%s.%s", dir, name, ext);
+    if (stat(p, &sb)) fail_msg("missing %s", p);
+    if (sb.st_size < min_size) fail_msg("%s has %lld bytes, expected at least %ld", p, (long long)sb.st_size, min_size);
+    if (magic) {
+        size_t n;
+        char *b = slurp(p, &n);
+        assert_non_null(b);
+        if (!memmem(b, n < 512 ? n : 512, magic, strlen(magic))) fail_msg("%s does not start with its signature", p);
+        free(b);
+    }
+}
+
+static const char *results_with_attacks(void) {
+    static char path[400];
+    if (!path[0]) {
+        char dir[300];
+        snprintf(dir, sizeof dir, "%s/attacked", tu_tmpdir());
+        build_results(dir, 1, path, sizeof path);
+    }
+    return path;
+}
+
+/* Renders into <tmp>/<sub> and returns the log text (malloc'd); asserts the return code. */
+static char *render_into(const char *results, const char *sub, const char *fmt, int want_rc, char *err, size_t errlen) {
+    char dir[400], *log = NULL;
+    size_t n = 0;
+    snprintf(dir, sizeof dir, "%s/%s", tu_tmpdir(), sub);
+    FILE *f = open_memstream(&log, &n);
+    int rc = plot_render(results, dir, fmt, f, err, errlen);
+    fclose(f);
+    if (rc != want_rc) fail_msg("plot_render returned %d (err: %s), log:\n%s", rc, err, log);
+    return log;
+}
+
+static const char *const all_figs[] = {"robustness-prune", "scores", "roc", "roc-attacked", "fidelity"};
+
+static void test_render_png(void **state) {
+    const char *res = results_with_attacks();
+    size_t n0, n1;
+    char *before = slurp(res, &n0), err[2048], dir[400];
+    char *log = render_into(res, "png", "png", 0, err, sizeof err);
+    snprintf(dir, sizeof dir, "%s/png", tu_tmpdir());
+    for (size_t i = 0; i < sizeof all_figs / sizeof *all_figs; i++) {
+        assert_file(dir, all_figs[i], "png", 5 * 1024, "\x89PNG\r\n\x1a\n");
+        assert_file(dir, all_figs[i], "gp", 100, NULL);
+        assert_file(dir, all_figs[i], "dat", 50, NULL);
+        char line[200];
+        snprintf(line, sizeof line, "wrote %s/%s.png", dir, all_figs[i]);
+        if (!strstr(log, line)) fail_msg("log lacks '%s':\n%s", line, log);
+    }
+    assert_null(strstr(log, "skipped"));
+    char *after = slurp(res, &n1);
+    assert_int_equal(n0, n1);
+    assert_memory_equal(before, after, n0);
+    free(before); free(after); free(log);
+}
+
+/* The kept .gp scripts redraw their figures from a copy of the folder (relative names only). */
+static void test_scripts_rerun_elsewhere(void **state) {
+    char err[2048], cmd[1400];
+    free(render_into(results_with_attacks(), "rerun", "png", 0, err, sizeof err));
+    snprintf(cmd, sizeof cmd, "cp -r '%s/rerun' '%s/moved' && cd '%s/moved' && rm -f *.png && "
+             "for f in *.gp; do gnuplot \"$f\" || exit 1; done", tu_tmpdir(), tu_tmpdir(), tu_tmpdir());
+    assert_int_equal(system(cmd), 0);
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/moved", tu_tmpdir());
+    for (size_t i = 0; i < sizeof all_figs / sizeof *all_figs; i++) assert_file(dir, all_figs[i], "png", 5 * 1024, "\x89PNG");
+}
+
+/* Block `block` of a .dat file: its non-comment rows, columns into v[row][col]. */
+static int read_block(const char *path, int block, double v[][12], int maxrows) {
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[512];
+    int b = 0, blank = 0, rows = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '\n') { if (++blank == 2) { b++; blank = 0; } continue; }
+        blank = 0;
+        if (line[0] == '#' || b != block || rows == maxrows) continue;
+        char *p = line, *end;
+        for (int c = 0; c < 12; c++, p = end) { v[rows][c] = strtod(p, &end); if (end == p) break; }
+        rows++;
+    }
+    fclose(f);
+    return rows;
+}
+
+/* The numbers behind the robustness and fidelity figures equal those of the fixture. */
+static void test_data_match_fixture(void **state) {
+    char err[2048], p[500];
+    free(render_into(results_with_attacks(), "data", "svg", 0, err, sizeof err));
+    double v[16][12];
+    fixture *x = malloc(sizeof *x);
+    snprintf(p, sizeof p, "%s/data/robustness-prune.dat", tu_tmpdir());
+    /* shards merge in file-name order, so "s1-cnn-*" (arch 1) comes first: block 1 - a */
+    for (int a = 0; a < 2; a++) {
+        assert_int_equal(read_block(p, 1 - a, v, 16), NSTR);
+        for (int e = 1; e <= NSTR; e++) {
+            double lp = 0, acc = 0, ref = 0;
+            int ident = 0;
+            for (int s = 1; s <= NSEED; s++) {
+                fill_job(x, a, 0, s, 1);
+                lp += -log10(x->evals[e].res[0].p[P_PERM]) / NSEED;
+                acc += x->evals[e].test_acc / NSEED;
+                ref += x->evals[0].test_acc / NSEED;
+                ident += x->evals[e].res[0].identified == x->job.secret_k;
+            }
+            const double *row = v[e - 1];
+            assert_float_equal(row[0], sparsities[e - 1], 1e-9);
+            assert_float_equal(row[1], NSEED, 0);
+            assert_float_equal(row[2], (double)ident / NSEED, 1e-5);
+            assert_float_equal(row[3], lp, 1e-4);
+            assert_true(row[4] <= lp + 1e-6 && row[5] >= lp - 1e-6);
+            assert_float_equal(row[6], acc, 1e-5);
+            assert_float_equal(row[10], ref, 1e-5);
+        }
+    }
+    assert_int_equal(read_block(p, 2, v, 16), NSTR);    /* the independent models' block */
+    snprintf(p, sizeof p, "%s/data/fidelity.dat", tu_tmpdir());
+    for (int a = 0; a < 2; a++) {
+        assert_int_equal(read_block(p, 1 - a, v, 16), NSEED);
+        for (int s = 1; s <= NSEED; s++) {
+            fill_job(x, a, 1, s, 1);
+            assert_float_equal(v[s - 1][0], x->job.test_acc, 1e-6);
+            fill_job(x, a, 0, s, 1);
+            assert_float_equal(v[s - 1][1], x->job.test_acc, 1e-6);
+        }
+    }
+    snprintf(p, sizeof p, "%s/data/roc.dat", tu_tmpdir());
+    int n = read_block(p, 1, v, 16);                     /* p_perm: the curve ends at (1, 1) */
+    assert_true(n >= 2);
+    assert_float_equal(v[n - 1][0], 1, 1e-9);
+    assert_float_equal(v[n - 1][1], 1, 1e-9);
+    free(x);
+}
+
+static void test_no_attacks(void **state) {
+    char dir[300], res[400], err[2048], out[400];
+    snprintf(dir, sizeof dir, "%s/plain", tu_tmpdir());
+    build_results(dir, 0, res, sizeof res);
+    char *log = render_into(res, "plain-out", "png", 0, err, sizeof err);
+    if (!strstr(log, "skipped robustness: no attacked evaluations")) fail_msg("log:\n%s", log);
+    if (!strstr(log, "skipped roc-attacked: no attacked evaluations")) fail_msg("log:\n%s", log);
+    snprintf(out, sizeof out, "%s/plain-out", tu_tmpdir());
+    const char *figs[] = {"scores", "roc", "fidelity"};
+    for (int i = 0; i < 3; i++) assert_file(out, figs[i], "png", 5 * 1024, "\x89PNG");
+    snprintf(out, sizeof out, "%s/plain-out/roc-attacked.png", tu_tmpdir());
+    assert_int_not_equal(access(out, F_OK), 0);
+    free(log);
+}
+
+static void test_gnuplot_missing(void **state) {
+    const char *res = results_with_attacks();
+    size_t n0, n1;
+    char *before = slurp(res, &n0), err[2048];
+    setenv("PMI_GNUPLOT", "/nonexistent/gnuplot", 1);
+    free(render_into(res, "missing", "png", -1, err, sizeof err));
+    unsetenv("PMI_GNUPLOT");
+    print_message("gnuplot missing: %s\n", err);
+    if (!strstr(err, "figure robustness-prune") || !strstr(err, "/nonexistent/gnuplot") || !strstr(err, "No such file"))
+        fail_msg("unexpected message: %s", err);
+    char *after = slurp(res, &n1);
+    assert_int_equal(n0, n1);
+    assert_memory_equal(before, after, n0);
+    free(before); free(after);
+}
+
+/* A template gnuplot rejects: the error names the figure and carries gnuplot's message. */
+static void test_gnuplot_fails(void **state) {
+    char cmd[900], err[2048], tdir[400];
+    snprintf(tdir, sizeof tdir, "%s/broken-templates", tu_tmpdir());
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp plots/*.gp '%s/' && echo 'plot no_such_variable_xyz' > '%s/roc.gp'",
+             tdir, tdir, tdir);
+    assert_int_equal(system(cmd), 0);
+    setenv("PMI_PLOTS_DIR", tdir, 1);
+    char *log = render_into(results_with_attacks(), "broken", "png", -1, err, sizeof err);
+    unsetenv("PMI_PLOTS_DIR");
+    print_message("gnuplot failing: %s\n", err);
+    if (!strstr(err, "figure roc:") || !strstr(err, "no_such_variable_xyz") || !strstr(err, "undefined variable"))
+        fail_msg("unexpected message: %s", err);
+    assert_non_null(strstr(log, "robustness-prune.png"));   /* figures before it were drawn */
+    free(log);
+}
+
+static void test_pdf_and_bad_format(void **state) {
+    char err[2048], dir[400];
+    free(render_into(results_with_attacks(), "pdf", "pdf", 0, err, sizeof err));
+    snprintf(dir, sizeof dir, "%s/pdf", tu_tmpdir());
+    assert_file(dir, "roc", "pdf", 2048, "%PDF");
+    snprintf(dir, sizeof dir, "%s/data", tu_tmpdir());
+    free(render_into(results_with_attacks(), "data", "svg", 0, err, sizeof err));
+    assert_file(dir, "fidelity", "svg", 2048, "<svg");
+    free(render_into(results_with_attacks(), "gif", "gif", -1, err, sizeof err));
+    assert_non_null(strstr(err, "png, pdf or svg"));
+    free(render_into("/nonexistent/results.h5", "none", "png", -1, err, sizeof err));
+    assert_non_null(strstr(err, "/nonexistent/results.h5"));
+}
+
+/* store_read_evals / store_read_scores read back what store_write_shard wrote. */
+static void test_store_readers(void **state) {
+    const char *res = results_with_attacks();
+    fixture *x = malloc(sizeof *x);
+    fill_job(x, 1, 2, 2, 1);
+    store_eval_info *ev = NULL;
+    int n = 0, N = 0, m = 0;
+    char err[512];
+    assert_int_equal(store_read_evals(res, x->job.id, &ev, &n, err, sizeof err), 0);
+    assert_int_equal(n, 1 + NSTR);
+    assert_string_equal(ev[0].attack, "none");
+    assert_true(isnan(ev[0].strength));
+    assert_string_equal(ev[2].params, "sparsity=0.5,global=1");
+    assert_float_equal(ev[3].strength, 0.8, 0);
+    assert_float_equal(ev[3].test_acc, x->evals[3].test_acc, 0);
+    free(ev);
+    double *s = NULL;
+    assert_int_equal(store_read_scores(res, x->job.id, 2, "conf", &s, &N, &m, err, sizeof err), 0);
+    assert_int_equal(N, PN);
+    assert_int_equal(m, PM);
+    assert_memory_equal(s, x->scores[2] + PN * PM, sizeof(double) * PN * PM);
+    free(s);
+    assert_int_equal(store_read_scores(res, x->job.id, 9, "conf", &s, &N, &m, err, sizeof err), -1);
+    assert_null(s);
+    assert_non_null(strstr(err, "evals/9/conf/sample_scores"));
+    assert_int_equal(store_read_evals(res, "no-such-job", &ev, &n, err, sizeof err), -1);
+    assert_non_null(strstr(err, "/jobs/no-such-job/evals"));
+    free(x);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_render_png),
+        cmocka_unit_test(test_scripts_rerun_elsewhere),
+        cmocka_unit_test(test_data_match_fixture),
+        cmocka_unit_test(test_no_attacks),
+        cmocka_unit_test(test_gnuplot_missing),
+        cmocka_unit_test(test_gnuplot_fails),
+        cmocka_unit_test(test_pdf_and_bad_format),
+        cmocka_unit_test(test_store_readers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
