@@ -77,9 +77,10 @@ $(BUILD)/%.o: framework/%.cpp | $(BUILD)
 TEST_OBJS ?= $(BUILD)/libpmi.a
 $(BUILD)/libpmi.a: $(LIB_OBJ)
 	ar rcs $@ $^
-$(BUILD)/tests/%: tests/%.c tests/testutil.h $(TEST_OBJS) | $(BUILD)
-	$(CC) $(CFLAGS) -c -o $@.o $<
-	$(CXX) $(LDFLAGS) -o $@ $@.o $(TEST_OBJS) $(TORCH_LIBS) $(LDLIBS) -lcmocka
+$(BUILD)/tests/%.o: tests/%.c | $(BUILD)
+	$(CC) $(CFLAGS) -c -o $@ $<
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_OBJS)
+	$(CXX) $(LDFLAGS) -o $@ $< $(TEST_OBJS) $(TORCH_LIBS) $(LDLIBS) -lcmocka
 $(BUILD):
 	@mkdir -p $(BUILD)/tests
 

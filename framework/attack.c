@@ -215,13 +215,14 @@ static void append_label(char *label, size_t len, const attack_step *st) {
     snprintf(keys, sizeof keys, "%s", k->params);
     for (char *sv = NULL, *t = strtok_r(keys, " ", &sv); t; t = strtok_r(NULL, " ", &sv)) {
         size_t used = strlen(label);
+        const char *sep = used && label[used - 1] != ':' ? "," : "";
         const param_info *pi = param_find(t);
         const char *text = step_text(st, t);
         if (pi->is_arch || pi->choices)
-            snprintf(label + used, len - used, "%s%s=%s", used ? "," : "", t,
+            snprintf(label + used, len - used, "%s%s=%s", sep, t,
                      *text ? text : pi->is_arch ? "victim" : "sgd");
         else
-            snprintf(label + used, len - used, "%s%s=%g", used ? "," : "", t, step_num(st, t));
+            snprintf(label + used, len - used, "%s%s=%g", sep, t, step_num(st, t));
     }
 }
 

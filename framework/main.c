@@ -5,6 +5,7 @@
 #include "config.h"
 #include "nn.h"
 #include "plan.h"
+#include "plot.h"
 #include "report.h"
 #include "runner.h"
 #include "store.h"
@@ -54,10 +55,11 @@ static int cmd_run(int argc, char **argv) {
     static const struct option opts[] = {
         {"set", required_argument, 0, 's'}, {"shard", required_argument, 0, 'S'},
         {"force", no_argument, 0, 'f'}, {"threads", required_argument, 0, 't'},
-        {"no-merge", no_argument, 0, 'M'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"no-merge", no_argument, 0, 'M'}, {"jobs", required_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     set_list sl = {0};
-    runner_options o = {0, 1, 0, 0, 0};
-    for (int ch; (ch = getopt_long(argc, argv, "s:S:ft:Mh", opts, NULL)) != -1;) {
+    runner_options o = {.slice = 0, .nslices = 1};
+    for (int ch; (ch = getopt_long(argc, argv, "s:S:ft:Mj:h", opts, NULL)) != -1;) {
         switch (ch) {
         case 's': if (add_set(&sl, optarg)) return 2; break;
         case 'S':
@@ -67,7 +69,13 @@ static int cmd_run(int argc, char **argv) {
             }
             break;
         case 'f': o.force = 1; break;
-        case 't': o.threads = atoi(optarg); break;
+        case 't': o.threads = atoi(optarg); o.workers = o.workers ? o.workers : 1; break;
+        case 'j':
+            if ((o.workers = atoi(optarg)) < 1 || o.workers > 64) {
+                fprintf(stderr, "pmi run: --jobs '%s': expected a number of worker processes in [1, 64]\n", optarg);
+                return 2;
+            }
+            break;
         case 'M': o.no_merge = 1; break;
         case 'h': return cmd_help(2, (char *[]){"help", "run"}), 0;
         default: return 2;
@@ -149,6 +157,28 @@ static int cmd_report(int argc, char **argv) {
     return 0;
 }
 
+static int cmd_plot(int argc, char **argv) {
+    static const struct option opts[] = {{"output", required_argument, 0, 'o'}, {"format", required_argument, 0, 'f'},
+                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *dir = NULL, *fmt = "png";
+    for (int ch; (ch = getopt_long(argc, argv, "o:f:h", opts, NULL)) != -1;) {
+        if (ch == 'o') dir = optarg;
+        else if (ch == 'f') fmt = optarg;
+        else if (ch == 'h') return cmd_help(2, (char *[]){"help", "plot"}), 0;
+        else return 2;
+    }
+    if (optind + 1 != argc) { fprintf(stderr, "pmi plot: expected one results file\n"); return 2; }
+    char def[1024], err[2048];
+    if (!dir) {  /* default: plots/<experiment folder name> */
+        const char *path = argv[optind], *end = strrchr(path, '/'), *start = end;
+        while (start && start > path && start[-1] != '/') start--;
+        snprintf(def, sizeof def, "plots/%.*s", end && start ? (int)(end - start) : 7, end && start ? start : "results");
+        dir = def;
+    }
+    if (plot_render(argv[optind], dir, fmt, stderr, err, sizeof err)) { fprintf(stderr, "pmi plot: %s\n", err); return 1; }
+    return 0;
+}
+
 static int cmd_config(int argc, char **argv) {
     cfg_print_help(stdout);
     return 0;
@@ -172,11 +202,13 @@ static int cmd_info(int argc, char **argv) {
 }
 
 static const command commands[] = {
-    {"run", cmd_run, "pmi run <config.ini> [overlay.ini ...] [-s sec.key=val ...] [--shard i/n] [--force] [--threads n] [--no-merge]",
+    {"run", cmd_run, "pmi run <config.ini> [overlay.ini ...] [-s sec.key=val ...] [--shard i/n] [--jobs n | --threads n] [--force] [--no-merge]",
      "train and verify every job of the experiment; resumes from complete shards; merges at the end", 1},
     {"plan", cmd_plan, "pmi plan <config.ini> [overlay.ini ...] [-s sec.key=val ...]", "list the jobs and attack settings without running", 1},
     {"merge", cmd_merge, "pmi merge <shard_dir> <out.h5>", "join complete shards into one results file", 0},
     {"report", cmd_report, "pmi report <results.h5> [--format md|csv|latex]", "print the paper-style tables", 1},
+    {"plot", cmd_plot, "pmi plot <results.h5> [-o dir] [--format png|pdf|svg]",
+     "robustness curves, score distributions, ROC and fidelity figures (gnuplot)", 1},
     {"config", cmd_config, "pmi config --help", "every configuration key: type, default, range, help", 1},
     {"attacks", cmd_attacks, "pmi attacks", "every attack type and its parameters", 0},
     {"info", cmd_info, "pmi info", "versions, device, architectures", 0},
@@ -191,7 +223,9 @@ static int cmd_help(int argc, char **argv) {
                 printf("  -s, --set sec.key=val  override a config key (repeatable)\n"
                        "  --shard i/n            run only jobs j with j %% n == i (Slurm arrays)\n"
                        "  --force                retrain jobs whose shard exists\n"
-                       "  --threads n            CPU threads for libtorch (default: all cores)\n"
+                       "  --jobs n               worker processes, one libtorch thread each (default: one per\n"
+                       "                         core on CPU, 1 on a GPU)\n"
+                       "  --threads n            a single process with n libtorch threads (0: all cores)\n"
                        "  --no-merge             leave the shards unmerged\n"
                        "exit codes: 0 ok, 1 failure, 2 bad config or usage, 3 interrupted (run again to resume)\n");
             return 0;

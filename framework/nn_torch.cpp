@@ -19,6 +19,7 @@
 #include <ATen/cuda/CUDAContext.h>
 #endif
 
+#include <dlfcn.h>
 #include <unistd.h>
 #include <algorithm>
 #include <cmath>
@@ -495,7 +496,12 @@ nn_status nn_device_resolve(int want, nn_device *dev, char *name, size_t len) {
 void nn_set_threads(int n) {
     guard(__func__, [&]() -> nn_status {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        torch::set_num_threads(n > 0 ? n : static_cast<int>(cores > 0 ? cores : 1));
+        int k = n > 0 ? n : static_cast<int>(cores > 0 ? cores : 1);
+        torch::set_num_threads(k);
+        /* A BLAS linked by libtorch (OpenBLAS on Debian) keeps a thread pool of its own, sized
+         * to the cores at load time: several one-thread workers would oversubscribe the cores. */
+        using set_fn = void (*)(int);
+        if (auto f = reinterpret_cast<set_fn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) f(k);
         return NN_OK;
     });
 }

@@ -5,6 +5,7 @@
  * render(). render() writes <figure>.gp (terminal + header + template) and runs gnuplot in
  * out_dir with its stderr captured. */
 #include "plot.h"
+#include "report.h"
 #include "config.h"
 #include "pmi.h"
 #include "store.h"
@@ -22,7 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-typedef struct { double alphas[CFG_MAX_ALPHAS]; int n_alphas; int decide; char score[16]; } settings;
+typedef report_settings settings;
 
 typedef struct {
     const char *path, *dir, *fmt;
@@ -35,32 +36,7 @@ typedef struct {
 
 typedef struct { const char *name, *tmpl; int w, h; } fig_spec;
 
-/* ---- settings, as report.c reads them: the decision score, p-value and alphas --------- */
-static int read_settings(const char *path, settings *s, char *err, size_t errlen) {
-    char *text = store_read_attr(path, "config");
-    if (!text) { snprintf(err, errlen, "%s: no config attribute", path); return -1; }
-    char tmp[] = "/tmp/pmi-plot-XXXXXX";
-    int fd = mkstemp(tmp);
-    FILE *f = fd < 0 ? NULL : fdopen(fd, "w");
-    if (!f) { free(text); snprintf(err, errlen, "cannot create a temporary file: %s", strerror(errno)); return -1; }
-    fputs(text, f); fclose(f); free(text);
-    cfg *c = cfg_create();
-    pmi_params p;
-    int rc = cfg_load(c, tmp, err, errlen) || cfg_point(c, 0, &p, err, errlen) ? -1 : 0;
-    unlink(tmp); cfg_free(c);
-    if (rc) return -1;
-    memcpy(s->alphas, p.alphas, sizeof s->alphas);
-    s->n_alphas = p.n_alphas;
-    s->decide = pmi_pvalue_parse(p.decide);
-    if (s->decide < 0) s->decide = P_PERM;
-    snprintf(s->score, sizeof s->score, "%.*s", (int)strcspn(p.scores, ", "), p.scores);
-    return 0;
-}
-
-static double row_p(const store_row *r, int which) {
-    const double v[P_COUNT] = {r->p_rank, r->p_perm, r->p_welch, r->p_mw};
-    return v[which];
-}
+#define row_p store_row_p
 /* -log10 p, the evidence against H0 (p = 0 reads as 1e-300); NaN stays NaN. */
 static double lp(double p) { return -log10(fmax(p, 1e-300)) + 0.0; }
 static int is_owner(const store_row *r) { return !strcmp(r->role, "owner"); }
@@ -81,14 +57,15 @@ static void agg_add(agg *a, const store_row *r, int decide) {
     a->ident += r->identified == r->secret_k;
 }
 /* Writes "mean lo hi" of x[0..n) without NaNs: the 95% t-CI clipped to [lo, hi] (the range
- * the quantity can take); lo = hi = mean for one value, NaN for none. */
-static void write_ci(FILE *f, const double *x, int n, double lo, double hi) {
+ * the quantity can take); lo = hi = mean for one value, NaN for none. Returns the upper end. */
+static double write_ci(FILE *f, const double *x, int n, double lo, double hi) {
     double v[n > 0 ? n : 1], mean, half;
     int k = 0;
     for (int i = 0; i < n; i++) if (!isnan(x[i])) v[k++] = x[i];
     pmi_mean_ci95(v, k, &mean, &half);
     if (isnan(half)) half = 0;
     fprintf(f, " %.6g %.6g %.6g", mean, fmax(lo, mean - half), fmin(hi, mean + half));
+    return fmin(hi, mean + half);
 }
 static double mean_of(const double *x, int n) {
     double s = 0; int k = 0;
@@ -293,9 +270,10 @@ static int row_on_line(const store_row *r, const line_id *l, const char *key) {
 }
 
 /* One block of the robustness data: per strength, owner rows of line l (or all independent
- * rows when l is NULL), with the un-attacked reference of the same models. */
+ * rows when l is NULL), with the un-attacked reference of the same models. *top gets the
+ * largest -log10 p drawn. */
 static void robust_block(FILE *f, plot_ctx *c, const int64_t *idx, int n, const line_id *l, const char *key,
-                         const double *xs, int nx, agg *a) {
+                         const double *xs, int nx, agg *a, double *top) {
     agg ref;
     agg_init(&ref, c->n);
     for (int64_t i = 0; ref.lp && i < c->n; i++) {
@@ -313,9 +291,11 @@ static void robust_block(FILE *f, plot_ctx *c, const int64_t *idx, int n, const 
         }
         if (a->n == 0) continue;
         fprintf(f, "%.6g %d %.6g", xs[j], a->n, l ? (double)a->ident / a->n : NAN);
-        write_ci(f, a->lp, a->n, 0, INFINITY);
+        *top = fmax(*top, write_ci(f, a->lp, a->n, 0, INFINITY));
         write_ci(f, a->acc, a->n, 0, 1);
-        fprintf(f, " %.6g %.6g\n", ref.lp ? mean_of(ref.lp, ref.n) : NAN, ref.lp ? mean_of(ref.acc, ref.n) : NAN);
+        double rl = ref.lp ? mean_of(ref.lp, ref.n) : NAN;
+        fprintf(f, " %.6g %.6g\n", rl, ref.lp ? mean_of(ref.acc, ref.n) : NAN);
+        *top = fmax(*top, rl);
     }
     fputs("\n\n", f);
     free(ref.lp);
@@ -370,15 +350,16 @@ static int robust_family(plot_ctx *c, const fig_spec *fs, const char *attack, co
     agg a;
     agg_init(&a, n);
     if (!a.lp) { fclose(f); free(xs); snprintf(c->err, c->errlen, "figure %s: out of memory", name); return -1; }
-    for (int i = 0; i < nl; i++) robust_block(f, c, idx, n, &lines[i], key, xs, u, &a);
-    if (has_indep) robust_block(f, c, idx, n, NULL, key, xs, u, &a);
+    double alpha = c->s.n_alphas ? c->s.alphas[0] : 0.05, top = lp(alpha);
+    for (int i = 0; i < nl; i++) robust_block(f, c, idx, n, &lines[i], key, xs, u, &a, &top);
+    if (has_indep) robust_block(f, c, idx, n, NULL, key, xs, u, &a, &top);
     fclose(f); free(a.lp);
     char text[512];
     FILE *h = begin_script(c, fs, name);
     if (!h) { free(xs); return -1; }
     fprintf(h, "datafile = \"%s.dat\"\nnlines = %d\nhas_indep = %d\n", name, nl, has_indep);
     gp_array(h, "labels", labels, nl);
-    fprintf(h, "alpha = %g\nxlog = %d\n", c->s.n_alphas ? c->s.alphas[0] : 0.05, xs[0] > 0 && xs[u - 1] / xs[0] >= 100);
+    fprintf(h, "alpha = %g\nytop = %.6g\nxlog = %d\n", alpha, 1.1 * top, xs[0] > 0 && xs[u - 1] / xs[0] >= 100);
     snprintf(text, sizeof text, "%s: %s (%s)", attack, key[0] ? key : "strength", key_unit(key));
     gp_str(h, "xlabel_text", text);
     snprintf(text, sizeof text, "-log10 p_%s (mean, 95%% CI over seeds)", pmi_pvalue_name((pmi_pvalue)c->s.decide));
@@ -675,7 +656,7 @@ int plot_render(const char *results_path, const char *out_dir, const char *forma
     }
     store_row *all = NULL;
     int64_t n = 0;
-    if (read_settings(results_path, &c.s, err, errlen) || store_read_summary(results_path, &all, &n, err, errlen) ||
+    if (report_read_settings(results_path, &c.s, err, errlen) || store_read_summary(results_path, &all, &n, err, errlen) ||
         make_dirs(out_dir, err, errlen)) { free(all); return -1; }
     c.rows = malloc(sizeof *c.rows * (size_t)(n + 1));
     if (!c.rows) { free(all); snprintf(err, errlen, "plot: out of memory for %lld summary rows", (long long)n); return -1; }

@@ -59,9 +59,9 @@ static void table_end(table *t) {
 }
 
 /* ---- reading the decision settings from the stored config ---------------------------- */
-typedef struct { double alphas[CFG_MAX_ALPHAS]; int n_alphas; int decide; char score[16]; } settings;
+typedef report_settings settings;
 
-static int read_settings(const char *path, settings *s, char *err, size_t errlen) {
+int report_read_settings(const char *path, settings *s, char *err, size_t errlen) {
     char *text = store_read_attr(path, "config");
     if (!text) { snprintf(err, errlen, "%s: no config attribute", path); return -1; }
     char tmp[] = "/tmp/pmi-report-XXXXXX";
@@ -82,10 +82,7 @@ static int read_settings(const char *path, settings *s, char *err, size_t errlen
     return 0;
 }
 
-static double row_p(const store_row *r, int which) {
-    const double v[P_COUNT] = {r->p_rank, r->p_perm, r->p_welch, r->p_mw};
-    return v[which];
-}
+#define row_p store_row_p
 
 static int is_indep(const store_row *r) { return !strncmp(r->role, "indep", 5); }
 
@@ -220,21 +217,28 @@ static void print_settings(table *t, const store_row *r, const int64_t *idx, int
 
 /* Calibration: un-attacked independent models, fraction with p < alpha per p-value kind. */
 static void print_calibration(table *t, const store_row *r, int64_t n, const settings *s) {
-    const char *cols[16];
-    char names[16][48];
+    const char *cols[20];
+    char names[20][48];
     int nc = 0;
     cols[nc++] = "p-value"; cols[nc++] = "indep models";
     for (int a = 0; a < s->n_alphas; a++) {
         snprintf(names[nc], 48, "FPR@%g", s->alphas[a]); cols[nc] = names[nc]; nc++;
         snprintf(names[nc], 48, "95%% bound@%g", s->alphas[a]); cols[nc] = names[nc]; nc++;
     }
-    table_begin(t, "Calibration: false-positive rate of un-attacked independent models", cols, nc);
-    double *p = malloc(sizeof(double) * (size_t)(n ? n : 1));
+    char thr[48], tpr_thr[48];
+    snprintf(thr, sizeof thr, "p threshold@FPR %g", s->alphas[0]);
+    snprintf(tpr_thr, sizeof tpr_thr, "owner TPR there");
+    cols[nc++] = "owners"; cols[nc++] = "AUC"; cols[nc++] = "TPR@1%FPR"; cols[nc++] = thr; cols[nc++] = tpr_thr;
+    table_begin(t, "Calibration and power: un-attacked independent (FPR) and owner models", cols, nc);
+    double *p = malloc(sizeof(double) * (size_t)(n ? n : 1) * 2), *q = p + n;
     for (int w = 0; w < P_COUNT; w++) {
-        int k = 0;
-        for (int64_t i = 0; i < n; i++)
-            if (is_indep(&r[i]) && !strcmp(r[i].attack, "none") && !strcmp(r[i].score, s->score)) p[k++] = row_p(&r[i], w);
-        char c[16][64];
+        int k = 0, no = 0;
+        for (int64_t i = 0; i < n; i++) {
+            if (strcmp(r[i].attack, "none")) continue;
+            if (is_indep(&r[i])) p[k++] = row_p(&r[i], w);
+            else if (!strcmp(r[i].role, "owner")) q[no++] = row_p(&r[i], w);
+        }
+        char c[20][64];
         int j = 0;
         snprintf(c[j++], 64, "%s%s", pmi_pvalue_name((pmi_pvalue)w), w == s->decide ? " (decision)" : "");
         snprintf(c[j++], 64, "%d", k);
@@ -249,8 +253,23 @@ static void print_calibration(table *t, const store_row *r, int64_t n, const set
             }
             snprintf(c[j++], 64, "%.3f", bound);
         }
-        const char *cells[16];
-        for (int q = 0; q < j; q++) cells[q] = c[q];
+        double auc, tpr;
+        auc_tpr(q, no, p, k, &auc, &tpr);
+        snprintf(c[j++], 64, "%d", no);
+        fmt_p(c[j++], 64, auc);
+        fmt_p(c[j++], 64, tpr);
+        /* calibrated threshold: claim when p < t, with t the smallest independent p-value
+         * above the alpha fraction of them, so that their empirical FPR stays <= alpha */
+        double cut = NAN;
+        if (k > 0) {
+            gsl_sort(p, 1, (size_t)k);
+            cut = p[(int)floor(s->alphas[0] * k)];
+        }
+        fmt_p(c[j++], 64, cut);
+        snprintf(c[j++], 64, "%s", k && no ? "" : "-");
+        if (k && no) snprintf(c[j - 1], 64, "%.2f", frac_below(q, no, cut));
+        const char *cells[20];
+        for (int x = 0; x < j; x++) cells[x] = c[x];
         table_cells(t, cells);
     }
     free(p);
@@ -266,16 +285,19 @@ static void print_fidelity(table *t, const store_row *r, int64_t n, const settin
     int ndone = 0;
     for (int64_t i = 0; i < n; i++) {
         if (strcmp(r[i].role, "owner") || strcmp(r[i].attack, "none") || strcmp(r[i].score, s->score)) continue;
+        char key[256];
+        snprintf(key, sizeof key, "%s|%s", r[i].point, r[i].arch);
         int seen = 0;
-        for (int d = 0; d < ndone; d++) seen |= !strcmp(done[d], r[i].point);
+        for (int d = 0; d < ndone; d++) seen |= !strcmp(done[d], key);
         if (seen || ndone == 64) continue;
-        snprintf(done[ndone++], 256, "%s", r[i].point);
+        snprintf(done[ndone++], 256, "%s", key);
         int k = 0;
         for (int64_t a = 0; a < n; a++) {
-            if (strcmp(r[a].role, "owner") || strcmp(r[a].attack, "none") || strcmp(r[a].point, r[i].point) || strcmp(r[a].score, s->score)) continue;
+            if (strcmp(r[a].role, "owner") || strcmp(r[a].attack, "none") || strcmp(r[a].point, r[i].point)
+                || strcmp(r[a].arch, r[i].arch)) continue;
             for (int64_t b = 0; b < n; b++)
                 if (!strcmp(r[b].role, "clean") && !strcmp(r[b].attack, "none") && !strcmp(r[b].point, r[a].point)
-                    && r[b].seed == r[a].seed && !strcmp(r[b].score, s->score)) {
+                    && !strcmp(r[b].arch, r[a].arch) && r[b].seed == r[a].seed) {
                     oa[k] = r[a].test_acc; ca[k] = r[b].test_acc; gap[k] = oa[k] - ca[k]; k++;
                     break;
                 }
@@ -301,7 +323,7 @@ int report_print(const char *path, report_format fmt, FILE *out, char *err, size
     settings s;
     store_row *rows = NULL;
     int64_t n = 0;
-    if (read_settings(path, &s, err, errlen) || store_read_summary(path, &rows, &n, err, errlen)) return -1;
+    if (report_read_settings(path, &s, err, errlen) || store_read_summary(path, &rows, &n, err, errlen)) return -1;
     /* keep the decision score's rows, in file order (jobs are grouped by setting below) */
     int64_t *idx = malloc(sizeof *idx * (size_t)(n ? n : 1)), k = 0;
     store_row *sel = malloc(sizeof *sel * (size_t)(n ? n : 1));

@@ -15,8 +15,14 @@
 #define PMI_REPORT_H
 #include <stddef.h>
 #include <stdio.h>
+#include "config.h"
 
 typedef enum { REPORT_MD = 0, REPORT_CSV, REPORT_LATEX } report_format;
+
+/* The decision settings stored with a results file: alphas, the decision p-value (a
+ * pmi_pvalue) and the decision score kind (the first of pmi.scores), read from its config. */
+typedef struct { double alphas[CFG_MAX_ALPHAS]; int n_alphas; int decide; char score[16]; } report_settings;
+int report_read_settings(const char *path, report_settings *s, char *err, size_t errlen);
 int report_format_parse(const char *s, report_format *f);   /* 0, or -1 if unknown */
 /* Prints all tables of `path`. Returns 0, or -1 with err (unreadable file, other schema). */
 int report_print(const char *path, report_format fmt, FILE *out, char *err, size_t errlen);

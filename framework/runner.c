@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -120,6 +121,7 @@ typedef struct {
     nn_device dev;
     int kinds[SCORE_COUNT], n_kinds;
     int index, total;          /* progress */
+    int worker;                /* worker process index, -1 in a single-process run */
     double t0, run_t0;
     int tty;
 } job_ctx;
@@ -322,8 +324,10 @@ static void fill_job(store_job *sj, const job_ctx *jc, const job_out *o, const p
 static void report_line(const job_ctx *jc, const job_out *o, double wall) {
     const store_eval *e = &o->evals[0];
     const pmi_result *r = &e->res[0];
-    fprintf(stderr, "  [%d/%d] %-24s train %.3f test %.3f  k=%d identified=%d p_perm=%.2g p_rank=%.2g  %d attacks  %.1fs\n",
-            jc->index + 1, jc->total, jc->job->id, o->train_acc, o->test_acc, r->k, r->identified,
+    char tag[16] = "";
+    if (jc->worker >= 0) snprintf(tag, sizeof tag, "w%d ", jc->worker);
+    fprintf(stderr, "  [%s%d/%d] %-24s train %.3f test %.3f  k=%d identified=%d p_perm=%.2g p_rank=%.2g  %d attacks  %.1fs\n",
+            tag, jc->index + 1, jc->total, jc->job->id, o->train_acc, o->test_acc, r->k, r->identified,
             r->p[P_PERM], r->p[P_RANK], o->n_evals - 1, wall);
 }
 
@@ -397,86 +401,164 @@ static int all_complete(const plan_job *jobs, int n, const char *shard_dir) {
     return 1;
 }
 
-runner_status runner_run(const cfg *c, const runner_options *o, runner_summary *s, char *err, size_t errlen) {
-    memset(s, 0, sizeof *s);
+/* Everything a run needs besides the models: the plan, attacks, paths and provenance. */
+typedef struct {
+    const cfg *c;
+    const runner_options *o;
     pmi_params p0;
-    if (cfg_point(c, 0, &p0, err, errlen)) return RUN_ERROR;
     nn_device dev;
+    plan_job *jobs, *mine;   /* the whole plan; this process's slice */
+    int n, nmine;
+    attack_setting *attacks; int n_attacks;
+    char *config_text;
+    store_provenance prov;
+} run_ctx;
+
+static void run_ctx_free(run_ctx *r) {
+    free(r->jobs); free(r->mine); free(r->attacks); free(r->config_text);
+}
+
+static int prepare(run_ctx *r, runner_summary *s, char *err, size_t errlen) {
     char devname[128];
-    if (nn_device_resolve((int)p0.device, &dev, devname, sizeof devname) != NN_OK) {
+    if (cfg_point(r->c, 0, &r->p0, err, errlen)) return -1;
+    if (nn_device_resolve((int)r->p0.device, &r->dev, devname, sizeof devname) != NN_OK) {
         snprintf(err, errlen, "experiment.device: %s", nn_last_error());
-        return RUN_ERROR;
+        return -1;
     }
-    nn_set_threads(o->threads);
-    nn_device_resolve((int)p0.device, &dev, devname, sizeof devname);
-    plan_job *jobs = NULL, *mine = NULL;
-    attack_setting *attacks = NULL;
-    int n = 0, n_attacks = 0;
-    runner_status rs = RUN_ERROR;
-    char *config_text = NULL;
+    if (plan_build(r->c, &r->jobs, &r->n, err, errlen) || attack_plan(r->c, &r->attacks, &r->n_attacks, err, errlen)) return -1;
+    if (r->n_attacks > 256) { snprintf(err, errlen, "%d attack settings: at most 256 per job", r->n_attacks); return -1; }
+    runner_paths(&r->p0, s->shard_dir, sizeof s->shard_dir, s->results_path, sizeof s->results_path);
+    if (mkdir_p(s->shard_dir)) { snprintf(err, errlen, "%s: cannot create: %s", s->shard_dir, strerror(errno)); return -1; }
+    r->mine = malloc(sizeof *r->mine * (size_t)(r->n ? r->n : 1));
+    r->config_text = cfg_effective_text(r->c);
+    if (!r->mine || !r->config_text) { snprintf(err, errlen, "out of memory"); return -1; }
+    memcpy(r->mine, r->jobs, sizeof *r->mine * (size_t)r->n);
+    r->nmine = r->o->nslices > 1 ? plan_slice(r->mine, r->n, r->o->slice, r->o->nslices) : r->n;
+    r->prov.config = r->config_text;
+    snprintf(r->prov.pmi_version, sizeof r->prov.pmi_version, "%s", PMI_VERSION);
+    snprintf(r->prov.git_commit, sizeof r->prov.git_commit, "%s", PMI_GIT_COMMIT);
+    snprintf(r->prov.torch_version, sizeof r->prov.torch_version, "%s", nn_torch_version());
+    snprintf(r->prov.device, sizeof r->prov.device, "%s", devname);
+    iso_now(r->prov.started, sizeof r->prov.started);
+    s->jobs_total = r->nmine;
+    return 0;
+}
+
+/* Runs the jobs jobs[0..n) in this process. worker >= 0 tags the progress lines. */
+static runner_status run_jobs(run_ctx *r, plan_job *jobs, int n, int worker, runner_summary *s, char *err, size_t errlen) {
     data_cache dc;
     memset(&dc, 0, sizeof dc);
-    if (plan_build(c, &jobs, &n, err, errlen) || attack_plan(c, &attacks, &n_attacks, err, errlen)) goto out;
-    if (n_attacks > 256) { snprintf(err, errlen, "%d attack settings: at most 256 per job", n_attacks); goto out; }
-    runner_paths(&p0, s->shard_dir, sizeof s->shard_dir, s->results_path, sizeof s->results_path);
-    if (mkdir_p(s->shard_dir)) { snprintf(err, errlen, "%s: cannot create: %s", s->shard_dir, strerror(errno)); goto out; }
-    mine = malloc(sizeof *mine * (size_t)n);
-    if (!mine) goto out;
-    memcpy(mine, jobs, sizeof *mine * (size_t)n);
-    int nmine = o->nslices > 1 ? plan_slice(mine, n, o->slice, o->nslices) : n;
-    config_text = cfg_effective_text(c);
-    store_provenance prov = { .config = config_text };
-    snprintf(prov.pmi_version, sizeof prov.pmi_version, "%s", PMI_VERSION);
-    snprintf(prov.git_commit, sizeof prov.git_commit, "%s", PMI_GIT_COMMIT);
-    snprintf(prov.torch_version, sizeof prov.torch_version, "%s", nn_torch_version());
-    snprintf(prov.device, sizeof prov.device, "%s", devname);
-    iso_now(prov.started, sizeof prov.started);
-    s->jobs_total = nmine;
-    fprintf(stderr, "pmi: experiment '%s': %d jobs (%d here), %d attack settings, device %s\n",
-            p0.name, n, nmine, n_attacks, devname);
-    int tty = isatty(2);
+    runner_status rs = RUN_ERROR;
+    int tty = isatty(2) && worker < 0;
     double run_t0 = now_s();
-    for (int j = 0; j < nmine && !stop_requested; j++) {
+    for (int j = 0; j < n && !stop_requested; j++) {
         char shard[700];
-        snprintf(shard, sizeof shard, "%s/%s.h5", s->shard_dir, mine[j].id);
-        if (!o->force && store_shard_complete(shard)) {
-            if (same_config(shard, config_text, err, errlen)) goto out;
+        snprintf(shard, sizeof shard, "%s/%s.h5", s->shard_dir, jobs[j].id);
+        if (!r->o->force && store_shard_complete(shard)) {
+            if (same_config(shard, r->config_text, err, errlen)) goto out;
             s->jobs_skipped++; s->jobs_done++;
             continue;
         }
         pmi_params p;
-        if (cfg_point(c, mine[j].point, &p, err, errlen)) goto out;
-        if (cache_get(&dc, &p, dev, err, errlen)) goto out;
-        job_ctx jc = { .job = &mine[j], .p = &p, .index = j, .total = nmine, .tty = tty, .run_t0 = run_t0,
-                       .arch = mine[j].role == ROLE_INDEP_ARCH ? p.indep_arch : p.arch,
-                       .attacks = attacks, .n_attacks = n_attacks, .dev = dev };
-        if (parse_kinds(p.scores, jc.kinds) == 0) { snprintf(err, errlen, "pmi.scores: no known score kind"); goto out; }
-        jc.n_kinds = parse_kinds(p.scores, jc.kinds);
-        int rc = execute(&jc, &dc, c, shard, &prov, err, errlen);
+        if (cfg_point(r->c, jobs[j].point, &p, err, errlen)) goto out;
+        if (cache_get(&dc, &p, r->dev, err, errlen)) goto out;
+        job_ctx jc = { .job = &jobs[j], .p = &p, .index = j, .total = n, .tty = tty, .run_t0 = run_t0,
+                       .arch = jobs[j].role == ROLE_INDEP_ARCH ? p.indep_arch : p.arch,
+                       .attacks = r->attacks, .n_attacks = r->n_attacks, .dev = r->dev, .worker = worker };
+        if ((jc.n_kinds = parse_kinds(p.scores, jc.kinds)) == 0) { snprintf(err, errlen, "pmi.scores: no known score kind"); goto out; }
+        int rc = execute(&jc, &dc, r->c, shard, &r->prov, err, errlen);
         if (rc < 0) {
             char tmp[512];
             snprintf(tmp, sizeof tmp, "%s", err);
-            snprintf(err, errlen, "job %s: %s", mine[j].id, tmp);
+            snprintf(err, errlen, "job %s: %s", jobs[j].id, tmp);
             goto out;
         }
         if (rc > 0) break;
         s->jobs_done++; s->jobs_trained++;
     }
-    if (stop_requested) {
+    rs = stop_requested ? RUN_INTERRUPTED : RUN_OK;
+out:
+    cache_free(&dc);
+    return rs;
+}
+
+static int count_complete(const plan_job *jobs, int n, const char *shard_dir) {
+    int k = 0;
+    for (int j = 0; j < n; j++) {
+        char path[700];
+        snprintf(path, sizeof path, "%s/%s.h5", shard_dir, jobs[j].id);
+        k += store_shard_complete(path);
+    }
+    return k;
+}
+
+/* Forks `workers` processes, each running every workers-th job of this slice with one
+ * libtorch thread. The parent touches no libtorch thread pool before forking. */
+static runner_status run_workers(run_ctx *r, int workers, runner_summary *s, char *err, size_t errlen) {
+    int before = count_complete(r->mine, r->nmine, s->shard_dir);
+    pid_t pids[64];
+    for (int w = 0; w < workers; w++) {
+        pids[w] = fork();
+        if (pids[w] < 0) { snprintf(err, errlen, "fork: %s", strerror(errno)); workers = w; break; }
+        if (pids[w] == 0) {
+            plan_job *mine = malloc(sizeof *mine * (size_t)r->nmine);
+            memcpy(mine, r->mine, sizeof *mine * (size_t)r->nmine);
+            int n = plan_slice(mine, r->nmine, w, workers);
+            runner_summary ws = *s;
+            nn_set_threads(1);
+            runner_status rs = run_jobs(r, mine, n, w, &ws, err, errlen);
+            if (rs == RUN_ERROR) fprintf(stderr, "pmi: worker %d: %s\n", w, err);
+            fflush(stderr);
+            _exit(rs);
+        }
+    }
+    int worst = RUN_OK;
+    for (int w = 0; w < workers; w++) {
+        int st;
+        while (waitpid(pids[w], &st, 0) < 0) {
+            if (errno != EINTR) break;
+            for (int q = 0; q < workers; q++) kill(pids[q], stop_requested ? (int)stop_requested : SIGTERM);
+        }
+        int code = WIFEXITED(st) ? WEXITSTATUS(st) : RUN_ERROR;
+        if (code == RUN_ERROR || (code == RUN_INTERRUPTED && worst == RUN_OK)) worst = code;
+    }
+    s->jobs_done = count_complete(r->mine, r->nmine, s->shard_dir);
+    s->jobs_skipped = r->o->force ? 0 : before;
+    s->jobs_trained = s->jobs_done - s->jobs_skipped;
+    if (worst == RUN_ERROR) snprintf(err, errlen, "a worker failed (its message is above)");
+    return (runner_status)worst;
+}
+
+runner_status runner_run(const cfg *c, const runner_options *o, runner_summary *s, char *err, size_t errlen) {
+    memset(s, 0, sizeof *s);
+    run_ctx r = { .c = c, .o = o };
+    runner_status rs = RUN_ERROR;
+    if (prepare(&r, s, err, errlen)) goto out;
+    /* auto (0): one worker per core on CPU, one process on a GPU */
+    int workers = o->workers > 0 ? o->workers : r.dev == NN_CPU ? (int)sysconf(_SC_NPROCESSORS_ONLN) : 1;
+    if (workers > r.nmine) workers = r.nmine > 0 ? r.nmine : 1;
+    if (workers > 64) workers = 64;
+    fprintf(stderr, "pmi: experiment '%s': %d jobs (%d here), %d attack settings, device %s, %d worker%s\n",
+            r.p0.name, r.n, r.nmine, r.n_attacks, r.prov.device, workers, workers > 1 ? "s x 1 thread" : "");
+    if (workers > 1) {
+        rs = run_workers(&r, workers, s, err, errlen);
+    } else {
+        nn_set_threads(o->threads);
+        rs = run_jobs(&r, r.mine, r.nmine, -1, s, err, errlen);
+    }
+    if (rs == RUN_INTERRUPTED || stop_requested) {
         fprintf(stderr, "\npmi: stopped by signal %d: %d of %d jobs done; run again to continue\n",
                 (int)stop_requested, s->jobs_done, s->jobs_total);
         rs = RUN_INTERRUPTED;
         goto out;
     }
-    if (!o->no_merge && all_complete(jobs, n, s->shard_dir)) {
-        iso_now(prov.finished, sizeof prov.finished);
-        if (store_merge(s->shard_dir, s->results_path, &prov, err, errlen)) goto out;
-    } else {
-        s->results_path[0] = 0;
+    if (rs != RUN_OK) goto out;
+    if (o->no_merge || !all_complete(r.jobs, r.n, s->shard_dir)) s->results_path[0] = 0;
+    if (s->results_path[0]) {
+        iso_now(r.prov.finished, sizeof r.prov.finished);
+        if (store_merge(s->shard_dir, s->results_path, &r.prov, err, errlen)) rs = RUN_ERROR;
     }
-    rs = RUN_OK;
 out:
-    cache_free(&dc);
-    free(jobs); free(mine); free(attacks); free(config_text);
+    run_ctx_free(&r);
     return rs;
 }

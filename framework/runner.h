@@ -3,6 +3,10 @@
  * per-sample scores on all N*m pool samples, PMI statistics) and writes the job's shard.
  * When every job of the plan has a shard it merges them into results/<name>/results.h5.
  *
+ * Workers: on CPU, small models train faster as independent jobs in separate processes with one
+ * libtorch thread each than as one job using every core (measured in docs/performance.md), so
+ * runner_run can fork workers that take every workers-th job of the plan.
+ *
  * SIGINT/SIGTERM: the current job is abandoned at the next epoch boundary (its shard is
  * never written, so nothing partial exists) and runner_run returns RUN_INTERRUPTED. */
 #ifndef PMI_RUNNER_H
@@ -14,7 +18,8 @@ typedef struct {
     int slice, nslices;     /* run jobs j with j % nslices == slice; 0/1 = all */
     int force;              /* retrain jobs whose shard exists */
     int no_merge;           /* do not merge at the end */
-    int threads;            /* libtorch intra-op threads on CPU; 0 = cores */
+    int threads;            /* libtorch intra-op threads of a single-process run; 0 = cores */
+    int workers;            /* worker processes, each with 1 libtorch thread; 1: one process; 0: auto (cores on CPU, 1 on GPU) */
 } runner_options;
 
 typedef enum { RUN_OK = 0, RUN_ERROR = 1, RUN_INTERRUPTED = 3 } runner_status;

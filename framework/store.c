@@ -853,3 +853,8 @@ int store_read_scores(const char *path, const char *job_id, int eval_index, cons
     H5Fclose((hid_t)f);
     return rc;
 }
+
+double store_row_p(const store_row *r, int which) {
+    const double v[P_COUNT] = {r->p_rank, r->p_perm, r->p_welch, r->p_mw};
+    return which >= 0 && which < P_COUNT ? v[which] : NAN;
+}

@@ -87,8 +87,6 @@ int store_merge_ex(const char *shard_dir, const char *out_path, const store_prov
 int64_t store_open(const char *path, char *err, size_t errlen);
 /* Closes a file opened by store_open(). No operation is performed if file < 0. */
 void store_close(int64_t file);
-/* Closes a handle from store_open(); negative handles are ignored. */
-void store_close(int64_t h);
 
 /* One /summary row: one model, one evaluation, one score kind. */
 typedef struct {
@@ -104,6 +102,9 @@ typedef struct {
     double p_rank, p_perm, p_welch, p_mw;
     double p_nway_rank, p_nway_perm, p_nway_welch, p_nway_mw;
 } store_row;
+
+/* The p-value of kind `which` (a pmi_pvalue) of a row; NAN for another index. */
+double store_row_p(const store_row *r, int which);
 
 /* Reads /summary of a shard or merged file (after the store_open() version check) into a
  * malloc'd array of *n rows (*rows is NULL when the table is empty). Returns 0, or -1 with err. */

@@ -1,6 +1,7 @@
 # robustness.gp: ownership evidence and accuracy against the strength of one attack.
 # Set by the generated header: datafile, nlines, labels[1..nlines], has_indep (1 when the
-# last block of datafile holds the independent models), alpha, xlog, xlabel_text, ylabel_p,
+# last block of datafile holds the independent models), alpha, ytop (top of the -log10 p
+# axis), xlog (1: log-scale x), xlabel_text, ylabel_p,
 # title_text. Data columns: 1 strength, 2 models, 3 identification rate, 4-6 -log10 p
 # (mean, 95% CI low, high), 7-9 test accuracy (mean, low, high), 10 un-attacked -log10 p,
 # 11 un-attacked test accuracy. Top panel: evidence; bottom panel: the two fractions.
@@ -13,12 +14,7 @@ set style fill transparent solid 0.18 noborder
 if (xlog) { set logscale x }
 set xlabel xlabel_text
 set ylabel ylabel_p
-stats datafile using 6 nooutput
-top = STATS_max
-stats datafile using 10 nooutput
-top = STATS_max > top ? STATS_max : top
-top = -log10(alpha) > top ? -log10(alpha) : top
-set yrange [0:1.1 * top]
+set yrange [0:ytop]
 set offsets graph 0.03, graph 0.03, 0, 0
 plot for [i=1:nlines] datafile index (i-1) using 1:5:6 with filledcurves lc i notitle, \
      for [i=1:nlines] datafile index (i-1) using 1:4 with linespoints lw 2 pt 7 lc i title labels[i], \

@@ -2,7 +2,7 @@
 # Installs the Debian packages pmi-lab needs for building, testing and reproducing, if missing.
 # Used by `make deps` (and so by `make test` and `make reproduce`). Needs root or sudo.
 set -e
-PKGS="build-essential pkg-config git libtorch-dev libhdf5-dev libgsl-dev libinih-dev zlib1g-dev
+PKGS="build-essential pkg-config git libtorch-dev libopenblas0-pthread libhdf5-dev libgsl-dev libinih-dev zlib1g-dev
       libcmocka-dev gnuplot-nox dataset-fashion-mnist python3-h5py python3-scipy python3-numpy
       python3-pandas hdf5-tools"
 missing=""
