@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -501,6 +502,9 @@ static runner_status run_workers(run_ctx *r, int workers, runner_summary *s, cha
         pids[w] = fork();
         if (pids[w] < 0) { snprintf(err, errlen, "fork: %s", strerror(errno)); workers = w; break; }
         if (pids[w] == 0) {
+            /* a worker dies with its parent: a killed run leaves no orphan writing shards */
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (getppid() == 1) _exit(RUN_INTERRUPTED);
             plan_job *mine = malloc(sizeof *mine * (size_t)r->nmine);
             memcpy(mine, r->mine, sizeof *mine * (size_t)r->nmine);
             int n = plan_slice(mine, r->nmine, w, workers);

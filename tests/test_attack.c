@@ -161,7 +161,7 @@ static void test_quantize_levels(void **state) {
 }
 
 static void test_distill_student_is_fresh_and_close(void **state) {
-    nn_model *m = apply("[attack.a]\ntype = distill\narch = lenet\nepochs = 15\nlr = 0.05\ntemperature = 2\n");
+    nn_model *m = apply("[attack.a]\ntype = distill\narch = cnn\nepochs = 60\nlr = 0.003\noptimizer = adam\ntemperature = 2\nalpha = 1\n");
     /* a different architecture: the student's tensors have other names/counts than the victim's */
     assert_int_not_equal(nn_param_count(m), nn_param_count(victim));
     int64_t n = nn_data_size(dattack);
@@ -174,7 +174,7 @@ static void test_distill_student_is_fresh_and_close(void **state) {
         for (int k = 1; k < 10; k++) { if (a[i * 10 + k] > a[i * 10 + am]) am = k; if (b[i * 10 + k] > b[i * 10 + bm]) bm = k; }
         agree += am == bm;
     }
-    assert_true(agree > 0.7 * (double)n);
+    if (agree <= 0.8 * (double)n) fail_msg("student agrees with the teacher on %d of %lld", agree, (long long)n);
     free(a); free(b);
     nn_model_free(m);
 }

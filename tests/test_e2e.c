@@ -36,7 +36,7 @@ static const char *tiny_ini =
     "[data]\ndataset = synthetic\nn_train = 300\nn_attacker = 200\nn_test = 200\nnormalize = unit\n"
     "[pool]\nN = 5\nm = 20\n"
     "[model]\narch = mlp\nwidth = 128\n"
-    "[train]\noptimizer = adam\nlr = 0.002\nmomentum = 0\nepochs = 40\nbatch_size = 32\n"
+    "[train]\noptimizer = adam\nlr = 0.002\nmomentum = 0\nepochs = 80\nbatch_size = 16\n"
     "[pmi]\npermutations = 999\nindependent = 1\nindep_arch = lenet\n";
 
 static char results_path[512];
