@@ -2,6 +2,7 @@
  * getopt_long, reports errors once with context, and picks the exit code:
  *   0 ok, 1 runtime failure, 2 usage or configuration error, 3 interrupted (run again to resume). */
 #include "attack.h"
+#include "bench.h"
 #include "config.h"
 #include "nn.h"
 #include "plan.h"
@@ -179,6 +180,39 @@ static int cmd_plot(int argc, char **argv) {
     return 0;
 }
 
+static int cmd_bench(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"arch", required_argument, 0, 'a'}, {"batch", required_argument, 0, 'b'}, {"epochs", required_argument, 0, 'e'},
+        {"warmup", required_argument, 0, 'w'}, {"n", required_argument, 0, 'n'}, {"device", required_argument, 0, 'd'},
+        {"width", required_argument, 0, 'W'}, {"lr", required_argument, 0, 'l'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    bench_opts o = bench_default_opts();
+    for (int ch; (ch = getopt_long(argc, argv, "a:b:e:w:n:d:W:l:h", opts, NULL)) != -1;) {
+        switch (ch) {
+        case 'a': o.arch = optarg; break;
+        case 'b': o.batch = atoi(optarg); break;
+        case 'e': o.epochs = atoi(optarg); break;
+        case 'w': o.warmup = atoi(optarg); break;
+        case 'n': o.n = atoi(optarg); break;
+        case 'W': o.width = atoi(optarg); break;
+        case 'l': o.lr = atof(optarg); break;
+        case 'd':
+            o.device = !strcmp(optarg, "cpu") ? 1 : !strcmp(optarg, "cuda") ? 2 : !strcmp(optarg, "auto") ? 0 : -1;
+            if (o.device < 0) { fprintf(stderr, "pmi bench: --device '%s': expected auto, cpu or cuda\n", optarg); return 2; }
+            break;
+        case 'h':
+            printf("usage: pmi bench [--arch cnn] [--batch 128] [--epochs 3] [--warmup 1] [--n 60000] [--device auto]\n"
+                   "  trains on Fashion-MNIST resident on the device (SGD, momentum 0.9) and prints images/s;\n"
+                   "  scripts/bench-gpu.sh runs it beside scripts/bench_ref.py (PyTorch from Python)\n");
+            return 0;
+        default: return 2;
+        }
+    }
+    if (o.batch < 1 || o.epochs < 1 || o.n < 1) { fprintf(stderr, "pmi bench: --batch, --epochs and --n must be positive\n"); return 2; }
+    char err[1024];
+    if (bench_train(&o, stdout, err, sizeof err)) { fprintf(stderr, "pmi bench: %s\n", err); return 1; }
+    return 0;
+}
+
 static int cmd_config(int argc, char **argv) {
     cfg_print_help(stdout);
     return 0;
@@ -211,6 +245,8 @@ static const command commands[] = {
      "robustness curves, score distributions, ROC and fidelity figures (gnuplot)", 1},
     {"config", cmd_config, "pmi config --help", "every configuration key: type, default, range, help", 1},
     {"attacks", cmd_attacks, "pmi attacks", "every attack type and its parameters", 0},
+    {"bench", cmd_bench, "pmi bench [--arch a] [--batch b] [--epochs e] [--device d]",
+     "training throughput of pmi's training path (images/s), for scripts/bench-gpu.sh", 1},
     {"info", cmd_info, "pmi info", "versions, device, architectures", 0},
 };
 static const int n_commands = sizeof commands / sizeof commands[0];

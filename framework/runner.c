@@ -419,11 +419,41 @@ static void run_ctx_free(run_ctx *r) {
     free(r->jobs); free(r->mine); free(r->attacks); free(r->config_text);
 }
 
+/* Resolves the device in a short-lived child process when workers may be forked: a process
+ * that has initialised CUDA cannot hand it to forked children. */
+static nn_status resolve_device(int want, int in_child, nn_device *dev, char *name, size_t len, char *msg, size_t msglen) {
+    struct { nn_status st; nn_device dev; char name[128], msg[512]; } res;
+    int fd[2];
+    pid_t pid;
+    if (!in_child || pipe(fd) || (pid = fork()) < 0) {
+        nn_status st = nn_device_resolve(want, dev, name, len);
+        snprintf(msg, msglen, "%s", nn_last_error());
+        return st;
+    }
+    if (pid == 0) {
+        close(fd[0]);
+        memset(&res, 0, sizeof res);
+        res.st = nn_device_resolve(want, &res.dev, res.name, sizeof res.name);
+        snprintf(res.msg, sizeof res.msg, "%s", nn_last_error());
+        ssize_t w = write(fd[1], &res, sizeof res);
+        _exit(w == (ssize_t)sizeof res ? 0 : 1);
+    }
+    close(fd[1]);
+    ssize_t got = read(fd[0], &res, sizeof res);
+    close(fd[0]);
+    waitpid(pid, NULL, 0);
+    if (got != (ssize_t)sizeof res) { snprintf(msg, msglen, "device probe failed"); return NN_ETORCH; }
+    *dev = res.dev;
+    snprintf(name, len, "%s", res.name);
+    snprintf(msg, msglen, "%s", res.msg);
+    return res.st;
+}
+
 static int prepare(run_ctx *r, runner_summary *s, char *err, size_t errlen) {
-    char devname[128];
+    char devname[128], msg[512];
     if (cfg_point(r->c, 0, &r->p0, err, errlen)) return -1;
-    if (nn_device_resolve((int)r->p0.device, &r->dev, devname, sizeof devname) != NN_OK) {
-        snprintf(err, errlen, "experiment.device: %s", nn_last_error());
+    if (resolve_device((int)r->p0.device, r->o->workers != 1, &r->dev, devname, sizeof devname, msg, sizeof msg) != NN_OK) {
+        snprintf(err, errlen, "experiment.device: %s", msg);
         return -1;
     }
     if (plan_build(r->c, &r->jobs, &r->n, err, errlen) || attack_plan(r->c, &r->attacks, &r->n_attacks, err, errlen)) return -1;

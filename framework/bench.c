@@ -1,0 +1,63 @@
+/* bench: timing of pmi's training path (see bench.h). */
+#include "bench.h"
+#include "data.h"
+#include "nn.h"
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+bench_opts bench_default_opts(void) {
+    return (bench_opts){.arch = "cnn", .dataset = "fashion-mnist", .batch = 128, .epochs = 3, .warmup = 1,
+                        .n = 60000, .device = 0, .lr = 0.01, .momentum = 0.9};
+}
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+int bench_train(const bench_opts *o, FILE *out, char *err, size_t errlen) {
+    pmi_dataset train = {0}, test = {0};
+    nn_data *d = NULL;
+    nn_model *m = NULL;
+    nn_device dev;
+    char devname[128];
+    int rc = -1;
+    nn_set_threads(0);
+    if (nn_device_resolve(o->device, &dev, devname, sizeof devname) != NN_OK) {
+        snprintf(err, errlen, "%s", nn_last_error());
+        return -1;
+    }
+    if (data_load(o->dataset, "", 0, 1, &train, &test, err, errlen)) return -1;
+    int64_t n = o->n < train.n ? o->n : train.n;
+    double mean[3] = {0}, sd[3] = {1, 1, 1};
+    data_channel_stats(&train, NULL, n, mean, sd);
+    data_normalize(&train, DATA_NORM_STANDARD, mean, sd);
+    nn_model_spec spec = {.arch = o->arch, .c = train.c, .h = train.h, .w = train.w, .classes = train.classes,
+                          .width = o->width, .device = dev, .seed = 1};
+    nn_train_params tp = nn_train_default_params();
+    tp.lr = o->lr; tp.momentum = o->momentum; tp.batch_size = o->batch; tp.seed = 1;
+    if (nn_data_create(train.x, train.y, n, train.c, train.h, train.w, dev, &d) != NN_OK ||
+        nn_model_create(&spec, &m) != NN_OK) {
+        snprintf(err, errlen, "%s", nn_last_error());
+        goto out;
+    }
+    tp.epochs = o->warmup;
+    if (o->warmup > 0 && nn_train(m, d, &tp, NULL) != NN_OK) { snprintf(err, errlen, "%s", nn_last_error()); goto out; }
+    double loss[1000];
+    tp.epochs = o->epochs < 1000 ? o->epochs : 1000;
+    double t0 = now_s();
+    /* nn_train reads each epoch's loss back, so the last epoch has finished on the device */
+    if (nn_train(m, d, &tp, loss) != NN_OK) { snprintf(err, errlen, "%s", nn_last_error()); goto out; }
+    double dt = now_s() - t0;
+    fprintf(out, "pmi-bench arch=%s batch=%d epochs=%d n=%lld device=\"%s\" seconds=%.3f images_per_s=%.0f final_loss=%.4f\n",
+            o->arch, o->batch, tp.epochs, (long long)n, devname, dt, (double)n * tp.epochs / dt, loss[tp.epochs - 1]);
+    rc = 0;
+out:
+    nn_model_free(m);
+    nn_data_free(d);
+    data_free(&train);
+    data_free(&test);
+    return rc;
+}

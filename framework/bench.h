@@ -1,0 +1,23 @@
+/* bench: times pmi's training path the way scripts/bench_ref.py times PyTorch from Python:
+ * the same architecture, optimizer, batch size and data (the whole Fashion-MNIST train file,
+ * normalised, resident on the device), warm-up epochs first, then timed epochs ending in a
+ * device synchronisation. Prints one line "pmi-bench arch=... batch=... images_per_s=...". */
+#ifndef PMI_BENCH_H
+#define PMI_BENCH_H
+#include <stddef.h>
+#include <stdio.h>
+
+typedef struct {
+    const char *arch;      /* registry name */
+    const char *dataset;   /* data_load name */
+    int width;             /* 0: the arch's default */
+    int batch, epochs, warmup;
+    int n;                 /* training samples used (<= the train file) */
+    int device;            /* 0 auto, 1 cpu, 2 cuda */
+    double lr, momentum;
+} bench_opts;
+
+bench_opts bench_default_opts(void);
+int bench_train(const bench_opts *o, FILE *out, char *err, size_t errlen);
+
+#endif
