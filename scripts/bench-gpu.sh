@@ -26,13 +26,13 @@ vgg11 512 20000 2
 resnet18 512 20000 2
 CASES
 
-# Sweep: K small CNNs (2 epochs on 20000 images each, batch 128).
+# Sweep: K small CNNs (3 epochs on 60000 images each, batch 128; start-up included on both sides).
 K=${K:-8}
 t0=$(date +%s.%N)
-$py scripts/bench_ref.py --arch cnn --batch 128 --n 20000 --epochs 2 --warmup 0 --models "$K" 2>>"$log" | tee -a "$log" >/dev/null
+$py scripts/bench_ref.py --arch cnn --batch 128 --n 60000 --epochs 3 --warmup 0 --models "$K" 2>>"$log" | tee -a "$log" >/dev/null
 t1=$(date +%s.%N)
 for i in $(seq "$K"); do
-  ./pmi bench --arch cnn --batch 128 --n 20000 --epochs 2 --warmup 0 --device cuda >>"$log" 2>&1 &
+  ./pmi bench --arch cnn --batch 128 --n 60000 --epochs 3 --warmup 0 --device cuda >>"$log" 2>&1 &
 done
 wait
 t2=$(date +%s.%N)
