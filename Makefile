@@ -43,8 +43,9 @@ TORCH_CUDA := $(wildcard $(TORCH_LIB)/libtorch_cuda.so)
 # -isystem /usr/include would break libstdc++'s #include_next: add the prefix only when not /usr
 CXXFLAGS   += -D$(TORCH_ABI) $(if $(filter /usr/include,$(TORCH_INC)),,-isystem $(TORCH_INC)) -isystem $(TORCH_INC)/torch/csrc/api/include
 TORCH_LIBS := -L$(TORCH_LIB) -Wl,-rpath,$(TORCH_LIB)
+CUDA_HOME  ?= $(firstword $(wildcard /usr/local/cuda /opt/cuda) /usr/local/cuda)
 ifneq ($(TORCH_CUDA),)
-  CXXFLAGS   += -DPMI_CUDA=1
+  CXXFLAGS   += -DPMI_CUDA=1 -isystem $(CUDA_HOME)/include
   TORCH_LIBS += -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed
 endif
 TORCH_LIBS += -ltorch -ltorch_cpu -lc10 -lstdc++
@@ -63,7 +64,7 @@ CFLAGS   += -DPMI_GIT_COMMIT=\"$(GIT_COMMIT)\"
 all: info pmi
 
 info:
-	@echo "pmi-lab build: torch=$(TORCH_INC) ($(TORCH_ABI)) cuda=$(if $(TORCH_CUDA),yes,no) hdf5=$(PKGS_HDF5) gnuplot=$(if $(shell command -v gnuplot),yes,no) scale=$(SCALE)"
+	@echo "pmi-lab build: torch=$(TORCH_INC) ($(TORCH_ABI)) cuda=$(if $(TORCH_CUDA),yes ($(CUDA_HOME)),no) hdf5=$(PKGS_HDF5) gnuplot=$(if $(shell command -v gnuplot),yes,no) scale=$(SCALE)"
 
 pmi: $(BUILD)/main.o $(LIB_OBJ)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(TORCH_LIBS) $(LDLIBS)

@@ -421,11 +421,12 @@ static void run_ctx_free(run_ctx *r) {
 
 /* Resolves the device in a short-lived child process when workers may be forked: a process
  * that has initialised CUDA cannot hand it to forked children. */
-static nn_status resolve_device(int want, int in_child, nn_device *dev, char *name, size_t len, char *msg, size_t msglen) {
+static nn_status resolve_device(int want, int in_child, int threads, nn_device *dev, char *name, size_t len, char *msg, size_t msglen) {
     struct { nn_status st; nn_device dev; char name[128], msg[512]; } res;
     int fd[2];
     pid_t pid;
     if (!in_child || pipe(fd) || (pid = fork()) < 0) {
+        nn_set_threads(threads);
         nn_status st = nn_device_resolve(want, dev, name, len);
         snprintf(msg, msglen, "%s", nn_last_error());
         return st;
@@ -433,6 +434,7 @@ static nn_status resolve_device(int want, int in_child, nn_device *dev, char *na
     if (pid == 0) {
         close(fd[0]);
         memset(&res, 0, sizeof res);
+        nn_set_threads(1);
         res.st = nn_device_resolve(want, &res.dev, res.name, sizeof res.name);
         snprintf(res.msg, sizeof res.msg, "%s", nn_last_error());
         ssize_t w = write(fd[1], &res, sizeof res);
@@ -452,7 +454,7 @@ static nn_status resolve_device(int want, int in_child, nn_device *dev, char *na
 static int prepare(run_ctx *r, runner_summary *s, char *err, size_t errlen) {
     char devname[128], msg[512];
     if (cfg_point(r->c, 0, &r->p0, err, errlen)) return -1;
-    if (resolve_device((int)r->p0.device, r->o->workers != 1, &r->dev, devname, sizeof devname, msg, sizeof msg) != NN_OK) {
+    if (resolve_device((int)r->p0.device, r->o->workers != 1, r->o->threads, &r->dev, devname, sizeof devname, msg, sizeof msg) != NN_OK) {
         snprintf(err, errlen, "experiment.device: %s", msg);
         return -1;
     }
@@ -577,7 +579,6 @@ runner_status runner_run(const cfg *c, const runner_options *o, runner_summary *
     if (workers > 1) {
         rs = run_workers(&r, workers, s, err, errlen);
     } else {
-        nn_set_threads(o->threads);
         rs = run_jobs(&r, r.mine, r.nmine, -1, s, err, errlen);
     }
     if (rs == RUN_INTERRUPTED || stop_requested) {

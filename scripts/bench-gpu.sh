@@ -36,6 +36,8 @@ for i in $(seq "$K"); do
 done
 wait
 t2=$(date +%s.%N)
+done_k=$(grep -c '^pmi-bench arch=cnn batch=128 epochs=3 n=60000' "$log")
+[ "$done_k" -ge "$K" ] || { echo "sweep: only $done_k of $K pmi processes finished (see $log)" | tee -a "$out/table.txt"; exit 1; }
 awk -v k="$K" -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN {
   py = 60 * k / (b - a); pm = 60 * k / (c - b);
   printf "sweep: %d cnn models, python one after another %.1f models/min (%.1f s), pmi %d concurrent processes %.1f models/min (%.1f s), ratio %.2f\n", k, py, b - a, k, pm, c - b, pm / py }' | tee -a "$out/table.txt"
