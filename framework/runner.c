@@ -579,6 +579,7 @@ runner_status runner_run(const cfg *c, const runner_options *o, runner_summary *
     if (workers > 1) {
         rs = run_workers(&r, workers, s, err, errlen);
     } else {
+        nn_set_threads(o->threads);
         rs = run_jobs(&r, r.mine, r.nmine, -1, s, err, errlen);
     }
     if (rs == RUN_INTERRUPTED || stop_requested) {
