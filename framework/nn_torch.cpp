@@ -17,6 +17,9 @@
 #include <ATen/CPUGeneratorImpl.h>
 #ifdef PMI_CUDA
 #include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAEvent.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
 #endif
 
 #include <dlfcn.h>
@@ -418,6 +421,81 @@ torch::Tensor run_epoch(nn_model *m, const nn_data *d, const torch::Tensor &perm
 }
 
 /* The loop nn_train and nn_distill share: optimizer, schedule, shuffling, masks, callback. */
+#ifdef PMI_CUDA
+/* CUDA-graph training (SGD on a GPU): the full batches of an epoch replay one captured step
+ * (gather the batch, forward, backward, optimizer step, masks, loss accumulation) instead of
+ * launching each kernel from the host. Adam is left eager: libtorch's Adam keeps its step
+ * count on the host, so a captured bias correction would be frozen. The learning rate is a
+ * host scalar of the captured step: a schedule that changes it re-captures. PMI_CUDA_GRAPH=0
+ * turns graphs off. */
+struct GraphStep {
+    at::cuda::CUDAGraph graph;
+    torch::Tensor idx, total;   // the captured batch indices (bs) and loss sum
+    double lr = -1;
+    bool ready = false;
+};
+
+bool graph_eligible(const nn_model *m, const nn_train_params *p, int64_t n) {
+    const char *env = getenv("PMI_CUDA_GRAPH");
+    return m->device.is_cuda() && p->optimizer == NN_SGD && n >= 5 * (int64_t)p->batch_size && !(env && !strcmp(env, "0"));
+}
+
+torch::Tensor graph_step(nn_model *m, const nn_data *d, const torch::Tensor &idx, torch::optim::Optimizer &opt,
+                         const LossFn &loss_fn) {
+    torch::Tensor loss = loss_fn(d->x.index_select(0, idx), d->y.index_select(0, idx));
+    loss.backward();
+    opt.step();
+    apply_masks(m);
+    return loss.detach();
+}
+
+torch::Tensor run_epoch_graph(nn_model *m, const nn_data *d, const torch::Tensor &perm, int64_t bs,
+                              torch::optim::Optimizer &opt, const LossFn &loss_fn, GraphStep &gs, double lr) {
+    int64_t n = d->x.size(0), full = n / bs, b = 0;
+    if (n % bs == 1) full--;  /* a single-sample tail joins the last batch, eagerly (BatchNorm) */
+    torch::Tensor eager = torch::zeros({}, d->x.options());
+    if (!gs.ready || gs.lr != lr) {
+        /* three eager warm-up steps on a side stream (they create the momentum buffers), then
+         * the capture; capturing records the step without running it */
+        auto cur = c10::cuda::getCurrentCUDAStream();
+        auto side = c10::cuda::getStreamFromPool();
+        at::cuda::CUDAEvent before, after;
+        before.record(cur);
+        before.block(side);
+        {
+            c10::cuda::CUDAStreamGuard guard(side);
+            for (; b < 3 && b < full; b++) {
+                opt.zero_grad(true);
+                eager += graph_step(m, d, perm.slice(0, b * bs, (b + 1) * bs), opt, loss_fn) * static_cast<double>(bs);
+            }
+            if (!gs.idx.defined()) {
+                gs.idx = torch::zeros({bs}, perm.options());
+                gs.total = torch::zeros({}, d->x.options());
+            }
+            opt.zero_grad(true);
+            gs.graph.reset();
+            gs.graph.capture_begin();
+            gs.total.add_(graph_step(m, d, gs.idx, opt, loss_fn), static_cast<double>(bs));
+            gs.graph.capture_end();
+        }
+        after.record(side);
+        after.block(cur);
+        gs.ready = true;
+        gs.lr = lr;
+    }
+    gs.total.zero_();
+    for (; b < full; b++) {
+        gs.idx.copy_(perm.slice(0, b * bs, (b + 1) * bs));
+        gs.graph.replay();
+    }
+    if (full * bs < n) {
+        opt.zero_grad(true);
+        eager += graph_step(m, d, perm.slice(0, full * bs, n), opt, loss_fn) * static_cast<double>(n - full * bs);
+    }
+    return (gs.total + eager) / static_cast<double>(n);
+}
+#endif
+
 nn_status train_loop(nn_model *m, const nn_data *d, const nn_train_params *p, double *loss_curve,
                      const LossFn &loss_fn, const char *fn) {
     nn_status st = check_train_params(p, fn);
@@ -434,10 +512,20 @@ nn_status train_loop(nn_model *m, const nn_data *d, const nn_train_params *p, do
     /* Frozen layers run in eval mode, so BatchNorm statistics stay fixed too. */
     if (p->trainable == NN_TRAIN_LAST) m->net->eval();
     else m->net->train();
+#ifdef PMI_CUDA
+    GraphStep gs;
+    bool use_graph = graph_eligible(m, p, n);
+#endif
     for (int e = 0; e < p->epochs; e++) {
-        set_lr(*opt, p->optimizer, scheduled_lr(p, e));
+        double lr = scheduled_lr(p, e);
+        set_lr(*opt, p->optimizer, lr);
         torch::Tensor perm = torch::randperm(n, cpu_generator(p->seed + e), torch::kLong).to(m->device);
+#ifdef PMI_CUDA
+        double loss = (use_graph ? run_epoch_graph(m, d, perm, p->batch_size, *opt, loss_fn, gs, lr)
+                                 : run_epoch(m, d, perm, p->batch_size, *opt, loss_fn)).item<double>();
+#else
         double loss = run_epoch(m, d, perm, p->batch_size, *opt, loss_fn).item<double>();
+#endif
         if (loss_curve) loss_curve[e] = loss;
         if (p->on_epoch && p->on_epoch(p->ctx, e, p->epochs, loss)) break;
     }
