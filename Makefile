@@ -47,6 +47,9 @@ CUDA_HOME  ?= $(firstword $(wildcard /usr/local/cuda /opt/cuda) /usr/local/cuda)
 ifneq ($(TORCH_CUDA),)
   CXXFLAGS   += -DPMI_CUDA=1 -isystem $(CUDA_HOME)/include
   TORCH_LIBS += -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed
+  # the shim calls the CUDA runtime itself (events, graphs): the libcudart that torch ships, else CUDA_HOME's
+  CUDART     := $(firstword $(wildcard $(TORCH_LIB)/../../nvidia/*/lib/libcudart.so* $(TORCH_LIB)/libcudart*.so* $(CUDA_HOME)/lib64/libcudart.so))
+  TORCH_LIBS += $(CUDART) -Wl,-rpath,$(dir $(CUDART))
 endif
 TORCH_LIBS += -ltorch -ltorch_cpu -lc10 -lstdc++
 
