@@ -8,13 +8,47 @@
 
 bench_opts bench_default_opts(void) {
     return (bench_opts){.arch = "cnn", .dataset = "fashion-mnist", .batch = 128, .epochs = 3, .warmup = 1,
-                        .n = 60000, .device = 0, .lr = 0.01, .momentum = 0.9};
+                        .n = 60000, .device = 0, .lr = 0.01, .momentum = 0.9, .models = 1};
 }
 
 static double now_s(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* k models of spec (seeds 1..k, batch orders 1..k) trained at once on d. */
+static int bench_group(const bench_opts *o, const nn_model_spec *spec0, const nn_data *d, const nn_train_params *tp0,
+                       int64_t n, const char *devname, FILE *out, char *err, size_t errlen) {
+    int k = o->models, rc = -1;
+    nn_model **m = calloc((size_t)k, sizeof *m);
+    const nn_data **ds = calloc((size_t)k, sizeof *ds);
+    nn_train_params *tp = calloc((size_t)k, sizeof *tp);
+    double **curves = calloc((size_t)k, sizeof *curves);
+    double *buf = calloc((size_t)k * (size_t)o->epochs, sizeof *buf);
+    if (!m || !ds || !tp || !curves || !buf) { snprintf(err, errlen, "out of memory"); goto out; }
+    for (int i = 0; i < k; i++) {
+        nn_model_spec spec = *spec0;
+        spec.seed = (uint64_t)i + 1;
+        if (nn_model_create(&spec, &m[i]) != NN_OK) { snprintf(err, errlen, "%s", nn_last_error()); goto out; }
+        ds[i] = d;
+        tp[i] = *tp0;
+        tp[i].epochs = o->epochs;
+        tp[i].seed = (uint64_t)i + 1;
+        curves[i] = buf + (size_t)i * (size_t)o->epochs;
+    }
+    double t0 = now_s();
+    if (nn_train_group(m, ds, tp, k, curves) != NN_OK) { snprintf(err, errlen, "%s", nn_last_error()); goto out; }
+    double dt = now_s() - t0;
+    fprintf(out, "pmi-bench-group arch=%s batch=%d epochs=%d n=%lld models=%d device=\"%s\" seconds=%.3f "
+                 "images_per_s=%.0f models_per_min=%.2f final_loss_first=%.4f\n",
+            o->arch, o->batch, o->epochs, (long long)n, k, devname, dt, (double)n * o->epochs * k / dt,
+            60.0 * k / dt, curves[0][o->epochs - 1]);
+    rc = 0;
+out:
+    for (int i = 0; m && i < k; i++) nn_model_free(m[i]);
+    free(m); free(ds); free(tp); free(curves); free(buf);
+    return rc;
 }
 
 int bench_train(const bench_opts *o, FILE *out, char *err, size_t errlen) {
@@ -41,6 +75,10 @@ int bench_train(const bench_opts *o, FILE *out, char *err, size_t errlen) {
     if (nn_data_create(train.x, train.y, n, train.c, train.h, train.w, dev, &d) != NN_OK ||
         nn_model_create(&spec, &m) != NN_OK) {
         snprintf(err, errlen, "%s", nn_last_error());
+        goto out;
+    }
+    if (o->models > 1) {
+        rc = bench_group(o, &spec, d, &tp, n, devname, out, err, errlen);
         goto out;
     }
     tp.epochs = o->warmup;

@@ -1,7 +1,10 @@
 /* bench: times pmi's training path the way scripts/bench_ref.py times PyTorch from Python:
  * the same architecture, optimizer, batch size and data (the whole Fashion-MNIST train file,
  * normalised, resident on the device), warm-up epochs first, then timed epochs ending in a
- * device synchronisation. Prints one line "pmi-bench arch=... batch=... images_per_s=...". */
+ * device synchronisation. Prints one line "pmi-bench arch=... batch=... images_per_s=...".
+ * With models > 1 it trains that many models (seeds 1..k) at once through nn_train_group and
+ * prints "pmi-bench-group ... models_per_min=..." (training time only; the script around it
+ * times the whole process). */
 #ifndef PMI_BENCH_H
 #define PMI_BENCH_H
 #include <stddef.h>
@@ -15,6 +18,7 @@ typedef struct {
     int n;                 /* training samples used (<= the train file) */
     int device;            /* 0 auto, 1 cpu, 2 cuda */
     double lr, momentum;
+    int models;            /* > 1: train this many models at once with nn_train_group */
 } bench_opts;
 
 bench_opts bench_default_opts(void);

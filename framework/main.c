@@ -184,9 +184,10 @@ static int cmd_bench(int argc, char **argv) {
     static const struct option opts[] = {
         {"arch", required_argument, 0, 'a'}, {"batch", required_argument, 0, 'b'}, {"epochs", required_argument, 0, 'e'},
         {"warmup", required_argument, 0, 'w'}, {"n", required_argument, 0, 'n'}, {"device", required_argument, 0, 'd'},
-        {"width", required_argument, 0, 'W'}, {"lr", required_argument, 0, 'l'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"width", required_argument, 0, 'W'}, {"lr", required_argument, 0, 'l'}, {"models", required_argument, 0, 'k'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     bench_opts o = bench_default_opts();
-    for (int ch; (ch = getopt_long(argc, argv, "a:b:e:w:n:d:W:l:h", opts, NULL)) != -1;) {
+    for (int ch; (ch = getopt_long(argc, argv, "a:b:e:w:n:d:W:l:k:h", opts, NULL)) != -1;) {
         switch (ch) {
         case 'a': o.arch = optarg; break;
         case 'b': o.batch = atoi(optarg); break;
@@ -195,19 +196,20 @@ static int cmd_bench(int argc, char **argv) {
         case 'n': o.n = atoi(optarg); break;
         case 'W': o.width = atoi(optarg); break;
         case 'l': o.lr = atof(optarg); break;
+        case 'k': o.models = atoi(optarg); break;
         case 'd':
             o.device = !strcmp(optarg, "cpu") ? 1 : !strcmp(optarg, "cuda") ? 2 : !strcmp(optarg, "auto") ? 0 : -1;
             if (o.device < 0) { fprintf(stderr, "pmi bench: --device '%s': expected auto, cpu or cuda\n", optarg); return 2; }
             break;
         case 'h':
-            printf("usage: pmi bench [--arch cnn] [--batch 128] [--epochs 3] [--warmup 1] [--n 60000] [--device auto]\n"
+            printf("usage: pmi bench [--arch cnn] [--batch 128] [--epochs 3] [--warmup 1] [--n 60000] [--device auto] [--models k]\n"
                    "  trains on Fashion-MNIST resident on the device (SGD, momentum 0.9) and prints images/s;\n"
                    "  scripts/bench-gpu.sh runs it beside scripts/bench_ref.py (PyTorch from Python)\n");
             return 0;
         default: return 2;
         }
     }
-    if (o.batch < 1 || o.epochs < 1 || o.n < 1) { fprintf(stderr, "pmi bench: --batch, --epochs and --n must be positive\n"); return 2; }
+    if (o.batch < 1 || o.epochs < 1 || o.n < 1 || o.models < 1) { fprintf(stderr, "pmi bench: --batch, --epochs and --n must be positive\n"); return 2; }
     char err[1024];
     if (bench_train(&o, stdout, err, sizeof err)) { fprintf(stderr, "pmi bench: %s\n", err); return 1; }
     return 0;

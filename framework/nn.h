@@ -100,6 +100,15 @@ nn_train_params nn_train_default_params(void);
  * outside [0, classes) are NN_EINVAL. The model is left in eval mode. */
 nn_status nn_train(nn_model *m, const nn_data *d, const nn_train_params *p, double *loss_curve);
 
+/* Trains k models at once: model i on d[i] with p[i] (loss_curves, optional: k arrays of
+ * p[i].epochs). On a GPU, when every p[i] is eligible for the captured step (SGD, all layers
+ * trainable, at least 5 batches, no on_epoch callback), each model gets its own CUDA stream
+ * and CUDA graph, and one host thread issues their batches in turn so that the card runs the
+ * models concurrently; otherwise they train one after another through nn_train. Either way
+ * model i ends as a separate nn_train(m[i], d[i], &p[i]) would leave it. */
+nn_status nn_train_group(nn_model *const *m, const nn_data *const *d, const nn_train_params *p, int k,
+                         double *const *loss_curves);
+
 /* Per-sample log-probabilities: logp (n, classes) row-major, float, in one batched pass
  * (chunked internally to bound memory). n = nn_data_size(d). */
 nn_status nn_eval_logp(nn_model *m, const nn_data *d, float *logp);

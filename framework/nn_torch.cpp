@@ -449,11 +449,20 @@ torch::Tensor graph_step(nn_model *m, const nn_data *d, const torch::Tensor &idx
     return loss.detach();
 }
 
-torch::Tensor run_epoch_graph(nn_model *m, const nn_data *d, const torch::Tensor &perm, int64_t bs,
-                              torch::optim::Optimizer &opt, const LossFn &loss_fn, GraphStep &gs, double lr) {
-    int64_t n = d->x.size(0), full = n / bs, b = 0;
-    if (n % bs == 1) full--;  /* a single-sample tail joins the last batch, eagerly (BatchNorm) */
-    torch::Tensor eager = torch::zeros({}, d->x.options());
+/* One model's captured epoch in three phases, so that several models on their own streams can
+ * interleave their replays (nn_train_group): begin (warm-up and capture when needed; returns
+ * the first batch left to replay), replay one full batch, end (the eager tail; the epoch's
+ * mean loss as a device tensor). All on the current stream. */
+struct GraphEpoch {
+    int64_t n, bs, full, next;
+    torch::Tensor perm, eager;
+};
+
+void graph_begin(nn_model *m, const nn_data *d, const torch::Tensor &perm, int64_t bs, torch::optim::Optimizer &opt,
+                 const LossFn &loss_fn, GraphStep &gs, double lr, GraphEpoch &ep) {
+    ep.n = d->x.size(0); ep.bs = bs; ep.full = ep.n / bs; ep.next = 0; ep.perm = perm;
+    if (ep.n % bs == 1) ep.full--;  /* a single-sample tail joins the last batch, eagerly (BatchNorm) */
+    ep.eager = torch::zeros({}, d->x.options());
     if (!gs.ready || gs.lr != lr) {
         /* three eager warm-up steps on a side stream (they create the momentum buffers), then
          * the capture; capturing records the step without running it */
@@ -464,9 +473,9 @@ torch::Tensor run_epoch_graph(nn_model *m, const nn_data *d, const torch::Tensor
         before.block(side);
         {
             c10::cuda::CUDAStreamGuard guard(side);
-            for (; b < 3 && b < full; b++) {
+            for (; ep.next < 3 && ep.next < ep.full; ep.next++) {
                 opt.zero_grad(true);
-                eager += graph_step(m, d, perm.slice(0, b * bs, (b + 1) * bs), opt, loss_fn) * static_cast<double>(bs);
+                ep.eager += graph_step(m, d, perm.slice(0, ep.next * bs, (ep.next + 1) * bs), opt, loss_fn) * static_cast<double>(bs);
             }
             if (!gs.idx.defined()) {
                 gs.idx = torch::zeros({bs}, perm.options());
@@ -484,15 +493,32 @@ torch::Tensor run_epoch_graph(nn_model *m, const nn_data *d, const torch::Tensor
         gs.lr = lr;
     }
     gs.total.zero_();
-    for (; b < full; b++) {
-        gs.idx.copy_(perm.slice(0, b * bs, (b + 1) * bs));
-        gs.graph.replay();
-    }
-    if (full * bs < n) {
+}
+
+/* Replays the next full batch; false when none is left. */
+bool graph_replay(GraphStep &gs, GraphEpoch &ep) {
+    if (ep.next >= ep.full) return false;
+    gs.idx.copy_(ep.perm.slice(0, ep.next * ep.bs, (ep.next + 1) * ep.bs));
+    gs.graph.replay();
+    ep.next++;
+    return true;
+}
+
+torch::Tensor graph_end(nn_model *m, const nn_data *d, torch::optim::Optimizer &opt, const LossFn &loss_fn,
+                        GraphStep &gs, GraphEpoch &ep) {
+    if (ep.full * ep.bs < ep.n) {
         opt.zero_grad(true);
-        eager += graph_step(m, d, perm.slice(0, full * bs, n), opt, loss_fn) * static_cast<double>(n - full * bs);
+        ep.eager += graph_step(m, d, ep.perm.slice(0, ep.full * ep.bs, ep.n), opt, loss_fn) * static_cast<double>(ep.n - ep.full * ep.bs);
     }
-    return (gs.total + eager) / static_cast<double>(n);
+    return (gs.total + ep.eager) / static_cast<double>(ep.n);
+}
+
+torch::Tensor run_epoch_graph(nn_model *m, const nn_data *d, const torch::Tensor &perm, int64_t bs,
+                              torch::optim::Optimizer &opt, const LossFn &loss_fn, GraphStep &gs, double lr) {
+    GraphEpoch ep;
+    graph_begin(m, d, perm, bs, opt, loss_fn, gs, lr, ep);
+    while (graph_replay(gs, ep)) {}
+    return graph_end(m, d, opt, loss_fn, gs, ep);
 }
 #endif
 
@@ -740,6 +766,106 @@ nn_status nn_train(nn_model *m, const nn_data *d, const nn_train_params *p, doub
             return nnf::cross_entropy(m->net->forward(x), y);
         };
         return train_loop(m, d, p, loss_curve, ce, "nn_train");
+    });
+}
+
+#ifdef PMI_CUDA
+namespace {
+/* One model of a group: its optimizer, captured step, stream and current epoch. */
+struct Member {
+    nn_model *m;
+    const nn_data *d;
+    const nn_train_params *p;
+    double *curve;
+    std::unique_ptr<torch::optim::Optimizer> opt;
+    LossFn loss_fn;
+    GraphStep gs;
+    GraphEpoch ep;
+    c10::cuda::CUDAStream stream;
+    torch::Tensor loss;
+    Member(nn_model *mm, const nn_data *dd, const nn_train_params *pp, double *c)
+        : m(mm), d(dd), p(pp), curve(c), stream(c10::cuda::getStreamFromPool(false, mm->device.index())) {}
+};
+
+bool group_eligible(nn_model *const *m, const nn_data *const *d, const nn_train_params *p, int k) {
+    for (int i = 0; i < k; i++)
+        if (!m[i] || !d[i] || p[i].trainable != NN_TRAIN_ALL || p[i].on_epoch ||
+            !graph_eligible(m[i], &p[i], d[i]->x.size(0)))
+            return false;
+    return k > 1;
+}
+
+nn_status train_group_cuda(nn_model *const *m, const nn_data *const *d, const nn_train_params *p, int k,
+                           double *const *curves) {
+    std::vector<std::unique_ptr<Member>> g;
+    int epochs = 0;
+    for (int i = 0; i < k; i++) {
+        nn_status st = check_train_params(&p[i], "nn_train_group");
+        if (st == NN_OK) st = check_data(m[i], d[i], "nn_train_group");
+        if (st == NN_OK) st = check_labels(m[i], d[i], "nn_train_group");
+        if (st != NN_OK) return st;
+        g.push_back(std::make_unique<Member>(m[i], d[i], &p[i], curves ? curves[i] : nullptr));
+        Member &x = *g.back();
+        x.opt = make_optimizer(&p[i], m[i]->params);
+        x.loss_fn = [mm = m[i]](const torch::Tensor &a, const torch::Tensor &b) {
+            return nnf::cross_entropy(mm->net->forward(a), b);
+        };
+        if (x.curve) std::fill(x.curve, x.curve + p[i].epochs, std::nan(""));
+        m[i]->net->train();
+        epochs = std::max(epochs, p[i].epochs);
+    }
+    /* each model's work goes to its own stream, after what the current stream has queued */
+    at::cuda::CUDAEvent ready;
+    ready.record(c10::cuda::getCurrentCUDAStream());
+    for (auto &x : g) ready.block(x->stream);
+    for (int e = 0; e < epochs; e++) {
+        for (auto &x : g) {
+            if (e >= x->p->epochs) continue;
+            c10::cuda::CUDAStreamGuard guard(x->stream);
+            double lr = scheduled_lr(x->p, e);
+            set_lr(*x->opt, x->p->optimizer, lr);
+            torch::Tensor perm = torch::randperm(x->d->x.size(0), cpu_generator(x->p->seed + e), torch::kLong).to(x->m->device);
+            graph_begin(x->m, x->d, perm, x->p->batch_size, *x->opt, x->loss_fn, x->gs, lr, x->ep);
+        }
+        for (bool any = true; any;) {
+            any = false;
+            for (auto &x : g) {
+                if (e >= x->p->epochs) continue;
+                c10::cuda::CUDAStreamGuard guard(x->stream);
+                any |= graph_replay(x->gs, x->ep);
+            }
+        }
+        for (auto &x : g) {
+            if (e >= x->p->epochs) continue;
+            c10::cuda::CUDAStreamGuard guard(x->stream);
+            x->loss = graph_end(x->m, x->d, *x->opt, x->loss_fn, x->gs, x->ep);
+        }
+        for (auto &x : g) {
+            if (e >= x->p->epochs || !x->curve) continue;
+            c10::cuda::CUDAStreamGuard guard(x->stream);  /* read the loss on the stream that made it */
+            x->curve[e] = x->loss.item<double>();
+        }
+    }
+    at::cuda::CUDAEvent done;
+    auto cur = c10::cuda::getCurrentCUDAStream();
+    for (auto &x : g) { done.record(x->stream); done.block(cur); x->m->net->eval(); }
+    return NN_OK;
+}
+}  // namespace
+#endif
+
+nn_status nn_train_group(nn_model *const *m, const nn_data *const *d, const nn_train_params *p, int k,
+                         double *const *loss_curves) {
+    return guard(__func__, [&]() -> nn_status {
+        NN_REQUIRE(k >= 0 && (k == 0 || (m && d && p)), "nn_train_group: bad arguments");
+#ifdef PMI_CUDA
+        if (group_eligible(m, d, p, k)) return train_group_cuda(m, d, p, k, loss_curves);
+#endif
+        for (int i = 0; i < k; i++) {
+            nn_status st = nn_train(m[i], d[i], &p[i], loss_curves ? loss_curves[i] : nullptr);
+            if (st != NN_OK) return st;
+        }
+        return NN_OK;
     });
 }
 

@@ -26,7 +26,9 @@ vgg11 512 20000 2
 resnet18 512 20000 2
 CASES
 
-# Sweep: K small CNNs (3 epochs on 60000 images each, batch 128; start-up included on both sides).
+# Sweep: K small CNNs (3 epochs on 60000 images each, batch 128; whole processes timed, start-up
+# included on both sides): Python one after another, pmi as K concurrent processes, and pmi as
+# one process training the K models at once on K CUDA streams (nn_train_group).
 K=${K:-8}
 t0=$(date +%s.%N)
 $py scripts/bench_ref.py --arch cnn --batch 128 --n 60000 --epochs 3 --warmup 0 --models "$K" 2>>"$log" | tee -a "$log" >/dev/null
@@ -38,6 +40,13 @@ wait
 t2=$(date +%s.%N)
 done_k=$(grep -c '^pmi-bench arch=cnn batch=128 epochs=3 n=60000' "$log")
 [ "$done_k" -ge "$K" ] || { echo "sweep: only $done_k of $K pmi processes finished (see $log)" | tee -a "$out/table.txt"; exit 1; }
+t3=$(date +%s.%N)
+./pmi bench --arch cnn --batch 128 --n 60000 --epochs 3 --warmup 0 --device cuda --models "$K" >>"$log" 2>&1 ||
+  { echo "sweep: pmi bench --models $K failed (see $log)" | tee -a "$out/table.txt"; exit 1; }
+t4=$(date +%s.%N)
+awk -v k="$K" -v a="$t0" -v b="$t1" -v c="$t3" -v d="$t4" 'BEGIN {
+  py = 60 * k / (b - a); pm = 60 * k / (d - c);
+  printf "sweep: %d cnn models, python one after another %.1f models/min (%.1f s), pmi one process, %d streams %.1f models/min (%.1f s), ratio %.2f\n", k, py, b - a, k, pm, d - c, pm / py }' | tee -a "$out/table.txt"
 awk -v k="$K" -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN {
   py = 60 * k / (b - a); pm = 60 * k / (c - b);
   printf "sweep: %d cnn models, python one after another %.1f models/min (%.1f s), pmi %d concurrent processes %.1f models/min (%.1f s), ratio %.2f\n", k, py, b - a, k, pm, c - b, pm / py }' | tee -a "$out/table.txt"
