@@ -209,20 +209,16 @@ static void make_step(const section_spec *ss, int combo, attack_step *st, const 
     *strength = step_num(st, first);
 }
 
+/* Appends the parameters the section sets ("key=value,..."); defaults are left out (the
+ * stored config and `pmi attacks` have them). */
 static void append_label(char *label, size_t len, const attack_step *st) {
-    const attack_kind *k = &kinds[st->type];
-    char keys[256];
-    snprintf(keys, sizeof keys, "%s", k->params);
-    for (char *sv = NULL, *t = strtok_r(keys, " ", &sv); t; t = strtok_r(NULL, " ", &sv)) {
+    for (int i = 0; i < st->n_params; i++) {
+        const attack_param *ap = &st->params[i];
+        const param_info *pi = param_find(ap->key);
         size_t used = strlen(label);
         const char *sep = used && label[used - 1] != ':' ? "," : "";
-        const param_info *pi = param_find(t);
-        const char *text = step_text(st, t);
-        if (pi->is_arch || pi->choices)
-            snprintf(label + used, len - used, "%s%s=%s", sep, t,
-                     *text ? text : pi->is_arch ? "victim" : "sgd");
-        else
-            snprintf(label + used, len - used, "%s%s=%g", sep, t, step_num(st, t));
+        if (pi->is_arch || pi->choices) snprintf(label + used, len - used, "%s%s=%s", sep, ap->key, ap->text);
+        else snprintf(label + used, len - used, "%s%s=%g", sep, ap->key, ap->value);
     }
 }
 

@@ -202,7 +202,9 @@ static void print_settings(table *t, const store_row *r, const int64_t *idx, int
         for (int a = 0; a < s->n_alphas; a++) snprintf(c[k++], 96, "%.2f", frac_below(st->pos[d], st->npos, s->alphas[a]));
         fmt_p(c[k++], 96, median_of(st->pos[d], st->npos));
         snprintf(c[k++], 96, "%d", st->nneg);
-        for (int a = 0; a < s->n_alphas; a++) snprintf(c[k++], 96, "%.3f", frac_below(st->neg[d], st->nneg, s->alphas[a]));
+        for (int a = 0; a < s->n_alphas; a++)
+            if (st->nneg) snprintf(c[k++], 96, "%.3f", frac_below(st->neg[d], st->nneg, s->alphas[a]));
+            else snprintf(c[k++], 96, "-");
         double auc, tpr;
         auc_tpr(st->pos[d], st->npos, st->neg[d], st->nneg, &auc, &tpr);
         fmt_p(c[k++], 96, auc);
