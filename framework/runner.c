@@ -154,7 +154,18 @@ static void eval_free(store_eval *e) {
     free(e->sample_scores); free(e->pool_mean); free(e->pool_median);
 }
 
-/* Test accuracy, per-sample scores of every pool sample for every kind, PMI statistics. */
+/* The result of a model that cannot be verified: nothing identified, every p-value NaN
+ * (which no alpha claims). */
+static void unverifiable(pmi_result *r, int N, int m, int k) {
+    memset(r, 0, sizeof *r);
+    r->N = N; r->m = m; r->k = k;
+    r->identified = r->identified_median = -1;
+    r->margin = NAN;
+    for (int i = 0; i < P_COUNT; i++) { r->p[i] = r->p_nway[i] = NAN; r->nway_index[i] = -1; }
+}
+
+/* Test accuracy, per-sample scores of every pool sample for every kind, PMI statistics. A
+ * model with NaN outputs is recorded as unverifiable rather than stopping the run. */
 static int evaluate(nn_model *model, const job_ctx *jc, store_eval *ev, char *err, size_t errlen) {
     const pmi_params *p = jc->p;
     int64_t nm = (int64_t)p->N * p->m;
@@ -173,9 +184,16 @@ static int evaluate(nn_model *model, const job_ctx *jc, store_eval *ev, char *er
     if (st == NN_OK) st = nn_eval_logp(model, jc->pool, logp);
     if (st != NN_OK) { free(logp); free(y); snprintf(err, errlen, "evaluation: %s", nn_last_error()); return -1; }
     for (int64_t i = 0; i < nm; i++) y[i] = jc->labels[jc->split->pool[i]];
+    int diverged = 0;
+    for (int64_t i = 0; i < nm * jc->classes && !diverged; i++) diverged = isnan(logp[i]);
     for (int k = 0; k < jc->n_kinds; k++) {
         double *s = ev->sample_scores + k * nm;
         pmi_scores((pmi_score_kind)jc->kinds[k], logp, y, nm, jc->classes, s);
+        if (diverged) {  /* a model whose outputs are NaN (an attack diverged) cannot be verified */
+            unverifiable(&ev->res[k], p->N, p->m, jc->split->secret);
+            for (int i = 0; i < p->N; i++) ev->pool_mean[k * p->N + i] = ev->pool_median[k * p->N + i] = NAN;
+            continue;
+        }
         if (pmi_verify(s, p->N, p->m, jc->split->secret, p->permutations,
                        (uint64_t)jc->job->seed * 7777u + (uint64_t)k, &ev->res[k],
                        ev->pool_mean + k * p->N, ev->pool_median + k * p->N)) {
@@ -184,6 +202,8 @@ static int evaluate(nn_model *model, const job_ctx *jc, store_eval *ev, char *er
             return -1;
         }
     }
+    if (diverged) fprintf(stderr, "  %s: %s%s model outputs NaN (diverged): recorded as unverifiable\n",
+                          jc->job->id, ev->attack[0] ? "attack " : "", ev->attack);
     ev->sparsity = nn_sparsity(model);
     ev->wall_s = now_s() - t0;
     free(logp); free(y);
@@ -268,39 +288,74 @@ static int run_attacks(nn_model *model, job_ctx *jc, const nn_model_spec *spec, 
     return 0;
 }
 
-/* Trains the job's model, evaluates it and its attacks. Returns 0, -1 on error, 1 when stopped. */
-static int run_job(job_ctx *jc, data_cache *dc, job_out *o, char *err, size_t errlen) {
+/* A job's model, training set and training parameters, ready to train. */
+typedef struct {
+    nn_model_spec spec;
+    nn_model *model;
+    nn_data *dtr;
+    nn_train_params tp;
+} job_train;
+
+static void job_train_free(job_train *t) {
+    nn_model_free(t->model);
+    nn_data_free(t->dtr);
+    memset(t, 0, sizeof *t);
+}
+
+static int job_setup(job_ctx *jc, data_cache *dc, job_train *t, char *err, size_t errlen) {
     const pmi_params *p = jc->p;
-    nn_model_spec spec = { .arch = jc->arch, .c = dc->train.c, .h = dc->train.h, .w = dc->train.w,
-                           .classes = jc->classes, .width = p->width, .device = jc->dev,
-                           .seed = plan_init_seed(jc->job) };
-    nn_model *model = NULL;
-    nn_data *dtr = role_data(jc, dc->dtrain);
-    if (!dtr) { snprintf(err, errlen, "selecting training data: %s", nn_last_error()); return -1; }
-    nn_status st = nn_model_create(&spec, &model);
-    if (st != NN_OK) { nn_data_free(dtr); snprintf(err, errlen, "model '%s': %s", jc->arch, nn_last_error()); return -1; }
-    nn_train_params tp = train_params(p, jc, (uint64_t)jc->job->seed * 2654435761u + 1u);
-    int rc = -1;
-    if (p->epochs > (int)(sizeof o->loss_curve / sizeof o->loss_curve[0])) { snprintf(err, errlen, "too many epochs"); goto done; }
-    st = nn_train(model, dtr, &tp, o->loss_curve);
-    if (stop_requested) { rc = 1; goto done; }
-    if (st != NN_OK) { snprintf(err, errlen, "training: %s", nn_last_error()); goto done; }
+    memset(t, 0, sizeof *t);
+    t->spec = (nn_model_spec){ .arch = jc->arch, .c = dc->train.c, .h = dc->train.h, .w = dc->train.w,
+                               .classes = jc->classes, .width = p->width, .device = jc->dev,
+                               .seed = plan_init_seed(jc->job) };
+    if (p->epochs > (int)(sizeof ((job_out *)0)->loss_curve / sizeof(double))) { snprintf(err, errlen, "too many epochs"); return -1; }
+    if (!(t->dtr = role_data(jc, dc->dtrain))) { snprintf(err, errlen, "selecting training data: %s", nn_last_error()); return -1; }
+    if (nn_model_create(&t->spec, &t->model) != NN_OK) {
+        snprintf(err, errlen, "model '%s': %s", jc->arch, nn_last_error());
+        return -1;
+    }
+    t->tp = train_params(p, jc, (uint64_t)jc->job->seed * 2654435761u + 1u);
+    return 0;
+}
+
+/* After training: training accuracy, the un-attacked evaluation, the attacks, the weights.
+ * Returns 0, -1 on error, 1 when stopped. */
+static int job_finish(job_ctx *jc, job_train *t, job_out *o, char *err, size_t errlen) {
     if (jc->tty) fprintf(stderr, "\r\033[K");
-    if (nn_accuracy(model, dtr, &o->train_acc) != NN_OK) { snprintf(err, errlen, "accuracy: %s", nn_last_error()); goto done; }
+    if (nn_accuracy(t->model, t->dtr, &o->train_acc) != NN_OK) { snprintf(err, errlen, "accuracy: %s", nn_last_error()); return -1; }
     store_eval *ev = &o->evals[o->n_evals++];
     snprintf(ev->attack, sizeof ev->attack, "none");
     snprintf(ev->type, sizeof ev->type, "none");
     ev->strength = NAN;
-    if (evaluate(model, jc, ev, err, errlen)) goto done;
+    if (evaluate(t->model, jc, ev, err, errlen)) return -1;
     o->test_acc = ev->test_acc;
-    if (run_attacks(model, jc, &spec, o, err, errlen)) goto done;
-    if (stop_requested) { rc = 1; goto done; }
-    if (p->save_models && collect_weights(model, o)) { snprintf(err, errlen, "reading weights: %s", nn_last_error()); goto done; }
-    rc = 0;
-done:
-    nn_model_free(model);
-    nn_data_free(dtr);
-    return rc;
+    if (run_attacks(t->model, jc, &t->spec, o, err, errlen)) return -1;
+    if (stop_requested) return 1;
+    if (jc->p->save_models && collect_weights(t->model, o)) { snprintf(err, errlen, "reading weights: %s", nn_last_error()); return -1; }
+    return 0;
+}
+
+/* Trains the models of g jobs: one nn_train with progress for a single job, else one
+ * nn_train_group (concurrent CUDA streams on a GPU). */
+static int train_jobs(job_ctx *jcs, job_train *t, job_out **o, int g, char *err, size_t errlen) {
+    nn_status st;
+    if (g == 1) {
+        st = nn_train(t[0].model, t[0].dtr, &t[0].tp, o[0]->loss_curve);
+    } else {
+        nn_model *m[64];
+        const nn_data *d[64];
+        nn_train_params tp[64];
+        double *curves[64];
+        for (int i = 0; i < g; i++) {
+            m[i] = t[i].model; d[i] = t[i].dtr; tp[i] = t[i].tp; curves[i] = o[i]->loss_curve;
+            tp[i].on_epoch = NULL;
+        }
+        fprintf(stderr, "  training %d models at once (%s ... %s)\n", g, jcs[0].job->id, jcs[g - 1].job->id);
+        st = nn_train_group(m, d, tp, g, curves);
+    }
+    if (stop_requested) return 1;
+    if (st != NN_OK) { snprintf(err, errlen, "training: %s", nn_last_error()); return -1; }
+    return 0;
 }
 
 static void fill_job(store_job *sj, const job_ctx *jc, const job_out *o, const pmi_params *p, const char *point, double wall) {
@@ -332,42 +387,63 @@ static void report_line(const job_ctx *jc, const job_out *o, double wall) {
             r->p[P_PERM], r->p[P_RANK], o->n_evals - 1, wall);
 }
 
-/* Splits the data for the job, runs it and writes its shard. 0 ok, 1 stopped, -1 error. */
-static int execute(job_ctx *jc, data_cache *dc, const cfg *c, const char *shard,
-                   const store_provenance *prov0, char *err, size_t errlen) {
-    const pmi_params *p = jc->p;
-    data_split split;
-    if (data_split_make(dc->train.n, dc->test.n, p->n_train, p->N, p->m, p->n_attacker,
-                        p->independent > 0, p->n_test, p->secret, (uint64_t)jc->job->seed, &split, err, errlen))
-        return -1;
-    jc->split = &split;
-    jc->labels = dc->train.y;
-    jc->classes = dc->train.classes;
-    int rc = -1;
-    job_out *o = calloc(1, sizeof *o);
-    if (!o) { snprintf(err, errlen, "out of memory"); goto out; }
-    if (nn_data_subset(dc->dtrain, split.pool, (int64_t)p->N * p->m, &jc->pool) != NN_OK ||
-        nn_data_subset(dc->dtest, split.test, split.n_test, &jc->test) != NN_OK ||
-        (split.n_attacker > 0 && nn_data_subset(dc->dtrain, split.attacker, split.n_attacker, &jc->attacker) != NN_OK)) {
-        snprintf(err, errlen, "selecting data: %s", nn_last_error());
-        goto out;
-    }
-    jc->t0 = now_s();
-    rc = run_job(jc, dc, o, err, errlen);
-    if (rc) goto out;
+static int write_shard(job_ctx *jc, const job_out *o, const cfg *c, const char *shard,
+                       const store_provenance *prov0, char *err, size_t errlen) {
     double wall = now_s() - jc->t0;
     char point[256];
     cfg_point_label(c, jc->job->point, point, sizeof point);
     store_job sj;
-    fill_job(&sj, jc, o, p, point, wall);
+    fill_job(&sj, jc, o, jc->p, point, wall);
     store_provenance prov = *prov0;
     iso_now(prov.finished, sizeof prov.finished);
-    if (store_write_shard(shard, &sj, &prov, err, errlen)) { rc = -1; goto out; }
+    if (store_write_shard(shard, &sj, &prov, err, errlen)) return -1;
     report_line(jc, o, wall);
+    return 0;
+}
+
+/* Runs g jobs of one sweep point and seed (g = 1 unless grouped on a GPU): splits the data
+ * once, trains their models (together when g > 1), then evaluates each, runs its attacks
+ * and writes its shard. 0 ok, 1 stopped, -1 error. */
+static int execute(job_ctx *jcs, int g, data_cache *dc, const cfg *c, char (*shards)[700],
+                   const store_provenance *prov, char *err, size_t errlen) {
+    const pmi_params *p = jcs[0].p;
+    data_split split;
+    if (data_split_make(dc->train.n, dc->test.n, p->n_train, p->N, p->m, p->n_attacker,
+                        p->independent > 0, p->n_test, p->secret, (uint64_t)jcs[0].job->seed, &split, err, errlen))
+        return -1;
+    int rc = -1;
+    nn_data *pool = NULL, *test = NULL, *attacker = NULL;
+    job_train t[64];
+    job_out *o[64];
+    memset(t, 0, sizeof t);
+    memset(o, 0, sizeof o);
+    if (nn_data_subset(dc->dtrain, split.pool, (int64_t)p->N * p->m, &pool) != NN_OK ||
+        nn_data_subset(dc->dtest, split.test, split.n_test, &test) != NN_OK ||
+        (split.n_attacker > 0 && nn_data_subset(dc->dtrain, split.attacker, split.n_attacker, &attacker) != NN_OK)) {
+        snprintf(err, errlen, "selecting data: %s", nn_last_error());
+        goto out;
+    }
+    for (int i = 0; i < g; i++) {
+        job_ctx *jc = &jcs[i];
+        jc->split = &split; jc->labels = dc->train.y; jc->classes = dc->train.classes;
+        jc->pool = pool; jc->test = test; jc->attacker = attacker;
+        jc->t0 = now_s();
+        if (!(o[i] = calloc(1, sizeof *o[i]))) { snprintf(err, errlen, "out of memory"); goto out; }
+        if (job_setup(jc, dc, &t[i], err, errlen)) goto out;
+    }
+    if ((rc = train_jobs(jcs, t, o, g, err, errlen))) goto out;
+    for (int i = 0; i < g && rc == 0; i++) {
+        rc = job_finish(&jcs[i], &t[i], o[i], err, errlen);
+        if (rc == 0) rc = write_shard(&jcs[i], o[i], c, shards[i], prov, err, errlen);
+        job_train_free(&t[i]);
+    }
 out:
-    nn_data_free(jc->pool); nn_data_free(jc->test); nn_data_free(jc->attacker);
-    jc->pool = jc->test = jc->attacker = NULL;
-    if (o) { job_out_free(o); free(o); }
+    for (int i = 0; i < g; i++) {
+        job_train_free(&t[i]);
+        if (o[i]) { job_out_free(o[i]); free(o[i]); }
+        jcs[i].pool = jcs[i].test = jcs[i].attacker = NULL;
+    }
+    nn_data_free(pool); nn_data_free(test); nn_data_free(attacker);
     data_split_free(&split);
     return rc;
 }
@@ -413,6 +489,7 @@ typedef struct {
     attack_setting *attacks; int n_attacks;
     char *config_text;
     store_provenance prov;
+    int group;               /* train the jobs of one point and seed together (GPU) */
 } run_ctx;
 
 static void run_ctx_free(run_ctx *r) {
@@ -474,6 +551,7 @@ static int prepare(run_ctx *r, runner_summary *s, char *err, size_t errlen) {
     snprintf(r->prov.device, sizeof r->prov.device, "%s", devname);
     iso_now(r->prov.started, sizeof r->prov.started);
     s->jobs_total = r->nmine;
+    r->group = r->dev == NN_CUDA && !r->o->no_group;
     return 0;
 }
 
@@ -484,30 +562,43 @@ static runner_status run_jobs(run_ctx *r, plan_job *jobs, int n, int worker, run
     runner_status rs = RUN_ERROR;
     int tty = isatty(2) && worker < 0;
     double run_t0 = now_s();
-    for (int j = 0; j < n && !stop_requested; j++) {
-        char shard[700];
-        snprintf(shard, sizeof shard, "%s/%s.h5", s->shard_dir, jobs[j].id);
-        if (!r->o->force && store_shard_complete(shard)) {
-            if (same_config(shard, r->config_text, err, errlen)) goto out;
+    for (int j = 0; j < n && !stop_requested;) {
+        char shards[64][700];
+        snprintf(shards[0], sizeof shards[0], "%s/%s.h5", s->shard_dir, jobs[j].id);
+        if (!r->o->force && store_shard_complete(shards[0])) {
+            if (same_config(shards[0], r->config_text, err, errlen)) goto out;
             s->jobs_skipped++; s->jobs_done++;
+            j++;
             continue;
         }
         pmi_params p;
         if (cfg_point(r->c, jobs[j].point, &p, err, errlen)) goto out;
         if (cache_get(&dc, &p, r->dev, err, errlen)) goto out;
-        job_ctx jc = { .job = &jobs[j], .p = &p, .index = j, .total = n, .tty = tty, .run_t0 = run_t0,
-                       .arch = jobs[j].role == ROLE_INDEP_ARCH ? p.indep_arch : p.arch,
-                       .attacks = r->attacks, .n_attacks = r->n_attacks, .dev = r->dev, .worker = worker };
-        if ((jc.n_kinds = parse_kinds(p.scores, jc.kinds)) == 0) { snprintf(err, errlen, "pmi.scores: no known score kind"); goto out; }
-        int rc = execute(&jc, &dc, r->c, shard, &r->prov, err, errlen);
+        /* on a GPU, the unfinished jobs of one point and seed train together */
+        int g = 1;
+        while (r->group && j + g < n && g < 64 && jobs[j + g].point == jobs[j].point && jobs[j + g].seed == jobs[j].seed) {
+            snprintf(shards[g], sizeof shards[g], "%s/%s.h5", s->shard_dir, jobs[j + g].id);
+            if (!r->o->force && store_shard_complete(shards[g])) break;
+            g++;
+        }
+        job_ctx jc[64];
+        for (int i = 0; i < g; i++) {
+            const plan_job *job = &jobs[j + i];
+            jc[i] = (job_ctx){ .job = job, .p = &p, .index = j + i, .total = n, .tty = tty && g == 1, .run_t0 = run_t0,
+                               .arch = job->role == ROLE_INDEP_ARCH ? p.indep_arch : p.arch,
+                               .attacks = r->attacks, .n_attacks = r->n_attacks, .dev = r->dev, .worker = worker };
+            if ((jc[i].n_kinds = parse_kinds(p.scores, jc[i].kinds)) == 0) { snprintf(err, errlen, "pmi.scores: no known score kind"); goto out; }
+        }
+        int rc = execute(jc, g, &dc, r->c, shards, &r->prov, err, errlen);
         if (rc < 0) {
             char tmp[512];
             snprintf(tmp, sizeof tmp, "%s", err);
-            snprintf(err, errlen, "job %s: %s", jobs[j].id, tmp);
+            snprintf(err, errlen, "job %s%s: %s", jobs[j].id, g > 1 ? " (and its group)" : "", tmp);
             goto out;
         }
         if (rc > 0) break;
-        s->jobs_done++; s->jobs_trained++;
+        s->jobs_done += g; s->jobs_trained += g;
+        j += g;
     }
     rs = stop_requested ? RUN_INTERRUPTED : RUN_OK;
 out:

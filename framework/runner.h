@@ -19,6 +19,7 @@ typedef struct {
     int force;              /* retrain jobs whose shard exists */
     int no_merge;           /* do not merge at the end */
     int threads;            /* libtorch intra-op threads of a single-process run; 0 = cores */
+    int no_group;           /* GPU: train each job alone instead of the jobs of a seed together */
     int workers;            /* worker processes, each with 1 libtorch thread; 1: one process; 0: auto (cores on CPU, 1 on GPU) */
 } runner_options;
 

@@ -141,6 +141,36 @@ static void test_cuda_absent_is_clear_error(void **state) {
     assert_non_null(strstr(out, "cuda"));
 }
 
+/* A model whose outputs turn NaN under an attack (fine-tuning at lr = 10 diverges) is recorded
+ * as unverifiable (identified = -1, p-values NaN, never claimed) and the run goes on. */
+static void test_diverged_attack_recorded(void **state) {
+    char ini[300], args[900], out[16384];
+    snprintf(ini, sizeof ini, "%s/boom.ini", tu_tmpdir());
+    char text[1024];
+    snprintf(text, sizeof text,
+             "include = %s/experiments/fingerprint.ini\ninclude = %s/configs/scale-small.ini\n"
+             "[experiment]\nname = boom\nseeds = 1\noutput = %s/results\n[pmi]\nindependent = 0\npermutations = 99\n"
+             "[train]\nepochs = 5\n"
+             "[attack.boom]\ntype = ftal\nlr = 10\nepochs = 5\noptimizer = sgd\nmomentum = 0.9\n",
+             getcwd((char[512]){0}, 512), getcwd((char[512]){0}, 512), tu_tmpdir());
+    write_file(ini, text);
+    snprintf(args, sizeof args, "run %s", ini);
+    int rc = run_pmi(args, out, sizeof out);
+    if (rc != 0) fail_msg("pmi run failed (%d):\n%s", rc, out);
+    assert_non_null(strstr(out, "diverged"));
+    static const char *py =
+        "import sys, math, h5py\n"
+        "s = h5py.File(sys.argv[1], 'r')['summary'][:]\n"
+        "bad = [r for r in s if r['attack'] == b'boom' and r['identified'] == -1]\n"
+        "assert bad, 'no unverifiable row'\n"
+        "assert all(math.isnan(r['p_perm']) and math.isnan(r['p_rank']) for r in bad)\n"
+        "assert all(r['identified'] >= 0 for r in s if r['attack'] == b'none')\n"
+        "print('ok')\n";
+    char res[600];
+    snprintf(res, sizeof res, "%s/results/boom/results.h5", tu_tmpdir());
+    assert_int_equal(tu_python(py, res, out, sizeof out), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_owner_identified),
@@ -148,6 +178,7 @@ int main(void) {
         cmocka_unit_test(test_rerun_skips_complete_jobs),
         cmocka_unit_test(test_bad_config_exit_2),
         cmocka_unit_test(test_cuda_absent_is_clear_error),
+        cmocka_unit_test(test_diverged_attack_recorded),
     };
     return cmocka_run_group_tests_name("e2e", tests, setup_tiny, NULL);
 }
