@@ -2,6 +2,7 @@
 #include "bench.h"
 #include "data.h"
 #include "nn.h"
+#include "util.h"
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,11 +12,6 @@ bench_opts bench_default_opts(void) {
                         .n = 60000, .device = 0, .lr = 0.01, .momentum = 0.9, .models = 1};
 }
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* k models of spec (seeds 1..k, batch orders 1..k) trained at once on d. */
 static int bench_group(const bench_opts *o, const nn_model_spec *spec0, const nn_data *d, const nn_train_params *tp0,
@@ -37,9 +33,9 @@ static int bench_group(const bench_opts *o, const nn_model_spec *spec0, const nn
         tp[i].seed = (uint64_t)i + 1;
         curves[i] = buf + (size_t)i * (size_t)o->epochs;
     }
-    double t0 = now_s();
+    double t0 = util_now_s();
     if (nn_train_group(m, ds, tp, k, curves) != NN_OK) { snprintf(err, errlen, "%s", nn_last_error()); goto out; }
-    double dt = now_s() - t0;
+    double dt = util_now_s() - t0;
     fprintf(out, "pmi-bench-group arch=%s batch=%d epochs=%d n=%lld models=%d device=\"%s\" seconds=%.3f "
                  "images_per_s=%.0f models_per_min=%.2f final_loss_first=%.4f\n",
             o->arch, o->batch, o->epochs, (long long)n, k, devname, dt, (double)n * o->epochs * k / dt,
@@ -85,10 +81,10 @@ int bench_train(const bench_opts *o, FILE *out, char *err, size_t errlen) {
     if (o->warmup > 0 && nn_train(m, d, &tp, NULL) != NN_OK) { snprintf(err, errlen, "%s", nn_last_error()); goto out; }
     double loss[1000];
     tp.epochs = o->epochs < 1000 ? o->epochs : 1000;
-    double t0 = now_s();
+    double t0 = util_now_s();
     /* nn_train reads each epoch's loss back, so the last epoch has finished on the device */
     if (nn_train(m, d, &tp, loss) != NN_OK) { snprintf(err, errlen, "%s", nn_last_error()); goto out; }
-    double dt = now_s() - t0;
+    double dt = util_now_s() - t0;
     fprintf(out, "pmi-bench arch=%s batch=%d epochs=%d n=%lld device=\"%s\" seconds=%.3f images_per_s=%.0f final_loss=%.4f\n",
             o->arch, o->batch, tp.epochs, (long long)n, devname, dt, (double)n * tp.epochs / dt, loss[tp.epochs - 1]);
     rc = 0;

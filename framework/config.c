@@ -6,6 +6,7 @@
  * scratch pmi_params, cfg_point() into the caller's. A comma list on a sweepable key is a
  * sweep axis; axes combine in mixed radix, the first axis in file order varying slowest. */
 #include "config.h"
+#include "util.h"
 #include <ini.h>
 #include <errno.h>
 #include <limits.h>
@@ -92,15 +93,6 @@ struct cfg {
     section *s; int ns, scap;
 };
 
-static int set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 cfg *cfg_create(void) {
     return calloc(1, sizeof(cfg));
@@ -271,18 +263,18 @@ static int check_cycle(const char *path, const char *real, const include_chain *
         char trail[2048] = "";
         for (int j = i; j < ch->depth; j++)
             snprintf(trail + strlen(trail), sizeof trail - strlen(trail), "%s -> ", ch->real[j]);
-        return set_err(err, errlen, "%s: include cycle: %s%s", path, trail, real);
+        return util_err(err, errlen, "%s: include cycle: %s%s", path, trail, real);
     }
     if (ch->depth == CFG_MAX_INCLUDE_DEPTH)
-        return set_err(err, errlen, "%s: includes nested deeper than %d files", path, CFG_MAX_INCLUDE_DEPTH);
+        return util_err(err, errlen, "%s: includes nested deeper than %d files", path, CFG_MAX_INCLUDE_DEPTH);
     return 0;
 }
 
 static int parse_file(cfg *c, const char *path, include_chain *chain, char *err, size_t errlen) {
     FILE *f = fopen(path, "r");
-    if (!f) return set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) return util_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     char *real = realpath(path, NULL);
-    if (!real) { fclose(f); return set_err(err, errlen, "%s: cannot resolve: %s", path, strerror(errno)); }
+    if (!real) { fclose(f); return util_err(err, errlen, "%s: cannot resolve: %s", path, strerror(errno)); }
     if (check_cycle(path, real, chain, err, errlen)) { free(real); fclose(f); return -1; }
     chain->real[chain->depth++] = real;
     parse_ctx x = {.c = c, .path = path, .f = f, .chain = chain, .last = -1, .err = err, .errlen = errlen};
@@ -290,14 +282,14 @@ static int parse_file(cfg *c, const char *path, include_chain *chain, char *err,
     chain->depth--;
     free(real); fclose(f);
     if (r > 0 && (!x.failed || r < x.err_line))
-        set_err(err, errlen, "%s:%d: cannot parse the line: expected '[section]' or 'key = value'", path, r);
+        util_err(err, errlen, "%s:%d: cannot parse the line: expected '[section]' or 'key = value'", path, r);
     else if (r < 0 && !x.failed)
-        set_err(err, errlen, "%s: out of memory", path);
+        util_err(err, errlen, "%s: out of memory", path);
     return x.failed || r ? -1 : 0;
 }
 
 int cfg_load(cfg *c, const char *path, char *err, size_t errlen) {
-    if (!c || !path) return set_err(err, errlen, "cfg_load: no config or path");
+    if (!c || !path) return util_err(err, errlen, "cfg_load: no config or path");
     include_chain chain = {.depth = 0};
     return parse_file(c, path, &chain, err, errlen);
 }
@@ -325,28 +317,28 @@ static int valid_value(const char *s) {
 }
 
 int cfg_override(cfg *c, const char *assignment, char *err, size_t errlen) {
-    if (!c || !assignment) return set_err(err, errlen, "cfg_override: no config or assignment");
+    if (!c || !assignment) return util_err(err, errlen, "cfg_override: no config or assignment");
     char *buf = strdup(assignment);
-    if (!buf) return set_err(err, errlen, "-s '%s': out of memory", assignment);
+    if (!buf) return util_err(err, errlen, "-s '%s': out of memory", assignment);
     char *eq = strchr(buf, '='), *dot;
     int rc = 0;
     if (eq) *eq = 0;
     char *lhs = trim(buf);
     if (!eq || !(dot = strrchr(lhs, '.'))) {
-        rc = set_err(err, errlen, "-s '%s': expected section.key=value", assignment);
+        rc = util_err(err, errlen, "-s '%s': expected section.key=value", assignment);
     } else {
         *dot = 0;
         char *sec = trim(lhs), *key = trim(dot + 1), *value = trim(eq + 1);
         char where[CFG_STR * 4];
         snprintf(where, sizeof where, "-s %s.%s=%s", sec, key, value);
         if (!valid_name(sec) || !valid_name(key))
-            rc = set_err(err, errlen, "-s '%s': expected section.key=value (names without spaces or []=:;#)", assignment);
+            rc = util_err(err, errlen, "-s '%s': expected section.key=value (names without spaces or []=:;#)", assignment);
         else if (!strcmp(key, "include"))
-            rc = set_err(err, errlen, "-s '%s': include is only allowed in files", assignment);
+            rc = util_err(err, errlen, "-s '%s': include is only allowed in files", assignment);
         else if (!valid_value(value))
-            rc = set_err(err, errlen, "-s '%s': the value must not hold a line break or ' ;'", assignment);
+            rc = util_err(err, errlen, "-s '%s': the value must not hold a line break or ' ;'", assignment);
         else if (add_section(c, sec, where) || set_entry(c, sec, key, value, where) < 0)
-            rc = set_err(err, errlen, "-s '%s': out of memory", assignment);
+            rc = util_err(err, errlen, "-s '%s': out of memory", assignment);
     }
     free(buf);
     return rc;
@@ -427,7 +419,7 @@ static const char *describe(const key_def *d, char *buf, size_t len) {
 
 static int bad_value(const key_def *d, const char *got, const char *where, char *err, size_t errlen) {
     char want[160];
-    return set_err(err, errlen, "%s: %s.%s: expected %s, got '%s'", where, d->section, d->key,
+    return util_err(err, errlen, "%s: %s.%s: expected %s, got '%s'", where, d->section, d->key,
                    describe(d, want, sizeof want), got);
 }
 
@@ -512,12 +504,12 @@ static int is_axis(const cfg *c, int i) {
 }
 
 static int unknown_key(const cfg *c, const entry *e, char *err, size_t errlen) {
-    if (!*e->section) return set_err(err, errlen, "%s: key '%s' outside any section", e->where, e->key);
+    if (!*e->section) return util_err(err, errlen, "%s: key '%s' outside any section", e->where, e->key);
     char known[1024] = "";
     for (int i = 0; i < schema_len; i++)
         if (!strcmp(schema[i].section, e->section))
             snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", *known ? ", " : "", schema[i].key);
-    return set_err(err, errlen, "%s: unknown key '%s' in [%s] (known: %s)", e->where, e->key, e->section, known);
+    return util_err(err, errlen, "%s: unknown key '%s' in [%s] (known: %s)", e->where, e->key, e->section, known);
 }
 
 static int check_entry(const entry *e, char *err, size_t errlen) {
@@ -525,7 +517,7 @@ static int check_entry(const entry *e, char *err, size_t errlen) {
     pmi_params scratch;
     if (!sweepable(d) || !strchr(e->value, ',')) {
         if (d->type != K_DLIST && d->type != K_SLIST && strchr(e->value, ','))
-            return set_err(err, errlen, "%s: %s.%s: [%s] keys take one value, not a comma list (sweep), got '%s'",
+            return util_err(err, errlen, "%s: %s.%s: [%s] keys take one value, not a comma list (sweep), got '%s'",
                            e->where, d->section, d->key, d->section, e->value);
         return parse_value(d, e->value, &scratch, e->where, err, errlen);
     }
@@ -560,10 +552,10 @@ static long long sweep_total(const cfg *c) {
 }
 
 int cfg_validate(const cfg *c, char *err, size_t errlen) {
-    if (!c) return set_err(err, errlen, "cfg_validate: no config");
+    if (!c) return util_err(err, errlen, "cfg_validate: no config");
     for (int i = 0; i < c->ns; i++)
         if (!is_schema_section(c->s[i].name) && !is_attack_section(c->s[i].name))
-            return set_err(err, errlen, "%s: unknown section [%s] (known: experiment, data, pool, model, train, pmi, store, attack.<name>)",
+            return util_err(err, errlen, "%s: unknown section [%s] (known: experiment, data, pool, model, train, pmi, store, attack.<name>)",
                            c->s[i].where, c->s[i].name);
     for (int i = 0; i < c->n; i++) {
         const entry *e = &c->e[i];
@@ -571,11 +563,11 @@ int cfg_validate(const cfg *c, char *err, size_t errlen) {
         if (!find_key(e->section, e->key)) return unknown_key(c, e, err, errlen);
         if (check_entry(e, err, errlen)) return -1;
     }
-    if (sweep_total(c) > INT_MAX) return set_err(err, errlen, "the sweep has more than %d points", INT_MAX);
+    if (sweep_total(c) > INT_MAX) return util_err(err, errlen, "the sweep has more than %d points", INT_MAX);
     const char *ws, *wn;
     int secret = int_extreme(c, "pool", "secret", 1, &ws), N = int_extreme(c, "pool", "N", 0, &wn);
     if (secret >= N)
-        return set_err(err, errlen, "%s: pool.secret: %d must be less than pool.N = %d (%s)", ws, secret, N, wn);
+        return util_err(err, errlen, "%s: pool.secret: %d must be less than pool.N = %d (%s)", ws, secret, N, wn);
     return 0;
 }
 
@@ -595,10 +587,10 @@ static int axis_index(const cfg *c, int i, int point) {
 }
 
 int cfg_point(const cfg *c, int point, pmi_params *p, char *err, size_t errlen) {
-    if (!c || !p) return set_err(err, errlen, "cfg_point: no config or params");
+    if (!c || !p) return util_err(err, errlen, "cfg_point: no config or params");
     int count = cfg_sweep_count(c);
     if (point < 0 || point >= count)
-        return set_err(err, errlen, "sweep point %d out of range [0, %d)", point, count);
+        return util_err(err, errlen, "sweep point %d out of range [0, %d)", point, count);
     memset(p, 0, sizeof *p);
     for (int k = 0; k < schema_len; k++) {
         const key_def *d = &schema[k];
@@ -614,7 +606,7 @@ int cfg_point(const cfg *c, int point, pmi_params *p, char *err, size_t errlen) 
     if (!p->indep_arch[0]) strcpy(p->indep_arch, p->arch);
     if (p->secret >= p->N) {
         int i = find_entry(c, "pool", "secret");
-        return set_err(err, errlen, "%s: pool.secret: %d must be less than pool.N = %d",
+        return util_err(err, errlen, "%s: pool.secret: %d must be less than pool.N = %d",
                        i >= 0 ? c->e[i].where : "default", p->secret, p->N);
     }
     return 0;

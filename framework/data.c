@@ -3,6 +3,7 @@
  * first and then checks the header against the number of bytes actually read, so a header
  * is never trusted for an allocation or a read. */
 #include "data.h"
+#include "util.h"
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -25,15 +26,6 @@
 
 static const char *const known_datasets = "fashion-mnist, mnist, cifar10, cifar100, synthetic";
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 void data_free(pmi_dataset *d) {
     if (!d) return;
@@ -68,16 +60,16 @@ static int grow(bytes *b, size_t *cap) {
 static int read_stream(gzFile gz, const char *path, bytes *b, char *err, size_t errlen) {
     size_t cap = 0;
     for (;;) {
-        if (b->n == cap && grow(b, &cap)) return fail(err, errlen, "%s: out of memory after %zu bytes", path, b->n);
+        if (b->n == cap && grow(b, &cap)) return util_err(err, errlen, "%s: out of memory after %zu bytes", path, b->n);
         size_t want = cap - b->n < (size_t)1 << 30 ? cap - b->n : (size_t)1 << 30;
         int got = gzread(gz, b->p + b->n, (unsigned)want);
-        if (got < 0) return fail(err, errlen, "%s: read error: %s", path, gz_message(gz, path));
+        if (got < 0) return util_err(err, errlen, "%s: read error: %s", path, gz_message(gz, path));
         if (got == 0) break;
         b->n += (size_t)got;
     }
     int code;
     gzerror(gz, &code);  /* a gzip stream cut short ends in Z_BUF_ERROR, not in a read error */
-    if (code != Z_OK) return fail(err, errlen, "%s: truncated or corrupt gzip stream: %s", path, gz_message(gz, path));
+    if (code != Z_OK) return util_err(err, errlen, "%s: truncated or corrupt gzip stream: %s", path, gz_message(gz, path));
     return 0;
 }
 
@@ -87,7 +79,7 @@ static int read_file(const char *path, bytes *b, char *err, size_t errlen) {
     b->n = 0;
     errno = 0;
     gzFile gz = gzopen(path, "rb");
-    if (!gz) return fail(err, errlen, "%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
+    if (!gz) return util_err(err, errlen, "%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
     gzbuffer(gz, 1 << 17);
     int rc = read_stream(gz, path, b, err, errlen);
     gzclose(gz);
@@ -124,15 +116,15 @@ static int idx_header(const char *path, const bytes *b, uint32_t want, uint32_t 
     unsigned nd = want & 0xffu;
     size_t hlen = 4 + 4 * (size_t)nd;
     const char *what = want == IDX_IMAGES ? "images" : "labels";
-    if (b->n < 4) return fail(err, errlen, "%s: truncated: %zu bytes, too short for an IDX header", path, b->n);
+    if (b->n < 4) return util_err(err, errlen, "%s: truncated: %zu bytes, too short for an IDX header", path, b->n);
     uint32_t magic = be32(b->p);
     if (magic >> 8 == 0x08u && magic != want)
-        return fail(err, errlen, "%s: IDX file has %u dimensions, expected %u (%s)", path, magic & 0xffu, nd, what);
+        return util_err(err, errlen, "%s: IDX file has %u dimensions, expected %u (%s)", path, magic & 0xffu, nd, what);
     if (magic != want)
-        return fail(err, errlen, "%s: bad magic 0x%08x, expected 0x%08x (IDX unsigned-byte %s)", path, magic, want, what);
-    if (b->n < hlen) return fail(err, errlen, "%s: truncated: IDX header needs %zu bytes, got %zu", path, hlen, b->n);
+        return util_err(err, errlen, "%s: bad magic 0x%08x, expected 0x%08x (IDX unsigned-byte %s)", path, magic, want, what);
+    if (b->n < hlen) return util_err(err, errlen, "%s: truncated: IDX header needs %zu bytes, got %zu", path, hlen, b->n);
     for (unsigned i = 0; i < nd; i++) dims[i] = be32(b->p + 4 + 4 * i);
-    if (dims[0] == 0) return fail(err, errlen, "%s: IDX file holds no samples", path);
+    if (dims[0] == 0) return util_err(err, errlen, "%s: IDX file holds no samples", path);
     return 0;
 }
 
@@ -141,10 +133,10 @@ static int idx_payload(const char *path, const bytes *b, size_t hlen, uint64_t e
                        char *err, size_t errlen) {
     uint64_t got = b->n - hlen;
     if (got < expected)
-        return fail(err, errlen, "%s: truncated: expected %llu bytes of %s data, got %llu", path,
+        return util_err(err, errlen, "%s: truncated: expected %llu bytes of %s data, got %llu", path,
                     (unsigned long long)expected, what, (unsigned long long)got);
     if (got > expected)
-        return fail(err, errlen, "%s: %llu bytes of trailing data after %llu bytes of %s data", path,
+        return util_err(err, errlen, "%s: %llu bytes of trailing data after %llu bytes of %s data", path,
                     (unsigned long long)(got - expected), (unsigned long long)expected, what);
     return 0;
 }
@@ -152,7 +144,7 @@ static int idx_payload(const char *path, const bytes *b, size_t hlen, uint64_t e
 static int idx_check_images(const char *path, const bytes *b, uint32_t *dims, char *err, size_t errlen) {
     if (idx_header(path, b, IDX_IMAGES, dims, err, errlen)) return -1;
     if (dims[1] < 1 || dims[1] > IDX_MAX_SIDE || dims[2] < 1 || dims[2] > IDX_MAX_SIDE)
-        return fail(err, errlen, "%s: image size %ux%u, expected rows and cols in 1..%u", path, dims[1], dims[2],
+        return util_err(err, errlen, "%s: image size %ux%u, expected rows and cols in 1..%u", path, dims[1], dims[2],
                     IDX_MAX_SIDE);
     return idx_payload(path, b, 16, (uint64_t)dims[0] * dims[1] * dims[2], "pixel", err, errlen);
 }
@@ -182,15 +174,15 @@ static int idx_parse(const char *images, const char *labels, const bytes *img, c
     if (idx_check_images(images, img, dims, err, errlen)) return -1;
     if (idx_check_labels(labels, lab, &nlab, err, errlen)) return -1;
     if (nlab != dims[0])
-        return fail(err, errlen, "%s holds %u images but %s holds %u labels", images, dims[0], labels, nlab);
-    if (idx_fill(img, lab, dims, out)) return fail(err, errlen, "%s: out of memory for %u images", images, dims[0]);
+        return util_err(err, errlen, "%s holds %u images but %s holds %u labels", images, dims[0], labels, nlab);
+    if (idx_fill(img, lab, dims, out)) return util_err(err, errlen, "%s: out of memory for %u images", images, dims[0]);
     return 0;
 }
 
 int data_read_idx(const char *images, const char *labels, pmi_dataset *out, char *err, size_t errlen) {
-    if (!out) return fail(err, errlen, "data_read_idx: no output dataset");
+    if (!out) return util_err(err, errlen, "data_read_idx: no output dataset");
     memset(out, 0, sizeof *out);
-    if (!images || !labels) return fail(err, errlen, "data_read_idx: missing image or label path");
+    if (!images || !labels) return util_err(err, errlen, "data_read_idx: missing image or label path");
     bytes img, lab = {NULL, 0};
     int rc = read_file(images, &img, err, errlen);
     if (rc == 0) rc = read_file(labels, &lab, err, errlen);
@@ -210,11 +202,11 @@ static int cifar_append_records(const char *path, const bytes *b, int classes, p
     if (x) d->x = x;
     int32_t *y = realloc(d->y, ((size_t)d->n + k) * sizeof *y);
     if (y) d->y = y;
-    if (!x || !y) return fail(err, errlen, "%s: out of memory for %zu records", path, k);
+    if (!x || !y) return util_err(err, errlen, "%s: out of memory for %zu records", path, k);
     for (size_t r = 0; r < k; r++) {
         const unsigned char *p = b->p + r * rec;
         if (p[lab - 1] >= classes)
-            return fail(err, errlen, "%s: record %zu has label %u, expected 0..%d", path, r, p[lab - 1], classes - 1);
+            return util_err(err, errlen, "%s: record %zu has label %u, expected 0..%d", path, r, p[lab - 1], classes - 1);
         y[d->n + r] = p[lab - 1];
         for (size_t j = 0; j < CIFAR_PIXELS; j++) x[((size_t)d->n + r) * CIFAR_PIXELS + j] = p[lab + j];
     }
@@ -228,7 +220,7 @@ static int cifar_append(const char *path, int classes, pmi_dataset *d, char *err
     size_t rec = (classes == 100 ? 2 : 1) + CIFAR_PIXELS;
     int rc = 0;
     if (b.n == 0 || b.n % rec)
-        rc = fail(err, errlen, "%s: size %zu bytes is not a positive multiple of the %zu-byte CIFAR-%d record", path,
+        rc = util_err(err, errlen, "%s: size %zu bytes is not a positive multiple of the %zu-byte CIFAR-%d record", path,
                   b.n, rec, classes);
     if (rc == 0) rc = cifar_append_records(path, &b, classes, d, err, errlen);
     free(b.p);
@@ -236,10 +228,10 @@ static int cifar_append(const char *path, int classes, pmi_dataset *d, char *err
 }
 
 int data_read_cifar(const char *const *files, int classes, pmi_dataset *out, char *err, size_t errlen) {
-    if (!out) return fail(err, errlen, "data_read_cifar: no output dataset");
+    if (!out) return util_err(err, errlen, "data_read_cifar: no output dataset");
     memset(out, 0, sizeof *out);
-    if (classes != 10 && classes != 100) return fail(err, errlen, "CIFAR classes must be 10 or 100, got %d", classes);
-    if (!files || !files[0]) return fail(err, errlen, "data_read_cifar: no files given");
+    if (classes != 10 && classes != 100) return util_err(err, errlen, "CIFAR classes must be 10 or 100, got %d", classes);
+    if (!files || !files[0]) return util_err(err, errlen, "data_read_cifar: no files given");
     for (size_t i = 0; files[i]; i++) {
         if (cifar_append(files[i], classes, out, err, errlen)) {
             data_free(out);
@@ -328,7 +320,7 @@ int data_synthetic(int64_t n, int c, int h, int w, int classes, uint64_t seed, p
 
 /* path = dir/base.gz, or dir/base when only the un-gzipped file exists. */
 static int idx_path(const char *dir, const char *base, char *path, size_t len, char *err, size_t errlen) {
-    if ((size_t)snprintf(path, len, "%s/%s.gz", dir, base) >= len) return fail(err, errlen, "%s: path too long", dir);
+    if ((size_t)snprintf(path, len, "%s/%s.gz", dir, base) >= len) return util_err(err, errlen, "%s: path too long", dir);
     if (access(path, F_OK) == 0) return 0;
     char raw[PATH_MAX];
     snprintf(raw, sizeof raw, "%s/%s", dir, base);
@@ -339,7 +331,7 @@ static int idx_path(const char *dir, const char *base, char *path, size_t len, c
 static int idx_labels_below(const pmi_dataset *d, const char *labels, int classes, char *err, size_t errlen) {
     for (int64_t i = 0; i < d->n; i++)
         if (d->y[i] >= classes)
-            return fail(err, errlen, "%s: label %d at sample %lld is out of range 0..%d", labels, (int)d->y[i],
+            return util_err(err, errlen, "%s: label %d at sample %lld is out of range 0..%d", labels, (int)d->y[i],
                         (long long)i, classes - 1);
     return 0;
 }
@@ -359,7 +351,7 @@ static int load_idx_set(const char *dir, const char *prefix, pmi_dataset *d, cha
 static int load_mnist(const char *name, const char *dir, pmi_dataset *train, pmi_dataset *test, char *err,
                       size_t errlen) {
     if (!dir || !*dir) {
-        if (strcmp(name, "mnist") == 0) return fail(err, errlen, "dataset 'mnist' needs a directory");
+        if (strcmp(name, "mnist") == 0) return util_err(err, errlen, "dataset 'mnist' needs a directory");
         const char *env = getenv("FASHION_MNIST");
         dir = env && *env ? env : "/usr/share/datasets/fashion-mnist";
     }
@@ -374,7 +366,7 @@ static int load_cifar_files(const char *dir, const char *const *names, int class
     const char *list[6] = {NULL};
     for (int i = 0; names[i]; i++) {
         if ((size_t)snprintf(paths[i], PATH_MAX, "%s/%s", dir, names[i]) >= PATH_MAX)
-            return fail(err, errlen, "%s: path too long", dir);
+            return util_err(err, errlen, "%s: path too long", dir);
         list[i] = paths[i];
     }
     return data_read_cifar(list, classes, d, err, errlen);
@@ -387,17 +379,17 @@ static int load_cifar(const char *name, const char *dir, int classes, pmi_datase
     static const char *const c10_test[] = {"test_batch.bin", NULL};
     static const char *const c100_train[] = {"train.bin", NULL};
     static const char *const c100_test[] = {"test.bin", NULL};
-    if (!dir || !*dir) return fail(err, errlen, "dataset '%s' needs a directory", name);
+    if (!dir || !*dir) return util_err(err, errlen, "dataset '%s' needs a directory", name);
     if (load_cifar_files(dir, classes == 10 ? c10_train : c100_train, classes, train, err, errlen)) return -1;
     return load_cifar_files(dir, classes == 10 ? c10_test : c100_test, classes, test, err, errlen);
 }
 
 static int load_synthetic(int64_t n, uint64_t seed, pmi_dataset *train, pmi_dataset *test, char *err,
                           size_t errlen) {
-    if (n < 4) return fail(err, errlen, "dataset 'synthetic' needs n_synth >= 4, got %lld", (long long)n);
+    if (n < 4) return util_err(err, errlen, "dataset 'synthetic' needs n_synth >= 4, got %lld", (long long)n);
     if (data_synthetic_stream(n, 1, 8, 8, 10, seed, 1, train) ||
         data_synthetic_stream(n / 4, 1, 8, 8, 10, seed, 2, test))
-        return fail(err, errlen, "dataset 'synthetic': out of memory for %lld samples", (long long)n);
+        return util_err(err, errlen, "dataset 'synthetic': out of memory for %lld samples", (long long)n);
     return 0;
 }
 
@@ -408,18 +400,18 @@ static int load_named(const char *name, const char *dir, int64_t n_synth, uint64
     if (strcmp(name, "cifar10") == 0) return load_cifar(name, dir, 10, train, test, err, errlen);
     if (strcmp(name, "cifar100") == 0) return load_cifar(name, dir, 100, train, test, err, errlen);
     if (strcmp(name, "synthetic") == 0) return load_synthetic(n_synth, seed, train, test, err, errlen);
-    return fail(err, errlen, "unknown dataset '%s' (known: %s)", name, known_datasets);
+    return util_err(err, errlen, "unknown dataset '%s' (known: %s)", name, known_datasets);
 }
 
 int data_load(const char *name, const char *dir, int64_t n_synth, uint64_t seed, pmi_dataset *train,
               pmi_dataset *test, char *err, size_t errlen) {
-    if (!train || !test) return fail(err, errlen, "data_load: no output dataset");
+    if (!train || !test) return util_err(err, errlen, "data_load: no output dataset");
     memset(train, 0, sizeof *train);
     memset(test, 0, sizeof *test);
-    if (!name) return fail(err, errlen, "data_load: no dataset name (known: %s)", known_datasets);
+    if (!name) return util_err(err, errlen, "data_load: no dataset name (known: %s)", known_datasets);
     int rc = load_named(name, dir, n_synth, seed, train, test, err, errlen);
     if (rc == 0 && (train->c != test->c || train->h != test->h || train->w != test->w))
-        rc = fail(err, errlen, "dataset '%s': train images are %dx%dx%d but test images are %dx%dx%d", name,
+        rc = util_err(err, errlen, "dataset '%s': train images are %dx%dx%d but test images are %dx%dx%d", name,
                   train->c, train->h, train->w, test->c, test->h, test->w);
     if (rc) {
         data_free(train);
@@ -480,23 +472,23 @@ void data_channel_stats(const pmi_dataset *d, const int64_t *idx, int64_t n, dou
 
 static int split_check(int64_t n_train_file, int64_t n_test_file, int64_t n_train, int N, int m,
                        int64_t n_attacker, int want_indep, int64_t n_test, int secret, char *err, size_t errlen) {
-    if (N < 1 || m < 1) return fail(err, errlen, "split needs N >= 1 and m >= 1, got N=%d, m=%d", N, m);
+    if (N < 1 || m < 1) return util_err(err, errlen, "split needs N >= 1 and m >= 1, got N=%d, m=%d", N, m);
     if (n_train < 0 || n_attacker < 0 || n_test < 0 || n_train_file < 0 || n_test_file < 0)
-        return fail(err, errlen, "split sizes must not be negative (n_train=%lld, attacker=%lld, n_test=%lld)",
+        return util_err(err, errlen, "split sizes must not be negative (n_train=%lld, attacker=%lld, n_test=%lld)",
                     (long long)n_train, (long long)n_attacker, (long long)n_test);
-    if (secret >= N) return fail(err, errlen, "split: secret %d is out of range 0..%d", secret, N - 1);
+    if (secret >= N) return util_err(err, errlen, "split: secret %d is out of range 0..%d", secret, N - 1);
     if (n_train_file > (int64_t)UINT32_MAX || n_test_file > (int64_t)UINT32_MAX)
-        return fail(err, errlen, "split: files of more than %u samples are not supported", UINT32_MAX);
+        return util_err(err, errlen, "split: files of more than %u samples are not supported", UINT32_MAX);
     int64_t pool = (int64_t)N * m, indep = want_indep ? n_train : 0;
     int64_t need = n_train + pool + n_attacker + indep;
     if (need > n_train_file)
-        return fail(err, errlen,
+        return util_err(err, errlen,
                     "split needs %lld samples from the train file (n_train=%lld + pool N*m=%lld + attacker=%lld + "
                     "indep=%lld), the file has %lld",
                     (long long)need, (long long)n_train, (long long)pool, (long long)n_attacker, (long long)indep,
                     (long long)n_train_file);
     if (n_test > n_test_file)
-        return fail(err, errlen, "split needs %lld samples from the test file, the file has %lld", (long long)n_test,
+        return util_err(err, errlen, "split needs %lld samples from the test file, the file has %lld", (long long)n_test,
                     (long long)n_test_file);
     return 0;
 }
@@ -530,7 +522,7 @@ static void split_cut(const int64_t *tp, const int64_t *sp, data_split *s) {
 int data_split_make(int64_t n_train_file, int64_t n_test_file, int64_t n_train, int N, int m,
                     int64_t n_attacker, int want_indep, int64_t n_test, int secret, uint64_t seed,
                     data_split *out, char *err, size_t errlen) {
-    if (!out) return fail(err, errlen, "data_split_make: no output split");
+    if (!out) return util_err(err, errlen, "data_split_make: no output split");
     memset(out, 0, sizeof *out);
     if (split_check(n_train_file, n_test_file, n_train, N, m, n_attacker, want_indep, n_test, secret, err, errlen))
         return -1;
@@ -549,7 +541,7 @@ int data_split_make(int64_t n_train_file, int64_t n_test_file, int64_t n_train, 
     free(sp);
     if (rc) {
         data_split_free(out);
-        return fail(err, errlen, "split: out of memory for %lld + %lld indices", (long long)n_train_file,
+        return util_err(err, errlen, "split: out of memory for %lld + %lld indices", (long long)n_train_file,
                     (long long)n_test_file);
     }
     return 0;

@@ -6,6 +6,7 @@
 #include "plan.h"
 #include "pmi.h"
 #include "store.h"
+#include "util.h"
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -30,11 +31,6 @@ void runner_install_signals(void) {
     sigaction(SIGTERM, &sa, NULL);
 }
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static void iso_now(char *buf, size_t len) {
     time_t t = time(NULL);
@@ -69,23 +65,18 @@ static void cache_free(data_cache *dc) {
     memset(dc, 0, sizeof *dc);
 }
 
-static int normalize_pair(data_cache *dc, cfg_norm mode) {
-    if (mode == NORM_NONE) return 0;
+static void normalize_pair(data_cache *dc, cfg_norm mode) {
+    if (mode == NORM_NONE) return;
     if (mode == NORM_UNIT) {
         data_normalize(&dc->train, DATA_NORM_UNIT, NULL, NULL);
         data_normalize(&dc->test, DATA_NORM_UNIT, NULL, NULL);
-        return 0;
+        return;
     }
     /* standard: per-channel statistics of the whole train file (independent of the split) */
-    int64_t *idx = malloc(sizeof *idx * (size_t)dc->train.n);
-    if (!idx) return -1;
-    for (int64_t i = 0; i < dc->train.n; i++) idx[i] = i;
     double mean[3] = {0}, sd[3] = {1, 1, 1};
-    data_channel_stats(&dc->train, idx, dc->train.n, mean, sd);
-    free(idx);
+    data_channel_stats(&dc->train, NULL, dc->train.n, mean, sd);
     data_normalize(&dc->train, DATA_NORM_STANDARD, mean, sd);
     data_normalize(&dc->test, DATA_NORM_STANDARD, mean, sd);
-    return 0;
 }
 
 static int cache_get(data_cache *dc, const pmi_params *p, nn_device dev, char *err, size_t errlen) {
@@ -96,7 +87,7 @@ static int cache_get(data_cache *dc, const pmi_params *p, nn_device dev, char *e
     if (!strcmp(key, dc->key)) return 0;
     cache_free(dc);
     if (data_load(p->dataset, p->path, n_synth, 12345, &dc->train, &dc->test, err, errlen)) return -1;
-    if (normalize_pair(dc, p->normalize)) { snprintf(err, errlen, "out of memory"); return -1; }
+    normalize_pair(dc, p->normalize);
     nn_status st = nn_data_create(dc->train.x, dc->train.y, dc->train.n, dc->train.c, dc->train.h, dc->train.w, dev, &dc->dtrain);
     if (st == NN_OK)
         st = nn_data_create(dc->test.x, dc->test.y, dc->test.n, dc->test.c, dc->test.h, dc->test.w, dev, &dc->dtest);
@@ -130,7 +121,7 @@ typedef struct {
 static int progress_epoch(void *ctx, int epoch, int epochs, double loss) {
     job_ctx *jc = ctx;
     if (jc->tty) {
-        double el = now_s() - jc->t0;
+        double el = util_now_s() - jc->t0;
         double eta = epoch > 0 ? el / epoch * (epochs - epoch) : 0;
         fprintf(stderr, "\r  [%d/%d] %-28s epoch %3d/%-3d loss %.4f  %5.1fs, job eta %5.1fs   ",
                 jc->index + 1, jc->total, jc->job->id, epoch, epochs, loss, el, eta);
@@ -169,7 +160,7 @@ static void unverifiable(pmi_result *r, int N, int m, int k) {
 static int evaluate(nn_model *model, const job_ctx *jc, store_eval *ev, char *err, size_t errlen) {
     const pmi_params *p = jc->p;
     int64_t nm = (int64_t)p->N * p->m;
-    double t0 = now_s();
+    double t0 = util_now_s();
     ev->n_kinds = jc->n_kinds;
     memcpy(ev->kinds, jc->kinds, sizeof ev->kinds);
     ev->sample_scores = malloc(sizeof(double) * (size_t)(nm * jc->n_kinds));
@@ -205,7 +196,7 @@ static int evaluate(nn_model *model, const job_ctx *jc, store_eval *ev, char *er
     if (diverged) fprintf(stderr, "  %s: %s%s model outputs NaN (diverged): recorded as unverifiable\n",
                           jc->job->id, ev->attack[0] ? "attack " : "", ev->attack);
     ev->sparsity = nn_sparsity(model);
-    ev->wall_s = now_s() - t0;
+    ev->wall_s = util_now_s() - t0;
     free(logp); free(y);
     return 0;
 }
@@ -273,7 +264,7 @@ static int run_attacks(nn_model *model, job_ctx *jc, const nn_model_spec *spec, 
     for (int a = 0; a < jc->n_attacks && !stop_requested; a++) {
         const attack_setting *as = &jc->attacks[a];
         nn_model *attacked = NULL;
-        double t0 = now_s();
+        double t0 = util_now_s();
         if (attack_apply(as, model, &ac, &attacked, err, errlen)) return -1;
         store_eval *ev = &o->evals[o->n_evals++];
         snprintf(ev->attack, sizeof ev->attack, "%s", as->name);
@@ -281,7 +272,7 @@ static int run_attacks(nn_model *model, job_ctx *jc, const nn_model_spec *spec, 
         snprintf(ev->params, sizeof ev->params, "%s", as->label);
         ev->strength = as->strength;
         int rc = evaluate(attacked, jc, ev, err, errlen);
-        ev->wall_s = now_s() - t0;
+        ev->wall_s = util_now_s() - t0;
         nn_model_free(attacked);
         if (rc) return -1;
     }
@@ -389,7 +380,7 @@ static void report_line(const job_ctx *jc, const job_out *o, double wall) {
 
 static int write_shard(job_ctx *jc, const job_out *o, const cfg *c, const char *shard,
                        const store_provenance *prov0, char *err, size_t errlen) {
-    double wall = now_s() - jc->t0;
+    double wall = util_now_s() - jc->t0;
     char point[256];
     cfg_point_label(c, jc->job->point, point, sizeof point);
     store_job sj;
@@ -427,7 +418,7 @@ static int execute(job_ctx *jcs, int g, data_cache *dc, const cfg *c, char (*sha
         job_ctx *jc = &jcs[i];
         jc->split = &split; jc->labels = dc->train.y; jc->classes = dc->train.classes;
         jc->pool = pool; jc->test = test; jc->attacker = attacker;
-        jc->t0 = now_s();
+        jc->t0 = util_now_s();
         if (!(o[i] = calloc(1, sizeof *o[i]))) { snprintf(err, errlen, "out of memory"); goto out; }
         if (job_setup(jc, dc, &t[i], err, errlen)) goto out;
     }
@@ -561,7 +552,7 @@ static runner_status run_jobs(run_ctx *r, plan_job *jobs, int n, int worker, run
     memset(&dc, 0, sizeof dc);
     runner_status rs = RUN_ERROR;
     int tty = isatty(2) && worker < 0;
-    double run_t0 = now_s();
+    double run_t0 = util_now_s();
     for (int j = 0; j < n && !stop_requested;) {
         char shards[64][700];
         snprintf(shards[0], sizeof shards[0], "%s/%s.h5", s->shard_dir, jobs[j].id);
