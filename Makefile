@@ -2,6 +2,7 @@
 #   make              build ./pmi (prints what it found)
 #   make test         install missing deps, build, run the test suite
 #   make reproduce    install missing deps, build, run experiments/ at SCALE=small (default) or SCALE=paper
+#   make plots        figures (PNG and SVG) of every results file of SCALE, under plots/
 #   make deps         install the missing Debian packages (apt-get; root or sudo)
 #   make SAN=1        address+undefined sanitizer build
 # Overrides: TORCH_DIR=<dir with include/ and lib/> (a PyTorch install's torch/ folder or a
@@ -98,6 +99,12 @@ test: deps
 reproduce: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/reproduce.sh $(SCALE)
+
+# figures of every merged results file of a scale (after make reproduce)
+plots: all
+	@for f in results/$(SCALE)/*/results.h5; do \
+	  [ -f "$$f" ] || { echo "make plots: no results/$(SCALE)/*/results.h5 (run make reproduce first)"; exit 1; }; \
+	  d=plots/$(SCALE)/$$(basename $$(dirname $$f)); ./pmi plot $$f -o $$d && ./pmi plot $$f -o $$d/svg --format svg; done
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-san pmi

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs every experiment of experiments/ at a scale (configs/scale-<scale>.ini overlays each
 # experiment), then prints each experiment's tables with `pmi report` and renders its figures
-# with `pmi plot` when the plot command exists. Used by `make reproduce [SCALE=small|paper]`.
+# with `pmi plot` (PNG under plots/<scale>/<experiment>/, SVG in its svg/ folder). Used by `make reproduce [SCALE=small|paper]`.
 set -e
 scale=${1:-small}
 overlay=configs/scale-$scale.ini
@@ -11,6 +11,7 @@ for exp in experiments/*.ini; do
   echo "== $exp (scale $scale)" >&2
   out=$(./pmi run "$exp" "$overlay")
   ./pmi report "$out"
-  if ./pmi plot --help >/dev/null 2>&1; then ./pmi plot "$out" -o "plots/$scale/$(basename "$exp" .ini)"; fi
+  ./pmi plot "$out" -o "plots/$scale/$(basename "$exp" .ini)"
+  ./pmi plot "$out" -o "plots/$scale/$(basename "$exp" .ini)/svg" --format svg 2>/dev/null
 done
 echo "reproduce: scale $scale done in $(( $(date +%s) - start )) s" >&2

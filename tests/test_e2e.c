@@ -54,8 +54,9 @@ static int setup_tiny(void **state) {
     return 0;
 }
 
-/* The owner's secret k is identified with a small permutation p-value, for every seed;
- * h5py reads the same secret_k in the job group as in /summary. */
+/* The owner's secret k is identified with a small permutation p-value, for every seed, and
+ * no independent model is claimed at alpha = 0.01; h5py reads the same secret_k in the job
+ * group as in /summary. */
 static void test_owner_identified(void **state) {
     static const char *py =
         "import sys, h5py\n"
@@ -69,6 +70,9 @@ static void test_owner_identified(void **state) {
         "    assert r['identified'] == r['secret_k'], (r['identified'], r['secret_k'])\n"
         "    assert r['p_perm'] <= 0.01, r['p_perm']\n"
         "    assert r['p_rank'] == 1.0 / r['N'], r['p_rank']\n"
+        "ind = [r for r in s if r['role'].startswith(b'indep') and r['attack'] == b'none' and r['score'] == b'loss']\n"
+        "assert len(ind) == 6, len(ind)\n"
+        "assert all(r['p_perm'] >= 0.01 for r in ind), [r['p_perm'] for r in ind]\n"
         "print('ok', len(s))\n";
     char out[4096];
     int rc = tu_python(py, results_path, out, sizeof out);
