@@ -56,11 +56,11 @@ static int cmd_run(int argc, char **argv) {
     static const struct option opts[] = {
         {"set", required_argument, 0, 's'}, {"shard", required_argument, 0, 'S'},
         {"force", no_argument, 0, 'f'}, {"threads", required_argument, 0, 't'},
-        {"no-merge", no_argument, 0, 'M'}, {"jobs", required_argument, 0, 'j'},
+        {"no-merge", no_argument, 0, 'M'}, {"jobs", required_argument, 0, 'j'}, {"no-group", no_argument, 0, 'G'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     set_list sl = {0};
     runner_options o = {.slice = 0, .nslices = 1};
-    for (int ch; (ch = getopt_long(argc, argv, "s:S:ft:Mj:h", opts, NULL)) != -1;) {
+    for (int ch; (ch = getopt_long(argc, argv, "s:S:ft:Mj:Gh", opts, NULL)) != -1;) {
         switch (ch) {
         case 's': if (add_set(&sl, optarg)) return 2; break;
         case 'S':
@@ -78,6 +78,7 @@ static int cmd_run(int argc, char **argv) {
             }
             break;
         case 'M': o.no_merge = 1; break;
+        case 'G': o.no_group = 1; break;
         case 'h': return cmd_help(2, (char *[]){"help", "run"}), 0;
         default: return 2;
         }
@@ -238,7 +239,7 @@ static int cmd_info(int argc, char **argv) {
 }
 
 static const command commands[] = {
-    {"run", cmd_run, "pmi run <config.ini> [overlay.ini ...] [-s sec.key=val ...] [--shard i/n] [--jobs n | --threads n] [--force] [--no-merge]",
+    {"run", cmd_run, "pmi run <config.ini> [overlay.ini ...] [-s sec.key=val ...] [--shard i/n] [--jobs n | --threads n] [--force] [--no-merge] [--no-group]",
      "train and verify every job of the experiment; resumes from complete shards; merges at the end", 1},
     {"plan", cmd_plan, "pmi plan <config.ini> [overlay.ini ...] [-s sec.key=val ...]", "list the jobs and attack settings without running", 1},
     {"merge", cmd_merge, "pmi merge <shard_dir> <out.h5>", "join complete shards into one results file", 0},
@@ -265,6 +266,8 @@ static int cmd_help(int argc, char **argv) {
                        "                         core on CPU, 1 on a GPU)\n"
                        "  --threads n            a single process with n libtorch threads (0: all cores)\n"
                        "  --no-merge             leave the shards unmerged\n"
+                       "  --no-group             on a GPU, train each job alone (default: the jobs of a seed\n"
+                       "                         train together on separate CUDA streams)\n"
                        "exit codes: 0 ok, 1 failure, 2 bad config or usage, 3 interrupted (run again to resume)\n");
             return 0;
         }
