@@ -121,10 +121,13 @@ typedef struct {
 static int progress_epoch(void *ctx, int epoch, int epochs, double loss) {
     job_ctx *jc = ctx;
     if (jc->tty) {
-        double el = util_now_s() - jc->t0;
-        double eta = epoch > 0 ? el / epoch * (epochs - epoch) : 0;
-        fprintf(stderr, "\r  [%d/%d] %-28s epoch %3d/%-3d loss %.4f  %5.1fs, job eta %5.1fs   ",
-                jc->index + 1, jc->total, jc->job->id, epoch, epochs, loss, el, eta);
+        double now = util_now_s(), el = now - jc->t0;
+        double eta = el / (epoch + 1) * (epochs - epoch - 1);
+        /* the whole run: the fraction of jobs done so far, counting this one's epochs */
+        double frac = (jc->index + (epoch + 1.0) / epochs) / jc->total;
+        double run_eta = (now - jc->run_t0) / frac * (1 - frac);
+        fprintf(stderr, "\r  [%d/%d] %-28s epoch %3d/%-3d loss %.4f  job eta %5.1fs, run eta %6.0fs   ",
+                jc->index + 1, jc->total, jc->job->id, epoch + 1, epochs, loss, eta, run_eta);
         fflush(stderr);
     }
     return stop_requested != 0;
@@ -235,7 +238,6 @@ typedef struct {
     int n_evals;
     double loss_curve[10000];
     double train_acc, test_acc;
-    char *names_buf;
     const char *names[256]; int64_t numel[256]; float *data[256]; int n_tensors;
 } job_out;
 
