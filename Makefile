@@ -18,7 +18,8 @@ PKGS    := $(PKGS_HDF5) gsl inih zlib
 
 CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -MMD -MP -Iframework
 CXXFLAGS += -std=c++17 $(OPT) -g -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -MMD -MP -Iframework
-CFLAGS   += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CFLAGS   += $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -fopenmp
+LDFLAGS  += -fopenmp
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 
 ifeq ($(SAN),1)

@@ -178,8 +178,11 @@ static int evaluate(nn_model *model, const job_ctx *jc, store_eval *ev, char *er
     if (st == NN_OK) st = nn_eval_logp(model, jc->pool, logp);
     if (st != NN_OK) { free(logp); free(y); snprintf(err, errlen, "evaluation: %s", nn_last_error()); return -1; }
     for (int64_t i = 0; i < nm; i++) y[i] = jc->labels[jc->split->pool[i]];
-    int diverged = 0;
+    int diverged = 0, failed = 0;
     for (int64_t i = 0; i < nm * jc->classes && !diverged; i++) diverged = isnan(logp[i]);
+    /* The score kinds are independent, each seeded on its own: verify them in parallel (the
+     * permutation tests dominate an evaluation); the results do not depend on the threads. */
+    #pragma omp parallel for schedule(dynamic)
     for (int k = 0; k < jc->n_kinds; k++) {
         double *s = ev->sample_scores + k * nm;
         pmi_scores((pmi_score_kind)jc->kinds[k], logp, y, nm, jc->classes, s);
@@ -191,11 +194,14 @@ static int evaluate(nn_model *model, const job_ctx *jc, store_eval *ev, char *er
         if (pmi_verify(s, p->N, p->m, jc->split->secret, p->permutations,
                        (uint64_t)jc->job->seed * 7777u + (uint64_t)k, &ev->res[k],
                        ev->pool_mean + k * p->N, ev->pool_median + k * p->N)) {
-            snprintf(err, errlen, "verification (%s score): %s", pmi_score_name((pmi_score_kind)jc->kinds[k]), pmi_error());
-            free(logp); free(y);
-            return -1;
+            #pragma omp critical
+            {
+                failed = 1;
+                snprintf(err, errlen, "verification (%s score): %s", pmi_score_name((pmi_score_kind)jc->kinds[k]), pmi_error());
+            }
         }
     }
+    if (failed) { free(logp); free(y); return -1; }
     if (diverged) fprintf(stderr, "  %s: %s%s model outputs NaN (diverged): recorded as unverifiable\n",
                           jc->job->id, ev->attack[0] ? "attack " : "", ev->attack);
     ev->sparsity = nn_sparsity(model);
