@@ -175,6 +175,28 @@ static void test_diverged_attack_recorded(void **state) {
     assert_int_equal(tu_python(py, res, out, sizeof out), 0);
 }
 
+/* `pmi plan` lists every job: 2 seeds x (owner, clean, 3 independent kinds x 1 replica). */
+static void test_plan_lists_jobs(void **state) {
+    char ini[300], args[600], out[16384];
+    snprintf(ini, sizeof ini, "%s/tiny.ini", tu_tmpdir());
+    snprintf(args, sizeof args, "plan %s", ini);
+    assert_int_equal(run_pmi(args, out, sizeof out), 0);
+    assert_non_null(strstr(out, "# 10 jobs"));
+    assert_non_null(strstr(out, "p0-s2-indep-arch-r0"));
+}
+
+/* `pmi bench` trains on the device and reports a throughput, alone and as a group. */
+static void test_bench_smoke(void **state) {
+    char out[4096];
+    assert_int_equal(run_pmi("bench --device cpu --arch mlp --n 600 --epochs 1 --warmup 0 --batch 64", out, sizeof out), 0);
+    const char *r = strstr(out, "images_per_s=");
+    assert_non_null(r);
+    assert_true(atof(r + strlen("images_per_s=")) > 0);
+    assert_int_equal(run_pmi("bench --device cpu --arch mlp --n 600 --epochs 1 --warmup 0 --models 2", out, sizeof out), 0);
+    assert_non_null(strstr(out, "models=2"));
+    assert_int_equal(run_pmi("bench --device tpu", out, sizeof out), 2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_owner_identified),
@@ -183,6 +205,8 @@ int main(void) {
         cmocka_unit_test(test_bad_config_exit_2),
         cmocka_unit_test(test_cuda_absent_is_clear_error),
         cmocka_unit_test(test_diverged_attack_recorded),
+        cmocka_unit_test(test_plan_lists_jobs),
+        cmocka_unit_test(test_bench_smoke),
     };
     return cmocka_run_group_tests_name("e2e", tests, setup_tiny, NULL);
 }
