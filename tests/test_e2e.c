@@ -5,12 +5,7 @@
 #include "testutil.h"
 #include <sys/stat.h>
 
-static const char *pmi_bin(void) {
-    const char *b = getenv("PMI_BIN");
-    return b && *b ? b : "./pmi";
-}
-
-/* Writes an INI file into the test folder; returns its path (static buffer per call site). */
+/* Writes text to path. */
 static void write_file(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
     assert_non_null(f);
@@ -21,7 +16,7 @@ static void write_file(const char *path, const char *text) {
 /* Runs pmi with args, captures stderr+stdout into out; returns the exit code. */
 static int run_pmi(const char *args, char *out, size_t outlen) {
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", pmi_bin(), args);
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", tu_pmi_bin(), args);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     size_t n = 0; int ch;

@@ -16,11 +16,6 @@ static const char *ini_text =
     "[pmi]\npermutations = 199\nindependent = 1\nindep_arch = mlp\n"
     "[attack.prune]\ntype = prune\nsparsity = 0.5, 0.9\n";
 
-static const char *pmi_bin(void) {
-    const char *b = getenv("PMI_BIN");
-    return b && *b ? b : "./pmi";
-}
-
 static void write_ini(const char *path, const char *outdir) {
     FILE *f = fopen(path, "w");
     assert_non_null(f);
@@ -34,7 +29,7 @@ static pid_t start_run(const char *ini, const char *logpath) {
     if (pid == 0) {
         FILE *f = freopen(logpath, "w", stderr);
         (void)f;
-        execl(pmi_bin(), "pmi", "run", ini, (char *)NULL);
+        execl(tu_pmi_bin(), "pmi", "run", ini, (char *)NULL);
         _exit(127);
     }
     return pid;
@@ -73,7 +68,7 @@ static void read_file(const char *path, char *buf, size_t len) {
 
 static void report_csv(const char *results, char *out, size_t len) {
     char cmd[700];
-    snprintf(cmd, sizeof cmd, "%s report %s --format csv", pmi_bin(), results);
+    snprintf(cmd, sizeof cmd, "%s report %s --format csv", tu_pmi_bin(), results);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     size_t n = fread(out, 1, len - 1, p);
@@ -150,7 +145,7 @@ static void test_changed_config_refused(void **state) {
     snprintf(dir, sizeof dir, "%s/a", tu_tmpdir());
     snprintf(ini, sizeof ini, "%s/a.ini", tu_tmpdir());
     snprintf(log, sizeof log, "%s/logd", tu_tmpdir());
-    snprintf(cmd, sizeof cmd, "%s run %s -s train.lr=0.01 2>%s", pmi_bin(), ini, log);
+    snprintf(cmd, sizeof cmd, "%s run %s -s train.lr=0.01 2>%s", tu_pmi_bin(), ini, log);
     int st = system(cmd);
     assert_int_equal(WEXITSTATUS(st), 1);
     read_file(log, text, sizeof text);

@@ -1,7 +1,9 @@
 /* testutil: small helpers shared by the cmocka tests.
  *   tu_tmpdir()      a fresh temporary folder (mkdtemp under $TMPDIR or /tmp), removed at exit
  *   tu_python(...)   runs Debian's /usr/bin/python3 with a script (for h5py/scipy cross-checks),
- *                    returns its exit status; stdout captured into out (optional). */
+ *                    returns its exit status; stdout captured into out (optional).
+ *   tu_pmi_bin()     the pmi executable under test: $PMI_BIN, else ./pmi (tests run from the
+ *                    repository root). */
 #ifndef PMI_TESTUTIL_H
 #define PMI_TESTUTIL_H
 #include <stdarg.h>
@@ -42,4 +44,8 @@ static inline int tu_python(const char *script, const char *args, char *out, siz
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 #include <sys/wait.h>
+static inline const char *tu_pmi_bin(void) {
+    const char *b = getenv("PMI_BIN");
+    return b && *b ? b : "./pmi";
+}
 #endif
