@@ -135,8 +135,15 @@ static void print_models(table *t, const store_row *r, int64_t n) {
 /* Per setting: owner rows (pos) and independent rows (neg) of rows[lo..hi) sharing a setting. */
 typedef struct {
     double acc[4096], pos[P_COUNT][4096], neg[P_COUNT][4096];
+    double nway[P_COUNT][4096];   /* owners' Holm-corrected N-way p-values */
     int npos, nneg, ident;
 } setting_stats;
+
+/* The N-way (Holm over all N mini-datasets) p-value of kind `which` of a row. */
+static double row_p_nway(const store_row *r, int which) {
+    const double v[P_COUNT] = {r->p_nway_rank, r->p_nway_perm, r->p_nway_welch, r->p_nway_mw};
+    return v[which];
+}
 
 static void collect(const store_row *r, const int64_t *idx, int k, setting_stats *st) {
     st->npos = st->nneg = st->ident = 0;
@@ -145,7 +152,10 @@ static void collect(const store_row *r, const int64_t *idx, int k, setting_stats
         if (!strcmp(x->role, "owner") && st->npos < 4096) {
             st->acc[st->npos] = x->test_acc;
             st->ident += x->identified == x->secret_k;
-            for (int p = 0; p < P_COUNT; p++) st->pos[p][st->npos] = row_p(x, p);
+            for (int p = 0; p < P_COUNT; p++) {
+                st->pos[p][st->npos] = row_p(x, p);
+                st->nway[p][st->npos] = row_p_nway(x, p);
+            }
             st->npos++;
         } else if (is_indep(x) && st->nneg < 4096) {
             for (int p = 0; p < P_COUNT; p++) st->neg[p][st->nneg] = row_p(x, p);
@@ -179,6 +189,7 @@ static void print_settings(table *t, const store_row *r, const int64_t *idx, int
         snprintf(names[nc], 48, "claimed@%g", s->alphas[a]); cols[nc] = names[nc]; nc++;
     }
     snprintf(names[nc], 48, "median p_%s", pmi_pvalue_name((pmi_pvalue)s->decide)); cols[nc] = names[nc]; nc++;
+    snprintf(names[nc], 48, "median N-way p_%s (Holm)", pmi_pvalue_name((pmi_pvalue)s->decide)); cols[nc] = names[nc]; nc++;
     cols[nc++] = "indep";
     for (int a = 0; a < s->n_alphas; a++) {
         snprintf(names[nc], 48, "FPR@%g", s->alphas[a]); cols[nc] = names[nc]; nc++;
@@ -201,6 +212,7 @@ static void print_settings(table *t, const store_row *r, const int64_t *idx, int
         snprintf(c[k++], 96, "%d/%d", st->ident, st->npos);
         for (int a = 0; a < s->n_alphas; a++) snprintf(c[k++], 96, "%.2f", frac_below(st->pos[d], st->npos, s->alphas[a]));
         fmt_p(c[k++], 96, median_of(st->pos[d], st->npos));
+        fmt_p(c[k++], 96, median_of(st->nway[d], st->npos));
         snprintf(c[k++], 96, "%d", st->nneg);
         for (int a = 0; a < s->n_alphas; a++)
             if (st->nneg) snprintf(c[k++], 96, "%.3f", frac_below(st->neg[d], st->nneg, s->alphas[a]));

@@ -4,10 +4,13 @@
  *   1. models: one row per model and evaluation (seed, role, attack, k, identified, p-values, accuracy);
  *   2. settings: per sweep point and attack setting, over seeds: owner test accuracy (mean and
  *      95% CI), identification rate, ownership claim rate at each alpha on the decision p-value,
- *      median p-values, false-positive rate of independent models, AUC and TPR at 1% FPR of
+ *      median p-values (of the claimed k, and the N-way Holm-corrected one for a verifier who
+ *      does not trust the claimed k), false-positive rate of independent models, AUC and TPR at 1% FPR of
  *      owner against independent models on -log10 p;
- *   3. calibration: for un-attacked independent models, the fraction with p < alpha for every
- *      p-value kind, with the binomial 95% upper bound expected under a calibrated test;
+ *   3. calibration and power: for un-attacked independent models, the fraction with p < alpha
+ *      for every p-value kind, with the binomial 95% upper bound expected under a calibrated
+ *      test; against owner models, AUC, TPR at 1% FPR and the threshold calibrated on the
+ *      independent models at the first alpha;
  *   4. fidelity: owner minus clean test accuracy, paired by seed, mean and 95% CI.
  * Alphas and the decision p-value come from the config stored in the file. Rows use the first
  * score kind of pmi.scores (the decision score). */

@@ -51,6 +51,7 @@ static void test_settings_table(void **state) {
     assert_non_null(l);
     assert_non_null(strstr(l, "| - | none | - | 6 |"));
     assert_non_null(strstr(l, "| 6/6 |"));
+    assert_non_null(strstr(l, "median N-way p_perm (Holm)"));
     assert_int_equal(count_lines_with(l, "| prune | sparsity=", NULL) >= 3, 1);
 }
 
