@@ -2,6 +2,8 @@
 #include "util.h"
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 int util_err(char *err, size_t errlen, const char *fmt, ...) {
@@ -18,4 +20,35 @@ double util_now_s(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void out_of_memory(size_t size, const char *file, int line) {
+    fprintf(stderr, "pmi: out of memory allocating %zu bytes at %s:%d\n", size, file, line);
+    exit(1);
+}
+
+void *util_malloc_at(size_t size, const char *file, int line) {
+    void *p = malloc(size ? size : 1);
+    if (!p) out_of_memory(size, file, line);
+    return p;
+}
+
+void *util_calloc_at(size_t count, size_t size, const char *file, int line) {
+    if (size && count > (size_t)-1 / size) out_of_memory((size_t)-1, file, line);
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p) out_of_memory(count * size, file, line);
+    return p;
+}
+
+void *util_realloc_at(void *p, size_t size, const char *file, int line) {
+    void *q = realloc(p, size ? size : 1);
+    if (!q) out_of_memory(size, file, line);
+    return q;
+}
+
+char *util_strdup_at(const char *s, const char *file, int line) {
+    size_t n = strlen(s) + 1;
+    char *d = util_malloc_at(n, file, line);
+    memcpy(d, s, n);
+    return d;
 }

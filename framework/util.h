@@ -1,13 +1,26 @@
-/* util: the two helpers several modules share.
- *   util_err()   writes a printf-style message into a caller's (err, errlen) buffer and
- *                returns -1, so that `return util_err(err, errlen, "...", ...);` reports and fails;
- *                a NULL or empty buffer is left alone.
- *   util_now_s() monotonic seconds, for durations. */
+/* util: the helpers several modules share.
+ *   util_err()     writes a printf-style message into a caller's (err, errlen) buffer and
+ *                  returns -1, so that `return util_err(err, errlen, "...", ...);` reports and
+ *                  fails; a NULL or empty buffer is left alone.
+ *   util_malloc(), util_calloc(), util_realloc(), util_strdup()
+ *                  checked allocation (llm.c's mallocCheck): out of memory is not a condition
+ *                  pmi recovers from, so these print the caller's file:line and the size asked
+ *                  for, and exit(1). They never return NULL (a size of 0 allocates 1 byte).
+ *   util_now_s()   monotonic seconds, for durations. */
 #ifndef PMI_UTIL_H
 #define PMI_UTIL_H
 #include <stddef.h>
 
 int util_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 double util_now_s(void);
+
+void *util_malloc_at(size_t size, const char *file, int line);
+void *util_calloc_at(size_t count, size_t size, const char *file, int line);
+void *util_realloc_at(void *p, size_t size, const char *file, int line);
+char *util_strdup_at(const char *s, const char *file, int line);
+#define util_malloc(size)         util_malloc_at((size), __FILE__, __LINE__)
+#define util_calloc(count, size)  util_calloc_at((count), (size), __FILE__, __LINE__)
+#define util_realloc(p, size)     util_realloc_at((p), (size), __FILE__, __LINE__)
+#define util_strdup(s)            util_strdup_at((s), __FILE__, __LINE__)
 
 #endif
