@@ -1,7 +1,9 @@
 /* attack: the attack table, the expansion of [attack.<name>] sections, and applying a
  * setting to a copy of a model (see attack.h). */
 #include "attack.h"
+#include "util.h"
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,24 +13,25 @@ typedef struct {
     double def, min, max;
     const char *choices;   /* "sgd|adam": the value is the choice's index; NULL: a number */
     int is_arch;           /* value is an architecture name ("" = the victim's) */
+    int is_int;            /* value must be a whole number */
     const char *help;
 } param_info;
 
 static const param_info param_table[] = {
-    {"epochs", 5, 0, 10000, NULL, 0, "training epochs"},
-    {"lr", 0.01, 1e-8, 10, NULL, 0, "learning rate"},
-    {"optimizer", 0, 0, 1, "sgd|adam", 0, "optimizer"},
-    {"momentum", 0.9, 0, 0.999, NULL, 0, "SGD momentum"},
-    {"batch_size", 64, 1, 1 << 20, NULL, 0, "mini-batch size"},
-    {"fraction", 1, 1e-6, 1, NULL, 0, "fraction of the attacker's data used"},
-    {"sparsity", 0.5, 0, 0.999, NULL, 0, "fraction of weights set to zero"},
-    {"global", 1, 0, 1, NULL, 0, "1: rank all layers together; 0: prune each layer to the sparsity"},
-    {"temperature", 4, 0.01, 1000, NULL, 0, "softmax temperature T of the soft labels"},
-    {"alpha", 0.9, 0, 1, NULL, 0, "weight of the soft-label loss (1-alpha on the true labels)"},
-    {"arch", 0, 0, 0, NULL, 1, "student architecture (default: the victim's)"},
-    {"width", 0, 0, 4096, NULL, 0, "student width (0: the arch's default)"},
-    {"bits", 8, 1, 16, NULL, 0, "bits per weight (2^bits levels per tensor)"},
-    {"sigma", 0.1, 0, 100, NULL, 0, "noise std relative to each tensor's std"},
+    {"epochs", 5, 0, 10000, NULL, 0, 1, "training epochs"},
+    {"lr", 0.01, 1e-8, 10, NULL, 0, 0, "learning rate"},
+    {"optimizer", 0, 0, 1, "sgd|adam", 0, 0, "optimizer"},
+    {"momentum", 0.9, 0, 0.999, NULL, 0, 0, "SGD momentum"},
+    {"batch_size", 64, 1, 1 << 20, NULL, 0, 1, "mini-batch size"},
+    {"fraction", 1, 1e-6, 1, NULL, 0, 0, "fraction of the attacker's data used"},
+    {"sparsity", 0.5, 0, 0.999, NULL, 0, 0, "fraction of weights set to zero"},
+    {"global", 1, 0, 1, NULL, 0, 1, "1: rank all layers together; 0: prune each layer to the sparsity"},
+    {"temperature", 4, 0.01, 1000, NULL, 0, 0, "softmax temperature T of the soft labels"},
+    {"alpha", 0.9, 0, 1, NULL, 0, 0, "weight of the soft-label loss (1-alpha on the true labels)"},
+    {"arch", 0, 0, 0, NULL, 1, 0, "student architecture (default: the victim's)"},
+    {"width", 0, 0, 4096, NULL, 0, 1, "student width (0: the arch's default)"},
+    {"bits", 8, 1, 16, NULL, 0, 1, "bits per weight (2^bits levels per tensor)"},
+    {"sigma", 0.1, 0, 100, NULL, 0, 0, "noise std relative to each tensor's std"},
 };
 enum { N_PARAMS = sizeof param_table / sizeof param_table[0] };
 
@@ -97,6 +100,8 @@ static const char *step_text(const attack_step *s, const char *key) {
 static int parse_value(const param_info *pi, const char *text, const char *where, const char *sec,
                        attack_param *ap, char *err, size_t errlen) {
     snprintf(ap->key, sizeof ap->key, "%s", pi->key);
+    if (strlen(text) >= sizeof ap->text)
+        return util_err(err, errlen, "%s: [%s] %s: value longer than %zu characters", where, sec, pi->key, sizeof ap->text - 1);
     snprintf(ap->text, sizeof ap->text, "%s", text);
     if (pi->is_arch) {
         for (int i = 0; i < nn_arch_count(); i++)
@@ -115,18 +120,17 @@ static int parse_value(const param_info *pi, const char *text, const char *where
     }
     char *end;
     double v = strtod(text, &end);
-    if (end == text || *end || isnan(v) || v < pi->min || v > pi->max) {
-        snprintf(err, errlen, "%s: [%s] %s: expected a number in [%g, %g], got '%s'", where, sec, pi->key, pi->min, pi->max, text);
-        return -1;
-    }
+    if (end == text || *end || isnan(v) || v < pi->min || v > pi->max || (pi->is_int && v != floor(v)))
+        return util_err(err, errlen, "%s: [%s] %s: expected %s in [%g, %g], got '%s'", where, sec, pi->key,
+                        pi->is_int ? "a whole number" : "a number", pi->min, pi->max, text);
     ap->value = v;
     return 0;
 }
 
-/* One section's keys split into values: axes[i] has nvals[i] comma-separated values. */
+/* One section's keys split into values: key j has nvals[j] comma-separated values vals[j]. */
 typedef struct {
     const char *keys[ATTACK_MAX_PARAMS];
-    char vals[ATTACK_MAX_PARAMS][16][64];
+    char **vals[ATTACK_MAX_PARAMS];
     int nvals[ATTACK_MAX_PARAMS];
     const char *where[ATTACK_MAX_PARAMS];
     int n;
@@ -134,56 +138,77 @@ typedef struct {
     int combos;
 } section_spec;
 
-static int split_list(const char *v, char out[16][64]) {
-    char buf[1024];
-    int n = 0;
-    snprintf(buf, sizeof buf, "%s", v);
-    for (char *sv = NULL, *t = strtok_r(buf, ",", &sv); t && n < 16; t = strtok_r(NULL, ",", &sv)) {
+/* Splits a comma list into malloc'd, trimmed items (*n of them); free with free_list(). */
+static char **split_list(const char *v, int *n) {
+    char *buf = util_strdup(v);
+    char **out = NULL;
+    *n = 0;
+    for (char *sv = NULL, *t = strtok_r(buf, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {
         while (*t == ' ') t++;
         size_t l = strlen(t);
         while (l && t[l - 1] == ' ') t[--l] = 0;
-        snprintf(out[n++], 64, "%s", t);
+        out = util_realloc(out, sizeof *out * (size_t)(*n + 1));
+        out[(*n)++] = util_strdup(t);
     }
-    return n;
+    free(buf);
+    return out;
 }
 
-/* Reads and checks a typed section (not a chain). */
-static int read_section(const cfg *c, const char *sec, section_spec *ss, char *err, size_t errlen) {
-    const char *keys[64], *where = NULL;
-    int nk = cfg_keys(c, sec, keys, 64);
+static void free_list(char **l, int n) {
+    for (int i = 0; i < n; i++) free(l[i]);
+    free(l);
+}
+
+static void section_free(section_spec *ss) {
+    for (int j = 0; j < ss->n; j++) free_list(ss->vals[j], ss->nvals[j]);
+    ss->n = 0;
+}
+
+/* Reads and checks the keys of a typed section (not a chain) into ss. */
+static int read_keys(const cfg *c, const char *sec, const char **keys, int nk, section_spec *ss, char *err, size_t errlen) {
+    const char *where = NULL;
     const char *type = cfg_get(c, sec, "type", &where);
-    memset(ss, 0, sizeof *ss);
     if (!type) {
         cfg_get(c, sec, nk ? keys[0] : "", &where);
-        snprintf(err, errlen, "%s: [%s]: missing 'type' (or 'chain'); types: ftll ftal rtll rtal prune fineprune distill extract quantize noise",
-                 where ? where : "config", sec);
-        return -1;
+        return util_err(err, errlen, "%s: [%s]: missing 'type' (or 'chain'); types: ftll ftal rtll rtal prune fineprune distill extract quantize noise",
+                        where ? where : "config", sec);
     }
-    if ((ss->kind = kind_find(type)) < 0) {
-        snprintf(err, errlen, "%s: [%s] type: unknown attack type '%s' (known: ftll ftal rtll rtal prune fineprune distill extract quantize noise)", where, sec, type);
-        return -1;
-    }
+    if ((ss->kind = kind_find(type)) < 0)
+        return util_err(err, errlen, "%s: [%s] type: unknown attack type '%s' (known: ftll ftal rtll rtal prune fineprune distill extract quantize noise)", where, sec, type);
     ss->combos = 1;
     for (int i = 0; i < nk; i++) {
         if (!strcmp(keys[i], "type") || !strcmp(keys[i], "enabled")) continue;
         const char *v = cfg_get(c, sec, keys[i], &where);
-        if (!kind_takes(&kinds[ss->kind], keys[i])) {
-            snprintf(err, errlen, "%s: [%s] unknown parameter '%s' for type %s (takes: %s)", where, sec, keys[i], type, kinds[ss->kind].params);
-            return -1;
-        }
-        if (ss->n == ATTACK_MAX_PARAMS) { snprintf(err, errlen, "%s: [%s]: too many parameters", where, sec); return -1; }
+        if (!kind_takes(&kinds[ss->kind], keys[i]))
+            return util_err(err, errlen, "%s: [%s] unknown parameter '%s' for type %s (takes: %s)", where, sec, keys[i], type, kinds[ss->kind].params);
+        if (ss->n == ATTACK_MAX_PARAMS)
+            return util_err(err, errlen, "%s: [%s]: more than %d parameters", where, sec, ATTACK_MAX_PARAMS);
         int j = ss->n++;
         ss->keys[j] = keys[i];
         ss->where[j] = where;
-        ss->nvals[j] = split_list(v, ss->vals[j]);
-        if (ss->nvals[j] == 0) { snprintf(err, errlen, "%s: [%s] %s: empty value", where, sec, keys[i]); return -1; }
+        ss->vals[j] = split_list(v, &ss->nvals[j]);
+        if (ss->nvals[j] == 0) return util_err(err, errlen, "%s: [%s] %s: empty value", where, sec, keys[i]);
         for (int q = 0; q < ss->nvals[j]; q++) {
             attack_param ap;
             if (parse_value(param_find(keys[i]), ss->vals[j][q], where, sec, &ap, err, errlen)) return -1;
         }
+        if (ss->combos > ATTACK_MAX_SETTINGS / ss->nvals[j])
+            return util_err(err, errlen, "%s: [%s]: more than %d combinations of swept values", where, sec, ATTACK_MAX_SETTINGS);
         ss->combos *= ss->nvals[j];
     }
     return 0;
+}
+
+/* Reads and checks a typed section (not a chain); free ss with section_free(). */
+static int read_section(const cfg *c, const char *sec, section_spec *ss, char *err, size_t errlen) {
+    int nk = cfg_keys(c, sec, NULL, 0);
+    const char **keys = util_calloc((size_t)nk, sizeof *keys);
+    cfg_keys(c, sec, keys, nk);
+    memset(ss, 0, sizeof *ss);
+    int rc = read_keys(c, sec, keys, nk, ss, err, errlen);
+    free(keys);
+    if (rc) section_free(ss);
+    return rc;
 }
 
 /* Step for combination `combo` (mixed radix, first key slowest). Sets strength from the first axis. */
@@ -209,94 +234,125 @@ static void make_step(const section_spec *ss, int combo, attack_step *st, const 
     *strength = step_num(st, first);
 }
 
+/* Appends printf-style text to the string buf of capacity len. -1 if it does not fit
+ * (buf is then cut; the caller reports the limit). */
+static int str_append(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int str_append(char *buf, size_t len, const char *fmt, ...) {
+    size_t used = strlen(buf);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + used, len - used, fmt, ap);
+    va_end(ap);
+    return n < 0 || (size_t)n >= len - used ? -1 : 0;
+}
+
 /* Appends the parameters the section sets ("key=value,..."); defaults are left out (the
- * stored config and `pmi attacks` have them). */
-static void append_label(char *label, size_t len, const attack_step *st) {
+ * stored config and `pmi attacks` have them). -1 if the label does not fit. */
+static int append_label(char *label, size_t len, const attack_step *st) {
     for (int i = 0; i < st->n_params; i++) {
         const attack_param *ap = &st->params[i];
         const param_info *pi = param_find(ap->key);
         size_t used = strlen(label);
         const char *sep = used && label[used - 1] != ':' ? "," : "";
-        if (pi->is_arch || pi->choices) snprintf(label + used, len - used, "%s%s=%s", sep, ap->key, ap->text);
-        else snprintf(label + used, len - used, "%s%s=%g", sep, ap->key, ap->value);
+        int rc = pi->is_arch || pi->choices ? str_append(label, len, "%s%s=%s", sep, ap->key, ap->text)
+                                            : str_append(label, len, "%s%s=%g", sep, ap->key, ap->value);
+        if (rc) return -1;
     }
+    return 0;
 }
 
-static int grow(attack_setting **v, int n, int *cap) {
-    if (n < *cap) return 0;
-    attack_setting *nv = realloc(*v, sizeof **v * (size_t)(*cap = *cap ? *cap * 2 : 16));
-    if (!nv) return -1;
-    *v = nv;
+/* Starts setting a of section sec ("attack.<name>"). -1 with err if the name is too long. */
+static int setting_init(attack_setting *a, const char *sec, const char *where, char *err, size_t errlen) {
+    memset(a, 0, sizeof *a);
+    a->strength = NAN;
+    if (strlen(sec + 7) >= sizeof a->name)
+        return util_err(err, errlen, "%s: [%s]: attack name longer than %zu characters", where, sec, sizeof a->name - 1);
+    snprintf(a->name, sizeof a->name, "%s", sec + 7);
     return 0;
+}
+
+static int chain_step(const cfg *c, const char *sec, const char *step, const char *where,
+                      attack_setting *a, char *err, size_t errlen) {
+    size_t rlen = strlen(step) + 8;
+    char *ref = util_malloc(rlen);
+    snprintf(ref, rlen, "attack.%s", step);
+    section_spec ss;
+    int rc = -1;
+    if (cfg_keys(c, ref, NULL, 0) == 0) { util_err(err, errlen, "%s: [%s] chain: no section [%s]", where, sec, ref); goto out; }
+    if (read_section(c, ref, &ss, err, errlen)) goto out;
+    if (ss.combos != 1) {
+        util_err(err, errlen, "%s: [%s] chain: step [%s] has a comma list; chain steps take single values", where, sec, ref);
+    } else {
+        const char *skey; double strength;
+        make_step(&ss, 0, &a->steps[a->n_steps++], &skey, &strength);
+        if (str_append(a->type, sizeof a->type, "%s%s", a->type[0] ? "+" : "", kinds[ss.kind].name) ||
+            str_append(a->label, sizeof a->label, "%s%s:", a->label[0] ? ";" : "", kinds[ss.kind].name) ||
+            append_label(a->label, sizeof a->label, &a->steps[a->n_steps - 1]))
+            util_err(err, errlen, "%s: [%s] chain: its type or parameter label is longer than %zu characters", where, sec, sizeof a->label - 1);
+        else
+            rc = 0;
+    }
+    section_free(&ss);
+out:
+    free(ref);
+    return rc;
 }
 
 static int plan_chain(const cfg *c, const char *sec, const char *chain, const char *where,
                       attack_setting *a, char *err, size_t errlen) {
-    char steps[16][64];
-    int ns = split_list(chain, steps);
-    if (ns < 1 || ns > ATTACK_MAX_STEPS) {
-        snprintf(err, errlen, "%s: [%s] chain: expected 1 to %d attack names", where, sec, ATTACK_MAX_STEPS);
-        return -1;
+    int ns, rc = 0;
+    char **steps = split_list(chain, &ns);
+    if (ns < 1 || ns > ATTACK_MAX_STEPS)
+        rc = util_err(err, errlen, "%s: [%s] chain: expected 1 to %d attack names", where, sec, ATTACK_MAX_STEPS);
+    if (!rc) rc = setting_init(a, sec, where, err, errlen);
+    for (int i = 0; i < ns && !rc; i++) rc = chain_step(c, sec, steps[i], where, a, err, errlen);
+    free_list(steps, ns);
+    return rc;
+}
+
+/* Appends the settings of a typed section (one per combination of swept values). */
+static int plan_section(const cfg *c, const char *sec, int enabled, attack_setting **v, int *count, int *cap,
+                        char *err, size_t errlen) {
+    section_spec ss;
+    if (read_section(c, sec, &ss, err, errlen)) return -1;
+    int rc = 0;
+    for (int combo = 0; enabled && combo < ss.combos && !rc; combo++) {
+        if (*count == *cap) *v = util_realloc(*v, sizeof **v * (size_t)(*cap = *cap ? *cap * 2 : 16));
+        attack_setting *a = &(*v)[(*count)++];
+        const char *skey;
+        if ((rc = setting_init(a, sec, ss.n ? ss.where[0] : "config", err, errlen))) break;
+        snprintf(a->type, sizeof a->type, "%s", kinds[ss.kind].name);
+        make_step(&ss, combo, &a->steps[0], &skey, &a->strength);
+        a->n_steps = 1;
+        if (skey) snprintf(a->strength_key, sizeof a->strength_key, "%s", skey);
+        if (append_label(a->label, sizeof a->label, &a->steps[0]))
+            rc = util_err(err, errlen, "[%s]: the parameter label is longer than %zu characters", sec, sizeof a->label - 1);
     }
-    memset(a, 0, sizeof *a);
-    snprintf(a->name, sizeof a->name, "%s", sec + 7);
-    a->strength = NAN;
-    for (int i = 0; i < ns; i++) {
-        char ref[128];
-        snprintf(ref, sizeof ref, "attack.%s", steps[i]);
-        section_spec ss;
-        const char *keys[1];
-        if (cfg_keys(c, ref, keys, 1) == 0) {
-            snprintf(err, errlen, "%s: [%s] chain: no section [%s]", where, sec, ref);
-            return -1;
-        }
-        if (read_section(c, ref, &ss, err, errlen)) return -1;
-        if (ss.combos != 1) {
-            snprintf(err, errlen, "%s: [%s] chain: step [%s] has a comma list; chain steps take single values", where, sec, ref);
-            return -1;
-        }
-        const char *skey; double strength;
-        make_step(&ss, 0, &a->steps[a->n_steps++], &skey, &strength);
-        size_t l = strlen(a->type);
-        snprintf(a->type + l, sizeof a->type - l, "%s%s", l ? "+" : "", kinds[ss.kind].name);
-        l = strlen(a->label);
-        snprintf(a->label + l, sizeof a->label - l, "%s%s:", l ? ";" : "", kinds[ss.kind].name);
-        append_label(a->label, sizeof a->label, &a->steps[a->n_steps - 1]);
-    }
-    return 0;
+    section_free(&ss);
+    return rc;
 }
 
 int attack_plan(const cfg *c, attack_setting **out, int *n, char *err, size_t errlen) {
     attack_setting *v = NULL;
     int count = 0, cap = 0, ns = cfg_section_count(c, "attack.");
+    *out = NULL; *n = 0;
     for (int i = 0; i < ns; i++) {
         const char *sec = cfg_section_name(c, "attack.", i), *where = NULL;
         const char *en = cfg_get(c, sec, "enabled", &where);
         if (en && strcmp(en, "0") && strcmp(en, "1")) {
-            snprintf(err, errlen, "%s: [%s] enabled: expected 0 or 1, got '%s'", where, sec, en);
-            free(v); return -1;
+            free(v);
+            return util_err(err, errlen, "%s: [%s] enabled: expected 0 or 1, got '%s'", where, sec, en);
         }
+        int enabled = !en || strcmp(en, "0");
         const char *chain = cfg_get(c, sec, "chain", &where);
+        int rc;
         if (chain) {
-            if (grow(&v, count, &cap) || plan_chain(c, sec, chain, where, &v[count], err, errlen)) { free(v); return -1; }
-            if (!en || strcmp(en, "0")) count++;
-            continue;
+            if (count == cap) v = util_realloc(v, sizeof *v * (size_t)(cap = cap ? cap * 2 : 16));
+            if (!(rc = plan_chain(c, sec, chain, where, &v[count], err, errlen)) && enabled) count++;
+        } else {
+            rc = plan_section(c, sec, enabled, &v, &count, &cap, err, errlen);
         }
-        section_spec ss;
-        if (read_section(c, sec, &ss, err, errlen)) { free(v); return -1; }
-        if (en && !strcmp(en, "0")) continue;
-        for (int combo = 0; combo < ss.combos; combo++) {
-            if (grow(&v, count, &cap)) { free(v); snprintf(err, errlen, "out of memory"); return -1; }
-            attack_setting *a = &v[count++];
-            memset(a, 0, sizeof *a);
-            const char *skey;
-            snprintf(a->name, sizeof a->name, "%s", sec + 7);
-            snprintf(a->type, sizeof a->type, "%s", kinds[ss.kind].name);
-            make_step(&ss, combo, &a->steps[0], &skey, &a->strength);
-            a->n_steps = 1;
-            if (skey) snprintf(a->strength_key, sizeof a->strength_key, "%s", skey);
-            append_label(a->label, sizeof a->label, &a->steps[0]);
-        }
+        if (rc) { free(v); return -1; }
     }
     *out = v; *n = count;
     return 0;
@@ -318,8 +374,7 @@ static nn_train_params step_train(const attack_step *s, uint64_t seed) {
 static int attacker_part(const attack_ctx *ctx, double fraction, nn_data **out) {
     int64_t n = nn_data_size(ctx->attacker), k = (int64_t)ceil(fraction * (double)n);
     if (k < 1) k = 1;
-    int64_t *idx = malloc(sizeof *idx * (size_t)k);
-    if (!idx) return -1;
+    int64_t *idx = util_malloc(sizeof *idx * (size_t)k);
     for (int64_t i = 0; i < k; i++) idx[i] = i;
     int rc = nn_data_subset(ctx->attacker, idx, k, out) == NN_OK ? 0 : -1;
     free(idx);

@@ -19,7 +19,8 @@
 #include "nn.h"
 
 #define ATTACK_MAX_STEPS 4
-#define ATTACK_MAX_PARAMS 12
+#define ATTACK_MAX_PARAMS 12     /* more than any type takes */
+#define ATTACK_MAX_SETTINGS 4096  /* combinations of one section's swept values */
 
 typedef struct {
     char key[32];

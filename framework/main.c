@@ -25,23 +25,21 @@ typedef struct {
 
 static int cmd_help(int argc, char **argv);
 
-/* Loads config files (later files overlay earlier ones), applies -s overrides, validates.
- * Returns NULL after printing the error. */
-static cfg *load_config(char **paths, int npaths, char **sets, int nsets) {
+/* Loads config files (later files overlay earlier ones), applies -s overrides, validates and
+ * builds the plan; the config is not needed after that. Returns NULL after printing the error. */
+static plan *load_plan(char **paths, int npaths, char **sets, int nsets) {
     char err[1024];
     cfg *c = cfg_create();
+    plan *p = NULL;
     if (!c) { fprintf(stderr, "pmi: out of memory\n"); return NULL; }
     int bad = 0;
     for (int i = 0; !bad && i < npaths; i++) bad = cfg_load(c, paths[i], err, sizeof err);
     for (int i = 0; !bad && i < nsets; i++) bad = cfg_override(c, sets[i], err, sizeof err);
     if (!bad) bad = cfg_validate(c, err, sizeof err);
-    if (!bad) {
-        attack_setting *a = NULL; int n = 0;
-        bad = attack_plan(c, &a, &n, err, sizeof err);
-        free(a);
-    }
-    if (bad) { fprintf(stderr, "pmi: %s\n", err); cfg_free(c); return NULL; }
-    return c;
+    if (!bad) bad = plan_build(c, &p, err, sizeof err);
+    cfg_free(c);
+    if (bad) { fprintf(stderr, "pmi: %s\n", err); return NULL; }
+    return p;
 }
 
 /* Shared option parsing for commands that take <config.ini> [-s sec.key=val ...]. */
@@ -84,13 +82,13 @@ static int cmd_run(int argc, char **argv) {
         }
     }
     if (optind >= argc) { fprintf(stderr, "pmi run: expected a config file (pmi run --help)\n"); return 2; }
-    cfg *c = load_config(argv + optind, argc - optind, sl.sets, sl.nsets);
-    if (!c) return 2;
+    plan *p = load_plan(argv + optind, argc - optind, sl.sets, sl.nsets);
+    if (!p) return 2;
     runner_install_signals();
     runner_summary s;
     char err[1024];
-    runner_status rs = runner_run(c, &o, &s, err, sizeof err);
-    cfg_free(c);
+    runner_status rs = runner_run(p, &o, &s, err, sizeof err);
+    plan_free(p);
     if (rs == RUN_ERROR) { fprintf(stderr, "pmi run: %s\n", err); return 1; }
     if (rs == RUN_INTERRUPTED) return 3;
     fprintf(stderr, "pmi: %d jobs done (%d trained, %d already complete); shards in %s\n",
@@ -108,24 +106,17 @@ static int cmd_plan(int argc, char **argv) {
         else return 2;
     }
     if (optind >= argc) { fprintf(stderr, "pmi plan: expected a config file\n"); return 2; }
-    cfg *c = load_config(argv + optind, argc - optind, sl.sets, sl.nsets);
-    if (!c) return 2;
-    char err[1024];
-    plan_job *jobs = NULL; int n = 0;
-    attack_setting *a = NULL; int na = 0;
-    if (plan_build(c, &jobs, &n, err, sizeof err) || attack_plan(c, &a, &na, err, sizeof err)) {
-        fprintf(stderr, "pmi plan: %s\n", err); cfg_free(c); return 2;
-    }
-    printf("# %d jobs, each evaluated un-attacked and under %d attack settings\n", n, na);
+    plan *p = load_plan(argv + optind, argc - optind, sl.sets, sl.nsets);
+    if (!p) return 2;
+    printf("# %d jobs, each evaluated un-attacked and under %d attack settings\n", p->n_jobs, p->n_attacks);
     printf("# job_id\tpoint\tseed\trole\treplica\tsweep\n");
-    for (int j = 0; j < n; j++) {
-        char label[256];
-        cfg_point_label(c, jobs[j].point, label, sizeof label);
-        printf("%s\t%d\t%d\t%s\t%d\t%s\n", jobs[j].id, jobs[j].point, jobs[j].seed,
-               plan_roles[jobs[j].role].name, jobs[j].replica, label);
+    for (int j = 0; j < p->n_jobs; j++) {
+        const plan_job *job = &p->jobs[j];
+        printf("%s\t%d\t%d\t%s\t%d\t%s\n", job->id, job->point, job->seed,
+               plan_roles[job->role].name, job->replica, p->points[job->point].label);
     }
-    for (int i = 0; i < na; i++) printf("# attack %s: %s %s\n", a[i].name, a[i].type, a[i].label);
-    free(jobs); free(a); cfg_free(c);
+    for (int i = 0; i < p->n_attacks; i++) printf("# attack %s: %s %s\n", p->attacks[i].name, p->attacks[i].type, p->attacks[i].label);
+    plan_free(p);
     return 0;
 }
 

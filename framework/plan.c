@@ -1,5 +1,7 @@
-/* plan: expands a validated config into the list of independent jobs (see plan.h). */
+/* plan: a validated config turned into the typed plan of a run (see plan.h). */
 #include "plan.h"
+#include "store.h"
+#include "util.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,35 +15,94 @@ const plan_role_info plan_roles[ROLE_COUNT] = {
 };
 
 static int role_count(plan_role r, const pmi_params *p) {
-    if (!plan_roles[r].independent) return 1;
-    return p->independent;
+    return plan_roles[r].independent ? p->independent : 1;
 }
 
-int plan_build(const cfg *c, plan_job **jobs, int *n, char *err, size_t errlen) {
-    int points = cfg_sweep_count(c), cap = 16, count = 0;
-    plan_job *v = malloc(sizeof *v * cap);
-    if (!v) { snprintf(err, errlen, "plan: out of memory"); return -1; }
-    for (int pt = 0; pt < points; pt++) {
-        pmi_params p;
-        if (cfg_point(c, pt, &p, err, errlen)) { free(v); return -1; }
-        for (int s = 0; s < p.seeds; s++)
-            for (int r = 0; r < ROLE_COUNT; r++)
-                for (int rep = 0; rep < role_count(r, &p); rep++) {
-                    if (count == cap) {
-                        plan_job *nv = realloc(v, sizeof *v * (cap *= 2));
-                        if (!nv) { free(v); snprintf(err, errlen, "plan: out of memory"); return -1; }
-                        v = nv;
-                    }
-                    plan_job *j = &v[count++];
-                    j->point = pt; j->seed = p.seed + s; j->role = (plan_role)r; j->replica = rep;
-                    if (plan_roles[r].independent)
-                        snprintf(j->id, sizeof j->id, "p%d-s%d-%s-r%d", pt, j->seed, plan_roles[r].name, rep);
-                    else
-                        snprintf(j->id, sizeof j->id, "p%d-s%d-%s", pt, j->seed, plan_roles[r].name);
-                }
+static void add_jobs(plan *pl, int pt, int *cap) {
+    const pmi_params *p = &pl->points[pt].params;
+    for (int s = 0; s < p->seeds; s++)
+        for (int r = 0; r < ROLE_COUNT; r++)
+            for (int rep = 0; rep < role_count((plan_role)r, p); rep++) {
+                if (pl->n_jobs == *cap) pl->jobs = util_realloc(pl->jobs, sizeof *pl->jobs * (size_t)(*cap *= 2));
+                plan_job *j = &pl->jobs[pl->n_jobs++];
+                j->point = pt; j->seed = p->seed + s; j->role = (plan_role)r; j->replica = rep;
+                if (plan_roles[r].independent)
+                    snprintf(j->id, sizeof j->id, "p%d-s%d-%s-r%d", pt, j->seed, plan_roles[r].name, rep);
+                else
+                    snprintf(j->id, sizeof j->id, "p%d-s%d-%s", pt, j->seed, plan_roles[r].name);
+            }
+}
+
+/* pmi.scores into kinds (cfg_validate has checked the names; this refuses what slipped by). */
+static int parse_kinds(plan_point *pt, char *err, size_t errlen) {
+    char *buf = util_strdup(pt->params.scores);
+    pt->n_kinds = 0;
+    for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+        int k = pmi_score_parse(t);
+        for (int i = 0; i < pt->n_kinds && k >= 0; i++) if (pt->kinds[i] == k) k = -1;
+        if (k < 0 || pt->n_kinds == SCORE_COUNT) { free(buf); return util_err(err, errlen, "pmi.scores: unknown or repeated score kind '%s'", t); }
+        pt->kinds[pt->n_kinds++] = k;
     }
-    *jobs = v; *n = count;
+    free(buf);
+    return pt->n_kinds ? 0 : util_err(err, errlen, "pmi.scores: no score kind");
+}
+
+/* Names the results file stores in fixed fields must fit them: refused here, before anything
+ * runs, rather than cut when the first shard is written. */
+static int check_names(const pmi_params *p, char *err, size_t errlen) {
+    const struct { const char *key, *value; } names[] = {
+        {"experiment.name", p->name}, {"data.dataset", p->dataset}, {"model.arch", p->arch}, {"pmi.indep_arch", p->indep_arch}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strlen(names[i].value) >= STORE_NAME)
+            return util_err(err, errlen, "%s: '%s' is longer than %d characters (the results file's limit)",
+                            names[i].key, names[i].value, STORE_NAME - 1);
     return 0;
+}
+
+int plan_build(const cfg *c, plan **out, char *err, size_t errlen) {
+    plan *pl = util_calloc(1, sizeof *pl);
+    int cap = 16;
+    *out = NULL;
+    pl->n_points = cfg_sweep_count(c);
+    pl->points = util_calloc((size_t)pl->n_points, sizeof *pl->points);
+    pl->jobs = util_malloc(sizeof *pl->jobs * (size_t)cap);
+    for (int pt = 0; pt < pl->n_points; pt++) {
+        if (cfg_point(c, pt, &pl->points[pt].params, err, errlen) || check_names(&pl->points[pt].params, err, errlen)) goto fail;
+        char label[CFG_STR * 4];
+        cfg_point_label(c, pt, label, sizeof label);
+        pl->points[pt].label = util_strdup(label);
+        if (strlen(label) >= sizeof ((store_job *)0)->point) {
+            util_err(err, errlen, "the sweep label '%s' is longer than %zu characters (the results file's limit)",
+                     label, sizeof ((store_job *)0)->point - 1);
+            goto fail;
+        }
+        if (parse_kinds(&pl->points[pt], err, errlen)) goto fail;
+        add_jobs(pl, pt, &cap);
+    }
+    if (attack_plan(c, &pl->attacks, &pl->n_attacks, err, errlen)) goto fail;
+    if (!(pl->config_text = cfg_effective_text(c))) { util_err(err, errlen, "plan: out of memory"); goto fail; }
+    plan_config_hash(pl->config_text, pl->config_hash);
+    *out = pl;
+    return 0;
+fail:
+    plan_free(pl);
+    return -1;
+}
+
+void plan_free(plan *p) {
+    if (!p) return;
+    for (int i = 0; i < p->n_points; i++) free(p->points[i].label);
+    free(p->points); free(p->jobs); free(p->attacks); free(p->config_text);
+    free(p);
+}
+
+const pmi_params *plan_params(const plan *p, const plan_job *j) {
+    return &p->points[j->point].params;
+}
+
+const char *plan_arch(const plan *p, const plan_job *j) {
+    const pmi_params *pp = plan_params(p, j);
+    return j->role == ROLE_INDEP_ARCH ? pp->indep_arch : pp->arch;
 }
 
 int plan_slice(plan_job *jobs, int n, int slice, int nslices) {
@@ -51,8 +112,37 @@ int plan_slice(plan_job *jobs, int n, int slice, int nslices) {
     return kept;
 }
 
-uint64_t plan_init_seed(const plan_job *j) {
-    uint64_t base = (uint64_t)j->seed * 1000003u;
-    if (!plan_roles[j->role].independent) return base;
-    return base + 7919u * (uint64_t)(j->role * 1000 + j->replica + 1);
+/* True at the start of the `seeds` line of the [experiment] section. */
+static int is_seeds_line(const char *line, const char *section) {
+    return !strcmp(section, "[experiment]") && !strncmp(line, "seeds", 5) && strchr(" =\t", line[5]);
+}
+
+void plan_config_hash(const char *text, char out[17]) {
+    uint64_t h = 1469598103934665603ull;          /* FNV-1a 64 offset basis */
+    char section[64] = "";
+    for (const char *line = text; *line;) {
+        size_t len = strcspn(line, "\n");
+        if (line[0] == '[') snprintf(section, sizeof section, "%.*s", (int)(len < 63 ? len : 63), line);
+        if (!is_seeds_line(line, section))
+            for (size_t i = 0; i <= len && line[i]; i++) { h ^= (unsigned char)line[i]; h *= 1099511628211ull; }
+        line += len + (line[len] == '\n');
+    }
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+static uint64_t splitmix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+uint64_t plan_seed(const plan_job *j, plan_seed_purpose purpose, uint64_t index) {
+    uint64_t who = 0;   /* shared by every job of the seed unless the purpose is the init */
+    if (purpose == SEED_INIT && plan_roles[j->role].independent)
+        who = 1 + (uint64_t)j->role * 1000003u + (uint64_t)j->replica;
+    uint64_t h = splitmix64((uint64_t)(int64_t)j->seed);
+    h = splitmix64(h ^ (uint64_t)purpose);
+    h = splitmix64(h ^ who);
+    return splitmix64(h ^ index) >> 1;   /* 63 bits: safe where a signed seed is expected */
 }

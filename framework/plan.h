@@ -1,12 +1,26 @@
-/* plan: expands a validated config into the list of independent jobs.
+/* plan: a validated config turned, once, into everything a run needs; nothing after the plan
+ * reads the config again. Data flows config -> plan -> jobs -> shards.
  *
- * A job is one trained model: a sweep point x a seed x a role (x a replica for independent
- * models). Its attacks run inside the job. The order is deterministic: points, then seeds,
- * then roles in the order of plan_roles. A job's id is file-name safe and unique within the
- * experiment ("p0-s1-owner", "p0-s1-indep-data-r0"); its shard is <shards>/<id>.h5. */
+ * The plan holds every sweep point's typed parameters and label, every attack setting, the
+ * effective INI text with its hash, and the list of independent jobs. A job is one trained
+ * model: a sweep point x a seed x a role (x a replica for independent models). Its attacks
+ * run inside the job. The order is deterministic: points, then seeds, then roles in the order
+ * of plan_roles. A job's id is file-name safe and unique within the experiment
+ * ("p0-s1-owner", "p0-s1-indep-data-r0"); its shard is <shards>/<id>.h5.
+ *
+ * Every random stream of a job comes from plan_seed(job, purpose, index): the purposes are one
+ * enum, so no two uses can share a stream by accident.
+ *
+ *   plan *p;
+ *   if (plan_build(c, &p, err, sizeof err)) ...;   // c can be freed now
+ *   for (int j = 0; j < p->n_jobs; j++) { const pmi_params *pp = plan_params(p, &p->jobs[j]); ... }
+ *   plan_free(p); */
 #ifndef PMI_PLAN_H
 #define PMI_PLAN_H
+#include <stdint.h>
+#include "attack.h"
 #include "config.h"
+#include "pmi.h"
 
 typedef enum { ROLE_OWNER = 0, ROLE_CLEAN, ROLE_INDEP_DATA, ROLE_INDEP_SEED, ROLE_INDEP_ARCH, ROLE_COUNT } plan_role;
 
@@ -27,12 +41,48 @@ typedef struct {
     int replica;           /* 0 .. independent-1 for independent roles, 0 otherwise */
 } plan_job;
 
-/* Builds the job list of c (malloc'd, *n jobs). Returns 0 or -1 with err. */
-int plan_build(const cfg *c, plan_job **jobs, int *n, char *err, size_t errlen);
+/* One sweep point. */
+typedef struct {
+    pmi_params params;     /* typed parameters (cfg_point) */
+    char *label;           /* "key=value,key=value" of the sweep axes, "" without a sweep */
+    int kinds[SCORE_COUNT]; int n_kinds;   /* pmi.scores as pmi_score_kind, decision kind first */
+} plan_point;
+
+typedef struct {
+    plan_point *points; int n_points;
+    plan_job *jobs; int n_jobs;
+    attack_setting *attacks; int n_attacks;   /* applied to every job's model, in this order */
+    char *config_text;     /* the full effective INI (cfg_effective_text) */
+    char config_hash[17];  /* 64-bit FNV-1a of config_text without [experiment] seeds, in hex:
+                            * adding seeds keeps earlier jobs valid */
+} plan;
+
+/* Builds the whole plan of a validated config (points, attacks, jobs, effective text and
+ * hash). Returns 0 with *out set (free with plan_free), or -1 with err (a bad point, an
+ * [attack.*] error with file:line). */
+int plan_build(const cfg *c, plan **out, char *err, size_t errlen);
+/* No operation is performed if p is NULL. */
+void plan_free(plan *p);
+/* The parameters of a job's sweep point. */
+const pmi_params *plan_params(const plan *p, const plan_job *j);
 /* Shard slice "i/n" (0-based i): keeps jobs j with j % n == i. Returns the new count. */
 int plan_slice(plan_job *jobs, int n, int slice, int nslices);
-/* Model-initialisation seed of a job: owner and clean share one (the fidelity pair), every
- * independent replica gets its own. */
-uint64_t plan_init_seed(const plan_job *j);
+/* The architecture a job trains: pmi.indep_arch for indep-arch models, model.arch otherwise. */
+const char *plan_arch(const plan *p, const plan_job *j);
+/* The 64-bit FNV-1a hash of an effective config text, seed count aside, as 16 hex digits. */
+void plan_config_hash(const char *config_text, char out[17]);
+
+/* What a random stream is for. Each purpose names who shares it:
+ *   SEED_SPLIT   the data split and the secret k: every job of one seed (they must agree);
+ *   SEED_INIT    model initialisation: owner and clean share it (the fidelity pair), every
+ *                independent role and replica has its own;
+ *   SEED_BATCH   mini-batch order of training: every job of one seed;
+ *   SEED_ATTACK  the attacks' base seed (attack.c derives each step's seeds from it): every
+ *                job of one seed, so owner and independents see the same attack;
+ *   SEED_VERIFY  the permutation test of score kind number `index`: every job of one seed. */
+typedef enum { SEED_SPLIT = 1, SEED_INIT, SEED_BATCH, SEED_ATTACK, SEED_VERIFY } plan_seed_purpose;
+/* The seed of a purpose for job j: splitmix64 of (experiment seed, purpose, role/replica for
+ * SEED_INIT, index). Different purposes give unrelated streams. */
+uint64_t plan_seed(const plan_job *j, plan_seed_purpose purpose, uint64_t index);
 
 #endif

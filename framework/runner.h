@@ -1,7 +1,7 @@
-/* runner: executes a plan. For each job not already done (its shard complete), it splits the
- * data, trains the job's model, evaluates it and every attack setting on it (test accuracy,
- * per-sample scores on all N*m pool samples, PMI statistics) and writes the job's shard.
- * When every job of the plan has a shard it merges them into results/<name>/results.h5.
+/* runner: what runs where. runner_run executes a plan: it skips the jobs whose shard is
+ * already complete (resume), hands the others to job_run_group (job.h) in this process or in
+ * forked worker processes, groups the jobs of one point and seed on a GPU, and when every job
+ * of the plan has a shard merges them into <output>/<name>/results.h5.
  *
  * Workers: on CPU, small models train faster as independent jobs in separate processes with one
  * libtorch thread each than as one job using every core (measured in docs/performance.md), so
@@ -12,7 +12,7 @@
 #ifndef PMI_RUNNER_H
 #define PMI_RUNNER_H
 #include <stddef.h>
-#include "config.h"
+#include "plan.h"
 
 typedef struct {
     int slice, nslices;     /* run jobs j with j % nslices == slice; 0/1 = all */
@@ -27,14 +27,15 @@ typedef enum { RUN_OK = 0, RUN_ERROR = 1, RUN_INTERRUPTED = 3 } runner_status;
 
 typedef struct {
     int jobs_total, jobs_done, jobs_skipped, jobs_trained;
-    char results_path[512];  /* merged file, "" if not merged */
-    char shard_dir[512];
+    char results_path[4096];  /* merged file, "" if not merged */
+    char shard_dir[4096];
 } runner_summary;
 
-runner_status runner_run(const cfg *c, const runner_options *o, runner_summary *s, char *err, size_t errlen);
+runner_status runner_run(const plan *p, const runner_options *o, runner_summary *s, char *err, size_t errlen);
 /* Installs the SIGINT/SIGTERM handlers that request a clean stop. */
 void runner_install_signals(void);
-/* Shard directory and merged file of an experiment: <output>/<name>/shards, <output>/<name>/results.h5. */
-void runner_paths(const pmi_params *p, char *shard_dir, size_t a, char *merged, size_t b);
+/* Shard directory and merged file of an experiment: <output>/<name>/shards, <output>/<name>/results.h5.
+ * -1 with err when a path does not fit its buffer. */
+int runner_paths(const pmi_params *p, char *shard_dir, size_t a, char *merged, size_t b, char *err, size_t errlen);
 
 #endif

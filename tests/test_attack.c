@@ -64,6 +64,35 @@ static void test_plan_errors_name_file_line(void **state) {
     expect_error("[attack.x]\ntype = ftal\noptimizer = rmsprop\n", ".ini:3", "optimizer");
 }
 
+/* Integer parameters refuse fractions (epochs = 0.5 once ran 0 epochs under a 0.5 label). */
+static void test_plan_whole_numbers(void **state) {
+    expect_error("[attack.x]\ntype = ftal\nepochs = 0.5\n", ".ini:3", "whole number");
+    expect_error("[attack.x]\ntype = ftal\nbatch_size = 32.5\n", ".ini:3", "batch_size");
+    expect_error("[attack.x]\ntype = quantize\nbits = 4, 2.5\n", ".ini:3", "bits");
+    expect_error("[attack.x]\ntype = prune\nglobal = 0.5\n", ".ini:3", "global");
+    expect_error("[attack.x]\ntype = distill\nwidth = 8.25\n", ".ini:3", "width");
+}
+
+/* Every value of a long sweep becomes a setting (once silently cut at 16), and the limits
+ * that remain are errors that name them. */
+static void test_plan_long_sweep_and_limits(void **state) {
+    char text[4096] = "[attack.q]\ntype = noise\nsigma = 0";
+    for (int i = 1; i < 40; i++)   /* continuation lines: inih limits a line's length */
+        snprintf(text + strlen(text), sizeof text - strlen(text), "%s, %g", i % 10 ? "" : "\n  ", i * 0.01);
+    strcat(text, "\n");
+    char err[512];
+    int rc, n = 0;
+    cfg *c = load_text(text, err, sizeof err, &rc);
+    if (rc) fail_msg("cfg_load: %s", err);
+    attack_setting *a = NULL;
+    if (attack_plan(c, &a, &n, err, sizeof err)) fail_msg("attack_plan: %s", err);
+    assert_int_equal(n, 40);
+    assert_true(fabs(a[39].strength - 0.39) < 1e-12);
+    free(a);
+    cfg_free(c);
+    expect_error("[attack.x]\ntype = ftal\nepochs=1\n[attack.c]\nchain = x, x, x, x, x\n", ".ini:5", "1 to 4");
+}
+
 /* ---- attacks on a tiny trained model ---------------------------------------------- */
 static pmi_dataset train;
 static nn_data *dtrain, *dattack;
@@ -189,6 +218,8 @@ int main(void) {
     const struct CMUnitTest plan_tests[] = {
         cmocka_unit_test(test_plan_sweep_and_chain),
         cmocka_unit_test(test_plan_errors_name_file_line),
+        cmocka_unit_test(test_plan_whole_numbers),
+        cmocka_unit_test(test_plan_long_sweep_and_limits),
     };
     const struct CMUnitTest model_tests[] = {
         cmocka_unit_test(test_ftll_changes_only_last_layer),

@@ -1,0 +1,70 @@
+/* eval: one model's accuracy, scores and PMI statistics (see eval.h). */
+#include "eval.h"
+#include "pmi.h"
+#include "util.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void eval_free(store_eval *e) {
+    free(e->sample_scores); free(e->pool_mean); free(e->pool_median);
+    e->sample_scores = e->pool_mean = e->pool_median = NULL;
+}
+
+/* The result of a model that cannot be verified: nothing identified, every p-value NaN. */
+static void unverifiable(pmi_result *r, int N, int m, int k) {
+    memset(r, 0, sizeof *r);
+    r->N = N; r->m = m; r->k = k;
+    r->identified = r->identified_median = -1;
+    r->margin = NAN;
+    for (int i = 0; i < P_COUNT; i++) { r->p[i] = r->p_nway[i] = NAN; r->nway_index[i] = -1; }
+}
+
+/* Scores and statistics of every kind from the log-probabilities. 0, or -1 with err. */
+static int verify_kinds(const eval_input *in, const float *logp, int diverged, store_eval *ev, char *err, size_t errlen) {
+    int64_t nm = (int64_t)in->N * in->m;
+    int failed = 0;
+    #pragma omp parallel for schedule(dynamic)
+    for (int k = 0; k < in->n_kinds; k++) {
+        double *s = ev->sample_scores + k * nm, *mean = ev->pool_mean + k * in->N, *median = ev->pool_median + k * in->N;
+        pmi_scores((pmi_score_kind)in->kinds[k], logp, in->pool_labels, nm, in->classes, s);
+        if (diverged) {
+            unverifiable(&ev->res[k], in->N, in->m, in->secret);
+            for (int i = 0; i < in->N; i++) mean[i] = median[i] = NAN;
+            continue;
+        }
+        if (pmi_verify(s, in->N, in->m, in->secret, in->permutations, in->verify_seeds[k], &ev->res[k], mean, median)) {
+            #pragma omp critical
+            {
+                failed = 1;
+                util_err(err, errlen, "verification (%s score): %s", pmi_score_name((pmi_score_kind)in->kinds[k]), pmi_error());
+            }
+        }
+    }
+    return failed ? -1 : 0;
+}
+
+int eval_model(nn_model *model, const eval_input *in, store_eval *ev, char *err, size_t errlen) {
+    int64_t nm = (int64_t)in->N * in->m;
+    double t0 = util_now_s();
+    ev->n_kinds = in->n_kinds;
+    memcpy(ev->kinds, in->kinds, sizeof *in->kinds * (size_t)in->n_kinds);
+    ev->sample_scores = util_malloc(sizeof(double) * (size_t)(nm * in->n_kinds));
+    ev->pool_mean = util_malloc(sizeof(double) * (size_t)(in->N * in->n_kinds));
+    ev->pool_median = util_malloc(sizeof(double) * (size_t)(in->N * in->n_kinds));
+    float *logp = util_malloc(sizeof(float) * (size_t)(nm * in->classes));
+    nn_status st = nn_accuracy(model, in->test, &ev->test_acc);
+    if (st == NN_OK) st = nn_eval_logp(model, in->pool, logp);
+    if (st != NN_OK) { free(logp); return util_err(err, errlen, "evaluation: %s", nn_last_error()); }
+    int diverged = 0;
+    for (int64_t i = 0; i < nm * in->classes && !diverged; i++) diverged = isnan(logp[i]);
+    int rc = verify_kinds(in, logp, diverged, ev, err, errlen);
+    free(logp);
+    if (rc) return -1;
+    if (diverged) fprintf(stderr, "  %s: %s%s model outputs NaN (diverged): recorded as unverifiable\n",
+                          in->who, strcmp(ev->attack, "none") ? "attack " : "", strcmp(ev->attack, "none") ? ev->attack : "");
+    ev->sparsity = nn_sparsity(model);
+    ev->wall_s = util_now_s() - t0;
+    return 0;
+}

@@ -1,0 +1,36 @@
+/* eval: evaluates one model, un-attacked or attacked, the same way: its test accuracy, the
+ * per-sample membership scores of every pool sample for every score kind, and the PMI
+ * statistics of each kind (pmi_verify). A model whose outputs are NaN (an attack diverged)
+ * is recorded as unverifiable: identified -1 and NaN p-values, which no alpha claims.
+ *
+ *   eval_input in = { .pool = ..., .pool_labels = ..., ... };
+ *   store_eval ev = { .attack = "none", ... };
+ *   if (eval_model(model, &in, &ev, err, sizeof err)) ...;
+ *   ... eval_free(&ev); */
+#ifndef PMI_EVAL_H
+#define PMI_EVAL_H
+#include <stddef.h>
+#include <stdint.h>
+#include "nn.h"
+#include "store.h"
+
+typedef struct {
+    const nn_data *pool;          /* the N*m pool samples, mini-dataset by mini-dataset */
+    const int32_t *pool_labels;   /* their labels, (N*m) */
+    const nn_data *test;          /* the test split */
+    int classes;
+    int N, m, secret;             /* pool shape and the secret index k */
+    int permutations;             /* resamples of the permutation test */
+    const int *kinds; int n_kinds;/* score kinds (pmi_score_kind), decision kind first */
+    const uint64_t *verify_seeds; /* per kind: the seed of its permutation test */
+    const char *who;              /* job id, for the diverged-model message */
+} eval_input;
+
+/* Fills ev's accuracy, scores and results (ev's attack names are the caller's). Kinds are
+ * verified in parallel (OpenMP); each is seeded on its own, so results do not depend on the
+ * thread count. Returns 0, or -1 with err; ev's arrays are owned by ev either way. */
+int eval_model(nn_model *model, const eval_input *in, store_eval *ev, char *err, size_t errlen);
+/* Frees the arrays of ev. */
+void eval_free(store_eval *ev);
+
+#endif

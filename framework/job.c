@@ -1,0 +1,343 @@
+/* job: a group of jobs of one sweep point and seed, from the split to the shards (see job.h). */
+#include "job.h"
+#include "attack.h"
+#include "data.h"
+#include "eval.h"
+#include "util.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- the datasets, loaded once per (dataset, path, normalisation) and device -------------- */
+struct job_data {
+    char *key;
+    pmi_dataset train, test;
+    nn_data *dtrain, *dtest;
+};
+
+job_data *job_data_create(void) { return util_calloc(1, sizeof(job_data)); }
+
+static void data_clear(job_data *d) {
+    nn_data_free(d->dtrain); nn_data_free(d->dtest);
+    data_free(&d->train); data_free(&d->test);
+    free(d->key);
+    memset(d, 0, sizeof *d);
+}
+
+void job_data_free(job_data *d) {
+    if (!d) return;
+    data_clear(d);
+    free(d);
+}
+
+static void normalize_pair(job_data *d, cfg_norm mode) {
+    if (mode == NORM_NONE) return;
+    if (mode == NORM_UNIT) {
+        data_normalize(&d->train, DATA_NORM_UNIT, NULL, NULL);
+        data_normalize(&d->test, DATA_NORM_UNIT, NULL, NULL);
+        return;
+    }
+    /* standard: per-channel statistics of the whole train file (independent of the split) */
+    double mean[3] = {0}, sd[3] = {1, 1, 1};
+    data_channel_stats(&d->train, NULL, d->train.n, mean, sd);
+    data_normalize(&d->train, DATA_NORM_STANDARD, mean, sd);
+    data_normalize(&d->test, DATA_NORM_STANDARD, mean, sd);
+}
+
+/* Makes d hold the datasets of p on dev, loading them unless they are there already. */
+static int data_get(job_data *d, const pmi_params *p, nn_device dev, char *err, size_t errlen) {
+    int64_t n_synth = (int64_t)p->n_train * 2 + (int64_t)p->N * p->m + p->n_attacker + 4 * (int64_t)p->n_test;
+    size_t klen = strlen(p->dataset) + strlen(p->path) + 64;
+    char *key = util_malloc(klen);
+    snprintf(key, klen, "%s|%s|%d|%lld", p->dataset, p->path, (int)p->normalize,
+             strcmp(p->dataset, "synthetic") ? 0LL : (long long)n_synth);
+    if (d->key && !strcmp(key, d->key)) { free(key); return 0; }
+    data_clear(d);
+    if (data_load(p->dataset, p->path, n_synth, 12345, &d->train, &d->test, err, errlen)) { free(key); return -1; }
+    normalize_pair(d, p->normalize);
+    nn_status st = nn_data_create(d->train.x, d->train.y, d->train.n, d->train.c, d->train.h, d->train.w, dev, &d->dtrain);
+    if (st == NN_OK)
+        st = nn_data_create(d->test.x, d->test.y, d->test.n, d->test.c, d->test.h, d->test.w, dev, &d->dtest);
+    if (st != NN_OK) {
+        util_err(err, errlen, "uploading %s: %s", p->dataset, nn_last_error());
+        data_clear(d); free(key);
+        return -1;
+    }
+    d->key = key;
+    return 0;
+}
+
+int job_shard_path(const char *shard_dir, const plan_job *j, char *path, size_t len, char *err, size_t errlen) {
+    int n = snprintf(path, len, "%s/%s.h5", shard_dir, j->id);
+    if (n < 0 || (size_t)n >= len)
+        return util_err(err, errlen, "shard path %s/%s.h5: longer than %zu characters", shard_dir, j->id, len - 1);
+    return 0;
+}
+
+/* ---- one job's state ----------------------------------------------------------------- */
+typedef struct {
+    const job_env *env;
+    const plan_job *job;
+    const pmi_params *p;
+    const plan_point *point;
+    const char *arch;
+    int index;                 /* position among this process's jobs (progress) */
+    int progress;              /* draw the per-epoch progress line */
+    double t0;
+    /* the model and what it trains on */
+    nn_model_spec spec;
+    nn_model *model;
+    nn_data *dtr;
+    nn_train_params tp;
+    /* results */
+    store_eval *evals; int n_evals;        /* 1 + the attack settings */
+    double *loss_curve;                    /* (epochs) */
+    double train_acc, test_acc;
+    const char **names; int64_t *numel; float **data; int n_tensors;   /* saved weights */
+} job_state;
+
+static void job_state_free(job_state *s) {
+    nn_model_free(s->model); nn_data_free(s->dtr);
+    for (int i = 0; i < s->n_evals; i++) eval_free(&s->evals[i]);
+    for (int i = 0; i < s->n_tensors; i++) free(s->data[i]);
+    free(s->evals); free(s->loss_curve); free(s->names); free(s->numel); free(s->data);
+    s->model = NULL; s->dtr = NULL; s->evals = NULL; s->loss_curve = NULL;
+    s->names = NULL; s->numel = NULL; s->data = NULL; s->n_evals = s->n_tensors = 0;
+}
+
+static int progress_epoch(void *ctx, int epoch, int epochs, double loss) {
+    job_state *js = ctx;
+    if (js->progress) {
+        double now = util_now_s(), el = now - js->t0;
+        double eta = el / (epoch + 1) * (epochs - epoch - 1);
+        /* the whole run: the fraction of jobs done so far, counting this one's epochs */
+        double frac = (js->index + (epoch + 1.0) / epochs) / js->env->total;
+        double run_eta = (now - js->env->run_t0) / frac * (1 - frac);
+        fprintf(stderr, "\r  [%d/%d] %-28s epoch %3d/%-3d loss %.4f  job eta %5.1fs, run eta %6.0fs   ",
+                js->index + 1, js->env->total, js->job->id, epoch + 1, epochs, loss, eta, run_eta);
+        fflush(stderr);
+    }
+    return *js->env->stop != 0;
+}
+
+/* The training set of a role: owner = train + D_k; indep-data = the disjoint set; else train. */
+static nn_data *role_data(const plan_job *job, const data_split *sp, nn_data *dtrain) {
+    nn_data *d = NULL, *dk = NULL, *both = NULL;
+    switch (job->role) {
+    case ROLE_OWNER:
+        if (nn_data_subset(dtrain, sp->train, sp->n_train, &d) != NN_OK) return NULL;
+        if (nn_data_subset(dtrain, sp->pool + (int64_t)sp->secret * sp->m, sp->m, &dk) != NN_OK) { nn_data_free(d); return NULL; }
+        nn_data_concat(d, dk, &both);
+        nn_data_free(d); nn_data_free(dk);
+        return both;
+    case ROLE_INDEP_DATA:
+        return nn_data_subset(dtrain, sp->indep, sp->n_indep, &d) == NN_OK ? d : NULL;
+    default:
+        return nn_data_subset(dtrain, sp->train, sp->n_train, &d) == NN_OK ? d : NULL;
+    }
+}
+
+static nn_train_params train_params(job_state *js) {
+    const pmi_params *p = js->p;
+    nn_train_params tp = nn_train_default_params();
+    tp.optimizer = p->optimizer == OPT_ADAM ? NN_ADAM : NN_SGD;
+    tp.lr = p->lr; tp.momentum = p->momentum; tp.weight_decay = p->weight_decay;
+    tp.epochs = p->epochs; tp.batch_size = p->batch_size;
+    tp.schedule = (nn_schedule)p->schedule; tp.step_size = p->step_size; tp.gamma = p->gamma;
+    tp.seed = plan_seed(js->job, SEED_BATCH, 0);
+    tp.on_epoch = progress_epoch; tp.ctx = js;
+    return tp;
+}
+
+/* The job's model, training set and training parameters, ready to train. */
+static int job_setup(job_state *js, const job_data *d, const data_split *split, char *err, size_t errlen) {
+    const pmi_params *p = js->p;
+    js->spec = (nn_model_spec){ .arch = js->arch, .c = d->train.c, .h = d->train.h, .w = d->train.w,
+                                .classes = d->train.classes, .width = p->width, .device = js->env->dev,
+                                .seed = plan_seed(js->job, SEED_INIT, 0) };
+    js->evals = util_calloc((size_t)js->env->plan->n_attacks + 1, sizeof *js->evals);
+    js->loss_curve = util_calloc((size_t)p->epochs, sizeof *js->loss_curve);
+    if (!(js->dtr = role_data(js->job, split, d->dtrain)))
+        return util_err(err, errlen, "selecting training data: %s", nn_last_error());
+    if (nn_model_create(&js->spec, &js->model) != NN_OK)
+        return util_err(err, errlen, "model '%s': %s", js->arch, nn_last_error());
+    js->tp = train_params(js);
+    return 0;
+}
+
+/* Trains the models of g jobs: one nn_train with progress for a single job, else one
+ * nn_train_group (concurrent CUDA streams on a GPU). 0, 1 when stopped, -1 with err. */
+static int train_all(job_state *js, int g, char *err, size_t errlen) {
+    nn_status st;
+    if (g == 1) {
+        st = nn_train(js[0].model, js[0].dtr, &js[0].tp, js[0].loss_curve);
+    } else {
+        nn_model **m = util_calloc((size_t)g, sizeof *m);
+        const nn_data **d = util_calloc((size_t)g, sizeof *d);
+        nn_train_params *tp = util_calloc((size_t)g, sizeof *tp);
+        double **curves = util_calloc((size_t)g, sizeof *curves);
+        for (int i = 0; i < g; i++) {
+            m[i] = js[i].model; d[i] = js[i].dtr; tp[i] = js[i].tp; curves[i] = js[i].loss_curve;
+            tp[i].on_epoch = NULL;
+        }
+        fprintf(stderr, "  training %d models at once (%s ... %s)\n", g, js[0].job->id, js[g - 1].job->id);
+        st = nn_train_group(m, d, tp, g, curves);
+        free(m); free(d); free(tp); free(curves);
+    }
+    if (*js[0].env->stop) return 1;
+    return st == NN_OK ? 0 : util_err(err, errlen, "training: %s", nn_last_error());
+}
+
+/* The per-kind permutation-test seeds of a job. */
+static void verify_seeds(const job_state *js, uint64_t *seeds) {
+    for (int k = 0; k < js->point->n_kinds; k++) seeds[k] = plan_seed(js->job, SEED_VERIFY, (uint64_t)k);
+}
+
+static int run_attacks(job_state *js, const eval_input *in, const nn_data *attacker, char *err, size_t errlen) {
+    const plan *pl = js->env->plan;
+    attack_ctx ac = { .attacker = attacker, .p = js->p, .spec = js->spec, .seed = plan_seed(js->job, SEED_ATTACK, 0) };
+    for (int a = 0; a < pl->n_attacks && !*js->env->stop; a++) {
+        const attack_setting *as = &pl->attacks[a];
+        nn_model *attacked = NULL;
+        double t0 = util_now_s();
+        if (attack_apply(as, js->model, &ac, &attacked, err, errlen)) return -1;
+        store_eval *ev = &js->evals[js->n_evals++];
+        snprintf(ev->attack, sizeof ev->attack, "%s", as->name);
+        snprintf(ev->type, sizeof ev->type, "%s", as->type);
+        snprintf(ev->params, sizeof ev->params, "%s", as->label);
+        ev->strength = as->strength;
+        int rc = eval_model(attacked, in, ev, err, errlen);
+        ev->wall_s = util_now_s() - t0;
+        nn_model_free(attacked);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+static int collect_weights(job_state *js) {
+    int n = nn_param_count(js->model);
+    js->names = util_calloc((size_t)n, sizeof *js->names);
+    js->numel = util_calloc((size_t)n, sizeof *js->numel);
+    js->data = util_calloc((size_t)n, sizeof *js->data);
+    for (int i = 0; i < n; i++) {
+        int64_t shape[4]; int ndim;
+        if (nn_param_info(js->model, i, &js->names[i], &js->numel[i], shape, &ndim) != NN_OK) return -1;
+        js->data[i] = util_malloc(sizeof(float) * (size_t)js->numel[i]);
+        js->n_tensors = i + 1;
+        if (nn_param_get(js->model, i, js->data[i]) != NN_OK) return -1;
+    }
+    return 0;
+}
+
+/* After training: training accuracy, the un-attacked evaluation, the attacks, the weights.
+ * Returns 0, -1 on error, 1 when stopped. */
+static int job_finish(job_state *js, const data_split *split, nn_data *pool, nn_data *test, nn_data *attacker,
+                      const int32_t *pool_labels, char *err, size_t errlen) {
+    if (js->progress) fprintf(stderr, "\r\033[K");
+    if (nn_accuracy(js->model, js->dtr, &js->train_acc) != NN_OK) return util_err(err, errlen, "accuracy: %s", nn_last_error());
+    uint64_t seeds[SCORE_COUNT];
+    verify_seeds(js, seeds);
+    eval_input in = { .pool = pool, .pool_labels = pool_labels, .test = test, .classes = js->spec.classes,
+                      .N = js->p->N, .m = js->p->m, .secret = split->secret, .permutations = js->p->permutations,
+                      .kinds = js->point->kinds, .n_kinds = js->point->n_kinds, .verify_seeds = seeds, .who = js->job->id };
+    store_eval *ev = &js->evals[js->n_evals++];
+    snprintf(ev->attack, sizeof ev->attack, "none");
+    snprintf(ev->type, sizeof ev->type, "none");
+    ev->strength = NAN;
+    if (eval_model(js->model, &in, ev, err, errlen)) return -1;
+    js->test_acc = ev->test_acc;
+    if (run_attacks(js, &in, attacker, err, errlen)) return -1;
+    if (*js->env->stop) return 1;
+    if (js->p->save_models && collect_weights(js)) return util_err(err, errlen, "reading weights: %s", nn_last_error());
+    return 0;
+}
+
+static void iso_now(char *buf, size_t len) {
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void report_line(const job_state *js, double wall) {
+    const pmi_result *r = &js->evals[0].res[0];
+    char tag[16] = "";
+    if (js->env->worker >= 0) snprintf(tag, sizeof tag, "w%d ", js->env->worker);
+    fprintf(stderr, "  [%s%d/%d] %-24s train %.3f test %.3f  k=%d identified=%d p_perm=%.2g p_rank=%.2g  %d attacks  %.1fs\n",
+            tag, js->index + 1, js->env->total, js->job->id, js->train_acc, js->test_acc, r->k, r->identified,
+            r->p[P_PERM], r->p[P_RANK], js->n_evals - 1, wall);
+}
+
+static int write_shard(const job_state *js, const data_split *split, char *err, size_t errlen) {
+    const pmi_params *p = js->p;
+    double wall = util_now_s() - js->t0;
+    char path[4096];
+    if (job_shard_path(js->env->shard_dir, js->job, path, sizeof path, err, errlen)) return -1;
+    store_job sj;
+    memset(&sj, 0, sizeof sj);
+    /* plan_build has checked that every name fits its field */
+    snprintf(sj.id, sizeof sj.id, "%s", js->job->id);
+    snprintf(sj.experiment, sizeof sj.experiment, "%.*s", STORE_NAME - 1, p->name);
+    snprintf(sj.dataset, sizeof sj.dataset, "%.*s", STORE_NAME - 1, p->dataset);
+    snprintf(sj.arch, sizeof sj.arch, "%.*s", STORE_NAME - 1, js->arch);
+    snprintf(sj.role, sizeof sj.role, "%s", plan_roles[js->job->role].name);
+    if (strlen(js->point->label) >= sizeof sj.point)
+        return util_err(err, errlen, "sweep label '%s' is longer than %zu characters", js->point->label, sizeof sj.point - 1);
+    snprintf(sj.point, sizeof sj.point, "%s", js->point->label);
+    sj.point_index = js->job->point; sj.seed = js->job->seed; sj.replica = js->job->replica;
+    sj.N = p->N; sj.m = p->m; sj.secret_k = split->secret;
+    sj.trained_on_k = plan_roles[js->job->role].trained_on_k;
+    sj.train_acc = js->train_acc; sj.test_acc = js->test_acc; sj.wall_s = wall;
+    sj.split = split;
+    sj.loss_curve = js->loss_curve; sj.epochs = p->epochs;
+    sj.evals = js->evals; sj.n_evals = js->n_evals;
+    sj.n_tensors = js->n_tensors; sj.tensor_names = js->names; sj.tensor_numel = js->numel;
+    sj.tensor_data = (const float *const *)js->data;
+    store_provenance prov = *js->env->prov;
+    iso_now(prov.finished, sizeof prov.finished);
+    if (store_write_shard(path, &sj, &prov, err, errlen)) return -1;
+    report_line(js, wall);
+    return 0;
+}
+
+int job_run_group(const job_env *env, job_data *d, const plan_job *jobs, int g, int index,
+                  char *err, size_t errlen) {
+    const plan_point *point = &env->plan->points[jobs[0].point];
+    const pmi_params *p = &point->params;
+    if (data_get(d, p, env->dev, err, errlen)) return -1;
+    data_split split;
+    if (data_split_make(d->train.n, d->test.n, p->n_train, p->N, p->m, p->n_attacker, p->independent > 0,
+                        p->n_test, p->secret, plan_seed(&jobs[0], SEED_SPLIT, 0), &split, err, errlen))
+        return -1;
+    int rc = -1;
+    int64_t nm = (int64_t)p->N * p->m;
+    nn_data *pool = NULL, *test = NULL, *attacker = NULL;
+    job_state *js = util_calloc((size_t)g, sizeof *js);
+    int32_t *pool_labels = util_malloc(sizeof *pool_labels * (size_t)nm);
+    for (int64_t i = 0; i < nm; i++) pool_labels[i] = d->train.y[split.pool[i]];
+    if (nn_data_subset(d->dtrain, split.pool, nm, &pool) != NN_OK ||
+        nn_data_subset(d->dtest, split.test, split.n_test, &test) != NN_OK ||
+        (split.n_attacker > 0 && nn_data_subset(d->dtrain, split.attacker, split.n_attacker, &attacker) != NN_OK)) {
+        util_err(err, errlen, "selecting data: %s", nn_last_error());
+        goto out;
+    }
+    for (int i = 0; i < g; i++) {
+        js[i] = (job_state){ .env = env, .job = &jobs[i], .p = p, .point = point, .arch = plan_arch(env->plan, &jobs[i]),
+                             .index = index + i, .progress = env->tty && g == 1, .t0 = util_now_s() };
+        if (job_setup(&js[i], d, &split, err, errlen)) goto out;
+    }
+    if ((rc = train_all(js, g, err, errlen))) goto out;
+    for (int i = 0; i < g && rc == 0; i++) {
+        rc = job_finish(&js[i], &split, pool, test, attacker, pool_labels, err, errlen);
+        if (rc == 0) rc = write_shard(&js[i], &split, err, errlen);
+        job_state_free(&js[i]);
+    }
+out:
+    for (int i = 0; i < g; i++) job_state_free(&js[i]);
+    free(js); free(pool_labels);
+    nn_data_free(pool); nn_data_free(test); nn_data_free(attacker);
+    data_split_free(&split);
+    return rc;
+}

@@ -1,0 +1,46 @@
+/* job: runs jobs of a plan: for a group of jobs of one sweep point and seed (one job, or on
+ * a GPU all the unfinished jobs of that point and seed), it draws the data split once, trains
+ * the models (together through nn_train_group when there are several), then for each job
+ * evaluates the model, applies and evaluates every attack setting, and writes the job's
+ * shard. The datasets are loaded once per (dataset, path, normalisation) into a job_data
+ * cache on the run's device.
+ *
+ *   job_data *d = job_data_create();
+ *   job_env env = { .plan = p, .dev = dev, ... };
+ *   int rc = job_run_group(&env, d, &p->jobs[j], g, j, err, sizeof err);  // 0 ok, 1 stopped, -1 error
+ *   job_data_free(d); */
+#ifndef PMI_JOB_H
+#define PMI_JOB_H
+#include <signal.h>
+#include <stddef.h>
+#include "nn.h"
+#include "plan.h"
+#include "store.h"
+
+typedef struct job_data job_data;   /* opaque: the loaded datasets on the device */
+
+job_data *job_data_create(void);
+void job_data_free(job_data *d);    /* NULL is a no-op */
+
+/* What every job of a run shares. */
+typedef struct {
+    const plan *plan;
+    nn_device dev;
+    const store_provenance *prov;   /* copied into every shard, with its own finish time */
+    const char *shard_dir;          /* shards are <shard_dir>/<job id>.h5 */
+    const volatile sig_atomic_t *stop; /* nonzero: abandon the group at the next epoch boundary */
+    int worker;                     /* worker process index for the log lines, -1: single process */
+    int tty;                        /* draw the progress line on stderr */
+    int total;                      /* jobs of this process, for progress */
+    double run_t0;                  /* start of this process's run (util_now_s), for the ETA */
+} job_env;
+
+/* Runs jobs[0..g): they must share the sweep point and seed. `index` is the position of
+ * jobs[0] among this process's jobs (progress). Writes one shard per job. Returns 0, 1 when
+ * stopped (no shard of an unfinished job is written), or -1 with err. */
+int job_run_group(const job_env *env, job_data *d, const plan_job *jobs, int g, int index,
+                  char *err, size_t errlen);
+/* The shard path of job j: "<shard_dir>/<id>.h5". -1 with err if it does not fit in len. */
+int job_shard_path(const char *shard_dir, const plan_job *j, char *path, size_t len, char *err, size_t errlen);
+
+#endif
