@@ -49,16 +49,16 @@ static void test_defaults(void **state) {
     assert_int_equal(cfg_point(c, 0, &p, err, sizeof err), 0);
     assert_string_equal(p.name, "pmi");
     assert_int_equal(p.seeds, 3); assert_int_equal(p.seed, 1);
-    assert_int_equal(p.device, DEV_AUTO); assert_string_equal(p.output, "results");
+    assert_int_equal(p.device, NN_WANT_AUTO); assert_string_equal(p.output, "results");
     assert_string_equal(p.dataset, "fashion-mnist"); assert_string_equal(p.path, "");
     assert_int_equal(p.n_train, 2000); assert_int_equal(p.n_attacker, 1000); assert_int_equal(p.n_test, 1000);
     assert_int_equal(p.normalize, NORM_STANDARD);
     assert_int_equal(p.N, 10); assert_int_equal(p.m, 50); assert_int_equal(p.secret, -1);
     assert_string_equal(p.arch, "lenet"); assert_int_equal(p.width, 0);
-    assert_int_equal(p.optimizer, OPT_SGD);
+    assert_int_equal(p.optimizer, NN_SGD);
     assert_true(p.lr == 0.05 && p.momentum == 0.9 && p.weight_decay == 0 && p.gamma == 0.1);
     assert_int_equal(p.epochs, 10); assert_int_equal(p.batch_size, 64);
-    assert_int_equal(p.schedule, SCHED_NONE); assert_int_equal(p.step_size, 10);
+    assert_int_equal(p.schedule, NN_SCHED_NONE); assert_int_equal(p.step_size, 10);
     assert_int_equal(p.permutations, 9999);
     assert_int_equal(p.n_alphas, 2); assert_true(p.alphas[0] == 0.01 && p.alphas[1] == 0.05);
     assert_string_equal(p.scores, "loss,conf,correct,entropy,mentropy,logit");
@@ -120,16 +120,16 @@ static void test_full_file(void **state) {
     assert_int_equal(cfg_sweep_count(c), 1);
     assert_int_equal(cfg_point(c, 0, &p, err, sizeof err), 0);
     assert_string_equal(p.name, "full"); assert_int_equal(p.seeds, 2); assert_int_equal(p.seed, 7);
-    assert_int_equal(p.device, DEV_CPU); assert_string_equal(p.output, "out/dir");
+    assert_int_equal(p.device, NN_WANT_CPU); assert_string_equal(p.output, "out/dir");
     assert_string_equal(p.dataset, "cifar10"); assert_string_equal(p.path, "/data/cifar");
     assert_int_equal(p.n_train, 500); assert_int_equal(p.n_attacker, 0); assert_int_equal(p.n_test, 300);
     assert_int_equal(p.normalize, NORM_UNIT);
     assert_int_equal(p.N, 20); assert_int_equal(p.m, 25); assert_int_equal(p.secret, 19);
     assert_string_equal(p.arch, "resnet18"); assert_int_equal(p.width, 16);
-    assert_int_equal(p.optimizer, OPT_ADAM);
+    assert_int_equal(p.optimizer, NN_ADAM);
     assert_true(p.lr == 0.001 && p.momentum == 0 && p.weight_decay == 5e-4 && p.gamma == 1);
     assert_int_equal(p.epochs, 0); assert_int_equal(p.batch_size, 128);
-    assert_int_equal(p.schedule, SCHED_STEP); assert_int_equal(p.step_size, 3);
+    assert_int_equal(p.schedule, NN_SCHED_STEP); assert_int_equal(p.step_size, 3);
     assert_int_equal(p.permutations, 0);
     assert_int_equal(p.n_alphas, 4);
     assert_true(p.alphas[0] == 0.001 && p.alphas[1] == 0.01 && p.alphas[2] == 0.05 && p.alphas[3] == 0.1);
@@ -146,11 +146,11 @@ static void test_full_file(void **state) {
 
 /* main.ini includes configs/base.ini, which includes parts/arch.ini relative to configs/. */
 static void test_include_and_override_order(void **state) {
-    write_ini("inc/configs/parts/arch.ini", "[model]\narch = vgg\nwidth = 8\n");
+    write_ini("inc/configs/parts/arch.ini", "[model]\narch = vgg11\nwidth = 8\n");
     write_ini("inc/configs/base.ini",
               "[train]\nepochs = 5\nlr = 0.2\ninclude = parts/arch.ini\n[pool]\nN = 30\n");
     const char *main_ini = write_ini("inc/main.ini",
-              "[model]\narch = before\n"
+              "[model]\narch = mlp\n"
               "include = configs/base.ini\n"
               "[train]\nlr = 0.3\n");
     cfg *c = load_ok(main_ini);
@@ -158,7 +158,7 @@ static void test_include_and_override_order(void **state) {
     char err[512];
     const char *where;
     assert_int_equal(cfg_point(c, 0, &p, err, sizeof err), 0);
-    assert_string_equal(p.arch, "vgg");        /* the include comes later than arch = before */
+    assert_string_equal(p.arch, "vgg11");      /* the include comes later than arch = mlp */
     assert_int_equal(p.width, 8);
     assert_int_equal(p.epochs, 5);
     assert_true(p.lr == 0.3);                  /* main.ini's line after the include wins */
