@@ -466,14 +466,18 @@ static void test_names_from_owner_tables(void **state) {
         assert_string_equal(point_with(set).decide, pmi_pvalue_name((pmi_pvalue)k));
     }
     char all[CFG_STR] = "";
-    for (int k = 0; k < SCORE_COUNT; k++)
-        snprintf(all + strlen(all), sizeof all - strlen(all), "%s%s", k ? "," : "", pmi_score_name((pmi_score_kind)k));
+    for (int k = 0; k < SCORE_COUNT; k++) {
+        assert_true(strlen(all) + strlen(pmi_score_name((pmi_score_kind)k)) + 2 <= sizeof all);
+        strcat(strcat(all, k ? "," : ""), pmi_score_name((pmi_score_kind)k));
+    }
     assert_string_equal(point_with("pmi.permutations=10").scores, all);   /* default: every kind */
-    char *text = cfg_effective_text(cfg_create());
+    cfg *empty = cfg_create();
+    char *text = cfg_effective_text(empty);
     assert_non_null(text);
     snprintf(set, sizeof set, "scores = %s\n", all);
     assert_non_null(strstr(text, set));
     free(text);
+    cfg_free(empty);
 
     char path[512], buf[8192];
     snprintf(path, sizeof path, "%s/help-names.txt", tu_tmpdir());
