@@ -11,7 +11,7 @@
 typedef struct {
     const char *key;
     double def, min, max;
-    const char *choices;   /* "sgd|adam": the value is the choice's index; NULL: a number */
+    const char *(*choices)(int i); /* names of an enum (nn.h's table): the value is the index; NULL: a number */
     int is_arch;           /* value is an architecture name ("" = the victim's) */
     int is_int;            /* value must be a whole number */
     const char *help;
@@ -20,7 +20,7 @@ typedef struct {
 static const param_info param_table[] = {
     {"epochs", 5, 0, 10000, NULL, 0, 1, "training epochs"},
     {"lr", 0.01, 1e-8, 10, NULL, 0, 0, "learning rate"},
-    {"optimizer", 0, 0, 1, "sgd|adam", 0, 0, "optimizer"},
+    {"optimizer", NN_SGD, 0, 0, nn_optimizer_name, 0, 0, "optimizer"},
     {"momentum", 0.9, 0, 0.999, NULL, 0, 0, "SGD momentum"},
     {"batch_size", 64, 1, 1 << 20, NULL, 0, 1, "mini-batch size"},
     {"fraction", 1, 1e-6, 1, NULL, 0, 0, "fraction of the attacker's data used"},
@@ -96,6 +96,18 @@ static const char *step_text(const attack_step *s, const char *key) {
     return "";
 }
 
+/* Appends printf-style text to the string buf of capacity len. -1 if it does not fit
+ * (buf is then cut; the caller reports the limit). */
+static int str_append(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int str_append(char *buf, size_t len, const char *fmt, ...) {
+    size_t used = strlen(buf);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + used, len - used, fmt, ap);
+    va_end(ap);
+    return n < 0 || (size_t)n >= len - used ? -1 : 0;
+}
+
 /* Parses one value of parameter pi into ap. Returns 0 or -1 with err naming where. */
 static int parse_value(const param_info *pi, const char *text, const char *where, const char *sec,
                        attack_param *ap, char *err, size_t errlen) {
@@ -110,13 +122,12 @@ static int parse_value(const param_info *pi, const char *text, const char *where
         return -1;
     }
     if (pi->choices) {
-        char buf[128];
-        snprintf(buf, sizeof buf, "%s", pi->choices);
-        int i = 0;
-        for (char *sv = NULL, *t = strtok_r(buf, "|", &sv); t; t = strtok_r(NULL, "|", &sv), i++)
-            if (!strcmp(t, text)) { ap->value = i; return 0; }
-        snprintf(err, errlen, "%s: [%s] %s: expected one of %s, got '%s'", where, sec, pi->key, pi->choices, text);
-        return -1;
+        char names[256] = "";
+        for (int i = 0; pi->choices(i); i++) {
+            if (!strcmp(pi->choices(i), text)) { ap->value = i; return 0; }
+            str_append(names, sizeof names, "%s%s", i ? "|" : "", pi->choices(i));
+        }
+        return util_err(err, errlen, "%s: [%s] %s: expected one of %s, got '%s'", where, sec, pi->key, names, text);
     }
     char *end;
     double v = strtod(text, &end);
@@ -232,18 +243,6 @@ static void make_step(const section_spec *ss, int combo, attack_step *st, const 
     snprintf(first, sizeof first, "%.*s", (int)strcspn(kinds[ss->kind].params, " "), kinds[ss->kind].params);
     *skey = first;
     *strength = step_num(st, first);
-}
-
-/* Appends printf-style text to the string buf of capacity len. -1 if it does not fit
- * (buf is then cut; the caller reports the limit). */
-static int str_append(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int str_append(char *buf, size_t len, const char *fmt, ...) {
-    size_t used = strlen(buf);
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf + used, len - used, fmt, ap);
-    va_end(ap);
-    return n < 0 || (size_t)n >= len - used ? -1 : 0;
 }
 
 /* Appends the parameters the section sets ("key=value,..."); defaults are left out (the
@@ -363,7 +362,7 @@ static nn_train_params step_train(const attack_step *s, uint64_t seed) {
     nn_train_params tp = nn_train_default_params();
     tp.epochs = (int)step_num(s, "epochs");
     tp.lr = step_num(s, "lr");
-    tp.optimizer = step_num(s, "optimizer") == 1 ? NN_ADAM : NN_SGD;
+    tp.optimizer = (nn_optimizer)step_num(s, "optimizer");
     tp.momentum = step_num(s, "momentum");
     tp.batch_size = (int)step_num(s, "batch_size");
     tp.seed = seed;
@@ -460,7 +459,11 @@ void attack_print_help(FILE *out) {
     for (int i = 0; i < N_PARAMS; i++) {
         const param_info *p = &param_table[i];
         if (p->is_arch) fprintf(out, "  %-12s %-22s %s\n", p->key, "arch name", p->help);
-        else if (p->choices) fprintf(out, "  %-12s %-22s %s (default %s)\n", p->key, p->choices, p->help, "sgd");
+        else if (p->choices) {
+            char names[256] = "";
+            for (int c = 0; p->choices(c); c++) str_append(names, sizeof names, "%s%s", c ? "|" : "", p->choices(c));
+            fprintf(out, "  %-12s %-22s %s (default %s)\n", p->key, names, p->help, p->choices((int)p->def));
+        }
         else fprintf(out, "  %-12s [%g, %g] default %-6g %s\n", p->key, p->min, p->max, p->def, p->help);
     }
 }

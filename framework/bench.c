@@ -9,7 +9,7 @@
 
 bench_opts bench_default_opts(void) {
     return (bench_opts){.arch = "cnn", .dataset = "fashion-mnist", .batch = 128, .epochs = 3, .warmup = 1,
-                        .n = 60000, .device = 0, .lr = 0.01, .momentum = 0.9, .models = 1};
+                        .n = 60000, .device = NN_WANT_AUTO, .lr = 0.01, .momentum = 0.9, .models = 1};
 }
 
 
@@ -17,12 +17,11 @@ bench_opts bench_default_opts(void) {
 static int bench_group(const bench_opts *o, const nn_model_spec *spec0, const nn_data *d, const nn_train_params *tp0,
                        int64_t n, const char *devname, FILE *out, char *err, size_t errlen) {
     int k = o->models, rc = -1;
-    nn_model **m = calloc((size_t)k, sizeof *m);
-    const nn_data **ds = calloc((size_t)k, sizeof *ds);
-    nn_train_params *tp = calloc((size_t)k, sizeof *tp);
-    double **curves = calloc((size_t)k, sizeof *curves);
-    double *buf = calloc((size_t)k * (size_t)o->epochs, sizeof *buf);
-    if (!m || !ds || !tp || !curves || !buf) { snprintf(err, errlen, "out of memory"); goto out; }
+    nn_model **m = util_calloc((size_t)k, sizeof *m);
+    const nn_data **ds = util_calloc((size_t)k, sizeof *ds);
+    nn_train_params *tp = util_calloc((size_t)k, sizeof *tp);
+    double **curves = util_calloc((size_t)k, sizeof *curves);
+    double *buf = util_calloc((size_t)k * (size_t)o->epochs, sizeof *buf);
     for (int i = 0; i < k; i++) {
         nn_model_spec spec = *spec0;
         spec.seed = (uint64_t)i + 1;
@@ -51,6 +50,7 @@ int bench_train(const bench_opts *o, FILE *out, char *err, size_t errlen) {
     pmi_dataset train = {0}, test = {0};
     nn_data *d = NULL;
     nn_model *m = NULL;
+    double *loss = NULL;   /* (epochs) */
     nn_device dev;
     char devname[128];
     int rc = -1;
@@ -79,8 +79,8 @@ int bench_train(const bench_opts *o, FILE *out, char *err, size_t errlen) {
     }
     tp.epochs = o->warmup;
     if (o->warmup > 0 && nn_train(m, d, &tp, NULL) != NN_OK) { snprintf(err, errlen, "%s", nn_last_error()); goto out; }
-    double loss[1000];
-    tp.epochs = o->epochs < 1000 ? o->epochs : 1000;
+    loss = util_malloc((size_t)o->epochs * sizeof *loss);
+    tp.epochs = o->epochs;
     double t0 = util_now_s();
     /* nn_train reads each epoch's loss back, so the last epoch has finished on the device */
     if (nn_train(m, d, &tp, loss) != NN_OK) { snprintf(err, errlen, "%s", nn_last_error()); goto out; }
@@ -89,6 +89,7 @@ int bench_train(const bench_opts *o, FILE *out, char *err, size_t errlen) {
             o->arch, o->batch, tp.epochs, (long long)n, devname, dt, (double)n * tp.epochs / dt, loss[tp.epochs - 1]);
     rc = 0;
 out:
+    free(loss);
     nn_model_free(m);
     nn_data_free(d);
     data_free(&train);

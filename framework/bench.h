@@ -9,6 +9,7 @@
 #define PMI_BENCH_H
 #include <stddef.h>
 #include <stdio.h>
+#include "nn.h"
 
 typedef struct {
     const char *arch;      /* registry name */
@@ -16,7 +17,7 @@ typedef struct {
     int width;             /* 0: the arch's default */
     int batch, epochs, warmup;
     int n;                 /* training samples used (<= the train file) */
-    int device;            /* 0 auto, 1 cpu, 2 cuda */
+    nn_device_request device;
     double lr, momentum;
     int models;            /* > 1: train this many models at once with nn_train_group */
 } bench_opts;

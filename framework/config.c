@@ -6,6 +6,8 @@
  * scratch pmi_params, cfg_point() into the caller's. A comma list on a sweepable key is a
  * sweep axis; axes combine in mixed radix, the first axis in file order varying slowest. */
 #include "config.h"
+#include "nn.h"
+#include "pmi.h"
 #include "util.h"
 #include <ini.h>
 #include <errno.h>
@@ -24,23 +26,40 @@ typedef enum {
     K_INT,      /* int field, range [min, max] */
     K_DOUBLE,   /* double field, range with optional open ends */
     K_STRING,   /* char[CFG_STR] field, free text */
-    K_ENUM,     /* int-sized enum field: index into choices */
-    K_CHOICE,   /* char[CFG_STR] field: one of choices */
+    K_ENUM,     /* int-sized enum field: the index of the value among names */
+    K_CHOICE,   /* char[CFG_STR] field: one of names */
     K_BOOL,     /* int field 0/1 */
     K_DLIST,    /* double list (alphas + n_alphas): one value, never a sweep axis */
-    K_SLIST     /* comma list of choices into char[CFG_STR]: never a sweep axis */
+    K_SLIST     /* comma list of distinct names into char[CFG_STR]: never a sweep axis */
 } key_type;
 
-enum { OPEN_MIN = 1, OPEN_MAX = 2 };
+enum { OPEN_MIN = 1, OPEN_MAX = 2, EMPTY_OK = 4 };
+
+/* The choices of a key: name i, or NULL past the last. Each comes from the module that owns
+ * the fact (nn.h, pmi.h); the two config-owned lists are below. */
+typedef const char *(*name_fn)(int i);
+
+static const char *norm_name(int i) {      /* indexed by cfg_norm */
+    static const char *const names[] = {"none", "unit", "standard"};
+    return i >= 0 && i < (int)(sizeof names / sizeof names[0]) ? names[i] : NULL;
+}
+
+static const char *dataset_name(int i) {   /* the names data_load() knows */
+    static const char *const names[] = {"fashion-mnist", "mnist", "cifar10", "cifar100", "synthetic"};
+    return i >= 0 && i < (int)(sizeof names / sizeof names[0]) ? names[i] : NULL;
+}
+
+static const char *score_name(int i) { return i >= 0 && i < SCORE_COUNT ? pmi_score_name((pmi_score_kind)i) : NULL; }
+static const char *pvalue_name(int i) { return i >= 0 && i < P_COUNT ? pmi_pvalue_name((pmi_pvalue)i) : NULL; }
 
 typedef struct {
     const char *section, *key;
     key_type type;
     size_t off;                 /* field in pmi_params */
-    const char *def;            /* default, parsed like any value */
+    const char *def;            /* default, parsed like any value; NULL on a K_SLIST: every name */
     double min, max;            /* range of numbers (and of K_DLIST elements) */
-    int open;                   /* OPEN_MIN / OPEN_MAX: range ends excluded */
-    const char *choices;        /* "a|b|c" for K_ENUM, K_CHOICE, K_SLIST */
+    int flags;                  /* OPEN_MIN / OPEN_MAX: range ends excluded; EMPTY_OK: a K_CHOICE may be "" */
+    name_fn names;              /* the choices of K_ENUM, K_CHOICE, K_SLIST */
     const char *help;
 } key_def;
 
@@ -50,35 +69,34 @@ static const key_def schema[] = {
     ROW("experiment", "name", K_STRING, name, "pmi", 0, 0, 0, NULL, "experiment name: results go to <output>/<name>/"),
     ROW("experiment", "seeds", K_INT, seeds, "3", 1, 10000, 0, NULL, "number of seeds (replicates)"),
     ROW("experiment", "seed", K_INT, seed, "1", 0, 2147483647.0, 0, NULL, "first seed; the seeds are seed, seed+1, ..."),
-    ROW("experiment", "device", K_ENUM, device, "auto", 0, 0, 0, "auto|cpu|cuda", "compute device (auto: cuda when available)"),
+    ROW("experiment", "device", K_ENUM, device, "auto", 0, 0, 0, nn_device_request_name, "compute device (auto: cuda when available)"),
     ROW("experiment", "output", K_STRING, output, "results", 0, 0, 0, NULL, "results root folder"),
-    ROW("data", "dataset", K_CHOICE, dataset, "fashion-mnist", 0, 0, 0, "fashion-mnist|mnist|cifar10|cifar100|synthetic", "dataset"),
+    ROW("data", "dataset", K_CHOICE, dataset, "fashion-mnist", 0, 0, 0, dataset_name, "dataset"),
     ROW("data", "path", K_STRING, path, "", 0, 0, 0, NULL, "folder holding the dataset files; empty: the dataset's default"),
     ROW("data", "n_train", K_INT, n_train, "2000", 1, 1e7, 0, NULL, "owner training samples (without the secret mini-dataset)"),
     ROW("data", "n_attacker", K_INT, n_attacker, "1000", 0, 1e7, 0, NULL, "samples the attacker holds"),
     ROW("data", "n_test", K_INT, n_test, "1000", 1, 1e7, 0, NULL, "test samples"),
-    ROW("data", "normalize", K_ENUM, normalize, "standard", 0, 0, 0, "none|unit|standard", "input scaling: raw 0..255, /255, or per-channel mean/std"),
+    ROW("data", "normalize", K_ENUM, normalize, "standard", 0, 0, 0, norm_name, "input scaling: raw 0..255, /255, or per-channel mean/std"),
     ROW("pool", "N", K_INT, N, "10", 2, 4096, 0, NULL, "number of mini-datasets in the pool"),
     ROW("pool", "m", K_INT, m, "50", 1, 100000, 0, NULL, "samples per mini-dataset"),
     ROW("pool", "secret", K_INT, secret, "-1", -1, 4095, 0, NULL, "secret index k < N; -1: drawn from the seed"),
-    ROW("model", "arch", K_STRING, arch, "lenet", 0, 0, 0, NULL, "architecture name (see `pmi info`)"),
+    ROW("model", "arch", K_CHOICE, arch, "lenet", 0, 0, 0, nn_arch_name, "architecture name (see `pmi info`)"),
     ROW("model", "width", K_INT, width, "0", 0, 4096, 0, NULL, "width multiplier / base channels; 0: the architecture's default"),
-    ROW("train", "optimizer", K_ENUM, optimizer, "sgd", 0, 0, 0, "sgd|adam", "optimizer"),
+    ROW("train", "optimizer", K_ENUM, optimizer, "sgd", 0, 0, 0, nn_optimizer_name, "optimizer"),
     ROW("train", "lr", K_DOUBLE, lr, "0.05", 0, 10, OPEN_MIN, NULL, "learning rate"),
     ROW("train", "momentum", K_DOUBLE, momentum, "0.9", 0, 1, OPEN_MAX, NULL, "SGD momentum"),
     ROW("train", "weight_decay", K_DOUBLE, weight_decay, "0", 0, 1, 0, NULL, "L2 weight decay"),
     ROW("train", "epochs", K_INT, epochs, "10", 0, 10000, 0, NULL, "training epochs"),
     ROW("train", "batch_size", K_INT, batch_size, "64", 1, 1 << 20, 0, NULL, "mini-batch size"),
-    ROW("train", "schedule", K_ENUM, schedule, "none", 0, 0, 0, "none|step|cosine", "learning-rate schedule"),
+    ROW("train", "schedule", K_ENUM, schedule, "none", 0, 0, 0, nn_schedule_name, "learning-rate schedule"),
     ROW("train", "step_size", K_INT, step_size, "10", 1, 10000, 0, NULL, "epochs between lr decays (schedule=step)"),
     ROW("train", "gamma", K_DOUBLE, gamma, "0.1", 0, 1, OPEN_MIN, NULL, "lr decay factor (schedule=step)"),
     ROW("pmi", "permutations", K_INT, permutations, "9999", 0, 1e8, 0, NULL, "resamples of the permutation test"),
     ROW("pmi", "alpha", K_DLIST, alphas, "0.01,0.05", 0, 1, OPEN_MIN | OPEN_MAX, NULL, "significance levels (a list, not a sweep)"),
-    ROW("pmi", "scores", K_SLIST, scores, "loss,conf,correct,entropy,mentropy,logit", 0, 0, 0,
-        "loss|conf|correct|entropy|mentropy|logit", "membership score kinds (a list, not a sweep)"),
-    ROW("pmi", "decide", K_CHOICE, decide, "perm", 0, 0, 0, "perm|rank|welch|mw", "p-value used for the ownership decision"),
+    ROW("pmi", "scores", K_SLIST, scores, NULL, 0, 0, 0, score_name, "membership score kinds (a list, not a sweep); default: all"),
+    ROW("pmi", "decide", K_CHOICE, decide, "perm", 0, 0, 0, pvalue_name, "p-value used for the ownership decision"),
     ROW("pmi", "independent", K_INT, independent, "1", 0, 100, 0, NULL, "independent models per seed and kind"),
-    ROW("pmi", "indep_arch", K_STRING, indep_arch, "", 0, 0, 0, NULL, "architecture of the indep-arch models; empty: model.arch"),
+    ROW("pmi", "indep_arch", K_CHOICE, indep_arch, "", 0, 0, EMPTY_OK, nn_arch_name, "architecture of the indep-arch models; empty: model.arch"),
     ROW("store", "save_models", K_BOOL, save_models, "0", 0, 0, 0, NULL, "store model weights in the shard"),
 };
 static const int schema_len = (int)(sizeof schema / sizeof schema[0]);
@@ -93,9 +111,22 @@ struct cfg {
     section *s; int ns, scap;
 };
 
+/* printf into a new string of the exact length (util_malloc: exits when out of memory). */
+static char *fmt_alloc(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt_alloc(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = util_malloc(n > 0 ? (size_t)n + 1 : 1);
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)(n > 0 ? n : 0) + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
 
 cfg *cfg_create(void) {
-    return calloc(1, sizeof(cfg));
+    return util_calloc(1, sizeof(cfg));
 }
 
 void cfg_free(cfg *c) {
@@ -119,56 +150,46 @@ static int find_section(const cfg *c, const char *name) {
     return -1;
 }
 
-/* Records a section at its first appearance. Returns 0, or -1 when out of memory. */
-static int add_section(cfg *c, const char *name, const char *where) {
-    if (find_section(c, name) >= 0) return 0;
+/* Records a section at its first appearance. */
+static void add_section(cfg *c, const char *name, const char *where) {
+    if (find_section(c, name) >= 0) return;
     if (c->ns == c->scap) {
-        int cap = c->scap ? 2 * c->scap : 8;
-        section *s = realloc(c->s, sizeof *s * cap);
-        if (!s) return -1;
-        c->s = s; c->scap = cap;
+        c->scap = c->scap ? 2 * c->scap : 8;
+        c->s = util_realloc(c->s, sizeof *c->s * c->scap);
     }
-    section *s = &c->s[c->ns];
-    s->name = strdup(name); s->where = strdup(where);
-    if (!s->name || !s->where) { free(s->name); free(s->where); return -1; }
-    c->ns++;
-    return 0;
+    c->s[c->ns++] = (section){util_strdup(name), util_strdup(where)};
 }
 
 /* Sets section.key = value from `where`; an existing entry keeps its position and takes the
- * new value. Returns the entry's index, or -1 when out of memory. */
+ * new value. Returns the entry's index. */
 static int set_entry(cfg *c, const char *sec, const char *key, const char *value, const char *where) {
-    char *v = strdup(value), *w = strdup(where);
-    if (!v || !w) { free(v); free(w); return -1; }
     int i = find_entry(c, sec, key);
     if (i >= 0) {
         free(c->e[i].value); free(c->e[i].where);
-        c->e[i].value = v; c->e[i].where = w;
+        c->e[i].value = util_strdup(value); c->e[i].where = util_strdup(where);
         return i;
     }
     if (c->n == c->cap) {
-        int cap = c->cap ? 2 * c->cap : 32;
-        entry *e = realloc(c->e, sizeof *e * cap);
-        if (!e) { free(v); free(w); return -1; }
-        c->e = e; c->cap = cap;
+        c->cap = c->cap ? 2 * c->cap : 32;
+        c->e = util_realloc(c->e, sizeof *c->e * c->cap);
     }
-    entry *e = &c->e[c->n];
-    e->section = strdup(sec); e->key = strdup(key); e->value = v; e->where = w;
-    if (!e->section || !e->key) { free(e->section); free(e->key); free(v); free(w); return -1; }
+    c->e[c->n] = (entry){util_strdup(sec), util_strdup(key), util_strdup(value), util_strdup(where)};
     return c->n++;
 }
 
-/* ---- parsing files --------------------------------------------------------------------- */
+/* ---- parsing INI text ------------------------------------------------------------------ */
 
 typedef struct {
     char *real[CFG_MAX_INCLUDE_DEPTH];   /* realpath of every file being parsed, outermost first */
     int depth;
 } include_chain;
 
+/* One INI source being parsed: a file (f) or text in memory (text, pos; includes refused). */
 typedef struct {
     cfg *c;
-    const char *path;
+    const char *path;      /* the file, or the origin of the text */
     FILE *f;
+    const char *text; size_t pos;
     include_chain *chain;
     int line;              /* number of the line the reader returned last */
     int indented;          /* that line starts with white space (a continuation, for inih) */
@@ -179,6 +200,7 @@ typedef struct {
 
 static int parse_file(cfg *c, const char *path, include_chain *chain, char *err, size_t errlen);
 
+static int fail(parse_ctx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(parse_ctx *x, const char *fmt, ...) {
     if (x->failed) return 0;
     va_list ap;
@@ -189,31 +211,49 @@ static int fail(parse_ctx *x, const char *fmt, ...) {
     return 0;
 }
 
-/* Registers a "[name]" header line as inih reads it: the text up to the first ']'. */
+/* Registers a "[name]" header line as inih reads it: the text up to the first ']'. inih
+ * keeps at most CFG_NAME_MAX characters of a section name: a longer one is an error. */
 static void note_section(parse_ctx *x, const char *line) {
     if (x->line == 1 && !strncmp(line, "\xEF\xBB\xBF", 3)) line += 3;
     while (*line == ' ' || *line == '\t') line++;
     const char *end = *line == '[' ? strchr(line, ']') : NULL;
     if (!end) return;
-    char name[CFG_STR], where[PATH_MAX + 32];
-    snprintf(name, sizeof name, "%.*s", (int)(end - line - 1), line + 1);
-    snprintf(where, sizeof where, "%s:%d", x->path, x->line);
-    if (add_section(x->c, name, where)) fail(x, "%s:%d: out of memory", x->path, x->line);
+    int len = (int)(end - line - 1);
+    if (len > CFG_NAME_MAX) {
+        fail(x, "%s:%d: section name longer than %d characters", x->path, x->line, CFG_NAME_MAX);
+        return;
+    }
+    char name[CFG_NAME_MAX + 1];
+    memcpy(name, line + 1, (size_t)len); name[len] = 0;
+    char *where = fmt_alloc("%s:%d", x->path, x->line);
+    add_section(x->c, name, where);
+    free(where);
     x->last = -1;
 }
 
-/* inih line reader: counts lines (inih calls the handler for a line right after reading it),
- * notes section headers, and turns over-long lines into an error instead of splitting them. */
+static int source_getc(parse_ctx *x) {
+    if (x->f) return fgetc(x->f);
+    return x->text[x->pos] ? (unsigned char)x->text[x->pos++] : EOF;
+}
+
+/* inih line reader (fgets semantics on the file or the text): counts lines (inih calls the
+ * handler for a line right after reading it), notes section headers, and turns lines longer
+ * than inih's buffer into an error instead of splitting them. */
 static char *read_line(char *str, int num, void *stream) {
     parse_ctx *x = stream;
-    if (!fgets(str, num, x->f)) return NULL;
+    int n = 0, ch = EOF;
+    while (n < num - 1 && (ch = source_getc(x)) != EOF) {
+        str[n++] = (char)ch;
+        if (ch == '\n') break;
+    }
+    if (n == 0) return NULL;
+    str[n] = 0;
     x->line++;
-    size_t len = strlen(str);
-    if (len && str[len - 1] != '\n') {
-        int ch = fgetc(x->f);
+    if (str[n - 1] != '\n') {
+        ch = source_getc(x);
         if (ch != EOF && ch != '\n') {
             fail(x, "%s:%d: line longer than %d characters", x->path, x->line, num - 2);
-            while (ch != EOF && ch != '\n') ch = fgetc(x->f);
+            while (ch != EOF && ch != '\n') ch = source_getc(x);
         }
     }
     x->indented = str[0] == ' ' || str[0] == '\t';
@@ -221,53 +261,70 @@ static char *read_line(char *str, int num, void *stream) {
     return str;
 }
 
-/* Follows `include = file`, relative to the including file's folder. */
+/* Follows `include = file`, relative to the including file's folder (text has no folder:
+ * a stored effective config is flattened, so include is an error there). */
 static int include_file(parse_ctx *x, const char *value) {
     x->last = -1;
+    if (!x->f) return fail(x, "%s:%d: include is not allowed here (a stored configuration is flattened)", x->path, x->line);
     if (!*value) return fail(x, "%s:%d: include: expected a file name", x->path, x->line);
     const char *slash = strrchr(x->path, '/');
-    char path[PATH_MAX], inner[1024];
-    if (value[0] == '/' || !slash) snprintf(path, sizeof path, "%s", value);
-    else snprintf(path, sizeof path, "%.*s/%s", (int)(slash - x->path), x->path, value);
-    if (parse_file(x->c, path, x->chain, inner, sizeof inner))
-        return fail(x, "%s:%d: include '%s': %s", x->path, x->line, value, inner);
-    return 1;
+    char *path = value[0] == '/' || !slash ? util_strdup(value)
+                                           : fmt_alloc("%.*s/%s", (int)(slash - x->path), x->path, value);
+    char *inner = util_malloc(x->errlen ? x->errlen : 1);
+    *inner = 0;
+    if (parse_file(x->c, path, x->chain, inner, x->errlen ? x->errlen : 1))
+        fail(x, "%s:%d: include '%s': %s", x->path, x->line, value, inner);
+    free(path); free(inner);
+    return !x->failed;
 }
 
 /* inih handler. With multi-line values, inih reports an indented line after a key line
- * as another value of the same key: that continuation is joined with a space. */
+ * as another value of the same key: that continuation is joined with a space. inih keeps at
+ * most CFG_NAME_MAX characters of a key for its continuation lines: longer keys are errors. */
 static int on_entry(void *user, const char *sec, const char *key, const char *value) {
     parse_ctx *x = user;
     if (x->failed) return 0;
+    if (strlen(key) > CFG_NAME_MAX)
+        return fail(x, "%s:%d: key name longer than %d characters", x->path, x->line, CFG_NAME_MAX);
     if (x->indented && x->last >= 0 && !strcmp(x->c->e[x->last].section, sec)
         && !strcmp(x->c->e[x->last].key, key)) {
         entry *e = &x->c->e[x->last];
-        size_t n = strlen(e->value) + strlen(value) + 2;
-        char *v = malloc(n);
-        if (!v) return fail(x, "%s:%d: out of memory", x->path, x->line);
-        snprintf(v, n, "%s %s", e->value, value);
+        char *v = fmt_alloc("%s %s", e->value, value);
         free(e->value); e->value = v;
         return 1;
     }
     if (!strcmp(key, "include")) return include_file(x, value);
-    char where[PATH_MAX + 32];
-    snprintf(where, sizeof where, "%s:%d", x->path, x->line);
+    char *where = fmt_alloc("%s:%d", x->path, x->line);
     x->last = set_entry(x->c, sec, key, value, where);
-    if (x->last < 0) return fail(x, "%s:%d: out of memory", x->path, x->line);
+    free(where);
     return 1;
 }
 
 static int check_cycle(const char *path, const char *real, const include_chain *ch, char *err, size_t errlen) {
     for (int i = 0; i < ch->depth; i++) {
         if (strcmp(ch->real[i], real)) continue;
-        char trail[2048] = "";
-        for (int j = i; j < ch->depth; j++)
-            snprintf(trail + strlen(trail), sizeof trail - strlen(trail), "%s -> ", ch->real[j]);
-        return util_err(err, errlen, "%s: include cycle: %s%s", path, trail, real);
+        size_t len = 1;
+        for (int j = i; j < ch->depth; j++) len += strlen(ch->real[j]) + 4;
+        char *trail = util_malloc(len);
+        trail[0] = 0;
+        for (int j = i; j < ch->depth; j++) strcat(strcat(trail, ch->real[j]), " -> ");
+        util_err(err, errlen, "%s: include cycle: %s%s", path, trail, real);
+        free(trail);
+        return -1;
     }
     if (ch->depth == CFG_MAX_INCLUDE_DEPTH)
         return util_err(err, errlen, "%s: includes nested deeper than %d files", path, CFG_MAX_INCLUDE_DEPTH);
     return 0;
+}
+
+/* Runs inih over x's source and turns its result into one error (the first line at fault). */
+static int parse_source(parse_ctx *x) {
+    int r = ini_parse_stream(read_line, x, on_entry, x);
+    if (r > 0 && (!x->failed || r < x->err_line))
+        util_err(x->err, x->errlen, "%s:%d: cannot parse the line: expected '[section]' or 'key = value'", x->path, r);
+    else if (r < 0 && !x->failed)
+        util_err(x->err, x->errlen, "%s: out of memory", x->path);
+    return x->failed || r ? -1 : 0;
 }
 
 static int parse_file(cfg *c, const char *path, include_chain *chain, char *err, size_t errlen) {
@@ -278,20 +335,22 @@ static int parse_file(cfg *c, const char *path, include_chain *chain, char *err,
     if (check_cycle(path, real, chain, err, errlen)) { free(real); fclose(f); return -1; }
     chain->real[chain->depth++] = real;
     parse_ctx x = {.c = c, .path = path, .f = f, .chain = chain, .last = -1, .err = err, .errlen = errlen};
-    int r = ini_parse_stream(read_line, &x, on_entry, &x);
+    int rc = parse_source(&x);
     chain->depth--;
     free(real); fclose(f);
-    if (r > 0 && (!x.failed || r < x.err_line))
-        util_err(err, errlen, "%s:%d: cannot parse the line: expected '[section]' or 'key = value'", path, r);
-    else if (r < 0 && !x.failed)
-        util_err(err, errlen, "%s: out of memory", path);
-    return x.failed || r ? -1 : 0;
+    return rc;
 }
 
 int cfg_load(cfg *c, const char *path, char *err, size_t errlen) {
     if (!c || !path) return util_err(err, errlen, "cfg_load: no config or path");
     include_chain chain = {.depth = 0};
     return parse_file(c, path, &chain, err, errlen);
+}
+
+int cfg_load_string(cfg *c, const char *text, const char *origin, char *err, size_t errlen) {
+    if (!c || !text) return util_err(err, errlen, "cfg_load_string: no config or text");
+    parse_ctx x = {.c = c, .path = origin ? origin : "(string)", .text = text, .last = -1, .err = err, .errlen = errlen};
+    return parse_source(&x);
 }
 
 /* ---- -s overrides ---------------------------------------------------------------------- */
@@ -305,12 +364,12 @@ static char *trim(char *s) {
 
 /* A section or key name that reads back from an INI file unchanged. */
 static int valid_name(const char *s) {
-    return *s && !strpbrk(s, " \t\r\n[]=:;#");
+    return *s && strlen(s) <= CFG_NAME_MAX && !strpbrk(s, " \t\r\n[]=:;#");
 }
 
 /* A value that reads back from an INI file unchanged (no line break, no inline comment). */
 static int valid_value(const char *s) {
-    if (strpbrk(s, "\r\n")) return 0;
+    if (strpbrk(s, "\r\n") || *s == ';') return 0;
     for (const char *p = s; (p = strpbrk(p, " \t")); p++)
         if (p[1] == ';') return 0;
     return 1;
@@ -318,8 +377,7 @@ static int valid_value(const char *s) {
 
 int cfg_override(cfg *c, const char *assignment, char *err, size_t errlen) {
     if (!c || !assignment) return util_err(err, errlen, "cfg_override: no config or assignment");
-    char *buf = strdup(assignment);
-    if (!buf) return util_err(err, errlen, "-s '%s': out of memory", assignment);
+    char *buf = util_strdup(assignment);
     char *eq = strchr(buf, '='), *dot;
     int rc = 0;
     if (eq) *eq = 0;
@@ -329,16 +387,19 @@ int cfg_override(cfg *c, const char *assignment, char *err, size_t errlen) {
     } else {
         *dot = 0;
         char *sec = trim(lhs), *key = trim(dot + 1), *value = trim(eq + 1);
-        char where[CFG_STR * 4];
-        snprintf(where, sizeof where, "-s %s.%s=%s", sec, key, value);
         if (!valid_name(sec) || !valid_name(key))
-            rc = util_err(err, errlen, "-s '%s': expected section.key=value (names without spaces or []=:;#)", assignment);
+            rc = util_err(err, errlen, "-s '%s': expected section.key=value (names of 1 to %d characters without spaces or []=:;#)",
+                          assignment, CFG_NAME_MAX);
         else if (!strcmp(key, "include"))
             rc = util_err(err, errlen, "-s '%s': include is only allowed in files", assignment);
         else if (!valid_value(value))
-            rc = util_err(err, errlen, "-s '%s': the value must not hold a line break or ' ;'", assignment);
-        else if (add_section(c, sec, where) || set_entry(c, sec, key, value, where) < 0)
-            rc = util_err(err, errlen, "-s '%s': out of memory", assignment);
+            rc = util_err(err, errlen, "-s '%s': the value must not hold a line break or ' ;', nor start with ';'", assignment);
+        else {
+            char *where = fmt_alloc("-s %s.%s=%s", sec, key, value);
+            add_section(c, sec, where);
+            set_entry(c, sec, key, value, where);
+            free(where);
+        }
     }
     free(buf);
     return rc;
@@ -364,17 +425,29 @@ static int list_item(const char *s, int i, char *buf, size_t len) {
     return 0;
 }
 
-/* Index of name in "a|b|c", or -1. */
-static int choice_index(const char *choices, const char *name) {
+/* Whether the comma list s (without spaces) holds name. */
+static int list_has(const char *s, const char *name) {
     size_t len = strlen(name);
-    int i = 0;
-    for (const char *p = choices; p; i++) {
-        const char *bar = strchr(p, '|');
-        size_t n = bar ? (size_t)(bar - p) : strlen(p);
-        if (n == len && !strncmp(p, name, n)) return i;
-        p = bar ? bar + 1 : NULL;
-    }
+    for (const char *p = s; *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : p + strlen(p))
+        if (!strncmp(p, name, len) && (p[len] == ',' || !p[len])) return 1;
+    return 0;
+}
+
+/* Index of name among names(0), names(1), ..., or -1. */
+static int choice_index(name_fn names, const char *name) {
+    for (int i = 0; names(i); i++)
+        if (!strcmp(names(i), name)) return i;
     return -1;
+}
+
+/* Every name joined by sep, in a new string. */
+static char *names_joined(name_fn names, const char *sep) {
+    size_t len = 1;
+    for (int i = 0; names(i); i++) len += strlen(names(i)) + strlen(sep);
+    char *s = util_malloc(len);
+    s[0] = 0;
+    for (int i = 0; names(i); i++) strcat(strcat(s, i ? sep : ""), names(i));
+    return s;
 }
 
 /* ---- typed values ---------------------------------------------------------------------- */
@@ -400,29 +473,39 @@ static int sweepable(const key_def *d) {
     return d->type != K_DLIST && d->type != K_SLIST && strcmp(d->section, "experiment");
 }
 
-/* What the key accepts, in words: "an integer in [1, 10000]". */
-static const char *describe(const key_def *d, char *buf, size_t len) {
-    char range[96];
-    snprintf(range, sizeof range, "%c%.15g, %.15g%c", d->open & OPEN_MIN ? '(' : '[', d->min,
-             d->max, d->open & OPEN_MAX ? ')' : ']');
+/* The key's default as text, in a new string (a K_SLIST without one: every name). */
+static char *default_text(const key_def *d) {
+    return d->def ? util_strdup(d->def) : names_joined(d->names, ",");
+}
+
+/* What the key accepts, in words ("an integer in [1, 10000]"), in a new string. */
+static char *describe(const key_def *d) {
+    char range[96];   /* two %.15g numbers: at most 2 * 24 characters and 4 more */
+    snprintf(range, sizeof range, "%c%.15g, %.15g%c", d->flags & OPEN_MIN ? '(' : '[', d->min,
+             d->max, d->flags & OPEN_MAX ? ')' : ']');
+    char *names = d->names ? names_joined(d->names, "|") : NULL, *s = NULL;
     switch (d->type) {
-    case K_INT: snprintf(buf, len, "an integer in %s", range); break;
-    case K_DOUBLE: snprintf(buf, len, "a number in %s", range); break;
-    case K_STRING: snprintf(buf, len, "a string of at most %d characters", CFG_STR - 1); break;
-    case K_ENUM: case K_CHOICE: snprintf(buf, len, "one of %s", d->choices); break;
-    case K_BOOL: snprintf(buf, len, "a boolean (0/1/true/false/yes/no)"); break;
-    case K_DLIST: snprintf(buf, len, "a comma list of 1 to %d numbers in %s", CFG_MAX_ALPHAS, range); break;
-    case K_SLIST: snprintf(buf, len, "a comma list of %s", d->choices); break;
+    case K_INT: s = fmt_alloc("an integer in %s", range); break;
+    case K_DOUBLE: s = fmt_alloc("a number in %s", range); break;
+    case K_STRING: s = fmt_alloc("a string of at most %d characters", CFG_STR - 1); break;
+    case K_ENUM: s = fmt_alloc("one of %s", names); break;
+    case K_CHOICE: s = fmt_alloc("one of %s%s", names, d->flags & EMPTY_OK ? " (or empty)" : ""); break;
+    case K_BOOL: s = fmt_alloc("a boolean (0/1/true/false/yes/no)"); break;
+    case K_DLIST: s = fmt_alloc("a comma list of 1 to %d numbers in %s", CFG_MAX_ALPHAS, range); break;
+    case K_SLIST: s = fmt_alloc("a comma list of distinct names out of %s", names); break;
     }
-    return buf;
+    free(names);
+    return s;
 }
 
 static int bad_value(const key_def *d, const char *got, const char *where, char *err, size_t errlen) {
-    char want[160];
-    return util_err(err, errlen, "%s: %s.%s: expected %s, got '%s'", where, d->section, d->key,
-                   describe(d, want, sizeof want), got);
+    char *want = describe(d);
+    util_err(err, errlen, "%s: %s.%s: expected %s, got '%s'", where, d->section, d->key, want, got);
+    free(want);
+    return -1;
 }
 
+/* A base-10 integer in the key's range; fractions ("2.5"), exponents and trailing text are refused. */
 static int parse_int(const char *s, const key_def *d, int *out) {
     char *end;
     errno = 0;
@@ -436,8 +519,8 @@ static int parse_double(const char *s, const key_def *d, double *out) {
     char *end;
     double v = strtod(s, &end);
     if (!*s || *end || !isfinite(v)) return -1;
-    if (v < d->min || ((d->open & OPEN_MIN) && v == d->min)) return -1;
-    if (v > d->max || ((d->open & OPEN_MAX) && v == d->max)) return -1;
+    if (v < d->min || ((d->flags & OPEN_MIN) && v == d->min)) return -1;
+    if (v > d->max || ((d->flags & OPEN_MAX) && v == d->max)) return -1;
     *out = v;
     return 0;
 }
@@ -460,13 +543,16 @@ static int parse_dlist(const char *s, const key_def *d, pmi_params *p) {
     return 0;
 }
 
-/* Writes the list normalised ("a,b" without spaces) into out. */
-static int parse_slist(const char *s, const key_def *d, char *out) {
+/* Writes the list normalised ("a,b" without spaces) into out (char[CFG_STR]). An empty list
+ * and a name listed twice are errors of their own; other faults are bad values. */
+static int parse_slist(const char *s, const key_def *d, char *out, const char *where, char *err, size_t errlen) {
+    if (!*s) return util_err(err, errlen, "%s: %s.%s: expected at least one name, got an empty list", where, d->section, d->key);
     char norm[CFG_STR] = "";
     for (int i = 0, n = list_count(s); i < n; i++) {
         char item[CFG_STR];
-        if (list_item(s, i, item, sizeof item) || choice_index(d->choices, item) < 0) return -1;
-        if (strlen(norm) + strlen(item) + 2 > sizeof norm) return -1;
+        if (list_item(s, i, item, sizeof item) || choice_index(d->names, item) < 0) return bad_value(d, s, where, err, errlen);
+        if (list_has(norm, item)) return util_err(err, errlen, "%s: %s.%s: '%s' listed twice", where, d->section, d->key, item);
+        if (strlen(norm) + strlen(item) + 2 > sizeof norm) return bad_value(d, s, where, err, errlen);
         if (i) strcat(norm, ",");
         strcat(norm, item);
     }
@@ -484,10 +570,11 @@ static int parse_value(const key_def *d, const char *text, pmi_params *p, const 
     case K_DOUBLE: rc = parse_double(text, d, (double *)field); break;
     case K_BOOL: rc = parse_bool(text, (int *)field); break;
     case K_DLIST: rc = parse_dlist(text, d, p); break;
-    case K_SLIST: rc = parse_slist(text, d, field); break;
-    case K_ENUM: rc = choice_index(d->choices, text); if (rc >= 0) { *(int *)field = rc; rc = 0; } break;
+    case K_SLIST: return parse_slist(text, d, field, where, err, errlen);
+    case K_ENUM: rc = choice_index(d->names, text); if (rc >= 0) { *(int *)field = rc; rc = 0; } break;
     case K_CHOICE: case K_STRING:
-        if (strlen(text) < CFG_STR && (d->type == K_STRING || choice_index(d->choices, text) >= 0)) {
+        if (strlen(text) < CFG_STR && (d->type == K_STRING || choice_index(d->names, text) >= 0
+                                       || (!*text && (d->flags & EMPTY_OK)))) {
             strcpy(field, text);
             rc = 0;
         }
@@ -505,11 +592,15 @@ static int is_axis(const cfg *c, int i) {
 
 static int unknown_key(const cfg *c, const entry *e, char *err, size_t errlen) {
     if (!*e->section) return util_err(err, errlen, "%s: key '%s' outside any section", e->where, e->key);
-    char known[1024] = "";
+    size_t len = 1;
+    for (int i = 0; i < schema_len; i++) len += strlen(schema[i].key) + 2;
+    char *known = util_malloc(len);
+    known[0] = 0;
     for (int i = 0; i < schema_len; i++)
-        if (!strcmp(schema[i].section, e->section))
-            snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", *known ? ", " : "", schema[i].key);
-    return util_err(err, errlen, "%s: unknown key '%s' in [%s] (known: %s)", e->where, e->key, e->section, known);
+        if (!strcmp(schema[i].section, e->section)) strcat(strcat(known, *known ? ", " : ""), schema[i].key);
+    util_err(err, errlen, "%s: unknown key '%s' in [%s] (known: %s)", e->where, e->key, e->section, known);
+    free(known);
+    return -1;
 }
 
 static int check_entry(const entry *e, char *err, size_t errlen) {
@@ -551,6 +642,8 @@ static long long sweep_total(const cfg *c) {
     return total;
 }
 
+static int write_value(FILE *f, const char *key, const char *value);
+
 int cfg_validate(const cfg *c, char *err, size_t errlen) {
     if (!c) return util_err(err, errlen, "cfg_validate: no config");
     for (int i = 0; i < c->ns; i++)
@@ -559,6 +652,10 @@ int cfg_validate(const cfg *c, char *err, size_t errlen) {
                            c->s[i].where, c->s[i].name);
     for (int i = 0; i < c->n; i++) {
         const entry *e = &c->e[i];
+        if (write_value(NULL, e->key, e->value))
+            return util_err(err, errlen, "%s: %s.%s: a value that does not fit on one line of %d characters must hold "
+                            "single spaces where the stored configuration can break it into continuation lines",
+                            e->where, e->section, e->key, CFG_LINE_MAX);
         if (is_attack_section(e->section)) continue;
         if (!find_key(e->section, e->key)) return unknown_key(c, e, err, errlen);
         if (check_entry(e, err, errlen)) return -1;
@@ -586,23 +683,32 @@ static int axis_index(const cfg *c, int i, int point) {
     return (int)((point / stride) % list_count(c->e[i].value));
 }
 
+/* Parses the key's value at sweep point `point` (or its default) into p. */
+static int point_value(const cfg *c, const key_def *d, int point, pmi_params *p, char *err, size_t errlen) {
+    int i = find_entry(c, d->section, d->key);
+    if (i < 0) {
+        char *def = default_text(d);
+        int rc = parse_value(d, def, p, "default", err, errlen);
+        free(def);
+        return rc;
+    }
+    const char *text = c->e[i].value, *where = c->e[i].where;
+    char item[CFG_STR];
+    if (is_axis(c, i)) {
+        if (list_item(text, axis_index(c, i, point), item, sizeof item)) return bad_value(d, text, where, err, errlen);
+        text = item;
+    }
+    return parse_value(d, text, p, where, err, errlen);
+}
+
 int cfg_point(const cfg *c, int point, pmi_params *p, char *err, size_t errlen) {
     if (!c || !p) return util_err(err, errlen, "cfg_point: no config or params");
     int count = cfg_sweep_count(c);
     if (point < 0 || point >= count)
         return util_err(err, errlen, "sweep point %d out of range [0, %d)", point, count);
     memset(p, 0, sizeof *p);
-    for (int k = 0; k < schema_len; k++) {
-        const key_def *d = &schema[k];
-        int i = find_entry(c, d->section, d->key);
-        char item[CFG_STR];
-        const char *text = i >= 0 ? c->e[i].value : d->def, *where = i >= 0 ? c->e[i].where : "default";
-        if (i >= 0 && is_axis(c, i)) {
-            if (list_item(text, axis_index(c, i, point), item, sizeof item)) return bad_value(d, text, where, err, errlen);
-            text = item;
-        }
-        if (parse_value(d, text, p, where, err, errlen)) return -1;
-    }
+    for (int k = 0; k < schema_len; k++)
+        if (point_value(c, &schema[k], point, p, err, errlen)) return -1;
     if (!p->indep_arch[0]) strcpy(p->indep_arch, p->arch);
     if (p->secret >= p->N) {
         int i = find_entry(c, "pool", "secret");
@@ -612,19 +718,52 @@ int cfg_point(const cfg *c, int point, pmi_params *p, char *err, size_t errlen) 
     return 0;
 }
 
-void cfg_point_label(const cfg *c, int point, char *buf, size_t len) {
-    if (!buf || !len) return;
-    buf[0] = 0;
-    if (!c || point < 0 || point >= cfg_sweep_count(c)) return;
+int cfg_point_label(const cfg *c, int point, char *buf, size_t len) {
+    if (buf && len) buf[0] = 0;
+    if (!c || point < 0 || point >= cfg_sweep_count(c)) return 0;
+    size_t total = 0;
     for (int i = 0; i < c->n; i++) {
         char item[CFG_STR];
         if (!is_axis(c, i) || list_item(c->e[i].value, axis_index(c, i, point), item, sizeof item)) continue;
-        size_t used = strlen(buf);
-        snprintf(buf + used, len - used, "%s%s.%s=%s", used ? "," : "", c->e[i].section, c->e[i].key, item);
+        int room = buf && total < len;
+        int n = snprintf(room ? buf + total : NULL, room ? len - total : 0, "%s%s.%s=%s", total ? "," : "",
+                         c->e[i].section, c->e[i].key, item);
+        total += n > 0 ? (size_t)n : 0;
     }
+    return total > INT_MAX ? INT_MAX : (int)total;
 }
 
 /* ---- output ---------------------------------------------------------------------------- */
+
+/* Whether value may be cut after its first `j` characters: at a single space, so that the
+ * continuation line (which inih left-trims, and reads as a comment after ';' or '#') joins
+ * back with one space to the same text. */
+static int cut_point(const char *value, size_t j) {
+    return j > 0 && value[j] == ' ' && value[j - 1] != ' ' && value[j - 1] != '\t'
+           && value[j + 1] && !strchr(" \t;#", value[j + 1]);
+}
+
+/* Writes "key = value" as INI lines of at most CFG_LINE_MAX characters: a longer value goes
+ * on indented continuation lines, cut at single spaces (cfg_load joins them back with one
+ * space). Returns -1, having written nothing, when the value cannot be cut so; f NULL only
+ * checks. */
+static int write_value(FILE *f, const char *key, const char *value) {
+    size_t prefix = strlen(key) + 3, n = strlen(value);   /* "key = " */
+    for (int pass = f ? 0 : 1; pass < 2; pass++) {       /* pass 0 checks, pass 1 writes */
+        const char *v = value;
+        size_t rest = n, room = CFG_LINE_MAX - prefix;
+        if (pass && f) fprintf(f, "%s =%s", key, n ? " " : "");
+        while (rest > room) {
+            size_t j = room;
+            while (j > 0 && !cut_point(v, j)) j--;
+            if (!j) return -1;
+            if (pass && f) fprintf(f, "%.*s\n  ", (int)j, v);
+            v += j + 1; rest -= j + 1; room = CFG_LINE_MAX - 2;
+        }
+        if (pass && f) fprintf(f, "%s\n", v);
+    }
+    return 0;
+}
 
 char *cfg_effective_text(const cfg *c) {
     char *text = NULL;
@@ -632,22 +771,23 @@ char *cfg_effective_text(const cfg *c) {
     if (!c) return NULL;
     FILE *f = open_memstream(&text, &size);
     if (!f) return NULL;
+    int bad = 0;
     fprintf(f, "; effective pmi configuration: schema defaults, files and -s overrides\n");
     for (int k = 0; k < schema_len; k++) {
         const key_def *d = &schema[k];
         int i = find_entry(c, d->section, d->key);
         if (k == 0 || strcmp(d->section, schema[k - 1].section)) fprintf(f, "\n[%s]\n", d->section);
-        const char *value = i >= 0 ? c->e[i].value : d->def;
-        fprintf(f, "%s =%s%s\n", d->key, *value ? " " : "", value);
+        char *def = i >= 0 ? NULL : default_text(d);
+        bad |= write_value(f, d->key, i >= 0 ? c->e[i].value : def);
+        free(def);
     }
     for (int s = 0; s < c->ns; s++) {
         if (!is_attack_section(c->s[s].name)) continue;
         fprintf(f, "\n[%s]\n", c->s[s].name);
         for (int i = 0; i < c->n; i++)
-            if (!strcmp(c->e[i].section, c->s[s].name))
-                fprintf(f, "%s =%s%s\n", c->e[i].key, *c->e[i].value ? " " : "", c->e[i].value);
+            if (!strcmp(c->e[i].section, c->s[s].name)) bad |= write_value(f, c->e[i].key, c->e[i].value);
     }
-    if (fclose(f)) { free(text); return NULL; }
+    if (fclose(f) || bad) { free(text); return NULL; }
     return text;
 }
 
@@ -657,13 +797,15 @@ void cfg_print_help(FILE *out) {
                  "the experiment runs every combination.\n");
     for (int k = 0; k < schema_len; k++) {
         const key_def *d = &schema[k];
-        char want[160];
+        char *want = describe(d), *def = default_text(d);
         if (k == 0 || strcmp(d->section, schema[k - 1].section)) fprintf(out, "\n[%s]\n", d->section);
-        fprintf(out, "  %-13s%c %-14s %s; %s\n", d->key, sweepable(d) ? '*' : ' ', *d->def ? d->def : "\"\"",
-                d->help, describe(d, want, sizeof want));
+        fprintf(out, "  %-13s%c %-14s %s; %s\n", d->key, sweepable(d) ? '*' : ' ', *def ? def : "\"\"",
+                d->help, want);
+        free(want); free(def);
     }
     fprintf(out, "\n[attack.<name>]\n  parameters of one attack, checked by the attack module (see `pmi attacks`)\n");
 }
+
 
 /* ---- raw access ------------------------------------------------------------------------ */
 

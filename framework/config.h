@@ -24,15 +24,18 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdint.h>
+#include "nn.h"
 
 #define PMI_VERSION "0.1.0"
 #define CFG_STR 256          /* capacity of every string field */
 #define CFG_MAX_ALPHAS 4
 #define CFG_MAX_ATTACKS 32
 
-typedef enum { DEV_AUTO = 0, DEV_CPU, DEV_CUDA } cfg_device;
-typedef enum { OPT_SGD = 0, OPT_ADAM } cfg_optimizer;
-typedef enum { SCHED_NONE = 0, SCHED_STEP, SCHED_COSINE } cfg_schedule;
+#define CFG_NAME_MAX 49       /* longest section or key name (libinih's MAX_SECTION - 1) */
+#define CFG_LINE_MAX 198      /* longest line of an INI file (libinih's INI_MAX_LINE - 2) */
+
+/* Requested device, optimizer and schedule are nn.h's enums (nn_device_request, nn_optimizer,
+ * nn_schedule), read by their nn.h name tables; score kinds and p-values are pmi.h's. */
 typedef enum { NORM_NONE = 0, NORM_UNIT, NORM_STANDARD } cfg_norm; /* none: raw 0..255; unit: /255; standard: per-channel mean/std of the owner train split */
 
 /* The typed parameters of one sweep point. Field comments give units. */
@@ -41,7 +44,7 @@ typedef struct {
     char name[CFG_STR];         /* experiment name: results/<name>/ */
     int seeds;                  /* number of seeds (replicates) */
     int seed;                   /* first seed; seeds are seed, seed+1, ... */
-    cfg_device device;
+    nn_device_request device;   /* auto | cpu | cuda (nn_device_request_name) */
     char output[CFG_STR];       /* results root folder */
     /* [data] */
     char dataset[CFG_STR];      /* fashion-mnist | mnist | cifar10 | cifar100 | synthetic */
@@ -55,20 +58,20 @@ typedef struct {
     int m;                      /* samples per mini-dataset */
     int secret;                 /* secret index k in [0,N), or -1: drawn from the seed */
     /* [model] */
-    char arch[CFG_STR];         /* architecture name, see nn_arch_names() */
+    char arch[CFG_STR];         /* architecture name, one of nn_arch_name() */
     int width;                  /* width multiplier / base channels */
     /* [train] */
-    cfg_optimizer optimizer;
+    nn_optimizer optimizer;     /* sgd | adam (nn_optimizer_name) */
     double lr, momentum, weight_decay;
     int epochs, batch_size;
-    cfg_schedule schedule;
+    nn_schedule schedule;       /* none | step | cosine (nn_schedule_name) */
     int step_size;              /* epochs between lr decays (schedule=step) */
     double gamma;               /* lr decay factor (schedule=step) */
     /* [pmi] */
     int permutations;           /* resamples of the permutation test */
     double alphas[CFG_MAX_ALPHAS]; int n_alphas; /* significance levels for the decision / FPR */
-    char scores[CFG_STR];       /* comma list of score kinds, see pmi_score_names */
-    char decide[CFG_STR];       /* p-value used for the ownership decision (perm | rank | ...) */
+    char scores[CFG_STR];       /* comma list of distinct score kinds (pmi_score_name), "a,b" without spaces */
+    char decide[CFG_STR];       /* p-value used for the ownership decision (pmi_pvalue_name) */
     int independent;            /* independent models per seed and kind */
     char indep_arch[CFG_STR];   /* architecture of the indep-arch models (pmi.indep_arch; unset: arch) */
     /* [store] */
@@ -84,13 +87,23 @@ void cfg_free(cfg *c);                                  /* NULL is a no-op */
  * inih cannot read, lines longer than inih's line limit); after an error c may hold part of
  * the file and should be freed. */
 int cfg_load(cfg *c, const char *path, char *err, size_t errlen);
+/* Parses INI text held in memory (e.g. a stored cfg_effective_text()) into c, with cfg_load's
+ * semantics and limits, except that an `include` line is an error (a stored configuration is
+ * flattened). Errors name `origin` (NULL: "(string)") as "origin:line: ...". */
+int cfg_load_string(cfg *c, const char *text, const char *origin, char *err, size_t errlen);
 /* Applies "section.key=value" (origin shown as "-s section.key=value"); later assignments win.
  * The section is everything before the last dot of the left side ("attack.ft.lr=0.1" sets lr
  * in [attack.ft]). Bad syntax, `include`, and values that would not read back from an INI
  * file (line breaks, " ;") are errors. */
 int cfg_override(cfg *c, const char *assignment, char *err, size_t errlen);
 /* Checks every entry against the schema, every element of a sweep axis included, and that
- * pool.secret < pool.N at every sweep point; [attack.*] sections are left to attack_plan(). */
+ * pool.secret < pool.N at every sweep point; [attack.*] sections are left to attack_plan().
+ * Names are checked against their owners' tables: model.arch and pmi.indep_arch against the
+ * architecture registry (nn_arch_name), pmi.scores against pmi_score_name (no name twice, not
+ * empty), pmi.decide against pmi_pvalue_name, experiment.device, train.optimizer and
+ * train.schedule against nn.h's name tables; the message lists the known names. Every value
+ * must also be storable: one that does not fit on a CFG_LINE_MAX line needs single spaces
+ * where cfg_effective_text() can break it into continuation lines. */
 int cfg_validate(const cfg *c, char *err, size_t errlen);
 /* Number of sweep points (product of the comma-list lengths), >= 1. */
 int cfg_sweep_count(const cfg *c);
@@ -99,11 +112,15 @@ int cfg_sweep_count(const cfg *c);
  * becomes model.arch. Errors: point outside [0, cfg_sweep_count()), a bad value, and
  * pool.secret >= pool.N. Unknown keys are only reported by cfg_validate(). */
 int cfg_point(const cfg *c, int point, pmi_params *p, char *err, size_t errlen);
-/* Short "key=value,key=value" label of the sweep point (axes only), "" without axes. */
-void cfg_point_label(const cfg *c, int point, char *buf, size_t len);
+/* Writes the short "key=value,key=value" label of the sweep point (axes only; "" without
+ * axes) to buf and returns its length, as snprintf does: a return >= len means the label was
+ * cut (buf NULL or len 0: nothing is written, so a caller can size its buffer first). */
+int cfg_point_label(const cfg *c, int point, char *buf, size_t len);
 /* Writes the full effective INI (schema defaults + entries, sweep lists kept, includes
- * flattened, then the raw [attack.*] sections) to a malloc'd string that loads back to the
- * same config. NULL for a NULL config or when out of memory. */
+ * flattened, then the raw [attack.*] sections) to a malloc'd string that loads back (cfg_load,
+ * cfg_load_string) to the same config; values longer than a line go on continuation lines.
+ * NULL for a NULL config, when out of memory, or when a value cannot be broken into lines
+ * (cfg_validate() refuses those). */
 char *cfg_effective_text(const cfg *c);
 
 /* Raw access for modules that own a section family (attack). Sections are returned in file order. */

@@ -142,10 +142,10 @@ static nn_data *role_data(const plan_job *job, const data_split *sp, nn_data *dt
 static nn_train_params train_params(job_state *js) {
     const pmi_params *p = js->p;
     nn_train_params tp = nn_train_default_params();
-    tp.optimizer = p->optimizer == OPT_ADAM ? NN_ADAM : NN_SGD;
+    tp.optimizer = p->optimizer;
     tp.lr = p->lr; tp.momentum = p->momentum; tp.weight_decay = p->weight_decay;
     tp.epochs = p->epochs; tp.batch_size = p->batch_size;
-    tp.schedule = (nn_schedule)p->schedule; tp.step_size = p->step_size; tp.gamma = p->gamma;
+    tp.schedule = p->schedule; tp.step_size = p->step_size; tp.gamma = p->gamma;
     tp.seed = plan_seed(js->job, SEED_BATCH, 0);
     tp.on_epoch = progress_epoch; tp.ctx = js;
     return tp;

@@ -10,6 +10,7 @@
 #include "report.h"
 #include "runner.h"
 #include "store.h"
+#include "util.h"
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,15 +162,20 @@ static int cmd_plot(int argc, char **argv) {
         else return 2;
     }
     if (optind + 1 != argc) { fprintf(stderr, "pmi plot: expected one results file\n"); return 2; }
-    char def[1024], err[2048];
+    char err[2048], *def = NULL;
     if (!dir) {  /* default: plots/<experiment folder name> */
         const char *path = argv[optind], *end = strrchr(path, '/'), *start = end;
         while (start && start > path && start[-1] != '/') start--;
-        snprintf(def, sizeof def, "plots/%.*s", end && start ? (int)(end - start) : 7, end && start ? start : "results");
+        const char *name = end && start ? start : "results";
+        size_t n = end && start ? (size_t)(end - start) : strlen(name);
+        def = util_malloc(n + 7);
+        memcpy(def, "plots/", 6); memcpy(def + 6, name, n); def[n + 6] = 0;
         dir = def;
     }
-    if (plot_render(argv[optind], dir, fmt, stderr, err, sizeof err)) { fprintf(stderr, "pmi plot: %s\n", err); return 1; }
-    return 0;
+    int rc = plot_render(argv[optind], dir, fmt, stderr, err, sizeof err);
+    if (rc) fprintf(stderr, "pmi plot: %s\n", err);
+    free(def);
+    return rc ? 1 : 0;
 }
 
 static int cmd_bench(int argc, char **argv) {
@@ -190,8 +196,12 @@ static int cmd_bench(int argc, char **argv) {
         case 'l': o.lr = atof(optarg); break;
         case 'k': o.models = atoi(optarg); break;
         case 'd':
-            o.device = !strcmp(optarg, "cpu") ? 1 : !strcmp(optarg, "cuda") ? 2 : !strcmp(optarg, "auto") ? 0 : -1;
-            if (o.device < 0) { fprintf(stderr, "pmi bench: --device '%s': expected auto, cpu or cuda\n", optarg); return 2; }
+            if (nn_device_request_parse(optarg, &o.device)) {
+                fprintf(stderr, "pmi bench: --device '%s': expected one of", optarg);
+                for (int i = 0; nn_device_request_name(i); i++) fprintf(stderr, "%s%s", i ? ", " : " ", nn_device_request_name(i));
+                fprintf(stderr, "\n");
+                return 2;
+            }
             break;
         case 'h':
             printf("usage: pmi bench [--arch cnn] [--batch 128] [--epochs 3] [--warmup 1] [--n 60000] [--device auto] [--models k]\n"
@@ -222,7 +232,7 @@ static int cmd_info(int argc, char **argv) {
     char name[128];
     nn_set_threads(0);
     printf("pmi %s (commit %s), libtorch %s, results schema %d\n", PMI_VERSION, PMI_GIT_COMMIT, nn_torch_version(), STORE_SCHEMA_VERSION);
-    if (nn_device_resolve(0, &dev, name, sizeof name) == NN_OK) printf("device (auto): %s\n", name);
+    if (nn_device_resolve(NN_WANT_AUTO, &dev, name, sizeof name) == NN_OK) printf("device (auto): %s\n", name);
     printf("architectures:");
     for (int i = 0; i < nn_arch_count(); i++) printf(" %s", nn_arch_name(i));
     printf("\n");

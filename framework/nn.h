@@ -34,10 +34,24 @@ const char *nn_status_string(nn_status s);
 const char *nn_last_error(void);     /* thread-local; "" when none */
 const char *nn_torch_version(void);  /* e.g. "1.13.1" */
 
+/* ---- named choices ----------------------------------------------------------------
+ * The enums that configs and the command line name (requested device, optimizer, schedule)
+ * are defined here once, each with one name table in nn_torch.cpp. <enum>_name(i) returns
+ * the name of value i, or NULL when i is out of range, so that a caller lists the names
+ * with `for (int i = 0; name(i); i++)`; <enum>_parse(s, &out) sets *out and returns 0, or
+ * returns -1 (leaving *out alone) when s is NULL or not a name. Names are case-sensitive. */
+
+/* The device a config or the command line asks for; nn_device_resolve() turns it into an
+ * nn_device. Names: "auto" (cuda when available, else cpu), "cpu", "cuda". */
+typedef enum { NN_WANT_AUTO = 0, NN_WANT_CPU = 1, NN_WANT_CUDA = 2 } nn_device_request;
+const char *nn_device_request_name(int i);
+int nn_device_request_parse(const char *s, nn_device_request *out);
+
 typedef enum { NN_CPU = 0, NN_CUDA = 1 } nn_device;
-/* Resolves "auto" | "cpu" | "cuda" (cfg_device values 0,1,2) into a device; cuda absent
- * when asked for is NN_EDEVICE. name (optional) gets e.g. "cpu (2 threads)" or the GPU name. */
-nn_status nn_device_resolve(int want, nn_device *dev, char *name, size_t len);
+/* Resolves a requested device; cuda absent when asked for is NN_EDEVICE, a value outside
+ * nn_device_request is NN_EINVAL. name (optional) gets e.g. "cpu (2 threads)" or the GPU
+ * name (cut to len - 1 characters: it is a label). */
+nn_status nn_device_resolve(nn_device_request want, nn_device *dev, char *name, size_t len);
 /* Sets libtorch intra-op threads; n <= 0 means the number of online cores. */
 void nn_set_threads(int n);
 
@@ -54,6 +68,8 @@ int64_t nn_data_size(const nn_data *d);
 void nn_data_free(nn_data *d);  /* NULL-safe */
 
 /* ---- models ----------------------------------------------------------------------- */
+/* The architecture registry: nn_arch_name(i) and nn_arch_help(i) for i in [0, nn_arch_count()),
+ * NULL outside (so nn_arch_name also lists the names like the <enum>_name functions above). */
 int nn_arch_count(void);
 const char *nn_arch_name(int i);
 const char *nn_arch_help(int i);
@@ -73,8 +89,14 @@ nn_status nn_model_copy(const nn_model *src, nn_model **out);   /* deep copy inc
 void nn_model_free(nn_model *m);                                 /* NULL-safe */
 int64_t nn_model_num_params(const nn_model *m);
 
+/* Names: "sgd", "adam" (nn_optimizer_name/parse, see "named choices" above). */
 typedef enum { NN_SGD = 0, NN_ADAM = 1 } nn_optimizer;
+const char *nn_optimizer_name(int i);
+int nn_optimizer_parse(const char *s, nn_optimizer *out);
+/* Names: "none", "step", "cosine" (nn_schedule_name/parse). */
 typedef enum { NN_SCHED_NONE = 0, NN_SCHED_STEP = 1, NN_SCHED_COSINE = 2 } nn_schedule;
+const char *nn_schedule_name(int i);
+int nn_schedule_parse(const char *s, nn_schedule *out);
 typedef enum { NN_TRAIN_ALL = 0, NN_TRAIN_LAST = 1 } nn_trainable;
 
 typedef struct {

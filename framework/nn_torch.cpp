@@ -74,6 +74,22 @@ std::string cat(const A &...a) {
 /* A CPU generator seeded with seed: local, so the global generator is untouched. */
 at::Generator cpu_generator(uint64_t seed) { return at::detail::createCPUGenerator(seed); }
 
+/* ---- name tables of nn.h's named choices, indexed by the enum value ---- */
+const char *const kDeviceRequestNames[] = {"auto", "cpu", "cuda"};      // nn_device_request
+const char *const kOptimizerNames[] = {"sgd", "adam"};                  // nn_optimizer
+const char *const kScheduleNames[] = {"none", "step", "cosine"};        // nn_schedule
+static_assert(NN_WANT_CUDA == 2 && NN_ADAM == 1 && NN_SCHED_COSINE == 2, "name tables follow the enums in nn.h");
+
+template <size_t N>
+const char *table_name(const char *const (&names)[N], int i) { return i >= 0 && i < (int)N ? names[i] : nullptr; }
+
+template <size_t N, class E>
+int table_parse(const char *const (&names)[N], const char *s, E *out) {
+    for (size_t i = 0; s && out && i < N; i++)
+        if (!std::strcmp(names[i], s)) { *out = static_cast<E>(i); return 0; }
+    return -1;
+}
+
 nn_status torch_device(nn_device dev, torch::Device *out) {
     if (dev == NN_CPU) { *out = torch::Device(torch::kCPU); return NN_OK; }
     if (dev != NN_CUDA) return fail(NN_EINVAL, cat("unknown nn_device ", dev));
@@ -385,13 +401,11 @@ void set_lr(torch::optim::Optimizer &opt, nn_optimizer kind, double lr) {
 
 nn_status check_train_params(const nn_train_params *p, const char *fn) {
     NN_REQUIRE(p, fn, ": params are NULL");
-    NN_REQUIRE(p->optimizer == NN_SGD || p->optimizer == NN_ADAM, fn, ": unknown optimizer ",
-               p->optimizer);
+    NN_REQUIRE(nn_optimizer_name(p->optimizer), fn, ": unknown optimizer ", p->optimizer);
     NN_REQUIRE(p->lr > 0 && p->momentum >= 0 && p->weight_decay >= 0, fn, ": need lr > 0, momentum >= 0, "
                "weight_decay >= 0");
     NN_REQUIRE(p->epochs >= 0 && p->batch_size >= 1, fn, ": need epochs >= 0 and batch_size >= 1");
-    NN_REQUIRE(p->schedule >= NN_SCHED_NONE && p->schedule <= NN_SCHED_COSINE, fn, ": unknown schedule ",
-               p->schedule);
+    NN_REQUIRE(nn_schedule_name(p->schedule), fn, ": unknown schedule ", p->schedule);
     NN_REQUIRE(p->schedule != NN_SCHED_STEP || (p->step_size >= 1 && p->gamma > 0),
                fn, ": step schedule needs step_size >= 1 and gamma > 0");
     NN_REQUIRE(p->trainable == NN_TRAIN_ALL || p->trainable == NN_TRAIN_LAST, fn, ": unknown trainable ",
@@ -586,12 +600,19 @@ const char *nn_status_string(nn_status s) {
 const char *nn_last_error(void) { return g_error.c_str(); }
 const char *nn_torch_version(void) { return TORCH_VERSION; }
 
-nn_status nn_device_resolve(int want, nn_device *dev, char *name, size_t len) {
+const char *nn_device_request_name(int i) { return table_name(kDeviceRequestNames, i); }
+int nn_device_request_parse(const char *s, nn_device_request *out) { return table_parse(kDeviceRequestNames, s, out); }
+const char *nn_optimizer_name(int i) { return table_name(kOptimizerNames, i); }
+int nn_optimizer_parse(const char *s, nn_optimizer *out) { return table_parse(kOptimizerNames, s, out); }
+const char *nn_schedule_name(int i) { return table_name(kScheduleNames, i); }
+int nn_schedule_parse(const char *s, nn_schedule *out) { return table_parse(kScheduleNames, s, out); }
+
+nn_status nn_device_resolve(nn_device_request want, nn_device *dev, char *name, size_t len) {
     return guard(__func__, [&]() -> nn_status {
         NN_REQUIRE(dev, "nn_device_resolve: dev is NULL");
-        NN_REQUIRE(want >= 0 && want <= 2, "nn_device_resolve: want must be 0 (auto), 1 (cpu) or 2 (cuda), got ",
-                   want);
-        bool cuda = want == 2 || (want == 0 && torch::cuda::is_available());
+        NN_REQUIRE(nn_device_request_name(want), "nn_device_resolve: want must be an nn_device_request (0 auto, "
+                   "1 cpu, 2 cuda), got ", static_cast<int>(want));
+        bool cuda = want == NN_WANT_CUDA || (want == NN_WANT_AUTO && torch::cuda::is_available());
         torch::Device td(torch::kCPU);
         nn_status st = torch_device(cuda ? NN_CUDA : NN_CPU, &td);
         if (st != NN_OK) return st;

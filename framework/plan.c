@@ -68,9 +68,9 @@ int plan_build(const cfg *c, plan **out, char *err, size_t errlen) {
     pl->jobs = util_malloc(sizeof *pl->jobs * (size_t)cap);
     for (int pt = 0; pt < pl->n_points; pt++) {
         if (cfg_point(c, pt, &pl->points[pt].params, err, errlen) || check_names(&pl->points[pt].params, err, errlen)) goto fail;
-        char label[CFG_STR * 4];
-        cfg_point_label(c, pt, label, sizeof label);
-        pl->points[pt].label = util_strdup(label);
+        size_t len = (size_t)cfg_point_label(c, pt, NULL, 0) + 1;
+        char *label = pl->points[pt].label = util_malloc(len);
+        cfg_point_label(c, pt, label, len);
         if (strlen(label) >= sizeof ((store_job *)0)->point) {
             util_err(err, errlen, "the sweep label '%s' is longer than %zu characters (the results file's limit)",
                      label, sizeof ((store_job *)0)->point - 1);

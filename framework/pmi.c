@@ -2,6 +2,7 @@
  * contract, with every convention, is in pmi.h). Pure C over arrays; GSL supplies the rng,
  * sorting, moments and distribution functions. */
 #include "pmi.h"
+#include "util.h"
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
@@ -121,11 +122,10 @@ static int argmax_d(const double *x, int n) {
     return best;
 }
 
-/* Midranks (1-based) of v (n) into rank; returns sum over tie groups of t^3 - t, or -1 when
- * memory runs out. v must hold no NaN. */
+/* Midranks (1-based) of v (n) into rank; returns sum over tie groups of t^3 - t. v must hold
+ * no NaN. */
 static double midranks(const double *v, size_t n, double *rank) {
-    size_t *ix = malloc(n * sizeof *ix);
-    if (!ix) return -1;
+    size_t *ix = util_malloc(n * sizeof *ix);
     gsl_sort_index(ix, v, 1, n);
     double tie = 0;
     for (size_t a = 0; a < n;) {
@@ -160,13 +160,12 @@ double pmi_welch_greater(const double *x, int n1, const double *y, int n2) {
 /* ---- Mann-Whitney ----------------------------------------------------------------------- */
 /* sf[u] = P(U >= u), u = 0..n1*n2, under H0 without ties: the n1-subsets of the ranks 1..n
  * counted by rank sum (uint64 counts are exact up to C(68, 34), beyond PMI_MW_EXACT_MAX).
- * Returns NULL when memory runs out. */
+ * The caller frees the array. */
 static double *mw_exact_sf(int n1, int n2) {
     int n = n1 + n2, umax = n1 * n2, s0 = n1 * (n1 + 1) / 2, smax = s0 + umax;
     size_t w = (size_t)smax + 1;
-    uint64_t *c = calloc((size_t)(n1 + 1) * w, sizeof *c);
-    double *sf = malloc(((size_t)umax + 1) * sizeof *sf);
-    if (!c || !sf) { free(c); free(sf); return NULL; }
+    uint64_t *c = util_calloc((size_t)(n1 + 1) * w, sizeof *c);
+    double *sf = util_malloc(((size_t)umax + 1) * sizeof *sf);
     c[0] = 1;
     for (int r = 1; r <= n; r++)
         for (int j = r < n1 ? r : n1; j >= 1; j--)
@@ -190,48 +189,42 @@ static double mw_asymptotic(double u1, int n1, int n2, double tie) {
 }
 
 /* p-values of several groups of n1 against the remaining n2 of one combined sample, given each
- * group's U statistic (u1, count) and the sample's tie term. Returns -1 when memory runs out. */
-static int mw_pvalues(const double *u1, int count, int n1, int n2, double tie, double *p) {
+ * group's U statistic (u1, count) and the sample's tie term. */
+static void mw_pvalues(const double *u1, int count, int n1, int n2, double tie, double *p) {
     if (tie == 0 && n1 + n2 <= PMI_MW_EXACT_MAX) {
         double *sf = mw_exact_sf(n1, n2);
-        if (!sf) return -1;
         for (int i = 0; i < count; i++) p[i] = sf[(int)lround(u1[i])];
         free(sf);
-        return 0;
+        return;
     }
     for (int i = 0; i < count; i++) p[i] = mw_asymptotic(u1[i], n1, n2, tie);
-    return 0;
 }
 
-/* x (n1) and y (n2) side by side in a new array, or NULL. */
+/* x (n1) and y (n2) side by side in a new array. */
 static double *concat(const double *x, int n1, const double *y, int n2) {
-    double *v = malloc(((size_t)n1 + n2) * sizeof *v);
-    if (!v) return NULL;
+    double *v = util_malloc(((size_t)n1 + n2) * sizeof *v);
     memcpy(v, x, (size_t)n1 * sizeof *v);
     memcpy(v + n1, y, (size_t)n2 * sizeof *v);
     return v;
 }
 
-/* U statistic of the first n1 of v (n1 + n2) against the rest; *tie gets the tie term.
- * NAN when memory runs out. */
+/* U statistic of the first n1 of v (n1 + n2) against the rest; *tie gets the tie term. */
 static double u_first(const double *v, int n1, int n2, double *tie) {
     size_t n = (size_t)n1 + n2;
-    double *rank = malloc(n * sizeof *rank);
-    if (!rank) return NAN;
+    double *rank = util_malloc(n * sizeof *rank);
     *tie = midranks(v, n, rank);
     double r1 = 0;
     for (int i = 0; i < n1; i++) r1 += rank[i];
     free(rank);
-    return *tie < 0 ? NAN : r1 - 0.5 * n1 * (n1 + 1.0);
+    return r1 - 0.5 * n1 * (n1 + 1.0);
 }
 
 double pmi_mannwhitney_greater(const double *x, int n1, const double *y, int n2) {
     if (!x || !y || n1 < 1 || n2 < 1 || any_nan(x, n1) || any_nan(y, n2)) return NAN;
     double *v = concat(x, n1, y, n2);
-    if (!v) return NAN;
     double tie, p = NAN, u1 = u_first(v, n1, n2, &tie);
     free(v);
-    if (isnan(u1) || mw_pvalues(&u1, 1, n1, n2, tie, &p) != 0) return NAN;
+    mw_pvalues(&u1, 1, n1, n2, tie, &p);
     return p;
 }
 
@@ -250,11 +243,11 @@ double pmi_rank_p(const double *pool_mean, int N, int k) {
 
 /* The means of R uniform random m-subsets of scores (total), sorted ascending, from a partial
  * Fisher-Yates shuffle of a copy (the arrangement left by one draw does not bias the next).
- * Returns NULL when memory runs out. */
+ * Returns NULL when GSL cannot create the generator. */
 static double *perm_means(const double *scores, size_t total, int m, int R, uint64_t seed) {
-    double *pool = malloc(total * sizeof *pool), *means = malloc((size_t)R * sizeof *means);
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
-    if (!pool || !means || !rng) { free(pool); free(means); gsl_rng_free(rng); return NULL; }
+    if (!rng) return NULL;
+    double *pool = util_malloc(total * sizeof *pool), *means = util_malloc((size_t)R * sizeof *means);
     gsl_rng_set(rng, (unsigned long)seed);
     memcpy(pool, scores, total * sizeof *pool);
     for (int t = 0; t < R; t++) {
@@ -339,12 +332,11 @@ static void pool_stats_free(pool_stats *ps) {
     free(ps->median);
 }
 
-static int pool_stats_fill(pool_stats *ps, const double *scores, int N, int m) {
-    ps->mean = malloc((size_t)N * sizeof(double));
-    ps->ss = malloc((size_t)N * sizeof(double));
-    ps->median = malloc((size_t)N * sizeof(double));
-    double *tmp = malloc((size_t)m * sizeof *tmp);
-    if (!ps->mean || !ps->ss || !ps->median || !tmp) { free(tmp); return -1; }
+static void pool_stats_fill(pool_stats *ps, const double *scores, int N, int m) {
+    ps->mean = util_malloc((size_t)N * sizeof(double));
+    ps->ss = util_malloc((size_t)N * sizeof(double));
+    ps->median = util_malloc((size_t)N * sizeof(double));
+    double *tmp = util_malloc((size_t)m * sizeof *tmp);
     for (int i = 0; i < N; i++) {
         const double *row = scores + (size_t)i * m;
         ps->mean[i] = gsl_stats_mean(row, 1, (size_t)m);
@@ -353,7 +345,6 @@ static int pool_stats_fill(pool_stats *ps, const double *scores, int N, int m) {
         ps->median[i] = gsl_stats_median(tmp, 1, (size_t)m);
     }
     free(tmp);
-    return 0;
 }
 
 /* (best mean - runner-up mean) / sd of all scores; 0 when the sd is 0. */
@@ -381,23 +372,22 @@ static void welch_all(const pool_stats *ps, int N, int m, double *p) {
 }
 
 /* Mann-Whitney p of every mini-dataset against the rest: one ranking of all N*m serves all. */
-static int mw_all(const double *scores, int N, int m, double *p) {
+static void mw_all(const double *scores, int N, int m, double *p) {
     size_t total = (size_t)N * m;
-    double *rank = malloc(total * sizeof *rank), *u1 = malloc((size_t)N * sizeof *u1);
-    double tie = rank ? midranks(scores, total, rank) : -1;
-    if (!rank || !u1 || tie < 0) { free(rank); free(u1); return -1; }
+    double *rank = util_malloc(total * sizeof *rank), *u1 = util_malloc((size_t)N * sizeof *u1);
+    double tie = midranks(scores, total, rank);
     for (int i = 0; i < N; i++) {
         double r = 0;
         for (int j = 0; j < m; j++) r += rank[(size_t)i * m + j];
         u1[i] = r - 0.5 * m * (m + 1.0);
     }
-    int rc = mw_pvalues(u1, N, m, (N - 1) * m, tie, p);
+    mw_pvalues(u1, N, m, (N - 1) * m, tie, p);
     free(rank);
     free(u1);
-    return rc;
 }
 
-/* Permutation p of every mini-dataset from one set of permutation means. */
+/* Permutation p of every mini-dataset from one set of permutation means; -1 when GSL cannot
+ * create the generator. */
 static int perm_all(const double *scores, int N, int m, const double *mean, int R, uint64_t seed, double *p) {
     if (R == 0) {
         for (int i = 0; i < N; i++) p[i] = NAN;
@@ -412,12 +402,12 @@ static int perm_all(const double *scores, int N, int m, const double *mean, int 
     return 0;
 }
 
-/* pall (P_COUNT, N): every statistic's p-value for every mini-dataset. */
+/* pall (P_COUNT, N): every statistic's p-value for every mini-dataset; -1 as perm_all(). */
 static int pvalues_all(const double *scores, int N, int m, const pool_stats *ps, int R, uint64_t seed, double *pall) {
     for (int i = 0; i < N; i++) pall[(size_t)P_RANK * N + i] = rank_p(ps->mean, N, i);
     welch_all(ps, N, m, pall + (size_t)P_WELCH * N);
-    if (perm_all(scores, N, m, ps->mean, R, seed, pall + (size_t)P_PERM * N) != 0) return -1;
-    return mw_all(scores, N, m, pall + (size_t)P_MW * N);
+    mw_all(scores, N, m, pall + (size_t)P_MW * N);
+    return perm_all(scores, N, m, ps->mean, R, seed, pall + (size_t)P_PERM * N);
 }
 
 int pmi_verify(const double *scores, int N, int m, int k, int permutations, uint64_t seed,
@@ -425,10 +415,10 @@ int pmi_verify(const double *scores, int N, int m, int k, int permutations, uint
     if (!res) { set_error("pmi: res is NULL"); return -1; }
     if (check_args(scores, N, m, k, permutations) != 0) return -1;
     pool_stats ps = {0};
-    double *pall = malloc((size_t)P_COUNT * N * sizeof *pall);
-    if (!pall || pool_stats_fill(&ps, scores, N, m) != 0 ||
-        pvalues_all(scores, N, m, &ps, permutations, seed, pall) != 0) {
-        set_error("pmi: out of memory verifying N = %d, m = %d", N, m);
+    double *pall = util_malloc((size_t)P_COUNT * N * sizeof *pall);
+    pool_stats_fill(&ps, scores, N, m);
+    if (pvalues_all(scores, N, m, &ps, permutations, seed, pall) != 0) {
+        set_error("pmi: cannot create the permutation test's random generator (N = %d, m = %d)", N, m);
         free(pall);
         pool_stats_free(&ps);
         return -1;
@@ -469,8 +459,7 @@ static int count_above(const double *x, int n, double t) {
 double pmi_tpr_at_fpr(const double *pos, int npos, const double *neg, int nneg, double fpr) {
     if (!pos || !neg || npos < 1 || nneg < 1 || !(fpr >= 0) || any_nan(pos, npos) || any_nan(neg, nneg)) return NAN;
     if (fpr >= 1) return 1.0;
-    double *s = malloc((size_t)nneg * sizeof *s);
-    if (!s) return NAN;
+    double *s = util_malloc((size_t)nneg * sizeof *s);
     memcpy(s, neg, (size_t)nneg * sizeof *s);
     gsl_sort(s, 1, (size_t)nneg);
     int j = 0;

@@ -87,7 +87,8 @@ typedef struct {
 /* Pooled statistics of scores (N, m) row-major. pool_mean, pool_median (optional, N) get each
  * mini-dataset's mean and median. Deterministic in seed. Returns 0, or -1 on bad arguments
  * (NULL scores or res, N outside [2, PMI_MAX_N], m < 1, k outside [0, N), permutations < 0, a
- * non-finite score) or when memory runs out; pmi_error() then says which. permutations = 0
+ * non-finite score) or when GSL cannot create its generator; pmi_error() then says which (out
+ * of memory exits through util_malloc with file:line). permutations = 0
  * skips the permutation test: p[P_PERM] and p_nway[P_PERM] are NAN, nway_index[P_PERM] is -1.
  * The margin is 0 when all N*m scores are equal. */
 int pmi_verify(const double *scores, int N, int m, int k, int permutations, uint64_t seed,

@@ -84,7 +84,7 @@ typedef struct {
 
 /* Resolves the device in a short-lived child process when workers may be forked: a process
  * that has initialised CUDA cannot hand it to forked children. */
-static nn_status resolve_device(int want, int in_child, int threads, nn_device *dev, char *name, size_t len, char *msg, size_t msglen) {
+static nn_status resolve_device(nn_device_request want, int in_child, int threads, nn_device *dev, char *name, size_t len, char *msg, size_t msglen) {
     struct { nn_status st; nn_device dev; char name[128], msg[512]; } res;
     int fd[2];
     pid_t pid;
@@ -117,7 +117,7 @@ static nn_status resolve_device(int want, int in_child, int threads, nn_device *
 static int prepare(run_ctx *r, runner_summary *s, char *err, size_t errlen) {
     const pmi_params *p0 = &r->pl->points[0].params;
     char devname[128], msg[512];
-    if (resolve_device((int)p0->device, r->o->workers != 1, r->o->threads, &r->dev, devname, sizeof devname, msg, sizeof msg) != NN_OK)
+    if (resolve_device(p0->device, r->o->workers != 1, r->o->threads, &r->dev, devname, sizeof devname, msg, sizeof msg) != NN_OK)
         return util_err(err, errlen, "experiment.device: %s", msg);
     if (runner_paths(p0, s->shard_dir, sizeof s->shard_dir, s->results_path, sizeof s->results_path, err, errlen)) return -1;
     if (mkdir_p(s->shard_dir)) return util_err(err, errlen, "%s: cannot create: %s", s->shard_dir, strerror(errno));

@@ -2,6 +2,8 @@
  * effective-text round trip, raw [attack.*] access, and every error path with its origin. */
 #include "testutil.h"
 #include "config.h"
+#include "nn.h"
+#include "pmi.h"
 
 /* Writes text to <tmpdir>/<name> (creating sub-folders) and returns the path (static buffer
  * per call slot). */
@@ -49,16 +51,16 @@ static void test_defaults(void **state) {
     assert_int_equal(cfg_point(c, 0, &p, err, sizeof err), 0);
     assert_string_equal(p.name, "pmi");
     assert_int_equal(p.seeds, 3); assert_int_equal(p.seed, 1);
-    assert_int_equal(p.device, DEV_AUTO); assert_string_equal(p.output, "results");
+    assert_int_equal(p.device, NN_WANT_AUTO); assert_string_equal(p.output, "results");
     assert_string_equal(p.dataset, "fashion-mnist"); assert_string_equal(p.path, "");
     assert_int_equal(p.n_train, 2000); assert_int_equal(p.n_attacker, 1000); assert_int_equal(p.n_test, 1000);
     assert_int_equal(p.normalize, NORM_STANDARD);
     assert_int_equal(p.N, 10); assert_int_equal(p.m, 50); assert_int_equal(p.secret, -1);
     assert_string_equal(p.arch, "lenet"); assert_int_equal(p.width, 0);
-    assert_int_equal(p.optimizer, OPT_SGD);
+    assert_int_equal(p.optimizer, NN_SGD);
     assert_true(p.lr == 0.05 && p.momentum == 0.9 && p.weight_decay == 0 && p.gamma == 0.1);
     assert_int_equal(p.epochs, 10); assert_int_equal(p.batch_size, 64);
-    assert_int_equal(p.schedule, SCHED_NONE); assert_int_equal(p.step_size, 10);
+    assert_int_equal(p.schedule, NN_SCHED_NONE); assert_int_equal(p.step_size, 10);
     assert_int_equal(p.permutations, 9999);
     assert_int_equal(p.n_alphas, 2); assert_true(p.alphas[0] == 0.01 && p.alphas[1] == 0.05);
     assert_string_equal(p.scores, "loss,conf,correct,entropy,mentropy,logit");
@@ -120,16 +122,16 @@ static void test_full_file(void **state) {
     assert_int_equal(cfg_sweep_count(c), 1);
     assert_int_equal(cfg_point(c, 0, &p, err, sizeof err), 0);
     assert_string_equal(p.name, "full"); assert_int_equal(p.seeds, 2); assert_int_equal(p.seed, 7);
-    assert_int_equal(p.device, DEV_CPU); assert_string_equal(p.output, "out/dir");
+    assert_int_equal(p.device, NN_WANT_CPU); assert_string_equal(p.output, "out/dir");
     assert_string_equal(p.dataset, "cifar10"); assert_string_equal(p.path, "/data/cifar");
     assert_int_equal(p.n_train, 500); assert_int_equal(p.n_attacker, 0); assert_int_equal(p.n_test, 300);
     assert_int_equal(p.normalize, NORM_UNIT);
     assert_int_equal(p.N, 20); assert_int_equal(p.m, 25); assert_int_equal(p.secret, 19);
     assert_string_equal(p.arch, "resnet18"); assert_int_equal(p.width, 16);
-    assert_int_equal(p.optimizer, OPT_ADAM);
+    assert_int_equal(p.optimizer, NN_ADAM);
     assert_true(p.lr == 0.001 && p.momentum == 0 && p.weight_decay == 5e-4 && p.gamma == 1);
     assert_int_equal(p.epochs, 0); assert_int_equal(p.batch_size, 128);
-    assert_int_equal(p.schedule, SCHED_STEP); assert_int_equal(p.step_size, 3);
+    assert_int_equal(p.schedule, NN_SCHED_STEP); assert_int_equal(p.step_size, 3);
     assert_int_equal(p.permutations, 0);
     assert_int_equal(p.n_alphas, 4);
     assert_true(p.alphas[0] == 0.001 && p.alphas[1] == 0.01 && p.alphas[2] == 0.05 && p.alphas[3] == 0.1);
@@ -146,11 +148,11 @@ static void test_full_file(void **state) {
 
 /* main.ini includes configs/base.ini, which includes parts/arch.ini relative to configs/. */
 static void test_include_and_override_order(void **state) {
-    write_ini("inc/configs/parts/arch.ini", "[model]\narch = vgg\nwidth = 8\n");
+    write_ini("inc/configs/parts/arch.ini", "[model]\narch = vgg11\nwidth = 8\n");
     write_ini("inc/configs/base.ini",
               "[train]\nepochs = 5\nlr = 0.2\ninclude = parts/arch.ini\n[pool]\nN = 30\n");
     const char *main_ini = write_ini("inc/main.ini",
-              "[model]\narch = before\n"
+              "[model]\narch = mlp\n"
               "include = configs/base.ini\n"
               "[train]\nlr = 0.3\n");
     cfg *c = load_ok(main_ini);
@@ -158,7 +160,7 @@ static void test_include_and_override_order(void **state) {
     char err[512];
     const char *where;
     assert_int_equal(cfg_point(c, 0, &p, err, sizeof err), 0);
-    assert_string_equal(p.arch, "vgg");        /* the include comes later than arch = before */
+    assert_string_equal(p.arch, "vgg11");      /* the include comes later than arch = mlp */
     assert_int_equal(p.width, 8);
     assert_int_equal(p.epochs, 5);
     assert_true(p.lr == 0.3);                  /* main.ini's line after the include wins */
@@ -423,6 +425,224 @@ static void test_err_secret_ge_N(void **state) {
                  (const char *[]){"e_secret2.ini:3", "pool.secret: 7 must be less than pool.N = 5", NULL});
 }
 
+/* ---- names come from their owners (nn.h, pmi.h) ---------------------------------------- */
+
+/* Sets section.key=value on a fresh config, validates and fills point 0 (fails the test on error). */
+static pmi_params point_with(const char *assignment) {
+    cfg *c = cfg_create();
+    char err[1024] = "";
+    pmi_params p;
+    if (cfg_override(c, assignment, err, sizeof err) || cfg_validate(c, err, sizeof err) ||
+        cfg_point(c, 0, &p, err, sizeof err))
+        fail_msg("%s: %s", assignment, err);
+    cfg_free(c);
+    return p;
+}
+
+/* Every name of nn.h's and pmi.h's tables is accepted and lands as that enum value; the help
+ * text and the default score list are generated from the same tables. */
+static void test_names_from_owner_tables(void **state) {
+    char set[128];
+    for (int i = 0; nn_device_request_name(i); i++) {
+        snprintf(set, sizeof set, "experiment.device=%s", nn_device_request_name(i));
+        assert_int_equal(point_with(set).device, i);
+    }
+    for (int i = 0; nn_optimizer_name(i); i++) {
+        snprintf(set, sizeof set, "train.optimizer=%s", nn_optimizer_name(i));
+        assert_int_equal(point_with(set).optimizer, i);
+    }
+    for (int i = 0; nn_schedule_name(i); i++) {
+        snprintf(set, sizeof set, "train.schedule=%s", nn_schedule_name(i));
+        assert_int_equal(point_with(set).schedule, i);
+    }
+    for (int i = 0; i < nn_arch_count(); i++) {
+        snprintf(set, sizeof set, "model.arch=%s", nn_arch_name(i));
+        assert_string_equal(point_with(set).arch, nn_arch_name(i));
+        snprintf(set, sizeof set, "pmi.indep_arch=%s", nn_arch_name(i));
+        assert_string_equal(point_with(set).indep_arch, nn_arch_name(i));
+    }
+    for (int k = 0; k < P_COUNT; k++) {
+        snprintf(set, sizeof set, "pmi.decide=%s", pmi_pvalue_name((pmi_pvalue)k));
+        assert_string_equal(point_with(set).decide, pmi_pvalue_name((pmi_pvalue)k));
+    }
+    char all[CFG_STR] = "";
+    for (int k = 0; k < SCORE_COUNT; k++) {
+        assert_true(strlen(all) + strlen(pmi_score_name((pmi_score_kind)k)) + 2 <= sizeof all);
+        strcat(strcat(all, k ? "," : ""), pmi_score_name((pmi_score_kind)k));
+    }
+    assert_string_equal(point_with("pmi.permutations=10").scores, all);   /* default: every kind */
+    cfg *empty = cfg_create();
+    char *text = cfg_effective_text(empty);
+    assert_non_null(text);
+    snprintf(set, sizeof set, "scores = %s\n", all);
+    assert_non_null(strstr(text, set));
+    free(text);
+    cfg_free(empty);
+
+    char path[512], buf[8192];
+    snprintf(path, sizeof path, "%s/help-names.txt", tu_tmpdir());
+    FILE *f = fopen(path, "w+");
+    assert_non_null(f);
+    cfg_print_help(f);
+    rewind(f);
+    buf[fread(buf, 1, sizeof buf - 1, f)] = 0;
+    fclose(f);
+    for (int i = 0; i < nn_arch_count(); i++) assert_non_null(strstr(buf, nn_arch_name(i)));
+    for (int k = 0; k < P_COUNT; k++) assert_non_null(strstr(buf, pmi_pvalue_name((pmi_pvalue)k)));
+    assert_non_null(strstr(buf, "sgd|adam"));
+    assert_non_null(strstr(buf, "none|step|cosine"));
+}
+
+/* model.arch and pmi.indep_arch are checked against the registry, every sweep element included;
+ * the message lists the known names. An empty indep_arch means model.arch. */
+static void test_err_unknown_arch(void **state) {
+    const char *needles[16] = {"e_arch.ini:4", "model.arch", "'resnet19'"};
+    int n = 3;
+    for (int i = 0; i < nn_arch_count() && n < 15; i++) needles[n++] = nn_arch_name(i);
+    needles[n] = NULL;
+    expect_error(write_ini("e_arch.ini", "[train]\nepochs = 1\n[model]\narch = lenet, resnet19\n"), needles);
+    needles[0] = "e_arch2.ini:2"; needles[1] = "pmi.indep_arch"; needles[2] = "'vgg'";
+    expect_error(write_ini("e_arch2.ini", "[pmi]\nindep_arch = vgg\n"), needles);
+    pmi_params p = point_with("pmi.indep_arch=");
+    assert_string_equal(p.indep_arch, p.arch);
+}
+
+/* pmi.scores refuses a kind listed twice and an empty list; pmi.decide knows pmi.h's p-values. */
+static void test_err_scores_and_decide(void **state) {
+    expect_error(write_ini("e_sc.ini", "[pmi]\nscores = loss, conf, loss\n"),
+                 (const char *[]){"e_sc.ini:2", "pmi.scores: 'loss' listed twice", NULL});
+    expect_error(write_ini("e_sc2.ini", "[pmi]\n\nscores =\n"),
+                 (const char *[]){"e_sc2.ini:3", "pmi.scores", "empty list", NULL});
+    expect_error(write_ini("e_sc3.ini", "[pmi]\nscores = loss,,conf\n"),
+                 (const char *[]){"e_sc3.ini:2", "pmi.scores", "loss|conf|correct|entropy|mentropy|logit", NULL});
+    expect_error(write_ini("e_dec.ini", "[pmi]\ndecide = fisher\n"),
+                 (const char *[]){"e_dec.ini:2", "pmi.decide", "rank|perm|welch|mw", "'fisher'", NULL});
+    assert_string_equal(point_with("pmi.scores= logit ,loss").scores, "logit,loss");
+}
+
+/* Integer keys refuse fractions and exponents, alone, in a sweep, and from -s. */
+static void test_err_integer_fraction(void **state) {
+    expect_error(write_ini("e_frac.ini", "[train]\nepochs = 2.5\n"),
+                 (const char *[]){"e_frac.ini:2", "train.epochs", "expected an integer in [0, 10000]", "'2.5'", NULL});
+    expect_error(write_ini("e_frac2.ini", "[pool]\nm = 10, 2.5\n"),
+                 (const char *[]){"e_frac2.ini:2", "pool.m", "an integer", "'2.5'", NULL});
+    expect_error(write_ini("e_frac3.ini", "[pool]\nN = 1e2\n"),
+                 (const char *[]){"e_frac3.ini:2", "pool.N", "'1e2'", NULL});
+    cfg *c = cfg_create();
+    char err[512];
+    assert_int_equal(cfg_override(c, "experiment.seeds=2.0", err, sizeof err), 0);
+    assert_int_equal(cfg_validate(c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "-s experiment.seeds=2.0: experiment.seeds: expected an integer"));
+    cfg_free(c);
+}
+
+/* cfg_load_string: the effective text round-trips to the same effective text and points;
+ * include is refused, and errors name the origin and line. */
+static void test_load_string(void **state) {
+    write_ini("ls/base.ini", "[data]\ndataset = mnist\nn_train = 100,200\n[attack.prune]\ntype = prune\n");
+    cfg *a = load_ok(write_ini("ls/main.ini", "include = base.ini\n[train]\nlr = 0.1, 0.01\n[pmi]\nscores = loss\n"));
+    char err[512] = "";
+    char *text = cfg_effective_text(a);
+    assert_non_null(text);
+    cfg *b = cfg_create();
+    if (cfg_load_string(b, text, "results.h5:/config", err, sizeof err) || cfg_validate(b, err, sizeof err)) fail_msg("%s", err);
+    char *text2 = cfg_effective_text(b);
+    assert_string_equal(text, text2);
+    assert_int_equal(cfg_sweep_count(b), 4);
+    for (int i = 0; i < 4; i++) {
+        pmi_params pa, pb;
+        assert_int_equal(cfg_point(a, i, &pa, err, sizeof err), 0);
+        assert_int_equal(cfg_point(b, i, &pb, err, sizeof err), 0);
+        assert_memory_equal(&pa, &pb, sizeof pa);
+    }
+    const char *where;
+    assert_string_equal(cfg_get(b, "attack.prune", "type", &where), "prune");
+    assert_non_null(strstr(where, "results.h5:/config:"));
+    free(text); free(text2);
+    cfg_free(a); cfg_free(b);
+
+    cfg *c = cfg_create();
+    assert_int_equal(cfg_load_string(c, "[train]\nepochs = 1\ninclude = x.ini\n", "stored", err, sizeof err), -1);
+    assert_non_null(strstr(err, "stored:3: include is not allowed"));
+    cfg_free(c);
+    c = cfg_create();
+    assert_int_equal(cfg_load_string(c, "[train]\nno equals here\n", "mem", err, sizeof err), -1);
+    assert_non_null(strstr(err, "mem:2: cannot parse the line"));
+    cfg_free(c);
+    c = cfg_create();
+    assert_int_equal(cfg_load_string(c, "", NULL, err, sizeof err), 0);   /* empty text: defaults */
+    assert_int_equal(cfg_validate(c, err, sizeof err), 0);
+    cfg_free(c);
+}
+
+/* A value longer than an INI line (joined continuation lines, or -s) is stored on continuation
+ * lines and reads back the same through cfg_load and cfg_load_string; one that cannot be broken
+ * at single spaces is refused by cfg_validate, naming the limit. */
+static void test_long_values_roundtrip(void **state) {
+    char ini[4096] = "[model]\narch = lenet";
+    for (int i = 0; i < 60; i++) strcat(ini, i % 6 == 5 ? ",\n  mlp" : ", mlp");   /* 61 elements */
+    strcat(ini, "\n[attack.ft]\ntype = ftal\nnote = start");   /* no cut before '#': a comment there */
+    for (int i = 0; i < 10; i++) strcat(ini, "\n  word #tag word #tag word #tag word #tag word");
+    strcat(ini, "\n");
+    cfg *a = load_ok(write_ini("long/a.ini", ini));
+    char err[512] = "";
+    assert_true(strlen(cfg_get(a, "model", "arch", NULL)) > CFG_LINE_MAX);
+    assert_int_equal(cfg_sweep_count(a), 61);
+    char *text = cfg_effective_text(a);
+    assert_non_null(text);
+    for (char *line = text; *line; line = strchr(line, '\n') + 1)
+        assert_true(strcspn(line, "\n") <= CFG_LINE_MAX);
+    cfg *b = cfg_create(), *f = load_ok(write_ini("long/effective.ini", text));
+    if (cfg_load_string(b, text, "stored", err, sizeof err) || cfg_validate(b, err, sizeof err)) fail_msg("%s", err);
+    assert_string_equal(cfg_get(b, "model", "arch", NULL), cfg_get(a, "model", "arch", NULL));
+    assert_string_equal(cfg_get(b, "attack.ft", "note", NULL), cfg_get(a, "attack.ft", "note", NULL));
+    assert_string_equal(cfg_get(f, "attack.ft", "note", NULL), cfg_get(a, "attack.ft", "note", NULL));
+    char *text2 = cfg_effective_text(b);
+    assert_string_equal(text, text2);
+    free(text); free(text2);
+    cfg_free(a); cfg_free(b); cfg_free(f);
+
+    char set[400] = "attack.x.v=";
+    memset(set + 11, 'z', 300); set[311] = 0;
+    cfg *c = cfg_create();
+    assert_int_equal(cfg_override(c, set, err, sizeof err), 0);
+    assert_int_equal(cfg_validate(c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "attack.x.v: a value that does not fit on one line of 198 characters"));
+    assert_null(cfg_effective_text(c));
+    cfg_free(c);
+}
+
+/* Names longer than libinih keeps are errors, never cut; a -s value may not start a comment. */
+static void test_err_long_names(void **state) {
+    char ini[256] = "[attack.", set[256] = "attack.a.";
+    memset(ini + 8, 'n', 60); strcpy(ini + 68, "]\ntype = x\n");
+    expect_error(write_ini("e_name.ini", ini), (const char *[]){"e_name.ini:1", "section name longer than 49", NULL});
+    strcpy(ini, "[attack.a]\n");
+    memset(ini + 11, 'k', 60); strcpy(ini + 71, " = 1\n");
+    expect_error(write_ini("e_name2.ini", ini), (const char *[]){"e_name2.ini:2", "key name longer than 49", NULL});
+    cfg *c = cfg_create();
+    char err[512];
+    memset(set + 9, 'k', 60); strcpy(set + 69, "=1");
+    assert_int_equal(cfg_override(c, set, err, sizeof err), -1);
+    assert_non_null(strstr(err, "names of 1 to 49 characters"));
+    assert_int_equal(cfg_override(c, "attack.a.v=;x", err, sizeof err), -1);
+    assert_non_null(strstr(err, "nor start with ';'"));
+    cfg_free(c);
+}
+
+/* cfg_point_label returns the label's full length, as snprintf does, so a caller can size it. */
+static void test_point_label_length(void **state) {
+    cfg *c = load_ok(write_ini("lab.ini", "[train]\nepochs = 1,2\n[pool]\nm = 10,20\n"));
+    char buf[64], small[8];
+    int n = cfg_point_label(c, 3, NULL, 0);
+    assert_int_equal(n, (int)strlen("train.epochs=2,pool.m=20"));
+    assert_int_equal(cfg_point_label(c, 3, buf, sizeof buf), n);
+    assert_string_equal(buf, "train.epochs=2,pool.m=20");
+    assert_int_equal(cfg_point_label(c, 3, small, sizeof small), n);   /* >= len: cut */
+    assert_string_equal(small, "train.e");
+    cfg_free(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
@@ -446,6 +666,14 @@ int main(void) {
         cmocka_unit_test(test_err_include_cycle),
         cmocka_unit_test(test_err_bad_s_syntax),
         cmocka_unit_test(test_err_secret_ge_N),
+        cmocka_unit_test(test_names_from_owner_tables),
+        cmocka_unit_test(test_err_unknown_arch),
+        cmocka_unit_test(test_err_scores_and_decide),
+        cmocka_unit_test(test_err_integer_fraction),
+        cmocka_unit_test(test_load_string),
+        cmocka_unit_test(test_long_values_roundtrip),
+        cmocka_unit_test(test_err_long_names),
+        cmocka_unit_test(test_point_label_length),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -177,16 +177,50 @@ static void test_bad_arch(void **state) {
 static void test_cuda_absent(void **state) {
     nn_device dev;
     char name[128];
-    assert_int_equal(nn_device_resolve(0, &dev, name, sizeof name), NN_OK);
+    assert_int_equal(nn_device_resolve(NN_WANT_AUTO, &dev, name, sizeof name), NN_OK);
     if (dev == NN_CUDA) skip();
     assert_int_equal(strncmp(name, "cpu (", 5), 0);
-    assert_int_equal(nn_device_resolve(2, &dev, name, sizeof name), NN_EDEVICE);
+    assert_int_equal(nn_device_resolve(NN_WANT_CUDA, &dev, name, sizeof name), NN_EDEVICE);
     assert_non_null(strstr(nn_last_error(), "cuda requested but torch.cuda is not available"));
     assert_non_null(strstr(nn_last_error(), nn_torch_version()));
     nn_model_spec spec = {"mlp", 1, 8, 8, 4, 8, NN_CUDA, 1};
     nn_model *m = NULL;
     assert_int_equal(nn_model_create(&spec, &m), NN_EDEVICE);
-    assert_int_equal(nn_device_resolve(7, &dev, NULL, 0), NN_EINVAL);
+    assert_int_equal(nn_device_resolve((nn_device_request)7, &dev, NULL, 0), NN_EINVAL);
+    assert_int_equal(nn_device_resolve((nn_device_request)-1, &dev, NULL, 0), NN_EINVAL);
+}
+
+/* The named choices: each enum's names in order, NULL past either end, parse as the inverse;
+ * an unknown or NULL name is -1 and leaves *out alone. cpu resolves to the CPU. */
+static void test_name_tables(void **state) {
+    static const char *const want[][4] = {{"auto", "cpu", "cuda", NULL}, {"sgd", "adam", NULL}, {"none", "step", "cosine", NULL}};
+    const char *(*const name[])(int) = {nn_device_request_name, nn_optimizer_name, nn_schedule_name};
+    for (int t = 0; t < 3; t++) {
+        int i = 0;
+        for (; want[t][i]; i++) assert_string_equal(name[t](i), want[t][i]);
+        assert_null(name[t](i));
+        assert_null(name[t](-1));
+    }
+    assert_int_equal(NN_WANT_AUTO, 0); assert_int_equal(NN_WANT_CPU, 1); assert_int_equal(NN_WANT_CUDA, 2);
+    nn_device_request r = NN_WANT_CPU;
+    nn_optimizer o = NN_SGD;
+    nn_schedule sc = NN_SCHED_NONE;
+    assert_int_equal(nn_device_request_parse("cuda", &r), 0); assert_int_equal(r, NN_WANT_CUDA);
+    assert_int_equal(nn_device_request_parse("auto", &r), 0); assert_int_equal(r, NN_WANT_AUTO);
+    assert_int_equal(nn_device_request_parse("gpu", &r), -1); assert_int_equal(r, NN_WANT_AUTO);
+    assert_int_equal(nn_device_request_parse(NULL, &r), -1);
+    assert_int_equal(nn_optimizer_parse("adam", &o), 0); assert_int_equal(o, NN_ADAM);
+    assert_int_equal(nn_optimizer_parse("Adam", &o), -1); assert_int_equal(o, NN_ADAM);
+    assert_int_equal(nn_schedule_parse("cosine", &sc), 0); assert_int_equal(sc, NN_SCHED_COSINE);
+    assert_int_equal(nn_schedule_parse("step", &sc), 0); assert_int_equal(sc, NN_SCHED_STEP);
+    assert_int_equal(nn_schedule_parse("", &sc), -1);
+    assert_null(nn_arch_name(nn_arch_count()));
+    assert_null(nn_arch_name(-1));
+    nn_device dev = NN_CUDA;
+    char name_buf[128];
+    assert_int_equal(nn_device_resolve(NN_WANT_CPU, &dev, name_buf, sizeof name_buf), NN_OK);
+    assert_int_equal(dev, NN_CPU);
+    assert_int_equal(strncmp(name_buf, "cpu (", 5), 0);
 }
 
 /* The same seeds give bit-identical log-probabilities after training; another init seed or
@@ -254,6 +288,13 @@ static void test_train_callback_and_checks(void **state) {
     assert_true(isnan(curve[2]) && isnan(curve[4]));
     p.on_epoch = NULL; p.batch_size = 0;
     assert_int_equal(nn_train(m, d, &p, NULL), NN_EINVAL);
+    p.batch_size = 8; p.optimizer = (nn_optimizer)2;
+    assert_int_equal(nn_train(m, d, &p, NULL), NN_EINVAL);
+    assert_non_null(strstr(nn_last_error(), "unknown optimizer"));
+    p.optimizer = NN_SGD; p.schedule = (nn_schedule)3;
+    assert_int_equal(nn_train(m, d, &p, NULL), NN_EINVAL);
+    assert_non_null(strstr(nn_last_error(), "unknown schedule"));
+    p.schedule = NN_SCHED_NONE;
     nn_model *wide = make_model("mlp", 1, S, S, 2, 16, 1);  /* labels go up to 3: too many */
     p.batch_size = 8;
     assert_int_equal(nn_train(wide, d, &p, NULL), NN_EINVAL);
@@ -525,6 +566,7 @@ int main(void) {
         cmocka_unit_test(test_archs_forward),
         cmocka_unit_test(test_bad_arch),
         cmocka_unit_test(test_cuda_absent),
+        cmocka_unit_test(test_name_tables),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_train_fits),
         cmocka_unit_test(test_train_callback_and_checks),
