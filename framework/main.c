@@ -10,6 +10,7 @@
 #include "report.h"
 #include "runner.h"
 #include "store.h"
+#include "version.h"
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,8 +137,8 @@ static int cmd_merge(int argc, char **argv) {
     }
     char err[1024];
     store_provenance prov = {0};
-    snprintf(prov.pmi_version, sizeof prov.pmi_version, "%s", PMI_VERSION);
-    snprintf(prov.git_commit, sizeof prov.git_commit, "%s", PMI_GIT_COMMIT);
+    snprintf(prov.pmi_version, sizeof prov.pmi_version, "%s", pmi_version);
+    snprintf(prov.git_commit, sizeof prov.git_commit, "%s", pmi_git_commit);
     snprintf(prov.torch_version, sizeof prov.torch_version, "%s", nn_torch_version());
     if (store_merge(argv[1], argv[2], &prov, err, sizeof err)) { fprintf(stderr, "pmi merge: %s\n", err); return 1; }
     printf("%s\n", argv[2]);
@@ -230,7 +231,7 @@ static int cmd_info(int argc, char **argv) {
     nn_device dev;
     char name[128];
     nn_set_threads(0);
-    printf("pmi %s (commit %s), libtorch %s, results schema %d\n", PMI_VERSION, PMI_GIT_COMMIT, nn_torch_version(), STORE_SCHEMA_VERSION);
+    printf("pmi %s (commit %s), libtorch %s, results schema %d\n", pmi_version, pmi_git_commit, nn_torch_version(), STORE_SCHEMA_VERSION);
     if (nn_device_resolve(0, &dev, name, sizeof name) == NN_OK) printf("device (auto): %s\n", name);
     printf("architectures:");
     for (int i = 0; i < nn_arch_count(); i++) printf(" %s", nn_arch_name(i));
