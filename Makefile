@@ -111,7 +111,7 @@ $(BUILD):
 	@mkdir -p $(BUILD)/tests
 
 deps:
-	@scripts/deps.sh
+	@TORCH_DIR='$(TORCH_DIR)' scripts/deps.sh
 
 # The shell tests (tests/test_*.sh) exec $(PMI) and re-run make with PMI_MAKEARGS.
 test: deps
@@ -130,9 +130,9 @@ plots: all
 	  d=plots/$(SCALE)/$$(basename $$(dirname $$f)); ./$(PMI) plot $$f -o $$d && ./$(PMI) plot $$f -o $$d/svg --format svg; done
 
 install: $(PMI)
-	@[ "$$(cat $(BUILD)/datadir 2>/dev/null)" = '$(DATADIR)' ] || echo "install: note: $(PMI) was compiled for" \
-	  "PREFIX $$(cat $(BUILD)/datadir 2>/dev/null); installed, it finds its templates in ../share/pmi-lab beside" \
-	  "itself (rm $(BUILD)/plot.o and install again to compile in $(DATADIR))"
+	@[ "$$(cat $(BUILD)/datadir 2>/dev/null)" = '$(DATADIR)' ] || echo "install: note: $(PMI) was compiled to look" \
+	  "for its templates in $$(cat $(BUILD)/datadir 2>/dev/null), not $(DATADIR); installed, it finds them in" \
+	  "../share/pmi-lab beside itself (rm $(BUILD)/plot.o and install again to compile in $(DATADIR))"
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(DATADIR)/plots $(DESTDIR)$(PREFIX)/share/doc/pmi-lab/figures
 	install -m 755 $(PMI) $(DESTDIR)$(PREFIX)/bin/pmi
 	install -m 644 plots/*.gp $(DESTDIR)$(DATADIR)/plots/

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Installs the Debian packages pmi-lab needs for building, testing and reproducing, if missing.
-# Used by `make deps` (and so by `make test` and `make reproduce`). Needs root or sudo.
+# Used by `make deps` (and so by `make test` and `make reproduce`). Needs root or sudo. With
+# TORCH_DIR set (libtorch from elsewhere, e.g. a PyTorch install) it leaves out libtorch-dev;
+# on a system without dpkg it installs nothing and runs the check below instead.
 #
 # scripts/deps.sh --check: installs nothing; checks that what building ./pmi needs is there (a C
 # and a C++ compiler, pkg-config, hdf5, gsl, inih and zlib through pkg-config, libtorch's
@@ -43,6 +45,11 @@ check() {
   exit $bad
 }
 [ "$1" = --check ] && check
+if ! command -v dpkg-query >/dev/null 2>&1; then
+  echo "deps: no dpkg here, so nothing is installed; checking what the build needs"
+  check
+fi
+[ -n "$TORCH_DIR" ] && PKGS=$(echo $PKGS | sed 's/libtorch-dev //')
 
 missing=""
 for p in $PKGS; do
