@@ -13,6 +13,7 @@
 CC      ?= cc
 CXX     ?= c++
 BUILD   ?= build
+BUILD_BASE := $(BUILD)
 SCALE   ?= small
 OPT     ?= -O2
 PREFIX  ?= /usr/local
@@ -140,7 +141,7 @@ install: $(PMI)
 	install -m 644 docs/figures/* $(DESTDIR)$(PREFIX)/share/doc/pmi-lab/figures/
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-san pmi
+	rm -rf $(BUILD_BASE) $(BUILD_BASE)-san pmi
 
 -include $(wildcard $(BUILD)/*.d $(BUILD)/tests/*.d)
 .SECONDARY:
