@@ -4,20 +4,25 @@
 #   make reproduce    install missing deps, build, run experiments/ at SCALE=small (default) or SCALE=paper
 #   make plots        figures (PNG and SVG) of every results file of SCALE, under plots/
 #   make deps         install the missing Debian packages (apt-get; root or sudo)
-#   make SAN=1        address+undefined sanitizer build
+#   make install      ./pmi to $(DESTDIR)$(PREFIX)/bin, plot templates to share/pmi-lab/plots, docs to share/doc/pmi-lab
+#   make SAN=1        address+undefined sanitizer build in build-san/ (binary build-san/pmi; make test SAN=1 runs its suite)
 # Overrides: TORCH_DIR=<dir with include/ and lib/> (a PyTorch install's torch/ folder or a
-# libtorch archive); default is Debian's libtorch-dev under /usr.
+# libtorch archive); default is Debian's libtorch-dev under /usr. PREFIX=/usr/local, DESTDIR= for install.
+# Before compiling, scripts/deps.sh --check names any missing library and the package to install.
 
 CC      ?= cc
 CXX     ?= c++
 BUILD   ?= build
+BUILD_BASE := $(BUILD)
 SCALE   ?= small
 OPT     ?= -O2
+PREFIX  ?= /usr/local
+DATADIR := $(PREFIX)/share/pmi-lab
 PKGS_HDF5 := $(shell pkg-config --exists hdf5-serial 2>/dev/null && echo hdf5-serial || echo hdf5)
 PKGS    := $(PKGS_HDF5) gsl inih zlib
 
-CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -MMD -MP -Iframework
-CXXFLAGS += -std=c++17 $(OPT) -g -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -MMD -MP -Iframework
+CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Wno-unused-parameter -MMD -MP -Iframework
+CXXFLAGS += -std=c++17 $(OPT) -g -Wall -Wextra -Wno-unused-parameter -MMD -MP -Iframework
 CFLAGS   += $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -fopenmp
 LDFLAGS  += -fopenmp
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
@@ -27,6 +32,9 @@ ifeq ($(SAN),1)
   CXXFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
   LDFLAGS  += -fsanitize=address,undefined
   BUILD    := $(BUILD)-san
+  PMI      := $(BUILD)/pmi
+else
+  PMI      := pmi
 endif
 
 # ---- libtorch -------------------------------------------------------------------------
@@ -59,31 +67,44 @@ TORCH_LIBS += -ltorch -ltorch_cpu -lc10 -lstdc++
 C_SRC    := $(wildcard framework/*.c)
 CXX_SRC  := $(wildcard framework/*.cpp)
 LIB_OBJ  := $(patsubst framework/%.c,$(BUILD)/%.o,$(filter-out framework/main.c,$(C_SRC))) \
-            $(patsubst framework/%.cpp,$(BUILD)/%.o,$(CXX_SRC))
+            $(patsubst framework/%.cpp,$(BUILD)/%.o,$(CXX_SRC)) $(BUILD)/version.o
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
-GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
-CFLAGS   += -DPMI_GIT_COMMIT=\"$(GIT_COMMIT)\"
 
-.PHONY: all deps test reproduce plots bench clean info
-all: info pmi
+.PHONY: all deps checkdeps test reproduce plots install clean info FORCE
+all: info $(PMI)
 
 info:
 	@echo "pmi-lab build: torch=$(TORCH_INC) ($(TORCH_ABI)) cuda=$(if $(TORCH_CUDA),yes ($(CUDA_HOME)),no) hdf5=$(PKGS_HDF5) gnuplot=$(if $(shell command -v gnuplot),yes,no) scale=$(SCALE)"
 
-pmi: $(BUILD)/main.o $(LIB_OBJ)
+# Names any missing library and its package, instead of a compiler error; runs before compiling.
+checkdeps:
+	@CC='$(CC)' CXX='$(CXX)' TORCH_DIR='$(TORCH_DIR)' TORCH_INC='$(TORCH_INC)' scripts/deps.sh --check
+
+$(PMI): $(BUILD)/main.o $(LIB_OBJ)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(TORCH_LIBS) $(LDLIBS)
 
-$(BUILD)/%.o: framework/%.c | $(BUILD)
+$(BUILD)/%.o: framework/%.c | $(BUILD) checkdeps
 	$(CC) $(CFLAGS) -c -o $@ $<
-$(BUILD)/%.o: framework/%.cpp | $(BUILD)
+$(BUILD)/%.o: framework/%.cpp | $(BUILD) checkdeps
 	$(CXX) $(CXXFLAGS) -c -o $@ $<
+# The install's data folder, where plot.c looks for the templates (besides ../share/pmi-lab
+# next to the binary); $(BUILD)/datadir records the one compiled in, for make install.
+$(BUILD)/plot.o: CFLAGS += -DPMI_DATADIR=\"$(DATADIR)\"
+$(BUILD)/plot.o: framework/plot.c | $(BUILD) checkdeps
+	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo '$(DATADIR)' > $(BUILD)/datadir
+# The build stamp (framework/version.h): regenerated on every make, rewritten only when it changes.
+$(BUILD)/version.c: FORCE | $(BUILD)
+	@scripts/version.sh $@
+$(BUILD)/version.o: $(BUILD)/version.c | checkdeps
+	$(CC) $(CFLAGS) -c -o $@ $<
 # Tests link the whole library archive; while a module is in flux elsewhere, build one test
 # against the objects it needs: make build/tests/test_pmi TEST_OBJS=build/pmi.o
 TEST_OBJS ?= $(BUILD)/libpmi.a
 $(BUILD)/libpmi.a: $(LIB_OBJ)
 	ar rcs $@ $^
-$(BUILD)/tests/%.o: tests/%.c | $(BUILD)
+$(BUILD)/tests/%.o: tests/%.c | $(BUILD) checkdeps
 	$(CC) $(CFLAGS) -c -o $@ $<
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_OBJS)
 	$(CXX) $(LDFLAGS) -o $@ $< $(TEST_OBJS) $(TORCH_LIBS) $(LDLIBS) -lcmocka
@@ -91,11 +112,13 @@ $(BUILD):
 	@mkdir -p $(BUILD)/tests
 
 deps:
-	@scripts/deps.sh
+	@TORCH_DIR='$(TORCH_DIR)' scripts/deps.sh
 
+# The shell tests (tests/test_*.sh) exec $(PMI) and re-run make with PMI_MAKEARGS.
 test: deps
 	@$(MAKE) --no-print-directory all $(TEST_BIN)
-	@scripts/run-tests.sh $(BUILD)/tests
+	@PMI_BIN=./$(PMI) PMI_MAKEARGS='$(if $(SAN),SAN=$(SAN)) $(if $(TORCH_DIR),TORCH_DIR=$(TORCH_DIR))' \
+	  scripts/run-tests.sh $(BUILD)/tests
 
 reproduce: deps
 	@$(MAKE) --no-print-directory all
@@ -105,10 +128,20 @@ reproduce: deps
 plots: all
 	@for f in results/$(SCALE)/*/results.h5; do \
 	  [ -f "$$f" ] || { echo "make plots: no results/$(SCALE)/*/results.h5 (run make reproduce first)"; exit 1; }; \
-	  d=plots/$(SCALE)/$$(basename $$(dirname $$f)); ./pmi plot $$f -o $$d && ./pmi plot $$f -o $$d/svg --format svg; done
+	  d=plots/$(SCALE)/$$(basename $$(dirname $$f)); ./$(PMI) plot $$f -o $$d && ./$(PMI) plot $$f -o $$d/svg --format svg; done
+
+install: $(PMI)
+	@[ "$$(cat $(BUILD)/datadir 2>/dev/null)" = '$(DATADIR)' ] || echo "install: note: $(PMI) was compiled to look" \
+	  "for its templates in $$(cat $(BUILD)/datadir 2>/dev/null), not $(DATADIR); installed, it finds them in" \
+	  "../share/pmi-lab beside itself (rm $(BUILD)/plot.o and install again to compile in $(DATADIR))"
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(DATADIR)/plots $(DESTDIR)$(PREFIX)/share/doc/pmi-lab/figures
+	install -m 755 $(PMI) $(DESTDIR)$(PREFIX)/bin/pmi
+	install -m 644 plots/*.gp $(DESTDIR)$(DATADIR)/plots/
+	install -m 644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/pmi-lab/
+	install -m 644 docs/figures/* $(DESTDIR)$(PREFIX)/share/doc/pmi-lab/figures/
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-san pmi
+	rm -rf $(BUILD_BASE) $(BUILD_BASE)-san pmi
 
 -include $(wildcard $(BUILD)/*.d $(BUILD)/tests/*.d)
 .SECONDARY:

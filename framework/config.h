@@ -26,7 +26,6 @@
 #include <stdint.h>
 #include "nn.h"
 
-#define PMI_VERSION "0.1.0"
 #define CFG_STR 256          /* capacity of every string field */
 #define CFG_MAX_ALPHAS 4
 #define CFG_MAX_ATTACKS 32

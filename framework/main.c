@@ -11,6 +11,7 @@
 #include "runner.h"
 #include "store.h"
 #include "util.h"
+#include "version.h"
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,8 +129,8 @@ static int cmd_merge(int argc, char **argv) {
     }
     char err[1024];
     store_provenance prov = {0};
-    snprintf(prov.pmi_version, sizeof prov.pmi_version, "%s", PMI_VERSION);
-    snprintf(prov.git_commit, sizeof prov.git_commit, "%s", PMI_GIT_COMMIT);
+    snprintf(prov.pmi_version, sizeof prov.pmi_version, "%s", pmi_version);
+    snprintf(prov.git_commit, sizeof prov.git_commit, "%s", pmi_git_commit);
     snprintf(prov.torch_version, sizeof prov.torch_version, "%s", nn_torch_version());
     if (store_merge(argv[1], argv[2], &prov, err, sizeof err)) { fprintf(stderr, "pmi merge: %s\n", err); return 1; }
     printf("%s\n", argv[2]);
@@ -231,7 +232,7 @@ static int cmd_info(int argc, char **argv) {
     nn_device dev;
     char name[128];
     nn_set_threads(0);
-    printf("pmi %s (commit %s), libtorch %s, results schema %d\n", PMI_VERSION, PMI_GIT_COMMIT, nn_torch_version(), STORE_SCHEMA_VERSION);
+    printf("pmi %s (commit %s), libtorch %s, results schema %d\n", pmi_version, pmi_git_commit, nn_torch_version(), STORE_SCHEMA_VERSION);
     if (nn_device_resolve(NN_WANT_AUTO, &dev, name, sizeof name) == NN_OK) printf("device (auto): %s\n", name);
     printf("architectures:");
     for (int i = 0; i < nn_arch_count(); i++) printf(" %s", nn_arch_name(i));
@@ -272,7 +273,7 @@ static int cmd_help(int argc, char **argv) {
                        "exit codes: 0 ok, 1 failure, 2 bad config or usage, 3 interrupted (run again to resume)\n");
             return 0;
         }
-    printf("pmi %s: Pooled Membership Inference fingerprinting experiments\n\nusage: pmi <command> [options]\n\n", PMI_VERSION);
+    printf("pmi %s: Pooled Membership Inference fingerprinting experiments\n\nusage: pmi <command> [options]\n\n", pmi_version);
     for (int i = 0; i < n_commands; i++) printf("  %-8s %s\n", commands[i].name, commands[i].help);
     printf("\n`pmi <command> --help` for a command's options.\n");
     return 0;
@@ -281,7 +282,7 @@ static int cmd_help(int argc, char **argv) {
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))
         return cmd_help(argc > 2 ? argc - 1 : 1, argv + 1), argc < 2 ? 2 : 0;
-    if (!strcmp(argv[1], "--version")) { printf("pmi %s\n", PMI_VERSION); return 0; }
+    if (!strcmp(argv[1], "--version")) { printf("pmi %s\n", pmi_version); return 0; }
     for (int i = 0; i < n_commands; i++)
         if (!strcmp(argv[1], commands[i].name)) {
             if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h")) && !commands[i].own_help)
