@@ -91,7 +91,7 @@ static int cmd_run(int argc, char **argv) {
     char err[1024];
     runner_status rs = runner_run(p, &o, &s, err, sizeof err);
     plan_free(p);
-    if (rs == RUN_ERROR) { fprintf(stderr, "pmi run: %s\n", err); return 1; }
+    if (rs == RUN_ERROR || rs == RUN_BUSY) { fprintf(stderr, "pmi run: %s\n", err); return rs == RUN_BUSY ? 2 : 1; }
     if (rs == RUN_INTERRUPTED) return 3;
     fprintf(stderr, "pmi: %d jobs done (%d trained, %d already complete); shards in %s\n",
             s.jobs_done, s.jobs_trained, s.jobs_skipped, s.shard_dir);

@@ -152,11 +152,64 @@ static void test_changed_config_refused(void **state) {
     assert_non_null(strstr(text, "different configuration"));
 }
 
+/* While a run uses the experiment folder, a run of another configuration into the same folder
+ * exits 2 at once, naming the folder (two configs once interleaved their shards and each
+ * merged the other's). */
+static void test_other_config_refused_while_running(void **state) {
+    char dir[400], ini[500], log[500], log2[500], shards[600], text[8192], cmd[1400];
+    snprintf(dir, sizeof dir, "%s/lock", tu_tmpdir());
+    snprintf(ini, sizeof ini, "%s/lock.ini", tu_tmpdir());
+    snprintf(log, sizeof log, "%s/loglock", tu_tmpdir());
+    snprintf(log2, sizeof log2, "%s/loglock2", tu_tmpdir());
+    snprintf(shards, sizeof shards, "%s/resume/shards", dir);
+    write_ini(ini, dir);
+    pid_t pid = start_run(ini, log);
+    for (int i = 0; i < 6000 && count_shards(shards) < 1; i++) sleep_ms(5);
+    snprintf(cmd, sizeof cmd, "%s run %s -s train.lr=0.01 2>%s", tu_pmi_bin(), ini, log2);
+    int st = system(cmd);
+    assert_int_equal(WEXITSTATUS(st), 2);
+    read_file(log2, text, sizeof text);
+    if (!strstr(text, "in use by another pmi run")) fail_msg("no lock message in: %s", text);
+    kill(pid, SIGINT);
+    assert_int_equal(wait_exit(pid), 3);
+    /* the same config may take the folder again (resume), as may another once it is free */
+    snprintf(cmd, sizeof cmd, "%s run %s -s train.lr=0.01 --shard 0/100 2>%s", tu_pmi_bin(), ini, log2);
+    st = system(cmd);
+    read_file(log2, text, sizeof text);
+    assert_null(strstr(text, "in use by another pmi run"));
+}
+
+/* A worker killed by a signal is reported with the signal and the job it was running. */
+static void test_killed_worker_named(void **state) {
+    char dir[400], ini[500], log[500], shards[600], text[8192], cmd[700];
+    snprintf(dir, sizeof dir, "%s/kill", tu_tmpdir());
+    snprintf(ini, sizeof ini, "%s/kill.ini", tu_tmpdir());
+    snprintf(log, sizeof log, "%s/logkill", tu_tmpdir());
+    snprintf(shards, sizeof shards, "%s/resume/shards", dir);
+    write_ini(ini, dir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *f = freopen(log, "w", stderr);
+        (void)f;
+        execl(tu_pmi_bin(), "pmi", "run", ini, "--jobs", "2", (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 6000 && count_shards(shards) < 1; i++) sleep_ms(5);
+    snprintf(cmd, sizeof cmd, "pkill -KILL -n -P %d", (int)pid);   /* the newest child: a worker */
+    assert_int_equal(WEXITSTATUS(system(cmd)), 0);
+    assert_int_equal(wait_exit(pid), 1);
+    read_file(log, text, sizeof text);
+    if (!strstr(text, "was killed by signal 9") || !strstr(text, "while running job p0-s"))
+        fail_msg("no signal and job in: %s", text);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigkill_then_resume),
         cmocka_unit_test(test_sigint_stops_cleanly),
         cmocka_unit_test(test_changed_config_refused),
+        cmocka_unit_test(test_other_config_refused_while_running),
+        cmocka_unit_test(test_killed_worker_named),
     };
     return cmocka_run_group_tests_name("resume", tests, NULL, NULL);
 }
