@@ -180,7 +180,6 @@ static int train_all(job_state *js, int g, char *err, size_t errlen) {
         double **curves = util_calloc((size_t)g, sizeof *curves);
         for (int i = 0; i < g; i++) {
             m[i] = js[i].model; d[i] = js[i].dtr; tp[i] = js[i].tp; curves[i] = js[i].loss_curve;
-            tp[i].on_epoch = NULL;
         }
         fprintf(stderr, "  training %d models at once (%s ... %s)\n", g, js[0].job->id, js[g - 1].job->id);
         st = nn_train_group(m, d, tp, g, curves);
