@@ -93,7 +93,10 @@ int store_merge(const char *shard_dir, const char *out_path, const store_provena
                 char *err, size_t errlen);
 /* store_merge() with counts. Shards are taken in file-name order; each one's /jobs/<id>
  * groups are copied and its /summary rows appended. The root attributes come from prov; when
- * prov->config is NULL the config text of the first merged shard is used. *n_merged (optional)
+ * prov->config is NULL the config text of the first merged shard is used, and when
+ * prov->settings is all zero the first merged shard's settings are; a shard whose decide,
+ * alphas or score kinds differ from those is an error (permutations may differ, as in a sweep
+ * over pmi.permutations). *n_merged (optional)
  * gets the number of shards merged; *n_skipped (optional) the number left out: temporary files
  * ("*.h5.tmp-*") and *.h5 files that are not complete shards of this schema version (out_path
  * itself, if it lies in shard_dir, is neither). A job id present in two shards, or a folder
