@@ -924,7 +924,8 @@ static int read_eval_info(hid_t g, const char *path, const char *w, store_eval_i
 
 static int evals_read(hid_t f, const char *path, const char *job_id, store_eval_info **out, int *n, serr *e) {
     char w[300];
-    snprintf(w, sizeof w, "/jobs/%s/evals", job_id);
+    int len = snprintf(w, sizeof w, "/jobs/%s/evals", job_id);
+    if (len < 0 || len >= (int)sizeof w) return fail(e, "%s: job id %s is longer than a job group name can be", path, job_id);
     if (!path_exists(f, w)) return fail(e, "%s: no group %s", path, w);
     hid_t g = H5Gopen2(f, w, H5P_DEFAULT);
     H5G_info_t info;
@@ -990,7 +991,8 @@ int store_read_scores(const char *path, const char *job_id, int eval_index, cons
         return fail(&e, "store: bad arguments to store_read_scores");
     *scores = NULL;
     char w[400];
-    snprintf(w, sizeof w, "/jobs/%s/evals/%d/%s/sample_scores", job_id, eval_index, kind);
+    int len = snprintf(w, sizeof w, "/jobs/%s/evals/%d/%s/sample_scores", job_id, eval_index, kind);
+    if (len < 0 || len >= (int)sizeof w) return fail(&e, "store: /jobs/%s/evals/%d/%s is longer than %zu characters", job_id, eval_index, kind, sizeof w - 1);
     int64_t f = open_checked(path, &e);
     if (f < 0) return -1;
     int rc = scores_read((hid_t)f, path, w, scores, N, m, &e);
