@@ -837,9 +837,9 @@ struct Member {
     /* the graph and the tensors its replays use go before the streams they ran on */
     ~Member() {
         stream.synchronize();
-        gs = GraphStep();
-        ep = GraphEpoch();
-        loss = torch::Tensor();
+        gs.graph.reset();
+        gs.idx = gs.total = torch::Tensor();
+        ep.perm = ep.eager = loss = torch::Tensor();
         opt.reset();
     }
 };

@@ -188,6 +188,7 @@ static int prepare(run_ctx *r, runner_summary *s, char *err, size_t errlen) {
     memcpy(r->mine, r->pl->jobs, sizeof *r->mine * (size_t)r->pl->n_jobs);
     r->nmine = r->o->nslices > 1 ? plan_slice(r->mine, r->pl->n_jobs, r->o->slice, r->o->nslices) : r->pl->n_jobs;
     r->prov.config = r->pl->config_text;
+    r->prov.settings = job_settings(&r->pl->points[0]);
     snprintf(r->prov.pmi_version, sizeof r->prov.pmi_version, "%s", pmi_version);
     snprintf(r->prov.git_commit, sizeof r->prov.git_commit, "%s", pmi_git_commit);
     snprintf(r->prov.torch_version, sizeof r->prov.torch_version, "%s", nn_torch_version());

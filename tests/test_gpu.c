@@ -129,6 +129,59 @@ static void test_group_gpu_equals_single(void **state) {
     group_vs_single(NN_CUDA, 1e-4);
 }
 
+/* Groups that mix architectures and widths train without a CUDA error and leave each model
+ * as its own nn_train would: every pair of registry architectures at two widths, and one
+ * group larger than the 32 pool streams a device hands out (mixed lenet/mlp/cnn models, the
+ * case that once ended in an illegal memory access). */
+static void train_mixed_group(const char *const *archs, const int *widths, int k) {
+    nn_data *d = NULL;
+    assert_int_equal(nn_data_create(data.x, data.y, 640, 1, 8, 8, NN_CUDA, &d), NN_OK);
+    nn_model **g = calloc((size_t)k, sizeof *g), **s = calloc((size_t)k, sizeof *s);
+    const nn_data **ds = calloc((size_t)k, sizeof *ds);
+    nn_train_params *tp = calloc((size_t)k, sizeof *tp);
+    double (*cg)[2] = calloc((size_t)k, sizeof *cg), (*cs)[2] = calloc((size_t)k, sizeof *cs);
+    double **curves = calloc((size_t)k, sizeof *curves);
+    for (int i = 0; i < k; i++) {
+        nn_model_spec spec = {.arch = archs[i], .c = 1, .h = 8, .w = 8, .classes = 10, .width = widths[i], .device = NN_CUDA, .seed = 40 + (uint64_t)i};
+        assert_int_equal(nn_model_create(&spec, &g[i]), NN_OK);
+        assert_int_equal(nn_model_create(&spec, &s[i]), NN_OK);
+        ds[i] = d;
+        tp[i] = nn_train_default_params();
+        tp[i].epochs = 2; tp[i].lr = 0.02; tp[i].momentum = 0.9; tp[i].batch_size = 64; tp[i].seed = 9 + (uint64_t)i;
+        curves[i] = cg[i];
+    }
+    if (nn_train_group(g, ds, tp, k, curves) != NN_OK) fail_msg("group of %d (%s ...): %s", k, archs[0], nn_last_error());
+    for (int i = 0; i < k; i++) {
+        assert_int_equal(nn_train(s[i], d, &tp[i], cs[i]), NN_OK);
+        for (int e = 0; e < 2; e++)
+            if (!isfinite(cg[i][e]) || fabs(cg[i][e] - cs[i][e]) > 1e-3 * fabs(cs[i][e]) + 1e-5)
+                fail_msg("%s width %d (model %d of %d) epoch %d: group %.6f single %.6f", archs[i], widths[i], i, k, e, cg[i][e], cs[i][e]);
+    }
+    for (int i = 0; i < k; i++) { nn_model_free(g[i]); nn_model_free(s[i]); }
+    free(g); free(s); free(ds); free(tp); free(cg); free(cs); free(curves);
+    nn_data_free(d);
+}
+
+static void test_group_every_arch_pair(void **state) {
+    if (!have_cuda()) skip();
+    int n = nn_arch_count(), pairs = 0;
+    static const int widths[2] = {0, 16};
+    for (int a = 0; a < n; a++)
+        for (int b = a; b < n; b++)
+            for (int w = 0; w < 2; w++) {
+                const char *archs[4] = {nn_arch_name(a), nn_arch_name(b), nn_arch_name(a), nn_arch_name(b)};
+                int ws[4] = {widths[w], 0, widths[w], 16};
+                train_mixed_group(archs, ws, 4);
+                pairs++;
+            }
+    fprintf(stderr, "%d mixed groups of 4 trained\n", pairs);
+    enum { BIG = 40 };
+    const char *big[BIG];
+    int bw[BIG];
+    for (int i = 0; i < BIG; i++) { big[i] = i % 3 == 0 ? "lenet" : i % 3 == 1 ? "mlp" : "cnn"; bw[i] = i % 3 == 2 ? 16 : 0; }
+    train_mixed_group(big, bw, BIG);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cpu_gpu_same_logp),
@@ -136,6 +189,7 @@ int main(void) {
         cmocka_unit_test(test_graph_batchnorm_fits),
         cmocka_unit_test(test_group_cpu_equals_single),
         cmocka_unit_test(test_group_gpu_equals_single),
+        cmocka_unit_test(test_group_every_arch_pair),
     };
     return cmocka_run_group_tests_name("gpu", tests, setup, teardown);
 }
