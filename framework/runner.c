@@ -21,7 +21,24 @@
 
 static volatile sig_atomic_t stop_requested;
 
-static void on_signal(int sig) { stop_requested = sig; }
+/* The grace a run has to stop at an epoch boundary after SIGINT/SIGTERM before it exits
+ * anyway: a process stuck in a CUDA call (a failed or hung kernel) never reaches one. No shard
+ * is left partial either way (shards are written atomically). */
+#define STOP_GRACE_S 10
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+static void on_signal(int sig) {
+    if (!stop_requested) alarm(STOP_GRACE_S);
+    stop_requested = sig;
+}
+
+static void on_alarm(int sig) {
+    static const char msg[] = "\npmi: did not stop within " STR(STOP_GRACE_S) " s of the signal: exiting (completed shards are kept; run again to continue)\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    _exit(RUN_INTERRUPTED);
+}
 
 void runner_install_signals(void) {
     struct sigaction sa;
@@ -29,6 +46,8 @@ void runner_install_signals(void) {
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
 }
 
 static void iso_now(char *buf, size_t len) {
@@ -229,6 +248,13 @@ static runner_status run_jobs(run_ctx *r, plan_job *jobs, int n, int worker, vol
         }
         if (current) *current = j;
         int rc = job_run_group(&env, d, &jobs[j], g, j, err, errlen);
+        if (rc < 0 && g > 1 && !stop_requested) {
+            /* a group that fails (e.g. out of GPU memory with many models at once) is retried
+             * job by job; an error that poisons the CUDA context fails again and is reported */
+            fprintf(stderr, "pmi: training %d jobs together failed (%s); running them one at a time\n", g, err);
+            g = 1;
+            rc = job_run_group(&env, d, &jobs[j], g, j, err, errlen);
+        }
         if (rc < 0) {
             char *msg = util_strdup(err);
             util_err(err, errlen, "job %s%s: %s", jobs[j].id, g > 1 ? " (and its group)" : "", msg);

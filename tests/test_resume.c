@@ -203,6 +203,38 @@ static void test_killed_worker_named(void **state) {
         fail_msg("no signal and job in: %s", text);
 }
 
+/* A process that cannot reach an epoch boundary (here one long resnet18 epoch on the CPU; on a
+ * GPU, a stuck CUDA call) still exits within the grace of 10 s after SIGTERM, with code 3. */
+static void test_sigterm_grace(void **state) {
+    char ini[500], log[500], text[8192];
+    snprintf(ini, sizeof ini, "%s/slow.ini", tu_tmpdir());
+    snprintf(log, sizeof log, "%s/logslow", tu_tmpdir());
+    FILE *f = fopen(ini, "w");
+    fprintf(f, "[experiment]\nname = slow\nseeds = 1\ndevice = cpu\noutput = %s/slow\n"
+               "[data]\ndataset = synthetic\nn_train = 4000\nn_attacker = 0\nn_test = 100\nnormalize = unit\n"
+               "[pool]\nN = 5\nm = 20\n[model]\narch = resnet18\n"
+               "[train]\noptimizer = sgd\nlr = 0.01\nepochs = 1\nbatch_size = 256\n"
+               "[pmi]\npermutations = 99\nindependent = 0\n", tu_tmpdir());
+    fclose(f);
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *e = freopen(log, "w", stderr);
+        (void)e;
+        execl(tu_pmi_bin(), "pmi", "run", ini, "--jobs", "1", (char *)NULL);
+        _exit(127);
+    }
+    sleep_ms(3000);
+    kill(pid, SIGTERM);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(wait_exit(pid), 3);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double waited = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    if (waited > 13) fail_msg("exited %.1f s after SIGTERM", waited);
+    read_file(log, text, sizeof text);
+    assert_non_null(strstr(text, "run again to continue"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigkill_then_resume),
@@ -210,6 +242,7 @@ int main(void) {
         cmocka_unit_test(test_changed_config_refused),
         cmocka_unit_test(test_other_config_refused_while_running),
         cmocka_unit_test(test_killed_worker_named),
+        cmocka_unit_test(test_sigterm_grace),
     };
     return cmocka_run_group_tests_name("resume", tests, NULL, NULL);
 }
