@@ -123,17 +123,25 @@ static int cmd_plan(int argc, char **argv) {
 }
 
 static int cmd_merge(int argc, char **argv) {
-    if (argc != 3 || !strcmp(argv[1], "--help")) {
-        fprintf(argc == 2 ? stdout : stderr, "usage: pmi merge <shard_dir> <out.h5>\n");
-        return argc == 2 ? 0 : 2;
+    static const struct option opts[] = {{"set", required_argument, 0, 's'}, {"partial", no_argument, 0, 'P'},
+                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    set_list sl = {0};
+    int partial = 0;
+    for (int ch; (ch = getopt_long(argc, argv, "s:h", opts, NULL)) != -1;) {
+        if (ch == 's') { if (add_set(&sl, optarg)) return 2; }
+        else if (ch == 'P') partial = 1;
+        else if (ch == 'h') return cmd_help(2, (char *[]){"help", "merge"}), 0;
+        else return 2;
     }
-    char err[1024];
-    store_provenance prov = {0};
-    snprintf(prov.pmi_version, sizeof prov.pmi_version, "%s", pmi_version);
-    snprintf(prov.git_commit, sizeof prov.git_commit, "%s", pmi_git_commit);
-    snprintf(prov.torch_version, sizeof prov.torch_version, "%s", nn_torch_version());
-    if (store_merge(argv[1], argv[2], &prov, err, sizeof err)) { fprintf(stderr, "pmi merge: %s\n", err); return 1; }
-    printf("%s\n", argv[2]);
+    if (optind >= argc) { fprintf(stderr, "pmi merge: expected the config file(s) of the run (pmi merge --help)\n"); return 2; }
+    plan *p = load_plan(argv + optind, argc - optind, sl.sets, sl.nsets);
+    if (!p) return 2;
+    runner_summary s;
+    char err[2048];
+    runner_status rs = runner_merge(p, partial, &s, err, sizeof err);
+    plan_free(p);
+    if (rs != RUN_OK) { fprintf(stderr, "pmi merge: %s\n", err); return rs == RUN_BUSY ? 2 : 1; }
+    printf("%s\n", s.results_path);
     return 0;
 }
 
@@ -244,7 +252,8 @@ static const command commands[] = {
     {"run", cmd_run, "pmi run <config.ini> [overlay.ini ...] [-s sec.key=val ...] [--shard i/n] [--jobs n | --threads n] [--force] [--no-merge] [--no-group]",
      "train and verify every job of the experiment; resumes from complete shards; merges at the end", 1},
     {"plan", cmd_plan, "pmi plan <config.ini> [overlay.ini ...] [-s sec.key=val ...]", "list the jobs and attack settings without running", 1},
-    {"merge", cmd_merge, "pmi merge <shard_dir> <out.h5>", "join complete shards into one results file", 0},
+    {"merge", cmd_merge, "pmi merge <config.ini> [more.ini ...] [-s sec.key=val ...] [--partial]",
+     "join the shards of a run's plan into <output>/<name>/results.h5 (every shard complete and of that config; --partial: those that are)", 1},
     {"report", cmd_report, "pmi report <results.h5> [--format md|csv|latex]", "print the paper-style tables", 1},
     {"plot", cmd_plot, "pmi plot <results.h5> [-o dir] [--format png|pdf|svg]",
      "robustness curves, score distributions, ROC and fidelity figures (gnuplot)", 1},

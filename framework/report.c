@@ -362,6 +362,13 @@ int report_print(const char *path, report_format fmt, FILE *out, char *err, size
     }
     table t = {out, fmt, 0};
     if (fmt == REPORT_MD) fprintf(out, "## %s (score: %s, decision: p_%s)\n", path, s.score, pmi_pvalue_name((pmi_pvalue)s.decide));
+    /* a partial merge (pmi merge --partial) says so where every reader sees it */
+    char *partial = store_read_attr(path, "partial_note");
+    if (partial) {
+        fprintf(fmt == REPORT_MD ? out : stderr, "%s%s\n", fmt == REPORT_MD ? "\n**" : "pmi report: ", partial);
+        if (fmt == REPORT_MD) fprintf(out, "**\n\n");
+        free(partial);
+    }
     print_models(&t, sel, k);
     print_settings(&t, sel, idx, m, &s);
     print_calibration(&t, sel, k, &s);

@@ -203,10 +203,14 @@ static int prepare(run_ctx *r, runner_summary *s, char *err, size_t errlen) {
     if (mkdir_p(s->shard_dir)) return util_err(err, errlen, "%s: cannot create: %s", s->shard_dir, strerror(errno));
     snprintf(r->exp_dir, sizeof r->exp_dir, "%.*s", (int)(strlen(s->shard_dir) - strlen("/shards")), s->shard_dir);
     if ((r->lock_fd = lock_take(r->exp_dir, r->pl->config_hash, err, errlen)) < 0) return r->lock_fd;
+    int removed = 0;
+    store_clean_temps(s->shard_dir, &removed);
+    if (removed) fprintf(stderr, "pmi: removed %d temporary file%s of killed runs from %s\n", removed, removed > 1 ? "s" : "", s->shard_dir);
     r->mine = util_malloc(sizeof *r->mine * (size_t)r->pl->n_jobs);
     memcpy(r->mine, r->pl->jobs, sizeof *r->mine * (size_t)r->pl->n_jobs);
     r->nmine = r->o->nslices > 1 ? plan_slice(r->mine, r->pl->n_jobs, r->o->slice, r->o->nslices) : r->pl->n_jobs;
     r->prov.config = r->pl->config_text;
+    snprintf(r->prov.config_hash, sizeof r->prov.config_hash, "%s", r->pl->config_hash);
     r->prov.settings = job_settings(&r->pl->points[0]);
     snprintf(r->prov.pmi_version, sizeof r->prov.pmi_version, "%s", pmi_version);
     snprintf(r->prov.git_commit, sizeof r->prov.git_commit, "%s", pmi_git_commit);
@@ -325,6 +329,47 @@ static runner_status run_workers(run_ctx *r, int workers, runner_summary *s, cha
     return (runner_status)worst;
 }
 
+/* Merges the plan's shards into s->results_path (the caller holds the folder's lock). */
+static int merge_plan(const plan *pl, store_provenance *prov, int partial, runner_summary *s, char *err, size_t errlen) {
+    char **paths = util_calloc((size_t)pl->n_jobs, sizeof *paths);
+    int rc = 0;
+    for (int j = 0; j < pl->n_jobs && !rc; j++) {
+        paths[j] = util_malloc(8192);
+        rc = job_shard_path(s->shard_dir, &pl->jobs[j], paths[j], 8192, err, errlen);
+    }
+    int merged = 0;
+    iso_now(prov->finished, sizeof prov->finished);
+    if (!rc) rc = store_merge_plan((const char *const *)paths, pl->n_jobs, partial, s->results_path, prov, &merged, err, errlen);
+    if (!rc && merged < pl->n_jobs)
+        fprintf(stderr, "pmi: PARTIAL results: %d of %d jobs merged into %s\n", merged, pl->n_jobs, s->results_path);
+    for (int j = 0; j < pl->n_jobs; j++) free(paths[j]);
+    free(paths);
+    return rc;
+}
+
+runner_status runner_merge(const plan *pl, int partial, runner_summary *s, char *err, size_t errlen) {
+    memset(s, 0, sizeof *s);
+    const pmi_params *p0 = &pl->points[0].params;
+    if (runner_paths(p0, s->shard_dir, sizeof s->shard_dir, s->results_path, sizeof s->results_path, err, errlen)) return RUN_ERROR;
+    char exp_dir[4096];
+    snprintf(exp_dir, sizeof exp_dir, "%.*s", (int)(strlen(s->shard_dir) - strlen("/shards")), s->shard_dir);
+    int fd = lock_take(exp_dir, pl->config_hash, err, errlen);
+    if (fd < 0) return fd == -2 ? RUN_BUSY : RUN_ERROR;
+    store_provenance prov;
+    memset(&prov, 0, sizeof prov);
+    prov.config = pl->config_text;
+    snprintf(prov.config_hash, sizeof prov.config_hash, "%s", pl->config_hash);
+    prov.settings = job_settings(&pl->points[0]);
+    snprintf(prov.pmi_version, sizeof prov.pmi_version, "%s", pmi_version);
+    snprintf(prov.git_commit, sizeof prov.git_commit, "%s", pmi_git_commit);
+    snprintf(prov.torch_version, sizeof prov.torch_version, "%s", nn_torch_version());
+    snprintf(prov.device, sizeof prov.device, "(merged by pmi merge)");
+    int rc = merge_plan(pl, &prov, partial, s, err, errlen);
+    close(fd);
+    s->jobs_total = pl->n_jobs;
+    return rc ? RUN_ERROR : RUN_OK;
+}
+
 runner_status runner_run(const plan *pl, const runner_options *o, runner_summary *s, char *err, size_t errlen) {
     memset(s, 0, sizeof *s);
     run_ctx r = { .pl = pl, .o = o, .lock_fd = -1 };
@@ -350,10 +395,7 @@ runner_status runner_run(const plan *pl, const runner_options *o, runner_summary
     }
     if (rs != RUN_OK) goto out;
     if (o->no_merge || count_complete(pl->jobs, pl->n_jobs, s->shard_dir) < pl->n_jobs) s->results_path[0] = 0;
-    if (s->results_path[0]) {
-        iso_now(r.prov.finished, sizeof r.prov.finished);
-        if (store_merge(s->shard_dir, s->results_path, &r.prov, err, errlen)) rs = RUN_ERROR;
-    }
+    if (s->results_path[0] && merge_plan(pl, &r.prov, 0, s, err, errlen)) rs = RUN_ERROR;
 out:
     if (r.lock_fd >= 0) close(r.lock_fd);
     free(r.mine);

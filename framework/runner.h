@@ -37,6 +37,10 @@ typedef struct {
 } runner_summary;
 
 runner_status runner_run(const plan *p, const runner_options *o, runner_summary *s, char *err, size_t errlen);
+/* Merges the shards of plan p into <output>/<name>/results.h5 under the folder's lock (see
+ * store_merge_plan): every job's shard complete and of this configuration, or with partial
+ * those that are. RUN_BUSY while a run of another configuration uses the folder. */
+runner_status runner_merge(const plan *p, int partial, runner_summary *s, char *err, size_t errlen);
 /* Installs the SIGINT/SIGTERM handlers that request a clean stop. */
 void runner_install_signals(void);
 /* Shard directory and merged file of an experiment: <output>/<name>/shards, <output>/<name>/results.h5.

@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <hdf5.h>
 #include <libgen.h>
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -513,7 +515,8 @@ static int write_root(hid_t f, const store_provenance *p, const char *config, co
               attr_str(f, "/", "pmi_version", p->pmi_version, e) || attr_str(f, "/", "git_commit", p->git_commit, e) ||
               attr_str(f, "/", "torch_version", p->torch_version, e) || attr_str(f, "/", "device", p->device, e) ||
               attr_str(f, "/", "started", p->started, e) || attr_str(f, "/", "finished", p->finished, e) ||
-              dset_str(f, "/", "config", config, e) || write_settings(f, s, e);
+              dset_str(f, "/", "config", config, e) || write_settings(f, s, e) ||
+              (p->config_hash[0] && attr_str(f, "/", "config_hash", p->config_hash, e));
     return bad ? -1 : 0;
 }
 
@@ -893,6 +896,109 @@ int store_merge_ex(const char *shard_dir, const char *out_path, const store_prov
 int store_merge(const char *shard_dir, const char *out_path, const store_provenance *prov,
                 char *err, size_t errlen) {
     return store_merge_ex(shard_dir, out_path, prov, NULL, NULL, err, errlen);
+}
+
+/* Free bytes for an unprivileged writer in the folder of path; -1 if unknown. */
+static int64_t free_bytes(const char *path) {
+    char copy[PATH_MAX];
+    snprintf(copy, sizeof copy, "%s", path);
+    struct statvfs v;
+    if (statvfs(dirname(copy), &v)) return -1;
+    return (int64_t)v.f_bavail * (int64_t)v.f_frsize;
+}
+
+/* Checks the shards of a plan before merging: each is a complete shard of this schema written
+ * by the configuration config_hash. *present gets 1 per shard that is there. A missing or
+ * incomplete shard is an error unless partial; a shard of another configuration always is. */
+static int check_plan_shards(const char *const *paths, int n, const char *config_hash, int partial,
+                             int *present, int64_t *bytes, int *n_present, serr *e) {
+    *bytes = 0; *n_present = 0;
+    for (int i = 0; i < n; i++) {
+        present[i] = store_shard_complete(paths[i]);
+        if (!present[i]) {
+            if (partial) continue;
+            int done = 0;
+            for (int k = 0; k < n; k++) done += k < i ? present[k] : store_shard_complete(paths[k]);
+            return fail(e, "store: %s is missing or incomplete (%d of %d shards of the plan are complete): "
+                           "finish the run (pmi run), or merge what there is with --partial", paths[i], done, n);
+        }
+        char *hash = store_read_attr(paths[i], "config_hash");
+        int same = hash && !strcmp(hash, config_hash);
+        if (!same) {
+            int rc = fail(e, "store: %s was written by a different configuration (config hash %s, this plan's %s); "
+                             "retrain it (pmi run --force) or merge the plan that wrote it", paths[i], hash ? hash : "none", config_hash);
+            free(hash);
+            return rc;
+        }
+        free(hash);
+        struct stat st;
+        if (stat(paths[i], &st) == 0) *bytes += (int64_t)st.st_size;
+        (*n_present)++;
+    }
+    return *n_present ? 0 : fail(e, "store: none of the %d shards of the plan is complete", n);
+}
+
+/* The root attribute partial_note: a sentence that report and plot show. */
+static int partial_note(hid_t f, int merged, int planned, serr *e) {
+    char note[160];
+    snprintf(note, sizeof note, "PARTIAL RESULTS: %d of %d jobs of the plan (merged with --partial)", merged, planned);
+    return attr_str(f, "/", "partial_note", note, e);
+}
+
+int store_merge_plan(const char *const *paths, int n, int partial, const char *out_path,
+                     const store_provenance *prov, int *n_merged, char *err, size_t errlen) {
+    serr e = {err, errlen};
+    serr_reset(&e);
+    if (n_merged) *n_merged = 0;
+    if (!paths || n < 1 || !out_path || !prov || !prov->config_hash[0])
+        return fail(&e, "store: a plan merge needs shard paths, an output path and provenance with the config hash");
+    int *present = util_calloc((size_t)n, sizeof *present), n_present = 0;
+    int64_t bytes = 0;
+    if (check_plan_shards(paths, n, prov->config_hash, partial, present, &bytes, &n_present, &e)) { free(present); return -1; }
+    /* the merged file is about the size of its shards: refuse up front rather than let HDF5
+     * run out of space in the middle of a copy */
+    int64_t need = bytes + bytes / 4 + (1 << 20), avail = free_bytes(out_path);
+    if (avail >= 0 && avail < need) {
+        free(present);
+        return fail(&e, "store: not enough free space for %s: the merge needs about %.1f MB, %.1f MB are free",
+                    out_path, (double)need / 1e6, (double)avail / 1e6);
+    }
+    char tmp[PATH_MAX];
+    if (temp_name(out_path, tmp, sizeof tmp, &e)) { free(present); return -1; }
+    hid_t f = create_file(tmp, &e);
+    if (f < 0) { free(present); return -1; }
+    merge_state m = {.want_config = !prov->config, .settings = prov->settings, .have_settings = settings_recorded(&prov->settings)};
+    int bad = m.have_settings && settings_check(&m.settings, "store: provenance settings", &e);
+    hid_t jobs = bad ? -1 : group_create(f, "", "jobs", &e);
+    hid_t sum = jobs < 0 ? -1 : summary_create(f, &e);
+    bad = bad || sum < 0;
+    for (int i = 0; !bad && i < n; i++)
+        if (present[i] && !(bad = merge_one(jobs, sum, paths[i], &m, &e))) m.merged++;
+    if (sum >= 0) H5Dclose(sum);
+    if (jobs >= 0) H5Gclose(jobs);
+    if (!bad) bad = write_root(f, prov, prov->config ? prov->config : m.config, &m.settings, &e) ||
+                    attr_int(f, "/", "partial", n_present < n, &e) || attr_int(f, "/", "jobs_planned", n, &e) ||
+                    attr_int(f, "/", "jobs_merged", m.merged, &e) || (n_present < n && partial_note(f, m.merged, n, &e));
+    bad = finish(f, tmp, out_path, bad, &e);
+    free(m.config); free(present);
+    if (n_merged) *n_merged = m.merged;
+    return bad ? -1 : 0;
+}
+
+int store_clean_temps(const char *dir, int *removed) {
+    DIR *d = opendir(dir);
+    if (removed) *removed = 0;
+    if (!d) return -1;
+    for (struct dirent *de; (de = readdir(d));) {
+        const char *t = strstr(de->d_name, ".h5.tmp-");
+        char *end;
+        long pid = t ? strtol(t + 8, &end, 10) : 0;
+        if (!t || pid <= 0 || *end || (kill((pid_t)pid, 0) == 0 || errno != ESRCH)) continue;
+        char p[PATH_MAX];
+        if (snprintf(p, sizeof p, "%s/%s", dir, de->d_name) < (int)sizeof p && unlink(p) == 0 && removed) (*removed)++;
+    }
+    closedir(d);
+    return 0;
 }
 
 /* ---- reading one job's evaluations ------------------------------------------------- */

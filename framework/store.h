@@ -40,6 +40,7 @@ typedef struct {
     char started[STORE_NAME];      /* ISO 8601 UTC */
     char finished[STORE_NAME];
     const char *config;            /* full effective INI text */
+    char config_hash[17];          /* plan_config_hash of config (seed count aside); "" = not recorded */
     store_settings settings;       /* the decision settings; see store_settings */
 } store_provenance;
 
@@ -88,7 +89,20 @@ int store_write_shard(const char *path, const store_job *job, const store_proven
                       char *err, size_t errlen);
 /* 1 if path is a complete shard of this schema version, 0 otherwise (missing, partial, other). */
 int store_shard_complete(const char *path);
-/* Merges every complete *.h5 in shard_dir into out_path (atomically replaced). */
+/* Merges the shards of one plan, paths[0..n) in plan order, into out_path (atomically
+ * replaced). Every shard must be complete and carry prov->config_hash (the root attribute
+ * config_hash): a shard of another configuration is an error naming it; a missing or
+ * incomplete one too, unless partial, when it is left out and the output records partial=1.
+ * The output records jobs_planned and jobs_merged, and the free space of out_path's folder is
+ * checked first (an error naming what is needed and what is free). Returns 0, or -1 with err
+ * and out_path untouched (no temporary file left). *n_merged (optional) gets the count. */
+int store_merge_plan(const char *const *paths, int n, int partial, const char *out_path,
+                     const store_provenance *prov, int *n_merged, char *err, size_t errlen);
+/* Removes the temporary files ("*.h5.tmp-<pid>") in dir whose writer process no longer exists
+ * (left by a killed run). *removed (optional) gets the count. -1 if dir cannot be read. */
+int store_clean_temps(const char *dir, int *removed);
+/* Merges every complete *.h5 in shard_dir into out_path (atomically replaced), whatever plan or
+ * configuration wrote them: for tools and tests; pmi itself merges with store_merge_plan(). */
 int store_merge(const char *shard_dir, const char *out_path, const store_provenance *prov,
                 char *err, size_t errlen);
 /* store_merge() with counts. Shards are taken in file-name order; each one's /jobs/<id>

@@ -3,9 +3,11 @@
  * table equals an uninterrupted run's; SIGINT stops cleanly with exit code 3. */
 #include "testutil.h"
 #include <dirent.h>
+#include <errno.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <sys/mount.h>
 
 static const char *ini_text =
     "[experiment]\nname = resume\nseeds = 2\ndevice = cpu\noutput = %s\n"
@@ -235,6 +237,133 @@ static void test_sigterm_grace(void **state) {
     assert_non_null(strstr(text, "run again to continue"));
 }
 
+/* ---- merge takes exactly the plan's shards (issue: trust the results) ---------------------- */
+static char mdir[400], mini[500];
+
+/* A complete run of ini_text (2 seeds, 10 jobs) in mdir, made once. */
+static void merged_run(void) {
+    if (mdir[0]) return;
+    char log[500];
+    snprintf(mdir, sizeof mdir, "%s/m", tu_tmpdir());
+    snprintf(mini, sizeof mini, "%s/m.ini", tu_tmpdir());
+    snprintf(log, sizeof log, "%s/logm", tu_tmpdir());
+    write_ini(mini, mdir);
+    assert_int_equal(wait_exit(start_run(mini, log)), 0);
+}
+
+/* Runs a shell command with stderr into text; returns the exit code. */
+static int sh(const char *cmd, char *text, size_t len) {
+    char full[4600], log[500];
+    snprintf(log, sizeof log, "%s/logsh", tu_tmpdir());
+    snprintf(full, sizeof full, "%s 2>%s >/dev/null", cmd, log);
+    int st = system(full);
+    read_file(log, text, len);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int h5_int(const char *path, const char *expr) {
+    char py[600], out[64];
+    snprintf(py, sizeof py, "import sys, h5py\nf = h5py.File(sys.argv[1], 'r')\nprint(int(%s))\n", expr);
+    assert_int_equal(tu_python(py, path, out, sizeof out), 0);
+    return atoi(out);
+}
+
+/* After lowering experiment.seeds, the merged file holds the plan's jobs only (it once kept
+ * the dropped seeds while its /config said otherwise). */
+static void test_merge_takes_only_the_plan(void **state) {
+    merged_run();
+    char cmd[1200], text[8192], res[600];
+    snprintf(res, sizeof res, "%s/resume/results.h5", mdir);
+    assert_int_equal(h5_int(res, "len(f['jobs'])"), 10);
+    snprintf(cmd, sizeof cmd, "%s merge %s -s experiment.seeds=1", tu_pmi_bin(), mini);
+    if (sh(cmd, text, sizeof text)) fail_msg("pmi merge: %s", text);
+    assert_int_equal(h5_int(res, "len(f['jobs'])"), 5);
+    assert_int_equal(h5_int(res, "f.attrs['partial']"), 0);
+    assert_int_equal(h5_int(res, "f.attrs['jobs_planned']"), 5);
+    snprintf(cmd, sizeof cmd, "%s merge %s", tu_pmi_bin(), mini);
+    assert_int_equal(sh(cmd, text, sizeof text), 0);
+    assert_int_equal(h5_int(res, "len(f['jobs'])"), 10);
+}
+
+/* A missing shard makes merge fail naming it, unless --partial: then the file and the report
+ * say the results are partial. A shard of another configuration is refused by name. */
+static void test_merge_refuses_missing_and_foreign(void **state) {
+    merged_run();
+    char cmd[4096], text[8192], res[600], shard[700], other[400], oini[500];
+    snprintf(res, sizeof res, "%s/resume/results.h5", mdir);
+    snprintf(shard, sizeof shard, "%s/resume/shards/p0-s2-clean.h5", mdir);
+    snprintf(cmd, sizeof cmd, "mv %s %s.away", shard, shard);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s merge %s", tu_pmi_bin(), mini);
+    assert_int_equal(sh(cmd, text, sizeof text), 1);
+    if (!strstr(text, "p0-s2-clean.h5 is missing") || !strstr(text, "9 of 10")) fail_msg("message: %s", text);
+    snprintf(cmd, sizeof cmd, "%s merge %s --partial", tu_pmi_bin(), mini);
+    if (sh(cmd, text, sizeof text)) fail_msg("pmi merge --partial: %s", text);
+    assert_int_equal(h5_int(res, "f.attrs['partial']"), 1);
+    assert_int_equal(h5_int(res, "f.attrs['jobs_merged']"), 9);
+    snprintf(cmd, sizeof cmd, "%s report %s | grep -c 'PARTIAL RESULTS: 9 of 10'", tu_pmi_bin(), res);
+    assert_int_equal(sh(cmd, text, sizeof text), 0);
+    /* a shard written by another configuration, put in its place */
+    snprintf(other, sizeof other, "%s/other", tu_tmpdir());
+    snprintf(oini, sizeof oini, "%s/other.ini", tu_tmpdir());
+    write_ini(oini, other);
+    snprintf(cmd, sizeof cmd, "%s run %s -s train.lr=0.01 --shard 1/10 --jobs 1 && cp %s/resume/shards/p0-s1-clean.h5 %s",
+             tu_pmi_bin(), oini, other, shard);
+    if (sh(cmd, text, sizeof text)) fail_msg("%s: %s", cmd, text);
+    snprintf(cmd, sizeof cmd, "%s merge %s", tu_pmi_bin(), mini);
+    assert_int_equal(sh(cmd, text, sizeof text), 1);
+    if (!strstr(text, "p0-s2-clean.h5 was written by a different configuration")) fail_msg("message: %s", text);
+    snprintf(cmd, sizeof cmd, "mv %s.away %s", shard, shard);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Temporary files of a killed writer are removed by the next run; a live writer's are kept. */
+static void test_dead_temps_removed(void **state) {
+    merged_run();
+    char cmd[1200], text[8192], dead[700], live[700];
+    snprintf(dead, sizeof dead, "%s/resume/shards/p0-s1-owner.h5.tmp-999999999", mdir);
+    snprintf(live, sizeof live, "%s/resume/shards/p0-s1-clean.h5.tmp-%d", mdir, (int)getpid());
+    FILE *f = fopen(dead, "w"); fclose(f);
+    f = fopen(live, "w"); fclose(f);
+    snprintf(cmd, sizeof cmd, "%s run %s", tu_pmi_bin(), mini);
+    if (sh(cmd, text, sizeof text)) fail_msg("pmi run: %s", text);
+    assert_non_null(strstr(text, "removed 1 temporary file"));
+    assert_int_equal(access(dead, F_OK), -1);
+    assert_int_equal(access(live, F_OK), 0);
+    unlink(live);
+}
+
+/* A merge into a folder without room fails with a message, exit 1 (it once segfaulted inside
+ * HDF5), and leaves neither a temporary file nor a broken results file. Needs root to mount a
+ * small tmpfs (CI is root). */
+static void test_merge_full_disk(void **state) {
+    if (geteuid() != 0) { fprintf(stderr, "test_merge_full_disk: needs root to mount a tmpfs\n"); skip(); }
+    merged_run();
+    char mnt[400], cmd[4096], text[8192];
+    snprintf(mnt, sizeof mnt, "%s/small", tu_tmpdir());
+    mkdir(mnt, 0755);
+    /* just room for the shards: about 10 x 0.1 MB */
+    snprintf(cmd, sizeof cmd, "du -sk %s/resume/shards | cut -f1", mdir);
+    FILE *p = popen(cmd, "r");
+    int kb = 0;
+    if (fscanf(p, "%d", &kb) != 1) kb = 0;
+    pclose(p);
+    assert_true(kb > 0);
+    char opts[64];
+    snprintf(opts, sizeof opts, "size=%dk", kb + kb / 10 + 64);
+    if (mount("tmpfs", mnt, "tmpfs", 0, opts)) fail_msg("mount tmpfs on %s: %s", mnt, strerror(errno));
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/resume && cp -r %s/resume/shards %s/resume/ && %s merge %s -s experiment.output=%s",
+             mnt, mdir, mnt, tu_pmi_bin(), mini, mnt);
+    int rc = sh(cmd, text, sizeof text);
+    snprintf(cmd, sizeof cmd, "ls %s/resume | grep -c 'results' ", mnt);
+    char ls[64];
+    int left = sh(cmd, ls, sizeof ls);   /* grep exits 1 when nothing matches */
+    umount(mnt);
+    assert_int_equal(rc, 1);
+    if (!strstr(text, "not enough free space")) fail_msg("message: %s", text);
+    assert_int_equal(left, 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigkill_then_resume),
@@ -243,6 +372,10 @@ int main(void) {
         cmocka_unit_test(test_other_config_refused_while_running),
         cmocka_unit_test(test_killed_worker_named),
         cmocka_unit_test(test_sigterm_grace),
+        cmocka_unit_test(test_merge_takes_only_the_plan),
+        cmocka_unit_test(test_merge_refuses_missing_and_foreign),
+        cmocka_unit_test(test_dead_temps_removed),
+        cmocka_unit_test(test_merge_full_disk),
     };
     return cmocka_run_group_tests_name("resume", tests, NULL, NULL);
 }
