@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* ---- the datasets, loaded once per (dataset, path, normalisation) and device -------------- */
 struct job_data {
@@ -266,13 +265,6 @@ static int job_finish(job_state *js, const data_split *split, nn_data *pool, nn_
     return 0;
 }
 
-static void iso_now(char *buf, size_t len) {
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static void report_line(const job_state *js, double wall) {
     const pmi_result *r = &js->evals[0].res[0];
     char tag[16] = "";
@@ -310,7 +302,7 @@ static int write_shard(const job_state *js, const data_split *split, char *err, 
     sj.tensor_data = (const float *const *)js->data;
     store_provenance prov = *js->env->prov;
     prov.settings = job_settings(js->point);
-    iso_now(prov.finished, sizeof prov.finished);
+    util_iso_now(prov.finished, sizeof prov.finished);
     if (store_write_shard(path, &sj, &prov, err, errlen)) return -1;
     report_line(js, wall);
     return 0;

@@ -16,7 +16,6 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t stop_requested;
@@ -48,13 +47,6 @@ void runner_install_signals(void) {
     sigaction(SIGTERM, &sa, NULL);
     sa.sa_handler = on_alarm;
     sigaction(SIGALRM, &sa, NULL);
-}
-
-static void iso_now(char *buf, size_t len) {
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 static int mkdir_p(const char *path) {
@@ -216,7 +208,7 @@ static int prepare(run_ctx *r, runner_summary *s, char *err, size_t errlen) {
     snprintf(r->prov.git_commit, sizeof r->prov.git_commit, "%s", pmi_git_commit);
     snprintf(r->prov.torch_version, sizeof r->prov.torch_version, "%s", nn_torch_version());
     snprintf(r->prov.device, sizeof r->prov.device, "%s", devname);
-    iso_now(r->prov.started, sizeof r->prov.started);
+    util_iso_now(r->prov.started, sizeof r->prov.started);
     s->jobs_total = r->nmine;
     r->group = r->dev == NN_CUDA && !r->o->no_group;
     return 0;
@@ -338,7 +330,7 @@ static int merge_plan(const plan *pl, store_provenance *prov, int partial, runne
         rc = job_shard_path(s->shard_dir, &pl->jobs[j], paths[j], 8192, err, errlen);
     }
     int merged = 0;
-    iso_now(prov->finished, sizeof prov->finished);
+    util_iso_now(prov->finished, sizeof prov->finished);
     if (!rc) rc = store_merge_plan((const char *const *)paths, pl->n_jobs, partial, s->results_path, prov, &merged, err, errlen);
     if (!rc && merged < pl->n_jobs)
         fprintf(stderr, "pmi: PARTIAL results: %d of %d jobs merged into %s\n", merged, pl->n_jobs, s->results_path);
