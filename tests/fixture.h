@@ -84,7 +84,7 @@ static void fill_job(fixture *x, int arch, int role, int seed, int with_attacks)
 
 /* Writes every job's shard into <dir>/shards and merges them into <dir>/results.h5. */
 static inline void build_results(const char *dir, int with_attacks, char *out, size_t len) {
-    char shards[300], p[400], err[512];
+    char shards[4096], p[4400], err[512];
     snprintf(shards, sizeof shards, "%s/shards", dir);
     mkdir(dir, 0777); mkdir(shards, 0777);
     store_provenance prov = {.config = config_text, .settings = fixture_settings()};

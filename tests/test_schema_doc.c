@@ -17,7 +17,7 @@ static const char *const doc_roles[3] = {"owner", "clean", "indep-data"};
 /* Writes the fixture's jobs of arch 0 under make reproduce's ids (p0-s<seed>-<role>) and
  * merges them into <tmp>/doc/results.h5. */
 static void build_doc_results(char *out, size_t len) {
-    char dir[300], shards[340], p[400], err[512];
+    char dir[300], shards[340], p[512], err[512];
     snprintf(dir, sizeof dir, "%s/doc", tu_tmpdir());
     snprintf(shards, sizeof shards, "%s/shards", dir);
     mkdir(dir, 0777); mkdir(shards, 0777);
