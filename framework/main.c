@@ -146,17 +146,23 @@ static int cmd_merge(int argc, char **argv) {
 }
 
 static int cmd_report(int argc, char **argv) {
-    static const struct option opts[] = {{"format", required_argument, 0, 'f'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    report_format fmt = REPORT_MD;
-    for (int ch; (ch = getopt_long(argc, argv, "f:h", opts, NULL)) != -1;) {
+    static const struct option opts[] = {{"format", required_argument, 0, 'f'}, {"output", required_argument, 0, 'o'},
+                                         {"score", required_argument, 0, 'S'}, {"decision", required_argument, 0, 'D'},
+                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    report_options o = report_default_options();
+    for (int ch; (ch = getopt_long(argc, argv, "f:o:h", opts, NULL)) != -1;) {
         if (ch == 'f') {
-            if (report_format_parse(optarg, &fmt)) { fprintf(stderr, "pmi report: --format '%s': expected md, csv or latex\n", optarg); return 2; }
-        } else if (ch == 'h') return cmd_help(2, (char *[]){"help", "report"}), 0;
+            if (report_format_parse(optarg, &o.format)) { fprintf(stderr, "pmi report: --format '%s': expected md, csv or latex\n", optarg); return 2; }
+        } else if (ch == 'o') o.dir = optarg;
+        else if (ch == 'S') o.score = optarg;
+        else if (ch == 'D') o.decide = optarg;
+        else if (ch == 'h') return cmd_help(2, (char *[]){"help", "report"}), 0;
         else return 2;
     }
     if (optind + 1 != argc) { fprintf(stderr, "pmi report: expected one results file\n"); return 2; }
     char err[1024];
-    if (report_print(argv[optind], fmt, stdout, err, sizeof err)) { fprintf(stderr, "pmi report: %s\n", err); return 1; }
+    int rc = report_write(argv[optind], &o, stdout, err, sizeof err);
+    if (rc) { fprintf(stderr, "pmi report: %s\n", err); return rc == REPORT_ERR_USAGE ? 2 : 1; }
     return 0;
 }
 
@@ -254,7 +260,8 @@ static const command commands[] = {
     {"plan", cmd_plan, "pmi plan <config.ini> [overlay.ini ...] [-s sec.key=val ...]", "list the jobs and attack settings without running", 1},
     {"merge", cmd_merge, "pmi merge <config.ini> [more.ini ...] [-s sec.key=val ...] [--partial]",
      "join the shards of a run's plan into <output>/<name>/results.h5 (every shard complete and of that config; --partial: those that are)", 1},
-    {"report", cmd_report, "pmi report <results.h5> [--format md|csv|latex]", "print the paper-style tables", 1},
+    {"report", cmd_report, "pmi report <results.h5> [--format md|latex | --format csv -o dir] [--score kind] [--decision rank|perm|welch|mw]",
+     "the paper-style tables: Markdown or LaTeX to stdout, or one tidy CSV file per table in dir", 1},
     {"plot", cmd_plot, "pmi plot <results.h5> [-o dir] [--format png|pdf|svg]",
      "robustness curves, score distributions, ROC and fidelity figures (gnuplot)", 1},
     {"config", cmd_config, "pmi config --help", "every configuration key: type, default, range, help", 1},

@@ -3,12 +3,14 @@
 #include "pmi.h"
 #include "store.h"
 #include "util.h"
+#include <errno.h>
 #include <gsl/gsl_cdf.h>
 #include <gsl/gsl_sort.h>
 #include <gsl/gsl_statistics_double.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int report_format_parse(const char *s, report_format *f) {
     static const char *names[] = {"md", "csv", "latex"};
@@ -17,77 +19,337 @@ int report_format_parse(const char *s, report_format *f) {
     return -1;
 }
 
-/* ---- a table writer: one header, rows of cells, three formats ----------------------- */
-typedef struct { FILE *out; report_format fmt; int ncols; } table;
+report_options report_default_options(void) {
+    return (report_options){REPORT_MD, NULL, NULL, NULL};
+}
 
-static void table_cells(table *t, const char *const *cells) {
-    for (int i = 0; i < t->ncols; i++) {
-        switch (t->fmt) {
-        case REPORT_MD: fprintf(t->out, "| %s ", cells[i]); break;
-        case REPORT_CSV: fprintf(t->out, "%s%s", i ? "," : "", cells[i]); break;
-        case REPORT_LATEX: {
-            fputs(i ? " & " : "", t->out);
-            for (const char *c = cells[i]; *c; c++) {
-                if (strchr("_%&#", *c)) fputc('\\', t->out);
-                fputc(*c, t->out);
+/* ---- intervals ------------------------------------------------------------------------ */
+
+/* Wilson score interval for k successes of n at 95% (E. B. Wilson, "Probable inference, the
+ * law of succession, and statistical inference", JASA 22 (1927) 209-212):
+ * (k + z^2/2 +- z sqrt(k (n - k) / n + z^2 / 4)) / (n + z^2). NaN for n = 0. */
+static void wilson95(int k, int n, double *lo, double *hi) {
+    if (n <= 0) { *lo = *hi = NAN; return; }
+    double z = gsl_cdf_ugaussian_Pinv(0.975), z2 = z * z;
+    double c = (k + z2 / 2) / (n + z2), h = z / (n + z2) * sqrt((double)k * (n - k) / n + z2 / 4);
+    *lo = fmax(0, c - h);
+    *hi = fmin(1, c + h);
+}
+
+/* Mean and Student-t 95% interval of x[0..n), clipped to [lo_bound, hi_bound]. */
+static void mean_ci(const double *x, int n, double lo_bound, double hi_bound, double *mean, double *lo, double *hi) {
+    double half;
+    if (n == 0) { *mean = *lo = *hi = NAN; return; }
+    pmi_mean_ci95(x, n, mean, &half);
+    *lo = isnan(half) ? NAN : fmax(lo_bound, *mean - half);
+    *hi = isnan(half) ? NAN : fmin(hi_bound, *mean + half);
+}
+
+/* ---- a table: typed columns, buffered rows, three renderers --------------------------- */
+
+typedef enum {
+    C_STR,      /* s */
+    C_INT,      /* k */
+    C_P,        /* v, a p-value or score: %.2g */
+    C_ACC,      /* v, an accuracy: %.4f */
+    C_MEAN,     /* v [lo, hi], a mean with its interval */
+    C_RATE,     /* k of n, its rate v [lo, hi] */
+    C_ROLE,     /* s, with replica k shown when n (independent) */
+} col_kind;
+
+typedef struct {
+    const char *name;              /* shown (md, latex); "@<alpha>" appended when per_alpha */
+    const char *csv;               /* the csv name (stem of X_mean, X_k, ...) */
+    col_kind kind;
+    int per_alpha;                 /* one value per alpha */
+} column;
+
+typedef struct { char *s; double v, lo, hi; int k, n; } cell;
+
+#define MAX_COLS 24
+
+typedef struct {
+    const char *name, *caption;
+    column cols[MAX_COLS];
+    int ncols, nkey;               /* the first nkey columns identify a row */
+    const double *alphas; int n_alphas;
+    const char *score, *decision;  /* csv only: constant first columns, when set */
+    cell *cells;                   /* (nrows, ncols, n_alphas) */
+    int nrows, cap;
+} table;
+
+static void table_init(table *t, const char *name, const char *caption, int nkey, const double *alphas, int n_alphas) {
+    memset(t, 0, sizeof *t);
+    t->name = name; t->caption = caption; t->nkey = nkey; t->alphas = alphas; t->n_alphas = n_alphas;
+}
+
+static void table_col(table *t, const char *name, const char *csv, col_kind kind, int per_alpha) {
+    if (t->ncols == MAX_COLS) { fprintf(stderr, "report: table %s has more than %d columns\n", t->name, MAX_COLS); abort(); }
+    t->cols[t->ncols++] = (column){name, csv, kind, per_alpha};
+}
+
+/* Starts a row; the cells are then set with the cell_* calls on column c (and alpha a). */
+static void table_row(table *t) {
+    if (t->nrows == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 64;
+        t->cells = util_realloc(t->cells, sizeof(cell) * (size_t)t->cap * (size_t)(t->ncols * t->n_alphas));
+    }
+    size_t w = (size_t)(t->ncols * t->n_alphas);
+    cell *r = t->cells + (size_t)t->nrows * w;
+    for (size_t i = 0; i < w; i++) r[i] = (cell){NULL, NAN, NAN, NAN, 0, 0};
+    t->nrows++;
+}
+
+static cell *cell_at(const table *t, int row, int c, int a) {
+    return t->cells + ((size_t)row * (size_t)t->ncols + (size_t)c) * (size_t)t->n_alphas + (size_t)a;
+}
+static cell *last(table *t, int c, int a) { return cell_at(t, t->nrows - 1, c, a); }
+
+static void set_str(table *t, int c, const char *s) { last(t, c, 0)->s = util_strdup(s); }
+static void set_int(table *t, int c, int k) { last(t, c, 0)->k = k; }
+static void set_num(table *t, int c, int a, double v) { last(t, c, a)->v = v; }
+static void set_mean(table *t, int c, const double *x, int n, double lo_bound, double hi_bound) {
+    cell *e = last(t, c, 0);
+    mean_ci(x, n, lo_bound, hi_bound, &e->v, &e->lo, &e->hi);
+    e->n = n;
+}
+static void set_rate(table *t, int c, int a, int k, int n) {
+    cell *e = last(t, c, a);
+    e->k = k; e->n = n; e->v = n ? (double)k / n : NAN;
+    wilson95(k, n, &e->lo, &e->hi);
+}
+static void set_role(table *t, int c, const char *role, int replica, int independent) {
+    cell *e = last(t, c, 0);
+    e->s = util_strdup(role); e->k = replica; e->n = independent;
+}
+
+static void table_free(table *t) {
+    for (size_t i = 0; i < (size_t)t->nrows * (size_t)(t->ncols * t->n_alphas); i++) free(t->cells[i].s);
+    free(t->cells);
+}
+
+/* The shown text of a cell (md, latex). */
+static void cell_text(const column *col, const cell *e, char *buf, size_t n) {
+    switch (col->kind) {
+    case C_STR: snprintf(buf, n, "%s", e->s && e->s[0] ? e->s : "-"); break;
+    case C_INT: snprintf(buf, n, "%d", e->k); break;
+    case C_P: if (isnan(e->v)) snprintf(buf, n, "-"); else snprintf(buf, n, "%.2g", e->v); break;
+    case C_ACC: if (isnan(e->v)) snprintf(buf, n, "-"); else snprintf(buf, n, "%.4f", e->v); break;
+    case C_MEAN:
+        if (isnan(e->v)) snprintf(buf, n, "-");
+        else if (isnan(e->lo)) snprintf(buf, n, "%.4f", e->v);
+        else snprintf(buf, n, "%.4f [%.4f, %.4f]", e->v, e->lo, e->hi);
+        break;
+    case C_RATE:
+        if (!e->n) snprintf(buf, n, "-");
+        else snprintf(buf, n, "%.3f [%.3f, %.3f]", e->v, e->lo, e->hi);
+        break;
+    case C_ROLE:
+        if (e->n) snprintf(buf, n, "%s#%d", e->s, e->k);
+        else snprintf(buf, n, "%s", e->s);
+        break;
+    }
+}
+
+static void col_title(const table *t, int c, int a, char *buf, size_t n) {
+    if (t->cols[c].per_alpha) snprintf(buf, n, "%s@%g", t->cols[c].name, t->alphas[a]);
+    else snprintf(buf, n, "%s", t->cols[c].name);
+}
+
+/* A cell is at most a field of a row (point, 256) with room for an interval. */
+#define CELL 320
+
+static void render_md(const table *t, FILE *out) {
+    char buf[CELL];
+    fprintf(out, "\n### %s\n\n", t->caption);
+    int shown = 0;
+    for (int c = 0; c < t->ncols; c++)
+        for (int a = 0; a < (t->cols[c].per_alpha ? t->n_alphas : 1); a++, shown++) {
+            col_title(t, c, a, buf, sizeof buf);
+            fprintf(out, "| %s ", buf);
+        }
+    fputs("|\n", out);
+    for (int i = 0; i < shown; i++) fputs("|---", out);
+    fputs("|\n", out);
+    for (int r = 0; r < t->nrows; r++) {
+        for (int c = 0; c < t->ncols; c++)
+            for (int a = 0; a < (t->cols[c].per_alpha ? t->n_alphas : 1); a++) {
+                cell_text(&t->cols[c], cell_at(t, r, c, a), buf, sizeof buf);
+                fprintf(out, "| %s ", buf);
             }
-        } break;
+        fputs("|\n", out);
+    }
+}
+
+/* ---- LaTeX ---------------------------------------------------------------------------- */
+
+static void tex_escape(FILE *out, const char *s) {
+    for (; *s; s++) {
+        if (strchr("_%&#$", *s)) fprintf(out, "\\%c", *s);
+        else if (*s == '~') fputs("\\textasciitilde{}", out);
+        else if (*s == '^') fputs("\\textasciicircum{}", out);
+        else fputc(*s, out);
+    }
+}
+
+/* A shown column: (column, alpha). */
+typedef struct { int c, a; } shown_col;
+
+static void render_latex(const table *t, FILE *out) {
+    shown_col key[MAX_COLS], rest[MAX_COLS * 4];
+    int nk = 0, nr = 0;
+    for (int c = 0; c < t->ncols; c++)
+        for (int a = 0; a < (t->cols[c].per_alpha ? t->n_alphas : 1); a++) {
+            if (c < t->nkey) key[nk++] = (shown_col){c, a};
+            else rest[nr++] = (shown_col){c, a};
+        }
+    int per = REPORT_LATEX_COLS - nk;
+    if (per < 1) { fprintf(stderr, "report: table %s has %d key columns, more than %d\n", t->name, nk, REPORT_LATEX_COLS - 1); abort(); }
+    int parts = nr ? (nr + per - 1) / per : 1;
+    char buf[CELL];
+    for (int part = 0; part < parts; part++) {
+        int lo = part * per, hi = lo + per < nr ? lo + per : nr;
+        shown_col cols[REPORT_LATEX_COLS];
+        int n = 0;
+        for (int i = 0; i < nk; i++) cols[n++] = key[i];
+        for (int i = lo; i < hi; i++) cols[n++] = rest[i];
+        fputs("\n\\begin{table}[htbp]\n\\centering\n\\small\n\\caption{", out);
+        tex_escape(out, t->caption);
+        if (parts > 1) fprintf(out, " (part %d of %d)", part + 1, parts);
+        fprintf(out, "}\n\\label{tab:%s", t->name);
+        if (part) fprintf(out, "-%d", part + 1);
+        /* scaled to the line width only when wider */
+        fputs("}\n\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%\n\\begin{tabular}{", out);
+        for (int i = 0; i < n; i++) fputc(cols[i].c < t->nkey ? 'l' : 'r', out);
+        fputs("}\n\\toprule\n", out);
+        for (int i = 0; i < n; i++) {
+            col_title(t, cols[i].c, cols[i].a, buf, sizeof buf);
+            fputs(i ? " & " : "", out);
+            tex_escape(out, buf);
+        }
+        fputs(" \\\\\n\\midrule\n", out);
+        for (int r = 0; r < t->nrows; r++) {
+            for (int i = 0; i < n; i++) {
+                cell_text(&t->cols[cols[i].c], cell_at(t, r, cols[i].c, cols[i].a), buf, sizeof buf);
+                fputs(i ? " & " : "", out);
+                tex_escape(out, buf);
+            }
+            fputs(" \\\\\n", out);
+        }
+        fputs("\\bottomrule\n\\end{tabular}}\n\\end{table}\n", out);
+    }
+}
+
+/* ---- CSV ------------------------------------------------------------------------------ */
+
+static void csv_str(FILE *out, const char *s) {
+    if (!strpbrk(s, ",\"\n")) { fputs(s, out); return; }
+    fputc('"', out);
+    for (; *s; s++) { if (*s == '"') fputc('"', out); fputc(*s, out); }
+    fputc('"', out);
+}
+
+static void csv_num(FILE *out, double v) {
+    if (!isnan(v)) fprintf(out, "%.17g", v);
+}
+
+static int has_alpha(const table *t) {
+    for (int c = 0; c < t->ncols; c++) if (t->cols[c].per_alpha) return 1;
+    return 0;
+}
+
+static void csv_header(const table *t, FILE *out) {
+    int first = 1;
+#define SEP() (first ? (void)(first = 0) : (void)fputc(',', out))
+    if (t->score) { SEP(); fputs("score", out); }
+    if (t->decision) { SEP(); fputs("decision", out); }
+    for (int c = 0; c < t->ncols; c++) {
+        if (c == t->nkey && has_alpha(t)) { SEP(); fputs("alpha", out); }
+        const char *s = t->cols[c].csv;
+        switch (t->cols[c].kind) {
+        case C_MEAN: SEP(); fprintf(out, "%s_mean,%s_ci_low,%s_ci_high", s, s, s); break;
+        case C_RATE: SEP(); fprintf(out, "%s_k,%s_n,%s_rate,%s_ci_low,%s_ci_high", s, s, s, s, s); break;
+        case C_ROLE: SEP(); fprintf(out, "%s,replica", s); break;
+        default: SEP(); fputs(s, out);
         }
     }
-    fputs(t->fmt == REPORT_MD ? "|\n" : t->fmt == REPORT_LATEX ? " \\\\\n" : "\n", t->out);
+    fputc('\n', out);
 }
 
-static void table_begin(table *t, const char *title, const char *const *cols, int ncols) {
-    t->ncols = ncols;
-    if (t->fmt == REPORT_MD) fprintf(t->out, "\n### %s\n\n", title);
-    else if (t->fmt == REPORT_CSV) fprintf(t->out, "\n# %s\n", title);
-    else {
-        fprintf(t->out, "\n%% %s\n\\begin{tabular}{", title);
-        for (int i = 0; i < ncols; i++) fputc(i ? 'r' : 'l', t->out);
-        fputs("}\n\\hline\n", t->out);
+static void csv_row(const table *t, int r, int a, FILE *out) {
+    if (t->score) fprintf(out, "%s,", t->score);
+    if (t->decision) fprintf(out, "%s,", t->decision);
+    for (int c = 0; c < t->ncols; c++) {
+        if (c == t->nkey && has_alpha(t)) { if (c) fputc(',', out); fprintf(out, "%.17g", t->alphas[a]); }
+        if (c) fputc(',', out);
+        const cell *e = cell_at(t, r, c, t->cols[c].per_alpha ? a : 0);
+        switch (t->cols[c].kind) {
+        case C_STR: csv_str(out, e->s ? e->s : ""); break;
+        case C_INT: fprintf(out, "%d", e->k); break;
+        case C_P: case C_ACC: csv_num(out, e->v); break;
+        case C_MEAN: csv_num(out, e->v); fputc(',', out); csv_num(out, e->lo); fputc(',', out); csv_num(out, e->hi); break;
+        case C_RATE:
+            fprintf(out, "%d,%d,", e->k, e->n);
+            csv_num(out, e->v); fputc(',', out); csv_num(out, e->lo); fputc(',', out); csv_num(out, e->hi);
+            break;
+        case C_ROLE:
+            csv_str(out, e->s);
+            fputc(',', out);
+            if (e->n) fprintf(out, "%d", e->k);
+            break;
+        }
     }
-    table_cells(t, cols);
-    if (t->fmt == REPORT_MD) {
-        for (int i = 0; i < ncols; i++) fputs("|---", t->out);
-        fputs("|\n", t->out);
-    } else if (t->fmt == REPORT_LATEX) fputs("\\hline\n", t->out);
+    fputc('\n', out);
 }
 
-static void table_end(table *t) {
-    if (t->fmt == REPORT_LATEX) fputs("\\hline\n\\end{tabular}\n", t->out);
+static int render_csv(const table *t, const char *dir, char *err, size_t errlen) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.csv", dir, t->name);
+    FILE *out = fopen(path, "w");
+    if (!out) { snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno)); return REPORT_ERR_FILE; }
+    csv_header(t, out);
+    for (int r = 0; r < t->nrows; r++)
+        for (int a = 0; a < (has_alpha(t) ? t->n_alphas : 1); a++) csv_row(t, r, a, out);
+    if (fclose(out)) { snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno)); return REPORT_ERR_FILE; }
+    return REPORT_OK;
 }
 
 /* ---- the decision settings, as the tables use them ----------------------------------- */
 typedef struct {
     const double *alphas; int n_alphas;
     int decide;                /* the decision pmi_pvalue */
-    const char *score;         /* the decision score kind's name (the first of score_kinds) */
+    const char *score;         /* the score kind whose rows are shown */
 } settings;
 
-static settings settings_of(const store_settings *st) {
-    return (settings){st->alphas, st->n_alphas, pmi_pvalue_parse(st->decide), pmi_score_name((pmi_score_kind)st->kinds[0])};
+/* The settings of file `path` with the options' score and decision; REPORT_ERR_USAGE with a
+ * message naming the available ones when either is unknown. */
+static int settings_of(const char *path, const store_settings *st, const report_options *o, settings *s, char *err, size_t errlen) {
+    *s = (settings){st->alphas, st->n_alphas, pmi_pvalue_parse(st->decide), pmi_score_name((pmi_score_kind)st->kinds[0])};
+    if (o->score) {
+        int found = 0;
+        for (int i = 0; i < st->n_kinds; i++)
+            if (!strcmp(o->score, pmi_score_name((pmi_score_kind)st->kinds[i]))) { s->score = pmi_score_name((pmi_score_kind)st->kinds[i]); found = 1; }
+        if (!found) {
+            size_t n = (size_t)snprintf(err, errlen, "--score '%s': %s has score kinds", o->score, path);
+            for (int i = 0; i < st->n_kinds && n < errlen; i++)
+                n += (size_t)snprintf(err + n, errlen - n, "%s%s", i ? ", " : " ", pmi_score_name((pmi_score_kind)st->kinds[i]));
+            return REPORT_ERR_USAGE;
+        }
+    }
+    if (o->decide) {
+        s->decide = pmi_pvalue_parse(o->decide);
+        if (s->decide < 0) {
+            snprintf(err, errlen, "--decision '%s': expected rank, perm, welch or mw", o->decide);
+            return REPORT_ERR_USAGE;
+        }
+    }
+    return REPORT_OK;
 }
 
 #define row_p store_row_p
 
-/* A cell holds any one field of a row (the widest is point, 256) with room for a suffix. */
-#define CELL 320
-
 static int same_setting(const store_row *a, const store_row *b) {
     return !strcmp(a->point, b->point) && !strcmp(a->attack, b->attack) && !strcmp(a->params, b->params);
-}
-
-static void fmt_p(char *buf, size_t n, double p) {
-    if (isnan(p)) snprintf(buf, n, "-");
-    else snprintf(buf, n, "%.2g", p);
-}
-
-static void fmt_ci(char *buf, size_t n, const double *x, int k) {
-    double mean, half;
-    if (k == 0) { snprintf(buf, n, "-"); return; }
-    pmi_mean_ci95(x, k, &mean, &half);
-    if (isnan(half)) snprintf(buf, n, "%.4f", mean);
-    else snprintf(buf, n, "%.4f ± %.4f", mean, half);
 }
 
 static double median_of(double *x, int n) {
@@ -96,27 +358,34 @@ static double median_of(double *x, int n) {
     return gsl_stats_median_from_sorted_data(x, 1, (size_t)n);
 }
 
-static void print_models(table *t, const store_row *r, int64_t n) {
-    static const char *cols[] = {"seed", "role", "arch", "attack", "params", "k", "identified",
-                                 "p_rank", "p_perm", "p_welch", "p_mw", "test_acc"};
-    table_begin(t, "Models: one row per model and evaluation", cols, 12);
+static void build_models(table *t, const store_row *r, int64_t n, const settings *s) {
+    static const char *pcols[P_COUNT] = {"p_rank", "p_perm", "p_welch", "p_mw"};
+    table_init(t, "models", "Models: one row per model and evaluation", 6, s->alphas, s->n_alphas);
+    table_col(t, "seed", "seed", C_INT, 0);
+    table_col(t, "role", "role", C_ROLE, 0);
+    table_col(t, "arch", "arch", C_STR, 0);
+    table_col(t, "sweep", "sweep", C_STR, 0);
+    table_col(t, "attack", "attack", C_STR, 0);
+    table_col(t, "params", "params", C_STR, 0);
+    table_col(t, "k", "k", C_INT, 0);
+    table_col(t, "identified", "identified", C_INT, 0);
+    for (int p = 0; p < P_COUNT; p++) table_col(t, pcols[p], pcols[p], C_P, 0);
+    table_col(t, "test_acc", "test_acc", C_ACC, 0);
+    t->score = s->score;
     for (int64_t i = 0; i < n; i++) {
-        char c[12][CELL];
-        snprintf(c[0], CELL, "%d", r[i].seed);
-        if (r[i].independent) snprintf(c[1], CELL, "%s#%d", r[i].role, r[i].replica);
-        else snprintf(c[1], CELL, "%s", r[i].role);
-        snprintf(c[2], CELL, "%s", r[i].arch);
-        snprintf(c[3], CELL, "%s", r[i].attack);
-        snprintf(c[4], CELL, "%s", r[i].params[0] ? r[i].params : "-");
-        snprintf(c[5], CELL, "%d", r[i].secret_k);
-        snprintf(c[6], CELL, "%d", r[i].identified);
-        for (int p = 0; p < P_COUNT; p++) fmt_p(c[7 + p], CELL, row_p(&r[i], p));
-        snprintf(c[11], CELL, "%.4f", r[i].test_acc);
-        const char *cells[12];
-        for (int j = 0; j < 12; j++) cells[j] = c[j];
-        table_cells(t, cells);
+        table_row(t);
+        int c = 0;
+        set_int(t, c++, r[i].seed);
+        set_role(t, c++, r[i].role, r[i].replica, r[i].independent);
+        set_str(t, c++, r[i].arch);
+        set_str(t, c++, r[i].point);
+        set_str(t, c++, r[i].attack);
+        set_str(t, c++, r[i].params);
+        set_int(t, c++, r[i].secret_k);
+        set_int(t, c++, r[i].identified);
+        for (int p = 0; p < P_COUNT; p++) set_num(t, c++, 0, row_p(&r[i], p));
+        set_num(t, c++, 0, r[i].test_acc);
     }
-    table_end(t);
 }
 
 /* Per setting: owner rows (pos) and independent rows (neg) of rows[lo..hi) sharing a setting.
@@ -163,10 +432,10 @@ static void collect(const store_row *r, const int64_t *idx, int k, setting_stats
     }
 }
 
-static double frac_below(const double *p, int n, double alpha) {
+static int count_below(const double *p, int n, double alpha) {
     int c = 0;
     for (int i = 0; i < n; i++) c += p[i] < alpha;
-    return n ? (double)c / n : NAN;
+    return c;
 }
 
 /* AUC and TPR@1%FPR of owner vs independent on -log10 p (larger = more evidence). */
@@ -179,78 +448,74 @@ static void auc_tpr(const double *pos, int np, const double *neg, int nn, double
     free(a);
 }
 
-/* The settings table's columns: 6 fixed, 2 per alpha, 5 more. */
-#define SETTINGS_COLS (11 + 2 * CFG_MAX_ALPHAS)
-
-static void print_settings(table *t, const store_row *r, const int64_t *idx, int64_t n, const settings *s) {
-    const char *cols[SETTINGS_COLS];
-    char names[SETTINGS_COLS][48];
-    int nc = 0;
-    const char *fixed[] = {"sweep", "attack", "params", "owners", "owner acc (95% CI)", "identified"};
-    for (int i = 0; i < 6; i++) cols[nc++] = fixed[i];
-    for (int a = 0; a < s->n_alphas; a++) {
-        snprintf(names[nc], 48, "claimed@%g", s->alphas[a]); cols[nc] = names[nc]; nc++;
-    }
-    snprintf(names[nc], 48, "median p_%s", pmi_pvalue_name((pmi_pvalue)s->decide)); cols[nc] = names[nc]; nc++;
-    snprintf(names[nc], 48, "median N-way p_%s (Holm)", pmi_pvalue_name((pmi_pvalue)s->decide)); cols[nc] = names[nc]; nc++;
-    cols[nc++] = "indep";
-    for (int a = 0; a < s->n_alphas; a++) {
-        snprintf(names[nc], 48, "FPR@%g", s->alphas[a]); cols[nc] = names[nc]; nc++;
-    }
-    cols[nc++] = "AUC";
-    cols[nc++] = "TPR@1%FPR";
-    table_begin(t, "Settings: owner vs independent models over seeds (decision p-value)", cols, nc);
+static void build_settings(table *t, const store_row *r, const int64_t *idx, int64_t n, const settings *s) {
+    static char med[48], nway[48];
+    const char *d = pmi_pvalue_name((pmi_pvalue)s->decide);
+    snprintf(med, sizeof med, "median p_%s", d);
+    snprintf(nway, sizeof nway, "median N-way p_%s (Holm)", d);
+    table_init(t, "settings",
+               "Settings: owner vs independent models over seeds (decision p-value); owner accuracy: mean, "
+               "t-interval clipped to [0, 1]; rates: Wilson 95% intervals", 3, s->alphas, s->n_alphas);
+    t->score = s->score; t->decision = d;
+    table_col(t, "sweep", "sweep", C_STR, 0);
+    table_col(t, "attack", "attack", C_STR, 0);
+    table_col(t, "params", "params", C_STR, 0);
+    table_col(t, "owners", "owners", C_INT, 0);
+    table_col(t, "owner acc (95% CI)", "owner_acc", C_MEAN, 0);
+    table_col(t, "identified", "identified", C_RATE, 0);
+    table_col(t, "claimed", "claimed", C_RATE, 1);
+    table_col(t, med, "median_p", C_P, 0);
+    table_col(t, nway, "median_p_nway_holm", C_P, 0);
+    table_col(t, "indep", "indep", C_INT, 0);
+    table_col(t, "FPR", "fpr", C_RATE, 1);
+    table_col(t, "AUC", "auc", C_P, 0);
+    table_col(t, "TPR@1%FPR", "tpr_at_1pct_fpr", C_P, 0);
     for (int64_t lo = 0, hi; lo < n; lo = hi) {
         for (hi = lo + 1; hi < n && same_setting(&r[idx[lo]], &r[idx[hi]]); hi++) {}
         setting_stats st;
         stats_init(&st, (int)(hi - lo));
         collect(r, idx + lo, (int)(hi - lo), &st);
-        char c[SETTINGS_COLS][CELL];
         const store_row *x = &r[idx[lo]];
-        int k = 0, d = s->decide;
-        snprintf(c[k++], CELL, "%s", x->point[0] ? x->point : "-");
-        snprintf(c[k++], CELL, "%s", x->attack);
-        snprintf(c[k++], CELL, "%s", x->params[0] ? x->params : "-");
-        snprintf(c[k++], CELL, "%d", st.npos);
-        fmt_ci(c[k++], CELL, st.acc, st.npos);
-        snprintf(c[k++], CELL, "%d/%d", st.ident, st.npos);
-        for (int a = 0; a < s->n_alphas; a++) snprintf(c[k++], CELL, "%.2f", frac_below(st.pos[d], st.npos, s->alphas[a]));
-        fmt_p(c[k++], CELL, median_of(st.pos[d], st.npos));
-        fmt_p(c[k++], CELL, median_of(st.nway[d], st.npos));
-        snprintf(c[k++], CELL, "%d", st.nneg);
-        for (int a = 0; a < s->n_alphas; a++)
-            if (st.nneg) snprintf(c[k++], CELL, "%.3f", frac_below(st.neg[d], st.nneg, s->alphas[a]));
-            else snprintf(c[k++], CELL, "-");
+        int c = 0, dd = s->decide;
+        table_row(t);
+        set_str(t, c++, x->point);
+        set_str(t, c++, x->attack);
+        set_str(t, c++, x->params);
+        set_int(t, c++, st.npos);
+        set_mean(t, c++, st.acc, st.npos, 0, 1);
+        set_rate(t, c++, 0, st.ident, st.npos);
+        for (int a = 0; a < s->n_alphas; a++) set_rate(t, c, a, count_below(st.pos[dd], st.npos, s->alphas[a]), st.npos);
+        c++;
+        set_num(t, c++, 0, median_of(st.pos[dd], st.npos));
+        set_num(t, c++, 0, median_of(st.nway[dd], st.npos));
+        set_int(t, c++, st.nneg);
+        for (int a = 0; a < s->n_alphas; a++) set_rate(t, c, a, count_below(st.neg[dd], st.nneg, s->alphas[a]), st.nneg);
+        c++;
         double auc, tpr;
-        auc_tpr(st.pos[d], st.npos, st.neg[d], st.nneg, &auc, &tpr);
-        fmt_p(c[k++], CELL, auc);
-        fmt_p(c[k++], CELL, tpr);
-        const char *cells[SETTINGS_COLS];
-        for (int j = 0; j < k; j++) cells[j] = c[j];
-        table_cells(t, cells);
+        auc_tpr(st.pos[dd], st.npos, st.neg[dd], st.nneg, &auc, &tpr);
+        set_num(t, c++, 0, auc);
+        set_num(t, c++, 0, tpr);
         free(st.buf);
     }
-    table_end(t);
 }
 
 /* Calibration: un-attacked independent models, fraction with p < alpha per p-value kind. */
-/* The calibration table's columns: 2 fixed, 2 per alpha, 5 more. */
-#define CALIB_COLS (7 + 2 * CFG_MAX_ALPHAS)
-
-static void print_calibration(table *t, const store_row *r, int64_t n, const settings *s) {
-    const char *cols[CALIB_COLS];
-    char names[CALIB_COLS][48];
-    int nc = 0;
-    cols[nc++] = "p-value"; cols[nc++] = "indep models";
-    for (int a = 0; a < s->n_alphas; a++) {
-        snprintf(names[nc], 48, "FPR@%g", s->alphas[a]); cols[nc] = names[nc]; nc++;
-        snprintf(names[nc], 48, "95%% bound@%g", s->alphas[a]); cols[nc] = names[nc]; nc++;
-    }
-    char thr[48], tpr_thr[48];
+static void build_calibration(table *t, const store_row *r, int64_t n, const settings *s) {
+    static char thr[48];
     snprintf(thr, sizeof thr, "p threshold@FPR %g", s->alphas[0]);
-    snprintf(tpr_thr, sizeof tpr_thr, "owner TPR there");
-    cols[nc++] = "owners"; cols[nc++] = "AUC"; cols[nc++] = "TPR@1%FPR"; cols[nc++] = thr; cols[nc++] = tpr_thr;
-    table_begin(t, "Calibration and power: un-attacked independent (FPR) and owner models", cols, nc);
+    table_init(t, "calibration",
+               "Calibration and power: un-attacked independent (FPR, Wilson 95% intervals; bound: the binomial "
+               "95% upper bound of a calibrated test) and owner models", 2, s->alphas, s->n_alphas);
+    t->score = s->score; t->decision = pmi_pvalue_name((pmi_pvalue)s->decide);
+    table_col(t, "p-value", "pvalue", C_STR, 0);
+    table_col(t, "indep models", "indep", C_INT, 0);
+    table_col(t, "FPR", "fpr", C_RATE, 1);
+    table_col(t, "95% bound", "calibrated_bound", C_P, 1);
+    table_col(t, "owners", "owners", C_INT, 0);
+    table_col(t, "AUC", "auc", C_P, 0);
+    table_col(t, "TPR@1%FPR", "tpr_at_1pct_fpr", C_P, 0);
+    table_col(t, thr, "p_threshold", C_P, 0);
+    table_col(t, "owner TPR there", "owner_tpr_at_threshold", C_P, 0);
     double *p = util_malloc(sizeof(double) * (size_t)(n ? n : 1) * 2), *q = p + n;
     for (int w = 0; w < P_COUNT; w++) {
         int k = 0, no = 0;
@@ -259,12 +524,14 @@ static void print_calibration(table *t, const store_row *r, int64_t n, const set
             if (r[i].independent) p[k++] = row_p(&r[i], w);
             else if (!strcmp(r[i].role, "owner")) q[no++] = row_p(&r[i], w);
         }
-        char c[CALIB_COLS][64];
-        int j = 0;
-        snprintf(c[j++], 64, "%s%s", pmi_pvalue_name((pmi_pvalue)w), w == s->decide ? " (decision)" : "");
-        snprintf(c[j++], 64, "%d", k);
+        char name[48];
+        snprintf(name, sizeof name, "%s%s", pmi_pvalue_name((pmi_pvalue)w), w == s->decide ? " (decision)" : "");
+        int c = 0;
+        table_row(t);
+        set_str(t, c++, name);
+        set_int(t, c++, k);
         for (int a = 0; a < s->n_alphas; a++) {
-            snprintf(c[j++], 64, "%.3f", frac_below(p, k, s->alphas[a]));
+            set_rate(t, c, a, count_below(p, k, s->alphas[a]), k);
             /* the largest false-positive fraction a calibrated test shows with 95% probability */
             double bound = 0;
             if (k > 0) {
@@ -272,13 +539,14 @@ static void print_calibration(table *t, const store_row *r, int64_t n, const set
                 while (x < k && gsl_cdf_binomial_P((unsigned)x, s->alphas[a], (unsigned)k) < 0.95) x++;
                 bound = (double)x / k;
             }
-            snprintf(c[j++], 64, "%.3f", bound);
+            set_num(t, c + 1, a, bound);
         }
+        c += 2;
         double auc, tpr;
         auc_tpr(q, no, p, k, &auc, &tpr);
-        snprintf(c[j++], 64, "%d", no);
-        fmt_p(c[j++], 64, auc);
-        fmt_p(c[j++], 64, tpr);
+        set_int(t, c++, no);
+        set_num(t, c++, 0, auc);
+        set_num(t, c++, 0, tpr);
         /* calibrated threshold: claim when p < t, with t the smallest independent p-value
          * above the alpha fraction of them, so that their empirical FPR stays <= alpha */
         double cut = NAN;
@@ -286,37 +554,38 @@ static void print_calibration(table *t, const store_row *r, int64_t n, const set
             gsl_sort(p, 1, (size_t)k);
             cut = p[(int)floor(s->alphas[0] * k)];
         }
-        fmt_p(c[j++], 64, cut);
-        snprintf(c[j++], 64, "%s", k && no ? "" : "-");
-        if (k && no) snprintf(c[j - 1], 64, "%.2f", frac_below(q, no, cut));
-        const char *cells[CALIB_COLS];
-        for (int x = 0; x < j; x++) cells[x] = c[x];
-        table_cells(t, cells);
+        set_num(t, c++, 0, cut);
+        set_num(t, c++, 0, k && no ? (double)count_below(q, no, cut) / no : NAN);
     }
     free(p);
-    table_end(t);
 }
 
-/* An un-attacked owner row of the decision score. */
-static int fidelity_row(const store_row *r, const settings *s) {
-    return !strcmp(r->role, "owner") && !strcmp(r->attack, "none") && !strcmp(r->score, s->score);
+/* An un-attacked owner row. */
+static int fidelity_row(const store_row *r) {
+    return !strcmp(r->role, "owner") && !strcmp(r->attack, "none");
 }
 
 /* Fidelity: owner minus clean test accuracy of the un-attacked models, paired by point and seed. */
-static void print_fidelity(table *t, const store_row *r, int64_t n, const settings *s) {
-    static const char *cols[] = {"sweep", "arch", "pairs", "owner acc", "clean acc", "gap (95% CI)"};
-    table_begin(t, "Fidelity: owner minus clean test accuracy (un-attacked)", cols, 6);
+static void build_fidelity(table *t, const store_row *r, int64_t n, const settings *s) {
+    table_init(t, "fidelity",
+               "Fidelity: owner minus clean test accuracy (un-attacked); accuracies: mean, t-interval clipped to "
+               "[0, 1]; gap: mean, t-interval", 2, s->alphas, s->n_alphas);
+    table_col(t, "sweep", "sweep", C_STR, 0);
+    table_col(t, "arch", "arch", C_STR, 0);
+    table_col(t, "pairs", "pairs", C_INT, 0);
+    table_col(t, "owner acc", "owner_acc", C_MEAN, 0);
+    table_col(t, "clean acc", "clean_acc", C_MEAN, 0);
+    table_col(t, "gap (95% CI)", "gap", C_MEAN, 0);
     double *gap = util_malloc(sizeof(double) * (size_t)(n ? n : 1) * 3), *oa = gap + n, *ca = oa + n;
     for (int64_t i = 0; i < n; i++) {
-        if (!fidelity_row(&r[i], s)) continue;
+        if (!fidelity_row(&r[i])) continue;
         int seen = 0;   /* one line per (point, arch): its first owner row */
         for (int64_t d = 0; d < i && !seen; d++)
-            seen = fidelity_row(&r[d], s) && !strcmp(r[d].point, r[i].point) && !strcmp(r[d].arch, r[i].arch);
+            seen = fidelity_row(&r[d]) && !strcmp(r[d].point, r[i].point) && !strcmp(r[d].arch, r[i].arch);
         if (seen) continue;
         int k = 0;
         for (int64_t a = 0; a < n; a++) {
-            if (strcmp(r[a].role, "owner") || strcmp(r[a].attack, "none") || strcmp(r[a].point, r[i].point)
-                || strcmp(r[a].arch, r[i].arch)) continue;
+            if (!fidelity_row(&r[a]) || strcmp(r[a].point, r[i].point) || strcmp(r[a].arch, r[i].arch)) continue;
             for (int64_t b = 0; b < n; b++)
                 if (!strcmp(r[b].role, "clean") && !strcmp(r[b].attack, "none") && !strcmp(r[b].point, r[a].point)
                     && !strcmp(r[b].arch, r[a].arch) && r[b].seed == r[a].seed) {
@@ -324,30 +593,53 @@ static void print_fidelity(table *t, const store_row *r, int64_t n, const settin
                     break;
                 }
         }
-        char c[6][CELL];
-        snprintf(c[0], CELL, "%s", r[i].point[0] ? r[i].point : "-");
-        snprintf(c[1], CELL, "%s", r[i].arch);
-        snprintf(c[2], CELL, "%d", k);
-        fmt_ci(c[3], CELL, oa, k);
-        fmt_ci(c[4], CELL, ca, k);
-        fmt_ci(c[5], CELL, gap, k);
-        const char *cells[6] = {c[0], c[1], c[2], c[3], c[4], c[5]};
-        table_cells(t, cells);
+        table_row(t);
+        set_str(t, 0, r[i].point);
+        set_str(t, 1, r[i].arch);
+        set_int(t, 2, k);
+        set_mean(t, 3, oa, k, 0, 1);
+        set_mean(t, 4, ca, k, 0, 1);
+        set_mean(t, 5, gap, k, -INFINITY, INFINITY);
     }
     free(gap);
-    table_end(t);
 }
 
-int report_print(const char *path, report_format fmt, FILE *out, char *err, size_t errlen) {
+static int render(const table *t, const report_options *o, FILE *out, char *err, size_t errlen) {
+    switch (o->format) {
+    case REPORT_MD: render_md(t, out); return REPORT_OK;
+    case REPORT_LATEX: render_latex(t, out); return REPORT_OK;
+    case REPORT_CSV: return render_csv(t, o->dir, err, errlen);
+    }
+    return REPORT_OK;
+}
+
+/* Creates dir if it does not exist. */
+static int make_dir(const char *dir, char *err, size_t errlen) {
+    if (mkdir(dir, 0777) && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create folder %s: %s", dir, strerror(errno));
+        return REPORT_ERR_FILE;
+    }
+    return REPORT_OK;
+}
+
+int report_write(const char *path, const report_options *o, FILE *out, char *err, size_t errlen) {
+    if (o->format == REPORT_CSV && !o->dir) {
+        snprintf(err, errlen, "--format csv writes one file per table: name their folder with -o DIR");
+        return REPORT_ERR_USAGE;
+    }
     int64_t h = store_open(path, err, errlen);
-    if (h < 0) return -1;
+    if (h < 0) return REPORT_ERR_FILE;
     store_close(h);
     store_settings st;
     store_row *rows = NULL;
     int64_t n = 0;
-    if (store_read_settings(path, &st, err, errlen) || store_read_summary(path, &rows, &n, err, errlen)) return -1;
-    settings s = settings_of(&st);
-    /* keep the decision score's rows, in file order (jobs are grouped by setting below) */
+    if (store_read_settings(path, &st, err, errlen)) return REPORT_ERR_FILE;
+    settings s;
+    int rc = settings_of(path, &st, o, &s, err, errlen);
+    if (rc) return rc;
+    if (store_read_summary(path, &rows, &n, err, errlen)) return REPORT_ERR_FILE;
+    if (o->format == REPORT_CSV && (rc = make_dir(o->dir, err, errlen))) { free(rows); return rc; }
+    /* keep the chosen score's rows, in file order (jobs are grouped by setting below) */
     int64_t *idx = util_malloc(sizeof *idx * (size_t)(n ? n : 1)), k = 0;
     store_row *sel = util_malloc(sizeof *sel * (size_t)(n ? n : 1));
     for (int64_t i = 0; i < n; i++)
@@ -360,19 +652,32 @@ int report_print(const char *path, report_format fmt, FILE *out, char *err, size
         if (!first) continue;
         for (int64_t j = i; j < k; j++) if (same_setting(&sel[i], &sel[j])) idx[m++] = j;
     }
-    table t = {out, fmt, 0};
-    if (fmt == REPORT_MD) fprintf(out, "## %s (score: %s, decision: p_%s)\n", path, s.score, pmi_pvalue_name((pmi_pvalue)s.decide));
+    const char *d = pmi_pvalue_name((pmi_pvalue)s.decide);
+    if (o->format == REPORT_MD) fprintf(out, "## %s (score: %s, decision: p_%s)\n", path, s.score, d);
+    if (o->format == REPORT_LATEX)
+        fprintf(out, "%% pmi report %s (score: %s, decision: p_%s); needs \\usepackage{booktabs,graphicx}\n", path, s.score, d);
     /* a partial merge (pmi merge --partial) says so where every reader sees it */
     char *partial = store_read_attr(path, "partial_note");
     if (partial) {
-        fprintf(fmt == REPORT_MD ? out : stderr, "%s%s\n", fmt == REPORT_MD ? "\n**" : "pmi report: ", partial);
-        if (fmt == REPORT_MD) fprintf(out, "**\n\n");
+        if (o->format == REPORT_MD) fprintf(out, "\n**%s**\n\n", partial);
+        else fprintf(stderr, "pmi report: %s\n", partial);
         free(partial);
     }
-    print_models(&t, sel, k);
-    print_settings(&t, sel, idx, m, &s);
-    print_calibration(&t, sel, k, &s);
-    print_fidelity(&t, sel, k, &s);
+    table t[4];
+    build_models(&t[0], sel, k, &s);
+    build_settings(&t[1], sel, idx, m, &s);
+    build_calibration(&t[2], sel, k, &s);
+    build_fidelity(&t[3], sel, k, &s);
+    for (int i = 0; i < 4; i++) {
+        if (!rc) rc = render(&t[i], o, out, err, errlen);
+        table_free(&t[i]);
+    }
     free(idx); free(sel); free(rows);
-    return 0;
+    return rc;
+}
+
+int report_print(const char *path, report_format fmt, FILE *out, char *err, size_t errlen) {
+    report_options o = report_default_options();
+    o.format = fmt;
+    return report_write(path, &o, out, err, errlen);
 }

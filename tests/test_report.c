@@ -1,6 +1,7 @@
 /* test_report: `pmi report`'s tables from the small fixed results file of fixture.h, in all
  * three formats: row counts, identification, the false-positive rates, the calibration bound
- * and the fidelity gap (owner = clean + 0.002 for every pair, by construction). */
+ * and the fidelity gap (owner = clean + 0.002 for every pair, by construction); the csv files
+ * read by pandas against /summary and the Wilson formula; --score, --decision; LaTeX layout. */
 #include "testutil.h"
 #include "fixture.h"
 #include "report.h"
@@ -14,14 +15,35 @@ static int setup(void **state) {
     return 0;
 }
 
-static char *render(report_format fmt) {
-    static char buf[1 << 17];
+static char *render_opts(const report_options *o) {
+    static char buf[1 << 18];
     char err[512];
     FILE *f = fmemopen(buf, sizeof buf, "w");
     assert_non_null(f);
-    if (report_print(results, fmt, f, err, sizeof err)) fail_msg("report: %s", err);
+    if (report_write(results, o, f, err, sizeof err)) fail_msg("report: %s", err);
     fclose(f);
     return buf;
+}
+
+static char *render(report_format fmt) {
+    report_options o = report_default_options();
+    o.format = fmt;
+    return render_opts(&o);
+}
+
+/* Writes the csv files of the results with score kind `score` and decision `decide` (NULL:
+ * the file's) into <tmp>/<name>; returns the folder. */
+static const char *render_csv(const char *name, const char *score, const char *decide) {
+    static char dir[4][400];
+    static int next;
+    char *d = dir[next++ % 4];
+    snprintf(d, 400, "%s/%s", tu_tmpdir(), name);
+    report_options o = {REPORT_CSV, score, decide, d};
+    char err[512];
+    FILE *f = fopen("/dev/null", "w");
+    if (report_write(results, &o, f, err, sizeof err)) fail_msg("report: %s", err);
+    fclose(f);
+    return d;
 }
 
 static int count_lines_with(const char *text, const char *a, const char *b) {
@@ -50,7 +72,7 @@ static void test_settings_table(void **state) {
     const char *l = strstr(md, "### Settings");
     assert_non_null(l);
     assert_non_null(strstr(l, "| - | none | - | 6 |"));
-    assert_non_null(strstr(l, "| 6/6 |"));
+    assert_non_null(strstr(l, "| 6 | 0.8850 [0.8674, 0.9026] | 1.000 [0.610, 1.000] |"));   /* 6 of 6 identified */
     assert_non_null(strstr(l, "median N-way p_perm (Holm)"));
     assert_int_equal(count_lines_with(l, "| prune | sparsity=", NULL) >= 3, 1);
 }
@@ -60,7 +82,7 @@ static void test_fidelity_gap(void **state) {
     char *md = render(REPORT_MD);
     const char *l = strstr(md, "### Fidelity");
     assert_non_null(l);
-    assert_int_equal(count_lines_with(l, "| 3 |", "0.0020 ± 0.0000"), 2);
+    assert_int_equal(count_lines_with(l, "| 3 |", "| 0.0020 [0.0020, 0.0020] |"), 2);
 }
 
 /* Calibration: every p-value kind has a row with the 6 un-attacked independent models. */
@@ -72,14 +94,150 @@ static void test_calibration(void **state) {
     assert_non_null(strstr(l, "| welch | 6 |"));
 }
 
-static void test_csv_and_latex(void **state) {
-    char *csv = render(REPORT_CSV);
-    assert_non_null(strstr(csv, "seed,role,arch,attack,params,k,identified,p_rank,p_perm,p_welch,p_mw,test_acc"));
+/* The csv files, read by pandas: expected columns and row counts, plain numbers (no "±", no
+ * "k/n"), the numbers of /summary, Wilson intervals from the formula, accuracy intervals in
+ * [0, 1]; --score conf shows the conf rows, --decision rank other claim counts. */
+static const char *csv_check =
+    "import sys, math, re, h5py, numpy as np, pandas as pd\n"
+    "res, d, dconf, drank = sys.argv[1:5]\n"
+    "def load(dd):\n"
+    "    return {t: pd.read_csv(f'{dd}/{t}.csv') for t in ['models', 'settings', 'calibration', 'fidelity']}\n"
+    "T, C, R = load(d), load(dconf), load(drank)\n"
+    "s = pd.DataFrame(h5py.File(res, 'r')['summary'][:])\n"
+    "for c in s.columns:\n"
+    "    if s[c].dtype.kind in 'SO': s[c] = s[c].map(lambda v: v.decode() if isinstance(v, bytes) else v)\n"
+    "m = T['models']\n"
+    "assert list(m.columns) == ['score','seed','role','replica','arch','sweep','attack','params','k','identified','p_rank','p_perm','p_welch','p_mw','test_acc'], list(m.columns)\n"
+    "loss = s[s.score == 'loss']\n"
+    "assert len(m) == len(loss) == 2 * 3 * 3 * 4, len(m)\n"
+    "assert np.allclose(np.sort(m.p_perm.values), np.sort(loss.p_perm.values), rtol=0, atol=1e-15)\n"
+    "assert np.allclose(np.sort(m.test_acc.values), np.sort(loss.test_acc.values), rtol=0, atol=1e-15)\n"
+    "assert (m.score == 'loss').all() and (C['models'].score == 'conf').all()\n"
+    "conf = s[s.score == 'conf']\n"
+    "assert np.allclose(np.sort(C['models'].p_perm.values), np.sort(conf.p_perm.values), rtol=0, atol=1e-15)\n"
+    "assert not np.allclose(np.sort(C['models'].p_perm.values), np.sort(m.p_perm.values))\n"
+    "st = T['settings']\n"
+    "assert len(st) == 4 * 2, len(st)   # 4 settings x 2 alphas\n"
+    "for c in ['decision','alpha','owners','owner_acc_mean','owner_acc_ci_low','owner_acc_ci_high','identified_k','identified_n','identified_rate','identified_ci_low','identified_ci_high','claimed_k','claimed_n','claimed_rate','claimed_ci_low','claimed_ci_high','median_p','median_p_nway_holm','indep','fpr_k','fpr_rate','fpr_ci_low','fpr_ci_high','auc','tpr_at_1pct_fpr']:\n"
+    "    assert c in st.columns, c\n"
+    "none = st[(st.attack == 'none') & (st.alpha == 0.01)].iloc[0]\n"
+    "own = loss[(loss.role == 'owner') & (loss.attack == 'none')]\n"
+    "assert abs(none.owner_acc_mean - own.test_acc.mean()) < 1e-12 and none.identified_k == 6 and none.identified_n == 6\n"
+    "assert none.claimed_k == (own.p_perm < 0.01).sum()\n"
+    "assert (st.decision == 'perm').all() and (R['settings'].decision == 'rank').all()\n"
+    "assert (st.claimed_k != R['settings'].claimed_k).any()\n"
+    "cal = T['calibration']\n"
+    "assert len(cal) == 4 * 2 and list(cal.columns[:4]) == ['score','decision','pvalue','indep'], list(cal.columns)\n"
+    "assert 'alpha' in cal.columns and 'calibrated_bound' in cal.columns\n"
+    "fid = T['fidelity']\n"
+    "assert len(fid) == 2 and list(fid.columns) == ['sweep','arch','pairs','owner_acc_mean','owner_acc_ci_low','owner_acc_ci_high','clean_acc_mean','clean_acc_ci_low','clean_acc_ci_high','gap_mean','gap_ci_low','gap_ci_high'], list(fid.columns)\n"
+    "assert np.allclose(fid.gap_mean, 0.002, atol=1e-12)\n"
+    "z = 1.959963984540054\n"
+    "def wilson(k, n):\n"
+    "    c = (k + z*z/2) / (n + z*z); h = z / (n + z*z) * math.sqrt(k * (n - k) / n + z*z/4)\n"
+    "    return max(0, c - h), min(1, c + h)\n"
+    "assert abs(wilson(0, 6)[1] - 0.39033) < 1e-4 and abs(wilson(1, 6)[0] - 0.030053) < 1e-4\n"
+    "checked = 0\n"
+    "for tab in list(T.values()) + list(C.values()) + list(R.values()):\n"
+    "    for c in tab.columns:\n"
+    "        if tab[c].dtype == object:\n"
+    "            assert not tab[c].astype(str).str.contains('±|^[0-9]+/[0-9]+$').any(), c\n"
+    "        if c.endswith('_k'):\n"
+    "            x = c[:-2]\n"
+    "            for _, r in tab.iterrows():\n"
+    "                if r[x + '_n'] == 0: continue\n"
+    "                lo, hi = wilson(r[c], r[x + '_n'])\n"
+    "                assert abs(lo - r[x + '_ci_low']) < 1e-12 and abs(hi - r[x + '_ci_high']) < 1e-12, (c, r)\n"
+    "                checked += 1\n"
+    "        if c.endswith('acc_ci_low') or c.endswith('acc_ci_high'):\n"
+    "            assert ((tab[c] >= 0) & (tab[c] <= 1)).all(), c\n"
+    "assert checked > 50, checked\n"
+    "print('ok')\n";
+
+static void test_csv(void **state) {
+    const char *d = render_csv("csv", NULL, NULL), *dc = render_csv("csv-conf", "conf", NULL),
+               *dr = render_csv("csv-rank", NULL, "rank");
+    char args[2000], out[4096];
+    snprintf(args, sizeof args, "'%s' '%s' '%s' '%s' 2>&1", results, d, dc, dr);
+    int rc = tu_python(csv_check, args, out, sizeof out);
+    if (rc) fail_msg("pandas check failed (%d): %s", rc, out);
+}
+
+/* Options that name no score kind or p-value of the file, and csv without a folder, are usage
+ * errors naming what is available. */
+static void test_bad_options(void **state) {
+    char err[512];
+    FILE *f = fopen("/dev/null", "w");
+    report_options o = report_default_options();
+    o.score = "logit";
+    assert_int_equal(report_write(results, &o, f, err, sizeof err), REPORT_ERR_USAGE);
+    assert_non_null(strstr(err, "loss, conf"));
+    o = report_default_options();
+    o.decide = "bayes";
+    assert_int_equal(report_write(results, &o, f, err, sizeof err), REPORT_ERR_USAGE);
+    assert_non_null(strstr(err, "perm"));
+    o = report_default_options();
+    o.format = REPORT_CSV;
+    assert_int_equal(report_write(results, &o, f, err, sizeof err), REPORT_ERR_USAGE);
+    assert_non_null(strstr(err, "-o"));
+    fclose(f);
+    report_format fmt;
+    assert_int_equal(report_format_parse("html", &fmt), -1);
+    /* --score and --decision reach the Markdown too */
+    o = report_default_options();
+    o.score = "conf"; o.decide = "rank";
+    assert_non_null(strstr(render_opts(&o), "(score: conf, decision: p_rank)"));
+    assert_non_null(strstr(render_opts(&o), "median p_rank"));
+}
+
+/* LaTeX: booktabs, table environments with caption and label, at most REPORT_LATEX_COLS
+ * columns per tabular, escaped names; compiled by pdflatex where it is installed. */
+static void test_latex(void **state) {
     char *tex = render(REPORT_LATEX);
-    assert_non_null(strstr(tex, "\\begin{tabular}"));
+    assert_null(strstr(tex, "\\hline"));
+    assert_non_null(strstr(tex, "\\label{tab:models}"));
+    assert_non_null(strstr(tex, "\\label{tab:settings}"));
+    assert_non_null(strstr(tex, "\\label{tab:calibration}"));
+    assert_non_null(strstr(tex, "\\label{tab:fidelity}"));
     assert_non_null(strstr(tex, "p\\_perm"));
-    report_format f;
-    assert_int_equal(report_format_parse("html", &f), -1);
+    assert_non_null(strstr(tex, "TPR@1\\%FPR"));
+    int tables = 0, captions = 0, tops = 0, mids = 0, bottoms = 0;
+    for (const char *p = tex; (p = strstr(p, "\\begin{table}")); p++) tables++;
+    for (const char *p = tex; (p = strstr(p, "\\caption{")); p++) captions++;
+    for (const char *p = tex; (p = strstr(p, "\\toprule")); p++) tops++;
+    for (const char *p = tex; (p = strstr(p, "\\midrule")); p++) mids++;
+    for (const char *p = tex; (p = strstr(p, "\\bottomrule")); p++) bottoms++;
+    assert_true(tables >= 4);
+    assert_int_equal(captions, tables);
+    assert_int_equal(tops, tables); assert_int_equal(mids, tables); assert_int_equal(bottoms, tables);
+    /* every tabular: its column spec and every row within the limit */
+    int ntab = 0;
+    for (const char *p = tex; (p = strstr(p, "\\begin{tabular}{")); ntab++) {
+        p += strlen("\\begin{tabular}{");
+        int ncol = (int)(strchr(p, '}') - p);
+        assert_true(ncol >= 2 && ncol <= REPORT_LATEX_COLS);
+        const char *end = strstr(p, "\\end{tabular}");
+        for (const char *l = strchr(p, '\n') + 1; l < end; l = strchr(l, '\n') + 1) {
+            int amp = 0;
+            for (const char *c = l; *c != '\n'; c++) amp += *c == '&' && c[-1] != '\\';
+            assert_true(amp == 0 || amp == ncol - 1);
+        }
+    }
+    assert_int_equal(ntab, tables);
+    if (system("command -v pdflatex >/dev/null 2>&1")) {
+        print_message("note: pdflatex not installed; the LaTeX output was not compiled\n");
+        return;
+    }
+    char dir[400], path[500], cmd[1200];
+    snprintf(dir, sizeof dir, "%s/tex", tu_tmpdir());
+    mkdir(dir, 0777);
+    snprintf(path, sizeof path, "%s/report.tex", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "\\documentclass{article}\n\\usepackage{booktabs,graphicx}\n\\begin{document}\n%s\n\\end{document}\n", tex);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "cd '%s' && pdflatex -interaction=nonstopmode -halt-on-error report.tex >/dev/null 2>&1", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 /* The independent models are the rows with independent = 1, whatever their role is called, and a
@@ -133,7 +291,9 @@ int main(void) {
         cmocka_unit_test(test_settings_table),
         cmocka_unit_test(test_fidelity_gap),
         cmocka_unit_test(test_calibration),
-        cmocka_unit_test(test_csv_and_latex),
+        cmocka_unit_test(test_csv),
+        cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_latex),
         cmocka_unit_test(test_flags_and_settings),
         cmocka_unit_test(test_missing_file),
     };
