@@ -243,7 +243,7 @@ static void test_latex(void **state) {
 /* The independent models are the rows with independent = 1, whatever their role is called, and a
  * file without decision settings is refused with a message naming the file and the attribute. */
 static void test_flags_and_settings(void **state) {
-    char dir[300], shards[340], p[400], out[400], err[512];
+    char dir[300], shards[340], p[512], out[400], err[512];
     snprintf(dir, sizeof dir, "%s/flags", tu_tmpdir());
     snprintf(shards, sizeof shards, "%s/shards", dir);
     mkdir(dir, 0777); mkdir(shards, 0777);

@@ -31,7 +31,7 @@ static inline const char *tu_tmpdir(void) {
 }
 /* Writes `script` to a file and runs /usr/bin/python3 on it with args; stdout into out. */
 static inline int tu_python(const char *script, const char *args, char *out, size_t outlen) {
-    char path[300], cmd[1200];
+    char path[300], cmd[8192];
     snprintf(path, sizeof path, "%s/script-%d.py", tu_tmpdir(), rand());
     FILE *f = fopen(path, "w"); if (!f) return -1;
     fputs(script, f); fclose(f);
