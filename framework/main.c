@@ -1,11 +1,12 @@
 /* main: the `pmi` command line. One function per command; each parses its own options with
  * getopt_long, reports errors once with context, and picks the exit code:
  *   0 ok, 1 runtime failure, 2 usage or configuration error, 3 interrupted (run again to resume).
- * Usage errors (2) include a missing or malformed argument (numbers are whole base-10 numbers in
- * range: "--jobs 2x" is refused), an unknown --format, a config that cannot be read or does
- * not validate, a dataset that is missing or too small for the split at some sweep point
- * (checked before any worker starts), and an input results file (report, plot) that is
- * missing, not a regular file, or not a pmi results file of this schema. Failures after the
+ * Usage errors (2) include a missing or malformed argument (numbers are whole base-10 numbers
+ * in range: "--jobs 2x" is refused), an argument to a command that takes none, an unknown
+ * --format, a config that cannot be read or does not validate, a dataset that is missing or
+ * too small for the split at some sweep point (checked before any worker starts), and an input
+ * results file (report, plot) that is missing, not a regular file, not a pmi results file of
+ * this schema, not complete (complete != 1) or without a /summary row. Failures after the
  * inputs were accepted (training, writing, gnuplot) are runtime failures (1). */
 #include "attack.h"
 #include "bench.h"
@@ -65,7 +66,8 @@ static int parse_shard(const char *text, int *slice, int *nslices) {
 }
 
 /* Checks that a results file given on the command line can be opened as one (exists, is a
- * regular file, is a pmi results file of this schema). Returns 0, or 2 after printing why. */
+ * regular file, is a pmi results file of this schema), is complete (complete = 1) and has
+ * rows in /summary. Returns 0, or 2 after printing why. */
 static int check_results_file(const char *cmd, const char *path) {
     struct stat st;
     char err[1024];
@@ -78,6 +80,16 @@ static int check_results_file(const char *cmd, const char *path) {
     int64_t f = store_open(path, err, sizeof err);
     if (f < 0) { fprintf(stderr, "pmi %s: cannot open %s as a results file: %s\n", cmd, path, err); return 2; }
     store_close(f);
+    if (!store_shard_complete(path)) {
+        fprintf(stderr, "pmi %s: %s: not a complete results file (root attribute complete is not 1): a shard still "
+                "being written or a merge that did not finish; run `pmi run` or `pmi merge` again\n", cmd, path);
+        return 2;
+    }
+    store_row *rows = NULL;
+    int64_t n = 0;
+    if (store_read_summary(path, &rows, &n, err, sizeof err)) { fprintf(stderr, "pmi %s: %s\n", cmd, err); return 2; }
+    free(rows);
+    if (n == 0) { fprintf(stderr, "pmi %s: %s: /summary holds no rows: no model was evaluated, nothing to show\n", cmd, path); return 2; }
     return 0;
 }
 
@@ -325,17 +337,31 @@ static int cmd_bench(int argc, char **argv) {
     return 0;
 }
 
+/* Commands without arguments (config takes --help) refuse any: a typo must not pass silently. */
+static int no_arguments(const char *cmd, int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(cmd, "config") || (strcmp(argv[i], "--help") && strcmp(argv[i], "-h"))) {
+            fprintf(stderr, "pmi %s: unexpected argument '%s' (usage: pmi %s%s)\n", cmd, argv[i], cmd,
+                    strcmp(cmd, "config") ? "" : " --help");
+            return -1;
+        }
+    return 0;
+}
+
 static int cmd_config(int argc, char **argv) {
+    if (no_arguments("config", argc, argv)) return 2;
     cfg_print_help(stdout);
     return 0;
 }
 
 static int cmd_attacks(int argc, char **argv) {
+    if (no_arguments("attacks", argc, argv)) return 2;
     attack_print_help(stdout);
     return 0;
 }
 
 static int cmd_info(int argc, char **argv) {
+    if (no_arguments("info", argc, argv)) return 2;
     nn_device dev;
     char name[128];
     nn_set_threads(0);

@@ -121,3 +121,31 @@ expect 0 "" -- plan "$tmp/ok.ini" $small -s data.n_train=20 -s pmi.independent=1
 [ ! -e "$out" ]; check $? "no results folder after the too-small runs"
 expect 2 "error: data.dataset = mnist, data.path = $tmp/nodata" -- run "$tmp/ok.ini" $small -s data.path="$tmp/nodata"
 expect 0 "warning: data.dataset = mnist, data.path = $tmp/nodata" -- plan "$tmp/ok.ini" $small -s data.path="$tmp/nodata"
+
+# ---- commands that take no arguments ------------------------------------------------------
+expect 2 "pmi info: unexpected argument '--bogus'" -- info --bogus
+expect 2 "pmi attacks: unexpected argument 'x'" -- attacks x
+expect 2 "pmi config: unexpected argument 'keys'" -- config keys
+expect 0 "" -- config --help
+
+# ---- results files that open but hold nothing to show ------------------------------------
+# A tiny synthetic run gives a real results file; h5py (a writer we did not write) breaks it.
+expect 0 "" -- run "$tmp/ok.ini" -s pmi.independent=0 -s pmi.permutations=9 --jobs 1
+res="$out/cli/results.h5"
+[ -s "$res" ]; check $? "a tiny run writes $res"
+expect 0 "" -- report "$res"
+cp "$res" "$tmp/partial.h5"; cp "$res" "$tmp/nosummary.h5"
+/usr/bin/python3 - "$tmp/partial.h5" "$tmp/nosummary.h5" <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1], 'r+') as f:
+    f.attrs['complete'] = 0
+with h5py.File(sys.argv[2], 'r+') as f:
+    dt = f['summary'].dtype
+    del f['summary']
+    f.create_dataset('summary', shape=(0,), maxshape=(None,), dtype=dt, chunks=(64,))
+PY
+expect 2 "partial.h5: not a complete results file" -- report "$tmp/partial.h5"
+expect 2 "partial.h5: not a complete results file" -- plot "$tmp/partial.h5" -o "$tmp/figs"
+expect 2 "nosummary.h5: /summary holds no rows" -- report "$tmp/nosummary.h5"
+expect 2 "nosummary.h5: /summary holds no rows" -- plot "$tmp/nosummary.h5" -o "$tmp/figs"
+[ ! -e "$tmp/figs" ]; check $? "no figures folder for refused results files"
