@@ -272,7 +272,9 @@ static char *read_line(char *str, int num, void *stream) {
 }
 
 /* Follows `include = file`, relative to the including file's folder (text has no folder:
- * a stored effective config is flattened, so include is an error there). */
+ * a stored effective config is flattened, so include is an error there). An error inside the
+ * included file comes first, then where it was included from, so that a message cut at
+ * errlen after many nested includes still says what is wrong. */
 static int include_file(parse_ctx *x, const char *value) {
     x->last = -1;
     x->settings++;
@@ -284,7 +286,7 @@ static int include_file(parse_ctx *x, const char *value) {
     char *inner = util_malloc(x->errlen ? x->errlen : 1);
     *inner = 0;
     if (parse_file(x->c, path, x->chain, inner, x->errlen ? x->errlen : 1))
-        fail(x, "%s:%d: include '%s': %s", x->path, x->line, value, inner);
+        fail(x, "%s (include '%s' at %s:%d)", inner, value, x->path, x->line);
     free(path); free(inner);
     return !x->failed;
 }

@@ -391,6 +391,24 @@ static void test_err_missing_include(void **state) {
                  (const char *[]){"e_inc.ini:2", "include 'nothere.ini'", "nothere.ini: cannot open", NULL});
 }
 
+/* Includes nested deeper than CFG_MAX_INCLUDE_DEPTH: the reason survives a message cut at
+ * errlen (the innermost error comes first, the include trail after it). */
+static void test_err_include_depth(void **state) {
+    char name[64], text[64];
+    for (int i = 0; i < 40; i++) {
+        snprintf(name, sizeof name, "deep/%02d-with-a-long-file-name.ini", i);
+        snprintf(text, sizeof text, "include = %02d-with-a-long-file-name.ini\n", i + 1);
+        write_ini(name, text);
+    }
+    write_ini("deep/40-with-a-long-file-name.ini", "[train]\nepochs = 1\n");
+    char err[256] = "", path[512];
+    snprintf(path, sizeof path, "%s/deep/00-with-a-long-file-name.ini", tu_tmpdir());
+    cfg *c = cfg_create();
+    assert_int_equal(cfg_load(c, path, err, sizeof err), -1);
+    if (!strstr(err, "includes nested deeper than 32 files")) fail_msg("reason lost: %s", err);
+    cfg_free(c);
+}
+
 static void test_err_include_cycle(void **state) {
     write_ini("cyc/b.ini", "include = a.ini\n");
     const char *a = write_ini("cyc/a.ini", "[train]\nepochs = 1\ninclude = b.ini\n");
@@ -765,6 +783,7 @@ int main(void) {
         cmocka_unit_test(test_err_missing_file),
         cmocka_unit_test(test_err_missing_include),
         cmocka_unit_test(test_err_include_cycle),
+        cmocka_unit_test(test_err_include_depth),
         cmocka_unit_test(test_err_bad_s_syntax),
         cmocka_unit_test(test_err_secret_ge_N),
         cmocka_unit_test(test_names_from_owner_tables),
