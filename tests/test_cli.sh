@@ -52,6 +52,12 @@ expect 2 "--jobs '0'" -- run "$tmp/ok.ini" --jobs 0
 expect 2 "--jobs ''" -- run "$tmp/ok.ini" --jobs ''
 expect 2 "--shard '1/2x'" -- run "$tmp/ok.ini" --shard 1/2x
 expect 2 "--shard '2/2'" -- run "$tmp/ok.ini" --shard 2/2
+sets=""; for i in $(seq 1 65); do sets="$sets -s train.epochs=$i"; done
+expect 2 "too many -s options (max 64)" -- plan "$tmp/ok.ini" $sets
+expect 2 "-s 'nodot': expected section.key=value" -- plan "$tmp/ok.ini" -s nodot
+expect 2 "expected a config file" -- run
+expect 2 "unknown command 'bogus'" -- bogus
+expect 2 "unrecognized option '--bogus'" -- run "$tmp/ok.ini" --bogus
 expect 2 "--batch '64k'" -- bench --batch 64k
 expect 2 "--lr 'fast'" -- bench --lr fast
 [ ! -e "$out" ]; check $? "no results folder after the refused runs"
