@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* ---- the datasets, loaded once per (dataset, path, normalisation) and device -------------- */
 struct job_data {
@@ -67,6 +66,18 @@ static int data_get(job_data *d, const pmi_params *p, nn_device dev, char *err, 
     }
     d->key = key;
     return 0;
+}
+
+store_settings job_settings(const plan_point *pt) {
+    store_settings s;
+    memset(&s, 0, sizeof s);
+    snprintf(s.decide, sizeof s.decide, "%.*s", (int)sizeof s.decide - 1, pt->params.decide);   /* a pmi_pvalue_name (cfg_validate) */
+    memcpy(s.alphas, pt->params.alphas, sizeof s.alphas);
+    s.n_alphas = pt->params.n_alphas;
+    s.permutations = pt->params.permutations;
+    s.n_kinds = pt->n_kinds;
+    memcpy(s.kinds, pt->kinds, sizeof s.kinds);
+    return s;
 }
 
 int job_shard_path(const char *shard_dir, const plan_job *j, char *path, size_t len, char *err, size_t errlen) {
@@ -180,7 +191,6 @@ static int train_all(job_state *js, int g, char *err, size_t errlen) {
         double **curves = util_calloc((size_t)g, sizeof *curves);
         for (int i = 0; i < g; i++) {
             m[i] = js[i].model; d[i] = js[i].dtr; tp[i] = js[i].tp; curves[i] = js[i].loss_curve;
-            tp[i].on_epoch = NULL;
         }
         fprintf(stderr, "  training %d models at once (%s ... %s)\n", g, js[0].job->id, js[g - 1].job->id);
         st = nn_train_group(m, d, tp, g, curves);
@@ -207,6 +217,7 @@ static int run_attacks(job_state *js, const eval_input *in, const nn_data *attac
         snprintf(ev->attack, sizeof ev->attack, "%s", as->name);
         snprintf(ev->type, sizeof ev->type, "%s", as->type);
         snprintf(ev->params, sizeof ev->params, "%s", as->label);
+        snprintf(ev->strength_key, sizeof ev->strength_key, "%s", as->strength_key);
         ev->strength = as->strength;
         int rc = eval_model(attacked, in, ev, err, errlen);
         ev->wall_s = util_now_s() - t0;
@@ -254,13 +265,6 @@ static int job_finish(job_state *js, const data_split *split, nn_data *pool, nn_
     return 0;
 }
 
-static void iso_now(char *buf, size_t len) {
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static void report_line(const job_state *js, double wall) {
     const pmi_result *r = &js->evals[0].res[0];
     char tag[16] = "";
@@ -289,6 +293,7 @@ static int write_shard(const job_state *js, const data_split *split, char *err, 
     sj.point_index = js->job->point; sj.seed = js->job->seed; sj.replica = js->job->replica;
     sj.N = p->N; sj.m = p->m; sj.secret_k = split->secret;
     sj.trained_on_k = plan_roles[js->job->role].trained_on_k;
+    sj.independent = plan_roles[js->job->role].independent;
     sj.train_acc = js->train_acc; sj.test_acc = js->test_acc; sj.wall_s = wall;
     sj.split = split;
     sj.loss_curve = js->loss_curve; sj.epochs = p->epochs;
@@ -296,7 +301,8 @@ static int write_shard(const job_state *js, const data_split *split, char *err, 
     sj.n_tensors = js->n_tensors; sj.tensor_names = js->names; sj.tensor_numel = js->numel;
     sj.tensor_data = (const float *const *)js->data;
     store_provenance prov = *js->env->prov;
-    iso_now(prov.finished, sizeof prov.finished);
+    prov.settings = job_settings(js->point);
+    util_iso_now(prov.finished, sizeof prov.finished);
     if (store_write_shard(path, &sj, &prov, err, errlen)) return -1;
     report_line(js, wall);
     return 0;

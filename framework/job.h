@@ -40,6 +40,8 @@ typedef struct {
  * stopped (no shard of an unfinished job is written), or -1 with err. */
 int job_run_group(const job_env *env, job_data *d, const plan_job *jobs, int g, int index,
                   char *err, size_t errlen);
+/* The decision settings a shard of a job of sweep point pt records (store_settings). */
+store_settings job_settings(const plan_point *pt);
 /* The shard path of job j: "<shard_dir>/<id>.h5". -1 with err if it does not fit in len. */
 int job_shard_path(const char *shard_dir, const plan_job *j, char *path, size_t len, char *err, size_t errlen);
 

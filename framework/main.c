@@ -93,12 +93,18 @@ static int check_results_file(const char *cmd, const char *path) {
     return 0;
 }
 
+/* What load_plan checks of the dataset: nothing (merge only reads shards), or the split of
+ * every sweep point against the dataset's counts, with a dataset that cannot be read a
+ * warning (pmi plan may list the jobs on a machine without the data) or an error (pmi run). */
+typedef enum { DATA_SKIP = 0, DATA_WARN, DATA_REQUIRE } data_check;
+
 /* Checks, before anything runs, that the dataset of every sweep point holds that point's split
  * (data_counts, then data_split_check: the arithmetic of the split itself). Synthetic data is
- * generated to the split's size (job.c), so it always fits. A dataset that cannot be read is
- * an error when need_data (pmi run) and a warning otherwise (pmi plan may list the jobs on a
- * machine without the data). Returns 0, or -1 after printing the error. */
-static int check_data(const plan *p, int need_data) {
+ * generated to the split's size (job.c), so it always fits. Returns 0, or -1 after printing
+ * the error. */
+static int check_data(const plan *p, data_check mode) {
+    if (mode == DATA_SKIP) return 0;
+    int need_data = mode == DATA_REQUIRE;
     char err[1024], why[1024];
     const pmi_params *last = NULL;
     int64_t n_train = 0, n_test = 0;
@@ -131,7 +137,7 @@ static int check_data(const plan *p, int need_data) {
 /* Loads config files (later files overlay earlier ones), applies -s overrides, validates and
  * builds the plan; the config is not needed after that. Then checks the dataset against the
  * split of every sweep point (check_data). Returns NULL after printing the error. */
-static plan *load_plan(char **paths, int npaths, char **sets, int nsets, int need_data) {
+static plan *load_plan(char **paths, int npaths, char **sets, int nsets, data_check data) {
     char err[1024];
     cfg *c = cfg_create();
     plan *p = NULL;
@@ -143,7 +149,7 @@ static plan *load_plan(char **paths, int npaths, char **sets, int nsets, int nee
     if (!bad) bad = plan_build(c, &p, err, sizeof err);
     cfg_free(c);
     if (bad) { fprintf(stderr, "pmi: %s\n", err); return NULL; }
-    if (check_data(p, need_data)) { plan_free(p); return NULL; }
+    if (check_data(p, data)) { plan_free(p); return NULL; }
     return p;
 }
 
@@ -187,14 +193,14 @@ static int cmd_run(int argc, char **argv) {
         }
     }
     if (optind >= argc) { fprintf(stderr, "pmi run: expected a config file (pmi run --help)\n"); return 2; }
-    plan *p = load_plan(argv + optind, argc - optind, sl.sets, sl.nsets, 1);
+    plan *p = load_plan(argv + optind, argc - optind, sl.sets, sl.nsets, DATA_REQUIRE);
     if (!p) return 2;
     runner_install_signals();
     runner_summary s;
     char err[1024];
     runner_status rs = runner_run(p, &o, &s, err, sizeof err);
     plan_free(p);
-    if (rs == RUN_ERROR) { fprintf(stderr, "pmi run: %s\n", err); return 1; }
+    if (rs == RUN_ERROR || rs == RUN_BUSY) { fprintf(stderr, "pmi run: %s\n", err); return rs == RUN_BUSY ? 2 : 1; }
     if (rs == RUN_INTERRUPTED) return 3;
     fprintf(stderr, "pmi: %d jobs done (%d trained, %d already complete); shards in %s\n",
             s.jobs_done, s.jobs_trained, s.jobs_skipped, s.shard_dir);
@@ -211,7 +217,7 @@ static int cmd_plan(int argc, char **argv) {
         else return 2;
     }
     if (optind >= argc) { fprintf(stderr, "pmi plan: expected a config file\n"); return 2; }
-    plan *p = load_plan(argv + optind, argc - optind, sl.sets, sl.nsets, 0);
+    plan *p = load_plan(argv + optind, argc - optind, sl.sets, sl.nsets, DATA_WARN);
     if (!p) return 2;
     printf("# %d jobs, each evaluated un-attacked and under %d attack settings\n", p->n_jobs, p->n_attacks);
     printf("# job_id\tpoint\tseed\trole\treplica\tsweep\n");
@@ -226,19 +232,25 @@ static int cmd_plan(int argc, char **argv) {
 }
 
 static int cmd_merge(int argc, char **argv) {
-    int help = argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
-    if (argc != 3 || help) {
-        if (!help) fprintf(stderr, "pmi merge: expected a shard folder and an output file\n");
-        fprintf(help ? stdout : stderr, "usage: pmi merge <shard_dir> <out.h5>\n");
-        return help ? 0 : 2;
+    static const struct option opts[] = {{"set", required_argument, 0, 's'}, {"partial", no_argument, 0, 'P'},
+                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    set_list sl = {0};
+    int partial = 0;
+    for (int ch; (ch = getopt_long(argc, argv, "s:h", opts, NULL)) != -1;) {
+        if (ch == 's') { if (add_set(&sl, optarg)) return 2; }
+        else if (ch == 'P') partial = 1;
+        else if (ch == 'h') return cmd_help(2, (char *[]){"help", "merge"}), 0;
+        else return 2;
     }
-    char err[1024];
-    store_provenance prov = {0};
-    snprintf(prov.pmi_version, sizeof prov.pmi_version, "%s", pmi_version);
-    snprintf(prov.git_commit, sizeof prov.git_commit, "%s", pmi_git_commit);
-    snprintf(prov.torch_version, sizeof prov.torch_version, "%s", nn_torch_version());
-    if (store_merge(argv[1], argv[2], &prov, err, sizeof err)) { fprintf(stderr, "pmi merge: %s\n", err); return 1; }
-    printf("%s\n", argv[2]);
+    if (optind >= argc) { fprintf(stderr, "pmi merge: expected the config file(s) of the run (pmi merge --help)\n"); return 2; }
+    plan *p = load_plan(argv + optind, argc - optind, sl.sets, sl.nsets, DATA_SKIP);
+    if (!p) return 2;
+    runner_summary s;
+    char err[2048];
+    runner_status rs = runner_merge(p, partial, &s, err, sizeof err);
+    plan_free(p);
+    if (rs != RUN_OK) { fprintf(stderr, "pmi merge: %s\n", err); return rs == RUN_BUSY ? 2 : 1; }
+    printf("%s\n", s.results_path);
     return 0;
 }
 
@@ -377,7 +389,8 @@ static const command commands[] = {
     {"run", cmd_run, "pmi run <config.ini> [overlay.ini ...] [-s sec.key=val ...] [--shard i/n] [--jobs n | --threads n] [--force] [--no-merge] [--no-group]",
      "train and verify every job of the experiment; resumes from complete shards; merges at the end", 1},
     {"plan", cmd_plan, "pmi plan <config.ini> [overlay.ini ...] [-s sec.key=val ...]", "list the jobs and attack settings without running", 1},
-    {"merge", cmd_merge, "pmi merge <shard_dir> <out.h5>", "join complete shards into one results file", 0},
+    {"merge", cmd_merge, "pmi merge <config.ini> [more.ini ...] [-s sec.key=val ...] [--partial]",
+     "join the shards of a run's plan into <output>/<name>/results.h5 (every shard complete and of that config; --partial: those that are)", 1},
     {"report", cmd_report, "pmi report <results.h5> [--format md|csv|latex]", "print the paper-style tables", 1},
     {"plot", cmd_plot, "pmi plot <results.h5> [-o dir] [--format png|pdf|svg]",
      "robustness curves, score distributions, ROC and fidelity figures (gnuplot)", 1},

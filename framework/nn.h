@@ -124,10 +124,12 @@ nn_status nn_train(nn_model *m, const nn_data *d, const nn_train_params *p, doub
 
 /* Trains k models at once: model i on d[i] with p[i] (loss_curves, optional: k arrays of
  * p[i].epochs). On a GPU, when every p[i] is eligible for the captured step (SGD, all layers
- * trainable, at least 5 batches, no on_epoch callback), each model gets its own CUDA stream
- * and CUDA graph, and one host thread issues their batches in turn so that the card runs the
- * models concurrently; otherwise they train one after another through nn_train. Either way
- * model i ends as a separate nn_train(m[i], d[i], &p[i]) would leave it. */
+ * trainable, at least 5 batches), each model gets CUDA streams of its own (created for it, never
+ * shared with another model) and its own CUDA graph, and one host thread issues their batches
+ * in turn so that the card runs the models concurrently; p[i].on_epoch is called for each model
+ * after each epoch of the group, and a nonzero return from any ends the whole group there.
+ * Otherwise they train one after another through nn_train. Either way model i ends as a
+ * separate nn_train(m[i], d[i], &p[i]) would leave it. */
 nn_status nn_train_group(nn_model *const *m, const nn_data *const *d, const nn_train_params *p, int k,
                          double *const *loss_curves);
 

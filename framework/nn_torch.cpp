@@ -30,6 +30,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -444,6 +445,9 @@ torch::Tensor run_epoch(nn_model *m, const nn_data *d, const torch::Tensor &perm
  * turns graphs off. */
 struct GraphStep {
     at::cuda::CUDAGraph graph;
+    /* the stream of the warm-up and capture: a pool stream when unset (one model alone); a
+     * group gives each member one of its own (see OwnStream) */
+    std::optional<c10::cuda::CUDAStream> side;
     torch::Tensor idx, total;   // the captured batch indices (bs) and loss sum
     double lr = -1;
     bool ready = false;
@@ -481,7 +485,7 @@ void graph_begin(nn_model *m, const nn_data *d, const torch::Tensor &perm, int64
         /* three eager warm-up steps on a side stream (they create the momentum buffers), then
          * the capture; capturing records the step without running it */
         auto cur = c10::cuda::getCurrentCUDAStream();
-        auto side = c10::cuda::getStreamFromPool();
+        auto side = gs.side ? *gs.side : c10::cuda::getStreamFromPool();
         at::cuda::CUDAEvent before, after;
         before.record(cur);
         before.block(side);
@@ -793,6 +797,27 @@ nn_status nn_train(nn_model *m, const nn_data *d, const nn_train_params *p, doub
 #ifdef PMI_CUDA
 namespace {
 /* One model of a group: its optimizer, captured step, stream and current epoch. */
+/* A CUDA stream created for one group member and destroyed with it. The pool's streams are
+ * handed out round-robin (32 per device), so in a large group two members' streams, or one's
+ * capture stream and another's replay stream, were the same stream; replays of graphs
+ * captured for models of different shapes then raced (an illegal memory access, or a hang, on
+ * an H100 with cnn and lenet models in one group). Own streams share nothing. */
+struct OwnStream {
+    cudaStream_t raw = nullptr;
+    c10::cuda::CUDAStream stream;
+    explicit OwnStream(c10::DeviceIndex dev)
+        : stream([&] {
+              c10::cuda::CUDAGuard g(dev);
+              C10_CUDA_CHECK(cudaStreamCreateWithFlags(&raw, cudaStreamNonBlocking));
+              return c10::cuda::getStreamFromExternal(raw, dev);
+          }()) {}
+    ~OwnStream() {
+        if (raw) { cudaStreamSynchronize(raw); cudaStreamDestroy(raw); }
+    }
+    OwnStream(const OwnStream &) = delete;
+    OwnStream &operator=(const OwnStream &) = delete;
+};
+
 struct Member {
     nn_model *m;
     const nn_data *d;
@@ -800,18 +825,28 @@ struct Member {
     double *curve;
     std::unique_ptr<torch::optim::Optimizer> opt;
     LossFn loss_fn;
+    OwnStream own, side;    /* replays; warm-up and capture */
+    c10::cuda::CUDAStream stream;
     GraphStep gs;
     GraphEpoch ep;
-    c10::cuda::CUDAStream stream;
     torch::Tensor loss;
     Member(nn_model *mm, const nn_data *dd, const nn_train_params *pp, double *c)
-        : m(mm), d(dd), p(pp), curve(c), stream(c10::cuda::getStreamFromPool(false, mm->device.index())) {}
+        : m(mm), d(dd), p(pp), curve(c), own(mm->device.index()), side(mm->device.index()), stream(own.stream) {
+        gs.side = side.stream;
+    }
+    /* the graph and the tensors its replays use go before the streams they ran on */
+    ~Member() {
+        stream.synchronize();
+        gs.graph.reset();
+        gs.idx = gs.total = torch::Tensor();
+        ep.perm = ep.eager = loss = torch::Tensor();
+        opt.reset();
+    }
 };
 
 bool group_eligible(nn_model *const *m, const nn_data *const *d, const nn_train_params *p, int k) {
     for (int i = 0; i < k; i++)
-        if (!m[i] || !d[i] || p[i].trainable != NN_TRAIN_ALL || p[i].on_epoch ||
-            !graph_eligible(m[i], &p[i], d[i]->x.size(0)))
+        if (!m[i] || !d[i] || p[i].trainable != NN_TRAIN_ALL || !graph_eligible(m[i], &p[i], d[i]->x.size(0)))
             return false;
     return k > 1;
 }
@@ -861,11 +896,15 @@ nn_status train_group_cuda(nn_model *const *m, const nn_data *const *d, const nn
             c10::cuda::CUDAStreamGuard guard(x->stream);
             x->loss = graph_end(x->m, x->d, *x->opt, x->loss_fn, x->gs, x->ep);
         }
+        bool stop = false;
         for (auto &x : g) {
-            if (e >= x->p->epochs || !x->curve) continue;
+            if (e >= x->p->epochs || (!x->curve && !x->p->on_epoch)) continue;
             c10::cuda::CUDAStreamGuard guard(x->stream);  /* read the loss on the stream that made it */
-            x->curve[e] = x->loss.item<double>();
+            double loss = x->loss.item<double>();
+            if (x->curve) x->curve[e] = loss;
+            if (x->p->on_epoch && x->p->on_epoch(x->p->ctx, e, x->p->epochs, loss)) stop = true;
         }
+        if (stop) break;   /* on_epoch asked to stop: the whole group ends after this epoch */
     }
     at::cuda::CUDAEvent done;
     auto cur = c10::cuda::getCurrentCUDAStream();

@@ -112,9 +112,16 @@ int plan_slice(plan_job *jobs, int n, int slice, int nslices) {
     return kept;
 }
 
-/* True at the start of the `seeds` line of the [experiment] section. */
-static int is_seeds_line(const char *line, const char *section) {
-    return !strcmp(section, "[experiment]") && !strncmp(line, "seeds", 5) && strchr(" =\t", line[5]);
+/* True for the lines the config hash leaves out: [experiment] seeds (adding seeds keeps
+ * earlier jobs valid) and output (where the folder lies, not what is in it). */
+static int is_unhashed_line(const char *line, const char *section) {
+    static const char *const keys[] = {"seeds", "output"};
+    if (strcmp(section, "[experiment]")) return 0;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        size_t n = strlen(keys[i]);
+        if (!strncmp(line, keys[i], n) && strchr(" =\t", line[n])) return 1;
+    }
+    return 0;
 }
 
 void plan_config_hash(const char *text, char out[17]) {
@@ -123,7 +130,7 @@ void plan_config_hash(const char *text, char out[17]) {
     for (const char *line = text; *line;) {
         size_t len = strcspn(line, "\n");
         if (line[0] == '[') snprintf(section, sizeof section, "%.*s", (int)(len < 63 ? len : 63), line);
-        if (!is_seeds_line(line, section))
+        if (!is_unhashed_line(line, section))
             for (size_t i = 0; i <= len && line[i]; i++) { h ^= (unsigned char)line[i]; h *= 1099511628211ull; }
         line += len + (line[len] == '\n');
     }

@@ -53,8 +53,9 @@ typedef struct {
     plan_job *jobs; int n_jobs;
     attack_setting *attacks; int n_attacks;   /* applied to every job's model, in this order */
     char *config_text;     /* the full effective INI (cfg_effective_text) */
-    char config_hash[17];  /* 64-bit FNV-1a of config_text without [experiment] seeds, in hex:
-                            * adding seeds keeps earlier jobs valid */
+    char config_hash[17];  /* 64-bit FNV-1a of config_text without [experiment] seeds and
+                            * output, in hex: adding seeds keeps earlier jobs valid, and a moved
+                            * experiment folder stays the same experiment */
 } plan;
 
 /* Builds the whole plan of a validated config (points, attacks, jobs, effective text and
@@ -69,7 +70,8 @@ const pmi_params *plan_params(const plan *p, const plan_job *j);
 int plan_slice(plan_job *jobs, int n, int slice, int nslices);
 /* The architecture a job trains: pmi.indep_arch for indep-arch models, model.arch otherwise. */
 const char *plan_arch(const plan *p, const plan_job *j);
-/* The 64-bit FNV-1a hash of an effective config text, seed count aside, as 16 hex digits. */
+/* The 64-bit FNV-1a hash of an effective config text, seed count and output folder aside, as
+ * 16 hex digits. */
 void plan_config_hash(const char *config_text, char out[17]);
 
 /* What a random stream is for. Each purpose names who shares it:

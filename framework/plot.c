@@ -5,10 +5,9 @@
  * render(). render() writes <figure>.gp (terminal + header + template) and runs gnuplot in
  * out_dir with its stderr captured. */
 #include "plot.h"
-#include "report.h"
-#include "config.h"
 #include "pmi.h"
 #include "store.h"
+#include "util.h"
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,12 +22,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-typedef report_settings settings;
+#ifndef PMI_DATADIR
+#define PMI_DATADIR "/usr/local/share/pmi-lab"   /* the installed share folder (make PREFIX) */
+#endif
+
+/* A label or title drawn in a figure: wide enough for every field it is built from. */
+#define LABEL 640
 
 typedef struct {
     const char *path, *dir, *fmt;
     FILE *log;
-    settings s;
+    store_settings set;            /* the file's decision settings */
+    int decide;                    /* the decision pmi_pvalue */
+    const char *score;             /* the decision score kind's name */
     store_row *rows; int64_t n;    /* /summary rows of the decision score kind only */
     char tdir[PATH_MAX];           /* folder of the templates */
     char *err; size_t errlen;
@@ -40,15 +46,14 @@ typedef struct { const char *name, *tmpl; int w, h; } fig_spec;
 /* -log10 p, the evidence against H0 (p = 0 reads as 1e-300); NaN stays NaN. */
 static double lp(double p) { return -log10(fmax(p, 1e-300)) + 0.0; }
 static int is_owner(const store_row *r) { return !strcmp(r->role, "owner"); }
-static int is_indep(const store_row *r) { return !strncmp(r->role, "indep", 5); }
 static int unattacked(const store_row *r) { return !strcmp(r->attack, "none"); }
 
 /* ---- aggregation over seeds -------------------------------------------------------- */
 typedef struct { double *lp, *acc; int n, ident; } agg;
 
 static void agg_init(agg *a, int64_t cap) {
-    a->lp = malloc(sizeof(double) * (size_t)(cap + 1) * 2);
-    a->acc = a->lp ? a->lp + cap + 1 : NULL;
+    a->lp = util_malloc(sizeof(double) * (size_t)(cap + 1) * 2);
+    a->acc = a->lp + cap + 1;
     a->n = a->ident = 0;
 }
 static void agg_add(agg *a, const store_row *r, int decide) {
@@ -59,10 +64,11 @@ static void agg_add(agg *a, const store_row *r, int decide) {
 /* Writes "mean lo hi" of x[0..n) without NaNs: the 95% t-CI clipped to [lo, hi] (the range
  * the quantity can take); lo = hi = mean for one value, NaN for none. Returns the upper end. */
 static double write_ci(FILE *f, const double *x, int n, double lo, double hi) {
-    double v[n > 0 ? n : 1], mean, half;
+    double *v = util_malloc(sizeof(double) * (size_t)(n > 0 ? n : 1)), mean, half;
     int k = 0;
     for (int i = 0; i < n; i++) if (!isnan(x[i])) v[k++] = x[i];
     pmi_mean_ci95(v, k, &mean, &half);
+    free(v);
     if (isnan(half)) half = 0;
     fprintf(f, " %.6g %.6g %.6g", mean, fmax(lo, mean - half), fmin(hi, mean + half));
     return fmin(hi, mean + half);
@@ -79,7 +85,7 @@ static void gp_str(FILE *h, const char *var, const char *val) {
     for (const char *c = val; *c; c++) fprintf(h, *c == '\n' ? "\\n" : strchr("\\\"", *c) ? "\\%c" : "%c", *c);
     fputs("\"\n", h);
 }
-static void gp_array(FILE *h, const char *var, char labels[][160], int n) {
+static void gp_array(FILE *h, const char *var, char labels[][LABEL], int n) {
     fprintf(h, "array %s[%d]\n", var, n);
     for (int i = 0; i < n; i++) {
         char name[64];
@@ -91,9 +97,17 @@ static void gp_array(FILE *h, const char *var, char labels[][160], int n) {
 static void safe_name(char *s) {
     for (; *s; s++) if (!isalnum((unsigned char)*s) && !strchr("._-", *s)) *s = '_';
 }
+/* Writes "dir/name<suffix>" into p (PATH_MAX); -1 with err naming the limit when it is longer. */
+static int out_path(plot_ctx *c, char *p, const char *name, const char *suffix) {
+    int n = snprintf(p, PATH_MAX, "%s/%s%s", c->dir, name, suffix);
+    if (n >= 0 && n < PATH_MAX) return 0;
+    snprintf(c->err, c->errlen, "figure %s: the path %s/%s%s is longer than PATH_MAX (%d)", name, c->dir, name, suffix, PATH_MAX);
+    return -1;
+}
+
 static FILE *open_data(plot_ctx *c, const char *name) {
     char p[PATH_MAX];
-    snprintf(p, sizeof p, "%s/%s.dat", c->dir, name);
+    if (out_path(c, p, name, ".dat")) return NULL;
     FILE *f = fopen(p, "w");
     if (!f) snprintf(c->err, c->errlen, "figure %s: cannot write %s: %s", name, p, strerror(errno));
     return f;
@@ -155,7 +169,11 @@ static void write_terminal(FILE *f, const char *fmt, int w, int h) {
 /* Appends the template file to f; -1 with err when it cannot be read. */
 static int copy_template(plot_ctx *c, const char *fig, const char *tmpl, FILE *f) {
     char p[PATH_MAX], buf[4096];
-    snprintf(p, sizeof p, "%s/%s", c->tdir, tmpl);
+    int n = snprintf(p, sizeof p, "%s/%s", c->tdir, tmpl);
+    if (n < 0 || n >= (int)sizeof p) {
+        snprintf(c->err, c->errlen, "figure %s: the template path %s/%s is longer than PATH_MAX (%d)", fig, c->tdir, tmpl, PATH_MAX);
+        return -1;
+    }
     FILE *t = fopen(p, "r");
     if (!t) { snprintf(c->err, c->errlen, "figure %s: cannot read template %s: %s", fig, p, strerror(errno)); return -1; }
     for (size_t k; (k = fread(buf, 1, sizeof buf, t)) > 0;) fwrite(buf, 1, k, f);
@@ -167,7 +185,7 @@ static int copy_template(plot_ctx *c, const char *fig, const char *tmpl, FILE *f
  * variables and hands it to render(). NULL with err when the file cannot be created. */
 static FILE *begin_script(plot_ctx *c, const fig_spec *fs, const char *name) {
     char gp[PATH_MAX];
-    snprintf(gp, sizeof gp, "%s/%s.gp", c->dir, name);
+    if (out_path(c, gp, name, ".gp")) return NULL;
     FILE *f = fopen(gp, "w");
     if (!f) { snprintf(c->err, c->errlen, "figure %s: cannot write %s: %s", name, gp, strerror(errno)); return NULL; }
     fprintf(f, "# %s.gp: figure '%s' of %s, generated by pmi plot from plots/%s.\n"
@@ -179,12 +197,13 @@ static FILE *begin_script(plot_ctx *c, const fig_spec *fs, const char *name) {
 
 /* Appends the template to the script f from begin_script(), closes it and runs gnuplot. */
 static int render(plot_ctx *c, const fig_spec *fs, const char *name, FILE *f) {
-    char out[PATH_MAX], script[300], msg[2048];
+    char out[PATH_MAX], ext[16], script[300], msg[2048];
     fprintf(f, "\n# ---- template plots/%s ----\n", fs->tmpl);
     int rc = copy_template(c, name, fs->tmpl, f);
     if (fclose(f) && !rc) { snprintf(c->err, c->errlen, "figure %s: cannot write %s.gp", name, name); return -1; }
     if (rc) return -1;
-    snprintf(out, sizeof out, "%s/%s.%s", c->dir, name, c->fmt);
+    snprintf(ext, sizeof ext, ".%s", c->fmt);
+    if (out_path(c, out, name, ext)) return -1;
     snprintf(script, sizeof script, "%s.gp", name);
     unlink(out);
     int st = run_gnuplot(c->dir, script, msg, sizeof msg);
@@ -209,33 +228,12 @@ static int skip(plot_ctx *c, const char *name, const char *why) {
 }
 
 /* ---- robustness ---------------------------------------------------------------------- */
-/* Value of key in "k=v,k=v" params; NAN when absent or not a number. */
-static double param_value(const char *params, const char *key) {
-    size_t kl = strlen(key);
-    for (const char *p = params; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
-        if (!strncmp(p, key, kl) && p[kl] == '=') {
-            char *end;
-            double v = strtod(p + kl + 1, &end);
-            return end == p + kl + 1 ? NAN : v;
-        }
-    return NAN;
-}
-
-/* The swept key of attack rows r[idx]: the first key whose value equals the strength in
- * every row (attack.c takes the swept parameter, or the type's first one). "" if none does. */
-static void swept_key(const store_row *r, const int64_t *idx, int n, char *key, size_t len) {
-    char params[256];
-    key[0] = 0;
-    snprintf(params, sizeof params, "%s", r[idx[0]].params);
-    for (char *sv = NULL, *t = strtok_r(params, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {
-        t[strcspn(t, "=")] = 0;
-        int all = 1;
-        for (int i = 0; i < n; i++) {
-            double v = param_value(r[idx[i]].params, t), s = r[idx[i]].strength;
-            all &= fabs(v - s) <= 1e-9 * fmax(1, fabs(s));
-        }
-        if (all) { snprintf(key, len, "%s", t); return; }
-    }
+/* The swept parameter of attack rows r[idx], as the producer recorded it: the strength_key of
+ * the first row with one. "" if none has (no swept parameter). */
+static const char *swept_key(const store_row *r, const int64_t *idx, int n) {
+    for (int i = 0; i < n; i++)
+        if (r[idx[i]].strength_key[0]) return r[idx[i]].strength_key;
+    return "";
 }
 
 /* params without "key=value": what tells two settings of one section apart besides strength. */
@@ -276,10 +274,10 @@ static void robust_block(FILE *f, plot_ctx *c, const int64_t *idx, int n, const 
                          const double *xs, int nx, agg *a, double *top) {
     agg ref;
     agg_init(&ref, c->n);
-    for (int64_t i = 0; ref.lp && i < c->n; i++) {
+    for (int64_t i = 0; i < c->n; i++) {
         const store_row *r = &c->rows[i];
-        if (unattacked(r) && (l ? is_owner(r) && !strcmp(r->point, l->point) && !strcmp(r->arch, l->arch) : is_indep(r)))
-            agg_add(&ref, r, c->s.decide);
+        if (unattacked(r) && (l ? is_owner(r) && !strcmp(r->point, l->point) && !strcmp(r->arch, l->arch) : r->independent))
+            agg_add(&ref, r, c->decide);
     }
     fprintf(f, "# %s\n# strength models ident_rate lp_mean lp_lo lp_hi acc_mean acc_lo acc_hi ref_lp ref_acc\n",
             l ? "owner models" : "independent models (all)");
@@ -287,28 +285,28 @@ static void robust_block(FILE *f, plot_ctx *c, const int64_t *idx, int n, const 
         a->n = a->ident = 0;
         for (int i = 0; i < n; i++) {
             const store_row *r = &c->rows[idx[i]];
-            if (r->strength == xs[j] && (l ? is_owner(r) && row_on_line(r, l, key) : is_indep(r))) agg_add(a, r, c->s.decide);
+            if (r->strength == xs[j] && (l ? is_owner(r) && row_on_line(r, l, key) : r->independent)) agg_add(a, r, c->decide);
         }
         if (a->n == 0) continue;
         fprintf(f, "%.6g %d %.6g", xs[j], a->n, l ? (double)a->ident / a->n : NAN);
         *top = fmax(*top, write_ci(f, a->lp, a->n, 0, INFINITY));
         write_ci(f, a->acc, a->n, 0, 1);
-        double rl = ref.lp ? mean_of(ref.lp, ref.n) : NAN;
-        fprintf(f, " %.6g %.6g\n", rl, ref.lp ? mean_of(ref.acc, ref.n) : NAN);
+        double rl = mean_of(ref.lp, ref.n);
+        fprintf(f, " %.6g %.6g\n", rl, mean_of(ref.acc, ref.n));
         *top = fmax(*top, rl);
     }
     fputs("\n\n", f);
     free(ref.lp);
 }
 
-/* The distinct lines (point, arch, variant) of the owner rows r[idx]. */
-static int robust_lines(plot_ctx *c, const int64_t *idx, int n, const char *key, line_id *lines, int max) {
+/* The distinct lines (point, arch, variant) of the owner rows r[idx]; lines has room for n. */
+static int robust_lines(plot_ctx *c, const int64_t *idx, int n, const char *key, line_id *lines) {
     int nl = 0;
     for (int i = 0; i < n; i++) {
         const store_row *r = &c->rows[idx[i]];
         int seen = !is_owner(r);
         for (int j = 0; j < nl && !seen; j++) seen = row_on_line(r, &lines[j], key);
-        if (seen || nl == max) continue;
+        if (seen) continue;
         snprintf(lines[nl].point, sizeof lines[nl].point, "%s", r->point);
         snprintf(lines[nl].arch, sizeof lines[nl].arch, "%s", r->arch);
         variant_of(r->params, key, lines[nl].variant, sizeof lines[nl].variant);
@@ -317,63 +315,63 @@ static int robust_lines(plot_ctx *c, const int64_t *idx, int n, const char *key,
     return nl;
 }
 
-static void line_labels(const line_id *l, int nl, char labels[][160]) {
+static void line_labels(const line_id *l, int nl, char labels[][LABEL]) {
     int dp = 0, dv = 0;
     for (int i = 1; i < nl; i++) { dp |= strcmp(l[i].point, l[0].point) != 0; dv |= strcmp(l[i].variant, l[0].variant) != 0; }
     for (int i = 0; i < nl; i++)
-        snprintf(labels[i], 160, "owner %s%s%s%s%s", l[i].arch, dp ? " " : "", dp ? l[i].point : "",
+        snprintf(labels[i], LABEL, "owner %s%s%s%s%s", l[i].arch, dp ? " " : "", dp ? l[i].point : "",
                  dv ? " " : "", dv ? l[i].variant : "");
 }
 
 static int robust_family(plot_ctx *c, const fig_spec *fs, const char *attack, const int64_t *idx, int n) {
-    char name[160], key[32];
+    char name[160];
     snprintf(name, sizeof name, "robustness-%s", attack);
     safe_name(name);
-    swept_key(c->rows, idx, n, key, sizeof key);
-    double *xs = malloc(sizeof(double) * (size_t)n);
+    const char *key = swept_key(c->rows, idx, n);
+    double *xs = util_malloc(sizeof(double) * (size_t)n);
     int nx = 0, has_indep = 0;
-    for (int i = 0; xs && i < n; i++) {
+    for (int i = 0; i < n; i++) {
         const store_row *r = &c->rows[idx[i]];
-        has_indep |= is_indep(r);
+        has_indep |= r->independent;
         if (!isnan(r->strength)) xs[nx++] = r->strength;
     }
     if (nx == 0) { free(xs); return skip(c, name, "no swept parameter (strength is NaN in every setting)"); }
     gsl_sort(xs, 1, (size_t)nx);
     int u = 1;
     for (int i = 1; i < nx; i++) if (xs[i] != xs[u - 1]) xs[u++] = xs[i];
-    line_id lines[16];
-    char labels[16][160];
-    int nl = robust_lines(c, idx, n, key, lines, 16);
+    line_id *lines = util_malloc(sizeof *lines * (size_t)n);
+    int nl = robust_lines(c, idx, n, key, lines);
+    char (*labels)[LABEL] = util_malloc(sizeof *labels * (size_t)(nl + 1));
     line_labels(lines, nl, labels);
     FILE *f = open_data(c, name);
-    if (!f) { free(xs); return -1; }
+    if (!f) { free(xs); free(lines); free(labels); return -1; }
     agg a;
     agg_init(&a, n);
-    if (!a.lp) { fclose(f); free(xs); snprintf(c->err, c->errlen, "figure %s: out of memory", name); return -1; }
-    double alpha = c->s.n_alphas ? c->s.alphas[0] : 0.05, top = lp(alpha);
+    double alpha = c->set.alphas[0], top = lp(alpha);
     for (int i = 0; i < nl; i++) robust_block(f, c, idx, n, &lines[i], key, xs, u, &a, &top);
     if (has_indep) robust_block(f, c, idx, n, NULL, key, xs, u, &a, &top);
-    fclose(f); free(a.lp);
+    fclose(f); free(a.lp); free(lines);
     char text[512];
     FILE *h = begin_script(c, fs, name);
-    if (!h) { free(xs); return -1; }
+    if (!h) { free(xs); free(labels); return -1; }
     fprintf(h, "datafile = \"%s.dat\"\nnlines = %d\nhas_indep = %d\n", name, nl, has_indep);
     gp_array(h, "labels", labels, nl);
+    free(labels);
     fprintf(h, "alpha = %g\nytop = %.6g\nxlog = %d\n", alpha, 1.1 * top, xs[0] > 0 && xs[u - 1] / xs[0] >= 100);
     snprintf(text, sizeof text, "%s: %s (%s)", attack, key[0] ? key : "strength", key_unit(key));
     gp_str(h, "xlabel_text", text);
-    snprintf(text, sizeof text, "-log10 p_%s (mean, 95%% CI over seeds)", pmi_pvalue_name((pmi_pvalue)c->s.decide));
+    snprintf(text, sizeof text, "-log10 p_%s (mean, 95%% CI over seeds)", pmi_pvalue_name((pmi_pvalue)c->decide));
     gp_str(h, "ylabel_p", text);
-    snprintf(text, sizeof text, "Robustness to attack '%s' (type %s), score %s", attack, c->rows[idx[0]].attack_type, c->s.score);
+    snprintf(text, sizeof text, "Robustness to attack '%s' (type %s), score %s", attack, c->rows[idx[0]].attack_type, c->score);
     gp_str(h, "title_text", text);
     free(xs);
     return render(c, fs, name, h);
 }
 
 static int fig_robustness(plot_ctx *c, const fig_spec *fs) {
-    int64_t *idx = malloc(sizeof *idx * (size_t)(c->n + 1));
+    int64_t *idx = util_malloc(sizeof *idx * (size_t)(c->n + 1));
     int done = 0, rc = 0;
-    for (int64_t i = 0; idx && rc >= 0 && i < c->n; i++) {
+    for (int64_t i = 0; rc >= 0 && i < c->n; i++) {
         const store_row *r = &c->rows[i];
         int first = is_owner(r) && !unattacked(r);
         for (int64_t j = 0; first && j < i; j++) first = !(is_owner(&c->rows[j]) && !strcmp(c->rows[j].attack, r->attack));
@@ -388,20 +386,21 @@ static int fig_robustness(plot_ctx *c, const fig_spec *fs) {
 }
 
 /* ---- score distributions ------------------------------------------------------------- */
+/* The x axis of a score kind's histogram, by pmi_score_kind (pmi.h owns the names). */
 static const char *kind_axis(const char *kind) {
-    static const char *const axes[][2] = {
-        {"loss", "log p_y (nats)"}, {"conf", "p_y (probability)"}, {"correct", "1 if correct, else 0"},
-        {"entropy", "-H(p) (nats)"}, {"mentropy", "-Mentr(p, y) (nats)"}, {"logit", "log p_y - log(1 - p_y) (nats)"}};
-    for (size_t i = 0; i < sizeof axes / sizeof axes[0]; i++)
-        if (!strcmp(kind, axes[i][0])) return axes[i][1];
-    return "score";
+    static const char *const axes[SCORE_COUNT] = {
+        [SCORE_LOSS] = "log p_y (nats)", [SCORE_CONF] = "p_y (probability)", [SCORE_CORRECT] = "1 if correct, else 0",
+        [SCORE_ENTROPY] = "-H(p) (nats)", [SCORE_MENTROPY] = "-Mentr(p, y) (nats)",
+        [SCORE_LOGIT] = "log p_y - log(1 - p_y) (nats)"};
+    int k = pmi_score_parse(kind);
+    return k >= 0 && axes[k] ? axes[k] : "score";
 }
 
 /* Densities of D_k's scores and of the other mini-datasets' on 40 common bins: one block. */
 static int scores_block(plot_ctx *c, FILE *f, const store_row *r, int eval) {
     double *s = NULL;
     int N, m;
-    if (store_read_scores(c->path, r->job_id, eval, c->s.score, &s, &N, &m, c->err, c->errlen)) return -1;
+    if (store_read_scores(c->path, r->job_id, eval, c->score, &s, &N, &m, c->err, c->errlen)) return -1;
     double lo = s[0], hi = s[0];
     for (int i = 1; i < N * m; i++) { lo = fmin(lo, s[i]); hi = fmax(hi, s[i]); }
     if (hi - lo < 1e-12) { lo -= 0.5; hi += 0.5; }
@@ -447,7 +446,7 @@ static int fig_scores(plot_ctx *c, const fig_spec *fs) {
     if (!own) return skip(c, fs->name, "no un-attacked owner model");
     for (int64_t i = 0; i < c->n && !ind; i++) {
         const store_row *r = &c->rows[i];
-        if (is_indep(r) && unattacked(r) && r->seed == own->seed && !strcmp(r->point, own->point)) ind = r;
+        if (r->independent && unattacked(r) && r->seed == own->seed && !strcmp(r->point, own->point)) ind = r;
     }
     for (int64_t i = 0; i < c->n; i++) {   /* the last setting of the owner's first attack section */
         const store_row *r = &c->rows[i];
@@ -455,7 +454,7 @@ static int fig_scores(plot_ctx *c, const fig_spec *fs) {
     }
     /* panels in rows: owner, independent; columns: un-attacked, attacked (a missing one is left out) */
     const store_row *panels[4] = {own, att, ind, att && ind ? find_row(c, ind->job_id, att->attack, att->params) : NULL};
-    char titles[4][160];
+    char titles[4][LABEL];
     int np = 0, cols = att ? 2 : 1;
     FILE *f = open_data(c, fs->name);
     if (!f) return -1;
@@ -468,8 +467,8 @@ static int fig_scores(plot_ctx *c, const fig_spec *fs) {
             fclose(f);
             return -1;
         }
-        snprintf(titles[np++], 160, "%s %s (%s, seed %d)\n%s: p_%s = %.2g", r->role, r->job_id, r->arch, r->seed,
-                 unattacked(r) ? "un-attacked" : r->params, pmi_pvalue_name((pmi_pvalue)c->s.decide), row_p(r, c->s.decide));
+        snprintf(titles[np++], LABEL, "%s %s (%s, seed %d)\n%s: p_%s = %.2g", r->role, r->job_id, r->arch, r->seed,
+                 unattacked(r) ? "un-attacked" : r->params, pmi_pvalue_name((pmi_pvalue)c->decide), row_p(r, c->decide));
     }
     fclose(f);
     char text[256];
@@ -478,9 +477,9 @@ static int fig_scores(plot_ctx *c, const fig_spec *fs) {
     fprintf(h, "datafile = \"%s.dat\"\nnpanels = %d\nncols = %d\nnrows = %d\nk = %d\nN = %d\nm = %d\n",
             fs->name, np, cols, (np + cols - 1) / cols, own->secret_k, own->N, own->m);
     gp_array(h, "titles", titles, np);
-    snprintf(text, sizeof text, "%s score: %s", c->s.score, kind_axis(c->s.score));
+    snprintf(text, sizeof text, "%s score: %s", c->score, kind_axis(c->score));
     gp_str(h, "xlabel_text", text);
-    snprintf(text, sizeof text, "Per-sample %s scores of D_k against the other mini-datasets%s%s", c->s.score,
+    snprintf(text, sizeof text, "Per-sample %s scores of D_k against the other mini-datasets%s%s", c->score,
              att ? "; attack " : "", att ? att->attack : "");
     gp_str(h, "title_text", text);
     return render(c, fs, fs->name, h);
@@ -490,7 +489,7 @@ static int fig_scores(plot_ctx *c, const fig_spec *fs) {
 /* Writes the ROC points "fpr tpr threshold" of pos against neg (scores: -log10 p); returns the AUC. */
 static double roc_block(FILE *f, double *pos, int np, double *neg, int nn, double floor_fpr, const char *label) {
     double auc = pmi_auc(pos, np, neg, nn);
-    double *all = malloc(sizeof(double) * (size_t)(np + nn));
+    double *all = util_malloc(sizeof(double) * (size_t)(np + nn));
     memcpy(all, pos, sizeof(double) * (size_t)np);
     memcpy(all + np, neg, sizeof(double) * (size_t)nn);
     gsl_sort(all, 1, (size_t)(np + nn));
@@ -508,24 +507,24 @@ static double roc_block(FILE *f, double *pos, int np, double *neg, int nn, doubl
 }
 
 static int roc_figure(plot_ctx *c, const fig_spec *fs, const char *name, int attacked) {
-    double *pos = malloc(sizeof(double) * (size_t)(c->n + 1) * 2), *neg = pos ? pos + c->n + 1 : NULL;
-    char labels[P_COUNT][160];
+    double *pos = util_malloc(sizeof(double) * (size_t)(c->n + 1) * 2), *neg = pos + c->n + 1;
+    char labels[P_COUNT][LABEL];
     int nl = 0, npos = 0, nneg = 0;
     FILE *f = NULL;
-    for (int p = 0; pos && p < P_COUNT; p++) {
+    for (int p = 0; p < P_COUNT; p++) {
         int np = 0, nn = 0;
         for (int64_t i = 0; i < c->n; i++) {
             const store_row *r = &c->rows[i];
             double v = lp(row_p(r, p));
             if (unattacked(r) == attacked || isnan(v)) continue;
             if (is_owner(r)) pos[np++] = v;
-            else if (is_indep(r)) neg[nn++] = v;
+            else if (r->independent) neg[nn++] = v;
         }
         if (np == 0 || nn == 0) continue;
         if (!f && !(f = open_data(c, name))) { free(pos); return -1; }
         const char *pname = pmi_pvalue_name((pmi_pvalue)p);
         double auc = roc_block(f, pos, np, neg, nn, 0.5 / nn, pname);
-        snprintf(labels[nl++], 160, "p_%s (AUC %.3f)", pname, auc);
+        snprintf(labels[nl++], LABEL, "p_%s (AUC %.3f)", pname, auc);
         npos = np; nneg = nn;
     }
     free(pos);
@@ -538,7 +537,7 @@ static int roc_figure(plot_ctx *c, const fig_spec *fs, const char *name, int att
     fprintf(h, "datafile = \"%s.dat\"\nnstats = %d\nfpr_floor = %g\n", name, nl, 0.5 / nneg);
     gp_array(h, "labels", labels, nl);
     snprintf(text, sizeof text, "ROC of owner (%d) against independent (%d) %s, score %s", npos, nneg,
-             attacked ? "evaluations, pooled over all attacks" : "models, un-attacked", c->s.score);
+             attacked ? "evaluations, pooled over all attacks" : "models, un-attacked", c->score);
     gp_str(h, "title_text", text);
     snprintf(text, sizeof text, "false-positive rate (fraction of %d independent models claimed; log scale)", nneg);
     gp_str(h, "xlabel_text", text);
@@ -552,10 +551,9 @@ static int fig_roc(plot_ctx *c, const fig_spec *fs) {
 
 /* ---- fidelity ---------------------------------------------------------------------------- */
 static int fig_fidelity(plot_ctx *c, const fig_spec *fs) {
-    line_id groups[16];
-    char labels[16][160];
+    line_id *groups = util_malloc(sizeof *groups * (size_t)(c->n + 1));
     int ng = 0, dp = 0;
-    for (int64_t i = 0; i < c->n && ng < 16; i++) {
+    for (int64_t i = 0; i < c->n; i++) {
         const store_row *r = &c->rows[i];
         int seen = !(is_owner(r) && unattacked(r));
         for (int g = 0; g < ng && !seen; g++) seen = !strcmp(groups[g].point, r->point) && !strcmp(groups[g].arch, r->arch);
@@ -564,10 +562,11 @@ static int fig_fidelity(plot_ctx *c, const fig_spec *fs) {
         snprintf(groups[ng++].arch, STORE_NAME, "%s", r->arch);
         dp |= strcmp(r->point, groups[0].point) != 0;
     }
-    double *oa = malloc(sizeof(double) * (size_t)(c->n + 1) * 2), *ca = oa ? oa + c->n + 1 : NULL, lo = 1, hi = 0;
+    char (*labels)[LABEL] = util_malloc(sizeof *labels * (size_t)(ng + 1));
+    double *oa = util_malloc(sizeof(double) * (size_t)(c->n + 1) * 2), *ca = oa + c->n + 1, lo = 1, hi = 0;
     FILE *f = NULL;
-    int nl = 0;
-    for (int g = 0; oa && g < ng; g++) {
+    int nl = 0, rc = 0;
+    for (int g = 0; g < ng; g++) {
         int k = 0;
         for (int64_t a = 0; a < c->n; a++) {
             const store_row *o = &c->rows[a];
@@ -581,8 +580,8 @@ static int fig_fidelity(plot_ctx *c, const fig_spec *fs) {
             }
         }
         if (k == 0) continue;
-        if (!f && !(f = open_data(c, fs->name))) { free(oa); return -1; }
-        snprintf(labels[nl++], 160, "%s%s%s, %d seeds", groups[g].arch, dp ? " " : "", dp ? groups[g].point : "", k);
+        if (!f && !(f = open_data(c, fs->name))) { rc = -1; break; }
+        snprintf(labels[nl++], LABEL, "%s%s%s, %d seeds", groups[g].arch, dp ? " " : "", dp ? groups[g].point : "", k);
         double cm, ch, om, oh;
         pmi_mean_ci95(ca, k, &cm, &ch);
         pmi_mean_ci95(oa, k, &om, &oh);
@@ -591,14 +590,15 @@ static int fig_fidelity(plot_ctx *c, const fig_spec *fs) {
             fprintf(f, "%.6g %.6g %.6g %.6g %.6g %.6g\n", ca[i], oa[i], cm, om, isnan(ch) ? 0 : ch, isnan(oh) ? 0 : oh);
         fputs("\n\n", f);
     }
-    free(oa);
-    if (!f) return skip(c, fs->name, "no owner and clean models of the same seed (un-attacked)");
+    free(oa); free(groups);
+    if (rc || !f) { free(labels); return rc ? rc : skip(c, fs->name, "no owner and clean models of the same seed (un-attacked)"); }
     fclose(f);
     double pad = fmax(0.01, (hi - lo) * 0.15);
     FILE *h = begin_script(c, fs, fs->name);
-    if (!h) return -1;
+    if (!h) { free(labels); return -1; }
     fprintf(h, "datafile = \"%s.dat\"\nngroups = %d\nlo = %.6g\nhi = %.6g\n", fs->name, nl, fmax(0, lo - pad), fmin(1, hi + pad));
     gp_array(h, "labels", labels, nl);
+    free(labels);
     gp_str(h, "title_text", "Fidelity: owner against clean test accuracy, paired by seed (mean, 95% CI)");
     return render(c, fs, fs->name, h);
 }
@@ -612,19 +612,24 @@ static const struct { fig_spec spec; fig_fn fn; } figures[] = {
     {{"fidelity", "fidelity.gp", 1000, 800}, fig_fidelity},
 };
 
-/* Finds the templates: $PMI_PLOTS_DIR, plots/ beside the executable, ./plots. */
+/* Finds the templates, in this order: $PMI_PLOTS_DIR; beside the executable, plots/ and
+ * ../share/pmi-lab/plots (an installed tree); ./plots; PMI_DATADIR/plots. dir gets the first
+ * folder that holds the first figure's template. */
 static int find_templates(char *dir, size_t len) {
-    char exe[PATH_MAX];
-    const char *env = getenv("PMI_PLOTS_DIR");
+    char exe[PATH_MAX] = "";
     ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[k > 0 ? k : 0] = 0;
     if (strrchr(exe, '/')) *strrchr(exe, '/') = 0;
-    const char *cand[3] = {env, exe[0] ? exe : NULL, "."};
-    for (int i = 0; i < 3; i++) {
-        if (!cand[i] || !*cand[i]) continue;
-        char probe[PATH_MAX + 32];
-        snprintf(dir, len, i == 0 ? "%s" : "%s/plots", cand[i]);
-        snprintf(probe, sizeof probe, "%s/%s", dir, figures[0].spec.tmpl);
+    const char *env = getenv("PMI_PLOTS_DIR"), *bin = exe[0] ? exe : NULL;
+    const struct { const char *base, *sub; } cand[] = {
+        {env, ""}, {bin, "/plots"}, {bin, "/../share/pmi-lab/plots"}, {".", "/plots"}, {PMI_DATADIR, "/plots"},
+    };
+    for (size_t i = 0; i < sizeof cand / sizeof cand[0]; i++) {
+        if (!cand[i].base || !*cand[i].base) continue;
+        char probe[PATH_MAX];
+        int n = snprintf(dir, len, "%s%s", cand[i].base, cand[i].sub);
+        int m = snprintf(probe, sizeof probe, "%s/%s", dir, figures[0].spec.tmpl);
+        if (n < 0 || (size_t)n >= len || m < 0 || m >= (int)sizeof probe) continue;   /* too long to be it */
         if (access(probe, R_OK) == 0) return 0;
     }
     return -1;
@@ -632,7 +637,8 @@ static int find_templates(char *dir, size_t len) {
 
 static int make_dirs(const char *dir, char *err, size_t errlen) {
     char p[PATH_MAX];
-    snprintf(p, sizeof p, "%s", dir);
+    int n = snprintf(p, sizeof p, "%s", dir);
+    if (n < 0 || n >= (int)sizeof p) { snprintf(err, errlen, "plot: the output folder %s is longer than PATH_MAX (%d)", dir, PATH_MAX); return -1; }
     for (char *s = strchr(p + 1, '/');; s = strchr(s + 1, '/')) {
         if (s) *s = 0;
         if (mkdir(p, 0777) && errno != EEXIST) { snprintf(err, errlen, "cannot create %s: %s", p, strerror(errno)); return -1; }
@@ -651,17 +657,19 @@ int plot_render(const char *results_path, const char *out_dir, const char *forma
     }
     plot_ctx c = {.path = results_path, .dir = out_dir, .fmt = format, .log = log, .err = err, .errlen = errlen};
     if (find_templates(c.tdir, sizeof c.tdir)) {
-        snprintf(err, errlen, "plot: cannot find the gnuplot templates (plots/%s); set PMI_PLOTS_DIR", figures[0].spec.tmpl);
+        snprintf(err, errlen, "plot: cannot find the gnuplot templates (plots/%s beside pmi or its ../share/pmi-lab, ./plots, "
+                 PMI_DATADIR "/plots); set PMI_PLOTS_DIR", figures[0].spec.tmpl);
         return -1;
     }
     store_row *all = NULL;
     int64_t n = 0;
-    if (report_read_settings(results_path, &c.s, err, errlen) || store_read_summary(results_path, &all, &n, err, errlen) ||
+    if (store_read_settings(results_path, &c.set, err, errlen) || store_read_summary(results_path, &all, &n, err, errlen) ||
         make_dirs(out_dir, err, errlen)) { free(all); return -1; }
-    c.rows = malloc(sizeof *c.rows * (size_t)(n + 1));
-    if (!c.rows) { free(all); snprintf(err, errlen, "plot: out of memory for %lld summary rows", (long long)n); return -1; }
+    c.decide = pmi_pvalue_parse(c.set.decide);
+    c.score = pmi_score_name((pmi_score_kind)c.set.kinds[0]);
+    c.rows = util_malloc(sizeof *c.rows * (size_t)(n + 1));
     for (int64_t i = 0; i < n; i++)
-        if (!strcmp(all[i].score, c.s.score)) c.rows[c.n++] = all[i];
+        if (!strcmp(all[i].score, c.score)) c.rows[c.n++] = all[i];
     free(all);
     int rc = 0;
     for (size_t i = 0; rc >= 0 && i < sizeof figures / sizeof figures[0]; i++) rc = figures[i].fn(&c, &figures[i].spec);

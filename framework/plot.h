@@ -18,11 +18,15 @@
  *   roc, roc-attacked    ROC of owner against independent models for each p-value (score
  *                        -log10 p), un-attacked, and pooled over all attacked evaluations
  *   fidelity             owner against clean test accuracy per architecture, paired by seed
- * The decision score kind, p-value and alphas come from the config stored in the file, as in
- * report.c. The results file is only read.
+ * The decision score kind, p-value and alphas are the file's decision settings
+ * (store_read_settings()), as in report.c; independent models are the rows with
+ * independent = 1, and the x axis of a robustness figure is the evaluations' strength_key. The
+ * results file is only read.
  *
- * Templates are looked up in $PMI_PLOTS_DIR, then in plots/ beside the running executable,
- * then in ./plots. The gnuplot program is $PMI_GNUPLOT when set, else `gnuplot` on PATH. */
+ * Templates are looked up in $PMI_PLOTS_DIR, then beside the running executable (plots/, then
+ * ../share/pmi-lab/plots), then in ./plots, then in PMI_DATADIR/plots (PMI_DATADIR defaults to
+ * /usr/local/share/pmi-lab; the Makefile passes it from PREFIX). The gnuplot program is
+ * $PMI_GNUPLOT when set, else `gnuplot` on PATH. */
 #ifndef PMI_PLOT_H
 #define PMI_PLOT_H
 #include <stddef.h>

@@ -1,15 +1,14 @@
 /* report: paper-style tables from a results file's /summary (see report.h). */
 #include "report.h"
-#include "config.h"
 #include "pmi.h"
 #include "store.h"
+#include "util.h"
 #include <gsl/gsl_cdf.h>
 #include <gsl/gsl_sort.h>
 #include <gsl/gsl_statistics_double.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 int report_format_parse(const char *s, report_format *f) {
     static const char *names[] = {"md", "csv", "latex"};
@@ -58,33 +57,21 @@ static void table_end(table *t) {
     if (t->fmt == REPORT_LATEX) fputs("\\hline\n\\end{tabular}\n", t->out);
 }
 
-/* ---- reading the decision settings from the stored config ---------------------------- */
-typedef report_settings settings;
+/* ---- the decision settings, as the tables use them ----------------------------------- */
+typedef struct {
+    const double *alphas; int n_alphas;
+    int decide;                /* the decision pmi_pvalue */
+    const char *score;         /* the decision score kind's name (the first of score_kinds) */
+} settings;
 
-int report_read_settings(const char *path, settings *s, char *err, size_t errlen) {
-    char *text = store_read_attr(path, "config");
-    if (!text) { snprintf(err, errlen, "%s: no config attribute", path); return -1; }
-    char tmp[] = "/tmp/pmi-report-XXXXXX";
-    int fd = mkstemp(tmp);
-    if (fd < 0) { free(text); snprintf(err, errlen, "cannot create a temporary file"); return -1; }
-    FILE *f = fdopen(fd, "w");
-    fputs(text, f); fclose(f); free(text);
-    cfg *c = cfg_create();
-    pmi_params p;
-    int rc = cfg_load(c, tmp, err, errlen) || cfg_point(c, 0, &p, err, errlen) ? -1 : 0;
-    unlink(tmp); cfg_free(c);
-    if (rc) return -1;
-    memcpy(s->alphas, p.alphas, sizeof s->alphas);
-    s->n_alphas = p.n_alphas;
-    s->decide = pmi_pvalue_parse(p.decide);
-    if (s->decide < 0) s->decide = P_PERM;
-    snprintf(s->score, sizeof s->score, "%.*s", (int)strcspn(p.scores, ", "), p.scores);
-    return 0;
+static settings settings_of(const store_settings *st) {
+    return (settings){st->alphas, st->n_alphas, pmi_pvalue_parse(st->decide), pmi_score_name((pmi_score_kind)st->kinds[0])};
 }
 
 #define row_p store_row_p
 
-static int is_indep(const store_row *r) { return !strncmp(r->role, "indep", 5); }
+/* A cell holds any one field of a row (the widest is point, 256) with room for a suffix. */
+#define CELL 320
 
 static int same_setting(const store_row *a, const store_row *b) {
     return !strcmp(a->point, b->point) && !strcmp(a->attack, b->attack) && !strcmp(a->params, b->params);
@@ -114,17 +101,17 @@ static void print_models(table *t, const store_row *r, int64_t n) {
                                  "p_rank", "p_perm", "p_welch", "p_mw", "test_acc"};
     table_begin(t, "Models: one row per model and evaluation", cols, 12);
     for (int64_t i = 0; i < n; i++) {
-        char c[12][96];
-        snprintf(c[0], 96, "%d", r[i].seed);
-        if (is_indep(&r[i])) snprintf(c[1], 96, "%s#%d", r[i].role, r[i].replica);
-        else snprintf(c[1], 96, "%s", r[i].role);
-        snprintf(c[2], 96, "%s", r[i].arch);
-        snprintf(c[3], 96, "%s", r[i].attack);
-        snprintf(c[4], 96, "%s", r[i].params[0] ? r[i].params : "-");
-        snprintf(c[5], 96, "%d", r[i].secret_k);
-        snprintf(c[6], 96, "%d", r[i].identified);
-        for (int p = 0; p < P_COUNT; p++) fmt_p(c[7 + p], 96, row_p(&r[i], p));
-        snprintf(c[11], 96, "%.4f", r[i].test_acc);
+        char c[12][CELL];
+        snprintf(c[0], CELL, "%d", r[i].seed);
+        if (r[i].independent) snprintf(c[1], CELL, "%s#%d", r[i].role, r[i].replica);
+        else snprintf(c[1], CELL, "%s", r[i].role);
+        snprintf(c[2], CELL, "%s", r[i].arch);
+        snprintf(c[3], CELL, "%s", r[i].attack);
+        snprintf(c[4], CELL, "%s", r[i].params[0] ? r[i].params : "-");
+        snprintf(c[5], CELL, "%d", r[i].secret_k);
+        snprintf(c[6], CELL, "%d", r[i].identified);
+        for (int p = 0; p < P_COUNT; p++) fmt_p(c[7 + p], CELL, row_p(&r[i], p));
+        snprintf(c[11], CELL, "%.4f", r[i].test_acc);
         const char *cells[12];
         for (int j = 0; j < 12; j++) cells[j] = c[j];
         table_cells(t, cells);
@@ -132,12 +119,24 @@ static void print_models(table *t, const store_row *r, int64_t n) {
     table_end(t);
 }
 
-/* Per setting: owner rows (pos) and independent rows (neg) of rows[lo..hi) sharing a setting. */
+/* Per setting: owner rows (pos) and independent rows (neg) of rows[lo..hi) sharing a setting.
+ * Every array has room for all rows of the setting (cap of them). */
 typedef struct {
-    double acc[4096], pos[P_COUNT][4096], neg[P_COUNT][4096];
-    double nway[P_COUNT][4096];   /* owners' Holm-corrected N-way p-values */
+    double *acc, *pos[P_COUNT], *neg[P_COUNT];
+    double *nway[P_COUNT];        /* owners' Holm-corrected N-way p-values */
     int npos, nneg, ident;
+    double *buf;
 } setting_stats;
+
+static void stats_init(setting_stats *st, int cap) {
+    st->buf = util_malloc(sizeof(double) * (size_t)(cap > 0 ? cap : 1) * (1 + 3 * P_COUNT));
+    st->acc = st->buf;
+    for (int p = 0; p < P_COUNT; p++) {
+        st->pos[p] = st->buf + (size_t)cap * (1 + p);
+        st->neg[p] = st->buf + (size_t)cap * (1 + P_COUNT + p);
+        st->nway[p] = st->buf + (size_t)cap * (1 + 2 * P_COUNT + p);
+    }
+}
 
 /* The N-way (Holm over all N mini-datasets) p-value of kind `which` of a row. */
 static double row_p_nway(const store_row *r, int which) {
@@ -149,7 +148,7 @@ static void collect(const store_row *r, const int64_t *idx, int k, setting_stats
     st->npos = st->nneg = st->ident = 0;
     for (int i = 0; i < k; i++) {
         const store_row *x = &r[idx[i]];
-        if (!strcmp(x->role, "owner") && st->npos < 4096) {
+        if (!strcmp(x->role, "owner")) {
             st->acc[st->npos] = x->test_acc;
             st->ident += x->identified == x->secret_k;
             for (int p = 0; p < P_COUNT; p++) {
@@ -157,7 +156,7 @@ static void collect(const store_row *r, const int64_t *idx, int k, setting_stats
                 st->nway[p][st->npos] = row_p_nway(x, p);
             }
             st->npos++;
-        } else if (is_indep(x) && st->nneg < 4096) {
+        } else if (x->independent) {
             for (int p = 0; p < P_COUNT; p++) st->neg[p][st->nneg] = row_p(x, p);
             st->nneg++;
         }
@@ -172,16 +171,20 @@ static double frac_below(const double *p, int n, double alpha) {
 
 /* AUC and TPR@1%FPR of owner vs independent on -log10 p (larger = more evidence). */
 static void auc_tpr(const double *pos, int np, const double *neg, int nn, double *auc, double *tpr) {
-    double a[4096], b[4096];
+    double *a = util_malloc(sizeof(double) * (size_t)(np + nn + 1)), *b = a + np;
     for (int i = 0; i < np; i++) a[i] = -log10(fmax(pos[i], 1e-300));
     for (int i = 0; i < nn; i++) b[i] = -log10(fmax(neg[i], 1e-300));
     *auc = np && nn ? pmi_auc(a, np, b, nn) : NAN;
     *tpr = np && nn ? pmi_tpr_at_fpr(a, np, b, nn, 0.01) : NAN;
+    free(a);
 }
 
+/* The settings table's columns: 6 fixed, 2 per alpha, 5 more. */
+#define SETTINGS_COLS (11 + 2 * CFG_MAX_ALPHAS)
+
 static void print_settings(table *t, const store_row *r, const int64_t *idx, int64_t n, const settings *s) {
-    const char *cols[32];
-    char names[32][48];
+    const char *cols[SETTINGS_COLS];
+    char names[SETTINGS_COLS][48];
     int nc = 0;
     const char *fixed[] = {"sweep", "attack", "params", "owners", "owner acc (95% CI)", "identified"};
     for (int i = 0; i < 6; i++) cols[nc++] = fixed[i];
@@ -197,42 +200,46 @@ static void print_settings(table *t, const store_row *r, const int64_t *idx, int
     cols[nc++] = "AUC";
     cols[nc++] = "TPR@1%FPR";
     table_begin(t, "Settings: owner vs independent models over seeds (decision p-value)", cols, nc);
-    setting_stats *st = malloc(sizeof *st);
     for (int64_t lo = 0, hi; lo < n; lo = hi) {
         for (hi = lo + 1; hi < n && same_setting(&r[idx[lo]], &r[idx[hi]]); hi++) {}
-        collect(r, idx + lo, (int)(hi - lo), st);
-        char c[32][96];
+        setting_stats st;
+        stats_init(&st, (int)(hi - lo));
+        collect(r, idx + lo, (int)(hi - lo), &st);
+        char c[SETTINGS_COLS][CELL];
         const store_row *x = &r[idx[lo]];
         int k = 0, d = s->decide;
-        snprintf(c[k++], 96, "%s", x->point[0] ? x->point : "-");
-        snprintf(c[k++], 96, "%s", x->attack);
-        snprintf(c[k++], 96, "%s", x->params[0] ? x->params : "-");
-        snprintf(c[k++], 96, "%d", st->npos);
-        fmt_ci(c[k++], 96, st->acc, st->npos);
-        snprintf(c[k++], 96, "%d/%d", st->ident, st->npos);
-        for (int a = 0; a < s->n_alphas; a++) snprintf(c[k++], 96, "%.2f", frac_below(st->pos[d], st->npos, s->alphas[a]));
-        fmt_p(c[k++], 96, median_of(st->pos[d], st->npos));
-        fmt_p(c[k++], 96, median_of(st->nway[d], st->npos));
-        snprintf(c[k++], 96, "%d", st->nneg);
+        snprintf(c[k++], CELL, "%s", x->point[0] ? x->point : "-");
+        snprintf(c[k++], CELL, "%s", x->attack);
+        snprintf(c[k++], CELL, "%s", x->params[0] ? x->params : "-");
+        snprintf(c[k++], CELL, "%d", st.npos);
+        fmt_ci(c[k++], CELL, st.acc, st.npos);
+        snprintf(c[k++], CELL, "%d/%d", st.ident, st.npos);
+        for (int a = 0; a < s->n_alphas; a++) snprintf(c[k++], CELL, "%.2f", frac_below(st.pos[d], st.npos, s->alphas[a]));
+        fmt_p(c[k++], CELL, median_of(st.pos[d], st.npos));
+        fmt_p(c[k++], CELL, median_of(st.nway[d], st.npos));
+        snprintf(c[k++], CELL, "%d", st.nneg);
         for (int a = 0; a < s->n_alphas; a++)
-            if (st->nneg) snprintf(c[k++], 96, "%.3f", frac_below(st->neg[d], st->nneg, s->alphas[a]));
-            else snprintf(c[k++], 96, "-");
+            if (st.nneg) snprintf(c[k++], CELL, "%.3f", frac_below(st.neg[d], st.nneg, s->alphas[a]));
+            else snprintf(c[k++], CELL, "-");
         double auc, tpr;
-        auc_tpr(st->pos[d], st->npos, st->neg[d], st->nneg, &auc, &tpr);
-        fmt_p(c[k++], 96, auc);
-        fmt_p(c[k++], 96, tpr);
-        const char *cells[32];
+        auc_tpr(st.pos[d], st.npos, st.neg[d], st.nneg, &auc, &tpr);
+        fmt_p(c[k++], CELL, auc);
+        fmt_p(c[k++], CELL, tpr);
+        const char *cells[SETTINGS_COLS];
         for (int j = 0; j < k; j++) cells[j] = c[j];
         table_cells(t, cells);
+        free(st.buf);
     }
-    free(st);
     table_end(t);
 }
 
 /* Calibration: un-attacked independent models, fraction with p < alpha per p-value kind. */
+/* The calibration table's columns: 2 fixed, 2 per alpha, 5 more. */
+#define CALIB_COLS (7 + 2 * CFG_MAX_ALPHAS)
+
 static void print_calibration(table *t, const store_row *r, int64_t n, const settings *s) {
-    const char *cols[20];
-    char names[20][48];
+    const char *cols[CALIB_COLS];
+    char names[CALIB_COLS][48];
     int nc = 0;
     cols[nc++] = "p-value"; cols[nc++] = "indep models";
     for (int a = 0; a < s->n_alphas; a++) {
@@ -244,15 +251,15 @@ static void print_calibration(table *t, const store_row *r, int64_t n, const set
     snprintf(tpr_thr, sizeof tpr_thr, "owner TPR there");
     cols[nc++] = "owners"; cols[nc++] = "AUC"; cols[nc++] = "TPR@1%FPR"; cols[nc++] = thr; cols[nc++] = tpr_thr;
     table_begin(t, "Calibration and power: un-attacked independent (FPR) and owner models", cols, nc);
-    double *p = malloc(sizeof(double) * (size_t)(n ? n : 1) * 2), *q = p + n;
+    double *p = util_malloc(sizeof(double) * (size_t)(n ? n : 1) * 2), *q = p + n;
     for (int w = 0; w < P_COUNT; w++) {
         int k = 0, no = 0;
         for (int64_t i = 0; i < n; i++) {
             if (strcmp(r[i].attack, "none")) continue;
-            if (is_indep(&r[i])) p[k++] = row_p(&r[i], w);
+            if (r[i].independent) p[k++] = row_p(&r[i], w);
             else if (!strcmp(r[i].role, "owner")) q[no++] = row_p(&r[i], w);
         }
-        char c[20][64];
+        char c[CALIB_COLS][64];
         int j = 0;
         snprintf(c[j++], 64, "%s%s", pmi_pvalue_name((pmi_pvalue)w), w == s->decide ? " (decision)" : "");
         snprintf(c[j++], 64, "%d", k);
@@ -282,7 +289,7 @@ static void print_calibration(table *t, const store_row *r, int64_t n, const set
         fmt_p(c[j++], 64, cut);
         snprintf(c[j++], 64, "%s", k && no ? "" : "-");
         if (k && no) snprintf(c[j - 1], 64, "%.2f", frac_below(q, no, cut));
-        const char *cells[20];
+        const char *cells[CALIB_COLS];
         for (int x = 0; x < j; x++) cells[x] = c[x];
         table_cells(t, cells);
     }
@@ -290,21 +297,22 @@ static void print_calibration(table *t, const store_row *r, int64_t n, const set
     table_end(t);
 }
 
+/* An un-attacked owner row of the decision score. */
+static int fidelity_row(const store_row *r, const settings *s) {
+    return !strcmp(r->role, "owner") && !strcmp(r->attack, "none") && !strcmp(r->score, s->score);
+}
+
 /* Fidelity: owner minus clean test accuracy of the un-attacked models, paired by point and seed. */
 static void print_fidelity(table *t, const store_row *r, int64_t n, const settings *s) {
     static const char *cols[] = {"sweep", "arch", "pairs", "owner acc", "clean acc", "gap (95% CI)"};
     table_begin(t, "Fidelity: owner minus clean test accuracy (un-attacked)", cols, 6);
-    double *gap = malloc(sizeof(double) * (size_t)(n ? n : 1) * 3), *oa = gap + n, *ca = oa + n;
-    char done[64][256];
-    int ndone = 0;
+    double *gap = util_malloc(sizeof(double) * (size_t)(n ? n : 1) * 3), *oa = gap + n, *ca = oa + n;
     for (int64_t i = 0; i < n; i++) {
-        if (strcmp(r[i].role, "owner") || strcmp(r[i].attack, "none") || strcmp(r[i].score, s->score)) continue;
-        char key[256];
-        snprintf(key, sizeof key, "%s|%s", r[i].point, r[i].arch);
-        int seen = 0;
-        for (int d = 0; d < ndone; d++) seen |= !strcmp(done[d], key);
-        if (seen || ndone == 64) continue;
-        snprintf(done[ndone++], 256, "%s", key);
+        if (!fidelity_row(&r[i], s)) continue;
+        int seen = 0;   /* one line per (point, arch): its first owner row */
+        for (int64_t d = 0; d < i && !seen; d++)
+            seen = fidelity_row(&r[d], s) && !strcmp(r[d].point, r[i].point) && !strcmp(r[d].arch, r[i].arch);
+        if (seen) continue;
         int k = 0;
         for (int64_t a = 0; a < n; a++) {
             if (strcmp(r[a].role, "owner") || strcmp(r[a].attack, "none") || strcmp(r[a].point, r[i].point)
@@ -316,13 +324,13 @@ static void print_fidelity(table *t, const store_row *r, int64_t n, const settin
                     break;
                 }
         }
-        char c[6][96];
-        snprintf(c[0], 96, "%s", r[i].point[0] ? r[i].point : "-");
-        snprintf(c[1], 96, "%s", r[i].arch);
-        snprintf(c[2], 96, "%d", k);
-        fmt_ci(c[3], 96, oa, k);
-        fmt_ci(c[4], 96, ca, k);
-        fmt_ci(c[5], 96, gap, k);
+        char c[6][CELL];
+        snprintf(c[0], CELL, "%s", r[i].point[0] ? r[i].point : "-");
+        snprintf(c[1], CELL, "%s", r[i].arch);
+        snprintf(c[2], CELL, "%d", k);
+        fmt_ci(c[3], CELL, oa, k);
+        fmt_ci(c[4], CELL, ca, k);
+        fmt_ci(c[5], CELL, gap, k);
         const char *cells[6] = {c[0], c[1], c[2], c[3], c[4], c[5]};
         table_cells(t, cells);
     }
@@ -334,13 +342,14 @@ int report_print(const char *path, report_format fmt, FILE *out, char *err, size
     int64_t h = store_open(path, err, errlen);
     if (h < 0) return -1;
     store_close(h);
-    settings s;
+    store_settings st;
     store_row *rows = NULL;
     int64_t n = 0;
-    if (report_read_settings(path, &s, err, errlen) || store_read_summary(path, &rows, &n, err, errlen)) return -1;
+    if (store_read_settings(path, &st, err, errlen) || store_read_summary(path, &rows, &n, err, errlen)) return -1;
+    settings s = settings_of(&st);
     /* keep the decision score's rows, in file order (jobs are grouped by setting below) */
-    int64_t *idx = malloc(sizeof *idx * (size_t)(n ? n : 1)), k = 0;
-    store_row *sel = malloc(sizeof *sel * (size_t)(n ? n : 1));
+    int64_t *idx = util_malloc(sizeof *idx * (size_t)(n ? n : 1)), k = 0;
+    store_row *sel = util_malloc(sizeof *sel * (size_t)(n ? n : 1));
     for (int64_t i = 0; i < n; i++)
         if (!strcmp(rows[i].score, s.score)) sel[k++] = rows[i];
     /* settings table groups rows of one setting: order by (point, attack, params) stably */
@@ -353,6 +362,13 @@ int report_print(const char *path, report_format fmt, FILE *out, char *err, size
     }
     table t = {out, fmt, 0};
     if (fmt == REPORT_MD) fprintf(out, "## %s (score: %s, decision: p_%s)\n", path, s.score, pmi_pvalue_name((pmi_pvalue)s.decide));
+    /* a partial merge (pmi merge --partial) says so where every reader sees it */
+    char *partial = store_read_attr(path, "partial_note");
+    if (partial) {
+        fprintf(fmt == REPORT_MD ? out : stderr, "%s%s\n", fmt == REPORT_MD ? "\n**" : "pmi report: ", partial);
+        if (fmt == REPORT_MD) fprintf(out, "**\n\n");
+        free(partial);
+    }
     print_models(&t, sel, k);
     print_settings(&t, sel, idx, m, &s);
     print_calibration(&t, sel, k, &s);

@@ -12,22 +12,19 @@
  *      test; against owner models, AUC, TPR at 1% FPR and the threshold calibrated on the
  *      independent models at the first alpha;
  *   4. fidelity: owner minus clean test accuracy, paired by seed, mean and 95% CI.
- * Alphas and the decision p-value come from the config stored in the file. Rows use the first
- * score kind of pmi.scores (the decision score). */
+ * Alphas, the decision p-value and the decision score kind (the first of score_kinds) are the
+ * file's decision settings, read with store_read_settings(); independent models are the rows
+ * with independent = 1. Rows of other score kinds are not shown. */
 #ifndef PMI_REPORT_H
 #define PMI_REPORT_H
 #include <stddef.h>
 #include <stdio.h>
-#include "config.h"
 
 typedef enum { REPORT_MD = 0, REPORT_CSV, REPORT_LATEX } report_format;
 
-/* The decision settings stored with a results file: alphas, the decision p-value (a
- * pmi_pvalue) and the decision score kind (the first of pmi.scores), read from its config. */
-typedef struct { double alphas[CFG_MAX_ALPHAS]; int n_alphas; int decide; char score[16]; } report_settings;
-int report_read_settings(const char *path, report_settings *s, char *err, size_t errlen);
 int report_format_parse(const char *s, report_format *f);   /* 0, or -1 if unknown */
-/* Prints all tables of `path`. Returns 0, or -1 with err (unreadable file, other schema). */
+/* Prints all tables of `path`. Returns 0, or -1 with err (unreadable file, other schema, no
+ * decision settings). */
 int report_print(const char *path, report_format fmt, FILE *out, char *err, size_t errlen);
 
 #endif

@@ -7,6 +7,10 @@
  * libtorch thread each than as one job using every core (measured in docs/performance.md), so
  * runner_run can fork workers that take every workers-th job of the plan.
  *
+ * Lock: runs of one configuration (e.g. the slices of a job array) may share the experiment
+ * folder; while any of them runs, a run of another configuration (another config hash) is
+ * refused with RUN_BUSY, so shards of two configurations never interleave.
+ *
  * SIGINT/SIGTERM: the current job is abandoned at the next epoch boundary (its shard is
  * never written, so nothing partial exists) and runner_run returns RUN_INTERRUPTED. */
 #ifndef PMI_RUNNER_H
@@ -23,7 +27,8 @@ typedef struct {
     int workers;            /* worker processes, each with 1 libtorch thread; 1: one process; 0: auto (cores on CPU, 1 on GPU) */
 } runner_options;
 
-typedef enum { RUN_OK = 0, RUN_ERROR = 1, RUN_INTERRUPTED = 3 } runner_status;
+/* RUN_BUSY: another pmi run of a different configuration is using the experiment folder. */
+typedef enum { RUN_OK = 0, RUN_ERROR = 1, RUN_BUSY = 2, RUN_INTERRUPTED = 3 } runner_status;
 
 typedef struct {
     int jobs_total, jobs_done, jobs_skipped, jobs_trained;
@@ -32,6 +37,10 @@ typedef struct {
 } runner_summary;
 
 runner_status runner_run(const plan *p, const runner_options *o, runner_summary *s, char *err, size_t errlen);
+/* Merges the shards of plan p into <output>/<name>/results.h5 under the folder's lock (see
+ * store_merge_plan): every job's shard complete and of this configuration, or with partial
+ * those that are. RUN_BUSY while a run of another configuration uses the folder. */
+runner_status runner_merge(const plan *p, int partial, runner_summary *s, char *err, size_t errlen);
 /* Installs the SIGINT/SIGTERM handlers that request a clean stop. */
 void runner_install_signals(void);
 /* Shard directory and merged file of an experiment: <output>/<name>/shards, <output>/<name>/results.h5.

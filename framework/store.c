@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <hdf5.h>
 #include <libgen.h>
@@ -19,14 +20,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
-/* Local copies of the names in pmi.c, so the file layout does not depend on that module's
- * link order; the asserts catch an enum change that these tables would silently miss. */
-_Static_assert(SCORE_COUNT == 6, "update kind_names to match pmi_score_kind in pmi.h");
-_Static_assert(P_COUNT == 4, "update pvalue_names to match pmi_pvalue in pmi.h");
-static const char *const kind_names[SCORE_COUNT] = {"loss", "conf", "correct", "entropy", "mentropy", "logit"};
-static const char *const pvalue_names[P_COUNT] = {"rank", "perm", "welch", "mw"};
+#include "util.h"
+
+/* Score-kind and p-value names are pmi.c's (pmi_score_name(), pmi_pvalue_name()). */
+#define kind_name(k) pmi_score_name((pmi_score_kind)(k))
+#define pvalue_name(p) pmi_pvalue_name((pmi_pvalue)(p))
 
 /* ---- messages --------------------------------------------------------------------- */
 
@@ -133,8 +134,8 @@ static hid_t group_create(hid_t loc, const char *where, const char *name, serr *
 #define FD(f) {#f, offsetof(store_row, f), 0, 'd'}
 static const struct { const char *name; size_t off, size; char kind; } row_fields[] = {
     FS(job_id), FS(experiment), FS(dataset), FS(arch), FS(role), FS(point),
-    FI(seed), FI(replica), FI(N), FI(m), FI(secret_k), FI(trained_on_k),
-    FS(attack), FS(attack_type), FS(params), FD(strength), FD(test_acc), FD(sparsity),
+    FI(seed), FI(replica), FI(N), FI(m), FI(secret_k), FI(trained_on_k), FI(independent),
+    FS(attack), FS(attack_type), FS(params), FS(strength_key), FD(strength), FD(test_acc), FD(sparsity),
     FS(score), FI(identified), FD(margin), FD(p_rank), FD(p_perm), FD(p_welch), FD(p_mw),
     FD(p_nway_rank), FD(p_nway_perm), FD(p_nway_welch), FD(p_nway_mw),
 };
@@ -199,10 +200,9 @@ static int summary_read(hid_t file, const char *path, store_row **rows, int64_t 
     int rc = H5Sget_simple_extent_ndims(fs) == 1 ? 0 : fail(e, "%s: /summary is not a 1-d table", path);
     if (!rc) H5Sget_simple_extent_dims(fs, &cnt, NULL);
     if (!rc && cnt > 0) {
-        *rows = calloc((size_t)cnt, sizeof **rows);
+        *rows = util_calloc((size_t)cnt, sizeof **rows);
         hid_t mt = row_mem_type();
-        if (!*rows) rc = fail(e, "%s: out of memory for %llu summary rows", path, (unsigned long long)cnt);
-        else if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, *rows) < 0) rc = fail(e, "%s: cannot read /summary", path);
+        if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, *rows) < 0) rc = fail(e, "%s: cannot read /summary", path);
         H5Tclose(mt);
     }
     H5Sclose(fs); H5Dclose(d);
@@ -221,12 +221,13 @@ static void fill_row(store_row *r, const store_job *j, const store_eval *ev, int
     snprintf(r->role, sizeof r->role, "%s", j->role);
     snprintf(r->point, sizeof r->point, "%s", j->point);
     r->seed = j->seed; r->replica = j->replica; r->N = j->N; r->m = j->m;
-    r->secret_k = j->secret_k; r->trained_on_k = j->trained_on_k;
+    r->secret_k = j->secret_k; r->trained_on_k = j->trained_on_k; r->independent = j->independent;
     snprintf(r->attack, sizeof r->attack, "%s", ev->attack);
     snprintf(r->attack_type, sizeof r->attack_type, "%s", ev->type);
     snprintf(r->params, sizeof r->params, "%s", ev->params);
+    snprintf(r->strength_key, sizeof r->strength_key, "%s", ev->strength_key);
     r->strength = ev->strength; r->test_acc = ev->test_acc; r->sparsity = ev->sparsity;
-    snprintf(r->score, sizeof r->score, "%s", kind_names[ev->kinds[q]]);
+    snprintf(r->score, sizeof r->score, "%s", kind_name(ev->kinds[q]));
     r->identified = res->identified; r->margin = res->margin;
     r->p_rank = res->p[P_RANK]; r->p_perm = res->p[P_PERM];
     r->p_welch = res->p[P_WELCH]; r->p_mw = res->p[P_MW];
@@ -239,8 +240,7 @@ static int job_summary(hid_t sum, const store_job *j, serr *e) {
     int64_t n = 0, r = 0;
     for (int i = 0; i < j->n_evals; i++) n += j->evals[i].n_kinds;
     if (n == 0) return 0;
-    store_row *rows = malloc(sizeof *rows * (size_t)n);
-    if (!rows) return fail(e, "out of memory for %lld summary rows", (long long)n);
+    store_row *rows = util_malloc(sizeof *rows * (size_t)n);
     for (int i = 0; i < j->n_evals; i++)
         for (int q = 0; q < j->evals[i].n_kinds; q++) fill_row(&rows[r++], j, &j->evals[i], q);
     int rc = summary_append(sum, rows, n, e);
@@ -290,6 +290,62 @@ static int validate_tensors(const store_job *j, serr *e) {
     return 0;
 }
 
+/* ---- the decision settings -------------------------------------------------------- */
+
+/* 0 when the struct is all zero: the producer did not record settings. */
+static int settings_recorded(const store_settings *s) {
+    return s->decide[0] || s->n_alphas || s->permutations || s->n_kinds;
+}
+
+static int settings_has_kind(const store_settings *s, int k) {
+    for (int q = 0; q < s->n_kinds; q++)
+        if (s->kinds[q] == k) return 1;
+    return 0;
+}
+
+/* Recorded settings are complete and valid; `where` names their owner in the message. */
+static int settings_check(const store_settings *s, const char *where, serr *e) {
+    if (!memchr(s->decide, 0, sizeof s->decide) || pmi_pvalue_parse(s->decide) < 0)
+        return fail(e, "%s: decide '%.*s' is not a p-value name (%s, %s, %s or %s)", where, (int)sizeof s->decide,
+                    s->decide, pvalue_name(0), pvalue_name(1), pvalue_name(2), pvalue_name(3));
+    if (s->n_alphas < 1 || s->n_alphas > CFG_MAX_ALPHAS)
+        return fail(e, "%s: %d alphas, expected 1..%d (CFG_MAX_ALPHAS)", where, s->n_alphas, CFG_MAX_ALPHAS);
+    for (int a = 0; a < s->n_alphas; a++)
+        if (!(s->alphas[a] > 0 && s->alphas[a] < 1)) return fail(e, "%s: alpha %g is outside (0, 1)", where, s->alphas[a]);
+    if (s->permutations < 0) return fail(e, "%s: permutations %d is negative", where, s->permutations);
+    if (s->n_kinds < 1 || s->n_kinds > SCORE_COUNT)
+        return fail(e, "%s: %d score kinds, expected 1..%d (SCORE_COUNT)", where, s->n_kinds, SCORE_COUNT);
+    for (int q = 0; q < s->n_kinds; q++) {
+        int k = s->kinds[q];
+        if (k < 0 || k >= SCORE_COUNT) return fail(e, "%s: score kind %d is out of range", where, k);
+        for (int r = 0; r < q; r++)
+            if (s->kinds[r] == k) return fail(e, "%s: score kind %s is listed twice", where, kind_name(k));
+    }
+    return 0;
+}
+
+/* The settings that decide how rows are read: the same p-value, alphas and score kinds.
+ * permutations may differ (a sweep over pmi.permutations). */
+static int settings_same(const store_settings *a, const store_settings *b) {
+    if (settings_recorded(a) != settings_recorded(b)) return 0;
+    if (strcmp(a->decide, b->decide) || a->n_alphas != b->n_alphas || a->n_kinds != b->n_kinds) return 0;
+    for (int i = 0; i < a->n_alphas; i++) if (a->alphas[i] != b->alphas[i]) return 0;
+    for (int i = 0; i < a->n_kinds; i++) if (a->kinds[i] != b->kinds[i]) return 0;
+    return 1;
+}
+
+/* Recorded settings are valid and list every kind that an evaluation of j holds. */
+static int validate_settings(const store_job *j, const store_settings *s, serr *e) {
+    if (!settings_recorded(s)) return 0;
+    if (settings_check(s, "store: provenance settings", e)) return -1;
+    for (int i = 0; i < j->n_evals; i++)
+        for (int q = 0; q < j->evals[i].n_kinds; q++)
+            if (!settings_has_kind(s, j->evals[i].kinds[q]))
+                return fail(e, "job %s eval %d: score kind %s is not in the settings' score kinds", j->id, i,
+                            kind_name(j->evals[i].kinds[q]));
+    return 0;
+}
+
 static int validate_job(const store_job *j, serr *e) {
     if (!j) return fail(e, "store: no job given");
     if (!valid_name(j->id)) return fail(e, "store: job id '%s' is empty or not file-name safe", j->id);
@@ -313,6 +369,7 @@ static int job_attrs(hid_t g, const char *w, const store_job *j, serr *e) {
               attr_int(g, w, "seed", j->seed, e) || attr_int(g, w, "replica", j->replica, e) ||
               attr_int(g, w, "N", j->N, e) || attr_int(g, w, "m", j->m, e) ||
               attr_int(g, w, "secret_k", j->secret_k, e) || attr_int(g, w, "trained_on_k", j->trained_on_k, e) ||
+              attr_int(g, w, "independent", j->independent, e) ||
               attr_dbl(g, w, "train_accuracy", j->train_acc, e) || attr_dbl(g, w, "test_accuracy", j->test_acc, e) ||
               attr_dbl(g, w, "wall_s", j->wall_s, e) || attr_int(g, w, "epochs", j->epochs, e);
     return bad ? -1 : 0;
@@ -341,11 +398,11 @@ static int write_split(hid_t jg, const char *jw, const data_split *s, serr *e) {
 static int pvalue_attrs(hid_t g, const char *w, const pmi_result *r, serr *e) {
     char name[32];
     for (int p = 0; p < P_COUNT; p++) {
-        snprintf(name, sizeof name, "p_%s", pvalue_names[p]);
+        snprintf(name, sizeof name, "p_%s", pvalue_name(p));
         if (attr_dbl(g, w, name, r->p[p], e)) return -1;
-        snprintf(name, sizeof name, "p_nway_%s", pvalue_names[p]);
+        snprintf(name, sizeof name, "p_nway_%s", pvalue_name(p));
         if (attr_dbl(g, w, name, r->p_nway[p], e)) return -1;
-        snprintf(name, sizeof name, "nway_index_%s", pvalue_names[p]);
+        snprintf(name, sizeof name, "nway_index_%s", pvalue_name(p));
         if (attr_int(g, w, name, r->nway_index[p], e)) return -1;
     }
     return 0;
@@ -353,7 +410,7 @@ static int pvalue_attrs(hid_t g, const char *w, const pmi_result *r, serr *e) {
 
 /* evals/<i>/<kind>/: the kind's scores (N, m), pooled means and medians (N), statistics. */
 static int write_kind(hid_t eg, const char *ew, const store_job *j, const store_eval *ev, int q, serr *e) {
-    const char *kn = kind_names[ev->kinds[q]];
+    const char *kn = kind_name(ev->kinds[q]);
     char w[320];
     snprintf(w, sizeof w, "%s/%s", ew, kn);
     hid_t g = group_create(eg, ew, kn, e);
@@ -380,7 +437,8 @@ static int write_eval(hid_t esg, const char *jw, const store_job *j, int i, serr
     hid_t g = group_create(esg, esw, name, e);
     if (g < 0) return -1;
     int bad = attr_str(g, w, "attack", ev->attack, e) || attr_str(g, w, "type", ev->type, e) ||
-              attr_str(g, w, "params", ev->params, e) || attr_dbl(g, w, "strength", ev->strength, e) ||
+              attr_str(g, w, "params", ev->params, e) || attr_str(g, w, "strength_key", ev->strength_key, e) ||
+              attr_dbl(g, w, "strength", ev->strength, e) ||
               attr_dbl(g, w, "test_accuracy", ev->test_acc, e) || attr_dbl(g, w, "sparsity", ev->sparsity, e) ||
               attr_dbl(g, w, "wall_s", ev->wall_s, e);
     for (int q = 0; !bad && q < ev->n_kinds; q++) bad = write_kind(g, w, j, ev, q, e);
@@ -427,12 +485,38 @@ static int write_job(hid_t jobs, const store_job *j, serr *e) {
 
 /* ---- the file: root attributes, temporary name, atomic finish ------------------------ */
 
-static int write_root(hid_t f, const store_provenance *p, const char *config, serr *e) {
+/* A rank-1 attribute of n elements. */
+static int attr_array(hid_t loc, const char *where, const char *name, hid_t type, int n, const void *val, serr *e) {
+    hsize_t dims = (hsize_t)n;
+    hid_t sp = H5Screate_simple(1, &dims, NULL);
+    hid_t a = sp < 0 ? -1 : H5Acreate2(loc, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = (a < 0 || H5Awrite(a, type, val) < 0) ? fail(e, "cannot write attribute %s of %s", name, where) : 0;
+    if (a >= 0) H5Aclose(a);
+    if (sp >= 0) H5Sclose(sp);
+    return rc;
+}
+
+/* The root attributes decide, alphas, permutations, score_kinds; none when not recorded. */
+static int write_settings(hid_t f, const store_settings *s, serr *e) {
+    if (!settings_recorded(s)) return 0;
+    const char *kinds[SCORE_COUNT];
+    for (int q = 0; q < s->n_kinds; q++) kinds[q] = kind_name(s->kinds[q]);
+    hid_t t = vstr_type();
+    int bad = attr_str(f, "/", "decide", s->decide, e) ||
+              attr_array(f, "/", "alphas", H5T_NATIVE_DOUBLE, s->n_alphas, s->alphas, e) ||
+              attr_int(f, "/", "permutations", s->permutations, e) ||
+              attr_array(f, "/", "score_kinds", t, s->n_kinds, kinds, e);
+    H5Tclose(t);
+    return bad ? -1 : 0;
+}
+
+static int write_root(hid_t f, const store_provenance *p, const char *config, const store_settings *s, serr *e) {
     int bad = attr_int(f, "/", "schema_version", STORE_SCHEMA_VERSION, e) ||
               attr_str(f, "/", "pmi_version", p->pmi_version, e) || attr_str(f, "/", "git_commit", p->git_commit, e) ||
               attr_str(f, "/", "torch_version", p->torch_version, e) || attr_str(f, "/", "device", p->device, e) ||
               attr_str(f, "/", "started", p->started, e) || attr_str(f, "/", "finished", p->finished, e) ||
-              dset_str(f, "/", "config", config, e);
+              dset_str(f, "/", "config", config, e) || write_settings(f, s, e) ||
+              (p->config_hash[0] && attr_str(f, "/", "config_hash", p->config_hash, e));
     return bad ? -1 : 0;
 }
 
@@ -484,12 +568,13 @@ int store_write_shard(const char *path, const store_job *job, const store_proven
     serr_reset(&e);
     char tmp[PATH_MAX];
     if (!path || !prov) return fail(&e, "store: no %s given", path ? "provenance" : "shard path");
-    if (validate_job(job, &e) || temp_name(path, tmp, sizeof tmp, &e)) return -1;
+    if (validate_job(job, &e) || validate_settings(job, &prov->settings, &e) || temp_name(path, tmp, sizeof tmp, &e))
+        return -1;
     hid_t f = create_file(tmp, &e);
     if (f < 0) return -1;
     hid_t jobs = group_create(f, "", "jobs", &e);
     hid_t sum = jobs < 0 ? -1 : summary_create(f, &e);
-    int bad = sum < 0 || write_job(jobs, job, &e) || job_summary(sum, job, &e) || write_root(f, prov, prov->config, &e);
+    int bad = sum < 0 || write_job(jobs, job, &e) || job_summary(sum, job, &e) || write_root(f, prov, prov->config, &prov->settings, &e);
     if (sum >= 0) H5Dclose(sum);
     if (jobs >= 0) H5Gclose(jobs);
     return finish(f, tmp, path, bad, &e);
@@ -518,12 +603,12 @@ static char *read_string(hid_t obj, int is_attr) {
         if (H5Tis_variable_str(t) > 0) {
             char *v = NULL;
             herr_t rc = is_attr ? H5Aread(obj, mt, &v) : H5Dread(obj, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v);
-            if (rc >= 0) out = strdup(v ? v : "");
+            if (rc >= 0) out = util_strdup(v ? v : "");
             if (v) H5free_memory(v);
         } else {
             size_t n = H5Tget_size(t);
-            out = calloc(n + 1, 1);
-            herr_t rc = !out ? -1 : is_attr ? H5Aread(obj, mt, out) : H5Dread(obj, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
+            out = util_calloc(n + 1, 1);
+            herr_t rc = is_attr ? H5Aread(obj, mt, out) : H5Dread(obj, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
             if (rc < 0) { free(out); out = NULL; }
         }
         H5Tclose(mt);
@@ -544,6 +629,66 @@ static char *root_string(hid_t f, const char *name) {
         if (d >= 0) { s = read_string(d, 0); H5Dclose(d); }
     }
     return s;
+}
+
+/* A double attribute of obj; NAN when absent or unreadable. */
+static double attr_read_dbl(hid_t obj, const char *name) {
+    double v = NAN;
+    if (H5Aexists(obj, name) <= 0) return v;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0 || H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0) v = NAN;
+    if (a >= 0) H5Aclose(a);
+    return v;
+}
+
+/* A string attribute of obj into buf; -1 when absent, not a string or too long for buf. */
+static int attr_read_str(hid_t obj, const char *name, char *buf, size_t len) {
+    if (H5Aexists(obj, name) <= 0) return -1;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    char *s = a < 0 ? NULL : read_string(a, 1);
+    if (a >= 0) H5Aclose(a);
+    int fits = s && strlen(s) < len;
+    if (fits) memcpy(buf, s, strlen(s) + 1);
+    free(s);
+    return fits ? 0 : -1;
+}
+
+/* The decision settings of an open file into s (zeroed first). With optional set, a file
+ * without the attribute decide is not an error: s stays all zero (not recorded). */
+static int settings_read(hid_t f, const char *path, store_settings *s, int optional, serr *e) {
+    memset(s, 0, sizeof *s);
+    if (H5Aexists(f, "decide") <= 0)
+        return optional ? 0 : fail(e, "%s: no decision settings (root attribute decide): the producer did not record them", path);
+    if (attr_read_str(f, "decide", s->decide, sizeof s->decide))
+        return fail(e, "%s: root attribute decide is not a string of at most %zu characters", path, sizeof s->decide - 1);
+    if (root_int(f, "permutations", &s->permutations))
+        return fail(e, "%s: root attribute permutations is missing or not an integer", path);
+    hid_t a = H5Aexists(f, "alphas") > 0 ? H5Aopen(f, "alphas", H5P_DEFAULT) : -1;
+    hid_t sp = a < 0 ? -1 : H5Aget_space(a);
+    hssize_t n = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
+    int bad = n < 1 || n > CFG_MAX_ALPHAS || H5Aread(a, H5T_NATIVE_DOUBLE, s->alphas) < 0;
+    if (sp >= 0) H5Sclose(sp);
+    if (a >= 0) H5Aclose(a);
+    if (bad) return fail(e, "%s: root attribute alphas is missing, unreadable or not 1..%d (CFG_MAX_ALPHAS) values", path, CFG_MAX_ALPHAS);
+    s->n_alphas = (int)n;
+    a = H5Aexists(f, "score_kinds") > 0 ? H5Aopen(f, "score_kinds", H5P_DEFAULT) : -1;
+    sp = a < 0 ? -1 : H5Aget_space(a);
+    hid_t ft = a < 0 ? -1 : H5Aget_type(a), mt = vstr_type();
+    n = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
+    char *names[SCORE_COUNT] = {0};
+    bad = ft < 0 || H5Tis_variable_str(ft) <= 0 || n < 1 || n > SCORE_COUNT || H5Aread(a, mt, names) < 0;
+    for (int q = 0; !bad && q < n; q++) {
+        s->kinds[q] = names[q] ? pmi_score_parse(names[q]) : -1;
+        if (s->kinds[q] < 0) bad = fail(e, "%s: root attribute score_kinds: '%s' is not a score kind", path, names[q] ? names[q] : "");
+    }
+    for (int q = 0; q < SCORE_COUNT; q++) if (names[q]) H5free_memory(names[q]);
+    H5Tclose(mt);
+    if (ft >= 0) H5Tclose(ft);
+    if (sp >= 0) H5Sclose(sp);
+    if (a >= 0) H5Aclose(a);
+    if (bad) return fail(e, "%s: root attribute score_kinds is missing or not 1..%d (SCORE_COUNT) strings", path, SCORE_COUNT);
+    s->n_kinds = (int)n;
+    return settings_check(s, path, e);
 }
 
 int store_shard_complete(const char *path) {
@@ -600,6 +745,18 @@ int store_read_summary(const char *path, store_row **rows, int64_t *n, char *err
     return rc;
 }
 
+int store_read_settings(const char *path, store_settings *s, char *err, size_t errlen) {
+    serr e = {err, errlen};
+    serr_reset(&e);
+    if (!s) return fail(&e, "store: no output for the settings of %s", path ? path : "(null)");
+    memset(s, 0, sizeof *s);
+    int64_t f = open_checked(path, &e);
+    if (f < 0) return -1;
+    int rc = settings_read((hid_t)f, path, s, 0, &e);
+    H5Fclose((hid_t)f);
+    return rc;
+}
+
 char *store_read_attr(const char *path, const char *name) {
     if (!path || !name || !name[0]) return NULL;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
@@ -633,13 +790,8 @@ static int list_shards(const char *dir, char ***names, int *n, int *n_temp, serr
     for (struct dirent *de; !rc && (de = readdir(d));) {
         if (strstr(de->d_name, ".h5.tmp-")) { (*n_temp)++; continue; }
         if (!ends_with(de->d_name, ".h5")) continue;
-        if (*n == cap) {
-            char **g = realloc(*names, sizeof *g * (size_t)(cap = cap ? 2 * cap : 64));
-            if (!g) { rc = fail(e, "store: out of memory listing %s", dir); break; }
-            *names = g;
-        }
-        if (!((*names)[*n] = strdup(de->d_name))) rc = fail(e, "store: out of memory listing %s", dir);
-        else (*n)++;
+        if (*n == cap) *names = util_realloc(*names, sizeof **names * (size_t)(cap = cap ? 2 * cap : 64));
+        (*names)[(*n)++] = util_strdup(de->d_name);
     }
     closedir(d);
     if (rc) { free_names(*names, *n); *names = NULL; *n = 0; return -1; }
@@ -669,34 +821,47 @@ static int copy_jobs(hid_t src, const char *path, hid_t dst_jobs, serr *e) {
     return bad ? -1 : 0;
 }
 
-/* Adds one complete shard: its job groups and its summary rows; *config (when not NULL and
- * still NULL) gets the shard's config text. */
-static int merge_one(hid_t dst_jobs, hid_t dst_sum, const char *path, char **config, serr *e) {
+/* What a merge carries from shard to shard. */
+typedef struct {
+    char *config;              /* the first shard's config text, when wanted (prov has none) */
+    int want_config;
+    store_settings settings;   /* the settings written to the output */
+    int have_settings;         /* 1 once fixed: prov's when recorded, else the first shard's */
+    int merged, skipped;
+} merge_state;
+
+/* Adds one complete shard: its job groups and its summary rows. Its decision settings become
+ * the output's when none are fixed yet; otherwise they must be the same. */
+static int merge_one(hid_t dst_jobs, hid_t dst_sum, const char *path, merge_state *m, serr *e) {
     hid_t src = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (src < 0) return fail(e, "%s: cannot open", path);
     store_row *rows = NULL;
     int64_t n = 0;
-    int bad = copy_jobs(src, path, dst_jobs, e) || summary_read(src, path, &rows, &n, e) ||
-              summary_append(dst_sum, rows, n, e);
-    if (!bad && config && !*config) *config = root_string(src, "config");
+    store_settings set;
+    int bad = settings_read(src, path, &set, 1, e);
+    if (!bad && !m->have_settings) { m->settings = set; m->have_settings = 1; }
+    else if (!bad && !settings_same(&m->settings, &set))
+        bad = fail(e, "%s: decision settings (decide, alphas, score_kinds) differ from the run's or an earlier shard's", path);
+    bad = bad || copy_jobs(src, path, dst_jobs, e) || summary_read(src, path, &rows, &n, e) ||
+          summary_append(dst_sum, rows, n, e);
+    if (!bad && m->want_config && !m->config) m->config = root_string(src, "config");
     free(rows);
     H5Fclose(src);
     return bad ? -1 : 0;
 }
 
-/* Merges the listed shards into the open file f; counts go to *merged and *skipped. */
-static int merge_into(hid_t f, const char *dir, const char *out_path, char **names, int n,
-                      char **config, int *merged, int *skipped, serr *e) {
+/* Merges the listed shards into the open file f. */
+static int merge_into(hid_t f, const char *dir, const char *out_path, char **names, int n, merge_state *m, serr *e) {
     hid_t jobs = group_create(f, "", "jobs", e);
     hid_t sum = jobs < 0 ? -1 : summary_create(f, e);
     int bad = sum < 0;
     for (int i = 0; !bad && i < n; i++) {
         char p[PATH_MAX];
-        if (snprintf(p, sizeof p, "%s/%s", dir, names[i]) >= (int)sizeof p) { bad = fail(e, "store: path too long: %s/%s", dir, names[i]); break; }
+        if (snprintf(p, sizeof p, "%s/%s", dir, names[i]) >= (int)sizeof p) { bad = fail(e, "store: path too long (PATH_MAX): %s/%s", dir, names[i]); break; }
         if (same_file(p, out_path)) continue;
-        if (!store_shard_complete(p)) { (*skipped)++; continue; }
-        bad = merge_one(jobs, sum, p, config, e);
-        if (!bad) (*merged)++;
+        if (!store_shard_complete(p)) { m->skipped++; continue; }
+        bad = merge_one(jobs, sum, p, m, e);
+        if (!bad) m->merged++;
     }
     if (sum >= 0) H5Dclose(sum);
     if (jobs >= 0) H5Gclose(jobs);
@@ -707,21 +872,24 @@ int store_merge_ex(const char *shard_dir, const char *out_path, const store_prov
                    int *n_merged, int *n_skipped, char *err, size_t errlen) {
     serr e = {err, errlen};
     serr_reset(&e);
-    int merged = 0, skipped = 0, n = 0;
-    char **names = NULL, *config = NULL, tmp[PATH_MAX];
+    int n = 0;
+    char **names = NULL, tmp[PATH_MAX];
     if (!shard_dir || !out_path || !prov) return fail(&e, "store: merge needs a shard folder, an output path and provenance");
-    if (list_shards(shard_dir, &names, &n, &skipped, &e)) return -1;
+    merge_state m = {.want_config = !prov->config, .settings = prov->settings,
+                     .have_settings = settings_recorded(&prov->settings)};
+    if (m.have_settings && settings_check(&m.settings, "store: provenance settings", &e)) return -1;
+    if (list_shards(shard_dir, &names, &n, &m.skipped, &e)) return -1;
     if (temp_name(out_path, tmp, sizeof tmp, &e)) { free_names(names, n); return -1; }
     hid_t f = create_file(tmp, &e);
     if (f < 0) { free_names(names, n); return -1; }
-    int bad = merge_into(f, shard_dir, out_path, names, n, prov->config ? NULL : &config, &merged, &skipped, &e);
-    if (!bad && merged == 0) bad = fail(&e, "store: no complete shard in %s (%d skipped)", shard_dir, skipped);
-    if (!bad) bad = write_root(f, prov, prov->config ? prov->config : config, &e);
+    int bad = merge_into(f, shard_dir, out_path, names, n, &m, &e);
+    if (!bad && m.merged == 0) bad = fail(&e, "store: no complete shard in %s (%d skipped)", shard_dir, m.skipped);
+    if (!bad) bad = write_root(f, prov, prov->config ? prov->config : m.config, &m.settings, &e);
     bad = finish(f, tmp, out_path, bad, &e);
-    free(config);
+    free(m.config);
     free_names(names, n);
-    if (n_merged) *n_merged = merged;
-    if (n_skipped) *n_skipped = skipped;
+    if (n_merged) *n_merged = m.merged;
+    if (n_skipped) *n_skipped = m.skipped;
     return bad ? -1 : 0;
 }
 
@@ -730,29 +898,110 @@ int store_merge(const char *shard_dir, const char *out_path, const store_provena
     return store_merge_ex(shard_dir, out_path, prov, NULL, NULL, err, errlen);
 }
 
-/* ---- reading one job's evaluations ------------------------------------------------- */
-
-/* A double attribute of obj; NAN when absent or unreadable. */
-static double attr_read_dbl(hid_t obj, const char *name) {
-    double v = NAN;
-    if (H5Aexists(obj, name) <= 0) return v;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0 || H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0) v = NAN;
-    if (a >= 0) H5Aclose(a);
-    return v;
+/* Free bytes for an unprivileged writer in the folder of path; -1 if unknown. */
+static int64_t free_bytes(const char *path) {
+    char copy[PATH_MAX];
+    snprintf(copy, sizeof copy, "%s", path);
+    struct statvfs v;
+    if (statvfs(dirname(copy), &v)) return -1;
+    return (int64_t)v.f_bavail * (int64_t)v.f_frsize;
 }
 
-/* A string attribute of obj into buf; -1 when absent or not a string. */
-static int attr_read_str(hid_t obj, const char *name, char *buf, size_t len) {
-    if (H5Aexists(obj, name) <= 0) return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    char *s = a < 0 ? NULL : read_string(a, 1);
-    if (a >= 0) H5Aclose(a);
-    if (!s) return -1;
-    snprintf(buf, len, "%s", s);
-    free(s);
+/* Checks the shards of a plan before merging: each is a complete shard of this schema written
+ * by the configuration config_hash. *present gets 1 per shard that is there. A missing or
+ * incomplete shard is an error unless partial; a shard of another configuration always is. */
+static int check_plan_shards(const char *const *paths, int n, const char *config_hash, int partial,
+                             int *present, int64_t *bytes, int *n_present, serr *e) {
+    *bytes = 0; *n_present = 0;
+    for (int i = 0; i < n; i++) {
+        present[i] = store_shard_complete(paths[i]);
+        if (!present[i]) {
+            if (partial) continue;
+            int done = 0;
+            for (int k = 0; k < n; k++) done += k < i ? present[k] : store_shard_complete(paths[k]);
+            return fail(e, "store: %s is missing or incomplete (%d of %d shards of the plan are complete): "
+                           "finish the run (pmi run), or merge what there is with --partial", paths[i], done, n);
+        }
+        char *hash = store_read_attr(paths[i], "config_hash");
+        int same = hash && !strcmp(hash, config_hash);
+        if (!same) {
+            int rc = fail(e, "store: %s was written by a different configuration (config hash %s, this plan's %s); "
+                             "retrain it (pmi run --force) or merge the plan that wrote it", paths[i], hash ? hash : "none", config_hash);
+            free(hash);
+            return rc;
+        }
+        free(hash);
+        struct stat st;
+        if (stat(paths[i], &st) == 0) *bytes += (int64_t)st.st_size;
+        (*n_present)++;
+    }
+    return *n_present ? 0 : fail(e, "store: none of the %d shards of the plan is complete", n);
+}
+
+/* The root attribute partial_note: a sentence that report and plot show. */
+static int partial_note(hid_t f, int merged, int planned, serr *e) {
+    char note[160];
+    snprintf(note, sizeof note, "PARTIAL RESULTS: %d of %d jobs of the plan (merged with --partial)", merged, planned);
+    return attr_str(f, "/", "partial_note", note, e);
+}
+
+int store_merge_plan(const char *const *paths, int n, int partial, const char *out_path,
+                     const store_provenance *prov, int *n_merged, char *err, size_t errlen) {
+    serr e = {err, errlen};
+    serr_reset(&e);
+    if (n_merged) *n_merged = 0;
+    if (!paths || n < 1 || !out_path || !prov || !prov->config_hash[0])
+        return fail(&e, "store: a plan merge needs shard paths, an output path and provenance with the config hash");
+    int *present = util_calloc((size_t)n, sizeof *present), n_present = 0;
+    int64_t bytes = 0;
+    if (check_plan_shards(paths, n, prov->config_hash, partial, present, &bytes, &n_present, &e)) { free(present); return -1; }
+    /* the merged file is about the size of its shards: refuse up front rather than let HDF5
+     * run out of space in the middle of a copy */
+    int64_t need = bytes + bytes / 4 + (1 << 20), avail = free_bytes(out_path);
+    if (avail >= 0 && avail < need) {
+        free(present);
+        return fail(&e, "store: not enough free space for %s: the merge needs about %.1f MB, %.1f MB are free",
+                    out_path, (double)need / 1e6, (double)avail / 1e6);
+    }
+    char tmp[PATH_MAX];
+    if (temp_name(out_path, tmp, sizeof tmp, &e)) { free(present); return -1; }
+    hid_t f = create_file(tmp, &e);
+    if (f < 0) { free(present); return -1; }
+    merge_state m = {.want_config = !prov->config, .settings = prov->settings, .have_settings = settings_recorded(&prov->settings)};
+    int bad = m.have_settings && settings_check(&m.settings, "store: provenance settings", &e);
+    hid_t jobs = bad ? -1 : group_create(f, "", "jobs", &e);
+    hid_t sum = jobs < 0 ? -1 : summary_create(f, &e);
+    bad = bad || sum < 0;
+    for (int i = 0; !bad && i < n; i++)
+        if (present[i] && !(bad = merge_one(jobs, sum, paths[i], &m, &e))) m.merged++;
+    if (sum >= 0) H5Dclose(sum);
+    if (jobs >= 0) H5Gclose(jobs);
+    if (!bad) bad = write_root(f, prov, prov->config ? prov->config : m.config, &m.settings, &e) ||
+                    attr_int(f, "/", "partial", n_present < n, &e) || attr_int(f, "/", "jobs_planned", n, &e) ||
+                    attr_int(f, "/", "jobs_merged", m.merged, &e) || (n_present < n && partial_note(f, m.merged, n, &e));
+    bad = finish(f, tmp, out_path, bad, &e);
+    free(m.config); free(present);
+    if (n_merged) *n_merged = m.merged;
+    return bad ? -1 : 0;
+}
+
+int store_clean_temps(const char *dir, int *removed) {
+    DIR *d = opendir(dir);
+    if (removed) *removed = 0;
+    if (!d) return -1;
+    for (struct dirent *de; (de = readdir(d));) {
+        const char *t = strstr(de->d_name, ".h5.tmp-");
+        char *end;
+        long pid = t ? strtol(t + 8, &end, 10) : 0;
+        if (!t || pid <= 0 || *end || (kill((pid_t)pid, 0) == 0 || errno != ESRCH)) continue;
+        char p[PATH_MAX];
+        if (snprintf(p, sizeof p, "%s/%s", dir, de->d_name) < (int)sizeof p && unlink(p) == 0 && removed) (*removed)++;
+    }
+    closedir(d);
     return 0;
 }
+
+/* ---- reading one job's evaluations ------------------------------------------------- */
 
 /* 1 if every link along the absolute path w exists (H5Lexists needs each parent to exist). */
 static int path_exists(hid_t f, const char *w) {
@@ -766,12 +1015,13 @@ static int path_exists(hid_t f, const char *w) {
     }
 }
 
-static int read_eval_info(hid_t g, const char *w, store_eval_info *ev, serr *e) {
+static int read_eval_info(hid_t g, const char *path, const char *w, store_eval_info *ev, serr *e) {
     memset(ev, 0, sizeof *ev);
     if (attr_read_str(g, "attack", ev->attack, sizeof ev->attack) ||
         attr_read_str(g, "type", ev->type, sizeof ev->type) ||
-        attr_read_str(g, "params", ev->params, sizeof ev->params))
-        return fail(e, "%s: missing string attribute attack, type or params", w);
+        attr_read_str(g, "params", ev->params, sizeof ev->params) ||
+        attr_read_str(g, "strength_key", ev->strength_key, sizeof ev->strength_key))
+        return fail(e, "%s: %s: string attribute attack, type, params or strength_key missing or too long", path, w);
     ev->strength = attr_read_dbl(g, "strength");
     ev->test_acc = attr_read_dbl(g, "test_accuracy");
     ev->sparsity = attr_read_dbl(g, "sparsity");
@@ -780,7 +1030,8 @@ static int read_eval_info(hid_t g, const char *w, store_eval_info *ev, serr *e) 
 
 static int evals_read(hid_t f, const char *path, const char *job_id, store_eval_info **out, int *n, serr *e) {
     char w[300];
-    snprintf(w, sizeof w, "/jobs/%s/evals", job_id);
+    int len = snprintf(w, sizeof w, "/jobs/%s/evals", job_id);
+    if (len < 0 || len >= (int)sizeof w) return fail(e, "%s: job id %s is longer than a job group name can be", path, job_id);
     if (!path_exists(f, w)) return fail(e, "%s: no group %s", path, w);
     hid_t g = H5Gopen2(f, w, H5P_DEFAULT);
     H5G_info_t info;
@@ -788,16 +1039,16 @@ static int evals_read(hid_t f, const char *path, const char *job_id, store_eval_
         if (g >= 0) H5Gclose(g);
         return fail(e, "%s: cannot open %s", path, w);
     }
-    *out = calloc(info.nlinks ? info.nlinks : 1, sizeof **out);
-    int rc = *out ? 0 : fail(e, "%s: out of memory for %s", path, w);
+    *out = util_calloc(info.nlinks ? info.nlinks : 1, sizeof **out);
+    int rc = 0;
     for (hsize_t i = 0; !rc && i < info.nlinks; i++) {
         char name[32], ew[340];
         snprintf(name, sizeof name, "%llu", (unsigned long long)i);
-        snprintf(ew, sizeof ew, "%s: %s/%s", path, w, name);
+        snprintf(ew, sizeof ew, "%s/%s", w, name);
         hid_t eg = H5Lexists(g, name, H5P_DEFAULT) > 0 ? H5Gopen2(g, name, H5P_DEFAULT) : -1;
         if (eg < 0) { rc = fail(e, "%s: no group %s/%s (evaluations must be numbered 0..%llu)", path, w, name,
                                 (unsigned long long)info.nlinks - 1); break; }
-        rc = read_eval_info(eg, ew, &(*out)[i], e);
+        rc = read_eval_info(eg, path, ew, &(*out)[i], e);
         H5Gclose(eg);
     }
     H5Gclose(g);
@@ -828,7 +1079,7 @@ static int scores_read(hid_t f, const char *path, const char *w, double **out, i
              ? 0 : fail(e, "%s: %s is not a 2-d dataset", path, w);
     if (!rc && (dims[0] < 1 || dims[1] < 1 || dims[0] > INT_MAX || dims[1] > INT_MAX / dims[0]))
         rc = fail(e, "%s: %s has shape (%llu, %llu)", path, w, (unsigned long long)dims[0], (unsigned long long)dims[1]);
-    if (!rc && !(*out = malloc(sizeof **out * dims[0] * dims[1]))) rc = fail(e, "%s: out of memory for %s", path, w);
+    if (!rc) *out = util_malloc(sizeof **out * dims[0] * dims[1]);
     if (!rc && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0)
         rc = fail(e, "%s: cannot read %s as double", path, w);
     if (sp >= 0) H5Sclose(sp);
@@ -846,7 +1097,8 @@ int store_read_scores(const char *path, const char *job_id, int eval_index, cons
         return fail(&e, "store: bad arguments to store_read_scores");
     *scores = NULL;
     char w[400];
-    snprintf(w, sizeof w, "/jobs/%s/evals/%d/%s/sample_scores", job_id, eval_index, kind);
+    int len = snprintf(w, sizeof w, "/jobs/%s/evals/%d/%s/sample_scores", job_id, eval_index, kind);
+    if (len < 0 || len >= (int)sizeof w) return fail(&e, "store: /jobs/%s/evals/%d/%s is longer than %zu characters", job_id, eval_index, kind, sizeof w - 1);
     int64_t f = open_checked(path, &e);
     if (f < 0) return -1;
     int rc = scores_read((hid_t)f, path, w, scores, N, m, &e);

@@ -10,11 +10,27 @@
 #define PMI_STORE_H
 #include <stddef.h>
 #include <stdint.h>
+#include "config.h"
 #include "pmi.h"
 #include "data.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 #define STORE_NAME 64
+
+/* The decision settings of a run, stored as root attributes (decide, alphas, permutations,
+ * score_kinds) of every shard and merged file, so that readers never parse the config.
+ * All zero (a memset struct) means "not recorded": the attributes are then left out, and
+ * store_read_settings() refuses the file. When recorded, they are checked before anything is
+ * written: decide is a pmi_pvalue_name(), 1..CFG_MAX_ALPHAS alphas in (0, 1), permutations
+ * >= 0, 1..SCORE_COUNT distinct score kinds, and every kind an evaluation holds is listed. */
+typedef struct {
+    char decide[16];               /* the decision p-value, pmi_pvalue_name(): "perm", "rank", ... */
+    double alphas[CFG_MAX_ALPHAS]; /* significance levels (pmi.alpha), in config order */
+    int n_alphas;
+    int permutations;              /* resamples of the permutation test (pmi.permutations) */
+    int n_kinds;                   /* score kinds evaluated (pmi.scores) */
+    int kinds[SCORE_COUNT];        /* their pmi_score_kind; kinds[0] is the decision score */
+} store_settings;
 
 typedef struct {
     char pmi_version[STORE_NAME];
@@ -24,6 +40,8 @@ typedef struct {
     char started[STORE_NAME];      /* ISO 8601 UTC */
     char finished[STORE_NAME];
     const char *config;            /* full effective INI text */
+    char config_hash[17];          /* plan_config_hash of config (seed count aside); "" = not recorded */
+    store_settings settings;       /* the decision settings; see store_settings */
 } store_provenance;
 
 /* One evaluation of one model: the un-attacked model (attack "none") or an attacked one. */
@@ -31,6 +49,7 @@ typedef struct {
     char attack[STORE_NAME];       /* attack instance name from [attack.<name>], or "none" */
     char type[STORE_NAME];         /* attack type, or "none" (chains: "prune+ftal") */
     char params[256];              /* "sparsity=0.5,global=1" */
+    char strength_key[32];         /* name of the swept parameter ("sparsity"); "" when none */
     double strength;               /* value of the swept parameter; NAN for "none" */
     double test_acc;
     double sparsity;               /* fraction of prunable weights that are zero */
@@ -53,6 +72,7 @@ typedef struct {
     int point_index, seed, replica;/* replica: index among independent models of one kind */
     int N, m, secret_k;
     int trained_on_k;              /* 1 if D_k was in this model's training data */
+    int independent;               /* 1 if the model counts toward the false-positive rate */
     double train_acc, test_acc, wall_s;
     const data_split *split;
     const double *loss_curve; int epochs;
@@ -69,12 +89,28 @@ int store_write_shard(const char *path, const store_job *job, const store_proven
                       char *err, size_t errlen);
 /* 1 if path is a complete shard of this schema version, 0 otherwise (missing, partial, other). */
 int store_shard_complete(const char *path);
-/* Merges every complete *.h5 in shard_dir into out_path (atomically replaced). */
+/* Merges the shards of one plan, paths[0..n) in plan order, into out_path (atomically
+ * replaced). Every shard must be complete and carry prov->config_hash (the root attribute
+ * config_hash): a shard of another configuration is an error naming it; a missing or
+ * incomplete one too, unless partial, when it is left out and the output records partial=1.
+ * The output records jobs_planned and jobs_merged, and the free space of out_path's folder is
+ * checked first (an error naming what is needed and what is free). Returns 0, or -1 with err
+ * and out_path untouched (no temporary file left). *n_merged (optional) gets the count. */
+int store_merge_plan(const char *const *paths, int n, int partial, const char *out_path,
+                     const store_provenance *prov, int *n_merged, char *err, size_t errlen);
+/* Removes the temporary files ("*.h5.tmp-<pid>") in dir whose writer process no longer exists
+ * (left by a killed run). *removed (optional) gets the count. -1 if dir cannot be read. */
+int store_clean_temps(const char *dir, int *removed);
+/* Merges every complete *.h5 in shard_dir into out_path (atomically replaced), whatever plan or
+ * configuration wrote them: for tools and tests; pmi itself merges with store_merge_plan(). */
 int store_merge(const char *shard_dir, const char *out_path, const store_provenance *prov,
                 char *err, size_t errlen);
 /* store_merge() with counts. Shards are taken in file-name order; each one's /jobs/<id>
  * groups are copied and its /summary rows appended. The root attributes come from prov; when
- * prov->config is NULL the config text of the first merged shard is used. *n_merged (optional)
+ * prov->config is NULL the config text of the first merged shard is used, and when
+ * prov->settings is all zero the first merged shard's settings are; a shard whose decide,
+ * alphas or score kinds differ from those is an error (permutations may differ, as in a sweep
+ * over pmi.permutations). *n_merged (optional)
  * gets the number of shards merged; *n_skipped (optional) the number left out: temporary files
  * ("*.h5.tmp-*") and *.h5 files that are not complete shards of this schema version (out_path
  * itself, if it lies in shard_dir, is neither). A job id present in two shards, or a folder
@@ -93,8 +129,8 @@ typedef struct {
     char job_id[128];
     char experiment[STORE_NAME], dataset[STORE_NAME], arch[STORE_NAME], role[STORE_NAME];
     char point[256];
-    int32_t seed, replica, N, m, secret_k, trained_on_k;
-    char attack[STORE_NAME], attack_type[STORE_NAME], params[256];
+    int32_t seed, replica, N, m, secret_k, trained_on_k, independent;
+    char attack[STORE_NAME], attack_type[STORE_NAME], params[256], strength_key[32];
     double strength, test_acc, sparsity;
     char score[16];
     int32_t identified;
@@ -114,11 +150,17 @@ int store_read_summary(const char *path, store_row **rows, int64_t *n, char *err
  * looked up as a scalar string dataset at the root. NULL also for a non-string attribute. */
 char *store_read_attr(const char *path, const char *name);
 
+/* Reads the decision settings (the root attributes decide, alphas, permutations and
+ * score_kinds) of a shard or merged file, after the store_open() version check. Returns 0, or
+ * -1 with err naming the file and the attribute that is missing or invalid (a file written
+ * without settings, an unknown p-value or score kind, more alphas than CFG_MAX_ALPHAS). */
+int store_read_settings(const char *path, store_settings *s, char *err, size_t errlen);
+
 /* ---- reading one job's evaluations (added for plot) ------------------------------- */
 
 /* The attributes of one evaluation group /jobs/<id>/evals/<i>. */
 typedef struct {
-    char attack[STORE_NAME], type[STORE_NAME], params[256];
+    char attack[STORE_NAME], type[STORE_NAME], params[256], strength_key[32];
     double strength, test_acc, sparsity;
 } store_eval_info;
 

@@ -22,6 +22,13 @@ double util_now_s(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+void util_iso_now(char *buf, size_t len) {
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
 static void out_of_memory(size_t size, const char *file, int line) {
     fprintf(stderr, "pmi: out of memory allocating %zu bytes at %s:%d\n", size, file, line);
     exit(1);

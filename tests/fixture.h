@@ -24,6 +24,12 @@ static const char *config_text =
     "[pmi]\nscores = loss,conf\ndecide = perm\nalpha = 0.01,0.05\npermutations = 200\n"
     "[attack.prune]\ntype = prune\nsparsity = 0.2,0.5,0.8\n";
 
+/* The decision settings of config_text's [pmi] section. */
+static store_settings fixture_settings(void) {
+    return (store_settings){.decide = "perm", .alphas = {0.01, 0.05}, .n_alphas = 2, .permutations = 200,
+                            .n_kinds = 2, .kinds = {SCORE_LOSS, SCORE_CONF}};
+}
+
 /* One job in memory: evals[0] is un-attacked, evals[1..NSTR] pruned at sparsities[]. */
 typedef struct {
     store_job job;
@@ -55,6 +61,7 @@ static void fill_job(fixture *x, int arch, int role, int seed, int with_attacks)
     snprintf(j->arch, sizeof j->arch, "%s", archs[arch]);
     snprintf(j->role, sizeof j->role, "%s", roles[role]);
     j->seed = seed; j->N = PN; j->m = PM; j->secret_k = (3 * seed) % PN; j->trained_on_k = role == 0;
+    j->independent = role == 2;
     j->test_acc = 0.86 + 0.03 * arch + 0.004 * seed + (role == 0 ? 0.002 : 0); j->train_acc = 0.99;
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(rng, (unsigned long)(1000 * seed + 10 * arch + role));
@@ -65,6 +72,7 @@ static void fill_job(fixture *x, int arch, int role, int seed, int with_attacks)
         snprintf(ev->attack, sizeof ev->attack, "%s", e ? "prune" : "none");
         snprintf(ev->type, sizeof ev->type, "%s", e ? "prune" : "none");
         if (e) snprintf(ev->params, sizeof ev->params, "sparsity=%g,global=1", s);
+        if (e) snprintf(ev->strength_key, sizeof ev->strength_key, "sparsity");
         ev->strength = e ? s : NAN;
         ev->test_acc = j->test_acc - 0.3 * s * s;
         ev->sparsity = s;
@@ -75,11 +83,11 @@ static void fill_job(fixture *x, int arch, int role, int seed, int with_attacks)
 }
 
 /* Writes every job's shard into <dir>/shards and merges them into <dir>/results.h5. */
-static void build_results(const char *dir, int with_attacks, char *out, size_t len) {
+static inline void build_results(const char *dir, int with_attacks, char *out, size_t len) {
     char shards[300], p[400], err[512];
     snprintf(shards, sizeof shards, "%s/shards", dir);
     mkdir(dir, 0777); mkdir(shards, 0777);
-    store_provenance prov = {.config = config_text};
+    store_provenance prov = {.config = config_text, .settings = fixture_settings()};
     fixture *x = malloc(sizeof *x);
     for (int a = 0; a < 2; a++)
         for (int r = 0; r < 3; r++)

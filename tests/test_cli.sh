@@ -61,9 +61,10 @@ expect 2 "unrecognized option '--bogus'" -- run "$tmp/ok.ini" --bogus
 expect 2 "--batch '64k'" -- bench --batch 64k
 expect 2 "--lr 'fast'" -- bench --lr fast
 [ ! -e "$out" ]; check $? "no results folder after the refused runs"
-expect 2 "usage: pmi merge" -- merge "$tmp/shards"
-[ ! -s "$tmp/out" ]; check $? "pmi merge with one argument prints its usage on stderr only"
-expect 2 "usage: pmi merge" -- merge
+mkdir "$tmp/shards"
+expect 2 "$tmp/shards: a directory, expected an INI text file" -- merge "$tmp/shards"
+[ ! -s "$tmp/out" ]; check $? "pmi merge of a folder prints nothing on stdout"
+expect 2 "expected the config file(s)" -- merge
 expect 0 "" -- merge --help
 grep -q "usage: pmi merge" "$tmp/out"; check $? "pmi merge --help prints the usage on stdout"
 expect 2 "--format 'jpg': expected png, pdf or svg" -- plot "$tmp/none.h5" --format jpg

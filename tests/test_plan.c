@@ -69,13 +69,16 @@ static void test_bad_attack_fails_the_plan(void **state) {
     assert_non_null(strstr(err, "longer than 63"));
 }
 
-static void test_hash_ignores_only_the_seed_count(void **state) {
+static void test_hash_ignores_only_seeds_and_output(void **state) {
     char a[17], b[17], c[17], d[17];
     plan_config_hash("[experiment]\nname = x\nseeds = 3\n[pool]\nN = 10\n", a);
     plan_config_hash("[experiment]\nname = x\nseeds = 7\n[pool]\nN = 10\n", b);
     plan_config_hash("[experiment]\nname = x\nseeds = 3\n[pool]\nN = 11\n", c);
     plan_config_hash("[experiment]\nname = x\nseeds = 3\n[attack.a]\nseeds = 3\n[pool]\nN = 10\n", d);
     assert_string_equal(a, b);
+    char e[17];
+    plan_config_hash("[experiment]\nname = x\nseeds = 3\noutput = /elsewhere\n[pool]\nN = 10\n", e);
+    assert_string_equal(a, e);
     assert_string_not_equal(a, c);
     assert_string_not_equal(a, d);   /* a `seeds` key elsewhere is not the seed count */
 }
@@ -130,7 +133,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_build_types_everything),
         cmocka_unit_test(test_bad_attack_fails_the_plan),
-        cmocka_unit_test(test_hash_ignores_only_the_seed_count),
+        cmocka_unit_test(test_hash_ignores_only_seeds_and_output),
         cmocka_unit_test(test_seed_sharing),
         cmocka_unit_test(test_purposes_never_collide),
     };

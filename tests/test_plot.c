@@ -152,6 +152,12 @@ static void test_data_match_fixture(void **state) {
         }
     }
     assert_int_equal(read_block(p, 2, v, 16), NSTR);    /* the independent models' block */
+    size_t len;
+    snprintf(p, sizeof p, "%s/data/robustness-prune.gp", tu_tmpdir());
+    char *gp = slurp(p, &len);                           /* the x axis is the stored strength_key */
+    assert_non_null(gp);
+    assert_non_null(strstr(gp, "xlabel_text = \"prune: sparsity (fraction of weights)\""));
+    free(gp);
     snprintf(p, sizeof p, "%s/data/fidelity.dat", tu_tmpdir());
     for (int a = 0; a < 2; a++) {
         assert_int_equal(read_block(p, 1 - a, v, 16), NSEED);
@@ -245,6 +251,8 @@ static void test_store_readers(void **state) {
     assert_string_equal(ev[0].attack, "none");
     assert_true(isnan(ev[0].strength));
     assert_string_equal(ev[2].params, "sparsity=0.5,global=1");
+    assert_string_equal(ev[0].strength_key, "");
+    assert_string_equal(ev[2].strength_key, "sparsity");
     assert_float_equal(ev[3].strength, 0.8, 0);
     assert_float_equal(ev[3].test_acc, x->evals[3].test_acc, 0);
     free(ev);

@@ -82,6 +82,43 @@ static void test_csv_and_latex(void **state) {
     assert_int_equal(report_format_parse("html", &f), -1);
 }
 
+/* The independent models are the rows with independent = 1, whatever their role is called, and a
+ * file without decision settings is refused with a message naming the file and the attribute. */
+static void test_flags_and_settings(void **state) {
+    char dir[300], shards[340], p[400], out[400], err[512];
+    snprintf(dir, sizeof dir, "%s/flags", tu_tmpdir());
+    snprintf(shards, sizeof shards, "%s/shards", dir);
+    mkdir(dir, 0777); mkdir(shards, 0777);
+    store_provenance prov = {.config = config_text, .settings = fixture_settings()};
+    fixture *x = malloc(sizeof *x);
+    for (int r = 0; r < 3; r++)
+        for (int s = 1; s <= NSEED; s++) {
+            fill_job(x, 0, r, s, 0);
+            if (r == 2) snprintf(x->job.role, sizeof x->job.role, "other-data");   /* no "indep" prefix */
+            snprintf(p, sizeof p, "%s/%s.h5", shards, x->job.id);
+            assert_int_equal(store_write_shard(p, &x->job, &prov, err, sizeof err), 0);
+        }
+    snprintf(out, sizeof out, "%s/results.h5", dir);
+    if (store_merge(shards, out, &prov, err, sizeof err)) fail_msg("merge: %s", err);
+    char shared[sizeof results];
+    snprintf(shared, sizeof shared, "%s", results);
+    snprintf(results, sizeof results, "%s", out);
+    char *md = render(REPORT_MD);
+    snprintf(results, sizeof results, "%s", shared);
+    assert_non_null(strstr(md, "| perm (decision) | 3 |"));     /* 3 independent models */
+    assert_int_equal(count_lines_with(md, "| other-data#0 |", NULL), 3);
+    /* the same shards, written without settings */
+    memset(&prov.settings, 0, sizeof prov.settings);
+    snprintf(p, sizeof p, "%s/bare.h5", dir);
+    assert_int_equal(store_write_shard(p, &x->job, &prov, err, sizeof err), 0);
+    FILE *f = fopen("/dev/null", "w");
+    assert_int_equal(report_print(p, REPORT_MD, f, err, sizeof err), -1);
+    fclose(f);
+    assert_non_null(strstr(err, "bare.h5"));
+    assert_non_null(strstr(err, "decide"));
+    free(x);
+}
+
 static void test_missing_file(void **state) {
     char err[512];
     FILE *f = fopen("/dev/null", "w");
@@ -97,6 +134,7 @@ int main(void) {
         cmocka_unit_test(test_fidelity_gap),
         cmocka_unit_test(test_calibration),
         cmocka_unit_test(test_csv_and_latex),
+        cmocka_unit_test(test_flags_and_settings),
         cmocka_unit_test(test_missing_file),
     };
     return cmocka_run_group_tests_name("report", tests, setup, NULL);

@@ -22,6 +22,8 @@
 static const char *const kind_name[NKIND] = {"loss", "conf", "correct", "entropy", "mentropy", "logit"};
 static const char *const pv_name[4] = {"rank", "perm", "welch", "mw"};
 static const int eval_kinds[NEVAL][NKIND] = {{0, 1, 2, 3, 4, 5}, {5, 3, 1, 0, 2, 4}};
+/* The decision settings of make_prov(): decision kind conf first, the others after. */
+static const int settings_kinds[NKIND] = {1, 0, 2, 3, 4, 5};
 
 /* Everything one in-memory job points to; b offsets every value so two jobs differ. */
 typedef struct {
@@ -62,6 +64,7 @@ static void fill_eval(fixture *x, int e) {
     snprintf(ev->attack, sizeof ev->attack, "%s", e ? "prune-global" : "none");
     snprintf(ev->type, sizeof ev->type, "%s", e ? "prune" : "none");
     snprintf(ev->params, sizeof ev->params, "%s", e ? "sparsity=0.5,global=1" : "");
+    snprintf(ev->strength_key, sizeof ev->strength_key, "%s", e ? "sparsity" : "");
     ev->strength = e ? 0.5 : NAN;
     ev->test_acc = e ? 0.875 : 0.9125;
     ev->sparsity = e ? 0.5 : 0.0;
@@ -91,7 +94,9 @@ static void fill_fixture(fixture *x, const char *id, double b) {
     snprintf(j->role, sizeof j->role, "owner");
     snprintf(j->point, sizeof j->point, "pmi.m=3");
     j->point_index = 2; j->seed = 7 + (int)b; j->replica = 1; j->N = TN; j->m = TM; j->secret_k = 2;
-    j->trained_on_k = 1; j->train_acc = 0.99; j->test_acc = 0.9125; j->wall_s = 12.25 + b;
+    j->trained_on_k = 1;
+    j->independent = (int)b % 2;   /* the store records the flag as given, whatever the role */
+    j->train_acc = 0.99; j->test_acc = 0.9125; j->wall_s = 12.25 + b;
     for (int i = 0; i < 5; i++) x->train[i] = 100 + i;
     for (int i = 0; i < TN * TM; i++) x->pool[i] = 200 + i + (int64_t)b;
     x->attacker[0] = 300; x->attacker[1] = 301;
@@ -129,6 +134,12 @@ static store_provenance make_prov(const char *config) {
     snprintf(p.device, sizeof p.device, "cpu (2 threads)");
     snprintf(p.started, sizeof p.started, "2024-01-02T03:04:05Z");
     snprintf(p.finished, sizeof p.finished, "2024-01-02T03:05:06Z");
+    snprintf(p.settings.decide, sizeof p.settings.decide, "welch");
+    p.settings.alphas[0] = 0.01; p.settings.alphas[1] = 0.05; p.settings.alphas[2] = 0.125;
+    p.settings.n_alphas = 3;
+    p.settings.permutations = 999;
+    p.settings.n_kinds = NKIND;
+    memcpy(p.settings.kinds, settings_kinds, sizeof settings_kinds);
     return p;
 }
 
@@ -225,10 +236,11 @@ static void check_eval(hid_t f, const char *jw, const fixture *x, int e) {
     char ew[200];
     snprintf(ew, sizeof ew, "%s/evals/%d", jw, e);
     const store_eval *ev = &x->evals[e];
-    assert_int_equal(n_attrs(f, ew), 7);
+    assert_int_equal(n_attrs(f, ew), 8);
     attr_s(f, ew, "attack", ev->attack);
     attr_s(f, ew, "type", ev->type);
     attr_s(f, ew, "params", ev->params);
+    attr_s(f, ew, "strength_key", e ? "sparsity" : "");
     double st = attr_d(f, ew, "strength");
     assert_true(e ? st == 0.5 : isnan(st));
     assert_true(attr_d(f, ew, "test_accuracy") == ev->test_acc);
@@ -244,7 +256,7 @@ static void check_job(hid_t f, const fixture *x) {
     const store_job *j = &x->job;
     char jw[160], p[200];
     snprintf(jw, sizeof jw, "/jobs/%s", j->id);
-    assert_int_equal(n_attrs(f, jw), 16);
+    assert_int_equal(n_attrs(f, jw), 17);
     attr_s(f, jw, "experiment", "exp-test"); attr_s(f, jw, "dataset", "synthetic");
     attr_s(f, jw, "arch", "mlp"); attr_s(f, jw, "role", "owner"); attr_s(f, jw, "point", "pmi.m=3");
     assert_int_equal(attr_i(f, jw, "point_index"), 2);
@@ -254,6 +266,7 @@ static void check_job(hid_t f, const fixture *x) {
     assert_int_equal(attr_i(f, jw, "m"), TM);
     assert_int_equal(attr_i(f, jw, "secret_k"), 2);
     assert_int_equal(attr_i(f, jw, "trained_on_k"), 1);
+    assert_int_equal(attr_i(f, jw, "independent"), j->independent);
     assert_int_equal(attr_i(f, jw, "epochs"), 3);
     assert_true(attr_d(f, jw, "train_accuracy") == 0.99);
     assert_true(attr_d(f, jw, "test_accuracy") == 0.9125);
@@ -271,8 +284,33 @@ static void check_job(hid_t f, const fixture *x) {
     for (int e = 0; e < NEVAL; e++) check_eval(f, jw, x, e);
 }
 
+/* The root attributes decide, alphas, permutations and score_kinds equal s. */
+static void check_settings_attrs(hid_t f, const store_settings *s) {
+    attr_s(f, "/", "decide", s->decide);
+    assert_int_equal(attr_i(f, "/", "permutations"), s->permutations);
+    hid_t a = H5Aopen(f, "alphas", H5P_DEFAULT);
+    assert_true(a >= 0);
+    hid_t sp = H5Aget_space(a), t = H5Aget_type(a);
+    assert_int_equal(H5Tget_class(t), H5T_FLOAT);
+    assert_int_equal(H5Sget_simple_extent_npoints(sp), s->n_alphas);
+    double al[CFG_MAX_ALPHAS];
+    assert_true(H5Aread(a, H5T_NATIVE_DOUBLE, al) >= 0);
+    for (int i = 0; i < s->n_alphas; i++) assert_true(al[i] == s->alphas[i]);
+    H5Tclose(t); H5Sclose(sp); H5Aclose(a);
+    a = H5Aopen(f, "score_kinds", H5P_DEFAULT);
+    assert_true(a >= 0);
+    sp = H5Aget_space(a); t = H5Aget_type(a);
+    assert_true(H5Tis_variable_str(t) > 0);
+    assert_int_equal(H5Sget_simple_extent_npoints(sp), s->n_kinds);
+    char *names[NKIND] = {0};
+    assert_true(H5Aread(a, t, names) >= 0);
+    for (int i = 0; i < s->n_kinds; i++) { assert_string_equal(names[i], kind_name[s->kinds[i]]); H5free_memory(names[i]); }
+    H5Tclose(t); H5Sclose(sp); H5Aclose(a);
+}
+
 static void check_root(hid_t f, const store_provenance *p, const char *config) {
-    assert_int_equal(n_attrs(f, "/"), 8);
+    assert_int_equal(n_attrs(f, "/"), 12);
+    check_settings_attrs(f, &p->settings);
     assert_int_equal(attr_i(f, "/", "schema_version"), STORE_SCHEMA_VERSION);
     assert_int_equal(attr_i(f, "/", "complete"), 1);
     attr_s(f, "/", "pmi_version", p->pmi_version); attr_s(f, "/", "git_commit", p->git_commit);
@@ -294,8 +332,9 @@ static void check_summary_type(hid_t f) {
         {"job_id", H5T_STRING, 128}, {"experiment", H5T_STRING, 64}, {"dataset", H5T_STRING, 64},
         {"arch", H5T_STRING, 64}, {"role", H5T_STRING, 64}, {"point", H5T_STRING, 256},
         {"seed", H5T_INTEGER, 4}, {"replica", H5T_INTEGER, 4}, {"N", H5T_INTEGER, 4}, {"m", H5T_INTEGER, 4},
-        {"secret_k", H5T_INTEGER, 4}, {"trained_on_k", H5T_INTEGER, 4}, {"attack", H5T_STRING, 64},
-        {"attack_type", H5T_STRING, 64}, {"params", H5T_STRING, 256}, {"strength", H5T_FLOAT, 8},
+        {"secret_k", H5T_INTEGER, 4}, {"trained_on_k", H5T_INTEGER, 4}, {"independent", H5T_INTEGER, 4},
+        {"attack", H5T_STRING, 64}, {"attack_type", H5T_STRING, 64}, {"params", H5T_STRING, 256},
+        {"strength_key", H5T_STRING, 32}, {"strength", H5T_FLOAT, 8},
         {"test_acc", H5T_FLOAT, 8}, {"sparsity", H5T_FLOAT, 8}, {"score", H5T_STRING, 16},
         {"identified", H5T_INTEGER, 4}, {"margin", H5T_FLOAT, 8}, {"p_rank", H5T_FLOAT, 8},
         {"p_perm", H5T_FLOAT, 8}, {"p_welch", H5T_FLOAT, 8}, {"p_mw", H5T_FLOAT, 8},
@@ -334,8 +373,10 @@ static void check_rows(const store_row *r, const fixture *x) {
             assert_int_equal(r->seed, x->job.seed); assert_int_equal(r->replica, 1);
             assert_int_equal(r->N, TN); assert_int_equal(r->m, TM);
             assert_int_equal(r->secret_k, 2); assert_int_equal(r->trained_on_k, 1);
+            assert_int_equal(r->independent, x->job.independent);
             assert_string_equal(r->attack, ev->attack); assert_string_equal(r->attack_type, ev->type);
             assert_string_equal(r->params, ev->params);
+            assert_string_equal(r->strength_key, e ? "sparsity" : "");
             assert_true(e ? r->strength == 0.5 : isnan(r->strength));
             assert_true(r->test_acc == ev->test_acc); assert_true(r->sparsity == ev->sparsity);
             assert_string_equal(r->score, kind_name[k]);
@@ -349,6 +390,15 @@ static void check_rows(const store_row *r, const fixture *x) {
             }
         }
     }
+}
+
+static void assert_settings_equal(const store_settings *a, const store_settings *b) {
+    assert_string_equal(a->decide, b->decide);
+    assert_int_equal(a->n_alphas, b->n_alphas);
+    for (int i = 0; i < a->n_alphas; i++) assert_true(a->alphas[i] == b->alphas[i]);
+    assert_int_equal(a->permutations, b->permutations);
+    assert_int_equal(a->n_kinds, b->n_kinds);
+    for (int i = 0; i < a->n_kinds; i++) assert_int_equal(a->kinds[i], b->kinds[i]);
 }
 
 /* ---- tests ------------------------------------------------------------------------ */
@@ -391,6 +441,9 @@ static void test_shard_round_trip(void **state) {
     assert_string_equal(cfg, config);
     assert_null(store_read_attr(path, "schema_version"));
     assert_null(store_read_attr(path, "no-such-attribute"));
+    store_settings st;
+    assert_int_equal(store_read_settings(path, &st, err, sizeof err), 0);
+    assert_settings_equal(&st, &p.settings);
     free(dev); free(cfg); free(config); free(x);
 }
 
@@ -403,11 +456,18 @@ static void test_h5py_reads_shard(void **state) {
         "print('secret_k=%d' % j.attrs['secret_k'])\n"
         "print('role=%s' % j.attrs['role'])\n"
         "print('p_perm=%r' % float(j['evals/1/mentropy'].attrs['p_perm']))\n"
+        "print('independent=%d' % j.attrs['independent'])\n"
+        "print('strength_key=%s' % j['evals/1'].attrs['strength_key'])\n"
+        "print('decide=%s' % f.attrs['decide'])\n"
+        "print('alphas=%s' % ','.join(repr(float(a)) for a in f.attrs['alphas']))\n"
+        "print('permutations=%d' % f.attrs['permutations'])\n"
+        "print('score_kinds=%s' % ','.join(f.attrs['score_kinds']))\n"
         "print('score=%r' % float(j['evals/0/logit/sample_scores'][2, 1]))\n"
         "df = pandas.DataFrame(f['summary'][:])\n"
         "print('shape=%d,%d' % df.shape)\n"
         "print('scores=%s' % ','.join(s.decode() for s in df['score']))\n"
         "print('p_welch7=%r' % float(df['p_welch'][7]))\n"
+        "print('row7=%d,%s' % (df['independent'][7], df['strength_key'][7].decode() or '-'))\n"
         "sys.stdout.write('config=' + f['config'].asstr()[()])\n";
     char path[300], out[16384];
     path_in(path, sizeof path, "job-a-py.h5");
@@ -417,19 +477,28 @@ static void test_h5py_reads_shard(void **state) {
     snprintf(args, sizeof args, "'%s'", path);
     assert_int_equal(tu_python(script, args, out, sizeof out), 0);
     long secret = -1;
-    char role[64] = "", scores[256] = "";
+    char role[64] = "", scores[256] = "", skey[64] = "", decide[64] = "", alphas[128] = "", kinds[128] = "", row7[64] = "";
     double pperm = 0, score = 0, pw = 0;
-    int rows = 0, cols = 0;
+    int rows = 0, cols = 0, indep = -1, perms = -1;
     char *cfg = strstr(out, "config=");
     assert_non_null(cfg);
-    assert_int_equal(sscanf(out, "secret_k=%ld role=%63s p_perm=%lf score=%lf shape=%d,%d scores=%255s p_welch7=%lf",
-                            &secret, role, &pperm, &score, &rows, &cols, scores, &pw), 8);
+    assert_int_equal(sscanf(out, "secret_k=%ld role=%63s p_perm=%lf independent=%d strength_key=%63s decide=%63s alphas=%127s "
+                            "permutations=%d score_kinds=%127s score=%lf shape=%d,%d scores=%255s p_welch7=%lf row7=%63s",
+                            &secret, role, &pperm, &indep, skey, decide, alphas, &perms, kinds, &score, &rows, &cols,
+                            scores, &pw, row7), 15);
+    assert_int_equal(indep, 0);
+    assert_string_equal(skey, "sparsity");
+    assert_string_equal(decide, "welch");
+    assert_string_equal(alphas, "0.01,0.05,0.125");
+    assert_int_equal(perms, 999);
+    assert_string_equal(kinds, "conf,loss,correct,entropy,mentropy,logit");
+    assert_string_equal(row7, "0,sparsity");
     assert_int_equal(secret, 2);
     assert_string_equal(role, "owner");
     assert_true(pperm == p_v(0, 1, 4, 1));
     assert_true(score == score_v(0, 0, 5, 2, 1));
     assert_int_equal(rows, NEVAL * NKIND);
-    assert_int_equal(cols, 29);
+    assert_int_equal(cols, 31);
     assert_string_equal(scores, "loss,conf,correct,entropy,mentropy,logit,logit,entropy,conf,loss,correct,mentropy");
     assert_true(pw == p_v(0, 1, eval_kinds[1][1], 2));
     assert_string_equal(cfg + strlen("config="), config);
@@ -473,7 +542,7 @@ static int dir_entries(const char *dir, const char *prefix) {
 }
 
 /* Two complete shards are merged; a temporary file, a complete=0 shard and a file of another
- * schema version are skipped; the first shard's config is kept when prov has none. */
+ * schema version (1) are skipped; the first shard's config is kept when prov has none. */
 static void test_merge(void **state) {
     char dir[300], a[340], b[340], t[340], d[340], v[340], out[340], err[512] = "";
     path_in(dir, sizeof dir, "merge");
@@ -491,7 +560,7 @@ static void test_merge(void **state) {
     set_complete(d, 0);
     assert_int_equal(store_shard_complete(d), 0);
     write_bare(t, -1);
-    write_bare(v, 2);
+    write_bare(v, 1);
     store_provenance p = make_prov(NULL);
     int merged = -1, skipped = -1;
     assert_int_equal(store_merge_ex(dir, out, &p, &merged, &skipped, err, sizeof err), 0);
@@ -513,6 +582,80 @@ static void test_merge(void **state) {
     H5Fclose(f);
     assert_int_equal(dir_entries(tu_tmpdir(), "merged.h5"), 1);
     free(rows); free(x); free(ca); free(cb);
+}
+
+/* Merge takes the decision settings from prov, or from the first shard when prov has none
+ * (`pmi merge`); shards whose decide, alphas or score_kinds differ are refused. */
+static void test_merge_settings(void **state) {
+    char dir[300], a[340], b[340], out[340], err[512] = "";
+    path_in(dir, sizeof dir, "merge-settings");
+    assert_int_equal(mkdir(dir, 0755), 0);
+    snprintf(a, sizeof a, "%s/job-a.h5", dir);
+    snprintf(b, sizeof b, "%s/job-b.h5", dir);
+    path_in(out, sizeof out, "merged-settings.h5");
+    write_fixture(a, "job-a", 0, "x=1\n");
+    write_fixture(b, "job-b", 1, "x=1\n");
+    store_provenance want = make_prov(NULL), p = make_prov(NULL);
+    memset(&p.settings, 0, sizeof p.settings);
+    assert_int_equal(store_merge(dir, out, &p, err, sizeof err), 0);
+    store_settings got;
+    assert_int_equal(store_read_settings(out, &got, err, sizeof err), 0);
+    assert_settings_equal(&got, &want.settings);
+    hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    check_settings_attrs(f, &want.settings);
+    H5Fclose(f);
+    /* a shard of other alphas makes the merge fail, naming it; out is left as it was */
+    fixture *x = malloc(sizeof *x);
+    fill_fixture(x, "job-c", 2);
+    store_provenance other = make_prov("x=1\n");
+    other.settings.alphas[2] = 0.1;
+    char c[340];
+    snprintf(c, sizeof c, "%s/job-c.h5", dir);
+    assert_int_equal(store_write_shard(c, &x->job, &other, err, sizeof err), 0);
+    assert_int_equal(store_merge(dir, out, &p, err, sizeof err), -1);
+    assert_non_null(strstr(err, "job-c.h5"));
+    assert_non_null(strstr(err, "decision settings"));
+    assert_int_equal(store_read_settings(out, &got, err, sizeof err), 0);
+    assert_true(got.alphas[2] == 0.125);
+    free(x);
+}
+
+/* Settings are checked before a shard is written; a file written without them is readable
+ * but store_read_settings() refuses it, naming the attribute. */
+static void test_settings_checked(void **state) {
+    char dir[300], path[340], err[512] = "";
+    path_in(dir, sizeof dir, "settings");
+    assert_int_equal(mkdir(dir, 0755), 0);
+    snprintf(path, sizeof path, "%s/job-s.h5", dir);
+    fixture *x = malloc(sizeof *x);
+    fill_fixture(x, "job-s", 0);
+    store_provenance p = make_prov("c\n");
+    snprintf(p.settings.decide, sizeof p.settings.decide, "fisher");
+    assert_int_equal(store_write_shard(path, &x->job, &p, err, sizeof err), -1);
+    assert_non_null(strstr(err, "fisher"));
+    p = make_prov("c\n");
+    p.settings.n_alphas = CFG_MAX_ALPHAS + 1;
+    assert_int_equal(store_write_shard(path, &x->job, &p, err, sizeof err), -1);
+    assert_non_null(strstr(err, "CFG_MAX_ALPHAS"));
+    p = make_prov("c\n");
+    p.settings.n_kinds = 2;                          /* the evaluations hold all six kinds */
+    assert_int_equal(store_write_shard(path, &x->job, &p, err, sizeof err), -1);
+    assert_non_null(strstr(err, "correct"));
+    p = make_prov("c\n");
+    p.settings.kinds[1] = p.settings.kinds[0];
+    assert_int_equal(store_write_shard(path, &x->job, &p, err, sizeof err), -1);
+    assert_non_null(strstr(err, "twice"));
+    assert_int_equal(dir_entries(dir, ""), 0);
+    memset(&p.settings, 0, sizeof p.settings);        /* not recorded: written, but unreadable as settings */
+    assert_int_equal(store_write_shard(path, &x->job, &p, err, sizeof err), 0);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_int_equal(n_attrs(f, "/"), 8);
+    H5Fclose(f);
+    store_settings st;
+    assert_int_equal(store_read_settings(path, &st, err, sizeof err), -1);
+    assert_non_null(strstr(err, "job-s.h5"));
+    assert_non_null(strstr(err, "decide"));
+    free(x);
 }
 
 /* A job id in two shards makes the merge fail and leaves no output, not even a temporary. */
@@ -539,30 +682,47 @@ static void test_merge_duplicate_job_fails(void **state) {
     assert_int_equal(dir_entries(outdir, ""), 0);
 }
 
-/* Files of another schema version, without one, or not HDF5 at all are refused. */
+/* Files of another schema version (an older 1, a newer 3), without one, or not HDF5 at all are
+ * refused; the message names both versions. */
 static void test_version_refused(void **state) {
-    char v2[300], bare[300], junk[300], err[512] = "";
-    path_in(v2, sizeof v2, "v2.h5");
+    char v1[300], v3[300], bare[300], junk[300], err[512] = "";
+    path_in(v1, sizeof v1, "v1.h5");
+    path_in(v3, sizeof v3, "v3.h5");
     path_in(bare, sizeof bare, "bare.h5");
     path_in(junk, sizeof junk, "junk.h5");
-    write_bare(v2, 2);
+    write_bare(v1, 1);
+    write_bare(v3, 3);
+    assert_int_equal(STORE_SCHEMA_VERSION, 2);
+    assert_int_equal(store_open(v1, err, sizeof err), -1);    /* a schema-1 file: both versions named */
+    assert_non_null(strstr(err, "schema version 1, this pmi reads version 2"));
+    assert_non_null(strstr(err, "1"));
+    assert_non_null(strstr(err, "2"));
+    assert_non_null(strstr(err, "v1.h5"));
+    store_settings st;
+    assert_int_equal(store_read_settings(v1, &st, err, sizeof err), -1);
+    assert_non_null(strstr(err, "schema version 1, this pmi reads version 2"));
+    store_eval_info *ev = NULL;
+    int nev = -1;
+    assert_int_equal(store_read_evals(v1, "job-a", &ev, &nev, err, sizeof err), -1);
+    assert_non_null(strstr(err, "schema version 1, this pmi reads version 2"));
+    assert_int_equal(store_shard_complete(v1), 0);
     write_bare(bare, -1);
     FILE *j = fopen(junk, "w");
     fputs("not an hdf5 file\n", j);
     fclose(j);
-    assert_int_equal(store_open(v2, err, sizeof err), -1);
-    assert_non_null(strstr(err, "schema version 2, this pmi reads version 1"));
-    assert_non_null(strstr(err, "v2.h5"));
+    assert_int_equal(store_open(v3, err, sizeof err), -1);
+    assert_non_null(strstr(err, "schema version 3, this pmi reads version 2"));
+    assert_non_null(strstr(err, "v3.h5"));
     assert_int_equal(store_open(bare, err, sizeof err), -1);
     assert_non_null(strstr(err, "not a pmi results file (no schema_version attribute)"));
     assert_int_equal(store_open(junk, err, sizeof err), -1);
     assert_non_null(strstr(err, "junk.h5"));
     store_row *rows = (store_row *)1;
     int64_t n = 5;
-    assert_int_equal(store_read_summary(v2, &rows, &n, err, sizeof err), -1);
+    assert_int_equal(store_read_summary(v3, &rows, &n, err, sizeof err), -1);
     assert_null(rows);
     assert_int_equal(n, 0);
-    assert_int_equal(store_shard_complete(v2), 0);
+    assert_int_equal(store_shard_complete(v3), 0);
     assert_int_equal(store_shard_complete(bare), 0);
     assert_int_equal(store_shard_complete(junk), 0);
     assert_int_equal(store_shard_complete("/nonexistent/x.h5"), 0);
@@ -634,6 +794,8 @@ int main(void) {
         cmocka_unit_test(test_h5py_reads_shard),
         cmocka_unit_test(test_merge),
         cmocka_unit_test(test_merge_duplicate_job_fails),
+        cmocka_unit_test(test_merge_settings),
+        cmocka_unit_test(test_settings_checked),
         cmocka_unit_test(test_version_refused),
         cmocka_unit_test(test_failed_write_leaves_nothing),
         cmocka_unit_test(test_empty_job),

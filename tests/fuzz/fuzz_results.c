@@ -1,5 +1,5 @@
 /* libFuzzer target for the HDF5 results readers that `pmi report` and `pmi plot` run on a file
- * given by the user: store_open (schema check), store_read_attr, store_read_summary,
+ * given by the user: store_open (schema check), store_read_attr, store_read_settings, store_read_summary,
  * store_read_evals and store_read_scores of every job the summary names, and report_print
  * (every table) to /dev/null. The input is written to a file and opened by path, as the
  * commands do. A crash, sanitizer report or hang in our code is a bug; one inside libhdf5
@@ -43,6 +43,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         store_close(h);
         static const char *const attrs[] = {"config", "complete", "schema_version", "pmi_version", "device", "started"};
         for (size_t i = 0; i < sizeof attrs / sizeof *attrs; i++) free(store_read_attr(path, attrs[i]));
+        store_settings settings;
+        store_read_settings(path, &settings, err, sizeof err);
+        (void)store_shard_complete(path);
         store_row *rows = NULL;
         int64_t n = 0;
         if (store_read_summary(path, &rows, &n, err, sizeof err) == 0) {
