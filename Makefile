@@ -6,6 +6,7 @@
 #   make deps         install the missing Debian packages (apt-get; root or sudo)
 #   make install      ./pmi to $(DESTDIR)$(PREFIX)/bin, plot templates to share/pmi-lab/plots, docs to share/doc/pmi-lab
 #   make SAN=1        address+undefined sanitizer build in build-san/ (binary build-san/pmi; make test SAN=1 runs its suite)
+#   make fuzz         libFuzzer on every reader of untrusted input, FUZZ_SECONDS (60) per target (needs clang; tests/fuzz/)
 # Overrides: TORCH_DIR=<dir with include/ and lib/> (a PyTorch install's torch/ folder or a
 # libtorch archive); default is Debian's libtorch-dev under /usr. PREFIX=/usr/local, DESTDIR= for install.
 # Before compiling, scripts/deps.sh --check names any missing library and the package to install.
@@ -71,7 +72,7 @@ LIB_OBJ  := $(patsubst framework/%.c,$(BUILD)/%.o,$(filter-out framework/main.c,
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
-.PHONY: all deps checkdeps test reproduce plots install clean info FORCE
+.PHONY: all deps checkdeps test reproduce fuzz plots install clean info FORCE
 all: info $(PMI)
 
 info:
@@ -119,6 +120,11 @@ test: deps
 	@$(MAKE) --no-print-directory all $(TEST_BIN)
 	@PMI_BIN=./$(PMI) PMI_MAKEARGS='$(if $(SAN),SAN=$(SAN)) $(if $(TORCH_DIR),TORCH_DIR=$(TORCH_DIR))' \
 	  scripts/run-tests.sh $(BUILD)/tests
+
+# libFuzzer (clang) over the config, IDX, CIFAR and HDF5 results readers; a finding fails it.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@$(MAKE) --no-print-directory -C tests/fuzz run SECONDS=$(FUZZ_SECONDS)
 
 reproduce: deps
 	@$(MAKE) --no-print-directory all

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #define CFG_MAX_INCLUDE_DEPTH 32
 
@@ -33,7 +34,7 @@ typedef enum {
     K_SLIST     /* comma list of distinct names into char[CFG_STR]: never a sweep axis */
 } key_type;
 
-enum { OPEN_MIN = 1, OPEN_MAX = 2, EMPTY_OK = 4 };
+enum { OPEN_MIN = 1, OPEN_MAX = 2, EMPTY_OK = 4, FOLDER_NAME = 8 };  /* FOLDER_NAME: a K_STRING used as one path component */
 
 /* The choices of a key: name i, or NULL past the last. Each comes from the module that owns
  * the fact (nn.h, pmi.h); the two config-owned lists are below. */
@@ -58,7 +59,8 @@ typedef struct {
     size_t off;                 /* field in pmi_params */
     const char *def;            /* default, parsed like any value; NULL on a K_SLIST: every name */
     double min, max;            /* range of numbers (and of K_DLIST elements) */
-    int flags;                  /* OPEN_MIN / OPEN_MAX: range ends excluded; EMPTY_OK: a K_CHOICE may be "" */
+    int flags;                  /* OPEN_MIN / OPEN_MAX: range ends excluded; EMPTY_OK: a K_CHOICE may be "";
+                                 * FOLDER_NAME: a K_STRING that names one folder (not empty, ".", ".." nor with '/') */
     name_fn names;              /* the choices of K_ENUM, K_CHOICE, K_SLIST */
     const char *help;
 } key_def;
@@ -66,7 +68,7 @@ typedef struct {
 #define F(field) offsetof(pmi_params, field)
 #define ROW(s, k, t, f, d, lo, hi, op, ch, h) {s, k, t, F(f), d, lo, hi, op, ch, h}
 static const key_def schema[] = {
-    ROW("experiment", "name", K_STRING, name, "pmi", 0, 0, 0, NULL, "experiment name: results go to <output>/<name>/"),
+    ROW("experiment", "name", K_STRING, name, "pmi", 0, 0, FOLDER_NAME, NULL, "experiment name: results go to <output>/<name>/"),
     ROW("experiment", "seeds", K_INT, seeds, "3", 1, 10000, 0, NULL, "number of seeds (replicates)"),
     ROW("experiment", "seed", K_INT, seed, "1", 0, 2147483647.0, 0, NULL, "first seed; the seeds are seed, seed+1, ..."),
     ROW("experiment", "device", K_ENUM, device, "auto", 0, 0, 0, nn_device_request_name, "compute device (auto: cuda when available)"),
@@ -196,6 +198,8 @@ typedef struct {
     int last;              /* entry set by the previous key line, -1 after a section or include */
     int failed, err_line;  /* first error, written to err */
     char *err; size_t errlen;
+    struct { int entry, line; } *mine; int nmine;   /* entries this source set, and where (duplicates) */
+    int settings;          /* key, include and section lines seen (0: an empty file) */
 } parse_ctx;
 
 static int parse_file(cfg *c, const char *path, include_chain *chain, char *err, size_t errlen);
@@ -229,6 +233,7 @@ static void note_section(parse_ctx *x, const char *line) {
     add_section(x->c, name, where);
     free(where);
     x->last = -1;
+    x->settings++;
 }
 
 static int source_getc(parse_ctx *x) {
@@ -243,6 +248,10 @@ static char *read_line(char *str, int num, void *stream) {
     parse_ctx *x = stream;
     int n = 0, ch = EOF;
     while (n < num - 1 && (ch = source_getc(x)) != EOF) {
+        if (ch == 0) {   /* not text (a binary file, /dev/zero): stop reading at once */
+            fail(x, "%s:%d: NUL byte: not a text file", x->path, x->line + 1);
+            return NULL;
+        }
         str[n++] = (char)ch;
         if (ch == '\n') break;
     }
@@ -253,7 +262,8 @@ static char *read_line(char *str, int num, void *stream) {
         ch = source_getc(x);
         if (ch != EOF && ch != '\n') {
             fail(x, "%s:%d: line longer than %d characters", x->path, x->line, num - 2);
-            while (ch != EOF && ch != '\n') ch = source_getc(x);
+            while (ch != EOF && ch != '\n' && ch != 0) ch = source_getc(x);
+            if (ch == 0) return NULL;
         }
     }
     x->indented = str[0] == ' ' || str[0] == '\t';
@@ -262,9 +272,12 @@ static char *read_line(char *str, int num, void *stream) {
 }
 
 /* Follows `include = file`, relative to the including file's folder (text has no folder:
- * a stored effective config is flattened, so include is an error there). */
+ * a stored effective config is flattened, so include is an error there). An error inside the
+ * included file comes first, then where it was included from, so that a message cut at
+ * errlen after many nested includes still says what is wrong. */
 static int include_file(parse_ctx *x, const char *value) {
     x->last = -1;
+    x->settings++;
     if (!x->f) return fail(x, "%s:%d: include is not allowed here (a stored configuration is flattened)", x->path, x->line);
     if (!*value) return fail(x, "%s:%d: include: expected a file name", x->path, x->line);
     const char *slash = strrchr(x->path, '/');
@@ -273,7 +286,7 @@ static int include_file(parse_ctx *x, const char *value) {
     char *inner = util_malloc(x->errlen ? x->errlen : 1);
     *inner = 0;
     if (parse_file(x->c, path, x->chain, inner, x->errlen ? x->errlen : 1))
-        fail(x, "%s:%d: include '%s': %s", x->path, x->line, value, inner);
+        fail(x, "%s (include '%s' at %s:%d)", inner, value, x->path, x->line);
     free(path); free(inner);
     return !x->failed;
 }
@@ -294,9 +307,17 @@ static int on_entry(void *user, const char *sec, const char *key, const char *va
         return 1;
     }
     if (!strcmp(key, "include")) return include_file(x, value);
+    x->settings++;
+    int i = find_entry(x->c, sec, key);
+    for (int j = 0; i >= 0 && j < x->nmine; j++)
+        if (x->mine[j].entry == i)
+            return fail(x, "%s:%d: %s%s%s: already set at %s:%d (a key may appear once per file; later files, "
+                        "includes and -s override)", x->path, x->line, sec, *sec ? "." : "", key, x->path, x->mine[j].line);
     char *where = fmt_alloc("%s:%d", x->path, x->line);
     x->last = set_entry(x->c, sec, key, value, where);
     free(where);
+    x->mine = util_realloc(x->mine, sizeof *x->mine * (size_t)(x->nmine + 1));
+    x->mine[x->nmine].entry = x->last; x->mine[x->nmine++].line = x->line;
     return 1;
 }
 
@@ -320,6 +341,8 @@ static int check_cycle(const char *path, const char *real, const include_chain *
 /* Runs inih over x's source and turns its result into one error (the first line at fault). */
 static int parse_source(parse_ctx *x) {
     int r = ini_parse_stream(read_line, x, on_entry, x);
+    free(x->mine);
+    x->mine = NULL;
     if (r > 0 && (!x->failed || r < x->err_line))
         util_err(x->err, x->errlen, "%s:%d: cannot parse the line: expected '[section]' or 'key = value'", x->path, r);
     else if (r < 0 && !x->failed)
@@ -327,15 +350,31 @@ static int parse_source(parse_ctx *x) {
     return x->failed || r ? -1 : 0;
 }
 
+/* What a file that is not a regular file is, for the message. */
+static const char *file_kind(mode_t mode) {
+    return S_ISDIR(mode) ? "a directory" : S_ISCHR(mode) || S_ISBLK(mode) ? "a device" : S_ISFIFO(mode) ? "a pipe"
+         : S_ISSOCK(mode) ? "a socket" : "not a regular file";
+}
+
 static int parse_file(cfg *c, const char *path, include_chain *chain, char *err, size_t errlen) {
     FILE *f = fopen(path, "r");
     if (!f) return util_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    int no_stat = fstat(fileno(f), &st) != 0;
+    if (no_stat || !S_ISREG(st.st_mode)) {
+        const char *why = no_stat ? strerror(errno) : file_kind(st.st_mode);
+        fclose(f);
+        return util_err(err, errlen, "%s: %s%s, expected an INI text file", path, no_stat ? "cannot stat: " : "", why);
+    }
     char *real = realpath(path, NULL);
     if (!real) { fclose(f); return util_err(err, errlen, "%s: cannot resolve: %s", path, strerror(errno)); }
     if (check_cycle(path, real, chain, err, errlen)) { free(real); fclose(f); return -1; }
     chain->real[chain->depth++] = real;
     parse_ctx x = {.c = c, .path = path, .f = f, .chain = chain, .last = -1, .err = err, .errlen = errlen};
     int rc = parse_source(&x);
+    if (!rc && !x.settings)
+        rc = util_err(err, errlen, "%s: no settings: the file is empty or holds only comments, expected at least one "
+                      "[section] or key = value line", path);
     chain->depth--;
     free(real); fclose(f);
     return rc;
@@ -487,7 +526,10 @@ static char *describe(const key_def *d) {
     switch (d->type) {
     case K_INT: s = fmt_alloc("an integer in %s", range); break;
     case K_DOUBLE: s = fmt_alloc("a number in %s", range); break;
-    case K_STRING: s = fmt_alloc("a string of at most %d characters", CFG_STR - 1); break;
+    case K_STRING:
+        s = d->flags & FOLDER_NAME ? fmt_alloc("a folder name of 1 to %d characters, without '/', not '.' or '..'", CFG_STR - 1)
+                                   : fmt_alloc("a string of at most %d characters", CFG_STR - 1);
+        break;
     case K_ENUM: s = fmt_alloc("one of %s", names); break;
     case K_CHOICE: s = fmt_alloc("one of %s%s", names, d->flags & EMPTY_OK ? " (or empty)" : ""); break;
     case K_BOOL: s = fmt_alloc("a boolean (0/1/true/false/yes/no)"); break;
@@ -560,6 +602,11 @@ static int parse_slist(const char *s, const key_def *d, char *out, const char *w
     return 0;
 }
 
+/* Whether s can name one folder inside another: nothing that leaves it ("..", "a/../.."). */
+static int folder_name_ok(const char *s) {
+    return *s && !strchr(s, '/') && strcmp(s, ".") && strcmp(s, "..");
+}
+
 /* Parses text (one sweep element, or a whole list for list keys) into the key's field of p. */
 static int parse_value(const key_def *d, const char *text, pmi_params *p, const char *where,
                        char *err, size_t errlen) {
@@ -574,7 +621,8 @@ static int parse_value(const key_def *d, const char *text, pmi_params *p, const 
     case K_ENUM: rc = choice_index(d->names, text); if (rc >= 0) { *(int *)field = rc; rc = 0; } break;
     case K_CHOICE: case K_STRING:
         if (strlen(text) < CFG_STR && (d->type == K_STRING || choice_index(d->names, text) >= 0
-                                       || (!*text && (d->flags & EMPTY_OK)))) {
+                                       || (!*text && (d->flags & EMPTY_OK)))
+            && (!(d->flags & FOLDER_NAME) || folder_name_ok(text))) {
             strcpy(field, text);
             rc = 0;
         }

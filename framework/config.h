@@ -82,9 +82,11 @@ typedef struct cfg cfg;        /* opaque: raw entries + their origin */
 cfg *cfg_create(void);
 void cfg_free(cfg *c);                                  /* NULL is a no-op */
 /* Parses `path` and its includes into c. Returns 0, or -1 with err set ("path: cannot open:
- * <reason>", "file:line: include 'x': <the included file's error>", include cycles, lines
- * inih cannot read, lines longer than inih's line limit); after an error c may hold part of
- * the file and should be freed. */
+ * <reason>", "<the included file's error> (include 'x' at file:line)", include cycles, lines
+ * inih cannot read, lines longer than inih's line limit, a key set twice in one file, a file
+ * that is not a regular file (directory, device), holds a NUL byte or has no setting at all);
+ * after an error c may hold part of the file and should be freed. Loading another file on
+ * top (or an include, or cfg_override) overrides earlier values on purpose. */
 int cfg_load(cfg *c, const char *path, char *err, size_t errlen);
 /* Parses INI text held in memory (e.g. a stored cfg_effective_text()) into c, with cfg_load's
  * semantics and limits, except that an `include` line is an error (a stored configuration is

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <gsl/gsl_randist.h>
@@ -348,13 +349,17 @@ static int load_idx_set(const char *dir, const char *prefix, pmi_dataset *d, cha
     return 0;
 }
 
+/* The folder of an IDX dataset: dir, or Fashion-MNIST's default; NULL (err set) for MNIST without one. */
+static const char *mnist_dir(const char *name, const char *dir, char *err, size_t errlen) {
+    if (dir && *dir) return dir;
+    if (strcmp(name, "mnist") == 0) { util_err(err, errlen, "dataset 'mnist' needs a directory"); return NULL; }
+    const char *env = getenv("FASHION_MNIST");
+    return env && *env ? env : "/usr/share/datasets/fashion-mnist";
+}
+
 static int load_mnist(const char *name, const char *dir, pmi_dataset *train, pmi_dataset *test, char *err,
                       size_t errlen) {
-    if (!dir || !*dir) {
-        if (strcmp(name, "mnist") == 0) return util_err(err, errlen, "dataset 'mnist' needs a directory");
-        const char *env = getenv("FASHION_MNIST");
-        dir = env && *env ? env : "/usr/share/datasets/fashion-mnist";
-    }
+    if (!(dir = mnist_dir(name, dir, err, errlen))) return -1;
     if (load_idx_set(dir, "train", train, err, errlen)) return -1;
     return load_idx_set(dir, "t10k", test, err, errlen);
 }
@@ -372,13 +377,14 @@ static int load_cifar_files(const char *dir, const char *const *names, int class
     return data_read_cifar(list, classes, d, err, errlen);
 }
 
+static const char *const c10_train[] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
+                                        "data_batch_4.bin", "data_batch_5.bin", NULL};
+static const char *const c10_test[] = {"test_batch.bin", NULL};
+static const char *const c100_train[] = {"train.bin", NULL};
+static const char *const c100_test[] = {"test.bin", NULL};
+
 static int load_cifar(const char *name, const char *dir, int classes, pmi_dataset *train, pmi_dataset *test,
                       char *err, size_t errlen) {
-    static const char *const c10_train[] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
-                                            "data_batch_4.bin", "data_batch_5.bin", NULL};
-    static const char *const c10_test[] = {"test_batch.bin", NULL};
-    static const char *const c100_train[] = {"train.bin", NULL};
-    static const char *const c100_test[] = {"test.bin", NULL};
     if (!dir || !*dir) return util_err(err, errlen, "dataset '%s' needs a directory", name);
     if (load_cifar_files(dir, classes == 10 ? c10_train : c100_train, classes, train, err, errlen)) return -1;
     return load_cifar_files(dir, classes == 10 ? c10_test : c100_test, classes, test, err, errlen);
@@ -417,6 +423,96 @@ int data_load(const char *name, const char *dir, int64_t n_synth, uint64_t seed,
         data_free(train);
         data_free(test);
     }
+    return rc;
+}
+
+/* ---- sample counts without loading ---------------------------------------------------- */
+
+/* The sample count of one IDX file from its header (magic `want`, first dimension). */
+static int idx_count(const char *path, uint32_t want, int64_t *n, char *err, size_t errlen) {
+    unsigned char head[16];
+    errno = 0;
+    gzFile gz = gzopen(path, "rb");
+    if (!gz) return util_err(err, errlen, "%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
+    int got = gzread(gz, head, sizeof head);
+    gzclose(gz);
+    bytes b = {head, got > 0 ? (size_t)got : 0};
+    uint32_t dims[3];
+    if (idx_header(path, &b, want, dims, err, errlen)) return -1;
+    *n = dims[0];
+    return 0;
+}
+
+static int idx_set_count(const char *dir, const char *prefix, int64_t *n, char *err, size_t errlen) {
+    char img[PATH_MAX], lab[PATH_MAX], base[64];
+    int64_t nl;
+    snprintf(base, sizeof base, "%s-images-idx3-ubyte", prefix);
+    if (idx_path(dir, base, img, sizeof img, err, errlen) || idx_count(img, IDX_IMAGES, n, err, errlen)) return -1;
+    snprintf(base, sizeof base, "%s-labels-idx1-ubyte", prefix);
+    if (idx_path(dir, base, lab, sizeof lab, err, errlen) || idx_count(lab, IDX_LABELS, &nl, err, errlen)) return -1;
+    if (nl != *n) return util_err(err, errlen, "%s: %lld labels for %lld images in %s", lab, (long long)nl, (long long)*n, img);
+    return 0;
+}
+
+/* Records in the CIFAR files dir/names[i]: from the file sizes, or by reading a gzip file. */
+static int cifar_count(const char *dir, const char *const *names, int classes, int64_t *n, char *err, size_t errlen) {
+    size_t rec = (classes == 100 ? 2 : 1) + CIFAR_PIXELS;
+    *n = 0;
+    for (int i = 0; names[i]; i++) {
+        char path[PATH_MAX];
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, names[i]) >= sizeof path)
+            return util_err(err, errlen, "%s: path too long", dir);
+        unsigned char magic[2] = {0};
+        struct stat st;
+        FILE *f = fopen(path, "rb");
+        if (!f) return util_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        int gz = fread(magic, 1, 2, f) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+        int bad = fstat(fileno(f), &st);
+        fclose(f);
+        if (bad) return util_err(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
+        size_t size = (size_t)st.st_size;
+        if (gz) {
+            bytes b;
+            if (read_file(path, &b, err, errlen)) return -1;
+            size = b.n;
+            free(b.p);
+        }
+        if (size == 0 || size % rec)
+            return util_err(err, errlen, "%s: size %zu bytes is not a positive multiple of the %zu-byte CIFAR-%d record",
+                            path, size, rec, classes);
+        *n += (int64_t)(size / rec);
+    }
+    return 0;
+}
+
+static int counts_named(const char *name, const char *dir, int64_t n_synth, int64_t *n_train, int64_t *n_test,
+                        char *err, size_t errlen) {
+    if (strcmp(name, "fashion-mnist") == 0 || strcmp(name, "mnist") == 0) {
+        if (!(dir = mnist_dir(name, dir, err, errlen))) return -1;
+        return idx_set_count(dir, "train", n_train, err, errlen) || idx_set_count(dir, "t10k", n_test, err, errlen) ? -1 : 0;
+    }
+    int classes = strcmp(name, "cifar10") == 0 ? 10 : strcmp(name, "cifar100") == 0 ? 100 : 0;
+    if (classes) {
+        if (!dir || !*dir) return util_err(err, errlen, "dataset '%s' needs a directory", name);
+        return cifar_count(dir, classes == 10 ? c10_train : c100_train, classes, n_train, err, errlen) ||
+               cifar_count(dir, classes == 10 ? c10_test : c100_test, classes, n_test, err, errlen) ? -1 : 0;
+    }
+    if (strcmp(name, "synthetic") == 0) {
+        if (n_synth < 4) return util_err(err, errlen, "dataset 'synthetic' needs n_synth >= 4, got %lld", (long long)n_synth);
+        *n_train = n_synth;
+        *n_test = n_synth / 4;
+        return 0;
+    }
+    return util_err(err, errlen, "unknown dataset '%s' (known: %s)", name, known_datasets);
+}
+
+int data_counts(const char *name, const char *dir, int64_t n_synth, int64_t *n_train, int64_t *n_test, char *err,
+                size_t errlen) {
+    if (!n_train || !n_test) return util_err(err, errlen, "data_counts: no output counts");
+    *n_train = *n_test = 0;
+    if (!name) return util_err(err, errlen, "data_counts: no dataset name (known: %s)", known_datasets);
+    int rc = counts_named(name, dir, n_synth, n_train, n_test, err, errlen);
+    if (rc) *n_train = *n_test = 0;
     return rc;
 }
 
@@ -470,8 +566,8 @@ void data_channel_stats(const pmi_dataset *d, const int64_t *idx, int64_t n, dou
 
 /* ---- the split ----------------------------------------------------------------------- */
 
-static int split_check(int64_t n_train_file, int64_t n_test_file, int64_t n_train, int N, int m,
-                       int64_t n_attacker, int want_indep, int64_t n_test, int secret, char *err, size_t errlen) {
+int data_split_check(int64_t n_train_file, int64_t n_test_file, int64_t n_train, int N, int m,
+                     int64_t n_attacker, int want_indep, int64_t n_test, int secret, char *err, size_t errlen) {
     if (N < 1 || m < 1) return util_err(err, errlen, "split needs N >= 1 and m >= 1, got N=%d, m=%d", N, m);
     if (n_train < 0 || n_attacker < 0 || n_test < 0 || n_train_file < 0 || n_test_file < 0)
         return util_err(err, errlen, "split sizes must not be negative (n_train=%lld, attacker=%lld, n_test=%lld)",
@@ -524,7 +620,7 @@ int data_split_make(int64_t n_train_file, int64_t n_test_file, int64_t n_train, 
                     data_split *out, char *err, size_t errlen) {
     if (!out) return util_err(err, errlen, "data_split_make: no output split");
     memset(out, 0, sizeof *out);
-    if (split_check(n_train_file, n_test_file, n_train, N, m, n_attacker, want_indep, n_test, secret, err, errlen))
+    if (data_split_check(n_train_file, n_test_file, n_train, N, m, n_attacker, want_indep, n_test, secret, err, errlen))
         return -1;
     gsl_rng *r = rng_for(seed, 0);
     int64_t *tp = r ? shuffled(r, n_train_file) : NULL, *sp = r ? shuffled(r, n_test_file) : NULL;

@@ -70,6 +70,15 @@ int data_synthetic(int64_t n, int c, int h, int w, int classes, uint64_t seed, p
 int data_load(const char *name, const char *dir, int64_t n_synth, uint64_t seed,
               pmi_dataset *train, pmi_dataset *test, char *err, size_t errlen);
 
+/* The sample counts of a named dataset's train and test files (the names, folders and
+ * n_synth of data_load), read from the IDX headers or the CIFAR file sizes without loading
+ * any sample; a gzip CIFAR file is read through. A run checks its split against them before
+ * any worker starts. Errors are data_load's for missing or unreadable files, a wrong IDX
+ * magic, an image/label count mismatch or a CIFAR size that is not a multiple of the record.
+ * Returns 0, or -1 with err (both counts 0). */
+int data_counts(const char *name, const char *dir, int64_t n_synth, int64_t *n_train, int64_t *n_test, char *err,
+                size_t errlen);
+
 typedef enum { DATA_NORM_NONE = 0, DATA_NORM_UNIT, DATA_NORM_STANDARD } data_norm;
 /* Normalises d->x in place; call once, on raw 0..255 pixels. none: no change. unit: x/255.
  * standard: (x/255 - mean[c]) / std[c] with per-channel statistics (c entries each, e.g. from
@@ -104,5 +113,11 @@ int data_split_make(int64_t n_train_file, int64_t n_test_file, int64_t n_train, 
                     int64_t n_attacker, int want_indep, int64_t n_test, int secret, uint64_t seed,
                     data_split *out, char *err, size_t errlen);
 void data_split_free(data_split *s);  /* NULL-safe */
+/* The checks of data_split_make without drawing anything: 0 when files of n_train_file and
+ * n_test_file samples hold the split, or -1 with data_split_make's message (what the split
+ * needs, summed per part, and what the file has). One function, so a check before the run
+ * and the split inside it cannot disagree. */
+int data_split_check(int64_t n_train_file, int64_t n_test_file, int64_t n_train, int N, int m,
+                     int64_t n_attacker, int want_indep, int64_t n_test, int secret, char *err, size_t errlen);
 
 #endif

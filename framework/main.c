@@ -1,9 +1,17 @@
 /* main: the `pmi` command line. One function per command; each parses its own options with
  * getopt_long, reports errors once with context, and picks the exit code:
- *   0 ok, 1 runtime failure, 2 usage or configuration error, 3 interrupted (run again to resume). */
+ *   0 ok, 1 runtime failure, 2 usage or configuration error, 3 interrupted (run again to resume).
+ * Usage errors (2) include a missing or malformed argument (numbers are whole base-10 numbers
+ * in range: "--jobs 2x" is refused), an argument to a command that takes none, an unknown
+ * --format, a config that cannot be read or does not validate, a dataset that is missing or
+ * too small for the split at some sweep point (checked before any worker starts), and an input
+ * results file (report, plot) that is missing, not a regular file, not a pmi results file of
+ * this schema, not complete (complete != 1) or without a /summary row. Failures after the
+ * inputs were accepted (training, writing, gnuplot) are runtime failures (1). */
 #include "attack.h"
 #include "bench.h"
 #include "config.h"
+#include "data.h"
 #include "nn.h"
 #include "plan.h"
 #include "plot.h"
@@ -12,10 +20,12 @@
 #include "store.h"
 #include "util.h"
 #include "version.h"
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef struct {
     const char *name;
@@ -27,9 +37,107 @@ typedef struct {
 
 static int cmd_help(int argc, char **argv);
 
+/* A whole base-10 number in [lo, hi] into *out: "", "2x", "1.5", "1e3" and out-of-range values
+ * are refused. Returns 0, or -1 after printing "pmi <cmd>: --<opt> '<text>': expected ...". */
+static int parse_number(const char *cmd, const char *opt, const char *text, long lo, long hi, const char *what, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (!*text || *end || errno || v < lo || v > hi) {
+        fprintf(stderr, "pmi %s: --%s '%s': expected %s, a whole number in [%ld, %ld]\n", cmd, opt, text, what, lo, hi);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+/* "i/n" with whole numbers 0 <= i < n into *slice, *nslices. Returns 0, or -1. */
+static int parse_shard(const char *text, int *slice, int *nslices) {
+    char buf[64], *slash, *end;
+    if (strlen(text) >= sizeof buf || !(slash = strchr(strcpy(buf, text), '/'))) return -1;
+    *slash = 0;
+    errno = 0;
+    long i = strtol(buf, &end, 10);
+    if (!*buf || *end) return -1;
+    long n = strtol(slash + 1, &end, 10);
+    if (!slash[1] || *end || errno || n < 1 || n > 1000000 || i < 0 || i >= n) return -1;
+    *slice = (int)i; *nslices = (int)n;
+    return 0;
+}
+
+/* Checks that a results file given on the command line can be opened as one (exists, is a
+ * regular file, is a pmi results file of this schema), is complete (complete = 1) and has
+ * rows in /summary. Returns 0, or 2 after printing why. */
+static int check_results_file(const char *cmd, const char *path) {
+    struct stat st;
+    char err[1024];
+    if (stat(path, &st)) { fprintf(stderr, "pmi %s: %s: cannot open: %s\n", cmd, path, strerror(errno)); return 2; }
+    if (!S_ISREG(st.st_mode)) {
+        fprintf(stderr, "pmi %s: %s: cannot open: %s, expected a results file (.h5)\n", cmd, path,
+                S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
+        return 2;
+    }
+    int64_t f = store_open(path, err, sizeof err);
+    if (f < 0) { fprintf(stderr, "pmi %s: cannot open %s as a results file: %s\n", cmd, path, err); return 2; }
+    store_close(f);
+    if (!store_shard_complete(path)) {
+        fprintf(stderr, "pmi %s: %s: not a complete results file (root attribute complete is not 1): a shard still "
+                "being written or a merge that did not finish; run `pmi run` or `pmi merge` again\n", cmd, path);
+        return 2;
+    }
+    store_row *rows = NULL;
+    int64_t n = 0;
+    if (store_read_summary(path, &rows, &n, err, sizeof err)) { fprintf(stderr, "pmi %s: %s\n", cmd, err); return 2; }
+    free(rows);
+    if (n == 0) { fprintf(stderr, "pmi %s: %s: /summary holds no rows: no model was evaluated, nothing to show\n", cmd, path); return 2; }
+    return 0;
+}
+
+/* What load_plan checks of the dataset: nothing (merge only reads shards), or the split of
+ * every sweep point against the dataset's counts, with a dataset that cannot be read a
+ * warning (pmi plan may list the jobs on a machine without the data) or an error (pmi run). */
+typedef enum { DATA_SKIP = 0, DATA_WARN, DATA_REQUIRE } data_check;
+
+/* Checks, before anything runs, that the dataset of every sweep point holds that point's split
+ * (data_counts, then data_split_check: the arithmetic of the split itself). Synthetic data is
+ * generated to the split's size (job.c), so it always fits. Returns 0, or -1 after printing
+ * the error. */
+static int check_data(const plan *p, data_check mode) {
+    if (mode == DATA_SKIP) return 0;
+    int need_data = mode == DATA_REQUIRE;
+    char err[1024], why[1024];
+    const pmi_params *last = NULL;
+    int64_t n_train = 0, n_test = 0;
+    int counted = 0;
+    for (int i = 0; i < p->n_points; i++) {
+        const pmi_params *pp = &p->points[i].params;
+        if (!strcmp(pp->dataset, "synthetic")) continue;
+        const char *at = p->n_points > 1 ? p->points[i].label : "";
+        if (!last || strcmp(last->dataset, pp->dataset) || strcmp(last->path, pp->path)) {
+            last = pp;
+            counted = !data_counts(pp->dataset, pp->path, 0, &n_train, &n_test, why, sizeof why);
+            if (!counted) {
+                fprintf(stderr, "pmi: %s: data.dataset = %s%s%s: %s\n", need_data ? "error" : "warning", pp->dataset,
+                        *pp->path ? ", data.path = " : "", pp->path, why);
+                if (need_data) return -1;
+            }
+        }
+        if (!counted) continue;
+        if (data_split_check(n_train, n_test, pp->n_train, pp->N, pp->m, pp->n_attacker, pp->independent > 0,
+                             pp->n_test, pp->secret, err, sizeof err)) {
+            fprintf(stderr, "pmi: %s%s%sdata.dataset = %s is too small: %s (lower data.n_train, pool.N * pool.m, "
+                    "data.n_attacker or data.n_test; pmi.independent > 0 takes another n_train)\n",
+                    *at ? "sweep point " : "", at, *at ? ": " : "", pp->dataset, err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Loads config files (later files overlay earlier ones), applies -s overrides, validates and
- * builds the plan; the config is not needed after that. Returns NULL after printing the error. */
-static plan *load_plan(char **paths, int npaths, char **sets, int nsets) {
+ * builds the plan; the config is not needed after that. Then checks the dataset against the
+ * split of every sweep point (check_data). Returns NULL after printing the error. */
+static plan *load_plan(char **paths, int npaths, char **sets, int nsets, data_check data) {
     char err[1024];
     cfg *c = cfg_create();
     plan *p = NULL;
@@ -41,6 +149,7 @@ static plan *load_plan(char **paths, int npaths, char **sets, int nsets) {
     if (!bad) bad = plan_build(c, &p, err, sizeof err);
     cfg_free(c);
     if (bad) { fprintf(stderr, "pmi: %s\n", err); return NULL; }
+    if (check_data(p, data)) { plan_free(p); return NULL; }
     return p;
 }
 
@@ -64,18 +173,18 @@ static int cmd_run(int argc, char **argv) {
         switch (ch) {
         case 's': if (add_set(&sl, optarg)) return 2; break;
         case 'S':
-            if (sscanf(optarg, "%d/%d", &o.slice, &o.nslices) != 2 || o.nslices < 1 || o.slice < 0 || o.slice >= o.nslices) {
+            if (parse_shard(optarg, &o.slice, &o.nslices)) {
                 fprintf(stderr, "pmi run: --shard '%s': expected i/n with 0 <= i < n\n", optarg);
                 return 2;
             }
             break;
         case 'f': o.force = 1; break;
-        case 't': o.threads = atoi(optarg); o.workers = o.workers ? o.workers : 1; break;
+        case 't':
+            if (parse_number("run", "threads", optarg, 0, 1024, "libtorch threads (0: all cores)", &o.threads)) return 2;
+            o.workers = o.workers ? o.workers : 1;
+            break;
         case 'j':
-            if ((o.workers = atoi(optarg)) < 1 || o.workers > 64) {
-                fprintf(stderr, "pmi run: --jobs '%s': expected a number of worker processes in [1, 64]\n", optarg);
-                return 2;
-            }
+            if (parse_number("run", "jobs", optarg, 1, 64, "a number of worker processes", &o.workers)) return 2;
             break;
         case 'M': o.no_merge = 1; break;
         case 'G': o.no_group = 1; break;
@@ -84,7 +193,7 @@ static int cmd_run(int argc, char **argv) {
         }
     }
     if (optind >= argc) { fprintf(stderr, "pmi run: expected a config file (pmi run --help)\n"); return 2; }
-    plan *p = load_plan(argv + optind, argc - optind, sl.sets, sl.nsets);
+    plan *p = load_plan(argv + optind, argc - optind, sl.sets, sl.nsets, DATA_REQUIRE);
     if (!p) return 2;
     runner_install_signals();
     runner_summary s;
@@ -108,7 +217,7 @@ static int cmd_plan(int argc, char **argv) {
         else return 2;
     }
     if (optind >= argc) { fprintf(stderr, "pmi plan: expected a config file\n"); return 2; }
-    plan *p = load_plan(argv + optind, argc - optind, sl.sets, sl.nsets);
+    plan *p = load_plan(argv + optind, argc - optind, sl.sets, sl.nsets, DATA_WARN);
     if (!p) return 2;
     printf("# %d jobs, each evaluated un-attacked and under %d attack settings\n", p->n_jobs, p->n_attacks);
     printf("# job_id\tpoint\tseed\trole\treplica\tsweep\n");
@@ -134,7 +243,7 @@ static int cmd_merge(int argc, char **argv) {
         else return 2;
     }
     if (optind >= argc) { fprintf(stderr, "pmi merge: expected the config file(s) of the run (pmi merge --help)\n"); return 2; }
-    plan *p = load_plan(argv + optind, argc - optind, sl.sets, sl.nsets);
+    plan *p = load_plan(argv + optind, argc - optind, sl.sets, sl.nsets, DATA_SKIP);
     if (!p) return 2;
     runner_summary s;
     char err[2048];
@@ -160,6 +269,7 @@ static int cmd_report(int argc, char **argv) {
         else return 2;
     }
     if (optind + 1 != argc) { fprintf(stderr, "pmi report: expected one results file\n"); return 2; }
+    if (check_results_file("report", argv[optind])) return 2;
     char err[1024];
     int rc = report_write(argv[optind], &o, stdout, err, sizeof err);
     if (rc) { fprintf(stderr, "pmi report: %s\n", err); return rc == REPORT_ERR_USAGE ? 2 : 1; }
@@ -176,7 +286,12 @@ static int cmd_plot(int argc, char **argv) {
         else if (ch == 'h') return cmd_help(2, (char *[]){"help", "plot"}), 0;
         else return 2;
     }
+    if (strcmp(fmt, "png") && strcmp(fmt, "pdf") && strcmp(fmt, "svg")) {
+        fprintf(stderr, "pmi plot: --format '%s': expected png, pdf or svg\n", fmt);
+        return 2;
+    }
     if (optind + 1 != argc) { fprintf(stderr, "pmi plot: expected one results file\n"); return 2; }
+    if (check_results_file("plot", argv[optind])) return 2;
     char err[2048], *def = NULL;
     if (!dir) {  /* default: plots/<experiment folder name> */
         const char *path = argv[optind], *end = strrchr(path, '/'), *start = end;
@@ -203,13 +318,21 @@ static int cmd_bench(int argc, char **argv) {
     for (int ch; (ch = getopt_long(argc, argv, "a:b:e:w:n:d:W:l:k:h", opts, NULL)) != -1;) {
         switch (ch) {
         case 'a': o.arch = optarg; break;
-        case 'b': o.batch = atoi(optarg); break;
-        case 'e': o.epochs = atoi(optarg); break;
-        case 'w': o.warmup = atoi(optarg); break;
-        case 'n': o.n = atoi(optarg); break;
-        case 'W': o.width = atoi(optarg); break;
-        case 'l': o.lr = atof(optarg); break;
-        case 'k': o.models = atoi(optarg); break;
+        case 'b': if (parse_number("bench", "batch", optarg, 1, 1 << 20, "a batch size", &o.batch)) return 2; break;
+        case 'e': if (parse_number("bench", "epochs", optarg, 1, 10000, "a number of epochs", &o.epochs)) return 2; break;
+        case 'w': if (parse_number("bench", "warmup", optarg, 0, 10000, "a number of epochs", &o.warmup)) return 2; break;
+        case 'n': if (parse_number("bench", "n", optarg, 1, 100000000, "a number of samples", &o.n)) return 2; break;
+        case 'W': if (parse_number("bench", "width", optarg, 0, 4096, "a width (0: the default)", &o.width)) return 2; break;
+        case 'k': if (parse_number("bench", "models", optarg, 1, 64, "a number of models", &o.models)) return 2; break;
+        case 'l': {
+            char *end;
+            o.lr = strtod(optarg, &end);
+            if (!*optarg || *end || !(o.lr > 0 && o.lr <= 10)) {
+                fprintf(stderr, "pmi bench: --lr '%s': expected a learning rate in (0, 10]\n", optarg);
+                return 2;
+            }
+            break;
+        }
         case 'd':
             if (nn_device_request_parse(optarg, &o.device)) {
                 fprintf(stderr, "pmi bench: --device '%s': expected one of", optarg);
@@ -232,17 +355,31 @@ static int cmd_bench(int argc, char **argv) {
     return 0;
 }
 
+/* Commands without arguments (config takes --help) refuse any: a typo must not pass silently. */
+static int no_arguments(const char *cmd, int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(cmd, "config") || (strcmp(argv[i], "--help") && strcmp(argv[i], "-h"))) {
+            fprintf(stderr, "pmi %s: unexpected argument '%s' (usage: pmi %s%s)\n", cmd, argv[i], cmd,
+                    strcmp(cmd, "config") ? "" : " --help");
+            return -1;
+        }
+    return 0;
+}
+
 static int cmd_config(int argc, char **argv) {
+    if (no_arguments("config", argc, argv)) return 2;
     cfg_print_help(stdout);
     return 0;
 }
 
 static int cmd_attacks(int argc, char **argv) {
+    if (no_arguments("attacks", argc, argv)) return 2;
     attack_print_help(stdout);
     return 0;
 }
 
 static int cmd_info(int argc, char **argv) {
+    if (no_arguments("info", argc, argv)) return 2;
     nn_device dev;
     char name[128];
     nn_set_threads(0);

@@ -229,10 +229,14 @@ static void test_continuation_line(void **state) {
     /* after a section header an indented line is a key of its own, as inih reads it */
     pmi_params p;
     char err[256];
-    c = load_ok(write_ini("cont2.ini", "[train]\nepochs = 1\n[train]\n  epochs = 2\n"));
+    c = load_ok(write_ini("cont2.ini", "[train]\nlr = 0.5\n[train]\n  epochs = 2\n"));
     assert_int_equal(cfg_point(c, 0, &p, err, sizeof err), 0);
     assert_int_equal(p.epochs, 2);
+    assert_true(p.lr == 0.5);
     cfg_free(c);
+    /* so the same key there is a second setting of it in the file: an error */
+    expect_error(write_ini("cont3.ini", "[train]\nepochs = 1\n[train]\n  epochs = 2\n"),
+                 (const char *[]){"cont3.ini:4: train.epochs: already set at ", "cont3.ini:2", NULL});
 }
 
 static void test_effective_roundtrip(void **state) {
@@ -385,6 +389,24 @@ static void test_err_missing_file(void **state) {
 static void test_err_missing_include(void **state) {
     expect_error(write_ini("e_inc.ini", "[train]\ninclude = nothere.ini\n"),
                  (const char *[]){"e_inc.ini:2", "include 'nothere.ini'", "nothere.ini: cannot open", NULL});
+}
+
+/* Includes nested deeper than CFG_MAX_INCLUDE_DEPTH: the reason survives a message cut at
+ * errlen (the innermost error comes first, the include trail after it). */
+static void test_err_include_depth(void **state) {
+    char name[64], text[64];
+    for (int i = 0; i < 40; i++) {
+        snprintf(name, sizeof name, "deep/%02d-with-a-long-file-name.ini", i);
+        snprintf(text, sizeof text, "include = %02d-with-a-long-file-name.ini\n", i + 1);
+        write_ini(name, text);
+    }
+    write_ini("deep/40-with-a-long-file-name.ini", "[train]\nepochs = 1\n");
+    char err[256] = "", path[512];
+    snprintf(path, sizeof path, "%s/deep/00-with-a-long-file-name.ini", tu_tmpdir());
+    cfg *c = cfg_create();
+    assert_int_equal(cfg_load(c, path, err, sizeof err), -1);
+    if (!strstr(err, "includes nested deeper than 32 files")) fail_msg("reason lost: %s", err);
+    cfg_free(c);
 }
 
 static void test_err_include_cycle(void **state) {
@@ -643,6 +665,103 @@ static void test_point_label_length(void **state) {
     cfg_free(c);
 }
 
+/* ---- bad inputs: not text, not a file, empty, a key twice, a name that leaves output/ ---- */
+
+/* Writes n bytes (NULs allowed) to <tmpdir>/name and returns the path (static buffer). */
+static const char *write_bytes(const char *name, const char *bytes, size_t n) {
+    static char path[512];
+    snprintf(path, sizeof path, "%s/%s", tu_tmpdir(), name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(bytes, 1, n, f), n);
+    fclose(f);
+    return path;
+}
+
+/* A file of NUL bytes, a directory and a device are refused with the path, before any line is
+ * taken for a setting; so are the same things as includes. /dev/zero must not hang. */
+static void test_err_not_a_text_file(void **state) {
+    static const char zeros[4096];
+    expect_error(write_bytes("nul.ini", zeros, sizeof zeros), (const char *[]){"nul.ini:1", "NUL byte", "not a text file", NULL});
+    expect_error(write_bytes("nul2.ini", "[train]\nepochs = 1\x00\n", 20), (const char *[]){"nul2.ini:2", "NUL byte", NULL});
+    expect_error(tu_tmpdir(), (const char *[]){tu_tmpdir(), "a directory", "expected an INI text file", NULL});
+    expect_error("/dev/zero", (const char *[]){"/dev/zero", "a device", NULL});
+    expect_error("/dev/null", (const char *[]){"/dev/null", "a device", NULL});
+    write_ini("incdir/sub/x.ini", "[train]\nepochs = 1\n");
+    expect_error(write_ini("incdir/a.ini", "[train]\ninclude = sub\n"),
+                 (const char *[]){"incdir/a.ini:2", "include 'sub'", "a directory", NULL});
+    expect_error(write_ini("incdir/b.ini", "[train]\nepochs = 2\ninclude = /dev/zero\n"),
+                 (const char *[]){"incdir/b.ini:3", "include '/dev/zero'", "a device", NULL});
+    write_bytes("incdir/nul.ini", zeros, 100);
+    expect_error(write_ini("incdir/c.ini", "include = nul.ini\n"),
+                 (const char *[]){"incdir/c.ini:1", "include 'nul.ini'", "NUL byte", NULL});
+}
+
+/* A file without a single setting (empty, or only comments and blank lines) is refused: run
+ * with it, the experiment would be the 15-job default. A file of one [attack.x] header is a
+ * setting (an attack with its defaults). */
+static void test_err_empty_file(void **state) {
+    expect_error(write_ini("empty.ini", ""), (const char *[]){"empty.ini", "no settings", "empty", NULL});
+    expect_error(write_ini("comments.ini", "; nothing here\n\n# nor here\n   \n"), (const char *[]){"comments.ini", "no settings", NULL});
+    write_ini("inc_empty/e.ini", "\n");
+    expect_error(write_ini("inc_empty/a.ini", "[train]\nepochs = 1\ninclude = e.ini\n"),
+                 (const char *[]){"inc_empty/a.ini:3", "include 'e.ini'", "no settings", NULL});
+    cfg *c = load_ok(write_ini("only_attack.ini", "[attack.prune]\n"));
+    assert_int_equal(cfg_section_count(c, "attack."), 1);
+    cfg_free(c);
+}
+
+/* A key set twice in one file is an error naming both lines (redis does the same); across
+ * files, includes and -s a later value overrides on purpose. */
+static void test_err_duplicate_key(void **state) {
+    expect_error(write_ini("dup.ini", "[pmi]\nalpha = 0.01\n\n[train]\nepochs = 3\n[pmi]\n\nalpha = 0.05\n"),
+                 (const char *[]){"dup.ini:8: pmi.alpha: already set at ", "dup.ini:2", NULL});
+    expect_error(write_ini("dup2.ini", "[attack.ft]\ntype = ftal\ntype = rtal\n"),
+                 (const char *[]){"dup2.ini:3", "attack.ft.type", "already set at ", "dup2.ini:2", NULL});
+    write_ini("dupinc/b.ini", "[train]\nepochs = 4\n");
+    /* set, included, set again in the same file: still a duplicate of line 2 */
+    expect_error(write_ini("dupinc/a.ini", "[train]\nepochs = 2\ninclude = b.ini\nepochs = 5\n"),
+                 (const char *[]){"dupinc/a.ini:4", "already set at ", "dupinc/a.ini:2", NULL});
+    /* an include overriding its includer, and a file loaded over another, are fine */
+    char err[1024];
+    pmi_params p;
+    cfg *c = load_ok(write_ini("dupinc/c.ini", "[train]\nepochs = 2\ninclude = b.ini\n"));
+    assert_int_equal(cfg_point(c, 0, &p, err, sizeof err), 0);
+    assert_int_equal(p.epochs, 4);
+    const char *d = write_ini("dupinc/d.ini", "[train]\nepochs = 6\n");
+    assert_int_equal(cfg_load(c, d, err, sizeof err), 0);
+    assert_int_equal(cfg_load(c, d, err, sizeof err), 0);
+    assert_int_equal(cfg_override(c, "train.epochs=7", err, sizeof err), 0);
+    assert_int_equal(cfg_override(c, "train.epochs=8", err, sizeof err), 0);
+    assert_int_equal(cfg_point(c, 0, &p, err, sizeof err), 0);
+    assert_int_equal(p.epochs, 8);
+    cfg_free(c);
+    /* continuation lines are one value, not a duplicate */
+    c = load_ok(write_ini("dupcont.ini", "[pmi]\nscores = loss,\n  conf\n"));
+    cfg_free(c);
+}
+
+/* experiment.name is one folder under experiment.output: "..", "." and names with '/' would
+ * write elsewhere, and an empty name into output/ itself. */
+static void test_err_name_leaves_output(void **state) {
+    static const char *bad[] = {"../..", "..", ".", "a/b", "/tmp/x", "x/"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "[experiment]\nseeds = 1\nname = %s\n", bad[i]);
+        expect_error(write_ini("e_name.ini", text),
+                     (const char *[]){"e_name.ini:3", "experiment.name", "folder name", bad[i], NULL});
+    }
+    expect_error(write_ini("e_name2.ini", "[experiment]\nname =\n"), (const char *[]){"e_name2.ini:2", "experiment.name", NULL});
+    char err[1024];
+    cfg *c = cfg_create();
+    assert_int_equal(cfg_override(c, "experiment.name=../../etc", err, sizeof err), 0);
+    assert_int_equal(cfg_validate(c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "-s experiment.name=../../etc: experiment.name"));
+    cfg_free(c);
+    c = load_ok(write_ini("ok_name.ini", "[experiment]\nname = my-exp.v2..x\n"));
+    cfg_free(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
@@ -664,6 +783,7 @@ int main(void) {
         cmocka_unit_test(test_err_missing_file),
         cmocka_unit_test(test_err_missing_include),
         cmocka_unit_test(test_err_include_cycle),
+        cmocka_unit_test(test_err_include_depth),
         cmocka_unit_test(test_err_bad_s_syntax),
         cmocka_unit_test(test_err_secret_ge_N),
         cmocka_unit_test(test_names_from_owner_tables),
@@ -674,6 +794,10 @@ int main(void) {
         cmocka_unit_test(test_long_values_roundtrip),
         cmocka_unit_test(test_err_long_names),
         cmocka_unit_test(test_point_label_length),
+        cmocka_unit_test(test_err_not_a_text_file),
+        cmocka_unit_test(test_err_empty_file),
+        cmocka_unit_test(test_err_duplicate_key),
+        cmocka_unit_test(test_err_name_leaves_output),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

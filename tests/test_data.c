@@ -615,6 +615,102 @@ static void test_split_too_small(void **state) {
     assert_int_equal(data_split_make(1000, 300, -1, 10, 20, 150, 0, 250, -1, 1, &s, err, sizeof err), -1);
 }
 
+/* ---- counts without loading, and the split check they feed --------------------------- */
+
+/* data_counts reads the sample counts from IDX headers (gzip or raw) and CIFAR file sizes, and
+ * agrees with what data_load reads; its errors are the loader's. */
+static void test_counts_match_load(void **state) {
+    static const unsigned char labels[5] = {1, 2, 3, 4, 5};
+    const char *dir = mnist_dir("counts-mnist", labels, 1);
+    int64_t ntr = -1, nte = -1;
+    char err[1024] = "";
+    pmi_dataset tr, te;
+    assert_int_equal(data_counts("mnist", dir, 0, &ntr, &nte, err, sizeof err), 0);
+    assert_int_equal(data_load("mnist", dir, 0, 0, &tr, &te, err, sizeof err), 0);
+    assert_int_equal(ntr, tr.n); assert_int_equal(nte, te.n); assert_int_equal(ntr, 5);
+    data_free(&tr); data_free(&te);
+    char *cdir = tpath("counts-cifar");
+    mkdir(cdir, 0700);
+    for (int i = 1; i <= 5; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "counts-cifar/data_batch_%d.bin", i);
+        write_cifar(name, i, 1, 0, 0);
+    }
+    write_cifar("counts-cifar/test_batch.bin", 3, 1, 0, 0);
+    assert_int_equal(data_counts("cifar10", cdir, 0, &ntr, &nte, err, sizeof err), 0);
+    assert_int_equal(ntr, 15); assert_int_equal(nte, 3);
+    assert_int_equal(data_load("cifar10", cdir, 0, 0, &tr, &te, err, sizeof err), 0);
+    assert_int_equal(tr.n, 15); assert_int_equal(te.n, 3);
+    data_free(&tr); data_free(&te);
+    /* a gzip CIFAR file is counted by its content, not its size */
+    char path[700];
+    snprintf(path, sizeof path, "%s/test_batch.bin", cdir);
+    unsigned char *rec = calloc(4, 3073);
+    write_bytes(path, rec, 4 * 3073, 1);
+    free(rec);
+    assert_int_equal(data_counts("cifar10", cdir, 0, &ntr, &nte, err, sizeof err), 0);
+    assert_int_equal(nte, 4);
+    assert_int_equal(data_counts("synthetic", NULL, 100, &ntr, &nte, err, sizeof err), 0);
+    assert_int_equal(ntr, 100); assert_int_equal(nte, 25);
+}
+
+static void test_counts_errors(void **state) {
+    int64_t ntr = -1, nte = -1;
+    char err[1024] = "";
+    assert_int_equal(data_counts("mnist", tpath("no-such-dir"), 0, &ntr, &nte, err, sizeof err), -1);
+    assert_non_null(strstr(err, "no-such-dir/train-images-idx3-ubyte"));
+    assert_non_null(strstr(err, "cannot open"));
+    assert_int_equal(ntr, 0); assert_int_equal(nte, 0);
+    assert_int_equal(data_counts("mnist", NULL, 0, &ntr, &nte, err, sizeof err), -1);
+    assert_non_null(strstr(err, "needs a directory"));
+    assert_int_equal(data_counts("cifar10", tpath("no-such-dir"), 0, &ntr, &nte, err, sizeof err), -1);
+    assert_non_null(strstr(err, "data_batch_1.bin"));
+    assert_int_equal(data_counts("imagenet", "x", 0, &ntr, &nte, err, sizeof err), -1);
+    assert_non_null(strstr(err, "known: fashion-mnist"));
+    assert_int_equal(data_counts("synthetic", NULL, 3, &ntr, &nte, err, sizeof err), -1);
+    /* images and labels that disagree, and a label file given a wrong magic */
+    static const unsigned char labels[5] = {1, 2, 3, 4, 5};
+    const char *dir = mnist_dir("counts-bad", labels, 1);
+    char path[700];
+    size_t len;
+    unsigned char *pl = idx_labels(0x801, 4, labels, &len);
+    snprintf(path, sizeof path, "%s/t10k-labels-idx1-ubyte", dir);
+    write_bytes(path, pl, len, 0);
+    assert_int_equal(data_counts("mnist", dir, 0, &ntr, &nte, err, sizeof err), -1);
+    assert_non_null(strstr(err, "4 labels for 5 images"));
+    pl[3] = 0x03;
+    write_bytes(path, pl, len, 0);
+    free(pl);
+    assert_int_equal(data_counts("mnist", dir, 0, &ntr, &nte, err, sizeof err), -1);
+    assert_non_null(strstr(err, "t10k-labels-idx1-ubyte"));
+    assert_non_null(strstr(err, "dimensions"));
+    char *cdir = tpath("counts-cifar-bad");
+    mkdir(cdir, 0700);
+    write_cifar("counts-cifar-bad/train.bin", 2, 2, 0, 5);
+    write_cifar("counts-cifar-bad/test.bin", 2, 2, 0, 0);
+    assert_int_equal(data_counts("cifar100", cdir, 0, &ntr, &nte, err, sizeof err), -1);
+    assert_non_null(strstr(err, "train.bin: size 6143 bytes is not a positive multiple of the 3074-byte CIFAR-100 record"));
+}
+
+/* data_split_check is data_split_make's check: the same verdicts and the same message. */
+static void test_split_check_is_the_split(void **state) {
+    static const int64_t cases[][9] = {   /* file train, file test, n_train, N, m, attacker, indep, n_test, secret */
+        {900, 300, 300, 10, 20, 150, 1, 250, -1}, {900, 300, 300, 10, 20, 150, 0, 250, -1},
+        {1000, 300, 300, 10, 20, 150, 0, 301, -1}, {1000, 300, 300, 10, 20, 150, 0, 250, 10},
+        {1000, 300, 300, 0, 20, 150, 0, 250, -1}, {1000, 300, -1, 10, 20, 150, 0, 250, -1},
+        {1200, 300, 300, 10, 20, 400, 1, 300, 3}, {1199, 300, 300, 10, 20, 400, 1, 300, 3}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const int64_t *c = cases[i];
+        char e1[512] = "", e2[512] = "";
+        data_split s;
+        int a = data_split_check(c[0], c[1], c[2], (int)c[3], (int)c[4], c[5], (int)c[6], c[7], (int)c[8], e1, sizeof e1);
+        int b = data_split_make(c[0], c[1], c[2], (int)c[3], (int)c[4], c[5], (int)c[6], c[7], (int)c[8], 1, &s, e2, sizeof e2);
+        assert_int_equal(a, b);
+        assert_string_equal(e1, e2);
+        if (!b) data_split_free(&s);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_idx_roundtrip_raw),
@@ -639,6 +735,9 @@ int main(void) {
         cmocka_unit_test(test_split_disjoint_and_sizes),
         cmocka_unit_test(test_split_seeded),
         cmocka_unit_test(test_split_too_small),
+        cmocka_unit_test(test_counts_match_load),
+        cmocka_unit_test(test_counts_errors),
+        cmocka_unit_test(test_split_check_is_the_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,158 @@
+#!/bin/sh
+# Tests of the command line's answers to bad input (main.c's exit codes: 0 ok, 1 runtime
+# failure, 2 usage or configuration error, 3 interrupted): malformed numbers, missing
+# arguments, unknown formats, input files that are missing, not files or not text, empty or
+# duplicated config settings, an experiment name that leaves the output folder, and a dataset
+# too small for the split, each refused with exit 2 and a message naming the culprit before
+# anything is written. Run from the repository root by scripts/run-tests.sh (make test);
+# prints one TAP line per check.
+pmi=${PMI_BIN:-./pmi}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+check() { if [ "$1" = 0 ]; then echo "ok - $2"; else echo "not ok - $2"; fi; }
+# Runs pmi with a 20 s bound; stdout in $tmp/out, stderr in $tmp/err; sets rc.
+run() { timeout 20 "$pmi" "$@" >"$tmp/out" 2>"$tmp/err"; rc=$?; }
+# expect CODE 'words that stderr must hold' -- pmi arguments
+expect() {
+  code=$1; words=$2; shift 3
+  run "$@"
+  ok=0
+  [ "$rc" = "$code" ] || ok=1
+  [ -z "$words" ] || grep -qF -- "$words" "$tmp/err" || ok=1
+  [ "$ok" = 0 ] || { echo "# pmi $*: exit $rc, stderr:"; sed 's/^/#   /' "$tmp/err"; }
+  check $ok "pmi $* -> exit $code${words:+, says '$words'}"
+}
+
+# A valid tiny experiment on synthetic data (never run to the end here).
+out="$tmp/results"
+cat >"$tmp/ok.ini" <<EOF
+[experiment]
+name = cli
+seeds = 1
+device = cpu
+output = $out
+[data]
+dataset = synthetic
+n_train = 50
+n_attacker = 10
+n_test = 20
+[pool]
+N = 2
+m = 5
+[model]
+arch = mlp
+[train]
+epochs = 1
+EOF
+
+# ---- numbers and arguments --------------------------------------------------------------
+expect 2 "--threads 'abc'" -- run "$tmp/ok.ini" --threads abc
+expect 2 "--threads '-1'" -- run "$tmp/ok.ini" --threads -1
+expect 2 "--jobs '2x'" -- run "$tmp/ok.ini" --jobs 2x
+expect 2 "--jobs '0'" -- run "$tmp/ok.ini" --jobs 0
+expect 2 "--jobs ''" -- run "$tmp/ok.ini" --jobs ''
+expect 2 "--shard '1/2x'" -- run "$tmp/ok.ini" --shard 1/2x
+expect 2 "--shard '2/2'" -- run "$tmp/ok.ini" --shard 2/2
+sets=""; for i in $(seq 1 65); do sets="$sets -s train.epochs=$i"; done
+expect 2 "too many -s options (max 64)" -- plan "$tmp/ok.ini" $sets
+expect 2 "-s 'nodot': expected section.key=value" -- plan "$tmp/ok.ini" -s nodot
+expect 2 "expected a config file" -- run
+expect 2 "unknown command 'bogus'" -- bogus
+expect 2 "unrecognized option '--bogus'" -- run "$tmp/ok.ini" --bogus
+expect 2 "--batch '64k'" -- bench --batch 64k
+expect 2 "--lr 'fast'" -- bench --lr fast
+[ ! -e "$out" ]; check $? "no results folder after the refused runs"
+mkdir "$tmp/shards"
+expect 2 "$tmp/shards: a directory, expected an INI text file" -- merge "$tmp/shards"
+[ ! -s "$tmp/out" ]; check $? "pmi merge of a folder prints nothing on stdout"
+expect 2 "expected the config file(s)" -- merge
+expect 0 "" -- merge --help
+grep -q "usage: pmi merge" "$tmp/out"; check $? "pmi merge --help prints the usage on stdout"
+expect 2 "--format 'jpg': expected png, pdf or svg" -- plot "$tmp/none.h5" --format jpg
+expect 2 "--format 'html'" -- report "$tmp/none.h5" --format html
+
+# ---- results files that cannot be opened ------------------------------------------------
+expect 2 "none.h5: cannot open: No such file" -- plot "$tmp/none.h5"
+! grep -q "no config attribute" "$tmp/err"; check $? "pmi plot on a missing file does not talk of a config attribute"
+expect 2 "none.h5: cannot open: No such file" -- report "$tmp/none.h5"
+expect 2 "a directory" -- report "$tmp"
+expect 2 "a directory" -- plot "$tmp"
+echo "not hdf5" >"$tmp/text.h5"
+expect 2 "cannot open $tmp/text.h5 as a results file" -- report "$tmp/text.h5"
+expect 2 "cannot open $tmp/text.h5 as a results file" -- plot "$tmp/text.h5"
+
+# ---- config files that are not configs ---------------------------------------------------
+head -c 4096 /dev/zero >"$tmp/nul.ini"
+expect 2 "nul.ini:1: NUL byte" -- run "$tmp/nul.ini"
+expect 2 "/dev/zero: a device" -- run /dev/zero
+expect 2 "$tmp: a directory" -- run "$tmp"
+expect 2 "$tmp: a directory" -- plan "$tmp/ok.ini" "$tmp"
+printf '; only a comment\n\n' >"$tmp/empty.ini"
+expect 2 "empty.ini: no settings" -- run "$tmp/empty.ini"
+: >"$tmp/empty0.ini"
+expect 2 "empty0.ini: no settings" -- plan "$tmp/empty0.ini"
+mkdir "$tmp/sub"
+printf 'include = ok.ini\ninclude = sub\n' >"$tmp/incdir.ini"
+expect 2 "$tmp/sub: a directory, expected an INI text file (include 'sub' at $tmp/incdir.ini:2)" -- run "$tmp/incdir.ini"
+printf 'include = ok.ini\ninclude = nul.ini\n' >"$tmp/incnul.ini"
+expect 2 "nul.ini:1: NUL byte: not a text file (include 'nul.ini' at $tmp/incnul.ini:2)" -- run "$tmp/incnul.ini"
+printf 'include = ok.ini\n[train]\nepochs = 2\nlr = 0.1\nepochs = 3\n' >"$tmp/dup.ini"
+expect 2 "dup.ini:5: train.epochs: already set at $tmp/dup.ini:3" -- run "$tmp/dup.ini"
+printf '[train]\nepochs = 2\n' >"$tmp/over.ini"
+expect 0 "" -- plan "$tmp/ok.ini" "$tmp/over.ini" -s train.epochs=3 -s train.epochs=4
+[ ! -e "$out" ]; check $? "no results folder after the refused configs"
+
+# ---- experiment.name must stay inside experiment.output ----------------------------------
+mkdir -p "$tmp/deep/a/b"
+expect 2 "experiment.name: expected a folder name" -- run "$tmp/ok.ini" -s "experiment.output=$tmp/deep/a/b" -s experiment.name=../..
+expect 2 "experiment.name" -- run "$tmp/ok.ini" -s experiment.name=x/y
+[ "$(ls -A "$tmp/deep")" = a ] && [ "$(ls -A "$tmp/deep/a")" = b ] && [ -z "$(ls -A "$tmp/deep/a/b")" ]
+check $? "nothing written for experiment.name = ../.."
+
+# ---- a dataset too small for the split: exit 2 before anything runs, with the numbers -----
+# An IDX set of 60 training and 20 test images of 2x2 pixels, raw (not gzip).
+idx() {  # idx FILE MAGIC_BYTE N [ROWS COLS]
+  n=$3
+  if [ "$2" = 3 ]; then printf "\000\000\010\003\000\000\000\\$(printf %03o "$n")\000\000\000\002\000\000\000\002" >"$1"; px=$((n * 4))
+  else printf "\000\000\010\001\000\000\000\\$(printf %03o "$n")" >"$1"; px=$n; fi
+  head -c "$px" /dev/zero >>"$1"
+}
+mkdir "$tmp/idx"
+idx "$tmp/idx/train-images-idx3-ubyte" 3 60; idx "$tmp/idx/train-labels-idx1-ubyte" 1 60
+idx "$tmp/idx/t10k-images-idx3-ubyte" 3 20; idx "$tmp/idx/t10k-labels-idx1-ubyte" 1 20
+small="-s data.dataset=mnist -s data.path=$tmp/idx -s model.arch=mlp"
+expect 2 "split needs 80 samples from the train file (n_train=30 + pool N*m=10 + attacker=10 + indep=30), the file has 60" -- run "$tmp/ok.ini" $small -s data.n_train=30
+expect 2 "split needs 80 samples from the train file" -- plan "$tmp/ok.ini" $small -s data.n_train=30
+expect 2 "sweep point data.n_train=30: data.dataset = mnist is too small" -- plan "$tmp/ok.ini" $small -s data.n_train=20,30
+expect 2 "split needs 21 samples from the test file, the file has 20" -- run "$tmp/ok.ini" $small -s data.n_train=20 -s data.n_test=21
+expect 0 "" -- plan "$tmp/ok.ini" $small -s data.n_train=20 -s pmi.independent=1
+[ ! -e "$out" ]; check $? "no results folder after the too-small runs"
+expect 2 "error: data.dataset = mnist, data.path = $tmp/nodata" -- run "$tmp/ok.ini" $small -s data.path="$tmp/nodata"
+expect 0 "warning: data.dataset = mnist, data.path = $tmp/nodata" -- plan "$tmp/ok.ini" $small -s data.path="$tmp/nodata"
+
+# ---- commands that take no arguments ------------------------------------------------------
+expect 2 "pmi info: unexpected argument '--bogus'" -- info --bogus
+expect 2 "pmi attacks: unexpected argument 'x'" -- attacks x
+expect 2 "pmi config: unexpected argument 'keys'" -- config keys
+expect 0 "" -- config --help
+
+# ---- results files that open but hold nothing to show ------------------------------------
+# A tiny synthetic run gives a real results file; h5py (a writer we did not write) breaks it.
+expect 0 "" -- run "$tmp/ok.ini" -s pmi.independent=0 -s pmi.permutations=9 --jobs 1
+res="$out/cli/results.h5"
+[ -s "$res" ]; check $? "a tiny run writes $res"
+expect 0 "" -- report "$res"
+cp "$res" "$tmp/partial.h5"; cp "$res" "$tmp/nosummary.h5"
+/usr/bin/python3 - "$tmp/partial.h5" "$tmp/nosummary.h5" <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1], 'r+') as f:
+    f.attrs['complete'] = 0
+with h5py.File(sys.argv[2], 'r+') as f:
+    dt = f['summary'].dtype
+    del f['summary']
+    f.create_dataset('summary', shape=(0,), maxshape=(None,), dtype=dt, chunks=(64,))
+PY
+expect 2 "partial.h5: not a complete results file" -- report "$tmp/partial.h5"
+expect 2 "partial.h5: not a complete results file" -- plot "$tmp/partial.h5" -o "$tmp/figs"
+expect 2 "nosummary.h5: /summary holds no rows" -- report "$tmp/nosummary.h5"
+expect 2 "nosummary.h5: /summary holds no rows" -- plot "$tmp/nosummary.h5" -o "$tmp/figs"
+[ ! -e "$tmp/figs" ]; check $? "no figures folder for refused results files"
