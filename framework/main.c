@@ -162,11 +162,13 @@ static int cmd_report(int argc, char **argv) {
 
 static int cmd_plot(int argc, char **argv) {
     static const struct option opts[] = {{"output", required_argument, 0, 'o'}, {"format", required_argument, 0, 'f'},
-                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *dir = NULL, *fmt = "png";
-    for (int ch; (ch = getopt_long(argc, argv, "o:f:h", opts, NULL)) != -1;) {
+                                         {"size", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *dir = NULL;
+    plot_params pp = plot_default_params();
+    for (int ch; (ch = getopt_long(argc, argv, "o:f:s:h", opts, NULL)) != -1;) {
         if (ch == 'o') dir = optarg;
-        else if (ch == 'f') fmt = optarg;
+        else if (ch == 'f') pp.format = optarg;
+        else if (ch == 's') pp.size = optarg;
         else if (ch == 'h') return cmd_help(2, (char *[]){"help", "plot"}), 0;
         else return 2;
     }
@@ -181,7 +183,7 @@ static int cmd_plot(int argc, char **argv) {
         memcpy(def, "plots/", 6); memcpy(def + 6, name, n); def[n + 6] = 0;
         dir = def;
     }
-    int rc = plot_render(argv[optind], dir, fmt, stderr, err, sizeof err);
+    int rc = plot_render_ex(argv[optind], dir, &pp, stderr, err, sizeof err);
     if (rc) fprintf(stderr, "pmi plot: %s\n", err);
     free(def);
     return rc ? 1 : 0;
@@ -255,7 +257,7 @@ static const command commands[] = {
     {"merge", cmd_merge, "pmi merge <config.ini> [more.ini ...] [-s sec.key=val ...] [--partial]",
      "join the shards of a run's plan into <output>/<name>/results.h5 (every shard complete and of that config; --partial: those that are)", 1},
     {"report", cmd_report, "pmi report <results.h5> [--format md|csv|latex]", "print the paper-style tables", 1},
-    {"plot", cmd_plot, "pmi plot <results.h5> [-o dir] [--format png|pdf|svg]",
+    {"plot", cmd_plot, "pmi plot <results.h5> [-o dir] [--format png|pdf|svg] [--size page|column]",
      "robustness curves, score distributions, ROC and fidelity figures (gnuplot)", 1},
     {"config", cmd_config, "pmi config --help", "every configuration key: type, default, range, help", 1},
     {"attacks", cmd_attacks, "pmi attacks", "every attack type and its parameters", 0},

@@ -32,11 +32,25 @@
 #include <stddef.h>
 #include <stdio.h>
 
-/* Renders every figure that applies to results_path into out_dir (created if missing) in
- * format "png" (pngcairo, falling back to png), "pdf" (pdfcairo) or "svg". Prints one line per
- * figure written and per figure skipped, with the reason, to log (optional). Returns 0, or -1
- * with err: an unreadable results file, a bad format, a missing template, or gnuplot missing
- * or failing; the message names the figure and carries gnuplot's own stderr. */
+/* How to draw: the picture format and the paper width the figures are laid out for. */
+typedef struct {
+    const char *format;   /* "png" (pngcairo at 150 px per inch, falling back to png), "pdf"
+                           * (pdfcairo) or "svg" (96 px per inch, the CSS inch) */
+    const char *size;     /* "column": 3.5 in wide, 8 pt fonts, panels stacked;
+                           * "page": 7 in wide (two paper columns), 9 pt fonts */
+} plot_params;
+
+/* png, page. */
+plot_params plot_default_params(void);
+
+/* Renders every figure that applies to results_path into out_dir (created if missing) as
+ * params says. Prints one line per figure written and per figure skipped, with the reason, to
+ * log (optional). Returns 0, or -1 with err: an unreadable results file, a bad format or size,
+ * a missing template, or gnuplot missing or failing; the message names the figure and carries
+ * gnuplot's own stderr. */
+int plot_render_ex(const char *results_path, const char *out_dir, const plot_params *params, FILE *log,
+                   char *err, size_t errlen);
+/* plot_render_ex() with the default size and this format. */
 int plot_render(const char *results_path, const char *out_dir, const char *format, FILE *log,
                 char *err, size_t errlen);
 
