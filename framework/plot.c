@@ -630,20 +630,24 @@ static int fig_scores(plot_ctx *c, const fig_spec *fs) {
 }
 
 /* ---- ROC of owner against independent models ----------------------------------------- */
-/* Writes the ROC points "fpr tpr threshold" of pos against neg (scores: -log10 p); returns the AUC. */
-static double roc_block(FILE *f, double *pos, int np, double *neg, int nn, double floor_fpr, const char *label) {
+/* Writes the ROC points "fpr tpr threshold" of pos against neg (scores: -log10 p) where both
+ * rates are above 0 (a log-log plot cannot show 0); returns the AUC, *tpr0 gets the TPR at
+ * FPR 0 (the highest threshold no independent model reaches). */
+static double roc_block(FILE *f, double *pos, int np, double *neg, int nn, const char *label, double *tpr0) {
     double auc = pmi_auc(pos, np, neg, nn);
     double *all = util_malloc(sizeof(double) * (size_t)(np + nn));
     memcpy(all, pos, sizeof(double) * (size_t)np);
     memcpy(all + np, neg, sizeof(double) * (size_t)nn);
     gsl_sort(all, 1, (size_t)(np + nn));
-    fprintf(f, "# %s: AUC %.4f\n# fpr (0 drawn at %.3g) tpr threshold_-log10p\n%.6g 0 inf\n", label, auc, floor_fpr, floor_fpr);
+    *tpr0 = 0;
+    fprintf(f, "# %s: AUC %.4f\n# fpr tpr threshold_-log10p (points with fpr > 0 and tpr > 0)\n", label, auc);
     for (int i = np + nn - 1; i >= 0; i--) {
         if (i + 1 < np + nn && all[i] == all[i + 1]) continue;
         int tp = 0, fp = 0;
         for (int j = 0; j < np; j++) tp += pos[j] >= all[i];
         for (int j = 0; j < nn; j++) fp += neg[j] >= all[i];
-        fprintf(f, "%.6g %.6g %.6g\n", fmax((double)fp / nn, floor_fpr), (double)tp / np, all[i]);
+        if (fp == 0) *tpr0 = (double)tp / np;
+        else if (tp > 0) fprintf(f, "%.6g %.6g %.6g\n", (double)fp / nn, (double)tp / np, all[i]);
     }
     fputs("\n\n", f);
     free(all);
@@ -667,8 +671,8 @@ static int roc_figure(plot_ctx *c, const fig_spec *fs, const char *name, int att
         if (np == 0 || nn == 0) continue;
         if (!f && !(f = open_data(c, name))) { free(pos); return -1; }
         const char *pname = pmi_pvalue_name((pmi_pvalue)p);
-        double auc = roc_block(f, pos, np, neg, nn, 0.5 / nn, pname);
-        snprintf(labels[nl++], LABEL, "p_%s (AUC %.3f)", pname, auc);
+        double tpr0, auc = roc_block(f, pos, np, neg, nn, pname, &tpr0);
+        snprintf(labels[nl++], LABEL, "p_%s: AUC %.2f, TPR %.2g at FPR 0", pname, auc, tpr0);
         npos = np; nneg = nn;
     }
     free(pos);
@@ -678,12 +682,13 @@ static int roc_figure(plot_ctx *c, const fig_spec *fs, const char *name, int att
     char text[256];
     FILE *h = begin_script(c, fs, name, 0);
     if (!h) return -1;
-    fprintf(h, "datafile = \"%s.dat\"\nnstats = %d\nfpr_floor = %g\n", name, nl, 0.5 / nneg);
+    /* both axes start at the same rate, so the chance line y = x is the diagonal */
+    fprintf(h, "datafile = \"%s.dat\"\nnstats = %d\nrate_min = %g\n", name, nl, fmin(1.0 / nneg, 1.0 / npos) / 1.5);
     gp_array(h, "labels", labels, nl);
-    snprintf(text, sizeof text, "ROC of owner (%d) against independent (%d) %s, score %s", npos, nneg,
-             attacked ? "evaluations, pooled over all attacks" : "models, un-attacked", c->score);
+    snprintf(text, sizeof text, "ROC, %d owner vs %d independent %s\n(%s, score %s)", npos, nneg,
+             attacked ? "evaluations" : "models", attacked ? "all attacks" : "un-attacked", c->score);
     gp_str(h, "title_text", text);
-    snprintf(text, sizeof text, "false-positive rate (fraction of %d independent models claimed; log scale)", nneg);
+    snprintf(text, sizeof text, "false-positive rate (of %d)", nneg);
     gp_str(h, "xlabel_text", text);
     return render(c, fs, name, h);
 }
@@ -753,7 +758,7 @@ static const struct { fig_spec spec; fig_fn fn; } figures[] = {
     {{"robustness-<attack>", "robustness.gp", 0.75, 1.3}, fig_robustness},
     {{"robustness", "robustness-summary.gp", 0, 0}, fig_summary},
     {{"scores", "scores.gp", 0.6, 1.3}, fig_scores},
-    {{"roc", "roc.gp", 0.6, 0.95}, fig_roc},
+    {{"roc", "roc.gp", 0.62, 1.25}, fig_roc},
     {{"fidelity", "fidelity.gp", 0.5, 0.8}, fig_fidelity},
 };
 
