@@ -540,20 +540,19 @@ static const char *kind_axis(const char *kind) {
     return k >= 0 && axes[k] ? axes[k] : "score";
 }
 
-/* Densities of D_k's scores and of the other mini-datasets' on 40 common bins: one block. */
-static int scores_block(plot_ctx *c, FILE *f, const store_row *r, int eval) {
-    double *s = NULL;
-    int N, m;
-    if (store_read_scores(c->path, r->job_id, eval, c->score, &s, &N, &m, c->err, c->errlen)) return -1;
-    double lo = s[0], hi = s[0];
-    for (int i = 1; i < N * m; i++) { lo = fmin(lo, s[i]); hi = fmax(hi, s[i]); }
-    if (hi - lo < 1e-12) { lo -= 0.5; hi += 0.5; }
+/* Densities of D_k's scores s (N, m) and of the other mini-datasets' on 40 bins over [lo, hi]:
+ * one block. Scores outside the range are counted in the block's comment, not drawn; the
+ * densities are per score unit of all m (or (N-1) m) scores, so they integrate to the fraction
+ * inside the range. */
+static void scores_block(FILE *f, const store_row *r, int eval, const double *s, int N, int m, double lo, double hi) {
     gsl_histogram *hk = gsl_histogram_alloc(40), *hr = gsl_histogram_alloc(40);
-    gsl_histogram_set_ranges_uniform(hk, lo, hi + (hi - lo) * 1e-9);
-    gsl_histogram_set_ranges_uniform(hr, lo, hi + (hi - lo) * 1e-9);
+    gsl_histogram_set_ranges_uniform(hk, lo, hi);
+    gsl_histogram_set_ranges_uniform(hr, lo, hi);
+    int out = 0;
     for (int i = 0; i < N; i++)
-        for (int j = 0; j < m; j++) gsl_histogram_increment(i == r->secret_k ? hk : hr, s[i * m + j]);
-    fprintf(f, "# %s eval %d: bin_center density_Dk density_others (per score unit)\n", r->job_id, eval);
+        for (int j = 0; j < m; j++) out += gsl_histogram_increment(i == r->secret_k ? hk : hr, s[i * m + j]) != 0;
+    fprintf(f, "# %s eval %d: %d of %d scores outside [%.6g, %.6g]\n# bin_center density_Dk density_others (per score unit)\n",
+            r->job_id, eval, out, N * m, lo, hi);
     for (size_t b = 0; b < 40; b++) {
         double l, u;
         gsl_histogram_get_range(hk, b, &l, &u);
@@ -561,8 +560,18 @@ static int scores_block(plot_ctx *c, FILE *f, const store_row *r, int eval) {
                 gsl_histogram_get(hr, b) / ((double)(N - 1) * m * (u - l)));
     }
     fputs("\n\n", f);
-    gsl_histogram_free(hk); gsl_histogram_free(hr); free(s);
-    return 0;
+    gsl_histogram_free(hk); gsl_histogram_free(hr);
+}
+
+/* The x range of the score histograms: the 1st to 99th percentile of all panels' n scores
+ * (a long tail, such as losses to -35 with most near 0, would leave the bulk in one bin),
+ * widened by 2% on each side; a range of one value becomes that value +- 0.5. */
+static void scores_range(double *all, size_t n, double *lo, double *hi) {
+    gsl_sort(all, 1, n);
+    double a = gsl_stats_quantile_from_sorted_data(all, 1, n, 0.01), b = gsl_stats_quantile_from_sorted_data(all, 1, n, 0.99);
+    if (b - a < 1e-12) { a -= 0.5; b += 0.5; }
+    *lo = a - 0.02 * (b - a);
+    *hi = b + 0.02 * (b - a);
 }
 
 /* Index of the evaluation of job_id with this attack and params; -1 when there is none. */
@@ -599,32 +608,44 @@ static int fig_scores(plot_ctx *c, const fig_spec *fs) {
     /* panels in rows: owner, independent; columns: un-attacked, attacked (a missing one is left out) */
     const store_row *panels[4] = {own, att, ind, att && ind ? find_row(c, ind->job_id, att->attack, att->params) : NULL};
     char titles[4][LABEL];
-    int np = 0, cols = att ? 2 : 1;
-    FILE *f = open_data(c, fs->name);
-    if (!f) return -1;
-    for (int q = 0; q < 4; q++) {
+    double *sc[4] = {0}, *all = NULL, lo, hi;
+    int np = 0, cols = att && !c->column ? 2 : 1, ev[4], Ns[4], ms[4], rc = 0;
+    size_t na = 0;
+    for (int q = 0; q < 4 && !rc; q++) {
         const store_row *r = panels[q];
         if (!r) continue;
-        int e = unattacked(r) ? 0 : eval_index(c, r->job_id, r->attack, r->params);
-        if (e < 0 || scores_block(c, f, r, e)) {
-            if (e < 0 && !c->err[0]) snprintf(c->err, c->errlen, "figure scores: no evaluation %s of %s", r->attack, r->job_id);
-            fclose(f);
-            return -1;
-        }
-        snprintf(titles[np++], LABEL, "%s %s (%s, seed %d)\n%s: p_%s = %.2g", r->role, r->job_id, r->arch, r->seed,
-                 unattacked(r) ? "un-attacked" : r->params, pmi_pvalue_name((pmi_pvalue)c->decide), row_p(r, c->decide));
+        ev[q] = unattacked(r) ? 0 : eval_index(c, r->job_id, r->attack, r->params);
+        if (ev[q] < 0 && !c->err[0]) snprintf(c->err, c->errlen, "figure scores: no evaluation %s of %s", r->attack, r->job_id);
+        rc = ev[q] < 0 || store_read_scores(c->path, r->job_id, ev[q], c->score, &sc[q], &Ns[q], &ms[q], c->err, c->errlen);
+        if (rc) break;
+        all = util_realloc(all, sizeof(double) * (na + (size_t)(Ns[q] * ms[q])));
+        memcpy(all + na, sc[q], sizeof(double) * (size_t)(Ns[q] * ms[q]));
+        na += (size_t)(Ns[q] * ms[q]);
     }
+    FILE *f = rc ? NULL : open_data(c, fs->name);
+    if (f) scores_range(all, na, &lo, &hi);
+    for (int q = 0; q < 4 && f; q++) {
+        const store_row *r = panels[q];
+        if (!r) continue;
+        scores_block(f, r, ev[q], sc[q], Ns[q], ms[q], lo, hi);
+        snprintf(titles[np++], LABEL, "%s, %s: p_%s = %.2g", r->role, unattacked(r) ? "un-attacked" : r->attack,
+                 pmi_pvalue_name((pmi_pvalue)c->decide), row_p(r, c->decide));
+    }
+    for (int q = 0; q < 4; q++) free(sc[q]);
+    free(all);
+    if (!f) return -1;
     fclose(f);
     char text[256];
     FILE *h = begin_script(c, fs, fs->name, 0);
     if (!h) return -1;
-    fprintf(h, "datafile = \"%s.dat\"\nnpanels = %d\nncols = %d\nnrows = %d\nk = %d\nN = %d\nm = %d\n",
-            fs->name, np, cols, (np + cols - 1) / cols, own->secret_k, own->N, own->m);
+    fprintf(h, "datafile = \"%s.dat\"\nnpanels = %d\nncols = %d\nnrows = %d\nk = %d\nN = %d\nm = %d\nxmin = %.6g\nxmax = %.6g\n",
+            fs->name, np, cols, (np + cols - 1) / cols, own->secret_k, own->N, own->m, lo, hi);
+    double step = pow(10, floor(log10((hi - lo) / 4)));   /* 1, 2 or 5 times a power of ten: 3 to 6 tics */
+    fprintf(h, "xstep = %g\n", (hi - lo) / step > 20 ? 5 * step : (hi - lo) / step > 8 ? 2 * step : step);
     gp_array(h, "titles", titles, np);
     snprintf(text, sizeof text, "%s score: %s", c->score, kind_axis(c->score));
     gp_str(h, "xlabel_text", text);
-    snprintf(text, sizeof text, "Per-sample %s scores of D_k against the other mini-datasets%s%s", c->score,
-             att ? "; attack " : "", att ? att->attack : "");
+    snprintf(text, sizeof text, "Per-sample %s scores (%s, seed %d)", c->score, own->arch, own->seed);
     gp_str(h, "title_text", text);
     return render(c, fs, fs->name, h);
 }
@@ -757,7 +778,7 @@ typedef int (*fig_fn)(plot_ctx *, const fig_spec *);
 static const struct { fig_spec spec; fig_fn fn; } figures[] = {
     {{"robustness-<attack>", "robustness.gp", 0.75, 1.3}, fig_robustness},
     {{"robustness", "robustness-summary.gp", 0, 0}, fig_summary},
-    {{"scores", "scores.gp", 0.6, 1.3}, fig_scores},
+    {{"scores", "scores.gp", 0.7, 2.0}, fig_scores},
     {{"roc", "roc.gp", 0.62, 1.25}, fig_roc},
     {{"fidelity", "fidelity.gp", 0.5, 0.8}, fig_fidelity},
 };
