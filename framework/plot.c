@@ -751,25 +751,29 @@ static int fig_fidelity(plot_ctx *c, const fig_spec *fs) {
         }
         if (k == 0) continue;
         if (!f && !(f = open_data(c, fs->name))) { rc = -1; break; }
-        snprintf(labels[nl++], LABEL, "%s%s%s, %d seeds", groups[g].arch, dp ? " " : "", dp ? groups[g].point : "", k);
+        snprintf(labels[nl++], LABEL, "%s%s%s, %d seed%s", groups[g].arch, dp ? " " : "", dp ? groups[g].point : "", k, k > 1 ? "s" : "");
         double cm, ch, om, oh;
         pmi_mean_ci95(ca, k, &cm, &ch);
         pmi_mean_ci95(oa, k, &om, &oh);
-        fprintf(f, "# %s\n# clean_acc owner_acc clean_mean owner_mean clean_ci95 owner_ci95 (over seeds)\n", labels[nl - 1]);
+        ch = isnan(ch) ? 0 : ch; oh = isnan(oh) ? 0 : oh;
+        double cl = fmax(0, cm - ch), cu = fmin(1, cm + ch), ol = fmax(0, om - oh), ou = fmin(1, om + oh);
+        lo = fmin(lo, fmin(cl, ol)); hi = fmax(hi, fmax(cu, ou));
+        fprintf(f, "# %s\n# clean_acc owner_acc clean_mean owner_mean clean_lo clean_hi owner_lo owner_hi row"
+                   " (per seed; means and 95%% CI over seeds, clipped to [0, 1])\n", labels[nl - 1]);
         for (int i = 0; i < k; i++)
-            fprintf(f, "%.6g %.6g %.6g %.6g %.6g %.6g\n", ca[i], oa[i], cm, om, isnan(ch) ? 0 : ch, isnan(oh) ? 0 : oh);
+            fprintf(f, "%.6g %.6g %.6g %.6g %.6g %.6g %.6g %.6g %d\n", ca[i], oa[i], cm, om, cl, cu, ol, ou, nl - 1);
         fputs("\n\n", f);
     }
     free(oa); free(groups);
     if (rc || !f) { free(labels); return rc ? rc : skip(c, fs->name, "no owner and clean models of the same seed (un-attacked)"); }
     fclose(f);
-    double pad = fmax(0.01, (hi - lo) * 0.15);
-    FILE *h = begin_script(c, fs, fs->name, 0);
+    double pad = fmax(0.005, (hi - lo) * 0.08);
+    FILE *h = begin_script(c, fs, fs->name, 1.5 + 0.4 * nl);
     if (!h) { free(labels); return -1; }
     fprintf(h, "datafile = \"%s.dat\"\nngroups = %d\nlo = %.6g\nhi = %.6g\n", fs->name, nl, fmax(0, lo - pad), fmin(1, hi + pad));
     gp_array(h, "labels", labels, nl);
     free(labels);
-    gp_str(h, "title_text", "Fidelity: owner against clean test accuracy, paired by seed (mean, 95% CI)");
+    gp_str(h, "title_text", "Fidelity: test accuracy of owner and clean models");
     return render(c, fs, fs->name, h);
 }
 
@@ -780,7 +784,7 @@ static const struct { fig_spec spec; fig_fn fn; } figures[] = {
     {{"robustness", "robustness-summary.gp", 0, 0}, fig_summary},
     {{"scores", "scores.gp", 0.7, 2.0}, fig_scores},
     {{"roc", "roc.gp", 0.62, 1.25}, fig_roc},
-    {{"fidelity", "fidelity.gp", 0.5, 0.8}, fig_fidelity},
+    {{"fidelity", "fidelity.gp", 0, 0}, fig_fidelity},
 };
 
 /* Finds the templates, in this order: $PMI_PLOTS_DIR; beside the executable, plots/ and
