@@ -777,6 +777,84 @@ static int fig_fidelity(plot_ctx *c, const fig_spec *fs) {
     return render(c, fs, fs->name, h);
 }
 
+/* ---- pool ablation heatmaps ------------------------------------------------------------ */
+/* Adds v to the sorted distinct values vals[0..*n) (room for all). */
+static void add_distinct(int *vals, int *n, int v) {
+    int i = 0;
+    while (i < *n && vals[i] < v) i++;
+    if (i < *n && vals[i] == v) return;
+    memmove(vals + i + 1, vals + i, sizeof *vals * (size_t)(*n - i));
+    vals[i] = v;
+    (*n)++;
+}
+
+/* Claimed rate at the first alpha and median -log10 p of the un-attacked owners over the pool
+ * sizes N x m, one pair of panels per score kind in the file. */
+static int fig_ablation(plot_ctx *c, const fig_spec *fs) {
+    int *Ns = util_malloc(sizeof(int) * (size_t)(2 * c->nall + 2)), *ms = Ns + c->nall + 1, nN = 0, nm = 0, nk = 0;
+    char (*kinds)[LABEL] = util_malloc(sizeof *kinds * SCORE_COUNT);
+    for (int64_t i = 0; i < c->nall; i++) {
+        const store_row *r = &c->all[i];
+        if (!is_owner(r) || !unattacked(r)) continue;
+        add_distinct(Ns, &nN, r->N);
+        add_distinct(ms, &nm, r->m);
+        int seen = 0;
+        for (int k = 0; k < nk && !seen; k++) seen = !strcmp(kinds[k], r->score);
+        if (!seen && nk < SCORE_COUNT) snprintf(kinds[nk++], LABEL, "%s", r->score);
+    }
+    if (nN < 2 || nm < 2) {
+        char why[160];
+        snprintf(why, sizeof why, "no N x m sweep of the pool (the owners have %d value%s of N and %d of m; a heatmap needs two of each)",
+                 nN, nN == 1 ? "" : "s", nm);
+        free(Ns); free(kinds);
+        return skip(c, fs->name, why);
+    }
+    FILE *f = open_data(c, fs->name);
+    if (!f) { free(Ns); free(kinds); return -1; }
+    double *lps = util_malloc(sizeof(double) * (size_t)(c->nall + 1)), alpha = c->set.alphas[0], top = 1;
+    for (int k = 0; k < nk; k++) {
+        fprintf(f, "# score %s\n# iN im N m claimed_rate median_-log10p owners (claimed: p_%s < %g)\n", kinds[k],
+                pmi_pvalue_name((pmi_pvalue)c->decide), alpha);
+        for (int a = 0; a < nN; a++) {
+            for (int b = 0; b < nm; b++) {
+                int n = 0, claimed = 0;
+                for (int64_t i = 0; i < c->nall; i++) {
+                    const store_row *r = &c->all[i];
+                    if (!is_owner(r) || !unattacked(r) || strcmp(r->score, kinds[k]) || r->N != Ns[a] || r->m != ms[b]) continue;
+                    double p = row_p(r, c->decide);
+                    if (isnan(p)) continue;
+                    claimed += p < alpha;
+                    lps[n++] = lp(p);
+                }
+                double med = NAN;
+                if (n) { gsl_sort(lps, 1, (size_t)n); med = gsl_stats_median_from_sorted_data(lps, 1, (size_t)n); top = fmax(top, med); }
+                fprintf(f, "%d %d %d %d %.6g %.6g %d\n", a, b, Ns[a], ms[b], n ? (double)claimed / n : NAN, med, n);
+            }
+            fputs("\n", f);
+        }
+        fputs("\n", f);
+    }
+    fclose(f);
+    free(lps);
+    char (*lab)[LABEL] = util_malloc(sizeof *lab * (size_t)(nN + nm));
+    for (int a = 0; a < nN; a++) snprintf(lab[a], LABEL, "%d", Ns[a]);
+    for (int b = 0; b < nm; b++) snprintf(lab[nN + b], LABEL, "%d", ms[b]);
+    double w = c->column ? COLUMN_IN : PAGE_IN;
+    FILE *h = begin_script(c, fs, fs->name, 0.6 + nk * w * 0.42);
+    if (!h) { free(Ns); free(kinds); free(lab); return -1; }
+    fprintf(h, "datafile = \"%s.dat\"\nnkinds = %d\nnN = %d\nnm = %d\nalpha = %g\nlptop = %.6g\n", fs->name, nk, nN, nm, alpha, top);
+    gp_array(h, "kinds", kinds, nk);
+    gp_array(h, "Nlabels", lab, nN);
+    gp_array(h, "mlabels", lab + nN, nm);
+    char text[256];
+    snprintf(text, sizeof text, "median -log10 p_%s", pmi_pvalue_name((pmi_pvalue)c->decide));
+    gp_str(h, "lp_text", text);
+    snprintf(text, sizeof text, "Pool size: owners claimed (p_%s < %g) and median evidence", pmi_pvalue_name((pmi_pvalue)c->decide), alpha);
+    gp_str(h, "title_text", text);
+    free(Ns); free(kinds); free(lab);
+    return render(c, fs, fs->name, h);
+}
+
 /* ---- the table of figures and the entry point -------------------------------------------- */
 typedef int (*fig_fn)(plot_ctx *, const fig_spec *);
 static const struct { fig_spec spec; fig_fn fn; } figures[] = {
@@ -785,6 +863,7 @@ static const struct { fig_spec spec; fig_fn fn; } figures[] = {
     {{"scores", "scores.gp", 0.7, 2.0}, fig_scores},
     {{"roc", "roc.gp", 0.62, 1.25}, fig_roc},
     {{"fidelity", "fidelity.gp", 0, 0}, fig_fidelity},
+    {{"ablation", "ablation.gp", 0, 0}, fig_ablation},
 };
 
 /* Finds the templates, in this order: $PMI_PLOTS_DIR; beside the executable, plots/ and
