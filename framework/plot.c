@@ -384,9 +384,9 @@ static int robust_family(plot_ctx *c, const fig_spec *fs, const char *attack, co
     fprintf(h, "alpha = %g\nytop = %.6g\nxlog = %d\n", alpha, 1.1 * top, xs[0] > 0 && xs[u - 1] / xs[0] >= 100);
     snprintf(text, sizeof text, "%s: %s (%s)", attack, key[0] ? key : "strength", key_unit(key));
     gp_str(h, "xlabel_text", text);
-    snprintf(text, sizeof text, "-log10 p_%s (mean, 95%% CI over seeds)", pmi_pvalue_name((pmi_pvalue)c->decide));
+    snprintf(text, sizeof text, "-log10 p_%s (mean, 95%% CI)", pmi_pvalue_name((pmi_pvalue)c->decide));
     gp_str(h, "ylabel_p", text);
-    snprintf(text, sizeof text, "Robustness to attack '%s' (type %s), score %s", attack, c->rows[idx[0]].attack_type, c->score);
+    snprintf(text, sizeof text, "Attack %s (type %s), score %s", attack, c->rows[idx[0]].attack_type, c->score);
     gp_str(h, "title_text", text);
     free(xs);
     return render(c, fs, name, h);
@@ -858,7 +858,7 @@ static int fig_ablation(plot_ctx *c, const fig_spec *fs) {
 /* ---- the table of figures and the entry point -------------------------------------------- */
 typedef int (*fig_fn)(plot_ctx *, const fig_spec *);
 static const struct { fig_spec spec; fig_fn fn; } figures[] = {
-    {{"robustness-<attack>", "robustness.gp", 0.75, 1.3}, fig_robustness},
+    {{"robustness-<attack>", "robustness.gp", 0.62, 1.75}, fig_robustness},
     {{"robustness", "robustness-summary.gp", 0, 0}, fig_summary},
     {{"scores", "scores.gp", 0.7, 2.0}, fig_scores},
     {{"roc", "roc.gp", 0.62, 1.25}, fig_roc},

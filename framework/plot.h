@@ -8,16 +8,26 @@
  *                  so `cd out_dir && gnuplot <figure>.gp` redraws the figure after restyling
  *   <figure>.<format>  the picture
  * Figures, each drawn when the file holds what it needs and skipped (with the reason) otherwise:
- *   robustness-<attack>  per attack section: decision -log10 p (mean and 95% t-CI over seeds),
- *                        identification rate and test accuracy against the swept parameter, one
- *                        line per owner architecture, un-attacked references and the independent
- *                        models' -log10 p (the noise floor)
+ *   robustness           every attack setting of the file in one figure, one row each: owner
+ *                        -log10 p (mean, 95% t-CI over seeds) per architecture, the independent
+ *                        models' 95th percentile, the line of the first alpha; beside it test
+ *                        accuracy and identification rate. Points with intervals, no lines
+ *   robustness-<attack>  per attack section whose parameter is swept (two or more strengths):
+ *                        the same quantities as curves against the evaluations' strength_key,
+ *                        with the un-attacked references and the independent models; a section
+ *                        of one setting is a point in the summary only
  *   scores               per-sample decision scores of D_k against the other mini-datasets for
  *                        an owner and an independent model, un-attacked and after the last
- *                        setting of the first attack section
+ *                        setting of the first attack section, over the 1st-99th percentile of
+ *                        the panels' scores (the count outside is in the .dat)
  *   roc, roc-attacked    ROC of owner against independent models for each p-value (score
- *                        -log10 p), un-attacked, and pooled over all attacked evaluations
- *   fidelity             owner against clean test accuracy per architecture, paired by seed
+ *                        -log10 p) on log-log axes of equal range (chance is the diagonal; the
+ *                        TPR at FPR 0 is in the key), un-attacked, and pooled over all attacks
+ *   fidelity             a dot plot of owner and clean test accuracy per architecture: seeds,
+ *                        mean and 95% CI (clipped to [0, 1])
+ *   ablation             heatmaps over the owners' pool sizes N x m (un-attacked): the fraction
+ *                        claimed at the first alpha and the median -log10 p, a row per score kind
+ *                        in the file; skipped unless N and m each take two values
  * The decision score kind, p-value and alphas are the file's decision settings
  * (store_read_settings()), as in report.c; independent models are the rows with
  * independent = 1, and the x axis of a robustness figure is the evaluations' strength_key. The
