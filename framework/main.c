@@ -258,7 +258,7 @@ static const command commands[] = {
      "join the shards of a run's plan into <output>/<name>/results.h5 (every shard complete and of that config; --partial: those that are)", 1},
     {"report", cmd_report, "pmi report <results.h5> [--format md|csv|latex]", "print the paper-style tables", 1},
     {"plot", cmd_plot, "pmi plot <results.h5> [-o dir] [--format png|pdf|svg] [--size page|column]",
-     "robustness curves, score distributions, ROC and fidelity figures (gnuplot)", 1},
+     "robustness summary and curves, score distributions, ROC, fidelity and pool-ablation figures (gnuplot); --size column: 3.5 in wide", 1},
     {"config", cmd_config, "pmi config --help", "every configuration key: type, default, range, help", 1},
     {"attacks", cmd_attacks, "pmi attacks", "every attack type and its parameters", 0},
     {"bench", cmd_bench, "pmi bench [--arch a] [--batch b] [--epochs e] [--device d]",
