@@ -9,17 +9,24 @@ set logscale x
 set logscale y
 set xrange [rate_min:1]
 set yrange [rate_min:1]
-# a square plot: 3 in on a page (7 x 4.34 in) with the key to its right; in a column the
+# decade tics, with 2 and 5 between them when the axes span less than two decades
+do for [e=-9:0] {
+    do for [f in "1 2 5"] {
+        t = real(f) * 10.0**e
+        if (t >= rate_min && t <= 1 && (f eq "1" || rate_min > 0.01)) { set xtics add (sprintf("%g", t) t); set ytics add (sprintf("%g", t) t) }
+    }
+}
+# a square plot: 2.8 in on a page (7 x 4.34 in) with the key to its right; in a column the
 # column's width less the labels, with the key below
 if (column) { set size square } else {
-    set lmargin at screen 0.1; set rmargin at screen 0.1 + 3.0 / 7
-    set tmargin at screen 0.85; set bmargin at screen 0.85 - 3.0 / 4.34
+    set lmargin at screen 0.1; set rmargin at screen 0.1 + 2.8 / 7
+    set tmargin at screen 0.85; set bmargin at screen 0.85 - 2.8 / 4.34
 }
 set grid lc rgb "#dddddd"
 set xlabel xlabel_text
 set ylabel "true-positive rate (owners)"
 if (column) { set key outside bottom center vertical Left reverse samplen 2 } else {
-    set key at screen 0.54, screen 0.5 left center vertical Left reverse samplen 2
+    set key at screen 0.5, screen 0.5 left center vertical Left reverse samplen 2
 }
 plot for [i=1:nstats] datafile index (i-1) using 1:2 with linespoints lw 1.5 dt i pt (i+5) ps 0.8 lc i title labels[i], \
      x with lines dt 3 lc rgb "#555555" title "chance (TPR = FPR)"
