@@ -278,16 +278,18 @@ static int cmd_report(int argc, char **argv) {
 
 static int cmd_plot(int argc, char **argv) {
     static const struct option opts[] = {{"output", required_argument, 0, 'o'}, {"format", required_argument, 0, 'f'},
-                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *dir = NULL, *fmt = "png";
-    for (int ch; (ch = getopt_long(argc, argv, "o:f:h", opts, NULL)) != -1;) {
+                                         {"size", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *dir = NULL;
+    plot_params pp = plot_default_params();
+    for (int ch; (ch = getopt_long(argc, argv, "o:f:s:h", opts, NULL)) != -1;) {
         if (ch == 'o') dir = optarg;
-        else if (ch == 'f') fmt = optarg;
+        else if (ch == 'f') pp.format = optarg;
+        else if (ch == 's') pp.size = optarg;
         else if (ch == 'h') return cmd_help(2, (char *[]){"help", "plot"}), 0;
         else return 2;
     }
-    if (strcmp(fmt, "png") && strcmp(fmt, "pdf") && strcmp(fmt, "svg")) {
-        fprintf(stderr, "pmi plot: --format '%s': expected png, pdf or svg\n", fmt);
+    if (strcmp(pp.format, "png") && strcmp(pp.format, "pdf") && strcmp(pp.format, "svg")) {
+        fprintf(stderr, "pmi plot: --format '%s': expected png, pdf or svg\n", pp.format);
         return 2;
     }
     if (optind + 1 != argc) { fprintf(stderr, "pmi plot: expected one results file\n"); return 2; }
@@ -302,7 +304,7 @@ static int cmd_plot(int argc, char **argv) {
         memcpy(def, "plots/", 6); memcpy(def + 6, name, n); def[n + 6] = 0;
         dir = def;
     }
-    int rc = plot_render(argv[optind], dir, fmt, stderr, err, sizeof err);
+    int rc = plot_render_ex(argv[optind], dir, &pp, stderr, err, sizeof err);
     if (rc) fprintf(stderr, "pmi plot: %s\n", err);
     free(def);
     return rc ? 1 : 0;
@@ -399,8 +401,8 @@ static const command commands[] = {
      "join the shards of a run's plan into <output>/<name>/results.h5 (every shard complete and of that config; --partial: those that are)", 1},
     {"report", cmd_report, "pmi report <results.h5> [--format md|latex | --format csv -o dir] [--score kind] [--decision rank|perm|welch|mw]",
      "the paper-style tables: Markdown or LaTeX to stdout, or one tidy CSV file per table in dir", 1},
-    {"plot", cmd_plot, "pmi plot <results.h5> [-o dir] [--format png|pdf|svg]",
-     "robustness curves, score distributions, ROC and fidelity figures (gnuplot)", 1},
+    {"plot", cmd_plot, "pmi plot <results.h5> [-o dir] [--format png|pdf|svg] [--size page|column]",
+     "robustness summary and curves, score distributions, ROC, fidelity and pool-ablation figures (gnuplot); --size column: 3.5 in wide", 1},
     {"config", cmd_config, "pmi config --help", "every configuration key: type, default, range, help", 1},
     {"attacks", cmd_attacks, "pmi attacks", "every attack type and its parameters", 0},
     {"bench", cmd_bench, "pmi bench [--arch a] [--batch b] [--epochs e] [--device d]",

@@ -4,12 +4,11 @@
 # axis), xlog (1: log-scale x), xlabel_text, ylabel_p,
 # title_text. Data columns: 1 strength, 2 models, 3 identification rate, 4-6 -log10 p
 # (mean, 95% CI low, high), 7-9 test accuracy (mean, low, high), 10 un-attacked -log10 p,
-# 11 un-attacked test accuracy. Top panel: evidence; bottom panel: the two fractions.
-set multiplot layout 2,1 title title_text
-set lmargin 12
-set rmargin 34
+# 11 un-attacked test accuracy. Panels: evidence, then the two fractions; side by side on a
+# page, stacked in a column (column = 1); keys below; x tics at the settings.
+if (column) { set multiplot layout 2,1 title title_text } else { set multiplot layout 1,2 title title_text }
 set grid lc rgb "#dddddd"
-set key outside right top vertical Left reverse spacing 1.2
+set key outside bottom center vertical Left reverse samplen 2 maxcols 2
 set style fill transparent solid 0.18 noborder
 if (xlog) { set logscale x }
 set xlabel xlabel_text
@@ -17,20 +16,20 @@ set ylabel ylabel_p
 set yrange [0:ytop]
 set offsets graph 0.03, graph 0.03, 0, 0
 plot for [i=1:nlines] datafile index (i-1) using 1:5:6 with filledcurves lc i notitle, \
-     for [i=1:nlines] datafile index (i-1) using 1:4 with linespoints lw 2 pt 7 lc i title labels[i], \
+     for [i=1:nlines] datafile index (i-1) using 1:4:xtic(1) with linespoints lw 2 pt 7 lc i title labels[i], \
      for [i=1:nlines] datafile index (i-1) using 1:10 with lines dt 2 lw 1.5 lc i notitle, \
      for [i=1:has_indep] datafile index nlines using 1:5:6 with filledcurves lc rgb "#888888" notitle, \
      for [i=1:has_indep] datafile index nlines using 1:4 with linespoints lw 2 pt 6 dt 3 lc rgb "#555555" title "independent models", \
-     -log10(alpha) with lines dt 4 lw 1.5 lc rgb "#aa0000" title sprintf("-log10 alpha (alpha = %g)", alpha), \
-     NaN with lines dt 2 lw 1.5 lc rgb "black" title "dashed: un-attacked owner"
+     -log10(alpha) with lines dt 4 lw 1.5 lc rgb "#aa0000" title sprintf("alpha = %g", alpha), \
+     NaN with lines dt 2 lw 1.5 lc rgb "black" title "un-attacked owner"
 set ylabel "fraction"
 set yrange [0:1.05]
 set offsets graph 0.03, graph 0.03, 0, 0
 plot for [i=1:nlines] datafile index (i-1) using 1:8:9 with filledcurves lc i notitle, \
-     for [i=1:nlines] datafile index (i-1) using 1:7 with linespoints lw 2 dt 4 pt 5 lc i notitle, \
+     for [i=1:nlines] datafile index (i-1) using 1:7:xtic(1) with linespoints lw 2 dt 4 pt 5 lc i notitle, \
      for [i=1:nlines] datafile index (i-1) using 1:3 with linespoints lw 2 pt 7 lc i notitle, \
      for [i=1:nlines] datafile index (i-1) using 1:11 with lines dt 2 lw 1.5 lc i notitle, \
      NaN with linespoints lw 2 pt 7 lc rgb "black" title "identification rate", \
-     NaN with linespoints lw 2 dt 4 pt 5 lc rgb "black" title "test accuracy (95% CI)", \
-     NaN with lines dt 2 lw 1.5 lc rgb "black" title "un-attacked test accuracy"
+     NaN with linespoints lw 2 dt 4 pt 5 lc rgb "black" title "test accuracy", \
+     NaN with lines dt 2 lw 1.5 lc rgb "black" title "un-attacked accuracy"
 unset multiplot

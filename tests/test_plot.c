@@ -11,6 +11,8 @@
 
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
+#include <gsl/gsl_sort.h>
+#include <gsl/gsl_statistics_double.h>
 #include <math.h>
 #include <sys/stat.h>
 
@@ -68,7 +70,7 @@ static char *render_into(const char *results, const char *sub, const char *fmt, 
     return log;
 }
 
-static const char *const all_figs[] = {"robustness-prune", "scores", "roc", "roc-attacked", "fidelity"};
+static const char *const all_figs[] = {"robustness-prune", "robustness", "scores", "roc", "roc-attacked", "fidelity"};
 
 static void test_render_png(void **state) {
     const char *res = results_with_attacks();
@@ -80,11 +82,13 @@ static void test_render_png(void **state) {
         assert_file(dir, all_figs[i], "png", 5 * 1024, "\x89PNG\r\n\x1a\n");
         assert_file(dir, all_figs[i], "gp", 100, NULL);
         assert_file(dir, all_figs[i], "dat", 50, NULL);
-        char line[200];
+        char line[700];
         snprintf(line, sizeof line, "wrote %s/%s.png", dir, all_figs[i]);
         if (!strstr(log, line)) fail_msg("log lacks '%s':\n%s", line, log);
     }
-    assert_null(strstr(log, "skipped"));
+    /* the only figure skipped is the pool ablation: the fixture has no N x m sweep */
+    const char *sk = strstr(log, "skipped");
+    if (!sk || strncmp(sk, "skipped ablation: no N x m sweep", 32) || strstr(sk + 1, "skipped")) fail_msg("log:\n%s", log);
     char *after = slurp(res, &n1);
     assert_int_equal(n0, n1);
     assert_memory_equal(before, after, n0);
@@ -166,6 +170,9 @@ static void test_data_match_fixture(void **state) {
             assert_float_equal(v[s - 1][0], x->job.test_acc, 1e-6);
             fill_job(x, a, 0, s, 1);
             assert_float_equal(v[s - 1][1], x->job.test_acc, 1e-6);
+            for (int q = 4; q < 8; q++) assert_true(v[s - 1][q] >= 0 && v[s - 1][q] <= 1);   /* CIs inside [0, 1] */
+            assert_true(v[s - 1][4] <= v[s - 1][2] && v[s - 1][2] <= v[s - 1][5]);
+            assert_true(v[s - 1][6] <= v[s - 1][3] && v[s - 1][3] <= v[s - 1][7]);
         }
     }
     snprintf(p, sizeof p, "%s/data/roc.dat", tu_tmpdir());
@@ -209,7 +216,7 @@ static void test_gnuplot_missing(void **state) {
 
 /* A template gnuplot rejects: the error names the figure and carries gnuplot's message. */
 static void test_gnuplot_fails(void **state) {
-    char cmd[900], err[2048], tdir[400];
+    char cmd[1400], err[2048], tdir[400];
     snprintf(tdir, sizeof tdir, "%s/broken-templates", tu_tmpdir());
     snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp plots/*.gp '%s/' && echo 'plot no_such_variable_xyz' > '%s/roc.gp'",
              tdir, tdir, tdir);
@@ -236,6 +243,241 @@ static void test_pdf_and_bad_format(void **state) {
     assert_non_null(strstr(err, "png, pdf or svg"));
     free(render_into("/nonexistent/results.h5", "none", "png", -1, err, sizeof err));
     assert_non_null(strstr(err, "/nonexistent/results.h5"));
+}
+
+/* Reads "name = number" from a generated .gp; fails when it is missing. */
+static double gp_number(const char *gp, const char *name) {
+    char key[80];
+    snprintf(key, sizeof key, "\n%s = ", name);
+    const char *p = strstr(gp, key);
+    if (!p) fail_msg("no '%s = ' in the script", name);
+    return strtod(p + strlen(key), NULL);
+}
+
+static char *slurp_out(const char *sub, const char *file) {
+    char p[600];
+    size_t n;
+    snprintf(p, sizeof p, "%s/%s/%s", tu_tmpdir(), sub, file);
+    char *b = slurp(p, &n);
+    if (!b) fail_msg("cannot read %s", p);
+    return b;
+}
+
+/* Every block of a .dat file drawn as a line has two or more distinct x values. */
+static void assert_blocks_span_x(const char *sub, const char *file) {
+    char p[600];
+    double v[64][12];
+    snprintf(p, sizeof p, "%s/%s/%s", tu_tmpdir(), sub, file);
+    for (int b = 0; b < 16; b++) {
+        int n = read_block(p, b, v, 64), distinct = 0;
+        for (int i = 1; i < n; i++) distinct |= v[i][0] != v[0][0];
+        if (n > 0 && !distinct) fail_msg("%s block %d: %d rows, one x value (%g)", p, b, n, v[0][0]);
+    }
+}
+
+/* Lines only where a parameter is swept; the ROC is log-log with the diagonal y = x; the
+ * score histogram spans the data's 1st-99th percentiles. */
+static void test_figure_geometry(void **state) {
+    char err[2048];
+    free(render_into(results_with_attacks(), "geom", "png", 0, err, sizeof err));
+    assert_blocks_span_x("geom", "robustness-prune.dat");
+    assert_blocks_span_x("geom", "roc.dat");
+    assert_blocks_span_x("geom", "roc-attacked.dat");
+    char *gp = slurp_out("geom", "roc.gp");
+    assert_non_null(strstr(gp, "\nset logscale x\n"));
+    assert_non_null(strstr(gp, "\nset logscale y\n"));
+    assert_non_null(strstr(gp, "set xrange [rate_min:1]\nset yrange [rate_min:1]"));   /* equal ranges: y = x is the diagonal */
+    assert_non_null(strstr(gp, "x with lines dt 3 lc rgb \"#555555\" title \"chance (TPR = FPR)\""));
+    assert_null(strstr(gp, "(\"0\""));                                                   /* no 0 tick on a log axis */
+    free(gp);
+    /* the summary draws points with intervals, never lines */
+    gp = slurp_out("geom", "robustness.gp");
+    const char *tmpl = strstr(gp, "---- template");
+    assert_non_null(tmpl);
+    assert_null(strstr(tmpl, "linespoints"));
+    free(gp);
+    /* score histogram: x range from the 1st to the 99th percentile of the panels' scores */
+    gp = slurp_out("geom", "scores.gp");
+    double xmin = gp_number(gp, "xmin"), xmax = gp_number(gp, "xmax");
+    free(gp);
+    char *dat = slurp_out("geom", "scores.dat"), job[128];
+    int eval;
+    assert_int_equal(sscanf(dat, "# %127s eval %d:", job, &eval), 2);
+    free(dat);
+    double *s = NULL;
+    int N, m;
+    assert_int_equal(store_read_scores(results_with_attacks(), job, eval, "loss", &s, &N, &m, err, sizeof err), 0);
+    gsl_sort(s, 1, (size_t)(N * m));
+    double p1 = gsl_stats_quantile_from_sorted_data(s, 1, (size_t)(N * m), 0.01);
+    double p99 = gsl_stats_quantile_from_sorted_data(s, 1, (size_t)(N * m), 0.99);
+    print_message("scores: x range [%g, %g], panel 1 percentiles 1st %g 99th %g, min %g max %g\n", xmin, xmax, p1, p99, s[0], s[N * m - 1]);
+    assert_true(xmin <= p1 && xmax >= p99);
+    assert_true(xmax - xmin < 1.5 * (p99 - p1));   /* a tail does not stretch the axis */
+    free(s);
+}
+
+/* A file whose only attack has one setting: no curve figure, a point in the summary. */
+static void test_single_setting(void **state) {
+    char dir[300], shards[400], p[700], res[400], err[2048];
+    snprintf(dir, sizeof dir, "%s/single", tu_tmpdir());
+    snprintf(shards, sizeof shards, "%s/shards", dir);
+    mkdir(dir, 0777); mkdir(shards, 0777);
+    store_provenance prov = {.config = config_text, .settings = fixture_settings()};
+    fixture *x = malloc(sizeof *x);
+    for (int a = 0; a < 2; a++)
+        for (int r = 0; r < 3; r++)
+            for (int s = 1; s <= NSEED; s++) {
+                fill_job(x, a, r, s, 1);
+                x->job.n_evals = 2;   /* un-attacked and prune at one sparsity */
+                snprintf(p, sizeof p, "%s/%s.h5", shards, x->job.id);
+                assert_int_equal(store_write_shard(p, &x->job, &prov, err, sizeof err), 0);
+            }
+    free(x);
+    snprintf(res, sizeof res, "%s/results.h5", dir);
+    if (store_merge(shards, res, &prov, err, sizeof err)) fail_msg("merge: %s", err);
+    char *log = render_into(res, "single-out", "png", 0, err, sizeof err);
+    if (!strstr(log, "skipped robustness-prune: one setting")) fail_msg("log:\n%s", log);
+    snprintf(p, sizeof p, "%s/single-out", tu_tmpdir());
+    assert_file(p, "robustness", "png", 5 * 1024, "\x89PNG");
+    snprintf(p, sizeof p, "%s/single-out/robustness-prune.dat", tu_tmpdir());
+    assert_int_not_equal(access(p, F_OK), 0);
+    double v[8][12];
+    snprintf(p, sizeof p, "%s/single-out/robustness.dat", tu_tmpdir());
+    assert_int_equal(read_block(p, 0, v, 8), 2);   /* un-attacked and prune, one row each */
+    free(log);
+}
+
+/* A pool ablation file: owners and clean models, un-attacked, N in {4, 8} x m in {10, 20},
+ * two seeds; D_k's losses shrink with m so the evidence grows along m. */
+static void build_ablation(const char *dir, char *out, size_t len) {
+    char shards[400], p[700], err[512];
+    snprintf(shards, sizeof shards, "%s/shards", dir);
+    mkdir(dir, 0777); mkdir(shards, 0777);
+    store_provenance prov = {.config = config_text, .settings = fixture_settings()};
+    fixture *x = malloc(sizeof *x);
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    const int Nv[2] = {4, 8}, mv[2] = {10, 20};
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++)
+            for (int r = 0; r < 2; r++)
+                for (int s = 1; s <= 2; s++) {
+                    fill_job(x, 0, r, s, 0);
+                    store_job *j = &x->job;
+                    int N = Nv[a], m = mv[b];
+                    snprintf(j->id, sizeof j->id, "p%d%d-s%d-%s", a, b, s, roles[r]);
+                    snprintf(j->point, sizeof j->point, "pool.N=%d,pool.m=%d", N, m);
+                    j->point_index = 2 * a + b; j->N = N; j->m = m; j->secret_k = s % N;
+                    double *sc = x->scores[0];
+                    for (int i = 0; i < N; i++)
+                        for (int q = 0; q < m; q++) {
+                            double loss = gsl_ran_exponential(rng, 0.6) * (r == 0 && i == j->secret_k ? 0.5 - 0.01 * m : 1);
+                            sc[i * m + q] = -loss;
+                            sc[N * m + i * m + q] = exp(-loss);
+                        }
+                    for (int q = 0; q < 2; q++)
+                        assert_int_equal(pmi_verify(sc + q * N * m, N, m, j->secret_k, 200, (uint64_t)s, &x->evals[0].res[q],
+                                                    x->mean[0] + q * N, x->median[0] + q * N), 0);
+                    snprintf(p, sizeof p, "%s/%s.h5", shards, j->id);
+                    assert_int_equal(store_write_shard(p, j, &prov, err, sizeof err), 0);
+                }
+    gsl_rng_free(rng);
+    free(x);
+    snprintf(out, len, "%s/results.h5", dir);
+    if (store_merge(shards, out, &prov, err, sizeof err)) fail_msg("merge: %s", err);
+}
+
+/* The ablation heatmaps: one grid of N x m cells per score kind, with the claimed rate and the
+ * median -log10 p of the owners in each cell; skipped with the reason without a sweep (see
+ * test_render_png). */
+static void test_ablation_heatmap(void **state) {
+    char dir[300], res[400], err[2048], out[400], p[600];
+    snprintf(dir, sizeof dir, "%s/ablation", tu_tmpdir());
+    build_ablation(dir, res, sizeof res);
+    char *log = render_into(res, "ablation-out", "png", 0, err, sizeof err);
+    snprintf(out, sizeof out, "%s/ablation-out", tu_tmpdir());
+    assert_file(out, "ablation", "png", 5 * 1024, "\x89PNG");
+    if (!strstr(log, "skipped robustness: no attacked evaluations")) fail_msg("log:\n%s", log);
+    snprintf(p, sizeof p, "%s/ablation.dat", out);
+    store_row *rows = NULL;
+    int64_t n = 0;
+    assert_int_equal(store_read_summary(res, &rows, &n, err, sizeof err), 0);
+    const char *kinds[2] = {"loss", "conf"};
+    for (int k = 0; k < 2; k++) {
+        double v[8][12];
+        assert_int_equal(read_block(p, k, v, 8), 4);   /* 2 x 2 cells */
+        for (int c = 0; c < 4; c++) {
+            int claimed = 0, owners = 0;
+            for (int64_t i = 0; i < n; i++)
+                if (!strcmp(rows[i].role, "owner") && !strcmp(rows[i].score, kinds[k]) && rows[i].N == (int)v[c][2] &&
+                    rows[i].m == (int)v[c][3]) { owners++; claimed += rows[i].p_perm < 0.01; }
+            assert_int_equal(owners, 2);
+            assert_int_equal((int)v[c][6], owners);
+            assert_float_equal(v[c][4], (double)claimed / owners, 1e-9);
+        }
+    }
+    free(rows);
+    size_t len;
+    char *gp = slurp_out("ablation-out", "ablation.gp");
+    assert_non_null(strstr(gp, "nkinds = 2"));
+    assert_non_null(strstr(gp, "with image"));
+    free(gp);
+    (void)len;
+    free(log);
+}
+
+/* PNG width in pixels from its IHDR chunk; SVG width from its root element. */
+static long png_width(const char *path) {
+    size_t n;
+    unsigned char *b = (unsigned char *)slurp(path, &n);
+    assert_non_null(b);
+    assert_true(n > 24);
+    long w = (long)b[16] << 24 | (long)b[17] << 16 | (long)b[18] << 8 | b[19];
+    free(b);
+    return w;
+}
+
+/* --size column gives 3.5 in wide pictures (PNG 150 px/in, SVG 96 px/in, PDF in inches), page
+ * 7 in; every format renders every figure. */
+static void test_sizes_and_formats(void **state) {
+    const char *fmts[] = {"png", "svg", "pdf"}, *magic[] = {"\x89PNG", "<svg", "%PDF"};
+    char err[2048], sub[64], dir[400], p[600];
+    for (int f = 0; f < 3; f++)
+        for (int col = 0; col < 2; col++) {
+            plot_params pp = plot_default_params();
+            pp.format = fmts[f];
+            pp.size = col ? "column" : "page";
+            snprintf(sub, sizeof sub, "size-%s-%s", fmts[f], pp.size);
+            snprintf(dir, sizeof dir, "%s/%s", tu_tmpdir(), sub);
+            char *log = NULL;
+            size_t n = 0;
+            FILE *lf = open_memstream(&log, &n);
+            int rc = plot_render_ex(results_with_attacks(), dir, &pp, lf, err, sizeof err);
+            fclose(lf);
+            if (rc) fail_msg("%s: %s\n%s", sub, err, log);
+            free(log);
+            for (size_t i = 0; i < sizeof all_figs / sizeof *all_figs; i++) {
+                assert_file(dir, all_figs[i], fmts[f], 1024, magic[f]);
+                snprintf(p, sizeof p, "%s.gp", all_figs[i]);
+                char *gp = slurp_out(sub, p), want[64];
+                snprintf(want, sizeof want, "# size: %s, %.2f in x ", pp.size, col ? 3.5 : 7.0);
+                if (!strstr(gp, want)) fail_msg("%s/%s lacks '%s'", sub, p, want);
+                if (f == 2) assert_non_null(strstr(gp, col ? "size 3.50in," : "size 7.00in,"));
+                if (f == 2) assert_non_null(strstr(gp, col ? "font \"sans,8\"" : "font \"sans,9\""));
+                free(gp);
+                snprintf(p, sizeof p, "%s/%s.%s", dir, all_figs[i], fmts[f]);
+                if (f == 0) assert_int_equal(png_width(p), col ? 525 : 1050);
+                if (f == 1) {
+                    size_t len;
+                    char *svg = slurp(p, &len);
+                    assert_non_null(strstr(svg, col ? "width=\"336\"" : "width=\"672\""));
+                    free(svg);
+                }
+            }
+        }
+    plot_params bad = plot_default_params();
+    bad.size = "poster";
+    assert_int_equal(plot_render_ex(results_with_attacks(), "/tmp/unused", &bad, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "'poster'"));
 }
 
 /* store_read_evals / store_read_scores read back what store_write_shard wrote. */
@@ -280,6 +522,10 @@ int main(void) {
         cmocka_unit_test(test_gnuplot_fails),
         cmocka_unit_test(test_pdf_and_bad_format),
         cmocka_unit_test(test_store_readers),
+        cmocka_unit_test(test_figure_geometry),
+        cmocka_unit_test(test_single_setting),
+        cmocka_unit_test(test_sizes_and_formats),
+        cmocka_unit_test(test_ablation_heatmap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
