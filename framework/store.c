@@ -592,8 +592,44 @@ static int root_int(hid_t f, const char *name, int *v) {
     return ok ? 0 : -1;
 }
 
+/* The longest string a results file may hold (the effective config is a few KB): a malformed
+ * file that declares a longer one is refused instead of making HDF5 allocate it. */
+#define STORE_MAX_STRING ((size_t)64 << 20)
+
+static void *vlen_alloc_limited(size_t size, void *info) {
+    (void)info;
+    return size > STORE_MAX_STRING ? NULL : malloc(size);
+}
+
+static void vlen_free(void *p, void *info) {
+    (void)info;
+    free(p);
+}
+
+/* 1 if the scalar variable-length string dataset d declares more than STORE_MAX_STRING bytes,
+ * or its length cannot be checked. libhdf5 allocates the declared length before it reads the
+ * string, so a malformed file could make it allocate gigabytes: the length (the first 4 bytes
+ * of the element, little-endian, in the file's raw data) is read and checked first. */
+static int vlen_too_long(hid_t d) {
+    haddr_t off = H5Dget_offset(d);
+    hid_t f = H5Iget_file_id(d);
+    if (off == HADDR_UNDEF || f < 0) { if (f >= 0) H5Fclose(f); return 1; }
+    void *handle = NULL;
+    int bad = 1;
+    if (H5Fget_vfd_handle(f, H5P_DEFAULT, &handle) >= 0 && handle) {
+        unsigned char b[4];
+        if (pread(*(int *)handle, b, 4, (off_t)off) == 4) {
+            uint32_t len = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+            bad = len > STORE_MAX_STRING;
+        }
+    }
+    H5Fclose(f);
+    return bad;
+}
+
 /* A scalar string (variable or fixed length) of an attribute or dataset, malloc'd; NULL if
- * obj does not hold exactly one string. */
+ * obj does not hold exactly one string, or one longer than STORE_MAX_STRING (a dataset's
+ * variable-length string is read through an allocator that refuses it). */
 static char *read_string(hid_t obj, int is_attr) {
     hid_t t = is_attr ? H5Aget_type(obj) : H5Dget_type(obj);
     hid_t sp = is_attr ? H5Aget_space(obj) : H5Dget_space(obj);
@@ -602,14 +638,26 @@ static char *read_string(hid_t obj, int is_attr) {
         hid_t mt = H5Tcopy(t);
         if (H5Tis_variable_str(t) > 0) {
             char *v = NULL;
-            herr_t rc = is_attr ? H5Aread(obj, mt, &v) : H5Dread(obj, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v);
+            herr_t rc = -1;
+            if (is_attr) {
+                rc = H5Aread(obj, mt, &v);
+            } else if (vlen_too_long(obj)) {
+                rc = -1;
+            } else {
+                hid_t x = H5Pcreate(H5P_DATASET_XFER);
+                if (x >= 0 && H5Pset_vlen_mem_manager(x, vlen_alloc_limited, NULL, vlen_free, NULL) >= 0)
+                    rc = H5Dread(obj, mt, H5S_ALL, H5S_ALL, x, &v);
+                if (x >= 0) H5Pclose(x);
+            }
             if (rc >= 0) out = util_strdup(v ? v : "");
-            if (v) H5free_memory(v);
+            if (v) { if (is_attr) H5free_memory(v); else free(v); }
         } else {
             size_t n = H5Tget_size(t);
-            out = util_calloc(n + 1, 1);
-            herr_t rc = is_attr ? H5Aread(obj, mt, out) : H5Dread(obj, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
-            if (rc < 0) { free(out); out = NULL; }
+            if (n > 0 && n <= STORE_MAX_STRING) {
+                out = util_calloc(n + 1, 1);
+                herr_t rc = is_attr ? H5Aread(obj, mt, out) : H5Dread(obj, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
+                if (rc < 0) { free(out); out = NULL; }
+            }
         }
         H5Tclose(mt);
     }
