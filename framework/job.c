@@ -268,7 +268,8 @@ static int job_finish(job_state *js, const data_split *split, nn_data *pool, nn_
 static void report_line(const job_state *js, double wall) {
     const pmi_result *r = &js->evals[0].res[0];
     char tag[16] = "";
-    if (js->env->worker >= 0) snprintf(tag, sizeof tag, "w%d ", js->env->worker);
+    if (js->env->worker >= 0)
+        snprintf(tag, sizeof tag, "%s%d ", js->env->worker_kind ? js->env->worker_kind : "w", js->env->worker);
     fprintf(stderr, "  [%s%d/%d] %-24s train %.3f test %.3f  k=%d identified=%d p_perm=%.2g p_rank=%.2g  %d attacks  %.1fs\n",
             tag, js->index + 1, js->env->total, js->job->id, js->train_acc, js->test_acc, r->k, r->identified,
             r->p[P_PERM], r->p[P_RANK], js->n_evals - 1, wall);

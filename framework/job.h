@@ -30,6 +30,7 @@ typedef struct {
     const char *shard_dir;          /* shards are <shard_dir>/<job id>.h5 */
     const volatile sig_atomic_t *stop; /* nonzero: abandon the group at the next epoch boundary */
     int worker;                     /* worker process index for the log lines, -1: single process */
+    const char *worker_kind;        /* the log lines' tag: "w" (CPU worker) or "gpu" (--gpus worker, index = GPU) */
     int tty;                        /* draw the progress line on stderr */
     int total;                      /* jobs of this process, for progress */
     double run_t0;                  /* start of this process's run (util_now_s), for the ETA */

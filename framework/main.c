@@ -161,15 +161,31 @@ static int add_set(set_list *s, char *v) {
     return 0;
 }
 
+/* --gpus all | i,j,...: distinct indices in [0, RUNNER_MAX_GPUS). */
+static int parse_gpus(const char *s, runner_options *o) {
+    if (!strcmp(s, "all")) { o->ngpus = -1; return 0; }
+    o->ngpus = 0;
+    for (const char *q = s;; q++) {
+        char *end;
+        errno = 0;
+        long g = strtol(q, &end, 10);
+        if (end == q || errno || g < 0 || g >= RUNNER_MAX_GPUS || (*end && *end != ',') || o->ngpus == RUNNER_MAX_GPUS) return -1;
+        for (int i = 0; i < o->ngpus; i++) if (o->gpus[i] == g) return -1;
+        o->gpus[o->ngpus++] = (int)g;
+        if (!*end) return 0;
+        q = end;
+    }
+}
+
 static int cmd_run(int argc, char **argv) {
     static const struct option opts[] = {
         {"set", required_argument, 0, 's'}, {"shard", required_argument, 0, 'S'},
         {"force", no_argument, 0, 'f'}, {"threads", required_argument, 0, 't'},
         {"no-merge", no_argument, 0, 'M'}, {"jobs", required_argument, 0, 'j'}, {"no-group", no_argument, 0, 'G'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"gpus", required_argument, 0, 'g'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     set_list sl = {0};
     runner_options o = {.slice = 0, .nslices = 1};
-    for (int ch; (ch = getopt_long(argc, argv, "s:S:ft:Mj:Gh", opts, NULL)) != -1;) {
+    for (int ch; (ch = getopt_long(argc, argv, "s:S:ft:Mj:Gg:h", opts, NULL)) != -1;) {
         switch (ch) {
         case 's': if (add_set(&sl, optarg)) return 2; break;
         case 'S':
@@ -188,6 +204,13 @@ static int cmd_run(int argc, char **argv) {
             break;
         case 'M': o.no_merge = 1; break;
         case 'G': o.no_group = 1; break;
+        case 'g':
+            if (parse_gpus(optarg, &o)) {
+                fprintf(stderr, "pmi run: --gpus '%s': expected all or a comma list of distinct GPU indices 0-%d "
+                        "(at most %d)\n", optarg, RUNNER_MAX_GPUS - 1, RUNNER_MAX_GPUS);
+                return 2;
+            }
+            break;
         case 'h': return cmd_help(2, (char *[]){"help", "run"}), 0;
         default: return 2;
         }
@@ -394,7 +417,7 @@ static int cmd_info(int argc, char **argv) {
 }
 
 static const command commands[] = {
-    {"run", cmd_run, "pmi run <config.ini> [overlay.ini ...] [-s sec.key=val ...] [--shard i/n] [--jobs n | --threads n] [--force] [--no-merge] [--no-group]",
+    {"run", cmd_run, "pmi run <config.ini> [overlay.ini ...] [-s sec.key=val ...] [--shard i/n] [--jobs n | --threads n | --gpus all|i,j] [--force] [--no-merge] [--no-group]",
      "train and verify every job of the experiment; resumes from complete shards; merges at the end", 1},
     {"plan", cmd_plan, "pmi plan <config.ini> [overlay.ini ...] [-s sec.key=val ...]", "list the jobs and attack settings without running", 1},
     {"merge", cmd_merge, "pmi merge <config.ini> [more.ini ...] [-s sec.key=val ...] [--partial]",
@@ -417,11 +440,14 @@ static int cmd_help(int argc, char **argv) {
             printf("usage: %s\n  %s\n", commands[i].usage, commands[i].help);
             if (!strcmp(argv[1], "run"))
                 printf("  -s, --set sec.key=val  override a config key (repeatable)\n"
-                       "  --shard i/n            run only jobs j with j %% n == i (Slurm arrays)\n"
+                       "  --shard i/n            run only the groups g with g %% n == i, a group being the jobs\n"
+                       "                         of one sweep point and seed (Slurm arrays: scripts/slurm/)\n"
                        "  --force                retrain jobs whose shard exists\n"
                        "  --jobs n               worker processes, one libtorch thread each (default: one per\n"
                        "                         core on CPU, 1 on a GPU)\n"
                        "  --threads n            a single process with n libtorch threads (0: all cores)\n"
+                       "  --gpus all|i,j,...     one worker process per GPU (indices among the visible devices),\n"
+                       "                         each on every n-th group; merged at the end\n"
                        "  --no-merge             leave the shards unmerged\n"
                        "  --no-group             on a GPU, train each job alone (default: the jobs of a seed\n"
                        "                         train together on separate CUDA streams)\n"

@@ -42,8 +42,10 @@ const char *nn_torch_version(void);  /* e.g. "1.13.1" */
  * returns -1 (leaving *out alone) when s is NULL or not a name. Names are case-sensitive. */
 
 /* The device a config or the command line asks for; nn_device_resolve() turns it into an
- * nn_device. Names: "auto" (cuda when available, else cpu), "cpu", "cuda". */
-typedef enum { NN_WANT_AUTO = 0, NN_WANT_CPU = 1, NN_WANT_CUDA = 2 } nn_device_request;
+ * nn_device. Names: "auto" (cuda when available, else cpu), "cpu", "cuda" (the current CUDA
+ * device: 0, or the one GPU a --gpus worker sees), "cuda:0" to "cuda:15" (that device of the
+ * machine; NN_WANT_CUDA_0 + N). */
+typedef enum { NN_WANT_AUTO = 0, NN_WANT_CPU = 1, NN_WANT_CUDA = 2, NN_WANT_CUDA_0 = 3, NN_WANT_CUDA_MAX = 18 } nn_device_request;
 const char *nn_device_request_name(int i);
 int nn_device_request_parse(const char *s, nn_device_request *out);
 
@@ -52,6 +54,9 @@ typedef enum { NN_CPU = 0, NN_CUDA = 1 } nn_device;
  * nn_device_request is NN_EINVAL. name (optional) gets e.g. "cpu (2 threads)" or the GPU
  * name (cut to len - 1 characters: it is a label). */
 nn_status nn_device_resolve(nn_device_request want, nn_device *dev, char *name, size_t len);
+/* The CUDA devices this process can see (0 without CUDA). Initialises CUDA: a process that
+ * forks workers calls it in a short-lived child (see runner.c). */
+int nn_cuda_device_count(void);
 /* Sets libtorch intra-op threads; n <= 0 means the number of online cores. */
 void nn_set_threads(int n);
 

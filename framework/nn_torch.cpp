@@ -76,10 +76,12 @@ std::string cat(const A &...a) {
 at::Generator cpu_generator(uint64_t seed) { return at::detail::createCPUGenerator(seed); }
 
 /* ---- name tables of nn.h's named choices, indexed by the enum value ---- */
-const char *const kDeviceRequestNames[] = {"auto", "cpu", "cuda"};      // nn_device_request
+const char *const kDeviceRequestNames[] = {"auto", "cpu", "cuda",  // nn_device_request
+    "cuda:0", "cuda:1", "cuda:2", "cuda:3", "cuda:4", "cuda:5", "cuda:6", "cuda:7",
+    "cuda:8", "cuda:9", "cuda:10", "cuda:11", "cuda:12", "cuda:13", "cuda:14", "cuda:15"};
 const char *const kOptimizerNames[] = {"sgd", "adam"};                  // nn_optimizer
 const char *const kScheduleNames[] = {"none", "step", "cosine"};        // nn_schedule
-static_assert(NN_WANT_CUDA == 2 && NN_ADAM == 1 && NN_SCHED_COSINE == 2, "name tables follow the enums in nn.h");
+static_assert(NN_WANT_CUDA == 2 && NN_WANT_CUDA_0 == 3 && NN_WANT_CUDA_MAX == NN_WANT_CUDA_0 + 15 && NN_ADAM == 1 && NN_SCHED_COSINE == 2, "name tables follow the enums in nn.h");
 
 template <size_t N>
 const char *table_name(const char *const (&names)[N], int i) { return i >= 0 && i < (int)N ? names[i] : nullptr; }
@@ -91,13 +93,17 @@ int table_parse(const char *const (&names)[N], const char *s, E *out) {
     return -1;
 }
 
+/* The CUDA device of this process: cuda:N in experiment.device, else 0 (with --gpus each
+ * worker sees only its own GPU, as device 0, through CUDA_VISIBLE_DEVICES). */
+int g_cuda_index = 0;
+
 nn_status torch_device(nn_device dev, torch::Device *out) {
     if (dev == NN_CPU) { *out = torch::Device(torch::kCPU); return NN_OK; }
     if (dev != NN_CUDA) return fail(NN_EINVAL, cat("unknown nn_device ", dev));
     if (!torch::cuda::is_available())
         return fail(NN_EDEVICE, std::string("cuda requested but torch.cuda is not available (this libtorch: ")
                                     + TORCH_VERSION + ", built without CUDA or no GPU)");
-    *out = torch::Device(torch::kCUDA, 0);
+    *out = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(g_cuda_index));
     return NN_OK;
 }
 }  // namespace
@@ -615,8 +621,17 @@ nn_status nn_device_resolve(nn_device_request want, nn_device *dev, char *name, 
     return guard(__func__, [&]() -> nn_status {
         NN_REQUIRE(dev, "nn_device_resolve: dev is NULL");
         NN_REQUIRE(nn_device_request_name(want), "nn_device_resolve: want must be an nn_device_request (0 auto, "
-                   "1 cpu, 2 cuda), got ", static_cast<int>(want));
-        bool cuda = want == NN_WANT_CUDA || (want == NN_WANT_AUTO && torch::cuda::is_available());
+                   "1 cpu, 2 cuda, 3-18 cuda:0-15), got ", static_cast<int>(want));
+        bool cuda = want >= NN_WANT_CUDA || (want == NN_WANT_AUTO && torch::cuda::is_available());
+        int index = want >= NN_WANT_CUDA_0 ? want - NN_WANT_CUDA_0 : 0;
+        if (cuda && torch::cuda::is_available() && index >= static_cast<int>(torch::cuda::device_count()))
+            return fail(NN_EDEVICE, cat(kDeviceRequestNames[want], " requested but this machine has ",
+                                        torch::cuda::device_count(), " CUDA device(s) (cuda:0 to cuda:",
+                                        torch::cuda::device_count() - 1, ")"));
+        g_cuda_index = index;
+#ifdef PMI_CUDA
+        if (cuda && torch::cuda::is_available()) c10::cuda::set_device(static_cast<c10::DeviceIndex>(index));
+#endif
         torch::Device td(torch::kCPU);
         nn_status st = torch_device(cuda ? NN_CUDA : NN_CPU, &td);
         if (st != NN_OK) return st;
@@ -624,12 +639,22 @@ nn_status nn_device_resolve(nn_device_request want, nn_device *dev, char *name, 
         std::string label = cat("cpu (", torch::get_num_threads(), " threads)");
 #ifdef PMI_CUDA
         if (cuda) label = at::cuda::getCurrentDeviceProperties()->name;
+        if (cuda && index) label = cat(label, " (cuda:", index, ")");
 #else
         if (cuda) label = "cuda";
 #endif
         if (name && len > 0) snprintf(name, len, "%s", label.c_str());
         return NN_OK;
     });
+}
+
+int nn_cuda_device_count(void) {
+    try {
+        return torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
+    } catch (const std::exception &e) {
+        g_error = e.what();
+        return 0;
+    }
 }
 
 void nn_set_threads(int n) {

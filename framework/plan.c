@@ -112,6 +112,22 @@ int plan_slice(plan_job *jobs, int n, int slice, int nslices) {
     return kept;
 }
 
+int plan_slice_groups(plan_job *jobs, int n, int slice, int nslices) {
+    int kept = 0, group = -1, point = -1, seed = -1;
+    for (int j = 0; j < n; j++) {
+        if (!j || jobs[j].point != point || jobs[j].seed != seed) group++;
+        point = jobs[j].point; seed = jobs[j].seed;
+        if (group % nslices == slice) jobs[kept++] = jobs[j];
+    }
+    return kept;
+}
+
+int plan_groups(const plan_job *jobs, int n) {
+    int g = 0;
+    for (int j = 0; j < n; j++) g += !j || jobs[j].point != jobs[j - 1].point || jobs[j].seed != jobs[j - 1].seed;
+    return g;
+}
+
 /* True for the lines the config hash leaves out: [experiment] seeds (adding seeds keeps
  * earlier jobs valid) and output (where the folder lies, not what is in it). */
 static int is_unhashed_line(const char *line, const char *section) {

@@ -68,6 +68,12 @@ void plan_free(plan *p);
 const pmi_params *plan_params(const plan *p, const plan_job *j);
 /* Shard slice "i/n" (0-based i): keeps jobs j with j % n == i. Returns the new count. */
 int plan_slice(plan_job *jobs, int n, int slice, int nslices);
+/* The same by group: the jobs of one point and seed (adjacent in a plan) form a group, and
+ * group g is kept when g % n == i, so a group's jobs stay together (one GPU trains them at
+ * once). Used by --shard and --gpus. Returns the new count. */
+int plan_slice_groups(plan_job *jobs, int n, int slice, int nslices);
+/* The number of groups (runs of adjacent jobs of one point and seed) in jobs[0..n). */
+int plan_groups(const plan_job *jobs, int n);
 /* The architecture a job trains: pmi.indep_arch for indep-arch models, model.arch otherwise. */
 const char *plan_arch(const plan *p, const plan_job *j);
 /* The 64-bit FNV-1a hash of an effective config text, seed count and output folder aside, as

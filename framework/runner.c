@@ -150,20 +150,25 @@ typedef struct {
     plan_job *mine; int nmine;   /* this process's slice of the plan */
     store_provenance prov;
     int group;                   /* train the jobs of one point and seed together (GPU) */
+    int cuda_count;              /* visible CUDA devices (probed when workers are forked) */
+    int ngpus;                   /* --gpus: worker processes, one per GPU; 0 without --gpus */
+    char visible[RUNNER_MAX_GPUS][16]; /* --gpus: worker w's CUDA_VISIBLE_DEVICES */
     int lock_fd;                 /* the experiment folder's lock, -1 when not held */
     char exp_dir[4096];          /* <output>/<name> */
 } run_ctx;
 
 /* Resolves the device in a short-lived child process when workers may be forked: a process
  * that has initialised CUDA cannot hand it to forked children. */
-static nn_status resolve_device(nn_device_request want, int in_child, int threads, nn_device *dev, char *name, size_t len, char *msg, size_t msglen) {
-    struct { nn_status st; nn_device dev; char name[128], msg[512]; } res;
+static nn_status resolve_device(nn_device_request want, int in_child, int threads, nn_device *dev, int *count,
+                                char *name, size_t len, char *msg, size_t msglen) {
+    struct { nn_status st; nn_device dev; int count; char name[128], msg[512]; } res;
     int fd[2];
     pid_t pid;
     if (!in_child || pipe(fd) || (pid = fork()) < 0) {
         nn_set_threads(threads);
         nn_status st = nn_device_resolve(want, dev, name, len);
         snprintf(msg, msglen, "%s", nn_last_error());
+        *count = st == NN_OK && *dev == NN_CUDA ? nn_cuda_device_count() : 0;
         return st;
     }
     if (pid == 0) {
@@ -172,6 +177,7 @@ static nn_status resolve_device(nn_device_request want, int in_child, int thread
         nn_set_threads(1);
         res.st = nn_device_resolve(want, &res.dev, res.name, sizeof res.name);
         snprintf(res.msg, sizeof res.msg, "%s", nn_last_error());
+        res.count = res.st == NN_OK && res.dev == NN_CUDA ? nn_cuda_device_count() : 0;
         ssize_t w = write(fd[1], &res, sizeof res);
         _exit(w == (ssize_t)sizeof res ? 0 : 1);
     }
@@ -181,16 +187,45 @@ static nn_status resolve_device(nn_device_request want, int in_child, int thread
     waitpid(pid, NULL, 0);
     if (got != (ssize_t)sizeof res) { snprintf(msg, msglen, "device probe failed"); return NN_ETORCH; }
     *dev = res.dev;
+    *count = res.count;
     snprintf(name, len, "%s", res.name);
     snprintf(msg, msglen, "%s", res.msg);
     return res.st;
 }
 
+/* --gpus: checks the GPUs asked for against those visible and fills r->visible with the
+ * CUDA_VISIBLE_DEVICES entry each worker gets. */
+static int check_gpus(run_ctx *r, char *err, size_t errlen) {
+    const pmi_params *p0 = &r->pl->points[0].params;
+    if (r->dev != NN_CUDA)
+        return util_err(err, errlen, "--gpus: experiment.device is %s and resolved to the CPU here: --gpus needs GPUs",
+                        nn_device_request_name(p0->device));
+    if (p0->device >= NN_WANT_CUDA_0)
+        return util_err(err, errlen, "--gpus cannot be combined with experiment.device = %s: set experiment.device to "
+                        "cuda or auto and list the GPUs in --gpus", nn_device_request_name(p0->device));
+    r->ngpus = r->o->ngpus > 0 ? r->o->ngpus : r->cuda_count < RUNNER_MAX_GPUS ? r->cuda_count : RUNNER_MAX_GPUS;
+    /* --gpus indices count the visible devices: with CUDA_VISIBLE_DEVICES=2,3, --gpus 1 is device 3 */
+    const char *env = getenv("CUDA_VISIBLE_DEVICES");
+    for (int w = 0; w < r->ngpus; w++) {
+        int g = r->o->ngpus > 0 ? r->o->gpus[w] : w;
+        if (g >= r->cuda_count)
+            return util_err(err, errlen, "--gpus: GPU %d does not exist: %d CUDA device%s visible (0 to %d)", g,
+                            r->cuda_count, r->cuda_count == 1 ? " is" : "s are", r->cuda_count - 1);
+        const char *e = env;
+        for (int k = 0; e && k < g; k++) e = (e = strchr(e, ',')) ? e + 1 : NULL;
+        if (e) snprintf(r->visible[w], sizeof r->visible[w], "%.*s", (int)strcspn(e, ","), e);
+        else snprintf(r->visible[w], sizeof r->visible[w], "%d", g);
+    }
+    return 0;
+}
+
 static int prepare(run_ctx *r, runner_summary *s, char *err, size_t errlen) {
     const pmi_params *p0 = &r->pl->points[0].params;
     char devname[128], msg[512];
-    if (resolve_device(p0->device, r->o->workers != 1, r->o->threads, &r->dev, devname, sizeof devname, msg, sizeof msg) != NN_OK)
+    if (resolve_device(p0->device, r->o->workers != 1 || r->o->ngpus, r->o->threads, &r->dev, &r->cuda_count,
+                       devname, sizeof devname, msg, sizeof msg) != NN_OK)
         return util_err(err, errlen, "experiment.device: %s", msg);
+    if (r->o->ngpus && check_gpus(r, err, errlen)) return -1;
     if (runner_paths(p0, s->shard_dir, sizeof s->shard_dir, s->results_path, sizeof s->results_path, err, errlen)) return -1;
     if (mkdir_p(s->shard_dir)) return util_err(err, errlen, "%s: cannot create: %s", s->shard_dir, strerror(errno));
     snprintf(r->exp_dir, sizeof r->exp_dir, "%.*s", (int)(strlen(s->shard_dir) - strlen("/shards")), s->shard_dir);
@@ -200,7 +235,7 @@ static int prepare(run_ctx *r, runner_summary *s, char *err, size_t errlen) {
     if (removed) fprintf(stderr, "pmi: removed %d temporary file%s of killed runs from %s\n", removed, removed > 1 ? "s" : "", s->shard_dir);
     r->mine = util_malloc(sizeof *r->mine * (size_t)r->pl->n_jobs);
     memcpy(r->mine, r->pl->jobs, sizeof *r->mine * (size_t)r->pl->n_jobs);
-    r->nmine = r->o->nslices > 1 ? plan_slice(r->mine, r->pl->n_jobs, r->o->slice, r->o->nslices) : r->pl->n_jobs;
+    r->nmine = r->o->nslices > 1 ? plan_slice_groups(r->mine, r->pl->n_jobs, r->o->slice, r->o->nslices) : r->pl->n_jobs;
     r->prov.config = r->pl->config_text;
     snprintf(r->prov.config_hash, sizeof r->prov.config_hash, "%s", r->pl->config_hash);
     r->prov.settings = job_settings(&r->pl->points[0]);
@@ -225,12 +260,13 @@ static int needs_run(const run_ctx *r, const runner_summary *s, const plan_job *
 
 /* Runs the jobs jobs[0..n) in this process. worker >= 0 tags the progress lines; *current
  * (optional, shared with the parent) gets the index of the job being run. */
-static runner_status run_jobs(run_ctx *r, plan_job *jobs, int n, int worker, volatile int *current,
+static runner_status run_jobs(run_ctx *r, plan_job *jobs, int n, int worker, const char *worker_kind, volatile int *current,
                               runner_summary *s, char *err, size_t errlen) {
     job_data *d = job_data_create();
     runner_status rs = RUN_ERROR;
     job_env env = { .plan = r->pl, .dev = r->dev, .prov = &r->prov, .shard_dir = s->shard_dir, .stop = &stop_requested,
-                    .worker = worker, .tty = isatty(2) && worker < 0, .total = n, .run_t0 = util_now_s() };
+                    .worker = worker, .worker_kind = worker_kind, .tty = isatty(2) && worker < 0, .total = n,
+                    .run_t0 = util_now_s() };
     for (int j = 0; j < n && !stop_requested;) {
         int need = needs_run(r, s, &jobs[j], err, errlen);
         if (need < 0) goto out;
@@ -267,9 +303,19 @@ out:
     return rs;
 }
 
-/* Forks `workers` processes, each running every workers-th job of this slice with one
- * libtorch thread. The parent touches no libtorch thread pool before forking. */
-static runner_status run_workers(run_ctx *r, int workers, runner_summary *s, char *err, size_t errlen) {
+/* Worker w's jobs: every workers-th job of this slice on CPU, every workers-th group with
+ * --gpus. Returns their count; *out is malloc'd. */
+static int worker_jobs(const run_ctx *r, int w, int workers, int by_group, plan_job **out) {
+    *out = util_malloc(sizeof **out * (size_t)(r->nmine ? r->nmine : 1));
+    memcpy(*out, r->mine, sizeof **out * (size_t)r->nmine);
+    return by_group ? plan_slice_groups(*out, r->nmine, w, workers) : plan_slice(*out, r->nmine, w, workers);
+}
+
+/* Forks `workers` processes. On CPU (visible NULL) each runs every workers-th job of this
+ * slice with one libtorch thread; with --gpus, worker w sees only the GPU visible[w] and runs
+ * every workers-th group with cores / workers threads. The parent touches neither a libtorch
+ * thread pool nor CUDA before forking. */
+static runner_status run_workers(run_ctx *r, int workers, char (*visible)[16], runner_summary *s, char *err, size_t errlen) {
     int before = count_complete(r->mine, r->nmine, s->shard_dir);
     pid_t *pids = util_calloc((size_t)workers, sizeof *pids);
     /* each worker's current job (index into its slice), shared so that the parent can say
@@ -284,13 +330,22 @@ static runner_status run_workers(run_ctx *r, int workers, runner_summary *s, cha
             /* a worker dies with its parent: a killed run leaves no orphan writing shards */
             prctl(PR_SET_PDEATHSIG, SIGKILL);
             if (getppid() == 1) _exit(RUN_INTERRUPTED);
-            plan_job *mine = util_malloc(sizeof *mine * (size_t)r->nmine);
-            memcpy(mine, r->mine, sizeof *mine * (size_t)r->nmine);
-            int n = plan_slice(mine, r->nmine, w, workers);
+            plan_job *mine;
+            int n = worker_jobs(r, w, workers, visible != NULL, &mine);
             runner_summary ws = *s;
-            nn_set_threads(1);
-            runner_status rs = run_jobs(r, mine, n, w, &current[w], &ws, err, errlen);
-            if (rs == RUN_ERROR) fprintf(stderr, "pmi: worker %d: %s\n", w, err);
+            if (visible) {
+                /* before CUDA is initialised in this process: it sees its GPU as cuda:0 */
+                setenv("CUDA_VISIBLE_DEVICES", visible[w], 1);
+                long cores = sysconf(_SC_NPROCESSORS_ONLN);
+                nn_set_threads(r->o->threads > 0 ? r->o->threads : cores / workers > 1 ? (int)(cores / workers) : 1);
+            } else {
+                nn_set_threads(1);
+                nn_device dev;   /* experiment.device = cuda:N: the probe chose N in its own process */
+                if (r->dev == NN_CUDA) nn_device_resolve(r->pl->points[0].params.device, &dev, NULL, 0);
+            }
+            runner_status rs = run_jobs(r, mine, n, visible ? r->o->ngpus > 0 ? r->o->gpus[w] : w : w,
+                                        visible ? "gpu" : "w", &current[w], &ws, err, errlen);
+            if (rs == RUN_ERROR) fprintf(stderr, "pmi: worker %d%s%s: %s\n", w, visible ? " on GPU " : "", visible ? visible[w] : "", err);
             fflush(stderr);
             _exit(rs);
         }
@@ -304,10 +359,12 @@ static runner_status run_workers(run_ctx *r, int workers, runner_summary *s, cha
         }
         int code = WIFEXITED(st) ? WEXITSTATUS(st) : RUN_ERROR;
         if (WIFSIGNALED(st) && !stop_requested) {
-            /* the worker's slice is mine[w], mine[w + workers], ... (plan_slice) */
-            int j = current[w], idx = w + j * workers;
-            fprintf(stderr, "pmi: worker %d was killed by signal %d (%s) %s%s\n", w, WTERMSIG(st), strsignal(WTERMSIG(st)),
-                    j >= 0 && idx < r->nmine ? "while running job " : "before its first job", j >= 0 && idx < r->nmine ? r->mine[idx].id : "");
+            plan_job *its;
+            int n = worker_jobs(r, w, workers, visible != NULL, &its), j = current[w];
+            fprintf(stderr, "pmi: worker %d%s%s was killed by signal %d (%s) %s%s\n", w, visible ? " on GPU " : "",
+                    visible ? visible[w] : "", WTERMSIG(st), strsignal(WTERMSIG(st)),
+                    j >= 0 && j < n ? "while running job " : "before its first job", j >= 0 && j < n ? its[j].id : "");
+            free(its);
             worst = RUN_ERROR;
         }
         if (code == RUN_ERROR || (code == RUN_INTERRUPTED && worst == RUN_OK)) worst = code;
@@ -319,6 +376,18 @@ static runner_status run_workers(run_ctx *r, int workers, runner_summary *s, cha
     s->jobs_trained = s->jobs_done - s->jobs_skipped;
     if (worst == RUN_ERROR) util_err(err, errlen, "a worker failed (its message is above); run again to retry the missing jobs");
     return (runner_status)worst;
+}
+
+/* --gpus: one worker per GPU, each on its own groups (see run_workers). */
+static runner_status run_gpus(run_ctx *r, runner_summary *s, char *err, size_t errlen) {
+    int groups = plan_groups(r->mine, r->nmine);
+    if (groups < r->ngpus)
+        fprintf(stderr, "pmi: --gpus: %d GPUs for %d group%s of jobs (point x seed): %d GPU%s will idle\n", r->ngpus, groups,
+                groups == 1 ? "" : "s", r->ngpus - groups, r->ngpus - groups == 1 ? "" : "s");
+    fprintf(stderr, "pmi: one worker per GPU:");
+    for (int w = 0; w < r->ngpus; w++) fprintf(stderr, " gpu%d=device %s", r->o->ngpus > 0 ? r->o->gpus[w] : w, r->visible[w]);
+    fprintf(stderr, "\n");
+    return run_workers(r, r->ngpus, r->visible, s, err, errlen);
 }
 
 /* Merges the plan's shards into s->results_path (the caller holds the folder's lock). */
@@ -371,13 +440,17 @@ runner_status runner_run(const plan *pl, const runner_options *o, runner_summary
     /* auto (0): one worker per core on CPU, one process on a GPU */
     int workers = o->workers > 0 ? o->workers : r.dev == NN_CPU ? (int)sysconf(_SC_NPROCESSORS_ONLN) : 1;
     if (workers > r.nmine) workers = r.nmine > 0 ? r.nmine : 1;
-    fprintf(stderr, "pmi: experiment '%s': %d jobs (%d here), %d attack settings, device %s, %d worker%s\n",
-            pl->points[0].params.name, pl->n_jobs, r.nmine, pl->n_attacks, r.prov.device, workers, workers > 1 ? "s x 1 thread" : "");
-    if (workers > 1) {
-        rs = run_workers(&r, workers, s, err, errlen);
+    if (o->ngpus) workers = r.ngpus;
+    fprintf(stderr, "pmi: experiment '%s': %d jobs (%d here), %d attack settings, device %s, %d %s%s\n",
+            pl->points[0].params.name, pl->n_jobs, r.nmine, pl->n_attacks, r.prov.device, workers,
+            o->ngpus ? "GPU worker" : "worker", workers > 1 ? o->ngpus ? "s" : "s x 1 thread" : "");
+    if (o->ngpus) {
+        rs = run_gpus(&r, s, err, errlen);
+    } else if (workers > 1) {
+        rs = run_workers(&r, workers, NULL, s, err, errlen);
     } else {
         nn_set_threads(o->threads);
-        rs = run_jobs(&r, r.mine, r.nmine, -1, NULL, s, err, errlen);
+        rs = run_jobs(&r, r.mine, r.nmine, -1, NULL, NULL, s, err, errlen);
     }
     if (rs == RUN_INTERRUPTED || stop_requested) {
         fprintf(stderr, "\npmi: stopped by signal %d: %d of %d jobs done; run again to continue\n",

@@ -5,7 +5,10 @@
  *
  * Workers: on CPU, small models train faster as independent jobs in separate processes with one
  * libtorch thread each than as one job using every core (measured in docs/performance.md), so
- * runner_run can fork workers that take every workers-th job of the plan.
+ * runner_run can fork workers that take every workers-th job of the plan. With --gpus, one
+ * worker per GPU takes every ngpus-th group (the jobs of one point and seed, trained together);
+ * it sees only its GPU (CUDA_VISIBLE_DEVICES), as cuda:0. Slices (--shard i/n, e.g. the tasks
+ * of a Slurm job array) are groups too, so which jobs train together never depends on them.
  *
  * Lock: runs of one configuration (e.g. the slices of a job array) may share the experiment
  * folder; while any of them runs, a run of another configuration (another config hash) is
@@ -18,13 +21,17 @@
 #include <stddef.h>
 #include "plan.h"
 
+#define RUNNER_MAX_GPUS 16
+
 typedef struct {
-    int slice, nslices;     /* run jobs j with j % nslices == slice; 0/1 = all */
+    int slice, nslices;     /* run the groups g (jobs of one point and seed) with g % nslices == slice; 0/1 = all */
     int force;              /* retrain jobs whose shard exists */
     int no_merge;           /* do not merge at the end */
     int threads;            /* libtorch intra-op threads of a single-process run; 0 = cores */
     int no_group;           /* GPU: train each job alone instead of the jobs of a seed together */
     int workers;            /* worker processes, each with 1 libtorch thread; 1: one process; 0: auto (cores on CPU, 1 on GPU) */
+    int ngpus;              /* --gpus: one worker process per GPU; 0: off, -1: every visible GPU, else gpus[0..ngpus) */
+    int gpus[RUNNER_MAX_GPUS]; /* indices among the visible CUDA devices (CUDA_VISIBLE_DEVICES applies) */
 } runner_options;
 
 /* RUN_BUSY: another pmi run of a different configuration is using the experiment folder. */

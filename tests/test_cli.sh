@@ -52,6 +52,12 @@ expect 2 "--jobs '0'" -- run "$tmp/ok.ini" --jobs 0
 expect 2 "--jobs ''" -- run "$tmp/ok.ini" --jobs ''
 expect 2 "--shard '1/2x'" -- run "$tmp/ok.ini" --shard 1/2x
 expect 2 "--shard '2/2'" -- run "$tmp/ok.ini" --shard 2/2
+expect 2 "--gpus 'x'" -- run "$tmp/ok.ini" --gpus x
+expect 2 "--gpus '0,0'" -- run "$tmp/ok.ini" --gpus 0,0
+expect 2 "--gpus '16'" -- run "$tmp/ok.ini" --gpus 16
+expect 2 "--gpus '1,'" -- run "$tmp/ok.ini" --gpus 1,
+expect 1 "--gpus needs GPUs" -- run "$tmp/ok.ini" --gpus all
+expect 2 "experiment.device" -- run "$tmp/ok.ini" -s experiment.device=cuda:16
 sets=""; for i in $(seq 1 65); do sets="$sets -s train.epochs=$i"; done
 expect 2 "too many -s options (max 64)" -- plan "$tmp/ok.ini" $sets
 expect 2 "-s 'nodot': expected section.key=value" -- plan "$tmp/ok.ini" -s nodot

@@ -129,6 +129,43 @@ static void test_purposes_never_collide(void **state) {
     free(v);
 }
 
+/* --shard and --gpus slices: every job in exactly one slice, the jobs of one point and seed
+ * (a group, trained together on a GPU) always in the same slice, groups dealt round-robin. */
+static void test_group_slices_keep_groups_together(void **state) {
+    char err[512];
+    plan *p = build(sweep_ini, err, sizeof err);
+    if (!p) fail_msg("plan_build: %s", err);
+    assert_int_equal(plan_groups(p->jobs, p->n_jobs), 4);   /* 2 points x 2 seeds */
+    for (int n = 1; n <= 6; n++) {
+        int seen[256] = {0}, total = 0;
+        assert_true(p->n_jobs <= 256);
+        for (int i = 0; i < n; i++) {
+            plan_job *jobs = malloc(sizeof *jobs * (size_t)p->n_jobs);
+            memcpy(jobs, p->jobs, sizeof *jobs * (size_t)p->n_jobs);
+            int k = plan_slice_groups(jobs, p->n_jobs, i, n);
+            assert_int_equal(plan_groups(jobs, k), (4 - i + n - 1) / n);   /* groups i, i+n, ... of 4 */
+            for (int a = 0; a < k; a++) {
+                int idx = -1;
+                for (int j = 0; j < p->n_jobs; j++) if (!strcmp(p->jobs[j].id, jobs[a].id)) idx = j;
+                assert_true(idx >= 0);
+                seen[idx]++;
+                total++;
+                /* every job of this job's point and seed is in this slice too */
+                for (int j = 0; j < p->n_jobs; j++)
+                    if (p->jobs[j].point == jobs[a].point && p->jobs[j].seed == jobs[a].seed) {
+                        int found = 0;
+                        for (int b = 0; b < k; b++) found += !strcmp(jobs[b].id, p->jobs[j].id);
+                        assert_int_equal(found, 1);
+                    }
+            }
+            free(jobs);
+        }
+        assert_int_equal(total, p->n_jobs);
+        for (int j = 0; j < p->n_jobs; j++) assert_int_equal(seen[j], 1);
+    }
+    plan_free(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_build_types_everything),
@@ -136,6 +173,7 @@ int main(void) {
         cmocka_unit_test(test_hash_ignores_only_seeds_and_output),
         cmocka_unit_test(test_seed_sharing),
         cmocka_unit_test(test_purposes_never_collide),
+        cmocka_unit_test(test_group_slices_keep_groups_together),
     };
     return cmocka_run_group_tests_name("plan", tests, NULL, NULL);
 }
