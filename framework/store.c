@@ -1,6 +1,6 @@
 /* store: the HDF5 results schema (docs/results-schema.md), per-job shards and their merge.
  *
- * A shard is written under "<path>.tmp-<pid>", gets the root attribute complete=1 last, is
+ * A shard is written under "<path>.tmp-<pid>@<host>", gets the root attribute complete=1 last, is
  * flushed, closed, fsync'd and renamed onto its final name; the directory is fsync'd after.
  * Any failure removes the temporary file. HDF5's automatic error printing is switched off:
  * failures are reported once, through err, with the innermost HDF5 message appended.
@@ -520,8 +520,17 @@ static int write_root(hid_t f, const store_provenance *p, const char *config, co
     return bad ? -1 : 0;
 }
 
+/* This host's name, for temporary file names ("" if unknown). */
+static const char *host_name(void) {
+    static char host[256];
+    if (!host[0] && gethostname(host, sizeof host - 1)) host[0] = 0;
+    return host;
+}
+
+/* "<path>.tmp-<pid>@<host>": the host, because the shards of a job array on several machines
+ * share one folder, and a pid says whether its writer lives only on its own machine. */
 static int temp_name(const char *path, char *tmp, size_t len, serr *e) {
-    int n = snprintf(tmp, len, "%s.tmp-%ld", path, (long)getpid());
+    int n = snprintf(tmp, len, "%s.tmp-%ld@%s", path, (long)getpid(), host_name());
     return n < 0 || (size_t)n >= len ? fail(e, "store: path too long: %s", path) : 0;
 }
 
@@ -1041,7 +1050,9 @@ int store_clean_temps(const char *dir, int *removed) {
         const char *t = strstr(de->d_name, ".h5.tmp-");
         char *end;
         long pid = t ? strtol(t + 8, &end, 10) : 0;
-        if (!t || pid <= 0 || *end || (kill((pid_t)pid, 0) == 0 || errno != ESRCH)) continue;
+        /* another machine's writer (a job array task elsewhere): its pid means nothing here */
+        if (t && *end == '@' && strcmp(end + 1, host_name())) continue;
+        if (!t || pid <= 0 || (*end && *end != '@') || (kill((pid_t)pid, 0) == 0 || errno != ESRCH)) continue;
         char p[PATH_MAX];
         if (snprintf(p, sizeof p, "%s/%s", dir, de->d_name) < (int)sizeof p && unlink(p) == 0 && removed) (*removed)++;
     }

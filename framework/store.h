@@ -98,8 +98,9 @@ int store_shard_complete(const char *path);
  * and out_path untouched (no temporary file left). *n_merged (optional) gets the count. */
 int store_merge_plan(const char *const *paths, int n, int partial, const char *out_path,
                      const store_provenance *prov, int *n_merged, char *err, size_t errlen);
-/* Removes the temporary files ("*.h5.tmp-<pid>") in dir whose writer process no longer exists
- * (left by a killed run). *removed (optional) gets the count. -1 if dir cannot be read. */
+/* Removes the temporary files ("*.h5.tmp-<pid>@<host>", or "*.h5.tmp-<pid>" of older runs) in
+ * dir whose writer process no longer exists on this host (left by a killed run); another
+ * host's are kept. *removed (optional) gets the count. -1 if dir cannot be read. */
 int store_clean_temps(const char *dir, int *removed);
 /* Merges every complete *.h5 in shard_dir into out_path (atomically replaced), whatever plan or
  * configuration wrote them: for tools and tests; pmi itself merges with store_merge_plan(). */

@@ -320,17 +320,24 @@ static void test_merge_refuses_missing_and_foreign(void **state) {
 /* Temporary files of a killed writer are removed by the next run; a live writer's are kept. */
 static void test_dead_temps_removed(void **state) {
     merged_run();
-    char cmd[1200], text[8192], dead[700], live[700];
+    char cmd[1200], text[8192], dead[700], live[700], dead_here[1000], other_host[700], host[256] = "";
+    gethostname(host, sizeof host - 1);
     snprintf(dead, sizeof dead, "%s/resume/shards/p0-s1-owner.h5.tmp-999999999", mdir);
     snprintf(live, sizeof live, "%s/resume/shards/p0-s1-clean.h5.tmp-%d", mdir, (int)getpid());
-    FILE *f = fopen(dead, "w"); fclose(f);
-    f = fopen(live, "w"); fclose(f);
+    snprintf(dead_here, sizeof dead_here, "%s/resume/shards/p0-s2-owner.h5.tmp-999999998@%s", mdir, host);
+    /* a job array task on another machine: a pid dead here may live there */
+    snprintf(other_host, sizeof other_host, "%s/resume/shards/p0-s2-clean.h5.tmp-999999998@not-%s", mdir, host);
+    const char *files[] = {dead, live, dead_here, other_host};
+    for (int i = 0; i < 4; i++) { FILE *f = fopen(files[i], "w"); fclose(f); }
     snprintf(cmd, sizeof cmd, "%s run %s", tu_pmi_bin(), mini);
     if (sh(cmd, text, sizeof text)) fail_msg("pmi run: %s", text);
-    assert_non_null(strstr(text, "removed 1 temporary file"));
+    assert_non_null(strstr(text, "removed 2 temporary files"));
     assert_int_equal(access(dead, F_OK), -1);
+    assert_int_equal(access(dead_here, F_OK), -1);
     assert_int_equal(access(live, F_OK), 0);
+    assert_int_equal(access(other_host, F_OK), 0);
     unlink(live);
+    unlink(other_host);
 }
 
 /* A merge into a folder without room fails with a message, exit 1 (it once segfaulted inside
