@@ -74,7 +74,7 @@ LIB_OBJ  := $(patsubst framework/%.c,$(BUILD)/%.o,$(filter-out framework/main.c,
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
-.PHONY: all deps checkdeps test reproduce fuzz fuzz-results plots install clean info FORCE
+.PHONY: all deps checkdeps test reproduce fuzz fuzz-results test-slurm plots install clean info FORCE
 all: info $(PMI)
 
 info:
@@ -130,6 +130,12 @@ fuzz: deps
 
 fuzz-results: deps all
 	@$(MAKE) --no-print-directory -C tests/fuzz run-results SECONDS=$(FUZZ_SECONDS)
+
+# The cluster path through a real single-node Slurm started for the test (root; installs
+# slurm-wlm and munge if missing): tests/slurm.sh.
+test-slurm: deps
+	@$(MAKE) --no-print-directory all
+	@PMI_BIN=./$(PMI) bash tests/slurm.sh
 
 reproduce: deps
 	@$(MAKE) --no-print-directory all
