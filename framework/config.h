@@ -43,8 +43,9 @@ typedef struct {
     char name[CFG_STR];         /* experiment name: results/<name>/ */
     int seeds;                  /* number of seeds (replicates) */
     int seed;                   /* first seed; seeds are seed, seed+1, ... */
-    nn_device_request device;   /* auto | cpu | cuda (nn_device_request_name) */
+    nn_device_request device;   /* auto | cpu | cuda | cuda:N (nn_device_request_name) */
     char output[CFG_STR];       /* results root folder */
+    int deterministic;          /* 1: deterministic GPU algorithms, no TF32 (nn_set_numerics) */
     /* [data] */
     char dataset[CFG_STR];      /* fashion-mnist | mnist | cifar10 | cifar100 | synthetic */
     char path[CFG_STR];         /* folder holding the files; empty = the dataset's default */
@@ -63,6 +64,7 @@ typedef struct {
     nn_optimizer optimizer;     /* sgd | adam (nn_optimizer_name) */
     double lr, momentum, weight_decay;
     int epochs, batch_size;
+    int tf32;                   /* 1: TF32 allowed in training's convolutions (GPU); never in evaluation */
     nn_schedule schedule;       /* none | step | cosine (nn_schedule_name) */
     int step_size;              /* epochs between lr decays (schedule=step) */
     double gamma;               /* lr decay factor (schedule=step) */

@@ -5,6 +5,7 @@
 #include "eval.h"
 #include "util.h"
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,6 +266,18 @@ static int job_finish(job_state *js, const data_split *split, nn_data *pool, nn_
     return 0;
 }
 
+/* Fault injection for the tests of the runner's recovery (tests/test_resume.c): with
+ * PMI_FAULT=<job id> the process is killed (SIGKILL, as by the kernel's OOM killer or a
+ * watchdog) when that job starts; with PMI_FAULT=group:<job id> only when the job starts in a
+ * group of several (the GPU case of a group that fails where its jobs alone would not). */
+static void fault_point(const plan_job *jobs, int g) {
+    const char *f = getenv("PMI_FAULT");
+    if (!f || !*f) return;
+    int group_only = !strncmp(f, "group:", 6);
+    for (int i = 0; i < g; i++)
+        if (!strcmp(jobs[i].id, f + (group_only ? 6 : 0)) && (!group_only || g > 1)) raise(SIGKILL);
+}
+
 static void report_line(const job_state *js, double wall) {
     const pmi_result *r = &js->evals[0].res[0];
     char tag[16] = "";
@@ -311,8 +324,10 @@ static int write_shard(const job_state *js, const data_split *split, char *err, 
 
 int job_run_group(const job_env *env, job_data *d, const plan_job *jobs, int g, int index,
                   char *err, size_t errlen) {
+    fault_point(jobs, g);
     const plan_point *point = &env->plan->points[jobs[0].point];
     const pmi_params *p = &point->params;
+    nn_set_numerics(p->tf32, p->deterministic);
     if (data_get(d, p, env->dev, err, errlen)) return -1;
     data_split split;
     if (data_split_make(d->train.n, d->test.n, p->n_train, p->N, p->m, p->n_attacker, p->independent > 0,

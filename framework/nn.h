@@ -57,6 +57,13 @@ nn_status nn_device_resolve(nn_device_request want, nn_device *dev, char *name, 
 /* The CUDA devices this process can see (0 without CUDA). Initialises CUDA: a process that
  * forks workers calls it in a short-lived child (see runner.c). */
 int nn_cuda_device_count(void);
+/* The arithmetic of this process's GPU work (no effect on the CPU): tf32 allows TF32 in
+ * training's cuDNN convolutions (libtorch's default; matmuls stay fp32); deterministic selects deterministic cuDNN and CUDA
+ * algorithms (an op without one fails with its name), turns off cuDNN benchmarking and TF32,
+ * so that two runs on one card type give identical numbers. Evaluation (nn_eval_logp,
+ * nn_accuracy) always runs without TF32. Call it before the first GPU work of the process
+ * (it sets CUBLAS_WORKSPACE_CONFIG, which cuBLAS reads when it starts). */
+void nn_set_numerics(int tf32, int deterministic);
 /* Sets libtorch intra-op threads; n <= 0 means the number of online cores. */
 void nn_set_threads(int n);
 

@@ -657,6 +657,26 @@ int nn_cuda_device_count(void) {
     }
 }
 
+void nn_set_numerics(int tf32, int deterministic) {
+    guard(__func__, [&]() -> nn_status {
+        auto &c = at::globalContext();
+        if (deterministic) setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", 0);
+        c.setDeterministicCuDNN(deterministic != 0);
+        c.setBenchmarkCuDNN(false);
+        c.setDeterministicAlgorithms(deterministic != 0, false);
+        c.setAllowTF32CuDNN(tf32 && !deterministic);
+        c.setAllowTF32CuBLAS(false);
+        return NN_OK;
+    });
+}
+
+/* Evaluation in exact fp32 whatever training allowed: TF32 off for the scope. */
+struct ExactFp32 {
+    bool cudnn = at::globalContext().allowTF32CuDNN(), blas = at::globalContext().allowTF32CuBLAS();
+    ExactFp32() { at::globalContext().setAllowTF32CuDNN(false); at::globalContext().setAllowTF32CuBLAS(false); }
+    ~ExactFp32() { at::globalContext().setAllowTF32CuDNN(cudnn); at::globalContext().setAllowTF32CuBLAS(blas); }
+};
+
 void nn_set_threads(int n) {
     guard(__func__, [&]() -> nn_status {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -959,6 +979,7 @@ nn_status nn_eval_logp(nn_model *m, const nn_data *d, float *logp) {
         nn_status st = check_data(m, d, "nn_eval_logp");
         if (st != NN_OK) return st;
         NN_REQUIRE(logp || d->x.size(0) == 0, "nn_eval_logp: logp is NULL");
+        ExactFp32 exact;
         int64_t k = m->spec.classes;
         eval_chunks(m, d->x, [&](int64_t start, const torch::Tensor &lp) {
             torch::Tensor host = lp.to(torch::kCPU, torch::kFloat).contiguous();
@@ -974,6 +995,7 @@ nn_status nn_accuracy(nn_model *m, const nn_data *d, double *acc) {
         if (st != NN_OK) return st;
         NN_REQUIRE(acc, "nn_accuracy: acc is NULL");
         NN_REQUIRE(d->x.size(0) > 0, "nn_accuracy: empty data");
+        ExactFp32 exact;
         torch::Tensor correct = torch::zeros({}, d->y.options());
         eval_chunks(m, d->x, [&](int64_t start, const torch::Tensor &lp) {
             correct += lp.argmax(1).eq(d->y.slice(0, start, start + lp.size(0))).sum();

@@ -24,7 +24,8 @@ static void add_jobs(plan *pl, int pt, int *cap) {
         for (int r = 0; r < ROLE_COUNT; r++)
             for (int rep = 0; rep < role_count((plan_role)r, p); rep++) {
                 if (pl->n_jobs == *cap) pl->jobs = util_realloc(pl->jobs, sizeof *pl->jobs * (size_t)(*cap *= 2));
-                plan_job *j = &pl->jobs[pl->n_jobs++];
+                plan_job *j = &pl->jobs[pl->n_jobs];
+                j->index = pl->n_jobs++;
                 j->point = pt; j->seed = p->seed + s; j->role = (plan_role)r; j->replica = rep;
                 if (plan_roles[r].independent)
                     snprintf(j->id, sizeof j->id, "p%d-s%d-%s-r%d", pt, j->seed, plan_roles[r].name, rep);

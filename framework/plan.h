@@ -39,6 +39,7 @@ typedef struct {
     int seed;              /* experiment seed (split, secret k, batch order) */
     plan_role role;
     int replica;           /* 0 .. independent-1 for independent roles, 0 otherwise */
+    int index;             /* position in plan.jobs (stays with the job through slices) */
 } plan_job;
 
 /* One sweep point. */

@@ -151,6 +151,7 @@ typedef struct {
     store_provenance prov;
     int group;                   /* train the jobs of one point and seed together (GPU) */
     int cuda_count;              /* visible CUDA devices (probed when workers are forked) */
+    unsigned char *job_flags;    /* with workers: JOB_ALONE / JOB_GIVEN_UP per job of the plan (shared) */
     int ngpus;                   /* --gpus: worker processes, one per GPU; 0 without --gpus */
     char visible[RUNNER_MAX_GPUS][16]; /* --gpus: worker w's CUDA_VISIBLE_DEVICES */
     int lock_fd;                 /* the experiment folder's lock, -1 when not held */
@@ -258,9 +259,29 @@ static int needs_run(const run_ctx *r, const runner_summary *s, const plan_job *
     return same_config(path, r->pl->config_hash, err, errlen) ? -1 : 0;
 }
 
-/* Runs the jobs jobs[0..n) in this process. worker >= 0 tags the progress lines; *current
- * (optional, shared with the parent) gets the index of the job being run. */
-static runner_status run_jobs(run_ctx *r, plan_job *jobs, int n, int worker, const char *worker_kind, volatile int *current,
+/* What a worker shares with the parent (MAP_SHARED): the group it is running (index into its
+ * job list and size, -1 between groups) and its last error, so that the parent can say what a
+ * worker that died was doing, and retry or give up exactly that. */
+typedef struct {
+    int job, g;
+    char msg[512];
+} worker_slot;
+
+/* job_flags (per job of the plan, shared with the workers): train it alone; given up in this run. */
+enum { JOB_ALONE = 1, JOB_GIVEN_UP = 2 };
+
+/* "<shard_dir>/<id>.failed": the record of a job given up, kept until it trains. */
+static void failed_path(const char *shard_dir, const plan_job *j, char *buf, size_t len) {
+    snprintf(buf, len, "%s/%s.failed", shard_dir, j->id);
+}
+
+static int flagged(const run_ctx *r, const plan_job *j, int flag) {
+    return r->job_flags && (r->job_flags[j->index] & flag);
+}
+
+/* Runs the jobs jobs[0..n) in this process. worker >= 0 tags the progress lines; slot
+ * (optional, shared with the parent) says which group is running and why it failed. */
+static runner_status run_jobs(run_ctx *r, plan_job *jobs, int n, int worker, const char *worker_kind, worker_slot *slot,
                               runner_summary *s, char *err, size_t errlen) {
     job_data *d = job_data_create();
     runner_status rs = RUN_ERROR;
@@ -268,21 +289,25 @@ static runner_status run_jobs(run_ctx *r, plan_job *jobs, int n, int worker, con
                     .worker = worker, .worker_kind = worker_kind, .tty = isatty(2) && worker < 0, .total = n,
                     .run_t0 = util_now_s() };
     for (int j = 0; j < n && !stop_requested;) {
+        if (flagged(r, &jobs[j], JOB_GIVEN_UP)) { j++; continue; }
         int need = needs_run(r, s, &jobs[j], err, errlen);
         if (need < 0) goto out;
         if (!need) { s->jobs_skipped++; s->jobs_done++; j++; continue; }
-        /* on a GPU, the unfinished jobs of one point and seed train together */
+        /* on a GPU, the unfinished jobs of one point and seed train together (unless a group
+         * of them failed before: then each trains alone) */
         int g = 1;
-        while (r->group && j + g < n && jobs[j + g].point == jobs[j].point && jobs[j + g].seed == jobs[j].seed) {
+        while (r->group && !flagged(r, &jobs[j], JOB_ALONE) && j + g < n && jobs[j + g].point == jobs[j].point &&
+               jobs[j + g].seed == jobs[j].seed && !flagged(r, &jobs[j + g], JOB_ALONE | JOB_GIVEN_UP)) {
             if ((need = needs_run(r, s, &jobs[j + g], err, errlen)) < 0) goto out;
             if (!need) break;
             g++;
         }
-        if (current) *current = j;
+        if (slot) { slot->job = j; slot->g = g; }
         int rc = job_run_group(&env, d, &jobs[j], g, j, err, errlen);
-        if (rc < 0 && g > 1 && !stop_requested) {
+        if (rc < 0 && g > 1 && !stop_requested && !slot) {
             /* a group that fails (e.g. out of GPU memory with many models at once) is retried
-             * job by job; an error that poisons the CUDA context fails again and is reported */
+             * job by job; in a worker, the parent does that in a fresh process (an error may
+             * have poisoned this one's CUDA context) */
             fprintf(stderr, "pmi: training %d jobs together failed (%s); running them one at a time\n", g, err);
             g = 1;
             rc = job_run_group(&env, d, &jobs[j], g, j, err, errlen);
@@ -290,10 +315,17 @@ static runner_status run_jobs(run_ctx *r, plan_job *jobs, int n, int worker, con
         if (rc < 0) {
             char *msg = util_strdup(err);
             util_err(err, errlen, "job %s%s: %s", jobs[j].id, g > 1 ? " (and its group)" : "", msg);
+            if (slot) snprintf(slot->msg, sizeof slot->msg, "%s", msg);
             free(msg);
             goto out;
         }
         if (rc > 0) break;
+        for (int i = 0; i < g; i++) {
+            char path[8192];
+            failed_path(s->shard_dir, &jobs[j + i], path, sizeof path);
+            unlink(path);   /* a failure recorded by an earlier run is over */
+        }
+        if (slot) slot->job = -1;
         s->jobs_done += g; s->jobs_trained += g;
         j += g;
     }
@@ -303,78 +335,143 @@ out:
     return rs;
 }
 
-/* Worker w's jobs: every workers-th job of this slice on CPU, every workers-th group with
- * --gpus. Returns their count; *out is malloc'd. */
+/* Worker w's jobs: every workers-th job of this slice on CPU, every workers-th group on a
+ * GPU. Returns their count; *out is malloc'd. */
 static int worker_jobs(const run_ctx *r, int w, int workers, int by_group, plan_job **out) {
     *out = util_malloc(sizeof **out * (size_t)(r->nmine ? r->nmine : 1));
     memcpy(*out, r->mine, sizeof **out * (size_t)r->nmine);
     return by_group ? plan_slice_groups(*out, r->nmine, w, workers) : plan_slice(*out, r->nmine, w, workers);
 }
 
-/* Forks `workers` processes. On CPU (visible NULL) each runs every workers-th job of this
- * slice with one libtorch thread; with --gpus, worker w sees only the GPU visible[w] and runs
- * every workers-th group with cores / workers threads. The parent touches neither a libtorch
- * thread pool nor CUDA before forking. */
+/* Worker w's process (never returns). */
+static void worker_main(run_ctx *r, int w, int workers, char (*visible)[16], worker_slot *slot, runner_summary *s,
+                        char *err, size_t errlen) {
+    /* a worker dies with its parent: a killed run leaves no orphan writing shards */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() == 1) _exit(RUN_INTERRUPTED);
+    plan_job *mine;
+    int n = worker_jobs(r, w, workers, r->dev == NN_CUDA, &mine);
+    runner_summary ws = *s;
+    if (visible) {
+        /* before CUDA is initialised in this process: it sees its GPU as cuda:0 */
+        setenv("CUDA_VISIBLE_DEVICES", visible[w], 1);
+    }
+    if (r->dev == NN_CUDA) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        nn_set_threads(r->o->threads > 0 ? r->o->threads : cores / workers > 1 ? (int)(cores / workers) : 1);
+        nn_device dev;   /* experiment.device = cuda:N: the probe chose N in its own process */
+        if (!visible) nn_device_resolve(r->pl->points[0].params.device, &dev, NULL, 0);
+    } else {
+        nn_set_threads(1);
+    }
+    runner_status rs = run_jobs(r, mine, n, visible && r->o->ngpus > 0 ? r->o->gpus[w] : w, visible ? "gpu" : "w",
+                                slot, &ws, err, errlen);
+    if (rs == RUN_ERROR) fprintf(stderr, "pmi: worker %d%s%s: %s\n", w, visible ? " on GPU " : "", visible ? visible[w] : "", err);
+    fflush(stderr);
+    _exit(rs);
+}
+
+/* Forks `workers` processes. On CPU each runs every workers-th job of this slice with one
+ * libtorch thread; on a GPU every workers-th group with cores / workers threads, and with
+ * --gpus worker w sees only the GPU visible[w]. The parent touches neither a libtorch thread
+ * pool nor CUDA before forking.
+ *
+ * A worker that fails or dies (an error, a crash, a CUDA failure that poisons its process,
+ * the OOM killer) is replaced by a fresh process on the same jobs (finished shards are
+ * skipped): if it was training a group of several jobs, they are retried one at a time; if
+ * a single job, that job is given up for this run (its reason in <shard_dir>/<id>.failed)
+ * and the other jobs go on. The run then ends with RUN_ERROR naming the given-up jobs; a
+ * later run retries them. */
 static runner_status run_workers(run_ctx *r, int workers, char (*visible)[16], runner_summary *s, char *err, size_t errlen) {
     int before = count_complete(r->mine, r->nmine, s->shard_dir);
     pid_t *pids = util_calloc((size_t)workers, sizeof *pids);
-    /* each worker's current job (index into its slice), shared so that the parent can say
-     * which job a worker killed by a signal was running */
-    volatile int *current = mmap(NULL, sizeof(int) * (size_t)workers, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (current == MAP_FAILED) { free(pids); util_err(err, errlen, "mmap: %s", strerror(errno)); return RUN_ERROR; }
-    for (int w = 0; w < workers; w++) current[w] = -1;
+    size_t shared = sizeof(worker_slot) * (size_t)workers + (size_t)r->pl->n_jobs;
+    void *mem = mmap(NULL, shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) { free(pids); util_err(err, errlen, "mmap: %s", strerror(errno)); return RUN_ERROR; }
+    worker_slot *slots = mem;
+    r->job_flags = (unsigned char *)(slots + workers);
+    int running = 0, worst = RUN_OK, restarts = 0, given_up = 0;
     for (int w = 0; w < workers; w++) {
-        pids[w] = fork();
-        if (pids[w] < 0) { util_err(err, errlen, "fork: %s", strerror(errno)); workers = w; break; }
-        if (pids[w] == 0) {
-            /* a worker dies with its parent: a killed run leaves no orphan writing shards */
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-            if (getppid() == 1) _exit(RUN_INTERRUPTED);
-            plan_job *mine;
-            int n = worker_jobs(r, w, workers, visible != NULL, &mine);
-            runner_summary ws = *s;
-            if (visible) {
-                /* before CUDA is initialised in this process: it sees its GPU as cuda:0 */
-                setenv("CUDA_VISIBLE_DEVICES", visible[w], 1);
-                long cores = sysconf(_SC_NPROCESSORS_ONLN);
-                nn_set_threads(r->o->threads > 0 ? r->o->threads : cores / workers > 1 ? (int)(cores / workers) : 1);
-            } else {
-                nn_set_threads(1);
-                nn_device dev;   /* experiment.device = cuda:N: the probe chose N in its own process */
-                if (r->dev == NN_CUDA) nn_device_resolve(r->pl->points[0].params.device, &dev, NULL, 0);
-            }
-            runner_status rs = run_jobs(r, mine, n, visible ? r->o->ngpus > 0 ? r->o->gpus[w] : w : w,
-                                        visible ? "gpu" : "w", &current[w], &ws, err, errlen);
-            if (rs == RUN_ERROR) fprintf(stderr, "pmi: worker %d%s%s: %s\n", w, visible ? " on GPU " : "", visible ? visible[w] : "", err);
-            fflush(stderr);
-            _exit(rs);
-        }
+        slots[w].job = -1;
+        if ((pids[w] = fork()) < 0) { util_err(err, errlen, "fork: %s", strerror(errno)); worst = RUN_ERROR; break; }
+        if (pids[w] == 0) worker_main(r, w, workers, visible, &slots[w], s, err, errlen);
+        running++;
     }
-    int worst = RUN_OK;
-    for (int w = 0; w < workers; w++) {
+    while (running > 0) {
         int st;
-        while (waitpid(pids[w], &st, 0) < 0) {
+        pid_t pid = waitpid(-1, &st, 0);
+        if (pid < 0) {
             if (errno != EINTR) break;
-            for (int q = 0; q < workers; q++) kill(pids[q], stop_requested ? (int)stop_requested : SIGTERM);
+            for (int q = 0; q < workers; q++) if (pids[q] > 0) kill(pids[q], stop_requested ? (int)stop_requested : SIGTERM);
+            continue;
         }
+        int w = 0;
+        while (w < workers && pids[w] != pid) w++;
+        if (w == workers) continue;
+        pids[w] = 0;
+        running--;
         int code = WIFEXITED(st) ? WEXITSTATUS(st) : RUN_ERROR;
-        if (WIFSIGNALED(st) && !stop_requested) {
+        if ((WIFSIGNALED(st) || code == RUN_ERROR) && !stop_requested) {
             plan_job *its;
-            int n = worker_jobs(r, w, workers, visible != NULL, &its), j = current[w];
-            fprintf(stderr, "pmi: worker %d%s%s was killed by signal %d (%s) %s%s\n", w, visible ? " on GPU " : "",
-                    visible ? visible[w] : "", WTERMSIG(st), strsignal(WTERMSIG(st)),
-                    j >= 0 && j < n ? "while running job " : "before its first job", j >= 0 && j < n ? its[j].id : "");
-            free(its);
+            int n = worker_jobs(r, w, workers, r->dev == NN_CUDA, &its), j = slots[w].job, g = slots[w].g;
+            char why[600];
+            if (WIFSIGNALED(st)) snprintf(why, sizeof why, "was killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+            else snprintf(why, sizeof why, "%s", slots[w].msg[0] ? slots[w].msg : "failed");
+            fprintf(stderr, "pmi: worker %d%s%s %s%s%s%s\n", w, visible ? " on GPU " : "", visible ? visible[w] : "",
+                    WIFSIGNALED(st) ? why : "failed", j >= 0 && j < n ? " while running job " : " outside a job",
+                    j >= 0 && j < n ? its[j].id : "", j >= 0 && j < n && g > 1 ? " and its group" : "");
+            if (j >= 0 && j < n && restarts < r->nmine + workers) {
+                if (g > 1) {
+                    for (int i = 0; i < g; i++) r->job_flags[its[j + i].index] |= JOB_ALONE;
+                    fprintf(stderr, "pmi: retrying the %d jobs of that group one at a time in a fresh process\n", g);
+                } else {
+                    char path[8192];
+                    failed_path(s->shard_dir, &its[j], path, sizeof path);
+                    FILE *f = fopen(path, "w");
+                    if (f) {
+                        char now[64];
+                        util_iso_now(now, sizeof now);
+                        fprintf(f, "job %s failed on %s at %s: %s\n", its[j].id, r->prov.device, now, why);
+                        fclose(f);
+                    }
+                    r->job_flags[its[j].index] |= JOB_GIVEN_UP;
+                    given_up++;
+                    fprintf(stderr, "pmi: giving up job %s for this run (%s); the other jobs go on in a fresh process\n",
+                            its[j].id, path);
+                }
+                restarts++;
+                slots[w].job = -1; slots[w].msg[0] = 0;
+                free(its);
+                if ((pids[w] = fork()) == 0) worker_main(r, w, workers, visible, &slots[w], s, err, errlen);
+                if (pids[w] > 0) { running++; continue; }
+                pids[w] = 0;
+                util_err(err, errlen, "fork: %s", strerror(errno));
+            } else {
+                free(its);
+            }
             worst = RUN_ERROR;
+            continue;
         }
         if (code == RUN_ERROR || (code == RUN_INTERRUPTED && worst == RUN_OK)) worst = code;
     }
     free(pids);
-    munmap((void *)current, sizeof(int) * (size_t)workers);
     s->jobs_done = count_complete(r->mine, r->nmine, s->shard_dir);
     s->jobs_skipped = r->o->force ? 0 : before;
     s->jobs_trained = s->jobs_done - s->jobs_skipped;
-    if (worst == RUN_ERROR) util_err(err, errlen, "a worker failed (its message is above); run again to retry the missing jobs");
+    if (given_up && worst == RUN_OK) {
+        char list[1024] = "";
+        for (int j = 0; j < r->nmine; j++)
+            if (r->job_flags[r->mine[j].index] & JOB_GIVEN_UP && strlen(list) + strlen(r->mine[j].id) + 3 < sizeof list)
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? ", " : "", r->mine[j].id);
+        util_err(err, errlen, "%d job%s failed and %s given up (%s; the reasons are in %s/<job>.failed and above); "
+                 "the other jobs are done: run again to retry %s", given_up, given_up > 1 ? "s" : "",
+                 given_up > 1 ? "were" : "was", list, s->shard_dir, given_up > 1 ? "them" : "it");
+        worst = RUN_ERROR;
+    } else if (worst == RUN_ERROR) {
+        util_err(err, errlen, "a worker failed (its message is above); run again to retry the missing jobs");
+    }
+    r->job_flags = NULL;
+    munmap(mem, shared);
     return (runner_status)worst;
 }
 
@@ -446,7 +543,8 @@ runner_status runner_run(const plan *pl, const runner_options *o, runner_summary
             o->ngpus ? "GPU worker" : "worker", workers > 1 ? o->ngpus ? "s" : "s x 1 thread" : "");
     if (o->ngpus) {
         rs = run_gpus(&r, s, err, errlen);
-    } else if (workers > 1) {
+    } else if (workers > 1 || (r.dev == NN_CUDA && o->workers == 0)) {
+        /* on a GPU, one worker process too: if it fails, a fresh one can go on (run_workers) */
         rs = run_workers(&r, workers, NULL, s, err, errlen);
     } else {
         nn_set_threads(o->threads);

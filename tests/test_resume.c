@@ -317,6 +317,35 @@ static void test_merge_refuses_missing_and_foreign(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* A worker that dies in a job (here killed by PMI_FAULT, as by the OOM killer or a CUDA
+ * failure that takes its process down) costs that job only: it is recorded in
+ * <job>.failed, a fresh worker does the other jobs, the run exits 1 naming the job, and the
+ * next run trains just that job, removes the record and merges. */
+static void test_failed_job_given_up_then_retried(void **state) {
+    char dir[400], ini[500], shards[600], text[8192], cmd[1400], failed[800], res[700];
+    snprintf(dir, sizeof dir, "%s/fault", tu_tmpdir());
+    snprintf(ini, sizeof ini, "%s/fault.ini", tu_tmpdir());
+    snprintf(shards, sizeof shards, "%s/resume/shards", dir);
+    snprintf(failed, sizeof failed, "%s/p0-s1-clean.failed", shards);
+    snprintf(res, sizeof res, "%s/resume/results.h5", dir);
+    write_ini(ini, dir);
+    snprintf(cmd, sizeof cmd, "PMI_FAULT=p0-s1-clean %s run %s -s train.epochs=5 --jobs 2", tu_pmi_bin(), ini);
+    assert_int_equal(sh(cmd, text, sizeof text), 1);
+    if (!strstr(text, "was killed by signal 9") || !strstr(text, "giving up job p0-s1-clean") ||
+        !strstr(text, "1 job failed and was given up (p0-s1-clean"))
+        fail_msg("messages: %s", text);
+    assert_int_equal(count_shards(shards), 9);
+    read_file(failed, text, sizeof text);
+    if (!strstr(text, "job p0-s1-clean failed on cpu") || !strstr(text, "signal 9")) fail_msg("%s: %s", failed, text);
+    assert_int_equal(access(res, F_OK), -1);
+    snprintf(cmd, sizeof cmd, "%s run %s -s train.epochs=5 --jobs 2", tu_pmi_bin(), ini);
+    if (sh(cmd, text, sizeof text)) fail_msg("pmi run: %s", text);
+    if (!strstr(text, "10 jobs done (1 trained, 9 already complete)")) fail_msg("second run: %s", text);
+    assert_int_equal(count_shards(shards), 10);
+    assert_int_equal(access(failed, F_OK), -1);
+    assert_int_equal(access(res, F_OK), 0);
+}
+
 /* Temporary files of a killed writer are removed by the next run; a live writer's are kept. */
 static void test_dead_temps_removed(void **state) {
     merged_run();
@@ -378,6 +407,7 @@ int main(void) {
         cmocka_unit_test(test_changed_config_refused),
         cmocka_unit_test(test_other_config_refused_while_running),
         cmocka_unit_test(test_killed_worker_named),
+        cmocka_unit_test(test_failed_job_given_up_then_retried),
         cmocka_unit_test(test_sigterm_grace),
         cmocka_unit_test(test_merge_takes_only_the_plan),
         cmocka_unit_test(test_merge_refuses_missing_and_foreign),
