@@ -121,6 +121,7 @@ static void job_state_free(job_state *s) {
 
 static int progress_epoch(void *ctx, int epoch, int epochs, double loss) {
     job_state *js = ctx;
+    if (js->env->status) { js->env->status->epoch = epoch + 1; js->env->status->epochs = epochs; }
     if (js->progress) {
         double now = util_now_s(), el = now - js->t0;
         double eta = el / (epoch + 1) * (epochs - epoch - 1);
@@ -209,8 +210,11 @@ static void verify_seeds(const job_state *js, uint64_t *seeds) {
 static int run_attacks(job_state *js, const eval_input *in, const nn_data *attacker, char *err, size_t errlen) {
     const plan *pl = js->env->plan;
     attack_ctx ac = { .attacker = attacker, .p = js->p, .spec = js->spec, .seed = plan_seed(js->job, SEED_ATTACK, 0) };
+    job_status *st = js->env->status;
+    if (st) snprintf(st->job, sizeof st->job, "%s", js->job->id);
     for (int a = 0; a < pl->n_attacks && !*js->env->stop; a++) {
         const attack_setting *as = &pl->attacks[a];
+        if (st) { st->attack = a; st->attacks = pl->n_attacks; }
         nn_model *attacked = NULL;
         double t0 = util_now_s();
         if (attack_apply(as, js->model, &ac, &attacked, err, errlen)) return -1;
@@ -283,8 +287,9 @@ static void report_line(const job_state *js, double wall) {
     char tag[16] = "";
     if (js->env->worker >= 0)
         snprintf(tag, sizeof tag, "%s%d ", js->env->worker_kind ? js->env->worker_kind : "w", js->env->worker);
-    fprintf(stderr, "  [%s%d/%d] %-24s train %.3f test %.3f  k=%d identified=%d p_perm=%.2g p_rank=%.2g  %d attacks  %.1fs\n",
-            tag, js->index + 1, js->env->total, js->job->id, js->train_acc, js->test_acc, r->k, r->identified,
+    /* on a terminal, the parent's status line is cleared first (it redraws it) */
+    fprintf(stderr, "%s  [%s%d/%d] %-24s train %.3f test %.3f  k=%d identified=%d p_perm=%.2g p_rank=%.2g  %d attacks  %.1fs\n",
+            js->env->status && isatty(2) ? "\r\033[K" : "", tag, js->index + 1, js->env->total, js->job->id, js->train_acc, js->test_acc, r->k, r->identified,
             r->p[P_PERM], r->p[P_RANK], js->n_evals - 1, wall);
 }
 
@@ -344,6 +349,12 @@ int job_run_group(const job_env *env, job_data *d, const plan_job *jobs, int g, 
         (split.n_attacker > 0 && nn_data_subset(d->dtrain, split.attacker, split.n_attacker, &attacker) != NN_OK)) {
         util_err(err, errlen, "selecting data: %s", nn_last_error());
         goto out;
+    }
+    if (env->status) {
+        job_status *st = env->status;
+        if (g > 1) snprintf(st->job, sizeof st->job, "%.100s +%d", jobs[0].id, g - 1);
+        else snprintf(st->job, sizeof st->job, "%s", jobs[0].id);
+        st->epoch = 0; st->epochs = p->epochs; st->attack = st->attacks = 0;
     }
     for (int i = 0; i < g; i++) {
         js[i] = (job_state){ .env = env, .job = &jobs[i], .p = p, .point = point, .arch = plan_arch(env->plan, &jobs[i]),

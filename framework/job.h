@@ -22,6 +22,15 @@ typedef struct job_data job_data;   /* opaque: the loaded datasets on the device
 job_data *job_data_create(void);
 void job_data_free(job_data *d);    /* NULL is a no-op */
 
+/* A worker's live status, in memory its parent reads to draw the run's status line on a
+ * terminal (runner.c). Plain ints and chars: written by one process, read by another. */
+typedef struct {
+    char job[128];          /* the job (or "<first job> +n" for a group) being trained or attacked */
+    int epoch, epochs;      /* training: epochs done, of epochs */
+    int attack, attacks;    /* attack settings applied so far, of attacks (0 of 0: training) */
+    int done;               /* jobs this worker has finished */
+} job_status;
+
 /* What every job of a run shares. */
 typedef struct {
     const plan *plan;
@@ -32,6 +41,7 @@ typedef struct {
     int worker;                     /* worker process index for the log lines, -1: single process */
     const char *worker_kind;        /* the log lines' tag: "w" (CPU worker) or "gpu" (--gpus worker, index = GPU) */
     int tty;                        /* draw the progress line on stderr */
+    job_status *status;             /* a worker's live status (NULL: none); its parent draws it */
     int total;                      /* jobs of this process, for progress */
     double run_t0;                  /* start of this process's run (util_now_s), for the ETA */
 } job_env;

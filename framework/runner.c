@@ -12,10 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t stop_requested;
@@ -265,6 +267,7 @@ static int needs_run(const run_ctx *r, const runner_summary *s, const plan_job *
 typedef struct {
     int job, g;
     char msg[512];
+    job_status status;        /* what it is doing now, for the status line */
 } worker_slot;
 
 /* job_flags (per job of the plan, shared with the workers): train it alone; given up in this run. */
@@ -287,7 +290,7 @@ static runner_status run_jobs(run_ctx *r, plan_job *jobs, int n, int worker, con
     runner_status rs = RUN_ERROR;
     job_env env = { .plan = r->pl, .dev = r->dev, .prov = &r->prov, .shard_dir = s->shard_dir, .stop = &stop_requested,
                     .worker = worker, .worker_kind = worker_kind, .tty = isatty(2) && worker < 0, .total = n,
-                    .run_t0 = util_now_s() };
+                    .run_t0 = util_now_s(), .status = slot ? &slot->status : NULL };
     for (int j = 0; j < n && !stop_requested;) {
         if (flagged(r, &jobs[j], JOB_GIVEN_UP)) { j++; continue; }
         int need = needs_run(r, s, &jobs[j], err, errlen);
@@ -325,7 +328,7 @@ static runner_status run_jobs(run_ctx *r, plan_job *jobs, int n, int worker, con
             failed_path(s->shard_dir, &jobs[j + i], path, sizeof path);
             unlink(path);   /* a failure recorded by an earlier run is over */
         }
-        if (slot) slot->job = -1;
+        if (slot) { slot->job = -1; slot->status.done += g; slot->status.job[0] = 0; }
         s->jobs_done += g; s->jobs_trained += g;
         j += g;
     }
@@ -371,6 +374,30 @@ static void worker_main(run_ctx *r, int w, int workers, char (*visible)[16], wor
     _exit(rs);
 }
 
+/* The run's status line on a terminal: jobs done of all with an ETA, then per worker its job
+ * and epoch e/E or attack i/n, cut to the terminal's width (a wrapped line could not be
+ * redrawn in place). */
+static void draw_status(const worker_slot *slots, int workers, int gpus, int before, int todo, int total, double t0) {
+    char line[1024];
+    int done = 0;
+    for (int w = 0; w < workers; w++) done += slots[w].status.done;
+    double el = util_now_s() - t0;
+    int n = snprintf(line, sizeof line, "[%d/%d jobs", before + done, total);
+    if (done > 0 && done < todo) n += snprintf(line + n, sizeof line - (size_t)n, ", eta %.0fs", el / done * (todo - done));
+    n += snprintf(line + n, sizeof line - (size_t)n, "]");
+    for (int w = 0; w < workers && n < (int)sizeof line - 1; w++) {
+        const job_status *st = &slots[w].status;
+        if (!st->job[0]) continue;
+        if (st->attacks) n += snprintf(line + n, sizeof line - (size_t)n, " %s%d %s attack %d/%d", gpus ? "gpu" : "w", w, st->job, st->attack + 1, st->attacks);
+        else n += snprintf(line + n, sizeof line - (size_t)n, " %s%d %s e%d/%d", gpus ? "gpu" : "w", w, st->job, st->epoch, st->epochs);
+    }
+    struct winsize ws;
+    int cols = ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 10 ? ws.ws_col - 1 : 79;
+    if (n > cols && cols < (int)sizeof line) line[cols] = 0;
+    fprintf(stderr, "\r\033[K%s", line);
+    fflush(stderr);
+}
+
 /* Forks `workers` processes. On CPU each runs every workers-th job of this slice with one
  * libtorch thread; on a GPU every workers-th group with cores / workers threads, and with
  * --gpus worker w sees only the GPU visible[w]. The parent touches neither a libtorch thread
@@ -397,9 +424,17 @@ static runner_status run_workers(run_ctx *r, int workers, char (*visible)[16], r
         if (pids[w] == 0) worker_main(r, w, workers, visible, &slots[w], s, err, errlen);
         running++;
     }
+    int tty = isatty(2), base = r->o->force ? 0 : before, todo = r->nmine - base;
+    double t0 = util_now_s(), last_draw = 0;
     while (running > 0) {
         int st;
-        pid_t pid = waitpid(-1, &st, 0);
+        pid_t pid = waitpid(-1, &st, tty ? WNOHANG : 0);
+        if (pid == 0) {   /* a terminal: redraw the status line every second, look again soon */
+            if (util_now_s() - last_draw >= 1) { draw_status(slots, workers, visible != NULL, base, todo, r->nmine, t0); last_draw = util_now_s(); }
+            struct timespec nap = {0, 100 * 1000 * 1000};
+            nanosleep(&nap, NULL);
+            continue;
+        }
         if (pid < 0) {
             if (errno != EINTR) break;
             for (int q = 0; q < workers; q++) if (pids[q] > 0) kill(pids[q], stop_requested ? (int)stop_requested : SIGTERM);
@@ -454,6 +489,7 @@ static runner_status run_workers(run_ctx *r, int workers, char (*visible)[16], r
         }
         if (code == RUN_ERROR || (code == RUN_INTERRUPTED && worst == RUN_OK)) worst = code;
     }
+    if (tty) fprintf(stderr, "\r\033[K");
     free(pids);
     s->jobs_done = count_complete(r->mine, r->nmine, s->shard_dir);
     s->jobs_skipped = r->o->force ? 0 : before;

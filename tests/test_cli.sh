@@ -162,3 +162,17 @@ expect 2 "partial.h5: not a complete results file" -- plot "$tmp/partial.h5" -o 
 expect 2 "nosummary.h5: /summary holds no rows" -- report "$tmp/nosummary.h5"
 expect 2 "nosummary.h5: /summary holds no rows" -- plot "$tmp/nosummary.h5" -o "$tmp/figs"
 [ ! -e "$tmp/figs" ]; check $? "no figures folder for refused results files"
+
+# ---- what a person sees while a run works --------------------------------------------------
+# On a terminal (a pseudo-terminal from script(1)), worker runs draw a status line: jobs done
+# of all, and each worker's job and epoch; redirected to a file, stderr has plain lines only.
+if command -v script >/dev/null; then
+  timeout 60 script -qec "$pmi run $tmp/ok.ini -s experiment.name=tty -s train.epochs=600 --jobs 2" /dev/null \
+    >"$tmp/tty.out" 2>&1
+  tr '\r' '\n' <"$tmp/tty.out" | grep -aqE '\[[0-9]+/[0-9]+ jobs.* w[01] p0-s1-[a-z0-9-]+ e[0-9]+/600'
+  check $? "on a terminal, the status line names each worker's job and epoch (e/600)"
+else
+  check 1 "script(1) (util-linux) is there to give pmi a terminal"
+fi
+run run "$tmp/ok.ini" -s experiment.name=notty -s train.epochs=50 --jobs 2
+[ "$rc" = 0 ] && ! grep -q "$(printf '\033')" "$tmp/err"; check $? "not on a terminal: no escape sequences in stderr"
