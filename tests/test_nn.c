@@ -186,14 +186,18 @@ static void test_cuda_absent(void **state) {
     nn_model_spec spec = {"mlp", 1, 8, 8, 4, 8, NN_CUDA, 1};
     nn_model *m = NULL;
     assert_int_equal(nn_model_create(&spec, &m), NN_EDEVICE);
-    assert_int_equal(nn_device_resolve((nn_device_request)7, &dev, NULL, 0), NN_EINVAL);
+    assert_int_equal(nn_device_resolve((nn_device_request)(NN_WANT_CUDA_0 + 3), &dev, NULL, 0), NN_EDEVICE);
+    assert_int_equal(nn_device_resolve((nn_device_request)(NN_WANT_CUDA_MAX + 1), &dev, NULL, 0), NN_EINVAL);
     assert_int_equal(nn_device_resolve((nn_device_request)-1, &dev, NULL, 0), NN_EINVAL);
 }
 
 /* The named choices: each enum's names in order, NULL past either end, parse as the inverse;
  * an unknown or NULL name is -1 and leaves *out alone. cpu resolves to the CPU. */
 static void test_name_tables(void **state) {
-    static const char *const want[][4] = {{"auto", "cpu", "cuda", NULL}, {"sgd", "adam", NULL}, {"none", "step", "cosine", NULL}};
+    static const char *const want[][20] = {{"auto", "cpu", "cuda", "cuda:0", "cuda:1", "cuda:2", "cuda:3", "cuda:4", "cuda:5",
+                                            "cuda:6", "cuda:7", "cuda:8", "cuda:9", "cuda:10", "cuda:11", "cuda:12",
+                                            "cuda:13", "cuda:14", "cuda:15", NULL},
+                                           {"sgd", "adam", NULL}, {"none", "step", "cosine", NULL}};
     const char *(*const name[])(int) = {nn_device_request_name, nn_optimizer_name, nn_schedule_name};
     for (int t = 0; t < 3; t++) {
         int i = 0;
@@ -207,6 +211,9 @@ static void test_name_tables(void **state) {
     nn_schedule sc = NN_SCHED_NONE;
     assert_int_equal(nn_device_request_parse("cuda", &r), 0); assert_int_equal(r, NN_WANT_CUDA);
     assert_int_equal(nn_device_request_parse("auto", &r), 0); assert_int_equal(r, NN_WANT_AUTO);
+    assert_int_equal(nn_device_request_parse("cuda:3", &r), 0); assert_int_equal(r, NN_WANT_CUDA_0 + 3);
+    assert_int_equal(nn_device_request_parse("auto", &r), 0);
+    assert_int_equal(nn_device_request_parse("cuda:16", &r), -1); assert_int_equal(r, NN_WANT_AUTO);
     assert_int_equal(nn_device_request_parse("gpu", &r), -1); assert_int_equal(r, NN_WANT_AUTO);
     assert_int_equal(nn_device_request_parse(NULL, &r), -1);
     assert_int_equal(nn_optimizer_parse("adam", &o), 0); assert_int_equal(o, NN_ADAM);
