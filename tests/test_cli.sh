@@ -8,7 +8,7 @@
 # prints one TAP line per check.
 pmi=${PMI_BIN:-./pmi}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-check() { if [ "$1" = 0 ]; then echo "ok - $2"; else echo "not ok - $2"; fi; }
+check() { if [ "$1" = 0 ]; then echo "ok - $2"; else echo "not ok - $2"; return 1; fi; }
 # Runs pmi with a 20 s bound; stdout in $tmp/out, stderr in $tmp/err; sets rc.
 run() { timeout 20 "$pmi" "$@" >"$tmp/out" 2>"$tmp/err"; rc=$?; }
 # expect CODE 'words that stderr must hold' -- pmi arguments
@@ -174,5 +174,6 @@ if command -v script >/dev/null; then
 else
   check 1 "script(1) (util-linux) is there to give pmi a terminal"
 fi
-run run "$tmp/ok.ini" -s experiment.name=notty -s train.epochs=50 --jobs 2
-[ "$rc" = 0 ] && ! grep -q "$(printf '\033')" "$tmp/err"; check $? "not on a terminal: no escape sequences in stderr"
+timeout 60 "$pmi" run "$tmp/ok.ini" -s experiment.name=notty -s train.epochs=50 --jobs 2 >"$tmp/out" 2>"$tmp/err"; rc=$?
+[ "$rc" = 0 ] && ! grep -q "$(printf '\033')" "$tmp/err"
+check $? "not on a terminal: no escape sequences in stderr (exit $rc)" || sed 's/^/#   /' "$tmp/err" | cat -v | head -20
