@@ -150,9 +150,16 @@ typedef struct {
     plan_job *mine; int nmine;   /* this process's slice of the plan */
     store_provenance prov;
     int group;                   /* train the jobs of one point and seed together (GPU) */
+    int together;                /* reference models: a point and seed's jobs always run as one
+                                  * group, all of them when any must run (plan_has_references) */
     int lock_fd;                 /* the experiment folder's lock, -1 when not held */
     char exp_dir[4096];          /* <output>/<name> */
 } run_ctx;
+
+/* Slice i of n of jobs (plan_slice), whole seed groups when the plan has reference models. */
+static int slice_jobs(const run_ctx *r, plan_job *jobs, int njobs, int i, int n) {
+    return r->together ? plan_slice_groups(jobs, njobs, i, n) : plan_slice(jobs, njobs, i, n);
+}
 
 /* Resolves the device in a short-lived child process when workers may be forked: a process
  * that has initialised CUDA cannot hand it to forked children. */
@@ -200,7 +207,8 @@ static int prepare(run_ctx *r, runner_summary *s, char *err, size_t errlen) {
     if (removed) fprintf(stderr, "pmi: removed %d temporary file%s of killed runs from %s\n", removed, removed > 1 ? "s" : "", s->shard_dir);
     r->mine = util_malloc(sizeof *r->mine * (size_t)r->pl->n_jobs);
     memcpy(r->mine, r->pl->jobs, sizeof *r->mine * (size_t)r->pl->n_jobs);
-    r->nmine = r->o->nslices > 1 ? plan_slice(r->mine, r->pl->n_jobs, r->o->slice, r->o->nslices) : r->pl->n_jobs;
+    r->together = plan_has_references(r->pl);
+    r->nmine = r->o->nslices > 1 ? slice_jobs(r, r->mine, r->pl->n_jobs, r->o->slice, r->o->nslices) : r->pl->n_jobs;
     r->prov.config = r->pl->config_text;
     snprintf(r->prov.config_hash, sizeof r->prov.config_hash, "%s", r->pl->config_hash);
     r->prov.settings = job_settings(&r->pl->points[0]);
@@ -235,16 +243,25 @@ static runner_status run_jobs(run_ctx *r, plan_job *jobs, int n, int worker, vol
         int need = needs_run(r, s, &jobs[j], err, errlen);
         if (need < 0) goto out;
         if (!need) { s->jobs_skipped++; s->jobs_done++; j++; continue; }
-        /* on a GPU, the unfinished jobs of one point and seed train together */
+        /* on a GPU, the unfinished jobs of one point and seed train together; with reference
+         * models all of them do, finished or not, since every model is calibrated by the
+         * group's references (a finished job's shard is written again) */
         int g = 1;
-        while (r->group && j + g < n && jobs[j + g].point == jobs[j].point && jobs[j + g].seed == jobs[j].seed) {
+        if (r->together) {
+            int first = j;
+            while (first > 0 && jobs[first - 1].point == jobs[j].point && jobs[first - 1].seed == jobs[j].seed) first--;
+            s->jobs_skipped -= j - first; s->jobs_done -= j - first;
+            j = first;
+            while (j + g < n && jobs[j + g].point == jobs[j].point && jobs[j + g].seed == jobs[j].seed) g++;
+        }
+        while (!r->together && r->group && j + g < n && jobs[j + g].point == jobs[j].point && jobs[j + g].seed == jobs[j].seed) {
             if ((need = needs_run(r, s, &jobs[j + g], err, errlen)) < 0) goto out;
             if (!need) break;
             g++;
         }
         if (current) *current = j;
         int rc = job_run_group(&env, d, &jobs[j], g, j, err, errlen);
-        if (rc < 0 && g > 1 && !stop_requested) {
+        if (rc < 0 && g > 1 && !stop_requested && !r->together) {
             /* a group that fails (e.g. out of GPU memory with many models at once) is retried
              * job by job; an error that poisons the CUDA context fails again and is reported */
             fprintf(stderr, "pmi: training %d jobs together failed (%s); running them one at a time\n", g, err);
@@ -286,7 +303,7 @@ static runner_status run_workers(run_ctx *r, int workers, runner_summary *s, cha
             if (getppid() == 1) _exit(RUN_INTERRUPTED);
             plan_job *mine = util_malloc(sizeof *mine * (size_t)r->nmine);
             memcpy(mine, r->mine, sizeof *mine * (size_t)r->nmine);
-            int n = plan_slice(mine, r->nmine, w, workers);
+            int n = slice_jobs(r, mine, r->nmine, w, workers);
             runner_summary ws = *s;
             nn_set_threads(1);
             runner_status rs = run_jobs(r, mine, n, w, &current[w], &ws, err, errlen);
@@ -304,10 +321,13 @@ static runner_status run_workers(run_ctx *r, int workers, runner_summary *s, cha
         }
         int code = WIFEXITED(st) ? WEXITSTATUS(st) : RUN_ERROR;
         if (WIFSIGNALED(st) && !stop_requested) {
-            /* the worker's slice is mine[w], mine[w + workers], ... (plan_slice) */
-            int j = current[w], idx = w + j * workers;
+            /* the worker's slice, as slice_jobs() made it */
+            plan_job *mine = util_malloc(sizeof *mine * (size_t)r->nmine);
+            memcpy(mine, r->mine, sizeof *mine * (size_t)r->nmine);
+            int j = current[w], n = slice_jobs(r, mine, r->nmine, w, workers);
             fprintf(stderr, "pmi: worker %d was killed by signal %d (%s) %s%s\n", w, WTERMSIG(st), strsignal(WTERMSIG(st)),
-                    j >= 0 && idx < r->nmine ? "while running job " : "before its first job", j >= 0 && idx < r->nmine ? r->mine[idx].id : "");
+                    j >= 0 && j < n ? "while running job " : "before its first job", j >= 0 && j < n ? mine[j].id : "");
+            free(mine);
             worst = RUN_ERROR;
         }
         if (code == RUN_ERROR || (code == RUN_INTERRUPTED && worst == RUN_OK)) worst = code;

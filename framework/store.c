@@ -137,7 +137,7 @@ static const struct { const char *name; size_t off, size; char kind; } row_field
     FI(seed), FI(replica), FI(N), FI(m), FI(secret_k), FI(trained_on_k), FI(independent),
     FS(attack), FS(attack_type), FS(params), FS(strength_key), FD(strength), FD(test_acc), FD(sparsity),
     FS(score), FI(identified), FD(margin), FD(p_rank), FD(p_perm), FD(p_welch), FD(p_mw),
-    FD(p_nway_rank), FD(p_nway_perm), FD(p_nway_welch), FD(p_nway_mw),
+    FD(p_nway_rank), FD(p_nway_perm), FD(p_nway_welch), FD(p_nway_mw), FD(z_perm),
 };
 
 /* The in-memory compound type of store_row: fixed-length NUL-terminated strings of the
@@ -233,6 +233,7 @@ static void fill_row(store_row *r, const store_job *j, const store_eval *ev, int
     r->p_welch = res->p[P_WELCH]; r->p_mw = res->p[P_MW];
     r->p_nway_rank = res->p_nway[P_RANK]; r->p_nway_perm = res->p_nway[P_PERM];
     r->p_nway_welch = res->p_nway[P_WELCH]; r->p_nway_mw = res->p_nway[P_MW];
+    r->z_perm = res->z_perm;
 }
 
 /* The job's summary rows, one per (eval, score kind), appended to /summary. */
@@ -423,7 +424,7 @@ static int write_kind(hid_t eg, const char *ew, const store_job *j, const store_
               dset_write(g, w, "pool_median", H5T_NATIVE_DOUBLE, 1, &d1, ev->pool_median + (size_t)q * N, e) ||
               attr_int(g, w, "identified", r->identified, e) ||
               attr_int(g, w, "identified_median", r->identified_median, e) ||
-              attr_dbl(g, w, "margin", r->margin, e) || pvalue_attrs(g, w, r, e);
+              attr_dbl(g, w, "margin", r->margin, e) || attr_dbl(g, w, "z_perm", r->z_perm, e) || pvalue_attrs(g, w, r, e);
     H5Gclose(g);
     return bad ? -1 : 0;
 }
