@@ -156,6 +156,19 @@ typedef struct {
     char exp_dir[4096];          /* <output>/<name> */
 } run_ctx;
 
+/* The jobs of this process that a run will skip: the complete ones, and with reference models
+ * only those of seed groups that are complete as a whole. */
+static int count_settled(const run_ctx *r, const char *shard_dir) {
+    if (!r->together) return count_complete(r->mine, r->nmine, shard_dir);
+    int k = 0;
+    for (int a = 0, b; a < r->nmine; a = b) {
+        for (b = a + 1; b < r->nmine && r->mine[b].point == r->mine[a].point && r->mine[b].seed == r->mine[a].seed; b++) {}
+        int done = count_complete(r->mine + a, b - a, shard_dir);
+        k += done == b - a ? done : 0;
+    }
+    return k;
+}
+
 /* Slice i of n of jobs (plan_slice), whole seed groups when the plan has reference models. */
 static int slice_jobs(const run_ctx *r, plan_job *jobs, int njobs, int i, int n) {
     return r->together ? plan_slice_groups(jobs, njobs, i, n) : plan_slice(jobs, njobs, i, n);
@@ -287,7 +300,7 @@ out:
 /* Forks `workers` processes, each running every workers-th job of this slice with one
  * libtorch thread. The parent touches no libtorch thread pool before forking. */
 static runner_status run_workers(run_ctx *r, int workers, runner_summary *s, char *err, size_t errlen) {
-    int before = count_complete(r->mine, r->nmine, s->shard_dir);
+    int before = count_settled(r, s->shard_dir);
     pid_t *pids = util_calloc((size_t)workers, sizeof *pids);
     /* each worker's current job (index into its slice), shared so that the parent can say
      * which job a worker killed by a signal was running */
