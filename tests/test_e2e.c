@@ -232,6 +232,30 @@ static void test_references_power(void **state) {
     if (!strstr(out, "9 trained, 27 already complete")) fail_msg("%s", out);
 }
 
+/* With 2 references, a reference evaluated as a suspect keeps one other: its lira (which needs
+ * 2) is recorded unverifiable, its diff is computed, and the run succeeds. */
+static void test_reference_loo_too_few(void **state) {
+    char ini[300], args[800], out[16384];
+    snprintf(ini, sizeof ini, "%s/power.ini", tu_tmpdir());
+    snprintf(args, sizeof args, "run %s -s experiment.name=loo -s pmi.references=2 -s train.epochs=3 -s experiment.seeds=1 "
+             "-s pool.repeat=1", ini);
+    int rc = run_pmi(args, out, sizeof out);
+    if (rc != 0) fail_msg("pmi run failed (%d):\n%s", rc, out);
+    static const char *py =
+        "import sys, math, h5py\n"
+        "s = h5py.File(sys.argv[1], 'r')['summary'][:]\n"
+        "ref = [r for r in s if r['role'] == b'reference']\n"
+        "assert len(ref) == 2 * 3, len(ref)\n"
+        "for r in ref:\n"
+        "    if r['score'] == b'lira': assert r['identified'] == -1 and math.isnan(r['p_perm']) and math.isnan(r['z_perm'])\n"
+        "    else: assert r['identified'] >= 0 and math.isfinite(r['p_perm'])\n"
+        "assert all(math.isfinite(r['p_perm']) for r in s if r['role'] != b'reference')\n"
+        "print('ok')\n";
+    char res[600];
+    snprintf(res, sizeof res, "%s/results/loo/results.h5", tu_tmpdir());
+    if (tu_python(py, res, out, sizeof out)) fail_msg("%s", out);
+}
+
 /* `pmi plan` lists every job: 2 seeds x (owner, clean, 3 independent kinds x 1 replica). */
 static void test_plan_lists_jobs(void **state) {
     char ini[300], args[600], out[16384];
@@ -264,6 +288,7 @@ int main(void) {
         cmocka_unit_test(test_diverged_attack_recorded),
         cmocka_unit_test(test_plan_lists_jobs),
         cmocka_unit_test(test_references_power),
+        cmocka_unit_test(test_reference_loo_too_few),
         cmocka_unit_test(test_bench_smoke),
     };
     return cmocka_run_group_tests_name("e2e", tests, setup_tiny, NULL);
