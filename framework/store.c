@@ -201,6 +201,7 @@ static int summary_read(hid_t file, const char *path, store_row **rows, int64_t 
     if (!rc) H5Sget_simple_extent_dims(fs, &cnt, NULL);
     if (!rc && cnt > 0) {
         *rows = util_calloc((size_t)cnt, sizeof **rows);
+        for (hsize_t i = 0; i < cnt; i++) (*rows)[i].z_perm = NAN;   /* a file written before z_perm has none */
         hid_t mt = row_mem_type();
         if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, *rows) < 0) rc = fail(e, "%s: cannot read /summary", path);
         H5Tclose(mt);
