@@ -586,6 +586,9 @@ static void binom95(double alpha, int n, int *lo, int *hi) {
 /* Checks p (n null p-values): KS below its 1% critical value 1.63/sqrt(n), and the count
  * below 0.01 and 0.05 inside the binomial 95% interval. */
 static void assert_uniform(double *p, int n, const char *what) {
+    int below[2] = {0, 0};
+    for (int i = 0; i < n; i++) { below[0] += p[i] < 0.01; below[1] += p[i] < 0.05; }
+    print_message("%s: %d and %d of %d null p_perm below 0.01 and 0.05, KS %.4f\n", what, below[0], below[1], n, ks_uniform(p, n));
     for (int a = 0; a < 2; a++) {
         double alpha = a ? 0.05 : 0.01;
         int fp = 0, lo, hi;
