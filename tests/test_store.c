@@ -46,12 +46,14 @@ static double median_v(double b, int e, int q, int i) { return b + e * 1000 + q 
 static double p_v(double b, int e, int q, int p) { return 1e-3 * (1 + p) + e * 0.1 + q * 0.01 + b * 1e-6; }
 static double pn_v(double b, int e, int q, int p) { return 2 * p_v(b, e, q, p); }
 static double margin_v(double b, int e, int q) { return 0.01 * (e * 10 + q) + b; }
+static double z_v(double b, int e, int q) { return 1.5 + 0.1 * (e * 10 + q) + b; }
 
 static void fill_result(pmi_result *r, double b, int e, int q) {
     r->N = TN; r->m = TM; r->k = 2;
     r->identified = (e + q) % TN;
     r->identified_median = (e + q + 1) % TN;
     r->margin = margin_v(b, e, q);
+    r->z_perm = z_v(b, e, q);
     for (int p = 0; p < 4; p++) {
         r->p[p] = p_v(b, e, q, p);
         r->p_nway[p] = pn_v(b, e, q, p);
@@ -207,10 +209,11 @@ static void dset_eq(hid_t f, const char *path, hid_t memtype, int rank, const hs
 static void check_kind(hid_t f, const char *ew, const fixture *x, int e, int k) {
     char g[256];
     snprintf(g, sizeof g, "%s/%s", ew, kind_name[k]);
-    assert_int_equal(n_attrs(f, g), 3 + 3 * 4);
+    assert_int_equal(n_attrs(f, g), 4 + 3 * 4);
     assert_int_equal(attr_i(f, g, "identified"), (e + k) % TN);
     assert_int_equal(attr_i(f, g, "identified_median"), (e + k + 1) % TN);
     assert_true(attr_d(f, g, "margin") == margin_v(x->b, e, k));
+    assert_true(attr_d(f, g, "z_perm") == z_v(x->b, e, k));
     for (int p = 0; p < 4; p++) {
         char a[32];
         snprintf(a, sizeof a, "p_%s", pv_name[p]);
@@ -339,7 +342,7 @@ static void check_summary_type(hid_t f) {
         {"identified", H5T_INTEGER, 4}, {"margin", H5T_FLOAT, 8}, {"p_rank", H5T_FLOAT, 8},
         {"p_perm", H5T_FLOAT, 8}, {"p_welch", H5T_FLOAT, 8}, {"p_mw", H5T_FLOAT, 8},
         {"p_nway_rank", H5T_FLOAT, 8}, {"p_nway_perm", H5T_FLOAT, 8}, {"p_nway_welch", H5T_FLOAT, 8},
-        {"p_nway_mw", H5T_FLOAT, 8},
+        {"p_nway_mw", H5T_FLOAT, 8}, {"z_perm", H5T_FLOAT, 8},
     };
     hid_t d = H5Dopen2(f, "summary", H5P_DEFAULT);
     hid_t t = H5Dget_type(d);
@@ -382,6 +385,7 @@ static void check_rows(const store_row *r, const fixture *x) {
             assert_string_equal(r->score, kind_name[k]);
             assert_int_equal(r->identified, (e + k) % TN);
             assert_true(r->margin == margin_v(x->b, e, k));
+            assert_true(r->z_perm == z_v(x->b, e, k));
             const double p[8] = {r->p_rank, r->p_perm, r->p_welch, r->p_mw,
                                  r->p_nway_rank, r->p_nway_perm, r->p_nway_welch, r->p_nway_mw};
             for (int i = 0; i < 4; i++) {
@@ -498,7 +502,7 @@ static void test_h5py_reads_shard(void **state) {
     assert_true(pperm == p_v(0, 1, 4, 1));
     assert_true(score == score_v(0, 0, 5, 2, 1));
     assert_int_equal(rows, NEVAL * NKIND);
-    assert_int_equal(cols, 31);
+    assert_int_equal(cols, 32);
     assert_string_equal(scores, "loss,conf,correct,entropy,mentropy,logit,logit,entropy,conf,loss,correct,mentropy");
     assert_true(pw == p_v(0, 1, eval_kinds[1][1], 2));
     assert_string_equal(cfg + strlen("config="), config);
