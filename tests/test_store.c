@@ -417,6 +417,36 @@ static void write_fixture(const char *path, const char *id, double b, const char
     free(x);
 }
 
+/* A version-2 file written before z_perm existed (its /summary rebuilt without the column by
+ * h5py) still reads: every row's z_perm is NaN, the other columns as written. */
+static void test_summary_without_z_perm(void **state) {
+    static const char *script =
+        "import sys, h5py, numpy as np\n"
+        "f = h5py.File(sys.argv[1], 'r+'); s = f['summary'][:]\n"
+        "names = [n for n in s.dtype.names if n != 'z_perm']\n"
+        "new = np.empty(len(s), dtype=[(n, s.dtype[n]) for n in names])\n"
+        "for n in names: new[n] = s[n]\n"
+        "del f['summary']; f.create_dataset('summary', data=new, maxshape=(None,), chunks=True)\n";
+    char path[300], args[320], err[512] = "";
+    path_in(path, sizeof path, "job-old.h5");
+    char *config = make_config("old");
+    write_fixture(path, "job-old", 0, config);
+    free(config);
+    store_row *before = NULL, *after = NULL;
+    int64_t n = 0, m = 0;
+    assert_int_equal(store_read_summary(path, &before, &n, err, sizeof err), 0);
+    snprintf(args, sizeof args, "'%s'", path);
+    assert_int_equal(tu_python(script, args, NULL, 0), 0);
+    if (store_read_summary(path, &after, &m, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(m, n);
+    for (int64_t i = 0; i < n; i++) {
+        assert_true(isfinite(before[i].z_perm) && isnan(after[i].z_perm));
+        assert_true(after[i].p_perm == before[i].p_perm);
+        assert_string_equal(after[i].job_id, before[i].job_id);
+    }
+    free(before); free(after);
+}
+
 /* Every attribute, dataset and summary row of a shard reads back as written. */
 static void test_shard_round_trip(void **state) {
     char path[300], err[512] = "";
@@ -796,6 +826,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shard_round_trip),
         cmocka_unit_test(test_h5py_reads_shard),
+        cmocka_unit_test(test_summary_without_z_perm),
         cmocka_unit_test(test_merge),
         cmocka_unit_test(test_merge_duplicate_job_fails),
         cmocka_unit_test(test_merge_settings),
