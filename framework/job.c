@@ -373,6 +373,7 @@ static int write_shard(const job_state *js, const data_split *split, char *err, 
     sj.trained_on_k = plan_roles[js->job->role].trained_on_k;
     sj.independent = plan_roles[js->job->role].independent;
     sj.train_acc = js->train_acc; sj.test_acc = js->test_acc; sj.wall_s = wall;
+    sj.train_samples = (int)nn_data_size(js->dtr);
     sj.split = split;
     sj.loss_curve = js->loss_curve; sj.epochs = p->epochs;
     sj.evals = js->evals; sj.n_evals = js->n_evals;

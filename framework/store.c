@@ -373,7 +373,8 @@ static int job_attrs(hid_t g, const char *w, const store_job *j, serr *e) {
               attr_int(g, w, "secret_k", j->secret_k, e) || attr_int(g, w, "trained_on_k", j->trained_on_k, e) ||
               attr_int(g, w, "independent", j->independent, e) ||
               attr_dbl(g, w, "train_accuracy", j->train_acc, e) || attr_dbl(g, w, "test_accuracy", j->test_acc, e) ||
-              attr_dbl(g, w, "wall_s", j->wall_s, e) || attr_int(g, w, "epochs", j->epochs, e);
+              attr_dbl(g, w, "wall_s", j->wall_s, e) || attr_int(g, w, "epochs", j->epochs, e) ||
+              attr_int(g, w, "train_samples", j->train_samples, e);
     return bad ? -1 : 0;
 }
 

@@ -74,6 +74,7 @@ typedef struct {
     int trained_on_k;              /* 1 if D_k was in this model's training data */
     int independent;               /* 1 if the model counts toward the false-positive rate */
     double train_acc, test_acc, wall_s;
+    int train_samples;             /* samples the model trained on (owner: n_train + repeat * m) */
     const data_split *split;
     const double *loss_curve; int epochs;
     store_eval *evals; int n_evals;

@@ -217,6 +217,8 @@ static void test_references_power(void **state) {
         "        assert np.allclose(sc(r, 'loss'), sc(r.replace('p0', 'p1'), 'loss'), rtol=0, atol=1e-5)\n"
         "    o4 = 'p1-s%d-owner' % seed\n"
         "    assert f['jobs/' + o4].attrs['point'] == 'pool.repeat=4'\n"
+        "    assert f['jobs/' + o4].attrs['train_samples'] == 300 + 4 * 20 and f['jobs/' + o].attrs['train_samples'] == 320\n"
+        "    assert all(f['jobs/' + r].attrs['train_samples'] == 300 for r in refs)\n"
         "    assert row(o4, 'loss')['z_perm'] > row(o, 'loss')['z_perm'] + 1, (row(o4, 'loss')['z_perm'], row(o, 'loss')['z_perm'])\n"
         "ind = [x for x in s if x['independent'] == 1]\n"
         "assert len(ind) == 2 * 2 * 3 * 3 and not any(x['role'] == b'reference' for x in ind)\n"
@@ -233,12 +235,13 @@ static void test_references_power(void **state) {
 }
 
 /* With 2 references, a reference evaluated as a suspect keeps one other: its lira (which needs
- * 2) is recorded unverifiable, its diff is computed, and the run succeeds. */
+ * 2) is recorded unverifiable, its diff is computed, and the run succeeds; with
+ * pmi.reference_fraction = 0.5 each reference trains on 150 of the 300 samples. */
 static void test_reference_loo_too_few(void **state) {
     char ini[300], args[800], out[16384];
     snprintf(ini, sizeof ini, "%s/power.ini", tu_tmpdir());
     snprintf(args, sizeof args, "run %s -s experiment.name=loo -s pmi.references=2 -s train.epochs=3 -s experiment.seeds=1 "
-             "-s pool.repeat=1", ini);
+             "-s pool.repeat=1 -s pmi.reference_fraction=0.5", ini);
     int rc = run_pmi(args, out, sizeof out);
     if (rc != 0) fail_msg("pmi run failed (%d):\n%s", rc, out);
     static const char *py =
@@ -250,6 +253,9 @@ static void test_reference_loo_too_few(void **state) {
         "    if r['score'] == b'lira': assert r['identified'] == -1 and math.isnan(r['p_perm']) and math.isnan(r['z_perm'])\n"
         "    else: assert r['identified'] >= 0 and math.isfinite(r['p_perm'])\n"
         "assert all(math.isfinite(r['p_perm']) for r in s if r['role'] != b'reference')\n"
+        "f = h5py.File(sys.argv[1], 'r')\n"
+        "assert [f['jobs/p0-s3-reference-r%d' % r].attrs['train_samples'] for r in (0, 1)] == [150, 150]\n"
+        "assert f['jobs/p0-s3-clean'].attrs['train_samples'] == 300\n"
         "print('ok')\n";
     char res[600];
     snprintf(res, sizeof res, "%s/results/loo/results.h5", tu_tmpdir());

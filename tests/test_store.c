@@ -108,7 +108,7 @@ static void fill_fixture(fixture *x, const char *id, double b) {
                             .test = x->test, .n_test = 4, .secret = 2};
     j->split = &x->split;
     x->loss[0] = 2.25; x->loss[1] = 1.125; x->loss[2] = 0.5 + b;
-    j->loss_curve = x->loss; j->epochs = 3;
+    j->loss_curve = x->loss; j->epochs = 3; j->train_samples = 1234;
     for (int e = 0; e < NEVAL; e++) fill_eval(x, e);
     j->evals = x->evals; j->n_evals = NEVAL;
     for (int i = 0; i < 6; i++) x->w0[i] = 0.25f * (float)i - 1.0f;
@@ -259,7 +259,7 @@ static void check_job(hid_t f, const fixture *x) {
     const store_job *j = &x->job;
     char jw[160], p[200];
     snprintf(jw, sizeof jw, "/jobs/%s", j->id);
-    assert_int_equal(n_attrs(f, jw), 17);
+    assert_int_equal(n_attrs(f, jw), 18);
     attr_s(f, jw, "experiment", "exp-test"); attr_s(f, jw, "dataset", "synthetic");
     attr_s(f, jw, "arch", "mlp"); attr_s(f, jw, "role", "owner"); attr_s(f, jw, "point", "pmi.m=3");
     assert_int_equal(attr_i(f, jw, "point_index"), 2);
@@ -271,6 +271,7 @@ static void check_job(hid_t f, const fixture *x) {
     assert_int_equal(attr_i(f, jw, "trained_on_k"), 1);
     assert_int_equal(attr_i(f, jw, "independent"), j->independent);
     assert_int_equal(attr_i(f, jw, "epochs"), 3);
+    assert_int_equal(attr_i(f, jw, "train_samples"), 1234);
     assert_true(attr_d(f, jw, "train_accuracy") == 0.99);
     assert_true(attr_d(f, jw, "test_accuracy") == 0.9125);
     assert_true(attr_d(f, jw, "wall_s") == j->wall_s);
