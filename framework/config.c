@@ -51,22 +51,25 @@ static const char *dataset_name(int i) {   /* the names data_load() knows */
 }
 
 static const char *score_name(int i) { return i >= 0 && i < SCORE_COUNT ? pmi_score_name((pmi_score_kind)i) : NULL; }
+static const char *raw_score_name(int i) { return i >= 0 && i < SCORE_RAW_COUNT ? pmi_score_name((pmi_score_kind)i) : NULL; }
 static const char *pvalue_name(int i) { return i >= 0 && i < P_COUNT ? pmi_pvalue_name((pmi_pvalue)i) : NULL; }
 
 typedef struct {
     const char *section, *key;
     key_type type;
     size_t off;                 /* field in pmi_params */
-    const char *def;            /* default, parsed like any value; NULL on a K_SLIST: every name */
+    const char *def;            /* default, parsed like any value; NULL on a K_SLIST: every name of
+                                 * def_names (of names when def_names is NULL) */
     double min, max;            /* range of numbers (and of K_DLIST elements) */
     int flags;                  /* OPEN_MIN / OPEN_MAX: range ends excluded; EMPTY_OK: a K_CHOICE may be "";
                                  * FOLDER_NAME: a K_STRING that names one folder (not empty, ".", ".." nor with '/') */
     name_fn names;              /* the choices of K_ENUM, K_CHOICE, K_SLIST */
     const char *help;
+    name_fn def_names;          /* see def */
 } key_def;
 
 #define F(field) offsetof(pmi_params, field)
-#define ROW(s, k, t, f, d, lo, hi, op, ch, h) {s, k, t, F(f), d, lo, hi, op, ch, h}
+#define ROW(s, k, t, f, d, lo, hi, op, ch, h) {s, k, t, F(f), d, lo, hi, op, ch, h, NULL}
 static const key_def schema[] = {
     ROW("experiment", "name", K_STRING, name, "pmi", 0, 0, FOLDER_NAME, NULL, "experiment name: results go to <output>/<name>/"),
     ROW("experiment", "seeds", K_INT, seeds, "3", 1, 10000, 0, NULL, "number of seeds (replicates)"),
@@ -83,6 +86,7 @@ static const key_def schema[] = {
     ROW("pool", "N", K_INT, N, "10", 2, 4096, 0, NULL, "number of mini-datasets in the pool"),
     ROW("pool", "m", K_INT, m, "50", 1, 100000, 0, NULL, "samples per mini-dataset"),
     ROW("pool", "secret", K_INT, secret, "-1", -1, 4095, 0, NULL, "secret index k < N; -1: drawn from the seed"),
+    ROW("pool", "repeat", K_INT, repeat, "1", 1, 1000, 0, NULL, "copies of D_k in the owner's training set (1: the paper)"),
     ROW("model", "arch", K_CHOICE, arch, "lenet", 0, 0, 0, nn_arch_name, "architecture name (see `pmi info`)"),
     ROW("model", "width", K_INT, width, "0", 0, 4096, 0, NULL, "width multiplier / base channels; 0: the architecture's default"),
     ROW("train", "optimizer", K_ENUM, optimizer, "sgd", 0, 0, 0, nn_optimizer_name, "optimizer"),
@@ -97,8 +101,12 @@ static const key_def schema[] = {
     ROW("train", "gamma", K_DOUBLE, gamma, "0.1", 0, 1, OPEN_MIN, NULL, "lr decay factor (schedule=step)"),
     ROW("pmi", "permutations", K_INT, permutations, "9999", 0, 1e8, 0, NULL, "resamples of the permutation test"),
     ROW("pmi", "alpha", K_DLIST, alphas, "0.01,0.05", 0, 1, OPEN_MIN | OPEN_MAX, NULL, "significance levels (a list, not a sweep)"),
-    ROW("pmi", "scores", K_SLIST, scores, NULL, 0, 0, 0, score_name, "membership score kinds (a list, not a sweep); default: all"),
+    {"pmi", "scores", K_SLIST, F(scores), NULL, 0, 0, 0, score_name,
+     "membership score kinds (a list, not a sweep); default: every raw kind (diff and lira need pmi.references)", raw_score_name},
     ROW("pmi", "decide", K_CHOICE, decide, "perm", 0, 0, 0, pvalue_name, "p-value used for the ownership decision"),
+    ROW("pmi", "decide_score", K_CHOICE, decide_score, "", 0, 0, EMPTY_OK, score_name, "score kind of the decision, one of pmi.scores; empty: the first"),
+    ROW("pmi", "references", K_INT, references, "0", 0, 1000, 0, NULL, "reference models per seed, trained without any pool sample (0: none)"),
+    ROW("pmi", "reference_fraction", K_DOUBLE, reference_fraction, "1", 0, 1, OPEN_MIN, NULL, "fraction of the owner's training set (without D_k) each reference trains on"),
     ROW("pmi", "independent", K_INT, independent, "1", 0, 100, 0, NULL, "independent models per seed and kind"),
     ROW("pmi", "indep_arch", K_CHOICE, indep_arch, "", 0, 0, EMPTY_OK, nn_arch_name, "architecture of the indep-arch models; empty: model.arch"),
     ROW("store", "save_models", K_BOOL, save_models, "0", 0, 0, 0, NULL, "store model weights in the shard"),
@@ -516,7 +524,7 @@ static int sweepable(const key_def *d) {
 
 /* The key's default as text, in a new string (a K_SLIST without one: every name). */
 static char *default_text(const key_def *d) {
-    return d->def ? util_strdup(d->def) : names_joined(d->names, ",");
+    return d->def ? util_strdup(d->def) : names_joined(d->def_names ? d->def_names : d->names, ",");
 }
 
 /* What the key accepts, in words ("an integer in [1, 10000]"), in a new string. */
@@ -694,6 +702,29 @@ static long long sweep_total(const cfg *c) {
 
 static int write_value(FILE *f, const char *key, const char *value);
 
+/* pmi.decide_score is one of pmi.scores; every calibrated kind there has its references. */
+static int check_scores(const cfg *c, char *err, size_t errlen) {
+    const key_def *d = find_key("pmi", "scores");
+    int i = find_entry(c, "pmi", "scores"), j = find_entry(c, "pmi", "decide_score");
+    char *scores = i >= 0 ? util_strdup(c->e[i].value) : default_text(d);
+    const char *where = i >= 0 ? c->e[i].where : "default", *wr;
+    int refs = int_extreme(c, "pmi", "references", 0, &wr), rc = 0, found = j < 0 || !*c->e[j].value;
+    for (int k = 0, n = list_count(scores); k < n && !rc; k++) {
+        char item[CFG_STR];
+        if (list_item(scores, k, item, sizeof item)) continue;
+        found |= j >= 0 && !strcmp(item, c->e[j].value);
+        int kind = pmi_score_parse(item), need = kind >= 0 ? pmi_score_min_refs((pmi_score_kind)kind) : 0;
+        if (refs < need)
+            rc = util_err(err, errlen, "%s: pmi.scores: '%s' needs pmi.references >= %d (reference models trained without "
+                          "any pool sample), but pmi.references = %d (%s)", where, item, need, refs, wr);
+    }
+    if (!rc && !found)
+        rc = util_err(err, errlen, "%s: pmi.decide_score: '%s' is not one of pmi.scores (%s, %s)",
+                      c->e[j].where, c->e[j].value, scores, where);
+    free(scores);
+    return rc;
+}
+
 int cfg_validate(const cfg *c, char *err, size_t errlen) {
     if (!c) return util_err(err, errlen, "cfg_validate: no config");
     for (int i = 0; i < c->ns; i++)
@@ -715,7 +746,7 @@ int cfg_validate(const cfg *c, char *err, size_t errlen) {
     int secret = int_extreme(c, "pool", "secret", 1, &ws), N = int_extreme(c, "pool", "N", 0, &wn);
     if (secret >= N)
         return util_err(err, errlen, "%s: pool.secret: %d must be less than pool.N = %d (%s)", ws, secret, N, wn);
-    return 0;
+    return check_scores(c, err, errlen);
 }
 
 /* ---- sweep points ---------------------------------------------------------------------- */

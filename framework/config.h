@@ -57,6 +57,7 @@ typedef struct {
     int N;                      /* number of mini-datasets */
     int m;                      /* samples per mini-dataset */
     int secret;                 /* secret index k in [0,N), or -1: drawn from the seed */
+    int repeat;                 /* copies of D_k in the owner's training set (1: the paper) */
     /* [model] */
     char arch[CFG_STR];         /* architecture name, one of nn_arch_name() */
     int width;                  /* width multiplier / base channels */
@@ -73,6 +74,9 @@ typedef struct {
     double alphas[CFG_MAX_ALPHAS]; int n_alphas; /* significance levels for the decision / FPR */
     char scores[CFG_STR];       /* comma list of distinct score kinds (pmi_score_name), "a,b" without spaces */
     char decide[CFG_STR];       /* p-value used for the ownership decision (pmi_pvalue_name) */
+    char decide_score[CFG_STR]; /* score kind of the decision, one of scores; "": the first of scores */
+    int references;             /* reference models per seed (trained without any pool sample); 0: none */
+    double reference_fraction;  /* fraction of the owner's training set (without D_k) each reference trains on */
     int independent;            /* independent models per seed and kind */
     char indep_arch[CFG_STR];   /* architecture of the indep-arch models (pmi.indep_arch; unset: arch) */
     /* [store] */
@@ -104,7 +108,9 @@ int cfg_override(cfg *c, const char *assignment, char *err, size_t errlen);
  * Names are checked against their owners' tables: model.arch and pmi.indep_arch against the
  * architecture registry (nn_arch_name), pmi.scores against pmi_score_name (no name twice, not
  * empty), pmi.decide against pmi_pvalue_name, experiment.device, train.optimizer and
- * train.schedule against nn.h's name tables; the message lists the known names. Every value
+ * train.schedule against nn.h's name tables; the message lists the known names. pmi.decide_score
+ * must be one of pmi.scores, and a calibrated score kind (diff, lira) in pmi.scores needs
+ * pmi.references >= pmi_score_min_refs() at every sweep point. Every value
  * must also be storable: one that does not fit on a CFG_LINE_MAX line needs single spaces
  * where cfg_effective_text() can break it into continuation lines. */
 int cfg_validate(const cfg *c, char *err, size_t errlen);

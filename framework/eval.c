@@ -17,8 +17,29 @@ static void unverifiable(pmi_result *r, int N, int m, int k) {
     memset(r, 0, sizeof *r);
     r->N = N; r->m = m; r->k = k;
     r->identified = r->identified_median = -1;
-    r->margin = NAN;
+    r->margin = r->z_perm = NAN;
     for (int i = 0; i < P_COUNT; i++) { r->p[i] = r->p_nway[i] = NAN; r->nway_index[i] = -1; }
+}
+
+/* The scores of kind `kind` of every pool sample into s (N*m): raw kinds from the
+ * log-probabilities, calibrated ones against the references. 0; 1 when the kind cannot be
+ * calibrated for this model (a reference left out of too few); -1 with pmi_error(). */
+static int kind_scores(const eval_input *in, int kind, const float *logp, double *s) {
+    int64_t nm = (int64_t)in->N * in->m;
+    if (!pmi_score_calibrated((pmi_score_kind)kind)) {
+        pmi_scores((pmi_score_kind)kind, logp, in->pool_labels, nm, in->classes, s);
+        return 0;
+    }
+    pmi_score_kind base = pmi_score_base((pmi_score_kind)kind);
+    if (in->ref_skip >= 0 && in->n_refs - 1 < pmi_score_min_refs((pmi_score_kind)kind)) {
+        for (int64_t i = 0; i < nm; i++) s[i] = NAN;
+        return 1;
+    }
+    double *raw = util_malloc(sizeof *raw * (size_t)nm);
+    pmi_scores(base, logp, in->pool_labels, nm, in->classes, raw);
+    int rc = pmi_calibrate((pmi_score_kind)kind, raw, in->ref_scores[base], in->n_refs, in->ref_skip, nm, s);
+    free(raw);
+    return rc;
 }
 
 /* Scores and statistics of every kind from the log-probabilities. 0, or -1 with err. */
@@ -28,13 +49,14 @@ static int verify_kinds(const eval_input *in, const float *logp, int diverged, s
     #pragma omp parallel for schedule(dynamic)
     for (int k = 0; k < in->n_kinds; k++) {
         double *s = ev->sample_scores + k * nm, *mean = ev->pool_mean + k * in->N, *median = ev->pool_median + k * in->N;
-        pmi_scores((pmi_score_kind)in->kinds[k], logp, in->pool_labels, nm, in->classes, s);
-        if (diverged) {
+        int cal = diverged ? 0 : kind_scores(in, in->kinds[k], logp, s);
+        if (diverged) pmi_scores((pmi_score_kind)in->kinds[k], logp, in->pool_labels, nm, in->classes, s);
+        if (diverged || cal == 1) {
             unverifiable(&ev->res[k], in->N, in->m, in->secret);
             for (int i = 0; i < in->N; i++) mean[i] = median[i] = NAN;
             continue;
         }
-        if (pmi_verify(s, in->N, in->m, in->secret, in->permutations, in->verify_seeds[k], &ev->res[k], mean, median)) {
+        if (cal < 0 || pmi_verify(s, in->N, in->m, in->secret, in->permutations, in->verify_seeds[k], &ev->res[k], mean, median)) {
             #pragma omp critical
             {
                 failed = 1;

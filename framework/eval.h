@@ -23,6 +23,14 @@ typedef struct {
     int permutations;             /* resamples of the permutation test */
     const int *kinds; int n_kinds;/* score kinds (pmi_score_kind), decision kind first */
     const uint64_t *verify_seeds; /* per kind: the seed of its permutation test */
+    /* Reference calibration (score kinds diff and lira, pmi_calibrate): ref_scores[b] holds the
+     * base kind b's scores of the n_refs reference models on every pool sample, (n_refs, N*m),
+     * for each base that a listed calibrated kind needs (NULL otherwise). ref_skip is the
+     * evaluated model's own index among the references (left out: leave-one-out), or -1. When
+     * leaving it out leaves too few references for a kind, that kind is recorded as
+     * unverifiable (NaN scores and p-values). */
+    const double *ref_scores[SCORE_COUNT];
+    int n_refs, ref_skip;
     const char *who;              /* job id, for the diverged-model message */
 } eval_input;
 

@@ -4,6 +4,8 @@
 #include "data.h"
 #include "eval.h"
 #include "util.h"
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -135,18 +137,50 @@ static int progress_epoch(void *ctx, int epoch, int epochs, double loss) {
     return *js->env->stop != 0;
 }
 
-/* The training set of a role: owner = train + D_k; indep-data = the disjoint set; else train. */
-static nn_data *role_data(const plan_job *job, const data_split *sp, nn_data *dtrain) {
-    nn_data *d = NULL, *dk = NULL, *both = NULL;
+/* The owner's set: train + `repeat` copies of D_k. */
+static nn_data *owner_data(const data_split *sp, int repeat, nn_data *dtrain) {
+    nn_data *d = NULL, *dk = NULL;
+    if (nn_data_subset(dtrain, sp->train, sp->n_train, &d) != NN_OK) return NULL;
+    if (nn_data_subset(dtrain, sp->pool + (int64_t)sp->secret * sp->m, sp->m, &dk) != NN_OK) { nn_data_free(d); return NULL; }
+    for (int r = 0; r < repeat && d; r++) {
+        nn_data *both = NULL;
+        if (nn_data_concat(d, dk, &both) != NN_OK) both = NULL;
+        nn_data_free(d);
+        d = both;
+    }
+    nn_data_free(dk);
+    return d;
+}
+
+/* A reference model's set: the owner's training set without D_k, or a random subset of
+ * round(fraction * n_train) of it (at least 1; in the split's order) drawn from the job's
+ * SEED_SUBSET stream. */
+static nn_data *reference_data(const plan_job *job, const data_split *sp, double fraction, nn_data *dtrain) {
+    nn_data *d = NULL;
+    int64_t n = fraction >= 1 ? sp->n_train : (int64_t)llround(fraction * (double)sp->n_train);
+    if (n < 1) n = 1;
+    if (n == sp->n_train) return nn_data_subset(dtrain, sp->train, sp->n_train, &d) == NN_OK ? d : NULL;
+    int64_t *ix = util_malloc(sizeof *ix * (size_t)n);
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(rng, (unsigned long)plan_seed(job, SEED_SUBSET, 0));
+    gsl_ran_choose(rng, ix, (size_t)n, sp->train, (size_t)sp->n_train, sizeof *ix);
+    gsl_rng_free(rng);
+    nn_status st = nn_data_subset(dtrain, ix, n, &d);
+    free(ix);
+    return st == NN_OK ? d : NULL;
+}
+
+/* The training set of a role: owner = train + D_k (pool.repeat times); indep-data = the
+ * disjoint set; reference = train or a subset of it; else train. */
+static nn_data *role_data(const plan_job *job, const pmi_params *p, const data_split *sp, nn_data *dtrain) {
+    nn_data *d = NULL;
     switch (job->role) {
     case ROLE_OWNER:
-        if (nn_data_subset(dtrain, sp->train, sp->n_train, &d) != NN_OK) return NULL;
-        if (nn_data_subset(dtrain, sp->pool + (int64_t)sp->secret * sp->m, sp->m, &dk) != NN_OK) { nn_data_free(d); return NULL; }
-        nn_data_concat(d, dk, &both);
-        nn_data_free(d); nn_data_free(dk);
-        return both;
+        return owner_data(sp, p->repeat, dtrain);
     case ROLE_INDEP_DATA:
         return nn_data_subset(dtrain, sp->indep, sp->n_indep, &d) == NN_OK ? d : NULL;
+    case ROLE_REFERENCE:
+        return reference_data(job, sp, p->reference_fraction, dtrain);
     default:
         return nn_data_subset(dtrain, sp->train, sp->n_train, &d) == NN_OK ? d : NULL;
     }
@@ -172,7 +206,7 @@ static int job_setup(job_state *js, const job_data *d, const data_split *split, 
                                 .seed = plan_seed(js->job, SEED_INIT, 0) };
     js->evals = util_calloc((size_t)js->env->plan->n_attacks + 1, sizeof *js->evals);
     js->loss_curve = util_calloc((size_t)p->epochs, sizeof *js->loss_curve);
-    if (!(js->dtr = role_data(js->job, split, d->dtrain)))
+    if (!(js->dtr = role_data(js->job, p, split, d->dtrain)))
         return util_err(err, errlen, "selecting training data: %s", nn_last_error());
     if (nn_model_create(&js->spec, &js->model) != NN_OK)
         return util_err(err, errlen, "model '%s': %s", js->arch, nn_last_error());
@@ -247,17 +281,61 @@ static int collect_weights(job_state *js) {
     return 0;
 }
 
+/* The reference models' base scores on the pool, for the calibrated kinds: per base kind
+ * (loss, logit), (n, N*m) with row r the reference of replica r. */
+typedef struct {
+    double *scores[SCORE_COUNT];
+    int n;
+} ref_scores;
+
+static void ref_scores_free(ref_scores *rs) {
+    for (int b = 0; b < SCORE_COUNT; b++) free(rs->scores[b]);
+    memset(rs, 0, sizeof *rs);
+}
+
+/* Fills rs from the trained reference models among js[0..g): exactly p->references of them,
+ * replicas 0..references-1 (the runner keeps a seed's jobs together). 0, or -1 with err. */
+static int ref_scores_fill(ref_scores *rs, const job_state *js, int g, const nn_data *pool, const int32_t *pool_labels,
+                           char *err, size_t errlen) {
+    const pmi_params *p = js[0].p;
+    int64_t nm = (int64_t)p->N * p->m, classes = js[0].spec.classes;
+    memset(rs, 0, sizeof *rs);
+    if (p->references < 1) return 0;
+    static const pmi_score_kind bases[] = {SCORE_LOSS, SCORE_LOGIT};
+    for (size_t b = 0; b < sizeof bases / sizeof bases[0]; b++)
+        rs->scores[bases[b]] = util_malloc(sizeof(double) * (size_t)(nm * p->references));
+    float *logp = util_malloc(sizeof(float) * (size_t)(nm * classes));
+    for (int i = 0; i < g; i++) {
+        if (js[i].job->role != ROLE_REFERENCE) continue;
+        int r = js[i].job->replica;
+        if (nn_eval_logp(js[i].model, pool, logp) != NN_OK) {
+            free(logp);
+            return util_err(err, errlen, "reference %s: %s", js[i].job->id, nn_last_error());
+        }
+        for (size_t b = 0; b < sizeof bases / sizeof bases[0]; b++)
+            pmi_scores(bases[b], logp, pool_labels, nm, (int)classes, rs->scores[bases[b]] + r * nm);
+        rs->n++;
+    }
+    free(logp);
+    if (rs->n != p->references)
+        return util_err(err, errlen, "job group of %s: %d of pmi.references = %d reference models (a seed's jobs must run together)",
+                        js[0].job->id, rs->n, p->references);
+    return 0;
+}
+
 /* After training: training accuracy, the un-attacked evaluation, the attacks, the weights.
  * Returns 0, -1 on error, 1 when stopped. */
 static int job_finish(job_state *js, const data_split *split, nn_data *pool, nn_data *test, nn_data *attacker,
-                      const int32_t *pool_labels, char *err, size_t errlen) {
+                      const int32_t *pool_labels, const ref_scores *rs, char *err, size_t errlen) {
     if (js->progress) fprintf(stderr, "\r\033[K");
     if (nn_accuracy(js->model, js->dtr, &js->train_acc) != NN_OK) return util_err(err, errlen, "accuracy: %s", nn_last_error());
     uint64_t seeds[SCORE_COUNT];
     verify_seeds(js, seeds);
     eval_input in = { .pool = pool, .pool_labels = pool_labels, .test = test, .classes = js->spec.classes,
                       .N = js->p->N, .m = js->p->m, .secret = split->secret, .permutations = js->p->permutations,
-                      .kinds = js->point->kinds, .n_kinds = js->point->n_kinds, .verify_seeds = seeds, .who = js->job->id };
+                      .kinds = js->point->kinds, .n_kinds = js->point->n_kinds, .verify_seeds = seeds, .who = js->job->id,
+                      .n_refs = rs->n, .ref_skip = js->job->role == ROLE_REFERENCE ? js->job->replica : -1 };
+    memcpy(in.ref_scores, rs->scores, sizeof in.ref_scores);
     store_eval *ev = &js->evals[js->n_evals++];
     snprintf(ev->attack, sizeof ev->attack, "none");
     snprintf(ev->type, sizeof ev->type, "none");
@@ -314,6 +392,7 @@ static int write_shard(const job_state *js, const data_split *split, char *err, 
     sj.trained_on_k = plan_roles[js->job->role].trained_on_k;
     sj.independent = plan_roles[js->job->role].independent;
     sj.train_acc = js->train_acc; sj.test_acc = js->test_acc; sj.wall_s = wall;
+    sj.train_samples = (int)nn_data_size(js->dtr);
     sj.split = split;
     sj.loss_curve = js->loss_curve; sj.epochs = p->epochs;
     sj.evals = js->evals; sj.n_evals = js->n_evals;
@@ -341,6 +420,7 @@ int job_run_group(const job_env *env, job_data *d, const plan_job *jobs, int g, 
     int rc = -1;
     int64_t nm = (int64_t)p->N * p->m;
     nn_data *pool = NULL, *test = NULL, *attacker = NULL;
+    ref_scores refs = {0};
     job_state *js = util_calloc((size_t)g, sizeof *js);
     int32_t *pool_labels = util_malloc(sizeof *pool_labels * (size_t)nm);
     for (int64_t i = 0; i < nm; i++) pool_labels[i] = d->train.y[split.pool[i]];
@@ -362,14 +442,16 @@ int job_run_group(const job_env *env, job_data *d, const plan_job *jobs, int g, 
         if (job_setup(&js[i], d, &split, err, errlen)) goto out;
     }
     if ((rc = train_all(js, g, err, errlen))) goto out;
+    if ((rc = ref_scores_fill(&refs, js, g, pool, pool_labels, err, errlen))) goto out;
     for (int i = 0; i < g && rc == 0; i++) {
-        rc = job_finish(&js[i], &split, pool, test, attacker, pool_labels, err, errlen);
+        rc = job_finish(&js[i], &split, pool, test, attacker, pool_labels, &refs, err, errlen);
         if (rc == 0) rc = write_shard(&js[i], &split, err, errlen);
         job_state_free(&js[i]);
     }
 out:
     for (int i = 0; i < g; i++) job_state_free(&js[i]);
     free(js); free(pool_labels);
+    ref_scores_free(&refs);
     nn_data_free(pool); nn_data_free(test); nn_data_free(attacker);
     data_split_free(&split);
     return rc;

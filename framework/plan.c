@@ -12,10 +12,12 @@ const plan_role_info plan_roles[ROLE_COUNT] = {
     {"indep-data", 0, 1, "disjoint training data of the same size and distribution"},
     {"indep-seed", 0, 1, "the owner's training data without any mini-dataset, other init seed"},
     {"indep-arch", 0, 1, "the owner's training data without any mini-dataset, pmi.indep_arch"},
+    {"reference",  0, 0, "the owner's training data without any mini-dataset (or a pmi.reference_fraction of it), "
+                         "own init and batch order: calibrates the diff and lira scores; not independent"},
 };
 
 static int role_count(plan_role r, const pmi_params *p) {
-    return plan_roles[r].independent ? p->independent : 1;
+    return r == ROLE_REFERENCE ? p->references : plan_roles[r].independent ? p->independent : 1;
 }
 
 static void add_jobs(plan *pl, int pt, int *cap) {
@@ -27,14 +29,15 @@ static void add_jobs(plan *pl, int pt, int *cap) {
                 plan_job *j = &pl->jobs[pl->n_jobs];
                 j->index = pl->n_jobs++;
                 j->point = pt; j->seed = p->seed + s; j->role = (plan_role)r; j->replica = rep;
-                if (plan_roles[r].independent)
+                if (plan_roles[r].independent || r == ROLE_REFERENCE)
                     snprintf(j->id, sizeof j->id, "p%d-s%d-%s-r%d", pt, j->seed, plan_roles[r].name, rep);
                 else
                     snprintf(j->id, sizeof j->id, "p%d-s%d-%s", pt, j->seed, plan_roles[r].name);
             }
 }
 
-/* pmi.scores into kinds (cfg_validate has checked the names; this refuses what slipped by). */
+/* pmi.scores into kinds, pmi.decide_score moved first (cfg_validate has checked the names and
+ * the references; this refuses what slipped by). */
 static int parse_kinds(plan_point *pt, char *err, size_t errlen) {
     char *buf = util_strdup(pt->params.scores);
     pt->n_kinds = 0;
@@ -42,10 +45,21 @@ static int parse_kinds(plan_point *pt, char *err, size_t errlen) {
         int k = pmi_score_parse(t);
         for (int i = 0; i < pt->n_kinds && k >= 0; i++) if (pt->kinds[i] == k) k = -1;
         if (k < 0 || pt->n_kinds == SCORE_COUNT) { free(buf); return util_err(err, errlen, "pmi.scores: unknown or repeated score kind '%s'", t); }
+        if (pt->params.references < pmi_score_min_refs((pmi_score_kind)k)) {
+            free(buf);
+            return util_err(err, errlen, "pmi.scores: '%s' needs pmi.references >= %d", t, pmi_score_min_refs((pmi_score_kind)k));
+        }
         pt->kinds[pt->n_kinds++] = k;
     }
     free(buf);
-    return pt->n_kinds ? 0 : util_err(err, errlen, "pmi.scores: no score kind");
+    if (!pt->n_kinds) return util_err(err, errlen, "pmi.scores: no score kind");
+    if (!pt->params.decide_score[0]) return 0;
+    int d = pmi_score_parse(pt->params.decide_score), at = -1;
+    for (int i = 0; i < pt->n_kinds; i++) if (pt->kinds[i] == d) at = i;
+    if (at < 0) return util_err(err, errlen, "pmi.decide_score: '%s' is not one of pmi.scores", pt->params.decide_score);
+    memmove(pt->kinds + 1, pt->kinds, sizeof *pt->kinds * (size_t)at);
+    pt->kinds[0] = d;
+    return 0;
 }
 
 /* Names the results file stores in fixed fields must fit them: refused here, before anything
@@ -129,6 +143,12 @@ int plan_groups(const plan_job *jobs, int n) {
     return g;
 }
 
+int plan_has_references(const plan *p) {
+    for (int i = 0; i < p->n_points; i++)
+        if (p->points[i].params.references > 0) return 1;
+    return 0;
+}
+
 /* True for the lines the config hash leaves out: [experiment] seeds (adding seeds keeps
  * earlier jobs valid) and output (where the folder lies, not what is in it). */
 static int is_unhashed_line(const char *line, const char *section) {
@@ -162,9 +182,10 @@ static uint64_t splitmix64(uint64_t x) {
 }
 
 uint64_t plan_seed(const plan_job *j, plan_seed_purpose purpose, uint64_t index) {
-    uint64_t who = 0;   /* shared by every job of the seed unless the purpose is the init */
-    if (purpose == SEED_INIT && plan_roles[j->role].independent)
-        who = 1 + (uint64_t)j->role * 1000003u + (uint64_t)j->replica;
+    uint64_t who = 0;   /* shared by every job of the seed unless the purpose is the job's own */
+    int own = (purpose == SEED_INIT && (plan_roles[j->role].independent || j->role == ROLE_REFERENCE))
+              || (j->role == ROLE_REFERENCE && (purpose == SEED_BATCH || purpose == SEED_SUBSET));
+    if (own) who = 1 + (uint64_t)j->role * 1000003u + (uint64_t)j->replica;
     uint64_t h = splitmix64((uint64_t)(int64_t)j->seed);
     h = splitmix64(h ^ (uint64_t)purpose);
     h = splitmix64(h ^ who);

@@ -22,7 +22,7 @@
 #include "config.h"
 #include "pmi.h"
 
-typedef enum { ROLE_OWNER = 0, ROLE_CLEAN, ROLE_INDEP_DATA, ROLE_INDEP_SEED, ROLE_INDEP_ARCH, ROLE_COUNT } plan_role;
+typedef enum { ROLE_OWNER = 0, ROLE_CLEAN, ROLE_INDEP_DATA, ROLE_INDEP_SEED, ROLE_INDEP_ARCH, ROLE_REFERENCE, ROLE_COUNT } plan_role;
 
 /* What each role trains on and how it is initialised; one row per role. */
 typedef struct {
@@ -38,7 +38,8 @@ typedef struct {
     int point;             /* sweep point index */
     int seed;              /* experiment seed (split, secret k, batch order) */
     plan_role role;
-    int replica;           /* 0 .. independent-1 for independent roles, 0 otherwise */
+    int replica;           /* 0 .. independent-1 for independent roles, 0 .. references-1 for
+                            * reference models, 0 otherwise */
     int index;             /* position in plan.jobs (stays with the job through slices) */
 } plan_job;
 
@@ -46,7 +47,8 @@ typedef struct {
 typedef struct {
     pmi_params params;     /* typed parameters (cfg_point) */
     char *label;           /* "key=value,key=value" of the sweep axes, "" without a sweep */
-    int kinds[SCORE_COUNT]; int n_kinds;   /* pmi.scores as pmi_score_kind, decision kind first */
+    int kinds[SCORE_COUNT]; int n_kinds;   /* pmi.scores as pmi_score_kind, decision kind
+                                            * (pmi.decide_score, else the first listed) first */
 } plan_point;
 
 typedef struct {
@@ -75,6 +77,9 @@ int plan_slice(plan_job *jobs, int n, int slice, int nslices);
 int plan_slice_groups(plan_job *jobs, int n, int slice, int nslices);
 /* The number of groups (runs of adjacent jobs of one point and seed) in jobs[0..n). */
 int plan_groups(const plan_job *jobs, int n);
+/* 1 when some sweep point has reference models (pmi.references > 0): then the jobs of one point
+ * and seed must run together, since every model is calibrated by the group's references. */
+int plan_has_references(const plan *p);
 /* The architecture a job trains: pmi.indep_arch for indep-arch models, model.arch otherwise. */
 const char *plan_arch(const plan *p, const plan_job *j);
 /* The 64-bit FNV-1a hash of an effective config text, seed count and output folder aside, as
@@ -84,14 +89,17 @@ void plan_config_hash(const char *config_text, char out[17]);
 /* What a random stream is for. Each purpose names who shares it:
  *   SEED_SPLIT   the data split and the secret k: every job of one seed (they must agree);
  *   SEED_INIT    model initialisation: owner and clean share it (the fidelity pair), every
- *                independent role and replica has its own;
- *   SEED_BATCH   mini-batch order of training: every job of one seed;
+ *                independent and reference role and replica has its own;
+ *   SEED_BATCH   mini-batch order of training: every job of one seed, except that every
+ *                reference model has its own;
  *   SEED_ATTACK  the attacks' base seed (attack.c derives each step's seeds from it): every
  *                job of one seed, so owner and independents see the same attack;
- *   SEED_VERIFY  the permutation test of score kind number `index`: every job of one seed. */
-typedef enum { SEED_SPLIT = 1, SEED_INIT, SEED_BATCH, SEED_ATTACK, SEED_VERIFY } plan_seed_purpose;
-/* The seed of a purpose for job j: splitmix64 of (experiment seed, purpose, role/replica for
- * SEED_INIT, index). Different purposes give unrelated streams. */
+ *   SEED_VERIFY  the permutation test of score kind number `index`: every job of one seed;
+ *   SEED_SUBSET  a reference model's random subset of the training set (pmi.reference_fraction):
+ *                its own. */
+typedef enum { SEED_SPLIT = 1, SEED_INIT, SEED_BATCH, SEED_ATTACK, SEED_VERIFY, SEED_SUBSET } plan_seed_purpose;
+/* The seed of a purpose for job j: splitmix64 of (experiment seed, purpose, role/replica where
+ * the purpose is the job's own, index). Different purposes give unrelated streams. */
 uint64_t plan_seed(const plan_job *j, plan_seed_purpose purpose, uint64_t index);
 
 #endif

@@ -535,7 +535,8 @@ static const char *kind_axis(const char *kind) {
     static const char *const axes[SCORE_COUNT] = {
         [SCORE_LOSS] = "log p_y (nats)", [SCORE_CONF] = "p_y (probability)", [SCORE_CORRECT] = "1 if correct, else 0",
         [SCORE_ENTROPY] = "-H(p) (nats)", [SCORE_MENTROPY] = "-Mentr(p, y) (nats)",
-        [SCORE_LOGIT] = "log p_y - log(1 - p_y) (nats)"};
+        [SCORE_LOGIT] = "log p_y - log(1 - p_y) (nats)", [SCORE_DIFF] = "log p_y minus the references' mean (nats)",
+        [SCORE_LIRA] = "(logit - mu_ref) / sigma_ref"};
     int k = pmi_score_parse(kind);
     return k >= 0 && axes[k] ? axes[k] : "score";
 }
@@ -788,19 +789,35 @@ static void add_distinct(int *vals, int *n, int v) {
     (*n)++;
 }
 
+/* The panel of a row in the ablation figure: its score kind, and the sweep values of its point
+ * other than pool.N and pool.m ("loss" or "diff, pool.repeat=2"), so that the cells of one panel
+ * differ only in N and m. */
+static void ablation_panel(const store_row *r, char *out, size_t len) {
+    int n = snprintf(out, len, "%s", r->score);
+    const char *p = r->point;
+    while (*p) {
+        size_t k = strcspn(p, ",");
+        if (strncmp(p, "pool.N=", 7) && strncmp(p, "pool.m=", 7) && n >= 0 && (size_t)n < len)
+            n += snprintf(out + n, len - (size_t)n, "%s%.*s", strchr(out, ',') ? " " : ", ", (int)k, p);
+        p += k + (p[k] == ',');
+    }
+}
+
 /* Claimed rate at the first alpha and median -log10 p of the un-attacked owners over the pool
- * sizes N x m, one pair of panels per score kind in the file. */
+ * sizes N x m, one pair of panels per score kind in the file and per value of the other sweep
+ * axes (pool.repeat, pmi.references, ...). */
 static int fig_ablation(plot_ctx *c, const fig_spec *fs) {
     int *Ns = util_malloc(sizeof(int) * (size_t)(2 * c->nall + 2)), *ms = Ns + c->nall + 1, nN = 0, nm = 0, nk = 0;
-    char (*kinds)[LABEL] = util_malloc(sizeof *kinds * SCORE_COUNT);
+    char (*kinds)[LABEL] = util_malloc(sizeof *kinds * (size_t)(c->nall + 1)), panel[LABEL];
     for (int64_t i = 0; i < c->nall; i++) {
         const store_row *r = &c->all[i];
         if (!is_owner(r) || !unattacked(r)) continue;
         add_distinct(Ns, &nN, r->N);
         add_distinct(ms, &nm, r->m);
+        ablation_panel(r, panel, sizeof panel);
         int seen = 0;
-        for (int k = 0; k < nk && !seen; k++) seen = !strcmp(kinds[k], r->score);
-        if (!seen && nk < SCORE_COUNT) snprintf(kinds[nk++], LABEL, "%s", r->score);
+        for (int k = 0; k < nk && !seen; k++) seen = !strcmp(kinds[k], panel);
+        if (!seen) snprintf(kinds[nk++], LABEL, "%s", panel);
     }
     if (nN < 2 || nm < 2) {
         char why[160];
@@ -820,7 +837,9 @@ static int fig_ablation(plot_ctx *c, const fig_spec *fs) {
                 int n = 0, claimed = 0;
                 for (int64_t i = 0; i < c->nall; i++) {
                     const store_row *r = &c->all[i];
-                    if (!is_owner(r) || !unattacked(r) || strcmp(r->score, kinds[k]) || r->N != Ns[a] || r->m != ms[b]) continue;
+                    if (!is_owner(r) || !unattacked(r) || r->N != Ns[a] || r->m != ms[b]) continue;
+                    ablation_panel(r, panel, sizeof panel);
+                    if (strcmp(panel, kinds[k])) continue;
                     double p = row_p(r, c->decide);
                     if (isnan(p)) continue;
                     claimed += p < alpha;

@@ -27,7 +27,8 @@
  *                        mean and 95% CI (clipped to [0, 1])
  *   ablation             heatmaps over the owners' pool sizes N x m (un-attacked): the fraction
  *                        claimed at the first alpha and the median -log10 p, a row per score kind
- *                        in the file; skipped unless N and m each take two values
+ *                        in the file and value of the other sweep axes (pool.repeat=2, ...);
+ *                        skipped unless N and m each take two values
  * The decision score kind, p-value and alphas are the file's decision settings
  * (store_read_settings()), as in report.c; independent models are the rows with
  * independent = 1, and the x axis of a robustness figure is the evaluations' strength_key. The

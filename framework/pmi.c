@@ -26,7 +26,7 @@ static void set_error(const char *fmt, ...) {
 const char *pmi_error(void) { return pmi_msg; }
 
 /* ---- names ----------------------------------------------------------------------------- */
-static const char *const score_names[SCORE_COUNT] = {"loss", "conf", "correct", "entropy", "mentropy", "logit"};
+static const char *const score_names[SCORE_COUNT] = {"loss", "conf", "correct", "entropy", "mentropy", "logit", "diff", "lira"};
 static const char *const pvalue_names[P_COUNT] = {"rank", "perm", "welch", "mw"};
 
 static int find_name(const char *const *names, int n, const char *name) {
@@ -105,6 +105,55 @@ void pmi_scores(pmi_score_kind kind, const float *logp, const int32_t *y, int64_
         const float *row = logp + i * (int64_t)classes;
         out[i] = y[i] >= 0 && y[i] < classes ? score_row(kind, row, y[i], classes) : NAN;
     }
+}
+
+/* ---- reference calibration ---------------------------------------------------------------- */
+int pmi_score_calibrated(pmi_score_kind k) { return k == SCORE_DIFF || k == SCORE_LIRA; }
+
+pmi_score_kind pmi_score_base(pmi_score_kind k) {
+    return k == SCORE_DIFF ? SCORE_LOSS : k == SCORE_LIRA ? SCORE_LOGIT : k;
+}
+
+int pmi_score_min_refs(pmi_score_kind k) { return k == SCORE_DIFF ? 1 : k == SCORE_LIRA ? 2 : 0; }
+
+/* Mean and sample variance over the references r != skip of column i of ref (R, n). */
+static void ref_moments(const double *ref, int R, int skip, int64_t n, int64_t i, double *mu, double *var) {
+    double s = 0, ss = 0;
+    int c = 0;
+    for (int r = 0; r < R; r++)
+        if (r != skip) { s += ref[(int64_t)r * n + i]; c++; }
+    *mu = s / c;
+    for (int r = 0; r < R; r++)
+        if (r != skip) { double d = ref[(int64_t)r * n + i] - *mu; ss += d * d; }
+    *var = c > 1 ? ss / (c - 1) : NAN;
+}
+
+int pmi_calibrate(pmi_score_kind kind, const double *s, const double *ref, int R, int skip, int64_t n, double *out) {
+    if (!s || !ref || !out || n < 1) { set_error("pmi_calibrate: NULL array or n < 1"); return -1; }
+    if (!pmi_score_calibrated(kind)) { set_error("pmi_calibrate: %s is not a calibrated score kind", pmi_score_name(kind)); return -1; }
+    int used = R - (skip >= 0 && skip < R);
+    if (used < pmi_score_min_refs(kind)) {
+        set_error("pmi_calibrate: %s needs %d reference model%s, %d given", pmi_score_name(kind),
+                  pmi_score_min_refs(kind), pmi_score_min_refs(kind) > 1 ? "s" : "", used);
+        return -1;
+    }
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(s[i])) { set_error("pmi_calibrate: score %lld = %g is not finite", (long long)i, s[i]); return -1; }
+    for (int64_t i = 0; i < (int64_t)R * n; i++)
+        if (!isfinite(ref[i])) { set_error("pmi_calibrate: reference score %lld = %g is not finite", (long long)i, ref[i]); return -1; }
+    double pooled = 0, mu, var;
+    if (kind == SCORE_LIRA) {
+        for (int64_t i = 0; i < n; i++) { ref_moments(ref, R, skip, n, i, &mu, &var); pooled += var; }
+        pooled = sqrt(pooled / n);
+    }
+    for (int64_t i = 0; i < n; i++) {
+        ref_moments(ref, R, skip, n, i, &mu, &var);
+        if (kind == SCORE_DIFF) { out[i] = s[i] - mu; continue; }
+        double sigma = used >= PMI_LIRA_PERSAMPLE_MIN ? fmax(sqrt(var), PMI_LIRA_SIGMA_FLOOR * pooled) : pooled;
+        /* every reference gave every sample the same score: no spread to standardise by */
+        out[i] = sigma > 0 ? (s[i] - mu) / sigma : s[i] - mu;
+    }
+    return 0;
 }
 
 /* ---- small helpers ---------------------------------------------------------------------- */
@@ -386,9 +435,11 @@ static void mw_all(const double *scores, int N, int m, double *p) {
     free(u1);
 }
 
-/* Permutation p of every mini-dataset from one set of permutation means; -1 when GSL cannot
- * create the generator. */
-static int perm_all(const double *scores, int N, int m, const double *mean, int R, uint64_t seed, double *p) {
+/* Permutation p of every mini-dataset from one set of permutation means, and *z the standing
+ * of mini-dataset k's mean among them ((mean - their mean) / their sd; NAN when R < 2 or they
+ * do not vary); -1 when GSL cannot create the generator. */
+static int perm_all(const double *scores, int N, int m, int k, const double *mean, int R, uint64_t seed, double *p, double *z) {
+    *z = NAN;
     if (R == 0) {
         for (int i = 0; i < N; i++) p[i] = NAN;
         return 0;
@@ -398,16 +449,21 @@ static int perm_all(const double *scores, int N, int m, const double *mean, int 
     if (!means) return -1;
     double tol = perm_tol(scores, total, m);
     for (int i = 0; i < N; i++) p[i] = perm_p_from(means, R, mean[i], tol);
+    if (R >= 2) {
+        double mu = gsl_stats_mean(means, 1, (size_t)R), sd = gsl_stats_sd_m(means, 1, (size_t)R, mu);
+        if (sd > 0) *z = (mean[k] - mu) / sd;
+    }
     free(means);
     return 0;
 }
 
-/* pall (P_COUNT, N): every statistic's p-value for every mini-dataset; -1 as perm_all(). */
-static int pvalues_all(const double *scores, int N, int m, const pool_stats *ps, int R, uint64_t seed, double *pall) {
+/* pall (P_COUNT, N): every statistic's p-value for every mini-dataset, *z D_k's permutation z;
+ * -1 as perm_all(). */
+static int pvalues_all(const double *scores, int N, int m, int k, const pool_stats *ps, int R, uint64_t seed, double *pall, double *z) {
     for (int i = 0; i < N; i++) pall[(size_t)P_RANK * N + i] = rank_p(ps->mean, N, i);
     welch_all(ps, N, m, pall + (size_t)P_WELCH * N);
     mw_all(scores, N, m, pall + (size_t)P_MW * N);
-    return perm_all(scores, N, m, ps->mean, R, seed, pall + (size_t)P_PERM * N);
+    return perm_all(scores, N, m, k, ps->mean, R, seed, pall + (size_t)P_PERM * N, z);
 }
 
 int pmi_verify(const double *scores, int N, int m, int k, int permutations, uint64_t seed,
@@ -416,8 +472,9 @@ int pmi_verify(const double *scores, int N, int m, int k, int permutations, uint
     if (check_args(scores, N, m, k, permutations) != 0) return -1;
     pool_stats ps = {0};
     double *pall = util_malloc((size_t)P_COUNT * N * sizeof *pall);
+    double z;
     pool_stats_fill(&ps, scores, N, m);
-    if (pvalues_all(scores, N, m, &ps, permutations, seed, pall) != 0) {
+    if (pvalues_all(scores, N, m, k, &ps, permutations, seed, pall, &z) != 0) {
         set_error("pmi: cannot create the permutation test's random generator (N = %d, m = %d)", N, m);
         free(pall);
         pool_stats_free(&ps);
@@ -428,6 +485,7 @@ int pmi_verify(const double *scores, int N, int m, int k, int permutations, uint
     res->identified = argmax_d(ps.mean, N);
     res->identified_median = argmax_d(ps.median, N);
     res->margin = margin_of(ps.mean, N, scores, (size_t)N * m);
+    res->z_perm = z;
     for (int s = 0; s < P_COUNT; s++) {
         res->p[s] = pall[(size_t)s * N + k];
         res->p_nway[s] = pmi_holm_min(pall + (size_t)s * N, N, &res->nway_index[s]);

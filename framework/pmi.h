@@ -58,11 +58,39 @@ typedef enum {
     SCORE_ENTROPY,      /* -H(p) */
     SCORE_MENTROPY,     /* -Mentr(p, y), Song & Mittal 2021 */
     SCORE_LOGIT,        /* log p_y - log(1 - p_y), LiRA's logit-scaled confidence */
+    SCORE_DIFF,         /* calibrated: log p_y minus the references' mean log p_y (Watson et al. 2022) */
+    SCORE_LIRA,         /* calibrated: offline LiRA, (logit - mu_ref) / sigma_ref (Carlini et al. 2022) */
     SCORE_COUNT
 } pmi_score_kind;
+#define SCORE_RAW_COUNT SCORE_DIFF   /* kinds below this are functions of the model's output alone */
 
 const char *pmi_score_name(pmi_score_kind k);     /* "loss", "conf", ...; "unknown" if out of range */
 int pmi_score_parse(const char *name);            /* -1 if unknown */
+
+/* Reference calibration. A calibrated kind (diff, lira) is computed from a raw kind, its base
+ * (loss for diff, logit for lira), of the model and of R reference models that the owner
+ * trained without any pool sample. Per pool sample i, with ref (R, n) the references' base
+ * scores and s the model's:
+ *   diff  s_i - mean_r ref[r][i]
+ *   lira  (s_i - mu_i) / sigma, mu_i = mean_r ref[r][i]; sigma is the per-sample standard
+ *         deviation sd_r ref[r][i] (R - 1 denominator) when R >= PMI_LIRA_PERSAMPLE_MIN, and
+ *         otherwise the pooled sqrt(mean_i sd_i^2) over all n pool samples (few references
+ *         estimate one spread far better than n); a per-sample sigma is floored at
+ *         PMI_LIRA_SIGMA_FLOOR times the pooled one, so a sample every reference scores alike
+ *         cannot dominate. lira needs R >= 2 (a spread), diff R >= 1.
+ * Neither uses the partition into mini-datasets, so the permutation test stays exact when no
+ * reference saw a pool sample. `skip` (0..R-1, or -1 for none) leaves one reference out: a
+ * reference evaluated as a suspect is calibrated by the others. */
+#define PMI_LIRA_PERSAMPLE_MIN 16
+#define PMI_LIRA_SIGMA_FLOOR   0.1
+int pmi_score_calibrated(pmi_score_kind k);       /* 1 for diff and lira, else 0 */
+pmi_score_kind pmi_score_base(pmi_score_kind k);  /* loss for diff, logit for lira, k otherwise */
+int pmi_score_min_refs(pmi_score_kind k);         /* references a kind needs: 0 raw, 1 diff, 2 lira */
+/* out[i] = the calibrated score of sample i (above) from the model's base scores s (n) and the
+ * references' ref (R, n) row-major. Returns 0, or -1 (out untouched, pmi_error() says why) on
+ * NULL arrays, n < 1, a kind that is not calibrated, fewer references than it needs once
+ * `skip` is left out, or a non-finite input. */
+int pmi_calibrate(pmi_score_kind kind, const double *s, const double *ref, int R, int skip, int64_t n, double *out);
 
 /* out[i] = score of sample i, from logp (n, classes) row-major and labels y (n). Nothing is
  * written when a pointer is NULL, n < 1 or classes < 1; an unknown kind gives NaN scores. */
@@ -82,6 +110,9 @@ typedef struct {
     double p[P_COUNT];          /* one-sided p-values of D_k, indexed by pmi_pvalue */
     double p_nway[P_COUNT];     /* Holm-corrected smallest p over all N mini-datasets */
     int nway_index[P_COUNT];    /* the mini-dataset attaining it */
+    double z_perm;              /* (D_k's mean - mean of the permutation means) / their sd: the evidence
+                                 * beyond the permutation floor 1/(permutations+1); NAN when
+                                 * permutations < 2 or the permutation means do not vary */
 } pmi_result;
 
 /* Pooled statistics of scores (N, m) row-major. pool_mean, pool_median (optional, N) get each

@@ -393,13 +393,15 @@ static void build_models(table *t, const store_row *r, int64_t n, const settings
 typedef struct {
     double *acc, *pos[P_COUNT], *neg[P_COUNT];
     double *nway[P_COUNT];        /* owners' Holm-corrected N-way p-values */
-    int npos, nneg, ident;
+    double *z;                    /* owners' z_perm (NaN ones left out: nz of them) */
+    int npos, nneg, ident, nz;
     double *buf;
 } setting_stats;
 
 static void stats_init(setting_stats *st, int cap) {
-    st->buf = util_malloc(sizeof(double) * (size_t)(cap > 0 ? cap : 1) * (1 + 3 * P_COUNT));
+    st->buf = util_malloc(sizeof(double) * (size_t)(cap > 0 ? cap : 1) * (2 + 3 * P_COUNT));
     st->acc = st->buf;
+    st->z = st->buf + (size_t)cap * (1 + 3 * P_COUNT);
     for (int p = 0; p < P_COUNT; p++) {
         st->pos[p] = st->buf + (size_t)cap * (1 + p);
         st->neg[p] = st->buf + (size_t)cap * (1 + P_COUNT + p);
@@ -414,12 +416,13 @@ static double row_p_nway(const store_row *r, int which) {
 }
 
 static void collect(const store_row *r, const int64_t *idx, int k, setting_stats *st) {
-    st->npos = st->nneg = st->ident = 0;
+    st->npos = st->nneg = st->ident = st->nz = 0;
     for (int i = 0; i < k; i++) {
         const store_row *x = &r[idx[i]];
         if (!strcmp(x->role, "owner")) {
             st->acc[st->npos] = x->test_acc;
             st->ident += x->identified == x->secret_k;
+            if (!isnan(x->z_perm)) st->z[st->nz++] = x->z_perm;
             for (int p = 0; p < P_COUNT; p++) {
                 st->pos[p][st->npos] = row_p(x, p);
                 st->nway[p][st->npos] = row_p_nway(x, p);
@@ -466,6 +469,7 @@ static void build_settings(table *t, const store_row *r, const int64_t *idx, int
     table_col(t, "claimed", "claimed", C_RATE, 1);
     table_col(t, med, "median_p", C_P, 0);
     table_col(t, nway, "median_p_nway_holm", C_P, 0);
+    table_col(t, "median z_perm", "median_z_perm", C_P, 0);
     table_col(t, "indep", "indep", C_INT, 0);
     table_col(t, "FPR", "fpr", C_RATE, 1);
     table_col(t, "AUC", "auc", C_P, 0);
@@ -488,6 +492,7 @@ static void build_settings(table *t, const store_row *r, const int64_t *idx, int
         c++;
         set_num(t, c++, 0, median_of(st.pos[dd], st.npos));
         set_num(t, c++, 0, median_of(st.nway[dd], st.npos));
+        set_num(t, c++, 0, median_of(st.z, st.nz));
         set_int(t, c++, st.nneg);
         for (int a = 0; a < s->n_alphas; a++) set_rate(t, c, a, count_below(st.neg[dd], st.nneg, s->alphas[a]), st.nneg);
         c++;

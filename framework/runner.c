@@ -156,9 +156,24 @@ typedef struct {
     unsigned char *job_flags;    /* with workers: JOB_ALONE / JOB_GIVEN_UP per job of the plan (shared) */
     int ngpus;                   /* --gpus: worker processes, one per GPU; 0 without --gpus */
     char visible[RUNNER_MAX_GPUS][16]; /* --gpus: worker w's CUDA_VISIBLE_DEVICES */
+    int together;                /* reference models: a point and seed's jobs always run as one
+                                  * group, all of them when any must run (plan_has_references) */
     int lock_fd;                 /* the experiment folder's lock, -1 when not held */
     char exp_dir[4096];          /* <output>/<name> */
 } run_ctx;
+
+/* The jobs of this process that a run will skip: the complete ones, and with reference models
+ * only those of seed groups that are complete as a whole. */
+static int count_settled(const run_ctx *r, const char *shard_dir) {
+    if (!r->together) return count_complete(r->mine, r->nmine, shard_dir);
+    int k = 0;
+    for (int a = 0, b; a < r->nmine; a = b) {
+        for (b = a + 1; b < r->nmine && r->mine[b].point == r->mine[a].point && r->mine[b].seed == r->mine[a].seed; b++) {}
+        int done = count_complete(r->mine + a, b - a, shard_dir);
+        k += done == b - a ? done : 0;
+    }
+    return k;
+}
 
 /* Resolves the device in a short-lived child process when workers may be forked: a process
  * that has initialised CUDA cannot hand it to forked children. */
@@ -238,6 +253,7 @@ static int prepare(run_ctx *r, runner_summary *s, char *err, size_t errlen) {
     if (removed) fprintf(stderr, "pmi: removed %d temporary file%s of killed runs from %s\n", removed, removed > 1 ? "s" : "", s->shard_dir);
     r->mine = util_malloc(sizeof *r->mine * (size_t)r->pl->n_jobs);
     memcpy(r->mine, r->pl->jobs, sizeof *r->mine * (size_t)r->pl->n_jobs);
+    r->together = plan_has_references(r->pl);
     r->nmine = r->o->nslices > 1 ? plan_slice_groups(r->mine, r->pl->n_jobs, r->o->slice, r->o->nslices) : r->pl->n_jobs;
     r->prov.config = r->pl->config_text;
     snprintf(r->prov.config_hash, sizeof r->prov.config_hash, "%s", r->pl->config_hash);
@@ -296,10 +312,18 @@ static runner_status run_jobs(run_ctx *r, plan_job *jobs, int n, int worker, con
         int need = needs_run(r, s, &jobs[j], err, errlen);
         if (need < 0) goto out;
         if (!need) { s->jobs_skipped++; s->jobs_done++; j++; continue; }
-        /* on a GPU, the unfinished jobs of one point and seed train together (unless a group
-         * of them failed before: then each trains alone) */
+        /* on a GPU, the unfinished jobs of one point and seed train together; with reference
+         * models all of them do, finished or not, since every model is calibrated by the
+         * group's references (a finished job's shard is written again) */
         int g = 1;
-        while (r->group && !flagged(r, &jobs[j], JOB_ALONE) && j + g < n && jobs[j + g].point == jobs[j].point &&
+        if (r->together) {
+            int first = j;
+            while (first > 0 && jobs[first - 1].point == jobs[j].point && jobs[first - 1].seed == jobs[j].seed) first--;
+            s->jobs_skipped -= j - first; s->jobs_done -= j - first;
+            j = first;
+            while (j + g < n && jobs[j + g].point == jobs[j].point && jobs[j + g].seed == jobs[j].seed) g++;
+        }
+        while (!r->together && r->group && !flagged(r, &jobs[j], JOB_ALONE) && j + g < n && jobs[j + g].point == jobs[j].point &&
                jobs[j + g].seed == jobs[j].seed && !flagged(r, &jobs[j + g], JOB_ALONE | JOB_GIVEN_UP)) {
             if ((need = needs_run(r, s, &jobs[j + g], err, errlen)) < 0) goto out;
             if (!need) break;
@@ -307,7 +331,7 @@ static runner_status run_jobs(run_ctx *r, plan_job *jobs, int n, int worker, con
         }
         if (slot) { slot->job = j; slot->g = g; }
         int rc = job_run_group(&env, d, &jobs[j], g, j, err, errlen);
-        if (rc < 0 && g > 1 && !stop_requested && !slot) {
+        if (rc < 0 && g > 1 && !stop_requested && !slot && !r->together) {
             /* a group that fails (e.g. out of GPU memory with many models at once) is retried
              * job by job; in a worker, the parent does that in a fresh process (an error may
              * have poisoned this one's CUDA context) */
@@ -353,7 +377,7 @@ static void worker_main(run_ctx *r, int w, int workers, char (*visible)[16], wor
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() == 1) _exit(RUN_INTERRUPTED);
     plan_job *mine;
-    int n = worker_jobs(r, w, workers, r->dev == NN_CUDA, &mine);
+    int n = worker_jobs(r, w, workers, r->dev == NN_CUDA || r->together, &mine);
     runner_summary ws = *s;
     if (visible) {
         /* before CUDA is initialised in this process: it sees its GPU as cuda:0 */
@@ -410,7 +434,7 @@ static void draw_status(const worker_slot *slots, int workers, int gpus, int bef
  * and the other jobs go on. The run then ends with RUN_ERROR naming the given-up jobs; a
  * later run retries them. */
 static runner_status run_workers(run_ctx *r, int workers, char (*visible)[16], runner_summary *s, char *err, size_t errlen) {
-    int before = count_complete(r->mine, r->nmine, s->shard_dir);
+    int before = count_settled(r, s->shard_dir);
     pid_t *pids = util_calloc((size_t)workers, sizeof *pids);
     size_t shared = sizeof(worker_slot) * (size_t)workers + (size_t)r->pl->n_jobs;
     void *mem = mmap(NULL, shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -448,7 +472,7 @@ static runner_status run_workers(run_ctx *r, int workers, char (*visible)[16], r
         int code = WIFEXITED(st) ? WEXITSTATUS(st) : RUN_ERROR;
         if ((WIFSIGNALED(st) || code == RUN_ERROR) && !stop_requested) {
             plan_job *its;
-            int n = worker_jobs(r, w, workers, r->dev == NN_CUDA, &its), j = slots[w].job, g = slots[w].g;
+            int n = worker_jobs(r, w, workers, r->dev == NN_CUDA || r->together, &its), j = slots[w].job, g = slots[w].g;
             char why[600];
             if (WIFSIGNALED(st)) snprintf(why, sizeof why, "was killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
             else snprintf(why, sizeof why, "%s", slots[w].msg[0] ? slots[w].msg : "failed");
@@ -456,23 +480,27 @@ static runner_status run_workers(run_ctx *r, int workers, char (*visible)[16], r
                     WIFSIGNALED(st) ? why : "failed", j >= 0 && j < n ? " while running job " : " outside a job",
                     j >= 0 && j < n ? its[j].id : "", j >= 0 && j < n && g > 1 ? " and its group" : "");
             if (j >= 0 && j < n && restarts < r->nmine + workers) {
-                if (g > 1) {
+                if (g > 1 && !r->together) {
                     for (int i = 0; i < g; i++) r->job_flags[its[j + i].index] |= JOB_ALONE;
                     fprintf(stderr, "pmi: retrying the %d jobs of that group one at a time in a fresh process\n", g);
                 } else {
-                    char path[8192];
-                    failed_path(s->shard_dir, &its[j], path, sizeof path);
-                    FILE *f = fopen(path, "w");
-                    if (f) {
-                        char now[64];
-                        util_iso_now(now, sizeof now);
-                        fprintf(f, "job %s failed on %s at %s: %s\n", its[j].id, r->prov.device, now, why);
-                        fclose(f);
+                    /* one job, or a group that must train as one (reference models calibrate it) */
+                    for (int i = 0; i < g; i++) {
+                        char path[8192];
+                        failed_path(s->shard_dir, &its[j + i], path, sizeof path);
+                        FILE *f = fopen(path, "w");
+                        if (f) {
+                            char now[64];
+                            util_iso_now(now, sizeof now);
+                            fprintf(f, "job %s%s failed on %s at %s: %s\n", its[j + i].id, g > 1 ? " (in its group)" : "",
+                                    r->prov.device, now, why);
+                            fclose(f);
+                        }
+                        r->job_flags[its[j + i].index] |= JOB_GIVEN_UP;
+                        given_up++;
+                        fprintf(stderr, "pmi: giving up job %s for this run (%s); the other jobs go on in a fresh process\n",
+                                its[j + i].id, path);
                     }
-                    r->job_flags[its[j].index] |= JOB_GIVEN_UP;
-                    given_up++;
-                    fprintf(stderr, "pmi: giving up job %s for this run (%s); the other jobs go on in a fresh process\n",
-                            its[j].id, path);
                 }
                 restarts++;
                 slots[w].job = -1; slots[w].msg[0] = 0;

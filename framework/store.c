@@ -137,7 +137,7 @@ static const struct { const char *name; size_t off, size; char kind; } row_field
     FI(seed), FI(replica), FI(N), FI(m), FI(secret_k), FI(trained_on_k), FI(independent),
     FS(attack), FS(attack_type), FS(params), FS(strength_key), FD(strength), FD(test_acc), FD(sparsity),
     FS(score), FI(identified), FD(margin), FD(p_rank), FD(p_perm), FD(p_welch), FD(p_mw),
-    FD(p_nway_rank), FD(p_nway_perm), FD(p_nway_welch), FD(p_nway_mw),
+    FD(p_nway_rank), FD(p_nway_perm), FD(p_nway_welch), FD(p_nway_mw), FD(z_perm),
 };
 
 /* The in-memory compound type of store_row: fixed-length NUL-terminated strings of the
@@ -201,6 +201,7 @@ static int summary_read(hid_t file, const char *path, store_row **rows, int64_t 
     if (!rc) H5Sget_simple_extent_dims(fs, &cnt, NULL);
     if (!rc && cnt > 0) {
         *rows = util_calloc((size_t)cnt, sizeof **rows);
+        for (hsize_t i = 0; i < cnt; i++) (*rows)[i].z_perm = NAN;   /* a file written before z_perm has none */
         hid_t mt = row_mem_type();
         if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, *rows) < 0) rc = fail(e, "%s: cannot read /summary", path);
         H5Tclose(mt);
@@ -233,6 +234,7 @@ static void fill_row(store_row *r, const store_job *j, const store_eval *ev, int
     r->p_welch = res->p[P_WELCH]; r->p_mw = res->p[P_MW];
     r->p_nway_rank = res->p_nway[P_RANK]; r->p_nway_perm = res->p_nway[P_PERM];
     r->p_nway_welch = res->p_nway[P_WELCH]; r->p_nway_mw = res->p_nway[P_MW];
+    r->z_perm = res->z_perm;
 }
 
 /* The job's summary rows, one per (eval, score kind), appended to /summary. */
@@ -371,7 +373,8 @@ static int job_attrs(hid_t g, const char *w, const store_job *j, serr *e) {
               attr_int(g, w, "secret_k", j->secret_k, e) || attr_int(g, w, "trained_on_k", j->trained_on_k, e) ||
               attr_int(g, w, "independent", j->independent, e) ||
               attr_dbl(g, w, "train_accuracy", j->train_acc, e) || attr_dbl(g, w, "test_accuracy", j->test_acc, e) ||
-              attr_dbl(g, w, "wall_s", j->wall_s, e) || attr_int(g, w, "epochs", j->epochs, e);
+              attr_dbl(g, w, "wall_s", j->wall_s, e) || attr_int(g, w, "epochs", j->epochs, e) ||
+              attr_int(g, w, "train_samples", j->train_samples, e);
     return bad ? -1 : 0;
 }
 
@@ -423,7 +426,7 @@ static int write_kind(hid_t eg, const char *ew, const store_job *j, const store_
               dset_write(g, w, "pool_median", H5T_NATIVE_DOUBLE, 1, &d1, ev->pool_median + (size_t)q * N, e) ||
               attr_int(g, w, "identified", r->identified, e) ||
               attr_int(g, w, "identified_median", r->identified_median, e) ||
-              attr_dbl(g, w, "margin", r->margin, e) || pvalue_attrs(g, w, r, e);
+              attr_dbl(g, w, "margin", r->margin, e) || attr_dbl(g, w, "z_perm", r->z_perm, e) || pvalue_attrs(g, w, r, e);
     H5Gclose(g);
     return bad ? -1 : 0;
 }

@@ -67,13 +67,14 @@ typedef struct {
     char experiment[STORE_NAME];
     char dataset[STORE_NAME];
     char arch[STORE_NAME];
-    char role[STORE_NAME];         /* owner | clean | indep-data | indep-seed | indep-arch */
+    char role[STORE_NAME];         /* owner | clean | indep-data | indep-seed | indep-arch | reference */
     char point[256];               /* sweep point label, "" without a sweep */
     int point_index, seed, replica;/* replica: index among independent models of one kind */
     int N, m, secret_k;
     int trained_on_k;              /* 1 if D_k was in this model's training data */
     int independent;               /* 1 if the model counts toward the false-positive rate */
     double train_acc, test_acc, wall_s;
+    int train_samples;             /* samples the model trained on (owner: n_train + repeat * m) */
     const data_split *split;
     const double *loss_curve; int epochs;
     store_eval *evals; int n_evals;
@@ -138,6 +139,7 @@ typedef struct {
     double margin;
     double p_rank, p_perm, p_welch, p_mw;
     double p_nway_rank, p_nway_perm, p_nway_welch, p_nway_mw;
+    double z_perm;                 /* D_k's mean in sd of the permutation means (pmi_result.z_perm) */
 } store_row;
 
 /* The p-value of kind `which` (a pmi_pvalue) of a row; NAN for another index. */

@@ -1,9 +1,9 @@
 # ablation.gp: heatmaps over the pool's N (mini-datasets) x m (samples per mini-dataset) of the
 # un-attacked owners: the fraction claimed at the first alpha, and the median -log10 p; one row
-# of two panels per score kind.
+# of two panels per score kind and value of the other sweep axes ("diff, pool.repeat=2").
 # Set by the generated header: datafile, nkinds, kinds[1..nkinds], nN, nm, Nlabels[1..nN],
 # mlabels[1..nm], alpha, lptop (the largest median), lp_text, title_text, column.
-# Block i-1 of datafile (score kinds[i]): rows 1 N index, 2 m index, 3 N, 4 m, 5 claimed rate,
+# Block i-1 of datafile (panel kinds[i]): rows 1 N index, 2 m index, 3 N, 4 m, 5 claimed rate,
 # 6 median -log10 p, 7 owners in the cell (a cell with none is NaN).
 set multiplot layout nkinds,2 title title_text
 set xrange [-0.5:nN - 0.5]

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs every experiment of experiments/ at a scale (configs/scale-<scale>.ini overlays each
-# experiment), then prints each experiment's tables with `pmi report` and renders its figures
+# experiment, then configs/<experiment>-<scale>.ini where one exists: a grid that differs by
+# scale, as ablation-power's), then prints each experiment's tables with `pmi report` and renders its figures
 # with `pmi plot` (PNG under plots/<scale>/<experiment>/, SVG in its svg/ folder). Used by `make reproduce [SCALE=small|paper]`.
 set -e
 scale=${1:-small}
@@ -9,9 +10,12 @@ overlay=configs/scale-$scale.ini
 start=$(date +%s)
 for exp in experiments/*.ini; do
   echo "== $exp (scale $scale)" >&2
-  out=$(./pmi run "$exp" "$overlay")
+  name=$(basename "$exp" .ini)
+  extra=configs/$name-$scale.ini
+  [ -f "$extra" ] || extra=
+  out=$(./pmi run "$exp" "$overlay" $extra)
   ./pmi report "$out"
-  ./pmi plot "$out" -o "plots/$scale/$(basename "$exp" .ini)"
-  ./pmi plot "$out" -o "plots/$scale/$(basename "$exp" .ini)/svg" --format svg 2>/dev/null
+  ./pmi plot "$out" -o "plots/$scale/$name"
+  ./pmi plot "$out" -o "plots/$scale/$name/svg" --format svg 2>/dev/null
 done
 echo "reproduce: scale $scale done in $(( $(date +%s) - start )) s" >&2

@@ -488,11 +488,11 @@ static void test_names_from_owner_tables(void **state) {
         assert_string_equal(point_with(set).decide, pmi_pvalue_name((pmi_pvalue)k));
     }
     char all[CFG_STR] = "";
-    for (int k = 0; k < SCORE_COUNT; k++) {
+    for (int k = 0; k < SCORE_RAW_COUNT; k++) {
         assert_true(strlen(all) + strlen(pmi_score_name((pmi_score_kind)k)) + 2 <= sizeof all);
         strcat(strcat(all, k ? "," : ""), pmi_score_name((pmi_score_kind)k));
     }
-    assert_string_equal(point_with("pmi.permutations=10").scores, all);   /* default: every kind */
+    assert_string_equal(point_with("pmi.permutations=10").scores, all);   /* default: every raw kind */
     cfg *empty = cfg_create();
     char *text = cfg_effective_text(empty);
     assert_non_null(text);
@@ -540,6 +540,33 @@ static void test_err_scores_and_decide(void **state) {
     expect_error(write_ini("e_dec.ini", "[pmi]\ndecide = fisher\n"),
                  (const char *[]){"e_dec.ini:2", "pmi.decide", "rank|perm|welch|mw", "'fisher'", NULL});
     assert_string_equal(point_with("pmi.scores= logit ,loss").scores, "logit,loss");
+}
+
+/* The reference-calibration keys: defaults, and every bad value with its origin (negative
+ * references, repeat < 1, a fraction outside (0, 1], decide_score naming an unknown kind or
+ * one not in pmi.scores, diff or lira without enough references, at any sweep point). */
+static void test_references_and_repeat(void **state) {
+    pmi_params p = point_with("pmi.permutations=10");
+    assert_int_equal(p.references, 0); assert_int_equal(p.repeat, 1);
+    assert_true(p.reference_fraction == 1.0); assert_string_equal(p.decide_score, "");
+    p = point_with("pool.repeat=4");
+    assert_int_equal(p.repeat, 4);
+    load_ok(write_ini("r_ok.ini", "[pool]\nrepeat = 1,2,4\n[pmi]\nreferences = 2,4\nscores = loss,diff,lira\n"
+                      "decide_score = lira\nreference_fraction = 0.5\n"));
+    expect_error(write_ini("e_ref.ini", "[pmi]\nreferences = -1\n"), (const char *[]){"e_ref.ini:2", "pmi.references", "[0, 1000]", NULL});
+    expect_error(write_ini("e_rep.ini", "[pool]\nrepeat = 0\n"), (const char *[]){"e_rep.ini:2", "pool.repeat", "[1, 1000]", NULL});
+    expect_error(write_ini("e_frac.ini", "[pmi]\nreference_fraction = 0\n"),
+                 (const char *[]){"e_frac.ini:2", "pmi.reference_fraction", "(0, 1]", NULL});
+    expect_error(write_ini("e_ds.ini", "[pmi]\ndecide_score = loss2\n"),
+                 (const char *[]){"e_ds.ini:2", "pmi.decide_score", "diff|lira", NULL});
+    expect_error(write_ini("e_ds2.ini", "[pmi]\nscores = loss,conf\ndecide_score = logit\n"),
+                 (const char *[]){"e_ds2.ini:3", "pmi.decide_score: 'logit' is not one of pmi.scores", "e_ds2.ini:2", NULL});
+    expect_error(write_ini("e_lira0.ini", "[pmi]\nscores = loss,lira\n"),
+                 (const char *[]){"e_lira0.ini:2", "'lira' needs pmi.references >= 2", "pmi.references = 0 (default)", NULL});
+    expect_error(write_ini("e_lira1.ini", "[pmi]\nscores = lira\nreferences = 4,1\n"),
+                 (const char *[]){"e_lira1.ini:2", "'lira' needs pmi.references >= 2", "pmi.references = 1", "e_lira1.ini:3)", NULL});
+    expect_error(write_ini("e_diff0.ini", "[pmi]\nscores = diff\n"),
+                 (const char *[]){"e_diff0.ini:2", "'diff' needs pmi.references >= 1", NULL});
 }
 
 /* Integer keys refuse fractions and exponents, alone, in a sweep, and from -s. */
@@ -765,6 +792,7 @@ static void test_err_name_leaves_output(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_references_and_repeat),
         cmocka_unit_test(test_full_file),
         cmocka_unit_test(test_include_and_override_order),
         cmocka_unit_test(test_s_override),

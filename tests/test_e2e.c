@@ -170,6 +170,98 @@ static void test_diverged_attack_recorded(void **state) {
     assert_int_equal(tu_python(py, res, out, sizeof out), 0);
 }
 
+/* Reference calibration on a tiny model where the raw score fails: 4 reference models per seed
+ * (seeds 3 and 4, found by trying seeds 1-4: the raw loss claims the owner in none of 3, 4, 1),
+ * pool.repeat 1 and 4 as a sweep axis. Asserts: raw loss p_perm > 0.1 while diff and lira
+ * claim the owner at 0.01, with lira's z above the raw one; the stored diff scores are the
+ * owner's loss minus the references' mean loss, sample by sample; the references are stored as
+ * models (role reference, not independent, not trained on k), calibrated leave-one-out, and
+ * are the same models at both repeat points (to float rounding: a second group in one process
+ * can differ by ~5e-7, as the clean model does); four copies of D_k raise the owner's raw z. */
+static void test_references_power(void **state) {
+    char ini[300], text[2048], args[600], out[16384];
+    snprintf(ini, sizeof ini, "%s/power.ini", tu_tmpdir());
+    snprintf(text, sizeof text,
+             "[experiment]\nname = power\nseeds = 2\nseed = 3\ndevice = cpu\noutput = %s/results\n"
+             "[data]\ndataset = synthetic\nn_train = 300\nn_attacker = 200\nn_test = 200\nnormalize = unit\n"
+             "[pool]\nN = 5\nm = 20\nrepeat = 1, 4\n[model]\narch = mlp\nwidth = 64\n"
+             "[train]\noptimizer = adam\nlr = 0.002\nmomentum = 0\nepochs = 20\nbatch_size = 16\n"
+             "[pmi]\npermutations = 999\nindependent = 1\nreferences = 4\nscores = loss, diff, lira\n", tu_tmpdir());
+    write_file(ini, text);
+    snprintf(args, sizeof args, "run %s", ini);
+    int rc = run_pmi(args, out, sizeof out);
+    if (rc != 0) fail_msg("pmi run failed (%d):\n%s", rc, out);
+    static const char *py =
+        "import sys, math, h5py, numpy as np\n"
+        "f = h5py.File(sys.argv[1], 'r')\n"
+        "assert [str(k) for k in f.attrs['score_kinds']] == ['loss', 'diff', 'lira'], f.attrs['score_kinds']\n"
+        "s = f['summary'][:]\n"
+        "def row(job, score):\n"
+        "    r = [x for x in s if x['job_id'] == job.encode() and x['score'] == score.encode() and x['attack'] == b'none']\n"
+        "    assert len(r) == 1, (job, score); return r[0]\n"
+        "def sc(job, kind): return f['jobs/%s/evals/0/%s/sample_scores' % (job, kind)][:]\n"
+        "for seed in (3, 4):\n"
+        "    o = 'p0-s%d-owner' % seed\n"
+        "    assert row(o, 'loss')['p_perm'] > 0.1, row(o, 'loss')['p_perm']\n"
+        "    for k in ('diff', 'lira'): assert row(o, k)['p_perm'] <= 0.01, (seed, k, row(o, k)['p_perm'])\n"
+        "    assert row(o, 'lira')['z_perm'] > row(o, 'loss')['z_perm'] + 1, (row(o, 'lira')['z_perm'], row(o, 'loss')['z_perm'])\n"
+        "    refs = ['p0-s%d-reference-r%d' % (seed, r) for r in range(4)]\n"
+        "    mu = np.mean([sc(r, 'loss') for r in refs], axis=0)\n"
+        "    assert np.allclose(sc(o, 'diff'), sc(o, 'loss') - mu, rtol=0, atol=1e-12)\n"
+        "    mu3 = np.mean([sc(r, 'loss') for r in refs[1:]], axis=0)\n"
+        "    assert np.allclose(sc(refs[0], 'diff'), sc(refs[0], 'loss') - mu3, rtol=0, atol=1e-12)\n"
+        "    for r in refs:\n"
+        "        g = f['jobs/' + r].attrs\n"
+        "        assert g['role'] == 'reference' and g['independent'] == 0 and g['trained_on_k'] == 0\n"
+        "        assert math.isfinite(row(r, 'lira')['p_perm'])\n"
+        "        assert np.allclose(sc(r, 'loss'), sc(r.replace('p0', 'p1'), 'loss'), rtol=0, atol=1e-5)\n"
+        "    o4 = 'p1-s%d-owner' % seed\n"
+        "    assert f['jobs/' + o4].attrs['point'] == 'pool.repeat=4'\n"
+        "    assert f['jobs/' + o4].attrs['train_samples'] == 300 + 4 * 20 and f['jobs/' + o].attrs['train_samples'] == 320\n"
+        "    assert all(f['jobs/' + r].attrs['train_samples'] == 300 for r in refs)\n"
+        "    assert row(o4, 'loss')['z_perm'] > row(o, 'loss')['z_perm'] + 1, (row(o4, 'loss')['z_perm'], row(o, 'loss')['z_perm'])\n"
+        "ind = [x for x in s if x['independent'] == 1]\n"
+        "assert len(ind) == 2 * 2 * 3 * 3 and not any(x['role'] == b'reference' for x in ind)\n"
+        "print('ok')\n";
+    char res[600];
+    snprintf(res, sizeof res, "%s/results/power/results.h5", tu_tmpdir());
+    if (tu_python(py, res, out, sizeof out)) fail_msg("%s", out);
+    /* a re-run with one shard missing runs the whole seed group again (its references with it) */
+    char shard[600];
+    snprintf(shard, sizeof shard, "%s/results/power/shards/p0-s4-clean.h5", tu_tmpdir());
+    assert_int_equal(unlink(shard), 0);
+    assert_int_equal(run_pmi(args, out, sizeof out), 0);
+    if (!strstr(out, "9 trained, 27 already complete")) fail_msg("%s", out);
+}
+
+/* With 2 references, a reference evaluated as a suspect keeps one other: its lira (which needs
+ * 2) is recorded unverifiable, its diff is computed, and the run succeeds; with
+ * pmi.reference_fraction = 0.5 each reference trains on 150 of the 300 samples. */
+static void test_reference_loo_too_few(void **state) {
+    char ini[300], args[800], out[16384];
+    snprintf(ini, sizeof ini, "%s/power.ini", tu_tmpdir());
+    snprintf(args, sizeof args, "run %s -s experiment.name=loo -s pmi.references=2 -s train.epochs=3 -s experiment.seeds=1 "
+             "-s pool.repeat=1 -s pmi.reference_fraction=0.5", ini);
+    int rc = run_pmi(args, out, sizeof out);
+    if (rc != 0) fail_msg("pmi run failed (%d):\n%s", rc, out);
+    static const char *py =
+        "import sys, math, h5py\n"
+        "s = h5py.File(sys.argv[1], 'r')['summary'][:]\n"
+        "ref = [r for r in s if r['role'] == b'reference']\n"
+        "assert len(ref) == 2 * 3, len(ref)\n"
+        "for r in ref:\n"
+        "    if r['score'] == b'lira': assert r['identified'] == -1 and math.isnan(r['p_perm']) and math.isnan(r['z_perm'])\n"
+        "    else: assert r['identified'] >= 0 and math.isfinite(r['p_perm'])\n"
+        "assert all(math.isfinite(r['p_perm']) for r in s if r['role'] != b'reference')\n"
+        "f = h5py.File(sys.argv[1], 'r')\n"
+        "assert [f['jobs/p0-s3-reference-r%d' % r].attrs['train_samples'] for r in (0, 1)] == [150, 150]\n"
+        "assert f['jobs/p0-s3-clean'].attrs['train_samples'] == 300\n"
+        "print('ok')\n";
+    char res[600];
+    snprintf(res, sizeof res, "%s/results/loo/results.h5", tu_tmpdir());
+    if (tu_python(py, res, out, sizeof out)) fail_msg("%s", out);
+}
+
 /* `pmi plan` lists every job: 2 seeds x (owner, clean, 3 independent kinds x 1 replica). */
 static void test_plan_lists_jobs(void **state) {
     char ini[300], args[600], out[16384];
@@ -201,6 +293,8 @@ int main(void) {
         cmocka_unit_test(test_cuda_absent_is_clear_error),
         cmocka_unit_test(test_diverged_attack_recorded),
         cmocka_unit_test(test_plan_lists_jobs),
+        cmocka_unit_test(test_references_power),
+        cmocka_unit_test(test_reference_loo_too_few),
         cmocka_unit_test(test_bench_smoke),
     };
     return cmocka_run_group_tests_name("e2e", tests, setup_tiny, NULL);

@@ -106,6 +106,45 @@ static void test_seed_sharing(void **state) {
         for (int k = i + 1; k < 4; k++) assert_true(inits[i] != inits[k]);
 }
 
+/* Reference models: R jobs per seed after the independent roles, replicas 0..R-1; each has its
+ * own init, batch order and subset stream, while the split is the seed's; pmi.decide_score moves
+ * the decision kind first; a slice by seed group keeps a seed's jobs together. */
+static void test_reference_jobs(void **state) {
+    char err[512];
+    plan *p = build("[experiment]\nname = ref-test\nseeds = 2\nseed = 5\n[pool]\nm = 20, 50\n"
+                    "[pmi]\nindependent = 1\nreferences = 3\nscores = loss, diff, lira\ndecide_score = lira\n", err, sizeof err);
+    if (!p) fail_msg("plan_build: %s", err);
+    assert_true(plan_has_references(p));
+    /* 2 points x 2 seeds x (owner + clean + 3 independent + 3 references) */
+    assert_int_equal(p->n_jobs, 2 * 2 * 8);
+    assert_string_equal(p->jobs[5].id, "p0-s5-reference-r0");
+    assert_string_equal(p->jobs[7].id, "p0-s5-reference-r2");
+    assert_int_equal(p->jobs[7].replica, 2);
+    assert_int_equal(p->points[0].kinds[0], SCORE_LIRA);
+    assert_int_equal(p->points[0].kinds[1], SCORE_LOSS);
+    assert_int_equal(p->points[0].kinds[2], SCORE_DIFF);
+    const plan_job *owner = &p->jobs[0], *r0 = &p->jobs[5], *r1 = &p->jobs[6];
+    assert_true(plan_seed(r0, SEED_SPLIT, 0) == plan_seed(owner, SEED_SPLIT, 0));
+    for (int purpose = SEED_INIT; purpose <= SEED_SUBSET; purpose++) {
+        if (purpose == SEED_ATTACK || purpose == SEED_VERIFY) {   /* shared: same attack, same test */
+            assert_true(plan_seed(r0, purpose, 0) == plan_seed(owner, purpose, 0));
+            continue;
+        }
+        assert_true(plan_seed(r0, purpose, 0) != plan_seed(owner, purpose, 0));
+        assert_true(plan_seed(r0, purpose, 0) != plan_seed(r1, purpose, 0));
+    }
+    plan_job *jobs = malloc(sizeof *jobs * (size_t)p->n_jobs);
+    memcpy(jobs, p->jobs, sizeof *jobs * (size_t)p->n_jobs);
+    int n = plan_slice_groups(jobs, p->n_jobs, 1, 2);
+    assert_int_equal(n, 2 * 8);   /* groups 1 and 3: (point 0, seed 6) and (point 1, seed 6) */
+    for (int j = 0; j < n; j++) assert_int_equal(jobs[j].seed, 6);
+    assert_int_equal(jobs[8].point, 1);
+    free(jobs);
+    plan_free(p);
+    assert_null(build("[pmi]\nreferences = 1\nscores = loss\ndecide_score = conf\n", err, sizeof err));
+    assert_non_null(strstr(err, "decide_score"));
+}
+
 static int cmp_u64(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
@@ -174,6 +213,7 @@ int main(void) {
         cmocka_unit_test(test_seed_sharing),
         cmocka_unit_test(test_purposes_never_collide),
         cmocka_unit_test(test_group_slices_keep_groups_together),
+        cmocka_unit_test(test_reference_jobs),
     };
     return cmocka_run_group_tests_name("plan", tests, NULL, NULL);
 }

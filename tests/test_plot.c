@@ -347,9 +347,10 @@ static void test_single_setting(void **state) {
     free(log);
 }
 
-/* A pool ablation file: owners and clean models, un-attacked, N in {4, 8} x m in {10, 20},
- * two seeds; D_k's losses shrink with m so the evidence grows along m. */
-static void build_ablation(const char *dir, char *out, size_t len) {
+/* A pool ablation file: owners and clean models, un-attacked, N in {4, 8} x m in {10, 20}
+ * (x pool.repeat in {1, 2} when nrep = 2), two seeds; D_k's losses shrink with m so the
+ * evidence grows along m. */
+static void build_ablation(const char *dir, int nrep, char *out, size_t len) {
     char shards[400], p[700], err[512];
     snprintf(shards, sizeof shards, "%s/shards", dir);
     mkdir(dir, 0777); mkdir(shards, 0777);
@@ -357,6 +358,7 @@ static void build_ablation(const char *dir, char *out, size_t len) {
     fixture *x = malloc(sizeof *x);
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     const int Nv[2] = {4, 8}, mv[2] = {10, 20};
+    for (int e = 0; e < nrep; e++)
     for (int a = 0; a < 2; a++)
         for (int b = 0; b < 2; b++)
             for (int r = 0; r < 2; r++)
@@ -364,9 +366,10 @@ static void build_ablation(const char *dir, char *out, size_t len) {
                     fill_job(x, 0, r, s, 0);
                     store_job *j = &x->job;
                     int N = Nv[a], m = mv[b];
-                    snprintf(j->id, sizeof j->id, "p%d%d-s%d-%s", a, b, s, roles[r]);
-                    snprintf(j->point, sizeof j->point, "pool.N=%d,pool.m=%d", N, m);
-                    j->point_index = 2 * a + b; j->N = N; j->m = m; j->secret_k = s % N;
+                    snprintf(j->id, sizeof j->id, "p%d%d%d-s%d-%s", e, a, b, s, roles[r]);
+                    if (nrep > 1) snprintf(j->point, sizeof j->point, "pool.N=%d,pool.m=%d,pool.repeat=%d", N, m, e + 1);
+                    else snprintf(j->point, sizeof j->point, "pool.N=%d,pool.m=%d", N, m);
+                    j->point_index = 4 * e + 2 * a + b; j->N = N; j->m = m; j->secret_k = s % N;
                     double *sc = x->scores[0];
                     for (int i = 0; i < N; i++)
                         for (int q = 0; q < m; q++) {
@@ -392,7 +395,7 @@ static void build_ablation(const char *dir, char *out, size_t len) {
 static void test_ablation_heatmap(void **state) {
     char dir[300], res[400], err[2048], out[400], p[600];
     snprintf(dir, sizeof dir, "%s/ablation", tu_tmpdir());
-    build_ablation(dir, res, sizeof res);
+    build_ablation(dir, 1, res, sizeof res);
     char *log = render_into(res, "ablation-out", "png", 0, err, sizeof err);
     snprintf(out, sizeof out, "%s/ablation-out", tu_tmpdir());
     assert_file(out, "ablation", "png", 5 * 1024, "\x89PNG");
@@ -422,6 +425,27 @@ static void test_ablation_heatmap(void **state) {
     assert_non_null(strstr(gp, "with image"));
     free(gp);
     (void)len;
+    free(log);
+}
+
+/* With another sweep axis (pool.repeat) the heatmaps come per score kind and value of that
+ * axis, each cell holding only its own owners (2 seeds), not those of every repeat. */
+static void test_ablation_panel_per_axis(void **state) {
+    char dir[300], res[400], err[2048], p[600];
+    snprintf(dir, sizeof dir, "%s/ablation-rep", tu_tmpdir());
+    build_ablation(dir, 2, res, sizeof res);
+    char *log = render_into(res, "ablation-rep-out", "png", 0, err, sizeof err);
+    snprintf(p, sizeof p, "%s/ablation-rep-out/ablation.dat", tu_tmpdir());
+    for (int k = 0; k < 4; k++) {
+        double v[8][12];
+        assert_int_equal(read_block(p, k, v, 8), 4);
+        for (int c = 0; c < 4; c++) assert_int_equal((int)v[c][6], 2);
+    }
+    char *gp = slurp_out("ablation-rep-out", "ablation.gp");
+    assert_non_null(strstr(gp, "nkinds = 4"));
+    assert_non_null(strstr(gp, "\"loss, pool.repeat=2\""));
+    assert_non_null(strstr(gp, "\"conf, pool.repeat=1\""));
+    free(gp);
     free(log);
 }
 
@@ -526,6 +550,7 @@ int main(void) {
         cmocka_unit_test(test_single_setting),
         cmocka_unit_test(test_sizes_and_formats),
         cmocka_unit_test(test_ablation_heatmap),
+        cmocka_unit_test(test_ablation_panel_per_axis),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -192,15 +192,15 @@ static void test_scores_match_numpy(void **state) {
     fclose(f);
     snprintf(args, sizeof args, "'%s' %.17g %.17g", path, PMI_LOGP_MIN, PMI_LOG1MP_MIN);
     assert_int_equal(tu_python(score_script, args, out, sizeof out), 0);
-    double want[NROWS * SCORE_COUNT], got[NROWS];
-    assert_int_equal(parse_numbers(out, want, NROWS * SCORE_COUNT), NROWS * SCORE_COUNT);
-    for (int k = 0; k < SCORE_COUNT; k++) {
+    double want[NROWS * SCORE_RAW_COUNT], got[NROWS];
+    assert_int_equal(parse_numbers(out, want, NROWS * SCORE_RAW_COUNT), NROWS * SCORE_RAW_COUNT);
+    for (int k = 0; k < SCORE_RAW_COUNT; k++) {
         pmi_scores((pmi_score_kind)k, &logp[0][0], y, NROWS, NCLS, got);
         for (int i = 0; i < NROWS; i++) {
             char what[64];
             snprintf(what, sizeof what, "%s row %d", pmi_score_name((pmi_score_kind)k), i);
             if (!isfinite(got[i])) fail_msg("%s: not finite (%g)", what, got[i]);
-            double w = want[i * SCORE_COUNT + k];
+            double w = want[i * SCORE_RAW_COUNT + k];
             if (fabs(got[i] - w) > 1e-300) assert_rel(got[i], w, 1e-9, what);
         }
     }
@@ -444,6 +444,204 @@ static void test_rank_uniform_under_h0(void **state) {
     if (chi2 >= crit) fail_msg("chi-square %.3f >= 1%% critical value %.3f", chi2, crit);
 }
 
+/* ---- reference calibration ---------------------------------------------------------- */
+/* numpy, written from the rule in pmi.h: diff = s - mean; lira = (s - mu) / sigma with the pooled
+ * sigma below PMI_LIRA_PERSAMPLE_MIN references, else the per-sample sd floored at
+ * PMI_LIRA_SIGMA_FLOOR x pooled; skip leaves a reference out. Input lines: R n skip, s, ref rows. */
+static const char *calib_script =
+    "import sys, numpy as np\n"
+    "MIN, FLOOR = int(sys.argv[2]), float(sys.argv[3])\n"
+    "L = [l.split() for l in open(sys.argv[1])]\n"
+    "i = 0\n"
+    "while i < len(L):\n"
+    "    R, n, skip = map(int, L[i]); s = np.array(L[i + 1], float)\n"
+    "    ref = np.array(L[i + 2:i + 2 + R], float); i += 2 + R\n"
+    "    if skip >= 0: ref = np.delete(ref, skip, axis=0)\n"
+    "    mu = ref.mean(0); sd = ref.std(0, ddof=1); pooled = np.sqrt(np.mean(sd ** 2))\n"
+    "    sig = np.maximum(sd, FLOOR * pooled) if ref.shape[0] >= MIN else np.full(n, pooled)\n"
+    "    print(' '.join(repr(float(v)) for v in np.concatenate([s - mu, (s - mu) / sig])))\n";
+
+static void test_calibrate_matches_numpy(void **state) {
+    enum { n = 9 };
+    static const struct { int R, skip; } cases[] = {{2, -1}, {3, 1}, {5, -1}, {17, -1}, {17, 4}, {20, -1}};
+    enum { NC = sizeof cases / sizeof cases[0] };
+    double s[NC][n], ref[NC][20 * n];
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, 77);
+    char path[300], args[400], out[32768];
+    snprintf(path, sizeof path, "%s/calib.txt", tu_tmpdir());
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int c = 0; c < NC; c++) {
+        fprintf(f, "%d %d %d\n", cases[c].R, n, cases[c].skip);
+        for (int i = 0; i < n; i++) fprintf(f, "%.17g ", s[c][i] = -gsl_ran_lognormal(r, 0, 1.2));
+        fprintf(f, "\n");
+        for (int q = 0; q < cases[c].R; q++) {
+            /* sample 3 has the same score under every reference: the floor of the per-sample sigma */
+            for (int i = 0; i < n; i++) fprintf(f, "%.17g ", ref[c][q * n + i] = i == 3 ? -0.5 : s[c][i] * (0.5 + gsl_rng_uniform(r)));
+            fprintf(f, "\n");
+        }
+    }
+    fclose(f);
+    gsl_rng_free(r);
+    snprintf(args, sizeof args, "'%s' %d %.17g", path, PMI_LIRA_PERSAMPLE_MIN, PMI_LIRA_SIGMA_FLOOR);
+    assert_int_equal(tu_python(calib_script, args, out, sizeof out), 0);
+    double want[NC * 2 * n], got[n];
+    assert_int_equal(parse_numbers(out, want, NC * 2 * n), NC * 2 * n);
+    for (int c = 0; c < NC; c++)
+        for (int k = 0; k < 2; k++) {
+            pmi_score_kind kind = k ? SCORE_LIRA : SCORE_DIFF;
+            assert_int_equal(pmi_calibrate(kind, s[c], ref[c], cases[c].R, cases[c].skip, n, got), 0);
+            for (int i = 0; i < n; i++) {
+                char what[64];
+                snprintf(what, sizeof what, "%s case %d sample %d", pmi_score_name(kind), c, i);
+                assert_rel(got[i], want[(c * 2 + k) * n + i], 1e-12, what);
+            }
+        }
+}
+
+/* Hand values: diff of 1 against references 0 and 4 is -1; lira with R = 2 < 16 uses the
+ * pooled sigma sqrt(mean(8, 2)) = sqrt(5). */
+static void test_calibrate_hand_and_bad_input(void **state) {
+    const double s[2] = {1, 2}, ref[4] = {0, 1, 4, 3};   /* ref rows: (0, 1), (4, 3) */
+    double out[2] = {7, 7};
+    assert_int_equal(pmi_calibrate(SCORE_DIFF, s, ref, 2, -1, 2, out), 0);
+    assert_rel(out[0], -1, 1e-15, "diff 0"); assert_rel(out[1], 0, 1e-15, "diff 1");
+    assert_int_equal(pmi_calibrate(SCORE_LIRA, s, ref, 2, -1, 2, out), 0);
+    assert_rel(out[0], -1 / sqrt(5), 1e-15, "lira 0");
+    assert_int_equal(pmi_calibrate(SCORE_DIFF, s, ref, 2, 0, 2, out), 0);   /* leave-one-out: ref row 1 */
+    assert_rel(out[0], -3, 1e-15, "diff loo");
+    out[0] = 7;
+    assert_int_equal(pmi_calibrate(SCORE_LIRA, s, ref, 2, 1, 2, out), -1);   /* one reference left */
+    assert_non_null(strstr(pmi_error(), "needs 2 reference models, 1 given"));
+    assert_true(out[0] == 7);
+    assert_int_equal(pmi_calibrate(SCORE_DIFF, s, ref, 0, -1, 2, out), -1);
+    assert_int_equal(pmi_calibrate(SCORE_LOSS, s, ref, 2, -1, 2, out), -1);
+    const double bad[4] = {0, NAN, 4, 3};
+    assert_int_equal(pmi_calibrate(SCORE_DIFF, s, bad, 2, -1, 2, out), -1);
+    assert_int_equal(pmi_calibrate(SCORE_DIFF, NULL, ref, 2, -1, 2, out), -1);
+    assert_int_equal(pmi_score_base(SCORE_DIFF), SCORE_LOSS);
+    assert_int_equal(pmi_score_base(SCORE_LIRA), SCORE_LOGIT);
+    assert_int_equal(pmi_score_min_refs(SCORE_LIRA), 2);
+    assert_int_equal(pmi_score_min_refs(SCORE_CONF), 0);
+    assert_true(pmi_score_calibrated(SCORE_DIFF) && !pmi_score_calibrated(SCORE_LOGIT));
+    float logp[2] = {-0.1f, -2.4f};
+    int32_t y = 0;
+    pmi_scores(SCORE_DIFF, logp, &y, 1, 2, out);   /* needs references: not from the outputs alone */
+    assert_true(isnan(out[0]));
+}
+
+/* z_perm: D_k's mean in sd of the permutation means, computed here from the same draws
+ * (pmi_perm_p's p-value pins them: both use the seed's means). */
+static void test_z_perm(void **state) {
+    double s[10 * 20];
+    gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(g, 9);
+    for (int i = 0; i < 200; i++) s[i] = gsl_ran_gaussian(g, 1) + (i / 20 == 4 ? 1.5 : 0);
+    gsl_rng_free(g);
+    pmi_result r;
+    assert_int_equal(pmi_verify(s, 10, 20, 4, 999, 1234, &r, NULL, NULL), 0);
+    if (!(isfinite(r.z_perm) && r.z_perm > 3)) fail_msg("z_perm %g", r.z_perm);   /* D_k shifted by 1.5 sd */
+    /* the permutation means' spread is that of an m-subset mean without replacement */
+    double mu = 0, v = 0;
+    for (int i = 0; i < 200; i++) mu += s[i] / 200;
+    for (int i = 0; i < 200; i++) v += (s[i] - mu) * (s[i] - mu) / 199;
+    double dk = 0;
+    for (int j = 0; j < 20; j++) dk += s[80 + j] / 20;
+    double zth = (dk - mu) / sqrt(v / 20 * (200 - 20) / (200.0 - 1));
+    assert_rel(r.z_perm, zth, 0.1, "z_perm vs the finite-population sd");
+    assert_int_equal(pmi_verify(s, 10, 20, 4, 1, 1234, &r, NULL, NULL), 0);
+    assert_true(isnan(r.z_perm));
+    assert_int_equal(pmi_verify(s, 10, 20, 4, 0, 1234, &r, NULL, NULL), 0);
+    assert_true(isnan(r.z_perm));
+}
+
+/* A null pool with per-sample difficulty: sample i's base score under any model is
+ * mu_i + sd_i * noise, mu_i = -lognormal(0, 1.5) (heavy-tailed difficulty), sd_i growing with
+ * it; the suspect and R references are independent draws, none trained on any sample. */
+static void null_scores(gsl_rng *r, int n, int R, double *s, double *ref) {
+    for (int i = 0; i < n; i++) {
+        double mu = -gsl_ran_lognormal(r, 0, 1.5), sd = 0.2 + 0.5 * sqrt(-mu);
+        s[i] = mu + sd * gsl_ran_gaussian(r, 1);
+        for (int q = 0; q < R; q++) ref[q * n + i] = mu + sd * gsl_ran_gaussian(r, 1);
+    }
+}
+
+/* KS distance of sorted p (n) from the uniform. */
+static double ks_uniform(double *p, int n) {
+    gsl_sort(p, 1, (size_t)n);
+    double ks = 0;
+    for (int i = 0; i < n; i++) ks = fmax(ks, fmax((i + 1.0) / n - p[i], p[i] - (double)i / n));
+    return ks;
+}
+
+/* The two-sided 95% binomial interval [*lo, *hi] of the count of n draws below alpha. */
+static void binom95(double alpha, int n, int *lo, int *hi) {
+    *lo = 0;
+    while (gsl_cdf_binomial_P((unsigned)*lo, alpha, (unsigned)n) < 0.025) (*lo)++;
+    *hi = *lo;
+    while (gsl_cdf_binomial_P((unsigned)*hi, alpha, (unsigned)n) < 0.975) (*hi)++;
+}
+
+/* Checks p (n null p-values): KS below its 1% critical value 1.63/sqrt(n), and the count
+ * below 0.01 and 0.05 inside the binomial 95% interval. */
+static void assert_uniform(double *p, int n, const char *what) {
+    int below[2] = {0, 0};
+    for (int i = 0; i < n; i++) { below[0] += p[i] < 0.01; below[1] += p[i] < 0.05; }
+    print_message("%s: %d and %d of %d null p_perm below 0.01 and 0.05, KS %.4f\n", what, below[0], below[1], n, ks_uniform(p, n));
+    for (int a = 0; a < 2; a++) {
+        double alpha = a ? 0.05 : 0.01;
+        int fp = 0, lo, hi;
+        for (int i = 0; i < n; i++) fp += p[i] < alpha;
+        binom95(alpha, n, &lo, &hi);
+        if (fp < lo || fp > hi) fail_msg("%s: %d of %d null p-values below %g, binomial 95%% interval [%d, %d]", what, fp, n, alpha, lo, hi);
+    }
+    double ks = ks_uniform(p, n), crit = 1.63 / sqrt(n);
+    if (ks >= crit) fail_msg("%s: KS statistic %.4f >= 1%% critical value %.4f", what, ks, crit);
+}
+
+enum { NULLS = 600 };
+
+/* p_perm of D_k on NULLS null pools (N = 10, m = 20, k = rep % N) for the calibrated kind,
+ * with R references; unpart = 1 breaks the calibration on purpose by centring each
+ * mini-dataset on its own mean (a calibration that uses the partition). */
+static void null_pvalues(pmi_score_kind kind, int R, int unpart, double *p) {
+    enum { N = 10, m = 20, n = N * m };
+    double *s = malloc(sizeof(double) * n), *ref = malloc(sizeof(double) * n * (size_t)R), *c = malloc(sizeof(double) * n);
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, 4242 + (uint64_t)R);
+    for (int rep = 0; rep < NULLS; rep++) {
+        null_scores(r, n, R, s, ref);
+        assert_int_equal(pmi_calibrate(kind, s, ref, R, -1, n, c), 0);
+        for (int i = 0; unpart && i < N; i++) {
+            double mu = 0;
+            for (int j = 0; j < m; j++) mu += c[i * m + j] / m;
+            for (int j = 0; j < m; j++) c[i * m + j] -= mu;
+        }
+        pmi_result res;
+        assert_int_equal(pmi_verify(c, N, m, rep % N, 199, 9000 + (uint64_t)rep, &res, NULL, NULL), 0);
+        p[rep] = res.p[P_PERM];
+    }
+    gsl_rng_free(r);
+    free(s); free(ref); free(c);
+}
+
+/* Exactness: on null pools the calibrated p_perm is uniform, for diff and for lira with the
+ * pooled sigma (R = 4) and the per-sample sigma (R = 16). */
+static void test_calibrated_perm_uniform_under_h0(void **state) {
+    double *p = malloc(sizeof(double) * NULLS);
+    null_pvalues(SCORE_DIFF, 4, 0, p);
+    assert_uniform(p, NULLS, "diff, R = 4");
+    null_pvalues(SCORE_LIRA, 4, 0, p);
+    assert_uniform(p, NULLS, "lira, R = 4 (pooled sigma)");
+    null_pvalues(SCORE_LIRA, 16, 0, p);
+    assert_uniform(p, NULLS, "lira, R = 16 (per-sample sigma)");
+    /* the check can fail: a calibration that uses the partition is far from uniform */
+    null_pvalues(SCORE_DIFF, 4, 1, p);
+    assert_true(ks_uniform(p, NULLS) > 0.3);   /* every p near 0.5 */
+    free(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_welch_matches_scipy),
@@ -464,6 +662,10 @@ int main(void) {
         cmocka_unit_test(test_perm_deterministic),
         cmocka_unit_test(test_perm_calibrated_under_h0),
         cmocka_unit_test(test_rank_uniform_under_h0),
+        cmocka_unit_test(test_calibrate_matches_numpy),
+        cmocka_unit_test(test_calibrate_hand_and_bad_input),
+        cmocka_unit_test(test_z_perm),
+        cmocka_unit_test(test_calibrated_perm_uniform_under_h0),
     };
     return cmocka_run_group_tests(tests, setup_cases, NULL);
 }

@@ -46,12 +46,14 @@ static double median_v(double b, int e, int q, int i) { return b + e * 1000 + q 
 static double p_v(double b, int e, int q, int p) { return 1e-3 * (1 + p) + e * 0.1 + q * 0.01 + b * 1e-6; }
 static double pn_v(double b, int e, int q, int p) { return 2 * p_v(b, e, q, p); }
 static double margin_v(double b, int e, int q) { return 0.01 * (e * 10 + q) + b; }
+static double z_v(double b, int e, int q) { return 1.5 + 0.1 * (e * 10 + q) + b; }
 
 static void fill_result(pmi_result *r, double b, int e, int q) {
     r->N = TN; r->m = TM; r->k = 2;
     r->identified = (e + q) % TN;
     r->identified_median = (e + q + 1) % TN;
     r->margin = margin_v(b, e, q);
+    r->z_perm = z_v(b, e, q);
     for (int p = 0; p < 4; p++) {
         r->p[p] = p_v(b, e, q, p);
         r->p_nway[p] = pn_v(b, e, q, p);
@@ -106,7 +108,7 @@ static void fill_fixture(fixture *x, const char *id, double b) {
                             .test = x->test, .n_test = 4, .secret = 2};
     j->split = &x->split;
     x->loss[0] = 2.25; x->loss[1] = 1.125; x->loss[2] = 0.5 + b;
-    j->loss_curve = x->loss; j->epochs = 3;
+    j->loss_curve = x->loss; j->epochs = 3; j->train_samples = 1234;
     for (int e = 0; e < NEVAL; e++) fill_eval(x, e);
     j->evals = x->evals; j->n_evals = NEVAL;
     for (int i = 0; i < 6; i++) x->w0[i] = 0.25f * (float)i - 1.0f;
@@ -207,10 +209,11 @@ static void dset_eq(hid_t f, const char *path, hid_t memtype, int rank, const hs
 static void check_kind(hid_t f, const char *ew, const fixture *x, int e, int k) {
     char g[256];
     snprintf(g, sizeof g, "%s/%s", ew, kind_name[k]);
-    assert_int_equal(n_attrs(f, g), 3 + 3 * 4);
+    assert_int_equal(n_attrs(f, g), 4 + 3 * 4);
     assert_int_equal(attr_i(f, g, "identified"), (e + k) % TN);
     assert_int_equal(attr_i(f, g, "identified_median"), (e + k + 1) % TN);
     assert_true(attr_d(f, g, "margin") == margin_v(x->b, e, k));
+    assert_true(attr_d(f, g, "z_perm") == z_v(x->b, e, k));
     for (int p = 0; p < 4; p++) {
         char a[32];
         snprintf(a, sizeof a, "p_%s", pv_name[p]);
@@ -256,7 +259,7 @@ static void check_job(hid_t f, const fixture *x) {
     const store_job *j = &x->job;
     char jw[160], p[200];
     snprintf(jw, sizeof jw, "/jobs/%s", j->id);
-    assert_int_equal(n_attrs(f, jw), 17);
+    assert_int_equal(n_attrs(f, jw), 18);
     attr_s(f, jw, "experiment", "exp-test"); attr_s(f, jw, "dataset", "synthetic");
     attr_s(f, jw, "arch", "mlp"); attr_s(f, jw, "role", "owner"); attr_s(f, jw, "point", "pmi.m=3");
     assert_int_equal(attr_i(f, jw, "point_index"), 2);
@@ -268,6 +271,7 @@ static void check_job(hid_t f, const fixture *x) {
     assert_int_equal(attr_i(f, jw, "trained_on_k"), 1);
     assert_int_equal(attr_i(f, jw, "independent"), j->independent);
     assert_int_equal(attr_i(f, jw, "epochs"), 3);
+    assert_int_equal(attr_i(f, jw, "train_samples"), 1234);
     assert_true(attr_d(f, jw, "train_accuracy") == 0.99);
     assert_true(attr_d(f, jw, "test_accuracy") == 0.9125);
     assert_true(attr_d(f, jw, "wall_s") == j->wall_s);
@@ -339,7 +343,7 @@ static void check_summary_type(hid_t f) {
         {"identified", H5T_INTEGER, 4}, {"margin", H5T_FLOAT, 8}, {"p_rank", H5T_FLOAT, 8},
         {"p_perm", H5T_FLOAT, 8}, {"p_welch", H5T_FLOAT, 8}, {"p_mw", H5T_FLOAT, 8},
         {"p_nway_rank", H5T_FLOAT, 8}, {"p_nway_perm", H5T_FLOAT, 8}, {"p_nway_welch", H5T_FLOAT, 8},
-        {"p_nway_mw", H5T_FLOAT, 8},
+        {"p_nway_mw", H5T_FLOAT, 8}, {"z_perm", H5T_FLOAT, 8},
     };
     hid_t d = H5Dopen2(f, "summary", H5P_DEFAULT);
     hid_t t = H5Dget_type(d);
@@ -382,6 +386,7 @@ static void check_rows(const store_row *r, const fixture *x) {
             assert_string_equal(r->score, kind_name[k]);
             assert_int_equal(r->identified, (e + k) % TN);
             assert_true(r->margin == margin_v(x->b, e, k));
+            assert_true(r->z_perm == z_v(x->b, e, k));
             const double p[8] = {r->p_rank, r->p_perm, r->p_welch, r->p_mw,
                                  r->p_nway_rank, r->p_nway_perm, r->p_nway_welch, r->p_nway_mw};
             for (int i = 0; i < 4; i++) {
@@ -411,6 +416,36 @@ static void write_fixture(const char *path, const char *id, double b, const char
     assert_int_equal(store_write_shard(path, &x->job, &p, err, sizeof err), 0);
     assert_string_equal(err, "");
     free(x);
+}
+
+/* A version-2 file written before z_perm existed (its /summary rebuilt without the column by
+ * h5py) still reads: every row's z_perm is NaN, the other columns as written. */
+static void test_summary_without_z_perm(void **state) {
+    static const char *script =
+        "import sys, h5py, numpy as np\n"
+        "f = h5py.File(sys.argv[1], 'r+'); s = f['summary'][:]\n"
+        "names = [n for n in s.dtype.names if n != 'z_perm']\n"
+        "new = np.empty(len(s), dtype=[(n, s.dtype[n]) for n in names])\n"
+        "for n in names: new[n] = s[n]\n"
+        "del f['summary']; f.create_dataset('summary', data=new, maxshape=(None,), chunks=True)\n";
+    char path[300], args[320], err[512] = "";
+    path_in(path, sizeof path, "job-old.h5");
+    char *config = make_config("old");
+    write_fixture(path, "job-old", 0, config);
+    free(config);
+    store_row *before = NULL, *after = NULL;
+    int64_t n = 0, m = 0;
+    assert_int_equal(store_read_summary(path, &before, &n, err, sizeof err), 0);
+    snprintf(args, sizeof args, "'%s'", path);
+    assert_int_equal(tu_python(script, args, NULL, 0), 0);
+    if (store_read_summary(path, &after, &m, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(m, n);
+    for (int64_t i = 0; i < n; i++) {
+        assert_true(isfinite(before[i].z_perm) && isnan(after[i].z_perm));
+        assert_true(after[i].p_perm == before[i].p_perm);
+        assert_string_equal(after[i].job_id, before[i].job_id);
+    }
+    free(before); free(after);
 }
 
 /* Every attribute, dataset and summary row of a shard reads back as written. */
@@ -498,7 +533,7 @@ static void test_h5py_reads_shard(void **state) {
     assert_true(pperm == p_v(0, 1, 4, 1));
     assert_true(score == score_v(0, 0, 5, 2, 1));
     assert_int_equal(rows, NEVAL * NKIND);
-    assert_int_equal(cols, 31);
+    assert_int_equal(cols, 32);
     assert_string_equal(scores, "loss,conf,correct,entropy,mentropy,logit,logit,entropy,conf,loss,correct,mentropy");
     assert_true(pw == p_v(0, 1, eval_kinds[1][1], 2));
     assert_string_equal(cfg + strlen("config="), config);
@@ -792,6 +827,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shard_round_trip),
         cmocka_unit_test(test_h5py_reads_shard),
+        cmocka_unit_test(test_summary_without_z_perm),
         cmocka_unit_test(test_merge),
         cmocka_unit_test(test_merge_duplicate_job_fails),
         cmocka_unit_test(test_merge_settings),
