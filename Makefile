@@ -22,7 +22,7 @@ OPT     ?= -O2
 PREFIX  ?= /usr/local
 DATADIR := $(PREFIX)/share/pmi-lab
 PKGS_HDF5 := $(shell pkg-config --exists hdf5-serial 2>/dev/null && echo hdf5-serial || echo hdf5)
-PKGS    := $(PKGS_HDF5) gsl inih zlib
+PKGS    := $(PKGS_HDF5) gsl inih zlib libcjson
 
 CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Wno-unused-parameter -MMD -MP -Iframework
 CXXFLAGS += -std=c++17 $(OPT) -g -Wall -Wextra -Wno-unused-parameter -MMD -MP -Iframework

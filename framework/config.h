@@ -36,6 +36,8 @@
 /* Requested device, optimizer and schedule are nn.h's enums (nn_device_request, nn_optimizer,
  * nn_schedule), read by their nn.h name tables; score kinds and p-values are pmi.h's. */
 typedef enum { NORM_NONE = 0, NORM_UNIT, NORM_STANDARD } cfg_norm; /* none: raw 0..255; unit: /255; standard: per-channel mean/std of the owner train split */
+/* The name of a cfg_norm ("none", "unit", "standard"), NULL outside the enum. */
+const char *cfg_norm_name(int i);
 
 /* The typed parameters of one sweep point. Field comments give units. */
 typedef struct {
