@@ -153,7 +153,12 @@ int weights_load(const char *path, const weights_want *want, nn_device dev, nn_m
     if (st_read(path, &f, err, errlen)) return -1;
     const char *arch = want->arch && want->arch[0] ? want->arch : st_meta(&f, "arch");
     int width = want->width;
-    if (width <= 0 && st_meta(&f, "width")) width = atoi(st_meta(&f, "width"));
+    if (width <= 0 && arch && st_meta(&f, "width") && (!want->arch || !want->arch[0] || !strcmp(want->arch, st_meta(&f, "arch") ? st_meta(&f, "arch") : "")))
+        width = atoi(st_meta(&f, "width"));
+    if (!arch && want->fallback_arch && want->fallback_arch[0]) {
+        arch = want->fallback_arch;
+        if (width <= 0) width = want->fallback_width;
+    }
     if (!arch) {
         st_free(&f);
         return util_err(err, errlen, "%s: no architecture given (--arch) and none in the file's __metadata__", path);

@@ -51,12 +51,15 @@ const char *weights_dtype_name(nn_dtype d);
 int weights_collect(const nn_model *m, const weights_input *in, weights *w, char *err, size_t errlen);
 /* Writes w as a safetensors file (atomically) with the metadata above. 0, or -1 with err. */
 int weights_save(const weights *w, const char *path, char *err, size_t errlen);
-/* What the caller asks of a weights file: arch NULL or "" takes the file's metadata "arch";
- * width <= 0 takes the metadata's "width", else the arch's default; classes and the input shape
- * (c, h, w) must be given (the key's). */
+/* What the caller asks of a weights file: arch NULL or "" takes the file's metadata "arch", else
+ * fallback_arch; width <= 0 takes the metadata's "width" (with the metadata's arch) or
+ * fallback_width, else the arch's default; classes and the input shape (c, h, w) must be given
+ * (the key's). */
 typedef struct {
     const char *arch;
     int width;
+    const char *fallback_arch;   /* e.g. the key's owner architecture; NULL: none */
+    int fallback_width;
     int c, h, w, classes;
 } weights_want;
 /* Builds the architecture asked for and fills its state from the safetensors file at path.
