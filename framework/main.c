@@ -464,7 +464,7 @@ static int cmd_verify(int argc, char **argv) {
     if (s.input && s.logits) { fprintf(stderr, "pmi verify: --input does not apply to --logits (the outputs are given)\n"); return 2; }
     const char *suspect = s.weights ? s.weights : s.script ? s.script : s.logits;
     if (check_input_file("verify", "key", key_path) || check_input_file("verify", "suspect", suspect)) return 2;
-    nn_set_threads(0);
+    nn_set_threads(1);   /* one forward pass; one thread gives the run's numbers (a CPU worker has one) */
     if (nn_device_resolve(want, &s.dev, NULL, 0) != NN_OK) { fprintf(stderr, "pmi verify: %s\n", nn_last_error()); return 2; }
     pmi_key k;
     verify_result r;
