@@ -10,10 +10,12 @@
   logits ST KEY OUT.csv|OUT.h5  the module's logits on the key's samples, in key order
   random ARCH-ST OUT SEED       a freshly initialised module of ST's architecture (a model that
                                 never saw the pool), scripted
-  compare RECORD RESULTS JOB    exits 1 unless every p-value, margin and identified index of the
-                                verification record equals what RESULTS stored for JOB (evals/0)
+  compare RECORD RESULTS JOB EVAL  exits 1 unless every p-value, margin and identified index of
+                                the verification record equals what RESULTS stored for JOB's
+                                evaluation EVAL
   close RECORD_A RECORD_B TOL   exits 1 unless both records have the same verdict and
                                 identified indices and p-values within TOL
+  nokey KEY OUT ATTR            a copy of the key without root attribute ATTR
   bad ST KIND OUT               a broken copy of ST: truncated, shape (fc.weight transposed),
                                 dtype (fc.bias as F64), extra (an unknown tensor), header (a
                                 header length beyond the file)"""
@@ -94,12 +96,12 @@ def pvals(d):
     return {k: v for k, v in d.items() if k.startswith("p_") or k in ("margin", "identified")}
 
 
-def cmd_compare(record, results, job):
+def cmd_compare(record, results, job, ev):
     rec = json.load(open(record))
     bad = 0
     with h5py.File(results, "r") as f:
         for kind, got in rec["scores"].items():
-            a = f["jobs/%s/evals/0/%s" % (job, kind)].attrs
+            a = f["jobs/%s/evals/%s/%s" % (job, ev, kind)].attrs
             for name, v in pvals(got).items():
                 want = float(a[name])
                 same = (v is None and math.isnan(want)) or (v is not None and (v == want or abs(v - want) <= 1e-12 * abs(want)))
@@ -122,6 +124,13 @@ def cmd_close(ra, rb, tol):
     sys.exit(1 if bad else 0)
 
 
+def cmd_nokey(key, out, attr):
+    import shutil
+    shutil.copy(key, out)
+    with h5py.File(out, "a") as f:
+        del f.attrs[attr]
+
+
 def cmd_bad(st, kind, out):
     raw = open(st, "rb").read()
     if kind == "truncated":
@@ -142,5 +151,5 @@ def cmd_bad(st, kind, out):
 
 if __name__ == "__main__":
     cmd = {"load": cmd_load, "resave": cmd_resave, "script": cmd_script, "logits": cmd_logits, "random": cmd_random,
-           "compare": cmd_compare, "close": cmd_close, "bad": cmd_bad}[sys.argv[1]]
+           "compare": cmd_compare, "close": cmd_close, "bad": cmd_bad, "nokey": cmd_nokey}[sys.argv[1]]
     cmd(*sys.argv[2:])
