@@ -8,12 +8,15 @@
 #     as does an attacked model's; PyTorch's re-saved safetensors and its TorchScript give the
 #     same verdict and p-values; its logits (CSV, HDF5) the same within 1e-9;
 #   - independent models (pmi's indep-data model, a PyTorch model never trained) are not claimed;
+#   - on Fashion-MNIST, the owner fine-tuned in PyTorch for an epoch on the attacker's samples
+#     and scripted is claimed; a model trained from scratch in PyTorch on them is not;
 #   - bad inputs (truncated or lying safetensors, wrong shape, dtype or tensor, a file that is not
 #     TorchScript, a key of another kind or missing a field, logits of the wrong shape) exit 2
 #     with a message naming the culprit. Exit codes: 0 claimed, 1 not claimed, 2 input error.
 # Prints one TAP line per check; run from the repository root (make test).
 pmi=${PMI_BIN:-./pmi}
-py="/usr/bin/python3 tests/verify_helper.py"
+python=${PMI_PYTHON:-/usr/bin/python3}   # another Python with torch and h5py (e.g. on the GPU machine)
+py="$python tests/verify_helper.py"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 check() { if [ "$1" = 0 ]; then echo "ok - $2"; else echo "not ok - $2"; fi; }
 # expect CODE 'words that stdout or stderr must hold' -- pmi arguments
@@ -26,8 +29,8 @@ expect() {
   [ "$ok" = 0 ] || { echo "# pmi $*: exit $rc, stderr:"; sed 's/^/#   /' "$tmp/err"; }
   check $ok "pmi $* -> exit $code${words:+, says '$words'}"
 }
-if ! /usr/bin/python3 -c 'import torch, h5py' 2>/dev/null; then
-  echo "not ok - /usr/bin/python3 cannot import torch and h5py (make deps installs python3-torch, python3-h5py)"; exit 1
+if ! $python -c "import torch, h5py" 2>/dev/null; then
+  echo "not ok - $python cannot import torch and h5py (make deps installs python3-torch, python3-h5py)"; exit 1
 fi
 
 # A small owner that memorises D_k (claimed), an independent model, a pruning attack.
@@ -106,12 +109,12 @@ EOF
   "$pmi" export "$A" --job p$p-s1-owner -o "$tmp/a$p.safetensors" >/dev/null 2>&1 &&
     "$pmi" key export "$A" --job p$p-s1-owner -o "$tmp/a$p.key.h5" >/dev/null 2>&1 &&
     d=$($py load "$A" p$p-s1-owner 0 "$tmp/a$p.key.h5" "$tmp/a$p.safetensors" 2>"$tmp/pyerr")
-  ok=$?; [ $ok = 0 ] && ok=$(/usr/bin/python3 -c "print(0 if float('$d') <= 1e-5 else 1)"); [ $ok = 0 ] || sed 's/^/# /' "$tmp/pyerr"
+  ok=$?; [ $ok = 0 ] && ok=$($python -c "print(0 if float('$d') <= 1e-5 else 1)"); [ $ok = 0 ] || sed 's/^/# /' "$tmp/pyerr"
   check $ok "$arch: PyTorch load_state_dict(strict=True) of the export; log p_y on the pool within 1e-5 of pmi's (max diff $d)"
 done
 expect 0 "" -- export "$R" --job $O --eval 1 -o "$tmp/pruned.safetensors"
 d=$($py load "$R" $O 1 "$tmp/owner.key.h5" "$tmp/pruned.safetensors"); ok=$?
-[ $ok = 0 ] && ok=$(/usr/bin/python3 -c "print(0 if float('$d') <= 1e-5 else 1)")
+[ $ok = 0 ] && ok=$($python -c "print(0 if float('$d') <= 1e-5 else 1)")
 check $ok "the attacked (pruned) model of evaluation 1 exports and loads in PyTorch (max diff $d)"
 
 # ---- pmi verify: the owner's model in every form ----------------------------------------
@@ -152,6 +155,41 @@ grep -q "NOT CLAIMED" "$tmp/out"; check $? "pmi's indep-data model (disjoint dat
 $py random "$tmp/owner.safetensors" "$tmp/random.pt" 7
 expect 1 "" -- verify --key "$tmp/owner.key.h5" --model "$tmp/random.pt"
 grep -q "NOT CLAIMED" "$tmp/out"; check $? "a PyTorch model that never saw the pool is NOT CLAIMED"
+
+# ---- Fashion-MNIST: a model derived in PyTorch is claimed, one trained from scratch is not ----
+cat >"$tmp/fm.ini" <<EOF
+[experiment]
+name = fm
+seeds = 1
+device = cpu
+output = $tmp/res
+[data]
+dataset = fashion-mnist
+n_train = 500
+n_attacker = 500
+n_test = 200
+[pool]
+N = 10
+m = 40
+[model]
+arch = mlp
+width = 128
+[train]
+epochs = 30
+[pmi]
+independent = 0
+scores = loss
+[store]
+save_models = 1
+EOF
+F=$tmp/res/fm/results.h5; D=/usr/share/datasets/fashion-mnist
+"$pmi" run "$tmp/fm.ini" --threads 1 >/dev/null 2>>"$tmp/log" &&
+  "$pmi" export "$F" --job $O -o "$tmp/fm.safetensors" >/dev/null && "$pmi" key export "$F" --job $O -o "$tmp/fm.key.h5" >/dev/null 2>&1
+check $? "a Fashion-MNIST owner (mlp, N=10, m=40) trains, exports and gives a key"
+$py derived "$tmp/fm.safetensors" "$F" $O "$tmp/fm.key.h5" "$D" "$tmp/derived.pt"
+expect 0 "CLAIMED" -- verify --key "$tmp/fm.key.h5" --model "$tmp/derived.pt"
+$py scratch "$tmp/fm.safetensors" "$F" $O "$tmp/fm.key.h5" "$D" "$tmp/scratch.pt"
+expect 1 "NOT CLAIMED" -- verify --key "$tmp/fm.key.h5" --model "$tmp/scratch.pt"
 
 # ---- bad input: exit 2, the culprit named ------------------------------------------------
 K=$tmp/owner.key.h5

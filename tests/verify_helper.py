@@ -10,6 +10,11 @@
   logits ST KEY OUT.csv|OUT.h5  the module's logits on the key's samples, in key order
   random ARCH-ST OUT SEED       a freshly initialised module of ST's architecture (a model that
                                 never saw the pool), scripted
+  derived ST RESULTS JOB KEY DIR OUT  fine-tunes ST's module for one epoch (SGD, lr 0.01) on
+                                the attacker's samples of JOB (split/attacker, read from the
+                                Fashion-MNIST IDX files in DIR), scripts and saves it
+  scratch ST RESULTS JOB KEY DIR OUT  trains a fresh module of ST's architecture from scratch on
+                                the attacker's samples (disjoint from the pool), 20 epochs
   compare RECORD RESULTS JOB EVAL  exits 1 unless every p-value, margin and identified index of
                                 the verification record equals what RESULTS stored for JOB's
                                 evaluation EVAL
@@ -29,6 +34,8 @@ import numpy as np
 import torch
 
 from torch_models import build, read_safetensors, write_safetensors
+
+torch.set_num_threads(1)   # the same sums on any machine
 
 
 def key_inputs(key):
@@ -62,6 +69,47 @@ def cmd_load(results, job, ev, key, st):
     with h5py.File(results, "r") as f:
         stored = torch.from_numpy(f["jobs/%s/evals/%s/loss/sample_scores" % (job, ev)][:]).reshape(-1)
     print("%.3g" % (lp - stored).abs().max().item())
+
+
+def attacker_data(results, job, key, datadir):
+    import gzip
+    with gzip.open(datadir + "/train-images-idx3-ubyte.gz") as f:
+        raw = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
+    with gzip.open(datadir + "/train-labels-idx1-ubyte.gz") as f:
+        lab = np.frombuffer(f.read(), np.uint8, offset=8)
+    with h5py.File(results, "r") as f:
+        idx = f["jobs/%s/split/attacker" % job][:]
+    with h5py.File(key, "r") as f:
+        mean, sd = f.attrs["mean"], f.attrs["std"]
+    x = (torch.from_numpy(raw[idx].astype(np.float32)).double() / 255.0 - mean[0]) / sd[0]
+    return x.float(), torch.from_numpy(lab[idx].astype(np.int64))
+
+
+def train(net, x, y, epochs, lr, seed):
+    torch.manual_seed(int(seed))
+    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
+    net.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(x))
+        for b in range(0, len(x), 64):
+            i = perm[b:b + 64]
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(x[i]), y[i]).backward()
+            opt.step()
+    return net.eval()
+
+
+def cmd_derived(st, results, job, key, datadir, out):
+    net, _ = module(st)
+    x, y = attacker_data(results, job, key, datadir)
+    torch.jit.script(train(net, x, y, 1, 0.01, 1)).save(out)
+
+
+def cmd_scratch(st, results, job, key, datadir, out):
+    _, meta = read_safetensors(st)
+    torch.manual_seed(5)
+    x, y = attacker_data(results, job, key, datadir)
+    torch.jit.script(train(build(meta), x, y, 20, 0.05, 2)).save(out)
 
 
 def cmd_resave(st, out):
@@ -151,5 +199,6 @@ def cmd_bad(st, kind, out):
 
 if __name__ == "__main__":
     cmd = {"load": cmd_load, "resave": cmd_resave, "script": cmd_script, "logits": cmd_logits, "random": cmd_random,
-           "compare": cmd_compare, "close": cmd_close, "bad": cmd_bad, "nokey": cmd_nokey}[sys.argv[1]]
+           "compare": cmd_compare, "close": cmd_close, "bad": cmd_bad, "nokey": cmd_nokey,
+           "derived": cmd_derived, "scratch": cmd_scratch}[sys.argv[1]]
     cmd(*sys.argv[2:])
