@@ -99,7 +99,8 @@ static const key_def schema[] = {
     ROW("pmi", "decide", K_CHOICE, decide, "perm", 0, 0, 0, pvalue_name, "p-value used for the ownership decision"),
     ROW("pmi", "independent", K_INT, independent, "1", 0, 100, 0, NULL, "independent models per seed and kind"),
     ROW("pmi", "indep_arch", K_CHOICE, indep_arch, "", 0, 0, EMPTY_OK, nn_arch_name, "architecture of the indep-arch models; empty: model.arch"),
-    ROW("store", "save_models", K_BOOL, save_models, "0", 0, 0, 0, NULL, "store model weights in the shard"),
+    ROW("store", "save_models", K_BOOL, save_models, "0", 0, 0, 0, NULL, "store every evaluated model (all parameters and buffers) in the shard"),
+    ROW("store", "keys", K_BOOL, keys, "0", 0, 0, 0, NULL, "after the merge, write each owner's key to <output>/<name>/keys/<job>.key.h5 (the secret)"),
 };
 static const int schema_len = (int)(sizeof schema / sizeof schema[0]);
 

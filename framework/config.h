@@ -76,7 +76,8 @@ typedef struct {
     int independent;            /* independent models per seed and kind */
     char indep_arch[CFG_STR];   /* architecture of the indep-arch models (pmi.indep_arch; unset: arch) */
     /* [store] */
-    int save_models;            /* 1: store model weights in the shard */
+    int save_models;            /* 1: store every evaluated model's state in the shard */
+    int keys;                   /* 1: write each owner's key after the merge (key.h) */
 } pmi_params;
 
 typedef struct cfg cfg;        /* opaque: raw entries + their origin */

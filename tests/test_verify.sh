@@ -59,6 +59,7 @@ permutations = 999
 scores = loss,conf
 [store]
 save_models = 1
+keys = 1
 [attack.prune]
 type = prune
 sparsity = 0.3
@@ -97,6 +98,10 @@ R=$tmp/res/own/results.h5; A=$tmp/res/arch/results.h5; O=p0-s1-owner
 # ---- models out -----------------------------------------------------------------------
 expect 0 "" -- export "$R" --job $O -o "$tmp/owner.safetensors"
 expect 0 "keep it private" -- key export "$R" --job $O -o "$tmp/owner.key.h5"
+"$pmi" verify --key "$tmp/res/own/keys/$O.key.h5" --weights "$tmp/owner.safetensors" -o "$tmp/r-runkey.json" >/dev/null 2>&1 &&
+  "$pmi" verify --key "$tmp/owner.key.h5" --weights "$tmp/owner.safetensors" -o "$tmp/r-exportkey.json" >/dev/null 2>&1 &&
+  $py close "$tmp/r-runkey.json" "$tmp/r-exportkey.json" 0
+check $? "[store] keys = 1: pmi run wrote keys/$O.key.h5, which verifies as pmi key export's key does"
 for p in 0 1 2 3 4; do
   arch=$(sed -n "$((p + 1))p" <<EOF
 mlp
