@@ -395,9 +395,10 @@ static int cmd_export(int argc, char **argv) {
 static int cmd_key(int argc, char **argv) {
     static const struct option opts[] = {{"job", required_argument, 0, 'j'}, {"output", required_argument, 0, 'o'},
                                          {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) return cmd_help(2, (char *[]){"help", "key"}), 0;
     if (argc < 2 || strcmp(argv[1], "export")) {
         fprintf(stderr, "pmi key: expected `pmi key export <results.h5> --job <owner job> -o owner.key.h5`\n");
-        return argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? (cmd_help(2, (char *[]){"help", "key"}), 0) : 2;
+        return 2;
     }
     argc--; argv++;
     const char *job = NULL, *out = NULL;
