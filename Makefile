@@ -6,7 +6,7 @@
 #   make deps         install the missing Debian packages (apt-get; root or sudo)
 #   make install      ./pmi to $(DESTDIR)$(PREFIX)/bin, plot templates to share/pmi-lab/plots, docs to share/doc/pmi-lab
 #   make SAN=1        address+undefined sanitizer build in build-san/ (binary build-san/pmi; make test SAN=1 runs its suite)
-#   make fuzz         libFuzzer on the config, IDX and CIFAR readers, FUZZ_SECONDS (60) (needs clang; tests/fuzz/; CI runs it)
+#   make fuzz         libFuzzer on the config, IDX, CIFAR and safetensors readers, FUZZ_SECONDS (60) each (needs clang; tests/fuzz/; CI runs it)
 #   make fuzz-results libFuzzer on the HDF5 results readers of report and plot (not in CI: libhdf5 1.10 itself
 #                     crashes on malformed files within seconds; see docs/reliability.md)
 # Overrides: TORCH_DIR=<dir with include/ and lib/> (a PyTorch install's torch/ folder or a
@@ -22,7 +22,7 @@ OPT     ?= -O2
 PREFIX  ?= /usr/local
 DATADIR := $(PREFIX)/share/pmi-lab
 PKGS_HDF5 := $(shell pkg-config --exists hdf5-serial 2>/dev/null && echo hdf5-serial || echo hdf5)
-PKGS    := $(PKGS_HDF5) gsl inih zlib
+PKGS    := $(PKGS_HDF5) gsl inih zlib libcjson
 
 CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Wno-unused-parameter -MMD -MP -Iframework
 CXXFLAGS += -std=c++17 $(OPT) -g -Wall -Wextra -Wno-unused-parameter -MMD -MP -Iframework
@@ -123,10 +123,12 @@ test: deps
 	@PMI_BIN=./$(PMI) PMI_MAKEARGS='$(if $(SAN),SAN=$(SAN)) $(if $(TORCH_DIR),TORCH_DIR=$(TORCH_DIR))' \
 	  scripts/run-tests.sh $(BUILD)/tests
 
-# libFuzzer (clang) over the config, IDX, CIFAR and HDF5 results readers; a finding fails it.
+# libFuzzer (clang) over the config, IDX, CIFAR and safetensors readers (fuzz-results: the HDF5
+# results readers); a finding fails it.
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	@$(MAKE) --no-print-directory -C tests/fuzz run-readers SECONDS=$(FUZZ_SECONDS)
+	@$(MAKE) --no-print-directory -C tests/fuzz run-safetensors SECONDS=$(FUZZ_SECONDS)
 
 fuzz-results: deps all
 	@$(MAKE) --no-print-directory -C tests/fuzz run-results SECONDS=$(FUZZ_SECONDS)

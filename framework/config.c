@@ -40,7 +40,7 @@ enum { OPEN_MIN = 1, OPEN_MAX = 2, EMPTY_OK = 4, FOLDER_NAME = 8 };  /* FOLDER_N
  * the fact (nn.h, pmi.h); the two config-owned lists are below. */
 typedef const char *(*name_fn)(int i);
 
-static const char *norm_name(int i) {      /* indexed by cfg_norm */
+const char *cfg_norm_name(int i) {         /* indexed by cfg_norm */
     static const char *const names[] = {"none", "unit", "standard"};
     return i >= 0 && i < (int)(sizeof names / sizeof names[0]) ? names[i] : NULL;
 }
@@ -82,7 +82,7 @@ static const key_def schema[] = {
     ROW("data", "n_train", K_INT, n_train, "2000", 1, 1e7, 0, NULL, "owner training samples (without the secret mini-dataset)"),
     ROW("data", "n_attacker", K_INT, n_attacker, "1000", 0, 1e7, 0, NULL, "samples the attacker holds"),
     ROW("data", "n_test", K_INT, n_test, "1000", 1, 1e7, 0, NULL, "test samples"),
-    ROW("data", "normalize", K_ENUM, normalize, "standard", 0, 0, 0, norm_name, "input scaling: raw 0..255, /255, or per-channel mean/std"),
+    ROW("data", "normalize", K_ENUM, normalize, "standard", 0, 0, 0, cfg_norm_name, "input scaling: raw 0..255, /255, or per-channel mean/std"),
     ROW("pool", "N", K_INT, N, "10", 2, 4096, 0, NULL, "number of mini-datasets in the pool"),
     ROW("pool", "m", K_INT, m, "50", 1, 100000, 0, NULL, "samples per mini-dataset"),
     ROW("pool", "secret", K_INT, secret, "-1", -1, 4095, 0, NULL, "secret index k < N; -1: drawn from the seed"),
@@ -109,7 +109,8 @@ static const key_def schema[] = {
     ROW("pmi", "reference_fraction", K_DOUBLE, reference_fraction, "1", 0, 1, OPEN_MIN, NULL, "fraction of the owner's training set (without D_k) each reference trains on"),
     ROW("pmi", "independent", K_INT, independent, "1", 0, 100, 0, NULL, "independent models per seed and kind"),
     ROW("pmi", "indep_arch", K_CHOICE, indep_arch, "", 0, 0, EMPTY_OK, nn_arch_name, "architecture of the indep-arch models; empty: model.arch"),
-    ROW("store", "save_models", K_BOOL, save_models, "0", 0, 0, 0, NULL, "store model weights in the shard"),
+    ROW("store", "save_models", K_BOOL, save_models, "0", 0, 0, 0, NULL, "store every evaluated model (all parameters and buffers) in the shard"),
+    ROW("store", "keys", K_BOOL, keys, "0", 0, 0, 0, NULL, "after the merge, write each owner's key to <output>/<name>/keys/<job>.key.h5 (the secret)"),
 };
 static const int schema_len = (int)(sizeof schema / sizeof schema[0]);
 

@@ -36,6 +36,8 @@
 /* Requested device, optimizer and schedule are nn.h's enums (nn_device_request, nn_optimizer,
  * nn_schedule), read by their nn.h name tables; score kinds and p-values are pmi.h's. */
 typedef enum { NORM_NONE = 0, NORM_UNIT, NORM_STANDARD } cfg_norm; /* none: raw 0..255; unit: /255; standard: per-channel mean/std of the owner train split */
+/* The name of a cfg_norm ("none", "unit", "standard"), NULL outside the enum. */
+const char *cfg_norm_name(int i);
 
 /* The typed parameters of one sweep point. Field comments give units. */
 typedef struct {
@@ -80,7 +82,8 @@ typedef struct {
     int independent;            /* independent models per seed and kind */
     char indep_arch[CFG_STR];   /* architecture of the indep-arch models (pmi.indep_arch; unset: arch) */
     /* [store] */
-    int save_models;            /* 1: store model weights in the shard */
+    int save_models;            /* 1: store every evaluated model's state in the shard */
+    int keys;                   /* 1: write each owner's key after the merge (key.h) */
 } pmi_params;
 
 typedef struct cfg cfg;        /* opaque: raw entries + their origin */

@@ -16,6 +16,7 @@
 struct job_data {
     char *key;
     pmi_dataset train, test;
+    double mean[3], sd[3];     /* the standard normalisation's statistics (0 and 1 otherwise) */
     nn_data *dtrain, *dtest;
 };
 
@@ -35,6 +36,7 @@ void job_data_free(job_data *d) {
 }
 
 static void normalize_pair(job_data *d, cfg_norm mode) {
+    for (int c = 0; c < 3; c++) { d->mean[c] = 0; d->sd[c] = 1; }
     if (mode == NORM_NONE) return;
     if (mode == NORM_UNIT) {
         data_normalize(&d->train, DATA_NORM_UNIT, NULL, NULL);
@@ -42,22 +44,31 @@ static void normalize_pair(job_data *d, cfg_norm mode) {
         return;
     }
     /* standard: per-channel statistics of the whole train file (independent of the split) */
-    double mean[3] = {0}, sd[3] = {1, 1, 1};
-    data_channel_stats(&d->train, NULL, d->train.n, mean, sd);
-    data_normalize(&d->train, DATA_NORM_STANDARD, mean, sd);
-    data_normalize(&d->test, DATA_NORM_STANDARD, mean, sd);
+    data_channel_stats(&d->train, NULL, d->train.n, d->mean, d->sd);
+    data_normalize(&d->train, DATA_NORM_STANDARD, d->mean, d->sd);
+    data_normalize(&d->test, DATA_NORM_STANDARD, d->mean, d->sd);
+}
+
+int job_load_raw(const pmi_params *p, pmi_dataset *train, pmi_dataset *test, double mean[3], double sd[3],
+                 char *err, size_t errlen) {
+    int64_t n_synth = (int64_t)p->n_train * 2 + (int64_t)p->N * p->m + p->n_attacker + 4 * (int64_t)p->n_test;
+    if (data_load(p->dataset, p->path, n_synth, 12345, train, test, err, errlen)) return -1;
+    for (int c = 0; c < 3; c++) { mean[c] = 0; sd[c] = 1; }
+    if (p->normalize == NORM_STANDARD) data_channel_stats(train, NULL, train->n, mean, sd);
+    return 0;
 }
 
 /* Makes d hold the datasets of p on dev, loading them unless they are there already. */
 static int data_get(job_data *d, const pmi_params *p, nn_device dev, char *err, size_t errlen) {
-    int64_t n_synth = (int64_t)p->n_train * 2 + (int64_t)p->N * p->m + p->n_attacker + 4 * (int64_t)p->n_test;
     size_t klen = strlen(p->dataset) + strlen(p->path) + 64;
     char *key = util_malloc(klen);
+    int64_t n_synth = (int64_t)p->n_train * 2 + (int64_t)p->N * p->m + p->n_attacker + 4 * (int64_t)p->n_test;
     snprintf(key, klen, "%s|%s|%d|%lld", p->dataset, p->path, (int)p->normalize,
              strcmp(p->dataset, "synthetic") ? 0LL : (long long)n_synth);
     if (d->key && !strcmp(key, d->key)) { free(key); return 0; }
     data_clear(d);
-    if (data_load(p->dataset, p->path, n_synth, 12345, &d->train, &d->test, err, errlen)) { free(key); return -1; }
+    double mean[3], sd[3];
+    if (job_load_raw(p, &d->train, &d->test, mean, sd, err, errlen)) { free(key); return -1; }
     normalize_pair(d, p->normalize);
     nn_status st = nn_data_create(d->train.x, d->train.y, d->train.n, d->train.c, d->train.h, d->train.w, dev, &d->dtrain);
     if (st == NN_OK)
@@ -109,16 +120,19 @@ typedef struct {
     store_eval *evals; int n_evals;        /* 1 + the attack settings */
     double *loss_curve;                    /* (epochs) */
     double train_acc, test_acc;
-    const char **names; int64_t *numel; float **data; int n_tensors;   /* saved weights */
+    weights *models;                       /* per evaluation, when [store] save_models */
+    weights_input input;                   /* what the models' input is */
 } job_state;
 
 static void job_state_free(job_state *s) {
     nn_model_free(s->model); nn_data_free(s->dtr);
-    for (int i = 0; i < s->n_evals; i++) eval_free(&s->evals[i]);
-    for (int i = 0; i < s->n_tensors; i++) free(s->data[i]);
-    free(s->evals); free(s->loss_curve); free(s->names); free(s->numel); free(s->data);
-    s->model = NULL; s->dtr = NULL; s->evals = NULL; s->loss_curve = NULL;
-    s->names = NULL; s->numel = NULL; s->data = NULL; s->n_evals = s->n_tensors = 0;
+    for (int i = 0; i < s->n_evals; i++) {
+        eval_free(&s->evals[i]);
+        if (s->models) weights_free(&s->models[i]);
+    }
+    free(s->evals); free(s->loss_curve); free(s->models);
+    s->model = NULL; s->dtr = NULL; s->evals = NULL; s->loss_curve = NULL; s->models = NULL;
+    s->n_evals = 0;
 }
 
 static int progress_epoch(void *ctx, int epoch, int epochs, double loss) {
@@ -205,6 +219,12 @@ static int job_setup(job_state *js, const job_data *d, const data_split *split, 
                                 .classes = d->train.classes, .width = p->width, .device = js->env->dev,
                                 .seed = plan_seed(js->job, SEED_INIT, 0) };
     js->evals = util_calloc((size_t)js->env->plan->n_attacks + 1, sizeof *js->evals);
+    if (p->save_models) js->models = util_calloc((size_t)js->env->plan->n_attacks + 1, sizeof *js->models);
+    js->input = (weights_input){ .c = d->train.c, .h = d->train.h, .w = d->train.w, .classes = d->train.classes };
+    snprintf(js->input.dataset, sizeof js->input.dataset, "%.*s", (int)sizeof js->input.dataset - 1, p->dataset);
+    snprintf(js->input.normalize, sizeof js->input.normalize, "%s", cfg_norm_name(p->normalize));
+    memcpy(js->input.mean, d->mean, sizeof d->mean);
+    memcpy(js->input.sd, d->sd, sizeof d->sd);
     js->loss_curve = util_calloc((size_t)p->epochs, sizeof *js->loss_curve);
     if (!(js->dtr = role_data(js->job, p, split, d->dtrain)))
         return util_err(err, errlen, "selecting training data: %s", nn_last_error());
@@ -241,6 +261,15 @@ static void verify_seeds(const job_state *js, uint64_t *seeds) {
     for (int k = 0; k < js->point->n_kinds; k++) seeds[k] = plan_seed(js->job, SEED_VERIFY, (uint64_t)k);
 }
 
+/* With [store] save_models, copies the state of the model that ev evaluated into js->models. */
+static int keep_model(job_state *js, const nn_model *m, store_eval *ev, char *err, size_t errlen) {
+    if (!js->models) return 0;
+    weights *w = &js->models[ev - js->evals];
+    if (weights_collect(m, &js->input, w, err, errlen)) return -1;
+    ev->model = w;
+    return 0;
+}
+
 static int run_attacks(job_state *js, const eval_input *in, const nn_data *attacker, char *err, size_t errlen) {
     const plan *pl = js->env->plan;
     attack_ctx ac = { .attacker = attacker, .p = js->p, .spec = js->spec, .seed = plan_seed(js->job, SEED_ATTACK, 0) };
@@ -260,23 +289,9 @@ static int run_attacks(job_state *js, const eval_input *in, const nn_data *attac
         ev->strength = as->strength;
         int rc = eval_model(attacked, in, ev, err, errlen);
         ev->wall_s = util_now_s() - t0;
+        if (!rc) rc = keep_model(js, attacked, ev, err, errlen);
         nn_model_free(attacked);
         if (rc) return -1;
-    }
-    return 0;
-}
-
-static int collect_weights(job_state *js) {
-    int n = nn_param_count(js->model);
-    js->names = util_calloc((size_t)n, sizeof *js->names);
-    js->numel = util_calloc((size_t)n, sizeof *js->numel);
-    js->data = util_calloc((size_t)n, sizeof *js->data);
-    for (int i = 0; i < n; i++) {
-        int64_t shape[4]; int ndim;
-        if (nn_param_info(js->model, i, &js->names[i], &js->numel[i], shape, &ndim) != NN_OK) return -1;
-        js->data[i] = util_malloc(sizeof(float) * (size_t)js->numel[i]);
-        js->n_tensors = i + 1;
-        if (nn_param_get(js->model, i, js->data[i]) != NN_OK) return -1;
     }
     return 0;
 }
@@ -340,11 +355,10 @@ static int job_finish(job_state *js, const data_split *split, nn_data *pool, nn_
     snprintf(ev->attack, sizeof ev->attack, "none");
     snprintf(ev->type, sizeof ev->type, "none");
     ev->strength = NAN;
-    if (eval_model(js->model, &in, ev, err, errlen)) return -1;
+    if (eval_model(js->model, &in, ev, err, errlen) || keep_model(js, js->model, ev, err, errlen)) return -1;
     js->test_acc = ev->test_acc;
     if (run_attacks(js, &in, attacker, err, errlen)) return -1;
     if (*js->env->stop) return 1;
-    if (js->p->save_models && collect_weights(js)) return util_err(err, errlen, "reading weights: %s", nn_last_error());
     return 0;
 }
 
@@ -396,8 +410,6 @@ static int write_shard(const job_state *js, const data_split *split, char *err, 
     sj.split = split;
     sj.loss_curve = js->loss_curve; sj.epochs = p->epochs;
     sj.evals = js->evals; sj.n_evals = js->n_evals;
-    sj.n_tensors = js->n_tensors; sj.tensor_names = js->names; sj.tensor_numel = js->numel;
-    sj.tensor_data = (const float *const *)js->data;
     store_provenance prov = *js->env->prov;
     prov.settings = job_settings(js->point);
     util_iso_now(prov.finished, sizeof prov.finished);

@@ -16,6 +16,7 @@
 #include "nn.h"
 #include "plan.h"
 #include "store.h"
+#include "data.h"
 
 typedef struct job_data job_data;   /* opaque: the loaded datasets on the device */
 
@@ -53,6 +54,11 @@ int job_run_group(const job_env *env, job_data *d, const plan_job *jobs, int g, 
                   char *err, size_t errlen);
 /* The decision settings a shard of a job of sweep point pt records (store_settings). */
 store_settings job_settings(const plan_point *pt);
+/* Loads the dataset of p raw (pixels 0..255, as data_load gives them) and the per-channel
+ * statistics its normalisation uses (standard: of the whole train file; else mean 0, sd 1): the
+ * same data and statistics a run's jobs use, for exporting an owner key. 0, or -1 with err. */
+int job_load_raw(const pmi_params *p, pmi_dataset *train, pmi_dataset *test, double mean[3], double sd[3],
+                 char *err, size_t errlen);
 /* The shard path of job j: "<shard_dir>/<id>.h5". -1 with err if it does not fit in len. */
 int job_shard_path(const char *shard_dir, const plan_job *j, char *path, size_t len, char *err, size_t errlen);
 

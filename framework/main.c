@@ -12,6 +12,7 @@
 #include "bench.h"
 #include "config.h"
 #include "data.h"
+#include "key.h"
 #include "nn.h"
 #include "plan.h"
 #include "plot.h"
@@ -19,7 +20,9 @@
 #include "runner.h"
 #include "store.h"
 #include "util.h"
+#include "verify.h"
 #include "version.h"
+#include "weights.h"
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -380,6 +383,126 @@ static int cmd_bench(int argc, char **argv) {
     return 0;
 }
 
+/* Checks that path is an existing regular file; prints why not (exit 2 follows). */
+static int check_input_file(const char *cmd, const char *what, const char *path) {
+    struct stat st;
+    if (stat(path, &st)) { fprintf(stderr, "pmi %s: %s %s: cannot open: %s\n", cmd, what, path, strerror(errno)); return -1; }
+    if (!S_ISREG(st.st_mode)) { fprintf(stderr, "pmi %s: %s %s: not a regular file\n", cmd, what, path); return -1; }
+    return 0;
+}
+
+static int cmd_export(int argc, char **argv) {
+    static const struct option opts[] = {{"job", required_argument, 0, 'j'}, {"eval", required_argument, 0, 'e'},
+                                         {"output", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *job = NULL, *out = NULL;
+    int ev = 0;
+    for (int ch; (ch = getopt_long(argc, argv, "j:e:o:h", opts, NULL)) != -1;) {
+        if (ch == 'j') job = optarg;
+        else if (ch == 'e') { if (parse_number("export", "eval", optarg, 0, 1000000, "an evaluation index (0: the trained model)", &ev)) return 2; }
+        else if (ch == 'o') out = optarg;
+        else if (ch == 'h') return cmd_help(2, (char *[]){"help", "export"}), 0;
+        else return 2;
+    }
+    if (optind + 1 != argc || !job || !out) { fprintf(stderr, "pmi export: expected <results.h5> --job <id> -o <file.safetensors>\n"); return 2; }
+    if (check_results_file("export", argv[optind])) return 2;
+    weights w;
+    char err[1024];
+    if (store_read_model(argv[optind], job, ev, &w, err, sizeof err)) { fprintf(stderr, "pmi export: %s\n", err); return 2; }
+    int rc = weights_save(&w, out, err, sizeof err);
+    weights_free(&w);
+    if (rc) { fprintf(stderr, "pmi export: %s\n", err); return 1; }
+    printf("%s\n", out);
+    return 0;
+}
+
+static int cmd_key(int argc, char **argv) {
+    static const struct option opts[] = {{"job", required_argument, 0, 'j'}, {"output", required_argument, 0, 'o'},
+                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) return cmd_help(2, (char *[]){"help", "key"}), 0;
+    if (argc < 2 || strcmp(argv[1], "export")) {
+        fprintf(stderr, "pmi key: expected `pmi key export <results.h5> --job <owner job> -o owner.key.h5`\n");
+        return 2;
+    }
+    argc--; argv++;
+    const char *job = NULL, *out = NULL;
+    for (int ch; (ch = getopt_long(argc, argv, "j:o:h", opts, NULL)) != -1;) {
+        if (ch == 'j') job = optarg;
+        else if (ch == 'o') out = optarg;
+        else if (ch == 'h') return cmd_help(2, (char *[]){"help", "key"}), 0;
+        else return 2;
+    }
+    if (optind + 1 != argc || !job || !out) { fprintf(stderr, "pmi key export: expected <results.h5> --job <owner job> -o <owner.key.h5>\n"); return 2; }
+    if (check_results_file("key export", argv[optind])) return 2;
+    pmi_key k;
+    char err[2048];
+    if (key_export(argv[optind], job, &k, err, sizeof err)) { fprintf(stderr, "pmi key export: %s\n", err); return 2; }
+    int rc = key_write(out, &k, err, sizeof err);
+    key_free(&k);
+    if (rc) { fprintf(stderr, "pmi key export: %s\n", err); return 1; }
+    fprintf(stderr, "pmi key export: %s holds the secret index and the pool: keep it private\n", out);
+    printf("%s\n", out);
+    return 0;
+}
+
+/* pmi verify's exit codes: 0 claimed, 1 not claimed, 2 usage or input error, 4 the record
+ * could not be written. */
+static int cmd_verify(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"key", required_argument, 0, 'k'}, {"weights", required_argument, 0, 'w'}, {"arch", required_argument, 0, 'a'},
+        {"width", required_argument, 0, 'W'}, {"model", required_argument, 0, 'm'}, {"logits", required_argument, 0, 'l'},
+        {"input", required_argument, 0, 'i'}, {"device", required_argument, 0, 'd'}, {"output", required_argument, 0, 'o'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *key_path = NULL, *record = NULL;
+    verify_suspect s = {0};
+    nn_device_request want = NN_WANT_CPU;
+    for (int ch; (ch = getopt_long(argc, argv, "k:o:h", opts, NULL)) != -1;) {
+        switch (ch) {
+        case 'k': key_path = optarg; break;
+        case 'w': s.weights = optarg; break;
+        case 'a': s.arch = optarg; break;
+        case 'W': if (parse_number("verify", "width", optarg, 1, 4096, "a width", &s.width)) return 2; break;
+        case 'm': s.script = optarg; break;
+        case 'l': s.logits = optarg; break;
+        case 'i':
+            if (strcmp(optarg, "raw") && strcmp(optarg, "unit") && strcmp(optarg, "standard")) {
+                fprintf(stderr, "pmi verify: --input '%s': expected raw, unit or standard\n", optarg);
+                return 2;
+            }
+            s.input = optarg;
+            break;
+        case 'd':
+            if (nn_device_request_parse(optarg, &want)) { fprintf(stderr, "pmi verify: --device '%s': expected auto, cpu or cuda\n", optarg); return 2; }
+            break;
+        case 'o': record = optarg; break;
+        case 'h': return cmd_help(2, (char *[]){"help", "verify"}), 0;
+        default: return 2;
+        }
+    }
+    if (optind != argc) { fprintf(stderr, "pmi verify: unexpected argument '%s'\n", argv[optind]); return 2; }
+    if (!key_path) { fprintf(stderr, "pmi verify: expected --key owner.key.h5\n"); return 2; }
+    if (!!s.weights + !!s.script + !!s.logits != 1) {
+        fprintf(stderr, "pmi verify: give exactly one suspect: --weights file.safetensors, --model file.pt or --logits file\n");
+        return 2;
+    }
+    if ((s.arch || s.width) && !s.weights) { fprintf(stderr, "pmi verify: --arch and --width go with --weights\n"); return 2; }
+    if (s.input && s.logits) { fprintf(stderr, "pmi verify: --input does not apply to --logits (the outputs are given)\n"); return 2; }
+    const char *suspect = s.weights ? s.weights : s.script ? s.script : s.logits;
+    if (check_input_file("verify", "key", key_path) || check_input_file("verify", "suspect", suspect)) return 2;
+    nn_set_threads(1);   /* one forward pass; one thread gives the run's numbers (a CPU worker has one) */
+    if (nn_device_resolve(want, &s.dev, NULL, 0) != NN_OK) { fprintf(stderr, "pmi verify: %s\n", nn_last_error()); return 2; }
+    pmi_key k;
+    verify_result r;
+    char err[2048];
+    if (key_read(key_path, &k, err, sizeof err)) { fprintf(stderr, "pmi verify: %s\n", err); return 2; }
+    int rc = verify_run(&k, &s, &r, err, sizeof err);
+    if (rc) { fprintf(stderr, "pmi verify: %s\n", err); key_free(&k); return 2; }
+    verify_print(stdout, &k, &r);
+    rc = record ? verify_write_record(record, &k, &r, err, sizeof err) : 0;
+    key_free(&k);
+    if (rc) { fprintf(stderr, "pmi verify: %s\n", err); return 4; }
+    return r.claimed ? 0 : 1;
+}
+
 /* Commands without arguments (config takes --help) refuse any: a typo must not pass silently. */
 static int no_arguments(const char *cmd, int argc, char **argv) {
     for (int i = 1; i < argc; i++)
@@ -426,6 +549,12 @@ static const command commands[] = {
      "the paper-style tables: Markdown or LaTeX to stdout, or one tidy CSV file per table in dir", 1},
     {"plot", cmd_plot, "pmi plot <results.h5> [-o dir] [--format png|pdf|svg] [--size page|column]",
      "robustness summary and curves, score distributions, ROC, fidelity and pool-ablation figures (gnuplot); --size column: 3.5 in wide", 1},
+    {"export", cmd_export, "pmi export <results.h5> --job <id> [--eval i] -o <file.safetensors>",
+     "a stored model (save_models) as safetensors with PyTorch names, buffers and input metadata; --eval i: the model of evaluation i (0: as trained)", 1},
+    {"key", cmd_key, "pmi key export <results.h5> --job <owner job> -o <owner.key.h5>",
+     "the owner's key (pool samples, k, decision settings): everything pmi verify needs; it is the secret", 1},
+    {"verify", cmd_verify, "pmi verify --key <owner.key.h5> (--weights f.safetensors [--arch a] [--width w] | --model f.pt | --logits f.csv|f.h5) [--input raw|unit|standard] [--device cpu|cuda|auto] [-o record.json]",
+     "judge a suspect model with an owner key; exit 0 claimed, 1 not claimed, 2 usage or input error, 4 record not written", 1},
     {"config", cmd_config, "pmi config --help", "every configuration key: type, default, range, help", 1},
     {"attacks", cmd_attacks, "pmi attacks", "every attack type and its parameters", 0},
     {"bench", cmd_bench, "pmi bench [--arch a] [--batch b] [--epochs e] [--device d]",

@@ -189,6 +189,38 @@ nn_status nn_param_set(nn_model *m, int i, const float *in);
  * belong to the last layer. */
 int nn_last_layer_first_param(const nn_model *m);
 
+/* ---- state: every parameter and buffer, under PyTorch's names --------------------- */
+/* A model's state is what torch.nn.Module.state_dict() of the equivalent PyTorch module holds:
+ * its parameters (registration order) then its buffers (BatchNorm running_mean, running_var and
+ * num_batches_tracked), named as PyTorch names them ("conv1.weight", "bn1.running_mean",
+ * "layer1_0.shortcut.conv.weight"); docs/model-format.md lists them per architecture. */
+typedef enum { NN_F32 = 0, NN_I64 = 1 } nn_dtype;
+#define NN_MAX_DIMS 4
+int nn_state_count(const nn_model *m);   /* 0 for NULL */
+/* Name, dtype, shape (ndim entries, up to NN_MAX_DIMS) and number of elements of entry i. */
+nn_status nn_state_info(const nn_model *m, int i, const char **name, nn_dtype *dtype, int64_t shape[NN_MAX_DIMS],
+                        int *ndim, int64_t *numel);
+/* Copies entry i to host memory (numel floats or int64s, by its dtype), or writes it from host
+ * memory (the next optimizer step re-applies pruning masks). */
+nn_status nn_state_get(const nn_model *m, int i, void *out);
+nn_status nn_state_set(nn_model *m, int i, const void *in);
+/* The model's spec as created (arch is the registry name, width resolved to the arch's default
+ * when it was <= 0); NULL for NULL. */
+const nn_model_spec *nn_model_get_spec(const nn_model *m);
+
+/* ---- TorchScript models (a suspect brought in from PyTorch) -------------------------- */
+/* A module saved by torch.jit.script(model).save(path) or torch.jit.trace(...).save(path),
+ * loaded with torch::jit::load. Its forward must take one (n, c, h, w) float tensor and return
+ * (n, classes) logits. */
+typedef struct nn_script nn_script;
+/* Loads path onto dev; NN_EINVAL with libtorch's reason when it is not a TorchScript archive
+ * this libtorch can read. */
+nn_status nn_script_load(const char *path, nn_device dev, nn_script **out);
+/* log_softmax of the module's outputs on every sample of d into logp (n, classes); an output
+ * that is not (n, classes) is NN_EINVAL naming the shape it had. */
+nn_status nn_script_eval_logp(nn_script *s, const nn_data *d, int classes, float *logp);
+void nn_script_free(nn_script *s);  /* NULL-safe */
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,6 +12,7 @@
  * PMI_CUDA (defined by the Makefile when libtorch_cuda is linked). */
 #include "nn.h"
 
+#include <torch/script.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -304,6 +305,8 @@ struct nn_model {
     std::vector<std::string> names;
     std::vector<torch::Tensor> masks;     // per parameter; defined only for pruned tensors
     int last_first = 0;                   // index of the classifier's weight
+    std::vector<torch::Tensor> state;     // parameters then buffers (handles into net)
+    std::vector<std::string> state_names; // their PyTorch state_dict names
 };
 
 namespace {
@@ -778,6 +781,12 @@ nn_status nn_model_create(const nn_model_spec *spec, nn_model **out) {
             m->params.push_back(kv.value());
         }
         m->masks.resize(m->params.size());
+        m->state = m->params;
+        m->state_names = m->names;
+        for (auto &kv : m->net->named_buffers()) {
+            m->state_names.push_back(kv.key());
+            m->state.push_back(kv.value());
+        }
         m->last_first = static_cast<int>(m->params.size()) - 2;  // the final Linear's weight and bias
         *out = m.release();
         return NN_OK;
@@ -1152,5 +1161,99 @@ nn_status nn_param_set(nn_model *m, int i, const float *in) {
         return NN_OK;
     });
 }
+
+/* ---- extern "C": state ----------------------------------------------------------- */
+int nn_state_count(const nn_model *m) { return m ? static_cast<int>(m->state.size()) : 0; }
+const nn_model_spec *nn_model_get_spec(const nn_model *m) { return m ? &m->spec : nullptr; }
+
+nn_status nn_state_info(const nn_model *m, int i, const char **name, nn_dtype *dtype, int64_t shape[NN_MAX_DIMS],
+                        int *ndim, int64_t *numel) {
+    return guard(__func__, [&]() -> nn_status {
+        NN_REQUIRE(m && i >= 0 && i < nn_state_count(m), "nn_state_info: no state entry ", i);
+        const torch::Tensor &t = m->state[i];
+        NN_REQUIRE(t.dim() <= NN_MAX_DIMS, "nn_state_info: ", m->state_names[i], " has more than ", NN_MAX_DIMS, " dimensions");
+        NN_REQUIRE(t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kLong, "nn_state_info: ",
+                   m->state_names[i], " is neither float32 nor int64");
+        if (name) *name = m->state_names[i].c_str();
+        if (dtype) *dtype = t.scalar_type() == torch::kFloat ? NN_F32 : NN_I64;
+        if (ndim) *ndim = static_cast<int>(t.dim());
+        if (numel) *numel = t.numel();
+        if (shape)
+            for (int k = 0; k < NN_MAX_DIMS; k++) shape[k] = k < t.dim() ? t.size(k) : 0;
+        return NN_OK;
+    });
+}
+
+nn_status nn_state_get(const nn_model *m, int i, void *out) {
+    return guard(__func__, [&]() -> nn_status {
+        NN_REQUIRE(m && i >= 0 && i < nn_state_count(m) && out, "nn_state_get: no state entry ", i, " or out is NULL");
+        torch::Tensor host = m->state[i].detach().to(torch::kCPU).contiguous();
+        std::memcpy(out, host.data_ptr(), host.element_size() * host.numel());
+        return NN_OK;
+    });
+}
+
+nn_status nn_state_set(nn_model *m, int i, const void *in) {
+    return guard(__func__, [&]() -> nn_status {
+        NN_REQUIRE(m && i >= 0 && i < nn_state_count(m) && in, "nn_state_set: no state entry ", i, " or in is NULL");
+        torch::Tensor &t = m->state[i];
+        torch::NoGradGuard ng;
+        t.copy_(torch::from_blob(const_cast<void *>(in), t.sizes(), t.scalar_type()));
+        return NN_OK;
+    });
+}
+
+}  // extern "C"
+
+/* ---- TorchScript ----------------------------------------------------------------------- */
+struct nn_script {
+    torch::jit::Module module;
+    torch::Device device{torch::kCPU};
+};
+
+extern "C" {
+
+nn_status nn_script_load(const char *path, nn_device dev, nn_script **out) {
+    return guard(__func__, [&]() -> nn_status {
+        NN_REQUIRE(out && path, "nn_script_load: path or out is NULL");
+        *out = nullptr;
+        auto s = std::make_unique<nn_script>();
+        nn_status st = torch_device(dev, &s->device);
+        if (st != NN_OK) return st;
+        try {
+            s->module = torch::jit::load(path, s->device);
+        } catch (const c10::Error &e) {
+            std::string why = e.what_without_backtrace();
+            return fail(NN_EINVAL, cat(path, ": not a TorchScript archive that libtorch ", TORCH_VERSION,
+                                       " can read: ", why.substr(0, why.find('\n'))));
+        }
+        s->module.eval();
+        *out = s.release();
+        return NN_OK;
+    });
+}
+
+nn_status nn_script_eval_logp(nn_script *s, const nn_data *d, int classes, float *logp) {
+    return guard(__func__, [&]() -> nn_status {
+        NN_REQUIRE(s && d && (logp || d->x.size(0) == 0), "nn_script_eval_logp: script, data or logp is NULL");
+        NN_REQUIRE(d->x.device() == s->device, "nn_script_eval_logp: data is on ", d->x.device().str(), ", model on ",
+                   s->device.str());
+        torch::NoGradGuard ng;
+        const int64_t chunk = 4096, n = d->x.size(0);
+        for (int64_t start = 0; start < n; start += chunk) {
+            torch::Tensor x = d->x.slice(0, start, std::min(n, start + chunk));
+            c10::IValue r = s->module.forward({x});
+            NN_REQUIRE(r.isTensor(), "TorchScript model: forward returned a ", r.tagKind(), ", expected a tensor of logits");
+            torch::Tensor y = r.toTensor();
+            NN_REQUIRE(y.dim() == 2 && y.size(0) == x.size(0) && y.size(1) == classes, "TorchScript model: forward returned shape ",
+                       y.sizes(), " for ", x.size(0), " samples, expected (", x.size(0), ", ", classes, ")");
+            torch::Tensor lp = torch::log_softmax(y.to(torch::kFloat), 1).to(torch::kCPU).contiguous();
+            std::memcpy(logp + start * classes, lp.data_ptr<float>(), sizeof(float) * lp.numel());
+        }
+        return NN_OK;
+    });
+}
+
+void nn_script_free(nn_script *s) { delete s; }
 
 }  // extern "C"

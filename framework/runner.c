@@ -1,6 +1,7 @@
 /* runner: what runs where: resume, worker processes, GPU groups, signals, merge (see runner.h). */
 #include "runner.h"
 #include "job.h"
+#include "key.h"
 #include "nn.h"
 #include "store.h"
 #include "util.h"
@@ -569,6 +570,25 @@ static int merge_plan(const plan *pl, store_provenance *prov, int partial, runne
     return rc;
 }
 
+/* With [store] keys, the key of every owner job of the merged file, in <experiment>/keys/. */
+static int write_keys(const plan *pl, const runner_summary *s, char *err, size_t errlen) {
+    char dir[4096], path[4352];
+    snprintf(dir, sizeof dir, "%.*s/keys", (int)(strlen(s->shard_dir) - strlen("/shards")), s->shard_dir);
+    for (int j = 0; j < pl->n_jobs; j++) {
+        const plan_job *job = &pl->jobs[j];
+        if (job->role != ROLE_OWNER || !plan_params(pl, job)->keys) continue;
+        if (mkdir(dir, 0700) && errno != EEXIST) return util_err(err, errlen, "%s: cannot create: %s", dir, strerror(errno));
+        snprintf(path, sizeof path, "%s/%s.key.h5", dir, job->id);
+        pmi_key k;
+        if (key_export(s->results_path, job->id, &k, err, errlen)) return -1;
+        int rc = key_write(path, &k, err, errlen);
+        key_free(&k);
+        if (rc) return -1;
+        fprintf(stderr, "pmi: owner key %s (the secret: keep it private)\n", path);
+    }
+    return 0;
+}
+
 runner_status runner_merge(const plan *pl, int partial, runner_summary *s, char *err, size_t errlen) {
     memset(s, 0, sizeof *s);
     const pmi_params *p0 = &pl->points[0].params;
@@ -623,6 +643,7 @@ runner_status runner_run(const plan *pl, const runner_options *o, runner_summary
     if (rs != RUN_OK) goto out;
     if (o->no_merge || count_complete(pl->jobs, pl->n_jobs, s->shard_dir) < pl->n_jobs) s->results_path[0] = 0;
     if (s->results_path[0] && merge_plan(pl, &r.prov, 0, s, err, errlen)) rs = RUN_ERROR;
+    if (rs == RUN_OK && s->results_path[0] && write_keys(pl, s, err, errlen)) rs = RUN_ERROR;
 out:
     if (r.lock_fd >= 0) close(r.lock_fd);
     free(r.mine);

@@ -282,13 +282,15 @@ static int validate_split(const store_job *j, serr *e) {
     return 0;
 }
 
-static int validate_tensors(const store_job *j, serr *e) {
-    if (j->n_tensors < 0 || (j->n_tensors > 0 && (!j->tensor_names || !j->tensor_numel || !j->tensor_data)))
-        return fail(e, "job %s: n_tensors %d without names, numel and data", j->id, j->n_tensors);
-    for (int t = 0; t < j->n_tensors; t++) {
-        if (!valid_name(j->tensor_names[t]) || j->tensor_numel[t] < 0 || (j->tensor_numel[t] > 0 && !j->tensor_data[t]))
-            return fail(e, "job %s: tensor %d has no valid name (non-empty, no '/'), a negative size or no data", j->id, t);
-    }
+static int validate_model(const store_job *j, int i, serr *e) {
+    const weights *w = j->evals[i].model;
+    if (!w) return 0;
+    if (w->n < 1 || !w->t || !w->arch[0] || w->input.c < 1 || w->input.c > 3)
+        return fail(e, "job %s eval %d: model state without tensors, arch or a 1..3-channel input", j->id, i);
+    for (int t = 0; t < w->n; t++)
+        if (!valid_name(w->t[t].name) || w->t[t].numel < 0 || w->t[t].ndim < 0 || w->t[t].ndim > NN_MAX_DIMS ||
+            (w->t[t].numel > 0 && !w->t[t].data))
+            return fail(e, "job %s eval %d: tensor %d has no valid name (non-empty, no '/'), a bad shape or no data", j->id, i, t);
     return 0;
 }
 
@@ -358,8 +360,8 @@ static int validate_job(const store_job *j, serr *e) {
     if (j->n_evals < 0 || (j->n_evals > 0 && !j->evals))
         return fail(e, "job %s: n_evals=%d but no evals", j->id, j->n_evals);
     for (int i = 0; i < j->n_evals; i++)
-        if (validate_eval(j, i, e)) return -1;
-    return validate_split(j, e) || validate_tensors(j, e) ? -1 : 0;
+        if (validate_eval(j, i, e) || validate_model(j, i, e)) return -1;
+    return validate_split(j, e);
 }
 
 /* ---- the job group ---------------------------------------------------------------- */
@@ -431,6 +433,51 @@ static int write_kind(hid_t eg, const char *ew, const store_job *j, const store_
     return bad ? -1 : 0;
 }
 
+/* A rank-1 attribute of n elements. */
+static int attr_array(hid_t loc, const char *where, const char *name, hid_t type, int n, const void *val, serr *e) {
+    hsize_t dims = (hsize_t)n;
+    hid_t sp = H5Screate_simple(1, &dims, NULL);
+    hid_t a = sp < 0 ? -1 : H5Acreate2(loc, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = (a < 0 || H5Awrite(a, type, val) < 0) ? fail(e, "cannot write attribute %s of %s", name, where) : 0;
+    if (a >= 0) H5Aclose(a);
+    if (sp >= 0) H5Sclose(sp);
+    return rc;
+}
+
+/* evals/<i>/model/: one dataset per state tensor (its shape, float32 or int64) and the model's
+ * architecture and input as attributes. */
+static int write_model(hid_t eg, const char *ew, const weights *m, serr *e) {
+    char w[320];
+    snprintf(w, sizeof w, "%s/model", ew);
+    hid_t g = group_create(eg, ew, "model", e);
+    if (g < 0) return -1;
+    const weights_input *in = &m->input;
+    int shape[3] = {in->c, in->h, in->w};
+    int bad = attr_str(g, w, "arch", m->arch, e) || attr_int(g, w, "width", m->width, e) ||
+              attr_array(g, w, "input_shape", H5T_NATIVE_INT, 3, shape, e) || attr_int(g, w, "classes", in->classes, e) ||
+              attr_str(g, w, "dataset", in->dataset, e) || attr_str(g, w, "normalize", in->normalize, e) ||
+              attr_array(g, w, "mean", H5T_NATIVE_DOUBLE, in->c, in->mean, e) ||
+              attr_array(g, w, "std", H5T_NATIVE_DOUBLE, in->c, in->sd, e);
+    for (int t = 0; !bad && t < m->n; t++) {
+        const weights_tensor *x = &m->t[t];
+        hsize_t dims[NN_MAX_DIMS];
+        for (int d = 0; d < x->ndim; d++) dims[d] = (hsize_t)x->shape[d];
+        hid_t type = x->dtype == NN_I64 ? H5T_NATIVE_INT64 : H5T_NATIVE_FLOAT;
+        if (x->ndim == 0) {
+            hid_t sp = H5Screate(H5S_SCALAR);
+            hid_t d = H5Dcreate2(g, x->name, type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            bad = d < 0 || H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, x->data) < 0;
+            if (bad) fail(e, "cannot write dataset %s/%s", w, x->name);
+            if (d >= 0) H5Dclose(d);
+            H5Sclose(sp);
+        } else {
+            bad = dset_write(g, w, x->name, type, x->ndim, dims, x->data, e);
+        }
+    }
+    H5Gclose(g);
+    return bad ? -1 : 0;
+}
+
 static int write_eval(hid_t esg, const char *jw, const store_job *j, int i, serr *e) {
     const store_eval *ev = &j->evals[i];
     char name[16], esw[256], w[288];
@@ -445,6 +492,7 @@ static int write_eval(hid_t esg, const char *jw, const store_job *j, int i, serr
               attr_dbl(g, w, "test_accuracy", ev->test_acc, e) || attr_dbl(g, w, "sparsity", ev->sparsity, e) ||
               attr_dbl(g, w, "wall_s", ev->wall_s, e);
     for (int q = 0; !bad && q < ev->n_kinds; q++) bad = write_kind(g, w, j, ev, q, e);
+    if (!bad && ev->model) bad = write_model(g, w, ev->model, e);
     H5Gclose(g);
     return bad ? -1 : 0;
 }
@@ -458,21 +506,6 @@ static int write_evals(hid_t jg, const char *jw, const store_job *j, serr *e) {
     return bad ? -1 : 0;
 }
 
-static int write_weights(hid_t jg, const char *jw, const store_job *j, serr *e) {
-    if (j->n_tensors == 0) return 0;
-    char w[256];
-    snprintf(w, sizeof w, "%s/weights", jw);
-    hid_t g = group_create(jg, jw, "weights", e);
-    if (g < 0) return -1;
-    int bad = 0;
-    for (int t = 0; !bad && t < j->n_tensors; t++) {
-        hsize_t n = (hsize_t)j->tensor_numel[t];
-        bad = dset_write(g, w, j->tensor_names[t], H5T_NATIVE_FLOAT, 1, &n, j->tensor_data[t], e);
-    }
-    H5Gclose(g);
-    return bad ? -1 : 0;
-}
-
 static int write_job(hid_t jobs, const store_job *j, serr *e) {
     char w[160];
     snprintf(w, sizeof w, "/jobs/%s", j->id);
@@ -481,23 +514,12 @@ static int write_job(hid_t jobs, const store_job *j, serr *e) {
     hsize_t ep = (hsize_t)j->epochs;
     int bad = job_attrs(g, w, j, e) || write_split(g, w, j->split, e) ||
               dset_write(g, w, "loss_curve", H5T_NATIVE_DOUBLE, 1, &ep, j->loss_curve, e) ||
-              write_evals(g, w, j, e) || write_weights(g, w, j, e);
+              write_evals(g, w, j, e);
     H5Gclose(g);
     return bad ? -1 : 0;
 }
 
 /* ---- the file: root attributes, temporary name, atomic finish ------------------------ */
-
-/* A rank-1 attribute of n elements. */
-static int attr_array(hid_t loc, const char *where, const char *name, hid_t type, int n, const void *val, serr *e) {
-    hsize_t dims = (hsize_t)n;
-    hid_t sp = H5Screate_simple(1, &dims, NULL);
-    hid_t a = sp < 0 ? -1 : H5Acreate2(loc, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = (a < 0 || H5Awrite(a, type, val) < 0) ? fail(e, "cannot write attribute %s of %s", name, where) : 0;
-    if (a >= 0) H5Aclose(a);
-    if (sp >= 0) H5Sclose(sp);
-    return rc;
-}
 
 /* The root attributes decide, alphas, permutations, score_kinds; none when not recorded. */
 static int write_settings(hid_t f, const store_settings *s, serr *e) {
@@ -1171,4 +1193,158 @@ int store_read_scores(const char *path, const char *job_id, int eval_index, cons
 double store_row_p(const store_row *r, int which) {
     const double v[P_COUNT] = {r->p_rank, r->p_perm, r->p_welch, r->p_mw};
     return which >= 0 && which < P_COUNT ? v[which] : NAN;
+}
+
+/* ---- reading a job's split, attributes and stored models ------------------------- */
+
+/* A numeric dataset (rank <= max_rank) read as type into a malloc'd array; dims gets its shape. */
+static int dset_read(hid_t f, const char *path, const char *w, hid_t type, size_t elem, int max_rank, void **out,
+                     int *rank, hsize_t *dims, serr *e) {
+    *out = NULL;
+    if (!path_exists(f, w)) return fail(e, "%s: no dataset %s", path, w);
+    hid_t d = H5Dopen2(f, w, H5P_DEFAULT);
+    hid_t sp = d < 0 ? -1 : H5Dget_space(d);
+    hid_t t = d < 0 ? -1 : H5Dget_type(d);
+    int r = sp < 0 ? -1 : H5Sget_simple_extent_ndims(sp);
+    int rc = r >= 0 && r <= max_rank && t >= 0 && (H5Tget_class(t) == H5T_INTEGER || H5Tget_class(t) == H5T_FLOAT)
+             ? 0 : fail(e, "%s: %s is not a numeric dataset of rank <= %d", path, w, max_rank);
+    hsize_t n = 1;
+    if (!rc) {
+        H5Sget_simple_extent_dims(sp, dims, NULL);
+        for (int i = 0; i < r; i++) n *= dims[i];
+        if (n > ((hsize_t)1 << 34) / elem) rc = fail(e, "%s: %s has %llu elements, too many", path, w, (unsigned long long)n);
+    }
+    if (!rc) {
+        *out = util_malloc(elem * (size_t)(n ? n : 1));
+        if (n && H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0) rc = fail(e, "%s: cannot read %s", path, w);
+    }
+    if (t >= 0) H5Tclose(t);
+    if (sp >= 0) H5Sclose(sp);
+    if (d >= 0) H5Dclose(d);
+    if (rc) { free(*out); *out = NULL; return -1; }
+    *rank = r;
+    return 0;
+}
+
+int store_read_split(const char *path, const char *job_id, const char *name, int64_t **v, int64_t *n, int64_t dims[2],
+                     char *err, size_t errlen) {
+    serr e = {err, errlen};
+    serr_reset(&e);
+    *v = NULL; *n = 0;
+    if (!valid_name(job_id) || !valid_name(name)) return fail(&e, "store: bad arguments to store_read_split");
+    char w[400];
+    snprintf(w, sizeof w, "/jobs/%s/split/%s", job_id, name);
+    int64_t f = open_checked(path, &e);
+    if (f < 0) return -1;
+    hsize_t hd[2] = {0, 0};
+    int rank = 0;
+    void *out = NULL;
+    int rc = dset_read((hid_t)f, path, w, H5T_NATIVE_INT64, sizeof(int64_t), 2, &out, &rank, hd, &e);
+    H5Fclose((hid_t)f);
+    if (rc) return -1;
+    dims[0] = rank > 0 ? (int64_t)hd[0] : 1;
+    dims[1] = rank > 1 ? (int64_t)hd[1] : 1;
+    *v = out;
+    *n = dims[0] * dims[1];
+    return 0;
+}
+
+int store_read_job_int(const char *path, const char *job_id, const char *name, int *v, char *err, size_t errlen) {
+    serr e = {err, errlen};
+    serr_reset(&e);
+    if (!valid_name(job_id)) return fail(&e, "store: bad job id");
+    char w[300];
+    snprintf(w, sizeof w, "/jobs/%s", job_id);
+    int64_t f = open_checked(path, &e);
+    if (f < 0) return -1;
+    int rc = 0;
+    if (!path_exists((hid_t)f, w)) rc = fail(&e, "%s: no job %s", path, job_id);
+    hid_t g = rc ? -1 : H5Gopen2((hid_t)f, w, H5P_DEFAULT);
+    if (!rc && (g < 0 || root_int(g, name, v))) rc = fail(&e, "%s: %s has no int attribute %s", path, w, name);
+    if (g >= 0) H5Gclose(g);
+    H5Fclose((hid_t)f);
+    return rc;
+}
+
+/* A rank-1 numeric attribute of exactly n elements, read as type. */
+static int attr_read_array(hid_t obj, const char *name, hid_t type, int n, void *out) {
+    if (H5Aexists(obj, name) <= 0) return -1;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t sp = a < 0 ? -1 : H5Aget_space(a);
+    int ok = sp >= 0 && H5Sget_simple_extent_npoints(sp) == n && H5Aread(a, type, out) >= 0;
+    if (sp >= 0) H5Sclose(sp);
+    if (a >= 0) H5Aclose(a);
+    return ok ? 0 : -1;
+}
+
+typedef struct { hid_t f; const char *path, *w; weights *m; serr *e; } model_iter;
+
+static herr_t read_model_tensor(hid_t g, const char *name, const H5L_info_t *info, void *ctx) {
+    (void)g; (void)info;
+    model_iter *it = ctx;
+    weights *m = it->m;
+    char w[512];
+    snprintf(w, sizeof w, "%s/%s", it->w, name);
+    weights_tensor *t = &m->t[m->n];
+    if (strlen(name) >= sizeof t->name) return fail(it->e, "%s: %s: tensor name too long", it->path, w);
+    hid_t d = H5Dopen2(it->f, w, H5P_DEFAULT);
+    hid_t ty = d < 0 ? -1 : H5Dget_type(d);
+    int is_int = ty >= 0 && H5Tget_class(ty) == H5T_INTEGER;
+    if (ty >= 0) H5Tclose(ty);
+    if (d >= 0) H5Dclose(d);
+    if (d < 0) return fail(it->e, "%s: %s is not a dataset", it->path, w);
+    hsize_t dims[NN_MAX_DIMS];
+    int rank = 0;
+    t->dtype = is_int ? NN_I64 : NN_F32;
+    if (dset_read(it->f, it->path, w, is_int ? H5T_NATIVE_INT64 : H5T_NATIVE_FLOAT, is_int ? 8 : 4, NN_MAX_DIMS,
+                  &t->data, &rank, dims, it->e)) return -1;
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->ndim = rank;
+    t->numel = 1;
+    for (int i = 0; i < rank; i++) { t->shape[i] = (int64_t)dims[i]; t->numel *= t->shape[i]; }
+    m->n++;
+    return 0;
+}
+
+int store_read_model(const char *path, const char *job_id, int eval_index, weights *m, char *err, size_t errlen) {
+    serr e = {err, errlen};
+    serr_reset(&e);
+    memset(m, 0, sizeof *m);
+    if (!valid_name(job_id) || eval_index < 0) return fail(&e, "store: bad arguments to store_read_model");
+    char w[400], ew[360];
+    snprintf(ew, sizeof ew, "/jobs/%s/evals/%d", job_id, eval_index);
+    snprintf(w, sizeof w, "%s/model", ew);
+    int64_t fi = open_checked(path, &e);
+    if (fi < 0) return -1;
+    hid_t f = (hid_t)fi;
+    int rc = 0;
+    if (!path_exists(f, ew)) rc = fail(&e, "%s: no evaluation %s (pmi report lists the jobs)", path, ew);
+    else if (!path_exists(f, w)) rc = fail(&e, "%s: %s holds no model: the run did not save models ([store] save_models = 1)", path, ew);
+    hid_t g = rc ? -1 : H5Gopen2(f, w, H5P_DEFAULT);
+    H5G_info_t info;
+    weights_input *in = &m->input;
+    int shape[3];
+    if (!rc && (g < 0 || H5Gget_info(g, &info) < 0 || info.nlinks < 1 || info.nlinks > 4096))
+        rc = fail(&e, "%s: cannot open %s or it holds no tensors", path, w);
+    if (!rc && (attr_read_str(g, "arch", m->arch, sizeof m->arch) || root_int(g, "width", &m->width) ||
+                attr_read_array(g, "input_shape", H5T_NATIVE_INT, 3, shape) || root_int(g, "classes", &in->classes) ||
+                attr_read_str(g, "dataset", in->dataset, sizeof in->dataset) ||
+                attr_read_str(g, "normalize", in->normalize, sizeof in->normalize)))
+        rc = fail(&e, "%s: %s: attribute arch, width, input_shape, classes, dataset or normalize missing or malformed", path, w);
+    if (!rc && !(shape[0] >= 1 && shape[0] <= 3 && shape[1] >= 1 && shape[2] >= 1))
+        rc = fail(&e, "%s: %s: input_shape (%d, %d, %d) is not 1..3 channels of at least 1x1", path, w, shape[0], shape[1], shape[2]);
+    if (!rc) {
+        in->c = shape[0]; in->h = shape[1]; in->w = shape[2];
+        if (attr_read_array(g, "mean", H5T_NATIVE_DOUBLE, in->c, in->mean) || attr_read_array(g, "std", H5T_NATIVE_DOUBLE, in->c, in->sd))
+            rc = fail(&e, "%s: %s: attribute mean or std is not %d doubles", path, w, in->c);
+    }
+    if (!rc) {
+        m->t = util_calloc(info.nlinks, sizeof *m->t);
+        model_iter it = {f, path, w, m, &e};
+        if (H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, read_model_tensor, &it) < 0) rc = fail(&e, "%s: cannot read the tensors of %s", path, w);
+    }
+    if (g >= 0) H5Gclose(g);
+    H5Fclose(f);
+    if (rc) weights_free(m);
+    return rc;
 }

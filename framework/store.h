@@ -13,8 +13,9 @@
 #include "config.h"
 #include "pmi.h"
 #include "data.h"
+#include "weights.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 #define STORE_NAME 64
 
 /* The decision settings of a run, stored as root attributes (decide, alphas, permutations,
@@ -60,6 +61,7 @@ typedef struct {
     double *pool_median;           /* (n_kinds, N) */
     pmi_result res[SCORE_COUNT];   /* per evaluated kind, same order as kinds */
     double wall_s;
+    const weights *model;          /* the evaluated model's state ([store] save_models), or NULL */
 } store_eval;
 
 typedef struct {
@@ -78,11 +80,6 @@ typedef struct {
     const data_split *split;
     const double *loss_curve; int epochs;
     store_eval *evals; int n_evals;
-    /* optional weights ([store] save_models): n_tensors names/shapes/data */
-    int n_tensors;
-    const char *const *tensor_names;
-    const int64_t *tensor_numel;
-    const float *const *tensor_data;
 } store_job;
 
 /* Writes a complete shard atomically. Returns 0, or -1 with err (nothing left behind). */
@@ -177,5 +174,17 @@ int store_read_evals(const char *path, const char *job_id, store_eval_info **eva
  * object that is missing or not a 2-d numeric dataset (*scores is then NULL). */
 int store_read_scores(const char *path, const char *job_id, int eval_index, const char *kind,
                       double **scores, int *N, int *m, char *err, size_t errlen);
+
+/* Reads the model state stored with evaluation eval_index of job job_id
+ * (/jobs/<id>/evals/<i>/model, written when [store] save_models is on) into *w (free with
+ * weights_free). Returns 0, or -1 with err naming the file and what is missing (no such job or
+ * evaluation, a file written without save_models) or malformed. */
+int store_read_model(const char *path, const char *job_id, int eval_index, weights *w, char *err, size_t errlen);
+/* Reads the int64 dataset /jobs/<job_id>/split/<name> into a malloc'd array of *n entries
+ * (its dims, up to 2, in dims[]). Returns 0, or -1 with err. */
+int store_read_split(const char *path, const char *job_id, const char *name, int64_t **v, int64_t *n, int64_t dims[2],
+                     char *err, size_t errlen);
+/* Reads the int attribute name of /jobs/<job_id> into *v. Returns 0, or -1 with err. */
+int store_read_job_int(const char *path, const char *job_id, const char *name, int *v, char *err, size_t errlen);
 
 #endif

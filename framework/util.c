@@ -4,7 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <stdint.h>
+
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 int util_err(char *err, size_t errlen, const char *fmt, ...) {
     if (err && errlen) {
@@ -58,4 +63,54 @@ char *util_strdup_at(const char *s, const char *file, int line) {
     char *d = util_malloc_at(n, file, line);
     memcpy(d, s, n);
     return d;
+}
+
+int util_read_file(const char *path, size_t max, unsigned char **buf, size_t *len, char *err, size_t errlen) {
+    *buf = NULL; *len = 0;
+    struct stat st;
+    FILE *f = fopen(path, "rb");
+    if (!f) return util_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return util_err(err, errlen, "%s: not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > max) {
+        fclose(f);
+        return util_err(err, errlen, "%s: %lld bytes, more than the %zu this reader accepts", path, (long long)st.st_size, max);
+    }
+    size_t n = (size_t)st.st_size;
+    unsigned char *b = util_malloc(n + 1);
+    size_t got = fread(b, 1, n, f);
+    int bad = ferror(f) || got != n;
+    fclose(f);
+    if (bad) { free(b); return util_err(err, errlen, "%s: read error", path); }
+    b[n] = 0;
+    *buf = b; *len = n;
+    return 0;
+}
+
+int util_write_atomic(const char *path, const void *const *part, const size_t *len, int n, char *err, size_t errlen) {
+    size_t tl = strlen(path) + 32;
+    char *tmp = util_malloc(tl);
+    snprintf(tmp, tl, "%s.tmp-%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        util_err(err, errlen, "%s: cannot create: %s", tmp, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    int bad = 0;
+    for (int i = 0; i < n && !bad; i++) bad = len[i] && fwrite(part[i], 1, len[i], f) != len[i];
+    bad = bad || fflush(f) || fsync(fileno(f));
+    int saved = errno;
+    bad = fclose(f) || bad;
+    if (bad || rename(tmp, path)) {
+        if (!bad) saved = errno;
+        util_err(err, errlen, "%s: cannot write: %s", path, strerror(saved));
+        unlink(tmp);
+        free(tmp);
+        return -1;
+    }
+    free(tmp);
+    return 0;
 }

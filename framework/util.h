@@ -7,7 +7,9 @@
  *                  pmi recovers from, so these print the caller's file:line and the size asked
  *                  for, and exit(1). They never return NULL (a size of 0 allocates 1 byte).
  *   util_now_s()   monotonic seconds, for durations.
- *   util_iso_now() the current UTC time as ISO 8601 ("2026-01-02T03:04:05Z") into buf. */
+ *   util_iso_now() the current UTC time as ISO 8601 ("2026-01-02T03:04:05Z") into buf.
+ *   util_read_file()   a whole regular file into a malloc'd buffer, refusing more than max bytes.
+ *   util_write_atomic() bytes to "<path>.tmp-<pid>", fsync'd and renamed onto path. */
 #ifndef PMI_UTIL_H
 #define PMI_UTIL_H
 #include <stddef.h>
@@ -15,6 +17,12 @@
 int util_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 double util_now_s(void);
 void util_iso_now(char *buf, size_t len);
+/* Reads path into *buf (malloc'd, one NUL byte after the data) and *len. A path that is not a
+ * regular file, or holds more than max bytes, is an error. Returns 0, or -1 with err naming path. */
+int util_read_file(const char *path, size_t max, unsigned char **buf, size_t *len, char *err, size_t errlen);
+/* Writes the n parts (part[i], len[i]) one after another to path atomically: nothing is left
+ * behind on failure and an existing path is replaced only when all was written. 0, or -1 with err. */
+int util_write_atomic(const char *path, const void *const *part, const size_t *len, int n, char *err, size_t errlen);
 
 void *util_malloc_at(size_t size, const char *file, int line);
 void *util_calloc_at(size_t count, size_t size, const char *file, int line);

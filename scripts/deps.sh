@@ -5,14 +5,14 @@
 # on a system without dpkg it installs nothing and runs the check below instead.
 #
 # scripts/deps.sh --check: installs nothing; checks that what building ./pmi needs is there (a C
-# and a C++ compiler, pkg-config, hdf5, gsl, inih and zlib through pkg-config, libtorch's
+# and a C++ compiler, pkg-config, hdf5, gsl, inih zlib and libcjson through pkg-config, libtorch's
 # headers), prints one line per missing piece with the package that provides it, and exits 1
 # if any is missing. The Makefile runs it before compiling. It reads TORCH_DIR (a folder with
 # libtorch's include/ and lib/) and TORCH_INC (where the Makefile looks for the headers).
 set -e
 PKGS="build-essential pkg-config git libtorch-dev libopenblas0-pthread libhdf5-dev libgsl-dev libinih-dev zlib1g-dev
       libcmocka-dev gnuplot-nox dataset-fashion-mnist python3-h5py python3-scipy python3-numpy
-      python3-pandas hdf5-tools"
+      python3-pandas hdf5-tools libcjson-dev python3-torch"
 
 # Prints "missing <what> (Debian: <package>): ..." and remembers the failure.
 need() {
@@ -29,6 +29,7 @@ check() {
     pkg-config --exists gsl || need gsl libgsl-dev
     pkg-config --exists inih || need inih libinih-dev
     pkg-config --exists zlib || need zlib zlib1g-dev
+    pkg-config --exists libcjson || need libcjson libcjson-dev
   else
     need pkg-config pkg-config
   fi

@@ -33,10 +33,10 @@ typedef struct {
     int64_t train[5], pool[TN * TM], attacker[2], test[4];
     double loss[3];
     double scores[NEVAL][NKIND * TN * TM], mean[NEVAL][NKIND * TN], median[NEVAL][NKIND * TN];
-    const char *tnames[2];
-    int64_t tnumel[2];
-    float w0[6], w1[2];
-    const float *tdata[2];
+    weights model;                 /* saved with evals[1] */
+    weights_tensor t[2];
+    float w0[6];
+    int64_t nbt;
     double b;
 } fixture;
 
@@ -112,11 +112,13 @@ static void fill_fixture(fixture *x, const char *id, double b) {
     for (int e = 0; e < NEVAL; e++) fill_eval(x, e);
     j->evals = x->evals; j->n_evals = NEVAL;
     for (int i = 0; i < 6; i++) x->w0[i] = 0.25f * (float)i - 1.0f;
-    x->w1[0] = 3.5f; x->w1[1] = -0.125f;
-    x->tnames[0] = "fc1.weight"; x->tnames[1] = "fc1.bias";
-    x->tnumel[0] = 6; x->tnumel[1] = 2;
-    x->tdata[0] = x->w0; x->tdata[1] = x->w1;
-    j->n_tensors = 2; j->tensor_names = x->tnames; j->tensor_numel = x->tnumel; j->tensor_data = x->tdata;
+    x->nbt = 12345678901LL;
+    x->t[0] = (weights_tensor){.name = "fc1.weight", .dtype = NN_F32, .ndim = 2, .shape = {2, 3}, .numel = 6, .data = x->w0};
+    x->t[1] = (weights_tensor){.name = "bn.num_batches_tracked", .dtype = NN_I64, .ndim = 0, .numel = 1, .data = &x->nbt};
+    x->model = (weights){.arch = "mlp", .width = 8, .t = x->t, .n = 2,
+                         .input = {.dataset = "synthetic", .normalize = "standard", .mean = {0.25}, .sd = {0.5},
+                                   .c = 1, .h = 2, .w = 3, .classes = 4}};
+    x->evals[1].model = &x->model;
 }
 
 /* A config text of several KB, so it cannot be mistaken for a short attribute. */
@@ -251,7 +253,7 @@ static void check_eval(hid_t f, const char *jw, const fixture *x, int e) {
     assert_true(attr_d(f, ew, "wall_s") == ev->wall_s);
     H5G_info_t gi;
     assert_true(H5Gget_info_by_name(f, ew, &gi, H5P_DEFAULT) >= 0);
-    assert_int_equal(gi.nlinks, NKIND);
+    assert_int_equal(gi.nlinks, NKIND + (ev->model != NULL));   /* the kinds and the model, when saved */
     for (int k = 0; k < NKIND; k++) check_kind(f, ew, x, e, k);
 }
 
@@ -282,9 +284,10 @@ static void check_job(hid_t f, const fixture *x) {
     snprintf(p, sizeof p, "%s/split/indep", jw); dset_eq(f, p, H5T_NATIVE_INT64, 1, &n0, NULL, 8);
     snprintf(p, sizeof p, "%s/split/test", jw); dset_eq(f, p, H5T_NATIVE_INT64, 1, &n4, x->test, 8);
     snprintf(p, sizeof p, "%s/loss_curve", jw); dset_eq(f, p, H5T_NATIVE_DOUBLE, 1, &ep, x->loss, 8);
-    hsize_t w0 = 6, w1 = 2;
-    snprintf(p, sizeof p, "%s/weights/fc1.weight", jw); dset_eq(f, p, H5T_NATIVE_FLOAT, 1, &w0, x->w0, 4);
-    snprintf(p, sizeof p, "%s/weights/fc1.bias", jw); dset_eq(f, p, H5T_NATIVE_FLOAT, 1, &w1, x->w1, 4);
+    hsize_t w0[2] = {2, 3};
+    snprintf(p, sizeof p, "%s/evals/1/model/fc1.weight", jw); dset_eq(f, p, H5T_NATIVE_FLOAT, 2, w0, x->w0, 4);
+    snprintf(p, sizeof p, "%s/evals/0/model", jw);
+    assert_int_equal(H5Lexists(f, p, H5P_DEFAULT), 0);   /* only the evaluation that has one */
     for (int e = 0; e < NEVAL; e++) check_eval(f, jw, x, e);
 }
 
@@ -449,6 +452,36 @@ static void test_summary_without_z_perm(void **state) {
 }
 
 /* Every attribute, dataset and summary row of a shard reads back as written. */
+/* store_read_model gives back the saved state with shapes, dtypes and input; an evaluation
+ * without a model, or an unknown one, is an error that says so. */
+static void check_model_read(const char *path, const fixture *x) {
+    weights w;
+    char err[512];
+    assert_int_equal(store_read_model(path, "job-a", 1, &w, err, sizeof err), 0);
+    assert_string_equal(w.arch, "mlp");
+    assert_int_equal(w.width, 8);
+    assert_string_equal(w.input.normalize, "standard");
+    assert_string_equal(w.input.dataset, "synthetic");
+    assert_true(w.input.mean[0] == 0.25 && w.input.sd[0] == 0.5);
+    assert_int_equal(w.input.c * 100 + w.input.h * 10 + w.input.w, 123);
+    assert_int_equal(w.input.classes, 4);
+    assert_int_equal(w.n, 2);                       /* in name order */
+    assert_string_equal(w.t[0].name, "bn.num_batches_tracked");
+    assert_int_equal(w.t[0].dtype, NN_I64);
+    assert_int_equal(w.t[0].ndim, 0);
+    assert_true(*(int64_t *)w.t[0].data == 12345678901LL);
+    assert_string_equal(w.t[1].name, "fc1.weight");
+    assert_int_equal(w.t[1].dtype, NN_F32);
+    assert_int_equal(w.t[1].ndim, 2);
+    assert_true(w.t[1].shape[0] == 2 && w.t[1].shape[1] == 3);
+    assert_memory_equal(w.t[1].data, x->w0, sizeof x->w0);
+    weights_free(&w);
+    assert_int_equal(store_read_model(path, "job-a", 0, &w, err, sizeof err), -1);
+    assert_non_null(strstr(err, "save_models"));
+    assert_int_equal(store_read_model(path, "job-a", 7, &w, err, sizeof err), -1);
+    assert_non_null(strstr(err, "no evaluation /jobs/job-a/evals/7"));
+}
+
 static void test_shard_round_trip(void **state) {
     char path[300], err[512] = "";
     path_in(path, sizeof path, "job-a.h5");
@@ -479,6 +512,7 @@ static void test_shard_round_trip(void **state) {
     store_settings st;
     assert_int_equal(store_read_settings(path, &st, err, sizeof err), 0);
     assert_settings_equal(&st, &p.settings);
+    check_model_read(path, x);
     free(dev); free(cfg); free(config); free(x);
 }
 
@@ -722,32 +756,32 @@ static void test_merge_duplicate_job_fails(void **state) {
 static void test_version_refused(void **state) {
     char v1[300], v3[300], bare[300], junk[300], err[512] = "";
     path_in(v1, sizeof v1, "v1.h5");
-    path_in(v3, sizeof v3, "v3.h5");
+    path_in(v3, sizeof v3, "v4.h5");
     path_in(bare, sizeof bare, "bare.h5");
     path_in(junk, sizeof junk, "junk.h5");
     write_bare(v1, 1);
-    write_bare(v3, 3);
-    assert_int_equal(STORE_SCHEMA_VERSION, 2);
+    write_bare(v3, 4);
+    assert_int_equal(STORE_SCHEMA_VERSION, 3);
     assert_int_equal(store_open(v1, err, sizeof err), -1);    /* a schema-1 file: both versions named */
-    assert_non_null(strstr(err, "schema version 1, this pmi reads version 2"));
+    assert_non_null(strstr(err, "schema version 1, this pmi reads version 3"));
     assert_non_null(strstr(err, "1"));
-    assert_non_null(strstr(err, "2"));
+    assert_non_null(strstr(err, "3"));
     assert_non_null(strstr(err, "v1.h5"));
     store_settings st;
     assert_int_equal(store_read_settings(v1, &st, err, sizeof err), -1);
-    assert_non_null(strstr(err, "schema version 1, this pmi reads version 2"));
+    assert_non_null(strstr(err, "schema version 1, this pmi reads version 3"));
     store_eval_info *ev = NULL;
     int nev = -1;
     assert_int_equal(store_read_evals(v1, "job-a", &ev, &nev, err, sizeof err), -1);
-    assert_non_null(strstr(err, "schema version 1, this pmi reads version 2"));
+    assert_non_null(strstr(err, "schema version 1, this pmi reads version 3"));
     assert_int_equal(store_shard_complete(v1), 0);
     write_bare(bare, -1);
     FILE *j = fopen(junk, "w");
     fputs("not an hdf5 file\n", j);
     fclose(j);
     assert_int_equal(store_open(v3, err, sizeof err), -1);
-    assert_non_null(strstr(err, "schema version 3, this pmi reads version 2"));
-    assert_non_null(strstr(err, "v3.h5"));
+    assert_non_null(strstr(err, "schema version 4, this pmi reads version 3"));
+    assert_non_null(strstr(err, "v4.h5"));
     assert_int_equal(store_open(bare, err, sizeof err), -1);
     assert_non_null(strstr(err, "not a pmi results file (no schema_version attribute)"));
     assert_int_equal(store_open(junk, err, sizeof err), -1);
@@ -782,12 +816,12 @@ static void test_failed_write_leaves_nothing(void **state) {
     path_in(dir, sizeof dir, "fail");
     assert_int_equal(mkdir(dir, 0755), 0);
     snprintf(path, sizeof path, "%s/job-f.h5", dir);
-    x->tnames[1] = "fc1.weight";                     /* fails inside HDF5, mid-file */
+    snprintf(x->t[1].name, sizeof x->t[1].name, "fc1.weight");   /* fails inside HDF5, mid-file */
     err[0] = 0;
     assert_int_equal(store_write_shard(path, &x->job, &p, err, sizeof err), -1);
-    assert_non_null(strstr(err, "weights/fc1.weight"));
+    assert_non_null(strstr(err, "model/fc1.weight"));
     assert_int_equal(dir_entries(dir, ""), 0);
-    x->tnames[1] = "fc1.bias";
+    snprintf(x->t[1].name, sizeof x->t[1].name, "bn.num_batches_tracked");
     x->evals[1].kinds[3] = x->evals[1].kinds[0];     /* refused before any file exists */
     assert_int_equal(store_write_shard(path, &x->job, &p, err, sizeof err), -1);
     assert_non_null(strstr(err, "repeated"));

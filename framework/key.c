@@ -1,0 +1,341 @@
+/* key: the owner's key file (see key.h and docs/key-schema.md). */
+#include "key.h"
+#include "config.h"
+#include "job.h"
+#include "plan.h"
+#include "sha256.h"
+#include "util.h"
+#include "version.h"
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void key_free(pmi_key *k) {
+    if (!k) return;
+    free(k->samples); free(k->labels); free(k->indices);
+    memset(k, 0, sizeof *k);
+}
+
+/* ---- export from a results file ------------------------------------------------------ */
+
+/* The plan job called job_id of the config text stored in results; *p gets the plan. */
+static const plan_job *find_job(const char *results, const char *job_id, plan **p, char *err, size_t errlen) {
+    char *text = store_read_attr(results, "config");
+    if (!text) { util_err(err, errlen, "%s: no /config text", results); return NULL; }
+    cfg *c = cfg_create();
+    char why[1024];
+    int bad = cfg_load_string(c, text, results, why, sizeof why) || cfg_validate(c, why, sizeof why) ||
+              plan_build(c, p, why, sizeof why);
+    cfg_free(c);
+    free(text);
+    if (bad) { util_err(err, errlen, "%s: its /config does not build a plan: %s", results, why); return NULL; }
+    for (int j = 0; j < (*p)->n_jobs; j++)
+        if (!strcmp((*p)->jobs[j].id, job_id)) return &(*p)->jobs[j];
+    util_err(err, errlen, "%s: no job '%s' in its plan (`pmi report` lists the jobs)", results, job_id);
+    return NULL;
+}
+
+static void data_hash(const pmi_dataset *d, char hex[65]) {
+    sha256_ctx c;
+    sha256_init(&c);
+    sha256_update(&c, d->x, sizeof(float) * (size_t)d->n * (size_t)d->c * (size_t)d->h * (size_t)d->w);
+    sha256_update(&c, d->y, sizeof(int32_t) * (size_t)d->n);
+    sha256_final(&c, hex);
+}
+
+/* The samples, labels and indices of the pool (N, m) from the raw train set. */
+static int gather_pool(pmi_key *k, const pmi_dataset *train, const int64_t *pool, char *err, size_t errlen) {
+    int64_t nm = (int64_t)k->N * k->m;
+    size_t per = (size_t)train->c * (size_t)train->h * (size_t)train->w;
+    k->samples = util_malloc(sizeof(float) * per * (size_t)nm);
+    k->labels = util_malloc(sizeof(int32_t) * (size_t)nm);
+    k->indices = util_malloc(sizeof(int64_t) * (size_t)nm);
+    for (int64_t i = 0; i < nm; i++) {
+        if (pool[i] < 0 || pool[i] >= train->n)
+            return util_err(err, errlen, "pool index %lld is outside the dataset's %lld training samples (another dataset?)",
+                            (long long)pool[i], (long long)train->n);
+        memcpy(k->samples + (size_t)i * per, train->x + (size_t)pool[i] * per, sizeof(float) * per);
+        k->labels[i] = train->y[pool[i]];
+        k->indices[i] = pool[i];
+    }
+    return 0;
+}
+
+int key_export(const char *results, const char *job_id, pmi_key *k, char *err, size_t errlen) {
+    memset(k, 0, sizeof *k);
+    plan *p = NULL;
+    const plan_job *job = find_job(results, job_id, &p, err, errlen);
+    if (!job) { plan_free(p); return -1; }
+    const plan_point *pt = &p->points[job->point];
+    const pmi_params *pp = &pt->params;
+    int64_t *pool = NULL, n = 0, dims[2];
+    pmi_dataset train = {0}, test = {0};
+    int rc = store_read_split(results, job_id, "pool", &pool, &n, dims, err, errlen) ||
+             store_read_job_int(results, job_id, "secret_k", &k->secret_k, err, errlen);
+    if (!rc && (dims[0] != pp->N || dims[1] != pp->m))
+        rc = util_err(err, errlen, "%s: job %s: split/pool is (%lld, %lld), its config says N=%d, m=%d", results, job_id,
+                      (long long)dims[0], (long long)dims[1], pp->N, pp->m);
+    if (!rc) rc = job_load_raw(pp, &train, &test, k->mean, k->sd, err, errlen);
+    if (!rc) {
+        k->N = pp->N; k->m = pp->m;
+        k->c = train.c; k->h = train.h; k->w = train.w; k->classes = train.classes;
+        rc = gather_pool(k, &train, pool, err, errlen);
+    }
+    if (!rc) {
+        snprintf(k->dataset, sizeof k->dataset, "%.*s", (int)sizeof k->dataset - 1, pp->dataset);
+        data_hash(&train, k->dataset_sha256);
+        snprintf(k->normalize, sizeof k->normalize, "%s", cfg_norm_name(pp->normalize));
+        k->settings = job_settings(pt);
+        for (int q = 0; q < pt->n_kinds; q++) k->seeds[q] = plan_seed(job, SEED_VERIFY, (uint64_t)q);
+        snprintf(k->arch, sizeof k->arch, "%.*s", (int)sizeof k->arch - 1, plan_arch(p, job));
+        k->width = pp->width;
+        snprintf(k->job_id, sizeof k->job_id, "%s", job_id);
+        snprintf(k->source, sizeof k->source, "%.*s", (int)sizeof k->source - 1, results);
+        snprintf(k->pmi_version, sizeof k->pmi_version, "%s", pmi_version);
+        snprintf(k->git_commit, sizeof k->git_commit, "%s", pmi_git_commit);
+        snprintf(k->config_hash, sizeof k->config_hash, "%s", p->config_hash);
+        util_iso_now(k->created, sizeof k->created);
+    }
+    free(pool);
+    data_free(&train); data_free(&test);
+    plan_free(p);
+    if (rc) key_free(k);
+    return rc ? -1 : 0;
+}
+
+/* ---- writing ---------------------------------------------------------------------- */
+
+static int put_attr(hid_t loc, const char *name, hid_t type, int n, const void *v) {
+    hsize_t d = (hsize_t)n;
+    hid_t sp = n < 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &d, NULL);
+    hid_t a = H5Acreate2(loc, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
+    int bad = a < 0 || H5Awrite(a, type, v) < 0;
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(sp);
+    return bad ? -1 : 0;
+}
+
+static int put_str(hid_t loc, const char *name, const char *s) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    int rc = put_attr(loc, name, t, -1, &s);
+    H5Tclose(t);
+    return rc;
+}
+
+static int put_int(hid_t loc, const char *name, int v) { return put_attr(loc, name, H5T_NATIVE_INT, -1, &v); }
+
+static int put_dset(hid_t loc, const char *name, hid_t type, int rank, const hsize_t *dims, const void *v) {
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    hid_t d = H5Dcreate2(loc, name, type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int bad = d < 0 || H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0;
+    if (d >= 0) H5Dclose(d);
+    H5Sclose(sp);
+    return bad ? -1 : 0;
+}
+
+static int write_fields(hid_t f, const pmi_key *k) {
+    const store_settings *s = &k->settings;
+    const char *kinds[SCORE_COUNT];
+    for (int q = 0; q < s->n_kinds; q++) kinds[q] = pmi_score_name((pmi_score_kind)s->kinds[q]);
+    int shape[3] = {k->c, k->h, k->w};
+    hsize_t ds[5] = {(hsize_t)k->N, (hsize_t)k->m, (hsize_t)k->c, (hsize_t)k->h, (hsize_t)k->w};
+    hsize_t nk = (hsize_t)s->n_kinds;
+    hid_t vs = H5Tcopy(H5T_C_S1);
+    H5Tset_size(vs, H5T_VARIABLE);
+    H5Tset_cset(vs, H5T_CSET_UTF8);
+    int bad = put_str(f, "kind", "pmi-owner-key") || put_int(f, "key_schema_version", KEY_SCHEMA_VERSION) ||
+              put_int(f, "N", k->N) || put_int(f, "m", k->m) || put_int(f, "secret_k", k->secret_k) ||
+              put_attr(f, "input_shape", H5T_NATIVE_INT, 3, shape) || put_int(f, "classes", k->classes) ||
+              put_str(f, "dataset", k->dataset) || put_str(f, "dataset_sha256", k->dataset_sha256) ||
+              put_str(f, "normalize", k->normalize) || put_attr(f, "mean", H5T_NATIVE_DOUBLE, k->c, k->mean) ||
+              put_attr(f, "std", H5T_NATIVE_DOUBLE, k->c, k->sd) || put_str(f, "decide", s->decide) ||
+              put_attr(f, "alphas", H5T_NATIVE_DOUBLE, s->n_alphas, s->alphas) ||
+              put_int(f, "permutations", s->permutations) || put_attr(f, "score_kinds", vs, s->n_kinds, kinds) ||
+              put_str(f, "arch", k->arch) || put_int(f, "width", k->width) || put_str(f, "job_id", k->job_id) ||
+              put_str(f, "source", k->source) || put_str(f, "pmi_version", k->pmi_version) ||
+              put_str(f, "git_commit", k->git_commit) || put_str(f, "config_hash", k->config_hash) ||
+              put_str(f, "created", k->created) ||
+              put_dset(f, "samples", H5T_NATIVE_FLOAT, 5, ds, k->samples) ||
+              put_dset(f, "labels", H5T_NATIVE_INT32, 2, ds, k->labels) ||
+              put_dset(f, "indices", H5T_NATIVE_INT64, 2, ds, k->indices) ||
+              put_dset(f, "permutation_seeds", H5T_NATIVE_UINT64, 1, &nk, k->seeds);
+    H5Tclose(vs);
+    return bad;
+}
+
+int key_write(const char *path, const pmi_key *k, char *err, size_t errlen) {
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    size_t tl = strlen(path) + 32;
+    char *tmp = util_malloc(tl);
+    snprintf(tmp, tl, "%s.tmp-%ld", path, (long)getpid());
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    int bad = f < 0 || write_fields(f, k);
+    if (f >= 0 && H5Fclose(f) < 0) bad = 1;
+    if (bad || rename(tmp, path)) {
+        unlink(tmp);
+        free(tmp);
+        return util_err(err, errlen, "%s: cannot write the key file", path);
+    }
+    free(tmp);
+    return 0;
+}
+
+/* ---- reading ------------------------------------------------------------------------ */
+
+/* A numeric attribute of n elements (n < 0: scalar) read as type; -1 when absent or another size. */
+static int get_attr(hid_t f, const char *name, hid_t type, int n, void *v) {
+    if (H5Aexists(f, name) <= 0) return -1;
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+    hid_t sp = a < 0 ? -1 : H5Aget_space(a), t = a < 0 ? -1 : H5Aget_type(a);
+    hssize_t np = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
+    int ok = t >= 0 && H5Tget_class(t) != H5T_STRING && np == (n < 0 ? 1 : n) && H5Aread(a, type, v) >= 0;
+    if (t >= 0) H5Tclose(t);
+    if (sp >= 0) H5Sclose(sp);
+    if (a >= 0) H5Aclose(a);
+    return ok ? 0 : -1;
+}
+
+/* A scalar string attribute into buf (at most len - 1 characters). */
+static int get_str(hid_t f, const char *name, char *buf, size_t len) {
+    if (H5Aexists(f, name) <= 0) return -1;
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+    hid_t t = a < 0 ? -1 : H5Aget_type(a), sp = a < 0 ? -1 : H5Aget_space(a);
+    int ok = 0;
+    if (t >= 0 && sp >= 0 && H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) > 0 && H5Sget_simple_extent_npoints(sp) == 1) {
+        char *s = NULL;
+        hid_t mt = H5Tcopy(t);
+        if (H5Aread(a, mt, &s) >= 0 && s && strlen(s) < len) { snprintf(buf, len, "%s", s); ok = 1; }
+        if (s) H5free_memory(s);
+        H5Tclose(mt);
+    }
+    if (sp >= 0) H5Sclose(sp);
+    if (t >= 0) H5Tclose(t);
+    if (a >= 0) H5Aclose(a);
+    return ok ? 0 : -1;
+}
+
+/* A dataset of exactly the given shape, read as type into a malloc'd array. */
+static void *get_dset(hid_t f, const char *name, hid_t type, size_t elem, int rank, const hsize_t *dims) {
+    if (H5Lexists(f, name, H5P_DEFAULT) <= 0) return NULL;
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    hid_t sp = d < 0 ? -1 : H5Dget_space(d);
+    hsize_t got[5] = {0};
+    int ok = sp >= 0 && H5Sget_simple_extent_ndims(sp) == rank && H5Sget_simple_extent_dims(sp, got, NULL) == rank;
+    size_t n = 1;
+    for (int i = 0; ok && i < rank; i++) { ok = got[i] == dims[i]; n *= (size_t)dims[i]; }
+    void *v = ok ? util_malloc(elem * (n ? n : 1)) : NULL;
+    if (v && H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0) { free(v); v = NULL; }
+    if (sp >= 0) H5Sclose(sp);
+    if (d >= 0) H5Dclose(d);
+    return v;
+}
+
+static int get_kinds(hid_t f, store_settings *s) {
+    if (H5Aexists(f, "score_kinds") <= 0) return -1;
+    hid_t a = H5Aopen(f, "score_kinds", H5P_DEFAULT);
+    hid_t sp = a < 0 ? -1 : H5Aget_space(a), t = a < 0 ? -1 : H5Aget_type(a);
+    hssize_t n = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
+    int ok = t >= 0 && H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) > 0 && n >= 1 && n <= SCORE_COUNT;
+    char *names[SCORE_COUNT] = {0};
+    if (ok) {
+        hid_t mt = H5Tcopy(t);
+        ok = H5Aread(a, mt, names) >= 0;
+        H5Tclose(mt);
+    }
+    for (int q = 0; ok && q < n; q++) ok = (s->kinds[q] = pmi_score_parse(names[q] ? names[q] : "")) >= 0;
+    for (int q = 0; q < SCORE_COUNT; q++) if (names[q]) H5free_memory(names[q]);
+    if (t >= 0) H5Tclose(t);
+    if (sp >= 0) H5Sclose(sp);
+    if (a >= 0) H5Aclose(a);
+    if (!ok) return -1;
+    s->n_kinds = (int)n;
+    return 0;
+}
+
+/* Number of elements of attribute name (0 when absent). */
+static int attr_len(hid_t f, const char *name) {
+    if (H5Aexists(f, name) <= 0) return 0;
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT), sp = a < 0 ? -1 : H5Aget_space(a);
+    int n = sp < 0 ? 0 : (int)H5Sget_simple_extent_npoints(sp);
+    if (sp >= 0) H5Sclose(sp);
+    if (a >= 0) H5Aclose(a);
+    return n;
+}
+
+#define NEED(cond, ...) do { if (!(cond)) return util_err(err, errlen, __VA_ARGS__); } while (0)
+
+static int read_fields(hid_t f, const char *path, pmi_key *k, char *err, size_t errlen) {
+    char kind[32] = "";
+    int ver = 0, shape[3];
+    store_settings *s = &k->settings;
+    NEED(!get_str(f, "kind", kind, sizeof kind) && !strcmp(kind, "pmi-owner-key"),
+         "%s: not a pmi owner key (root attribute kind is not \"pmi-owner-key\")", path);
+    NEED(!get_attr(f, "key_schema_version", H5T_NATIVE_INT, -1, &ver) && ver == KEY_SCHEMA_VERSION,
+         "%s: key schema version %d, this pmi reads version %d", path, ver, KEY_SCHEMA_VERSION);
+    NEED(!get_attr(f, "N", H5T_NATIVE_INT, -1, &k->N) && !get_attr(f, "m", H5T_NATIVE_INT, -1, &k->m) &&
+         k->N >= 2 && k->N <= PMI_MAX_N && k->m >= 1 && k->m <= 1000000,
+         "%s: key field N or m is missing or out of range (N in [2, %d], m >= 1)", path, PMI_MAX_N);
+    NEED(!get_attr(f, "secret_k", H5T_NATIVE_INT, -1, &k->secret_k) && k->secret_k >= 0 && k->secret_k < k->N,
+         "%s: key field secret_k is missing or outside [0, N)", path);
+    NEED(!get_attr(f, "input_shape", H5T_NATIVE_INT, 3, shape) && shape[0] >= 1 && shape[0] <= 3 && shape[1] >= 1 &&
+         shape[2] >= 1 && shape[1] <= 4096 && shape[2] <= 4096,
+         "%s: key field input_shape is missing or not (c, h, w) with 1..3 channels", path);
+    k->c = shape[0]; k->h = shape[1]; k->w = shape[2];
+    NEED(!get_attr(f, "classes", H5T_NATIVE_INT, -1, &k->classes) && k->classes >= 2 && k->classes <= 100000,
+         "%s: key field classes is missing or below 2", path);
+    NEED(!get_str(f, "normalize", k->normalize, sizeof k->normalize) &&
+         (!strcmp(k->normalize, "none") || !strcmp(k->normalize, "unit") || !strcmp(k->normalize, "standard")),
+         "%s: key field normalize is missing or not none, unit or standard", path);
+    NEED(!get_attr(f, "mean", H5T_NATIVE_DOUBLE, k->c, k->mean) && !get_attr(f, "std", H5T_NATIVE_DOUBLE, k->c, k->sd),
+         "%s: key field mean or std is missing or not %d values", path, k->c);
+    NEED(!get_str(f, "decide", s->decide, sizeof s->decide) && pmi_pvalue_parse(s->decide) >= 0,
+         "%s: key field decide is missing or not rank, perm, welch or mw", path);
+    s->n_alphas = attr_len(f, "alphas");
+    NEED(s->n_alphas >= 1 && s->n_alphas <= CFG_MAX_ALPHAS && !get_attr(f, "alphas", H5T_NATIVE_DOUBLE, s->n_alphas, s->alphas),
+         "%s: key field alphas is missing or not 1..%d values", path, CFG_MAX_ALPHAS);
+    for (int a = 0; a < s->n_alphas; a++) NEED(s->alphas[a] > 0 && s->alphas[a] < 1, "%s: key alpha %g is outside (0, 1)", path, s->alphas[a]);
+    NEED(!get_attr(f, "permutations", H5T_NATIVE_INT, -1, &s->permutations) && s->permutations >= 0,
+         "%s: key field permutations is missing or negative", path);
+    NEED(!get_kinds(f, s), "%s: key field score_kinds is missing or not 1..%d known score kinds", path, SCORE_COUNT);
+    hsize_t nk = (hsize_t)s->n_kinds;
+    uint64_t *seeds = get_dset(f, "permutation_seeds", H5T_NATIVE_UINT64, 8, 1, &nk);
+    NEED(seeds, "%s: key dataset permutation_seeds is missing or not one seed per score kind (%d)", path, s->n_kinds);
+    memcpy(k->seeds, seeds, sizeof *seeds * nk);
+    free(seeds);
+    get_str(f, "dataset", k->dataset, sizeof k->dataset);
+    get_str(f, "dataset_sha256", k->dataset_sha256, sizeof k->dataset_sha256);
+    get_str(f, "arch", k->arch, sizeof k->arch);
+    get_attr(f, "width", H5T_NATIVE_INT, -1, &k->width);
+    get_str(f, "job_id", k->job_id, sizeof k->job_id);
+    get_str(f, "source", k->source, sizeof k->source);
+    get_str(f, "pmi_version", k->pmi_version, sizeof k->pmi_version);
+    get_str(f, "git_commit", k->git_commit, sizeof k->git_commit);
+    get_str(f, "config_hash", k->config_hash, sizeof k->config_hash);
+    get_str(f, "created", k->created, sizeof k->created);
+    hsize_t ds[5] = {(hsize_t)k->N, (hsize_t)k->m, (hsize_t)k->c, (hsize_t)k->h, (hsize_t)k->w};
+    NEED((double)k->N * k->m * k->c * k->h * k->w < (double)(1u << 31), "%s: key samples are too large", path);
+    NEED((k->samples = get_dset(f, "samples", H5T_NATIVE_FLOAT, 4, 5, ds)),
+         "%s: key dataset samples is missing or not (N, m, c, h, w) = (%d, %d, %d, %d, %d)", path, k->N, k->m, k->c, k->h, k->w);
+    NEED((k->labels = get_dset(f, "labels", H5T_NATIVE_INT32, 4, 2, ds)),
+         "%s: key dataset labels is missing or not (N, m) = (%d, %d)", path, k->N, k->m);
+    for (int64_t i = 0; i < (int64_t)k->N * k->m; i++)
+        NEED(k->labels[i] >= 0 && k->labels[i] < k->classes, "%s: key label %d is outside [0, classes = %d)", path, k->labels[i], k->classes);
+    k->indices = get_dset(f, "indices", H5T_NATIVE_INT64, 8, 2, ds);   /* provenance only */
+    return 0;
+}
+
+int key_read(const char *path, pmi_key *k, char *err, size_t errlen) {
+    memset(k, 0, sizeof *k);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    if (access(path, R_OK)) return util_err(err, errlen, "%s: cannot open the key file", path);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return util_err(err, errlen, "%s: not an HDF5 file (expected an owner key from `pmi key export`)", path);
+    int rc = read_fields(f, path, k, err, errlen);
+    H5Fclose(f);
+    if (rc) key_free(k);
+    return rc;
+}

@@ -1,0 +1,271 @@
+/* verify: a suspect model judged with an owner key (see verify.h). */
+#include "verify.h"
+#include "data.h"
+#include "sha256.h"
+#include "util.h"
+#include "version.h"
+#include "weights.h"
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The key's samples in the input normalisation `mode` ("none"/"raw", "unit", "standard"). */
+static nn_data *key_data(const pmi_key *k, const char *mode, nn_device dev, char *err, size_t errlen) {
+    int64_t nm = (int64_t)k->N * k->m;
+    size_t n = (size_t)nm * (size_t)k->c * (size_t)k->h * (size_t)k->w;
+    pmi_dataset d = {.x = util_malloc(sizeof(float) * n), .y = k->labels, .n = nm, .c = k->c, .h = k->h, .w = k->w,
+                     .classes = k->classes};
+    memcpy(d.x, k->samples, sizeof(float) * n);
+    data_norm norm = !strcmp(mode, "unit") ? DATA_NORM_UNIT : !strcmp(mode, "standard") ? DATA_NORM_STANDARD : DATA_NORM_NONE;
+    data_normalize(&d, norm, k->mean, k->sd);
+    nn_data *out = NULL;
+    if (nn_data_create(d.x, k->labels, nm, k->c, k->h, k->w, dev, &out) != NN_OK)
+        util_err(err, errlen, "key samples: %s", nn_last_error());
+    free(d.x);
+    return out;
+}
+
+static int weights_logp(const pmi_key *k, const verify_suspect *s, const nn_data *d, float *logp, char *err, size_t errlen) {
+    weights_want want = {.arch = s->arch, .width = s->width, .fallback_arch = k->arch, .fallback_width = k->width,
+                         .c = k->c, .h = k->h, .w = k->w, .classes = k->classes};
+    nn_model *m = NULL;
+    if (weights_load(s->weights, &want, s->dev, &m, NULL, err, errlen)) return -1;
+    nn_status st = nn_eval_logp(m, d, logp);
+    nn_model_free(m);
+    return st == NN_OK ? 0 : util_err(err, errlen, "%s: %s", s->weights, nn_last_error());
+}
+
+static int script_logp(const pmi_key *k, const verify_suspect *s, const nn_data *d, float *logp, char *err, size_t errlen) {
+    nn_script *m = NULL;
+    if (nn_script_load(s->script, s->dev, &m) != NN_OK) return util_err(err, errlen, "%s", nn_last_error());
+    nn_status st = nn_script_eval_logp(m, d, k->classes, logp);
+    nn_script_free(m);
+    return st == NN_OK ? 0 : util_err(err, errlen, "%s: %s", s->script, nn_last_error());
+}
+
+/* log_softmax of each row of x (n, classes), in double, into logp. */
+static void log_softmax_rows(const double *x, int64_t n, int classes, float *logp) {
+    for (int64_t i = 0; i < n; i++) {
+        const double *r = x + i * classes;
+        double mx = r[0], s = 0;
+        for (int c = 1; c < classes; c++) mx = fmax(mx, r[c]);
+        for (int c = 0; c < classes; c++) s += exp(r[c] - mx);
+        for (int c = 0; c < classes; c++) logp[i * classes + c] = (float)(r[c] - mx - log(s));
+    }
+}
+
+static int csv_logits(const char *path, int64_t n, int classes, double *x, char *err, size_t errlen) {
+    unsigned char *buf;
+    size_t len;
+    if (util_read_file(path, (size_t)1 << 32, &buf, &len, err, errlen)) return -1;
+    char *p = (char *)buf;
+    int64_t row = 0;
+    int line = 0, rc = 0;
+    while (*p && !rc) {
+        char *eol = strchr(p, '\n');
+        if (eol) *eol = 0;
+        line++;
+        char *q = p;
+        while (*q == ' ' || *q == '\t' || *q == '\r') q++;
+        if (*q && *q != '#') {
+            if (row >= n) { rc = util_err(err, errlen, "%s:%d: more than the key's N*m = %lld rows", path, line, (long long)n); break; }
+            for (int c = 0; c < classes && !rc; c++) {
+                char *end;
+                errno = 0;
+                x[row * classes + c] = strtod(q, &end);
+                if (end == q || errno == ERANGE || !isfinite(x[row * classes + c]))
+                    rc = util_err(err, errlen, "%s:%d: value %d is not a finite number (expected %d comma-separated logits)", path, line, c + 1, classes);
+                q = end;
+                while (*q == ' ' || *q == '\t' || *q == '\r') q++;
+                if (!rc && c + 1 < classes && *q++ != ',')
+                    rc = util_err(err, errlen, "%s:%d: %d values, expected %d (the key's classes)", path, line, c + 1, classes);
+            }
+            if (!rc && *q) rc = util_err(err, errlen, "%s:%d: more than %d values (the key's classes)", path, line, classes);
+            row++;
+        }
+        p = eol ? eol + 1 : p + strlen(p);
+    }
+    free(buf);
+    if (!rc && row != n) rc = util_err(err, errlen, "%s: %lld rows, expected the key's N*m = %lld", path, (long long)row, (long long)n);
+    return rc;
+}
+
+static int h5_logits(const char *path, int64_t n, int classes, double *x, const pmi_key *k, char *err, size_t errlen) {
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return util_err(err, errlen, "%s: cannot open as HDF5 (outputs are a .csv file or an HDF5 file with dataset logits)", path);
+    hid_t d = H5Lexists(f, "logits", H5P_DEFAULT) > 0 ? H5Dopen2(f, "logits", H5P_DEFAULT) : -1;
+    hid_t sp = d < 0 ? -1 : H5Dget_space(d);
+    hsize_t dims[3] = {0};
+    int r = sp < 0 ? -1 : H5Sget_simple_extent_ndims(sp);
+    if (r >= 2 && r <= 3) H5Sget_simple_extent_dims(sp, dims, NULL);
+    int ok = (r == 2 && dims[0] == (hsize_t)n && dims[1] == (hsize_t)classes) ||
+             (r == 3 && dims[0] == (hsize_t)k->N && dims[1] == (hsize_t)k->m && dims[2] == (hsize_t)classes);
+    int rc = 0;
+    if (d < 0) rc = util_err(err, errlen, "%s: no dataset logits", path);
+    else if (!ok) rc = util_err(err, errlen, "%s: dataset logits has %d dims (%llu, %llu, %llu), expected (N*m, classes) = (%lld, %d) or (N, m, classes)",
+                                path, r, (unsigned long long)dims[0], (unsigned long long)dims[1], (unsigned long long)dims[2], (long long)n, classes);
+    else if (H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) < 0)
+        rc = util_err(err, errlen, "%s: cannot read dataset logits as numbers", path);
+    for (int64_t i = 0; !rc && i < n * classes; i++)
+        if (!isfinite(x[i])) rc = util_err(err, errlen, "%s: logits row %lld holds a value that is not finite", path, (long long)(i / classes));
+    if (sp >= 0) H5Sclose(sp);
+    if (d >= 0) H5Dclose(d);
+    H5Fclose(f);
+    return rc;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcasecmp(s + a - b, suffix);
+}
+
+static int outputs_logp(const pmi_key *k, const char *path, float *logp, char *err, size_t errlen) {
+    int64_t n = (int64_t)k->N * k->m;
+    double *x = util_malloc(sizeof(double) * (size_t)n * (size_t)k->classes);
+    int rc = ends_with(path, ".csv") ? csv_logits(path, n, k->classes, x, err, errlen)
+                                     : h5_logits(path, n, k->classes, x, k, err, errlen);
+    if (!rc) log_softmax_rows(x, n, k->classes, logp);
+    free(x);
+    return rc;
+}
+
+/* z of D_k: its mean against all N*m scores, in standard errors of an m-sample mean. */
+static double z_score(const double *s, int N, int m, int k) {
+    int64_t nm = (int64_t)N * m;
+    double mu = 0, v = 0, mk = 0;
+    for (int64_t i = 0; i < nm; i++) mu += s[i];
+    mu /= (double)nm;
+    for (int64_t i = 0; i < nm; i++) v += (s[i] - mu) * (s[i] - mu);
+    for (int j = 0; j < m; j++) mk += s[(int64_t)k * m + j];
+    mk /= m;
+    double sd = sqrt(v / (double)nm);
+    return sd > 0 ? (mk - mu) / (sd / sqrt((double)m)) : 0.0;
+}
+
+static int score_all(const pmi_key *k, const float *logp, verify_result *r, char *err, size_t errlen) {
+    int64_t nm = (int64_t)k->N * k->m;
+    for (int64_t i = 0; i < nm * k->classes; i++)
+        if (isnan(logp[i])) return util_err(err, errlen, "the suspect's outputs hold NaN (sample %lld): it cannot be verified", (long long)(i / k->classes));
+    double *s = util_malloc(sizeof(double) * (size_t)nm);
+    int rc = 0;
+    for (int q = 0; q < k->settings.n_kinds && !rc; q++) {
+        pmi_scores((pmi_score_kind)k->settings.kinds[q], logp, k->labels, nm, k->classes, s);
+        if (pmi_verify(s, k->N, k->m, k->secret_k, k->settings.permutations, k->seeds[q], &r->res[q], NULL, NULL))
+            rc = util_err(err, errlen, "verification (%s score): %s", pmi_score_name((pmi_score_kind)k->settings.kinds[q]), pmi_error());
+        r->z[q] = z_score(s, k->N, k->m, k->secret_k);
+    }
+    free(s);
+    return rc;
+}
+
+int verify_run(const pmi_key *k, const verify_suspect *s, verify_result *r, char *err, size_t errlen) {
+    memset(r, 0, sizeof *r);
+    int given = !!s->weights + !!s->script + !!s->logits;
+    if (given != 1) return util_err(err, errlen, "give exactly one suspect: --weights, --model or --logits");
+    const char *path = s->weights ? s->weights : s->script ? s->script : s->logits;
+    snprintf(r->path, sizeof r->path, "%s", path);
+    snprintf(r->type, sizeof r->type, "%s", s->weights ? "weights" : s->script ? "torchscript" : "logits");
+    const char *mode = s->input ? s->input : k->normalize;
+    if (!strcmp(mode, "raw")) mode = "none";
+    if (strcmp(mode, "none") && strcmp(mode, "unit") && strcmp(mode, "standard"))
+        return util_err(err, errlen, "--input '%s': expected raw, unit or standard", s->input);
+    snprintf(r->input, sizeof r->input, "%s", !strcmp(mode, "none") ? "raw" : mode);
+    if (sha256_file(path, r->sha256, err, errlen)) return -1;
+    r->n_kinds = k->settings.n_kinds;
+    memcpy(r->kinds, k->settings.kinds, sizeof r->kinds);
+    r->decide = pmi_pvalue_parse(k->settings.decide);
+    r->alpha = k->settings.alphas[0];
+    int64_t nm = (int64_t)k->N * k->m;
+    float *logp = util_malloc(sizeof(float) * (size_t)nm * (size_t)k->classes);
+    int rc;
+    if (s->logits) {
+        rc = outputs_logp(k, s->logits, logp, err, errlen);
+    } else {
+        nn_data *d = key_data(k, mode, s->dev, err, errlen);
+        rc = !d ? -1 : s->weights ? weights_logp(k, s, d, logp, err, errlen) : script_logp(k, s, d, logp, err, errlen);
+        nn_data_free(d);
+    }
+    if (!rc) rc = score_all(k, logp, r, err, errlen);
+    free(logp);
+    if (rc) return -1;
+    r->p = r->res[0].p[r->decide];
+    r->claimed = r->p < r->alpha;
+    return 0;
+}
+
+void verify_print(FILE *out, const pmi_key *k, const verify_result *r) {
+    const pmi_result *d = &r->res[0];
+    fprintf(out, "%s: %s at alpha = %g (p_%s = %.6g on the %s score; identified D_%d, secret k = %d)\n",
+            r->claimed ? "CLAIMED" : "NOT CLAIMED", r->claimed ? "the suspect is derived from the owner's model" :
+            "no evidence that the suspect saw D_k", r->alpha, pmi_pvalue_name((pmi_pvalue)r->decide), r->p,
+            pmi_score_name((pmi_score_kind)r->kinds[0]), d->identified, k->secret_k);
+    fprintf(out, "suspect: %s (%s, sha256 %s), input %s; key: %s (job %s), N = %d, m = %d\n", r->path, r->type, r->sha256,
+            r->input, k->dataset, k->job_id, k->N, k->m);
+    fprintf(out, "%-9s %-10s %-8s %-9s %-9s %-11s %-11s %-11s %-11s\n", "score", "identified", "margin", "z", "p_rank",
+            "p_perm", "p_welch", "p_mw", "p_nway");
+    for (int q = 0; q < r->n_kinds; q++) {
+        const pmi_result *x = &r->res[q];
+        fprintf(out, "%-9s %-10d %-8.3f %-9.3f %-9.4g %-11.4g %-11.4g %-11.4g %-11.4g\n", pmi_score_name((pmi_score_kind)r->kinds[q]),
+                x->identified, x->margin, r->z[q], x->p[P_RANK], x->p[P_PERM], x->p[P_WELCH], x->p[P_MW], x->p_nway[r->decide]);
+    }
+}
+
+/* A JSON number, or null for NaN (JSON has no NaN). */
+static cJSON *num(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
+
+int verify_write_record(const char *path, const pmi_key *k, const verify_result *r, char *err, size_t errlen) {
+    cJSON *j = cJSON_CreateObject();
+    char when[64];
+    util_iso_now(when, sizeof when);
+    cJSON_AddStringToObject(j, "record", "pmi-verification");
+    cJSON_AddNumberToObject(j, "record_version", 1);
+    cJSON_AddStringToObject(j, "verified_at", when);
+    cJSON_AddStringToObject(j, "pmi_version", pmi_version);
+    cJSON_AddStringToObject(j, "git_commit", pmi_git_commit);
+    cJSON *sus = cJSON_AddObjectToObject(j, "suspect");
+    cJSON_AddStringToObject(sus, "path", r->path);
+    cJSON_AddStringToObject(sus, "type", r->type);
+    cJSON_AddStringToObject(sus, "sha256", r->sha256);
+    cJSON_AddStringToObject(sus, "input", r->input);
+    cJSON *key = cJSON_AddObjectToObject(j, "key");
+    cJSON_AddStringToObject(key, "job_id", k->job_id);
+    cJSON_AddStringToObject(key, "dataset", k->dataset);
+    cJSON_AddStringToObject(key, "dataset_sha256", k->dataset_sha256);
+    cJSON_AddStringToObject(key, "config_hash", k->config_hash);
+    cJSON_AddNumberToObject(key, "N", k->N);
+    cJSON_AddNumberToObject(key, "m", k->m);
+    cJSON_AddNumberToObject(key, "secret_k", k->secret_k);
+    cJSON_AddNumberToObject(key, "permutations", k->settings.permutations);
+    cJSON_AddBoolToObject(j, "claimed", r->claimed);
+    cJSON_AddNumberToObject(j, "alpha", r->alpha);
+    cJSON_AddStringToObject(j, "decide", pmi_pvalue_name((pmi_pvalue)r->decide));
+    cJSON_AddItemToObject(j, "p", num(r->p));
+    cJSON *scores = cJSON_AddObjectToObject(j, "scores");
+    for (int q = 0; q < r->n_kinds; q++) {
+        const pmi_result *x = &r->res[q];
+        cJSON *o = cJSON_AddObjectToObject(scores, pmi_score_name((pmi_score_kind)r->kinds[q]));
+        cJSON_AddNumberToObject(o, "identified", x->identified);
+        cJSON_AddItemToObject(o, "margin", num(x->margin));
+        cJSON_AddItemToObject(o, "z", num(r->z[q]));
+        for (int p = 0; p < P_COUNT; p++) {
+            char name[32];
+            snprintf(name, sizeof name, "p_%s", pmi_pvalue_name((pmi_pvalue)p));
+            cJSON_AddItemToObject(o, name, num(x->p[p]));
+            snprintf(name, sizeof name, "p_nway_%s", pmi_pvalue_name((pmi_pvalue)p));
+            cJSON_AddItemToObject(o, name, num(x->p_nway[p]));
+        }
+    }
+    char *text = cJSON_Print(j);
+    cJSON_Delete(j);
+    if (!text) return util_err(err, errlen, "%s: cannot print the record", path);
+    size_t len = strlen(text);
+    const void *parts[2] = {text, "\n"};
+    size_t lens[2] = {len, 1};
+    int rc = util_write_atomic(path, parts, lens, 2, err, errlen);
+    free(text);
+    return rc;
+}
