@@ -11,6 +11,7 @@
  * inputs were accepted (training, writing, gnuplot) are runtime failures (1). */
 #include "attack.h"
 #include "bench.h"
+#include "claims.h"
 #include "config.h"
 #include "data.h"
 #include "nn.h"
@@ -261,9 +262,11 @@ static int cmd_merge(int argc, char **argv) {
 static int cmd_report(int argc, char **argv) {
     static const struct option opts[] = {{"format", required_argument, 0, 'f'}, {"output", required_argument, 0, 'o'},
                                          {"score", required_argument, 0, 'S'}, {"decision", required_argument, 0, 'D'},
-                                         {"store", no_argument, 0, 'W'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+                                         {"store", no_argument, 0, 'W'}, {"markdown-report", required_argument, 0, 'R'},
+                                         {"plots", required_argument, 0, 'P'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     report_options o = report_default_options();
     int store = 0;
+    const char *md_report = NULL, *plots = NULL;
     for (int ch; (ch = getopt_long(argc, argv, "f:o:h", opts, NULL)) != -1;) {
         if (ch == 'f') {
             if (report_format_parse(optarg, &o.format)) { fprintf(stderr, "pmi report: --format '%s': expected md, csv or latex\n", optarg); return 2; }
@@ -271,12 +274,25 @@ static int cmd_report(int argc, char **argv) {
         else if (ch == 'S') o.score = optarg;
         else if (ch == 'D') o.decide = optarg;
         else if (ch == 'W') store = 1;
+        else if (ch == 'R') md_report = optarg;
+        else if (ch == 'P') plots = optarg;
         else if (ch == 'h') return cmd_help(2, (char *[]){"help", "report"}), 0;
         else return 2;
     }
+    char err[1024];
+    if (md_report) {   /* the reproduction report: every claim's verdict, tables and figures */
+        if (optind >= argc) { fprintf(stderr, "pmi report: --markdown-report: expected one or more results files\n"); return 2; }
+        for (int i = optind; i < argc; i++) if (check_results_file("report", argv[i])) return 2;
+        if (claims_write_report((const char *const *)argv + optind, argc - optind, plots, md_report, err, sizeof err)) {
+            fprintf(stderr, "pmi report: %s\n", err);
+            return 1;
+        }
+        fprintf(stderr, "pmi report: wrote %s\n", md_report);
+        return 0;
+    }
+    if (plots) { fprintf(stderr, "pmi report: --plots is for --markdown-report\n"); return 2; }
     if (optind + 1 != argc) { fprintf(stderr, "pmi report: expected one results file\n"); return 2; }
     if (check_results_file("report", argv[optind])) return 2;
-    char err[1024];
     if (store) {
         int rc = report_store(argv[optind], &o, err, sizeof err);
         if (rc) { fprintf(stderr, "pmi report: %s\n", err); return rc == REPORT_ERR_USAGE ? 2 : 1; }
@@ -411,8 +427,10 @@ static const command commands[] = {
     {"plan", cmd_plan, "pmi plan <config.ini> [overlay.ini ...] [-s sec.key=val ...]", "list the jobs and attack settings without running", 1},
     {"merge", cmd_merge, "pmi merge <config.ini> [more.ini ...] [-s sec.key=val ...] [--partial]",
      "join the shards of a run's plan into <output>/<name>/results.h5 (every shard complete and of that config; --partial: those that are)", 1},
-    {"report", cmd_report, "pmi report <results.h5> [--format md|latex | --format csv -o dir | --store] [--score kind] [--decision rank|perm|welch|mw]",
-     "the paper-style tables: Markdown or LaTeX to stdout, one tidy CSV file per table in dir, or (--store) into the file's /report", 1},
+    {"report", cmd_report, "pmi report <results.h5> [--format md|latex | --format csv -o dir | --store] [--score kind] [--decision rank|perm|welch|mw]\n"
+     "       pmi report --markdown-report REPORT.md [--plots dir] <results.h5> ...",
+     "the paper-style tables: Markdown or LaTeX to stdout, one tidy CSV file per table in dir, or (--store) into the file's "
+     "/report; --markdown-report: a verdict per claim of the paper, the tables and the figures of dir/<experiment>/", 1},
     {"plot", cmd_plot, "pmi plot <results.h5> [-o dir] [--format png|pdf|svg] [--size page|column]",
      "robustness summary and curves, score distributions, ROC, fidelity and pool-ablation figures (gnuplot); --size column: 3.5 in wide", 1},
     {"config", cmd_config, "pmi config --help", "every configuration key: type, default, range, help", 1},

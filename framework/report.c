@@ -25,17 +25,6 @@ report_options report_default_options(void) {
 
 /* ---- intervals ------------------------------------------------------------------------ */
 
-/* Wilson score interval for k successes of n at 95% (E. B. Wilson, "Probable inference, the
- * law of succession, and statistical inference", JASA 22 (1927) 209-212):
- * (k + z^2/2 +- z sqrt(k (n - k) / n + z^2 / 4)) / (n + z^2). NaN for n = 0. */
-static void wilson95(int k, int n, double *lo, double *hi) {
-    if (n <= 0) { *lo = *hi = NAN; return; }
-    double z = gsl_cdf_ugaussian_Pinv(0.975), z2 = z * z;
-    double c = (k + z2 / 2) / (n + z2), h = z / (n + z2) * sqrt((double)k * (n - k) / n + z2 / 4);
-    *lo = fmax(0, c - h);
-    *hi = fmin(1, c + h);
-}
-
 /* Mean and Student-t 95% interval of x[0..n), clipped to [lo_bound, hi_bound]. */
 static void mean_ci(const double *x, int n, double lo_bound, double hi_bound, double *mean, double *lo, double *hi) {
     double half;
@@ -116,7 +105,7 @@ static void set_mean(table *t, int c, const double *x, int n, double lo_bound, d
 static void set_rate(table *t, int c, int a, int k, int n) {
     cell *e = last(t, c, a);
     e->k = k; e->n = n; e->v = n ? (double)k / n : NAN;
-    wilson95(k, n, &e->lo, &e->hi);
+    pmi_wilson95(k, n, &e->lo, &e->hi);
 }
 static void set_role(table *t, int c, const char *role, int replica, int independent) {
     cell *e = last(t, c, 0);

@@ -208,6 +208,7 @@ static int prepare(run_ctx *r, runner_summary *s, char *err, size_t errlen) {
     snprintf(r->prov.git_commit, sizeof r->prov.git_commit, "%s", pmi_git_commit);
     snprintf(r->prov.torch_version, sizeof r->prov.torch_version, "%s", nn_torch_version());
     snprintf(r->prov.device, sizeof r->prov.device, "%s", devname);
+    util_host(r->prov.host, sizeof r->prov.host);
     util_iso_now(r->prov.started, sizeof r->prov.started);
     s->jobs_total = r->nmine;
     r->group = r->dev == NN_CUDA && !r->o->no_group;
@@ -356,6 +357,7 @@ runner_status runner_merge(const plan *pl, int partial, runner_summary *s, char 
     snprintf(prov.git_commit, sizeof prov.git_commit, "%s", pmi_git_commit);
     snprintf(prov.torch_version, sizeof prov.torch_version, "%s", nn_torch_version());
     snprintf(prov.device, sizeof prov.device, "(merged by pmi merge)");
+    util_host(prov.host, sizeof prov.host);
     int rc = merge_plan(pl, &prov, partial, s, err, errlen);
     close(fd);
     s->jobs_total = pl->n_jobs;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 int util_err(char *err, size_t errlen, const char *fmt, ...) {
     if (err && errlen) {
@@ -58,4 +59,20 @@ char *util_strdup_at(const char *s, const char *file, int line) {
     char *d = util_malloc_at(n, file, line);
     memcpy(d, s, n);
     return d;
+}
+
+void util_host(char *buf, size_t len) {
+    char host[256] = "unknown host", model[256] = "", line[512];
+    gethostname(host, sizeof host - 1);
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+            const char *v = strchr(line, ':') + 1;
+            while (*v == ' ' || *v == '\t') v++;
+            snprintf(model, sizeof model, "%.*s", (int)strcspn(v, "\n"), v);
+            break;
+        }
+    if (f) fclose(f);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    snprintf(buf, len, "%s%s%s, %ld cores", host, model[0] ? ", " : "", model, cores);
 }

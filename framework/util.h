@@ -7,7 +7,9 @@
  *                  pmi recovers from, so these print the caller's file:line and the size asked
  *                  for, and exit(1). They never return NULL (a size of 0 allocates 1 byte).
  *   util_now_s()   monotonic seconds, for durations.
- *   util_iso_now() the current UTC time as ISO 8601 ("2026-01-02T03:04:05Z") into buf. */
+ *   util_iso_now() the current UTC time as ISO 8601 ("2026-01-02T03:04:05Z") into buf.
+ *   util_host()    this machine as "<hostname>, <CPU model>, <n> cores" into buf (the CPU
+ *                  model from /proc/cpuinfo; left out where there is none). */
 #ifndef PMI_UTIL_H
 #define PMI_UTIL_H
 #include <stddef.h>
@@ -15,6 +17,7 @@
 int util_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 double util_now_s(void);
 void util_iso_now(char *buf, size_t len);
+void util_host(char *buf, size_t len);
 
 void *util_malloc_at(size_t size, const char *file, int line);
 void *util_calloc_at(size_t count, size_t size, const char *file, int line);

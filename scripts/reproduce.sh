@@ -1,17 +1,26 @@
 #!/bin/sh
 # Runs every experiment of experiments/ at a scale (configs/scale-<scale>.ini overlays each
-# experiment), then prints each experiment's tables with `pmi report` and renders its figures
-# with `pmi plot` (PNG under plots/<scale>/<experiment>/, SVG in its svg/ folder). Used by `make reproduce [SCALE=small|paper]`.
+# experiment), then prints each experiment's tables with `pmi report`, stores them in its
+# results file (/report, `pmi report --store`) and renders its figures with `pmi plot` (PNG
+# under plots/<scale>/<experiment>/, SVG in its svg/ folder); last, results/<scale>/REPORT.md:
+# a verdict per claim of the paper, the tables and the figures (`pmi report --markdown-report`).
+# Used by `make reproduce [SCALE=small|paper]`.
 set -e
 scale=${1:-small}
 overlay=configs/scale-$scale.ini
 [ -f "$overlay" ] || { echo "reproduce: no $overlay (scales: $(ls configs/scale-*.ini | sed 's/.*scale-//;s/\.ini//' | tr '\n' ' '))" >&2; exit 2; }
 start=$(date +%s)
+files=""
 for exp in experiments/*.ini; do
   echo "== $exp (scale $scale)" >&2
   out=$(./pmi run "$exp" "$overlay")
   ./pmi report "$out"
+  ./pmi report --store "$out"
+  files="$files $out"
   ./pmi plot "$out" -o "plots/$scale/$(basename "$exp" .ini)"
   ./pmi plot "$out" -o "plots/$scale/$(basename "$exp" .ini)/svg" --format svg 2>/dev/null
 done
+report=results/$scale/REPORT.md
+# shellcheck disable=SC2086  # the results paths have no spaces (experiment names are checked)
+./pmi report --markdown-report "$report" --plots "plots/$scale" $files
 echo "reproduce: scale $scale done in $(( $(date +%s) - start )) s" >&2
