@@ -20,7 +20,7 @@
 
 const char *const claims_rules[] = {
     "C1 lossless: holds when the 95% interval of owner minus clean test accuracy lies above -0.01 "
-    "(any loss is below one point); does not hold when it lies below 0 (a significant loss); partial "
+    "(any loss is below one point); otherwise, does not hold when it lies below 0 (a significant loss); partial "
     "otherwise, and with fewer than 2 owner/clean pairs.",
     "C2 effective: holds when the Wilson 95% lower bound of the rate of owner models claimed "
     "(decision p-value < alpha) is at least 0.5; does not hold when no owner model is claimed; partial otherwise.",

@@ -1209,6 +1209,12 @@ static int write_tables(hid_t f, const store_table *tables, int n_tables, const 
         hid_t g = group_create(r, "/report", tables[t].name, e);
         if (g < 0) { bad = -1; break; }
         bad = attr_str(g, w, "caption", tables[t].caption, e);
+        const char **names = util_malloc(sizeof *names * (size_t)(tables[t].ncols ? tables[t].ncols : 1));
+        for (int c = 0; c < tables[t].ncols; c++) names[c] = tables[t].cols[c].name;
+        hid_t vt = vstr_type();
+        if (!bad) bad = attr_array(g, w, "columns", vt, tables[t].ncols, names, e);
+        H5Tclose(vt);
+        free(names);
         for (int c = 0; !bad && c < tables[t].ncols; c++) bad = write_column(g, w, &tables[t].cols[c], tables[t].nrows, e);
         H5Gclose(g);
     }

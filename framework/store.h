@@ -180,7 +180,8 @@ typedef struct {
 
 /* Replaces the group /report of the results file `path` by one group per table,
  * /report/<table>/<column>, each column a 1-d dataset (int, double or string) of nrows, with
- * the table's caption as the group attribute `caption` and the attributes of `attrs` (n_attrs
+ * the table's caption and its column names in order as the group attributes `caption` and
+ * `columns`, and the attributes of `attrs` (n_attrs
  * name/value pairs of strings) on /report. Atomic: the file is copied to "<path>.tmp-<pid>",
  * changed there and renamed onto path; on any failure path is untouched and the copy removed.
  * Returns 0, or -1 with err naming the file and what failed. */
