@@ -81,7 +81,7 @@ static int check_results_file(const char *cmd, const char *path) {
         return 2;
     }
     /* libhdf5 may crash on a malformed file: read it in a child process first */
-    if (probe_results_file(path, err, sizeof err)) { fprintf(stderr, "pmi %s: %s\n", cmd, err); return 2; }
+    if (probe_results_file(path, 0, err, sizeof err)) { fprintf(stderr, "pmi %s: %s\n", cmd, err); return 2; }
     int64_t f = store_open(path, err, sizeof err);
     if (f < 0) { fprintf(stderr, "pmi %s: cannot open %s as a results file: %s\n", cmd, path, err); return 2; }
     store_close(f);

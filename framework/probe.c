@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -90,25 +91,27 @@ static void read_all(const char *path) {
     H5Fclose(f);
 }
 
-static void child(const char *path) {
+static void child(const char *path, int timeout_s) {
     static const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
     struct rlimit no_core = {0, 0};
     setrlimit(RLIMIT_CORE, &no_core);
     for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) signal(sigs[i], SIG_DFL);
     signal(SIGALRM, SIG_DFL);
-    alarm(PROBE_TIMEOUT_S);
+    alarm((unsigned)timeout_s);
     read_all(path);
     _exit(0);
 }
 
-int probe_results_file(const char *path, char *err, size_t errlen) {
+int probe_results_file(const char *path, int timeout_s, char *err, size_t errlen) {
+    struct stat st;
+    if (timeout_s <= 0) timeout_s = PROBE_BASE_S + (stat(path, &st) ? 0 : (int)(st.st_size / PROBE_BYTES_PER_S));
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
         snprintf(err, errlen, "%s: cannot start the process that checks it: %s", path, strerror(errno));
         return PROBE_ERROR;
     }
-    if (pid == 0) child(path);
+    if (pid == 0) child(path, timeout_s);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR) {
@@ -117,7 +120,7 @@ int probe_results_file(const char *path, char *err, size_t errlen) {
         }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return PROBE_OK;
     if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
-        snprintf(err, errlen, "%s: not a readable pmi results file (libhdf5 did not finish reading it within %d s)", path, PROBE_TIMEOUT_S);
+        snprintf(err, errlen, "%s: not a readable pmi results file (libhdf5 did not finish reading it within %d s)", path, timeout_s);
     else if (WIFSIGNALED(status))
         snprintf(err, errlen, "%s: not a readable pmi results file (libhdf5 crashed reading it: signal %d)", path, WTERMSIG(status));
     else

@@ -2,7 +2,8 @@
  * given by the user, in the order the commands run them: first probe_results_file() (probe.h),
  * which reads the file in a child process, so that a crash inside libhdf5 (1.10 crashes on
  * malformed files: SEGV in H5HG_read) ends the child, not the fuzzer, and is refused with a
- * message as `pmi report` refuses it; then, only when the child survived, in this process:
+ * message as `pmi report` refuses it (so is a child that runs past 5 s: libhdf5 also loops
+ * forever on some malformed files, which pmi refuses after its own, longer limit); then, only when the child survived, in this process:
  * store_open (schema check), store_read_attr, store_read_settings, store_read_summary,
  * store_read_evals and store_read_scores of every job the summary names, report_print (every
  * table) to /dev/null and report_store into the file. The input is written to a file and
@@ -42,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!f) return 0;
     fwrite(data, 1, size, f);
     fclose(f);
-    int64_t h = probe_results_file(path, err, sizeof err) == PROBE_OK ? store_open(path, err, sizeof err) : -1;
+    int64_t h = probe_results_file(path, 5, err, sizeof err) == PROBE_OK ? store_open(path, err, sizeof err) : -1;
     if (h >= 0) {
         store_close(h);
         static const char *const attrs[] = {"config", "complete", "schema_version", "pmi_version", "device", "started"};
