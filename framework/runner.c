@@ -2,6 +2,7 @@
 #include "runner.h"
 #include "job.h"
 #include "nn.h"
+#include "probe.h"
 #include "store.h"
 #include "util.h"
 #include "version.h"
@@ -329,6 +330,15 @@ static int merge_plan(const plan *pl, store_provenance *prov, int partial, runne
     for (int j = 0; j < pl->n_jobs && !rc; j++) {
         paths[j] = util_malloc(8192);
         rc = job_shard_path(s->shard_dir, &pl->jobs[j], paths[j], 8192, err, errlen);
+    }
+    /* a shard that makes libhdf5 crash or spin would take the merge down with it: each one
+     * that exists is read in a child process first (probe.h) */
+    struct stat st;
+    for (int j = 0; j < pl->n_jobs && !rc; j++) {
+        if (stat(paths[j], &st) || probe_results_file(paths[j], 0, err, errlen) == PROBE_OK) continue;
+        size_t u = strlen(err);
+        if (u + 1 < errlen) snprintf(err + u, errlen - u, "; remove it and run again to retrain its job");
+        rc = -1;
     }
     int merged = 0;
     util_iso_now(prov->finished, sizeof prov->finished);

@@ -181,3 +181,7 @@ expect 2 "expected one or more results files" -- report --markdown-report "$tmp/
 expect 2 "--plots is for --markdown-report" -- report "$res" --plots "$tmp"
 expect 0 "stored under /report of $res" -- report --store "$res"
 expect 0 "" -- report "$res"
+
+# A shard that crashes libhdf5 stops the merge with its name, not with a crash of pmi merge.
+cp tests/fuzz/regress-results/crash-hg-read-config.h5 "$out/cli/shards/p0-s1-owner.h5"
+expect 1 "p0-s1-owner.h5: not a readable pmi results file (libhdf5 crashed reading it: signal 11); remove it" -- merge "$tmp/ok.ini" -s pmi.independent=0 -s pmi.permutations=9
