@@ -280,6 +280,11 @@ static int cmd_report(int argc, char **argv) {
         else return 2;
     }
     char err[1024];
+    if ((md_report || store) && (o.format != REPORT_MD || o.dir || (md_report && (store || o.score || o.decide)))) {
+        fprintf(stderr, "pmi report: %s takes no %s\n", md_report ? "--markdown-report" : "--store",
+                md_report && store ? "--store" : o.format != REPORT_MD || o.dir ? "--format or -o" : "--score or --decision");
+        return 2;
+    }
     if (md_report) {   /* the reproduction report: every claim's verdict, tables and figures */
         if (optind >= argc) { fprintf(stderr, "pmi report: --markdown-report: expected one or more results files\n"); return 2; }
         for (int i = optind; i < argc; i++) if (check_results_file("report", argv[i])) return 2;
