@@ -3,6 +3,7 @@
 #include "job.h"
 #include "nn.h"
 #include "probe.h"
+#include "report.h"
 #include "store.h"
 #include "util.h"
 #include "version.h"
@@ -345,6 +346,11 @@ static int merge_plan(const plan *pl, store_provenance *prov, int partial, runne
     if (!rc) rc = store_merge_plan((const char *const *)paths, pl->n_jobs, partial, s->results_path, prov, &merged, err, errlen);
     if (!rc && merged < pl->n_jobs)
         fprintf(stderr, "pmi: PARTIAL results: %d of %d jobs merged into %s\n", merged, pl->n_jobs, s->results_path);
+    /* the report tables go into the merged file (/report); without them the file is still whole */
+    char why[1024];
+    report_options ro = report_default_options();
+    if (!rc && report_store(s->results_path, &ro, why, sizeof why))
+        fprintf(stderr, "pmi: warning: the report tables were not stored in %s: %s\n", s->results_path, why);
     for (int j = 0; j < pl->n_jobs; j++) free(paths[j]);
     free(paths);
     return rc;
@@ -385,6 +391,9 @@ runner_status runner_run(const plan *pl, const runner_options *o, runner_summary
     if (workers > r.nmine) workers = r.nmine > 0 ? r.nmine : 1;
     fprintf(stderr, "pmi: experiment '%s': %d jobs (%d here), %d attack settings, device %s, %d worker%s\n",
             pl->points[0].params.name, pl->n_jobs, r.nmine, pl->n_attacks, r.prov.device, workers, workers > 1 ? "s x 1 thread" : "");
+    /* the device as the results files record it: worker processes of one thread each */
+    if (r.dev == NN_CPU && workers > 1)
+        snprintf(r.prov.device, sizeof r.prov.device, "cpu (%d worker processes x 1 thread)", workers);
     if (workers > 1) {
         rs = run_workers(&r, workers, s, err, errlen);
     } else {

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs every experiment of experiments/ at a scale (configs/scale-<scale>.ini overlays each
-# experiment), then prints each experiment's tables with `pmi report`, stores them in its
-# results file (/report, `pmi report --store`) and renders its figures with `pmi plot` (PNG
+# experiment) (the run stores its tables in the results file, /report), then prints each
+# experiment's tables with `pmi report` and renders its figures with `pmi plot` (PNG
 # under plots/<scale>/<experiment>/, SVG in its svg/ folder); last, results/<scale>/REPORT.md:
 # a verdict per claim of the paper, the tables and the figures (`pmi report --markdown-report`).
 # Used by `make reproduce [SCALE=small|paper]`.
@@ -15,7 +15,6 @@ for exp in experiments/*.ini; do
   echo "== $exp (scale $scale)" >&2
   out=$(./pmi run "$exp" "$overlay")
   ./pmi report "$out"
-  ./pmi report --store "$out"
   files="$files $out"
   ./pmi plot "$out" -o "plots/$scale/$(basename "$exp" .ini)"
   ./pmi plot "$out" -o "plots/$scale/$(basename "$exp" .ini)/svg" --format svg 2>/dev/null

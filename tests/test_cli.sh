@@ -140,6 +140,8 @@ expect 0 "" -- config --help
 expect 0 "" -- run "$tmp/ok.ini" -s pmi.independent=0 -s pmi.permutations=9 --jobs 1
 res="$out/cli/results.h5"
 [ -s "$res" ]; check $? "a tiny run writes $res"
+/usr/bin/python3 -c "import sys, h5py; f = h5py.File(sys.argv[1], 'r'); assert sorted(f['report']) == ['calibration', 'fidelity', 'models', 'settings']; s = f['summary'][:]; assert len(f['report/models/p_perm']) == (s['score'] == f.attrs['score_kinds'][0].encode()).sum(); assert f.attrs['host']" "$res"
+check $? "the run's merge stores the report tables (/report) and the host in $res"
 expect 0 "" -- report "$res"
 cp "$res" "$tmp/partial.h5"; cp "$res" "$tmp/nosummary.h5"
 /usr/bin/python3 - "$tmp/partial.h5" "$tmp/nosummary.h5" <<'PY'
