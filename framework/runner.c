@@ -341,6 +341,12 @@ static int merge_plan(const plan *pl, store_provenance *prov, int partial, runne
         if (u + 1 < errlen) snprintf(err + u, errlen - u, "; remove it and run again to retrain its job");
         rc = -1;
     }
+    /* the run started when its first shard's session did (a resumed run's session may only merge) */
+    for (int j = 0; j < pl->n_jobs && !rc; j++) {
+        char *t = stat(paths[j], &st) ? NULL : store_read_attr(paths[j], "started");
+        if (t && t[0] && (!prov->started[0] || strcmp(t, prov->started) < 0)) snprintf(prov->started, sizeof prov->started, "%s", t);
+        free(t);
+    }
     int merged = 0;
     util_iso_now(prov->finished, sizeof prov->finished);
     if (!rc) rc = store_merge_plan((const char *const *)paths, pl->n_jobs, partial, s->results_path, prov, &merged, err, errlen);
