@@ -7,8 +7,8 @@
 #   make install      ./pmi to $(DESTDIR)$(PREFIX)/bin, plot templates to share/pmi-lab/plots, docs to share/doc/pmi-lab
 #   make SAN=1        address+undefined sanitizer build in build-san/ (binary build-san/pmi; make test SAN=1 runs its suite)
 #   make fuzz         libFuzzer on the config, IDX, CIFAR and safetensors readers, FUZZ_SECONDS (60) each (needs clang; tests/fuzz/; CI runs it)
-#   make fuzz-results libFuzzer on the HDF5 results readers of report and plot (not in CI: libhdf5 1.10 itself
-#                     crashes on malformed files within seconds; see docs/reliability.md)
+#   make fuzz-results libFuzzer on the HDF5 results readers of report and plot, FUZZ_SECONDS (60); CI runs it
+#                     (libhdf5 1.10 crashes on malformed files: the readers probe them in a child first, framework/probe.h)
 # Overrides: TORCH_DIR=<dir with include/ and lib/> (a PyTorch install's torch/ folder or a
 # libtorch archive); default is Debian's libtorch-dev under /usr. PREFIX=/usr/local, DESTDIR= for install.
 # Before compiling, scripts/deps.sh --check names any missing library and the package to install.

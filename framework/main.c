@@ -6,16 +6,19 @@
  * --format, a config that cannot be read or does not validate, a dataset that is missing or
  * too small for the split at some sweep point (checked before any worker starts), and an input
  * results file (report, plot) that is missing, not a regular file, not a pmi results file of
- * this schema, not complete (complete != 1) or without a /summary row. Failures after the
+ * this schema, not complete (complete != 1), without a /summary row, or one that libhdf5
+ * crashes on (probe.h: read in a child process first). Failures after the
  * inputs were accepted (training, writing, gnuplot) are runtime failures (1). */
 #include "attack.h"
 #include "bench.h"
+#include "claims.h"
 #include "config.h"
 #include "data.h"
 #include "key.h"
 #include "nn.h"
 #include "plan.h"
 #include "plot.h"
+#include "probe.h"
 #include "report.h"
 #include "runner.h"
 #include "store.h"
@@ -80,6 +83,8 @@ static int check_results_file(const char *cmd, const char *path) {
                 S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
         return 2;
     }
+    /* libhdf5 may crash on a malformed file: read it in a child process first */
+    if (probe_results_file(path, 0, err, sizeof err)) { fprintf(stderr, "pmi %s: %s\n", cmd, err); return 2; }
     int64_t f = store_open(path, err, sizeof err);
     if (f < 0) { fprintf(stderr, "pmi %s: cannot open %s as a results file: %s\n", cmd, path, err); return 2; }
     store_close(f);
@@ -283,20 +288,48 @@ static int cmd_merge(int argc, char **argv) {
 static int cmd_report(int argc, char **argv) {
     static const struct option opts[] = {{"format", required_argument, 0, 'f'}, {"output", required_argument, 0, 'o'},
                                          {"score", required_argument, 0, 'S'}, {"decision", required_argument, 0, 'D'},
-                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+                                         {"store", no_argument, 0, 'W'}, {"markdown-report", required_argument, 0, 'R'},
+                                         {"plots", required_argument, 0, 'P'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     report_options o = report_default_options();
+    int store = 0;
+    const char *md_report = NULL, *plots = NULL;
     for (int ch; (ch = getopt_long(argc, argv, "f:o:h", opts, NULL)) != -1;) {
         if (ch == 'f') {
             if (report_format_parse(optarg, &o.format)) { fprintf(stderr, "pmi report: --format '%s': expected md, csv or latex\n", optarg); return 2; }
         } else if (ch == 'o') o.dir = optarg;
         else if (ch == 'S') o.score = optarg;
         else if (ch == 'D') o.decide = optarg;
+        else if (ch == 'W') store = 1;
+        else if (ch == 'R') md_report = optarg;
+        else if (ch == 'P') plots = optarg;
         else if (ch == 'h') return cmd_help(2, (char *[]){"help", "report"}), 0;
         else return 2;
     }
+    char err[1024];
+    if ((md_report || store) && (o.format != REPORT_MD || o.dir || (md_report && (store || o.score || o.decide)))) {
+        fprintf(stderr, "pmi report: %s takes no %s\n", md_report ? "--markdown-report" : "--store",
+                md_report && store ? "--store" : o.format != REPORT_MD || o.dir ? "--format or -o" : "--score or --decision");
+        return 2;
+    }
+    if (md_report) {   /* the reproduction report: every claim's verdict, tables and figures */
+        if (optind >= argc) { fprintf(stderr, "pmi report: --markdown-report: expected one or more results files\n"); return 2; }
+        for (int i = optind; i < argc; i++) if (check_results_file("report", argv[i])) return 2;
+        if (claims_write_report((const char *const *)argv + optind, argc - optind, plots, md_report, err, sizeof err)) {
+            fprintf(stderr, "pmi report: %s\n", err);
+            return 1;
+        }
+        fprintf(stderr, "pmi report: wrote %s\n", md_report);
+        return 0;
+    }
+    if (plots) { fprintf(stderr, "pmi report: --plots is for --markdown-report\n"); return 2; }
     if (optind + 1 != argc) { fprintf(stderr, "pmi report: expected one results file\n"); return 2; }
     if (check_results_file("report", argv[optind])) return 2;
-    char err[1024];
+    if (store) {
+        int rc = report_store(argv[optind], &o, err, sizeof err);
+        if (rc) { fprintf(stderr, "pmi report: %s\n", err); return rc == REPORT_ERR_USAGE ? 2 : 1; }
+        fprintf(stderr, "pmi report: tables models, settings, calibration and fidelity stored under /report of %s\n", argv[optind]);
+        return 0;
+    }
     int rc = report_write(argv[optind], &o, stdout, err, sizeof err);
     if (rc) { fprintf(stderr, "pmi report: %s\n", err); return rc == REPORT_ERR_USAGE ? 2 : 1; }
     return 0;
@@ -545,8 +578,10 @@ static const command commands[] = {
     {"plan", cmd_plan, "pmi plan <config.ini> [overlay.ini ...] [-s sec.key=val ...]", "list the jobs and attack settings without running", 1},
     {"merge", cmd_merge, "pmi merge <config.ini> [more.ini ...] [-s sec.key=val ...] [--partial]",
      "join the shards of a run's plan into <output>/<name>/results.h5 (every shard complete and of that config; --partial: those that are)", 1},
-    {"report", cmd_report, "pmi report <results.h5> [--format md|latex | --format csv -o dir] [--score kind] [--decision rank|perm|welch|mw]",
-     "the paper-style tables: Markdown or LaTeX to stdout, or one tidy CSV file per table in dir", 1},
+    {"report", cmd_report, "pmi report <results.h5> [--format md|latex | --format csv -o dir | --store] [--score kind] [--decision rank|perm|welch|mw]\n"
+     "       pmi report --markdown-report REPORT.md [--plots dir] <results.h5> ...",
+     "the paper-style tables: Markdown or LaTeX to stdout, one tidy CSV file per table in dir, or (--store) into the file's "
+     "/report; --markdown-report: a verdict per claim of the paper, the tables and the figures of dir/<experiment>/", 1},
     {"plot", cmd_plot, "pmi plot <results.h5> [-o dir] [--format png|pdf|svg] [--size page|column]",
      "robustness summary and curves, score distributions, ROC, fidelity and pool-ablation figures (gnuplot); --size column: 3.5 in wide", 1},
     {"export", cmd_export, "pmi export <results.h5> --job <id> [--eval i] -o <file.safetensors>",

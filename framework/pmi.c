@@ -538,3 +538,11 @@ void pmi_mean_ci95(const double *x, int n, double *mean, double *half) {
     if (mean) *mean = mu;
     if (half) *half = h;
 }
+
+void pmi_wilson95(int k, int n, double *lo, double *hi) {
+    if (n <= 0) { *lo = *hi = NAN; return; }
+    double z = gsl_cdf_ugaussian_Pinv(0.975), z2 = z * z;
+    double c = (k + z2 / 2) / (n + z2), h = z / (n + z2) * sqrt((double)k * (n - k) / n + z2 / 4);
+    *lo = fmax(0, c - h);
+    *hi = fmin(1, c + h);
+}

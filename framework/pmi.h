@@ -150,5 +150,8 @@ double pmi_tpr_at_fpr(const double *pos, int npos, const double *neg, int nneg, 
 /* Mean and the half-width of the 95% t confidence interval (GSL t quantile); n < 2: half = NAN,
  * n < 1 or x NULL: mean = NAN too. Either output may be NULL. */
 void pmi_mean_ci95(const double *x, int n, double *mean, double *half);
+/* Wilson score 95% interval of k successes of n (E. B. Wilson, JASA 22 (1927) 209-212):
+ * (k + z^2/2 +- z sqrt(k (n - k) / n + z^2 / 4)) / (n + z^2), inside [0, 1]; NAN for n <= 0. */
+void pmi_wilson95(int k, int n, double *lo, double *hi);
 
 #endif

@@ -25,17 +25,6 @@ report_options report_default_options(void) {
 
 /* ---- intervals ------------------------------------------------------------------------ */
 
-/* Wilson score interval for k successes of n at 95% (E. B. Wilson, "Probable inference, the
- * law of succession, and statistical inference", JASA 22 (1927) 209-212):
- * (k + z^2/2 +- z sqrt(k (n - k) / n + z^2 / 4)) / (n + z^2). NaN for n = 0. */
-static void wilson95(int k, int n, double *lo, double *hi) {
-    if (n <= 0) { *lo = *hi = NAN; return; }
-    double z = gsl_cdf_ugaussian_Pinv(0.975), z2 = z * z;
-    double c = (k + z2 / 2) / (n + z2), h = z / (n + z2) * sqrt((double)k * (n - k) / n + z2 / 4);
-    *lo = fmax(0, c - h);
-    *hi = fmin(1, c + h);
-}
-
 /* Mean and Student-t 95% interval of x[0..n), clipped to [lo_bound, hi_bound]. */
 static void mean_ci(const double *x, int n, double lo_bound, double hi_bound, double *mean, double *lo, double *hi) {
     double half;
@@ -116,7 +105,7 @@ static void set_mean(table *t, int c, const double *x, int n, double lo_bound, d
 static void set_rate(table *t, int c, int a, int k, int n) {
     cell *e = last(t, c, a);
     e->k = k; e->n = n; e->v = n ? (double)k / n : NAN;
-    wilson95(k, n, &e->lo, &e->hi);
+    pmi_wilson95(k, n, &e->lo, &e->hi);
 }
 static void set_role(table *t, int c, const char *role, int replica, int independent) {
     cell *e = last(t, c, 0);
@@ -258,48 +247,92 @@ static int has_alpha(const table *t) {
     return 0;
 }
 
-static void csv_header(const table *t, FILE *out) {
-    int first = 1;
-#define SEP() (first ? (void)(first = 0) : (void)fputc(',', out))
-    if (t->score) { SEP(); fputs("score", out); }
-    if (t->decision) { SEP(); fputs("decision", out); }
-    for (int c = 0; c < t->ncols; c++) {
-        if (c == t->nkey && has_alpha(t)) { SEP(); fputs("alpha", out); }
-        const char *s = t->cols[c].csv;
-        switch (t->cols[c].kind) {
-        case C_MEAN: SEP(); fprintf(out, "%s_mean,%s_ci_low,%s_ci_high", s, s, s); break;
-        case C_RATE: SEP(); fprintf(out, "%s_k,%s_n,%s_rate,%s_ci_low,%s_ci_high", s, s, s, s, s); break;
-        case C_ROLE: SEP(); fprintf(out, "%s,replica", s); break;
-        default: SEP(); fputs(s, out);
-        }
-    }
-    fputc('\n', out);
+/* The long-format columns of a table, shared by csv and /report (store_write_tables): the
+ * constant score and decision columns when set, the alpha column before the first non-key
+ * column when the table has per-alpha quantities, then every column expanded: a mean to
+ * X_mean, X_ci_low, X_ci_high; a rate to X_k, X_n, X_rate, X_ci_low, X_ci_high; a role to
+ * role and replica (-1, an empty csv cell, when the model is not independent). One row per
+ * table row, and per alpha when there is an alpha column. */
+typedef struct {
+    store_column *cols;
+    int *blank_negative;        /* an int column whose negative values are missing */
+    int ncols;
+    int64_t nrows;
+    char **names;               /* the malloc'd column names */
+    void **mem;                 /* the malloc'd value arrays */
+} col_set;
+
+static void *col_add(col_set *cs, const char *stem, const char *suffix, store_col_type type, int blank) {
+    int i = cs->ncols++;
+    cs->cols = util_realloc(cs->cols, sizeof *cs->cols * (size_t)cs->ncols);
+    cs->blank_negative = util_realloc(cs->blank_negative, sizeof(int) * (size_t)cs->ncols);
+    cs->names = util_realloc(cs->names, sizeof(char *) * (size_t)cs->ncols);
+    cs->mem = util_realloc(cs->mem, sizeof(void *) * (size_t)cs->ncols);
+    size_t len = strlen(stem) + strlen(suffix) + 1, n = (size_t)(cs->nrows ? cs->nrows : 1);
+    cs->names[i] = util_malloc(len);
+    snprintf(cs->names[i], len, "%s%s", stem, suffix);
+    size_t w = type == STORE_COL_INT ? sizeof(int32_t) : type == STORE_COL_DOUBLE ? sizeof(double) : sizeof(char *);
+    cs->mem[i] = util_calloc(n, w);
+    cs->cols[i] = (store_column){cs->names[i], type, type == STORE_COL_INT ? cs->mem[i] : NULL,
+                                 type == STORE_COL_DOUBLE ? cs->mem[i] : NULL, type == STORE_COL_STR ? cs->mem[i] : NULL};
+    cs->blank_negative[i] = blank;
+    return cs->mem[i];
 }
 
-static void csv_row(const table *t, int r, int a, FILE *out) {
-    if (t->score) fprintf(out, "%s,", t->score);
-    if (t->decision) fprintf(out, "%s,", t->decision);
+static void col_set_free(col_set *cs) {
+    for (int i = 0; i < cs->ncols; i++) { free(cs->names[i]); free(cs->mem[i]); }
+    free(cs->cols); free(cs->blank_negative); free(cs->names); free(cs->mem);
+    memset(cs, 0, sizeof *cs);
+}
+
+/* The columns of t; strings point into t (or are constants), valid while t is. */
+static void table_columns(const table *t, col_set *cs) {
+    memset(cs, 0, sizeof *cs);
+    int na = has_alpha(t) ? t->n_alphas : 1;
+    cs->nrows = (int64_t)t->nrows * na;
+    const char **s;
+    if (t->score) { s = col_add(cs, "score", "", STORE_COL_STR, 0); for (int64_t r = 0; r < cs->nrows; r++) s[r] = t->score; }
+    if (t->decision) { s = col_add(cs, "decision", "", STORE_COL_STR, 0); for (int64_t r = 0; r < cs->nrows; r++) s[r] = t->decision; }
     for (int c = 0; c < t->ncols; c++) {
-        if (c == t->nkey && has_alpha(t)) { if (c) fputc(',', out); fprintf(out, "%.17g", t->alphas[a]); }
-        if (c) fputc(',', out);
-        const cell *e = cell_at(t, r, c, t->cols[c].per_alpha ? a : 0);
+        if (c == t->nkey && has_alpha(t)) {
+            double *a = col_add(cs, "alpha", "", STORE_COL_DOUBLE, 0);
+            for (int64_t r = 0; r < cs->nrows; r++) a[r] = t->alphas[r % na];
+        }
+        const char *st = t->cols[c].csv;
+        int32_t *k = NULL, *n = NULL;
+        double *v = NULL, *lo = NULL, *hi = NULL;
+        s = NULL;
         switch (t->cols[c].kind) {
-        case C_STR: csv_str(out, e->s ? e->s : ""); break;
-        case C_INT: fprintf(out, "%d", e->k); break;
-        case C_P: case C_ACC: csv_num(out, e->v); break;
-        case C_MEAN: csv_num(out, e->v); fputc(',', out); csv_num(out, e->lo); fputc(',', out); csv_num(out, e->hi); break;
+        case C_STR: s = col_add(cs, st, "", STORE_COL_STR, 0); break;
+        case C_INT: k = col_add(cs, st, "", STORE_COL_INT, 0); break;
+        case C_P: case C_ACC: v = col_add(cs, st, "", STORE_COL_DOUBLE, 0); break;
+        case C_MEAN:
+            v = col_add(cs, st, "_mean", STORE_COL_DOUBLE, 0);
+            lo = col_add(cs, st, "_ci_low", STORE_COL_DOUBLE, 0);
+            hi = col_add(cs, st, "_ci_high", STORE_COL_DOUBLE, 0);
+            break;
         case C_RATE:
-            fprintf(out, "%d,%d,", e->k, e->n);
-            csv_num(out, e->v); fputc(',', out); csv_num(out, e->lo); fputc(',', out); csv_num(out, e->hi);
+            k = col_add(cs, st, "_k", STORE_COL_INT, 0);
+            n = col_add(cs, st, "_n", STORE_COL_INT, 0);
+            v = col_add(cs, st, "_rate", STORE_COL_DOUBLE, 0);
+            lo = col_add(cs, st, "_ci_low", STORE_COL_DOUBLE, 0);
+            hi = col_add(cs, st, "_ci_high", STORE_COL_DOUBLE, 0);
             break;
         case C_ROLE:
-            csv_str(out, e->s);
-            fputc(',', out);
-            if (e->n) fprintf(out, "%d", e->k);
+            s = col_add(cs, st, "", STORE_COL_STR, 0);
+            n = col_add(cs, "replica", "", STORE_COL_INT, 1);
             break;
         }
+        for (int64_t r = 0; r < cs->nrows; r++) {
+            const cell *e = cell_at(t, (int)(r / na), c, t->cols[c].per_alpha ? (int)(r % na) : 0);
+            if (t->cols[c].kind == C_ROLE) { s[r] = e->s ? e->s : ""; n[r] = e->n ? e->k : -1; continue; }
+            if (s) s[r] = e->s ? e->s : "";
+            if (k) k[r] = e->k;
+            if (n) n[r] = e->n;
+            if (v) v[r] = e->v;
+            if (lo) { lo[r] = e->lo; hi[r] = e->hi; }
+        }
     }
-    fputc('\n', out);
 }
 
 static int render_csv(const table *t, const char *dir, char *err, size_t errlen) {
@@ -307,9 +340,21 @@ static int render_csv(const table *t, const char *dir, char *err, size_t errlen)
     snprintf(path, sizeof path, "%s/%s.csv", dir, t->name);
     FILE *out = fopen(path, "w");
     if (!out) { snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno)); return REPORT_ERR_FILE; }
-    csv_header(t, out);
-    for (int r = 0; r < t->nrows; r++)
-        for (int a = 0; a < (has_alpha(t) ? t->n_alphas : 1); a++) csv_row(t, r, a, out);
+    col_set cs;
+    table_columns(t, &cs);
+    for (int c = 0; c < cs.ncols; c++) fprintf(out, "%s%s", c ? "," : "", cs.cols[c].name);
+    fputc('\n', out);
+    for (int64_t r = 0; r < cs.nrows; r++) {
+        for (int c = 0; c < cs.ncols; c++) {
+            const store_column *x = &cs.cols[c];
+            if (c) fputc(',', out);
+            if (x->type == STORE_COL_STR) csv_str(out, x->s[r]);
+            else if (x->type == STORE_COL_DOUBLE) csv_num(out, x->d[r]);
+            else if (!(cs.blank_negative[c] && x->i[r] < 0)) fprintf(out, "%d", (int)x->i[r]);
+        }
+        fputc('\n', out);
+    }
+    col_set_free(&cs);
     if (fclose(out)) { snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno)); return REPORT_ERR_FILE; }
     return REPORT_OK;
 }
@@ -627,28 +672,37 @@ static int make_dir(const char *dir, char *err, size_t errlen) {
     return REPORT_OK;
 }
 
-int report_write(const char *path, const report_options *o, FILE *out, char *err, size_t errlen) {
-    if (o->format == REPORT_CSV && !o->dir) {
-        snprintf(err, errlen, "--format csv writes one file per table: name their folder with -o DIR");
-        return REPORT_ERR_USAGE;
-    }
+/* The four tables of a results file, with its score and decision settings. */
+typedef struct {
+    table t[4];
+    settings s;
+    store_settings st;
+    store_row *rows, *sel;
+    int64_t *idx;
+} tables;
+
+static void tables_free(tables *T) {
+    for (int i = 0; i < 4; i++) table_free(&T->t[i]);
+    free(T->idx); free(T->sel); free(T->rows);
+}
+
+/* Reads path and builds its tables as o says (format aside). Returns REPORT_OK, or a status
+ * with err and nothing to free. */
+static int tables_build(const char *path, const report_options *o, tables *T, char *err, size_t errlen) {
+    memset(T, 0, sizeof *T);
     int64_t h = store_open(path, err, errlen);
     if (h < 0) return REPORT_ERR_FILE;
     store_close(h);
-    store_settings st;
-    store_row *rows = NULL;
     int64_t n = 0;
-    if (store_read_settings(path, &st, err, errlen)) return REPORT_ERR_FILE;
-    settings s;
-    int rc = settings_of(path, &st, o, &s, err, errlen);
+    if (store_read_settings(path, &T->st, err, errlen)) return REPORT_ERR_FILE;
+    int rc = settings_of(path, &T->st, o, &T->s, err, errlen);
     if (rc) return rc;
-    if (store_read_summary(path, &rows, &n, err, errlen)) return REPORT_ERR_FILE;
-    if (o->format == REPORT_CSV && (rc = make_dir(o->dir, err, errlen))) { free(rows); return rc; }
+    if (store_read_summary(path, &T->rows, &n, err, errlen)) return REPORT_ERR_FILE;
     /* keep the chosen score's rows, in file order (jobs are grouped by setting below) */
-    int64_t *idx = util_malloc(sizeof *idx * (size_t)(n ? n : 1)), k = 0;
-    store_row *sel = util_malloc(sizeof *sel * (size_t)(n ? n : 1));
+    int64_t *idx = T->idx = util_malloc(sizeof *idx * (size_t)(n ? n : 1)), k = 0;
+    store_row *sel = T->sel = util_malloc(sizeof *sel * (size_t)(n ? n : 1));
     for (int64_t i = 0; i < n; i++)
-        if (!strcmp(rows[i].score, s.score)) sel[k++] = rows[i];
+        if (!strcmp(T->rows[i].score, T->s.score)) sel[k++] = T->rows[i];
     /* settings table groups rows of one setting: order by (point, attack, params) stably */
     int64_t m = 0;
     for (int64_t i = 0; i < k; i++) {
@@ -657,10 +711,26 @@ int report_write(const char *path, const report_options *o, FILE *out, char *err
         if (!first) continue;
         for (int64_t j = i; j < k; j++) if (same_setting(&sel[i], &sel[j])) idx[m++] = j;
     }
-    const char *d = pmi_pvalue_name((pmi_pvalue)s.decide);
-    if (o->format == REPORT_MD) fprintf(out, "## %s (score: %s, decision: p_%s)\n", path, s.score, d);
+    build_models(&T->t[0], sel, k, &T->s);
+    build_settings(&T->t[1], sel, idx, m, &T->s);
+    build_calibration(&T->t[2], sel, k, &T->s);
+    build_fidelity(&T->t[3], sel, k, &T->s);
+    return REPORT_OK;
+}
+
+int report_write(const char *path, const report_options *o, FILE *out, char *err, size_t errlen) {
+    if (o->format == REPORT_CSV && !o->dir) {
+        snprintf(err, errlen, "--format csv writes one file per table: name their folder with -o DIR");
+        return REPORT_ERR_USAGE;
+    }
+    tables T;
+    int rc = tables_build(path, o, &T, err, errlen);
+    if (rc) return rc;
+    if (o->format == REPORT_CSV && (rc = make_dir(o->dir, err, errlen))) { tables_free(&T); return rc; }
+    const char *d = pmi_pvalue_name((pmi_pvalue)T.s.decide);
+    if (o->format == REPORT_MD) fprintf(out, "## %s (score: %s, decision: p_%s)\n", path, T.s.score, d);
     if (o->format == REPORT_LATEX)
-        fprintf(out, "%% pmi report %s (score: %s, decision: p_%s); needs \\usepackage{booktabs,graphicx}\n", path, s.score, d);
+        fprintf(out, "%% pmi report %s (score: %s, decision: p_%s); needs \\usepackage{booktabs,graphicx}\n", path, T.s.score, d);
     /* a partial merge (pmi merge --partial) says so where every reader sees it */
     char *partial = store_read_attr(path, "partial_note");
     if (partial) {
@@ -668,16 +738,27 @@ int report_write(const char *path, const report_options *o, FILE *out, char *err
         else fprintf(stderr, "pmi report: %s\n", partial);
         free(partial);
     }
-    table t[4];
-    build_models(&t[0], sel, k, &s);
-    build_settings(&t[1], sel, idx, m, &s);
-    build_calibration(&t[2], sel, k, &s);
-    build_fidelity(&t[3], sel, k, &s);
+    for (int i = 0; i < 4 && !rc; i++) rc = render(&T.t[i], o, out, err, errlen);
+    tables_free(&T);
+    return rc;
+}
+
+int report_store(const char *path, const report_options *o, char *err, size_t errlen) {
+    tables T;
+    int rc = tables_build(path, o, &T, err, errlen);
+    if (rc) return rc;
+    col_set cs[4];
+    store_table st[4];
     for (int i = 0; i < 4; i++) {
-        if (!rc) rc = render(&t[i], o, out, err, errlen);
-        table_free(&t[i]);
+        table_columns(&T.t[i], &cs[i]);
+        st[i] = (store_table){T.t[i].name, T.t[i].caption, cs[i].cols, cs[i].ncols, cs[i].nrows};
     }
-    free(idx); free(sel); free(rows);
+    char when[STORE_NAME];
+    util_iso_now(when, sizeof when);
+    const char *attrs[] = {"score", T.s.score, "decision", pmi_pvalue_name((pmi_pvalue)T.s.decide), "written", when};
+    if (store_write_tables(path, st, 4, attrs, 3, err, errlen)) rc = REPORT_ERR_FILE;
+    for (int i = 0; i < 4; i++) col_set_free(&cs[i]);
+    tables_free(&T);
     return rc;
 }
 

@@ -64,6 +64,12 @@ int report_format_parse(const char *s, report_format *f);   /* 0, or -1 if unkno
 /* Writes all tables of `path` as `o` says. Returns REPORT_OK, or a report_status with err
  * (naming the file, or the available score kinds / p-values, or the missing folder). */
 int report_write(const char *path, const report_options *o, FILE *out, char *err, size_t errlen);
+/* Stores the four tables of `path` (with o's score and decision; format and dir unused) in
+ * the file itself, as /report/<table>/<column> (store_write_tables(): the csv columns, same
+ * names and values, missing numbers NAN, a missing replica -1), with the attributes score,
+ * decision and written (ISO 8601 UTC) on /report; an older /report is replaced. Returns
+ * REPORT_OK, or a report_status with err (the file is then unchanged). */
+int report_store(const char *path, const report_options *o, char *err, size_t errlen);
 /* report_write() with the file's score and decision in format fmt (not csv, which needs a folder). */
 int report_print(const char *path, report_format fmt, FILE *out, char *err, size_t errlen);
 

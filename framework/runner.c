@@ -3,6 +3,8 @@
 #include "job.h"
 #include "key.h"
 #include "nn.h"
+#include "probe.h"
+#include "report.h"
 #include "store.h"
 #include "util.h"
 #include "version.h"
@@ -263,6 +265,7 @@ static int prepare(run_ctx *r, runner_summary *s, char *err, size_t errlen) {
     snprintf(r->prov.git_commit, sizeof r->prov.git_commit, "%s", pmi_git_commit);
     snprintf(r->prov.torch_version, sizeof r->prov.torch_version, "%s", nn_torch_version());
     snprintf(r->prov.device, sizeof r->prov.device, "%s", devname);
+    util_host(r->prov.host, sizeof r->prov.host);
     util_iso_now(r->prov.started, sizeof r->prov.started);
     s->jobs_total = r->nmine;
     r->group = r->dev == NN_CUDA && !r->o->no_group;
@@ -560,11 +563,31 @@ static int merge_plan(const plan *pl, store_provenance *prov, int partial, runne
         paths[j] = util_malloc(8192);
         rc = job_shard_path(s->shard_dir, &pl->jobs[j], paths[j], 8192, err, errlen);
     }
+    /* a shard that makes libhdf5 crash or spin would take the merge down with it: each one
+     * that exists is read in a child process first (probe.h) */
+    struct stat st;
+    for (int j = 0; j < pl->n_jobs && !rc; j++) {
+        if (stat(paths[j], &st) || probe_results_file(paths[j], 0, err, errlen) == PROBE_OK) continue;
+        size_t u = strlen(err);
+        if (u + 1 < errlen) snprintf(err + u, errlen - u, "; remove it and run again to retrain its job");
+        rc = -1;
+    }
+    /* the run started when its first shard's session did (a resumed run's session may only merge) */
+    for (int j = 0; j < pl->n_jobs && !rc; j++) {
+        char *t = stat(paths[j], &st) ? NULL : store_read_attr(paths[j], "started");
+        if (t && t[0] && (!prov->started[0] || strcmp(t, prov->started) < 0)) snprintf(prov->started, sizeof prov->started, "%s", t);
+        free(t);
+    }
     int merged = 0;
     util_iso_now(prov->finished, sizeof prov->finished);
     if (!rc) rc = store_merge_plan((const char *const *)paths, pl->n_jobs, partial, s->results_path, prov, &merged, err, errlen);
     if (!rc && merged < pl->n_jobs)
         fprintf(stderr, "pmi: PARTIAL results: %d of %d jobs merged into %s\n", merged, pl->n_jobs, s->results_path);
+    /* the report tables go into the merged file (/report); without them the file is still whole */
+    char why[1024];
+    report_options ro = report_default_options();
+    if (!rc && report_store(s->results_path, &ro, why, sizeof why))
+        fprintf(stderr, "pmi: warning: the report tables were not stored in %s: %s\n", s->results_path, why);
     for (int j = 0; j < pl->n_jobs; j++) free(paths[j]);
     free(paths);
     return rc;
@@ -606,6 +629,7 @@ runner_status runner_merge(const plan *pl, int partial, runner_summary *s, char 
     snprintf(prov.git_commit, sizeof prov.git_commit, "%s", pmi_git_commit);
     snprintf(prov.torch_version, sizeof prov.torch_version, "%s", nn_torch_version());
     snprintf(prov.device, sizeof prov.device, "(merged by pmi merge)");
+    util_host(prov.host, sizeof prov.host);
     int rc = merge_plan(pl, &prov, partial, s, err, errlen);
     close(fd);
     s->jobs_total = pl->n_jobs;
@@ -625,6 +649,9 @@ runner_status runner_run(const plan *pl, const runner_options *o, runner_summary
     fprintf(stderr, "pmi: experiment '%s': %d jobs (%d here), %d attack settings, device %s, %d %s%s\n",
             pl->points[0].params.name, pl->n_jobs, r.nmine, pl->n_attacks, r.prov.device, workers,
             o->ngpus ? "GPU worker" : "worker", workers > 1 ? o->ngpus ? "s" : "s x 1 thread" : "");
+    /* the device as the results files record it: worker processes of one thread each */
+    if (r.dev == NN_CPU && workers > 1)
+        snprintf(r.prov.device, sizeof r.prov.device, "cpu (%d worker processes x 1 thread)", workers);
     if (o->ngpus) {
         rs = run_gpus(&r, s, err, errlen);
     } else if (workers > 1 || (r.dev == NN_CUDA && o->workers == 0)) {

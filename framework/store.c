@@ -540,6 +540,7 @@ static int write_root(hid_t f, const store_provenance *p, const char *config, co
               attr_str(f, "/", "pmi_version", p->pmi_version, e) || attr_str(f, "/", "git_commit", p->git_commit, e) ||
               attr_str(f, "/", "torch_version", p->torch_version, e) || attr_str(f, "/", "device", p->device, e) ||
               attr_str(f, "/", "started", p->started, e) || attr_str(f, "/", "finished", p->finished, e) ||
+              (p->host[0] && attr_str(f, "/", "host", p->host, e)) ||
               dset_str(f, "/", "config", config, e) || write_settings(f, s, e) ||
               (p->config_hash[0] && attr_str(f, "/", "config_hash", p->config_hash, e));
     return bad ? -1 : 0;
@@ -1347,4 +1348,90 @@ int store_read_model(const char *path, const char *job_id, int eval_index, weigh
     H5Fclose(f);
     if (rc) weights_free(m);
     return rc;
+}
+
+/* ---- the report tables ------------------------------------------------------------- */
+
+/* Copies the file src to dst (created, mode 0644), fsync'd. */
+static int copy_file(const char *src, const char *dst, serr *e) {
+    int in = open(src, O_RDONLY);
+    if (in < 0) return fail(e, "store: cannot open %s: %s", src, strerror(errno));
+    int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (out < 0) { close(in); return fail(e, "store: cannot create %s: %s", dst, strerror(errno)); }
+    char buf[1 << 16];
+    int rc = 0;
+    for (ssize_t n; !rc && (n = read(in, buf, sizeof buf)) != 0;) {
+        if (n < 0) { if (errno != EINTR) rc = fail(e, "store: cannot read %s: %s", src, strerror(errno)); continue; }
+        for (ssize_t w = 0, k; !rc && w < n; w += k)
+            if ((k = write(out, buf + w, (size_t)(n - w))) < 0) rc = fail(e, "store: cannot write %s: %s", dst, strerror(errno)), k = 0;
+    }
+    if (!rc && fsync(out)) rc = fail(e, "store: fsync %s: %s", dst, strerror(errno));
+    close(in);
+    if (close(out) && !rc) rc = fail(e, "store: cannot write %s: %s", dst, strerror(errno));
+    return rc;
+}
+
+static int write_column(hid_t g, const char *where, const store_column *c, int64_t n, serr *e) {
+    hsize_t dims = (hsize_t)n;
+    switch (c->type) {
+    case STORE_COL_INT: return dset_write(g, where, c->name, H5T_NATIVE_INT32, 1, &dims, c->i, e);
+    case STORE_COL_DOUBLE: return dset_write(g, where, c->name, H5T_NATIVE_DOUBLE, 1, &dims, c->d, e);
+    case STORE_COL_STR: {
+        hid_t t = vstr_type();
+        int rc = dset_write(g, where, c->name, t, 1, &dims, c->s, e);
+        H5Tclose(t);
+        return rc;
+    }
+    }
+    return fail(e, "store: column %s/%s has an unknown type", where, c->name);
+}
+
+static int write_tables(hid_t f, const store_table *tables, int n_tables, const char *const *attrs, int n_attrs, serr *e) {
+    if (H5Lexists(f, "report", H5P_DEFAULT) > 0 && H5Ldelete(f, "report", H5P_DEFAULT) < 0)
+        return fail(e, "store: cannot remove the old /report");
+    hid_t r = group_create(f, "", "report", e);
+    if (r < 0) return -1;
+    int bad = 0;
+    for (int a = 0; !bad && a < n_attrs; a++) bad = attr_str(r, "/report", attrs[2 * a], attrs[2 * a + 1], e);
+    for (int t = 0; !bad && t < n_tables; t++) {
+        char w[300];
+        snprintf(w, sizeof w, "/report/%s", tables[t].name);
+        hid_t g = group_create(r, "/report", tables[t].name, e);
+        if (g < 0) { bad = -1; break; }
+        bad = attr_str(g, w, "caption", tables[t].caption, e);
+        const char **names = util_malloc(sizeof *names * (size_t)(tables[t].ncols ? tables[t].ncols : 1));
+        for (int c = 0; c < tables[t].ncols; c++) names[c] = tables[t].cols[c].name;
+        hid_t vt = vstr_type();
+        if (!bad) bad = attr_array(g, w, "columns", vt, tables[t].ncols, names, e);
+        H5Tclose(vt);
+        free(names);
+        for (int c = 0; !bad && c < tables[t].ncols; c++) bad = write_column(g, w, &tables[t].cols[c], tables[t].nrows, e);
+        H5Gclose(g);
+    }
+    H5Gclose(r);
+    return bad ? -1 : 0;
+}
+
+int store_write_tables(const char *path, const store_table *tables, int n_tables, const char *const *attrs,
+                       int n_attrs, char *err, size_t errlen) {
+    serr e = {err, errlen};
+    serr_reset(&e);
+    if (!path || !tables || n_tables < 1) return fail(&e, "store: bad arguments to store_write_tables");
+    char tmp[PATH_MAX];
+    int64_t h = open_checked(path, &e);
+    if (h < 0) return -1;
+    H5Fclose((hid_t)h);
+    if (temp_name(path, tmp, sizeof tmp, &e) || copy_file(path, tmp, &e)) { unlink(tmp); return -1; }
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+    hid_t f = H5Fopen(tmp, H5F_ACC_RDWR, fapl);
+    H5Pclose(fapl);
+    if (f < 0) { fail(&e, "store: cannot open %s for writing", tmp); unlink(tmp); return -1; }
+    int bad = write_tables(f, tables, n_tables, attrs, n_attrs, &e);
+    if (!bad && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) bad = fail(&e, "store: cannot flush %s", tmp);
+    if (H5Fclose(f) < 0 && !bad) bad = fail(&e, "store: cannot close %s", tmp);
+    if (!bad) bad = fsync_path(tmp, 0, &e);
+    if (!bad && rename(tmp, path)) bad = fail(&e, "store: cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    if (bad) { unlink(tmp); return -1; }
+    return fsync_parent(path, &e);
 }

@@ -38,6 +38,7 @@ typedef struct {
     char git_commit[STORE_NAME];
     char torch_version[STORE_NAME];
     char device[128];
+    char host[256];                /* "<hostname>, <CPU model>, <n> cores"; "" = not recorded */
     char started[STORE_NAME];      /* ISO 8601 UTC */
     char finished[STORE_NAME];
     const char *config;            /* full effective INI text */
@@ -155,6 +156,37 @@ char *store_read_attr(const char *path, const char *name);
  * -1 with err naming the file and the attribute that is missing or invalid (a file written
  * without settings, an unknown p-value or score kind, more alphas than CFG_MAX_ALPHAS). */
 int store_read_settings(const char *path, store_settings *s, char *err, size_t errlen);
+
+/* ---- the report tables (/report, written by `pmi report --store`) ------------------ */
+
+typedef enum { STORE_COL_INT = 0, STORE_COL_DOUBLE, STORE_COL_STR } store_col_type;
+
+/* One column of n values: i (int32), d (double; NAN = missing) or s (strings) by type. */
+typedef struct {
+    const char *name;
+    store_col_type type;
+    const int32_t *i;
+    const double *d;
+    const char *const *s;
+} store_column;
+
+/* One table: ncols columns of nrows values each. */
+typedef struct {
+    const char *name, *caption;
+    const store_column *cols;
+    int ncols;
+    int64_t nrows;
+} store_table;
+
+/* Replaces the group /report of the results file `path` by one group per table,
+ * /report/<table>/<column>, each column a 1-d dataset (int, double or string) of nrows, with
+ * the table's caption and its column names in order as the group attributes `caption` and
+ * `columns`, and the attributes of `attrs` (n_attrs
+ * name/value pairs of strings) on /report. Atomic: the file is copied to "<path>.tmp-<pid>",
+ * changed there and renamed onto path; on any failure path is untouched and the copy removed.
+ * Returns 0, or -1 with err naming the file and what failed. */
+int store_write_tables(const char *path, const store_table *tables, int n_tables, const char *const *attrs,
+                       int n_attrs, char *err, size_t errlen);
 
 /* ---- reading one job's evaluations (added for plot) ------------------------------- */
 

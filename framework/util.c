@@ -114,3 +114,19 @@ int util_write_atomic(const char *path, const void *const *part, const size_t *l
     free(tmp);
     return 0;
 }
+
+void util_host(char *buf, size_t len) {
+    char host[256] = "unknown host", model[256] = "", line[512];
+    gethostname(host, sizeof host - 1);
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+            const char *v = strchr(line, ':') + 1;
+            while (*v == ' ' || *v == '\t') v++;
+            snprintf(model, sizeof model, "%.*s", (int)strcspn(v, "\n"), v);
+            break;
+        }
+    if (f) fclose(f);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    snprintf(buf, len, "%s%s%s, %ld cores", host, model[0] ? ", " : "", model, cores);
+}

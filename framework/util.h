@@ -9,7 +9,9 @@
  *   util_now_s()   monotonic seconds, for durations.
  *   util_iso_now() the current UTC time as ISO 8601 ("2026-01-02T03:04:05Z") into buf.
  *   util_read_file()   a whole regular file into a malloc'd buffer, refusing more than max bytes.
- *   util_write_atomic() bytes to "<path>.tmp-<pid>", fsync'd and renamed onto path. */
+ *   util_write_atomic() bytes to "<path>.tmp-<pid>", fsync'd and renamed onto path.
+ *   util_host()    this machine as "<hostname>, <CPU model>, <n> cores" into buf (the CPU
+ *                  model from /proc/cpuinfo; left out where there is none). */
 #ifndef PMI_UTIL_H
 #define PMI_UTIL_H
 #include <stddef.h>
@@ -23,6 +25,7 @@ int util_read_file(const char *path, size_t max, unsigned char **buf, size_t *le
 /* Writes the n parts (part[i], len[i]) one after another to path atomically: nothing is left
  * behind on failure and an existing path is replaced only when all was written. 0, or -1 with err. */
 int util_write_atomic(const char *path, const void *const *part, const size_t *len, int n, char *err, size_t errlen);
+void util_host(char *buf, size_t len);
 
 void *util_malloc_at(size_t size, const char *file, int line);
 void *util_calloc_at(size_t count, size_t size, const char *file, int line);

@@ -1,13 +1,17 @@
 #!/bin/sh
 # Runs every experiment of experiments/ at a scale (configs/scale-<scale>.ini overlays each
 # experiment, then configs/<experiment>-<scale>.ini where one exists: a grid that differs by
-# scale, as ablation-power's), then prints each experiment's tables with `pmi report` and renders its figures
-# with `pmi plot` (PNG under plots/<scale>/<experiment>/, SVG in its svg/ folder). Used by `make reproduce [SCALE=small|paper]`.
+# scale, as ablation-power's; the run stores its tables in the results file, /report), then
+# prints each experiment's tables with `pmi report` and renders its figures with `pmi plot`
+# (PNG under plots/<scale>/<experiment>/, SVG in its svg/ folder); last,
+# results/<scale>/REPORT.md: a verdict per claim of the paper, the tables and the figures
+# (`pmi report --markdown-report`). Used by `make reproduce [SCALE=small|paper]`.
 set -e
 scale=${1:-small}
 overlay=configs/scale-$scale.ini
 [ -f "$overlay" ] || { echo "reproduce: no $overlay (scales: $(ls configs/scale-*.ini | sed 's/.*scale-//;s/\.ini//' | tr '\n' ' '))" >&2; exit 2; }
 start=$(date +%s)
+files=""
 for exp in experiments/*.ini; do
   echo "== $exp (scale $scale)" >&2
   name=$(basename "$exp" .ini)
@@ -15,7 +19,11 @@ for exp in experiments/*.ini; do
   [ -f "$extra" ] || extra=
   out=$(./pmi run "$exp" "$overlay" $extra)
   ./pmi report "$out"
+  files="$files $out"
   ./pmi plot "$out" -o "plots/$scale/$name"
   ./pmi plot "$out" -o "plots/$scale/$name/svg" --format svg 2>/dev/null
 done
+report=results/$scale/REPORT.md
+# shellcheck disable=SC2086  # the results paths have no spaces (experiment names are checked)
+./pmi report --markdown-report "$report" --plots "plots/$scale" $files
 echo "reproduce: scale $scale done in $(( $(date +%s) - start )) s" >&2

@@ -146,6 +146,8 @@ expect 0 "" -- config --help
 expect 0 "" -- run "$tmp/ok.ini" -s pmi.independent=0 -s pmi.permutations=9 --jobs 1
 res="$out/cli/results.h5"
 [ -s "$res" ]; check $? "a tiny run writes $res"
+/usr/bin/python3 -c "import sys, h5py; f = h5py.File(sys.argv[1], 'r'); assert sorted(f['report']) == ['calibration', 'fidelity', 'models', 'settings']; s = f['summary'][:]; assert len(f['report/models/p_perm']) == (s['score'] == f.attrs['score_kinds'][0].encode()).sum(); assert f.attrs['host']" "$res"
+check $? "the run's merge stores the report tables (/report) and the host in $res"
 expect 0 "" -- report "$res"
 cp "$res" "$tmp/partial.h5"; cp "$res" "$tmp/nosummary.h5"
 /usr/bin/python3 - "$tmp/partial.h5" "$tmp/nosummary.h5" <<'PY'
@@ -163,6 +165,36 @@ expect 2 "nosummary.h5: /summary holds no rows" -- report "$tmp/nosummary.h5"
 expect 2 "nosummary.h5: /summary holds no rows" -- plot "$tmp/nosummary.h5" -o "$tmp/figs"
 [ ! -e "$tmp/figs" ]; check $? "no figures folder for refused results files"
 
+# ---- a results file that crashes libhdf5 ---------------------------------------------------
+# Found by make fuzz-results: libhdf5 1.10 dies with SIGSEGV in H5HG_read reading its /config.
+# report and plot read it in a child process first (framework/probe.h): exit 2, a message
+# naming the file and the signal, and no core file.
+crash=tests/fuzz/regress-results/crash-hg-read-config.h5
+for cmd in report plot; do
+  expect 2 "$crash: not a readable pmi results file (libhdf5 crashed reading it: signal 11)" -- $cmd "$crash"
+done
+expect 2 "crashed reading it: signal 11" -- report --markdown-report "$tmp/R.md" "$res" "$crash"
+[ ! -e "$tmp/R.md" ]; check $? "no REPORT.md when one of its results files is refused"
+# with core dumps allowed, in a folder of its own: the crashed child must leave none there
+# (meaningful where /proc/sys/kernel/core_pattern writes files, as on Debian's default "core")
+mkdir "$tmp/cwd"; abs=$(pwd)/$crash; pmiabs=$(cd "$(dirname "$pmi")" && pwd)/$(basename "$pmi")
+(cd "$tmp/cwd" && ulimit -c unlimited 2>/dev/null; "$pmiabs" report "$abs" >/dev/null 2>&1)
+[ -z "$(ls "$tmp/cwd")" ]; check $? "no core file from the crashed reader (core_pattern: $(cat /proc/sys/kernel/core_pattern 2>/dev/null))"
+
+# ---- the reproduction report and --store -------------------------------------------------
+expect 0 "wrote $tmp/R.md" -- report --markdown-report "$tmp/R.md" "$res"
+grep -q '^| C1 lossless |' "$tmp/R.md" && grep -q '^| C4 robust | no experiment with attacks' "$tmp/R.md"
+check $? "REPORT.md has a verdict row per claim (C4: not run without an attack experiment)"
+expect 2 "expected one or more results files" -- report --markdown-report "$tmp/R.md"
+expect 2 "--plots is for --markdown-report" -- report "$res" --plots "$tmp"
+expect 0 "stored under /report of $res" -- report --store "$res"
+expect 0 "" -- report "$res"
+
+# A shard that crashes libhdf5 stops the merge with its name, not with a crash of pmi merge.
+cp tests/fuzz/regress-results/crash-hg-read-config.h5 "$out/cli/shards/p0-s1-owner.h5"
+expect 1 "p0-s1-owner.h5: not a readable pmi results file (libhdf5 crashed reading it: signal 11); remove it" -- merge "$tmp/ok.ini" -s pmi.independent=0 -s pmi.permutations=9
+expect 2 "--store takes no --format or -o" -- report --store "$res" --format csv -o "$tmp/csv"
+expect 2 "--markdown-report takes no --score or --decision" -- report --markdown-report "$tmp/R.md" --score loss "$res"
 # ---- what a person sees while a run works --------------------------------------------------
 # On a terminal (a pseudo-terminal from script(1)), worker runs draw a status line: jobs done
 # of all, and each worker's job and epoch; redirected to a file, stderr has plain lines only.

@@ -164,6 +164,73 @@ static void test_csv(void **state) {
     if (rc) fail_msg("pandas check failed (%d): %s", rc, out);
 }
 
+/* report_store: /report/<table> holds the csv's columns in order with the same values (h5py
+ * against pandas), on a copy of the results file whose other content is unchanged; a second
+ * store replaces /report; storing into a file that cannot be replaced leaves it as it was. */
+static const char *store_check =
+    "import sys, h5py, numpy as np, pandas as pd\n"
+    "res, d = sys.argv[1:3]\n"
+    "f = h5py.File(res, 'r')\n"
+    "g = f['report']\n"
+    "assert g.attrs['score'] == 'loss' and g.attrs['decision'] == 'perm', dict(g.attrs)\n"
+    "assert sorted(g.keys()) == ['calibration', 'fidelity', 'models', 'settings'], list(g.keys())\n"
+    "assert len(f['summary']) == 2 * 3 * 3 * 4 * 2\n"
+    "n = 0\n"
+    "for t in g:\n"
+    "    csv = pd.read_csv(f'{d}/{t}.csv', float_precision='round_trip')\n"
+    "    cols = list(g[t].attrs['columns'])\n"
+    "    assert cols == list(csv.columns), (t, cols, list(csv.columns))\n"
+    "    assert g[t].attrs['caption']\n"
+    "    for c in cols:\n"
+    "        ds = g[t][c]\n"
+    "        assert len(ds) == len(csv), (t, c)\n"
+    "        if ds.dtype.kind == 'O':\n"
+    "            v = np.array([x if x else np.nan for x in ds.asstr()[:]], dtype=object)\n"
+    "            w = csv[c].values\n"
+    "            assert all((a == b) or (a != a and b != b) for a, b in zip(v, w)), (t, c, v[:3], w[:3])\n"
+    "        else:\n"
+    "            v = ds[:].astype(float)\n"
+    "            if c == 'replica': v[v < 0] = np.nan\n"
+    "            assert np.allclose(v, csv[c].values.astype(float), rtol=0, atol=0, equal_nan=True), (t, c)\n"
+    "        n += 1\n"
+    "assert n > 60, n\n"
+    "print('ok')\n";
+
+static void test_store(void **state) {
+    char copy[300], cmd[1400], err[512], out[4096];
+    snprintf(copy, sizeof copy, "%s/stored.h5", tu_tmpdir());
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", results, copy);
+    assert_int_equal(system(cmd), 0);
+    report_options o = report_default_options();
+    assert_int_equal(report_store(copy, &o, err, sizeof err), REPORT_OK);
+    assert_int_equal(report_store(copy, &o, err, sizeof err), REPORT_OK);   /* replaces /report */
+    const char *d = render_csv("csv-store", NULL, NULL);
+    snprintf(cmd, sizeof cmd, "'%s' '%s' 2>&1", copy, d);
+    int rc = tu_python(store_check, cmd, out, sizeof out);
+    if (rc) fail_msg("h5py check failed (%d): %s", rc, out);
+    /* the file still reads as before: same tables from /summary */
+    char *a = strdup(render(REPORT_MD));
+    char *saved = strdup(results);
+    snprintf(results, sizeof results, "%s", copy);
+    char *b = render(REPORT_MD);
+    assert_string_equal(strchr(a, '\n'), strchr(b, '\n'));   /* all but the first line, which names the file */
+    snprintf(results, sizeof results, "%s", saved);
+    free(a); free(saved);
+    /* the temporary copy cannot be created (a folder has its name): an error naming it, and
+     * the file byte for byte as it was */
+    char tmp[700], backup[700];
+    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", copy, (long)getpid());
+    snprintf(backup, sizeof backup, "%s/backup.h5", tu_tmpdir());
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", copy, backup);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(mkdir(tmp, 0777), 0);
+    assert_int_equal(report_store(copy, &o, err, sizeof err), REPORT_ERR_FILE);
+    assert_non_null(strstr(err, "cannot create"));
+    snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", copy, backup);
+    assert_int_equal(system(cmd), 0);
+    rmdir(tmp);
+}
+
 /* Options that name no score kind or p-value of the file, and csv without a folder, are usage
  * errors naming what is available. */
 static void test_bad_options(void **state) {
@@ -293,6 +360,7 @@ int main(void) {
         cmocka_unit_test(test_fidelity_gap),
         cmocka_unit_test(test_calibration),
         cmocka_unit_test(test_csv),
+        cmocka_unit_test(test_store),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_latex),
         cmocka_unit_test(test_flags_and_settings),
