@@ -218,8 +218,9 @@ static void test_store(void **state) {
     free(a); free(saved);
     /* the temporary copy cannot be created (a folder has its name): an error naming it, and
      * the file byte for byte as it was */
-    char tmp[700], backup[700];
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", copy, (long)getpid());
+    char tmp[1000], backup[700], host[256] = "";
+    gethostname(host, sizeof host - 1);
+    snprintf(tmp, sizeof tmp, "%s.tmp-%ld@%s", copy, (long)getpid(), host);
     snprintf(backup, sizeof backup, "%s/backup.h5", tu_tmpdir());
     snprintf(cmd, sizeof cmd, "cp '%s' '%s'", copy, backup);
     assert_int_equal(system(cmd), 0);
