@@ -551,8 +551,8 @@ static void test_references_and_repeat(void **state) {
     assert_true(p.reference_fraction == 1.0); assert_string_equal(p.decide_score, "");
     p = point_with("pool.repeat=4");
     assert_int_equal(p.repeat, 4);
-    load_ok(write_ini("r_ok.ini", "[pool]\nrepeat = 1,2,4\n[pmi]\nreferences = 2,4\nscores = loss,diff,lira\n"
-                      "decide_score = lira\nreference_fraction = 0.5\n"));
+    cfg_free(load_ok(write_ini("r_ok.ini", "[pool]\nrepeat = 1,2,4\n[pmi]\nreferences = 2,4\nscores = loss,diff,lira\n"
+                               "decide_score = lira\nreference_fraction = 0.5\n")));
     expect_error(write_ini("e_ref.ini", "[pmi]\nreferences = -1\n"), (const char *[]){"e_ref.ini:2", "pmi.references", "[0, 1000]", NULL});
     expect_error(write_ini("e_rep.ini", "[pool]\nrepeat = 0\n"), (const char *[]){"e_rep.ini:2", "pool.repeat", "[1, 1000]", NULL});
     expect_error(write_ini("e_frac.ini", "[pmi]\nreference_fraction = 0\n"),
