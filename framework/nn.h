@@ -145,6 +145,27 @@ nn_status nn_train(nn_model *m, const nn_data *d, const nn_train_params *p, doub
 nn_status nn_train_group(nn_model *const *m, const nn_data *const *d, const nn_train_params *p, int k,
                          double *const *loss_curves);
 
+/* One model to train in nn_train_tasks: on its data with its parameters, by cross-entropy on the
+ * data's labels (teacher NULL) or by distillation from teacher with `distill` (as nn_distill). */
+typedef struct {
+    double temperature, alpha; int hard;
+} nn_distill_params;
+typedef struct {
+    nn_model *model;
+    const nn_data *data;
+    nn_train_params params;
+    nn_model *teacher;             /* NULL: plain training */
+    nn_distill_params distill;     /* with a teacher */
+    double *loss_curve;            /* optional, params.epochs */
+} nn_train_task;
+/* Trains k tasks at once: nn_train_group's scheduling for any mix of plain training, last-layer
+ * fine-tuning (NN_TRAIN_LAST) and distillation. On a GPU every task eligible for the captured
+ * step (SGD, at least 5 batches) gets its own streams and CUDA graph and the eligible ones train
+ * concurrently; a teacher may be shared by several tasks (it only runs forward, in eval mode);
+ * the rest train one after another afterwards. Each model ends as nn_train / nn_distill of its
+ * task alone would leave it (bit for bit on the CPU). nn_train_group is this with no teachers. */
+nn_status nn_train_tasks(const nn_train_task *t, int k);
+
 /* Per-sample log-probabilities: logp (n, classes) row-major, float, in one batched pass
  * (chunked internally to bound memory). n = nn_data_size(d). */
 nn_status nn_eval_logp(nn_model *m, const nn_data *d, float *logp);
@@ -172,7 +193,6 @@ nn_status nn_reinit_last(nn_model *m, uint64_t seed);
  * + (1 - alpha) * CE(s, y). hard=1: the labels are the teacher's argmax (label-only extraction)
  * and the loss is CE on them. The teacher runs in eval mode without gradients, batch by batch;
  * student and teacher may differ in architecture but not in input shape or class count. */
-typedef struct { double temperature, alpha; int hard; } nn_distill_params;
 nn_status nn_distill(nn_model *student, nn_model *teacher, const nn_data *d,
                      const nn_train_params *p, const nn_distill_params *dp, double *loss_curve);
 

@@ -838,13 +838,58 @@ nn_train_params nn_train_default_params(void) {
     return p;
 }
 
+namespace {
+/* The loss of a task: cross-entropy on the labels, or distillation from its teacher (eval mode,
+ * no gradients, batch by batch). */
+LossFn task_loss(const nn_train_task &t) {
+    nn_model *m = t.model, *teacher = t.teacher;
+    if (!teacher)
+        return [m](const torch::Tensor &x, const torch::Tensor &y) { return nnf::cross_entropy(m->net->forward(x), y); };
+    double T = t.distill.temperature, alpha = t.distill.alpha;
+    int hard = t.distill.hard;
+    return [=](const torch::Tensor &x, const torch::Tensor &y) {
+        torch::Tensor tl;
+        {
+            torch::NoGradGuard ng;
+            tl = teacher->net->forward(x);
+        }
+        torch::Tensor s = m->net->forward(x);
+        if (hard) return nnf::cross_entropy(s, tl.argmax(1));
+        torch::Tensor lt = torch::log_softmax(tl / T, 1), ls = torch::log_softmax(s / T, 1);
+        torch::Tensor kl = (lt.exp() * (lt - ls)).sum() / static_cast<double>(x.size(0));
+        return alpha * T * T * kl + (1.0 - alpha) * nnf::cross_entropy(s, y);
+    };
+}
+
+/* A teacher's checks (the student's are train_loop's / the group's). */
+nn_status check_teacher(const nn_train_task &t, const char *fn) {
+    if (!t.teacher) return NN_OK;
+    const nn_distill_params *dp = &t.distill;
+    NN_REQUIRE(t.model, fn, ": student is NULL");
+    NN_REQUIRE(t.model != t.teacher, fn, ": student and teacher are the same model");
+    NN_REQUIRE(dp->hard || (dp->temperature > 0 && dp->alpha >= 0 && dp->alpha <= 1),
+               fn, ": need temperature > 0 and alpha in [0, 1]");
+    NN_REQUIRE(t.model->spec.classes == t.teacher->spec.classes, fn, ": class counts differ");
+    nn_status st = check_data(t.teacher, t.data, (std::string(fn) + " (teacher)").c_str());
+    if (st != NN_OK) return st;
+    t.teacher->net->eval();
+    return NN_OK;
+}
+
+/* One task alone (nn_train, nn_distill, and the tasks a group cannot capture). */
+nn_status run_task(const nn_train_task &t, const char *fn) {
+    NN_REQUIRE(t.model, fn, ": model is NULL");
+    nn_status st = check_teacher(t, fn);
+    if (st != NN_OK) return st;
+    return train_loop(t.model, t.data, &t.params, t.loss_curve, task_loss(t), fn);
+}
+}  // namespace
+
 nn_status nn_train(nn_model *m, const nn_data *d, const nn_train_params *p, double *loss_curve) {
     return guard(__func__, [&]() -> nn_status {
-        NN_REQUIRE(m, "nn_train: model is NULL");
-        LossFn ce = [m](const torch::Tensor &x, const torch::Tensor &y) {
-            return nnf::cross_entropy(m->net->forward(x), y);
-        };
-        return train_loop(m, d, p, loss_curve, ce, "nn_train");
+        NN_REQUIRE(p, "nn_train: params are NULL");
+        nn_train_task t = {m, d, *p, nullptr, {}, loss_curve};
+        return run_task(t, "nn_train");
     });
 }
 
@@ -873,10 +918,11 @@ struct OwnStream {
 };
 
 struct Member {
+    const nn_train_task *t;
     nn_model *m;
     const nn_data *d;
     const nn_train_params *p;
-    double *curve;
+    std::optional<FreezeGuard> freeze;   /* NN_TRAIN_LAST: the layers before the last stay fixed */
     std::unique_ptr<torch::optim::Optimizer> opt;
     LossFn loss_fn;
     OwnStream own, side;    /* replays; warm-up and capture */
@@ -884,8 +930,9 @@ struct Member {
     GraphStep gs;
     GraphEpoch ep;
     torch::Tensor loss;
-    Member(nn_model *mm, const nn_data *dd, const nn_train_params *pp, double *c)
-        : m(mm), d(dd), p(pp), curve(c), own(mm->device.index()), side(mm->device.index()), stream(own.stream) {
+    explicit Member(const nn_train_task *tt)
+        : t(tt), m(tt->model), d(tt->data), p(&tt->params), own(tt->model->device.index()), side(tt->model->device.index()),
+          stream(own.stream) {
         gs.side = side.stream;
     }
     /* the graph and the tensors its replays use go before the streams they ran on */
@@ -898,31 +945,33 @@ struct Member {
     }
 };
 
-bool group_eligible(nn_model *const *m, const nn_data *const *d, const nn_train_params *p, int k) {
-    for (int i = 0; i < k; i++)
-        if (!m[i] || !d[i] || p[i].trainable != NN_TRAIN_ALL || !graph_eligible(m[i], &p[i], d[i]->x.size(0)))
-            return false;
-    return k > 1;
+/* A task the group can capture: on a GPU, SGD, at least 5 batches. */
+bool task_eligible(const nn_train_task &t) {
+    return t.model && t.data && graph_eligible(t.model, &t.params, t.data->x.size(0));
 }
 
-nn_status train_group_cuda(nn_model *const *m, const nn_data *const *d, const nn_train_params *p, int k,
-                           double *const *curves) {
+nn_status train_group_cuda(const std::vector<const nn_train_task *> &tasks) {
     std::vector<std::unique_ptr<Member>> g;
     int epochs = 0;
-    for (int i = 0; i < k; i++) {
-        nn_status st = check_train_params(&p[i], "nn_train_group");
-        if (st == NN_OK) st = check_data(m[i], d[i], "nn_train_group");
-        if (st == NN_OK) st = check_labels(m[i], d[i], "nn_train_group");
+    for (const nn_train_task *t : tasks) {
+        nn_status st = check_train_params(&t->params, "nn_train_group");
+        if (st == NN_OK) st = check_data(t->model, t->data, "nn_train_group");
+        if (st == NN_OK) st = check_labels(t->model, t->data, "nn_train_group");
+        if (st == NN_OK) st = check_teacher(*t, "nn_train_group");
         if (st != NN_OK) return st;
-        g.push_back(std::make_unique<Member>(m[i], d[i], &p[i], curves ? curves[i] : nullptr));
+        g.push_back(std::make_unique<Member>(t));
         Member &x = *g.back();
-        x.opt = make_optimizer(&p[i], m[i]->params);
-        x.loss_fn = [mm = m[i]](const torch::Tensor &a, const torch::Tensor &b) {
-            return nnf::cross_entropy(mm->net->forward(a), b);
-        };
-        if (x.curve) std::fill(x.curve, x.curve + p[i].epochs, std::nan(""));
-        m[i]->net->train();
-        epochs = std::max(epochs, p[i].epochs);
+        nn_model *m = t->model;
+        size_t first = t->params.trainable == NN_TRAIN_LAST ? static_cast<size_t>(m->last_first) : 0;
+        x.freeze.emplace(m->params, first);
+        std::vector<torch::Tensor> trainable(m->params.begin() + first, m->params.end());
+        x.opt = make_optimizer(&t->params, trainable);
+        x.loss_fn = task_loss(*t);
+        if (t->loss_curve) std::fill(t->loss_curve, t->loss_curve + t->params.epochs, std::nan(""));
+        /* as train_loop: frozen layers run in eval mode */
+        if (t->params.trainable == NN_TRAIN_LAST) m->net->eval();
+        else m->net->train();
+        epochs = std::max(epochs, t->params.epochs);
     }
     /* each model's work goes to its own stream, after what the current stream has queued */
     at::cuda::CUDAEvent ready;
@@ -952,10 +1001,10 @@ nn_status train_group_cuda(nn_model *const *m, const nn_data *const *d, const nn
         }
         bool stop = false;
         for (auto &x : g) {
-            if (e >= x->p->epochs || (!x->curve && !x->p->on_epoch)) continue;
+            if (e >= x->p->epochs || (!x->t->loss_curve && !x->p->on_epoch)) continue;
             c10::cuda::CUDAStreamGuard guard(x->stream);  /* read the loss on the stream that made it */
             double loss = x->loss.item<double>();
-            if (x->curve) x->curve[e] = loss;
+            if (x->t->loss_curve) x->t->loss_curve[e] = loss;
             if (x->p->on_epoch && x->p->on_epoch(x->p->ctx, e, x->p->epochs, loss)) stop = true;
         }
         if (stop) break;   /* on_epoch asked to stop: the whole group ends after this epoch */
@@ -968,18 +1017,36 @@ nn_status train_group_cuda(nn_model *const *m, const nn_data *const *d, const nn
 }  // namespace
 #endif
 
+nn_status nn_train_tasks(const nn_train_task *t, int k) {
+    return guard(__func__, [&]() -> nn_status {
+        NN_REQUIRE(k >= 0 && (k == 0 || t), "nn_train_tasks: bad arguments");
+        std::vector<const nn_train_task *> rest;
+#ifdef PMI_CUDA
+        std::vector<const nn_train_task *> group;
+        for (int i = 0; i < k; i++) (task_eligible(t[i]) ? group : rest).push_back(&t[i]);
+        if (group.size() == 1) rest.insert(rest.begin(), group[0]);
+        else if (group.size() > 1) {
+            nn_status st = train_group_cuda(group);
+            if (st != NN_OK) return st;
+        }
+#else
+        for (int i = 0; i < k; i++) rest.push_back(&t[i]);
+#endif
+        for (const nn_train_task *x : rest) {
+            nn_status st = run_task(*x, x->teacher ? "nn_distill" : "nn_train");
+            if (st != NN_OK) return st;
+        }
+        return NN_OK;
+    });
+}
+
 nn_status nn_train_group(nn_model *const *m, const nn_data *const *d, const nn_train_params *p, int k,
                          double *const *loss_curves) {
     return guard(__func__, [&]() -> nn_status {
         NN_REQUIRE(k >= 0 && (k == 0 || (m && d && p)), "nn_train_group: bad arguments");
-#ifdef PMI_CUDA
-        if (group_eligible(m, d, p, k)) return train_group_cuda(m, d, p, k, loss_curves);
-#endif
-        for (int i = 0; i < k; i++) {
-            nn_status st = nn_train(m[i], d[i], &p[i], loss_curves ? loss_curves[i] : nullptr);
-            if (st != NN_OK) return st;
-        }
-        return NN_OK;
+        std::vector<nn_train_task> t((size_t)k);
+        for (int i = 0; i < k; i++) t[i] = nn_train_task{m[i], d[i], p[i], nullptr, {}, loss_curves ? loss_curves[i] : nullptr};
+        return nn_train_tasks(t.data(), k);
     });
 }
 
@@ -1096,29 +1163,9 @@ nn_status nn_reinit_last(nn_model *m, uint64_t seed) {
 nn_status nn_distill(nn_model *student, nn_model *teacher, const nn_data *d, const nn_train_params *p,
                      const nn_distill_params *dp, double *loss_curve) {
     return guard(__func__, [&]() -> nn_status {
-        NN_REQUIRE(student && teacher && dp, "nn_distill: student, teacher or distill params are NULL");
-        NN_REQUIRE(student != teacher, "nn_distill: student and teacher are the same model");
-        NN_REQUIRE(dp->hard || (dp->temperature > 0 && dp->alpha >= 0 && dp->alpha <= 1),
-                   "nn_distill: need temperature > 0 and alpha in [0, 1]");
-        NN_REQUIRE(student->spec.classes == teacher->spec.classes, "nn_distill: class counts differ");
-        nn_status st = check_data(teacher, d, "nn_distill (teacher)");
-        if (st != NN_OK) return st;
-        teacher->net->eval();
-        double T = dp->temperature, alpha = dp->alpha;
-        int hard = dp->hard;
-        LossFn loss = [=](const torch::Tensor &x, const torch::Tensor &y) {
-            torch::Tensor t;
-            {
-                torch::NoGradGuard ng;
-                t = teacher->net->forward(x);
-            }
-            torch::Tensor s = student->net->forward(x);
-            if (hard) return nnf::cross_entropy(s, t.argmax(1));
-            torch::Tensor lt = torch::log_softmax(t / T, 1), ls = torch::log_softmax(s / T, 1);
-            torch::Tensor kl = (lt.exp() * (lt - ls)).sum() / static_cast<double>(x.size(0));
-            return alpha * T * T * kl + (1.0 - alpha) * nnf::cross_entropy(s, y);
-        };
-        return train_loop(student, d, p, loss_curve, loss, "nn_distill");
+        NN_REQUIRE(student && teacher && dp && p, "nn_distill: student, teacher, params or distill params are NULL");
+        nn_train_task t = {student, d, *p, teacher, *dp, loss_curve};
+        return run_task(t, "nn_distill");
     });
 }
 

@@ -129,6 +129,62 @@ static void test_group_gpu_equals_single(void **state) {
     group_vs_single(NN_CUDA, 1e-4);
 }
 
+/* nn_train_tasks with the attacks' mix (all layers, last layer only, soft-label distillation,
+ * hard-label extraction, a teacher shared by three students) leaves every model as nn_train or
+ * nn_distill of its task alone would: bit for bit on the CPU, to GPU rounding on a GPU. */
+static void tasks_vs_single(nn_device dev, double tol) {
+    enum { K = 4, E = 3 };
+    nn_data *d = NULL;
+    assert_int_equal(nn_data_create(data.x, data.y, data.n, 1, 8, 8, dev, &d), NN_OK);
+    nn_model *teacher = make("cnn", dev, 30);
+    nn_train_params base = nn_train_default_params();
+    base.epochs = E; base.lr = 0.02; base.momentum = 0.9; base.batch_size = 64;
+    assert_int_equal(nn_train(teacher, d, &base, NULL), NN_OK);
+    static const char *arch[K] = {"cnn", "cnn", "cnn", "mlp"};
+    nn_train_task t[K];
+    double cg[K][E], cs[K][E];
+    nn_model *single[K];
+    for (int i = 0; i < K; i++) {
+        t[i] = (nn_train_task){.model = make(arch[i], dev, 31 + i), .data = d, .params = base, .loss_curve = cg[i]};
+        t[i].params.seed = 40 + i;
+        single[i] = make(arch[i], dev, 31 + i);
+    }
+    t[1].params.trainable = NN_TRAIN_LAST;
+    t[2].teacher = teacher; t[2].distill = (nn_distill_params){4.0, 0.9, 0};
+    t[3].teacher = teacher; t[3].distill = (nn_distill_params){1.0, 0.0, 1};
+    t[0].teacher = NULL; t[0].params.epochs = E - 1;
+    assert_int_equal(nn_train_tasks(t, K), NN_OK);
+    for (int i = 0; i < K; i++) {
+        nn_status st = t[i].teacher ? nn_distill(single[i], teacher, d, &t[i].params, &t[i].distill, cs[i])
+                                    : nn_train(single[i], d, &t[i].params, cs[i]);
+        assert_int_equal(st, NN_OK);
+        for (int e = 0; e < t[i].params.epochs; e++)
+            if (!(fabs(cg[i][e] - cs[i][e]) <= tol * fabs(cs[i][e])))
+                fail_msg("task %d epoch %d: tasks %.8f single %.8f", i, e, cg[i][e], cs[i][e]);
+    }
+    /* the last-layer task changed only the last layer */
+    nn_model *fresh = make("cnn", dev, 32);
+    for (int q = 0; q < nn_last_layer_first_param(fresh); q++) {
+        int64_t numel;
+        nn_param_info(fresh, q, NULL, &numel, NULL, NULL);
+        float *a = malloc(sizeof(float) * (size_t)numel), *b = malloc(sizeof(float) * (size_t)numel);
+        nn_param_get(fresh, q, a); nn_param_get(t[1].model, q, b);
+        assert_memory_equal(a, b, sizeof(float) * (size_t)numel);
+        free(a); free(b);
+    }
+    nn_model_free(fresh);
+    for (int i = 0; i < K; i++) { nn_model_free(t[i].model); nn_model_free(single[i]); }
+    nn_model_free(teacher);
+    nn_data_free(d);
+}
+
+static void test_tasks_cpu_equal_single(void **state) { tasks_vs_single(NN_CPU, 0); }
+
+static void test_tasks_gpu_equal_single(void **state) {
+    if (!have_cuda()) skip();
+    tasks_vs_single(NN_CUDA, 1e-4);
+}
+
 /* Groups that mix architectures and widths train without a CUDA error and leave each model
  * as its own nn_train would: every pair of registry architectures at two widths, and one
  * group larger than the 32 pool streams a device hands out (mixed lenet/mlp/cnn models, the
@@ -241,6 +297,8 @@ int main(void) {
         cmocka_unit_test(test_graph_batchnorm_fits),
         cmocka_unit_test(test_group_cpu_equals_single),
         cmocka_unit_test(test_group_gpu_equals_single),
+        cmocka_unit_test(test_tasks_cpu_equal_single),
+        cmocka_unit_test(test_tasks_gpu_equal_single),
         cmocka_unit_test(test_group_every_arch_pair),
     };
     return cmocka_run_group_tests_name("gpu", tests, setup, teardown);
