@@ -35,19 +35,29 @@ static const param_info param_table[] = {
 };
 enum { N_PARAMS = sizeof param_table / sizeof param_table[0] };
 
+/* What one step of one attack leaves to train: a task (model NULL: nothing), the attacker data it
+ * owns, and for distillation the teacher (the victim copy), freed once the student is trained. */
+typedef struct {
+    nn_train_task task;
+    nn_data *data;
+    nn_model *teacher;
+} step_work;
+
 typedef struct attack_kind {
     const char *name;
     const char *params;    /* space-separated keys of param_table */
     const char *help;
-    int (*apply)(const struct attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed);
+    /* modifies *m in place (or replaces it) and, for a training step, fills *w's task */
+    int (*apply)(const struct attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed,
+                 step_work *w);
 } attack_kind;
 
 #define FT_PARAMS "epochs lr optimizer momentum batch_size fraction"
-static int apply_finetune(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed);
-static int apply_prune(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed);
-static int apply_distill(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed);
-static int apply_quantize(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed);
-static int apply_noise(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed);
+static int apply_finetune(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
+static int apply_prune(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
+static int apply_distill(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
+static int apply_quantize(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
+static int apply_noise(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
 
 static const attack_kind kinds[] = {
     {"ftll", FT_PARAMS, "fine-tune the last layer only on the attacker's data", apply_finetune},
@@ -380,73 +390,101 @@ static int attacker_part(const attack_ctx *ctx, double fraction, nn_data **out) 
     return rc;
 }
 
-static int finetune(const attack_step *s, nn_model *m, const attack_ctx *ctx, uint64_t seed, nn_trainable which) {
-    nn_data *d = NULL;
-    if (!ctx->attacker || attacker_part(ctx, step_num(s, "fraction"), &d)) return -1;
-    nn_train_params tp = step_train(s, seed);
-    tp.trainable = which;
-    int rc = nn_train(m, d, &tp, NULL) == NN_OK ? 0 : -1;
-    nn_data_free(d);
-    return rc;
+/* Fills w with fine-tuning m on the attacker's part (all layers or the last). */
+static int finetune(const attack_step *s, nn_model *m, const attack_ctx *ctx, uint64_t seed, nn_trainable which, step_work *w) {
+    if (!ctx->attacker || attacker_part(ctx, step_num(s, "fraction"), &w->data)) return -1;
+    w->task = (nn_train_task){ .model = m, .data = w->data, .params = step_train(s, seed) };
+    w->task.params.trainable = which;
+    return 0;
 }
 
-static int apply_finetune(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed) {
+static int apply_finetune(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w) {
     int reinit = k->name[0] == 'r', last = !strcmp(k->name + 2, "ll");
     if (reinit && nn_reinit_last(*m, seed) != NN_OK) return -1;
-    return finetune(s, *m, ctx, seed + 1, last ? NN_TRAIN_LAST : NN_TRAIN_ALL);
+    return finetune(s, *m, ctx, seed + 1, last ? NN_TRAIN_LAST : NN_TRAIN_ALL, w);
 }
 
-static int apply_prune(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed) {
+static int apply_prune(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w) {
     if (nn_prune(*m, step_num(s, "sparsity"), (int)step_num(s, "global"), NULL) != NN_OK) return -1;
-    return strcmp(k->name, "fineprune") ? 0 : finetune(s, *m, ctx, seed, NN_TRAIN_ALL);
+    return strcmp(k->name, "fineprune") ? 0 : finetune(s, *m, ctx, seed, NN_TRAIN_ALL, w);
 }
 
-static int apply_distill(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed) {
+/* A fresh student replaces *m, which becomes its teacher until it has trained. */
+static int apply_distill(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w) {
     nn_model_spec spec = ctx->spec;
     const char *arch = step_text(s, "arch");
     if (*arch) { spec.arch = arch; spec.width = (int)step_num(s, "width"); }
     spec.seed = seed;
     nn_model *student = NULL;
-    nn_data *d = NULL;
     if (!ctx->attacker || nn_model_create(&spec, &student) != NN_OK) return -1;
-    if (attacker_part(ctx, step_num(s, "fraction"), &d)) { nn_model_free(student); return -1; }
-    nn_train_params tp = step_train(s, seed + 1);
-    nn_distill_params dp = { .temperature = step_num(s, "temperature"), .alpha = step_num(s, "alpha"),
-                             .hard = !strcmp(k->name, "extract") };
-    nn_status st = nn_distill(student, *m, d, &tp, &dp, NULL);
-    nn_data_free(d);
-    if (st != NN_OK) { nn_model_free(student); return -1; }
-    nn_model_free(*m);
+    if (attacker_part(ctx, step_num(s, "fraction"), &w->data)) { nn_model_free(student); return -1; }
+    w->task = (nn_train_task){ .model = student, .data = w->data, .params = step_train(s, seed + 1), .teacher = *m,
+                               .distill = { .temperature = step_num(s, "temperature"), .alpha = step_num(s, "alpha"),
+                                            .hard = !strcmp(k->name, "extract") } };
+    w->teacher = *m;
     *m = student;
     return 0;
 }
 
-static int apply_quantize(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed) {
+static int apply_quantize(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w) {
+    (void)w;
     return nn_quantize(*m, (int)step_num(s, "bits")) == NN_OK ? 0 : -1;
 }
 
-static int apply_noise(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed) {
+static int apply_noise(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w) {
+    (void)w;
     return nn_add_noise(*m, step_num(s, "sigma"), seed) == NN_OK ? 0 : -1;
+}
+
+static void work_clear(step_work *w) {
+    nn_model_free(w->teacher);
+    nn_data_free(w->data);
+    memset(w, 0, sizeof *w);
+}
+
+int attack_apply_many(const attack_setting *const *a, const nn_model *const *victims, const attack_ctx *ctx, int k,
+                      nn_model **out, char *err, size_t errlen) {
+    nn_model **m = util_calloc((size_t)k, sizeof *m);
+    step_work *w = util_calloc((size_t)k, sizeof *w);
+    nn_train_task *tasks = util_calloc((size_t)k, sizeof *tasks);
+    int rc = 0, steps = 0;
+    for (int i = 0; i < k && !rc; i++) {
+        if (nn_model_copy(victims[i], &m[i]) != NN_OK)
+            rc = util_err(err, errlen, "attack %s: copying the model: %s", a[i]->name, nn_last_error());
+        if (a[i]->n_steps > steps) steps = a[i]->n_steps;
+    }
+    /* step s of every attack that has one: the modifications, then their training together */
+    for (int s = 0; s < steps && !rc; s++) {
+        int nt = 0, first = -1;
+        for (int i = 0; i < k && !rc; i++) {
+            if (s >= a[i]->n_steps) continue;
+            const attack_kind *kd = &kinds[a[i]->steps[s].type];
+            if (kd->apply(kd, &a[i]->steps[s], &m[i], &ctx[i], ctx[i].seed + 1000u * (uint64_t)s, &w[i]))
+                rc = util_err(err, errlen, "attack %s (%s): %s", a[i]->name, kd->name,
+                              ctx[i].attacker ? nn_last_error() : "needs attacker data (data.n_attacker > 0)");
+            else if (w[i].task.model) {
+                if (first < 0) first = i;
+                tasks[nt++] = w[i].task;
+            }
+        }
+        if (!rc && nt && nn_train_tasks(tasks, nt) != NN_OK) {
+            const attack_step *st = &a[first]->steps[s];
+            rc = nt == 1 ? util_err(err, errlen, "attack %s (%s): %s", a[first]->name, kinds[st->type].name, nn_last_error())
+                         : util_err(err, errlen, "attacks %s ... (%d trained together): %s", a[first]->name, nt, nn_last_error());
+        }
+        for (int i = 0; i < k; i++) work_clear(&w[i]);
+    }
+    for (int i = 0; i < k; i++) {
+        if (rc) nn_model_free(m[i]);
+        else out[i] = m[i];
+    }
+    free(m); free(w); free(tasks);
+    return rc ? -1 : 0;
 }
 
 int attack_apply(const attack_setting *a, const nn_model *victim, const attack_ctx *ctx,
                  nn_model **out, char *err, size_t errlen) {
-    nn_model *m = NULL;
-    if (nn_model_copy(victim, &m) != NN_OK) {
-        snprintf(err, errlen, "attack %s: copying the model: %s", a->name, nn_last_error());
-        return -1;
-    }
-    for (int i = 0; i < a->n_steps; i++) {
-        const attack_kind *k = &kinds[a->steps[i].type];
-        if (k->apply(k, &a->steps[i], &m, ctx, ctx->seed + 1000u * (uint64_t)i)) {
-            snprintf(err, errlen, "attack %s (%s): %s", a->name, k->name,
-                     ctx->attacker ? nn_last_error() : "needs attacker data (data.n_attacker > 0)");
-            nn_model_free(m);
-            return -1;
-        }
-    }
-    *out = m;
-    return 0;
+    return attack_apply_many(&a, &victim, ctx, 1, out, err, errlen);
 }
 
 void attack_print_help(FILE *out) {

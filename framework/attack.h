@@ -59,6 +59,13 @@ typedef struct {
 /* Applies setting a to a deep copy of victim; *out is the attacked model. */
 int attack_apply(const attack_setting *a, const nn_model *victim, const attack_ctx *ctx,
                  nn_model **out, char *err, size_t errlen);
+/* Applies k settings at once: a[i] to a deep copy of victims[i] with ctx[i] (a victim may
+ * appear several times). The steps go in lockstep: step s of every attack that has one is
+ * applied, then all their training runs as one nn_train_tasks call (concurrently on a GPU).
+ * out[i] is what attack_apply(a[i], victims[i], &ctx[i]) gives (bit for bit on the CPU). On
+ * an error nothing is returned (every copy is freed) and err names the attack. */
+int attack_apply_many(const attack_setting *const *a, const nn_model *const *victims, const attack_ctx *ctx, int k,
+                      nn_model **out, char *err, size_t errlen);
 
 /* Prints every attack type with its parameters, defaults and ranges. */
 void attack_print_help(FILE *out);

@@ -171,6 +171,55 @@ static void test_fineprune_keeps_sparsity(void **state) {
     nn_model_free(m);
 }
 
+/* Every attack type, a chain and a second victim applied at once through attack_apply_many give
+ * what attack_apply gives for each alone, bit for bit on the CPU (the runner's batched path). */
+static void test_apply_many_equals_one_by_one(void **state) {
+    char err[512];
+    int rc, n;
+    cfg *c = load_text("[attack.ftll]\ntype = ftll\nepochs = 1\n[attack.ftal]\ntype = ftal\nepochs = 2\n"
+                       "[attack.rtll]\ntype = rtll\nepochs = 1\n[attack.rtal]\ntype = rtal\nepochs = 1\n"
+                       "[attack.prune]\ntype = prune\nsparsity = 0.5\n[attack.fp]\ntype = fineprune\nsparsity = 0.4\nepochs = 1\n"
+                       "[attack.distill]\ntype = distill\nepochs = 1\n[attack.extract]\ntype = extract\narch = cnn\nepochs = 1\n"
+                       "[attack.q]\ntype = quantize\nbits = 4\n[attack.noise]\ntype = noise\nsigma = 0.2\n"
+                       "[attack.p5]\ntype = prune\nsparsity = 0.5\nenabled = 0\n[attack.f1]\ntype = ftal\nepochs = 1\nenabled = 0\n"
+                       "[attack.chain]\nchain = p5, f1\n",
+                       err, sizeof err, &rc);
+    assert_int_equal(rc, 0);
+    attack_setting *a = NULL;
+    assert_int_equal(attack_plan(c, &a, &n, err, sizeof err), 0);
+    assert_int_equal(n, 11);
+    nn_model *second = NULL;
+    assert_int_equal(nn_model_copy(victim, &second), NN_OK);
+    nn_add_noise(second, 0.5, 77);
+    /* every setting on the victim, then every setting on the second victim: 2n at once */
+    const attack_setting **as = calloc(2 * (size_t)n, sizeof *as);
+    const nn_model **vs = calloc(2 * (size_t)n, sizeof *vs);
+    attack_ctx *ctx = calloc(2 * (size_t)n, sizeof *ctx);
+    nn_model **many = calloc(2 * (size_t)n, sizeof *many);
+    for (int i = 0; i < 2 * n; i++) {
+        as[i] = &a[i % n];
+        vs[i] = i < n ? victim : second;
+        ctx[i] = (attack_ctx){.attacker = dattack, .p = &params, .spec = spec, .seed = 9 + (uint64_t)(i / n)};
+    }
+    if (attack_apply_many(as, vs, ctx, 2 * n, many, err, sizeof err)) fail_msg("attack_apply_many: %s", err);
+    for (int i = 0; i < 2 * n; i++) {
+        nn_model *one = NULL;
+        if (attack_apply(as[i], vs[i], &ctx[i], &one, err, sizeof err)) fail_msg("attack_apply: %s", err);
+        assert_int_equal(nn_param_count(one), nn_param_count(many[i]));
+        for (int q = 0; q < nn_param_count(one); q++)
+            if (!same_tensor(one, many[i], q)) fail_msg("attack %s on victim %d: tensor %d differs", as[i]->name, i / n, q);
+        nn_model_free(one);
+        nn_model_free(many[i]);
+    }
+    /* an attack that cannot run names itself, and nothing is returned */
+    ctx[0].attacker = NULL;
+    assert_int_equal(attack_apply_many(as, vs, ctx, 2, many, err, sizeof err), -1);
+    assert_non_null(strstr(err, "attack ftll (ftll): needs attacker data"));
+    free(as); free(vs); free(ctx); free(many); free(a);
+    nn_model_free(second);
+    cfg_free(c);
+}
+
 static void test_quantize_levels(void **state) {
     nn_model *m = apply("[attack.a]\ntype = quantize\nbits = 3\n");
     for (int i = 0; i < nn_param_count(m); i++) {
@@ -226,6 +275,7 @@ int main(void) {
         cmocka_unit_test(test_rtal_changes_all_layers),
         cmocka_unit_test(test_fineprune_keeps_sparsity),
         cmocka_unit_test(test_quantize_levels),
+        cmocka_unit_test(test_apply_many_equals_one_by_one),
         cmocka_unit_test(test_distill_student_is_fresh_and_close),
         cmocka_unit_test(test_noise_changes_weights),
     };
