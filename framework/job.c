@@ -122,11 +122,17 @@ typedef struct {
     double train_acc, test_acc;
     weights *models;                       /* per evaluation, when [store] save_models */
     weights_input input;                   /* what the models' input is */
+    /* evaluation */
+    const data_split *split;
+    const nn_data *attacker;               /* the attacker's split (attacks train on it) */
+    eval_input in;                         /* what every evaluation of this job scores against */
+    uint64_t seeds[SCORE_COUNT];           /* the permutation tests' seeds (in.verify_seeds) */
 } job_state;
 
 static void job_state_free(job_state *s) {
     nn_model_free(s->model); nn_data_free(s->dtr);
-    for (int i = 0; i < s->n_evals; i++) {
+    /* every slot: a batch of attacks fills them out of order */
+    for (int i = 0; s->evals && i < s->env->plan->n_attacks + 1; i++) {
         eval_free(&s->evals[i]);
         if (s->models) weights_free(&s->models[i]);
     }
@@ -234,24 +240,15 @@ static int job_setup(job_state *js, const job_data *d, const data_split *split, 
     return 0;
 }
 
-/* Trains the models of g jobs: one nn_train with progress for a single job, else one
- * nn_train_group (concurrent CUDA streams on a GPU). 0, 1 when stopped, -1 with err. */
-static int train_all(job_state *js, int g, char *err, size_t errlen) {
-    nn_status st;
-    if (g == 1) {
-        st = nn_train(js[0].model, js[0].dtr, &js[0].tp, js[0].loss_curve);
-    } else {
-        nn_model **m = util_calloc((size_t)g, sizeof *m);
-        const nn_data **d = util_calloc((size_t)g, sizeof *d);
-        nn_train_params *tp = util_calloc((size_t)g, sizeof *tp);
-        double **curves = util_calloc((size_t)g, sizeof *curves);
-        for (int i = 0; i < g; i++) {
-            m[i] = js[i].model; d[i] = js[i].dtr; tp[i] = js[i].tp; curves[i] = js[i].loss_curve;
-        }
-        fprintf(stderr, "  training %d models at once (%s ... %s)\n", g, js[0].job->id, js[g - 1].job->id);
-        st = nn_train_group(m, d, tp, g, curves);
-        free(m); free(d); free(tp); free(curves);
-    }
+/* Trains the models of n jobs as one nn_train_tasks call (concurrent CUDA streams on a GPU;
+ * one after another on the CPU). 0, 1 when stopped, -1 with err. */
+static int train_all(job_state *js, int n, char *err, size_t errlen) {
+    nn_train_task *t = util_calloc((size_t)n, sizeof *t);
+    for (int i = 0; i < n; i++)
+        t[i] = (nn_train_task){ .model = js[i].model, .data = js[i].dtr, .params = js[i].tp, .loss_curve = js[i].loss_curve };
+    if (n > 1) fprintf(stderr, "  training %d models at once (%s ... %s)\n", n, js[0].job->id, js[n - 1].job->id);
+    nn_status st = nn_train_tasks(t, n);
+    free(t);
     if (*js[0].env->stop) return 1;
     return st == NN_OK ? 0 : util_err(err, errlen, "training: %s", nn_last_error());
 }
@@ -270,30 +267,65 @@ static int keep_model(job_state *js, const nn_model *m, store_eval *ev, char *er
     return 0;
 }
 
-static int run_attacks(job_state *js, const eval_input *in, const nn_data *attacker, char *err, size_t errlen) {
-    const plan *pl = js->env->plan;
-    attack_ctx ac = { .attacker = attacker, .p = js->p, .spec = js->spec, .seed = plan_seed(js->job, SEED_ATTACK, 0) };
-    job_status *st = js->env->status;
-    if (st) snprintf(st->job, sizeof st->job, "%s", js->job->id);
-    for (int a = 0; a < pl->n_attacks && !*js->env->stop; a++) {
-        const attack_setting *as = &pl->attacks[a];
-        if (st) { st->attack = a; st->attacks = pl->n_attacks; }
-        nn_model *attacked = NULL;
+/* How many (model, attack setting) pairs are attacked at once: on a GPU their training runs
+ * concurrently (attack_apply_many); on the CPU one at a time, which needs the least memory and
+ * gives the same numbers. PMI_ATTACK_BATCH overrides the GPU's default. */
+static int attack_batch(const job_env *env) {
+    if (env->dev != NN_CUDA) return 1;
+    const char *v = getenv("PMI_ATTACK_BATCH");
+    int b = v && *v ? atoi(v) : 64;
+    return b < 1 ? 1 : b;
+}
+
+/* Every attack setting on every model of js[0..n): pair q is model q / n_attacks and setting
+ * q % n_attacks, applied in batches of attack_batch() pairs; each attacked model is evaluated
+ * into its job's evals[1 + setting]. Returns 0, -1 with err, 1 when stopped. */
+static int run_attacks(job_state *js, int n, char *err, size_t errlen) {
+    const job_env *env = js[0].env;
+    const plan *pl = env->plan;
+    int na = pl->n_attacks, total = n * na, batch = attack_batch(env);
+    if (!na) return 0;
+    const attack_setting **as = util_calloc((size_t)batch, sizeof *as);
+    const nn_model **victims = util_calloc((size_t)batch, sizeof *victims);
+    attack_ctx *ctx = util_calloc((size_t)batch, sizeof *ctx);
+    nn_model **out = util_calloc((size_t)batch, sizeof *out);
+    job_status *st = env->status;
+    int rc = 0;
+    for (int q0 = 0; q0 < total && !rc; q0 += batch) {
+        if (*env->stop) { rc = 1; break; }
+        int k = total - q0 < batch ? total - q0 : batch;
+        for (int b = 0; b < k; b++) {
+            job_state *j = &js[(q0 + b) / na];
+            as[b] = &pl->attacks[(q0 + b) % na];
+            victims[b] = j->model;
+            ctx[b] = (attack_ctx){ .attacker = j->attacker, .p = j->p, .spec = j->spec, .seed = plan_seed(j->job, SEED_ATTACK, 0) };
+        }
+        if (st) {
+            snprintf(st->job, sizeof st->job, "%s", js[q0 / na].job->id);
+            st->attack = q0; st->attacks = total;
+        }
         double t0 = util_now_s();
-        if (attack_apply(as, js->model, &ac, &attacked, err, errlen)) return -1;
-        store_eval *ev = &js->evals[js->n_evals++];
-        snprintf(ev->attack, sizeof ev->attack, "%s", as->name);
-        snprintf(ev->type, sizeof ev->type, "%s", as->type);
-        snprintf(ev->params, sizeof ev->params, "%s", as->label);
-        snprintf(ev->strength_key, sizeof ev->strength_key, "%s", as->strength_key);
-        ev->strength = as->strength;
-        int rc = eval_model(attacked, in, ev, err, errlen);
-        ev->wall_s = util_now_s() - t0;
-        if (!rc) rc = keep_model(js, attacked, ev, err, errlen);
-        nn_model_free(attacked);
-        if (rc) return -1;
+        if (attack_apply_many(as, victims, ctx, k, out, err, errlen)) { rc = -1; break; }
+        double share = (util_now_s() - t0) / k;   /* a batch trains together: each pair's share of it */
+        for (int b = 0; b < k; b++) {
+            job_state *j = &js[(q0 + b) / na];
+            const attack_setting *a = as[b];
+            store_eval *ev = &j->evals[1 + (q0 + b) % na];
+            double t1 = util_now_s();
+            snprintf(ev->attack, sizeof ev->attack, "%s", a->name);
+            snprintf(ev->type, sizeof ev->type, "%s", a->type);
+            snprintf(ev->params, sizeof ev->params, "%s", a->label);
+            snprintf(ev->strength_key, sizeof ev->strength_key, "%s", a->strength_key);
+            ev->strength = a->strength;
+            if (!rc) rc = eval_model(out[b], &j->in, ev, err, errlen);
+            ev->wall_s = share + (util_now_s() - t1);
+            if (!rc) rc = keep_model(j, out[b], ev, err, errlen);
+            if (!rc && (q0 + b) % na == na - 1) j->n_evals = 1 + na;
+            nn_model_free(out[b]);
+        }
     }
-    return 0;
+    free(as); free(victims); free(ctx); free(out);
+    return rc;
 }
 
 /* The reference models' base scores on the pool, for the calibrated kinds: per base kind
@@ -338,27 +370,26 @@ static int ref_scores_fill(ref_scores *rs, const job_state *js, int g, const nn_
     return 0;
 }
 
-/* After training: training accuracy, the un-attacked evaluation, the attacks, the weights.
- * Returns 0, -1 on error, 1 when stopped. */
-static int job_finish(job_state *js, const data_split *split, nn_data *pool, nn_data *test, nn_data *attacker,
-                      const int32_t *pool_labels, const ref_scores *rs, char *err, size_t errlen) {
+/* After training: the job's evaluation input (its pool, test split, attacker split, references),
+ * its training accuracy and the un-attacked evaluation (evals[0]). 0, or -1 with err. */
+static int job_evaluate(job_state *js, const data_split *split, nn_data *pool, nn_data *test, nn_data *attacker,
+                        const int32_t *pool_labels, const ref_scores *rs, char *err, size_t errlen) {
     if (js->progress) fprintf(stderr, "\r\033[K");
     if (nn_accuracy(js->model, js->dtr, &js->train_acc) != NN_OK) return util_err(err, errlen, "accuracy: %s", nn_last_error());
-    uint64_t seeds[SCORE_COUNT];
-    verify_seeds(js, seeds);
-    eval_input in = { .pool = pool, .pool_labels = pool_labels, .test = test, .classes = js->spec.classes,
-                      .N = js->p->N, .m = js->p->m, .secret = split->secret, .permutations = js->p->permutations,
-                      .kinds = js->point->kinds, .n_kinds = js->point->n_kinds, .verify_seeds = seeds, .who = js->job->id,
-                      .n_refs = rs->n, .ref_skip = js->job->role == ROLE_REFERENCE ? js->job->replica : -1 };
-    memcpy(in.ref_scores, rs->scores, sizeof in.ref_scores);
+    verify_seeds(js, js->seeds);
+    js->split = split;
+    js->attacker = attacker;
+    js->in = (eval_input){ .pool = pool, .pool_labels = pool_labels, .test = test, .classes = js->spec.classes,
+                           .N = js->p->N, .m = js->p->m, .secret = split->secret, .permutations = js->p->permutations,
+                           .kinds = js->point->kinds, .n_kinds = js->point->n_kinds, .verify_seeds = js->seeds, .who = js->job->id,
+                           .n_refs = rs->n, .ref_skip = js->job->role == ROLE_REFERENCE ? js->job->replica : -1 };
+    memcpy(js->in.ref_scores, rs->scores, sizeof js->in.ref_scores);
     store_eval *ev = &js->evals[js->n_evals++];
     snprintf(ev->attack, sizeof ev->attack, "none");
     snprintf(ev->type, sizeof ev->type, "none");
     ev->strength = NAN;
-    if (eval_model(js->model, &in, ev, err, errlen) || keep_model(js, js->model, ev, err, errlen)) return -1;
+    if (eval_model(js->model, &js->in, ev, err, errlen) || keep_model(js, js->model, ev, err, errlen)) return -1;
     js->test_acc = ev->test_acc;
-    if (run_attacks(js, &in, attacker, err, errlen)) return -1;
-    if (*js->env->stop) return 1;
     return 0;
 }
 
@@ -418,53 +449,103 @@ static int write_shard(const job_state *js, const data_split *split, char *err, 
     return 0;
 }
 
-int job_run_group(const job_env *env, job_data *d, const plan_job *jobs, int g, int index,
-                  char *err, size_t errlen) {
-    fault_point(jobs, g);
-    const plan_point *point = &env->plan->points[jobs[0].point];
-    const pmi_params *p = &point->params;
-    nn_set_numerics(p->tf32, p->deterministic);
-    if (data_get(d, p, env->dev, err, errlen)) return -1;
+/* The jobs of one sweep point and seed in a batch: their split and the data cut from it. */
+typedef struct {
+    const plan_job *jobs; int g;
     data_split split;
+    nn_data *pool, *test, *attacker;
+    int32_t *pool_labels;
+    ref_scores refs;
+    job_state *js;             /* its g jobs' states, inside the batch's array */
+} job_unit;
+
+static void unit_free(job_unit *u) {
+    free(u->pool_labels);
+    ref_scores_free(&u->refs);
+    nn_data_free(u->pool); nn_data_free(u->test); nn_data_free(u->attacker);
+    data_split_free(&u->split);
+}
+
+/* The split of unit u and the data cut from it. 0, or -1 with err. */
+static int unit_setup(job_unit *u, const job_data *d, const pmi_params *p, char *err, size_t errlen) {
     if (data_split_make(d->train.n, d->test.n, p->n_train, p->N, p->m, p->n_attacker, p->independent > 0,
-                        p->n_test, p->secret, plan_seed(&jobs[0], SEED_SPLIT, 0), &split, err, errlen))
+                        p->n_test, p->secret, plan_seed(&u->jobs[0], SEED_SPLIT, 0), &u->split, err, errlen))
         return -1;
-    int rc = -1;
     int64_t nm = (int64_t)p->N * p->m;
-    nn_data *pool = NULL, *test = NULL, *attacker = NULL;
-    ref_scores refs = {0};
-    job_state *js = util_calloc((size_t)g, sizeof *js);
-    int32_t *pool_labels = util_malloc(sizeof *pool_labels * (size_t)nm);
-    for (int64_t i = 0; i < nm; i++) pool_labels[i] = d->train.y[split.pool[i]];
-    if (nn_data_subset(d->dtrain, split.pool, nm, &pool) != NN_OK ||
-        nn_data_subset(d->dtest, split.test, split.n_test, &test) != NN_OK ||
-        (split.n_attacker > 0 && nn_data_subset(d->dtrain, split.attacker, split.n_attacker, &attacker) != NN_OK)) {
-        util_err(err, errlen, "selecting data: %s", nn_last_error());
-        goto out;
-    }
+    u->pool_labels = util_malloc(sizeof *u->pool_labels * (size_t)nm);
+    for (int64_t i = 0; i < nm; i++) u->pool_labels[i] = d->train.y[u->split.pool[i]];
+    if (nn_data_subset(d->dtrain, u->split.pool, nm, &u->pool) != NN_OK ||
+        nn_data_subset(d->dtest, u->split.test, u->split.n_test, &u->test) != NN_OK ||
+        (u->split.n_attacker > 0 && nn_data_subset(d->dtrain, u->split.attacker, u->split.n_attacker, &u->attacker) != NN_OK))
+        return util_err(err, errlen, "selecting data: %s", nn_last_error());
+    return 0;
+}
+
+/* 1 if jobs a and b can share a batch: the same dataset as loaded, and the same numerics. */
+static int batchable(const plan *pl, const plan_job *a, const plan_job *b) {
+    const pmi_params *p = &pl->points[a->point].params, *q = &pl->points[b->point].params;
+    return !strcmp(p->dataset, q->dataset) && !strcmp(p->path, q->path) && p->normalize == q->normalize &&
+           p->tf32 == q->tf32 && p->deterministic == q->deterministic &&
+           (strcmp(p->dataset, "synthetic") || (p->n_train == q->n_train && p->N * p->m == q->N * q->m &&
+                                                p->n_attacker == q->n_attacker && p->n_test == q->n_test));
+}
+
+/* One batch of jobs that share the loaded data: every unit's split, all models trained together,
+ * the references' scores, the un-attacked evaluations, all attacks, then each job's shard. */
+static int run_batch(const job_env *env, job_data *d, const plan_job *jobs, int n, int index, char *err, size_t errlen) {
+    const pmi_params *p0 = &env->plan->points[jobs[0].point].params;
+    nn_set_numerics(p0->tf32, p0->deterministic);
+    if (data_get(d, p0, env->dev, err, errlen)) return -1;
+    int nu = 0, rc = -1;
+    for (int i = 0; i < n; i++)
+        nu += i == 0 || jobs[i].point != jobs[i - 1].point || jobs[i].seed != jobs[i - 1].seed;
+    job_unit *units = util_calloc((size_t)nu, sizeof *units);
+    job_state *js = util_calloc((size_t)n, sizeof *js);
     if (env->status) {
         job_status *st = env->status;
-        if (g > 1) snprintf(st->job, sizeof st->job, "%.100s +%d", jobs[0].id, g - 1);
+        if (n > 1) snprintf(st->job, sizeof st->job, "%.100s +%d", jobs[0].id, n - 1);
         else snprintf(st->job, sizeof st->job, "%s", jobs[0].id);
-        st->epoch = 0; st->epochs = p->epochs; st->attack = st->attacks = 0;
+        st->epoch = 0; st->epochs = p0->epochs; st->attack = st->attacks = 0;
     }
-    for (int i = 0; i < g; i++) {
-        js[i] = (job_state){ .env = env, .job = &jobs[i], .p = p, .point = point, .arch = plan_arch(env->plan, &jobs[i]),
-                             .index = index + i, .progress = env->tty && g == 1, .t0 = util_now_s() };
-        if (job_setup(&js[i], d, &split, err, errlen)) goto out;
+    for (int i = 0, u = -1; i < n; i++) {
+        const plan_point *point = &env->plan->points[jobs[i].point];
+        if (i == 0 || jobs[i].point != jobs[i - 1].point || jobs[i].seed != jobs[i - 1].seed) {
+            units[++u] = (job_unit){ .jobs = &jobs[i], .js = &js[i] };
+            if (unit_setup(&units[u], d, &point->params, err, errlen)) goto out;
+        }
+        units[u].g++;
+        js[i] = (job_state){ .env = env, .job = &jobs[i], .p = &point->params, .point = point, .arch = plan_arch(env->plan, &jobs[i]),
+                             .index = index + i, .progress = env->tty && n == 1, .t0 = util_now_s() };
+        if (job_setup(&js[i], d, &units[u].split, err, errlen)) goto out;
     }
-    if ((rc = train_all(js, g, err, errlen))) goto out;
-    if ((rc = ref_scores_fill(&refs, js, g, pool, pool_labels, err, errlen))) goto out;
-    for (int i = 0; i < g && rc == 0; i++) {
-        rc = job_finish(&js[i], &split, pool, test, attacker, pool_labels, &refs, err, errlen);
-        if (rc == 0) rc = write_shard(&js[i], &split, err, errlen);
+    if ((rc = train_all(js, n, err, errlen))) goto out;
+    for (int u = 0; u < nu && !rc; u++) {
+        job_unit *un = &units[u];
+        rc = ref_scores_fill(&un->refs, un->js, un->g, un->pool, un->pool_labels, err, errlen);
+        for (int i = 0; i < un->g && !rc; i++)
+            rc = job_evaluate(&un->js[i], &un->split, un->pool, un->test, un->attacker, un->pool_labels, &un->refs, err, errlen);
+    }
+    if (!rc) rc = run_attacks(js, n, err, errlen);
+    if (!rc && *env->stop) rc = 1;
+    for (int i = 0; i < n && !rc; i++) {
+        rc = write_shard(&js[i], js[i].split, err, errlen);
         job_state_free(&js[i]);
     }
 out:
-    for (int i = 0; i < g; i++) job_state_free(&js[i]);
-    free(js); free(pool_labels);
-    ref_scores_free(&refs);
-    nn_data_free(pool); nn_data_free(test); nn_data_free(attacker);
-    data_split_free(&split);
+    for (int i = 0; i < n; i++) job_state_free(&js[i]);
+    for (int u = 0; u < nu; u++) unit_free(&units[u]);
+    free(js); free(units);
+    return rc;
+}
+
+int job_run_group(const job_env *env, job_data *d, const plan_job *jobs, int g, int index,
+                  char *err, size_t errlen) {
+    fault_point(jobs, g);
+    /* runs of jobs that share the loaded data form batches, one after another */
+    int rc = 0;
+    for (int a = 0, b; a < g && rc == 0; a = b) {
+        for (b = a + 1; b < g && batchable(env->plan, &jobs[a], &jobs[b]); b++) {}
+        rc = run_batch(env, d, jobs + a, b - a, index + a, err, errlen);
+    }
     return rc;
 }

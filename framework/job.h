@@ -1,9 +1,11 @@
-/* job: runs jobs of a plan: for a group of jobs of one sweep point and seed (one job, or on
- * a GPU all the unfinished jobs of that point and seed), it draws the data split once, trains
- * the models (together through nn_train_group when there are several), then for each job
- * evaluates the model, applies and evaluates every attack setting, and writes the job's
- * shard. The datasets are loaded once per (dataset, path, normalisation) into a job_data
- * cache on the run's device.
+/* job: runs jobs of a plan. A batch is one or more groups (the jobs of one sweep point and
+ * seed: one job, or on a GPU all the unfinished jobs of that point and seed, and with batching
+ * several consecutive groups). Each group draws its data split once; all the batch's models
+ * train together (nn_train_tasks: concurrent CUDA streams on a GPU); then each job's model is
+ * evaluated, every attack setting is applied to every model (on a GPU many (model, setting)
+ * pairs at once, attack_apply_many) and evaluated, and each job's shard is written. The
+ * datasets are loaded once per (dataset, path, normalisation) into a job_data cache on the
+ * run's device; consecutive jobs whose data differ run as separate batches.
  *
  *   job_data *d = job_data_create();
  *   job_env env = { .plan = p, .dev = dev, ... };
@@ -28,7 +30,7 @@ void job_data_free(job_data *d);    /* NULL is a no-op */
 typedef struct {
     char job[128];          /* the job (or "<first job> +n" for a group) being trained or attacked */
     int epoch, epochs;      /* training: epochs done, of epochs */
-    int attack, attacks;    /* attack settings applied so far, of attacks (0 of 0: training) */
+    int attack, attacks;    /* (model, attack setting) pairs of the batch applied so far, of attacks (0 of 0: training) */
     int done;               /* jobs this worker has finished */
 } job_status;
 
@@ -47,7 +49,7 @@ typedef struct {
     double run_t0;                  /* start of this process's run (util_now_s), for the ETA */
 } job_env;
 
-/* Runs jobs[0..g): they must share the sweep point and seed. `index` is the position of
+/* Runs jobs[0..g): whole groups (a point and seed's jobs adjacent). `index` is the position of
  * jobs[0] among this process's jobs (progress). Writes one shard per job. Returns 0, 1 when
  * stopped (no shard of an unfinished job is written), or -1 with err. */
 int job_run_group(const job_env *env, job_data *d, const plan_job *jobs, int g, int index,

@@ -190,10 +190,10 @@ static int cmd_run(int argc, char **argv) {
         {"set", required_argument, 0, 's'}, {"shard", required_argument, 0, 'S'},
         {"force", no_argument, 0, 'f'}, {"threads", required_argument, 0, 't'},
         {"no-merge", no_argument, 0, 'M'}, {"jobs", required_argument, 0, 'j'}, {"no-group", no_argument, 0, 'G'},
-        {"gpus", required_argument, 0, 'g'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"batch", required_argument, 0, 'B'}, {"gpus", required_argument, 0, 'g'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     set_list sl = {0};
     runner_options o = {.slice = 0, .nslices = 1};
-    for (int ch; (ch = getopt_long(argc, argv, "s:S:ft:Mj:Gg:h", opts, NULL)) != -1;) {
+    for (int ch; (ch = getopt_long(argc, argv, "s:S:ft:Mj:GB:g:h", opts, NULL)) != -1;) {
         switch (ch) {
         case 's': if (add_set(&sl, optarg)) return 2; break;
         case 'S':
@@ -212,6 +212,9 @@ static int cmd_run(int argc, char **argv) {
             break;
         case 'M': o.no_merge = 1; break;
         case 'G': o.no_group = 1; break;
+        case 'B':
+            if (parse_number("run", "batch", optarg, 1, 4096, "a number of models", &o.batch)) return 2;
+            break;
         case 'g':
             if (parse_gpus(optarg, &o)) {
                 fprintf(stderr, "pmi run: --gpus '%s': expected all or a comma list of distinct GPU indices 0-%d "
@@ -573,7 +576,7 @@ static int cmd_info(int argc, char **argv) {
 }
 
 static const command commands[] = {
-    {"run", cmd_run, "pmi run <config.ini> [overlay.ini ...] [-s sec.key=val ...] [--shard i/n] [--jobs n | --threads n | --gpus all|i,j] [--force] [--no-merge] [--no-group]",
+    {"run", cmd_run, "pmi run <config.ini> [overlay.ini ...] [-s sec.key=val ...] [--shard i/n] [--jobs n | --threads n | --gpus all|i,j] [--force] [--no-merge] [--no-group] [--batch n]",
      "train and verify every job of the experiment; resumes from complete shards; merges at the end", 1},
     {"plan", cmd_plan, "pmi plan <config.ini> [overlay.ini ...] [-s sec.key=val ...]", "list the jobs and attack settings without running", 1},
     {"merge", cmd_merge, "pmi merge <config.ini> [more.ini ...] [-s sec.key=val ...] [--partial]",
@@ -615,6 +618,8 @@ static int cmd_help(int argc, char **argv) {
                        "  --no-merge             leave the shards unmerged\n"
                        "  --no-group             on a GPU, train each job alone (default: the jobs of a seed\n"
                        "                         train together on separate CUDA streams)\n"
+                       "  --batch n              on a GPU, consecutive groups join one batch of at most n models\n"
+                       "                         (default 16), trained and attacked together; 1: group by group\n"
                        "exit codes: 0 ok, 1 failure, 2 bad config or usage, 3 interrupted (run again to resume)\n");
             return 0;
         }

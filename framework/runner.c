@@ -333,6 +333,21 @@ static runner_status run_jobs(run_ctx *r, plan_job *jobs, int n, int worker, con
             if (!need) break;
             g++;
         }
+        /* on a GPU the next groups join this one's batch while it stays within --batch models:
+         * whole groups only, each of whose jobs must run (a finished or flagged job ends it) */
+        int cap = r->o->batch ? r->o->batch : RUNNER_BATCH;
+        while (r->group && !flagged(r, &jobs[j], JOB_ALONE) && j + g < n && g < cap) {
+            int k = j + g, h = 0;
+            if (jobs[k].point == jobs[k - 1].point && jobs[k].seed == jobs[k - 1].seed) break;
+            for (; k + h < n && jobs[k + h].point == jobs[k].point && jobs[k + h].seed == jobs[k].seed; h++) {
+                if (flagged(r, &jobs[k + h], JOB_ALONE | JOB_GIVEN_UP)) break;
+                if ((need = needs_run(r, s, &jobs[k + h], err, errlen)) < 0) goto out;
+                if (!need) break;
+            }
+            if (k + h < n && jobs[k + h].point == jobs[k].point && jobs[k + h].seed == jobs[k].seed) break;
+            if (g + h > cap) break;
+            g += h;
+        }
         if (slot) { slot->job = j; slot->g = g; }
         int rc = job_run_group(&env, d, &jobs[j], g, j, err, errlen);
         if (rc < 0 && g > 1 && !stop_requested && !slot && !r->together) {
@@ -484,9 +499,13 @@ static runner_status run_workers(run_ctx *r, int workers, char (*visible)[16], r
                     WIFSIGNALED(st) ? why : "failed", j >= 0 && j < n ? " while running job " : " outside a job",
                     j >= 0 && j < n ? its[j].id : "", j >= 0 && j < n && g > 1 ? " and its group" : "");
             if (j >= 0 && j < n && restarts < r->nmine + workers) {
-                if (g > 1 && !r->together) {
+                int groups = plan_groups(its + j, g);
+                if (g > 1 && (!r->together || groups > 1)) {
+                    /* a batch of several groups, or a group of jobs that may train apart, is retried
+                     * in smaller pieces (with reference models a group is the smallest piece) */
                     for (int i = 0; i < g; i++) r->job_flags[its[j + i].index] |= JOB_ALONE;
-                    fprintf(stderr, "pmi: retrying the %d jobs of that group one at a time in a fresh process\n", g);
+                    if (r->together) fprintf(stderr, "pmi: retrying the %d groups of that batch one at a time in a fresh process\n", groups);
+                    else fprintf(stderr, "pmi: retrying the %d jobs of that group one at a time in a fresh process\n", g);
                 } else {
                     /* one job, or a group that must train as one (reference models calibrate it) */
                     for (int i = 0; i < g; i++) {
