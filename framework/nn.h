@@ -163,8 +163,17 @@ typedef struct {
  * step (SGD, at least 5 batches) gets its own streams and CUDA graph and the eligible ones train
  * concurrently; a teacher may be shared by several tasks (it only runs forward, in eval mode);
  * the rest train one after another afterwards. Each model ends as nn_train / nn_distill of its
- * task alone would leave it (bit for bit on the CPU). nn_train_group is this with no teachers. */
+ * task alone would leave it (bit for bit on the CPU unless PMI_FUSE=1; see fused ensembles below).
+ * nn_train_group is this with no teachers. */
 nn_status nn_train_tasks(const nn_train_task *t, int k);
+/* Fused ensembles: tasks with the same plain architecture (mlp, lenet, cnn: no BatchNorm), the
+ * same number of samples and the same recipe (SGD, all layers, no teacher; only the seed may
+ * differ) train as one network that holds up to 32 of them (PMI_FUSE_MAX): convolutions grouped
+ * by model, linear layers as batched products, each model on its own batches with the gradient
+ * of its own loss, so each ends as it would alone up to float rounding (tests/test_gpu.c). On by
+ * default on a GPU; PMI_FUSE=0 turns it off, PMI_FUSE=1 turns it on for the CPU too (tests).
+ * The number of models the calling thread's last nn_train_tasks trained fused: */
+int nn_fused_models(void);
 
 /* Per-sample log-probabilities: logp (n, classes) row-major, float, in one batched pass
  * (chunked internally to bound memory). n = nn_data_size(d). */

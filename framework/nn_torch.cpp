@@ -423,28 +423,36 @@ nn_status check_train_params(const nn_train_params *p, const char *fn) {
     return NN_OK;
 }
 
-/* One epoch over d in the order perm; returns the mean loss as a device scalar (no sync).
- * A trailing batch of one sample joins the previous batch (BatchNorm needs two). */
-torch::Tensor run_epoch(nn_model *m, const nn_data *d, const torch::Tensor &perm, int64_t bs,
-                        torch::optim::Optimizer &opt, const LossFn &loss_fn) {
-    int64_t n = d->x.size(0);
-    torch::Tensor total = torch::zeros({}, d->x.options());
-    for (int64_t start = 0; start < n;) {
-        int64_t end = std::min(n, start + bs);
-        if (n - end == 1) end = n;
-        torch::Tensor idx = perm.slice(0, start, end);
+/* One optimizer step on the batch `idx` (its last dimension indexes the batch: (bs) for one
+ * model, (K, bs) for a fused ensemble): forward, backward, optimizer step, masks. Returns the
+ * batch's mean loss, detached: a scalar, or (K) for an ensemble. The caller zeroes the grads. */
+using StepFn = std::function<torch::Tensor(const torch::Tensor &idx)>;
+
+StepFn model_step(nn_model *m, const nn_data *d, torch::optim::Optimizer &opt, const LossFn &loss_fn) {
+    return [m, d, &opt, &loss_fn](const torch::Tensor &idx) {
         torch::Tensor loss = loss_fn(d->x.index_select(0, idx), d->y.index_select(0, idx));
-        opt.zero_grad();
         loss.backward();
         opt.step();
         apply_masks(m);
-        total += loss.detach() * static_cast<double>(end - start);
+        return loss.detach();
+    };
+}
+
+/* One epoch in the order perm (last dimension: n samples); returns the mean loss as a device
+ * tensor (no sync). A trailing batch of one sample joins the previous batch (BatchNorm needs two). */
+torch::Tensor run_epoch(const StepFn &step, const torch::Tensor &perm, int64_t bs, torch::optim::Optimizer &opt) {
+    int64_t n = perm.size(-1);
+    torch::Tensor total = torch::zeros({}, torch::TensorOptions().device(perm.device()));
+    for (int64_t start = 0; start < n;) {
+        int64_t end = std::min(n, start + bs);
+        if (n - end == 1) end = n;
+        opt.zero_grad();
+        total = total + step(perm.slice(-1, start, end)) * static_cast<double>(end - start);
         start = end;
     }
     return total / static_cast<double>(n);
 }
 
-/* The loop nn_train and nn_distill share: optimizer, schedule, shuffling, masks, callback. */
 #ifdef PMI_CUDA
 /* CUDA-graph training (SGD on a GPU): the full batches of an epoch replay one captured step
  * (gather the batch, forward, backward, optimizer step, masks, loss accumulation) instead of
@@ -457,7 +465,7 @@ struct GraphStep {
     /* the stream of the warm-up and capture: a pool stream when unset (one model alone); a
      * group gives each member one of its own (see OwnStream) */
     std::optional<c10::cuda::CUDAStream> side;
-    torch::Tensor idx, total;   // the captured batch indices (bs) and loss sum
+    torch::Tensor idx, total;   // the captured batch indices (bs or K x bs) and loss sum
     double lr = -1;
     bool ready = false;
 };
@@ -467,29 +475,20 @@ bool graph_eligible(const nn_model *m, const nn_train_params *p, int64_t n) {
     return m->device.is_cuda() && p->optimizer == NN_SGD && n >= 5 * (int64_t)p->batch_size && !(env && !strcmp(env, "0"));
 }
 
-torch::Tensor graph_step(nn_model *m, const nn_data *d, const torch::Tensor &idx, torch::optim::Optimizer &opt,
-                         const LossFn &loss_fn) {
-    torch::Tensor loss = loss_fn(d->x.index_select(0, idx), d->y.index_select(0, idx));
-    loss.backward();
-    opt.step();
-    apply_masks(m);
-    return loss.detach();
-}
-
-/* One model's captured epoch in three phases, so that several models on their own streams can
- * interleave their replays (nn_train_group): begin (warm-up and capture when needed; returns
- * the first batch left to replay), replay one full batch, end (the eager tail; the epoch's
- * mean loss as a device tensor). All on the current stream. */
+/* One model's (or ensemble's) captured epoch in three phases, so that several members on their
+ * own streams can interleave their replays (nn_train_tasks): begin (warm-up and capture when
+ * needed; returns the first batch left to replay), replay one full batch, end (the eager tail;
+ * the epoch's mean loss as a device tensor). All on the current stream. */
 struct GraphEpoch {
     int64_t n, bs, full, next;
     torch::Tensor perm, eager;
 };
 
-void graph_begin(nn_model *m, const nn_data *d, const torch::Tensor &perm, int64_t bs, torch::optim::Optimizer &opt,
-                 const LossFn &loss_fn, GraphStep &gs, double lr, GraphEpoch &ep) {
-    ep.n = d->x.size(0); ep.bs = bs; ep.full = ep.n / bs; ep.next = 0; ep.perm = perm;
+void graph_begin(const StepFn &step, const torch::Tensor &perm, int64_t bs, torch::optim::Optimizer &opt,
+                 GraphStep &gs, double lr, GraphEpoch &ep) {
+    ep.n = perm.size(-1); ep.bs = bs; ep.full = ep.n / bs; ep.next = 0; ep.perm = perm;
     if (ep.n % bs == 1) ep.full--;  /* a single-sample tail joins the last batch, eagerly (BatchNorm) */
-    ep.eager = torch::zeros({}, d->x.options());
+    ep.eager = torch::zeros({}, torch::TensorOptions().device(perm.device()));
     if (!gs.ready || gs.lr != lr) {
         /* three eager warm-up steps on a side stream (they create the momentum buffers), then
          * the capture; capturing records the step without running it */
@@ -500,18 +499,20 @@ void graph_begin(nn_model *m, const nn_data *d, const torch::Tensor &perm, int64
         before.block(side);
         {
             c10::cuda::CUDAStreamGuard guard(side);
+            torch::Tensor last;
             for (; ep.next < 3 && ep.next < ep.full; ep.next++) {
                 opt.zero_grad(true);
-                ep.eager += graph_step(m, d, perm.slice(0, ep.next * bs, (ep.next + 1) * bs), opt, loss_fn) * static_cast<double>(bs);
+                last = step(perm.slice(-1, ep.next * bs, (ep.next + 1) * bs));
+                ep.eager = ep.eager + last * static_cast<double>(bs);
             }
             if (!gs.idx.defined()) {
-                gs.idx = torch::zeros({bs}, perm.options());
-                gs.total = torch::zeros({}, d->x.options());
+                gs.idx = torch::zeros_like(perm.slice(-1, 0, bs));
+                gs.total = torch::zeros_like(last);
             }
             opt.zero_grad(true);
             gs.graph.reset();
             gs.graph.capture_begin();
-            gs.total.add_(graph_step(m, d, gs.idx, opt, loss_fn), static_cast<double>(bs));
+            gs.total.add_(step(gs.idx), static_cast<double>(bs));
             gs.graph.capture_end();
         }
         after.record(side);
@@ -525,30 +526,30 @@ void graph_begin(nn_model *m, const nn_data *d, const torch::Tensor &perm, int64
 /* Replays the next full batch; false when none is left. */
 bool graph_replay(GraphStep &gs, GraphEpoch &ep) {
     if (ep.next >= ep.full) return false;
-    gs.idx.copy_(ep.perm.slice(0, ep.next * ep.bs, (ep.next + 1) * ep.bs));
+    gs.idx.copy_(ep.perm.slice(-1, ep.next * ep.bs, (ep.next + 1) * ep.bs));
     gs.graph.replay();
     ep.next++;
     return true;
 }
 
-torch::Tensor graph_end(nn_model *m, const nn_data *d, torch::optim::Optimizer &opt, const LossFn &loss_fn,
-                        GraphStep &gs, GraphEpoch &ep) {
+torch::Tensor graph_end(const StepFn &step, torch::optim::Optimizer &opt, GraphStep &gs, GraphEpoch &ep) {
     if (ep.full * ep.bs < ep.n) {
         opt.zero_grad(true);
-        ep.eager += graph_step(m, d, ep.perm.slice(0, ep.full * ep.bs, ep.n), opt, loss_fn) * static_cast<double>(ep.n - ep.full * ep.bs);
+        ep.eager = ep.eager + step(ep.perm.slice(-1, ep.full * ep.bs, ep.n)) * static_cast<double>(ep.n - ep.full * ep.bs);
     }
     return (gs.total + ep.eager) / static_cast<double>(ep.n);
 }
 
-torch::Tensor run_epoch_graph(nn_model *m, const nn_data *d, const torch::Tensor &perm, int64_t bs,
-                              torch::optim::Optimizer &opt, const LossFn &loss_fn, GraphStep &gs, double lr) {
+torch::Tensor run_epoch_graph(const StepFn &step, const torch::Tensor &perm, int64_t bs, torch::optim::Optimizer &opt,
+                              GraphStep &gs, double lr) {
     GraphEpoch ep;
-    graph_begin(m, d, perm, bs, opt, loss_fn, gs, lr, ep);
+    graph_begin(step, perm, bs, opt, gs, lr, ep);
     while (graph_replay(gs, ep)) {}
-    return graph_end(m, d, opt, loss_fn, gs, ep);
+    return graph_end(step, opt, gs, ep);
 }
 #endif
 
+/* The loop nn_train and nn_distill share: optimizer, schedule, shuffling, masks, callback. */
 nn_status train_loop(nn_model *m, const nn_data *d, const nn_train_params *p, double *loss_curve,
                      const LossFn &loss_fn, const char *fn) {
     nn_status st = check_train_params(p, fn);
@@ -561,6 +562,7 @@ nn_status train_loop(nn_model *m, const nn_data *d, const nn_train_params *p, do
     FreezeGuard freeze(m->params, first);
     std::vector<torch::Tensor> trainable(m->params.begin() + first, m->params.end());
     auto opt = make_optimizer(p, trainable);
+    StepFn step = model_step(m, d, *opt, loss_fn);
     if (loss_curve) std::fill(loss_curve, loss_curve + p->epochs, std::nan(""));
     /* Frozen layers run in eval mode, so BatchNorm statistics stay fixed too. */
     if (p->trainable == NN_TRAIN_LAST) m->net->eval();
@@ -574,10 +576,10 @@ nn_status train_loop(nn_model *m, const nn_data *d, const nn_train_params *p, do
         set_lr(*opt, p->optimizer, lr);
         torch::Tensor perm = torch::randperm(n, cpu_generator(p->seed + e), torch::kLong).to(m->device);
 #ifdef PMI_CUDA
-        double loss = (use_graph ? run_epoch_graph(m, d, perm, p->batch_size, *opt, loss_fn, gs, lr)
-                                 : run_epoch(m, d, perm, p->batch_size, *opt, loss_fn)).item<double>();
+        double loss = (use_graph ? run_epoch_graph(step, perm, p->batch_size, *opt, gs, lr)
+                                 : run_epoch(step, perm, p->batch_size, *opt)).item<double>();
 #else
-        double loss = run_epoch(m, d, perm, p->batch_size, *opt, loss_fn).item<double>();
+        double loss = run_epoch(step, perm, p->batch_size, *opt).item<double>();
 #endif
         if (loss_curve) loss_curve[e] = loss;
         if (p->on_epoch && p->on_epoch(p->ctx, e, p->epochs, loss)) break;
@@ -883,6 +885,227 @@ nn_status run_task(const nn_train_task &t, const char *fn) {
     if (st != NN_OK) return st;
     return train_loop(t.model, t.data, &t.params, t.loss_curve, task_loss(t), fn);
 }
+/* ---- fused ensembles ------------------------------------------------------------------
+ * K models of one plain architecture (Conv2d, Linear, ReLU, MaxPool2d and Flatten layers: mlp,
+ * lenet, cnn), trained on the same number of samples with the same recipe, run as one network
+ * whose layers hold all K models: a convolution becomes a grouped convolution over the K
+ * models' channels (weights (K*out, in, k, k)), a linear layer a batched matrix product
+ * (weights (K, out, in)). Each model still sees its own batches in its own order and gets the
+ * gradient of its own mean loss (the ensemble's loss is the sum of the K), and SGD is per
+ * element, so each model trains as it would alone, up to floating-point rounding: one kernel
+ * does the work of K, which is what small models on a large GPU lack. */
+struct FusedLayer {
+    enum Kind { CONV, LINEAR, RELU, MAXPOOL, FLATTEN } kind;
+    int64_t stride = 1, pad = 0, pool = 2;
+    int w = -1, b = -1;          // indices into the models' params (-1: none)
+};
+
+struct Fused {
+    std::vector<nn_model *> m;
+    int64_t K = 0, n = 0;
+    std::vector<FusedLayer> layers;
+    std::vector<torch::Tensor> params, masks;   // fused leaves in the models' param order; masks or undefined
+    torch::Tensor x, y;                         // the K training sets, one after another
+    std::vector<int64_t> offset;
+};
+
+/* The layers of m when every module is one the fused network can run, else empty. */
+std::vector<FusedLayer> fused_layers(nn_model *m) {
+    std::vector<FusedLayer> out;
+    int pi = 0;
+    for (const auto &c : m->net->children()) {
+        FusedLayer l;
+        if (auto *cv = c->as<torch::nn::Conv2dImpl>()) {
+            const auto &o = cv->options;
+            /* padding is a variant (std:: in PyTorch 2, c10:: in 1.13): visit finds either by ADL */
+            int64_t pad = -1;
+            visit([&](const auto &v) {
+                if constexpr (std::is_same_v<std::decay_t<decltype(v)>, torch::ExpandingArray<2>>)
+                    if ((*v)[0] == (*v)[1]) pad = (*v)[0];
+            }, o.padding());
+            if (o.groups() != 1 || (*o.stride())[0] != (*o.stride())[1] || (*o.dilation())[0] != 1 || (*o.dilation())[1] != 1 ||
+                pad < 0)
+                return {};
+            l.kind = FusedLayer::CONV; l.stride = (*o.stride())[0]; l.pad = pad;
+            l.w = pi++;
+            if (o.bias()) l.b = pi++;
+        } else if (auto *li = c->as<torch::nn::LinearImpl>()) {
+            l.kind = FusedLayer::LINEAR;
+            l.w = pi++;
+            if (li->options.bias()) l.b = pi++;
+        } else if (c->as<torch::nn::ReLUImpl>()) {
+            l.kind = FusedLayer::RELU;
+        } else if (auto *mp = c->as<torch::nn::MaxPool2dImpl>()) {
+            const auto &o = mp->options;
+            if ((*o.kernel_size())[0] != 2 || (*o.kernel_size())[1] != 2 || (*o.stride())[0] != 2 || (*o.stride())[1] != 2 ||
+                (*o.padding())[0] != 0 || (*o.padding())[1] != 0 || o.ceil_mode())
+                return {};
+            l.kind = FusedLayer::MAXPOOL;
+        } else if (c->as<torch::nn::FlattenImpl>()) {
+            l.kind = FusedLayer::FLATTEN;
+        } else {
+            return {};
+        }
+        out.push_back(l);
+    }
+    if (pi != static_cast<int>(m->params.size()) || !m->net->buffers().empty()) return {};
+    return out;
+}
+
+/* The fused network's logits, (K, B, classes), of x (K, B, c, h, w). */
+torch::Tensor fused_forward(const Fused &f, const torch::Tensor &x) {
+    int64_t K = f.K, B = x.size(1);
+    enum { RAW, CONV, FLAT } mode = RAW;   // (K, B, c, h, w) / (B, K*c, h, w) / (K, B, features)
+    torch::Tensor h = x;
+    auto to_conv = [&] {
+        if (mode == RAW) { h = h.transpose(0, 1).reshape({B, K * x.size(2), x.size(3), x.size(4)}); mode = CONV; }
+    };
+    for (const FusedLayer &l : f.layers) {
+        switch (l.kind) {
+        case FusedLayer::CONV:
+            to_conv();
+            h = torch::conv2d(h, f.params[l.w], l.b >= 0 ? f.params[l.b] : torch::Tensor(), l.stride, l.pad, 1, K);
+            break;
+        case FusedLayer::MAXPOOL: to_conv(); h = torch::max_pool2d(h, 2, 2); break;
+        case FusedLayer::RELU: h = torch::relu(h); break;
+        case FusedLayer::FLATTEN:
+            if (mode == RAW) h = h.reshape({K, B, -1});
+            else if (mode == CONV) h = h.reshape({B, K, -1}).transpose(0, 1);
+            mode = FLAT;
+            break;
+        case FusedLayer::LINEAR:
+            h = l.b >= 0 ? torch::baddbmm(f.params[l.b].unsqueeze(1), h, f.params[l.w].transpose(1, 2))
+                         : torch::bmm(h, f.params[l.w].transpose(1, 2));
+            break;
+        }
+    }
+    return h;
+}
+
+/* Builds the ensemble of the tasks t (fusable together: fuse_key equal): the K models' weights
+ * and masks laid side by side, their data one after another. */
+std::unique_ptr<Fused> fused_build(const std::vector<const nn_train_task *> &t) {
+    auto f = std::make_unique<Fused>();
+    f->K = static_cast<int64_t>(t.size());
+    f->n = t[0]->data->x.size(0);
+    for (const nn_train_task *x : t) f->m.push_back(x->model);
+    f->layers = fused_layers(f->m[0]);
+    torch::NoGradGuard ng;
+    std::vector<torch::Tensor> xs, ys;
+    for (const nn_train_task *x : t) {
+        f->offset.push_back(static_cast<int64_t>(xs.size()) * f->n);
+        xs.push_back(x->data->x);
+        ys.push_back(x->data->y);
+    }
+    f->x = torch::cat(xs);
+    f->y = torch::cat(ys);
+    std::vector<bool> conv(f->m[0]->params.size());
+    for (const FusedLayer &l : f->layers)
+        if (l.kind == FusedLayer::CONV) { conv[l.w] = true; if (l.b >= 0) conv[l.b] = true; }
+    for (size_t i = 0; i < f->m[0]->params.size(); i++) {
+        std::vector<torch::Tensor> ps, ms;
+        bool masked = false;
+        for (nn_model *m : f->m) {
+            ps.push_back(m->params[i]);
+            masked |= m->masks[i].defined();
+            ms.push_back(m->masks[i].defined() ? m->masks[i] : torch::ones_like(m->params[i]));
+        }
+        /* conv weights side by side along the output channels; linear ones stacked */
+        f->params.push_back((conv[i] ? torch::cat(ps) : torch::stack(ps)).clone().set_requires_grad(true));
+        f->masks.push_back(masked ? (conv[i] ? torch::cat(ms) : torch::stack(ms)) : torch::Tensor());
+    }
+    return f;
+}
+
+/* Copies the trained ensemble back into its models. */
+void fused_unpack(const Fused &f) {
+    torch::NoGradGuard ng;
+    for (size_t i = 0; i < f.params.size(); i++) {
+        torch::Tensor v = f.params[i].view(torch::IntArrayRef([&] {
+            std::vector<int64_t> s{f.K};
+            auto one = f.m[0]->params[i].sizes();
+            s.insert(s.end(), one.begin(), one.end());
+            return s;
+        }()));
+        for (int64_t k = 0; k < f.K; k++) f.m[k]->params[i].copy_(v[k]);
+    }
+}
+
+/* One step of the ensemble on idx (K, bs) of rows of f.x; the K mean losses, detached. */
+StepFn fused_step(Fused &f, torch::optim::Optimizer &opt) {
+    return [&f, &opt](const torch::Tensor &idx) {
+        int64_t B = idx.size(1);
+        torch::Tensor flat = idx.reshape({-1});
+        torch::Tensor x = f.x.index_select(0, flat), y = f.y.index_select(0, flat);
+        x = x.view({f.K, B, x.size(1), x.size(2), x.size(3)});
+        torch::Tensor logits = fused_forward(f, x);
+        torch::Tensor per = nnf::cross_entropy(logits.reshape({f.K * B, -1}), y,
+                                               nnf::CrossEntropyFuncOptions().reduction(torch::kNone)).view({f.K, B}).mean(1);
+        per.sum().backward();
+        opt.step();
+        {
+            torch::NoGradGuard ng;
+            for (size_t i = 0; i < f.params.size(); i++)
+                if (f.masks[i].defined()) f.params[i].mul_(f.masks[i]);
+        }
+        return per.detach();
+    };
+}
+
+/* The epoch's order of every model, as rows of f.x: (K, n), each model shuffled with its own seed. */
+torch::Tensor fused_perm(const Fused &f, const std::vector<const nn_train_task *> &t, int e) {
+    std::vector<torch::Tensor> rows;
+    for (int64_t k = 0; k < f.K; k++)
+        rows.push_back(torch::randperm(f.n, cpu_generator(t[k]->params.seed + e), torch::kLong) + f.offset[k]);
+    return torch::stack(rows).to(f.x.device());
+}
+
+/* Tasks that can share an ensemble have equal keys; "" for a task that trains alone. */
+std::string fuse_key(const nn_train_task &t) {
+    const nn_train_params &p = t.params;
+    const char *env = getenv("PMI_FUSE");
+    bool on = env && *env ? strcmp(env, "0") != 0 : t.model && t.model->device.is_cuda();
+    if (!on || !t.model || !t.data || t.teacher || p.optimizer != NN_SGD || p.trainable != NN_TRAIN_ALL ||
+        fused_layers(t.model).empty())
+        return "";
+    const nn_model_spec &s = t.model->spec;
+    std::ostringstream k;
+    k << t.model->arch << '|' << s.c << 'x' << s.h << 'x' << s.w << '|' << s.classes << '|' << s.width << '|'
+      << t.model->device.str() << '|' << t.data->x.size(0) << '|' << p.lr << '|' << p.momentum << '|' << p.weight_decay << '|'
+      << p.epochs << '|' << p.batch_size << '|' << p.schedule << '|' << p.step_size << '|' << p.gamma;
+    return k.str();
+}
+
+/* Trains fused ensembles eagerly, one after another (the CPU, or a GPU without graphs). */
+nn_status train_fused_eager(const std::vector<const nn_train_task *> &t) {
+    for (const nn_train_task *x : t) {
+        nn_status st = check_train_params(&x->params, "nn_train_tasks");
+        if (st == NN_OK) st = check_data(x->model, x->data, "nn_train_tasks");
+        if (st == NN_OK) st = check_labels(x->model, x->data, "nn_train_tasks");
+        if (st != NN_OK) return st;
+    }
+    auto f = fused_build(t);
+    const nn_train_params *p = &t[0]->params;
+    auto opt = make_optimizer(p, f->params);
+    StepFn step = fused_step(*f, *opt);
+    for (const nn_train_task *x : t)
+        if (x->loss_curve) std::fill(x->loss_curve, x->loss_curve + p->epochs, std::nan(""));
+    for (int e = 0; e < p->epochs; e++) {
+        set_lr(*opt, p->optimizer, scheduled_lr(p, e));
+        torch::Tensor loss = run_epoch(step, fused_perm(*f, t, e), p->batch_size, *opt).to(torch::kCPU, torch::kDouble);
+        bool stop = false;
+        for (int64_t k = 0; k < f->K; k++) {
+            double l = loss[k].item<double>();
+            if (t[k]->loss_curve) t[k]->loss_curve[e] = l;
+            if (t[k]->params.on_epoch && t[k]->params.on_epoch(t[k]->params.ctx, e, p->epochs, l)) stop = true;
+        }
+        if (stop) break;
+    }
+    fused_unpack(*f);
+    for (nn_model *m : f->m) m->net->eval();
+    return NN_OK;
+}
+
 }  // namespace
 
 nn_status nn_train(nn_model *m, const nn_data *d, const nn_train_params *p, double *loss_curve) {
@@ -895,7 +1118,6 @@ nn_status nn_train(nn_model *m, const nn_data *d, const nn_train_params *p, doub
 
 #ifdef PMI_CUDA
 namespace {
-/* One model of a group: its optimizer, captured step, stream and current epoch. */
 /* A CUDA stream created for one group member and destroyed with it. The pool's streams are
  * handed out round-robin (32 per device), so in a large group two members' streams, or one's
  * capture stream and another's replay stream, were the same stream; replays of graphs
@@ -917,21 +1139,24 @@ struct OwnStream {
     OwnStream &operator=(const OwnStream &) = delete;
 };
 
+/* One member of a group: one task, or a fused ensemble of several; its optimizer, captured
+ * step, streams and current epoch. */
 struct Member {
-    const nn_train_task *t;
-    nn_model *m;
-    const nn_data *d;
-    const nn_train_params *p;
+    std::vector<const nn_train_task *> t;
+    const nn_train_params *p;            /* t[0]'s (an ensemble's tasks share all but the seed) */
+    nn_model *m;                         /* t[0]'s model */
+    std::unique_ptr<Fused> fused;
     std::optional<FreezeGuard> freeze;   /* NN_TRAIN_LAST: the layers before the last stay fixed */
     std::unique_ptr<torch::optim::Optimizer> opt;
     LossFn loss_fn;
+    StepFn step;
     OwnStream own, side;    /* replays; warm-up and capture */
     c10::cuda::CUDAStream stream;
     GraphStep gs;
     GraphEpoch ep;
     torch::Tensor loss;
-    explicit Member(const nn_train_task *tt)
-        : t(tt), m(tt->model), d(tt->data), p(&tt->params), own(tt->model->device.index()), side(tt->model->device.index()),
+    explicit Member(std::vector<const nn_train_task *> tt)
+        : t(std::move(tt)), p(&t[0]->params), m(t[0]->model), own(m->device.index()), side(m->device.index()),
           stream(own.stream) {
         gs.side = side.stream;
     }
@@ -942,38 +1167,54 @@ struct Member {
         gs.idx = gs.total = torch::Tensor();
         ep.perm = ep.eager = loss = torch::Tensor();
         opt.reset();
+        fused.reset();
+    }
+    torch::Tensor perm(int e) const {
+        if (fused) return fused_perm(*fused, t, e);
+        return torch::randperm(t[0]->data->x.size(0), cpu_generator(p->seed + e), torch::kLong).to(m->device);
     }
 };
 
-/* A task the group can capture: on a GPU, SGD, at least 5 batches. */
+/* A task a group can capture: on a GPU, SGD, at least 5 batches. */
 bool task_eligible(const nn_train_task &t) {
     return t.model && t.data && graph_eligible(t.model, &t.params, t.data->x.size(0));
 }
 
-nn_status train_group_cuda(const std::vector<const nn_train_task *> &tasks) {
+/* Trains the members (each a list of tasks: one, or an ensemble) concurrently. */
+nn_status train_group_cuda(const std::vector<std::vector<const nn_train_task *>> &members) {
     std::vector<std::unique_ptr<Member>> g;
     int epochs = 0;
-    for (const nn_train_task *t : tasks) {
-        nn_status st = check_train_params(&t->params, "nn_train_group");
-        if (st == NN_OK) st = check_data(t->model, t->data, "nn_train_group");
-        if (st == NN_OK) st = check_labels(t->model, t->data, "nn_train_group");
-        if (st == NN_OK) st = check_teacher(*t, "nn_train_group");
-        if (st != NN_OK) return st;
-        g.push_back(std::make_unique<Member>(t));
+    for (const auto &ts : members) {
+        for (const nn_train_task *t : ts) {
+            nn_status st = check_train_params(&t->params, "nn_train_group");
+            if (st == NN_OK) st = check_data(t->model, t->data, "nn_train_group");
+            if (st == NN_OK) st = check_labels(t->model, t->data, "nn_train_group");
+            if (st == NN_OK) st = check_teacher(*t, "nn_train_group");
+            if (st != NN_OK) return st;
+            if (t->loss_curve) std::fill(t->loss_curve, t->loss_curve + t->params.epochs, std::nan(""));
+        }
+        g.push_back(std::make_unique<Member>(ts));
         Member &x = *g.back();
-        nn_model *m = t->model;
-        size_t first = t->params.trainable == NN_TRAIN_LAST ? static_cast<size_t>(m->last_first) : 0;
-        x.freeze.emplace(m->params, first);
-        std::vector<torch::Tensor> trainable(m->params.begin() + first, m->params.end());
-        x.opt = make_optimizer(&t->params, trainable);
-        x.loss_fn = task_loss(*t);
-        if (t->loss_curve) std::fill(t->loss_curve, t->loss_curve + t->params.epochs, std::nan(""));
-        /* as train_loop: frozen layers run in eval mode */
-        if (t->params.trainable == NN_TRAIN_LAST) m->net->eval();
-        else m->net->train();
+        const nn_train_task *t = ts[0];
+        if (ts.size() > 1) {
+            x.fused = fused_build(ts);
+            x.opt = make_optimizer(&t->params, x.fused->params);
+            x.step = fused_step(*x.fused, *x.opt);
+        } else {
+            nn_model *m = t->model;
+            size_t first = t->params.trainable == NN_TRAIN_LAST ? static_cast<size_t>(m->last_first) : 0;
+            x.freeze.emplace(m->params, first);
+            std::vector<torch::Tensor> trainable(m->params.begin() + first, m->params.end());
+            x.opt = make_optimizer(&t->params, trainable);
+            x.loss_fn = task_loss(*t);
+            x.step = model_step(m, t->data, *x.opt, x.loss_fn);
+            /* as train_loop: frozen layers run in eval mode */
+            if (t->params.trainable == NN_TRAIN_LAST) m->net->eval();
+            else m->net->train();
+        }
         epochs = std::max(epochs, t->params.epochs);
     }
-    /* each model's work goes to its own stream, after what the current stream has queued */
+    /* each member's work goes to its own stream, after what the current stream has queued */
     at::cuda::CUDAEvent ready;
     ready.record(c10::cuda::getCurrentCUDAStream());
     for (auto &x : g) ready.block(x->stream);
@@ -983,8 +1224,7 @@ nn_status train_group_cuda(const std::vector<const nn_train_task *> &tasks) {
             c10::cuda::CUDAStreamGuard guard(x->stream);
             double lr = scheduled_lr(x->p, e);
             set_lr(*x->opt, x->p->optimizer, lr);
-            torch::Tensor perm = torch::randperm(x->d->x.size(0), cpu_generator(x->p->seed + e), torch::kLong).to(x->m->device);
-            graph_begin(x->m, x->d, perm, x->p->batch_size, *x->opt, x->loss_fn, x->gs, lr, x->ep);
+            graph_begin(x->step, x->perm(e), x->p->batch_size, *x->opt, x->gs, lr, x->ep);
         }
         for (bool any = true; any;) {
             any = false;
@@ -997,41 +1237,90 @@ nn_status train_group_cuda(const std::vector<const nn_train_task *> &tasks) {
         for (auto &x : g) {
             if (e >= x->p->epochs) continue;
             c10::cuda::CUDAStreamGuard guard(x->stream);
-            x->loss = graph_end(x->m, x->d, *x->opt, x->loss_fn, x->gs, x->ep);
+            x->loss = graph_end(x->step, *x->opt, x->gs, x->ep);
         }
         bool stop = false;
         for (auto &x : g) {
-            if (e >= x->p->epochs || (!x->t->loss_curve && !x->p->on_epoch)) continue;
+            if (e >= x->p->epochs) continue;
+            bool wanted = false;
+            for (const nn_train_task *t : x->t) wanted |= t->loss_curve || t->params.on_epoch;
+            if (!wanted) continue;
             c10::cuda::CUDAStreamGuard guard(x->stream);  /* read the loss on the stream that made it */
-            double loss = x->loss.item<double>();
-            if (x->t->loss_curve) x->t->loss_curve[e] = loss;
-            if (x->p->on_epoch && x->p->on_epoch(x->p->ctx, e, x->p->epochs, loss)) stop = true;
+            torch::Tensor host = x->loss.to(torch::kCPU, torch::kDouble).reshape({-1});
+            for (size_t k = 0; k < x->t.size(); k++) {
+                const nn_train_task *t = x->t[k];
+                double loss = host[static_cast<int64_t>(k)].item<double>();
+                if (t->loss_curve) t->loss_curve[e] = loss;
+                if (t->params.on_epoch && t->params.on_epoch(t->params.ctx, e, t->params.epochs, loss)) stop = true;
+            }
         }
         if (stop) break;   /* on_epoch asked to stop: the whole group ends after this epoch */
     }
     at::cuda::CUDAEvent done;
     auto cur = c10::cuda::getCurrentCUDAStream();
-    for (auto &x : g) { done.record(x->stream); done.block(cur); x->m->net->eval(); }
+    for (auto &x : g) {
+        done.record(x->stream);
+        done.block(cur);
+        if (x->fused) { c10::cuda::CUDAStreamGuard guard(x->stream); fused_unpack(*x->fused); }
+        for (const nn_train_task *t : x->t) t->model->net->eval();
+    }
+    for (auto &x : g) x->stream.synchronize();
     return NN_OK;
 }
 }  // namespace
 #endif
 
+thread_local int g_fused_models = 0;   /* models the calling thread's last nn_train_tasks fused */
+int nn_fused_models(void) { return g_fused_models; }
+
+/* The largest ensemble nn_train_tasks fuses (PMI_FUSE_MAX overrides). */
+static size_t fuse_max() {
+    const char *v = getenv("PMI_FUSE_MAX");
+    long n = v && *v ? atol(v) : 32;
+    return n < 1 ? 1 : static_cast<size_t>(n);
+}
+
 nn_status nn_train_tasks(const nn_train_task *t, int k) {
     return guard(__func__, [&]() -> nn_status {
         NN_REQUIRE(k >= 0 && (k == 0 || t), "nn_train_tasks: bad arguments");
+        /* tasks with equal fuse keys form ensembles of at most fuse_max(); the rest alone */
+        std::vector<std::vector<const nn_train_task *>> members;
+        std::vector<std::string> keys;
+        for (int i = 0; i < k; i++) {
+            std::string key = fuse_key(t[i]);
+            size_t j = members.size();
+            if (!key.empty())
+                for (j = 0; j < members.size(); j++)
+                    if (keys[j] == key && members[j].size() < fuse_max()) break;
+            if (j == members.size()) { members.push_back({}); keys.push_back(key); }
+            members[j].push_back(&t[i]);
+        }
         std::vector<const nn_train_task *> rest;
+        std::vector<std::vector<const nn_train_task *>> fused;
+        g_fused_models = 0;
+        for (auto &mb : members) g_fused_models += mb.size() > 1 ? static_cast<int>(mb.size()) : 0;
 #ifdef PMI_CUDA
-        std::vector<const nn_train_task *> group;
-        for (int i = 0; i < k; i++) (task_eligible(t[i]) ? group : rest).push_back(&t[i]);
-        if (group.size() == 1) rest.insert(rest.begin(), group[0]);
-        else if (group.size() > 1) {
+        std::vector<std::vector<const nn_train_task *>> group;
+        for (auto &mb : members) {
+            if (task_eligible(*mb[0])) group.push_back(mb);
+            else if (mb.size() > 1) fused.push_back(mb);
+            else rest.push_back(mb[0]);
+        }
+        if (group.size() == 1 && group[0].size() == 1) rest.insert(rest.begin(), group[0][0]);
+        else if (!group.empty()) {
             nn_status st = train_group_cuda(group);
             if (st != NN_OK) return st;
         }
 #else
-        for (int i = 0; i < k; i++) rest.push_back(&t[i]);
+        for (auto &mb : members) {
+            if (mb.size() > 1) fused.push_back(mb);
+            else rest.push_back(mb[0]);
+        }
 #endif
+        for (auto &mb : fused) {
+            nn_status st = train_fused_eager(mb);
+            if (st != NN_OK) return st;
+        }
         for (const nn_train_task *x : rest) {
             nn_status st = run_task(*x, x->teacher ? "nn_distill" : "nn_train");
             if (st != NN_OK) return st;

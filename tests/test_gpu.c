@@ -185,6 +185,64 @@ static void test_tasks_gpu_equal_single(void **state) {
     tasks_vs_single(NN_CUDA, 1e-4);
 }
 
+/* Fused ensembles (PMI_FUSE=1 forces them on the CPU too): K models of one plain architecture
+ * trained as one grouped network end where each trained alone does, to rounding: three LeNets
+ * (one pruned: its mask must hold), two MLPs and a CNN on a different data size (trains alone). */
+static void fused_vs_single(nn_device dev, double tol) {
+    enum { K = 6, E = 3 };
+    nn_data *d = NULL, *d2 = NULL;
+    assert_int_equal(nn_data_create(data.x, data.y, data.n, 1, 8, 8, dev, &d), NN_OK);
+    assert_int_equal(nn_data_create(data.x, data.y, data.n - 100, 1, 8, 8, dev, &d2), NN_OK);
+    static const char *arch[K] = {"lenet", "lenet", "lenet", "mlp", "mlp", "cnn"};
+    nn_train_task t[K];
+    nn_model *single[K];
+    double cg[K][E], cs[K][E];
+    for (int i = 0; i < K; i++) {
+        t[i] = (nn_train_task){.model = make(arch[i], dev, 50 + i), .data = i == K - 1 ? d2 : d, .loss_curve = cg[i]};
+        t[i].params = nn_train_default_params();
+        t[i].params.epochs = E; t[i].params.lr = 0.02; t[i].params.momentum = 0.9; t[i].params.batch_size = 64;
+        t[i].params.weight_decay = 1e-4; t[i].params.seed = 60 + i;
+        single[i] = make(arch[i], dev, 50 + i);
+    }
+    assert_int_equal(nn_prune(t[1].model, 0.5, 1, NULL), NN_OK);
+    assert_int_equal(nn_prune(single[1], 0.5, 1, NULL), NN_OK);
+    setenv("PMI_FUSE", "1", 1);
+    nn_status st = nn_train_tasks(t, K);
+    setenv("PMI_FUSE", "0", 1);
+    if (st != NN_OK) fail_msg("nn_train_tasks: %s", nn_last_error());
+    assert_int_equal(nn_fused_models(), 5);   /* the LeNets and the MLPs; the CNN has other data */
+    for (int i = 0; i < K; i++) {
+        assert_int_equal(nn_train(single[i], t[i].data, &t[i].params, cs[i]), NN_OK);
+        for (int e = 0; e < E; e++)
+            if (!(fabs(cg[i][e] - cs[i][e]) <= tol * fabs(cs[i][e])))
+                fail_msg("%s %d epoch %d: fused %.8f single %.8f", arch[i], i, e, cg[i][e], cs[i][e]);
+        double worst = 0;
+        for (int q = 0; q < nn_param_count(single[i]); q++) {
+            int64_t numel;
+            nn_param_info(single[i], q, NULL, &numel, NULL, NULL);
+            float *a = malloc(sizeof(float) * (size_t)numel), *b = malloc(sizeof(float) * (size_t)numel);
+            nn_param_get(single[i], q, a); nn_param_get(t[i].model, q, b);
+            for (int64_t j = 0; j < numel; j++) {
+                worst = fmax(worst, fabs(a[j] - b[j]));
+                if (i == 1 && (a[j] == 0) != (b[j] == 0) && q % 2 == 0) fail_msg("pruned weight %d[%lld] revived", q, (long long)j);
+            }
+            free(a); free(b);
+        }
+        if (worst > 100 * tol) fail_msg("%s %d: weights differ by %g", arch[i], i, worst);
+        print_message("fused %s %d: largest weight difference %.3g\n", arch[i], i, worst);
+    }
+    assert_true(fabs(nn_sparsity(t[1].model) - 0.5) < 0.01);
+    for (int i = 0; i < K; i++) { nn_model_free(t[i].model); nn_model_free(single[i]); }
+    nn_data_free(d); nn_data_free(d2);
+}
+
+static void test_fused_cpu_close_to_single(void **state) { fused_vs_single(NN_CPU, 1e-5); }
+
+static void test_fused_gpu_close_to_single(void **state) {
+    if (!have_cuda()) skip();
+    fused_vs_single(NN_CUDA, 1e-4);
+}
+
 /* Groups that mix architectures and widths train without a CUDA error and leave each model
  * as its own nn_train would: every pair of registry architectures at two widths, and one
  * group larger than the 32 pool streams a device hands out (mixed lenet/mlp/cnn models, the
@@ -299,6 +357,8 @@ int main(void) {
         cmocka_unit_test(test_group_gpu_equals_single),
         cmocka_unit_test(test_tasks_cpu_equal_single),
         cmocka_unit_test(test_tasks_gpu_equal_single),
+        cmocka_unit_test(test_fused_cpu_close_to_single),
+        cmocka_unit_test(test_fused_gpu_close_to_single),
         cmocka_unit_test(test_group_every_arch_pair),
     };
     return cmocka_run_group_tests_name("gpu", tests, setup, teardown);
