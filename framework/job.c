@@ -247,8 +247,11 @@ static int train_all(job_state *js, int n, char *err, size_t errlen) {
     for (int i = 0; i < n; i++)
         t[i] = (nn_train_task){ .model = js[i].model, .data = js[i].dtr, .params = js[i].tp, .loss_curve = js[i].loss_curve };
     if (n > 1) fprintf(stderr, "  training %d models at once (%s ... %s)\n", n, js[0].job->id, js[n - 1].job->id);
+    double t0 = util_now_s();
     nn_status st = nn_train_tasks(t, n);
     free(t);
+    if (n > 1 && st == NN_OK)
+        fprintf(stderr, "  trained %d models in %.1fs (%d of them in fused ensembles)\n", n, util_now_s() - t0, nn_fused_models());
     if (*js[0].env->stop) return 1;
     return st == NN_OK ? 0 : util_err(err, errlen, "training: %s", nn_last_error());
 }
