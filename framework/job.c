@@ -385,7 +385,7 @@ static void report_line(const job_state *js, double wall) {
             r->p[P_PERM], r->p[P_RANK], js->n_evals - 1, wall);
 }
 
-static int write_shard(const job_state *js, const data_split *split, char *err, size_t errlen) {
+static int write_shard(const job_state *js, const data_split *split, const ref_scores *rs, char *err, size_t errlen) {
     const pmi_params *p = js->p;
     double wall = util_now_s() - js->t0;
     char path[4096];
@@ -410,6 +410,8 @@ static int write_shard(const job_state *js, const data_split *split, char *err, 
     sj.split = split;
     sj.loss_curve = js->loss_curve; sj.epochs = p->epochs;
     sj.evals = js->evals; sj.n_evals = js->n_evals;
+    for (int b = 0; js->job->role == ROLE_REFERENCE && b < SCORE_COUNT; b++)   /* for owner keys (key.h) */
+        if (rs->scores[b]) sj.ref_scores[b] = rs->scores[b] + (size_t)js->job->replica * (size_t)p->N * (size_t)p->m;
     store_provenance prov = *js->env->prov;
     prov.settings = job_settings(js->point);
     util_iso_now(prov.finished, sizeof prov.finished);
@@ -457,7 +459,7 @@ int job_run_group(const job_env *env, job_data *d, const plan_job *jobs, int g, 
     if ((rc = ref_scores_fill(&refs, js, g, pool, pool_labels, err, errlen))) goto out;
     for (int i = 0; i < g && rc == 0; i++) {
         rc = job_finish(&js[i], &split, pool, test, attacker, pool_labels, &refs, err, errlen);
-        if (rc == 0) rc = write_shard(&js[i], &split, err, errlen);
+        if (rc == 0) rc = write_shard(&js[i], &split, &refs, err, errlen);
         job_state_free(&js[i]);
     }
 out:
