@@ -146,8 +146,9 @@ static double z_score(const double *s, int N, int m, int k) {
     return sd > 0 ? (mk - mu) / (sd / sqrt((double)m)) : 0.0;
 }
 
-/* The suspect's scores of kind q into s (N*m): a raw kind from its outputs, a calibrated one
- * against all of the key's references (the suspect is none of them: no one is left out). */
+/* The suspect's scores of `kind` into s (N*m): a raw kind from its outputs, a calibrated one from
+ * its base scores (into the scratch array base, N*m) against all of the key's references (the
+ * suspect is none of them: none is left out). 0, or -1 with pmi_error(). */
 static int kind_scores(const pmi_key *k, pmi_score_kind kind, const float *logp, double *base, double *s) {
     int64_t nm = (int64_t)k->N * k->m;
     if (!pmi_score_calibrated(kind)) {
