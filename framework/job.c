@@ -125,6 +125,7 @@ typedef struct {
     /* evaluation */
     const data_split *split;
     const nn_data *attacker;               /* the attacker's split (attacks train on it) */
+    const struct ref_scores *refs;         /* its seed's reference scores (stored in a reference's shard) */
     eval_input in;                         /* what every evaluation of this job scores against */
     uint64_t seeds[SCORE_COUNT];           /* the permutation tests' seeds (in.verify_seeds) */
 } job_state;
@@ -333,7 +334,7 @@ static int run_attacks(job_state *js, int n, char *err, size_t errlen) {
 
 /* The reference models' base scores on the pool, for the calibrated kinds: per base kind
  * (loss, logit), (n, N*m) with row r the reference of replica r. */
-typedef struct {
+typedef struct ref_scores {
     double *scores[SCORE_COUNT];
     int n;
 } ref_scores;
@@ -382,6 +383,7 @@ static int job_evaluate(job_state *js, const data_split *split, nn_data *pool, n
     verify_seeds(js, js->seeds);
     js->split = split;
     js->attacker = attacker;
+    js->refs = rs;
     js->in = (eval_input){ .pool = pool, .pool_labels = pool_labels, .test = test, .classes = js->spec.classes,
                            .N = js->p->N, .m = js->p->m, .secret = split->secret, .permutations = js->p->permutations,
                            .kinds = js->point->kinds, .n_kinds = js->point->n_kinds, .verify_seeds = js->seeds, .who = js->job->id,
@@ -419,7 +421,7 @@ static void report_line(const job_state *js, double wall) {
             r->p[P_PERM], r->p[P_RANK], js->n_evals - 1, wall);
 }
 
-static int write_shard(const job_state *js, const data_split *split, char *err, size_t errlen) {
+static int write_shard(const job_state *js, const data_split *split, const ref_scores *rs, char *err, size_t errlen) {
     const pmi_params *p = js->p;
     double wall = util_now_s() - js->t0;
     char path[4096];
@@ -444,6 +446,8 @@ static int write_shard(const job_state *js, const data_split *split, char *err, 
     sj.split = split;
     sj.loss_curve = js->loss_curve; sj.epochs = p->epochs;
     sj.evals = js->evals; sj.n_evals = js->n_evals;
+    for (int b = 0; js->job->role == ROLE_REFERENCE && b < SCORE_COUNT; b++)   /* for owner keys (key.h) */
+        if (rs->scores[b]) sj.ref_scores[b] = rs->scores[b] + (size_t)js->job->replica * (size_t)p->N * (size_t)p->m;
     store_provenance prov = *js->env->prov;
     prov.settings = job_settings(js->point);
     util_iso_now(prov.finished, sizeof prov.finished);
@@ -531,7 +535,7 @@ static int run_batch(const job_env *env, job_data *d, const plan_job *jobs, int 
     if (!rc) rc = run_attacks(js, n, err, errlen);
     if (!rc && *env->stop) rc = 1;
     for (int i = 0; i < n && !rc; i++) {
-        rc = write_shard(&js[i], js[i].split, err, errlen);
+        rc = write_shard(&js[i], js[i].split, js[i].refs, err, errlen);
         job_state_free(&js[i]);
     }
 out:

@@ -7,6 +7,7 @@
 #include "util.h"
 #include "version.h"
 #include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 void key_free(pmi_key *k) {
     if (!k) return;
     free(k->samples); free(k->labels); free(k->indices);
+    for (int b = 0; b < SCORE_COUNT; b++) free(k->refs[b]);
     memset(k, 0, sizeof *k);
 }
 
@@ -63,6 +65,51 @@ static int gather_pool(pmi_key *k, const pmi_dataset *train, const int64_t *pool
     return 0;
 }
 
+/* The id of the reference model of replica r among the jobs of job's point and seed, or NULL. */
+static const char *reference_id(const plan *p, const plan_job *job, int r) {
+    for (int j = 0; j < p->n_jobs; j++) {
+        const plan_job *x = &p->jobs[j];
+        if (x->role == ROLE_REFERENCE && x->point == job->point && x->seed == job->seed && x->replica == r) return x->id;
+    }
+    return NULL;
+}
+
+/* The references' base scores (R, N, m) that the key's calibrated kinds need, read from the
+ * reference jobs of job's seed; nothing when the key has no calibrated kind. */
+static int gather_refs(pmi_key *k, const plan *p, const plan_job *job, const char *results, char *err, size_t errlen) {
+    const pmi_params *pp = plan_params(p, job);
+    int64_t nm = (int64_t)k->N * k->m;
+    for (int q = 0; q < k->settings.n_kinds; q++) {
+        pmi_score_kind kind = (pmi_score_kind)k->settings.kinds[q], base = pmi_score_base(kind);
+        if (!pmi_score_calibrated(kind) || k->refs[base]) continue;
+        if (pp->references < pmi_score_min_refs(kind))
+            return util_err(err, errlen, "%s: score kind %s needs %d reference models, job %s's config has pmi.references = %d",
+                            results, pmi_score_name(kind), pmi_score_min_refs(kind), job->id, pp->references);
+        k->n_refs = pp->references;
+        k->reference_fraction = pp->reference_fraction;
+        k->refs[base] = util_malloc(sizeof(double) * (size_t)(nm * k->n_refs));
+        for (int r = 0; r < k->n_refs; r++) {
+            const char *id = reference_id(p, job, r);
+            double *v = NULL;
+            int N = 0, m = 0;
+            char why[1024];
+            if (!id) return util_err(err, errlen, "%s: the plan has no reference model %d for job %s", results, r, job->id);
+            if (store_read_ref_scores(results, id, pmi_score_name(base), &v, &N, &m, why, sizeof why))
+                return util_err(err, errlen, "%s (the %s scores of reference model %s, which calibrate the %s score; results "
+                                "files written before pmi stored them cannot give a key with calibrated kinds: run the "
+                                "experiment again)", why, pmi_score_name(base), id, pmi_score_name(kind));
+            if (N != k->N || m != k->m) {
+                free(v);
+                return util_err(err, errlen, "%s: /jobs/%s/reference_scores/%s is (%d, %d), the pool is (%d, %d)", results, id,
+                                pmi_score_name(base), N, m, k->N, k->m);
+            }
+            memcpy(k->refs[base] + r * nm, v, sizeof(double) * (size_t)nm);
+            free(v);
+        }
+    }
+    return 0;
+}
+
 int key_export(const char *results, const char *job_id, pmi_key *k, char *err, size_t errlen) {
     memset(k, 0, sizeof *k);
     plan *p = NULL;
@@ -97,6 +144,7 @@ int key_export(const char *results, const char *job_id, pmi_key *k, char *err, s
         snprintf(k->git_commit, sizeof k->git_commit, "%s", pmi_git_commit);
         snprintf(k->config_hash, sizeof k->config_hash, "%s", p->config_hash);
         util_iso_now(k->created, sizeof k->created);
+        rc = gather_refs(k, p, job, results, err, errlen);
     }
     free(pool);
     data_free(&train); data_free(&test);
@@ -137,6 +185,19 @@ static int put_dset(hid_t loc, const char *name, hid_t type, int rank, const hsi
     return bad ? -1 : 0;
 }
 
+/* The group references/ with one (R, N, m) dataset per base kind held; none when R = 0. */
+static int write_refs(hid_t f, const pmi_key *k) {
+    if (k->n_refs < 1) return 0;
+    hid_t g = H5Gcreate2(f, "references", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0) return -1;
+    hsize_t d3[3] = {(hsize_t)k->n_refs, (hsize_t)k->N, (hsize_t)k->m};
+    int bad = 0;
+    for (int b = 0; !bad && b < SCORE_COUNT; b++)
+        if (k->refs[b]) bad = put_dset(g, pmi_score_name((pmi_score_kind)b), H5T_NATIVE_DOUBLE, 3, d3, k->refs[b]);
+    H5Gclose(g);
+    return bad;
+}
+
 static int write_fields(hid_t f, const pmi_key *k) {
     const store_settings *s = &k->settings;
     const char *kinds[SCORE_COUNT];
@@ -158,7 +219,8 @@ static int write_fields(hid_t f, const pmi_key *k) {
               put_str(f, "arch", k->arch) || put_int(f, "width", k->width) || put_str(f, "job_id", k->job_id) ||
               put_str(f, "source", k->source) || put_str(f, "pmi_version", k->pmi_version) ||
               put_str(f, "git_commit", k->git_commit) || put_str(f, "config_hash", k->config_hash) ||
-              put_str(f, "created", k->created) ||
+              put_str(f, "created", k->created) || put_int(f, "references", k->n_refs) ||
+              put_attr(f, "reference_fraction", H5T_NATIVE_DOUBLE, -1, &k->reference_fraction) || write_refs(f, k) ||
               put_dset(f, "samples", H5T_NATIVE_FLOAT, 5, ds, k->samples) ||
               put_dset(f, "labels", H5T_NATIVE_INT32, 2, ds, k->labels) ||
               put_dset(f, "indices", H5T_NATIVE_INT64, 2, ds, k->indices) ||
@@ -268,14 +330,51 @@ static int attr_len(hid_t f, const char *name) {
 
 #define NEED(cond, ...) do { if (!(cond)) return util_err(err, errlen, __VA_ARGS__); } while (0)
 
+/* Version 1 holds no references: a calibrated score kind cannot be verified with it. */
+static int read_refs_v1(const pmi_key *k, const char *path, char *err, size_t errlen) {
+    for (int q = 0; q < k->settings.n_kinds; q++)
+        NEED(!pmi_score_calibrated((pmi_score_kind)k->settings.kinds[q]),
+             "%s: key schema version 1 holds no reference scores, but its score_kinds list the calibrated kind %s", path,
+             pmi_score_name((pmi_score_kind)k->settings.kinds[q]));
+    return 0;
+}
+
+/* references, reference_fraction and, per calibrated kind, references/<base> (R, N, m), finite. */
+static int read_refs(hid_t f, const char *path, pmi_key *k, char *err, size_t errlen) {
+    NEED(!get_attr(f, "references", H5T_NATIVE_INT, -1, &k->n_refs) && k->n_refs >= 0 && k->n_refs <= 100000,
+         "%s: key field references is missing or not a count in [0, 100000]", path);
+    NEED(!get_attr(f, "reference_fraction", H5T_NATIVE_DOUBLE, -1, &k->reference_fraction) &&
+         (k->n_refs == 0 || (k->reference_fraction > 0 && k->reference_fraction <= 1)),
+         "%s: key field reference_fraction is missing or outside (0, 1]", path);
+    int64_t nm = (int64_t)k->N * k->m;
+    NEED((double)nm * k->n_refs < (double)(1u << 31), "%s: key reference scores are too large", path);
+    hsize_t d3[3] = {(hsize_t)k->n_refs, (hsize_t)k->N, (hsize_t)k->m};
+    for (int q = 0; q < k->settings.n_kinds; q++) {
+        pmi_score_kind kind = (pmi_score_kind)k->settings.kinds[q], base = pmi_score_base(kind);
+        if (!pmi_score_calibrated(kind) || k->refs[base]) continue;
+        const char *bn = pmi_score_name(base);
+        NEED(k->n_refs >= pmi_score_min_refs(kind), "%s: key score kind %s needs %d reference models, key field references is %d",
+             path, pmi_score_name(kind), pmi_score_min_refs(kind), k->n_refs);
+        char name[64];
+        snprintf(name, sizeof name, "references/%s", bn);
+        NEED((k->refs[base] = get_dset(f, name, H5T_NATIVE_DOUBLE, 8, 3, d3)),
+             "%s: key dataset references/%s (for score kind %s) is missing or not (references, N, m) = (%d, %d, %d)", path, bn,
+             pmi_score_name(kind), k->n_refs, k->N, k->m);
+        for (int64_t i = 0; i < nm * k->n_refs; i++)
+            NEED(isfinite(k->refs[base][i]), "%s: key dataset references/%s holds a value that is not finite (reference %lld, sample %lld)",
+                 path, bn, (long long)(i / nm), (long long)(i % nm));
+    }
+    return 0;
+}
+
 static int read_fields(hid_t f, const char *path, pmi_key *k, char *err, size_t errlen) {
     char kind[32] = "";
     int ver = 0, shape[3];
     store_settings *s = &k->settings;
     NEED(!get_str(f, "kind", kind, sizeof kind) && !strcmp(kind, "pmi-owner-key"),
          "%s: not a pmi owner key (root attribute kind is not \"pmi-owner-key\")", path);
-    NEED(!get_attr(f, "key_schema_version", H5T_NATIVE_INT, -1, &ver) && ver == KEY_SCHEMA_VERSION,
-         "%s: key schema version %d, this pmi reads version %d", path, ver, KEY_SCHEMA_VERSION);
+    NEED(!get_attr(f, "key_schema_version", H5T_NATIVE_INT, -1, &ver) && (ver == 1 || ver == KEY_SCHEMA_VERSION),
+         "%s: key schema version %d, this pmi reads versions 1 and %d", path, ver, KEY_SCHEMA_VERSION);
     NEED(!get_attr(f, "N", H5T_NATIVE_INT, -1, &k->N) && !get_attr(f, "m", H5T_NATIVE_INT, -1, &k->m) &&
          k->N >= 2 && k->N <= PMI_MAX_N && k->m >= 1 && k->m <= 1000000,
          "%s: key field N or m is missing or out of range (N in [2, %d], m >= 1)", path, PMI_MAX_N);
@@ -325,7 +424,7 @@ static int read_fields(hid_t f, const char *path, pmi_key *k, char *err, size_t 
     for (int64_t i = 0; i < (int64_t)k->N * k->m; i++)
         NEED(k->labels[i] >= 0 && k->labels[i] < k->classes, "%s: key label %d is outside [0, classes = %d)", path, k->labels[i], k->classes);
     k->indices = get_dset(f, "indices", H5T_NATIVE_INT64, 8, 2, ds);   /* provenance only */
-    return 0;
+    return ver == 1 ? read_refs_v1(k, path, err, errlen) : read_refs(f, path, k, err, errlen);
 }
 
 int key_read(const char *path, pmi_key *k, char *err, size_t errlen) {

@@ -8,6 +8,9 @@
  * SHA-256 of its train samples and labels, the input layout and normalisation, the secret k, N,
  * m, the score kinds, the decision settings (p-value, alphas, permutations) with each kind's
  * permutation-test seed, and provenance (pmi version, commit, config hash, job, results file).
+ * When its score kinds include a calibrated one (diff, lira), it also holds the run's R
+ * reference models' base scores on the pool (loss for diff, logit for lira), so that a suspect
+ * is calibrated exactly as the run calibrated it.
  *
  *   pmi_key k;
  *   if (key_export("results.h5", "p0-s1-owner", &k, err, sizeof err) || key_write("owner.key.h5", &k, err, sizeof err)) ...;
@@ -19,7 +22,7 @@
 #include "pmi.h"
 #include "store.h"
 
-#define KEY_SCHEMA_VERSION 1
+#define KEY_SCHEMA_VERSION 2     /* written; key_read also reads version 1 (no references) */
 
 typedef struct {
     int N, m;
@@ -34,6 +37,10 @@ typedef struct {
     double mean[3], sd[3];          /* per channel (standard); 0 and 1 otherwise */
     store_settings settings;        /* decide, alphas, permutations, score kinds (kinds[0] decides) */
     uint64_t seeds[SCORE_COUNT];    /* permutation-test seed of each score kind, in settings order */
+    int n_refs;                     /* R: reference models whose scores the key holds (0 without calibrated kinds) */
+    double reference_fraction;      /* of the owner's training set each reference trained on (pmi.reference_fraction) */
+    double *refs[SCORE_COUNT];      /* per base kind a calibrated kind needs (loss, logit): (R, N, m) the
+                                     * references' base scores on the pool; NULL for the others */
     char arch[64];                  /* the owner model's architecture */
     int width;
     char job_id[128], source[1024]; /* the owner job and the results file it came from */
@@ -43,13 +50,17 @@ typedef struct {
 /* Builds the key of job job_id of a results file: the decision settings and seeds from its
  * stored config (the plan is rebuilt from /config, so the seeds are the run's), the pool indices
  * from /jobs/<id>/split/pool, and the samples by re-reading the dataset the config names (it
- * must be where the config says). Returns 0, or -1 with err. */
+ * must be where the config says). With a calibrated score kind, the references' base scores come
+ * from the seed's reference jobs (/jobs/<id>/reference_scores/<base>): a results file without
+ * them (written before pmi stored them) is an error naming the dataset. Returns 0, or -1 with err. */
 int key_export(const char *results, const char *job_id, pmi_key *k, char *err, size_t errlen);
 /* Writes k to path atomically. Returns 0, or -1 with err (nothing left behind). */
 int key_write(const char *path, const pmi_key *k, char *err, size_t errlen);
-/* Reads and checks a key file: kind "pmi-owner-key", key_schema_version KEY_SCHEMA_VERSION, every
- * field present with its shape and in range. Returns 0, or -1 with err naming the file and the
- * field that is missing or wrong. */
+/* Reads and checks a key file: kind "pmi-owner-key", key_schema_version 1 or KEY_SCHEMA_VERSION,
+ * every field present with its shape and in range; every calibrated score kind needs the
+ * references' base scores (R, N, m), finite, with R >= pmi_score_min_refs() (so a version-1 key,
+ * which has none, is refused when it lists one). Returns 0, or -1 with err naming the file and
+ * the field that is missing or wrong. */
 int key_read(const char *path, pmi_key *k, char *err, size_t errlen);
 /* No operation is performed if k is NULL; k is zeroed. */
 void key_free(pmi_key *k);

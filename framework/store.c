@@ -361,6 +361,9 @@ static int validate_job(const store_job *j, serr *e) {
         return fail(e, "job %s: n_evals=%d but no evals", j->id, j->n_evals);
     for (int i = 0; i < j->n_evals; i++)
         if (validate_eval(j, i, e) || validate_model(j, i, e)) return -1;
+    for (int b = 0; b < SCORE_COUNT; b++)
+        if (j->ref_scores[b] && (b >= SCORE_RAW_COUNT || j->N < 1 || j->m < 1))
+            return fail(e, "job %s: reference scores of kind %s (a raw kind of an N x m >= 1 pool expected)", j->id, kind_name(b));
     return validate_split(j, e);
 }
 
@@ -506,6 +509,23 @@ static int write_evals(hid_t jg, const char *jw, const store_job *j, serr *e) {
     return bad ? -1 : 0;
 }
 
+/* reference_scores/<base>: a reference model's base scores (N, m); no group when none is given. */
+static int write_ref_scores(hid_t jg, const char *jw, const store_job *j, serr *e) {
+    int any = 0;
+    for (int b = 0; b < SCORE_COUNT; b++) any |= j->ref_scores[b] != NULL;
+    if (!any) return 0;
+    char w[256];
+    snprintf(w, sizeof w, "%s/reference_scores", jw);
+    hid_t g = group_create(jg, jw, "reference_scores", e);
+    if (g < 0) return -1;
+    hsize_t d2[2] = {(hsize_t)j->N, (hsize_t)j->m};
+    int bad = 0;
+    for (int b = 0; !bad && b < SCORE_COUNT; b++)
+        if (j->ref_scores[b]) bad = dset_write(g, w, kind_name(b), H5T_NATIVE_DOUBLE, 2, d2, j->ref_scores[b], e);
+    H5Gclose(g);
+    return bad ? -1 : 0;
+}
+
 static int write_job(hid_t jobs, const store_job *j, serr *e) {
     char w[160];
     snprintf(w, sizeof w, "/jobs/%s", j->id);
@@ -514,7 +534,7 @@ static int write_job(hid_t jobs, const store_job *j, serr *e) {
     hsize_t ep = (hsize_t)j->epochs;
     int bad = job_attrs(g, w, j, e) || write_split(g, w, j->split, e) ||
               dset_write(g, w, "loss_curve", H5T_NATIVE_DOUBLE, 1, &ep, j->loss_curve, e) ||
-              write_evals(g, w, j, e);
+              write_evals(g, w, j, e) || write_ref_scores(g, w, j, e);
     H5Gclose(g);
     return bad ? -1 : 0;
 }
@@ -1174,6 +1194,15 @@ static int scores_read(hid_t f, const char *path, const char *w, double **out, i
     return 0;
 }
 
+/* scores_read() of the dataset w of the results file path, opened with the version check. */
+static int scores_read_file(const char *path, const char *w, double **out, int *N, int *m, serr *e) {
+    int64_t f = open_checked(path, e);
+    if (f < 0) return -1;
+    int rc = scores_read((hid_t)f, path, w, out, N, m, e);
+    H5Fclose((hid_t)f);
+    return rc;
+}
+
 int store_read_scores(const char *path, const char *job_id, int eval_index, const char *kind,
                       double **scores, int *N, int *m, char *err, size_t errlen) {
     serr e = {err, errlen};
@@ -1184,11 +1213,20 @@ int store_read_scores(const char *path, const char *job_id, int eval_index, cons
     char w[400];
     int len = snprintf(w, sizeof w, "/jobs/%s/evals/%d/%s/sample_scores", job_id, eval_index, kind);
     if (len < 0 || len >= (int)sizeof w) return fail(&e, "store: /jobs/%s/evals/%d/%s is longer than %zu characters", job_id, eval_index, kind, sizeof w - 1);
-    int64_t f = open_checked(path, &e);
-    if (f < 0) return -1;
-    int rc = scores_read((hid_t)f, path, w, scores, N, m, &e);
-    H5Fclose((hid_t)f);
-    return rc;
+    return scores_read_file(path, w, scores, N, m, &e);
+}
+
+int store_read_ref_scores(const char *path, const char *job_id, const char *kind, double **scores, int *N, int *m,
+                          char *err, size_t errlen) {
+    serr e = {err, errlen};
+    serr_reset(&e);
+    if (!scores || !N || !m || !valid_name(job_id) || !valid_name(kind))
+        return fail(&e, "store: bad arguments to store_read_ref_scores");
+    *scores = NULL;
+    char w[400];
+    int len = snprintf(w, sizeof w, "/jobs/%s/reference_scores/%s", job_id, kind);
+    if (len < 0 || len >= (int)sizeof w) return fail(&e, "store: job id %s is longer than a job group name can be", job_id);
+    return scores_read_file(path, w, scores, N, m, &e);
 }
 
 double store_row_p(const store_row *r, int which) {

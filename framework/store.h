@@ -81,6 +81,9 @@ typedef struct {
     const data_split *split;
     const double *loss_curve; int epochs;
     store_eval *evals; int n_evals;
+    /* A reference model's base scores on the pool, (N, m) per base kind (loss, logit: see
+     * pmi_score_base()), exactly as they calibrated its seed's models; NULL: not written. */
+    const double *ref_scores[SCORE_COUNT];
 } store_job;
 
 /* Writes a complete shard atomically. Returns 0, or -1 with err (nothing left behind). */
@@ -206,6 +209,13 @@ int store_read_evals(const char *path, const char *job_id, store_eval_info **eva
  * object that is missing or not a 2-d numeric dataset (*scores is then NULL). */
 int store_read_scores(const char *path, const char *job_id, int eval_index, const char *kind,
                       double **scores, int *N, int *m, char *err, size_t errlen);
+
+/* Reads /jobs/<job_id>/reference_scores/<kind> (a reference model's base scores that calibrated
+ * its seed's models; kind is "loss" or "logit") into a malloc'd (N, m) row-major array *scores,
+ * with its shape in *N and *m. Returns 0, or -1 with err naming the object that is missing (a
+ * file written before pmi stored them, or a job that is not a reference model) or malformed. */
+int store_read_ref_scores(const char *path, const char *job_id, const char *kind, double **scores, int *N, int *m,
+                          char *err, size_t errlen);
 
 /* Reads the model state stored with evaluation eval_index of job job_id
  * (/jobs/<id>/evals/<i>/model, written when [store] save_models is on) into *w (free with

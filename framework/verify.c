@@ -146,19 +146,32 @@ static double z_score(const double *s, int N, int m, int k) {
     return sd > 0 ? (mk - mu) / (sd / sqrt((double)m)) : 0.0;
 }
 
+/* The suspect's scores of `kind` into s (N*m): a raw kind from its outputs, a calibrated one from
+ * its base scores (into the scratch array base, N*m) against all of the key's references (the
+ * suspect is none of them: none is left out). 0, or -1 with pmi_error(). */
+static int kind_scores(const pmi_key *k, pmi_score_kind kind, const float *logp, double *base, double *s) {
+    int64_t nm = (int64_t)k->N * k->m;
+    if (!pmi_score_calibrated(kind)) {
+        pmi_scores(kind, logp, k->labels, nm, k->classes, s);
+        return 0;
+    }
+    pmi_scores(pmi_score_base(kind), logp, k->labels, nm, k->classes, base);
+    return pmi_calibrate(kind, base, k->refs[pmi_score_base(kind)], k->n_refs, -1, nm, s);
+}
+
 static int score_all(const pmi_key *k, const float *logp, verify_result *r, char *err, size_t errlen) {
     int64_t nm = (int64_t)k->N * k->m;
     for (int64_t i = 0; i < nm * k->classes; i++)
         if (isnan(logp[i])) return util_err(err, errlen, "the suspect's outputs hold NaN (sample %lld): it cannot be verified", (long long)(i / k->classes));
-    double *s = util_malloc(sizeof(double) * (size_t)nm);
+    double *s = util_malloc(sizeof(double) * (size_t)nm), *base = util_malloc(sizeof(double) * (size_t)nm);
     int rc = 0;
     for (int q = 0; q < k->settings.n_kinds && !rc; q++) {
-        pmi_scores((pmi_score_kind)k->settings.kinds[q], logp, k->labels, nm, k->classes, s);
-        if (pmi_verify(s, k->N, k->m, k->secret_k, k->settings.permutations, k->seeds[q], &r->res[q], NULL, NULL))
+        if (kind_scores(k, (pmi_score_kind)k->settings.kinds[q], logp, base, s) ||
+            pmi_verify(s, k->N, k->m, k->secret_k, k->settings.permutations, k->seeds[q], &r->res[q], NULL, NULL))
             rc = util_err(err, errlen, "verification (%s score): %s", pmi_score_name((pmi_score_kind)k->settings.kinds[q]), pmi_error());
         r->z[q] = z_score(s, k->N, k->m, k->secret_k);
     }
-    free(s);
+    free(s); free(base);
     return rc;
 }
 
@@ -205,6 +218,9 @@ void verify_print(FILE *out, const pmi_key *k, const verify_result *r) {
             pmi_score_name((pmi_score_kind)r->kinds[0]), d->identified, k->secret_k);
     fprintf(out, "suspect: %s (%s, sha256 %s), input %s; key: %s (job %s), N = %d, m = %d\n", r->path, r->type, r->sha256,
             r->input, k->dataset, k->job_id, k->N, k->m);
+    if (k->n_refs > 0)
+        fprintf(out, "calibrated kinds against the key's %d reference models (each trained on %g of the owner's training set)\n",
+                k->n_refs, k->reference_fraction);
     fprintf(out, "%-9s %-10s %-8s %-9s %-9s %-11s %-11s %-11s %-11s\n", "score", "identified", "margin", "z", "p_rank",
             "p_perm", "p_welch", "p_mw", "p_nway");
     for (int q = 0; q < r->n_kinds; q++) {
@@ -240,6 +256,7 @@ int verify_write_record(const char *path, const pmi_key *k, const verify_result 
     cJSON_AddNumberToObject(key, "m", k->m);
     cJSON_AddNumberToObject(key, "secret_k", k->secret_k);
     cJSON_AddNumberToObject(key, "permutations", k->settings.permutations);
+    cJSON_AddNumberToObject(key, "references", k->n_refs);
     cJSON_AddBoolToObject(j, "claimed", r->claimed);
     cJSON_AddNumberToObject(j, "alpha", r->alpha);
     cJSON_AddStringToObject(j, "decide", pmi_pvalue_name((pmi_pvalue)r->decide));

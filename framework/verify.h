@@ -7,8 +7,9 @@
  *     valid logits, so probabilities can be given as their logarithms.
  * The key's samples are fed in the key's normalisation unless input overrides it ("raw": pixels
  * 0..255, "unit": /255, "standard": the key's per-channel mean and std). Scores, pooling and
- * p-values are pmi.c's, with the key's permutation seeds: verifying the owner's own model gives
- * the p-values that the run stored for it.
+ * p-values are pmi.c's, with the key's permutation seeds; a calibrated kind (diff, lira) is
+ * calibrated against all of the key's reference scores (pmi_calibrate, none left out): verifying
+ * the owner's own model gives the p-values that the run stored for it, calibrated ones included.
  *
  *   verify_result r;
  *   if (verify_run(&key, &suspect, &r, err, sizeof err)) ...;   // r.claimed: 1 or 0 */

@@ -856,6 +856,49 @@ static void test_empty_job(void **state) {
     free(cfg);
 }
 
+/* A reference model's base scores (for owner keys) round-trip through a shard and a merge bit
+ * for bit; a job without them, or a calibrated kind given as a base, is an error naming it. */
+static void test_reference_scores(void **state) {
+    char dir[300], a[340], b[340], out[340], err[512] = "";
+    path_in(dir, sizeof dir, "refs");
+    assert_int_equal(mkdir(dir, 0755), 0);
+    snprintf(a, sizeof a, "%s/ref-a.h5", dir);
+    snprintf(b, sizeof b, "%s/job-b.h5", dir);
+    path_in(out, sizeof out, "refs-merged.h5");
+    char *config = make_config("A");
+    store_provenance p = make_prov(config);
+    fixture *x = malloc(sizeof *x);
+    double loss[TN * TM], logit[TN * TM];
+    for (int i = 0; i < TN * TM; i++) { loss[i] = -0.1 * i - 1e-17 * i; logit[i] = 3.0 / (i + 1); }
+    fill_fixture(x, "ref-a", 0);
+    x->job.ref_scores[SCORE_DIFF] = loss;
+    assert_int_equal(store_write_shard(a, &x->job, &p, err, sizeof err), -1);
+    assert_non_null(strstr(err, "reference scores of kind diff"));
+    x->job.ref_scores[SCORE_DIFF] = NULL;
+    x->job.ref_scores[SCORE_LOSS] = loss; x->job.ref_scores[SCORE_LOGIT] = logit;
+    assert_int_equal(store_write_shard(a, &x->job, &p, err, sizeof err), 0);
+    write_fixture(b, "job-b", 1, config);
+    assert_int_equal(store_merge(dir, out, &p, err, sizeof err), 0);
+    const char *files[2] = {a, out};
+    for (int f = 0; f < 2; f++) {
+        double *v = NULL;
+        int N = 0, m = 0;
+        assert_int_equal(store_read_ref_scores(files[f], "ref-a", "loss", &v, &N, &m, err, sizeof err), 0);
+        assert_int_equal(N, TN); assert_int_equal(m, TM);
+        assert_memory_equal(v, loss, sizeof loss);
+        free(v);
+        assert_int_equal(store_read_ref_scores(files[f], "ref-a", "logit", &v, &N, &m, err, sizeof err), 0);
+        assert_memory_equal(v, logit, sizeof logit);
+        free(v);
+    }
+    double *v = (double *)1;
+    int N, m;
+    assert_int_equal(store_read_ref_scores(out, "job-b", "loss", &v, &N, &m, err, sizeof err), -1);
+    assert_null(v);
+    assert_non_null(strstr(err, "no dataset /jobs/job-b/reference_scores/loss"));
+    free(x); free(config);
+}
+
 int main(void) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     const struct CMUnitTest tests[] = {
@@ -869,6 +912,7 @@ int main(void) {
         cmocka_unit_test(test_version_refused),
         cmocka_unit_test(test_failed_write_leaves_nothing),
         cmocka_unit_test(test_empty_job),
+        cmocka_unit_test(test_reference_scores),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,13 +6,19 @@
 #     load_state_dict(strict=True) and gives pmi's per-sample losses within 1e-5;
 #   - verifying the owner's own model (safetensors) reproduces the run's stored p-values exactly,
 #     as does an attacked model's; PyTorch's re-saved safetensors and its TorchScript give the
-#     same verdict and p-values; its logits (CSV, HDF5) the same within 1e-9;
+#     same verdict and p-values; its logits (CSV, HDF5) the same within 1e-8 (the float32 rounding of
+#     the logits, which lira divides by the references' spread: 3e-9 measured);
+#   - the owner's run has 3 reference models and the calibrated kinds diff and lira: the key holds
+#     the references' scores, and verify reproduces the run's calibrated p-values too, for the
+#     owner's model and for the independent one;
 #   - independent models (pmi's indep-data model, a PyTorch model never trained) are not claimed;
 #   - on Fashion-MNIST, the owner fine-tuned in PyTorch for an epoch on the attacker's samples
 #     and scripted is claimed; a model trained from scratch in PyTorch on them is not;
 #   - bad inputs (truncated or lying safetensors, wrong shape, dtype or tensor, a file that is not
-#     TorchScript, a key of another kind or missing a field, logits of the wrong shape) exit 2
-#     with a message naming the culprit. Exit codes: 0 claimed, 1 not claimed, 2 input error.
+#     TorchScript, a key of another kind or missing a field, a key whose reference scores have the
+#     wrong shape, a schema-1 key listing a calibrated kind, logits of the wrong shape, a key
+#     export from a results file without the references' scores) exit 2 with a message naming
+#     the culprit; a schema-1 key without calibrated kinds still verifies. Exit codes: 0 claimed, 1 not claimed, 2 input error.
 # Prints one TAP line per check; run from the repository root (make test).
 pmi=${PMI_BIN:-./pmi}
 python=${PMI_PYTHON:-/usr/bin/python3}   # another Python with torch and h5py (e.g. on the GPU machine)
@@ -33,7 +39,8 @@ if ! $python -c "import torch, h5py" 2>/dev/null; then
   echo "not ok - $python cannot import torch and h5py (make deps installs python3-torch, python3-h5py)"; exit 1
 fi
 
-# A small owner that memorises D_k (claimed), an independent model, a pruning attack.
+# A small owner that memorises D_k (claimed), an independent model, 3 reference models for the
+# calibrated kinds, a pruning attack.
 cat >"$tmp/own.ini" <<EOF
 [experiment]
 name = own
@@ -56,7 +63,8 @@ epochs = 30
 [pmi]
 independent = 1
 permutations = 999
-scores = loss,conf
+references = 3
+scores = loss,conf,diff,lira
 [store]
 save_models = 1
 keys = 1
@@ -124,8 +132,9 @@ check $ok "the attacked (pruned) model of evaluation 1 exports and loads in PyTo
 
 # ---- pmi verify: the owner's model in every form ----------------------------------------
 expect 0 "CLAIMED" -- verify --key "$tmp/owner.key.h5" --weights "$tmp/owner.safetensors" -o "$tmp/r-weights.json"
-$py compare "$tmp/r-weights.json" "$R" $O 0
-check $? "verify of the owner's safetensors reproduces every stored p-value, margin and index of the run"
+$py compare "$tmp/r-weights.json" "$R" $O 0 && grep -q '"diff"' "$tmp/r-weights.json" && grep -q '"lira"' "$tmp/r-weights.json" &&
+  grep -Eq '"references":[[:space:]]*3([^0-9]|$)' "$tmp/r-weights.json"
+check $? "verify of the owner's safetensors reproduces every stored p-value, margin and index of the run, diff and lira (3 references in the key) included"
 sha=$(sha256sum "$tmp/owner.safetensors" | cut -d' ' -f1)
 grep -Eq "\"sha256\":[[:space:]]*\"$sha\"" "$tmp/r-weights.json"
 check $? "the record holds the suspect file's SHA-256 (sha256sum agrees)"
@@ -143,8 +152,8 @@ check $? "torch.jit.script of the owner -> pmi verify --model: same verdict and 
 for ext in csv h5; do
   $py logits "$tmp/owner.safetensors" "$tmp/owner.key.h5" "$tmp/logits.$ext"
   expect 0 "CLAIMED" -- verify --key "$tmp/owner.key.h5" --logits "$tmp/logits.$ext" -o "$tmp/r-$ext.json"
-  $py close "$tmp/r-weights.json" "$tmp/r-$ext.json" 1e-9
-  check $? "PyTorch's logits as $ext -> pmi verify --logits: same verdict, p-values within 1e-9"
+  $py close "$tmp/r-weights.json" "$tmp/r-$ext.json" 1e-8
+  check $? "PyTorch's logits as $ext -> pmi verify --logits: same verdict, p-values within 1e-8"
 done
 expect 0 "input standard" -- verify --key "$tmp/owner.key.h5" --model "$tmp/owner.pt" --input standard -o "$tmp/r-std.json"
 $py close "$tmp/r-script.json" "$tmp/r-std.json" 0
@@ -155,8 +164,10 @@ check $? "--input raw feeds raw pixels: the record says so and the p-values chan
 
 # ---- independent models are not claimed ------------------------------------------------
 "$pmi" export "$R" --job p0-s1-indep-data-r0 -o "$tmp/indep.safetensors" >/dev/null
-expect 1 "" -- verify --key "$tmp/owner.key.h5" --weights "$tmp/indep.safetensors"
+expect 1 "" -- verify --key "$tmp/owner.key.h5" --weights "$tmp/indep.safetensors" -o "$tmp/r-indep.json"
 grep -q "NOT CLAIMED" "$tmp/out"; check $? "pmi's indep-data model (disjoint data) is NOT CLAIMED"
+$py compare "$tmp/r-indep.json" "$R" p0-s1-indep-data-r0 0
+check $? "verify of the indep-data model reproduces the p-values the run stored for it, calibrated kinds included"
 $py random "$tmp/owner.safetensors" "$tmp/random.pt" 7
 expect 1 "" -- verify --key "$tmp/owner.key.h5" --model "$tmp/random.pt"
 grep -q "NOT CLAIMED" "$tmp/out"; check $? "a PyTorch model that never saw the pool is NOT CLAIMED"
@@ -212,6 +223,18 @@ $py nokey "$K" "$tmp/nok.h5" secret_k
 expect 2 "key field secret_k is missing" -- verify --key "$tmp/nok.h5" --weights "$tmp/owner.safetensors"
 $py nokey "$K" "$tmp/nov.h5" key_schema_version
 expect 2 "key schema version" -- verify --key "$tmp/nov.h5" --weights "$tmp/owner.safetensors"
+$py badref "$K" "$tmp/badref.h5" logit
+expect 2 "key dataset references/logit (for score kind lira) is missing or not (references, N, m) = (3, 5, 20)" -- verify --key "$tmp/badref.h5" --weights "$tmp/owner.safetensors"
+$py v1 "$K" "$tmp/v1cal.h5"
+expect 2 "key schema version 1 holds no reference scores, but its score_kinds list the calibrated kind diff" -- verify --key "$tmp/v1cal.h5" --weights "$tmp/owner.safetensors"
+$py v1 "$tmp/a0.key.h5" "$tmp/v1.h5"
+"$pmi" verify --key "$tmp/a0.key.h5" --weights "$tmp/a0.safetensors" -o "$tmp/r-v2.json" >/dev/null 2>&1
+[ $? -le 1 ] && "$pmi" verify --key "$tmp/v1.h5" --weights "$tmp/a0.safetensors" -o "$tmp/r-v1.json" >/dev/null 2>&1
+[ $? -le 1 ] && $py close "$tmp/r-v2.json" "$tmp/r-v1.json" 0
+check $? "a schema-1 key (no references, raw kinds) still verifies, with the p-values of its schema-2 twin"
+$py dropref "$R" "$tmp/noref.h5" p0-s1-reference-r1
+expect 2 "no dataset /jobs/p0-s1-reference-r1/reference_scores/loss" -- key export "$tmp/noref.h5" --job $O -o "$tmp/knoref.h5"
+grep -qF "run the experiment again" "$tmp/err"; check $? "key export without the references' scores says how to get them"
 cut -d, -f1-9 "$tmp/logits.csv" >"$tmp/short.csv"
 expect 2 "short.csv:1: 9 values, expected 10" -- verify --key "$K" --logits "$tmp/short.csv"
 head -n 99 "$tmp/logits.csv" >"$tmp/rows.csv"

@@ -21,6 +21,12 @@
   close RECORD_A RECORD_B TOL   exits 1 unless both records have the same verdict and
                                 identified indices and p-values within TOL
   nokey KEY OUT ATTR            a copy of the key without root attribute ATTR
+  badref KEY OUT BASE           a copy of the key whose references/BASE lacks its last reference
+                                (shape (R-1, N, m) while the attribute references says R)
+  v1 KEY OUT                    the key as schema 1 wrote it: key_schema_version 1, no
+                                references attributes or group
+  dropref RESULTS OUT JOB       a copy of the results file without /jobs/JOB/reference_scores (as
+                                a pmi that did not store the references' scores wrote it)
   bad ST KIND OUT               a broken copy of ST: truncated, shape (fc.weight transposed),
                                 dtype (fc.bias as F64), extra (an unknown tensor), header (a
                                 header length beyond the file)"""
@@ -179,6 +185,33 @@ def cmd_nokey(key, out, attr):
         del f.attrs[attr]
 
 
+def cmd_badref(key, out, base):
+    import shutil
+    shutil.copy(key, out)
+    with h5py.File(out, "a") as f:
+        v = f["references/" + base][:]
+        del f["references/" + base]
+        f["references/" + base] = v[:-1]
+
+
+def cmd_v1(key, out):
+    import shutil
+    shutil.copy(key, out)
+    with h5py.File(out, "a") as f:
+        f.attrs["key_schema_version"] = np.int32(1)
+        for a in ("references", "reference_fraction"):
+            del f.attrs[a]
+        if "references" in f:
+            del f["references"]
+
+
+def cmd_dropref(results, out, job):
+    import shutil
+    shutil.copy(results, out)
+    with h5py.File(out, "a") as f:
+        del f["jobs/%s/reference_scores" % job]
+
+
 def cmd_bad(st, kind, out):
     raw = open(st, "rb").read()
     if kind == "truncated":
@@ -199,6 +232,6 @@ def cmd_bad(st, kind, out):
 
 if __name__ == "__main__":
     cmd = {"load": cmd_load, "resave": cmd_resave, "script": cmd_script, "logits": cmd_logits, "random": cmd_random,
-           "compare": cmd_compare, "close": cmd_close, "bad": cmd_bad, "nokey": cmd_nokey,
+           "compare": cmd_compare, "close": cmd_close, "bad": cmd_bad, "nokey": cmd_nokey, "badref": cmd_badref, "v1": cmd_v1, "dropref": cmd_dropref,
            "derived": cmd_derived, "scratch": cmd_scratch}[sys.argv[1]]
     cmd(*sys.argv[2:])
