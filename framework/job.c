@@ -310,7 +310,7 @@ static int run_attacks(job_state *js, int n, char *err, size_t errlen) {
         }
         double t0 = util_now_s();
         if (attack_apply_many(as, victims, ctx, k, out, err, errlen)) { rc = -1; break; }
-        double share = (util_now_s() - t0) / k;   /* a batch trains together: each pair's share of it */
+        double t_attack = util_now_s() - t0, share = t_attack / k;   /* a batch trains together: each pair's share of it */
         for (int b = 0; b < k; b++) {
             job_state *j = &js[(q0 + b) / na];
             const attack_setting *a = as[b];
@@ -327,6 +327,8 @@ static int run_attacks(job_state *js, int n, char *err, size_t errlen) {
             if (!rc && (q0 + b) % na == na - 1) j->n_evals = 1 + na;
             nn_model_free(out[b]);
         }
+        if (k > 1) fprintf(stderr, "  attacked %d (model, setting) pairs in %.1fs, evaluated them in %.1fs\n", k, t_attack,
+                           util_now_s() - t0 - t_attack);
     }
     free(as); free(victims); free(ctx); free(out);
     return rc;
