@@ -256,11 +256,6 @@ static int train_all(job_state *js, int g, char *err, size_t errlen) {
     return st == NN_OK ? 0 : util_err(err, errlen, "training: %s", nn_last_error());
 }
 
-/* The per-kind permutation-test seeds of a job. */
-static void verify_seeds(const job_state *js, uint64_t *seeds) {
-    for (int k = 0; k < js->point->n_kinds; k++) seeds[k] = plan_seed(js->job, SEED_VERIFY, (uint64_t)k);
-}
-
 /* With [store] save_models, copies the state of the model that ev evaluated into js->models. */
 static int keep_model(job_state *js, const nn_model *m, store_eval *ev, char *err, size_t errlen) {
     if (!js->models) return 0;
@@ -338,17 +333,17 @@ static int ref_scores_fill(ref_scores *rs, const job_state *js, int g, const nn_
     return 0;
 }
 
-/* After training: training accuracy, the un-attacked evaluation, the attacks, the weights.
+/* After training: training accuracy, the un-attacked evaluation, the attacks, the weights,
+ * then the permutation tests of all the evaluations (one stream, eval_permutations).
  * Returns 0, -1 on error, 1 when stopped. */
 static int job_finish(job_state *js, const data_split *split, nn_data *pool, nn_data *test, nn_data *attacker,
                       const int32_t *pool_labels, const ref_scores *rs, char *err, size_t errlen) {
     if (js->progress) fprintf(stderr, "\r\033[K");
     if (nn_accuracy(js->model, js->dtr, &js->train_acc) != NN_OK) return util_err(err, errlen, "accuracy: %s", nn_last_error());
-    uint64_t seeds[SCORE_COUNT];
-    verify_seeds(js, seeds);
     eval_input in = { .pool = pool, .pool_labels = pool_labels, .test = test, .classes = js->spec.classes,
                       .N = js->p->N, .m = js->p->m, .secret = split->secret, .permutations = js->p->permutations,
-                      .kinds = js->point->kinds, .n_kinds = js->point->n_kinds, .verify_seeds = seeds, .who = js->job->id,
+                      .kinds = js->point->kinds, .n_kinds = js->point->n_kinds, .who = js->job->id,
+                      .perm_seed = plan_seed(js->job, SEED_VERIFY, 0),
                       .n_refs = rs->n, .ref_skip = js->job->role == ROLE_REFERENCE ? js->job->replica : -1 };
     memcpy(in.ref_scores, rs->scores, sizeof in.ref_scores);
     store_eval *ev = &js->evals[js->n_evals++];
@@ -359,7 +354,7 @@ static int job_finish(job_state *js, const data_split *split, nn_data *pool, nn_
     js->test_acc = ev->test_acc;
     if (run_attacks(js, &in, attacker, err, errlen)) return -1;
     if (*js->env->stop) return 1;
-    return 0;
+    return eval_permutations(js->evals, js->n_evals, &in, err, errlen);
 }
 
 /* Fault injection for the tests of the runner's recovery (tests/test_resume.c): with

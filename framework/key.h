@@ -33,7 +33,8 @@ typedef struct {
     char normalize[16];             /* "none", "unit", "standard": the input the owner's model had */
     double mean[3], sd[3];          /* per channel (standard); 0 and 1 otherwise */
     store_settings settings;        /* decide, alphas, permutations, score kinds (kinds[0] decides) */
-    uint64_t seeds[SCORE_COUNT];    /* permutation-test seed of each score kind, in settings order */
+    uint64_t seeds[SCORE_COUNT];    /* permutation-test seed of each score kind, in settings order (a
+                                     * run tests all kinds from one stream: one seed repeated) */
     char arch[64];                  /* the owner model's architecture */
     int width;
     char job_id[128], source[1024]; /* the owner job and the results file it came from */
