@@ -375,31 +375,51 @@ static void perm_acc_free(perm_acc *a) {
     free(a->hist);
 }
 
-/* #{q: thr[q] <= x} of the ascending thr (N). */
+/* #{q: thr[q] <= x} of the ascending thr (N >= 1), without data-dependent branches. */
 static int count_le(const double *thr, int N, double x) {
-    int lo = 0, len = N;
-    while (len > 0) {
-        int half = len / 2;
-        if (thr[lo + half] <= x) lo += half + 1, len -= half + 1;
-        else len = half;
+    const double *base = thr;
+    for (int n = N; n > 1;) {
+        int half = n / 2;
+        base = base[half] <= x ? base + half : base;
+        n -= half;
     }
-    return lo;
+    return (int)(base - thr) + (*base <= x);
 }
 
-/* Adds the R resamples idx (R, m) to a; each mean is summed j = 0..m-1, then divided by m. */
+/* Adds one permutation mean to a's counts and sums. */
+static inline void perm_acc_mean(perm_acc *a, int N, double mean) {
+    double d = mean - a->c;
+    a->hist[count_le(a->thr, N, mean)]++;
+    a->s1 += d, a->s2 += d * d;
+    a->lo = fmin(a->lo, mean), a->hi = fmax(a->hi, mean);
+}
+
+/* Adds the R resamples idx (R, m) to a, in order; each mean is summed j = 0..m-1, then
+ * divided by m. Four resamples are summed side by side (four independent chains of
+ * additions, each in its own order), which hides the latency of the additions. */
 static void perm_acc_add(perm_acc *a, const uint32_t *idx, int R, int N, int m) {
     const double *sc = a->scores;
-    double s1 = a->s1, s2 = a->s2, lo = a->lo, hi = a->hi, c = a->c;
-    for (int r = 0; r < R; r++) {
+    int r = 0;
+    for (; r + 4 <= R; r += 4) {
+        const uint32_t *i0 = idx + (size_t)r * m, *i1 = i0 + m, *i2 = i1 + m, *i3 = i2 + m;
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (int j = 0; j < m; j++) {
+            s0 += sc[i0[j]];
+            s1 += sc[i1[j]];
+            s2 += sc[i2[j]];
+            s3 += sc[i3[j]];
+        }
+        perm_acc_mean(a, N, s0 / m);
+        perm_acc_mean(a, N, s1 / m);
+        perm_acc_mean(a, N, s2 / m);
+        perm_acc_mean(a, N, s3 / m);
+    }
+    for (; r < R; r++) {
         const uint32_t *ix = idx + (size_t)r * m;
         double s = 0;
         for (int j = 0; j < m; j++) s += sc[ix[j]];
-        double mean = s / m, d = mean - c;
-        a->hist[count_le(a->thr, N, mean)]++;
-        s1 += d, s2 += d * d;
-        lo = fmin(lo, mean), hi = fmax(hi, mean);
+        perm_acc_mean(a, N, s / m);
     }
-    a->s1 = s1, a->s2 = s2, a->lo = lo, a->hi = hi;
 }
 
 /* p (N) and *z of a after all R resamples: p_i = (1 + #{mean >= thr_i}) / (1 + R). */
