@@ -74,7 +74,7 @@ LIB_OBJ  := $(patsubst framework/%.c,$(BUILD)/%.o,$(filter-out framework/main.c,
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
-.PHONY: all deps checkdeps test reproduce fuzz fuzz-results test-slurm plots install clean info FORCE
+.PHONY: all deps checkdeps test reproduce fuzz fuzz-results test-slurm bench-perm plots install clean info FORCE
 all: info $(PMI)
 
 info:
@@ -132,6 +132,13 @@ fuzz: deps
 
 fuzz-results: deps all
 	@$(MAKE) --no-print-directory -C tests/fuzz run-results SECONDS=$(FUZZ_SECONDS)
+
+# The cost of a job's permutation tests, one stream per test vs one shared batch
+# (scripts/bench-perm.c; docs/performance.md has the numbers). BENCH_ARGS: T N m R.
+$(BUILD)/bench-perm: scripts/bench-perm.c $(BUILD)/pmi.o $(BUILD)/util.o | $(BUILD) checkdeps
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/pmi.o $(BUILD)/util.o $(LDFLAGS) $(LDLIBS)
+bench-perm: $(BUILD)/bench-perm
+	@$(BUILD)/bench-perm $(BENCH_ARGS)
 
 # The cluster path through a real single-node Slurm started for the test (root; installs
 # slurm-wlm and munge if missing): tests/slurm.sh.

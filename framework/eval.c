@@ -42,7 +42,8 @@ static int kind_scores(const eval_input *in, int kind, const float *logp, double
     return rc;
 }
 
-/* Scores and statistics of every kind from the log-probabilities. 0, or -1 with err. */
+/* Scores and statistics of every kind from the log-probabilities, the permutation test aside
+ * (eval_permutations). 0, or -1 with err. */
 static int verify_kinds(const eval_input *in, const float *logp, int diverged, store_eval *ev, char *err, size_t errlen) {
     int64_t nm = (int64_t)in->N * in->m;
     int failed = 0;
@@ -56,7 +57,7 @@ static int verify_kinds(const eval_input *in, const float *logp, int diverged, s
             for (int i = 0; i < in->N; i++) mean[i] = median[i] = NAN;
             continue;
         }
-        if (cal < 0 || pmi_verify(s, in->N, in->m, in->secret, in->permutations, in->verify_seeds[k], &ev->res[k], mean, median)) {
+        if (cal < 0 || pmi_verify(s, in->N, in->m, in->secret, 0, 0, &ev->res[k], mean, median)) {
             #pragma omp critical
             {
                 failed = 1;
@@ -89,4 +90,25 @@ int eval_model(nn_model *model, const eval_input *in, store_eval *ev, char *err,
     ev->sparsity = nn_sparsity(model);
     ev->wall_s = util_now_s() - t0;
     return 0;
+}
+
+int eval_permutations(store_eval *evs, int n, const eval_input *in, char *err, size_t errlen) {
+    int64_t nm = (int64_t)in->N * in->m;
+    int T = 0;
+    for (int e = 0; e < n; e++) T += evs[e].n_kinds;
+    const double **scores = util_calloc((size_t)T + 1, sizeof *scores);
+    pmi_result **res = util_calloc((size_t)T + 1, sizeof *res);
+    T = 0;
+    for (int e = 0; e < n; e++)
+        for (int k = 0; k < evs[e].n_kinds; k++) {
+            if (evs[e].res[k].identified < 0) continue;   /* unverifiable */
+            scores[T] = evs[e].sample_scores + k * nm;
+            res[T++] = &evs[e].res[k];
+        }
+    double *p = util_malloc(sizeof *p * ((size_t)T * in->N + 1)), *z = util_malloc(sizeof *z * ((size_t)T + 1));
+    int rc = pmi_perm_batch(scores, T, in->N, in->m, in->secret, in->permutations, in->perm_seed, p, z);
+    if (rc) util_err(err, errlen, "permutation tests: %s", pmi_error());
+    for (int t = 0; t < T && !rc; t++) pmi_result_set_perm(res[t], p + (size_t)t * in->N, z[t]);
+    free(scores); free(res); free(p); free(z);
+    return rc ? -1 : 0;
 }

@@ -1,12 +1,16 @@
 /* eval: evaluates one model, un-attacked or attacked, the same way: its test accuracy, the
  * per-sample membership scores of every pool sample for every score kind, and the PMI
- * statistics of each kind (pmi_verify). A model whose outputs are NaN (an attack diverged)
- * is recorded as unverifiable: identified -1 and NaN p-values, which no alpha claims.
+ * statistics of each kind (pmi_verify). The permutation test comes last, for all of a job's
+ * evaluations at once (eval_permutations: one pmi_perm_batch, so every test of the job
+ * shares one set of random subsets, drawn once). A model whose outputs are NaN (an attack
+ * diverged) is recorded as unverifiable: identified -1 and NaN p-values, which no alpha
+ * claims.
  *
  *   eval_input in = { .pool = ..., .pool_labels = ..., ... };
- *   store_eval ev = { .attack = "none", ... };
- *   if (eval_model(model, &in, &ev, err, sizeof err)) ...;
- *   ... eval_free(&ev); */
+ *   store_eval ev[n] = { { .attack = "none", ... }, ... };
+ *   for each model i: if (eval_model(model_i, &in, &ev[i], err, sizeof err)) ...;
+ *   if (eval_permutations(ev, n, &in, err, sizeof err)) ...;
+ *   ... eval_free(&ev[i]); */
 #ifndef PMI_EVAL_H
 #define PMI_EVAL_H
 #include <stddef.h>
@@ -22,7 +26,7 @@ typedef struct {
     int N, m, secret;             /* pool shape and the secret index k */
     int permutations;             /* resamples of the permutation test */
     const int *kinds; int n_kinds;/* score kinds (pmi_score_kind), decision kind first */
-    const uint64_t *verify_seeds; /* per kind: the seed of its permutation test */
+    uint64_t perm_seed;           /* the one rng stream of all the permutation tests */
     /* Reference calibration (score kinds diff and lira, pmi_calibrate): ref_scores[b] holds the
      * base kind b's scores of the n_refs reference models on every pool sample, (n_refs, N*m),
      * for each base that a listed calibrated kind needs (NULL otherwise). ref_skip is the
@@ -34,10 +38,18 @@ typedef struct {
     const char *who;              /* job id, for the diverged-model message */
 } eval_input;
 
-/* Fills ev's accuracy, scores and results (ev's attack names are the caller's). Kinds are
- * verified in parallel (OpenMP); each is seeded on its own, so results do not depend on the
- * thread count. Returns 0, or -1 with err; ev's arrays are owned by ev either way. */
+/* Fills ev's accuracy, scores and results (ev's attack names are the caller's), all but the
+ * permutation test: p[P_PERM], p_nway[P_PERM] and z_perm are NAN, nway_index[P_PERM] -1,
+ * until eval_permutations(). Kinds are verified in parallel (OpenMP); results do not depend
+ * on the thread count. Returns 0, or -1 with err; ev's arrays are owned by ev either way. */
 int eval_model(nn_model *model, const eval_input *in, store_eval *ev, char *err, size_t errlen);
+/* The permutation test of every verifiable (evaluation, kind) of evs[0..n), all evaluated by
+ * eval_model() with this `in`: one pmi_perm_batch with in->perm_seed and in->permutations
+ * over their sample scores, so all of them share one set of random m-subsets (each p-value
+ * stays exact: the subsets do not depend on the scores). Fills p[P_PERM], p_nway[P_PERM],
+ * nway_index[P_PERM] and z_perm (pmi_result_set_perm); unverifiable ones (identified -1) keep
+ * their NaN. Returns 0, or -1 with err. */
+int eval_permutations(store_eval *evs, int n, const eval_input *in, char *err, size_t errlen);
 /* Frees the arrays of ev. */
 void eval_free(store_eval *ev);
 

@@ -127,7 +127,6 @@ typedef struct {
     const nn_data *attacker;               /* the attacker's split (attacks train on it) */
     const struct ref_scores *refs;         /* its seed's reference scores (stored in a reference's shard) */
     eval_input in;                         /* what every evaluation of this job scores against */
-    uint64_t seeds[SCORE_COUNT];           /* the permutation tests' seeds (in.verify_seeds) */
 } job_state;
 
 static void job_state_free(job_state *s) {
@@ -257,11 +256,6 @@ static int train_all(job_state *js, int n, char *err, size_t errlen) {
     return st == NN_OK ? 0 : util_err(err, errlen, "training: %s", nn_last_error());
 }
 
-/* The per-kind permutation-test seeds of a job. */
-static void verify_seeds(const job_state *js, uint64_t *seeds) {
-    for (int k = 0; k < js->point->n_kinds; k++) seeds[k] = plan_seed(js->job, SEED_VERIFY, (uint64_t)k);
-}
-
 /* With [store] save_models, copies the state of the model that ev evaluated into js->models. */
 static int keep_model(job_state *js, const nn_model *m, store_eval *ev, char *err, size_t errlen) {
     if (!js->models) return 0;
@@ -382,13 +376,13 @@ static int job_evaluate(job_state *js, const data_split *split, nn_data *pool, n
                         const int32_t *pool_labels, const ref_scores *rs, char *err, size_t errlen) {
     if (js->progress) fprintf(stderr, "\r\033[K");
     if (nn_accuracy(js->model, js->dtr, &js->train_acc) != NN_OK) return util_err(err, errlen, "accuracy: %s", nn_last_error());
-    verify_seeds(js, js->seeds);
     js->split = split;
     js->attacker = attacker;
     js->refs = rs;
     js->in = (eval_input){ .pool = pool, .pool_labels = pool_labels, .test = test, .classes = js->spec.classes,
                            .N = js->p->N, .m = js->p->m, .secret = split->secret, .permutations = js->p->permutations,
-                           .kinds = js->point->kinds, .n_kinds = js->point->n_kinds, .verify_seeds = js->seeds, .who = js->job->id,
+                           .kinds = js->point->kinds, .n_kinds = js->point->n_kinds, .who = js->job->id,
+                           .perm_seed = plan_seed(js->job, SEED_VERIFY, 0),
                            .n_refs = rs->n, .ref_skip = js->job->role == ROLE_REFERENCE ? js->job->replica : -1 };
     memcpy(js->in.ref_scores, rs->scores, sizeof js->in.ref_scores);
     store_eval *ev = &js->evals[js->n_evals++];
@@ -536,8 +530,10 @@ static int run_batch(const job_env *env, job_data *d, const plan_job *jobs, int 
     }
     if (!rc) rc = run_attacks(js, n, err, errlen);
     if (!rc && *env->stop) rc = 1;
+    /* each job's permutation tests, all its evaluations and kinds from one stream */
     for (int i = 0; i < n && !rc; i++) {
-        rc = write_shard(&js[i], js[i].split, js[i].refs, err, errlen);
+        rc = eval_permutations(js[i].evals, js[i].n_evals, &js[i].in, err, errlen);
+        if (!rc) rc = write_shard(&js[i], js[i].split, js[i].refs, err, errlen);
         job_state_free(&js[i]);
     }
 out:

@@ -36,7 +36,8 @@ typedef struct {
     char normalize[16];             /* "none", "unit", "standard": the input the owner's model had */
     double mean[3], sd[3];          /* per channel (standard); 0 and 1 otherwise */
     store_settings settings;        /* decide, alphas, permutations, score kinds (kinds[0] decides) */
-    uint64_t seeds[SCORE_COUNT];    /* permutation-test seed of each score kind, in settings order */
+    uint64_t seeds[SCORE_COUNT];    /* permutation-test seed of each score kind, in settings order (a
+                                     * run tests all kinds from one stream: one seed repeated) */
     int n_refs;                     /* R: reference models whose scores the key holds (0 without calibrated kinds) */
     double reference_fraction;      /* of the owner's training set each reference trained on (pmi.reference_fraction) */
     double *refs[SCORE_COUNT];      /* per base kind a calibrated kind needs (loss, logit): (R, N, m) the

@@ -94,7 +94,9 @@ void plan_config_hash(const char *config_text, char out[17]);
  *                reference model has its own;
  *   SEED_ATTACK  the attacks' base seed (attack.c derives each step's seeds from it): every
  *                job of one seed, so owner and independents see the same attack;
- *   SEED_VERIFY  the permutation test of score kind number `index`: every job of one seed;
+ *   SEED_VERIFY  index 0: the one permutation stream of all the job's tests (every evaluation,
+ *                every score kind: one set of random subsets, eval_permutations): every job
+ *                of one seed;
  *   SEED_SUBSET  a reference model's random subset of the training set (pmi.reference_fraction):
  *                its own. */
 typedef enum { SEED_SPLIT = 1, SEED_INIT, SEED_BATCH, SEED_ATTACK, SEED_VERIFY, SEED_SUBSET } plan_seed_purpose;

@@ -277,7 +277,7 @@ double pmi_mannwhitney_greater(const double *x, int n1, const double *y, int n2)
     return p;
 }
 
-/* ---- rank, permutation, Holm -------------------------------------------------------------- */
+/* ---- rank, Holm ------------------------------------------------------------------------------ */
 static double rank_p(const double *mean, int N, int k) {
     int rank = 1;
     for (int i = 0; i < N; i++)
@@ -290,49 +290,6 @@ double pmi_rank_p(const double *pool_mean, int N, int k) {
     return rank_p(pool_mean, N, k);
 }
 
-/* The means of R uniform random m-subsets of scores (total), sorted ascending, from a partial
- * Fisher-Yates shuffle of a copy (the arrangement left by one draw does not bias the next).
- * Returns NULL when GSL cannot create the generator. */
-static double *perm_means(const double *scores, size_t total, int m, int R, uint64_t seed) {
-    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
-    if (!rng) return NULL;
-    double *pool = util_malloc(total * sizeof *pool), *means = util_malloc((size_t)R * sizeof *means);
-    gsl_rng_set(rng, (unsigned long)seed);
-    memcpy(pool, scores, total * sizeof *pool);
-    for (int t = 0; t < R; t++) {
-        double s = 0;
-        for (int j = 0; j < m; j++) {
-            size_t u = (size_t)j + gsl_rng_uniform_int(rng, total - (size_t)j);
-            double tmp = pool[j];
-            pool[j] = pool[u];
-            pool[u] = tmp;
-            s += pool[j];
-        }
-        means[t] = s / m;
-    }
-    gsl_sort(means, 1, (size_t)R);
-    free(pool);
-    gsl_rng_free(rng);
-    return means;
-}
-
-/* (1 + #{sorted >= obs - tol}) / (1 + R) by binary search. */
-static double perm_p_from(const double *sorted, int R, double obs, double tol) {
-    int lo = 0, hi = R;
-    while (lo < hi) {
-        int mid = lo + (hi - lo) / 2;
-        if (sorted[mid] >= obs - tol) hi = mid; else lo = mid + 1;
-    }
-    return (1.0 + (R - lo)) / (1.0 + R);
-}
-
-/* The tolerance under which a permutation mean ties the observed one. */
-static double perm_tol(const double *scores, size_t total, int m) {
-    double mx = 0;
-    for (size_t i = 0; i < total; i++) mx = fmax(mx, fabs(scores[i]));
-    return 4.0 * m * DBL_EPSILON * mx;
-}
-
 double pmi_holm_min(const double *p, int n, int *argmin) {
     int best = -1;
     for (int i = 0; p && i < n; i++)
@@ -343,33 +300,220 @@ double pmi_holm_min(const double *p, int n, int *argmin) {
     return q < 1 ? q : 1;
 }
 
-/* ---- verification ---------------------------------------------------------------------- */
-static int check_args(const double *scores, int N, int m, int k, int permutations) {
-    if (!scores) { set_error("pmi: scores is NULL"); return -1; }
+/* ---- argument checks --------------------------------------------------------------------- */
+static int check_shape(int N, int m, int k, int permutations) {
     if (N < 2 || N > PMI_MAX_N) { set_error("pmi: N = %d, expected 2..%d mini-datasets", N, PMI_MAX_N); return -1; }
     if (m < 1 || (size_t)N * (size_t)m > 0x7fffffffu) { set_error("pmi: m = %d, expected >= 1 with N*m < 2^31", m); return -1; }
     if (k < 0 || k >= N) { set_error("pmi: k = %d, expected 0..%d", k, N - 1); return -1; }
     if (permutations < 0) { set_error("pmi: permutations = %d, expected >= 0", permutations); return -1; }
-    size_t total = (size_t)N * m;
-    for (size_t i = 0; i < total; i++)
+    return 0;
+}
+
+/* -1 with a message naming the sample (and the test t of a batch, when t >= 0) at the first
+ * non-finite score. */
+static int check_finite(const double *scores, int N, int m, int t) {
+    char what[32] = "";
+    if (t >= 0) snprintf(what, sizeof what, "test %d: ", t);
+    for (size_t i = 0; i < (size_t)N * m; i++)
         if (!isfinite(scores[i])) {
-            set_error("pmi: score [%zu][%zu] = %g, expected a finite number", i / (size_t)m, i % (size_t)m, scores[i]);
+            set_error("pmi: %sscore [%zu][%zu] = %g, expected a finite number", what, i / (size_t)m, i % (size_t)m, scores[i]);
             return -1;
         }
     return 0;
 }
 
-double pmi_perm_p(const double *scores, int N, int m, int k, int permutations, uint64_t seed) {
-    if (check_args(scores, N, m, k, permutations) != 0 || permutations == 0) return NAN;
-    size_t total = (size_t)N * m;
-    double *means = perm_means(scores, total, m, permutations, seed);
-    if (!means) return NAN;
-    double obs = gsl_stats_mean(scores + (size_t)k * m, 1, (size_t)m);
-    double p = perm_p_from(means, permutations, obs, perm_tol(scores, total, m));
-    free(means);
-    return p;
+static int check_args(const double *scores, int N, int m, int k, int permutations) {
+    if (!scores) { set_error("pmi: scores is NULL"); return -1; }
+    return check_shape(N, m, k, permutations) || check_finite(scores, N, m, -1) ? -1 : 0;
 }
 
+/* ---- the permutation test ------------------------------------------------------------------ */
+/* A chunk of drawn subsets: at most PERM_CHUNK resamples and PERM_CHUNK_INDICES indices (4 MiB). */
+#define PERM_CHUNK 4096
+#define PERM_CHUNK_INDICES (1 << 20)
+
+/* The tolerance under which a permutation mean ties the observed one. */
+static double perm_tol(const double *scores, size_t total, int m) {
+    double mx = 0;
+    for (size_t i = 0; i < total; i++) mx = fmax(mx, fabs(scores[i]));
+    return 4.0 * m * DBL_EPSILON * mx;
+}
+
+/* One test's running state over the resamples. thr (N): the thresholds mean_i - tol in
+ * ascending order, order (N) the mini-dataset i of each; hist (N + 1): hist[q] counts the
+ * permutation means at or above exactly the first q thresholds. s1, s2: the sum and the sum
+ * of squares of (permutation mean - c), c the mean of the test's N*m scores (a shift that
+ * keeps the one-pass variance free of cancellation); lo, hi: the extreme permutation means;
+ * obs_k: D_k's mean. */
+typedef struct {
+    const double *scores;
+    double *thr, c, s1, s2, lo, hi, obs_k;
+    size_t *order;
+    int64_t *hist;
+} perm_acc;
+
+static void perm_acc_init(perm_acc *a, const double *scores, int N, int m, int k) {
+    size_t total = (size_t)N * m;
+    double tol = perm_tol(scores, total, m), *t = util_malloc((size_t)N * sizeof *t);
+    for (int i = 0; i < N; i++) t[i] = gsl_stats_mean(scores + (size_t)i * m, 1, (size_t)m) - tol;
+    a->scores = scores;
+    a->order = util_malloc((size_t)N * sizeof *a->order);
+    a->thr = util_malloc((size_t)N * sizeof *a->thr);
+    a->hist = util_calloc((size_t)N + 1, sizeof *a->hist);
+    gsl_sort_index(a->order, t, 1, (size_t)N);
+    for (int q = 0; q < N; q++) a->thr[q] = t[a->order[q]];
+    free(t);
+    a->c = gsl_stats_mean(scores, 1, total);
+    a->obs_k = gsl_stats_mean(scores + (size_t)k * m, 1, (size_t)m);
+    a->s1 = a->s2 = 0;
+    a->lo = INFINITY, a->hi = -INFINITY;
+}
+
+static void perm_acc_free(perm_acc *a) {
+    free(a->thr);
+    free(a->order);
+    free(a->hist);
+}
+
+/* #{q: thr[q] <= x} of the ascending thr (N >= 1), without data-dependent branches. */
+static int count_le(const double *thr, int N, double x) {
+    const double *base = thr;
+    for (int n = N; n > 1;) {
+        int half = n / 2;
+        base = base[half] <= x ? base + half : base;
+        n -= half;
+    }
+    return (int)(base - thr) + (*base <= x);
+}
+
+/* Adds one permutation mean to a's counts and sums. */
+static inline void perm_acc_mean(perm_acc *a, int N, double mean) {
+    double d = mean - a->c;
+    a->hist[count_le(a->thr, N, mean)]++;
+    a->s1 += d, a->s2 += d * d;
+    a->lo = fmin(a->lo, mean), a->hi = fmax(a->hi, mean);
+}
+
+/* Adds the R resamples idx (R, m) to a, in order; each mean is summed j = 0..m-1, then
+ * divided by m. Four resamples are summed side by side (four independent chains of
+ * additions, each in its own order), which hides the latency of the additions. */
+static void perm_acc_add(perm_acc *a, const uint32_t *idx, int R, int N, int m) {
+    const double *sc = a->scores;
+    int r = 0;
+    for (; r + 4 <= R; r += 4) {
+        const uint32_t *i0 = idx + (size_t)r * m, *i1 = i0 + m, *i2 = i1 + m, *i3 = i2 + m;
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (int j = 0; j < m; j++) {
+            s0 += sc[i0[j]];
+            s1 += sc[i1[j]];
+            s2 += sc[i2[j]];
+            s3 += sc[i3[j]];
+        }
+        perm_acc_mean(a, N, s0 / m);
+        perm_acc_mean(a, N, s1 / m);
+        perm_acc_mean(a, N, s2 / m);
+        perm_acc_mean(a, N, s3 / m);
+    }
+    for (; r < R; r++) {
+        const uint32_t *ix = idx + (size_t)r * m;
+        double s = 0;
+        for (int j = 0; j < m; j++) s += sc[ix[j]];
+        perm_acc_mean(a, N, s / m);
+    }
+}
+
+/* p (N) and *z of a after all R resamples: p_i = (1 + #{mean >= thr_i}) / (1 + R). */
+static void perm_acc_finish(const perm_acc *a, int N, int R, double *p, double *z) {
+    int64_t above = 0;
+    for (int q = N - 1; q >= 0; q--) {
+        above += a->hist[q + 1];
+        p[a->order[q]] = (1.0 + (double)above) / (1.0 + R);
+    }
+    *z = NAN;
+    if (R < 2 || !(a->hi > a->lo)) return;
+    double var = (a->s2 - a->s1 * a->s1 / R) / (R - 1);
+    if (var > 0) *z = (a->obs_k - (a->c + a->s1 / R)) / sqrt(var);
+}
+
+/* The next R uniform random m-subsets of the indices 0..total-1 into idx (R, m), by a partial
+ * Fisher-Yates shuffle of perm (total), carried over from draw to draw (the arrangement that
+ * one draw leaves does not bias the next). */
+static void perm_draw(gsl_rng *rng, uint32_t *perm, size_t total, int m, int R, uint32_t *idx) {
+    for (int r = 0; r < R; r++) {
+        uint32_t *out = idx + (size_t)r * m;
+        for (int j = 0; j < m; j++) {
+            size_t u = (size_t)j + gsl_rng_uniform_int(rng, total - (size_t)j);
+            uint32_t tmp = perm[u];
+            perm[u] = perm[j];
+            perm[j] = tmp;
+            out[j] = tmp;
+        }
+    }
+}
+
+/* The permutation test of the active tests acc[0..na) over R resamples from seed; -1 when
+ * GSL cannot create its generator. */
+static int perm_run(perm_acc *acc, int na, int N, int m, int R, uint64_t seed) {
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!rng) return -1;
+    gsl_rng_set(rng, (unsigned long)seed);
+    size_t total = (size_t)N * m;
+    int chunk = PERM_CHUNK_INDICES / m;
+    chunk = chunk < 1 ? 1 : chunk > PERM_CHUNK ? PERM_CHUNK : chunk;
+    uint32_t *perm = util_malloc(total * sizeof *perm), *idx = util_malloc((size_t)chunk * m * sizeof *idx);
+    for (size_t i = 0; i < total; i++) perm[i] = (uint32_t)i;
+    for (int done = 0; done < R;) {
+        int n = R - done < chunk ? R - done : chunk;
+        perm_draw(rng, perm, total, m, n, idx);
+        #pragma omp parallel for schedule(dynamic) if (na > 1)
+        for (int a = 0; a < na; a++) perm_acc_add(&acc[a], idx, n, N, m);
+        done += n;
+    }
+    free(perm);
+    free(idx);
+    gsl_rng_free(rng);
+    return 0;
+}
+
+int pmi_perm_batch(const double *const *scores, int T, int N, int m, int k, int permutations, uint64_t seed,
+                   double *p, double *z) {
+    if (!scores || !p || !z || T < 0) { set_error("pmi: perm batch: NULL scores, p or z, or T = %d < 0", T); return -1; }
+    if (check_shape(N, m, k, permutations)) return -1;
+    for (int t = 0; t < T; t++)
+        if (scores[t] && check_finite(scores[t], N, m, t)) return -1;
+    for (size_t i = 0; i < (size_t)T * N; i++) p[i] = NAN;
+    for (int t = 0; t < T; t++) z[t] = NAN;
+    int na = 0, *active = util_malloc(((size_t)T + 1) * sizeof *active);
+    for (int t = 0; t < T; t++)
+        if (scores[t]) active[na++] = t;
+    perm_acc *acc = util_calloc((size_t)na + 1, sizeof *acc);
+    for (int a = 0; a < na; a++) perm_acc_init(&acc[a], scores[active[a]], N, m, k);
+    int rc = permutations > 0 && na > 0 ? perm_run(acc, na, N, m, permutations, seed) : 0;
+    if (rc) set_error("pmi: cannot create the permutation test's random generator (N = %d, m = %d)", N, m);
+    for (int a = 0; a < na; a++) {
+        if (!rc && permutations > 0) perm_acc_finish(&acc[a], N, permutations, p + (size_t)active[a] * N, &z[active[a]]);
+        perm_acc_free(&acc[a]);
+    }
+    free(acc);
+    free(active);
+    return rc;
+}
+
+double pmi_perm_p(const double *scores, int N, int m, int k, int permutations, uint64_t seed) {
+    if (check_args(scores, N, m, k, permutations) != 0 || permutations == 0) return NAN;
+    double *p = util_malloc((size_t)N * sizeof *p), z, pk = NAN;
+    if (pmi_perm_batch(&scores, 1, N, m, k, permutations, seed, p, &z) == 0) pk = p[k];
+    free(p);
+    return pk;
+}
+
+void pmi_result_set_perm(pmi_result *r, const double *p_all, double z) {
+    r->p[P_PERM] = p_all[r->k];
+    r->p_nway[P_PERM] = pmi_holm_min(p_all, r->N, &r->nway_index[P_PERM]);
+    r->z_perm = z;
+}
+
+/* ---- verification ---------------------------------------------------------------------- */
 /* Per mini-dataset moments: mean, sum of squared deviations, median. */
 typedef struct {
     double *mean, *ss, *median;
@@ -435,35 +579,13 @@ static void mw_all(const double *scores, int N, int m, double *p) {
     free(u1);
 }
 
-/* Permutation p of every mini-dataset from one set of permutation means, and *z the standing
- * of mini-dataset k's mean among them ((mean - their mean) / their sd; NAN when R < 2 or they
- * do not vary); -1 when GSL cannot create the generator. */
-static int perm_all(const double *scores, int N, int m, int k, const double *mean, int R, uint64_t seed, double *p, double *z) {
-    *z = NAN;
-    if (R == 0) {
-        for (int i = 0; i < N; i++) p[i] = NAN;
-        return 0;
-    }
-    size_t total = (size_t)N * m;
-    double *means = perm_means(scores, total, m, R, seed);
-    if (!means) return -1;
-    double tol = perm_tol(scores, total, m);
-    for (int i = 0; i < N; i++) p[i] = perm_p_from(means, R, mean[i], tol);
-    if (R >= 2) {
-        double mu = gsl_stats_mean(means, 1, (size_t)R), sd = gsl_stats_sd_m(means, 1, (size_t)R, mu);
-        if (sd > 0) *z = (mean[k] - mu) / sd;
-    }
-    free(means);
-    return 0;
-}
-
 /* pall (P_COUNT, N): every statistic's p-value for every mini-dataset, *z D_k's permutation z;
- * -1 as perm_all(). */
+ * -1 as pmi_perm_batch(). */
 static int pvalues_all(const double *scores, int N, int m, int k, const pool_stats *ps, int R, uint64_t seed, double *pall, double *z) {
     for (int i = 0; i < N; i++) pall[(size_t)P_RANK * N + i] = rank_p(ps->mean, N, i);
     welch_all(ps, N, m, pall + (size_t)P_WELCH * N);
     mw_all(scores, N, m, pall + (size_t)P_MW * N);
-    return perm_all(scores, N, m, k, ps->mean, R, seed, pall + (size_t)P_PERM * N, z);
+    return pmi_perm_batch(&scores, 1, N, m, k, R, seed, pall + (size_t)P_PERM * N, z);
 }
 
 int pmi_verify(const double *scores, int N, int m, int k, int permutations, uint64_t seed,
@@ -475,7 +597,6 @@ int pmi_verify(const double *scores, int N, int m, int k, int permutations, uint
     double z;
     pool_stats_fill(&ps, scores, N, m);
     if (pvalues_all(scores, N, m, k, &ps, permutations, seed, pall, &z) != 0) {
-        set_error("pmi: cannot create the permutation test's random generator (N = %d, m = %d)", N, m);
         free(pall);
         pool_stats_free(&ps);
         return -1;
@@ -485,11 +606,12 @@ int pmi_verify(const double *scores, int N, int m, int k, int permutations, uint
     res->identified = argmax_d(ps.mean, N);
     res->identified_median = argmax_d(ps.median, N);
     res->margin = margin_of(ps.mean, N, scores, (size_t)N * m);
-    res->z_perm = z;
     for (int s = 0; s < P_COUNT; s++) {
+        if (s == P_PERM) continue;
         res->p[s] = pall[(size_t)s * N + k];
         res->p_nway[s] = pmi_holm_min(pall + (size_t)s * N, N, &res->nway_index[s]);
     }
+    pmi_result_set_perm(res, pall + (size_t)P_PERM * N, z);
     if (pool_mean) memcpy(pool_mean, ps.mean, (size_t)N * sizeof *pool_mean);
     if (pool_median) memcpy(pool_median, ps.median, (size_t)N * sizeof *pool_median);
     free(pall);

@@ -24,12 +24,20 @@
  *     the resolution of 1 - p that a float log-softmax carries near p = 1 (it rounds log p to 0
  *     there). So SCORE_LOGIT lies in [PMI_LOGP_MIN, -PMI_LOG1MP_MIN]. A NaN input, or a label
  *     outside [0, classes), gives a NaN score for that sample.
- *   - Permutation test: every permutation draws a uniform random m-subset of the N*m pooled
- *     scores by a partial Fisher-Yates shuffle (gsl_rng_mt19937 seeded with `seed`; GSL maps
- *     seed 0 to its default seed 4357). A permutation mean counts as >= the observed mean when
- *     it is within 4 m DBL_EPSILON max|score| below it, so that rounding never breaks a tie.
- *     For the N-way p-value one set of permutation means serves every i: under H0 the
- *     distribution of a random m-subset mean is the same whichever i is tested.
+ *   - Permutation test: every permutation draws a uniform random m-subset of the N*m pool
+ *     positions by a partial Fisher-Yates shuffle of the indices 0..N*m-1 (gsl_rng_mt19937
+ *     seeded with `seed`, one gsl_rng_uniform_int per drawn index, the shuffled arrangement
+ *     carried over from draw to draw; GSL maps seed 0 to its default seed 4357), and its mean
+ *     is the sum of the subset's scores in draw order divided by m. A permutation mean counts
+ *     as >= the observed mean when it is within 4 m DBL_EPSILON max|score| below it (max over
+ *     that score vector), so that rounding never breaks a tie. For the N-way p-value one set
+ *     of permutation means serves every i: under H0 the distribution of a random m-subset
+ *     mean is the same whichever i is tested. The subsets depend on the seed alone, never on
+ *     the scores, so any number of score vectors of the same pool can share one draw
+ *     (pmi_perm_batch) and each p-value stays exact; a vector's p-values are bit-identical
+ *     whether it is tested alone or in a batch, whatever the thread count. z_perm comes from
+ *     one pass: the sum and sum of squares of (permutation mean - mean of the vector's N*m
+ *     scores).
  *   - Welch: t = (mean x - mean y) / sqrt(vx/n1 + vy/n2) with sample variances, p = Q_t(t, df)
  *     with the Welch-Satterthwaite df (as scipy.stats.ttest_ind(equal_var=False,
  *     alternative='greater')). When both variances are 0 (scipy gives NaN) p is 0.5 if the
@@ -124,7 +132,8 @@ typedef struct {
  * The margin is 0 when all N*m scores are equal. */
 int pmi_verify(const double *scores, int N, int m, int k, int permutations, uint64_t seed,
                pmi_result *res, double *pool_mean, double *pool_median);
-/* The message of the calling thread's last failed pmi_verify() or pmi_perm_p() ("" if none). */
+/* The message of the calling thread's last failed pmi_verify(), pmi_perm_p() or
+ * pmi_perm_batch() ("" if none). */
 const char *pmi_error(void);
 
 /* Single statistics, exposed for tests and for reuse (x: n1 samples, y: n2 samples). */
@@ -135,6 +144,21 @@ double pmi_rank_p(const double *pool_mean, int N, int k);
 /* The permutation p-value of pmi_verify() alone (same value for the same seed); NAN when
  * permutations = 0 or the arguments are bad. */
 double pmi_perm_p(const double *scores, int N, int m, int k, int permutations, uint64_t seed);
+/* The permutation tests of T score vectors of one pool, all from ONE set of random m-subsets
+ * (one rng stream from seed, drawn in chunks; the tests of a chunk run in parallel with
+ * OpenMP, with results that do not depend on the thread count). scores[t] (N*m, row-major by
+ * mini-dataset) for t in [0, T); a NULL scores[t] is skipped. p (T, N): p[t*N + i] = the
+ * permutation p-value of mini-dataset i's mean in test t, bit-identical to what pmi_verify()
+ * gives for scores[t] alone with the same seed; z (T): test t's z_perm of D_k (as pmi_result).
+ * A skipped test's row and z are NAN, as are all of them when permutations = 0. Returns 0, or
+ * -1 with pmi_error() on the arguments pmi_verify() refuses (a non-finite score names its test
+ * t and sample), NULL scores, p or z, T < 0, or when GSL cannot create its generator. */
+int pmi_perm_batch(const double *const *scores, int T, int N, int m, int k, int permutations, uint64_t seed,
+                   double *p, double *z);
+/* Sets r's permutation fields from p_all (r->N), the permutation p-values of every mini-dataset
+ * (a row of pmi_perm_batch): p[P_PERM] = p_all[r->k], p_nway[P_PERM] and nway_index[P_PERM]
+ * their Holm-corrected minimum (pmi_holm_min), z_perm = z. */
+void pmi_result_set_perm(pmi_result *r, const double *p_all, double z);
 /* Holm-corrected minimum of n p-values (min_i min(1, n * p_i)); *argmin (optional) gets i
  * (lowest on ties). NaN entries are never the minimum but still count in n; if all are NaN
  * (or p is NULL, n < 1) it returns NAN and *argmin gets -1. */

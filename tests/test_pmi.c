@@ -1,12 +1,16 @@
 /* test_pmi: the membership scores against numpy, the single statistics against scipy, the
- * verification on hand examples, and the calibration of the exact tests under H0. */
+ * verification on hand examples, the calibration of the exact tests under H0, and the batched
+ * permutation test against the one-vector test it replaced (bit for bit). */
 #include "testutil.h"
 #include "pmi.h"
+#include <float.h>
 #include <math.h>
+#include <omp.h>
 #include <gsl/gsl_cdf.h>
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include <gsl/gsl_sort.h>
+#include <gsl/gsl_statistics_double.h>
 
 /* Asserts |got - want| <= rel * max(|want|, 1e-300), printing both on failure. */
 static void assert_rel(double got, double want, double rel, const char *what) {
@@ -556,6 +560,143 @@ static void test_z_perm(void **state) {
     assert_true(isnan(r.z_perm));
 }
 
+/* ---- the batched permutation test ----------------------------------------------------- */
+/* The one-vector permutation test as pmi.c had it before the batch (shuffling a copy of the
+ * scores themselves, the means sorted, each p by binary search, z two-pass with GSL): the
+ * reference the batch must reproduce. p (N) gets every mini-dataset's p-value. */
+static void ref_perm(const double *scores, int N, int m, int k, int R, uint64_t seed, double *p, double *z) {
+    size_t total = (size_t)N * m;
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    double *pool = malloc(total * sizeof *pool), *means = malloc((size_t)R * sizeof *means), mx = 0;
+    gsl_rng_set(rng, (unsigned long)seed);
+    memcpy(pool, scores, total * sizeof *pool);
+    for (int t = 0; t < R; t++) {
+        double s = 0;
+        for (int j = 0; j < m; j++) {
+            size_t u = (size_t)j + gsl_rng_uniform_int(rng, total - (size_t)j);
+            double tmp = pool[j];
+            pool[j] = pool[u];
+            pool[u] = tmp;
+            s += pool[j];
+        }
+        means[t] = s / m;
+    }
+    gsl_sort(means, 1, (size_t)R);
+    for (size_t i = 0; i < total; i++) mx = fmax(mx, fabs(scores[i]));
+    double tol = 4.0 * m * DBL_EPSILON * mx;
+    for (int i = 0; i < N; i++) {
+        double obs = gsl_stats_mean(scores + (size_t)i * m, 1, (size_t)m);
+        int lo = 0, hi = R;
+        while (lo < hi) {
+            int mid = lo + (hi - lo) / 2;
+            if (means[mid] >= obs - tol) hi = mid; else lo = mid + 1;
+        }
+        p[i] = (1.0 + (R - lo)) / (1.0 + R);
+    }
+    double mu = gsl_stats_mean(means, 1, (size_t)R), sd = gsl_stats_sd_m(means, 1, (size_t)R, mu);
+    *z = sd > 0 ? (gsl_stats_mean(scores + (size_t)k * m, 1, (size_t)m) - mu) / sd : NAN;
+    free(pool); free(means);
+    gsl_rng_free(rng);
+}
+
+enum { BN = 10, BM = 20, BK = 4, BT = 5, BR = 9999 };   /* BR spans three chunks of 4096 */
+
+/* BT score vectors of one pool: lognormal, gaussian with D_k shifted, small integers (ties
+ * with the observed means, and rows 0 and 2 with equal means), a zero vector (no spread:
+ * z NAN), and one left NULL (vector 1). */
+static void batch_vectors(double v[BT][BN * BM], const double *sv[BT]) {
+    gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(g, 31);
+    h0_pool(v[0], BN, BM, BK, 0.4, 17);
+    for (int i = 0; i < BN * BM; i++) v[2][i] = gsl_ran_gaussian(g, 1) + (i / BM == BK ? 0.7 : 0);
+    for (int i = 0; i < BN * BM; i++) v[3][i] = (double)gsl_rng_uniform_int(g, 4);
+    for (int j = 0; j < BM; j++) v[3][2 * BM + j] = v[3][(BM - 1 - j)];
+    for (int i = 0; i < BN * BM; i++) v[4][i] = 0;   /* tol 0: the means equal the thresholds */
+    gsl_rng_free(g);
+    for (int t = 0; t < BT; t++) sv[t] = t == 1 ? NULL : v[t];
+}
+
+/* Every p of a batch is bit-identical to the vector's own test (the old one-vector code, and
+ * pmi_perm_p / pmi_verify now) with the same seed; z within 1e-9 of the two-pass z. */
+static void test_perm_batch_matches_alone(void **state) {
+    static double v[BT][BN * BM];
+    const double *sv[BT];
+    batch_vectors(v, sv);
+    double p[BT * BN], z[BT];
+    assert_int_equal(pmi_perm_batch(sv, BT, BN, BM, BK, BR, 2024, p, z), 0);
+    for (int i = 0; i < BN; i++) assert_true(isnan(p[1 * BN + i]));
+    assert_true(isnan(z[1]));
+    for (int t = 0; t < BT; t++) {
+        if (!sv[t]) continue;
+        double pr[BN], zr, pa[BN], za;
+        ref_perm(sv[t], BN, BM, BK, BR, 2024, pr, &zr);
+        assert_int_equal(pmi_perm_batch(&sv[t], 1, BN, BM, BK, BR, 2024, pa, &za), 0);
+        for (int i = 0; i < BN; i++)
+            if (p[t * BN + i] != pr[i] || pa[i] != pr[i])
+                fail_msg("test %d, i = %d: batch %.17g, alone %.17g, reference %.17g", t, i, p[t * BN + i], pa[i], pr[i]);
+        assert_true(memcmp(&za, &z[t], sizeof za) == 0);   /* z does not depend on the batch either */
+        assert_true(pmi_perm_p(sv[t], BN, BM, BK, BR, 2024) == pr[BK]);
+        pmi_result r;
+        assert_int_equal(pmi_verify(sv[t], BN, BM, BK, BR, 2024, &r, NULL, NULL), 0);
+        int ix;
+        double nway = pmi_holm_min(pr, BN, &ix);
+        assert_true(r.p[P_PERM] == pr[BK] && r.p_nway[P_PERM] == nway);
+        assert_int_equal(r.nway_index[P_PERM], ix);
+        assert_true(memcmp(&r.z_perm, &z[t], sizeof za) == 0);
+        if (isnan(zr)) assert_true(isnan(z[t]));
+        else assert_rel(z[t], zr, 1e-9, "z vs the two-pass reference");
+    }
+    assert_true(isfinite(z[0]) && isfinite(z[2]) && isnan(z[4]));
+    assert_true(p[4 * BN] == 1.0);                     /* zero scores: every mean ties, with tol 0 */
+    assert_true(p[3 * BN + 0] == p[3 * BN + 2]);       /* equal means, equal p */
+    int ties = 0;                                      /* the integer vector does exercise ties */
+    for (int i = 0; i < BN; i++) ties += p[3 * BN + i] > 0.01 && p[3 * BN + i] < 1;
+    assert_true(ties > 0);
+    pmi_result r = {.N = BN, .k = BK};
+    pmi_result_set_perm(&r, p + 2 * BN, z[2]);
+    assert_true(r.p[P_PERM] == p[2 * BN + BK] && r.z_perm == z[2]);
+    assert_true(r.p_nway[P_PERM] == pmi_holm_min(p + 2 * BN, BN, NULL));
+    assert_int_equal(r.nway_index[P_PERM], BK);        /* D_k, shifted by 0.7 sd, has the smallest p */
+}
+
+/* The thread count changes nothing, to the bit. */
+static void test_perm_batch_threads(void **state) {
+    static double v[BT][BN * BM];
+    const double *sv[BT];
+    batch_vectors(v, sv);
+    double p1[BT * BN], z1[BT], p2[BT * BN], z2[BT];
+    int was = omp_get_max_threads();
+    omp_set_num_threads(1);
+    assert_int_equal(pmi_perm_batch(sv, BT, BN, BM, BK, BR, 99, p1, z1), 0);
+    omp_set_num_threads(2);
+    assert_int_equal(pmi_perm_batch(sv, BT, BN, BM, BK, BR, 99, p2, z2), 0);
+    omp_set_num_threads(was);
+    assert_true(memcmp(p1, p2, sizeof p1) == 0);
+    assert_true(memcmp(z1, z2, sizeof z1) == 0);
+}
+
+static void test_perm_batch_bad_input(void **state) {
+    static double v[BT][BN * BM];
+    const double *sv[BT];
+    batch_vectors(v, sv);
+    double p[BT * BN], z[BT];
+    assert_int_equal(pmi_perm_batch(sv, BT, BN, BM, BK, 0, 1, p, z), 0);   /* no permutations: all NAN */
+    for (int i = 0; i < BT * BN; i++) assert_true(isnan(p[i]));
+    for (int t = 0; t < BT; t++) assert_true(isnan(z[t]));
+    v[3][7] = INFINITY;
+    assert_int_equal(pmi_perm_batch(sv, BT, BN, BM, BK, 99, 1, p, z), -1);
+    assert_non_null(strstr(pmi_error(), "test 3: score [0][7] = inf"));
+    v[3][7] = 0;
+    assert_int_equal(pmi_perm_batch(sv, BT, BN, BM, BN, 99, 1, p, z), -1);
+    assert_non_null(strstr(pmi_error(), "k = 10"));
+    assert_int_equal(pmi_perm_batch(sv, BT, BN, BM, BK, -1, 1, p, z), -1);
+    assert_non_null(strstr(pmi_error(), "permutations"));
+    assert_int_equal(pmi_perm_batch(sv, -1, BN, BM, BK, 99, 1, p, z), -1);
+    assert_int_equal(pmi_perm_batch(NULL, BT, BN, BM, BK, 99, 1, p, z), -1);
+    assert_int_equal(pmi_perm_batch(sv, BT, BN, BM, BK, 99, 1, NULL, z), -1);
+    assert_int_equal(pmi_perm_batch(sv, 0, BN, BM, BK, 99, 1, p, z), 0);     /* nothing to test */
+}
+
 /* A null pool with per-sample difficulty: sample i's base score under any model is
  * mu_i + sd_i * noise, mu_i = -lognormal(0, 1.5) (heavy-tailed difficulty), sd_i growing with
  * it; the suspect and R references are independent draws, none trained on any sample. */
@@ -666,6 +807,9 @@ int main(void) {
         cmocka_unit_test(test_calibrate_hand_and_bad_input),
         cmocka_unit_test(test_z_perm),
         cmocka_unit_test(test_calibrated_perm_uniform_under_h0),
+        cmocka_unit_test(test_perm_batch_matches_alone),
+        cmocka_unit_test(test_perm_batch_threads),
+        cmocka_unit_test(test_perm_batch_bad_input),
     };
     return cmocka_run_group_tests(tests, setup_cases, NULL);
 }
