@@ -619,7 +619,7 @@ static int cmd_help(int argc, char **argv) {
                        "  --no-group             on a GPU, train each job alone (default: the jobs of a seed\n"
                        "                         train together on separate CUDA streams)\n"
                        "  --batch n              on a GPU, consecutive groups join one batch of at most n models\n"
-                       "                         (default 16), trained and attacked together; 1: group by group\n"
+                       "                         (default 64), trained and attacked together; 1: group by group\n"
                        "exit codes: 0 ok, 1 failure, 2 bad config or usage, 3 interrupted (run again to resume)\n");
             return 0;
         }

@@ -952,38 +952,30 @@ std::vector<FusedLayer> fused_layers(nn_model *m) {
     return out;
 }
 
-/* The fused network's logits, (K, B, classes), of x (K, B, c, h, w). Activations stay model-major:
- * (K*B, c, h, w) through the convolutions, (K, B, features) after the flatten. A convolution is
- * an unfold (im2col) and one batched matrix product over the K models (cuBLAS); with
- * PMI_FUSE_CONV=grouped it is one cuDNN convolution grouped by model instead. */
+/* The fused network's logits, (K, B, classes), of x (K, B, c, h, w). Convolutions run as one cuDNN
+ * convolution grouped by model over (B, K*c, h, w), which pooling and ReLU keep; the flatten turns
+ * that into (K, B, features) for the batched linear layers. (An unfold + batched-matmul
+ * convolution was measured 10x slower on an H100: docs/performance.md.) */
 torch::Tensor fused_forward(const Fused &f, const torch::Tensor &x) {
     int64_t K = f.K, B = x.size(1);
-    static const bool grouped = [] { const char *v = getenv("PMI_FUSE_CONV"); return v && !strcmp(v, "grouped"); }();
-    torch::Tensor h = x.reshape({K * B, x.size(2), x.size(3), x.size(4)});
+    enum { RAW, CONV, FLAT } mode = RAW;   // (K, B, c, h, w) / (B, K*c, h, w) / (K, B, features)
+    torch::Tensor h = x;
+    auto to_conv = [&] {
+        if (mode == RAW) { h = h.transpose(0, 1).reshape({B, K * x.size(2), x.size(3), x.size(4)}); mode = CONV; }
+    };
     for (const FusedLayer &l : f.layers) {
         switch (l.kind) {
-        case FusedLayer::CONV: {
-            const torch::Tensor &w = f.params[l.w];   /* (K*out, in, k, k) */
-            int64_t out = w.size(0) / K, in = w.size(1), k = w.size(2), H = h.size(2), W = h.size(3);
-            int64_t Ho = (H + 2 * l.pad - k) / l.stride + 1, Wo = (W + 2 * l.pad - k) / l.stride + 1;
-            torch::Tensor b = l.b >= 0 ? f.params[l.b] : torch::Tensor();
-            if (grouped) {
-                torch::Tensor g = h.view({K, B, in, H, W}).transpose(0, 1).reshape({B, K * in, H, W});
-                g = torch::conv2d(g, w, b, l.stride, l.pad, 1, K);
-                h = g.view({B, K, out, Ho, Wo}).transpose(0, 1).reshape({K * B, out, Ho, Wo});
-            } else {
-                torch::Tensor cols = nnf::unfold(h, nnf::UnfoldFuncOptions({k, k}).padding(l.pad).stride(l.stride));
-                int64_t L = cols.size(2);
-                cols = cols.view({K, B, in * k * k, L}).permute({0, 2, 1, 3}).reshape({K, in * k * k, B * L});
-                torch::Tensor o = b.defined() ? torch::baddbmm(b.view({K, out, 1}), w.view({K, out, in * k * k}), cols)
-                                              : torch::bmm(w.view({K, out, in * k * k}), cols);
-                h = o.view({K, out, B, L}).permute({0, 2, 1, 3}).reshape({K * B, out, Ho, Wo});
-            }
+        case FusedLayer::CONV:
+            to_conv();
+            h = torch::conv2d(h, f.params[l.w], l.b >= 0 ? f.params[l.b] : torch::Tensor(), l.stride, l.pad, 1, K);
             break;
-        }
-        case FusedLayer::MAXPOOL: h = torch::max_pool2d(h, 2, 2); break;
+        case FusedLayer::MAXPOOL: to_conv(); h = torch::max_pool2d(h, 2, 2); break;
         case FusedLayer::RELU: h = torch::relu(h); break;
-        case FusedLayer::FLATTEN: h = h.reshape({K, B, -1}); break;
+        case FusedLayer::FLATTEN:
+            if (mode == RAW) h = h.reshape({K, B, -1});
+            else if (mode == CONV) h = h.reshape({B, K, -1}).transpose(0, 1);
+            mode = FLAT;
+            break;
         case FusedLayer::LINEAR:
             h = l.b >= 0 ? torch::baddbmm(f.params[l.b].unsqueeze(1), h, f.params[l.w].transpose(1, 2))
                          : torch::bmm(h, f.params[l.w].transpose(1, 2));

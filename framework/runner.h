@@ -22,7 +22,7 @@
 #include "plan.h"
 
 #define RUNNER_MAX_GPUS 16
-#define RUNNER_BATCH 16    /* default of --batch */
+#define RUNNER_BATCH 64    /* default of --batch */
 
 typedef struct {
     int slice, nslices;     /* run the groups g (jobs of one point and seed) with g % nslices == slice; 0/1 = all */
