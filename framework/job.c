@@ -267,11 +267,11 @@ static int keep_model(job_state *js, const nn_model *m, store_eval *ev, char *er
 
 /* How many (model, attack setting) pairs are attacked at once: on a GPU their training runs
  * concurrently (attack_apply_many); on the CPU one at a time, which needs the least memory and
- * gives the same numbers. PMI_ATTACK_BATCH overrides the GPU's default. */
+ * gives the same numbers. PMI_ATTACK_BATCH overrides the GPU's default (256). */
 static int attack_batch(const job_env *env) {
     if (env->dev != NN_CUDA) return 1;
     const char *v = getenv("PMI_ATTACK_BATCH");
-    int b = v && *v ? atoi(v) : 64;
+    int b = v && *v ? atoi(v) : 256;
     return b < 1 ? 1 : b;
 }
 

@@ -167,8 +167,8 @@ typedef struct {
  * nn_train_group is this with no teachers. */
 nn_status nn_train_tasks(const nn_train_task *t, int k);
 /* Fused ensembles: tasks with the same plain architecture (mlp, lenet, cnn: no BatchNorm), the
- * same number of samples and the same recipe (SGD, all layers, no teacher; only the seed may
- * differ) train as one network that holds up to 32 of them (PMI_FUSE_MAX): convolutions grouped
+ * same number of samples and the same recipe (SGD, no teacher, all layers or the last
+ * only; only the seed may differ) train as one network that holds up to 32 of them (PMI_FUSE_MAX): convolutions grouped
  * by model, linear layers as batched products, each model on its own batches with the gradient
  * of its own loss, so each ends as it would alone up to float rounding (tests/test_gpu.c). On by
  * default on a GPU; PMI_FUSE=0 turns it off, PMI_FUSE=1 turns it on for the CPU too (tests).

@@ -905,6 +905,7 @@ struct Fused {
     int64_t K = 0, n = 0;
     std::vector<FusedLayer> layers;
     std::vector<torch::Tensor> params, masks;   // fused leaves in the models' param order; masks or undefined
+    size_t first = 0;                           // the first trained one (NN_TRAIN_LAST: the classifier's)
     torch::Tensor x, y;                         // the K training sets, one after another
     std::vector<int64_t> offset;
 };
@@ -993,6 +994,7 @@ std::unique_ptr<Fused> fused_build(const std::vector<const nn_train_task *> &t) 
     f->n = t[0]->data->x.size(0);
     for (const nn_train_task *x : t) f->m.push_back(x->model);
     f->layers = fused_layers(f->m[0]);
+    f->first = t[0]->params.trainable == NN_TRAIN_LAST ? static_cast<size_t>(f->m[0]->last_first) : 0;
     torch::NoGradGuard ng;
     std::vector<torch::Tensor> xs, ys;
     for (const nn_train_task *x : t) {
@@ -1014,7 +1016,7 @@ std::unique_ptr<Fused> fused_build(const std::vector<const nn_train_task *> &t) 
             ms.push_back(m->masks[i].defined() ? m->masks[i] : torch::ones_like(m->params[i]));
         }
         /* conv weights side by side along the output channels; linear ones stacked */
-        f->params.push_back((conv[i] ? torch::cat(ps) : torch::stack(ps)).clone().set_requires_grad(true));
+        f->params.push_back((conv[i] ? torch::cat(ps) : torch::stack(ps)).clone().set_requires_grad(i >= f->first));
         f->masks.push_back(masked ? (conv[i] ? torch::cat(ms) : torch::stack(ms)) : torch::Tensor());
     }
     return f;
@@ -1068,14 +1070,14 @@ std::string fuse_key(const nn_train_task &t) {
     const nn_train_params &p = t.params;
     const char *env = getenv("PMI_FUSE");
     bool on = env && *env ? strcmp(env, "0") != 0 : t.model && t.model->device.is_cuda();
-    if (!on || !t.model || !t.data || t.teacher || p.optimizer != NN_SGD || p.trainable != NN_TRAIN_ALL ||
+    if (!on || !t.model || !t.data || t.teacher || p.optimizer != NN_SGD ||
         fused_layers(t.model).empty())
         return "";
     const nn_model_spec &s = t.model->spec;
     std::ostringstream k;
     k << t.model->arch << '|' << s.c << 'x' << s.h << 'x' << s.w << '|' << s.classes << '|' << s.width << '|'
       << t.model->device.str() << '|' << t.data->x.size(0) << '|' << p.lr << '|' << p.momentum << '|' << p.weight_decay << '|'
-      << p.epochs << '|' << p.batch_size << '|' << p.schedule << '|' << p.step_size << '|' << p.gamma;
+      << p.epochs << '|' << p.batch_size << '|' << p.schedule << '|' << p.step_size << '|' << p.gamma << '|' << p.trainable;
     return k.str();
 }
 
@@ -1089,7 +1091,7 @@ nn_status train_fused_eager(const std::vector<const nn_train_task *> &t) {
     }
     auto f = fused_build(t);
     const nn_train_params *p = &t[0]->params;
-    auto opt = make_optimizer(p, f->params);
+    auto opt = make_optimizer(p, std::vector<torch::Tensor>(f->params.begin() + f->first, f->params.end()));
     StepFn step = fused_step(*f, *opt);
     for (const nn_train_task *x : t)
         if (x->loss_curve) std::fill(x->loss_curve, x->loss_curve + p->epochs, std::nan(""));
@@ -1201,7 +1203,7 @@ nn_status train_group_cuda(const std::vector<std::vector<const nn_train_task *>>
         const nn_train_task *t = ts[0];
         if (ts.size() > 1) {
             x.fused = fused_build(ts);
-            x.opt = make_optimizer(&t->params, x.fused->params);
+            x.opt = make_optimizer(&t->params, std::vector<torch::Tensor>(x.fused->params.begin() + x.fused->first, x.fused->params.end()));
             x.step = fused_step(*x.fused, *x.opt);
         } else {
             nn_model *m = t->model;

@@ -185,32 +185,44 @@ static void test_tasks_gpu_equal_single(void **state) {
     tasks_vs_single(NN_CUDA, 1e-4);
 }
 
+/* 1 if tensor q of a and b are equal. */
+static int same_weights(nn_model *a, nn_model *b, int q) {
+    int64_t numel;
+    nn_param_info(a, q, NULL, &numel, NULL, NULL);
+    float *x = malloc(sizeof(float) * (size_t)numel), *y = malloc(sizeof(float) * (size_t)numel);
+    nn_param_get(a, q, x); nn_param_get(b, q, y);
+    int same = !memcmp(x, y, sizeof(float) * (size_t)numel);
+    free(x); free(y);
+    return same;
+}
+
 /* Fused ensembles (PMI_FUSE=1 forces them on the CPU too): K models of one plain architecture
  * trained as one grouped network end where each trained alone does, to rounding: three LeNets
  * (one pruned: its mask must hold), two MLPs and a CNN on a different data size (trains alone). */
 static void fused_vs_single(nn_device dev, double tol) {
-    enum { K = 6, E = 3 };
+    enum { K = 8, E = 3 };
     nn_data *d = NULL, *d2 = NULL;
     assert_int_equal(nn_data_create(data.x, data.y, data.n, 1, 8, 8, dev, &d), NN_OK);
     assert_int_equal(nn_data_create(data.x, data.y, data.n - 100, 1, 8, 8, dev, &d2), NN_OK);
-    static const char *arch[K] = {"lenet", "lenet", "lenet", "mlp", "mlp", "cnn"};
+    static const char *arch[K] = {"lenet", "lenet", "lenet", "mlp", "mlp", "cnn", "lenet", "lenet"};
     nn_train_task t[K];
     nn_model *single[K];
     double cg[K][E], cs[K][E];
     for (int i = 0; i < K; i++) {
-        t[i] = (nn_train_task){.model = make(arch[i], dev, 50 + i), .data = i == K - 1 ? d2 : d, .loss_curve = cg[i]};
+        t[i] = (nn_train_task){.model = make(arch[i], dev, 50 + i), .data = i == 5 ? d2 : d, .loss_curve = cg[i]};
         t[i].params = nn_train_default_params();
         t[i].params.epochs = E; t[i].params.lr = 0.02; t[i].params.momentum = 0.9; t[i].params.batch_size = 64;
         t[i].params.weight_decay = 1e-4; t[i].params.seed = 60 + i;
         single[i] = make(arch[i], dev, 50 + i);
     }
+    t[6].params.trainable = t[7].params.trainable = NN_TRAIN_LAST;   /* an ensemble of last-layer fine-tunes */
     assert_int_equal(nn_prune(t[1].model, 0.5, 1, NULL), NN_OK);
     assert_int_equal(nn_prune(single[1], 0.5, 1, NULL), NN_OK);
     setenv("PMI_FUSE", "1", 1);
     nn_status st = nn_train_tasks(t, K);
     setenv("PMI_FUSE", "0", 1);
     if (st != NN_OK) fail_msg("nn_train_tasks: %s", nn_last_error());
-    assert_int_equal(nn_fused_models(), 5);   /* the LeNets and the MLPs; the CNN has other data */
+    assert_int_equal(nn_fused_models(), 7);   /* the LeNets (two ensembles) and the MLPs; the CNN has other data */
     for (int i = 0; i < K; i++) {
         assert_int_equal(nn_train(single[i], t[i].data, &t[i].params, cs[i]), NN_OK);
         for (int e = 0; e < E; e++)
@@ -229,6 +241,12 @@ static void fused_vs_single(nn_device dev, double tol) {
             free(a); free(b);
         }
         if (worst > 100 * tol) fail_msg("%s %d: weights differ by %g", arch[i], i, worst);
+        if (t[i].params.trainable == NN_TRAIN_LAST) {   /* the layers before the last are the fresh model's */
+            nn_model *fresh = make(arch[i], dev, 50 + i);
+            for (int q = 0; q < nn_last_layer_first_param(fresh); q++)
+                if (!same_weights(fresh, t[i].model, q)) fail_msg("%s %d: frozen tensor %d changed", arch[i], i, q);
+            nn_model_free(fresh);
+        }
         print_message("fused %s %d: largest weight difference %.3g\n", arch[i], i, worst);
     }
     assert_true(fabs(nn_sparsity(t[1].model) - 0.5) < 0.01);
