@@ -90,7 +90,10 @@ static void test_graph_batchnorm_fits(void **state) {
     assert_int_equal(nn_train(m, d, &tp, NULL), NN_OK);
     double acc;
     assert_int_equal(nn_accuracy(m, d, &acc), NN_OK);
-    if (acc < 0.5) fail_msg("training accuracy %g (chance: 0.1)", acc);
+    /* 15 epochs on 2000 synthetic 8x8 samples: 0.40-0.6 on H100s in five runs (GPU training is
+     * not deterministic); a broken captured BatchNorm step stays near chance, 0.1 */
+    print_message("VGG-11 (BatchNorm) training accuracy after 15 graph epochs: %.3f\n", acc);
+    if (acc < 0.3) fail_msg("training accuracy %g (chance: 0.1)", acc);
     nn_data_free(d); nn_model_free(m);
 }
 

@@ -198,7 +198,7 @@ scores = loss
 [store]
 save_models = 1
 EOF
-F=$tmp/res/fm/results.h5; D=/usr/share/datasets/fashion-mnist
+F=$tmp/res/fm/results.h5; D=${FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
 "$pmi" run "$tmp/fm.ini" --threads 1 >/dev/null 2>>"$tmp/log" &&
   "$pmi" export "$F" --job $O -o "$tmp/fm.safetensors" >/dev/null && "$pmi" key export "$F" --job $O -o "$tmp/fm.key.h5" >/dev/null 2>&1
 check $? "a Fashion-MNIST owner (mlp, N=10, m=40) trains, exports and gives a key"
@@ -206,6 +206,11 @@ $py derived "$tmp/fm.safetensors" "$F" $O "$tmp/fm.key.h5" "$D" "$tmp/derived.pt
 expect 0 "CLAIMED" -- verify --key "$tmp/fm.key.h5" --model "$tmp/derived.pt"
 $py scratch "$tmp/fm.safetensors" "$F" $O "$tmp/fm.key.h5" "$D" "$tmp/scratch.pt"
 expect 1 "NOT CLAIMED" -- verify --key "$tmp/fm.key.h5" --model "$tmp/scratch.pt"
+# TorchScript saved by PyTorch 2.11 (tests/data/README.md: an untrained MLP, scripted and traced)
+# loads in this libtorch (Debian's 1.13 in CI) and gets a verdict: not claimed
+for f in tests/data/mlp-scripted-torch2.11.pt tests/data/mlp-traced-torch2.11.pt; do
+  expect 1 "NOT CLAIMED" -- verify --key "$tmp/fm.key.h5" --model "$f"
+done
 
 # ---- bad input: exit 2, the culprit named ------------------------------------------------
 K=$tmp/owner.key.h5
