@@ -1,12 +1,13 @@
 /* bench-perm: the cost of a job's permutation tests, before and after they shared one set of
  * random subsets (make bench-perm; not a test). T score vectors of one pool (N, m), R resamples:
- *   old      the one-vector test as pmi.c had it until pmi_perm_batch (a copy below): every
+ *   old      the one-vector test as pmi.c had it until pmi_perm_batch (tests/perm_reference.h): every
  *            vector its own rng stream over a shuffled copy of its scores, sorted means;
  *            vectors in parallel over the OpenMP threads, as eval.c ran the kinds;
  *   alone    pmi_perm_batch with T = 1 per vector, its own seed (the new code, old streams);
  *   batch    one pmi_perm_batch over all T vectors: one stream, chunks shared by the tests.
  * Each at 1 and 2 OpenMP threads. Usage: build/bench-perm [T N m R] (default 126 10 50 99999). */
 #include "pmi.h"
+#include "../tests/perm_reference.h"
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -22,42 +23,6 @@ static double now_s(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-/* The previous one-vector test: p (N) of every mini-dataset and z, from its own stream. */
-static void old_perm(const double *scores, int N, int m, int k, int R, uint64_t seed, double *p, double *z) {
-    size_t total = (size_t)N * m;
-    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
-    double *pool = malloc(total * sizeof *pool), *means = malloc((size_t)R * sizeof *means), mx = 0;
-    gsl_rng_set(rng, (unsigned long)seed);
-    memcpy(pool, scores, total * sizeof *pool);
-    for (int t = 0; t < R; t++) {
-        double s = 0;
-        for (int j = 0; j < m; j++) {
-            size_t u = (size_t)j + gsl_rng_uniform_int(rng, total - (size_t)j);
-            double tmp = pool[j];
-            pool[j] = pool[u];
-            pool[u] = tmp;
-            s += pool[j];
-        }
-        means[t] = s / m;
-    }
-    gsl_sort(means, 1, (size_t)R);
-    for (size_t i = 0; i < total; i++) mx = fmax(mx, fabs(scores[i]));
-    double tol = 4.0 * m * 2.220446049250313e-16 * mx;
-    for (int i = 0; i < N; i++) {
-        double obs = gsl_stats_mean(scores + (size_t)i * m, 1, (size_t)m);
-        int lo = 0, hi = R;
-        while (lo < hi) {
-            int mid = lo + (hi - lo) / 2;
-            if (means[mid] >= obs - tol) hi = mid; else lo = mid + 1;
-        }
-        p[i] = (1.0 + (R - lo)) / (1.0 + R);
-    }
-    double mu = gsl_stats_mean(means, 1, (size_t)R), sd = gsl_stats_sd_m(means, 1, (size_t)R, mu);
-    *z = sd > 0 ? (gsl_stats_mean(scores + (size_t)k * m, 1, (size_t)m) - mu) / sd : NAN;
-    free(pool); free(means);
-    gsl_rng_free(rng);
 }
 
 int main(int argc, char **argv) {
@@ -78,7 +43,7 @@ int main(int argc, char **argv) {
         omp_set_num_threads(th);
         double t0 = now_s();
         #pragma omp parallel for schedule(dynamic)
-        for (int t = 0; t < T; t++) old_perm(sv[t], N, m, k, R, (uint64_t)t + 1, p + (size_t)t * N, &z[t]);
+        for (int t = 0; t < T; t++) ref_perm(sv[t], N, m, k, R, (uint64_t)t + 1, p + (size_t)t * N, &z[t]);
         double t1 = now_s();
         #pragma omp parallel for schedule(dynamic)
         for (int t = 0; t < T; t++) pmi_perm_batch(&sv[t], 1, N, m, k, R, (uint64_t)t + 1, pb + (size_t)t * N, &zb[t]);
