@@ -35,9 +35,9 @@ static int bench_group(const bench_opts *o, const nn_model_spec *spec0, const nn
     double t0 = util_now_s();
     if (nn_train_group(m, ds, tp, k, curves) != NN_OK) { snprintf(err, errlen, "%s", nn_last_error()); goto out; }
     double dt = util_now_s() - t0;
-    fprintf(out, "pmi-bench-group arch=%s batch=%d epochs=%d n=%lld models=%d device=\"%s\" seconds=%.3f "
+    fprintf(out, "pmi-bench-group arch=%s precision=%s batch=%d epochs=%d n=%lld models=%d device=\"%s\" seconds=%.3f "
                  "images_per_s=%.0f models_per_min=%.2f final_loss_first=%.4f\n",
-            o->arch, o->batch, o->epochs, (long long)n, k, devname, dt, (double)n * o->epochs * k / dt,
+            o->arch, nn_precision_name(o->precision), o->batch, o->epochs, (long long)n, k, devname, dt, (double)n * o->epochs * k / dt,
             60.0 * k / dt, curves[0][o->epochs - 1]);
     rc = 0;
 out:
@@ -67,7 +67,7 @@ int bench_train(const bench_opts *o, FILE *out, char *err, size_t errlen) {
     nn_model_spec spec = {.arch = o->arch, .c = train.c, .h = train.h, .w = train.w, .classes = train.classes,
                           .width = o->width, .device = dev, .seed = 1};
     nn_train_params tp = nn_train_default_params();
-    tp.lr = o->lr; tp.momentum = o->momentum; tp.batch_size = o->batch; tp.seed = 1;
+    tp.lr = o->lr; tp.momentum = o->momentum; tp.batch_size = o->batch; tp.seed = 1; tp.precision = o->precision;
     if (nn_data_create(train.x, train.y, n, train.c, train.h, train.w, dev, &d) != NN_OK ||
         nn_model_create(&spec, &m) != NN_OK) {
         snprintf(err, errlen, "%s", nn_last_error());
@@ -85,8 +85,9 @@ int bench_train(const bench_opts *o, FILE *out, char *err, size_t errlen) {
     /* nn_train reads each epoch's loss back, so the last epoch has finished on the device */
     if (nn_train(m, d, &tp, loss) != NN_OK) { snprintf(err, errlen, "%s", nn_last_error()); goto out; }
     double dt = util_now_s() - t0;
-    fprintf(out, "pmi-bench arch=%s batch=%d epochs=%d n=%lld device=\"%s\" seconds=%.3f images_per_s=%.0f final_loss=%.4f\n",
-            o->arch, o->batch, tp.epochs, (long long)n, devname, dt, (double)n * tp.epochs / dt, loss[tp.epochs - 1]);
+    fprintf(out, "pmi-bench arch=%s batch=%d epochs=%d n=%lld device=\"%s\" seconds=%.3f images_per_s=%.0f final_loss=%.4f precision=%s\n",
+            o->arch, o->batch, tp.epochs, (long long)n, devname, dt, (double)n * tp.epochs / dt, loss[tp.epochs - 1],
+            nn_precision_name(o->precision));
     rc = 0;
 out:
     free(loss);

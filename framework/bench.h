@@ -20,6 +20,7 @@ typedef struct {
     nn_device_request device;
     double lr, momentum;
     int models;            /* > 1: train this many models at once with nn_train_group */
+    nn_precision precision;   /* the training forward pass's (NN_BF16: autocast) */
 } bench_opts;
 
 bench_opts bench_default_opts(void);

@@ -68,6 +68,7 @@ typedef struct {
     double lr, momentum, weight_decay;
     int epochs, batch_size;
     int tf32;                   /* 1: TF32 allowed in training's convolutions (GPU); never in evaluation */
+    nn_precision precision;     /* fp32 | bf16: training's forward pass (nn_precision_name) */
     nn_schedule schedule;       /* none | step | cosine (nn_schedule_name) */
     int step_size;              /* epochs between lr decays (schedule=step) */
     double gamma;               /* lr decay factor (schedule=step) */

@@ -377,9 +377,9 @@ static int cmd_bench(int argc, char **argv) {
         {"arch", required_argument, 0, 'a'}, {"batch", required_argument, 0, 'b'}, {"epochs", required_argument, 0, 'e'},
         {"warmup", required_argument, 0, 'w'}, {"n", required_argument, 0, 'n'}, {"device", required_argument, 0, 'd'},
         {"width", required_argument, 0, 'W'}, {"lr", required_argument, 0, 'l'}, {"models", required_argument, 0, 'k'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"precision", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     bench_opts o = bench_default_opts();
-    for (int ch; (ch = getopt_long(argc, argv, "a:b:e:w:n:d:W:l:k:h", opts, NULL)) != -1;) {
+    for (int ch; (ch = getopt_long(argc, argv, "a:b:e:w:n:d:W:l:k:p:h", opts, NULL)) != -1;) {
         switch (ch) {
         case 'a': o.arch = optarg; break;
         case 'b': if (parse_number("bench", "batch", optarg, 1, 1 << 20, "a batch size", &o.batch)) return 2; break;
@@ -397,6 +397,12 @@ static int cmd_bench(int argc, char **argv) {
             }
             break;
         }
+        case 'p':
+            if (nn_precision_parse(optarg, &o.precision)) {
+                fprintf(stderr, "pmi bench: --precision '%s': expected fp32 or bf16\n", optarg);
+                return 2;
+            }
+            break;
         case 'd':
             if (nn_device_request_parse(optarg, &o.device)) {
                 fprintf(stderr, "pmi bench: --device '%s': expected one of", optarg);
@@ -407,7 +413,9 @@ static int cmd_bench(int argc, char **argv) {
             break;
         case 'h':
             printf("usage: pmi bench [--arch cnn] [--batch 128] [--epochs 3] [--warmup 1] [--n 60000] [--device auto] [--models k]\n"
+                   "                 [--precision fp32|bf16]\n"
                    "  trains on Fashion-MNIST resident on the device (SGD, momentum 0.9) and prints images/s;\n"
+                   "  bf16 autocasts the forward pass (scripts/bench_ref.py --precision bf16 does the same);\n"
                    "  scripts/bench-gpu.sh runs it beside scripts/bench_ref.py (PyTorch from Python)\n");
             return 0;
         default: return 2;

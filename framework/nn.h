@@ -110,6 +110,10 @@ typedef enum { NN_SCHED_NONE = 0, NN_SCHED_STEP = 1, NN_SCHED_COSINE = 2 } nn_sc
 const char *nn_schedule_name(int i);
 int nn_schedule_parse(const char *s, nn_schedule *out);
 typedef enum { NN_TRAIN_ALL = 0, NN_TRAIN_LAST = 1 } nn_trainable;
+/* Names: "fp32", "bf16" (nn_precision_name/parse). */
+typedef enum { NN_FP32 = 0, NN_BF16 = 1 } nn_precision;
+const char *nn_precision_name(int i);
+int nn_precision_parse(const char *s, nn_precision *out);
 
 typedef struct {
     nn_optimizer optimizer;
@@ -118,6 +122,8 @@ typedef struct {
     nn_schedule schedule;
     int step_size; double gamma;   /* step schedule */
     nn_trainable trainable;        /* NN_TRAIN_LAST: only the last layer's parameters change */
+    nn_precision precision;        /* NN_BF16: training's forward pass autocast to bfloat16 (weights,
+                                      gradients, optimizer and loss stay fp32; evaluation is fp32) */
     uint64_t seed;                 /* batch order */
     /* Called after each epoch with its mean training loss (may be NULL). Return non-zero to stop. */
     int (*on_epoch)(void *ctx, int epoch, int epochs, double loss);

@@ -16,6 +16,7 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/autocast_mode.h>
 #ifdef PMI_CUDA
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAEvent.h>
@@ -82,7 +83,9 @@ const char *const kDeviceRequestNames[] = {"auto", "cpu", "cuda",  // nn_device_
     "cuda:8", "cuda:9", "cuda:10", "cuda:11", "cuda:12", "cuda:13", "cuda:14", "cuda:15"};
 const char *const kOptimizerNames[] = {"sgd", "adam"};                  // nn_optimizer
 const char *const kScheduleNames[] = {"none", "step", "cosine"};        // nn_schedule
-static_assert(NN_WANT_CUDA == 2 && NN_WANT_CUDA_0 == 3 && NN_WANT_CUDA_MAX == NN_WANT_CUDA_0 + 15 && NN_ADAM == 1 && NN_SCHED_COSINE == 2, "name tables follow the enums in nn.h");
+const char *const kPrecisionNames[] = {"fp32", "bf16"};                  // nn_precision
+static_assert(NN_WANT_CUDA == 2 && NN_WANT_CUDA_0 == 3 && NN_WANT_CUDA_MAX == NN_WANT_CUDA_0 + 15 && NN_ADAM == 1 && NN_SCHED_COSINE == 2 &&
+              NN_BF16 == 1, "name tables follow the enums in nn.h");
 
 template <size_t N>
 const char *table_name(const char *const (&names)[N], int i) { return i >= 0 && i < (int)N ? names[i] : nullptr; }
@@ -369,6 +372,46 @@ nn_status check_labels(const nn_model *m, const nn_data *d, const char *fn) {
 namespace {
 using LossFn = std::function<torch::Tensor(const torch::Tensor &x, const torch::Tensor &y)>;
 
+/* The scope of a training forward pass under nn_train_params.precision: NN_BF16 autocasts
+ * convolutions and matrix products on the device of x to bfloat16 (what torch.autocast does
+ * from Python); the caller takes the logits back to fp32 for the loss. The cast cache is off:
+ * a CUDA graph replays its captured casts, so it must not capture casts of cached weights. */
+struct Autocast {
+    bool on;
+    c10::DeviceType dev;
+    bool was_on = false, was_cache = true;
+    Autocast(nn_precision p, const torch::Tensor &x) : on(p == NN_BF16), dev(x.device().type()) {
+        if (!on) return;
+        was_cache = at::autocast::is_autocast_cache_enabled();
+        at::autocast::set_autocast_cache_enabled(false);
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+        was_on = at::autocast::is_autocast_enabled(dev);
+        at::autocast::set_autocast_dtype(dev, at::kBFloat16);
+        at::autocast::set_autocast_enabled(dev, true);
+#else
+        if (dev == c10::DeviceType::CUDA) {
+            was_on = at::autocast::is_enabled();
+            at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+            at::autocast::set_enabled(true);
+        } else {
+            was_on = at::autocast::is_cpu_enabled();
+            at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+            at::autocast::set_cpu_enabled(true);
+        }
+#endif
+    }
+    ~Autocast() {
+        if (!on) return;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+        at::autocast::set_autocast_enabled(dev, was_on);
+#else
+        if (dev == c10::DeviceType::CUDA) at::autocast::set_enabled(was_on);
+        else at::autocast::set_cpu_enabled(was_on);
+#endif
+        at::autocast::set_autocast_cache_enabled(was_cache);
+    }
+};
+
 /* Sets requires_grad=false on every parameter before `first` and restores the flags on exit. */
 struct FreezeGuard {
     std::vector<torch::Tensor> &params;
@@ -416,6 +459,7 @@ nn_status check_train_params(const nn_train_params *p, const char *fn) {
                "weight_decay >= 0");
     NN_REQUIRE(p->epochs >= 0 && p->batch_size >= 1, fn, ": need epochs >= 0 and batch_size >= 1");
     NN_REQUIRE(nn_schedule_name(p->schedule), fn, ": unknown schedule ", p->schedule);
+    NN_REQUIRE(nn_precision_name(p->precision), fn, ": unknown precision ", p->precision);
     NN_REQUIRE(p->schedule != NN_SCHED_STEP || (p->step_size >= 1 && p->gamma > 0),
                fn, ": step schedule needs step_size >= 1 and gamma > 0");
     NN_REQUIRE(p->trainable == NN_TRAIN_ALL || p->trainable == NN_TRAIN_LAST, fn, ": unknown trainable ",
@@ -621,6 +665,8 @@ const char *nn_optimizer_name(int i) { return table_name(kOptimizerNames, i); }
 int nn_optimizer_parse(const char *s, nn_optimizer *out) { return table_parse(kOptimizerNames, s, out); }
 const char *nn_schedule_name(int i) { return table_name(kScheduleNames, i); }
 int nn_schedule_parse(const char *s, nn_schedule *out) { return table_parse(kScheduleNames, s, out); }
+const char *nn_precision_name(int i) { return table_name(kPrecisionNames, i); }
+int nn_precision_parse(const char *s, nn_precision *out) { return table_parse(kPrecisionNames, s, out); }
 
 nn_status nn_device_resolve(nn_device_request want, nn_device *dev, char *name, size_t len) {
     return guard(__func__, [&]() -> nn_status {
@@ -845,17 +891,22 @@ namespace {
  * no gradients, batch by batch). */
 LossFn task_loss(const nn_train_task &t) {
     nn_model *m = t.model, *teacher = t.teacher;
+    nn_precision prec = t.params.precision;
+    auto forward = [m, prec](const torch::Tensor &x) {
+        Autocast ac(prec, x);
+        return m->net->forward(x).to(torch::kFloat);
+    };
     if (!teacher)
-        return [m](const torch::Tensor &x, const torch::Tensor &y) { return nnf::cross_entropy(m->net->forward(x), y); };
+        return [forward](const torch::Tensor &x, const torch::Tensor &y) { return nnf::cross_entropy(forward(x), y); };
     double T = t.distill.temperature, alpha = t.distill.alpha;
     int hard = t.distill.hard;
     return [=](const torch::Tensor &x, const torch::Tensor &y) {
         torch::Tensor tl;
         {
             torch::NoGradGuard ng;
-            tl = teacher->net->forward(x);
+            tl = teacher->net->forward(x);   /* the teacher's targets in fp32 whatever the student's precision */
         }
-        torch::Tensor s = m->net->forward(x);
+        torch::Tensor s = forward(x);
         if (hard) return nnf::cross_entropy(s, tl.argmax(1));
         torch::Tensor lt = torch::log_softmax(tl / T, 1), ls = torch::log_softmax(s / T, 1);
         torch::Tensor kl = (lt.exp() * (lt - ls)).sum() / static_cast<double>(x.size(0));
@@ -906,6 +957,7 @@ struct Fused {
     std::vector<FusedLayer> layers;
     std::vector<torch::Tensor> params, masks;   // fused leaves in the models' param order; masks or undefined
     size_t first = 0;                           // the first trained one (NN_TRAIN_LAST: the classifier's)
+    nn_precision precision = NN_FP32;           // the forward pass's (fuse_key makes it common)
     torch::Tensor x, y;                         // the K training sets, one after another
     std::vector<int64_t> offset;
 };
@@ -995,6 +1047,7 @@ std::unique_ptr<Fused> fused_build(const std::vector<const nn_train_task *> &t) 
     for (const nn_train_task *x : t) f->m.push_back(x->model);
     f->layers = fused_layers(f->m[0]);
     f->first = t[0]->params.trainable == NN_TRAIN_LAST ? static_cast<size_t>(f->m[0]->last_first) : 0;
+    f->precision = t[0]->params.precision;
     torch::NoGradGuard ng;
     std::vector<torch::Tensor> xs, ys;
     for (const nn_train_task *x : t) {
@@ -1043,7 +1096,11 @@ StepFn fused_step(Fused &f, torch::optim::Optimizer &opt) {
         torch::Tensor flat = idx.reshape({-1});
         torch::Tensor x = f.x.index_select(0, flat), y = f.y.index_select(0, flat);
         x = x.view({f.K, B, x.size(1), x.size(2), x.size(3)});
-        torch::Tensor logits = fused_forward(f, x);
+        torch::Tensor logits;
+        {
+            Autocast ac(f.precision, x);
+            logits = fused_forward(f, x).to(torch::kFloat);
+        }
         torch::Tensor per = nnf::cross_entropy(logits.reshape({f.K * B, -1}), y,
                                                nnf::CrossEntropyFuncOptions().reduction(torch::kNone)).view({f.K, B}).mean(1);
         per.sum().backward();
@@ -1077,7 +1134,7 @@ std::string fuse_key(const nn_train_task &t) {
     std::ostringstream k;
     k << t.model->arch << '|' << s.c << 'x' << s.h << 'x' << s.w << '|' << s.classes << '|' << s.width << '|'
       << t.model->device.str() << '|' << t.data->x.size(0) << '|' << p.lr << '|' << p.momentum << '|' << p.weight_decay << '|'
-      << p.epochs << '|' << p.batch_size << '|' << p.schedule << '|' << p.step_size << '|' << p.gamma << '|' << p.trainable;
+      << p.epochs << '|' << p.batch_size << '|' << p.schedule << '|' << p.step_size << '|' << p.gamma << '|' << p.trainable << '|' << p.precision;
     return k.str();
 }
 

@@ -69,6 +69,8 @@ def main():
     ap.add_argument("--epochs", type=int, default=3); ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--n", type=int, default=60000); ap.add_argument("--models", type=int, default=1)
     ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="bf16: the forward pass under torch.autocast(bfloat16), as pmi bench --precision bf16")
     ap.add_argument("--data", default=os.environ.get("FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
     a = ap.parse_args()
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -83,7 +85,9 @@ def main():
             perm = torch.randperm(n, device=dev)
             for i in range(0, n, a.batch):
                 idx = perm[i:i + a.batch]
-                loss = F.cross_entropy(model(x[idx]), y[idx])
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+                    out = model(x[idx])
+                loss = F.cross_entropy(out.float(), y[idx])
                 opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
                 total += loss.detach()
         return total.item()  # one synchronisation at the end
@@ -100,7 +104,7 @@ def main():
         dt = time.perf_counter() - t0
         if a.models == 1:
             print(f"ref-bench arch={a.arch} batch={a.batch} epochs={a.epochs} n={n} device=\"{dev}\" "
-                  f"seconds={dt:.3f} images_per_s={n * a.epochs / dt:.0f} torch={torch.__version__}", flush=True)
+                  f"seconds={dt:.3f} images_per_s={n * a.epochs / dt:.0f} torch={torch.__version__} precision={a.precision}", flush=True)
     if a.models > 1:
         dt = time.perf_counter() - t_all
         print(f"ref-bench-sweep arch={a.arch} models={a.models} seconds={dt:.3f} models_per_min={60 * a.models / dt:.2f}", flush=True)

@@ -264,6 +264,71 @@ static void test_fused_gpu_close_to_single(void **state) {
     fused_vs_single(NN_CUDA, 1e-4);
 }
 
+/* train.precision = bf16: the forward pass is autocast to bfloat16, so the weights end away
+ * from fp32's while the loss stays close; the autocast ends with training (an fp32 run after a
+ * bf16 one equals an fp32 run before it, bit for bit, on the CPU); and a fused ensemble in bf16
+ * (PMI_FUSE=1) follows its models trained alone in bf16. A small CNN: it learns in 6 epochs of
+ * the synthetic data (loss 2.30 to about 1.25), so "close" compares models that learned. */
+static void bf16_vs_fp32(nn_device dev, double tol) {
+    enum { E = 6, K = 3 };
+    nn_data *d = NULL;
+    assert_int_equal(nn_data_create(data.x, data.y, data.n, 1, 8, 8, dev, &d), NN_OK);
+    nn_train_params p = nn_train_default_params();
+    p.epochs = E; p.lr = 0.1; p.batch_size = 64; p.seed = 71;
+    double c32[E], c16[E], c32b[E];
+    nn_model *a = make("cnn", dev, 70), *b = make("cnn", dev, 70), *c = make("cnn", dev, 70);
+    assert_int_equal(nn_train(a, d, &p, c32), NN_OK);
+    p.precision = NN_BF16;
+    assert_int_equal(nn_train(b, d, &p, c16), NN_OK);
+    p.precision = NN_FP32;
+    assert_int_equal(nn_train(c, d, &p, c32b), NN_OK);
+    double moved = 0;
+    for (int q = 0; q < nn_param_count(a); q++) {
+        if (dev == NN_CPU && !same_weights(a, c, q)) fail_msg("fp32 after bf16: tensor %d differs from fp32 before", q);
+        int64_t numel;
+        nn_param_info(a, q, NULL, &numel, NULL, NULL);
+        float *x = malloc(sizeof(float) * (size_t)numel), *y = malloc(sizeof(float) * (size_t)numel);
+        nn_param_get(a, q, x); nn_param_get(b, q, y);
+        for (int64_t j = 0; j < numel; j++) moved = fmax(moved, fabs(x[j] - y[j]));
+        free(x); free(y);
+    }
+    print_message("bf16 vs fp32 (%s): largest weight difference %.3g, final loss %.5f vs %.5f\n",
+                  dev == NN_CPU ? "cpu" : "cuda", moved, c16[E - 1], c32[E - 1]);
+    if (!(moved > 1e-5)) fail_msg("bf16 training left the weights of fp32 training (difference %g): no autocast", moved);
+    if (!(fabs(c16[E - 1] - c32[E - 1]) <= 0.05 * c32[E - 1]))
+        fail_msg("bf16 final loss %.5f far from fp32's %.5f", c16[E - 1], c32[E - 1]);
+    nn_train_task t[K];
+    double cg[K][E], cs[K][E];
+    for (int i = 0; i < K; i++) {
+        t[i] = (nn_train_task){.model = make("cnn", dev, 80 + i), .data = d, .params = p, .loss_curve = cg[i]};
+        t[i].params.precision = NN_BF16;
+        t[i].params.seed = 90 + i;
+    }
+    setenv("PMI_FUSE", "1", 1);
+    nn_status st = nn_train_tasks(t, K);
+    setenv("PMI_FUSE", "0", 1);
+    if (st != NN_OK) fail_msg("nn_train_tasks: %s", nn_last_error());
+    assert_int_equal(nn_fused_models(), K);
+    for (int i = 0; i < K; i++) {
+        nn_model *s1 = make("cnn", dev, 80 + i);
+        assert_int_equal(nn_train(s1, d, &t[i].params, cs[i]), NN_OK);
+        for (int e = 0; e < E; e++)
+            if (!(fabs(cg[i][e] - cs[i][e]) <= tol * fabs(cs[i][e])))
+                fail_msg("bf16 lenet %d epoch %d: fused %.6f single %.6f", i, e, cg[i][e], cs[i][e]);
+        nn_model_free(s1);
+        nn_model_free(t[i].model);
+    }
+    nn_model_free(a); nn_model_free(b); nn_model_free(c);
+    nn_data_free(d);
+}
+
+static void test_bf16_cpu(void **state) { bf16_vs_fp32(NN_CPU, 2e-2); }
+
+static void test_bf16_gpu(void **state) {
+    if (!have_cuda()) skip();
+    bf16_vs_fp32(NN_CUDA, 2e-2);
+}
+
 /* Groups that mix architectures and widths train without a CUDA error and leave each model
  * as its own nn_train would: every pair of registry architectures at two widths, and one
  * group larger than the 32 pool streams a device hands out (mixed lenet/mlp/cnn models, the
@@ -380,6 +445,8 @@ int main(void) {
         cmocka_unit_test(test_tasks_gpu_equal_single),
         cmocka_unit_test(test_fused_cpu_close_to_single),
         cmocka_unit_test(test_fused_gpu_close_to_single),
+        cmocka_unit_test(test_bf16_cpu),
+        cmocka_unit_test(test_bf16_gpu),
         cmocka_unit_test(test_group_every_arch_pair),
     };
     return cmocka_run_group_tests_name("gpu", tests, setup, teardown);
