@@ -5,7 +5,10 @@
 # prints each experiment's tables with `pmi report` and renders its figures with `pmi plot`
 # (PNG under plots/<scale>/<experiment>/, SVG in its svg/ folder); last,
 # results/<scale>/REPORT.md: a verdict per claim of the paper, the tables and the figures
-# (`pmi report --markdown-report`). Used by `make reproduce [SCALE=small|paper]`.
+# (`pmi report --markdown-report`). Used by `make reproduce [SCALE=small|paper]`. Each experiment's
+# seconds (run; report and figures) go to stderr as "reproduce: <experiment> run ..." lines
+# (scripts/bench-gpu.sh collects them). EXPERIMENTS="fingerprint robustness" runs only those (a
+# reproduction split over machines or time limits; the REPORT.md then covers only them).
 set -e
 scale=${1:-small}
 overlay=configs/scale-$scale.ini
@@ -13,15 +16,19 @@ overlay=configs/scale-$scale.ini
 start=$(date +%s)
 files=""
 for exp in experiments/*.ini; do
-  echo "== $exp (scale $scale)" >&2
   name=$(basename "$exp" .ini)
+  if [ -n "${EXPERIMENTS:-}" ]; then case " $EXPERIMENTS " in *" $name "*) ;; *) continue ;; esac; fi
+  echo "== $exp (scale $scale)" >&2
   extra=configs/$name-$scale.ini
   [ -f "$extra" ] || extra=
+  t0=$(date +%s)
   out=$(./pmi run "$exp" "$overlay" $extra)
+  t1=$(date +%s)
   ./pmi report "$out"
   files="$files $out"
   ./pmi plot "$out" -o "plots/$scale/$name"
   ./pmi plot "$out" -o "plots/$scale/$name/svg" --format svg 2>/dev/null
+  echo "reproduce: $name run $((t1 - t0)) s, report and figures $(( $(date +%s) - t1 )) s" >&2
 done
 report=results/$scale/REPORT.md
 # shellcheck disable=SC2086  # the results paths have no spaces (experiment names are checked)
