@@ -337,6 +337,31 @@ static void bf16_vs_fp32(nn_device dev, double tol) {
     nn_data_free(d);
 }
 
+/* By default a GPU fuses only ensembles of at least PMI_FUSE_MIN (16) models: fewer train
+ * faster on their own streams. */
+static void test_fuse_min_gpu(void **state) {
+    if (!have_cuda()) skip();
+    enum { K = 3 };
+    nn_data *d = NULL;
+    assert_int_equal(nn_data_create(data.x, data.y, data.n, 1, 8, 8, NN_CUDA, &d), NN_OK);
+    for (int pass = 0; pass < 2; pass++) {
+        nn_train_task t[K];
+        for (int i = 0; i < K; i++) {
+            t[i] = (nn_train_task){.model = make("lenet", NN_CUDA, 30 + i), .data = d, .params = nn_train_default_params()};
+            t[i].params.epochs = 1; t[i].params.seed = 40 + i;
+        }
+        unsetenv("PMI_FUSE");
+        if (pass) setenv("PMI_FUSE_MIN", "3", 1);
+        nn_status st = nn_train_tasks(t, K);
+        unsetenv("PMI_FUSE_MIN");
+        setenv("PMI_FUSE", "0", 1);
+        if (st != NN_OK) fail_msg("nn_train_tasks: %s", nn_last_error());
+        assert_int_equal(nn_fused_models(), pass ? K : 0);
+        for (int i = 0; i < K; i++) nn_model_free(t[i].model);
+    }
+    nn_data_free(d);
+}
+
 static void test_bf16_cpu(void **state) { bf16_vs_fp32(NN_CPU, 2e-2); }
 
 static void test_bf16_gpu(void **state) {
@@ -460,6 +485,7 @@ int main(void) {
         cmocka_unit_test(test_tasks_gpu_equal_single),
         cmocka_unit_test(test_fused_cpu_close_to_single),
         cmocka_unit_test(test_fused_gpu_close_to_single),
+        cmocka_unit_test(test_fuse_min_gpu),
         cmocka_unit_test(test_bf16_cpu),
         cmocka_unit_test(test_bf16_gpu),
         cmocka_unit_test(test_group_every_arch_pair),
