@@ -9,7 +9,8 @@
 # reproduce: times `scripts/reproduce.sh paper` (every experiment at paper scale, its report and
 # figures) experiment by experiment; EXPERIMENTS="a b" limits it to those (scripts/reproduce.sh).
 # Both write their rows as a markdown table to out_dir/table.md (card, commit, torch version in
-# its header), the form of docs/performance.md's tables. A bench takes 3-4 minutes, the
+# its header; COMMIT=... names it where the checkout's git is not the tree's, as in a copy of a
+# working tree), the form of docs/performance.md's tables. A bench takes 3-4 minutes, the
 # reproduction about 9 on one H100: the device tool runs 10 minutes a command, so split them.
 # Needs ./pmi built against the CUDA libtorch (make TORCH_DIR=$TORCH_DIR).
 set -uo pipefail
@@ -21,7 +22,7 @@ log="$out/bench.log"
 : > "$log"
 py=${PYTHON:-python3}
 card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
-{ echo "<!-- scripts/bench-gpu.sh $mode: ${card:-no GPU}, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $($py -c 'import torch; print("torch", torch.__version__)' 2>/dev/null), $(date -u +%Y-%m-%d) -->"; } > "$out/table.md"
+{ echo "<!-- scripts/bench-gpu.sh $mode: ${card:-no GPU}, commit ${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo '?')}, $($py -c 'import torch; print("torch", torch.__version__)' 2>/dev/null), $(date -u +%Y-%m-%d) -->"; } > "$out/table.md"
 rate() { sed -n 's/.*images_per_s=\([0-9.]*\).*/\1/p' | tail -1; }
 
 train_cases() {
@@ -80,7 +81,7 @@ reproduce_paper() {
   sh scripts/reproduce.sh paper > "$out/reproduce.log" 2>&1
   rc=$?
   sed -n 's/^reproduce: \([a-z-]*\) run \([0-9]*\) s, report and figures \([0-9]*\) s$/| \1 | \2 s | \3 s |/p' "$out/reproduce.log" >> "$out/table.md"
-  sed -n 's/^reproduce: scale paper done in \([0-9]*\) s$/| all (`make reproduce SCALE=paper`) | \1 s | |/p' "$out/reproduce.log" >> "$out/table.md"
+  sed -n "s/^reproduce: scale paper done in \([0-9]*\) s\$/| ${EXPERIMENTS:+these experiments (EXPERIMENTS=$EXPERIMENTS), }whole script, run, report and figures | \1 s | |/p" "$out/reproduce.log" >> "$out/table.md"
   grep '^reproduce:' "$out/reproduce.log" | tee -a "$out/table.txt"
   [ $rc -eq 0 ] || { echo "reproduce: failed (exit $rc), see $out/reproduce.log" | tee -a "$out/table.txt"; return 1; }
 }
