@@ -1,5 +1,6 @@
 /* job: a group of jobs of one sweep point and seed, from the split to the shards (see job.h). */
 #include "job.h"
+#include "reuse.h"
 #include "attack.h"
 #include "data.h"
 #include "eval.h"
@@ -33,6 +34,7 @@ void job_data_free(job_data *d) {
     if (!d) return;
     data_clear(d);
     free(d);
+    reuse_clear();   /* the models trained on it (reuse.h) go with the run's data */
 }
 
 static void normalize_pair(job_data *d, cfg_norm mode) {
@@ -116,6 +118,9 @@ typedef struct {
     nn_model *model;
     nn_data *dtr;
     nn_train_params tp;
+    reuse_key key;             /* what determines the trained model (reuse.h) */
+    int reused;                /* 1: the model is a copy of one this process trained before */
+    int copy_of;               /* >= 0: a job of the same batch trains the same model; copy it */
     /* results */
     store_eval *evals; int n_evals;        /* 1 + the attack settings */
     double *loss_curve;                    /* (epochs) */
@@ -157,53 +162,44 @@ static int progress_epoch(void *ctx, int epoch, int epochs, double loss) {
     return *js->env->stop != 0;
 }
 
-/* The owner's set: train + `repeat` copies of D_k. */
-static nn_data *owner_data(const data_split *sp, int repeat, nn_data *dtrain) {
-    nn_data *d = NULL, *dk = NULL;
-    if (nn_data_subset(dtrain, sp->train, sp->n_train, &d) != NN_OK) return NULL;
-    if (nn_data_subset(dtrain, sp->pool + (int64_t)sp->secret * sp->m, sp->m, &dk) != NN_OK) { nn_data_free(d); return NULL; }
-    for (int r = 0; r < repeat && d; r++) {
-        nn_data *both = NULL;
-        if (nn_data_concat(d, dk, &both) != NN_OK) both = NULL;
-        nn_data_free(d);
-        d = both;
-    }
-    nn_data_free(dk);
-    return d;
-}
-
-/* A reference model's set: the owner's training set without D_k, or a random subset of
- * round(fraction * n_train) of it (at least 1; in the split's order) drawn from the job's
- * SEED_SUBSET stream. */
-static nn_data *reference_data(const plan_job *job, const data_split *sp, double fraction, nn_data *dtrain) {
-    nn_data *d = NULL;
-    int64_t n = fraction >= 1 ? sp->n_train : (int64_t)llround(fraction * (double)sp->n_train);
-    if (n < 1) n = 1;
-    if (n == sp->n_train) return nn_data_subset(dtrain, sp->train, sp->n_train, &d) == NN_OK ? d : NULL;
-    int64_t *ix = util_malloc(sizeof *ix * (size_t)n);
-    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
-    gsl_rng_set(rng, (unsigned long)plan_seed(job, SEED_SUBSET, 0));
-    gsl_ran_choose(rng, ix, (size_t)n, sp->train, (size_t)sp->n_train, sizeof *ix);
-    gsl_rng_free(rng);
-    nn_status st = nn_data_subset(dtrain, ix, n, &d);
-    free(ix);
-    return st == NN_OK ? d : NULL;
-}
-
-/* The training set of a role: owner = train + D_k (pool.repeat times); indep-data = the
- * disjoint set; reference = train or a subset of it; else train. */
-static nn_data *role_data(const plan_job *job, const pmi_params *p, const data_split *sp, nn_data *dtrain) {
-    nn_data *d = NULL;
+/* The training samples of a role, as indices into the loaded training set (malloc'd; *n gets
+ * their count): owner = train + `repeat` copies of D_k; indep-data = the disjoint set;
+ * reference = train, or a random subset of round(fraction * n_train) of it (at least 1; in the
+ * split's order) drawn from the job's SEED_SUBSET stream; else train. */
+static int64_t *role_indices(const plan_job *job, const pmi_params *p, const data_split *sp, int64_t *n) {
+    const int64_t *from = sp->train;
+    int64_t *ix;
+    *n = sp->n_train;
     switch (job->role) {
     case ROLE_OWNER:
-        return owner_data(sp, p->repeat, dtrain);
+        *n = sp->n_train + (int64_t)p->repeat * sp->m;
+        ix = util_malloc(sizeof *ix * (size_t)*n);
+        memcpy(ix, sp->train, sizeof *ix * (size_t)sp->n_train);
+        for (int r = 0; r < p->repeat; r++)
+            memcpy(ix + sp->n_train + (int64_t)r * sp->m, sp->pool + (int64_t)sp->secret * sp->m, sizeof *ix * (size_t)sp->m);
+        return ix;
     case ROLE_INDEP_DATA:
-        return nn_data_subset(dtrain, sp->indep, sp->n_indep, &d) == NN_OK ? d : NULL;
-    case ROLE_REFERENCE:
-        return reference_data(job, sp, p->reference_fraction, dtrain);
-    default:
-        return nn_data_subset(dtrain, sp->train, sp->n_train, &d) == NN_OK ? d : NULL;
+        from = sp->indep; *n = sp->n_indep;
+        break;
+    case ROLE_REFERENCE: {
+        double fraction = p->reference_fraction;
+        int64_t k = fraction >= 1 ? sp->n_train : (int64_t)llround(fraction * (double)sp->n_train);
+        if (k < 1) k = 1;
+        if (k == sp->n_train) break;
+        ix = util_malloc(sizeof *ix * (size_t)k);
+        gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+        gsl_rng_set(rng, (unsigned long)plan_seed(job, SEED_SUBSET, 0));
+        gsl_ran_choose(rng, ix, (size_t)k, sp->train, (size_t)sp->n_train, sizeof *ix);
+        gsl_rng_free(rng);
+        *n = k;
+        return ix;
     }
+    default:
+        break;
+    }
+    ix = util_malloc(sizeof *ix * (size_t)(*n > 0 ? *n : 1));
+    memcpy(ix, from, sizeof *ix * (size_t)*n);
+    return ix;
 }
 
 static nn_train_params train_params(job_state *js) {
@@ -233,28 +229,61 @@ static int job_setup(job_state *js, const job_data *d, const data_split *split, 
     memcpy(js->input.mean, d->mean, sizeof d->mean);
     memcpy(js->input.sd, d->sd, sizeof d->sd);
     js->loss_curve = util_calloc((size_t)p->epochs, sizeof *js->loss_curve);
-    if (!(js->dtr = role_data(js->job, p, split, d->dtrain)))
-        return util_err(err, errlen, "selecting training data: %s", nn_last_error());
-    if (nn_model_create(&js->spec, &js->model) != NN_OK)
-        return util_err(err, errlen, "model '%s': %s", js->arch, nn_last_error());
+    int64_t n;
+    int64_t *ix = role_indices(js->job, p, split, &n);
+    nn_status st = nn_data_subset(d->dtrain, ix, n, &js->dtr);
     js->tp = train_params(js);
+    char data_id[sizeof p->dataset + sizeof p->path + 512];
+    snprintf(data_id, sizeof data_id, "%s|%s|%s|%lld|%d|%d|%d|%.17g|%.17g|%.17g|%.17g|%.17g|%.17g", p->dataset, p->path,
+             cfg_norm_name(p->normalize), (long long)d->train.n, d->train.c, d->train.h, d->train.w,
+             d->mean[0], d->mean[1], d->mean[2], d->sd[0], d->sd[1], d->sd[2]);
+    reuse_key_make(&js->key, &js->spec, &js->tp, p->tf32, p->deterministic, data_id, ix, n);
+    free(ix);
+    js->copy_of = -1;
+    if (st != NN_OK) return util_err(err, errlen, "selecting training data: %s", nn_last_error());
+    js->reused = reuse_get(&js->key, &js->model, js->loss_curve, p->epochs);
+    if (!js->reused && nn_model_create(&js->spec, &js->model) != NN_OK)
+        return util_err(err, errlen, "model '%s': %s", js->arch, nn_last_error());
     return 0;
 }
 
 /* Trains the models of n jobs as one nn_train_tasks call (concurrent CUDA streams on a GPU;
- * one after another on the CPU). 0, 1 when stopped, -1 with err. */
+ * one after another on the CPU): those that are not copies of a model trained before (reuse.h)
+ * or of another job's in this batch (the same key), which are copied after. 0, 1 when stopped,
+ * -1 with err. */
 static int train_all(job_state *js, int n, char *err, size_t errlen) {
     nn_train_task *t = util_calloc((size_t)n, sizeof *t);
-    for (int i = 0; i < n; i++)
-        t[i] = (nn_train_task){ .model = js[i].model, .data = js[i].dtr, .params = js[i].tp, .loss_curve = js[i].loss_curve };
-    if (n > 1) fprintf(stderr, "  training %d models at once (%s ... %s)\n", n, js[0].job->id, js[n - 1].job->id);
+    int k = 0, reused = 0;
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < i && !js[i].reused && js[i].copy_of < 0; j++)
+            if (!js[j].reused && js[j].copy_of < 0 && !strcmp(js[i].key.hex, js[j].key.hex)) js[i].copy_of = j;
+        if (js[i].reused || js[i].copy_of >= 0) { reused++; continue; }
+        t[k++] = (nn_train_task){ .model = js[i].model, .data = js[i].dtr, .params = js[i].tp, .loss_curve = js[i].loss_curve };
+    }
+    if (k > 1) fprintf(stderr, "  training %d models at once (%s ... %s)\n", k, js[0].job->id, js[n - 1].job->id);
     double t0 = util_now_s();
-    nn_status st = nn_train_tasks(t, n);
+    nn_status st = k ? nn_train_tasks(t, k) : NN_OK;
     free(t);
-    if (n > 1 && st == NN_OK)
-        fprintf(stderr, "  trained %d models in %.1fs (%d of them in fused ensembles)\n", n, util_now_s() - t0, nn_fused_models());
     if (*js[0].env->stop) return 1;
-    return st == NN_OK ? 0 : util_err(err, errlen, "training: %s", nn_last_error());
+    if (st != NN_OK) return util_err(err, errlen, "training: %s", nn_last_error());
+    for (int i = 0; i < n; i++) {
+        if (js[i].copy_of >= 0) {
+            const job_state *src = &js[js[i].copy_of];
+            nn_model_free(js[i].model);
+            js[i].model = NULL;
+            if (nn_model_copy(src->model, &js[i].model) != NN_OK)
+                return util_err(err, errlen, "copying the model of %s: %s", src->job->id, nn_last_error());
+            memcpy(js[i].loss_curve, src->loss_curve, sizeof *src->loss_curve * (size_t)js[i].tp.epochs);
+        } else if (!js[i].reused) {
+            reuse_put(&js[i].key, js[i].model, js[i].loss_curve, js[i].tp.epochs);
+        }
+    }
+    if (n > 1 || reused) {
+        fprintf(stderr, "  trained %d models in %.1fs (%d of them in fused ensembles)", k, util_now_s() - t0, k ? nn_fused_models() : 0);
+        if (reused) fprintf(stderr, "; %d copied from the same model trained before (same samples, seeds and recipe)", reused);
+        fputc('\n', stderr);
+    }
+    return 0;
 }
 
 /* With [store] save_models, copies the state of the model that ev evaluated into js->models. */

@@ -5,7 +5,9 @@
  * evaluated, every attack setting is applied to every model (on a GPU many (model, setting)
  * pairs at once, attack_apply_many) and evaluated, and each job's shard is written. The
  * datasets are loaded once per (dataset, path, normalisation) into a job_data cache on the
- * run's device; consecutive jobs whose data differ run as separate batches.
+ * run's device; consecutive jobs whose data differ run as separate batches. A job whose model
+ * this process already trained (the same samples, seeds and recipe: the clean and reference
+ * models of points that differ only in pool.repeat) copies it (reuse.h); job_data_free ends that.
  *
  *   job_data *d = job_data_create();
  *   job_env env = { .plan = p, .dev = dev, ... };

@@ -234,6 +234,57 @@ static void test_references_power(void **state) {
     if (!strstr(out, "9 trained, 27 already complete")) fail_msg("%s", out);
 }
 
+/* Models that the same samples, seeds and recipe determine are trained once per process
+ * (framework/reuse.h): with pool.repeat = 1, 2 only the owner of the second point trains, the
+ * other 6 jobs of its group (clean, 3 independent, 2 references) copy the first point's
+ * models, and every stored number equals a run that trains them all (PMI_REUSE_MB=0), bit for
+ * bit; the two owners still differ. */
+static void test_reuse_equals_training(void **state) {
+    char ini[300], text[2048], args[700], out[16384];
+    const char *cfg =
+        "[experiment]\nname = reuse\nseeds = 1\nseed = 5\ndevice = cpu\noutput = %s/%s\n"
+        "[data]\ndataset = synthetic\nn_train = 300\nn_attacker = 200\nn_test = 200\nnormalize = unit\n"
+        "[pool]\nN = 5\nm = 20\nrepeat = 1, 2\n[model]\narch = mlp\nwidth = 32\n"
+        "[train]\noptimizer = adam\nlr = 0.002\nmomentum = 0\nepochs = 8\nbatch_size = 16\n"
+        "[pmi]\npermutations = 999\nindependent = 1\nreferences = 2\nscores = loss, diff\n";
+    const char *dirs[2] = {"reuse-on", "reuse-off"};
+    for (int r = 0; r < 2; r++) {
+        snprintf(ini, sizeof ini, "%s/%s.ini", tu_tmpdir(), dirs[r]);
+        snprintf(text, sizeof text, cfg, tu_tmpdir(), dirs[r]);
+        write_file(ini, text);
+        snprintf(args, sizeof args, "run --jobs 1 %s", ini);
+        if (r) setenv("PMI_REUSE_MB", "0", 1);
+        int rc = run_pmi(args, out, sizeof out);
+        unsetenv("PMI_REUSE_MB");
+        if (rc != 0) fail_msg("pmi run failed (%d):\n%s", rc, out);
+        if (!r && !strstr(out, "trained 1 models") ) fail_msg("the second point trained more than its owner:\n%s", out);
+        if (!r && !strstr(out, "6 copied from the same model")) fail_msg("no reuse:\n%s", out);
+        if (r && strstr(out, "copied from")) fail_msg("PMI_REUSE_MB=0 still copied:\n%s", out);
+    }
+    static const char *py =
+        "import sys, h5py, numpy as np\n"
+        "a, b = h5py.File(sys.argv[1], 'r'), h5py.File(sys.argv[1].replace('reuse-on', 'reuse-off'), 'r')\n"
+        "n = [0]\n"
+        "def cmp(name, o):\n"
+        "    if not isinstance(o, h5py.Dataset): return\n"
+        "    x, y = o[()], b[o.name][()]\n"
+        "    if not hasattr(x, 'dtype'): return\n"
+        "    if x.dtype.names:\n"
+        "        for f in x.dtype.names:\n"
+        "            if x[f].dtype.kind in 'fiu': assert np.array_equal(x[f], y[f], equal_nan=True), (o.name, f)\n"
+        "    elif x.dtype.kind in 'fiu': assert np.array_equal(x, y, equal_nan=True), o.name\n"
+        "    n[0] += 1\n"
+        "a.visititems(cmp)\n"
+        "assert n[0] > 50, n[0]\n"
+        "sc = lambda f, j: f['jobs/%s/evals/0/loss/sample_scores' % j][:]\n"
+        "assert not np.array_equal(sc(a, 'p0-s5-owner'), sc(a, 'p1-s5-owner'))\n"
+        "assert np.array_equal(sc(a, 'p0-s5-reference-r1'), sc(a, 'p1-s5-reference-r1'))\n"
+        "print('ok')\n";
+    char res[600];
+    snprintf(res, sizeof res, "%s/reuse-on/reuse/results.h5", tu_tmpdir());
+    if (tu_python(py, res, out, sizeof out)) fail_msg("%s", out);
+}
+
 /* With 2 references, a reference evaluated as a suspect keeps one other: its lira (which needs
  * 2) is recorded unverifiable, its diff is computed, and the run succeeds; with
  * pmi.reference_fraction = 0.5 each reference trains on 150 of the 300 samples. */
@@ -294,6 +345,7 @@ int main(void) {
         cmocka_unit_test(test_diverged_attack_recorded),
         cmocka_unit_test(test_plan_lists_jobs),
         cmocka_unit_test(test_references_power),
+        cmocka_unit_test(test_reuse_equals_training),
         cmocka_unit_test(test_reference_loo_too_few),
         cmocka_unit_test(test_bench_smoke),
     };
