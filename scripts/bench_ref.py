@@ -69,6 +69,9 @@ def main():
     ap.add_argument("--epochs", type=int, default=3); ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--n", type=int, default=60000); ap.add_argument("--models", type=int, default=1)
     ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--profile", action="store_true",
+                    help="after the timing, the GPU time of one epoch's kernels (torch.profiler): the bound "
+                         "on images/s that no host-side saving (CUDA graphs, C) can pass")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                     help="bf16: the forward pass under torch.autocast(bfloat16), as pmi bench --precision bf16")
     ap.add_argument("--data", default=os.environ.get("FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
@@ -105,6 +108,14 @@ def main():
         if a.models == 1:
             print(f"ref-bench arch={a.arch} batch={a.batch} epochs={a.epochs} n={n} device=\"{dev}\" "
                   f"seconds={dt:.3f} images_per_s={n * a.epochs / dt:.0f} torch={torch.__version__} precision={a.precision}", flush=True)
+        if a.profile and a.models == 1 and dev.type == "cuda":
+            from torch.profiler import profile, ProfilerActivity
+            with profile(activities=[ProfilerActivity.CUDA]) as pr:
+                train(model, opt, 1)
+            gpu = sum(e.self_device_time_total for e in pr.key_averages()) / 1e6   # seconds of kernels
+            print(f"ref-profile arch={a.arch} batch={a.batch} precision={a.precision} gpu_seconds_per_epoch={gpu:.3f} "
+                  f"gpu_bound_images_per_s={n / gpu:.0f}", flush=True)
+            print(pr.key_averages().table(sort_by="self_device_time_total", row_limit=8), flush=True)
     if a.models > 1:
         dt = time.perf_counter() - t_all
         print(f"ref-bench-sweep arch={a.arch} models={a.models} seconds={dt:.3f} models_per_min={60 * a.models / dt:.2f}", flush=True)
