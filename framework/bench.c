@@ -68,6 +68,7 @@ int bench_train(const bench_opts *o, FILE *out, char *err, size_t errlen) {
                           .width = o->width, .device = dev, .seed = 1};
     nn_train_params tp = nn_train_default_params();
     tp.lr = o->lr; tp.momentum = o->momentum; tp.batch_size = o->batch; tp.seed = 1; tp.precision = o->precision;
+    tp.channels_last = o->channels_last;
     if (nn_data_create(train.x, train.y, n, train.c, train.h, train.w, dev, &d) != NN_OK ||
         nn_model_create(&spec, &m) != NN_OK) {
         snprintf(err, errlen, "%s", nn_last_error());
@@ -85,9 +86,9 @@ int bench_train(const bench_opts *o, FILE *out, char *err, size_t errlen) {
     /* nn_train reads each epoch's loss back, so the last epoch has finished on the device */
     if (nn_train(m, d, &tp, loss) != NN_OK) { snprintf(err, errlen, "%s", nn_last_error()); goto out; }
     double dt = util_now_s() - t0;
-    fprintf(out, "pmi-bench arch=%s batch=%d epochs=%d n=%lld device=\"%s\" seconds=%.3f images_per_s=%.0f final_loss=%.4f precision=%s\n",
+    fprintf(out, "pmi-bench arch=%s batch=%d epochs=%d n=%lld device=\"%s\" seconds=%.3f images_per_s=%.0f final_loss=%.4f precision=%s%s\n",
             o->arch, o->batch, tp.epochs, (long long)n, devname, dt, (double)n * tp.epochs / dt, loss[tp.epochs - 1],
-            nn_precision_name(o->precision));
+            nn_precision_name(o->precision), o->channels_last ? " channels_last" : "");
     rc = 0;
 out:
     free(loss);

@@ -21,6 +21,7 @@ typedef struct {
     double lr, momentum;
     int models;            /* > 1: train this many models at once with nn_train_group */
     nn_precision precision;   /* the training forward pass's (NN_BF16: autocast) */
+    int channels_last;        /* NHWC layout while training */
 } bench_opts;
 
 bench_opts bench_default_opts(void);

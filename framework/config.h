@@ -69,6 +69,7 @@ typedef struct {
     int epochs, batch_size;
     int tf32;                   /* 1: TF32 allowed in training's convolutions (GPU); never in evaluation */
     nn_precision precision;     /* fp32 | bf16: training's forward pass (nn_precision_name) */
+    int channels_last;          /* 1: NHWC convolutions while training (nn_train_params.channels_last) */
     nn_schedule schedule;       /* none | step | cosine (nn_schedule_name) */
     int step_size;              /* epochs between lr decays (schedule=step) */
     double gamma;               /* lr decay factor (schedule=step) */

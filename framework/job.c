@@ -210,6 +210,7 @@ static nn_train_params train_params(job_state *js) {
     tp.epochs = p->epochs; tp.batch_size = p->batch_size;
     tp.schedule = p->schedule; tp.step_size = p->step_size; tp.gamma = p->gamma;
     tp.precision = p->precision;
+    tp.channels_last = p->channels_last;
     tp.seed = plan_seed(js->job, SEED_BATCH, 0);
     tp.on_epoch = progress_epoch; tp.ctx = js;
     return tp;

@@ -377,9 +377,10 @@ static int cmd_bench(int argc, char **argv) {
         {"arch", required_argument, 0, 'a'}, {"batch", required_argument, 0, 'b'}, {"epochs", required_argument, 0, 'e'},
         {"warmup", required_argument, 0, 'w'}, {"n", required_argument, 0, 'n'}, {"device", required_argument, 0, 'd'},
         {"width", required_argument, 0, 'W'}, {"lr", required_argument, 0, 'l'}, {"models", required_argument, 0, 'k'},
-        {"precision", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"precision", required_argument, 0, 'p'}, {"channels-last", no_argument, 0, 'C'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     bench_opts o = bench_default_opts();
-    for (int ch; (ch = getopt_long(argc, argv, "a:b:e:w:n:d:W:l:k:p:h", opts, NULL)) != -1;) {
+    for (int ch; (ch = getopt_long(argc, argv, "a:b:e:w:n:d:W:l:k:p:Ch", opts, NULL)) != -1;) {
         switch (ch) {
         case 'a': o.arch = optarg; break;
         case 'b': if (parse_number("bench", "batch", optarg, 1, 1 << 20, "a batch size", &o.batch)) return 2; break;
@@ -397,6 +398,7 @@ static int cmd_bench(int argc, char **argv) {
             }
             break;
         }
+        case 'C': o.channels_last = 1; break;
         case 'p':
             if (nn_precision_parse(optarg, &o.precision)) {
                 fprintf(stderr, "pmi bench: --precision '%s': expected fp32 or bf16\n", optarg);
@@ -413,9 +415,10 @@ static int cmd_bench(int argc, char **argv) {
             break;
         case 'h':
             printf("usage: pmi bench [--arch cnn] [--batch 128] [--epochs 3] [--warmup 1] [--n 60000] [--device auto] [--models k]\n"
-                   "                 [--precision fp32|bf16]\n"
+                   "                 [--precision fp32|bf16] [--channels-last]\n"
                    "  trains on Fashion-MNIST resident on the device (SGD, momentum 0.9) and prints images/s;\n"
                    "  bf16 autocasts the forward pass (scripts/bench_ref.py --precision bf16 does the same);\n"
+                   "  --channels-last trains in NHWC layout (bench_ref.py --channels-last);\n"
                    "  scripts/bench-gpu.sh runs it beside scripts/bench_ref.py (PyTorch from Python)\n");
             return 0;
         default: return 2;

@@ -124,6 +124,9 @@ typedef struct {
     nn_trainable trainable;        /* NN_TRAIN_LAST: only the last layer's parameters change */
     nn_precision precision;        /* NN_BF16: training's forward pass autocast to bfloat16 (weights,
                                       gradients, optimizer and loss stay fp32; evaluation is fp32) */
+    int channels_last;             /* 1: convolution weights and images in NHWC layout while training
+                                      (cuDNN's NHWC kernels); the standard layout after. Models in a
+                                      fused ensemble keep its grouped NCHW convolutions */
     uint64_t seed;                 /* batch order */
     /* Called after each epoch with its mean training loss (may be NULL). Return non-zero to stop. */
     int (*on_epoch)(void *ctx, int epoch, int epochs, double loss);

@@ -467,14 +467,33 @@ nn_status check_train_params(const nn_train_params *p, const char *fn) {
     return NN_OK;
 }
 
+/* nn_train_params.channels_last for the scope: the model's 4-D parameters (convolution weights)
+ * in NHWC layout, so that cuDNN runs its NHWC kernels (on an H100, PyTorch's VGG-11 and ResNet-18
+ * train 1.3-1.6x faster so); the standard layout again after, for evaluation and export. The
+ * optimizer's state, made from the parameters, follows their layout. */
+struct Layout {
+    nn_model *m;
+    bool on;
+    Layout(nn_model *mm, bool channels_last) : m(mm), on(channels_last) { set(at::MemoryFormat::ChannelsLast); }
+    ~Layout() { set(at::MemoryFormat::Contiguous); }
+    void set(at::MemoryFormat f) {
+        if (!on) return;
+        torch::NoGradGuard ng;
+        for (torch::Tensor &p : m->params)
+            if (p.dim() == 4) p.set_data(p.data().contiguous(f));
+    }
+};
+
 /* One optimizer step on the batch `idx` (its last dimension indexes the batch: (bs) for one
  * model, (K, bs) for a fused ensemble): forward, backward, optimizer step, masks. Returns the
  * batch's mean loss, detached: a scalar, or (K) for an ensemble. The caller zeroes the grads. */
 using StepFn = std::function<torch::Tensor(const torch::Tensor &idx)>;
 
-StepFn model_step(nn_model *m, const nn_data *d, torch::optim::Optimizer &opt, const LossFn &loss_fn) {
-    return [m, d, &opt, &loss_fn](const torch::Tensor &idx) {
-        torch::Tensor loss = loss_fn(d->x.index_select(0, idx), d->y.index_select(0, idx));
+StepFn model_step(nn_model *m, const nn_data *d, torch::optim::Optimizer &opt, const LossFn &loss_fn, bool channels_last) {
+    return [m, d, &opt, &loss_fn, channels_last](const torch::Tensor &idx) {
+        torch::Tensor x = d->x.index_select(0, idx);
+        if (channels_last && x.dim() == 4) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+        torch::Tensor loss = loss_fn(x, d->y.index_select(0, idx));
         loss.backward();
         opt.step();
         apply_masks(m);
@@ -604,9 +623,10 @@ nn_status train_loop(nn_model *m, const nn_data *d, const nn_train_params *p, do
     NN_REQUIRE(n > 0, fn, ": no training data");
     size_t first = p->trainable == NN_TRAIN_LAST ? static_cast<size_t>(m->last_first) : 0;
     FreezeGuard freeze(m->params, first);
+    Layout layout(m, p->channels_last != 0);
     std::vector<torch::Tensor> trainable(m->params.begin() + first, m->params.end());
     auto opt = make_optimizer(p, trainable);
-    StepFn step = model_step(m, d, *opt, loss_fn);
+    StepFn step = model_step(m, d, *opt, loss_fn, p->channels_last != 0);
     if (loss_curve) std::fill(loss_curve, loss_curve + p->epochs, std::nan(""));
     /* Frozen layers run in eval mode, so BatchNorm statistics stay fixed too. */
     if (p->trainable == NN_TRAIN_LAST) m->net->eval();
@@ -1209,6 +1229,7 @@ struct Member {
     nn_model *m;                         /* t[0]'s model */
     std::unique_ptr<Fused> fused;
     std::optional<FreezeGuard> freeze;   /* NN_TRAIN_LAST: the layers before the last stay fixed */
+    std::optional<Layout> layout;        /* channels_last while training */
     std::unique_ptr<torch::optim::Optimizer> opt;
     LossFn loss_fn;
     StepFn step;
@@ -1230,6 +1251,7 @@ struct Member {
         ep.perm = ep.eager = loss = torch::Tensor();
         opt.reset();
         fused.reset();
+        layout.reset();
     }
     torch::Tensor perm(int e) const {
         if (fused) return fused_perm(*fused, t, e);
@@ -1266,10 +1288,11 @@ nn_status train_group_cuda(const std::vector<std::vector<const nn_train_task *>>
             nn_model *m = t->model;
             size_t first = t->params.trainable == NN_TRAIN_LAST ? static_cast<size_t>(m->last_first) : 0;
             x.freeze.emplace(m->params, first);
+            x.layout.emplace(m, t->params.channels_last != 0);
             std::vector<torch::Tensor> trainable(m->params.begin() + first, m->params.end());
             x.opt = make_optimizer(&t->params, trainable);
             x.loss_fn = task_loss(*t);
-            x.step = model_step(m, t->data, *x.opt, x.loss_fn);
+            x.step = model_step(m, t->data, *x.opt, x.loss_fn, t->params.channels_last != 0);
             /* as train_loop: frozen layers run in eval mode */
             if (t->params.trainable == NN_TRAIN_LAST) m->net->eval();
             else m->net->train();

@@ -40,6 +40,7 @@ void reuse_key_make(reuse_key *k, const nn_model_spec *spec, const nn_train_para
     add_i64(&c, tp->optimizer); add_f64(&c, tp->lr); add_f64(&c, tp->momentum); add_f64(&c, tp->weight_decay);
     add_i64(&c, tp->epochs); add_i64(&c, tp->batch_size); add_i64(&c, tp->schedule); add_i64(&c, tp->step_size);
     add_f64(&c, tp->gamma); add_i64(&c, tp->trainable); add_i64(&c, (int64_t)tp->seed); add_i64(&c, tp->precision);
+    add_i64(&c, tp->channels_last);
     add_i64(&c, tf32); add_i64(&c, deterministic);
     add_str(&c, data_id);
     add_i64(&c, n);

@@ -26,22 +26,25 @@ card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 rate() { sed -n 's/.*images_per_s=\([0-9.]*\).*/\1/p' | tail -1; }
 
 train_cases() {
-printf "%-10s %6s %8s %5s %14s %14s %7s\n" arch batch n prec python_img/s pmi_img/s ratio | tee "$out/table.txt"
-printf "| case | precision | PyTorch from Python, images/s | pmi | ratio |\n|---|---|---|---|---|\n" >> "$out/table.md"
-while read -r arch batch n epochs prec; do
-  r=$($py scripts/bench_ref.py --arch "$arch" --batch "$batch" --n "$n" --epochs "$epochs" --precision "$prec" 2>>"$log" | tee -a "$log" | rate)
-  p=$(./pmi bench --arch "$arch" --batch "$batch" --n "$n" --epochs "$epochs" --precision "$prec" --device cuda 2>>"$log" | tee -a "$log" | rate)
+printf "%-10s %6s %8s %5s %5s %14s %14s %7s\n" arch batch n prec layout python_img/s pmi_img/s ratio | tee "$out/table.txt"
+printf "| case | precision, layout | PyTorch from Python, images/s | pmi | ratio |\n|---|---|---|---|---|\n" >> "$out/table.md"
+while read -r arch batch n epochs prec layout; do
+  cl=; [ "$layout" = nhwc ] && cl=--channels-last
+  r=$($py scripts/bench_ref.py --arch "$arch" --batch "$batch" --n "$n" --epochs "$epochs" --precision "$prec" $cl 2>>"$log" | tee -a "$log" | rate)
+  p=$(./pmi bench --arch "$arch" --batch "$batch" --n "$n" --epochs "$epochs" --precision "$prec" $cl --device cuda 2>>"$log" | tee -a "$log" | rate)
   ratio=$(awk -v a="$p" -v b="$r" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-  printf "%-10s %6s %8s %5s %14s %14s %7s\n" "$arch" "$batch" "$n" "$prec" "${r:--}" "${p:--}" "$ratio" | tee -a "$out/table.txt"
-  printf "| %s, batch %s, %s images | %s | %s | %s | %s |\n" "$arch" "$batch" "$n" "$prec" "${r:--}" "${p:--}" "$ratio" >> "$out/table.md"
+  printf "%-10s %6s %8s %5s %5s %14s %14s %7s\n" "$arch" "$batch" "$n" "$prec" "$layout" "${r:--}" "${p:--}" "$ratio" | tee -a "$out/table.txt"
+  printf "| %s, batch %s, %s images | %s, %s | %s | %s | %s |\n" "$arch" "$batch" "$n" "$prec" "$layout" "${r:--}" "${p:--}" "$ratio" >> "$out/table.md"
 done <<'CASES'
-cnn 128 60000 3 fp32
-cnn 512 60000 5 fp32
-cnn 512 60000 5 bf16
-vgg11 512 20000 2 fp32
-vgg11 512 20000 2 bf16
-resnet18 512 20000 2 fp32
-resnet18 512 20000 2 bf16
+cnn 128 60000 3 fp32 nchw
+cnn 512 60000 5 fp32 nchw
+cnn 512 60000 5 bf16 nchw
+vgg11 512 20000 2 fp32 nchw
+vgg11 512 20000 2 fp32 nhwc
+vgg11 512 20000 2 bf16 nhwc
+resnet18 512 20000 2 fp32 nchw
+resnet18 512 20000 2 fp32 nhwc
+resnet18 512 20000 2 bf16 nhwc
 CASES
 
 # Sweep: K small CNNs (3 epochs on 60000 images each, batch 128; whole processes timed, start-up
@@ -68,7 +71,7 @@ awk -v k="$K" -v a="$t0" -v b="$t1" -v c="$t3" -v d="$t4" 'BEGIN {
 awk -v k="$K" -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN {
   py = 60 * k / (b - a); pm = 60 * k / (c - b);
   printf "sweep: %d cnn models, python one after another %.1f models/min (%.1f s), pmi %d concurrent processes %.1f models/min (%.1f s), ratio %.2f\n", k, py, b - a, k, pm, c - b, pm / py }' | tee -a "$out/table.txt"
-printf "| sweep of %s cnn models | fp32 | %s | %s | %s |\n" "$K" \
+printf "| sweep of %s cnn models | fp32, nchw | %s | %s | %s |\n" "$K" \
   "$(sed -n 's/.*python one after another \([0-9.]*\) models\/min.*/\1 models\/min/p' "$out/table.txt" | head -1)" \
   "$(sed -n 's/.*pmi one process, [0-9]* models \([0-9.]*\) models\/min ([0-9.]* s, \([0-9]*\) images.*/\1 models\/min, \2 images\/s (one process)/p' "$out/table.txt" | head -1)" \
   "$(sed -n 's/.*one process, [0-9]* models [0-9.]* models\/min.*ratio \([0-9.]*\)$/\1/p' "$out/table.txt" | head -1)" >> "$out/table.md"

@@ -72,6 +72,8 @@ def main():
     ap.add_argument("--profile", action="store_true",
                     help="after the timing, the GPU time of one epoch's kernels (torch.profiler): the bound "
                          "on images/s that no host-side saving (CUDA graphs, C) can pass")
+    ap.add_argument("--channels-last", action="store_true",
+                    help="model and images in channels_last memory format (NHWC convolutions)")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                     help="bf16: the forward pass under torch.autocast(bfloat16), as pmi bench --precision bf16")
     ap.add_argument("--data", default=os.environ.get("FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
@@ -79,6 +81,8 @@ def main():
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     x, y = load(a.data)
     x, y = x[:a.n].to(dev), y[:a.n].to(dev)
+    fmt = torch.channels_last if a.channels_last else torch.contiguous_format
+    x = x.contiguous(memory_format=fmt)
     n = x.shape[0]
     make = {"cnn": cnn, "vgg11": vgg11, "resnet18": resnet18}[a.arch]
 
@@ -98,7 +102,7 @@ def main():
     t_all = time.perf_counter()
     for k in range(a.models):
         torch.manual_seed(k)
-        model = make(1, 10).to(dev)
+        model = make(1, 10).to(dev, memory_format=fmt)
         opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=0.9)
         if a.warmup:
             train(model, opt, a.warmup)
@@ -107,7 +111,8 @@ def main():
         dt = time.perf_counter() - t0
         if a.models == 1:
             print(f"ref-bench arch={a.arch} batch={a.batch} epochs={a.epochs} n={n} device=\"{dev}\" "
-                  f"seconds={dt:.3f} images_per_s={n * a.epochs / dt:.0f} torch={torch.__version__} precision={a.precision}", flush=True)
+                  f"seconds={dt:.3f} images_per_s={n * a.epochs / dt:.0f} torch={torch.__version__} precision={a.precision}"
+                  f"{' channels_last' if a.channels_last else ''}", flush=True)
         if a.profile and a.models == 1 and dev.type == "cuda":
             from torch.profiler import profile, ProfilerActivity
             with profile(activities=[ProfilerActivity.CUDA]) as pr:
