@@ -469,7 +469,7 @@ nn_status check_train_params(const nn_train_params *p, const char *fn) {
 
 /* nn_train_params.channels_last for the scope: the model's 4-D parameters (convolution weights)
  * in NHWC layout, so that cuDNN runs its NHWC kernels (on an H100, PyTorch's VGG-11 and ResNet-18
- * train 1.3-1.6x faster so); the standard layout again after, for evaluation and export. The
+ * trained 1.3x and 1.6x faster so, one run each); the standard layout again after, for evaluation and export. The
  * optimizer's state, made from the parameters, follows their layout. */
 struct Layout {
     nn_model *m;
@@ -1366,8 +1366,9 @@ static size_t fuse_max() {
 }
 
 /* The smallest ensemble fused by default (PMI_FUSE_MIN overrides; PMI_FUSE=1 fuses any two):
- * on an H100, 8 models trained 7-15% faster each on its own stream than as one ensemble (cnn and
- * lenet, 3 runs each), 16 LeNets 4% faster fused, 64 LeNets 37% (docs/performance.md). */
+ * on an H100, 8 cnn models trained at 429-436k images/s on their own streams against 359-367k
+ * as one ensemble (3 runs each), 8 LeNets at 798-873k against 706-816k; 16 LeNets were 4% faster
+ * fused and 64 LeNets 37% (one run each; docs/performance.md). */
 static size_t fuse_min() {
     const char *f = getenv("PMI_FUSE");
     if (f && *f && strcmp(f, "0") != 0) return 2;
