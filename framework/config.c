@@ -109,6 +109,8 @@ static const key_def schema[] = {
     ROW("pmi", "decide_score", K_CHOICE, decide_score, "", 0, 0, EMPTY_OK, score_name, "score kind of the decision, one of pmi.scores; empty: the first"),
     ROW("pmi", "references", K_INT, references, "0", 0, 1000, 0, NULL, "reference models per seed, trained without any pool sample (0: none)"),
     ROW("pmi", "reference_fraction", K_DOUBLE, reference_fraction, "1", 0, 1, OPEN_MIN, NULL, "fraction of the owner's training set (without D_k) each reference trains on"),
+    ROW("pmi", "holdout", K_INT, holdout, "0", 0, 1e7, 0, NULL, "held-out samples H of the owner's data for the dataset evidence (S against H; the pool's other mini-datasets join H); 0: no dataset evidence"),
+    ROW("pmi", "data_permutations", K_INT, data_permutations, "9999", 1, 1e8, 0, NULL, "resamples of the dataset evidence's permutation test"),
     ROW("pmi", "independent", K_INT, independent, "1", 0, 100, 0, NULL, "independent models per seed and kind"),
     ROW("pmi", "indep_arch", K_CHOICE, indep_arch, "", 0, 0, EMPTY_OK, nn_arch_name, "architecture of the indep-arch models; empty: model.arch"),
     ROW("store", "save_models", K_BOOL, save_models, "0", 0, 0, 0, NULL, "store every evaluated model (all parameters and buffers) in the shard"),

@@ -81,6 +81,8 @@ typedef struct {
     char decide_score[CFG_STR]; /* score kind of the decision, one of scores; "": the first of scores */
     int references;             /* reference models per seed (trained without any pool sample); 0: none */
     double reference_fraction;  /* fraction of the owner's training set (without D_k) each reference trains on */
+    int holdout;                /* held-out samples H for the dataset evidence (pmi.holdout); 0: none */
+    int data_permutations;      /* resamples of the dataset evidence's permutation test */
     int independent;            /* independent models per seed and kind */
     char indep_arch[CFG_STR];   /* architecture of the indep-arch models (pmi.indep_arch; unset: arch) */
     /* [store] */

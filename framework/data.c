@@ -567,22 +567,23 @@ void data_channel_stats(const pmi_dataset *d, const int64_t *idx, int64_t n, dou
 /* ---- the split ----------------------------------------------------------------------- */
 
 int data_split_check(int64_t n_train_file, int64_t n_test_file, int64_t n_train, int N, int m,
-                     int64_t n_attacker, int want_indep, int64_t n_test, int secret, char *err, size_t errlen) {
+                     int64_t n_attacker, int want_indep, int64_t n_holdout, int64_t n_test, int secret,
+                     char *err, size_t errlen) {
     if (N < 1 || m < 1) return util_err(err, errlen, "split needs N >= 1 and m >= 1, got N=%d, m=%d", N, m);
-    if (n_train < 0 || n_attacker < 0 || n_test < 0 || n_train_file < 0 || n_test_file < 0)
-        return util_err(err, errlen, "split sizes must not be negative (n_train=%lld, attacker=%lld, n_test=%lld)",
-                    (long long)n_train, (long long)n_attacker, (long long)n_test);
+    if (n_train < 0 || n_attacker < 0 || n_holdout < 0 || n_test < 0 || n_train_file < 0 || n_test_file < 0)
+        return util_err(err, errlen, "split sizes must not be negative (n_train=%lld, attacker=%lld, holdout=%lld, n_test=%lld)",
+                    (long long)n_train, (long long)n_attacker, (long long)n_holdout, (long long)n_test);
     if (secret >= N) return util_err(err, errlen, "split: secret %d is out of range 0..%d", secret, N - 1);
     if (n_train_file > (int64_t)UINT32_MAX || n_test_file > (int64_t)UINT32_MAX)
         return util_err(err, errlen, "split: files of more than %u samples are not supported", UINT32_MAX);
     int64_t pool = (int64_t)N * m, indep = want_indep ? n_train : 0;
-    int64_t need = n_train + pool + n_attacker + indep;
+    int64_t need = n_train + pool + n_attacker + indep + n_holdout;
     if (need > n_train_file)
         return util_err(err, errlen,
                     "split needs %lld samples from the train file (n_train=%lld + pool N*m=%lld + attacker=%lld + "
-                    "indep=%lld), the file has %lld",
+                    "indep=%lld + holdout=%lld), the file has %lld",
                     (long long)need, (long long)n_train, (long long)pool, (long long)n_attacker, (long long)indep,
-                    (long long)n_train_file);
+                    (long long)n_holdout, (long long)n_train_file);
     if (n_test > n_test_file)
         return util_err(err, errlen, "split needs %lld samples from the test file, the file has %lld", (long long)n_test,
                     (long long)n_test_file);
@@ -612,25 +613,27 @@ static void split_cut(const int64_t *tp, const int64_t *sp, data_split *s) {
     s->pool = take(tp, &at, (int64_t)s->N * s->m);
     s->attacker = take(tp, &at, s->n_attacker);
     s->indep = take(tp, &at, s->n_indep);
+    s->holdout = take(tp, &at, s->n_holdout);
     s->test = take(sp, &zero, s->n_test);
 }
 
 int data_split_make(int64_t n_train_file, int64_t n_test_file, int64_t n_train, int N, int m,
-                    int64_t n_attacker, int want_indep, int64_t n_test, int secret, uint64_t seed,
+                    int64_t n_attacker, int want_indep, int64_t n_holdout, int64_t n_test, int secret, uint64_t seed,
                     data_split *out, char *err, size_t errlen) {
     if (!out) return util_err(err, errlen, "data_split_make: no output split");
     memset(out, 0, sizeof *out);
-    if (data_split_check(n_train_file, n_test_file, n_train, N, m, n_attacker, want_indep, n_test, secret, err, errlen))
+    if (data_split_check(n_train_file, n_test_file, n_train, N, m, n_attacker, want_indep, n_holdout, n_test, secret,
+                         err, errlen))
         return -1;
     gsl_rng *r = rng_for(seed, 0);
     int64_t *tp = r ? shuffled(r, n_train_file) : NULL, *sp = r ? shuffled(r, n_test_file) : NULL;
     int rc = -1;
     if (tp && sp) {
         *out = (data_split){.n_train = n_train, .N = N, .m = m, .n_attacker = n_attacker,
-                            .n_indep = want_indep ? n_train : 0, .n_test = n_test};
+                            .n_indep = want_indep ? n_train : 0, .n_holdout = n_holdout, .n_test = n_test};
         out->secret = secret >= 0 ? secret : (int)gsl_rng_uniform_int(r, (unsigned long)N);
         split_cut(tp, sp, out);
-        rc = out->train && out->pool && out->attacker && out->indep && out->test ? 0 : -1;
+        rc = out->train && out->pool && out->attacker && out->indep && out->holdout && out->test ? 0 : -1;
     }
     gsl_rng_free(r);
     free(tp);
@@ -649,6 +652,7 @@ void data_split_free(data_split *s) {
     free(s->pool);
     free(s->attacker);
     free(s->indep);
+    free(s->holdout);
     free(s->test);
     memset(s, 0, sizeof *s);
 }

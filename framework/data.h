@@ -95,6 +95,7 @@ typedef struct {
     int64_t *pool;      int N, m;             /* (N, m): pool[i*m + j] is sample j of mini-dataset i */
     int64_t *attacker;  int64_t n_attacker;
     int64_t *indep;     int64_t n_indep;      /* disjoint data for independent models (n_train), may be 0 */
+    int64_t *holdout;   int64_t n_holdout;    /* held-out samples H of the owner's data (pmi.holdout), may be 0 */
     int64_t *test;      int64_t n_test;       /* indices into the test file */
     int secret;                               /* k in [0, N) */
 } data_split;
@@ -102,15 +103,17 @@ typedef struct {
 /* Draws the split with one gsl_rng_mt19937 seeded from `seed` (the 64-bit seed is mixed and
  * folded to the generator's 32 bits): gsl_ran_shuffle permutes the train file's indices, then
  * the test file's; the train permutation is cut into consecutive slices: train (n_train), pool
- * (N*m), attacker (n_attacker), indep (n_train if want_indep, else none); test takes the first
+ * (N*m), attacker (n_attacker), indep (n_train if want_indep, else none), holdout (n_holdout: the
+ * owner's held-out set H of the dataset evidence, drawn last so that a split without it is
+ * the split of earlier versions); test takes the first
  * n_test of the test permutation. secret >= 0 is kept (it must be < N); secret < 0 draws
  * k = gsl_rng_uniform_int(r, N) from the same generator after both shuffles. Needs N, m >= 1
  * and n_train, n_attacker, n_test >= 0. Fails with a message when the train file holds fewer
- * than n_train*(1+want_indep) + N*m + n_attacker samples or the test file fewer than n_test.
+ * than n_train*(1+want_indep) + N*m + n_attacker + n_holdout samples or the test file fewer than n_test.
  * Every array of out is allocated (possibly with no element) and freed by data_split_free.
  * Returns 0, or -1 with err (out zeroed). */
 int data_split_make(int64_t n_train_file, int64_t n_test_file, int64_t n_train, int N, int m,
-                    int64_t n_attacker, int want_indep, int64_t n_test, int secret, uint64_t seed,
+                    int64_t n_attacker, int want_indep, int64_t n_holdout, int64_t n_test, int secret, uint64_t seed,
                     data_split *out, char *err, size_t errlen);
 void data_split_free(data_split *s);  /* NULL-safe */
 /* The checks of data_split_make without drawing anything: 0 when files of n_train_file and
@@ -118,6 +121,7 @@ void data_split_free(data_split *s);  /* NULL-safe */
  * needs, summed per part, and what the file has). One function, so a check before the run
  * and the split inside it cannot disagree. */
 int data_split_check(int64_t n_train_file, int64_t n_test_file, int64_t n_train, int N, int m,
-                     int64_t n_attacker, int want_indep, int64_t n_test, int secret, char *err, size_t errlen);
+                     int64_t n_attacker, int want_indep, int64_t n_holdout, int64_t n_test, int secret,
+                     char *err, size_t errlen);
 
 #endif

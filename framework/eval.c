@@ -8,8 +8,8 @@
 #include <string.h>
 
 void eval_free(store_eval *e) {
-    free(e->sample_scores); free(e->pool_mean); free(e->pool_median);
-    e->sample_scores = e->pool_mean = e->pool_median = NULL;
+    free(e->sample_scores); free(e->pool_mean); free(e->pool_median); free(e->data_scores);
+    e->sample_scores = e->pool_mean = e->pool_median = e->data_scores = NULL;
 }
 
 /* The result of a model that cannot be verified: nothing identified, every p-value NaN. */
@@ -21,36 +21,53 @@ static void unverifiable(pmi_result *r, int N, int m, int k) {
     for (int i = 0; i < P_COUNT; i++) { r->p[i] = r->p_nway[i] = NAN; r->nway_index[i] = -1; }
 }
 
-/* The scores of kind `kind` of every pool sample into s (N*m): raw kinds from the
- * log-probabilities, calibrated ones against the references. 0; 1 when the kind cannot be
- * calibrated for this model (a reference left out of too few); -1 with pmi_error(). */
-static int kind_scores(const eval_input *in, int kind, const float *logp, double *s) {
-    int64_t nm = (int64_t)in->N * in->m;
+/* The scores of kind `kind` of n samples (labels y) into s: raw kinds from the
+ * log-probabilities, calibrated ones against the references' base scores ref[base] (n_refs, n).
+ * 0; 1 when the kind cannot be calibrated for this model (a reference left out of too few);
+ * -1 with pmi_error(). */
+static int kind_scores(const eval_input *in, int kind, const float *logp, const int32_t *y, int64_t n,
+                       const double *const *ref, double *s) {
     if (!pmi_score_calibrated((pmi_score_kind)kind)) {
-        pmi_scores((pmi_score_kind)kind, logp, in->pool_labels, nm, in->classes, s);
+        pmi_scores((pmi_score_kind)kind, logp, y, n, in->classes, s);
         return 0;
     }
     pmi_score_kind base = pmi_score_base((pmi_score_kind)kind);
     if (in->ref_skip >= 0 && in->n_refs - 1 < pmi_score_min_refs((pmi_score_kind)kind)) {
-        for (int64_t i = 0; i < nm; i++) s[i] = NAN;
+        for (int64_t i = 0; i < n; i++) s[i] = NAN;
         return 1;
     }
-    double *raw = util_malloc(sizeof *raw * (size_t)nm);
-    pmi_scores(base, logp, in->pool_labels, nm, in->classes, raw);
-    int rc = pmi_calibrate((pmi_score_kind)kind, raw, in->ref_scores[base], in->n_refs, in->ref_skip, nm, s);
+    double *raw = util_malloc(sizeof *raw * (size_t)n);
+    pmi_scores(base, logp, y, n, in->classes, raw);
+    int rc = pmi_calibrate((pmi_score_kind)kind, raw, ref[base], in->n_refs, in->ref_skip, n, s);
     free(raw);
     return rc;
 }
 
+/* The dataset evidence of kind k before its permutation test: the S-then-H scores into
+ * ev->data_scores and n, gap into ev->data[k]. 0; 1 when the kind cannot be calibrated; -1. */
+static int data_kind(const eval_input *in, int k, const float *dlogp, store_eval *ev) {
+    int64_t n = in->n_side;
+    double *s = ev->data_scores + k * 2 * n;
+    int rc = kind_scores(in, in->kinds[k], dlogp, in->dset_labels, 2 * n, in->dref_scores, s);
+    if (rc) return rc;
+    double a = 0, b = 0;
+    for (int64_t i = 0; i < n; i++) { a += s[i]; b += s[n + i]; }
+    ev->data[k].gap = (a - b) / (double)n;
+    return 0;
+}
+
 /* Scores and statistics of every kind from the log-probabilities, the permutation test aside
  * (eval_permutations). 0, or -1 with err. */
-static int verify_kinds(const eval_input *in, const float *logp, int diverged, store_eval *ev, char *err, size_t errlen) {
+static int verify_kinds(const eval_input *in, const float *logp, const float *dlogp, int diverged, store_eval *ev,
+                        char *err, size_t errlen) {
     int64_t nm = (int64_t)in->N * in->m;
     int failed = 0;
     #pragma omp parallel for schedule(dynamic)
     for (int k = 0; k < in->n_kinds; k++) {
         double *s = ev->sample_scores + k * nm, *mean = ev->pool_mean + k * in->N, *median = ev->pool_median + k * in->N;
-        int cal = diverged ? 0 : kind_scores(in, in->kinds[k], logp, s);
+        ev->data[k] = (pmi_data_result){ .n = (int)in->n_side, .gap = NAN, .p = NAN, .z = NAN };
+        int cal = diverged ? 0 : kind_scores(in, in->kinds[k], logp, in->pool_labels, nm, in->ref_scores, s);
+        if (!diverged && !cal && in->n_side > 0) cal = data_kind(in, k, dlogp, ev);
         if (diverged) pmi_scores((pmi_score_kind)in->kinds[k], logp, in->pool_labels, nm, in->classes, s);
         if (diverged || cal == 1) {
             unverifiable(&ev->res[k], in->N, in->m, in->secret);
@@ -77,19 +94,46 @@ int eval_model(nn_model *model, const eval_input *in, store_eval *ev, char *err,
     ev->pool_mean = util_malloc(sizeof(double) * (size_t)(in->N * in->n_kinds));
     ev->pool_median = util_malloc(sizeof(double) * (size_t)(in->N * in->n_kinds));
     float *logp = util_malloc(sizeof(float) * (size_t)(nm * in->classes));
+    int64_t nd = 2 * in->n_side;
+    float *dlogp = nd ? util_malloc(sizeof(float) * (size_t)(nd * in->classes)) : NULL;
+    ev->data_scores = nd ? util_malloc(sizeof(double) * (size_t)(nd * in->n_kinds)) : NULL;
     nn_status st = nn_accuracy(model, in->test, &ev->test_acc);
     if (st == NN_OK) st = nn_eval_logp(model, in->pool, logp);
-    if (st != NN_OK) { free(logp); return util_err(err, errlen, "evaluation: %s", nn_last_error()); }
+    if (st == NN_OK && nd) st = nn_eval_logp(model, in->dset, dlogp);
+    if (st != NN_OK) { free(logp); free(dlogp); return util_err(err, errlen, "evaluation: %s", nn_last_error()); }
     int diverged = 0;
     for (int64_t i = 0; i < nm * in->classes && !diverged; i++) diverged = isnan(logp[i]);
-    int rc = verify_kinds(in, logp, diverged, ev, err, errlen);
-    free(logp);
+    for (int64_t i = 0; i < nd * in->classes && !diverged; i++) diverged = isnan(dlogp[i]);
+    int rc = verify_kinds(in, logp, dlogp, diverged, ev, err, errlen);
+    free(logp); free(dlogp);
     if (rc) return -1;
     if (diverged) fprintf(stderr, "  %s: %s%s model outputs NaN (diverged): recorded as unverifiable\n",
                           in->who, strcmp(ev->attack, "none") ? "attack " : "", strcmp(ev->attack, "none") ? ev->attack : "");
     ev->sparsity = nn_sparsity(model);
     ev->wall_s = util_now_s() - t0;
     return 0;
+}
+
+/* The dataset evidence's permutation tests of every verifiable (evaluation, kind): S (the
+ * first n_side scores) against random n_side-subsets of all 2 n_side. 0, or -1 with err. */
+static int data_permutations(store_eval *evs, int n, const eval_input *in, char *err, size_t errlen) {
+    int T = 0;
+    for (int e = 0; e < n; e++) T += evs[e].n_kinds;
+    const double **scores = util_calloc((size_t)T + 1, sizeof *scores);
+    pmi_data_result **res = util_calloc((size_t)T + 1, sizeof *res);
+    T = 0;
+    for (int e = 0; e < n; e++)
+        for (int k = 0; k < evs[e].n_kinds; k++) {
+            if (evs[e].res[k].identified < 0 || isnan(evs[e].data[k].gap)) continue;   /* unverifiable */
+            scores[T] = evs[e].data_scores + (size_t)k * 2 * (size_t)in->n_side;
+            res[T++] = &evs[e].data[k];
+        }
+    double *p = util_malloc(sizeof *p * ((size_t)T * 2 + 1)), *z = util_malloc(sizeof *z * ((size_t)T + 1));
+    int rc = pmi_perm_batch(scores, T, 2, (int)in->n_side, 0, in->data_permutations, in->data_seed, p, z);
+    if (rc) util_err(err, errlen, "dataset evidence's permutation tests: %s", pmi_error());
+    for (int t = 0; t < T && !rc; t++) { res[t]->p = p[2 * t]; res[t]->z = z[t]; }
+    free(scores); free(res); free(p); free(z);
+    return rc ? -1 : 0;
 }
 
 int eval_permutations(store_eval *evs, int n, const eval_input *in, char *err, size_t errlen) {
@@ -110,5 +154,6 @@ int eval_permutations(store_eval *evs, int n, const eval_input *in, char *err, s
     if (rc) util_err(err, errlen, "permutation tests: %s", pmi_error());
     for (int t = 0; t < T && !rc; t++) pmi_result_set_perm(res[t], p + (size_t)t * in->N, z[t]);
     free(scores); free(res); free(p); free(z);
+    if (!rc && in->n_side > 0) rc = data_permutations(evs, n, in, err, errlen);
     return rc ? -1 : 0;
 }

@@ -35,12 +35,23 @@ typedef struct {
      * unverifiable (NaN scores and p-values). */
     const double *ref_scores[SCORE_COUNT];
     int n_refs, ref_skip;
+    /* Dataset evidence (pmi.h), off when n_side = 0: dset holds n_side samples of the owner's
+     * training set S then n_side held-out samples H, labels dset_labels (2 n_side); dref_scores[b]
+     * the references' base scores on them, (n_refs, 2 n_side), as ref_scores (references that
+     * saw neither side); its permutation test draws data_permutations n-subsets from data_seed. */
+    const nn_data *dset;
+    const int32_t *dset_labels;
+    int64_t n_side;
+    const double *dref_scores[SCORE_COUNT];
+    int data_permutations;
+    uint64_t data_seed;
     const char *who;              /* job id, for the diverged-model message */
 } eval_input;
 
 /* Fills ev's accuracy, scores and results (ev's attack names are the caller's), all but the
  * permutation test: p[P_PERM], p_nway[P_PERM] and z_perm are NAN, nway_index[P_PERM] -1,
- * until eval_permutations(). Kinds are verified in parallel (OpenMP); results do not depend
+ * until eval_permutations(). With dataset evidence, ev->data[k] gets n and gap (p and z NAN
+ * until eval_permutations) and ev->data_scores the S-then-H scores; without, n = 0 and NANs. Kinds are verified in parallel (OpenMP); results do not depend
  * on the thread count. Returns 0, or -1 with err; ev's arrays are owned by ev either way. */
 int eval_model(nn_model *model, const eval_input *in, store_eval *ev, char *err, size_t errlen);
 /* The permutation test of every verifiable (evaluation, kind) of evs[0..n), all evaluated by
@@ -48,7 +59,8 @@ int eval_model(nn_model *model, const eval_input *in, store_eval *ev, char *err,
  * over their sample scores, so all of them share one set of random m-subsets (each p-value
  * stays exact: the subsets do not depend on the scores). Fills p[P_PERM], p_nway[P_PERM],
  * nway_index[P_PERM] and z_perm (pmi_result_set_perm); unverifiable ones (identified -1) keep
- * their NaN. Returns 0, or -1 with err. */
+ * their NaN. With dataset evidence, a second pmi_perm_batch (N = 2, m = n_side, k = 0, from
+ * in->data_seed) fills every verifiable data[k].p and z. Returns 0, or -1 with err. */
 int eval_permutations(store_eval *evs, int n, const eval_input *in, char *err, size_t errlen);
 /* Frees the arrays of ev. */
 void eval_free(store_eval *ev);

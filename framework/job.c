@@ -53,7 +53,7 @@ static void normalize_pair(job_data *d, cfg_norm mode) {
 
 int job_load_raw(const pmi_params *p, pmi_dataset *train, pmi_dataset *test, double mean[3], double sd[3],
                  char *err, size_t errlen) {
-    int64_t n_synth = (int64_t)p->n_train * 2 + (int64_t)p->N * p->m + p->n_attacker + 4 * (int64_t)p->n_test;
+    int64_t n_synth = (int64_t)p->n_train * 2 + (int64_t)p->N * p->m + p->n_attacker + p->holdout + 4 * (int64_t)p->n_test;
     if (data_load(p->dataset, p->path, n_synth, 12345, train, test, err, errlen)) return -1;
     for (int c = 0; c < 3; c++) { mean[c] = 0; sd[c] = 1; }
     if (p->normalize == NORM_STANDARD) data_channel_stats(train, NULL, train->n, mean, sd);
@@ -64,7 +64,7 @@ int job_load_raw(const pmi_params *p, pmi_dataset *train, pmi_dataset *test, dou
 static int data_get(job_data *d, const pmi_params *p, nn_device dev, char *err, size_t errlen) {
     size_t klen = strlen(p->dataset) + strlen(p->path) + 64;
     char *key = util_malloc(klen);
-    int64_t n_synth = (int64_t)p->n_train * 2 + (int64_t)p->N * p->m + p->n_attacker + 4 * (int64_t)p->n_test;
+    int64_t n_synth = (int64_t)p->n_train * 2 + (int64_t)p->N * p->m + p->n_attacker + p->holdout + 4 * (int64_t)p->n_test;
     snprintf(key, klen, "%s|%s|%d|%lld", p->dataset, p->path, (int)p->normalize,
              strcmp(p->dataset, "synthetic") ? 0LL : (long long)n_synth);
     if (d->key && !strcmp(key, d->key)) { free(key); return 0; }
@@ -164,8 +164,9 @@ static int progress_epoch(void *ctx, int epoch, int epochs, double loss) {
 
 /* The training samples of a role, as indices into the loaded training set (malloc'd; *n gets
  * their count): owner = train + `repeat` copies of D_k; indep-data = the disjoint set;
- * reference = train, or a random subset of round(fraction * n_train) of it (at least 1; in the
- * split's order) drawn from the job's SEED_SUBSET stream; else train. */
+ * reference = train without the dataset evidence's S side (its first plan_data_side() samples:
+ * a reference must see neither S nor H), or a random subset of round(fraction * that) of it
+ * (at least 1; in the split's order) drawn from the job's SEED_SUBSET stream; else train. */
 static int64_t *role_indices(const plan_job *job, const pmi_params *p, const data_split *sp, int64_t *n) {
     const int64_t *from = sp->train;
     int64_t *ix;
@@ -183,13 +184,15 @@ static int64_t *role_indices(const plan_job *job, const pmi_params *p, const dat
         break;
     case ROLE_REFERENCE: {
         double fraction = p->reference_fraction;
-        int64_t k = fraction >= 1 ? sp->n_train : (int64_t)llround(fraction * (double)sp->n_train);
+        int64_t side = plan_data_side(p), have = sp->n_train - side;
+        from = sp->train + side; *n = have;
+        int64_t k = fraction >= 1 ? have : (int64_t)llround(fraction * (double)have);
         if (k < 1) k = 1;
-        if (k == sp->n_train) break;
+        if (k == have) break;
         ix = util_malloc(sizeof *ix * (size_t)k);
         gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
         gsl_rng_set(rng, (unsigned long)plan_seed(job, SEED_SUBSET, 0));
-        gsl_ran_choose(rng, ix, (size_t)k, sp->train, (size_t)sp->n_train, sizeof *ix);
+        gsl_ran_choose(rng, ix, (size_t)k, (void *)from, (size_t)have, sizeof *ix);
         gsl_rng_free(rng);
         *n = k;
         return ix;
@@ -360,51 +363,92 @@ static int run_attacks(job_state *js, int n, char *err, size_t errlen) {
 }
 
 /* The reference models' base scores on the pool, for the calibrated kinds: per base kind
- * (loss, logit), (n, N*m) with row r the reference of replica r. */
+ * (loss, logit), (n, N*m) with row r the reference of replica r; the same on the dataset
+ * evidence's samples, (n, 2 n_side); and the pool audit (pmi.h) of every raw kind evaluated. */
 typedef struct ref_scores {
     double *scores[SCORE_COUNT];
+    double *dscores[SCORE_COUNT];
+    double audit[SCORE_COUNT];     /* per pmi_score_kind: the audit p-value; NAN: not audited */
     int n;
 } ref_scores;
 
 static void ref_scores_free(ref_scores *rs) {
-    for (int b = 0; b < SCORE_COUNT; b++) free(rs->scores[b]);
+    for (int b = 0; b < SCORE_COUNT; b++) { free(rs->scores[b]); free(rs->dscores[b]); }
     memset(rs, 0, sizeof *rs);
+    for (int b = 0; b < SCORE_COUNT; b++) rs->audit[b] = NAN;
+}
+
+/* The pool audit of every raw kind of the point: D_k's permutation p-value on the references'
+ * mean score (the SEED_VERIFY stream's index 2: one per seed). logp_all holds the references'
+ * log-probabilities on the pool, (n, N*m, classes). 0, or -1 with err. */
+static int pool_audit(ref_scores *rs, const job_state *js, const float *logp_all, const int32_t *pool_labels,
+                      int secret, char *err, size_t errlen) {
+    const pmi_params *p = js[0].p;
+    int64_t nm = (int64_t)p->N * p->m;
+    int classes = js[0].spec.classes;
+    double *mean = util_malloc(sizeof *mean * (size_t)nm), *s = util_malloc(sizeof *s * (size_t)nm);
+    int rc = 0;
+    for (int q = 0; q < js[0].point->n_kinds && !rc; q++) {
+        int kind = js[0].point->kinds[q];
+        if (pmi_score_calibrated((pmi_score_kind)kind)) continue;
+        for (int64_t i = 0; i < nm; i++) mean[i] = 0;
+        for (int r = 0; r < rs->n; r++) {
+            pmi_scores((pmi_score_kind)kind, logp_all + (size_t)r * (size_t)nm * (size_t)classes, pool_labels, nm, classes, s);
+            for (int64_t i = 0; i < nm; i++) mean[i] += s[i] / rs->n;
+        }
+        rs->audit[kind] = pmi_perm_p(mean, p->N, p->m, secret, p->permutations, plan_seed(js[0].job, SEED_VERIFY, 2));
+        if (isnan(rs->audit[kind]) && p->permutations > 0)
+            rc = util_err(err, errlen, "pool audit (%s score): %s", pmi_score_name((pmi_score_kind)kind), pmi_error());
+    }
+    free(mean); free(s);
+    return rc;
 }
 
 /* Fills rs from the trained reference models among js[0..g): exactly p->references of them,
- * replicas 0..references-1 (the runner keeps a seed's jobs together). 0, or -1 with err. */
+ * replicas 0..references-1 (the runner keeps a seed's jobs together). dset (2 n_side samples,
+ * labels dlabels) is the dataset evidence's, or NULL. 0, or -1 with err. */
 static int ref_scores_fill(ref_scores *rs, const job_state *js, int g, const nn_data *pool, const int32_t *pool_labels,
-                           char *err, size_t errlen) {
+                           const nn_data *dset, const int32_t *dlabels, int secret, char *err, size_t errlen) {
     const pmi_params *p = js[0].p;
-    int64_t nm = (int64_t)p->N * p->m, classes = js[0].spec.classes;
+    int64_t nm = (int64_t)p->N * p->m, classes = js[0].spec.classes, nd = dset ? 2 * plan_data_side(p) : 0;
     memset(rs, 0, sizeof *rs);
+    for (int b = 0; b < SCORE_COUNT; b++) rs->audit[b] = NAN;
     if (p->references < 1) return 0;
     static const pmi_score_kind bases[] = {SCORE_LOSS, SCORE_LOGIT};
-    for (size_t b = 0; b < sizeof bases / sizeof bases[0]; b++)
+    for (size_t b = 0; b < sizeof bases / sizeof bases[0]; b++) {
         rs->scores[bases[b]] = util_malloc(sizeof(double) * (size_t)(nm * p->references));
-    float *logp = util_malloc(sizeof(float) * (size_t)(nm * classes));
-    for (int i = 0; i < g; i++) {
+        if (nd) rs->dscores[bases[b]] = util_malloc(sizeof(double) * (size_t)(nd * p->references));
+    }
+    float *logp = util_malloc(sizeof(float) * (size_t)(nm * classes * p->references));
+    float *dlogp = nd ? util_malloc(sizeof(float) * (size_t)(nd * classes)) : NULL;
+    int rc = 0;
+    for (int i = 0; i < g && !rc; i++) {
         if (js[i].job->role != ROLE_REFERENCE) continue;
         int r = js[i].job->replica;
-        if (nn_eval_logp(js[i].model, pool, logp) != NN_OK) {
-            free(logp);
-            return util_err(err, errlen, "reference %s: %s", js[i].job->id, nn_last_error());
+        float *lr = logp + (size_t)r * (size_t)(nm * classes);
+        if (nn_eval_logp(js[i].model, pool, lr) != NN_OK || (nd && nn_eval_logp(js[i].model, dset, dlogp) != NN_OK)) {
+            rc = util_err(err, errlen, "reference %s: %s", js[i].job->id, nn_last_error());
+            break;
         }
-        for (size_t b = 0; b < sizeof bases / sizeof bases[0]; b++)
-            pmi_scores(bases[b], logp, pool_labels, nm, (int)classes, rs->scores[bases[b]] + r * nm);
+        for (size_t b = 0; b < sizeof bases / sizeof bases[0]; b++) {
+            pmi_scores(bases[b], lr, pool_labels, nm, (int)classes, rs->scores[bases[b]] + r * nm);
+            if (nd) pmi_scores(bases[b], dlogp, dlabels, nd, (int)classes, rs->dscores[bases[b]] + r * nd);
+        }
         rs->n++;
     }
-    free(logp);
-    if (rs->n != p->references)
-        return util_err(err, errlen, "job group of %s: %d of pmi.references = %d reference models (a seed's jobs must run together)",
-                        js[0].job->id, rs->n, p->references);
-    return 0;
+    if (!rc && rs->n != p->references)
+        rc = util_err(err, errlen, "job group of %s: %d of pmi.references = %d reference models (a seed's jobs must run together)",
+                      js[0].job->id, rs->n, p->references);
+    if (!rc) rc = pool_audit(rs, js, logp, pool_labels, secret, err, errlen);
+    free(logp); free(dlogp);
+    return rc;
 }
 
 /* After training: the job's evaluation input (its pool, test split, attacker split, references),
  * its training accuracy and the un-attacked evaluation (evals[0]). 0, or -1 with err. */
 static int job_evaluate(job_state *js, const data_split *split, nn_data *pool, nn_data *test, nn_data *attacker,
-                        const int32_t *pool_labels, const ref_scores *rs, char *err, size_t errlen) {
+                        const int32_t *pool_labels, const nn_data *dset, const int32_t *dlabels, const ref_scores *rs,
+                        char *err, size_t errlen) {
     if (js->progress) fprintf(stderr, "\r\033[K");
     if (nn_accuracy(js->model, js->dtr, &js->train_acc) != NN_OK) return util_err(err, errlen, "accuracy: %s", nn_last_error());
     js->split = split;
@@ -414,8 +458,11 @@ static int job_evaluate(job_state *js, const data_split *split, nn_data *pool, n
                            .N = js->p->N, .m = js->p->m, .secret = split->secret, .permutations = js->p->permutations,
                            .kinds = js->point->kinds, .n_kinds = js->point->n_kinds, .who = js->job->id,
                            .perm_seed = plan_seed(js->job, SEED_VERIFY, 0),
-                           .n_refs = rs->n, .ref_skip = js->job->role == ROLE_REFERENCE ? js->job->replica : -1 };
+                           .n_refs = rs->n, .ref_skip = js->job->role == ROLE_REFERENCE ? js->job->replica : -1,
+                           .dset = dset, .dset_labels = dlabels, .n_side = dset ? plan_data_side(js->p) : 0,
+                           .data_permutations = js->p->data_permutations, .data_seed = plan_seed(js->job, SEED_VERIFY, 1) };
     memcpy(js->in.ref_scores, rs->scores, sizeof js->in.ref_scores);
+    memcpy(js->in.dref_scores, rs->dscores, sizeof js->in.dref_scores);
     store_eval *ev = &js->evals[js->n_evals++];
     snprintf(ev->attack, sizeof ev->attack, "none");
     snprintf(ev->type, sizeof ev->type, "none");
@@ -473,8 +520,12 @@ static int write_shard(const job_state *js, const data_split *split, const ref_s
     sj.split = split;
     sj.loss_curve = js->loss_curve; sj.epochs = p->epochs;
     sj.evals = js->evals; sj.n_evals = js->n_evals;
-    for (int b = 0; js->job->role == ROLE_REFERENCE && b < SCORE_COUNT; b++)   /* for owner keys (key.h) */
+    sj.data_side = (int)js->in.n_side; sj.holdout = sj.data_side ? p->holdout : 0;
+    sj.pool_audit = rs->audit;
+    for (int b = 0; js->job->role == ROLE_REFERENCE && b < SCORE_COUNT; b++) {   /* for owner keys (key.h) */
         if (rs->scores[b]) sj.ref_scores[b] = rs->scores[b] + (size_t)js->job->replica * (size_t)p->N * (size_t)p->m;
+        if (rs->dscores[b]) sj.ref_data_scores[b] = rs->dscores[b] + (size_t)js->job->replica * 2 * (size_t)sj.data_side;
+    }
     store_provenance prov = *js->env->prov;
     prov.settings = job_settings(js->point);
     util_iso_now(prov.finished, sizeof prov.finished);
@@ -489,22 +540,47 @@ typedef struct {
     data_split split;
     nn_data *pool, *test, *attacker;
     int32_t *pool_labels;
+    nn_data *dset;             /* the dataset evidence's samples, S side then H (2 plan_data_side()), or NULL */
+    int32_t *dset_labels;
     ref_scores refs;
     job_state *js;             /* its g jobs' states, inside the batch's array */
 } job_unit;
 
 static void unit_free(job_unit *u) {
-    free(u->pool_labels);
+    free(u->pool_labels); free(u->dset_labels);
+    nn_data_free(u->dset);
     ref_scores_free(&u->refs);
     nn_data_free(u->pool); nn_data_free(u->test); nn_data_free(u->attacker);
     data_split_free(&u->split);
 }
 
+/* The dataset evidence's samples of unit u (pmi.h): S side = the first plan_data_side() samples
+ * of the owner's training set; H = the held-out set, then the pool's mini-datasets other than
+ * D_k in index order. Nothing without pmi.holdout. 0, or -1 (nn_last_error()). */
+static int unit_dataset_evidence(job_unit *u, const job_data *d, const pmi_params *p) {
+    int64_t side = plan_data_side(p);
+    if (!side) return 0;
+    const data_split *sp = &u->split;
+    int64_t *ix = util_malloc(sizeof *ix * (size_t)(2 * side)), at = 0;
+    memcpy(ix, sp->train, sizeof *ix * (size_t)side);
+    at = side;
+    memcpy(ix + at, sp->holdout, sizeof *ix * (size_t)sp->n_holdout);
+    at += sp->n_holdout;
+    for (int i = 0; i < sp->N; i++)
+        if (i != sp->secret) { memcpy(ix + at, sp->pool + (int64_t)i * sp->m, sizeof *ix * (size_t)sp->m); at += sp->m; }
+    u->dset_labels = util_malloc(sizeof *u->dset_labels * (size_t)(2 * side));
+    for (int64_t i = 0; i < 2 * side; i++) u->dset_labels[i] = d->train.y[ix[i]];
+    nn_status st = nn_data_subset(d->dtrain, ix, 2 * side, &u->dset);
+    free(ix);
+    return st == NN_OK ? 0 : -1;
+}
+
 /* The split of unit u and the data cut from it. 0, or -1 with err. */
 static int unit_setup(job_unit *u, const job_data *d, const pmi_params *p, char *err, size_t errlen) {
     if (data_split_make(d->train.n, d->test.n, p->n_train, p->N, p->m, p->n_attacker, p->independent > 0,
-                        p->n_test, p->secret, plan_seed(&u->jobs[0], SEED_SPLIT, 0), &u->split, err, errlen))
+                        p->holdout, p->n_test, p->secret, plan_seed(&u->jobs[0], SEED_SPLIT, 0), &u->split, err, errlen))
         return -1;
+    if (unit_dataset_evidence(u, d, p)) return util_err(err, errlen, "selecting data: %s", nn_last_error());
     int64_t nm = (int64_t)p->N * p->m;
     u->pool_labels = util_malloc(sizeof *u->pool_labels * (size_t)nm);
     for (int64_t i = 0; i < nm; i++) u->pool_labels[i] = d->train.y[u->split.pool[i]];
@@ -555,9 +631,11 @@ static int run_batch(const job_env *env, job_data *d, const plan_job *jobs, int 
     if ((rc = train_all(js, n, err, errlen))) goto out;
     for (int u = 0; u < nu && !rc; u++) {
         job_unit *un = &units[u];
-        rc = ref_scores_fill(&un->refs, un->js, un->g, un->pool, un->pool_labels, err, errlen);
+        rc = ref_scores_fill(&un->refs, un->js, un->g, un->pool, un->pool_labels, un->dset, un->dset_labels, un->split.secret,
+                             err, errlen);
         for (int i = 0; i < un->g && !rc; i++)
-            rc = job_evaluate(&un->js[i], &un->split, un->pool, un->test, un->attacker, un->pool_labels, &un->refs, err, errlen);
+            rc = job_evaluate(&un->js[i], &un->split, un->pool, un->test, un->attacker, un->pool_labels, un->dset,
+                              un->dset_labels, &un->refs, err, errlen);
     }
     if (!rc) rc = run_attacks(js, n, err, errlen);
     if (!rc && *env->stop) rc = 1;

@@ -132,9 +132,9 @@ static int check_data(const plan *p, data_check mode) {
         }
         if (!counted) continue;
         if (data_split_check(n_train, n_test, pp->n_train, pp->N, pp->m, pp->n_attacker, pp->independent > 0,
-                             pp->n_test, pp->secret, err, sizeof err)) {
+                             pp->holdout, pp->n_test, pp->secret, err, sizeof err)) {
             fprintf(stderr, "pmi: %s%s%sdata.dataset = %s is too small: %s (lower data.n_train, pool.N * pool.m, "
-                    "data.n_attacker or data.n_test; pmi.independent > 0 takes another n_train)\n",
+                    "data.n_attacker, pmi.holdout or data.n_test; pmi.independent > 0 takes another n_train)\n",
                     *at ? "sweep point " : "", at, *at ? ": " : "", pp->dataset, err);
             return -1;
         }

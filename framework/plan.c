@@ -74,6 +74,21 @@ static int check_names(const pmi_params *p, char *err, size_t errlen) {
     return 0;
 }
 
+int64_t plan_data_side(const pmi_params *p) {
+    return p->holdout > 0 ? (int64_t)p->holdout + (int64_t)(p->N - 1) * p->m : 0;
+}
+
+/* The dataset evidence's S side is that many of the owner's training samples, and the
+ * references train on the rest of them. */
+static int check_holdout(const pmi_params *p, char *err, size_t errlen) {
+    int64_t side = plan_data_side(p);
+    if (side >= p->n_train)
+        return util_err(err, errlen, "pmi.holdout = %d: the dataset evidence compares holdout + (N-1)*m = %lld held-out "
+                        "samples with as many of the owner's training samples, which needs data.n_train > %lld (it is %d; "
+                        "the references train on the rest)", p->holdout, (long long)side, (long long)side, p->n_train);
+    return 0;
+}
+
 int plan_build(const cfg *c, plan **out, char *err, size_t errlen) {
     plan *pl = util_calloc(1, sizeof *pl);
     int cap = 16;
@@ -82,7 +97,8 @@ int plan_build(const cfg *c, plan **out, char *err, size_t errlen) {
     pl->points = util_calloc((size_t)pl->n_points, sizeof *pl->points);
     pl->jobs = util_malloc(sizeof *pl->jobs * (size_t)cap);
     for (int pt = 0; pt < pl->n_points; pt++) {
-        if (cfg_point(c, pt, &pl->points[pt].params, err, errlen) || check_names(&pl->points[pt].params, err, errlen)) goto fail;
+        if (cfg_point(c, pt, &pl->points[pt].params, err, errlen) || check_names(&pl->points[pt].params, err, errlen) ||
+            check_holdout(&pl->points[pt].params, err, errlen)) goto fail;
         size_t len = (size_t)cfg_point_label(c, pt, NULL, 0) + 1;
         char *label = pl->points[pt].label = util_malloc(len);
         cfg_point_label(c, pt, label, len);

@@ -82,6 +82,11 @@ int plan_groups(const plan_job *jobs, int n);
 int plan_has_references(const plan *p);
 /* The architecture a job trains: pmi.indep_arch for indep-arch models, model.arch otherwise. */
 const char *plan_arch(const plan *p, const plan_job *j);
+/* Samples per side of the dataset evidence (pmi.h): pmi.holdout + (N - 1) m (H is the held-out
+ * set and the pool's other mini-datasets; S's side is as many of the owner's training samples),
+ * or 0 when pmi.holdout = 0 (no dataset evidence). plan_build refuses a side larger than
+ * data.n_train. */
+int64_t plan_data_side(const pmi_params *p);
 /* The 64-bit FNV-1a hash of an effective config text, seed count and output folder aside, as
  * 16 hex digits. */
 void plan_config_hash(const char *config_text, char out[17]);

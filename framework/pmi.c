@@ -300,6 +300,21 @@ double pmi_holm_min(const double *p, int n, int *argmin) {
     return q < 1 ? q : 1;
 }
 
+double pmi_combine_p(double p_pool, double p_data) {
+    if (isnan(p_pool)) return p_data;
+    if (isnan(p_data)) return p_pool;
+    double q = 2 * fmin(p_pool, p_data);
+    return q < 1 ? q : 1;
+}
+
+int pmi_pool_unsafe(pmi_score_kind kind, double audit_p) {
+    return !pmi_score_calibrated(kind) && !isnan(audit_p) && audit_p < PMI_AUDIT_ALPHA;
+}
+
+double pmi_pool_p(pmi_score_kind kind, double p_pool, double audit_p) {
+    return pmi_pool_unsafe(kind, audit_p) ? NAN : p_pool;
+}
+
 /* ---- argument checks --------------------------------------------------------------------- */
 static int check_shape(int N, int m, int k, int permutations) {
     if (N < 2 || N > PMI_MAX_N) { set_error("pmi: N = %d, expected 2..%d mini-datasets", N, PMI_MAX_N); return -1; }

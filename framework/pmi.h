@@ -164,6 +164,36 @@ void pmi_result_set_perm(pmi_result *r, const double *p_all, double z);
  * (or p is NULL, n < 1) it returns NAN and *argmin gets -1. */
 double pmi_holm_min(const double *p, int n, int *argmin);
 
+/* ---- dataset evidence (DESIGN.md 3c) ------------------------------------------------
+ * The owner's training set S against a held-out set H of the same data (a random split, so
+ * a model that never saw S or H treats them alike): n samples of S and n of H, scored like the
+ * pool, S first. The statistic is S's mean score; its one-sided permutation p-value over the
+ * 2n samples (random n-subsets, the pool test with N = 2, m = n, k = 0: pmi_perm_batch) is exact
+ * under H0 by the argument of the pool's test, raw or calibrated by references that saw
+ * neither S nor H. */
+typedef struct {
+    int n;                      /* samples per side (0: no dataset evidence) */
+    double gap;                 /* mean score of S minus mean score of H */
+    double p;                   /* one-sided permutation p-value of S's mean; NAN when not tested */
+    double z;                   /* (S's mean - mean of the permutation means) / their sd */
+} pmi_data_result;
+
+/* The combined verdict's p-value, valid under any dependence of the two (Bonferroni):
+ * min(1, 2 min(p_pool, p_data)). A NaN side is absent: the other is returned alone (both NaN:
+ * NAN). Claimed when below alpha. */
+double pmi_combine_p(double p_pool, double p_data);
+
+/* Pool audit (DESIGN.md 3b). The references never saw the pool, so D_k standing out on their
+ * mean score means the pool is intrinsically easy: every innocent model would look like a
+ * member on raw scores. audit_p is the permutation p-value of D_k on the references' mean
+ * score of a raw kind; a pool with audit_p < PMI_AUDIT_ALPHA is unsafe for that raw kind:
+ * its pool evidence is refused (pmi_pool_p returns NAN) and the decision falls to the first
+ * calibrated kind listed, which subtracts exactly this difficulty, or to the dataset evidence
+ * alone. Calibrated kinds, and pools without references (audit_p NAN), are not refused. */
+#define PMI_AUDIT_ALPHA 0.05
+int pmi_pool_unsafe(pmi_score_kind kind, double audit_p);            /* 1 when refused by the rule above */
+double pmi_pool_p(pmi_score_kind kind, double p_pool, double audit_p); /* p_pool, or NAN when unsafe */
+
 /* ---- metrics over models --------------------------------------------------------- */
 /* ROC AUC of positives vs negatives on a score (higher = positive); ties count 1/2. */
 double pmi_auc(const double *pos, int npos, const double *neg, int nneg);

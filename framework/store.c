@@ -138,6 +138,7 @@ static const struct { const char *name; size_t off, size; char kind; } row_field
     FS(attack), FS(attack_type), FS(params), FS(strength_key), FD(strength), FD(test_acc), FD(sparsity),
     FS(score), FI(identified), FD(margin), FD(p_rank), FD(p_perm), FD(p_welch), FD(p_mw),
     FD(p_nway_rank), FD(p_nway_perm), FD(p_nway_welch), FD(p_nway_mw), FD(z_perm),
+    FD(data_p), FD(data_z), FD(data_gap), FD(pool_audit_p), FD(p_pool), FD(p_combined),
 };
 
 /* The in-memory compound type of store_row: fixed-length NUL-terminated strings of the
@@ -201,7 +202,10 @@ static int summary_read(hid_t file, const char *path, store_row **rows, int64_t 
     if (!rc) H5Sget_simple_extent_dims(fs, &cnt, NULL);
     if (!rc && cnt > 0) {
         *rows = util_calloc((size_t)cnt, sizeof **rows);
-        for (hsize_t i = 0; i < cnt; i++) (*rows)[i].z_perm = NAN;   /* a file written before z_perm has none */
+        for (hsize_t i = 0; i < cnt; i++) {   /* a file written before these fields has none */
+            store_row *r = &(*rows)[i];
+            r->z_perm = r->data_p = r->data_z = r->data_gap = r->pool_audit_p = r->p_pool = r->p_combined = NAN;
+        }
         hid_t mt = row_mem_type();
         if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, *rows) < 0) rc = fail(e, "%s: cannot read /summary", path);
         H5Tclose(mt);
@@ -212,7 +216,7 @@ static int summary_read(hid_t file, const char *path, store_row **rows, int64_t 
     return 0;
 }
 
-static void fill_row(store_row *r, const store_job *j, const store_eval *ev, int q) {
+static void fill_row(store_row *r, const store_job *j, const store_eval *ev, int q, int decide) {
     const pmi_result *res = &ev->res[q];
     memset(r, 0, sizeof *r);
     snprintf(r->job_id, sizeof r->job_id, "%s", j->id);
@@ -235,16 +239,21 @@ static void fill_row(store_row *r, const store_job *j, const store_eval *ev, int
     r->p_nway_rank = res->p_nway[P_RANK]; r->p_nway_perm = res->p_nway[P_PERM];
     r->p_nway_welch = res->p_nway[P_WELCH]; r->p_nway_mw = res->p_nway[P_MW];
     r->z_perm = res->z_perm;
+    const pmi_data_result *d = &ev->data[q];
+    r->data_p = d->n > 0 ? d->p : NAN; r->data_z = d->n > 0 ? d->z : NAN; r->data_gap = d->n > 0 ? d->gap : NAN;
+    r->pool_audit_p = j->pool_audit ? j->pool_audit[ev->kinds[q]] : NAN;
+    r->p_pool = pmi_pool_p((pmi_score_kind)ev->kinds[q], store_row_p(r, decide), r->pool_audit_p);
+    r->p_combined = pmi_combine_p(r->p_pool, r->data_p);
 }
 
 /* The job's summary rows, one per (eval, score kind), appended to /summary. */
-static int job_summary(hid_t sum, const store_job *j, serr *e) {
+static int job_summary(hid_t sum, const store_job *j, int decide, serr *e) {
     int64_t n = 0, r = 0;
     for (int i = 0; i < j->n_evals; i++) n += j->evals[i].n_kinds;
     if (n == 0) return 0;
     store_row *rows = util_malloc(sizeof *rows * (size_t)n);
     for (int i = 0; i < j->n_evals; i++)
-        for (int q = 0; q < j->evals[i].n_kinds; q++) fill_row(&rows[r++], j, &j->evals[i], q);
+        for (int q = 0; q < j->evals[i].n_kinds; q++) fill_row(&rows[r++], j, &j->evals[i], q, decide);
     int rc = summary_append(sum, rows, n, e);
     free(rows);
     return rc;
@@ -379,7 +388,8 @@ static int job_attrs(hid_t g, const char *w, const store_job *j, serr *e) {
               attr_int(g, w, "independent", j->independent, e) ||
               attr_dbl(g, w, "train_accuracy", j->train_acc, e) || attr_dbl(g, w, "test_accuracy", j->test_acc, e) ||
               attr_dbl(g, w, "wall_s", j->wall_s, e) || attr_int(g, w, "epochs", j->epochs, e) ||
-              attr_int(g, w, "train_samples", j->train_samples, e);
+              attr_int(g, w, "train_samples", j->train_samples, e) ||
+              (j->data_side > 0 && (attr_int(g, w, "holdout", j->holdout, e) || attr_int(g, w, "data_side", j->data_side, e)));
     return bad ? -1 : 0;
 }
 
@@ -391,7 +401,7 @@ static int write_split(hid_t jg, const char *jw, const data_split *s, serr *e) {
     if (g < 0) return -1;
     const struct { const char *name; const int64_t *v; int64_t n; } one[] = {
         {"train", s->train, s->n_train}, {"attacker", s->attacker, s->n_attacker},
-        {"indep", s->indep, s->n_indep}, {"test", s->test, s->n_test},
+        {"indep", s->indep, s->n_indep}, {"test", s->test, s->n_test}, {"holdout", s->holdout, s->n_holdout},
     };
     hsize_t pool[2] = {(hsize_t)s->N, (hsize_t)s->m};
     int bad = dset_write(g, w, "pool", H5T_NATIVE_INT64, 2, pool, s->pool, e);
@@ -432,6 +442,12 @@ static int write_kind(hid_t eg, const char *ew, const store_job *j, const store_
               attr_int(g, w, "identified", r->identified, e) ||
               attr_int(g, w, "identified_median", r->identified_median, e) ||
               attr_dbl(g, w, "margin", r->margin, e) || attr_dbl(g, w, "z_perm", r->z_perm, e) || pvalue_attrs(g, w, r, e);
+    const pmi_data_result *d = &ev->data[q];
+    if (!bad && d->n > 0)
+        bad = attr_int(g, w, "data_n", d->n, e) || attr_dbl(g, w, "data_gap", d->gap, e) ||
+              attr_dbl(g, w, "data_p", d->p, e) || attr_dbl(g, w, "data_z", d->z, e);
+    if (!bad && j->pool_audit && !isnan(j->pool_audit[ev->kinds[q]]))
+        bad = attr_dbl(g, w, "pool_audit_p", j->pool_audit[ev->kinds[q]], e);
     H5Gclose(g);
     return bad ? -1 : 0;
 }
@@ -520,8 +536,14 @@ static int write_ref_scores(hid_t jg, const char *jw, const store_job *j, serr *
     if (g < 0) return -1;
     hsize_t d2[2] = {(hsize_t)j->N, (hsize_t)j->m};
     int bad = 0;
-    for (int b = 0; !bad && b < SCORE_COUNT; b++)
+    hsize_t d1 = 2 * (hsize_t)j->data_side;
+    char name[64];
+    for (int b = 0; !bad && b < SCORE_COUNT; b++) {
         if (j->ref_scores[b]) bad = dset_write(g, w, kind_name(b), H5T_NATIVE_DOUBLE, 2, d2, j->ref_scores[b], e);
+        snprintf(name, sizeof name, "data_%s", kind_name(b));
+        if (!bad && j->ref_data_scores[b] && j->data_side > 0)
+            bad = dset_write(g, w, name, H5T_NATIVE_DOUBLE, 1, &d1, j->ref_data_scores[b], e);
+    }
     H5Gclose(g);
     return bad ? -1 : 0;
 }
@@ -629,7 +651,7 @@ int store_write_shard(const char *path, const store_job *job, const store_proven
     if (f < 0) return -1;
     hid_t jobs = group_create(f, "", "jobs", &e);
     hid_t sum = jobs < 0 ? -1 : summary_create(f, &e);
-    int bad = sum < 0 || write_job(jobs, job, &e) || job_summary(sum, job, &e) || write_root(f, prov, prov->config, &prov->settings, &e);
+    int bad = sum < 0 || write_job(jobs, job, &e) || job_summary(sum, job, pmi_pvalue_parse(prov->settings.decide), &e) || write_root(f, prov, prov->config, &prov->settings, &e);
     if (sum >= 0) H5Dclose(sum);
     if (jobs >= 0) H5Gclose(jobs);
     return finish(f, tmp, path, bad, &e);

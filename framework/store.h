@@ -61,6 +61,8 @@ typedef struct {
     double *pool_mean;             /* (n_kinds, N) */
     double *pool_median;           /* (n_kinds, N) */
     pmi_result res[SCORE_COUNT];   /* per evaluated kind, same order as kinds */
+    pmi_data_result data[SCORE_COUNT]; /* dataset evidence per kind (n = 0: none), same order */
+    double *data_scores;           /* (n_kinds, 2 n): eval's working scores of S then H; not stored */
     double wall_s;
     const weights *model;          /* the evaluated model's state ([store] save_models), or NULL */
 } store_eval;
@@ -84,6 +86,12 @@ typedef struct {
     /* A reference model's base scores on the pool, (N, m) per base kind (loss, logit: see
      * pmi_score_base()), exactly as they calibrated its seed's models; NULL: not written. */
     const double *ref_scores[SCORE_COUNT];
+    /* The same on the dataset evidence's samples, (2 data_side) per base kind; NULL: none. */
+    const double *ref_data_scores[SCORE_COUNT];
+    int holdout, data_side;        /* pmi.holdout and the dataset evidence's samples per side (0: none) */
+    /* The pool audit of its seed (pmi.h), per pmi_score_kind: NAN where not audited (no
+     * references, calibrated kinds); NULL: none at all. */
+    const double *pool_audit;
 } store_job;
 
 /* Writes a complete shard atomically. Returns 0, or -1 with err (nothing left behind). */
@@ -141,6 +149,12 @@ typedef struct {
     double p_rank, p_perm, p_welch, p_mw;
     double p_nway_rank, p_nway_perm, p_nway_welch, p_nway_mw;
     double z_perm;                 /* D_k's mean in sd of the permutation means (pmi_result.z_perm) */
+    /* Added in pmi-lab 0.6 (schema 3 files written before read them as NAN): */
+    double data_p, data_z, data_gap;  /* dataset evidence (pmi_data_result); NAN: none */
+    double pool_audit_p;           /* the seed's pool audit of this kind; NAN: not audited */
+    double p_pool;                 /* the decision p-value (settings' decide) of this kind, NAN when the
+                                    * audit refuses it (pmi_pool_p) */
+    double p_combined;             /* pmi_combine_p(p_pool, data_p): the verdict's p-value */
 } store_row;
 
 /* The p-value of kind `which` (a pmi_pvalue) of a row; NAN for another index. */

@@ -547,7 +547,7 @@ static void mark(unsigned char *seen, const int64_t *idx, int64_t n, int64_t ran
 static void test_split_disjoint_and_sizes(void **state) {
     data_split s;
     char err[512] = "";
-    assert_int_equal(data_split_make(1000, 300, 200, 10, 20, 150, 1, 250, -1, 42, &s, err, sizeof err), 0);
+    assert_int_equal(data_split_make(1000, 300, 200, 10, 20, 150, 1, 0, 250, -1, 42, &s, err, sizeof err), 0);
     assert_int_equal(s.n_train, 200);
     assert_int_equal(s.N, 10);
     assert_int_equal(s.m, 20);
@@ -564,7 +564,7 @@ static void test_split_disjoint_and_sizes(void **state) {
     data_split_free(&s);
     assert_null(s.train);
     data_split_free(NULL);
-    assert_int_equal(data_split_make(1000, 300, 200, 10, 20, 0, 0, 0, 3, 42, &s, err, sizeof err), 0);
+    assert_int_equal(data_split_make(1000, 300, 200, 10, 20, 0, 0, 0, 0, 3, 42, &s, err, sizeof err), 0);
     assert_int_equal(s.n_indep, 0);
     assert_int_equal(s.secret, 3);
     data_split_free(&s);
@@ -580,16 +580,16 @@ static int same_split(const data_split *a, const data_split *b) {
 static void test_split_seeded(void **state) {
     data_split a, b, c;
     char err[512];
-    assert_int_equal(data_split_make(60000, 10000, 1000, 100, 10, 500, 0, 1000, -1, 5, &a, err, sizeof err), 0);
-    assert_int_equal(data_split_make(60000, 10000, 1000, 100, 10, 500, 0, 1000, -1, 5, &b, err, sizeof err), 0);
-    assert_int_equal(data_split_make(60000, 10000, 1000, 100, 10, 500, 0, 1000, -1, 5 + (1ull << 40), &c, err, sizeof err), 0);
+    assert_int_equal(data_split_make(60000, 10000, 1000, 100, 10, 500, 0, 0, 1000, -1, 5, &a, err, sizeof err), 0);
+    assert_int_equal(data_split_make(60000, 10000, 1000, 100, 10, 500, 0, 0, 1000, -1, 5, &b, err, sizeof err), 0);
+    assert_int_equal(data_split_make(60000, 10000, 1000, 100, 10, 500, 0, 0, 1000, -1, 5 + (1ull << 40), &c, err, sizeof err), 0);
     assert_true(same_split(&a, &b));
     assert_false(memcmp(a.train, c.train, 1000 * 8) == 0);  /* high seed bits matter too */
     assert_false(memcmp(a.test, c.test, 1000 * 8) == 0);
     int secrets[100] = {0}, distinct = 0;
     for (uint64_t seed = 0; seed < 40; seed++) {  /* the drawn secret varies with the seed */
         data_split s;
-        assert_int_equal(data_split_make(60000, 10000, 10, 100, 10, 0, 0, 10, -1, seed, &s, err, sizeof err), 0);
+        assert_int_equal(data_split_make(60000, 10000, 10, 100, 10, 0, 0, 0, 10, -1, seed, &s, err, sizeof err), 0);
         assert_in_range(s.secret, 0, 99);
         distinct += !secrets[s.secret]++;
         data_split_free(&s);
@@ -601,18 +601,18 @@ static void test_split_seeded(void **state) {
 static void test_split_too_small(void **state) {
     data_split s;
     char err[512] = "";
-    assert_int_equal(data_split_make(900, 300, 300, 10, 20, 150, 1, 250, -1, 1, &s, err, sizeof err), -1);
+    assert_int_equal(data_split_make(900, 300, 300, 10, 20, 150, 1, 0, 250, -1, 1, &s, err, sizeof err), -1);
     assert_string_equal(err, "split needs 950 samples from the train file (n_train=300 + pool N*m=200 + "
                              "attacker=150 + indep=300), the file has 900");
     assert_null(s.train);
-    assert_int_equal(data_split_make(900, 300, 300, 10, 20, 150, 0, 250, -1, 1, &s, err, sizeof err), 0);
+    assert_int_equal(data_split_make(900, 300, 300, 10, 20, 150, 0, 0, 250, -1, 1, &s, err, sizeof err), 0);
     data_split_free(&s);
-    assert_int_equal(data_split_make(1000, 300, 300, 10, 20, 150, 0, 301, -1, 1, &s, err, sizeof err), -1);
+    assert_int_equal(data_split_make(1000, 300, 300, 10, 20, 150, 0, 0, 301, -1, 1, &s, err, sizeof err), -1);
     assert_non_null(strstr(err, "test file"));
-    assert_int_equal(data_split_make(1000, 300, 300, 10, 20, 150, 0, 250, 10, 1, &s, err, sizeof err), -1);
+    assert_int_equal(data_split_make(1000, 300, 300, 10, 20, 150, 0, 0, 250, 10, 1, &s, err, sizeof err), -1);
     assert_non_null(strstr(err, "secret 10"));
-    assert_int_equal(data_split_make(1000, 300, 300, 0, 20, 150, 0, 250, -1, 1, &s, err, sizeof err), -1);
-    assert_int_equal(data_split_make(1000, 300, -1, 10, 20, 150, 0, 250, -1, 1, &s, err, sizeof err), -1);
+    assert_int_equal(data_split_make(1000, 300, 300, 0, 20, 150, 0, 0, 250, -1, 1, &s, err, sizeof err), -1);
+    assert_int_equal(data_split_make(1000, 300, -1, 10, 20, 150, 0, 0, 250, -1, 1, &s, err, sizeof err), -1);
 }
 
 /* ---- counts without loading, and the split check they feed --------------------------- */
@@ -694,21 +694,57 @@ static void test_counts_errors(void **state) {
 
 /* data_split_check is data_split_make's check: the same verdicts and the same message. */
 static void test_split_check_is_the_split(void **state) {
-    static const int64_t cases[][9] = {   /* file train, file test, n_train, N, m, attacker, indep, n_test, secret */
-        {900, 300, 300, 10, 20, 150, 1, 250, -1}, {900, 300, 300, 10, 20, 150, 0, 250, -1},
-        {1000, 300, 300, 10, 20, 150, 0, 301, -1}, {1000, 300, 300, 10, 20, 150, 0, 250, 10},
-        {1000, 300, 300, 0, 20, 150, 0, 250, -1}, {1000, 300, -1, 10, 20, 150, 0, 250, -1},
-        {1200, 300, 300, 10, 20, 400, 1, 300, 3}, {1199, 300, 300, 10, 20, 400, 1, 300, 3}};
+    static const int64_t cases[][10] = {   /* file train, file test, n_train, N, m, attacker, indep, holdout, n_test, secret */
+        {900, 300, 300, 10, 20, 150, 1, 0, 250, -1}, {900, 300, 300, 10, 20, 150, 0, 0, 250, -1},
+        {1000, 300, 300, 10, 20, 150, 0, 0, 301, -1}, {1000, 300, 300, 10, 20, 150, 0, 0, 250, 10},
+        {1000, 300, 300, 0, 20, 150, 0, 0, 250, -1}, {1000, 300, -1, 10, 20, 150, 0, 0, 250, -1},
+        {1200, 300, 300, 10, 20, 400, 1, 0, 300, 3}, {1199, 300, 300, 10, 20, 400, 1, 0, 300, 3},
+        {1300, 300, 300, 10, 20, 400, 1, 100, 300, 3}, {1299, 300, 300, 10, 20, 400, 1, 100, 300, 3},
+        {1300, 300, 300, 10, 20, 400, 1, -1, 300, 3}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         const int64_t *c = cases[i];
         char e1[512] = "", e2[512] = "";
         data_split s;
-        int a = data_split_check(c[0], c[1], c[2], (int)c[3], (int)c[4], c[5], (int)c[6], c[7], (int)c[8], e1, sizeof e1);
-        int b = data_split_make(c[0], c[1], c[2], (int)c[3], (int)c[4], c[5], (int)c[6], c[7], (int)c[8], 1, &s, e2, sizeof e2);
+        int a = data_split_check(c[0], c[1], c[2], (int)c[3], (int)c[4], c[5], (int)c[6], c[7], c[8], (int)c[9], e1, sizeof e1);
+        int b = data_split_make(c[0], c[1], c[2], (int)c[3], (int)c[4], c[5], (int)c[6], c[7], c[8], (int)c[9], 1, &s, e2, sizeof e2);
         assert_int_equal(a, b);
         assert_string_equal(e1, e2);
         if (!b) data_split_free(&s);
     }
+    char err[512];
+    data_split s;
+    assert_int_equal(data_split_check(1299, 300, 300, 10, 20, 400, 1, 100, 300, 3, err, sizeof err), -1);
+    assert_non_null(strstr(err, "holdout=100"));
+    (void)s;
+}
+
+/* The held-out set is drawn after everything else: a split with it keeps every other part of
+ * the split without it (earlier results stay valid), and it is disjoint from all of them. */
+static void test_split_holdout(void **state) {
+    data_split a, b;
+    char err[256];
+    assert_int_equal(data_split_make(3000, 300, 500, 10, 20, 300, 1, 0, 200, -1, 9, &a, err, sizeof err), 0);
+    assert_int_equal(data_split_make(3000, 300, 500, 10, 20, 300, 1, 400, 200, -1, 9, &b, err, sizeof err), 0);
+    assert_int_equal(b.n_holdout, 400);
+    assert_int_equal(a.n_holdout, 0);
+    assert_int_equal(a.secret, b.secret);
+    assert_memory_equal(a.train, b.train, sizeof *a.train * 500);
+    assert_memory_equal(a.pool, b.pool, sizeof *a.pool * 200);
+    assert_memory_equal(a.attacker, b.attacker, sizeof *a.attacker * 300);
+    assert_memory_equal(a.indep, b.indep, sizeof *a.indep * 500);
+    assert_memory_equal(a.test, b.test, sizeof *a.test * 200);
+    char *seen = calloc(3000, 1);
+    const int64_t *parts[] = {b.train, b.pool, b.attacker, b.indep, b.holdout};
+    const int64_t sizes[] = {500, 200, 300, 500, 400};
+    for (int p = 0; p < 5; p++)
+        for (int64_t i = 0; i < sizes[p]; i++) {
+            assert_true(parts[p][i] >= 0 && parts[p][i] < 3000);
+            assert_int_equal(seen[parts[p][i]], 0);
+            seen[parts[p][i]] = 1;
+        }
+    free(seen);
+    data_split_free(&a);
+    data_split_free(&b);
 }
 
 int main(void) {
@@ -738,6 +774,7 @@ int main(void) {
         cmocka_unit_test(test_counts_match_load),
         cmocka_unit_test(test_counts_errors),
         cmocka_unit_test(test_split_check_is_the_split),
+        cmocka_unit_test(test_split_holdout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
