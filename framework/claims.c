@@ -23,10 +23,14 @@ const char *const claims_rules[] = {
     "(any loss is below one point); otherwise, does not hold when it lies below 0 (a significant loss); partial "
     "otherwise, and with fewer than 2 owner/clean pairs.",
     "C2 effective: holds when the Wilson 95% lower bound of the rate of owner models claimed "
-    "(decision p-value < alpha) is at least 0.5; does not hold when no owner model is claimed; partial otherwise.",
+    "(verdict p-value < alpha) is at least 0.5; does not hold when no owner model is claimed; partial otherwise. "
+    "The verdict p-value is the decision p-value of the pool evidence; with dataset evidence (pmi.holdout) it is "
+    "min(1, 2 min(pool, dataset)) (Bonferroni), and a raw pool p-value that the pool audit refuses does not count.",
     "C3 unique: does not hold when independent models are claimed more often than a test calibrated at "
     "alpha allows (one-sided binomial test, p < 0.05); holds when not, and the Wilson 95% upper bound of "
-    "their claim rate is at most 2 x alpha; partial otherwise (too few independent models to tell).",
+    "their claim rate is at most 2 x alpha; partial otherwise (too few independent models to tell). An "
+    "independent model trained on the owner's training set (indep-seed, indep-arch) is judged on the pool "
+    "evidence alone: the dataset evidence rightly claims it.",
     "C4 robust (per attack family): settings whose owner accuracy falls more than 0.10 below the "
     "un-attacked owner accuracy are shown but not counted (the attack destroyed the model); holds when "
     "at every counted setting the Wilson 95% lower bound of the owner claim rate is at least 0.5; does "
@@ -52,6 +56,7 @@ typedef struct {
     store_row *rows;          /* the decision score's rows */
     int64_t n;
     int attacked, pool_sweep, swept;
+    int data;                 /* some row has dataset evidence */
 } rfile;
 
 static int rfile_load(const char *path, rfile *f, char *err, size_t errlen) {
@@ -71,6 +76,7 @@ static int rfile_load(const char *path, rfile *f, char *err, size_t errlen) {
         f->attacked |= strcmp(r->attack, "none") != 0;
         f->swept |= r->point[0] != 0;
         f->pool_sweep |= r->N != f->rows[0].N || r->m != f->rows[0].m;
+        f->data |= !isnan(r->data_p);
     }
     free(all);
     return 0;
@@ -78,7 +84,23 @@ static int rfile_load(const char *path, rfile *f, char *err, size_t errlen) {
 
 static int is_owner(const store_row *r) { return !strcmp(r->role, "owner"); }
 static int unattacked(const store_row *r) { return !strcmp(r->attack, "none"); }
-static int claimed(const rfile *f, const store_row *r) { return store_row_p(r, f->decide) < f->alpha; }
+/* The pool evidence's decision p-value, NAN when the pool audit refuses it (pmi_pool_p). */
+static double pool_p(const rfile *f, const store_row *r) {
+    int kind = pmi_score_parse(r->score);
+    return kind < 0 ? store_row_p(r, f->decide) : pmi_pool_p((pmi_score_kind)kind, store_row_p(r, f->decide), r->pool_audit_p);
+}
+/* The verdict: pool and dataset evidence combined (store_row_verdict_p). */
+static int claimed(const rfile *f, const store_row *r) { return store_row_verdict_p(r, f->decide) < f->alpha; }
+static int claimed_pool(const rfile *f, const store_row *r) { return pool_p(f, r) < f->alpha; }
+static int claimed_data(const rfile *f, const store_row *r) { return r->data_p < f->alpha; }
+/* The verdict of a model that is null for the tests it is judged on: a model trained on the
+ * owner's training set is no null model for the dataset evidence, so only its pool evidence. */
+static int claimed_null(const rfile *f, const store_row *r) { return r->owner_data ? claimed_pool(f, r) : claimed(f, r); }
+/* ", pool evidence a/n, dataset evidence b/n" for a file with dataset evidence, "" otherwise. */
+static void evidence_split(const rfile *f, int pool, int data, int n, char *out, size_t len) {
+    if (f->data) snprintf(out, len, "; pool evidence %d/%d, dataset evidence %d/%d", pool, n, data, n);
+    else out[0] = 0;
+}
 
 static claim_row *add_row(claim_row **rows, int *n, const char *claim, const rfile *f) {
     *rows = util_realloc(*rows, sizeof **rows * (size_t)(*n + 1));
@@ -144,18 +166,22 @@ static void claim_c2(const rfile *f, claim_row **rows, int *n) {
     claim_row *c = add_row(rows, n, "C2 effective", f);
     if (!f) { snprintf(c->measured, sizeof c->measured, "no experiment without attacks and sweep"); return; }
     double *p = util_malloc(sizeof(double) * (size_t)(f->n ? f->n : 1));
-    int own = 0, cl = 0, id = 0;
+    int own = 0, cl = 0, id = 0, cp = 0, cd = 0, unsafe = 0;
     for (int64_t i = 0; i < f->n; i++) {
         const store_row *r = &f->rows[i];
         if (!is_owner(r) || !unattacked(r)) continue;
         p[own++] = store_row_p(r, f->decide);
-        cl += claimed(f, r);
+        cl += claimed(f, r); cp += claimed_pool(f, r); cd += claimed_data(f, r);
+        unsafe += isnan(pool_p(f, r)) && !isnan(store_row_p(r, f->decide));
         id += r->identified == r->secret_k;
     }
     set_rate(c, cl, own);
     const char *d = pmi_pvalue_name((pmi_pvalue)f->decide);
-    snprintf(c->measured, sizeof c->measured, "owner models claimed %d/%d at alpha %g (k identified %d/%d, median p_%s %.2g)",
-             cl, own, f->alpha, id, own, d, median(p, own));
+    char ev[128], un[96] = "";
+    evidence_split(f, cp, cd, own, ev, sizeof ev);
+    if (unsafe) snprintf(un, sizeof un, "; %d pool%s refused by the pool audit", unsafe, unsafe == 1 ? "" : "s");
+    snprintf(c->measured, sizeof c->measured, "owner models claimed %d/%d at alpha %g (k identified %d/%d, median p_%s %.2g%s%s)",
+             cl, own, f->alpha, id, own, d, median(p, own), ev, un);
     snprintf(c->setting, sizeof c->setting, "%d owner model%s, un-attacked, p_%s < %g", own, own == 1 ? "" : "s", d, f->alpha);
     free(p);
     int kk[1] = {cl}, nn[1] = {own};
@@ -165,19 +191,23 @@ static void claim_c2(const rfile *f, claim_row **rows, int *n) {
 static void claim_c3(const rfile *f, claim_row **rows, int *n) {
     claim_row *c = add_row(rows, n, "C3 unique", f);
     if (!f) { snprintf(c->measured, sizeof c->measured, "no experiment without attacks and sweep"); return; }
-    int ind = 0, fp = 0;
+    int ind = 0, fp = 0, fpp = 0, nd = 0, fpd = 0;
     for (int64_t i = 0; i < f->n; i++) {
         const store_row *r = &f->rows[i];
         if (!r->independent || !unattacked(r)) continue;
         ind++;
-        fp += claimed(f, r);
+        fp += claimed_null(f, r); fpp += claimed_pool(f, r);
+        if (!r->owner_data) { nd++; fpd += claimed_data(f, r); }
     }
     set_rate(c, fp, ind);
     /* P(X >= fp) for X ~ Binomial(ind, alpha): the chance of this many under calibration */
     double tail = fp == 0 ? 1 : gsl_cdf_binomial_Q((unsigned)(fp - 1), f->alpha, (unsigned)ind);
     const char *d = pmi_pvalue_name((pmi_pvalue)f->decide);
-    snprintf(c->measured, sizeof c->measured, "independent models claimed %d/%d at alpha %g (binomial P(X >= %d) = %.2g)",
-             fp, ind, f->alpha, fp, tail);
+    char ev[160] = "", bt[64] = "none claimed";
+    if (f->data) snprintf(ev, sizeof ev, "; pool evidence %d/%d, dataset evidence %d/%d of those that never saw the owner's data",
+                          fpp, ind, fpd, nd);
+    if (fp) snprintf(bt, sizeof bt, "binomial P(X >= %d) = %.2g", fp, tail);
+    snprintf(c->measured, sizeof c->measured, "independent models claimed %d/%d at alpha %g (%s%s)", fp, ind, f->alpha, bt, ev);
     snprintf(c->setting, sizeof c->setting, "%d independent model%s (never saw the pool), un-attacked, p_%s < %g", ind,
              ind == 1 ? "" : "s", d, f->alpha);
     if (!ind) { c->verdict = CLAIM_NOT_RUN; snprintf(c->measured, sizeof c->measured, "no independent models in %s", f->path); return; }
@@ -189,14 +219,14 @@ static int same_setting(const store_row *a, const store_row *b) {
 }
 
 /* Owner statistics of the setting of row s: owners, claims, mean accuracy. */
-static void owner_stats(const rfile *f, const store_row *s, int *own, int *cl, double *acc) {
+static void owner_stats(const rfile *f, const store_row *s, int *own, int *cl, int *cp, int *cd, double *acc) {
     double sum = 0;
-    *own = *cl = 0;
+    *own = *cl = *cp = *cd = 0;
     for (int64_t i = 0; i < f->n; i++) {
         const store_row *r = &f->rows[i];
         if (!is_owner(r) || !same_setting(r, s)) continue;
         (*own)++;
-        *cl += claimed(f, r);
+        *cl += claimed(f, r); *cp += claimed_pool(f, r); *cd += claimed_data(f, r);
         sum += r->test_acc;
     }
     *acc = *own ? sum / *own : NAN;
@@ -217,7 +247,7 @@ static void claim_c4_file(const rfile *f, claim_row **rows, int *n) {
         char name[96];
         snprintf(name, sizeof name, "C4 robust: %s", x->attack_type);
         claim_row *c = add_row(rows, n, name, f);
-        int ks[256], ns[256], count = 0, total = 0, worst = -1;
+        int ks[256], ns[256], kp[256], kd[256], count = 0, total = 0, worst = -1;
         double worst_acc = NAN;
         char excluded[512] = "", worst_params[300] = "";
         for (int64_t j = i; j < f->n; j++) {
@@ -225,9 +255,9 @@ static void claim_c4_file(const rfile *f, claim_row **rows, int *n) {
             int fresh = !strcmp(s->attack_type, x->attack_type);
             for (int64_t q = i; q < j && fresh; q++) fresh = !same_setting(&f->rows[q], s);
             if (!fresh) continue;
-            int own, cl;
+            int own, cl, cp, cd;
             double acc;
-            owner_stats(f, s, &own, &cl, &acc);
+            owner_stats(f, s, &own, &cl, &cp, &cd, &acc);
             total++;
             if (!(acc >= acc0 - CLAIMS_UTILITY_DROP)) {
                 size_t u = strlen(excluded);
@@ -235,7 +265,7 @@ static void claim_c4_file(const rfile *f, claim_row **rows, int *n) {
                 continue;
             }
             if (count == 256) continue;
-            ks[count] = cl; ns[count] = own;
+            ks[count] = cl; ns[count] = own; kp[count] = cp; kd[count] = cd;
             if (worst < 0 || (own && (double)cl / own < (double)ks[worst] / (ns[worst] ? ns[worst] : 1))) {
                 worst = count; worst_acc = acc;
                 snprintf(worst_params, sizeof worst_params, "%s", s->params[0] ? s->params : s->attack);
@@ -248,8 +278,10 @@ static void claim_c4_file(const rfile *f, claim_row **rows, int *n) {
         } else {
             set_rate(c, ks[worst], ns[worst]);
             c->verdict = majority_verdict(ks, ns, count);
-            snprintf(c->measured, sizeof c->measured, "least claimed: %d/%d at alpha %g after %s (owner accuracy %.3f, un-attacked %.3f)",
-                     ks[worst], ns[worst], f->alpha, worst_params, worst_acc, acc0);
+            char ev[128];
+            evidence_split(f, kp[worst], kd[worst], ns[worst], ev, sizeof ev);
+            snprintf(c->measured, sizeof c->measured, "least claimed: %d/%d at alpha %g after %s (owner accuracy %.3f, un-attacked %.3f%s)",
+                     ks[worst], ns[worst], f->alpha, worst_params, worst_acc, acc0, ev);
         }
         snprintf(c->setting, sizeof c->setting, "%d of %d setting%s counted%s%s", count, total, total == 1 ? "" : "s",
                  excluded[0] ? "; not counted: " : "", excluded);

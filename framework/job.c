@@ -515,6 +515,7 @@ static int write_shard(const job_state *js, const data_split *split, const ref_s
     sj.N = p->N; sj.m = p->m; sj.secret_k = split->secret;
     sj.trained_on_k = plan_roles[js->job->role].trained_on_k;
     sj.independent = plan_roles[js->job->role].independent;
+    sj.owner_data = plan_roles[js->job->role].owner_data;
     sj.train_acc = js->train_acc; sj.test_acc = js->test_acc; sj.wall_s = wall;
     sj.train_samples = (int)nn_data_size(js->dtr);
     sj.split = split;

@@ -7,13 +7,14 @@
 #include <string.h>
 
 const plan_role_info plan_roles[ROLE_COUNT] = {
-    {"owner",      1, 0, "train + D_k: the fingerprinted model"},
-    {"clean",      0, 0, "train only, same init seed as the owner: the fidelity reference"},
-    {"indep-data", 0, 1, "disjoint training data of the same size and distribution"},
-    {"indep-seed", 0, 1, "the owner's training data without any mini-dataset, other init seed"},
-    {"indep-arch", 0, 1, "the owner's training data without any mini-dataset, pmi.indep_arch"},
-    {"reference",  0, 0, "the owner's training data without any mini-dataset (or a pmi.reference_fraction of it), "
-                         "own init and batch order: calibrates the diff and lira scores; not independent"},
+    {"owner",      1, 0, 1, "train + D_k: the fingerprinted model"},
+    {"clean",      0, 0, 1, "train only, same init seed as the owner: the fidelity reference"},
+    {"indep-data", 0, 1, 0, "disjoint training data of the same size and distribution"},
+    {"indep-seed", 0, 1, 1, "the owner's training data without any mini-dataset, other init seed"},
+    {"indep-arch", 0, 1, 1, "the owner's training data without any mini-dataset, pmi.indep_arch"},
+    {"reference",  0, 0, 0, "the owner's training data without any mini-dataset and without the dataset evidence's S side "
+                            "(or a pmi.reference_fraction of it), own init and batch order: calibrates the diff and lira "
+                            "scores; not independent"},
 };
 
 static int role_count(plan_role r, const pmi_params *p) {

@@ -28,7 +28,9 @@ typedef enum { ROLE_OWNER = 0, ROLE_CLEAN, ROLE_INDEP_DATA, ROLE_INDEP_SEED, ROL
 typedef struct {
     const char *name;      /* "owner", "clean", ... */
     int trained_on_k;      /* D_k in its training data */
-    int independent;       /* counts toward the false-positive rate */
+    int independent;       /* counts toward the pool evidence's false-positive rate */
+    int owner_data;        /* trained on the dataset evidence's S side (the owner's training set): the
+                            * dataset evidence rightly claims it, so it is no null model for that test */
     const char *help;
 } plan_role_info;
 extern const plan_role_info plan_roles[ROLE_COUNT];

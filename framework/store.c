@@ -138,7 +138,7 @@ static const struct { const char *name; size_t off, size; char kind; } row_field
     FS(attack), FS(attack_type), FS(params), FS(strength_key), FD(strength), FD(test_acc), FD(sparsity),
     FS(score), FI(identified), FD(margin), FD(p_rank), FD(p_perm), FD(p_welch), FD(p_mw),
     FD(p_nway_rank), FD(p_nway_perm), FD(p_nway_welch), FD(p_nway_mw), FD(z_perm),
-    FD(data_p), FD(data_z), FD(data_gap), FD(pool_audit_p), FD(p_pool), FD(p_combined),
+    FD(data_p), FD(data_z), FD(data_gap), FD(pool_audit_p), FD(p_pool), FD(p_combined), FI(owner_data),
 };
 
 /* The in-memory compound type of store_row: fixed-length NUL-terminated strings of the
@@ -243,7 +243,8 @@ static void fill_row(store_row *r, const store_job *j, const store_eval *ev, int
     r->data_p = d->n > 0 ? d->p : NAN; r->data_z = d->n > 0 ? d->z : NAN; r->data_gap = d->n > 0 ? d->gap : NAN;
     r->pool_audit_p = j->pool_audit ? j->pool_audit[ev->kinds[q]] : NAN;
     r->p_pool = pmi_pool_p((pmi_score_kind)ev->kinds[q], store_row_p(r, decide), r->pool_audit_p);
-    r->p_combined = pmi_combine_p(r->p_pool, r->data_p);
+    r->p_combined = store_row_verdict_p(r, decide);
+    r->owner_data = j->owner_data;
 }
 
 /* The job's summary rows, one per (eval, score kind), appended to /summary. */
@@ -385,7 +386,7 @@ static int job_attrs(hid_t g, const char *w, const store_job *j, serr *e) {
               attr_int(g, w, "seed", j->seed, e) || attr_int(g, w, "replica", j->replica, e) ||
               attr_int(g, w, "N", j->N, e) || attr_int(g, w, "m", j->m, e) ||
               attr_int(g, w, "secret_k", j->secret_k, e) || attr_int(g, w, "trained_on_k", j->trained_on_k, e) ||
-              attr_int(g, w, "independent", j->independent, e) ||
+              attr_int(g, w, "independent", j->independent, e) || attr_int(g, w, "owner_data", j->owner_data, e) ||
               attr_dbl(g, w, "train_accuracy", j->train_acc, e) || attr_dbl(g, w, "test_accuracy", j->test_acc, e) ||
               attr_dbl(g, w, "wall_s", j->wall_s, e) || attr_int(g, w, "epochs", j->epochs, e) ||
               attr_int(g, w, "train_samples", j->train_samples, e) ||
@@ -1249,6 +1250,12 @@ int store_read_ref_scores(const char *path, const char *job_id, const char *kind
     int len = snprintf(w, sizeof w, "/jobs/%s/reference_scores/%s", job_id, kind);
     if (len < 0 || len >= (int)sizeof w) return fail(&e, "store: job id %s is longer than a job group name can be", job_id);
     return scores_read_file(path, w, scores, N, m, &e);
+}
+
+double store_row_verdict_p(const store_row *r, int decide) {
+    int kind = pmi_score_parse(r->score);
+    double p = kind < 0 ? store_row_p(r, decide) : pmi_pool_p((pmi_score_kind)kind, store_row_p(r, decide), r->pool_audit_p);
+    return pmi_combine_p(p, r->data_p);
 }
 
 double store_row_p(const store_row *r, int which) {

@@ -78,6 +78,7 @@ typedef struct {
     int N, m, secret_k;
     int trained_on_k;              /* 1 if D_k was in this model's training data */
     int independent;               /* 1 if the model counts toward the false-positive rate */
+    int owner_data;                /* 1 if trained on the dataset evidence's S side (plan_role_info) */
     double train_acc, test_acc, wall_s;
     int train_samples;             /* samples the model trained on (owner: n_train + repeat * m) */
     const data_split *split;
@@ -155,7 +156,14 @@ typedef struct {
     double p_pool;                 /* the decision p-value (settings' decide) of this kind, NAN when the
                                     * audit refuses it (pmi_pool_p) */
     double p_combined;             /* pmi_combine_p(p_pool, data_p): the verdict's p-value */
+    int32_t owner_data;            /* 1 if trained on the dataset evidence's S side: no null model for it */
 } store_row;
+
+/* The verdict's p-value of a row with decision p-value `decide` (a pmi_pvalue): the pool
+ * evidence (store_row_p) unless the pool audit refuses it (pmi_pool_p), combined with the
+ * dataset evidence (pmi_combine_p). For a row without either (older files) it is store_row_p.
+ * With the run's own decide this is the stored p_combined. */
+double store_row_verdict_p(const store_row *r, int decide);
 
 /* The p-value of kind `which` (a pmi_pvalue) of a row; NAN for another index. */
 double store_row_p(const store_row *r, int which);

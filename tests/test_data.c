@@ -603,7 +603,7 @@ static void test_split_too_small(void **state) {
     char err[512] = "";
     assert_int_equal(data_split_make(900, 300, 300, 10, 20, 150, 1, 0, 250, -1, 1, &s, err, sizeof err), -1);
     assert_string_equal(err, "split needs 950 samples from the train file (n_train=300 + pool N*m=200 + "
-                             "attacker=150 + indep=300), the file has 900");
+                             "attacker=150 + indep=300 + holdout=0), the file has 900");
     assert_null(s.train);
     assert_int_equal(data_split_make(900, 300, 300, 10, 20, 150, 0, 0, 250, -1, 1, &s, err, sizeof err), 0);
     data_split_free(&s);

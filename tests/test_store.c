@@ -346,7 +346,9 @@ static void check_summary_type(hid_t f) {
         {"identified", H5T_INTEGER, 4}, {"margin", H5T_FLOAT, 8}, {"p_rank", H5T_FLOAT, 8},
         {"p_perm", H5T_FLOAT, 8}, {"p_welch", H5T_FLOAT, 8}, {"p_mw", H5T_FLOAT, 8},
         {"p_nway_rank", H5T_FLOAT, 8}, {"p_nway_perm", H5T_FLOAT, 8}, {"p_nway_welch", H5T_FLOAT, 8},
-        {"p_nway_mw", H5T_FLOAT, 8}, {"z_perm", H5T_FLOAT, 8},
+        {"p_nway_mw", H5T_FLOAT, 8}, {"z_perm", H5T_FLOAT, 8}, {"data_p", H5T_FLOAT, 8}, {"data_z", H5T_FLOAT, 8},
+        {"data_gap", H5T_FLOAT, 8}, {"pool_audit_p", H5T_FLOAT, 8}, {"p_pool", H5T_FLOAT, 8}, {"p_combined", H5T_FLOAT, 8},
+        {"owner_data", H5T_INTEGER, 4},
     };
     hid_t d = H5Dopen2(f, "summary", H5P_DEFAULT);
     hid_t t = H5Dget_type(d);
@@ -567,7 +569,7 @@ static void test_h5py_reads_shard(void **state) {
     assert_true(pperm == p_v(0, 1, 4, 1));
     assert_true(score == score_v(0, 0, 5, 2, 1));
     assert_int_equal(rows, NEVAL * NKIND);
-    assert_int_equal(cols, 32);
+    assert_int_equal(cols, 39);
     assert_string_equal(scores, "loss,conf,correct,entropy,mentropy,logit,logit,entropy,conf,loss,correct,mentropy");
     assert_true(pw == p_v(0, 1, eval_kinds[1][1], 2));
     assert_string_equal(cfg + strlen("config="), config);
