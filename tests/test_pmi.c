@@ -746,8 +746,25 @@ static void test_calibrated_perm_uniform_under_h0(void **state) {
     free(p);
 }
 
+/* The combined verdict is Bonferroni (valid under any dependence) and a missing side is absent;
+ * the pool audit refuses a raw kind's pool evidence below PMI_AUDIT_ALPHA, never a calibrated one. */
+static void test_combine_and_audit(void **state) {
+    assert_true(pmi_combine_p(0.004, 0.3) == 0.008);
+    assert_true(pmi_combine_p(0.3, 0.004) == 0.008);
+    assert_true(pmi_combine_p(0.7, 0.9) == 1);
+    assert_true(pmi_combine_p(NAN, 0.004) == 0.004);
+    assert_true(pmi_combine_p(0.02, NAN) == 0.02);
+    assert_true(isnan(pmi_combine_p(NAN, NAN)));
+    assert_true(pmi_pool_unsafe(SCORE_LOSS, 0.01) && pmi_pool_unsafe(SCORE_CONF, PMI_AUDIT_ALPHA / 2));
+    assert_false(pmi_pool_unsafe(SCORE_LOSS, PMI_AUDIT_ALPHA) || pmi_pool_unsafe(SCORE_LOSS, NAN));
+    assert_false(pmi_pool_unsafe(SCORE_DIFF, 0.001) || pmi_pool_unsafe(SCORE_LIRA, 0.001));
+    assert_true(isnan(pmi_pool_p(SCORE_LOSS, 0.001, 0.01)));
+    assert_true(pmi_pool_p(SCORE_LOSS, 0.001, 0.5) == 0.001 && pmi_pool_p(SCORE_DIFF, 0.001, 0.01) == 0.001);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_combine_and_audit),
         cmocka_unit_test(test_welch_matches_scipy),
         cmocka_unit_test(test_mannwhitney_matches_scipy),
         cmocka_unit_test(test_auc_matches_scipy),
