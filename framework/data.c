@@ -646,6 +646,18 @@ int data_split_make(int64_t n_train_file, int64_t n_test_file, int64_t n_train, 
     return 0;
 }
 
+int64_t *data_split_evidence(const data_split *s, int64_t side) {
+    if (!s || side < 1 || side > s->n_train || side != s->n_holdout + (int64_t)(s->N - 1) * s->m) return NULL;
+    int64_t *ix = malloc(sizeof *ix * (size_t)(2 * side)), at = side;
+    if (!ix) return NULL;
+    memcpy(ix, s->train, sizeof *ix * (size_t)side);
+    memcpy(ix + at, s->holdout, sizeof *ix * (size_t)s->n_holdout);
+    at += s->n_holdout;
+    for (int i = 0; i < s->N; i++)
+        if (i != s->secret) { memcpy(ix + at, s->pool + (int64_t)i * s->m, sizeof *ix * (size_t)s->m); at += s->m; }
+    return ix;
+}
+
 void data_split_free(data_split *s) {
     if (!s) return;
     free(s->train);

@@ -116,6 +116,11 @@ int data_split_make(int64_t n_train_file, int64_t n_test_file, int64_t n_train, 
                     int64_t n_attacker, int want_indep, int64_t n_holdout, int64_t n_test, int secret, uint64_t seed,
                     data_split *out, char *err, size_t errlen);
 void data_split_free(data_split *s);  /* NULL-safe */
+/* The dataset evidence's samples of a split (docs/dataset-evidence.md), 2 side indices into the
+ * train file (malloc'd): S = the first `side` of s->train, then H = s->holdout followed by the
+ * pool's mini-datasets other than s->secret in index order. side must be n_holdout + (N-1) m
+ * and at most n_train; NULL otherwise. */
+int64_t *data_split_evidence(const data_split *s, int64_t side);
 /* The checks of data_split_make without drawing anything: 0 when files of n_train_file and
  * n_test_file samples hold the split, or -1 with data_split_make's message (what the split
  * needs, summed per part, and what the file has). One function, so a check before the run

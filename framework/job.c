@@ -555,25 +555,18 @@ static void unit_free(job_unit *u) {
     data_split_free(&u->split);
 }
 
-/* The dataset evidence's samples of unit u (pmi.h): S side = the first plan_data_side() samples
- * of the owner's training set; H = the held-out set, then the pool's mini-datasets other than
- * D_k in index order. Nothing without pmi.holdout. 0, or -1 (nn_last_error()). */
-static int unit_dataset_evidence(job_unit *u, const job_data *d, const pmi_params *p) {
+/* The dataset evidence's samples of unit u (data_split_evidence) and their labels; nothing
+ * without pmi.holdout. 0, or -1 with err. */
+static int unit_dataset_evidence(job_unit *u, const job_data *d, const pmi_params *p, char *err, size_t errlen) {
     int64_t side = plan_data_side(p);
     if (!side) return 0;
-    const data_split *sp = &u->split;
-    int64_t *ix = util_malloc(sizeof *ix * (size_t)(2 * side)), at = 0;
-    memcpy(ix, sp->train, sizeof *ix * (size_t)side);
-    at = side;
-    memcpy(ix + at, sp->holdout, sizeof *ix * (size_t)sp->n_holdout);
-    at += sp->n_holdout;
-    for (int i = 0; i < sp->N; i++)
-        if (i != sp->secret) { memcpy(ix + at, sp->pool + (int64_t)i * sp->m, sizeof *ix * (size_t)sp->m); at += sp->m; }
+    int64_t *ix = data_split_evidence(&u->split, side);
+    if (!ix) return util_err(err, errlen, "dataset evidence: %lld samples per side do not fit the split", (long long)side);
     u->dset_labels = util_malloc(sizeof *u->dset_labels * (size_t)(2 * side));
     for (int64_t i = 0; i < 2 * side; i++) u->dset_labels[i] = d->train.y[ix[i]];
     nn_status st = nn_data_subset(d->dtrain, ix, 2 * side, &u->dset);
     free(ix);
-    return st == NN_OK ? 0 : -1;
+    return st == NN_OK ? 0 : util_err(err, errlen, "selecting the dataset evidence's samples: %s", nn_last_error());
 }
 
 /* The split of unit u and the data cut from it. 0, or -1 with err. */
@@ -581,7 +574,7 @@ static int unit_setup(job_unit *u, const job_data *d, const pmi_params *p, char 
     if (data_split_make(d->train.n, d->test.n, p->n_train, p->N, p->m, p->n_attacker, p->independent > 0,
                         p->holdout, p->n_test, p->secret, plan_seed(&u->jobs[0], SEED_SPLIT, 0), &u->split, err, errlen))
         return -1;
-    if (unit_dataset_evidence(u, d, p)) return util_err(err, errlen, "selecting data: %s", nn_last_error());
+    if (unit_dataset_evidence(u, d, p, err, errlen)) return -1;
     int64_t nm = (int64_t)p->N * p->m;
     u->pool_labels = util_malloc(sizeof *u->pool_labels * (size_t)nm);
     for (int64_t i = 0; i < nm; i++) u->pool_labels[i] = d->train.y[u->split.pool[i]];

@@ -16,7 +16,8 @@
 void key_free(pmi_key *k) {
     if (!k) return;
     free(k->samples); free(k->labels); free(k->indices);
-    for (int b = 0; b < SCORE_COUNT; b++) free(k->refs[b]);
+    free(k->data_samples); free(k->data_labels); free(k->data_indices);
+    for (int b = 0; b < SCORE_COUNT; b++) { free(k->refs[b]); free(k->data_refs[b]); }
     memset(k, 0, sizeof *k);
 }
 
@@ -110,6 +111,77 @@ static int gather_refs(pmi_key *k, const plan *p, const plan_job *job, const cha
     return 0;
 }
 
+/* The dataset evidence of job: its samples (data_split_evidence of the stored split), the run's
+ * resamples and seed, and the references' scores on them for the calibrated kinds; nothing
+ * without pmi.holdout. */
+static int gather_data(pmi_key *k, const plan *p, const plan_job *job, const char *results, const pmi_dataset *train,
+                       char *err, size_t errlen) {
+    const pmi_params *pp = plan_params(p, job);
+    int64_t side = plan_data_side(pp);
+    if (!side) return 0;
+    data_split sp = {.N = k->N, .m = k->m, .secret = k->secret_k, .pool = k->indices};
+    int64_t dims[2], n = 0;
+    int rc = store_read_split(results, job->id, "train", &sp.train, &sp.n_train, dims, err, errlen) ||
+             store_read_split(results, job->id, "holdout", &sp.holdout, &sp.n_holdout, dims, err, errlen);
+    int64_t *ix = rc ? NULL : data_split_evidence(&sp, side);
+    if (!rc && !ix)
+        rc = util_err(err, errlen, "%s: job %s: the stored split does not hold the dataset evidence's %lld samples per side",
+                      results, job->id, (long long)side);
+    free(sp.train); free(sp.holdout);
+    if (rc) return -1;
+    size_t per = (size_t)train->c * (size_t)train->h * (size_t)train->w;
+    n = 2 * side;
+    k->data_n = (int)side;
+    k->data_samples = util_malloc(sizeof(float) * per * (size_t)n);
+    k->data_labels = util_malloc(sizeof(int32_t) * (size_t)n);
+    k->data_indices = ix;
+    for (int64_t i = 0; i < n; i++) {
+        if (ix[i] < 0 || ix[i] >= train->n)
+            return util_err(err, errlen, "dataset evidence index %lld is outside the dataset's %lld training samples",
+                            (long long)ix[i], (long long)train->n);
+        memcpy(k->data_samples + (size_t)i * per, train->x + (size_t)ix[i] * per, sizeof(float) * per);
+        k->data_labels[i] = train->y[ix[i]];
+    }
+    k->data_permutations = pp->data_permutations;
+    k->data_seed = plan_seed(job, SEED_VERIFY, 1);
+    for (int b = 0; b < SCORE_COUNT; b++) {
+        if (!k->refs[b]) continue;   /* the bases the calibrated kinds need (gather_refs) */
+        k->data_refs[b] = util_malloc(sizeof(double) * (size_t)(n * k->n_refs));
+        for (int r = 0; r < k->n_refs; r++) {
+            char name[64], why[1024];
+            double *v = NULL;
+            int two = 0, m = 0;
+            snprintf(name, sizeof name, "data_%s", pmi_score_name((pmi_score_kind)b));
+            if (store_read_ref_scores(results, reference_id(p, job, r), name, &v, &two, &m, why, sizeof why))
+                return util_err(err, errlen, "%s (the references' scores on the dataset evidence's samples)", why);
+            if (two != 2 || m != side) {
+                free(v);
+                return util_err(err, errlen, "%s: reference_scores/%s of %s is (%d, %d), expected (2, %lld)", results, name,
+                                reference_id(p, job, r), two, m, (long long)side);
+            }
+            memcpy(k->data_refs[b] + r * n, v, sizeof(double) * (size_t)n);
+            free(v);
+        }
+    }
+    return 0;
+}
+
+/* The run's pool audit of each score kind, from job's un-attacked /summary rows (NAN: not
+ * audited, or a file written before the audit). */
+static int gather_audit(pmi_key *k, const char *results, const char *job_id, char *err, size_t errlen) {
+    store_row *rows = NULL;
+    int64_t n = 0;
+    for (int q = 0; q < SCORE_COUNT; q++) k->pool_audit[q] = NAN;
+    if (store_read_summary(results, &rows, &n, err, errlen)) return -1;
+    for (int64_t i = 0; i < n; i++) {
+        if (strcmp(rows[i].job_id, job_id) || strcmp(rows[i].attack, "none")) continue;
+        for (int q = 0; q < k->settings.n_kinds; q++)
+            if (pmi_score_parse(rows[i].score) == k->settings.kinds[q]) k->pool_audit[q] = rows[i].pool_audit_p;
+    }
+    free(rows);
+    return 0;
+}
+
 int key_export(const char *results, const char *job_id, pmi_key *k, char *err, size_t errlen) {
     memset(k, 0, sizeof *k);
     plan *p = NULL;
@@ -145,7 +217,8 @@ int key_export(const char *results, const char *job_id, pmi_key *k, char *err, s
         snprintf(k->git_commit, sizeof k->git_commit, "%s", pmi_git_commit);
         snprintf(k->config_hash, sizeof k->config_hash, "%s", p->config_hash);
         util_iso_now(k->created, sizeof k->created);
-        rc = gather_refs(k, p, job, results, err, errlen);
+        rc = gather_refs(k, p, job, results, err, errlen) || gather_data(k, p, job, results, &train, err, errlen) ||
+             gather_audit(k, results, job_id, err, errlen);
     }
     free(pool);
     data_free(&train); data_free(&test);
@@ -199,6 +272,29 @@ static int write_refs(hid_t f, const pmi_key *k) {
     return bad;
 }
 
+/* The group dataset_evidence/ (samples, labels, indices, references/<base>; attributes n,
+ * permutations, seed) when the key has it, and the root attribute pool_audit_p. */
+static int write_data(hid_t f, const pmi_key *k) {
+    if (put_attr(f, "pool_audit_p", H5T_NATIVE_DOUBLE, k->settings.n_kinds, k->pool_audit)) return -1;
+    if (k->data_n < 1) return 0;
+    hid_t g = H5Gcreate2(f, "dataset_evidence", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0) return -1;
+    hsize_t ds[4] = {2 * (hsize_t)k->data_n, (hsize_t)k->c, (hsize_t)k->h, (hsize_t)k->w};
+    hsize_t d2[2] = {(hsize_t)k->n_refs, 2 * (hsize_t)k->data_n};
+    int bad = put_int(g, "n", k->data_n) || put_int(g, "permutations", k->data_permutations) ||
+              put_attr(g, "seed", H5T_NATIVE_UINT64, -1, &k->data_seed) ||
+              put_dset(g, "samples", H5T_NATIVE_FLOAT, 4, ds, k->data_samples) ||
+              put_dset(g, "labels", H5T_NATIVE_INT32, 1, ds, k->data_labels) ||
+              put_dset(g, "indices", H5T_NATIVE_INT64, 1, ds, k->data_indices);
+    hid_t r = bad || k->n_refs < 1 ? -1 : H5Gcreate2(g, "references", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (!bad && k->n_refs >= 1 && r < 0) bad = 1;
+    for (int b = 0; !bad && r >= 0 && b < SCORE_COUNT; b++)
+        if (k->data_refs[b]) bad = put_dset(r, pmi_score_name((pmi_score_kind)b), H5T_NATIVE_DOUBLE, 2, d2, k->data_refs[b]);
+    if (r >= 0) H5Gclose(r);
+    H5Gclose(g);
+    return bad;
+}
+
 static int write_fields(hid_t f, const pmi_key *k) {
     const store_settings *s = &k->settings;
     const char *kinds[SCORE_COUNT];
@@ -225,7 +321,7 @@ static int write_fields(hid_t f, const pmi_key *k) {
               put_dset(f, "samples", H5T_NATIVE_FLOAT, 5, ds, k->samples) ||
               put_dset(f, "labels", H5T_NATIVE_INT32, 2, ds, k->labels) ||
               put_dset(f, "indices", H5T_NATIVE_INT64, 2, ds, k->indices) ||
-              put_dset(f, "permutation_seeds", H5T_NATIVE_UINT64, 1, &nk, k->seeds);
+              put_dset(f, "permutation_seeds", H5T_NATIVE_UINT64, 1, &nk, k->seeds) || write_data(f, k);
     H5Tclose(vs);
     return bad;
 }
@@ -368,14 +464,49 @@ static int read_refs(hid_t f, const char *path, pmi_key *k, char *err, size_t er
     return 0;
 }
 
+/* Version 3: pool_audit_p (one per score kind; NaN allowed) and the optional dataset_evidence/
+ * group, checked like the pool's fields. */
+static int read_data(hid_t f, const char *path, pmi_key *k, char *err, size_t errlen) {
+    NEED(!get_attr(f, "pool_audit_p", H5T_NATIVE_DOUBLE, k->settings.n_kinds, k->pool_audit),
+         "%s: key field pool_audit_p is missing or not one value per score kind (%d)", path, k->settings.n_kinds);
+    if (H5Lexists(f, "dataset_evidence", H5P_DEFAULT) <= 0) return 0;
+    hid_t g = H5Gopen2(f, "dataset_evidence", H5P_DEFAULT);
+    NEED(g >= 0, "%s: key group dataset_evidence cannot be opened", path);
+    int n = 0, perms = 0, ok = !get_attr(g, "n", H5T_NATIVE_INT, -1, &n) && n >= 1 && n <= 10000000 &&
+                             !get_attr(g, "permutations", H5T_NATIVE_INT, -1, &perms) && perms >= 1 && perms <= 100000000 &&
+                             !get_attr(g, "seed", H5T_NATIVE_UINT64, -1, &k->data_seed) &&
+                             2.0 * n * k->c * k->h * k->w < (double)(1u << 31) && 2.0 * n * k->n_refs < (double)(1u << 31);
+    hsize_t ds[4] = {2 * (hsize_t)n, (hsize_t)k->c, (hsize_t)k->h, (hsize_t)k->w}, d2[2] = {(hsize_t)k->n_refs, 2 * (hsize_t)n};
+    if (ok) {
+        k->data_n = n; k->data_permutations = perms;
+        k->data_samples = get_dset(g, "samples", H5T_NATIVE_FLOAT, 4, 4, ds);
+        k->data_labels = get_dset(g, "labels", H5T_NATIVE_INT32, 4, 1, ds);
+        k->data_indices = get_dset(g, "indices", H5T_NATIVE_INT64, 8, 1, ds);
+    }
+    ok = ok && k->data_samples && k->data_labels;
+    for (int64_t i = 0; ok && i < 2 * (int64_t)n; i++) ok = k->data_labels[i] >= 0 && k->data_labels[i] < k->classes;
+    for (int b = 0; ok && b < SCORE_COUNT; b++) {
+        if (!k->refs[b]) continue;
+        char name[64];
+        snprintf(name, sizeof name, "references/%s", pmi_score_name((pmi_score_kind)b));
+        ok = (k->data_refs[b] = get_dset(g, name, H5T_NATIVE_DOUBLE, 8, 2, d2)) != NULL;
+        for (int64_t i = 0; ok && i < 2 * (int64_t)n * k->n_refs; i++) ok = isfinite(k->data_refs[b][i]);
+    }
+    H5Gclose(g);
+    NEED(ok, "%s: key group dataset_evidence is incomplete or malformed (expected attributes n >= 1, permutations >= 1, seed; "
+         "samples (2n, c, h, w), labels (2n) in [0, classes) and, per calibrated base kind, finite references/<base> "
+         "(references, 2n))", path);
+    return 0;
+}
+
 static int read_fields(hid_t f, const char *path, pmi_key *k, char *err, size_t errlen) {
     char kind[32] = "";
     int ver = 0, shape[3];
     store_settings *s = &k->settings;
     NEED(!get_str(f, "kind", kind, sizeof kind) && !strcmp(kind, "pmi-owner-key"),
          "%s: not a pmi owner key (root attribute kind is not \"pmi-owner-key\")", path);
-    NEED(!get_attr(f, "key_schema_version", H5T_NATIVE_INT, -1, &ver) && (ver == 1 || ver == KEY_SCHEMA_VERSION),
-         "%s: key schema version %d, this pmi reads versions 1 and %d", path, ver, KEY_SCHEMA_VERSION);
+    NEED(!get_attr(f, "key_schema_version", H5T_NATIVE_INT, -1, &ver) && ver >= 1 && ver <= KEY_SCHEMA_VERSION,
+         "%s: key schema version %d, this pmi reads versions 1 to %d", path, ver, KEY_SCHEMA_VERSION);
     NEED(!get_attr(f, "N", H5T_NATIVE_INT, -1, &k->N) && !get_attr(f, "m", H5T_NATIVE_INT, -1, &k->m) &&
          k->N >= 2 && k->N <= PMI_MAX_N && k->m >= 1 && k->m <= 1000000,
          "%s: key field N or m is missing or out of range (N in [2, %d], m >= 1)", path, PMI_MAX_N);
@@ -425,7 +556,9 @@ static int read_fields(hid_t f, const char *path, pmi_key *k, char *err, size_t 
     for (int64_t i = 0; i < (int64_t)k->N * k->m; i++)
         NEED(k->labels[i] >= 0 && k->labels[i] < k->classes, "%s: key label %d is outside [0, classes = %d)", path, k->labels[i], k->classes);
     k->indices = get_dset(f, "indices", H5T_NATIVE_INT64, 8, 2, ds);   /* provenance only */
-    return ver == 1 ? read_refs_v1(k, path, err, errlen) : read_refs(f, path, k, err, errlen);
+    for (int q = 0; q < SCORE_COUNT; q++) k->pool_audit[q] = NAN;
+    if (ver == 1) return read_refs_v1(k, path, err, errlen);
+    return read_refs(f, path, k, err, errlen) || (ver >= 3 && read_data(f, path, k, err, errlen)) ? -1 : 0;
 }
 
 int key_read(const char *path, pmi_key *k, char *err, size_t errlen) {

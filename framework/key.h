@@ -22,7 +22,8 @@
 #include "pmi.h"
 #include "store.h"
 
-#define KEY_SCHEMA_VERSION 2     /* written; key_read also reads version 1 (no references) */
+#define KEY_SCHEMA_VERSION 3     /* written; key_read also reads versions 1 (no references) and 2
+                                  * (no dataset evidence, no pool audit) */
 
 typedef struct {
     int N, m;
@@ -42,6 +43,18 @@ typedef struct {
     double reference_fraction;      /* of the owner's training set each reference trained on (pmi.reference_fraction) */
     double *refs[SCORE_COUNT];      /* per base kind a calibrated kind needs (loss, logit): (R, N, m) the
                                      * references' base scores on the pool; NULL for the others */
+    /* Dataset evidence (pmi.h, docs/dataset-evidence.md): data_n samples of the owner's training
+     * set S then data_n held-out samples H, raw pixels (2 data_n, c, h, w), labels and indices;
+     * the run's resamples and seed of its test; per base kind a calibrated kind needs, the
+     * references' scores on them (R, 2 data_n). data_n = 0: none (a run without pmi.holdout). */
+    int data_n;
+    float *data_samples;
+    int32_t *data_labels;
+    int64_t *data_indices;
+    int data_permutations;
+    uint64_t data_seed;
+    double *data_refs[SCORE_COUNT];
+    double pool_audit[SCORE_COUNT]; /* per settings kind: the run's pool audit p (NAN: not audited) */
     char arch[64];                  /* the owner model's architecture */
     int width;
     char job_id[128], source[1024]; /* the owner job and the results file it came from */

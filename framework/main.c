@@ -483,6 +483,15 @@ static int cmd_key(int argc, char **argv) {
     pmi_key k;
     char err[2048];
     if (key_export(argv[optind], job, &k, err, sizeof err)) { fprintf(stderr, "pmi key export: %s\n", err); return 2; }
+    for (int q = 0; q < k.settings.n_kinds; q++)   /* the pool audit (pmi.h): loud, before anyone is accused */
+        if (pmi_pool_unsafe((pmi_score_kind)k.settings.kinds[q], k.pool_audit[q]))
+            fprintf(stderr, "pmi key export: WARNING: this pool is unsafe for the raw %s score: D_k stands out on the reference "
+                    "models, which never saw it (audit p = %.3g < %g); verify refuses its pool evidence and decides on the "
+                    "dataset evidence%s\n", pmi_score_name((pmi_score_kind)k.settings.kinds[q]), k.pool_audit[q], PMI_AUDIT_ALPHA,
+                    k.data_n ? "" : " (none in this key: nothing will be claimed on this kind; list a calibrated kind first)");
+    if (k.data_n)
+        fprintf(stderr, "pmi key export: the key holds the dataset evidence: %d + %d samples (%.1f MB of pixels)\n", k.data_n,
+                k.data_n, 2.0 * k.data_n * k.c * k.h * k.w * sizeof(float) / 1e6);
     int rc = key_write(out, &k, err, sizeof err);
     key_free(&k);
     if (rc) { fprintf(stderr, "pmi key export: %s\n", err); return 1; }

@@ -537,13 +537,13 @@ static int write_ref_scores(hid_t jg, const char *jw, const store_job *j, serr *
     if (g < 0) return -1;
     hsize_t d2[2] = {(hsize_t)j->N, (hsize_t)j->m};
     int bad = 0;
-    hsize_t d1 = 2 * (hsize_t)j->data_side;
+    hsize_t dd[2] = {2, (hsize_t)j->data_side};
     char name[64];
     for (int b = 0; !bad && b < SCORE_COUNT; b++) {
         if (j->ref_scores[b]) bad = dset_write(g, w, kind_name(b), H5T_NATIVE_DOUBLE, 2, d2, j->ref_scores[b], e);
         snprintf(name, sizeof name, "data_%s", kind_name(b));
         if (!bad && j->ref_data_scores[b] && j->data_side > 0)
-            bad = dset_write(g, w, name, H5T_NATIVE_DOUBLE, 1, &d1, j->ref_data_scores[b], e);
+            bad = dset_write(g, w, name, H5T_NATIVE_DOUBLE, 2, dd, j->ref_data_scores[b], e);
     }
     H5Gclose(g);
     return bad ? -1 : 0;

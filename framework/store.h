@@ -87,7 +87,7 @@ typedef struct {
     /* A reference model's base scores on the pool, (N, m) per base kind (loss, logit: see
      * pmi_score_base()), exactly as they calibrated its seed's models; NULL: not written. */
     const double *ref_scores[SCORE_COUNT];
-    /* The same on the dataset evidence's samples, (2 data_side) per base kind; NULL: none. */
+    /* The same on the dataset evidence's samples, (2, data_side) per base kind (S, then H); NULL: none. */
     const double *ref_data_scores[SCORE_COUNT];
     int holdout, data_side;        /* pmi.holdout and the dataset evidence's samples per side (0: none) */
     /* The pool audit of its seed (pmi.h), per pmi_score_kind: NAN where not audited (no
@@ -233,7 +233,8 @@ int store_read_scores(const char *path, const char *job_id, int eval_index, cons
                       double **scores, int *N, int *m, char *err, size_t errlen);
 
 /* Reads /jobs/<job_id>/reference_scores/<kind> (a reference model's base scores that calibrated
- * its seed's models; kind is "loss" or "logit") into a malloc'd (N, m) row-major array *scores,
+ * its seed's models; kind is "loss" or "logit", or "data_loss", "data_logit" on the dataset
+ * evidence's samples, shaped (2, data_side)) into a malloc'd (N, m) row-major array *scores,
  * with its shape in *N and *m. Returns 0, or -1 with err naming the object that is missing (a
  * file written before pmi stored them, or a job that is not a reference model) or malformed. */
 int store_read_ref_scores(const char *path, const char *job_id, const char *kind, double **scores, int *N, int *m,

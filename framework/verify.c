@@ -12,17 +12,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The key's samples in the input normalisation `mode` ("none"/"raw", "unit", "standard"). */
-static nn_data *key_data(const pmi_key *k, const char *mode, nn_device dev, char *err, size_t errlen) {
-    int64_t nm = (int64_t)k->N * k->m;
+/* nm of the key's samples (raw pixels x, labels y) in the input normalisation `mode` ("none"/"raw",
+ * "unit", "standard"). */
+static nn_data *key_data(const pmi_key *k, const float *x, const int32_t *y, int64_t nm, const char *mode, nn_device dev,
+                         char *err, size_t errlen) {
     size_t n = (size_t)nm * (size_t)k->c * (size_t)k->h * (size_t)k->w;
-    pmi_dataset d = {.x = util_malloc(sizeof(float) * n), .y = k->labels, .n = nm, .c = k->c, .h = k->h, .w = k->w,
+    pmi_dataset d = {.x = util_malloc(sizeof(float) * n), .y = (int32_t *)y, .n = nm, .c = k->c, .h = k->h, .w = k->w,
                      .classes = k->classes};
-    memcpy(d.x, k->samples, sizeof(float) * n);
+    memcpy(d.x, x, sizeof(float) * n);
     data_norm norm = !strcmp(mode, "unit") ? DATA_NORM_UNIT : !strcmp(mode, "standard") ? DATA_NORM_STANDARD : DATA_NORM_NONE;
     data_normalize(&d, norm, k->mean, k->sd);
     nn_data *out = NULL;
-    if (nn_data_create(d.x, k->labels, nm, k->c, k->h, k->w, dev, &out) != NN_OK)
+    if (nn_data_create(d.x, y, nm, k->c, k->h, k->w, dev, &out) != NN_OK)
         util_err(err, errlen, "key samples: %s", nn_last_error());
     free(d.x);
     return out;
@@ -57,7 +58,9 @@ static void log_softmax_rows(const double *x, int64_t n, int classes, float *log
     }
 }
 
-static int csv_logits(const char *path, int64_t n, int classes, double *x, char *err, size_t errlen) {
+/* Reads n rows, or n_alt (>= n; x holds n_alt rows) when the file has that many: *got gets the count. */
+static int csv_logits(const char *path, int64_t n, int64_t n_alt, int classes, double *x, int64_t *got, char *err,
+                      size_t errlen) {
     unsigned char *buf;
     size_t len;
     if (util_read_file(path, (size_t)1 << 32, &buf, &len, err, errlen)) return -1;
@@ -71,7 +74,7 @@ static int csv_logits(const char *path, int64_t n, int classes, double *x, char 
         char *q = p;
         while (*q == ' ' || *q == '\t' || *q == '\r') q++;
         if (*q && *q != '#') {
-            if (row >= n) { rc = util_err(err, errlen, "%s:%d: more than the key's N*m = %lld rows", path, line, (long long)n); break; }
+            if (row >= n_alt) { rc = util_err(err, errlen, "%s:%d: more than the key's %lld rows", path, line, (long long)n_alt); break; }
             for (int c = 0; c < classes && !rc; c++) {
                 char *end;
                 errno = 0;
@@ -89,11 +92,16 @@ static int csv_logits(const char *path, int64_t n, int classes, double *x, char 
         p = eol ? eol + 1 : p + strlen(p);
     }
     free(buf);
-    if (!rc && row != n) rc = util_err(err, errlen, "%s: %lld rows, expected the key's N*m = %lld", path, (long long)row, (long long)n);
+    if (!rc && row != n && row != n_alt)
+        rc = n_alt > n ? util_err(err, errlen, "%s: %lld rows, expected the key's N*m = %lld (or %lld with its dataset evidence's "
+                                  "samples)", path, (long long)row, (long long)n, (long long)n_alt)
+                       : util_err(err, errlen, "%s: %lld rows, expected the key's N*m = %lld", path, (long long)row, (long long)n);
+    *got = row;
     return rc;
 }
 
-static int h5_logits(const char *path, int64_t n, int classes, double *x, const pmi_key *k, char *err, size_t errlen) {
+static int h5_logits(const char *path, int64_t n, int64_t n_alt, int classes, double *x, const pmi_key *k, int64_t *got,
+                     char *err, size_t errlen) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) return util_err(err, errlen, "%s: cannot open as HDF5 (outputs are a .csv file or an HDF5 file with dataset logits)", path);
@@ -102,15 +110,16 @@ static int h5_logits(const char *path, int64_t n, int classes, double *x, const 
     hsize_t dims[3] = {0};
     int r = sp < 0 ? -1 : H5Sget_simple_extent_ndims(sp);
     if (r >= 2 && r <= 3) H5Sget_simple_extent_dims(sp, dims, NULL);
-    int ok = (r == 2 && dims[0] == (hsize_t)n && dims[1] == (hsize_t)classes) ||
+    int ok = (r == 2 && (dims[0] == (hsize_t)n || dims[0] == (hsize_t)n_alt) && dims[1] == (hsize_t)classes) ||
              (r == 3 && dims[0] == (hsize_t)k->N && dims[1] == (hsize_t)k->m && dims[2] == (hsize_t)classes);
+    *got = r == 2 ? (int64_t)dims[0] : n;
     int rc = 0;
     if (d < 0) rc = util_err(err, errlen, "%s: no dataset logits", path);
     else if (!ok) rc = util_err(err, errlen, "%s: dataset logits has %d dims (%llu, %llu, %llu), expected (N*m, classes) = (%lld, %d) or (N, m, classes)",
                                 path, r, (unsigned long long)dims[0], (unsigned long long)dims[1], (unsigned long long)dims[2], (long long)n, classes);
     else if (H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) < 0)
         rc = util_err(err, errlen, "%s: cannot read dataset logits as numbers", path);
-    for (int64_t i = 0; !rc && i < n * classes; i++)
+    for (int64_t i = 0; !rc && i < *got * classes; i++)
         if (!isfinite(x[i])) rc = util_err(err, errlen, "%s: logits row %lld holds a value that is not finite", path, (long long)(i / classes));
     if (sp >= 0) H5Sclose(sp);
     if (d >= 0) H5Dclose(d);
@@ -123,12 +132,17 @@ static int ends_with(const char *s, const char *suffix) {
     return a >= b && !strcasecmp(s + a - b, suffix);
 }
 
-static int outputs_logp(const pmi_key *k, const char *path, float *logp, char *err, size_t errlen) {
-    int64_t n = (int64_t)k->N * k->m;
-    double *x = util_malloc(sizeof(double) * (size_t)n * (size_t)k->classes);
-    int rc = ends_with(path, ".csv") ? csv_logits(path, n, k->classes, x, err, errlen)
-                                     : h5_logits(path, n, k->classes, x, k, err, errlen);
+/* The log-probabilities of the pool's rows into logp, and of the dataset evidence's into dlogp
+ * when the file has them too (*with_data = 1). */
+static int outputs_logp(const pmi_key *k, const char *path, float *logp, float *dlogp, int *with_data, char *err,
+                        size_t errlen) {
+    int64_t n = (int64_t)k->N * k->m, n_alt = n + 2 * (int64_t)k->data_n, got = 0;
+    double *x = util_malloc(sizeof(double) * (size_t)n_alt * (size_t)k->classes);
+    int rc = ends_with(path, ".csv") ? csv_logits(path, n, n_alt, k->classes, x, &got, err, errlen)
+                                     : h5_logits(path, n, n_alt, k->classes, x, k, &got, err, errlen);
+    *with_data = !rc && got == n_alt && n_alt > n;
     if (!rc) log_softmax_rows(x, n, k->classes, logp);
+    if (*with_data) log_softmax_rows(x + n * k->classes, n_alt - n, k->classes, dlogp);
     free(x);
     return rc;
 }
@@ -149,14 +163,37 @@ static double z_score(const double *s, int N, int m, int k) {
 /* The suspect's scores of `kind` into s (N*m): a raw kind from its outputs, a calibrated one from
  * its base scores (into the scratch array base, N*m) against all of the key's references (the
  * suspect is none of them: none is left out). 0, or -1 with pmi_error(). */
-static int kind_scores(const pmi_key *k, pmi_score_kind kind, const float *logp, double *base, double *s) {
-    int64_t nm = (int64_t)k->N * k->m;
+static int kind_scores(const pmi_key *k, pmi_score_kind kind, const float *logp, const int32_t *y, int64_t nm,
+                       double *const *refs, double *base, double *s) {
     if (!pmi_score_calibrated(kind)) {
-        pmi_scores(kind, logp, k->labels, nm, k->classes, s);
+        pmi_scores(kind, logp, y, nm, k->classes, s);
         return 0;
     }
-    pmi_scores(pmi_score_base(kind), logp, k->labels, nm, k->classes, base);
-    return pmi_calibrate(kind, base, k->refs[pmi_score_base(kind)], k->n_refs, -1, nm, s);
+    pmi_scores(pmi_score_base(kind), logp, y, nm, k->classes, base);
+    return pmi_calibrate(kind, base, refs[pmi_score_base(kind)], k->n_refs, -1, nm, s);
+}
+
+/* The dataset evidence of every kind (dlogp: the suspect on the key's 2 data_n samples): S's mean
+ * against H's by the run's permutation test (N = 2, m = data_n, k = 0, the key's seed). */
+static int score_data(const pmi_key *k, const float *dlogp, verify_result *r, char *err, size_t errlen) {
+    int64_t n = k->data_n, nd = 2 * n;
+    for (int64_t i = 0; i < nd * k->classes; i++)
+        if (isnan(dlogp[i])) return util_err(err, errlen, "the suspect's outputs hold NaN (dataset evidence sample %lld)", (long long)(i / k->classes));
+    double *s = util_malloc(sizeof(double) * (size_t)nd), *base = util_malloc(sizeof(double) * (size_t)nd);
+    int rc = 0;
+    for (int q = 0; q < k->settings.n_kinds && !rc; q++) {
+        double p[2], z = NAN, a = 0, b = 0;
+        const double *one[1] = {s};
+        if (kind_scores(k, (pmi_score_kind)k->settings.kinds[q], dlogp, k->data_labels, nd, k->data_refs, base, s) ||
+            pmi_perm_batch(one, 1, 2, (int)n, 0, k->data_permutations, k->data_seed, p, &z)) {
+            rc = util_err(err, errlen, "dataset evidence (%s score): %s", pmi_score_name((pmi_score_kind)k->settings.kinds[q]), pmi_error());
+            break;
+        }
+        for (int64_t i = 0; i < n; i++) { a += s[i]; b += s[n + i]; }
+        r->data[q] = (pmi_data_result){.n = (int)n, .gap = (a - b) / (double)n, .p = p[0], .z = z};
+    }
+    free(s); free(base);
+    return rc;
 }
 
 static int score_all(const pmi_key *k, const float *logp, verify_result *r, char *err, size_t errlen) {
@@ -166,11 +203,14 @@ static int score_all(const pmi_key *k, const float *logp, verify_result *r, char
     double *s = util_malloc(sizeof(double) * (size_t)nm), *base = util_malloc(sizeof(double) * (size_t)nm);
     int rc = 0;
     for (int q = 0; q < k->settings.n_kinds && !rc; q++) {
-        if (kind_scores(k, (pmi_score_kind)k->settings.kinds[q], logp, base, s) ||
+        if (kind_scores(k, (pmi_score_kind)k->settings.kinds[q], logp, k->labels, nm, k->refs, base, s) ||
             pmi_verify(s, k->N, k->m, k->secret_k, k->settings.permutations, k->seeds[q], &r->res[q], NULL, NULL))
             rc = util_err(err, errlen, "verification (%s score): %s", pmi_score_name((pmi_score_kind)k->settings.kinds[q]), pmi_error());
         r->z[q] = z_score(s, k->N, k->m, k->secret_k);
     }
+    pmi_scores(SCORE_CORRECT, logp, k->labels, nm, k->classes, s);
+    r->accuracy = 0;
+    for (int64_t i = 0; i < nm; i++) r->accuracy += s[i] / (double)nm;
     free(s); free(base);
     return rc;
 }
@@ -192,41 +232,82 @@ int verify_run(const pmi_key *k, const verify_suspect *s, verify_result *r, char
     memcpy(r->kinds, k->settings.kinds, sizeof r->kinds);
     r->decide = pmi_pvalue_parse(k->settings.decide);
     r->alpha = k->settings.alphas[0];
-    int64_t nm = (int64_t)k->N * k->m;
+    int64_t nm = (int64_t)k->N * k->m, nd = 2 * (int64_t)k->data_n;
     float *logp = util_malloc(sizeof(float) * (size_t)nm * (size_t)k->classes);
-    int rc;
+    float *dlogp = nd ? util_malloc(sizeof(float) * (size_t)nd * (size_t)k->classes) : NULL;
+    int rc, with_data = nd > 0;
     if (s->logits) {
-        rc = outputs_logp(k, s->logits, logp, err, errlen);
+        rc = outputs_logp(k, s->logits, logp, dlogp, &with_data, err, errlen);
     } else {
-        nn_data *d = key_data(k, mode, s->dev, err, errlen);
-        rc = !d ? -1 : s->weights ? weights_logp(k, s, d, logp, err, errlen) : script_logp(k, s, d, logp, err, errlen);
-        nn_data_free(d);
+        nn_data *d = key_data(k, k->samples, k->labels, nm, mode, s->dev, err, errlen);
+        nn_data *dd = !d || !nd ? NULL : key_data(k, k->data_samples, k->data_labels, nd, mode, s->dev, err, errlen);
+        rc = !d || (nd && !dd) ? -1 : s->weights ? weights_logp(k, s, d, logp, err, errlen) : script_logp(k, s, d, logp, err, errlen);
+        if (!rc && dd) rc = s->weights ? weights_logp(k, s, dd, dlogp, err, errlen) : script_logp(k, s, dd, dlogp, err, errlen);
+        nn_data_free(d); nn_data_free(dd);
     }
+    for (int q = 0; q < SCORE_COUNT; q++) r->data[q] = (pmi_data_result){.n = 0, .gap = NAN, .p = NAN, .z = NAN};
     if (!rc) rc = score_all(k, logp, r, err, errlen);
-    free(logp);
+    if (!rc && with_data) rc = score_data(k, dlogp, r, err, errlen);
+    free(logp); free(dlogp);
     if (rc) return -1;
     r->p = r->res[0].p[r->decide];
-    r->claimed = r->p < r->alpha;
+    r->p_pool = pmi_pool_p((pmi_score_kind)r->kinds[0], r->p, k->pool_audit[0]);
+    r->p_combined = pmi_combine_p(r->p_pool, r->data[0].p);
+    r->claimed = r->p_combined < r->alpha;
     return 0;
+}
+
+/* Why a suspect is not claimed, in words: what the evidence says and what would make it stronger. */
+static void explain(FILE *out, const pmi_key *k, const verify_result *r) {
+    const pmi_result *d = &r->res[0];
+    const char *kind = pmi_score_name((pmi_score_kind)r->kinds[0]);
+    if (isnan(r->p_pool))
+        fprintf(out, "why: the key's pool audit found this pool unsafe for the raw %s score (D_k stands out on the reference "
+                "models, audit p = %.3g < %g): its pool evidence is refused%s\n", kind, k->pool_audit[0], PMI_AUDIT_ALPHA,
+                k->data_n ? "" : ", and the key has no dataset evidence");
+    else if (d->identified == k->secret_k)
+        fprintf(out, "why: D_k was identified but p_%s = %.3g >= %g: weak evidence, as from a model trained on D_k too little to "
+                "stand out against %d other mini-datasets of %d samples (stronger pools: larger m, pool.repeat > 1; see "
+                "docs/results-paper.md), or from a derived model that kept only part of it\n",
+                pmi_pvalue_name((pmi_pvalue)r->decide), r->p, r->alpha, k->N - 1, k->m);
+    else
+        fprintf(out, "why: D_%d scores highest, not the secret D_%d: no sign that the suspect saw D_k\n", d->identified, k->secret_k);
+    if (k->data_n && r->data[0].n == 0)
+        fprintf(out, "note: the outputs file holds only the pool's %d rows; give the %d rows of the key's dataset evidence "
+                "after them for that evidence too\n", k->N * k->m, 2 * k->data_n);
+    else if (k->data_n)
+        fprintf(out, "dataset evidence: p = %.3g >= %g: the suspect does not treat the owner's training samples apart from "
+                "held-out ones\n", r->data[0].p, r->alpha);
 }
 
 void verify_print(FILE *out, const pmi_key *k, const verify_result *r) {
     const pmi_result *d = &r->res[0];
-    fprintf(out, "%s: %s at alpha = %g (p_%s = %.6g on the %s score; identified D_%d, secret k = %d)\n",
-            r->claimed ? "CLAIMED" : "NOT CLAIMED", r->claimed ? "the suspect is derived from the owner's model" :
-            "no evidence that the suspect saw D_k", r->alpha, pmi_pvalue_name((pmi_pvalue)r->decide), r->p,
-            pmi_score_name((pmi_score_kind)r->kinds[0]), d->identified, k->secret_k);
+    const char *kind = pmi_score_name((pmi_score_kind)r->kinds[0]);
+    fprintf(out, "%s: %s at alpha = %g (p = %.6g", r->claimed ? "CLAIMED" : "NOT CLAIMED", r->claimed ?
+            "the suspect is derived from the owner's model or data" : "no significant evidence", r->alpha, r->p_combined);
+    if (r->data[0].n)
+        fprintf(out, " = min(1, 2 min(pool %.4g, dataset %.4g))", r->p_pool, r->data[0].p);
+    fprintf(out, "; pool evidence p_%s = %.6g on the %s score%s; identified D_%d, secret k = %d)\n",
+            pmi_pvalue_name((pmi_pvalue)r->decide), r->p, kind, isnan(r->p_pool) ? " (refused by the pool audit)" : "",
+            d->identified, k->secret_k);
+    if (!r->claimed) explain(out, k, r);
     fprintf(out, "suspect: %s (%s, sha256 %s), input %s; key: %s (job %s), N = %d, m = %d\n", r->path, r->type, r->sha256,
             r->input, k->dataset, k->job_id, k->N, k->m);
+    fprintf(out, "suspect accuracy on the key's %d pool samples: %.3f", k->N * k->m, r->accuracy);
+    if (r->accuracy < 1.5 / k->classes)
+        fprintf(out, " -- WARNING: near chance (1/%d): a wrong --input normalisation or a destroyed model scores like an "
+                "innocent one", k->classes);
+    fputc('\n', out);
     if (k->n_refs > 0)
         fprintf(out, "calibrated kinds against the key's %d reference models (each trained on %g of the owner's training set)\n",
                 k->n_refs, k->reference_fraction);
-    fprintf(out, "%-9s %-10s %-8s %-9s %-9s %-11s %-11s %-11s %-11s\n", "score", "identified", "margin", "z", "p_rank",
-            "p_perm", "p_welch", "p_mw", "p_nway");
+    fprintf(out, "%-9s %-10s %-8s %-9s %-9s %-11s %-11s %-11s %-11s %-11s %-8s\n", "score", "identified", "margin", "z", "p_rank",
+            "p_perm", "p_welch", "p_mw", "p_nway", "p_data", "z_data");
     for (int q = 0; q < r->n_kinds; q++) {
         const pmi_result *x = &r->res[q];
-        fprintf(out, "%-9s %-10d %-8.3f %-9.3f %-9.4g %-11.4g %-11.4g %-11.4g %-11.4g\n", pmi_score_name((pmi_score_kind)r->kinds[q]),
-                x->identified, x->margin, r->z[q], x->p[P_RANK], x->p[P_PERM], x->p[P_WELCH], x->p[P_MW], x->p_nway[r->decide]);
+        fprintf(out, "%-9s %-10d %-8.3f %-9.3f %-9.4g %-11.4g %-11.4g %-11.4g %-11.4g %-11.4g %-8.3f\n",
+                pmi_score_name((pmi_score_kind)r->kinds[q]), x->identified, x->margin, r->z[q], x->p[P_RANK], x->p[P_PERM],
+                x->p[P_WELCH], x->p[P_MW], x->p_nway[r->decide], r->data[q].p, r->data[q].z);
     }
 }
 
@@ -238,7 +319,7 @@ int verify_write_record(const char *path, const pmi_key *k, const verify_result 
     char when[64];
     util_iso_now(when, sizeof when);
     cJSON_AddStringToObject(j, "record", "pmi-verification");
-    cJSON_AddNumberToObject(j, "record_version", 1);
+    cJSON_AddNumberToObject(j, "record_version", 2);
     cJSON_AddStringToObject(j, "verified_at", when);
     cJSON_AddStringToObject(j, "pmi_version", pmi_version);
     cJSON_AddStringToObject(j, "git_commit", pmi_git_commit);
@@ -261,6 +342,10 @@ int verify_write_record(const char *path, const pmi_key *k, const verify_result 
     cJSON_AddNumberToObject(j, "alpha", r->alpha);
     cJSON_AddStringToObject(j, "decide", pmi_pvalue_name((pmi_pvalue)r->decide));
     cJSON_AddItemToObject(j, "p", num(r->p));
+    cJSON_AddItemToObject(j, "p_pool", num(r->p_pool));
+    cJSON_AddItemToObject(j, "p_combined", num(r->p_combined));
+    cJSON_AddItemToObject(j, "accuracy", num(r->accuracy));
+    cJSON_AddNumberToObject(key, "dataset_evidence_n", k->data_n);
     cJSON *scores = cJSON_AddObjectToObject(j, "scores");
     for (int q = 0; q < r->n_kinds; q++) {
         const pmi_result *x = &r->res[q];
@@ -275,6 +360,10 @@ int verify_write_record(const char *path, const pmi_key *k, const verify_result 
             snprintf(name, sizeof name, "p_nway_%s", pmi_pvalue_name((pmi_pvalue)p));
             cJSON_AddItemToObject(o, name, num(x->p_nway[p]));
         }
+        cJSON_AddItemToObject(o, "p_data", num(r->data[q].p));
+        cJSON_AddItemToObject(o, "z_data", num(r->data[q].z));
+        cJSON_AddItemToObject(o, "gap_data", num(r->data[q].gap));
+        cJSON_AddItemToObject(o, "pool_audit_p", num(k->pool_audit[q]));
     }
     char *text = cJSON_Print(j);
     cJSON_Delete(j);

@@ -3,13 +3,17 @@
  *   - a TorchScript module (nn_script_load: any architecture scripted or traced in PyTorch),
  *   - its outputs on the key's samples (a model behind an API): a CSV file of N*m rows of
  *     `classes` comma-separated logits, or an HDF5 file with a float dataset "logits" of shape
- *     (N*m, classes) or (N, m, classes), rows in the key's sample order. Log-probabilities are
+ *     (N*m, classes) or (N, m, classes), rows in the key's sample order; for a key with dataset
+ *     evidence, N*m + 2 data_n rows (the dataset evidence's samples after the pool's) give
+ *     that evidence too. Log-probabilities are
  *     valid logits, so probabilities can be given as their logarithms.
  * The key's samples are fed in the key's normalisation unless input overrides it ("raw": pixels
  * 0..255, "unit": /255, "standard": the key's per-channel mean and std). Scores, pooling and
  * p-values are pmi.c's, with the key's permutation seeds; a calibrated kind (diff, lira) is
  * calibrated against all of the key's reference scores (pmi_calibrate, none left out): verifying
  * the owner's own model gives the p-values that the run stored for it, calibrated ones included.
+ * The verdict is the run's: the pool evidence (refused when the key's pool audit found the pool
+ * unsafe for a raw decision kind) combined with the dataset evidence (pmi_combine_p).
  *
  *   verify_result r;
  *   if (verify_run(&key, &suspect, &r, err, sizeof err)) ...;   // r.claimed: 1 or 0 */
@@ -35,7 +39,12 @@ typedef struct {
     double z[SCORE_COUNT];       /* (mean of D_k - mean of all N*m) / (std of all N*m / sqrt(m)) */
     int decide;                  /* the key's decision p-value (pmi_pvalue) */
     double alpha, p;             /* the key's first alpha; the decision p-value of kinds[0] */
-    int claimed;                 /* p < alpha */
+    pmi_data_result data[SCORE_COUNT]; /* dataset evidence per kind; n = 0 when the key has none (or
+                                        * the outputs file holds only the pool's rows) */
+    double p_pool;               /* p, or NAN when the key's pool audit refuses kinds[0] (pmi_pool_p) */
+    double p_combined;           /* pmi_combine_p(p_pool, data[0].p): the verdict's p-value */
+    int claimed;                 /* p_combined < alpha */
+    double accuracy;             /* the suspect's accuracy on the key's pool samples */
     char path[1024], type[16];   /* the suspect file and its type: weights, torchscript, logits */
     char sha256[65];             /* of the suspect file */
     char input[16];              /* the input normalisation used */

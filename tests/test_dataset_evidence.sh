@@ -10,7 +10,10 @@
 #     0.05 before and after the attack), while models trained on the owner's data (clean,
 #     indep-seed) are claimed by the dataset evidence and carry owner_data = 1;
 #   - the split stores H, disjoint from the owner's training set and the pool;
-#   - a holdout whose side does not fit data.n_train is refused before anything runs (exit 2).
+#   - a holdout whose side does not fit data.n_train is refused before anything runs (exit 2);
+#   - the owner key carries the dataset evidence: `pmi verify` of the distilled student (exported
+#     as safetensors) claims it with the run's own data_p and p_combined, and does not claim the
+#     indep-data model (exit 1).
 # One TAP line per check; run from the repository root (make test). About 40 s on 2 cores.
 pmi=${PMI_BIN:-./pmi}
 python=${PMI_PYTHON:-/usr/bin/python3}
@@ -47,6 +50,8 @@ epochs = 30
 lr = 0.01
 optimizer = sgd
 momentum = 0.9
+[store]
+save_models = 1
 INI
 timeout 600 "$pmi" run "$tmp/de.ini" --jobs 2 >"$tmp/log" 2>&1
 check $? "pmi run of the dataset-evidence config"
@@ -75,3 +80,23 @@ PY
 sed 's/holdout = 300/holdout = 1400/' "$tmp/de.ini" >"$tmp/big.ini"
 timeout 60 "$pmi" plan "$tmp/big.ini" >"$tmp/out2" 2>&1; rc=$?
 [ "$rc" = 2 ] && grep -q "pmi.holdout = 1400" "$tmp/out2"; check $? "pmi.holdout too large for data.n_train -> exit 2 naming the key"
+r=$tmp/out/de/results.h5
+"$pmi" key export "$r" --job p0-s2-owner -o "$tmp/owner.key.h5" >/dev/null 2>"$tmp/key.err"
+check $? "pmi key export of an owner with dataset evidence"
+grep -q "dataset evidence: 480 + 480 samples" "$tmp/key.err"; check $? "key export states the dataset evidence's size"
+"$pmi" export "$r" --job p0-s2-owner --eval 1 -o "$tmp/student.safetensors" >/dev/null 2>&1 &&
+  "$pmi" export "$r" --job p0-s2-indep-data-r0 --eval 0 -o "$tmp/indep.safetensors" >/dev/null 2>&1
+check $? "pmi export of the distilled student and the indep-data model"
+"$pmi" verify --key "$tmp/owner.key.h5" --weights "$tmp/student.safetensors" -o "$tmp/student.json" >"$tmp/v1" 2>&1
+check $? "pmi verify claims the distilled student (exit 0)"
+"$pmi" verify --key "$tmp/owner.key.h5" --weights "$tmp/indep.safetensors" -o "$tmp/indep.json" >"$tmp/v2" 2>&1
+[ $? = 1 ]; check $? "pmi verify does not claim the indep-data model (exit 1)"
+$python - "$r" "$tmp/student.json" <<'PY'
+import sys, json, h5py
+rows = {(r['role'].decode(), r['attack'].decode()): r for r in h5py.File(sys.argv[1], 'r')['summary'][:]}
+o = rows[('owner', 'distill')]
+rec = json.load(open(sys.argv[2]))
+d = rec['scores']['loss']
+same = d['p_data'] == float(o['data_p']) and rec['p_combined'] == float(o['p_combined']) and abs(d['z_data'] - float(o['data_z'])) < 1e-9
+print(('ok - ' if same else 'not ok - ') + 'verify reproduces the run: p_data %s = %s, p_combined %s = %s' % (d['p_data'], o['data_p'], rec['p_combined'], o['p_combined']))
+PY
