@@ -126,7 +126,7 @@ mkdir "$tmp/idx"
 idx "$tmp/idx/train-images-idx3-ubyte" 3 60; idx "$tmp/idx/train-labels-idx1-ubyte" 1 60
 idx "$tmp/idx/t10k-images-idx3-ubyte" 3 20; idx "$tmp/idx/t10k-labels-idx1-ubyte" 1 20
 small="-s data.dataset=mnist -s data.path=$tmp/idx -s model.arch=mlp"
-expect 2 "split needs 80 samples from the train file (n_train=30 + pool N*m=10 + attacker=10 + indep=30), the file has 60" -- run "$tmp/ok.ini" $small -s data.n_train=30
+expect 2 "split needs 80 samples from the train file (n_train=30 + pool N*m=10 + attacker=10 + indep=30 + holdout=0), the file has 60" -- run "$tmp/ok.ini" $small -s data.n_train=30
 expect 2 "split needs 80 samples from the train file" -- plan "$tmp/ok.ini" $small -s data.n_train=30
 expect 2 "sweep point data.n_train=30: data.dataset = mnist is too small" -- plan "$tmp/ok.ini" $small -s data.n_train=20,30
 expect 2 "split needs 21 samples from the test file, the file has 20" -- run "$tmp/ok.ini" $small -s data.n_train=20 -s data.n_test=21

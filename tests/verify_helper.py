@@ -147,7 +147,9 @@ def cmd_random(st, out, seed):
 
 
 def pvals(d):
-    return {k: v for k, v in d.items() if k.startswith("p_") or k in ("margin", "identified")}
+    """The pool evidence's numbers of a record's kind (the dataset evidence's p_data is compared
+    with the results' data_p attribute where the run had one: tests/test_dataset_evidence.sh)."""
+    return {k: v for k, v in d.items() if (k.startswith("p_") and k != "p_data") or k in ("margin", "identified")}
 
 
 def cmd_compare(record, results, job, ev):
