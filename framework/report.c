@@ -364,12 +364,13 @@ typedef struct {
     const double *alphas; int n_alphas;
     int decide;                /* the decision pmi_pvalue */
     const char *score;         /* the score kind whose rows are shown */
+    int data;                  /* some shown row has dataset evidence: its columns are shown */
 } settings;
 
 /* The settings of file `path` with the options' score and decision; REPORT_ERR_USAGE with a
  * message naming the available ones when either is unknown. */
 static int settings_of(const char *path, const store_settings *st, const report_options *o, settings *s, char *err, size_t errlen) {
-    *s = (settings){st->alphas, st->n_alphas, pmi_pvalue_parse(st->decide), pmi_score_name((pmi_score_kind)st->kinds[0])};
+    *s = (settings){st->alphas, st->n_alphas, pmi_pvalue_parse(st->decide), pmi_score_name((pmi_score_kind)st->kinds[0]), 0};
     if (o->score) {
         int found = 0;
         for (int i = 0; i < st->n_kinds; i++)
@@ -397,6 +398,14 @@ static int same_setting(const store_row *a, const store_row *b) {
     return !strcmp(a->point, b->point) && !strcmp(a->attack, b->attack) && !strcmp(a->params, b->params);
 }
 
+/* The verdict's p-value of a row as a null model: a model trained on the owner's data is no null
+ * model for the dataset evidence, so only its pool evidence (audited) counts (docs/dataset-evidence.md). */
+static double null_p(const store_row *r, int decide) {
+    if (!r->owner_data) return store_row_verdict_p(r, decide);
+    int kind = pmi_score_parse(r->score);
+    return kind < 0 ? row_p(r, decide) : pmi_pool_p((pmi_score_kind)kind, row_p(r, decide), r->pool_audit_p);
+}
+
 static double median_of(double *x, int n) {
     if (n == 0) return NAN;
     gsl_sort(x, 1, (size_t)n);
@@ -416,6 +425,10 @@ static void build_models(table *t, const store_row *r, int64_t n, const settings
     table_col(t, "identified", "identified", C_INT, 0);
     for (int p = 0; p < P_COUNT; p++) table_col(t, pcols[p], pcols[p], C_P, 0);
     table_col(t, "test_acc", "test_acc", C_ACC, 0);
+    if (s->data) {
+        table_col(t, "p_data", "p_data", C_P, 0);
+        table_col(t, "p_combined", "p_combined", C_P, 0);
+    }
     t->score = s->score;
     for (int64_t i = 0; i < n; i++) {
         table_row(t);
@@ -430,6 +443,10 @@ static void build_models(table *t, const store_row *r, int64_t n, const settings
         set_int(t, c++, r[i].identified);
         for (int p = 0; p < P_COUNT; p++) set_num(t, c++, 0, row_p(&r[i], p));
         set_num(t, c++, 0, r[i].test_acc);
+        if (s->data) {
+            set_num(t, c++, 0, r[i].data_p);
+            set_num(t, c++, 0, store_row_verdict_p(&r[i], s->decide));
+        }
     }
 }
 
@@ -439,12 +456,16 @@ typedef struct {
     double *acc, *pos[P_COUNT], *neg[P_COUNT];
     double *nway[P_COUNT];        /* owners' Holm-corrected N-way p-values */
     double *z;                    /* owners' z_perm (NaN ones left out: nz of them) */
+    double *pdata, *pv, *nv;      /* owners' dataset and verdict p-values, independents' null verdict p */
     int npos, nneg, ident, nz;
     double *buf;
 } setting_stats;
 
 static void stats_init(setting_stats *st, int cap) {
-    st->buf = util_malloc(sizeof(double) * (size_t)(cap > 0 ? cap : 1) * (2 + 3 * P_COUNT));
+    st->buf = util_malloc(sizeof(double) * (size_t)(cap > 0 ? cap : 1) * (5 + 3 * P_COUNT));
+    st->pdata = st->buf + (size_t)cap * (2 + 3 * P_COUNT);
+    st->pv = st->pdata + cap;
+    st->nv = st->pv + cap;
     st->acc = st->buf;
     st->z = st->buf + (size_t)cap * (1 + 3 * P_COUNT);
     for (int p = 0; p < P_COUNT; p++) {
@@ -460,7 +481,7 @@ static double row_p_nway(const store_row *r, int which) {
     return v[which];
 }
 
-static void collect(const store_row *r, const int64_t *idx, int k, setting_stats *st) {
+static void collect(const store_row *r, const int64_t *idx, int k, int decide, setting_stats *st) {
     st->npos = st->nneg = st->ident = st->nz = 0;
     for (int i = 0; i < k; i++) {
         const store_row *x = &r[idx[i]];
@@ -468,6 +489,8 @@ static void collect(const store_row *r, const int64_t *idx, int k, setting_stats
             st->acc[st->npos] = x->test_acc;
             st->ident += x->identified == x->secret_k;
             if (!isnan(x->z_perm)) st->z[st->nz++] = x->z_perm;
+            st->pdata[st->npos] = x->data_p;
+            st->pv[st->npos] = store_row_verdict_p(x, decide);
             for (int p = 0; p < P_COUNT; p++) {
                 st->pos[p][st->npos] = row_p(x, p);
                 st->nway[p][st->npos] = row_p_nway(x, p);
@@ -475,6 +498,7 @@ static void collect(const store_row *r, const int64_t *idx, int k, setting_stats
             st->npos++;
         } else if (x->independent) {
             for (int p = 0; p < P_COUNT; p++) st->neg[p][st->nneg] = row_p(x, p);
+            st->nv[st->nneg] = null_p(x, decide);
             st->nneg++;
         }
     }
@@ -519,11 +543,16 @@ static void build_settings(table *t, const store_row *r, const int64_t *idx, int
     table_col(t, "FPR", "fpr", C_RATE, 1);
     table_col(t, "AUC", "auc", C_P, 0);
     table_col(t, "TPR@1%FPR", "tpr_at_1pct_fpr", C_P, 0);
+    if (s->data) {   /* docs/dataset-evidence.md */
+        table_col(t, "median p_data", "median_p_data", C_P, 0);
+        table_col(t, "claimed (pool+data)", "claimed_combined", C_RATE, 1);
+        table_col(t, "FPR (pool+data)", "fpr_combined", C_RATE, 1);
+    }
     for (int64_t lo = 0, hi; lo < n; lo = hi) {
         for (hi = lo + 1; hi < n && same_setting(&r[idx[lo]], &r[idx[hi]]); hi++) {}
         setting_stats st;
         stats_init(&st, (int)(hi - lo));
-        collect(r, idx + lo, (int)(hi - lo), &st);
+        collect(r, idx + lo, (int)(hi - lo), s->decide, &st);
         const store_row *x = &r[idx[lo]];
         int c = 0, dd = s->decide;
         table_row(t);
@@ -545,6 +574,13 @@ static void build_settings(table *t, const store_row *r, const int64_t *idx, int
         auc_tpr(st.pos[dd], st.npos, st.neg[dd], st.nneg, &auc, &tpr);
         set_num(t, c++, 0, auc);
         set_num(t, c++, 0, tpr);
+        if (s->data) {
+            set_num(t, c++, 0, median_of(st.pdata, st.npos));
+            for (int a = 0; a < s->n_alphas; a++) set_rate(t, c, a, count_below(st.pv, st.npos, s->alphas[a]), st.npos);
+            c++;
+            for (int a = 0; a < s->n_alphas; a++) set_rate(t, c, a, count_below(st.nv, st.nneg, s->alphas[a]), st.nneg);
+            c++;
+        }
         free(st.buf);
     }
 }
@@ -702,7 +738,7 @@ static int tables_build(const char *path, const report_options *o, tables *T, ch
     int64_t *idx = T->idx = util_malloc(sizeof *idx * (size_t)(n ? n : 1)), k = 0;
     store_row *sel = T->sel = util_malloc(sizeof *sel * (size_t)(n ? n : 1));
     for (int64_t i = 0; i < n; i++)
-        if (!strcmp(T->rows[i].score, T->s.score)) sel[k++] = T->rows[i];
+        if (!strcmp(T->rows[i].score, T->s.score)) { sel[k] = T->rows[i]; T->s.data |= !isnan(sel[k++].data_p); }
     /* settings table groups rows of one setting: order by (point, attack, params) stably */
     int64_t m = 0;
     for (int64_t i = 0; i < k; i++) {
