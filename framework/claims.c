@@ -450,6 +450,60 @@ static void write_figures(FILE *out, const char *plots_dir, const char *exp, con
     free(names);
 }
 
+/* Every score kind's verdict of a file with several kinds: per setting (sweep point, attack),
+ * the owner models claimed at the first alpha by each kind's verdict p-value (pool and dataset
+ * evidence combined, store_row_verdict_p), then the un-attacked independent models claimed
+ * (claimed_null's rule). The decision kind comes first. */
+static int write_kinds(FILE *out, const char *path, char *err, size_t errlen) {
+    store_settings st;
+    store_row *r = NULL;
+    int64_t n = 0;
+    if (store_read_settings(path, &st, err, errlen) || store_read_summary(path, &r, &n, err, errlen)) return -1;
+    if (st.n_kinds < 2) { free(r); return 0; }
+    rfile f = {.path = path, .st = st, .decide = pmi_pvalue_parse(st.decide), .alpha = st.alphas[0]};
+    char exp[256];
+    experiment_of(path, exp, sizeof exp);
+    fprintf(out, "\n### %s: every score kind's verdict\n\nOwner models claimed at alpha %g (pool and dataset evidence combined) "
+            "per setting, and un-attacked independent models claimed, for each score kind; the first is the decision kind.\n\n"
+            "| sweep | setting |", exp, f.alpha);
+    for (int q = 0; q < st.n_kinds; q++) fprintf(out, " %s |", pmi_score_name((pmi_score_kind)st.kinds[q]));
+    fputs("\n|---|---|", out);
+    for (int q = 0; q < st.n_kinds; q++) fputs("---|", out);
+    fputc('\n', out);
+    const char *k0 = pmi_score_name((pmi_score_kind)st.kinds[0]);
+    for (int pass = 0; pass < 2; pass++)   /* owners per setting, then independent models per sweep point */
+        for (int64_t i = 0; i < n; i++) {
+            const store_row *x = &r[i];
+            if (strcmp(x->score, k0) || (pass == 0 ? !is_owner(x) : !x->independent || !unattacked(x))) continue;
+            int first = 1;
+            for (int64_t j = 0; j < i && first; j++)
+                first = !(!strcmp(r[j].score, k0) && (pass == 0 ? is_owner(&r[j]) && same_setting(&r[j], x)
+                                                               : r[j].independent && unattacked(&r[j]) && !strcmp(r[j].point, x->point)));
+            if (!first) continue;
+            char what[400];
+            if (pass) snprintf(what, sizeof what, "independent models, un-attacked");
+            else if (x->params[0]) snprintf(what, sizeof what, "%s: %s", x->attack, x->params);
+            else snprintf(what, sizeof what, "%s", x->attack);
+            md_cell(out, x->point[0] ? x->point : "-");
+            md_cell(out, what);
+            for (int q = 0; q < st.n_kinds; q++) {
+                const char *kn = pmi_score_name((pmi_score_kind)st.kinds[q]);
+                int cl = 0, all = 0;
+                for (int64_t j = 0; j < n; j++) {
+                    const store_row *y = &r[j];
+                    if (strcmp(y->score, kn)) continue;
+                    if (pass == 0 ? !is_owner(y) || !same_setting(y, x) : !y->independent || !unattacked(y) || strcmp(y->point, x->point)) continue;
+                    all++;
+                    cl += pass == 0 ? claimed(&f, y) : claimed_null(&f, y);
+                }
+                fprintf(out, "| %d/%d ", cl, all);
+            }
+            fputs("|\n", out);
+        }
+    free(r);
+    return 0;
+}
+
 static int write_body(FILE *out, const char *const *paths, int n, const char *plots_dir, const char *report_dir,
                       char *err, size_t errlen) {
     claim_row *rows;
@@ -468,7 +522,7 @@ static int write_body(FILE *out, const char *const *paths, int n, const char *pl
     for (int i = 0; i < n; i++) {
         report_options o = report_default_options();
         fputc('\n', out);
-        if (report_write(paths[i], &o, out, err, errlen)) return -1;
+        if (report_write(paths[i], &o, out, err, errlen) || write_kinds(out, paths[i], err, errlen)) return -1;
     }
     if (plots_dir) {
         fputs("\n## Figures\n", out);

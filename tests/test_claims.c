@@ -67,6 +67,46 @@ static void job(const char *dir, const char *role, int seed, int replica, int N,
     if (store_write_shard(path, &j, &prov, err, sizeof err)) fail_msg("shard: %s", err);
 }
 
+/* A job with dataset evidence (docs/dataset-evidence.md), un-attacked: pool p-value p, dataset
+ * p-value pd, the seed's pool audit p-value audit (NAN: none); owner_data as the role has it. */
+static void job_data(const char *dir, const char *role, int seed, int replica, double p, double pd, double audit) {
+    static double scores[10 * 50], mean[10], median[10];
+    double pool_audit[SCORE_COUNT];
+    for (int q = 0; q < SCORE_COUNT; q++) pool_audit[q] = audit;
+    store_job j;
+    store_eval ev;
+    memset(&j, 0, sizeof j); memset(&ev, 0, sizeof ev);
+    snprintf(j.id, sizeof j.id, "s%d-%s-r%d", seed, role, replica);
+    snprintf(j.experiment, sizeof j.experiment, "claims-test");
+    snprintf(j.arch, sizeof j.arch, "lenet");
+    snprintf(j.role, sizeof j.role, "%s", role);
+    j.seed = seed; j.replica = replica; j.N = 10; j.m = 50; j.secret_k = 0;
+    j.trained_on_k = !strcmp(role, "owner");
+    j.independent = !strncmp(role, "indep", 5);
+    j.owner_data = strcmp(role, "indep-data") != 0;
+    j.holdout = 100; j.data_side = 550;
+    j.pool_audit = pool_audit;
+    j.test_acc = 0.9;
+    j.n_evals = 1;
+    j.evals = &ev;
+    snprintf(ev.attack, sizeof ev.attack, "none");
+    snprintf(ev.type, sizeof ev.type, "none");
+    ev.strength = NAN; ev.test_acc = 0.9;
+    ev.n_kinds = 1; ev.kinds[0] = SCORE_LOSS;
+    ev.sample_scores = scores; ev.pool_mean = mean; ev.pool_median = median;
+    pmi_result *r = &ev.res[0];
+    r->N = 10; r->m = 50; r->k = 0; r->identified = 0;
+    for (int q = 0; q < P_COUNT; q++) r->p[q] = r->p_nway[q] = p;
+    ev.data[0] = (pmi_data_result){.n = 550, .gap = 0.1, .p = pd, .z = 3};
+    char shards[400], path[600], err[512];
+    snprintf(shards, sizeof shards, "%s/shards", dir);
+    mkdir(dir, 0777); mkdir(shards, 0777);
+    snprintf(path, sizeof path, "%s/%s.h5", shards, j.id);
+    store_provenance prov = {.config = config, .settings = settings(), .device = "cpu (test)", .host = "testhost",
+                             .started = "2026-01-02T03:04:05Z", .finished = "2026-01-02T03:06:05Z"};
+    if (store_write_shard(path, &j, &prov, err, sizeof err)) fail_msg("shard: %s", err);
+}
+
 /* Merges <root>/<name>/shards into <root>/<name>/results.h5; returns that path (static, 8 slots). */
 static const char *merge(const char *root, const char *name) {
     static char out[8][600];
@@ -279,6 +319,38 @@ static void test_markdown_report(void **state) {
     assert_non_null(strstr(err, "missing/REPORT.md"));
 }
 
+/* The verdict combines both evidences (Bonferroni); a pool the audit refuses gives no pool
+ * evidence; a model trained on the owner's data (indep-seed) is judged on its pool evidence for
+ * C3, an indep-data model on both. Seeds 1-8: owners weak on the pool (0.3), strong on the data
+ * (0.001): claimed. Seed 9: pool 0.001 but refused by the audit (0.01), data 0.3: not claimed.
+ * Seed 10: pool 0.001, audit passes (0.5): claimed. Independent models: indep-seed data 0.001
+ * (not a false positive), indep-data data 0.001 in seed 1 only (one false positive of 20). */
+static void test_dataset_evidence(void **state) {
+    char root[300];
+    snprintf(root, sizeof root, "%s/data", tu_tmpdir());
+    mkdir(root, 0777);
+    const char *dir = sub(root, "fingerprint");
+    for (int s = 1; s <= 10; s++) {
+        double pool = s <= 8 ? 0.3 : 0.001, data = s <= 8 ? 0.001 : 0.3, audit = s == 9 ? 0.01 : 0.5;
+        job_data(dir, "owner", s, 0, pool, data, audit);
+        job_data(dir, "clean", s, 0, 0.4, 0.001, audit);
+        job_data(dir, "indep-seed", s, 0, 0.5, 0.001, audit);
+        job_data(dir, "indep-data", s, 0, 0.5, s == 1 ? 0.001 : 0.6, audit);
+    }
+    const char *paths[1] = {merge(root, "fingerprint")};
+    claim_row *rows;
+    int n;
+    evaluate(paths, 1, &rows, &n);
+    const claim_row *c = find(rows, n, "C2 effective");
+    if (!strstr(c->measured, "claimed 9/10") || !strstr(c->measured, "pool evidence 1/10, dataset evidence 8/10") ||
+        !strstr(c->measured, "1 pool refused by the pool audit"))
+        fail_msg("C2: %s", c->measured);
+    c = find(rows, n, "C3 unique");
+    if (!strstr(c->measured, "claimed 1/20") || !strstr(c->measured, "dataset evidence 1/10 of those that never saw"))
+        fail_msg("C3: %s", c->measured);
+    free(rows);
+}
+
 /* docs/claims.md states every rule as the code applies it. */
 static void test_rules_documented(void **state) {
     const char *doc = slurp("docs/claims.md");
@@ -288,6 +360,7 @@ static void test_rules_documented(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dataset_evidence),
         cmocka_unit_test(test_all_hold),
         cmocka_unit_test(test_all_fail),
         cmocka_unit_test(test_partial_and_not_run),

@@ -13,7 +13,8 @@
 #   - a holdout whose side does not fit data.n_train is refused before anything runs (exit 2);
 #   - the owner key carries the dataset evidence: `pmi verify` of the distilled student (exported
 #     as safetensors) claims it with the run's own data_p and p_combined, and does not claim the
-#     indep-data model (exit 1).
+#     indep-data model (exit 1);
+#   - REPORT.md has every score kind's verdict (loss and logit): the owner claimed by both un-attacked.
 # One TAP line per check; run from the repository root (make test). About 40 s on 2 cores.
 pmi=${PMI_BIN:-./pmi}
 python=${PMI_PYTHON:-/usr/bin/python3}
@@ -39,7 +40,7 @@ m = 20
 [pmi]
 independent = 1
 holdout = 300
-scores = loss
+scores = loss, logit
 permutations = 999
 data_permutations = 999
 [attack.distill]
@@ -100,3 +101,6 @@ d = rec['scores']['loss']
 same = d['p_data'] == float(o['data_p']) and rec['p_combined'] == float(o['p_combined']) and abs(d['z_data'] - float(o['data_z'])) < 1e-9
 print(('ok - ' if same else 'not ok - ') + 'verify reproduces the run: p_data %s = %s, p_combined %s = %s' % (d['p_data'], o['data_p'], rec['p_combined'], o['p_combined']))
 PY
+"$pmi" report --markdown-report "$tmp/REPORT.md" "$r" >/dev/null 2>&1 &&
+  grep -q "### de: every score kind's verdict" "$tmp/REPORT.md" && grep -q "^| - | none | 1/1 | 1/1 |$" "$tmp/REPORT.md"
+check $? "REPORT.md: every score kind's verdict, the un-attacked owner claimed on loss and logit"
