@@ -234,10 +234,12 @@ static int cmd_run(int argc, char **argv) {
     char err[1024];
     runner_status rs = runner_run(p, &o, &s, err, sizeof err);
     plan_free(p);
-    if (rs == RUN_ERROR || rs == RUN_BUSY) { fprintf(stderr, "pmi run: %s\n", err); return rs == RUN_BUSY ? 2 : 1; }
+    if (rs == RUN_ERROR || rs == RUN_BUSY || rs == RUN_CHANGED) { fprintf(stderr, "pmi run: %s\n", err); return rs == RUN_ERROR ? 1 : 2; }
     if (rs == RUN_INTERRUPTED) return 3;
-    fprintf(stderr, "pmi: %d jobs done (%d trained, %d already complete); shards in %s\n",
-            s.jobs_done, s.jobs_trained, s.jobs_skipped, s.shard_dir);
+    char copied[96] = "";
+    if (s.jobs_copied) snprintf(copied, sizeof copied, ", %d copied from the same model trained before", s.jobs_copied);
+    fprintf(stderr, "pmi: %d jobs done (%d trained%s, %d already complete); shards in %s\n",
+            s.jobs_done, s.jobs_trained, copied, s.jobs_skipped, s.shard_dir);
     if (s.results_path[0]) printf("%s\n", s.results_path);
     return 0;
 }
