@@ -26,6 +26,7 @@
 #include "verify.h"
 #include "version.h"
 #include "weights.h"
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -300,7 +301,7 @@ static int cmd_report(int argc, char **argv) {
     const char *md_report = NULL, *plots = NULL;
     for (int ch; (ch = getopt_long(argc, argv, "f:o:h", opts, NULL)) != -1;) {
         if (ch == 'f') {
-            if (report_format_parse(optarg, &o.format)) { fprintf(stderr, "pmi report: --format '%s': expected md, csv or latex\n", optarg); return 2; }
+            if (report_format_parse(optarg, &o.format)) { fprintf(stderr, "pmi report: --format '%s': expected md, csv, latex or json\n", optarg); return 2; }
         } else if (ch == 'o') o.dir = optarg;
         else if (ch == 'S') o.score = optarg;
         else if (ch == 'D') o.decide = optarg;
@@ -545,7 +546,7 @@ static int cmd_verify(int argc, char **argv) {
     if (key_read(key_path, &k, err, sizeof err)) { fprintf(stderr, "pmi verify: %s\n", err); return 2; }
     int rc = verify_run(&k, &s, &r, err, sizeof err);
     if (rc) { fprintf(stderr, "pmi verify: %s\n", err); key_free(&k); return 2; }
-    verify_print(stdout, &k, &r);
+    verify_print(record && !strcmp(record, "-") ? stderr : stdout, &k, &r);   /* -o -: stdout holds the record alone */
     rc = record ? verify_write_record(record, &k, &r, err, sizeof err) : 0;
     key_free(&k);
     if (rc) { fprintf(stderr, "pmi verify: %s\n", err); return 4; }
@@ -575,13 +576,35 @@ static int cmd_attacks(int argc, char **argv) {
     return 0;
 }
 
+/* pmi info [--json]: versions, the device auto resolves to, the architectures; --json as one
+ * object {"pmi_version", "git_commit", "torch_version", "results_schema", "device" (null when
+ * none resolves), "architectures": [...], "score_kinds": [...]}. */
 static int cmd_info(int argc, char **argv) {
-    if (no_arguments("info", argc, argv)) return 2;
+    int json = argc == 2 && !strcmp(argv[1], "--json");
+    if (!json && no_arguments("info", argc, argv)) return 2;
     nn_device dev;
     char name[128];
     nn_set_threads(0);
+    int have_dev = nn_device_resolve(NN_WANT_AUTO, &dev, name, sizeof name) == NN_OK;
+    if (json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "pmi_version", pmi_version);
+        cJSON_AddStringToObject(j, "git_commit", pmi_git_commit);
+        cJSON_AddStringToObject(j, "torch_version", nn_torch_version());
+        cJSON_AddNumberToObject(j, "results_schema", STORE_SCHEMA_VERSION);
+        cJSON_AddItemToObject(j, "device", have_dev ? cJSON_CreateString(name) : cJSON_CreateNull());
+        cJSON *a = cJSON_AddArrayToObject(j, "architectures");
+        for (int i = 0; i < nn_arch_count(); i++) cJSON_AddItemToArray(a, cJSON_CreateString(nn_arch_name(i)));
+        a = cJSON_AddArrayToObject(j, "score_kinds");
+        for (int i = 0; i < SCORE_COUNT; i++) cJSON_AddItemToArray(a, cJSON_CreateString(pmi_score_name((pmi_score_kind)i)));
+        char *text = cJSON_Print(j);
+        printf("%s\n", text);
+        free(text);
+        cJSON_Delete(j);
+        return 0;
+    }
     printf("pmi %s (commit %s), libtorch %s, results schema %d\n", pmi_version, pmi_git_commit, nn_torch_version(), STORE_SCHEMA_VERSION);
-    if (nn_device_resolve(NN_WANT_AUTO, &dev, name, sizeof name) == NN_OK) printf("device (auto): %s\n", name);
+    if (have_dev) printf("device (auto): %s\n", name);
     printf("architectures:");
     for (int i = 0; i < nn_arch_count(); i++) printf(" %s", nn_arch_name(i));
     printf("\n");
@@ -594,23 +617,25 @@ static const command commands[] = {
     {"plan", cmd_plan, "pmi plan <config.ini> [overlay.ini ...] [-s sec.key=val ...]", "list the jobs and attack settings without running", 1},
     {"merge", cmd_merge, "pmi merge <config.ini> [more.ini ...] [-s sec.key=val ...] [--partial]",
      "join the shards of a run's plan into <output>/<name>/results.h5 (every shard complete and of that config; --partial: those that are)", 1},
-    {"report", cmd_report, "pmi report <results.h5> [--format md|latex | --format csv -o dir | --store] [--score kind] [--decision rank|perm|welch|mw]\n"
+    {"report", cmd_report, "pmi report <results.h5> [--format md|latex|json | --format csv -o dir | --store] [--score kind] [--decision rank|perm|welch|mw]\n"
      "       pmi report --markdown-report REPORT.md [--plots dir] <results.h5> ...",
-     "the paper-style tables: Markdown or LaTeX to stdout, one tidy CSV file per table in dir, or (--store) into the file's "
-     "/report; --markdown-report: a verdict per claim of the paper, the tables and the figures of dir/<experiment>/", 1},
+     "the paper-style tables: Markdown, LaTeX or JSON to stdout, one tidy CSV file per table in dir (created with its parents; "
+     "csv and json hold every score kind unless --score), or (--store) into the file's /report; --markdown-report: a "
+     "verdict per claim of the paper, the tables and the figures of dir/<experiment>/", 1},
     {"plot", cmd_plot, "pmi plot <results.h5> [-o dir] [--format png|pdf|svg] [--size page|column]",
      "robustness summary and curves, score distributions, ROC, fidelity and pool-ablation figures (gnuplot); --size column: 3.5 in wide", 1},
     {"export", cmd_export, "pmi export <results.h5> --job <id> [--eval i] -o <file.safetensors>",
      "a stored model (save_models) as safetensors with PyTorch names, buffers and input metadata; --eval i: the model of evaluation i (0: as trained)", 1},
     {"key", cmd_key, "pmi key export <results.h5> --job <owner job> -o <owner.key.h5>",
      "the owner's key (pool samples, k, decision settings): everything pmi verify needs; it is the secret", 1},
-    {"verify", cmd_verify, "pmi verify --key <owner.key.h5> (--weights f.safetensors [--arch a] [--width w] | --model f.pt | --logits f.csv|f.h5) [--input raw|unit|standard] [--device cpu|cuda|auto] [-o record.json]",
-     "judge a suspect model with an owner key; exit 0 claimed, 1 not claimed, 2 usage or input error, 4 record not written", 1},
+    {"verify", cmd_verify, "pmi verify --key <owner.key.h5> (--weights f.safetensors [--arch a] [--width w] | --model f.pt | --logits f.csv|f.h5) [--input raw|unit|standard] [--device cpu|cuda|auto] [-o record.json | -o -]",
+     "judge a suspect model with an owner key; -o -: the JSON record on stdout (the verdict text on stderr); exit 0 claimed, "
+     "1 not claimed, 2 usage or input error, 4 record not written", 1},
     {"config", cmd_config, "pmi config --help", "every configuration key: type, default, range, help", 1},
     {"attacks", cmd_attacks, "pmi attacks", "every attack type and its parameters", 0},
     {"bench", cmd_bench, "pmi bench [--arch a] [--batch b] [--epochs e] [--device d]",
      "training throughput of pmi's training path (images/s), for scripts/bench-gpu.sh", 1},
-    {"info", cmd_info, "pmi info", "versions, device, architectures", 0},
+    {"info", cmd_info, "pmi info [--json]", "versions, device, architectures (--json: as one JSON object)", 0},
 };
 static const int n_commands = sizeof commands / sizeof commands[0];
 
@@ -645,7 +670,7 @@ static int cmd_help(int argc, char **argv) {
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))
         return cmd_help(argc > 2 ? argc - 1 : 1, argv + 1), argc < 2 ? 2 : 0;
-    if (!strcmp(argv[1], "--version")) { printf("pmi %s\n", pmi_version); return 0; }
+    if (!strcmp(argv[1], "--version")) { printf("pmi %s (commit %s)\n", pmi_version, pmi_git_commit); return 0; }
     for (int i = 0; i < n_commands; i++)
         if (!strcmp(argv[1], commands[i].name)) {
             if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h")) && !commands[i].own_help)
