@@ -14,6 +14,7 @@
 #include "claims.h"
 #include "config.h"
 #include "data.h"
+#include "job.h"
 #include "key.h"
 #include "nn.h"
 #include "plan.h"
@@ -245,6 +246,35 @@ static int cmd_run(int argc, char **argv) {
     return 0;
 }
 
+/* pmi plan's last lines: where the results go, how many jobs are already complete there, and
+ * the work left: models to train, training sample-epochs (an owner's set holds D_k repeat
+ * times), attacked evaluations. */
+static void print_plan_estimate(const plan *p) {
+    char shards[4096], merged[4096], path[8192], err[256];
+    if (runner_paths(&p->points[0].params, shards, sizeof shards, merged, sizeof merged, err, sizeof err)) return;
+    int done = 0, other = 0;
+    double sample_epochs = 0;
+    for (int j = 0; j < p->n_jobs; j++) {
+        const plan_job *job = &p->jobs[j];
+        if (!job_shard_path(shards, job, path, sizeof path, NULL, 0) && store_shard_complete(path)) {
+            char *config = store_read_attr(path, "config"), hash[17] = "";
+            if (config) plan_config_hash(config, hash);
+            free(config);
+            if (!strcmp(hash, p->config_hash)) { done++; continue; }
+            other++;
+        }
+        const pmi_params *q = plan_params(p, job);
+        sample_epochs += (double)q->epochs * (q->n_train + (job->role == ROLE_OWNER ? q->repeat * q->m : 0));
+    }
+    printf("# output: %.*s/ (shards in %s, merged into %s); %d of %d jobs already complete there\n",
+           (int)(strlen(shards) - strlen("/shards")), shards, shards, merged, done, p->n_jobs);
+    if (other)
+        printf("# %d shard%s there %s written by another configuration: pmi run refuses to mix them (--force retrains, or "
+               "choose another experiment.name)\n", other, other == 1 ? "" : "s", other == 1 ? "was" : "were");
+    printf("# estimate: %d model%s to train, %.3g M training sample-epochs, %d attacked evaluations\n", p->n_jobs - done,
+           p->n_jobs - done == 1 ? "" : "s", sample_epochs / 1e6, (p->n_jobs - done) * p->n_attacks);
+}
+
 static int cmd_plan(int argc, char **argv) {
     static const struct option opts[] = {{"set", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     set_list sl = {0};
@@ -264,6 +294,7 @@ static int cmd_plan(int argc, char **argv) {
                plan_roles[job->role].name, job->replica, p->points[job->point].label);
     }
     for (int i = 0; i < p->n_attacks; i++) printf("# attack %s: %s %s\n", p->attacks[i].name, p->attacks[i].type, p->attacks[i].label);
+    print_plan_estimate(p);
     plan_free(p);
     return 0;
 }
