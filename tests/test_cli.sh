@@ -179,6 +179,15 @@ cut -d, -f6 "$tmp/csv/a/b/settings.csv" | sort -u | tr '\n' ' ' | grep -q '^0.01
 check $? "csv numbers are the shortest that read back (alpha 0.01 and 0.05, not 0.050000000000000003): $(cut -d, -f6 "$tmp/csv/a/b/settings.csv" | sort -u | tr '\n' ' ')"
 expect 2 "--format 'yaml': expected md, csv, latex or json" -- report "$res" --format yaml
 
+# ---- bash completion, made from the option tables ------------------------------------------
+expect 0 "" -- completion bash
+cp "$tmp/out" "$tmp/completion.bash"
+bash -c '. "$1"; COMP_WORDS=(pmi run --sh); COMP_CWORD=2; _pmi; [ "${COMPREPLY[*]}" = --shard ] || exit 1
+         COMP_WORDS=(pmi report --for); COMP_CWORD=2; _pmi; [ "${COMPREPLY[*]}" = --format ] || exit 1
+         COMP_WORDS=(pmi inf); COMP_CWORD=1; _pmi; [ "${COMPREPLY[*]}" = info ]' _ "$tmp/completion.bash"
+check $? "pmi completion bash completes commands and each command's options (run --sh -> --shard)"
+expect 2 "expected \`pmi completion bash\`" -- completion zsh
+
 # ---- verify -o -: the record on stdout, nothing named '-' --------------------------------
 expect 0 "" -- run "$tmp/ok.ini" -s experiment.name=vfy -s pmi.independent=0 -s pmi.permutations=9 -s store.keys=1 -s store.save_models=1 --jobs 1
 expect 0 "" -- export "$out/vfy/results.h5" --job p0-s1-owner -o "$tmp/owner.safetensors"
