@@ -135,8 +135,8 @@ fuzz-results: deps all
 	@$(MAKE) --no-print-directory -C tests/fuzz run-results SECONDS=$(FUZZ_SECONDS)
 
 # The cost of a job's permutation tests, one stream per test vs one shared batch
-# (scripts/bench-perm.c; docs/performance.md has the numbers). BENCH_ARGS: T N m R.
-$(BUILD)/bench-perm: scripts/bench-perm.c $(BUILD)/pmi.o $(BUILD)/util.o | $(BUILD) checkdeps
+# (scripts/bench/bench-perm.c; docs/performance.md has the numbers). BENCH_ARGS: T N m R.
+$(BUILD)/bench-perm: scripts/bench/bench-perm.c $(BUILD)/pmi.o $(BUILD)/util.o | $(BUILD) checkdeps
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/pmi.o $(BUILD)/util.o $(LDFLAGS) $(LDLIBS)
 bench-perm: $(BUILD)/bench-perm
 	@$(BUILD)/bench-perm $(BENCH_ARGS)

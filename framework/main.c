@@ -453,9 +453,9 @@ static int cmd_bench(int argc, char **argv) {
             printf("usage: pmi bench [--arch cnn] [--batch 128] [--epochs 3] [--warmup 1] [--n 60000] [--device auto] [--models k]\n"
                    "                 [--precision fp32|bf16] [--channels-last]\n"
                    "  trains on Fashion-MNIST resident on the device (SGD, momentum 0.9) and prints images/s;\n"
-                   "  bf16 autocasts the forward pass (scripts/bench_ref.py --precision bf16 does the same);\n"
+                   "  bf16 autocasts the forward pass (scripts/bench/bench_ref.py --precision bf16 does the same);\n"
                    "  --channels-last trains in NHWC layout (bench_ref.py --channels-last);\n"
-                   "  scripts/bench-gpu.sh runs it beside scripts/bench_ref.py (PyTorch from Python)\n");
+                   "  scripts/bench/bench-gpu.sh runs it beside scripts/bench/bench_ref.py (PyTorch from Python)\n");
             return 0;
         default: return 2;
         }
@@ -674,7 +674,7 @@ static const command commands[] = {
     {"config", cmd_config, "pmi config --help", "every configuration key: type, default, range, help", 1, NULL},
     {"attacks", cmd_attacks, "pmi attacks", "every attack type and its parameters", 0, NULL},
     {"bench", cmd_bench, "pmi bench [--arch a] [--batch b] [--epochs e] [--device d]",
-     "training throughput of pmi's training path (images/s), for scripts/bench-gpu.sh", 1, bench_longopts},
+     "training throughput of pmi's training path (images/s), for scripts/bench/bench-gpu.sh", 1, bench_longopts},
     {"info", cmd_info, "pmi info [--json]", "versions, device, architectures (--json: as one JSON object)", 0, info_longopts},
     {"completion", cmd_completion, "pmi completion bash", "a bash completion script of every command and option (make install puts it "
      "in share/bash-completion/completions/pmi; or: source <(./pmi completion bash))", 0, NULL},
