@@ -750,7 +750,7 @@ static int roc_figure(plot_ctx *c, const fig_spec *fs, const char *name, int att
     /* both axes start at the same rate, so the chance line y = x is the diagonal */
     fprintf(h, "datafile = \"%s.dat\"\nnstats = %d\nrate_min = %g\n", name, nl, fmin(1.0 / nneg, 1.0 / npos) / 1.5);
     gp_array(h, "labels", labels, nl);
-    snprintf(text, sizeof text, "ROC, %d owner vs %d independent %s\n(%s, score %s)", npos, nneg,
+    snprintf(text, sizeof text, "ROC: %d owner vs %d independent\n%s (%s, score %s)", npos, nneg,
              attacked ? "evaluations" : "models", attacked ? "all attacks" : "un-attacked", c->score);
     gp_str(h, "title_text", text);
     snprintf(text, sizeof text, "false-positive rate (of %d)", nneg);
