@@ -407,11 +407,20 @@ static int robust_family(plot_ctx *c, const fig_spec *fs, const char *attack, co
     double alpha = c->set.alphas[0], top = lp(alpha);
     for (int i = 0; i < nl; i++) robust_block(f, c, idx, n, &lines[i], key, xs, u, &a, &top);
     if (has_indep) robust_block(f, c, idx, n, NULL, key, xs, u, &a, &top);
+    for (int i = 0; c->few && i < nl; i++) {   /* with few seeds, the seeds themselves: one block per line */
+        fprintf(f, "# %s, each seed\n# strength lp\n", labels[i]);
+        for (int j = 0; j < u; j++)
+            for (int k = 0; k < n; k++) {
+                const store_row *r = &c->rows[idx[k]];
+                if (r->strength == xs[j] && is_owner(r) && row_on_line(r, &lines[i], key)) fprintf(f, "%.6g %.6g\n", xs[j], lp(row_p(r, c->decide)));
+            }
+        fputs("\n\n", f);
+    }
     fclose(f); free(a.lp); free(lines);
     char text[512];
     FILE *h = begin_script(c, fs, name, 0);
     if (!h) { free(xs); free(labels); return -1; }
-    fprintf(h, "datafile = \"%s.dat\"\nnlines = %d\nhas_indep = %d\n", name, nl, has_indep);
+    fprintf(h, "datafile = \"%s.dat\"\nnlines = %d\nhas_indep = %d\nseeds_drawn = %d\n", name, nl, has_indep, c->few);
     gp_array(h, "labels", labels, nl);
     free(labels);
     fprintf(h, "alpha = %g\nytop = %.6g\nlpcap = %.6g\nxlog = %d\n", alpha, 1.1 * top, isinf(c->lp_cap) ? -1 : c->lp_cap,
@@ -491,6 +500,12 @@ static int summary_settings(plot_ctx *c, setting *st) {
     return ns;
 }
 
+/* The summary draws rows top-down: setting s of ns at y = ns - 1 - s, series l of nl spread
+ * around it. */
+static double summary_y(int ns, int s, int l, int nl) {
+    return ns - 1 - s + (nl > 1 ? 0.3 * ((double)l / (nl - 1) - 0.5) : 0);
+}
+
 static int fig_summary(plot_ctx *c, const fig_spec *fs) {
     int attacked = 0;
     for (int64_t i = 0; i < c->n && !attacked; i++) attacked = is_owner(&c->rows[i]) && !unattacked(&c->rows[i]);
@@ -530,9 +545,7 @@ static int fig_summary(plot_ctx *c, const fig_spec *fs) {
             }
             if (a.n == 0) continue;
             has_indep |= l == nl;
-            /* rows are drawn top-down: setting s at y = ns - 1 - s, series spread around it */
-            double y = ns - 1 - s + (l < nl && nl > 1 ? 0.3 * ((double)l / (nl - 1) - 0.5) : 0);
-            fprintf(f, "%.4f %d %.6g", y, a.n, l < nl ? (double)a.ident / a.n : NAN);
+            fprintf(f, "%.4f %d %.6g", summary_y(ns, s, l < nl ? l : 0, l < nl ? nl : 1), a.n, l < nl ? (double)a.ident / a.n : NAN);
             top = fmax(top, write_ci(c, f, a.lp, a.n, 0, c->lp_cap));
             write_ci(c, f, a.acc, a.n, 0, 1);
             double q = p95(a.lp, a.n);
@@ -542,6 +555,17 @@ static int fig_summary(plot_ctx *c, const fig_spec *fs) {
             fputc('\n', f);
             if (!isnan(q)) top = fmax(top, q);
         }
+        fputs("\n\n", f);
+    }
+    for (int l = 0; c->few && l < nl; l++) {   /* with few seeds, the seeds themselves: one block per series */
+        fprintf(f, "# %s, each seed\n# lp setting_row\n", labels[l]);
+        for (int s = 0; s < ns; s++)
+            for (int64_t i = 0; i < c->n; i++) {
+                const store_row *r = &c->rows[i];
+                if (!strcmp(r->attack, st[s].attack) && !strcmp(r->params, st[s].params) && is_owner(r) &&
+                    !strcmp(r->point, lines[l].point) && !strcmp(r->arch, lines[l].arch))
+                    fprintf(f, "%.6g %.4f\n", lp(row_p(r, c->decide)), summary_y(ns, s, l, nl));
+            }
         fputs("\n\n", f);
     }
     fclose(f); free(a.lp); free(lines);
@@ -559,8 +583,8 @@ static int fig_summary(plot_ctx *c, const fig_spec *fs) {
     FILE *h = begin_script(c, fs, fs->name, hin);
     if (!h) { free(labels); return -1; }
     char text[512];
-    fprintf(h, "datafile = \"%s.dat\"\nnlines = %d\nhas_indep = %d\nnsettings = %d\nalpha = %g\nxtop = %.6g\nlpcap = %.6g\n"
-            "top1 = %.4f\nbot1 = %.4f\ntop2 = %.4f\nbot2 = %.4f\nkeyline = %.4f\n", fs->name, nl, has_indep, ns, alpha, 1.08 * top,
+    fprintf(h, "datafile = \"%s.dat\"\nnlines = %d\nhas_indep = %d\nseeds_drawn = %d\nnsettings = %d\nalpha = %g\nxtop = %.6g\nlpcap = %.6g\n"
+            "top1 = %.4f\nbot1 = %.4f\ntop2 = %.4f\nbot2 = %.4f\nkeyline = %.4f\n", fs->name, nl, has_indep, c->few, ns, alpha, 1.08 * top,
             isinf(c->lp_cap) ? -1 : c->lp_cap, top1, bot1, top2, bot2, 0.21 / hin);
     gp_array(h, "labels", labels, nl);
     gp_array(h, "settings", labels + nl, ns);
@@ -1006,7 +1030,7 @@ int plot_render_ex(const char *results_path, const char *out_dir, const plot_par
     }
     free(seeds);
     c.few = ns < PLOT_FEW_SEEDS;
-    if (c.few) snprintf(c.spread, sizeof c.spread, "median; bars: the range of the %d seed%s", ns, ns == 1 ? "" : "s");
+    if (c.few) snprintf(c.spread, sizeof c.spread, "median; bars: the range; dots: each of the %d seed%s", ns, ns == 1 ? "" : "s");
     else snprintf(c.spread, sizeof c.spread, "mean; bars: 95%% t-CI over %d seeds, clipped to the attainable range", ns);
     c.lp_cap = c.decide == P_PERM ? log10(c.set.permutations + 1.0) : c.decide == P_RANK ? log10(maxN > 1 ? maxN : 1) : INFINITY;
     int rc = 0;

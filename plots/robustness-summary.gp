@@ -1,6 +1,7 @@
 # robustness-summary.gp: every attack setting of an experiment in one figure, one row each.
 # Set by the generated header: datafile, nlines, labels[1..nlines] (owner series), has_indep
-# (1 when block nlines holds the independent models), nsettings, settings[1..nsettings] (row
+# (1 when block nlines holds the independent models), seeds_drawn (1: with few seeds, blocks
+# nlines+1 .. 2*nlines hold each owner series' seeds: -log10 p, row position), nsettings, settings[1..nsettings] (row
 # labels, top to bottom), alpha, xtop (right end of the -log10 p axis), lpcap (the largest
 # -log10 p the test can give; -1: none), xlabel_p, title_text,
 # column (1: one paper column, panels stacked), top1/bot1 and top2/bot2 (the panels' top and
@@ -29,6 +30,7 @@ if (lpcap > 0) { set arrow 2 from first lpcap, graph 0 to first lpcap, graph 1 n
 set xlabel xlabel_p offset 0, 0.3
 set xrange [0:xtop]
 plot for [i=1:nlines] datafile index (i-1) using 4:1:5:6 with xerrorbars pt 7 ps 0.6 lc i title labels[i], \
+     for [i=1:nlines*seeds_drawn] datafile index (nlines + i) using 1:2 with points pt 6 ps 0.5 lc i notitle, \
      for [i=1:has_indep] datafile index nlines using 10:1 with points pt 2 ps 0.8 lc rgb "#555555" title "independents, 95th pct.", \
      NaN with lines dt 2 lw 1.5 lc rgb "#aa0000" title sprintf("alpha = %g", alpha), \
      for [i=1:(lpcap > 0)] NaN with lines dt 1 lw 1 lc rgb "#999999" title sprintf("smallest p possible (%.2g)", 10**-lpcap)

@@ -1,6 +1,7 @@
 # robustness.gp: ownership evidence and accuracy against the strength of one attack.
-# Set by the generated header: datafile, nlines, labels[1..nlines], has_indep (1 when the
-# last block of datafile holds the independent models), alpha, ytop (top of the -log10 p
+# Set by the generated header: datafile, nlines, labels[1..nlines], has_indep (1 when block
+# nlines of datafile holds the independent models), seeds_drawn (1: with few seeds, the next
+# nlines blocks hold each owner line's seeds: strength, -log10 p), alpha, ytop (top of the -log10 p
 # axis), lpcap (the largest -log10 p the test can give; -1: none), xlog (1: log-scale x),
 # xlabel_text, xlabel_short (the swept key alone, for the narrower second panel), ylabel_p,
 # title_text (two lines). Data columns: 1 strength, 2 models, 3 identification
@@ -21,6 +22,7 @@ set offsets graph 0.03, graph 0.03, 0, 0
 plot for [i=1:nlines] datafile index (i-1) using 1:5:6 with filledcurves lc i notitle, \
      for [i=1:nlines] datafile index (i-1) using 1:4:xtic(1) with linespoints lw 2 pt 7 lc i title labels[i], \
      for [i=1:nlines] datafile index (i-1) using 1:10 with lines dt 2 lw 1.5 lc i notitle, \
+     for [i=1:nlines*seeds_drawn] datafile index (nlines + has_indep + i - 1) using 1:2 with points pt 7 ps 0.5 lc i notitle, \
      for [i=1:has_indep] datafile index nlines using 1:5:6 with filledcurves lc rgb "#888888" notitle, \
      for [i=1:has_indep] datafile index nlines using 1:4 with linespoints lw 2 pt 6 dt 3 lc rgb "#555555" title "independent models", \
      -log10(alpha) with lines dt 4 lw 1.5 lc rgb "#aa0000" title sprintf("alpha = %g", alpha), \
