@@ -361,6 +361,7 @@ static int cmd_report(int argc, char **argv) {
         return 0;
     }
     if (plots) { fprintf(stderr, "pmi report: --plots is for --markdown-report\n"); return 2; }
+    if (o.dir && o.format != REPORT_CSV) { fprintf(stderr, "pmi report: -o is for --format csv (md, latex and json go to stdout)\n"); return 2; }
     if (optind + 1 != argc) { fprintf(stderr, "pmi report: expected one results file\n"); return 2; }
     if (check_results_file("report", argv[optind])) return 2;
     if (store) {

@@ -178,6 +178,7 @@ expect 0 "" -- report "$res" --format csv -o "$tmp/csv/a/b"
 cut -d, -f6 "$tmp/csv/a/b/settings.csv" | sort -u | tr '\n' ' ' | grep -q '^0.01 0.05 alpha $'
 check $? "csv numbers are the shortest that read back (alpha 0.01 and 0.05, not 0.050000000000000003): $(cut -d, -f6 "$tmp/csv/a/b/settings.csv" | sort -u | tr '\n' ' ')"
 expect 2 "--format 'yaml': expected md, csv, latex or json" -- report "$res" --format yaml
+expect 2 "-o is for --format csv" -- report "$res" --format json -o "$tmp/j.json"
 
 # ---- bash completion, made from the option tables ------------------------------------------
 expect 0 "" -- completion bash
