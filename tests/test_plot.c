@@ -518,13 +518,13 @@ static void test_sizes_and_formats(void **state) {
  * [0, log10(permutations + 1)], rates and accuracies in [0, 1], and the -log10 p axis must
  * not reach far above what can be drawn (data in the bottom fifth of a panel). Columns
  * (1-based) of each figure's .dat, by the figure's file name. */
-typedef struct { const char *prefix; int lp[6], frac[10]; } fig_columns;
+typedef struct { const char *prefix; int lp[6], frac[10], seed_lp; } fig_columns;   /* seed_lp: in an "each seed" block */
 static const fig_columns fig_cols[] = {
-    {"robustness-", {4, 5, 6, 10}, {3, 7, 8, 9, 11, 12, 13}},
-    {"robustness.", {4, 5, 6, 10}, {3, 7, 8, 9, 11, 12}},
-    {"fidelity.", {0}, {1, 2, 3, 4, 5, 6, 7, 8}},
-    {"ablation.", {6}, {5}},
-    {"roc", {0}, {1, 2}},
+    {"robustness-", {4, 5, 6, 10}, {3, 7, 8, 9, 11, 12, 13}, 2},
+    {"robustness.", {4, 5, 6, 10}, {3, 7, 8, 9, 11, 12}, 1},
+    {"fidelity.", {0}, {1, 2, 3, 4, 5, 6, 7, 8}, 0},
+    {"ablation.", {6}, {5}, 0},
+    {"roc", {0}, {1, 2}, 0},
 };
 
 /* Checks every .dat and .gp of the figures in dir against cap (the largest -log10 p) and the
@@ -561,11 +561,18 @@ static int check_ranges(const char *dir, double cap, double alpha) {
         FILE *f = fopen(p, "r");
         assert_non_null(f);
         char line[1024];
+        int seeds = 0;   /* in a block of single seeds: only their -log10 p column */
         for (int ln = 1; fgets(line, sizeof line, f); ln++) {
-            if (line[0] == '#' || line[0] == '\n') continue;
+            if (line[0] == '#') { if (strstr(line, "each seed")) seeds = 1; continue; }
+            if (line[0] == '\n') continue;
             double v[16];
             int nc = 0;
             for (char *q = line, *end; nc < 16; q = end, nc++) { v[nc] = strtod(q, &end); if (end == q) break; }
+            if (seeds) {
+                double x = fc->seed_lp && fc->seed_lp <= nc ? v[fc->seed_lp - 1] : NAN;
+                if (!isnan(x) && (x < -1e-9 || x > cap * (1 + 1e-5))) { print_message("%s:%d: a seed's -log10 p = %g outside [0, %g]\n", p, ln, x, cap); bad++; }
+                continue;
+            }
             for (int k = 0; k < 6 && fc->lp[k]; k++) {
                 double x = fc->lp[k] <= nc ? v[fc->lp[k] - 1] : NAN;
                 if (!isnan(x) && (x < -1e-9 || x > cap * (1 + 1e-5))) { print_message("%s:%d column %d: -log10 p = %g outside [0, %g]\n", p, ln, fc->lp[k], x, cap); bad++; }
