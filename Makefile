@@ -4,7 +4,8 @@
 #   make reproduce    install missing deps, build, run experiments/ at SCALE=small (default) or SCALE=paper
 #   make plots        figures (PNG and SVG) of every results file of SCALE, under plots/
 #   make deps         install the missing Debian packages (apt-get; root or sudo)
-#   make install      ./pmi to $(DESTDIR)$(PREFIX)/bin, plot templates to share/pmi-lab/plots, docs to share/doc/pmi-lab
+#   make install      ./pmi to $(DESTDIR)$(PREFIX)/bin, plot templates to share/pmi-lab/plots, docs to share/doc/pmi-lab,
+#                     bash completion (pmi completion bash) to share/bash-completion/completions/pmi
 #   make SAN=1        address+undefined sanitizer build in build-san/ (binary build-san/pmi; make test SAN=1 runs its suite)
 #   make fuzz         libFuzzer on the config, IDX, CIFAR and safetensors readers, FUZZ_SECONDS (60) each (needs clang; tests/fuzz/; CI runs it)
 #   make fuzz-results libFuzzer on the HDF5 results readers of report and plot, FUZZ_SECONDS (60); CI runs it
@@ -134,8 +135,8 @@ fuzz-results: deps all
 	@$(MAKE) --no-print-directory -C tests/fuzz run-results SECONDS=$(FUZZ_SECONDS)
 
 # The cost of a job's permutation tests, one stream per test vs one shared batch
-# (scripts/bench-perm.c; docs/performance.md has the numbers). BENCH_ARGS: T N m R.
-$(BUILD)/bench-perm: scripts/bench-perm.c $(BUILD)/pmi.o $(BUILD)/util.o | $(BUILD) checkdeps
+# (scripts/bench/bench-perm.c; docs/performance.md has the numbers). BENCH_ARGS: T N m R.
+$(BUILD)/bench-perm: scripts/bench/bench-perm.c $(BUILD)/pmi.o $(BUILD)/util.o | $(BUILD) checkdeps
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/pmi.o $(BUILD)/util.o $(LDFLAGS) $(LDLIBS)
 bench-perm: $(BUILD)/bench-perm
 	@$(BUILD)/bench-perm $(BENCH_ARGS)
@@ -165,6 +166,8 @@ install: $(PMI)
 	install -m 644 plots/*.gp $(DESTDIR)$(DATADIR)/plots/
 	install -m 644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/pmi-lab/
 	install -m 644 docs/figures/* $(DESTDIR)$(PREFIX)/share/doc/pmi-lab/figures/
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	./$(PMI) completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/pmi
 
 clean:
 	rm -rf $(BUILD_BASE) $(BUILD_BASE)-san pmi

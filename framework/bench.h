@@ -1,4 +1,4 @@
-/* bench: times pmi's training path the way scripts/bench_ref.py times PyTorch from Python:
+/* bench: times pmi's training path the way scripts/bench/bench_ref.py times PyTorch from Python:
  * the same architecture, optimizer, batch size and data (the whole Fashion-MNIST train file,
  * normalised, resident on the device), warm-up epochs first, then timed epochs ending in a
  * device synchronisation. Prints one line "pmi-bench arch=... batch=... images_per_s=...".

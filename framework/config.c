@@ -881,12 +881,23 @@ void cfg_print_help(FILE *out) {
     fprintf(out, "Configuration keys (INI: [section] then key = value; `include = file` reads another file;\n"
                  "`-s section.key=value` overrides). A comma list on a key marked * is a sweep axis:\n"
                  "the experiment runs every combination.\n");
+    /* the widest key and default (up to 16 characters; a longer default puts its help on the
+     * next line) set the columns, so that every column starts where the others do */
+    int kw = 0, dw = 2;
+    for (int k = 0; k < schema_len; k++) {
+        char *def = default_text(&schema[k]);
+        kw = (int)strlen(schema[k].key) > kw ? (int)strlen(schema[k].key) : kw;
+        dw = (int)strlen(def) > dw && strlen(def) <= 16 ? (int)strlen(def) : dw;
+        free(def);
+    }
     for (int k = 0; k < schema_len; k++) {
         const key_def *d = &schema[k];
         char *want = describe(d), *def = default_text(d);
         if (k == 0 || strcmp(d->section, schema[k - 1].section)) fprintf(out, "\n[%s]\n", d->section);
-        fprintf(out, "  %-13s%c %-14s %s; %s\n", d->key, sweepable(d) ? '*' : ' ', *def ? def : "\"\"",
-                d->help, want);
+        fprintf(out, "  %-*s %c ", kw, d->key, sweepable(d) ? '*' : ' ');
+        if ((int)strlen(def) > dw) fprintf(out, "%s\n%*s", def, kw + dw + 7, "");
+        else fprintf(out, "%-*s  ", dw, *def ? def : "\"\"");
+        fprintf(out, "%s; %s\n", d->help, want);
         free(want); free(def);
     }
     fprintf(out, "\n[attack.<name>]\n  parameters of one attack, checked by the attack module (see `pmi attacks`)\n");

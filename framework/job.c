@@ -285,6 +285,7 @@ static int train_all(job_state *js, int n, char *err, size_t errlen) {
     if (n > 1 || reused) {
         fprintf(stderr, "  trained %d models in %.1fs (%d of them in fused ensembles)", k, util_now_s() - t0, k ? nn_fused_models() : 0);
         if (reused) fprintf(stderr, "; %d copied from the same model trained before (same samples, seeds and recipe)", reused);
+        if (js[0].env->status) js[0].env->status->copied += reused;
         fputc('\n', stderr);
     }
     return 0;

@@ -34,6 +34,7 @@ typedef struct {
     int epoch, epochs;      /* training: epochs done, of epochs */
     int attack, attacks;    /* (model, attack setting) pairs of the batch applied so far, of attacks (0 of 0: training) */
     int done;               /* jobs this worker has finished */
+    int copied;             /* of the models it trained, those copied from the same model trained before (reuse.h) */
 } job_status;
 
 /* What every job of a run shares. */

@@ -14,6 +14,7 @@
 #include "claims.h"
 #include "config.h"
 #include "data.h"
+#include "job.h"
 #include "key.h"
 #include "nn.h"
 #include "plan.h"
@@ -26,6 +27,7 @@
 #include "verify.h"
 #include "version.h"
 #include "weights.h"
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -39,9 +41,11 @@ typedef struct {
     const char *usage;
     const char *help;
     int own_help;          /* the command handles --help itself */
+    const struct option *opts;  /* its long options (NULL: none), which `pmi completion bash` offers */
 } command;
 
 static int cmd_help(int argc, char **argv);
+static int cmd_completion(int argc, char **argv);
 
 /* A whole base-10 number in [lo, hi] into *out: "", "2x", "1.5", "1e3" and out-of-range values
  * are refused. Returns 0, or -1 after printing "pmi <cmd>: --<opt> '<text>': expected ...". */
@@ -185,15 +189,15 @@ static int parse_gpus(const char *s, runner_options *o) {
     }
 }
 
+static const struct option run_longopts[] = {
+    {"set", required_argument, 0, 's'}, {"shard", required_argument, 0, 'S'},
+    {"force", no_argument, 0, 'f'}, {"threads", required_argument, 0, 't'},
+    {"no-merge", no_argument, 0, 'M'}, {"jobs", required_argument, 0, 'j'}, {"no-group", no_argument, 0, 'G'},
+    {"batch", required_argument, 0, 'B'}, {"gpus", required_argument, 0, 'g'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 static int cmd_run(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"set", required_argument, 0, 's'}, {"shard", required_argument, 0, 'S'},
-        {"force", no_argument, 0, 'f'}, {"threads", required_argument, 0, 't'},
-        {"no-merge", no_argument, 0, 'M'}, {"jobs", required_argument, 0, 'j'}, {"no-group", no_argument, 0, 'G'},
-        {"batch", required_argument, 0, 'B'}, {"gpus", required_argument, 0, 'g'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     set_list sl = {0};
     runner_options o = {.slice = 0, .nslices = 1};
-    for (int ch; (ch = getopt_long(argc, argv, "s:S:ft:Mj:GB:g:h", opts, NULL)) != -1;) {
+    for (int ch; (ch = getopt_long(argc, argv, "s:S:ft:Mj:GB:g:h", run_longopts, NULL)) != -1;) {
         switch (ch) {
         case 's': if (add_set(&sl, optarg)) return 2; break;
         case 'S':
@@ -234,18 +238,49 @@ static int cmd_run(int argc, char **argv) {
     char err[1024];
     runner_status rs = runner_run(p, &o, &s, err, sizeof err);
     plan_free(p);
-    if (rs == RUN_ERROR || rs == RUN_BUSY) { fprintf(stderr, "pmi run: %s\n", err); return rs == RUN_BUSY ? 2 : 1; }
+    if (rs == RUN_ERROR || rs == RUN_BUSY || rs == RUN_CHANGED) { fprintf(stderr, "pmi run: %s\n", err); return rs == RUN_ERROR ? 1 : 2; }
     if (rs == RUN_INTERRUPTED) return 3;
-    fprintf(stderr, "pmi: %d jobs done (%d trained, %d already complete); shards in %s\n",
-            s.jobs_done, s.jobs_trained, s.jobs_skipped, s.shard_dir);
+    char copied[96] = "";
+    if (s.jobs_copied) snprintf(copied, sizeof copied, ", %d copied from the same model trained before", s.jobs_copied);
+    fprintf(stderr, "pmi: %d jobs done (%d trained%s, %d already complete); shards in %s\n",
+            s.jobs_done, s.jobs_trained, copied, s.jobs_skipped, s.shard_dir);
     if (s.results_path[0]) printf("%s\n", s.results_path);
     return 0;
 }
 
+/* pmi plan's last lines: where the results go, how many jobs are already complete there, and
+ * the work left: models to train, training sample-epochs (an owner's set holds D_k repeat
+ * times), attacked evaluations. */
+static void print_plan_estimate(const plan *p) {
+    char shards[4096], merged[4096], path[8192], err[256];
+    if (runner_paths(&p->points[0].params, shards, sizeof shards, merged, sizeof merged, err, sizeof err)) return;
+    int done = 0, other = 0;
+    double sample_epochs = 0;
+    for (int j = 0; j < p->n_jobs; j++) {
+        const plan_job *job = &p->jobs[j];
+        if (!job_shard_path(shards, job, path, sizeof path, NULL, 0) && store_shard_complete(path)) {
+            char *config = store_read_attr(path, "config"), hash[17] = "";
+            if (config) plan_config_hash(config, hash);
+            free(config);
+            if (!strcmp(hash, p->config_hash)) { done++; continue; }
+            other++;
+        }
+        const pmi_params *q = plan_params(p, job);
+        sample_epochs += (double)q->epochs * (q->n_train + (job->role == ROLE_OWNER ? q->repeat * q->m : 0));
+    }
+    printf("# output: %.*s/ (shards in %s, merged into %s); %d of %d jobs already complete there\n",
+           (int)(strlen(shards) - strlen("/shards")), shards, shards, merged, done, p->n_jobs);
+    if (other)
+        printf("# %d shard%s there %s written by another configuration: pmi run refuses to mix them (--force retrains, or "
+               "choose another experiment.name)\n", other, other == 1 ? "" : "s", other == 1 ? "was" : "were");
+    printf("# estimate: %d model%s to train, %.3g M training sample-epochs, %d attacked evaluations\n", p->n_jobs - done,
+           p->n_jobs - done == 1 ? "" : "s", sample_epochs / 1e6, (p->n_jobs - done) * p->n_attacks);
+}
+
+static const struct option plan_longopts[] = {{"set", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 static int cmd_plan(int argc, char **argv) {
-    static const struct option opts[] = {{"set", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     set_list sl = {0};
-    for (int ch; (ch = getopt_long(argc, argv, "s:h", opts, NULL)) != -1;) {
+    for (int ch; (ch = getopt_long(argc, argv, "s:h", plan_longopts, NULL)) != -1;) {
         if (ch == 's') { if (add_set(&sl, optarg)) return 2; }
         else if (ch == 'h') return cmd_help(2, (char *[]){"help", "plan"}), 0;
         else return 2;
@@ -261,16 +296,17 @@ static int cmd_plan(int argc, char **argv) {
                plan_roles[job->role].name, job->replica, p->points[job->point].label);
     }
     for (int i = 0; i < p->n_attacks; i++) printf("# attack %s: %s %s\n", p->attacks[i].name, p->attacks[i].type, p->attacks[i].label);
+    print_plan_estimate(p);
     plan_free(p);
     return 0;
 }
 
+static const struct option merge_longopts[] = {{"set", required_argument, 0, 's'}, {"partial", no_argument, 0, 'P'},
+                                     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 static int cmd_merge(int argc, char **argv) {
-    static const struct option opts[] = {{"set", required_argument, 0, 's'}, {"partial", no_argument, 0, 'P'},
-                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     set_list sl = {0};
     int partial = 0;
-    for (int ch; (ch = getopt_long(argc, argv, "s:h", opts, NULL)) != -1;) {
+    for (int ch; (ch = getopt_long(argc, argv, "s:h", merge_longopts, NULL)) != -1;) {
         if (ch == 's') { if (add_set(&sl, optarg)) return 2; }
         else if (ch == 'P') partial = 1;
         else if (ch == 'h') return cmd_help(2, (char *[]){"help", "merge"}), 0;
@@ -288,17 +324,17 @@ static int cmd_merge(int argc, char **argv) {
     return 0;
 }
 
+static const struct option report_longopts[] = {{"format", required_argument, 0, 'f'}, {"output", required_argument, 0, 'o'},
+                                     {"score", required_argument, 0, 'S'}, {"decision", required_argument, 0, 'D'},
+                                     {"store", no_argument, 0, 'W'}, {"markdown-report", required_argument, 0, 'R'},
+                                     {"plots", required_argument, 0, 'P'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 static int cmd_report(int argc, char **argv) {
-    static const struct option opts[] = {{"format", required_argument, 0, 'f'}, {"output", required_argument, 0, 'o'},
-                                         {"score", required_argument, 0, 'S'}, {"decision", required_argument, 0, 'D'},
-                                         {"store", no_argument, 0, 'W'}, {"markdown-report", required_argument, 0, 'R'},
-                                         {"plots", required_argument, 0, 'P'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     report_options o = report_default_options();
     int store = 0;
     const char *md_report = NULL, *plots = NULL;
-    for (int ch; (ch = getopt_long(argc, argv, "f:o:h", opts, NULL)) != -1;) {
+    for (int ch; (ch = getopt_long(argc, argv, "f:o:h", report_longopts, NULL)) != -1;) {
         if (ch == 'f') {
-            if (report_format_parse(optarg, &o.format)) { fprintf(stderr, "pmi report: --format '%s': expected md, csv or latex\n", optarg); return 2; }
+            if (report_format_parse(optarg, &o.format)) { fprintf(stderr, "pmi report: --format '%s': expected md, csv, latex or json\n", optarg); return 2; }
         } else if (ch == 'o') o.dir = optarg;
         else if (ch == 'S') o.score = optarg;
         else if (ch == 'D') o.decide = optarg;
@@ -325,6 +361,7 @@ static int cmd_report(int argc, char **argv) {
         return 0;
     }
     if (plots) { fprintf(stderr, "pmi report: --plots is for --markdown-report\n"); return 2; }
+    if (o.dir && o.format != REPORT_CSV) { fprintf(stderr, "pmi report: -o is for --format csv (md, latex and json go to stdout)\n"); return 2; }
     if (optind + 1 != argc) { fprintf(stderr, "pmi report: expected one results file\n"); return 2; }
     if (check_results_file("report", argv[optind])) return 2;
     if (store) {
@@ -338,12 +375,12 @@ static int cmd_report(int argc, char **argv) {
     return 0;
 }
 
+static const struct option plot_longopts[] = {{"output", required_argument, 0, 'o'}, {"format", required_argument, 0, 'f'},
+                                     {"size", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 static int cmd_plot(int argc, char **argv) {
-    static const struct option opts[] = {{"output", required_argument, 0, 'o'}, {"format", required_argument, 0, 'f'},
-                                         {"size", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *dir = NULL;
     plot_params pp = plot_default_params();
-    for (int ch; (ch = getopt_long(argc, argv, "o:f:s:h", opts, NULL)) != -1;) {
+    for (int ch; (ch = getopt_long(argc, argv, "o:f:s:h", plot_longopts, NULL)) != -1;) {
         if (ch == 'o') dir = optarg;
         else if (ch == 'f') pp.format = optarg;
         else if (ch == 's') pp.size = optarg;
@@ -372,15 +409,15 @@ static int cmd_plot(int argc, char **argv) {
     return rc ? 1 : 0;
 }
 
+static const struct option bench_longopts[] = {
+    {"arch", required_argument, 0, 'a'}, {"batch", required_argument, 0, 'b'}, {"epochs", required_argument, 0, 'e'},
+    {"warmup", required_argument, 0, 'w'}, {"n", required_argument, 0, 'n'}, {"device", required_argument, 0, 'd'},
+    {"width", required_argument, 0, 'W'}, {"lr", required_argument, 0, 'l'}, {"models", required_argument, 0, 'k'},
+    {"precision", required_argument, 0, 'p'}, {"channels-last", no_argument, 0, 'C'}, {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0}};
 static int cmd_bench(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"arch", required_argument, 0, 'a'}, {"batch", required_argument, 0, 'b'}, {"epochs", required_argument, 0, 'e'},
-        {"warmup", required_argument, 0, 'w'}, {"n", required_argument, 0, 'n'}, {"device", required_argument, 0, 'd'},
-        {"width", required_argument, 0, 'W'}, {"lr", required_argument, 0, 'l'}, {"models", required_argument, 0, 'k'},
-        {"precision", required_argument, 0, 'p'}, {"channels-last", no_argument, 0, 'C'}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
     bench_opts o = bench_default_opts();
-    for (int ch; (ch = getopt_long(argc, argv, "a:b:e:w:n:d:W:l:k:p:Ch", opts, NULL)) != -1;) {
+    for (int ch; (ch = getopt_long(argc, argv, "a:b:e:w:n:d:W:l:k:p:Ch", bench_longopts, NULL)) != -1;) {
         switch (ch) {
         case 'a': o.arch = optarg; break;
         case 'b': if (parse_number("bench", "batch", optarg, 1, 1 << 20, "a batch size", &o.batch)) return 2; break;
@@ -417,9 +454,9 @@ static int cmd_bench(int argc, char **argv) {
             printf("usage: pmi bench [--arch cnn] [--batch 128] [--epochs 3] [--warmup 1] [--n 60000] [--device auto] [--models k]\n"
                    "                 [--precision fp32|bf16] [--channels-last]\n"
                    "  trains on Fashion-MNIST resident on the device (SGD, momentum 0.9) and prints images/s;\n"
-                   "  bf16 autocasts the forward pass (scripts/bench_ref.py --precision bf16 does the same);\n"
+                   "  bf16 autocasts the forward pass (scripts/bench/bench_ref.py --precision bf16 does the same);\n"
                    "  --channels-last trains in NHWC layout (bench_ref.py --channels-last);\n"
-                   "  scripts/bench-gpu.sh runs it beside scripts/bench_ref.py (PyTorch from Python)\n");
+                   "  scripts/bench/bench-gpu.sh runs it beside scripts/bench/bench_ref.py (PyTorch from Python)\n");
             return 0;
         default: return 2;
         }
@@ -438,12 +475,12 @@ static int check_input_file(const char *cmd, const char *what, const char *path)
     return 0;
 }
 
+static const struct option export_longopts[] = {{"job", required_argument, 0, 'j'}, {"eval", required_argument, 0, 'e'},
+                                     {"output", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 static int cmd_export(int argc, char **argv) {
-    static const struct option opts[] = {{"job", required_argument, 0, 'j'}, {"eval", required_argument, 0, 'e'},
-                                         {"output", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *job = NULL, *out = NULL;
     int ev = 0;
-    for (int ch; (ch = getopt_long(argc, argv, "j:e:o:h", opts, NULL)) != -1;) {
+    for (int ch; (ch = getopt_long(argc, argv, "j:e:o:h", export_longopts, NULL)) != -1;) {
         if (ch == 'j') job = optarg;
         else if (ch == 'e') { if (parse_number("export", "eval", optarg, 0, 1000000, "an evaluation index (0: the trained model)", &ev)) return 2; }
         else if (ch == 'o') out = optarg;
@@ -462,9 +499,9 @@ static int cmd_export(int argc, char **argv) {
     return 0;
 }
 
+static const struct option key_longopts[] = {{"job", required_argument, 0, 'j'}, {"output", required_argument, 0, 'o'},
+                                     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 static int cmd_key(int argc, char **argv) {
-    static const struct option opts[] = {{"job", required_argument, 0, 'j'}, {"output", required_argument, 0, 'o'},
-                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) return cmd_help(2, (char *[]){"help", "key"}), 0;
     if (argc < 2 || strcmp(argv[1], "export")) {
         fprintf(stderr, "pmi key: expected `pmi key export <results.h5> --job <owner job> -o owner.key.h5`\n");
@@ -472,7 +509,7 @@ static int cmd_key(int argc, char **argv) {
     }
     argc--; argv++;
     const char *job = NULL, *out = NULL;
-    for (int ch; (ch = getopt_long(argc, argv, "j:o:h", opts, NULL)) != -1;) {
+    for (int ch; (ch = getopt_long(argc, argv, "j:o:h", key_longopts, NULL)) != -1;) {
         if (ch == 'j') job = optarg;
         else if (ch == 'o') out = optarg;
         else if (ch == 'h') return cmd_help(2, (char *[]){"help", "key"}), 0;
@@ -502,16 +539,16 @@ static int cmd_key(int argc, char **argv) {
 
 /* pmi verify's exit codes: 0 claimed, 1 not claimed, 2 usage or input error, 4 the record
  * could not be written. */
+static const struct option verify_longopts[] = {
+    {"key", required_argument, 0, 'k'}, {"weights", required_argument, 0, 'w'}, {"arch", required_argument, 0, 'a'},
+    {"width", required_argument, 0, 'W'}, {"model", required_argument, 0, 'm'}, {"logits", required_argument, 0, 'l'},
+    {"input", required_argument, 0, 'i'}, {"device", required_argument, 0, 'd'}, {"output", required_argument, 0, 'o'},
+    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 static int cmd_verify(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"key", required_argument, 0, 'k'}, {"weights", required_argument, 0, 'w'}, {"arch", required_argument, 0, 'a'},
-        {"width", required_argument, 0, 'W'}, {"model", required_argument, 0, 'm'}, {"logits", required_argument, 0, 'l'},
-        {"input", required_argument, 0, 'i'}, {"device", required_argument, 0, 'd'}, {"output", required_argument, 0, 'o'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *key_path = NULL, *record = NULL;
     verify_suspect s = {0};
     nn_device_request want = NN_WANT_CPU;
-    for (int ch; (ch = getopt_long(argc, argv, "k:o:h", opts, NULL)) != -1;) {
+    for (int ch; (ch = getopt_long(argc, argv, "k:o:h", verify_longopts, NULL)) != -1;) {
         switch (ch) {
         case 'k': key_path = optarg; break;
         case 'w': s.weights = optarg; break;
@@ -552,7 +589,7 @@ static int cmd_verify(int argc, char **argv) {
     if (key_read(key_path, &k, err, sizeof err)) { fprintf(stderr, "pmi verify: %s\n", err); return 2; }
     int rc = verify_run(&k, &s, &r, err, sizeof err);
     if (rc) { fprintf(stderr, "pmi verify: %s\n", err); key_free(&k); return 2; }
-    verify_print(stdout, &k, &r);
+    verify_print(record && !strcmp(record, "-") ? stderr : stdout, &k, &r);   /* -o -: stdout holds the record alone */
     rc = record ? verify_write_record(record, &k, &r, err, sizeof err) : 0;
     key_free(&k);
     if (rc) { fprintf(stderr, "pmi verify: %s\n", err); return 4; }
@@ -582,13 +619,42 @@ static int cmd_attacks(int argc, char **argv) {
     return 0;
 }
 
+/* pmi info [--json]: versions, the device auto resolves to, the architectures; --json as one
+ * object {"pmi_version", "git_commit", "torch_version", "results_schema", "device" (null when
+ * none resolves), "architectures": [...], "score_kinds": [...]}. */
+static const struct option info_longopts[] = {{"json", no_argument, 0, 'j'}, {0, 0, 0, 0}};
 static int cmd_info(int argc, char **argv) {
-    if (no_arguments("info", argc, argv)) return 2;
+    int json = 0;
+    opterr = 0;   /* an unknown option is reported as an unexpected argument, as before */
+    for (int ch; (ch = getopt_long(argc, argv, "", info_longopts, NULL)) != -1;) {
+        if (ch != 'j') { fprintf(stderr, "pmi info: unexpected argument '%s' (usage: pmi info [--json])\n", argv[optind - 1]); return 2; }
+        json = 1;
+    }
+    opterr = 1;
+    if (optind < argc) { fprintf(stderr, "pmi info: unexpected argument '%s' (usage: pmi info [--json])\n", argv[optind]); return 2; }
     nn_device dev;
     char name[128];
     nn_set_threads(0);
+    int have_dev = nn_device_resolve(NN_WANT_AUTO, &dev, name, sizeof name) == NN_OK;
+    if (json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "pmi_version", pmi_version);
+        cJSON_AddStringToObject(j, "git_commit", pmi_git_commit);
+        cJSON_AddStringToObject(j, "torch_version", nn_torch_version());
+        cJSON_AddNumberToObject(j, "results_schema", STORE_SCHEMA_VERSION);
+        cJSON_AddItemToObject(j, "device", have_dev ? cJSON_CreateString(name) : cJSON_CreateNull());
+        cJSON *a = cJSON_AddArrayToObject(j, "architectures");
+        for (int i = 0; i < nn_arch_count(); i++) cJSON_AddItemToArray(a, cJSON_CreateString(nn_arch_name(i)));
+        a = cJSON_AddArrayToObject(j, "score_kinds");
+        for (int i = 0; i < SCORE_COUNT; i++) cJSON_AddItemToArray(a, cJSON_CreateString(pmi_score_name((pmi_score_kind)i)));
+        char *text = cJSON_Print(j);
+        printf("%s\n", text);
+        free(text);
+        cJSON_Delete(j);
+        return 0;
+    }
     printf("pmi %s (commit %s), libtorch %s, results schema %d\n", pmi_version, pmi_git_commit, nn_torch_version(), STORE_SCHEMA_VERSION);
-    if (nn_device_resolve(NN_WANT_AUTO, &dev, name, sizeof name) == NN_OK) printf("device (auto): %s\n", name);
+    if (have_dev) printf("device (auto): %s\n", name);
     printf("architectures:");
     for (int i = 0; i < nn_arch_count(); i++) printf(" %s", nn_arch_name(i));
     printf("\n");
@@ -597,29 +663,60 @@ static int cmd_info(int argc, char **argv) {
 
 static const command commands[] = {
     {"run", cmd_run, "pmi run <config.ini> [overlay.ini ...] [-s sec.key=val ...] [--shard i/n] [--jobs n | --threads n | --gpus all|i,j] [--force] [--no-merge] [--no-group] [--batch n]",
-     "train and verify every job of the experiment; resumes from complete shards; merges at the end", 1},
-    {"plan", cmd_plan, "pmi plan <config.ini> [overlay.ini ...] [-s sec.key=val ...]", "list the jobs and attack settings without running", 1},
+     "train and verify every job of the experiment; resumes from complete shards; merges at the end", 1, run_longopts},
+    {"plan", cmd_plan, "pmi plan <config.ini> [overlay.ini ...] [-s sec.key=val ...]", "list the jobs and attack settings without running", 1, plan_longopts},
     {"merge", cmd_merge, "pmi merge <config.ini> [more.ini ...] [-s sec.key=val ...] [--partial]",
-     "join the shards of a run's plan into <output>/<name>/results.h5 (every shard complete and of that config; --partial: those that are)", 1},
-    {"report", cmd_report, "pmi report <results.h5> [--format md|latex | --format csv -o dir | --store] [--score kind] [--decision rank|perm|welch|mw]\n"
+     "join the shards of a run's plan into <output>/<name>/results.h5 (every shard complete and of that config; --partial: those that are)", 1, merge_longopts},
+    {"report", cmd_report, "pmi report <results.h5> [--format md|latex|json | --format csv -o dir | --store] [--score kind] [--decision rank|perm|welch|mw]\n"
      "       pmi report --markdown-report REPORT.md [--plots dir] <results.h5> ...",
-     "the paper-style tables: Markdown or LaTeX to stdout, one tidy CSV file per table in dir, or (--store) into the file's "
-     "/report; --markdown-report: a verdict per claim of the paper, the tables and the figures of dir/<experiment>/", 1},
+     "the paper-style tables: Markdown, LaTeX or JSON to stdout, one tidy CSV file per table in dir (created with its parents; "
+     "csv and json hold every score kind unless --score), or (--store) into the file's /report; --markdown-report: a "
+     "verdict per claim of the paper, the tables and the figures of dir/<experiment>/", 1, report_longopts},
     {"plot", cmd_plot, "pmi plot <results.h5> [-o dir] [--format png|pdf|svg] [--size page|column]",
-     "robustness summary and curves, score distributions, ROC, fidelity and pool-ablation figures (gnuplot); --size column: 3.5 in wide", 1},
+     "robustness summary and curves, score distributions, ROC, fidelity and pool-ablation figures (gnuplot); --size column: 3.5 in wide", 1, plot_longopts},
     {"export", cmd_export, "pmi export <results.h5> --job <id> [--eval i] -o <file.safetensors>",
-     "a stored model (save_models) as safetensors with PyTorch names, buffers and input metadata; --eval i: the model of evaluation i (0: as trained)", 1},
+     "a stored model (save_models) as safetensors with PyTorch names, buffers and input metadata; --eval i: the model of evaluation i (0: as trained)", 1, export_longopts},
     {"key", cmd_key, "pmi key export <results.h5> --job <owner job> -o <owner.key.h5>",
-     "the owner's key (pool samples, k, decision settings): everything pmi verify needs; it is the secret", 1},
-    {"verify", cmd_verify, "pmi verify --key <owner.key.h5> (--weights f.safetensors [--arch a] [--width w] | --model f.pt | --logits f.csv|f.h5) [--input raw|unit|standard] [--device cpu|cuda|auto] [-o record.json]",
-     "judge a suspect model with an owner key; exit 0 claimed, 1 not claimed, 2 usage or input error, 4 record not written", 1},
-    {"config", cmd_config, "pmi config --help", "every configuration key: type, default, range, help", 1},
-    {"attacks", cmd_attacks, "pmi attacks", "every attack type and its parameters", 0},
+     "the owner's key (pool samples, k, decision settings): everything pmi verify needs; it is the secret", 1, key_longopts},
+    {"verify", cmd_verify, "pmi verify --key <owner.key.h5> (--weights f.safetensors [--arch a] [--width w] | --model f.pt | --logits f.csv|f.h5) [--input raw|unit|standard] [--device cpu|cuda|auto] [-o record.json | -o -]",
+     "judge a suspect model with an owner key; -o -: the JSON record on stdout (the verdict text on stderr); exit 0 claimed, "
+     "1 not claimed, 2 usage or input error, 4 record not written", 1, verify_longopts},
+    {"config", cmd_config, "pmi config --help", "every configuration key: type, default, range, help", 1, NULL},
+    {"attacks", cmd_attacks, "pmi attacks", "every attack type and its parameters", 0, NULL},
     {"bench", cmd_bench, "pmi bench [--arch a] [--batch b] [--epochs e] [--device d]",
-     "training throughput of pmi's training path (images/s), for scripts/bench-gpu.sh", 1},
-    {"info", cmd_info, "pmi info", "versions, device, architectures", 0},
+     "training throughput of pmi's training path (images/s), for scripts/bench/bench-gpu.sh", 1, bench_longopts},
+    {"info", cmd_info, "pmi info [--json]", "versions, device, architectures (--json: as one JSON object)", 0, info_longopts},
+    {"completion", cmd_completion, "pmi completion bash", "a bash completion script of every command and option (make install puts it "
+     "in share/bash-completion/completions/pmi; or: source <(./pmi completion bash))", 0, NULL},
 };
 static const int n_commands = sizeof commands / sizeof commands[0];
+
+/* pmi completion bash: a bash completion script made from the commands table and each
+ * command's long options, so that it never lists an option the parser does not take. */
+static int cmd_completion(int argc, char **argv) {
+    if (argc != 2 || strcmp(argv[1], "bash")) { fprintf(stderr, "pmi completion: expected `pmi completion bash`\n"); return 2; }
+    printf("# bash completion for pmi, generated by `pmi completion bash` (pmi %s)\n"
+           "_pmi() {\n    local cur=${COMP_WORDS[COMP_CWORD]} opts=\n"
+           "    if [ \"$COMP_CWORD\" -eq 1 ]; then\n        COMPREPLY=($(compgen -W \"", pmi_version);
+    for (int i = 0; i < n_commands; i++) printf("%s ", commands[i].name);
+    printf("help --help --version\" -- \"$cur\"))\n        return\n    fi\n    case ${COMP_WORDS[1]} in\n");
+    for (int i = 0; i < n_commands; i++) {
+        printf("        %s) opts=\"", commands[i].name);
+        for (const struct option *o = commands[i].opts; o && o->name; o++) printf("--%s ", o->name);
+        if (!commands[i].opts && commands[i].own_help) printf("--help ");   /* config: --help is its only option */
+        if (!commands[i].own_help) printf("--help ");                        /* main answers --help for it */
+        if (!strcmp(commands[i].name, "completion")) printf("bash");
+        printf("\" ;;\n");
+    }
+    printf("        help) opts=\"");
+    for (int i = 0; i < n_commands; i++) printf("%s%s", i ? " " : "", commands[i].name);
+    printf("\" ;;\n    esac\n"
+           "    if [[ $cur == -* || ${COMP_WORDS[1]} == help || ${COMP_WORDS[1]} == completion ]]; then\n"
+           "        COMPREPLY=($(compgen -W \"$opts\" -- \"$cur\"))\n"
+           "    else\n        COMPREPLY=($(compgen -f -- \"$cur\"))\n    fi\n}\n"
+           "complete -o filenames -F _pmi pmi\n");
+    return 0;
+}
 
 static int cmd_help(int argc, char **argv) {
     for (int i = 0; argc > 1 && i < n_commands; i++)
@@ -652,7 +749,7 @@ static int cmd_help(int argc, char **argv) {
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))
         return cmd_help(argc > 2 ? argc - 1 : 1, argv + 1), argc < 2 ? 2 : 0;
-    if (!strcmp(argv[1], "--version")) { printf("pmi %s\n", pmi_version); return 0; }
+    if (!strcmp(argv[1], "--version")) { printf("pmi %s (commit %s)\n", pmi_version, pmi_git_commit); return 0; }
     for (int i = 0; i < n_commands; i++)
         if (!strcmp(argv[1], commands[i].name)) {
             if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h")) && !commands[i].own_help)

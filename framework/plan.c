@@ -191,6 +191,73 @@ void plan_config_hash(const char *text, char out[17]) {
     snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
 
+/* An effective config text as "section.key" / value pairs (continuation lines joined with one
+ * space), the unhashed lines left out. Returns the count; free each name and value. */
+static int config_entries(const char *text, char ***names, char ***values) {
+    int n = 0, cap = 0;
+    char section[64] = "", **nm = NULL, **va = NULL;
+    for (const char *line = text; *line;) {
+        int len = (int)strcspn(line, "\n");
+        const char *eq = memchr(line, '=', (size_t)len);
+        if (line[0] == '[') snprintf(section, sizeof section, "%.*s", len < 63 ? len : 63, line);
+        else if (line[0] == ' ' && n > 0 && va[n - 1]) {   /* a continuation of the last value */
+            char *v = util_malloc(strlen(va[n - 1]) + (size_t)len + 1);
+            sprintf(v, "%s %.*s", va[n - 1], len - 2, line + 2);
+            free(va[n - 1]);
+            va[n - 1] = v;
+        } else if (eq && line[0] != ';' && !is_unhashed_line(line, section)) {
+            if (n == cap) { cap = cap ? 2 * cap : 64; nm = util_realloc(nm, sizeof *nm * (size_t)cap); va = util_realloc(va, sizeof *va * (size_t)cap); }
+            int kl = (int)(eq - line);
+            while (kl > 0 && line[kl - 1] == ' ') kl--;
+            const char *v = eq + 1 + (eq[1] == ' ');
+            nm[n] = util_malloc(strlen(section) + (size_t)kl + 2);
+            sprintf(nm[n], "%.*s.%.*s", (int)strlen(section) - 2, section + 1, kl, line);
+            size_t vl = (size_t)(line + len - v);
+            va[n] = util_malloc(vl + 1);
+            memcpy(va[n], v, vl);
+            va[n++][vl] = 0;
+        }
+        line += len + (line[len] == '\n');
+    }
+    *names = nm; *values = va;
+    return n;
+}
+
+static const char *entry_value(char **names, char **values, int n, const char *name) {
+    for (int i = 0; i < n; i++) if (!strcmp(names[i], name)) return values[i];
+    return NULL;
+}
+
+/* Appends "name: a -> b" to out (used bytes *u); "..." once it is full. */
+static void add_change(char *out, size_t len, size_t *u, const char *name, const char *a, const char *b) {
+    if (*u >= len) return;
+    int k = snprintf(out + *u, len - *u, "%s%s: %s -> %s", *u ? "; " : "", name, a ? a : "(none)", b ? b : "(none)");
+    *u = k < 0 || (size_t)k >= len - *u ? len : *u + (size_t)k;
+    if (*u == len && len > 4) strcpy(out + len - 4, "...");
+}
+
+int plan_config_diff(const char *old_text, const char *new_text, char *out, size_t len) {
+    char **on, **ov, **nn, **nv;
+    int no = config_entries(old_text, &on, &ov), nnew = config_entries(new_text, &nn, &nv), changed = 0;
+    size_t u = 0;
+    if (len) out[0] = 0;
+    for (int i = 0; i < nnew; i++) {
+        const char *o = entry_value(on, ov, no, nn[i]);
+        if (o && !strcmp(o, nv[i])) continue;
+        add_change(out, len, &u, nn[i], o, nv[i]);
+        changed++;
+    }
+    for (int i = 0; i < no; i++) {
+        if (entry_value(nn, nv, nnew, on[i])) continue;
+        add_change(out, len, &u, on[i], ov[i], NULL);
+        changed++;
+    }
+    for (int i = 0; i < no; i++) { free(on[i]); free(ov[i]); }
+    for (int i = 0; i < nnew; i++) { free(nn[i]); free(nv[i]); }
+    free(on); free(ov); free(nn); free(nv);
+    return changed;
+}
+
 static uint64_t splitmix64(uint64_t x) {
     x += 0x9e3779b97f4a7c15ull;
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;

@@ -92,6 +92,10 @@ int64_t plan_data_side(const pmi_params *p);
 /* The 64-bit FNV-1a hash of an effective config text, seed count and output folder aside, as
  * 16 hex digits. */
 void plan_config_hash(const char *config_text, char out[17]);
+/* What changed from one effective config text to another, the lines the hash leaves out
+ * aside: "section.key: old -> new" entries joined by "; " ("(none)" for a missing key), written
+ * into out (truncated with "..." when longer than len). Returns the number of changed keys. */
+int plan_config_diff(const char *old_text, const char *new_text, char *out, size_t len);
 
 /* What a random stream is for. Each purpose names who shares it:
  *   SEED_SPLIT   the data split and the secret k: every job of one seed (they must agree);

@@ -39,6 +39,9 @@ typedef struct {
     const char *score;             /* the decision score kind's name */
     store_row *rows; int64_t n;    /* /summary rows of the decision score kind only */
     store_row *all; int64_t nall;  /* every /summary row */
+    int few;                       /* fewer than PLOT_FEW_SEEDS seeds: spreads are the seeds' median and range */
+    char spread[96];               /* how spreads are computed, for the captions: "median and range of 2 seeds" */
+    double lp_cap;                 /* the largest -log10 p the decision p-value can take (INFINITY: none) */
     char tdir[PATH_MAX];           /* folder of the templates */
     char *err; size_t errlen;
 } plot_ctx;
@@ -46,6 +49,10 @@ typedef struct {
 /* A figure: its name, template and height as a fraction of the width, on a page (7 in) and
  * in one column (3.5 in, where panels side by side on a page are stacked). */
 typedef struct { const char *name, *tmpl; double h_page, h_column; } fig_spec;
+
+/* Below this many seeds a t-interval says little (t = 12.7 at two seeds): the figures draw the
+ * seeds' median and range (whose ends are the seeds) instead of the mean and its 95% t-CI. */
+#define PLOT_FEW_SEEDS 5
 
 /* Width (inches) and font size (points) of the two sizes. */
 #define PAGE_IN 7.0
@@ -74,18 +81,40 @@ static void agg_add(agg *a, const store_row *r, int decide) {
     a->lp[a->n++] = lp(row_p(r, decide));
     a->ident += r->identified == r->secret_k;
 }
-/* Writes "mean lo hi" of x[0..n) without NaNs: the 95% t-CI clipped to [lo, hi] (the range
- * the quantity can take); lo = hi = mean for one value, NaN for none. Returns the upper end. */
-static double write_ci(FILE *f, const double *x, int n, double lo, double hi) {
-    double *v = util_malloc(sizeof(double) * (size_t)(n > 0 ? n : 1)), mean, half;
+/* The centre and spread of x[0..n) without NaNs, inside [lo, hi] (the range the quantity can
+ * take): with few seeds the median and the range of the values, else the mean and its 95%
+ * t-CI clipped to [lo, hi]; lo = hi = centre for one value, NaN for none. */
+static void spread(int few, const double *x, int n, double lo, double hi, double *mid, double *a, double *b) {
+    double *v = util_malloc(sizeof(double) * (size_t)(n > 0 ? n : 1)), half;
     int k = 0;
     for (int i = 0; i < n; i++) if (!isnan(x[i])) v[k++] = x[i];
-    pmi_mean_ci95(v, k, &mean, &half);
+    if (few && k > 0) {
+        gsl_sort(v, 1, (size_t)k);
+        *mid = gsl_stats_median_from_sorted_data(v, 1, (size_t)k);
+        *a = v[0]; *b = v[k - 1];
+    } else {
+        pmi_mean_ci95(v, k, mid, &half);
+        if (isnan(half)) half = 0;
+        *a = *mid - half; *b = *mid + half;
+    }
     free(v);
-    if (isnan(half)) half = 0;
-    fprintf(f, " %.6g %.6g %.6g", mean, fmax(lo, mean - half), fmin(hi, mean + half));
-    return fmin(hi, mean + half);
+    *mid = fmin(hi, fmax(lo, *mid)); *a = fmax(lo, *a); *b = fmin(hi, *b);
 }
+/* Writes " centre lo hi" of spread(). Returns the upper end. */
+static double write_ci(const plot_ctx *c, FILE *f, const double *x, int n, double lo, double hi) {
+    double mid, a, b;
+    spread(c->few, x, n, lo, hi, &mid, &a, &b);
+    fprintf(f, " %.6g %.6g %.6g", mid, a, b);
+    return b;
+}
+/* Writes " lo hi", the Wilson 95% interval of k of n (a rate's interval). */
+static void write_wilson(FILE *f, int k, int n) {
+    double lo, hi;
+    pmi_wilson95(k, n, &lo, &hi);
+    fprintf(f, " %.6g %.6g", lo, hi);
+}
+/* How a figure's spreads are computed, for its captions. */
+static const char *spread_text(const plot_ctx *c) { return c->spread; }
 static double mean_of(const double *x, int n) {
     double s = 0; int k = 0;
     for (int i = 0; i < n; i++) if (!isnan(x[i])) { s += x[i]; k++; }
@@ -302,8 +331,9 @@ static void robust_block(FILE *f, plot_ctx *c, const int64_t *idx, int n, const 
         if (unattacked(r) && (l ? is_owner(r) && !strcmp(r->point, l->point) && !strcmp(r->arch, l->arch) : r->independent))
             agg_add(&ref, r, c->decide);
     }
-    fprintf(f, "# %s\n# strength models ident_rate lp_mean lp_lo lp_hi acc_mean acc_lo acc_hi ref_lp ref_acc\n",
-            l ? "owner models" : "independent models (all)");
+    fprintf(f, "# %s (centre lo hi: %s, within the attainable range)\n# strength models ident_rate lp_mid lp_lo lp_hi"
+               " acc_mid acc_lo acc_hi ref_lp ref_acc ident_lo ident_hi (Wilson 95%%)\n", l ? "owner models" : "independent models (all)",
+            spread_text(c));
     for (int j = 0; j < nx; j++) {
         a->n = a->ident = 0;
         for (int i = 0; i < n; i++) {
@@ -312,10 +342,13 @@ static void robust_block(FILE *f, plot_ctx *c, const int64_t *idx, int n, const 
         }
         if (a->n == 0) continue;
         fprintf(f, "%.6g %d %.6g", xs[j], a->n, l ? (double)a->ident / a->n : NAN);
-        *top = fmax(*top, write_ci(f, a->lp, a->n, 0, INFINITY));
-        write_ci(f, a->acc, a->n, 0, 1);
+        *top = fmax(*top, write_ci(c, f, a->lp, a->n, 0, c->lp_cap));
+        write_ci(c, f, a->acc, a->n, 0, 1);
         double rl = mean_of(ref.lp, ref.n);
-        fprintf(f, " %.6g %.6g\n", rl, mean_of(ref.acc, ref.n));
+        fprintf(f, " %.6g %.6g", rl, mean_of(ref.acc, ref.n));
+        if (l) write_wilson(f, a->ident, a->n);
+        else fputs(" nan nan", f);
+        fputc('\n', f);
         *top = fmax(*top, rl);
     }
     fputs("\n\n", f);
@@ -374,19 +407,30 @@ static int robust_family(plot_ctx *c, const fig_spec *fs, const char *attack, co
     double alpha = c->set.alphas[0], top = lp(alpha);
     for (int i = 0; i < nl; i++) robust_block(f, c, idx, n, &lines[i], key, xs, u, &a, &top);
     if (has_indep) robust_block(f, c, idx, n, NULL, key, xs, u, &a, &top);
+    for (int i = 0; c->few && i < nl; i++) {   /* with few seeds, the seeds themselves: one block per line */
+        fprintf(f, "# %s, each seed\n# strength lp\n", labels[i]);
+        for (int j = 0; j < u; j++)
+            for (int k = 0; k < n; k++) {
+                const store_row *r = &c->rows[idx[k]];
+                if (r->strength == xs[j] && is_owner(r) && row_on_line(r, &lines[i], key)) fprintf(f, "%.6g %.6g\n", xs[j], lp(row_p(r, c->decide)));
+            }
+        fputs("\n\n", f);
+    }
     fclose(f); free(a.lp); free(lines);
     char text[512];
     FILE *h = begin_script(c, fs, name, 0);
     if (!h) { free(xs); free(labels); return -1; }
-    fprintf(h, "datafile = \"%s.dat\"\nnlines = %d\nhas_indep = %d\n", name, nl, has_indep);
+    fprintf(h, "datafile = \"%s.dat\"\nnlines = %d\nhas_indep = %d\nseeds_drawn = %d\n", name, nl, has_indep, c->few);
     gp_array(h, "labels", labels, nl);
     free(labels);
-    fprintf(h, "alpha = %g\nytop = %.6g\nxlog = %d\n", alpha, 1.1 * top, xs[0] > 0 && xs[u - 1] / xs[0] >= 100);
+    fprintf(h, "alpha = %g\nytop = %.6g\nlpcap = %.6g\nxlog = %d\n", alpha, 1.1 * top, isinf(c->lp_cap) ? -1 : c->lp_cap,
+            xs[0] > 0 && xs[u - 1] / xs[0] >= 100);
     snprintf(text, sizeof text, "%s: %s (%s)", attack, key[0] ? key : "strength", key_unit(key));
     gp_str(h, "xlabel_text", text);
-    snprintf(text, sizeof text, "-log10 p_%s (mean, 95%% CI)", pmi_pvalue_name((pmi_pvalue)c->decide));
+    snprintf(text, sizeof text, "-log10 p_%s", pmi_pvalue_name((pmi_pvalue)c->decide));
     gp_str(h, "ylabel_p", text);
-    snprintf(text, sizeof text, "Attack %s (type %s), score %s", attack, c->rows[idx[0]].attack_type, c->score);
+    gp_str(h, "xlabel_short", key[0] ? key : "strength");
+    snprintf(text, sizeof text, "Attack %s (type %s), score %s\n(%s)", attack, c->rows[idx[0]].attack_type, c->score, spread_text(c));
     gp_str(h, "title_text", text);
     free(xs);
     return render(c, fs, name, h);
@@ -456,6 +500,12 @@ static int summary_settings(plot_ctx *c, setting *st) {
     return ns;
 }
 
+/* The summary draws rows top-down: setting s of ns at y = ns - 1 - s, series l of nl spread
+ * around it. */
+static double summary_y(int ns, int s, int l, int nl) {
+    return ns - 1 - s + (nl > 1 ? 0.3 * ((double)l / (nl - 1) - 0.5) : 0);
+}
+
 static int fig_summary(plot_ctx *c, const fig_spec *fs) {
     int attacked = 0;
     for (int64_t i = 0; i < c->n && !attacked; i++) attacked = is_owner(&c->rows[i]) && !unattacked(&c->rows[i]);
@@ -482,8 +532,9 @@ static int fig_summary(plot_ctx *c, const fig_spec *fs) {
     double alpha = c->set.alphas[0], top = lp(alpha);
     int has_indep = 0;
     for (int l = 0; l <= nl; l++) {   /* blocks 0..nl-1: owner series; block nl: independents */
-        fprintf(f, "# %s\n# setting_row models ident_rate lp_mean lp_lo lp_hi acc_mean acc_lo acc_hi lp_p95\n",
-                l < nl ? labels[l] : "independent models (all)");
+        fprintf(f, "# %s (centre lo hi: %s, within the attainable range)\n# setting_row models ident_rate lp_mid lp_lo"
+                   " lp_hi acc_mid acc_lo acc_hi lp_p95 ident_lo ident_hi (Wilson 95%%)\n", l < nl ? labels[l] : "independent models (all)",
+                spread_text(c));
         for (int s = 0; s < ns; s++) {
             a.n = a.ident = 0;
             for (int64_t i = 0; i < c->n; i++) {
@@ -494,37 +545,53 @@ static int fig_summary(plot_ctx *c, const fig_spec *fs) {
             }
             if (a.n == 0) continue;
             has_indep |= l == nl;
-            /* rows are drawn top-down: setting s at y = ns - 1 - s, series spread around it */
-            double y = ns - 1 - s + (l < nl && nl > 1 ? 0.3 * ((double)l / (nl - 1) - 0.5) : 0);
-            fprintf(f, "%.4f %d %.6g", y, a.n, l < nl ? (double)a.ident / a.n : NAN);
-            top = fmax(top, write_ci(f, a.lp, a.n, 0, INFINITY));
-            write_ci(f, a.acc, a.n, 0, 1);
+            fprintf(f, "%.4f %d %.6g", summary_y(ns, s, l < nl ? l : 0, l < nl ? nl : 1), a.n, l < nl ? (double)a.ident / a.n : NAN);
+            top = fmax(top, write_ci(c, f, a.lp, a.n, 0, c->lp_cap));
+            write_ci(c, f, a.acc, a.n, 0, 1);
             double q = p95(a.lp, a.n);
-            fprintf(f, " %.6g\n", q);
+            fprintf(f, " %.6g", q);
+            if (l < nl) write_wilson(f, a.ident, a.n);
+            else fputs(" nan nan", f);
+            fputc('\n', f);
             if (!isnan(q)) top = fmax(top, q);
         }
+        fputs("\n\n", f);
+    }
+    for (int l = 0; c->few && l < nl; l++) {   /* with few seeds, the seeds themselves: one block per series */
+        fprintf(f, "# %s, each seed\n# lp setting_row\n", labels[l]);
+        for (int s = 0; s < ns; s++)
+            for (int64_t i = 0; i < c->n; i++) {
+                const store_row *r = &c->rows[i];
+                if (!strcmp(r->attack, st[s].attack) && !strcmp(r->params, st[s].params) && is_owner(r) &&
+                    !strcmp(r->point, lines[l].point) && !strcmp(r->arch, lines[l].arch))
+                    fprintf(f, "%.6g %.4f\n", lp(row_p(r, c->decide)), summary_y(ns, s, l, nl));
+            }
         fputs("\n\n", f);
     }
     fclose(f); free(a.lp); free(lines);
     for (int s = 0; s < ns; s++) snprintf(labels[nl + s], LABEL, "%s", st[s].label);
     free(st);
     /* One row per setting (0.16 in), both panels side by side on a page; stacked in a column,
-     * from the top: title, panel 1, its axis, panel 2, its axis, key (inches). */
-    double rows = 0.16 * ns + 0.2, hin = c->column ? 0.35 + 2 * rows + 0.55 + 0.55 + 0.6 : 0.35 + 0.6 + rows + 0.6;
-    double top1 = c->column ? 1 - 0.35 / hin : 1 - 0.95 / hin, bot1 = top1 - rows / hin;
+     * from the top: title (two lines), panel 1, its axis, panel 2, its axis, key (inches). The
+     * key (one line of 0.21 in per entry: the owner series, the independents, alpha, the
+     * attainable limit) is above the panels on a page, below them in a column. */
+    int nkey = nl + has_indep + 1 + !isinf(c->lp_cap) + 2 * c->column;   /* a column adds the second panel's two key lines */
+    double keys = 0.21 * nkey + 0.1, title = 0.5;
+    double rows = 0.16 * ns + 0.2, hin = c->column ? title + 2 * rows + 0.55 + 0.55 + keys : title + keys + rows + 0.6;
+    double top1 = c->column ? 1 - title / hin : 1 - (title + keys) / hin, bot1 = top1 - rows / hin;
     double top2 = c->column ? bot1 - 0.55 / hin : top1, bot2 = c->column ? top2 - rows / hin : bot1;
     FILE *h = begin_script(c, fs, fs->name, hin);
     if (!h) { free(labels); return -1; }
     char text[512];
-    fprintf(h, "datafile = \"%s.dat\"\nnlines = %d\nhas_indep = %d\nnsettings = %d\nalpha = %g\nxtop = %.6g\n"
-            "top1 = %.4f\nbot1 = %.4f\ntop2 = %.4f\nbot2 = %.4f\n", fs->name, nl, has_indep, ns, alpha, 1.08 * top,
-            top1, bot1, top2, bot2);
+    fprintf(h, "datafile = \"%s.dat\"\nnlines = %d\nhas_indep = %d\nseeds_drawn = %d\nnsettings = %d\nalpha = %g\nxtop = %.6g\nlpcap = %.6g\n"
+            "top1 = %.4f\nbot1 = %.4f\ntop2 = %.4f\nbot2 = %.4f\nkeyline = %.4f\n", fs->name, nl, has_indep, c->few, ns, alpha, 1.08 * top,
+            isinf(c->lp_cap) ? -1 : c->lp_cap, top1, bot1, top2, bot2, 0.21 / hin);
     gp_array(h, "labels", labels, nl);
     gp_array(h, "settings", labels + nl, ns);
     free(labels);
-    snprintf(text, sizeof text, "-log10 p_%s (%s95%% CI)", pmi_pvalue_name((pmi_pvalue)c->decide), c->column ? "" : "mean, ");
+    snprintf(text, sizeof text, "-log10 p_%s", pmi_pvalue_name((pmi_pvalue)c->decide));
     gp_str(h, "xlabel_p", text);
-    snprintf(text, sizeof text, "Evidence after each attack (score %s)", c->score);
+    snprintf(text, sizeof text, "Evidence after each attack (score %s)\n(%s)", c->score, spread_text(c));
     gp_str(h, "title_text", text);
     return render(c, fs, fs->name, h);
 }
@@ -707,7 +774,7 @@ static int roc_figure(plot_ctx *c, const fig_spec *fs, const char *name, int att
     /* both axes start at the same rate, so the chance line y = x is the diagonal */
     fprintf(h, "datafile = \"%s.dat\"\nnstats = %d\nrate_min = %g\n", name, nl, fmin(1.0 / nneg, 1.0 / npos) / 1.5);
     gp_array(h, "labels", labels, nl);
-    snprintf(text, sizeof text, "ROC, %d owner vs %d independent %s\n(%s, score %s)", npos, nneg,
+    snprintf(text, sizeof text, "ROC: %d owner vs %d independent\n%s (%s, score %s)", npos, nneg,
              attacked ? "evaluations" : "models", attacked ? "all attacks" : "un-attacked", c->score);
     gp_str(h, "title_text", text);
     snprintf(text, sizeof text, "false-positive rate (of %d)", nneg);
@@ -753,14 +820,12 @@ static int fig_fidelity(plot_ctx *c, const fig_spec *fs) {
         if (k == 0) continue;
         if (!f && !(f = open_data(c, fs->name))) { rc = -1; break; }
         snprintf(labels[nl++], LABEL, "%s%s%s, %d seed%s", groups[g].arch, dp ? " " : "", dp ? groups[g].point : "", k, k > 1 ? "s" : "");
-        double cm, ch, om, oh;
-        pmi_mean_ci95(ca, k, &cm, &ch);
-        pmi_mean_ci95(oa, k, &om, &oh);
-        ch = isnan(ch) ? 0 : ch; oh = isnan(oh) ? 0 : oh;
-        double cl = fmax(0, cm - ch), cu = fmin(1, cm + ch), ol = fmax(0, om - oh), ou = fmin(1, om + oh);
+        double cm, cl, cu, om, ol, ou;
+        spread(c->few, ca, k, 0, 1, &cm, &cl, &cu);
+        spread(c->few, oa, k, 0, 1, &om, &ol, &ou);
         lo = fmin(lo, fmin(cl, ol)); hi = fmax(hi, fmax(cu, ou));
-        fprintf(f, "# %s\n# clean_acc owner_acc clean_mean owner_mean clean_lo clean_hi owner_lo owner_hi row"
-                   " (per seed; means and 95%% CI over seeds, clipped to [0, 1])\n", labels[nl - 1]);
+        fprintf(f, "# %s\n# clean_acc owner_acc clean_mid owner_mid clean_lo clean_hi owner_lo owner_hi row"
+                   " (per seed; centre and spread over seeds: %s, within [0, 1])\n", labels[nl - 1], spread_text(c));
         for (int i = 0; i < k; i++)
             fprintf(f, "%.6g %.6g %.6g %.6g %.6g %.6g %.6g %.6g %d\n", ca[i], oa[i], cm, om, cl, cu, ol, ou, nl - 1);
         fputs("\n\n", f);
@@ -769,12 +834,13 @@ static int fig_fidelity(plot_ctx *c, const fig_spec *fs) {
     if (rc || !f) { free(labels); return rc ? rc : skip(c, fs->name, "no owner and clean models of the same seed (un-attacked)"); }
     fclose(f);
     double pad = fmax(0.005, (hi - lo) * 0.08);
-    FILE *h = begin_script(c, fs, fs->name, 1.5 + 0.4 * nl);
+    FILE *h = begin_script(c, fs, fs->name, 1.9 + 0.4 * nl);
     if (!h) { free(labels); return -1; }
     fprintf(h, "datafile = \"%s.dat\"\nngroups = %d\nlo = %.6g\nhi = %.6g\n", fs->name, nl, fmax(0, lo - pad), fmin(1, hi + pad));
     gp_array(h, "labels", labels, nl);
     free(labels);
     gp_str(h, "title_text", "Fidelity: test accuracy of owner and clean models");
+    gp_str(h, "spread_text", spread_text(c));
     return render(c, fs, fs->name, h);
 }
 
@@ -955,6 +1021,18 @@ int plot_render_ex(const char *results_path, const char *out_dir, const plot_par
     c.rows = util_malloc(sizeof *c.rows * (size_t)(c.nall + 1));
     for (int64_t i = 0; i < c.nall; i++)
         if (!strcmp(c.all[i].score, c.score)) c.rows[c.n++] = c.all[i];
+    int maxN = 0, ns = 0, *seeds = util_malloc(sizeof(int) * (size_t)(c.n + 1));
+    for (int64_t i = 0; i < c.n; i++) {
+        maxN = c.rows[i].N > maxN ? c.rows[i].N : maxN;
+        int seen = 0;
+        for (int s = 0; s < ns && !seen; s++) seen = seeds[s] == c.rows[i].seed;
+        if (!seen) seeds[ns++] = c.rows[i].seed;
+    }
+    free(seeds);
+    c.few = ns < PLOT_FEW_SEEDS;
+    if (c.few) snprintf(c.spread, sizeof c.spread, "median; bars: the range; dots: each of the %d seed%s", ns, ns == 1 ? "" : "s");
+    else snprintf(c.spread, sizeof c.spread, "mean; bars: 95%% t-CI over %d seeds, clipped to the attainable range", ns);
+    c.lp_cap = c.decide == P_PERM ? log10(c.set.permutations + 1.0) : c.decide == P_RANK ? log10(maxN > 1 ? maxN : 1) : INFINITY;
     int rc = 0;
     for (size_t i = 0; rc >= 0 && i < sizeof figures / sizeof figures[0]; i++) rc = figures[i].fn(&c, &figures[i].spec);
     free(c.rows); free(c.all);

@@ -3,6 +3,8 @@
 #include "pmi.h"
 #include "store.h"
 #include "util.h"
+#include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <gsl/gsl_cdf.h>
 #include <gsl/gsl_sort.h>
@@ -13,8 +15,8 @@
 #include <sys/stat.h>
 
 int report_format_parse(const char *s, report_format *f) {
-    static const char *names[] = {"md", "csv", "latex"};
-    for (int i = 0; i < 3; i++)
+    static const char *names[] = {"md", "csv", "latex", "json"};
+    for (int i = 0; i < 4; i++)
         if (!strcmp(s, names[i])) { *f = (report_format)i; return 0; }
     return -1;
 }
@@ -183,50 +185,60 @@ static void tex_escape(FILE *out, const char *s) {
 
 /* A shown column: (column, alpha). */
 typedef struct { int c, a; } shown_col;
-
-static void render_latex(const table *t, FILE *out) {
-    shown_col key[MAX_COLS], rest[MAX_COLS * 4];
-    int nk = 0, nr = 0;
-    for (int c = 0; c < t->ncols; c++)
-        for (int a = 0; a < (t->cols[c].per_alpha ? t->n_alphas : 1); a++) {
-            if (c < t->nkey) key[nk++] = (shown_col){c, a};
-            else rest[nr++] = (shown_col){c, a};
-        }
-    int per = REPORT_LATEX_COLS - nk;
-    if (per < 1) { fprintf(stderr, "report: table %s has %d key columns, more than %d\n", t->name, nk, REPORT_LATEX_COLS - 1); abort(); }
-    int parts = nr ? (nr + per - 1) / per : 1;
+/* One LaTeX row of the shown columns. */
+static void latex_row(const table *t, const shown_col *cols, int n, int r, FILE *out) {
     char buf[CELL];
-    for (int part = 0; part < parts; part++) {
-        int lo = part * per, hi = lo + per < nr ? lo + per : nr;
-        shown_col cols[REPORT_LATEX_COLS];
-        int n = 0;
-        for (int i = 0; i < nk; i++) cols[n++] = key[i];
-        for (int i = lo; i < hi; i++) cols[n++] = rest[i];
-        fputs("\n\\begin{table}[htbp]\n\\centering\n\\small\n\\caption{", out);
-        tex_escape(out, t->caption);
-        if (parts > 1) fprintf(out, " (part %d of %d)", part + 1, parts);
-        fprintf(out, "}\n\\label{tab:%s", t->name);
-        if (part) fprintf(out, "-%d", part + 1);
-        /* scaled to the line width only when wider */
-        fputs("}\n\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%\n\\begin{tabular}{", out);
-        for (int i = 0; i < n; i++) fputc(cols[i].c < t->nkey ? 'l' : 'r', out);
-        fputs("}\n\\toprule\n", out);
-        for (int i = 0; i < n; i++) {
-            col_title(t, cols[i].c, cols[i].a, buf, sizeof buf);
-            fputs(i ? " & " : "", out);
-            tex_escape(out, buf);
-        }
-        fputs(" \\\\\n\\midrule\n", out);
-        for (int r = 0; r < t->nrows; r++) {
-            for (int i = 0; i < n; i++) {
-                cell_text(&t->cols[cols[i].c], cell_at(t, r, cols[i].c, cols[i].a), buf, sizeof buf);
-                fputs(i ? " & " : "", out);
-                tex_escape(out, buf);
-            }
-            fputs(" \\\\\n", out);
-        }
-        fputs("\\bottomrule\n\\end{tabular}}\n\\end{table}\n", out);
+    for (int i = 0; i < n; i++) {
+        if (r < 0) col_title(t, cols[i].c, cols[i].a, buf, sizeof buf);
+        else cell_text(&t->cols[cols[i].c], cell_at(t, r, cols[i].c, cols[i].a), buf, sizeof buf);
+        fputs(i ? " & " : "", out);
+        tex_escape(out, buf);
     }
+    fputs(" \\\\\n", out);
+}
+
+/* One table: a float scaled down to the line width when wider, or, past REPORT_LATEX_LONG
+ * rows, a longtable that breaks across pages and repeats its header. Labelled
+ * tab:<label>-<name>. */
+static void render_latex(const table *t, const char *label, FILE *out) {
+    shown_col cols[MAX_COLS * 4];
+    int n = 0, lng = t->nrows > REPORT_LATEX_LONG;
+    for (int c = 0; c < t->ncols; c++)
+        for (int a = 0; a < (t->cols[c].per_alpha ? t->n_alphas : 1); a++) cols[n++] = (shown_col){c, a};
+    fputs(lng ? "\n\\begingroup\n\\scriptsize\n\\begin{longtable}{" : "\n\\begin{table}[htbp]\n\\centering\n\\small\n\\caption{", out);
+    if (lng) {
+        for (int i = 0; i < n; i++) fputc(cols[i].c < t->nkey ? 'l' : 'r', out);
+        fputs("}\n\\caption{", out);
+    }
+    tex_escape(out, t->caption);
+    fprintf(out, "}\\label{tab:%s-%s}", label, t->name);
+    if (lng) {
+        fputs("\\\\\n\\toprule\n", out);
+        latex_row(t, cols, n, -1, out);
+        fputs("\\midrule\n\\endfirsthead\n\\toprule\n", out);
+        latex_row(t, cols, n, -1, out);
+        fputs("\\midrule\n\\endhead\n\\bottomrule\n\\endfoot\n", out);
+        for (int r = 0; r < t->nrows; r++) latex_row(t, cols, n, r, out);
+        fputs("\\end{longtable}\n\\endgroup\n", out);
+        return;
+    }
+    fputs("\n\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%\n\\begin{tabular}{", out);
+    for (int i = 0; i < n; i++) fputc(cols[i].c < t->nkey ? 'l' : 'r', out);
+    fputs("}\n\\toprule\n", out);
+    latex_row(t, cols, n, -1, out);
+    fputs("\\midrule\n", out);
+    for (int r = 0; r < t->nrows; r++) latex_row(t, cols, n, r, out);
+    fputs("\\bottomrule\n\\end{tabular}}\n\\end{table}\n", out);
+}
+
+/* The label of a results file's tables: its folder's name (the experiment), reduced to
+ * [A-Za-z0-9-], so that the tables of two experiments never share a label. */
+static void latex_label(const char *path, char *out, size_t len) {
+    const char *end = strrchr(path, '/'), *start = end;
+    while (start && start > path && start[-1] != '/') start--;
+    if (end && start && end > start) snprintf(out, len, "%.*s", (int)(end - start), start);
+    else snprintf(out, len, "results");
+    for (char *c = out; *c; c++) if (!isalnum((unsigned char)*c) && *c != '-') *c = '-';
 }
 
 /* ---- CSV ------------------------------------------------------------------------------ */
@@ -238,8 +250,15 @@ static void csv_str(FILE *out, const char *s) {
     fputc('"', out);
 }
 
+/* The shortest of %.15g, %.16g and %.17g that reads back as v (0.05, not 0.050000000000000003). */
 static void csv_num(FILE *out, double v) {
-    if (!isnan(v)) fprintf(out, "%.17g", v);
+    char buf[32];
+    if (isnan(v)) return;
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    fputs(buf, out);
 }
 
 static int has_alpha(const table *t) {
@@ -335,28 +354,59 @@ static void table_columns(const table *t, col_set *cs) {
     }
 }
 
-static int render_csv(const table *t, const char *dir, char *err, size_t errlen) {
+/* <dir>/<name>.csv of the tables t[0..nk) (one per score kind, the same columns): one header,
+ * then every table's rows. */
+static int render_csv(const table *const *t, int nk, const char *dir, char *err, size_t errlen) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s.csv", dir, t->name);
+    snprintf(path, sizeof path, "%s/%s.csv", dir, t[0]->name);
     FILE *out = fopen(path, "w");
     if (!out) { snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno)); return REPORT_ERR_FILE; }
-    col_set cs;
-    table_columns(t, &cs);
-    for (int c = 0; c < cs.ncols; c++) fprintf(out, "%s%s", c ? "," : "", cs.cols[c].name);
-    fputc('\n', out);
-    for (int64_t r = 0; r < cs.nrows; r++) {
-        for (int c = 0; c < cs.ncols; c++) {
-            const store_column *x = &cs.cols[c];
-            if (c) fputc(',', out);
-            if (x->type == STORE_COL_STR) csv_str(out, x->s[r]);
-            else if (x->type == STORE_COL_DOUBLE) csv_num(out, x->d[r]);
-            else if (!(cs.blank_negative[c] && x->i[r] < 0)) fprintf(out, "%d", (int)x->i[r]);
+    for (int k = 0; k < nk; k++) {
+        col_set cs;
+        table_columns(t[k], &cs);
+        for (int c = 0; c < cs.ncols && k == 0; c++) fprintf(out, "%s%s", c ? "," : "", cs.cols[c].name);
+        if (k == 0) fputc('\n', out);
+        for (int64_t r = 0; r < cs.nrows; r++) {
+            for (int c = 0; c < cs.ncols; c++) {
+                const store_column *x = &cs.cols[c];
+                if (c) fputc(',', out);
+                if (x->type == STORE_COL_STR) csv_str(out, x->s[r]);
+                else if (x->type == STORE_COL_DOUBLE) csv_num(out, x->d[r]);
+                else if (!(cs.blank_negative[c] && x->i[r] < 0)) fprintf(out, "%d", (int)x->i[r]);
+            }
+            fputc('\n', out);
         }
-        fputc('\n', out);
+        col_set_free(&cs);
     }
-    col_set_free(&cs);
     if (fclose(out)) { snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno)); return REPORT_ERR_FILE; }
     return REPORT_OK;
+}
+
+/* ---- JSON ----------------------------------------------------------------------------- */
+
+/* {"caption", "columns": [...], "rows": [{column: value}, ...]} of the tables t[0..nk) (one per
+ * score kind): the csv's columns and values, a missing number null. */
+static cJSON *json_table(const table *const *t, int nk) {
+    cJSON *o = cJSON_CreateObject(), *cols = cJSON_AddArrayToObject(o, "columns"), *rows = cJSON_AddArrayToObject(o, "rows");
+    cJSON_AddStringToObject(o, "caption", t[0]->caption);
+    for (int k = 0; k < nk; k++) {
+        col_set cs;
+        table_columns(t[k], &cs);
+        for (int c = 0; c < cs.ncols && k == 0; c++) cJSON_AddItemToArray(cols, cJSON_CreateString(cs.cols[c].name));
+        for (int64_t r = 0; r < cs.nrows; r++) {
+            cJSON *row = cJSON_CreateObject();
+            for (int c = 0; c < cs.ncols; c++) {
+                const store_column *x = &cs.cols[c];
+                cJSON *v = x->type == STORE_COL_STR ? cJSON_CreateString(x->s[r])
+                           : x->type == STORE_COL_DOUBLE ? (isnan(x->d[r]) ? cJSON_CreateNull() : cJSON_CreateNumber(x->d[r]))
+                           : cs.blank_negative[c] && x->i[r] < 0 ? cJSON_CreateNull() : cJSON_CreateNumber(x->i[r]);
+                cJSON_AddItemToObject(row, x->name, v);
+            }
+            cJSON_AddItemToArray(rows, row);
+        }
+        col_set_free(&cs);
+    }
+    return o;
 }
 
 /* ---- the decision settings, as the tables use them ----------------------------------- */
@@ -690,22 +740,23 @@ static void build_fidelity(table *t, const store_row *r, int64_t n, const settin
     free(gap);
 }
 
-static int render(const table *t, const report_options *o, FILE *out, char *err, size_t errlen) {
-    switch (o->format) {
-    case REPORT_MD: render_md(t, out); return REPORT_OK;
-    case REPORT_LATEX: render_latex(t, out); return REPORT_OK;
-    case REPORT_CSV: return render_csv(t, o->dir, err, errlen);
-    }
-    return REPORT_OK;
-}
-
-/* Creates dir if it does not exist. */
+/* Creates dir and its missing parents. */
 static int make_dir(const char *dir, char *err, size_t errlen) {
-    if (mkdir(dir, 0777) && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create folder %s: %s", dir, strerror(errno));
-        return REPORT_ERR_FILE;
+    char *p = util_strdup(dir);
+    int rc = REPORT_OK;
+    for (char *s = p + 1;; s++) {
+        if (*s && *s != '/') continue;
+        char c = *s;
+        *s = 0;
+        if (mkdir(p, 0777) && errno != EEXIST) {
+            snprintf(err, errlen, "cannot create folder %s: %s", p, strerror(errno));
+            rc = REPORT_ERR_FILE;
+        }
+        *s = c;
+        if (!c || rc) break;
     }
-    return REPORT_OK;
+    free(p);
+    return rc;
 }
 
 /* The four tables of a results file, with its score and decision settings. */
@@ -754,19 +805,62 @@ static int tables_build(const char *path, const report_options *o, tables *T, ch
     return REPORT_OK;
 }
 
+/* csv and json: the tables of o->score, or of every score kind of the file (the score column
+ * tells them apart), one tidy table each. */
+static int write_tidy(const char *path, const report_options *o, FILE *out, char *err, size_t errlen) {
+    tables *T = util_calloc(SCORE_COUNT, sizeof *T);
+    int nk = 1, rc = tables_build(path, o, &T[0], err, errlen);
+    if (rc) { free(T); return rc; }
+    for (int k = 1; !o->score && k < T[0].st.n_kinds && !rc; k++) {
+        report_options ok = *o;
+        ok.score = pmi_score_name((pmi_score_kind)T[0].st.kinds[k]);
+        if (!(rc = tables_build(path, &ok, &T[nk], err, errlen))) nk++;
+    }
+    if (!rc && o->format == REPORT_CSV) rc = make_dir(o->dir, err, errlen);
+    const table *each[SCORE_COUNT];
+    cJSON *root = o->format == REPORT_JSON ? cJSON_CreateObject() : NULL, *tabs = NULL;
+    if (root) {
+        cJSON_AddStringToObject(root, "file", path);
+        cJSON_AddStringToObject(root, "decision", pmi_pvalue_name((pmi_pvalue)T[0].s.decide));
+        cJSON *kinds = cJSON_AddArrayToObject(root, "score_kinds");
+        for (int k = 0; k < nk; k++) cJSON_AddItemToArray(kinds, cJSON_CreateString(T[k].s.score));
+        char *partial = store_read_attr(path, "partial_note");
+        if (partial) cJSON_AddStringToObject(root, "partial", partial);
+        free(partial);
+        tabs = cJSON_AddObjectToObject(root, "tables");
+    }
+    for (int i = 0; i < 4 && !rc; i++) {
+        int n = T[0].t[i].score ? nk : 1;   /* a table without a score column (fidelity) is the same for every kind */
+        for (int k = 0; k < n; k++) each[k] = &T[k].t[i];
+        if (root) cJSON_AddItemToObject(tabs, T[0].t[i].name, json_table(each, n));
+        else rc = render_csv(each, n, o->dir, err, errlen);
+    }
+    if (root && !rc) {
+        char *text = cJSON_Print(root);
+        fprintf(out, "%s\n", text);
+        free(text);
+    }
+    cJSON_Delete(root);
+    for (int k = 0; k < nk; k++) tables_free(&T[k]);
+    free(T);
+    return rc;
+}
+
 int report_write(const char *path, const report_options *o, FILE *out, char *err, size_t errlen) {
     if (o->format == REPORT_CSV && !o->dir) {
         snprintf(err, errlen, "--format csv writes one file per table: name their folder with -o DIR");
         return REPORT_ERR_USAGE;
     }
+    if (o->format == REPORT_CSV || o->format == REPORT_JSON) return write_tidy(path, o, out, err, errlen);
     tables T;
     int rc = tables_build(path, o, &T, err, errlen);
     if (rc) return rc;
-    if (o->format == REPORT_CSV && (rc = make_dir(o->dir, err, errlen))) { tables_free(&T); return rc; }
     const char *d = pmi_pvalue_name((pmi_pvalue)T.s.decide);
+    char label[256];
+    latex_label(path, label, sizeof label);
     if (o->format == REPORT_MD) fprintf(out, "## %s (score: %s, decision: p_%s)\n", path, T.s.score, d);
     if (o->format == REPORT_LATEX)
-        fprintf(out, "%% pmi report %s (score: %s, decision: p_%s); needs \\usepackage{booktabs,graphicx}\n", path, T.s.score, d);
+        fprintf(out, "%% pmi report %s (score: %s, decision: p_%s); needs \\usepackage{booktabs,graphicx,longtable}\n", path, T.s.score, d);
     /* a partial merge (pmi merge --partial) says so where every reader sees it */
     char *partial = store_read_attr(path, "partial_note");
     if (partial) {
@@ -774,7 +868,10 @@ int report_write(const char *path, const report_options *o, FILE *out, char *err
         else fprintf(stderr, "pmi report: %s\n", partial);
         free(partial);
     }
-    for (int i = 0; i < 4 && !rc; i++) rc = render(&T.t[i], o, out, err, errlen);
+    for (int i = 0; i < 4; i++) {
+        if (o->format == REPORT_MD) render_md(&T.t[i], out);
+        else render_latex(&T.t[i], label, out);
+    }
     tables_free(&T);
     return rc;
 }

@@ -26,25 +26,32 @@
  *
  * Formats:
  *   - md (default): one Markdown table each, to `out`; an interval reads "0.8015 [0.7900, 0.8130]".
- *   - latex: each table in a table environment with \caption and \label{tab:<name>}, booktabs
- *     rules (\toprule \midrule \bottomrule), at most REPORT_LATEX_COLS columns per tabular (a
- *     wider table is split into parts labelled tab:<name>, tab:<name>-2, ..., each repeating the
- *     key columns), scaled down to \linewidth if still wider. Needs \usepackage{booktabs,graphicx}.
- *   - csv: tidy files <dir>/models.csv, settings.csv, calibration.csv, fidelity.csv (dir is
- *     created if missing; `out` is unused). One header row; one row per record, and per alpha
- *     where a table has per-alpha quantities (an `alpha` column; settings, calibration). Plain
- *     numbers (%.17g), an empty cell for a missing value, strings with a comma quoted. An
+ *   - latex: each table with \caption and \label{tab:<experiment>-<name>} (<experiment>: the
+ *     results file's folder name, so that the tables of several experiments in one document
+ *     never share a label), booktabs rules (\toprule \midrule \bottomrule): a table float
+ *     scaled down to \linewidth if wider, or past REPORT_LATEX_LONG rows a longtable that
+ *     breaks across pages and repeats its header. Needs \usepackage{booktabs,graphicx,longtable}.
+ *   - csv: tidy files <dir>/models.csv, settings.csv, calibration.csv, fidelity.csv (dir and its
+ *     parents are created if missing; `out` is unused). One header row; one row per record, and
+ *     per alpha where a table has per-alpha quantities (an `alpha` column; settings,
+ *     calibration). Without options.score every score kind of the file is in the one table, the
+ *     `score` column telling them apart. Plain numbers (the shortest of %.15g, %.16g, %.17g that
+ *     reads back exactly), an empty cell for a missing value, strings with a comma quoted. An
  *     interval X is X_mean, X_ci_low, X_ci_high; a rate X is X_k, X_n, X_rate, X_ci_low,
- *     X_ci_high. The settings and models files carry `score`, settings also `decision`. */
+ *     X_ci_high. The settings and models files carry `score`, settings also `decision`.
+ *   - json: one object to `out`: {"file", "decision", "score_kinds": [...], "partial" (a partial
+ *     merge's note, when there is one), "tables": {"<name>": {"caption", "columns": [...],
+ *     "rows": [{"<column>": value, ...}]}}}: the csv's columns and values (every score kind
+ *     without options.score), a missing number null. */
 #ifndef PMI_REPORT_H
 #define PMI_REPORT_H
 #include <stddef.h>
 #include <stdio.h>
 
-typedef enum { REPORT_MD = 0, REPORT_CSV, REPORT_LATEX } report_format;
+typedef enum { REPORT_MD = 0, REPORT_CSV, REPORT_LATEX, REPORT_JSON } report_format;
 
-/* The most columns of one LaTeX tabular. */
-#define REPORT_LATEX_COLS 9
+/* LaTeX: a table of more rows is a longtable, broken across pages. */
+#define REPORT_LATEX_LONG 40
 
 typedef enum {
     REPORT_OK = 0,

@@ -107,7 +107,8 @@ static int lock_path(char *buf, size_t len, const char *exp_dir, const char *has
 static int lock_busy(const char *exp_dir, const char *hash, char *err, size_t errlen) {
     char path[8192];
     if (lock_path(path, sizeof path, exp_dir, hash, err, errlen)) return -1;
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) return 0;   /* released by its last run */
     if (fd < 0) return util_err(err, errlen, "%s: %s", path, strerror(errno));
     int busy = flock(fd, LOCK_EX | LOCK_NB) != 0;
     close(fd);
@@ -145,6 +146,19 @@ static int lock_take(const char *exp_dir, const char *hash, char *err, size_t er
 out:
     close(g);   /* releases the exclusive lock */
     return fd;
+}
+
+/* Releases the lock fd of lock_take() and removes <exp>/.lock-<hash> when no other run of the
+ * config holds it (checked under <exp>/.lock, which lock_take holds while it takes one), so no
+ * lock file outlives the runs that used it. */
+static void lock_release(const char *exp_dir, const char *hash, int fd) {
+    char path[8192];
+    if (fd < 0) return;
+    int g = lock_path(path, sizeof path, exp_dir, NULL, NULL, 0) ? -1 : open(path, O_RDWR | O_CLOEXEC);
+    if (g >= 0 && !flock(g, LOCK_EX) && !flock(fd, LOCK_EX | LOCK_NB) && !lock_path(path, sizeof path, exp_dir, hash, NULL, 0))
+        unlink(path);
+    close(fd);
+    if (g >= 0) close(g);
 }
 
 /* Everything a run needs besides the models. */
@@ -240,6 +254,53 @@ static int check_gpus(run_ctx *r, char *err, size_t errlen) {
     return 0;
 }
 
+/* 0 when every complete shard of the plan was written by this configuration, else -1 with
+ * err naming the changed keys with old and new values (from the first such shard) and how many
+ * shards differ. */
+static int find_changed_shards(const run_ctx *r, const char *shard_dir, char *err, size_t errlen) {
+    char path[8192], first[8192] = "", changes[768] = "";
+    int differ = 0, nkeys = 0;
+    for (int j = 0; j < r->pl->n_jobs; j++) {
+        if (job_shard_path(shard_dir, &r->pl->jobs[j], path, sizeof path, NULL, 0) || !store_shard_complete(path)) continue;
+        char *old = store_read_attr(path, "config"), hash[17] = "";
+        if (old) plan_config_hash(old, hash);
+        if (strcmp(hash, r->pl->config_hash) && differ++ == 0) {
+            snprintf(first, sizeof first, "%s", path);
+            nkeys = old ? plan_config_diff(old, r->pl->config_text, changes, sizeof changes) : 0;
+        }
+        free(old);
+    }
+    if (!differ) return 0;
+    return util_err(err, errlen, "%d finished shard%s in %s %s written by a different configuration (%s%s): "
+                    "run with --force to retrain %s, or choose another experiment.name", differ, differ > 1 ? "s" : "",
+                    shard_dir, differ > 1 ? "were" : "was", nkeys ? "changed: " : "no comparable configuration in ",
+                    nkeys ? changes : first, differ > 1 ? "them" : "it");
+}
+
+/* find_changed_shards() before any worker starts, in a child process: a shard that makes
+ * libhdf5 crash then takes down only the child, and the workers meet it as before. */
+static int check_shards_config(const run_ctx *r, const char *shard_dir, char *err, size_t errlen) {
+    int fd[2];
+    pid_t pid;
+    if (pipe(fd)) return 0;
+    if ((pid = fork()) < 0) { close(fd[0]); close(fd[1]); return 0; }
+    if (pid == 0) {
+        close(fd[0]);
+        ssize_t w = find_changed_shards(r, shard_dir, err, errlen) ? write(fd[1], err, strlen(err)) : 0;
+        _exit(w < 0);
+    }
+    close(fd[1]);
+    size_t n = 0;
+    for (ssize_t k; n + 1 < errlen && (k = read(fd[0], err + n, errlen - 1 - n)) != 0;) {
+        if (k < 0) { if (errno == EINTR) continue; break; }
+        n += (size_t)k;
+    }
+    close(fd[0]);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+    if (errlen) err[n] = 0;
+    return n ? -1 : 0;
+}
+
 static int prepare(run_ctx *r, runner_summary *s, char *err, size_t errlen) {
     const pmi_params *p0 = &r->pl->points[0].params;
     char devname[128], msg[512];
@@ -251,6 +312,7 @@ static int prepare(run_ctx *r, runner_summary *s, char *err, size_t errlen) {
     if (mkdir_p(s->shard_dir)) return util_err(err, errlen, "%s: cannot create: %s", s->shard_dir, strerror(errno));
     snprintf(r->exp_dir, sizeof r->exp_dir, "%.*s", (int)(strlen(s->shard_dir) - strlen("/shards")), s->shard_dir);
     if ((r->lock_fd = lock_take(r->exp_dir, r->pl->config_hash, err, errlen)) < 0) return r->lock_fd;
+    if (!r->o->force && check_shards_config(r, s->shard_dir, err, errlen)) return -3;
     int removed = 0;
     store_clean_temps(s->shard_dir, &removed);
     if (removed) fprintf(stderr, "pmi: removed %d temporary file%s of killed runs from %s\n", removed, removed > 1 ? "s" : "", s->shard_dir);
@@ -308,9 +370,10 @@ static runner_status run_jobs(run_ctx *r, plan_job *jobs, int n, int worker, con
                               runner_summary *s, char *err, size_t errlen) {
     job_data *d = job_data_create();
     runner_status rs = RUN_ERROR;
+    job_status own = {0};   /* a single process's status: only its count of copied models is read */
     job_env env = { .plan = r->pl, .dev = r->dev, .prov = &r->prov, .shard_dir = s->shard_dir, .stop = &stop_requested,
                     .worker = worker, .worker_kind = worker_kind, .tty = isatty(2) && worker < 0, .total = n,
-                    .run_t0 = util_now_s(), .status = slot ? &slot->status : NULL };
+                    .run_t0 = util_now_s(), .status = slot ? &slot->status : &own };
     for (int j = 0; j < n && !stop_requested;) {
         if (flagged(r, &jobs[j], JOB_GIVEN_UP)) { j++; continue; }
         int need = needs_run(r, s, &jobs[j], err, errlen);
@@ -377,6 +440,8 @@ static runner_status run_jobs(run_ctx *r, plan_job *jobs, int n, int worker, con
     }
     rs = stop_requested ? RUN_INTERRUPTED : RUN_OK;
 out:
+    s->jobs_copied += own.copied;
+    s->jobs_trained -= own.copied;
     job_data_free(d);
     return rs;
 }
@@ -544,7 +609,8 @@ static runner_status run_workers(run_ctx *r, int workers, char (*visible)[16], r
     free(pids);
     s->jobs_done = count_complete(r->mine, r->nmine, s->shard_dir);
     s->jobs_skipped = r->o->force ? 0 : before;
-    s->jobs_trained = s->jobs_done - s->jobs_skipped;
+    for (int w = 0; w < workers; w++) s->jobs_copied += slots[w].status.copied;
+    s->jobs_trained = s->jobs_done - s->jobs_skipped - s->jobs_copied;
     if (given_up && worst == RUN_OK) {
         char list[1024] = "";
         for (int j = 0; j < r->nmine; j++)
@@ -650,7 +716,7 @@ runner_status runner_merge(const plan *pl, int partial, runner_summary *s, char 
     snprintf(prov.device, sizeof prov.device, "(merged by pmi merge)");
     util_host(prov.host, sizeof prov.host);
     int rc = merge_plan(pl, &prov, partial, s, err, errlen);
-    close(fd);
+    lock_release(exp_dir, pl->config_hash, fd);
     s->jobs_total = pl->n_jobs;
     return rc ? RUN_ERROR : RUN_OK;
 }
@@ -660,7 +726,7 @@ runner_status runner_run(const plan *pl, const runner_options *o, runner_summary
     run_ctx r = { .pl = pl, .o = o, .lock_fd = -1 };
     runner_status rs = RUN_ERROR;
     int prc = prepare(&r, s, err, errlen);
-    if (prc) { rs = prc == -2 ? RUN_BUSY : RUN_ERROR; goto out; }
+    if (prc) { rs = prc == -2 ? RUN_BUSY : prc == -3 ? RUN_CHANGED : RUN_ERROR; goto out; }
     /* auto (0): one worker per core on CPU, one process on a GPU */
     int workers = o->workers > 0 ? o->workers : r.dev == NN_CPU ? (int)sysconf(_SC_NPROCESSORS_ONLN) : 1;
     if (workers > r.nmine) workers = r.nmine > 0 ? r.nmine : 1;
@@ -691,7 +757,7 @@ runner_status runner_run(const plan *pl, const runner_options *o, runner_summary
     if (s->results_path[0] && merge_plan(pl, &r.prov, 0, s, err, errlen)) rs = RUN_ERROR;
     if (rs == RUN_OK && s->results_path[0] && write_keys(pl, s, err, errlen)) rs = RUN_ERROR;
 out:
-    if (r.lock_fd >= 0) close(r.lock_fd);
+    lock_release(r.exp_dir, pl->config_hash, r.lock_fd);
     free(r.mine);
     return rs;
 }

@@ -37,11 +37,14 @@ typedef struct {
     int gpus[RUNNER_MAX_GPUS]; /* indices among the visible CUDA devices (CUDA_VISIBLE_DEVICES applies) */
 } runner_options;
 
-/* RUN_BUSY: another pmi run of a different configuration is using the experiment folder. */
-typedef enum { RUN_OK = 0, RUN_ERROR = 1, RUN_BUSY = 2, RUN_INTERRUPTED = 3 } runner_status;
+/* RUN_BUSY: another pmi run of a different configuration is using the experiment folder.
+ * RUN_CHANGED: finished shards of this plan were written by another configuration (without
+ * --force); found before any job starts, the message names the changed keys. */
+typedef enum { RUN_OK = 0, RUN_ERROR = 1, RUN_BUSY = 2, RUN_INTERRUPTED = 3, RUN_CHANGED = 4 } runner_status;
 
 typedef struct {
     int jobs_total, jobs_done, jobs_skipped, jobs_trained;
+    int jobs_copied;          /* of the jobs run, those whose model was copied from the same model trained before */
     char results_path[4096];  /* merged file, "" if not merged */
     char shard_dir[4096];
 } runner_summary;

@@ -371,7 +371,8 @@ int verify_write_record(const char *path, const pmi_key *k, const verify_result 
     size_t len = strlen(text);
     const void *parts[2] = {text, "\n"};
     size_t lens[2] = {len, 1};
-    int rc = util_write_atomic(path, parts, lens, 2, err, errlen);
+    int rc = strcmp(path, "-") ? util_write_atomic(path, parts, lens, 2, err, errlen)
+             : printf("%s\n", text) < 0 || fflush(stdout) ? util_err(err, errlen, "standard output: %s", strerror(errno)) : 0;
     free(text);
     return rc;
 }

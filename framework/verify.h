@@ -56,7 +56,8 @@ typedef struct {
 int verify_run(const pmi_key *k, const verify_suspect *s, verify_result *r, char *err, size_t errlen);
 /* Prints the verdict and every p-value, human-readable. */
 void verify_print(FILE *out, const pmi_key *k, const verify_result *r);
-/* Writes the verification record as JSON (docs/key-schema.md). 0, or -1 with err. */
+/* Writes the verification record as JSON (docs/key-schema.md) to path, or to stdout when path
+ * is "-". 0, or -1 with err. */
 int verify_write_record(const char *path, const pmi_key *k, const verify_result *r, char *err, size_t errlen);
 
 #endif

@@ -14,7 +14,11 @@ set xtics xstep
 if (column) { set format y "" }
 set yrange [0:*]
 set offsets 0, 0, graph 0.35, 0   # headroom above the bars for the key
+# at most about three y tics per panel (1, 2 or 5 times a power of ten), so that they never overlap
+nice(d) = (e = 10**floor(log10(d)), d / e <= 1 ? e : d / e <= 2 ? 2 * e : d / e <= 5 ? 5 * e : 10 * e)
 do for [i=1:npanels] {
+    stats [*:*][*:*] datafile index (i-1) using 2:3 nooutput
+    set ytics nice(1.35 * (STATS_max_x > STATS_max_y ? STATS_max_x : STATS_max_y) / 3 + 1e-12)
     set title titles[i]
     if (i > npanels - ncols) { set xlabel xlabel_text } else { unset xlabel }
     if (i > 1) { unset key }

@@ -1,6 +1,9 @@
 #!/bin/sh
 # Installs the Debian packages pmi-lab needs for building, testing and reproducing, if missing.
-# Used by `make deps` (and so by `make test` and `make reproduce`). Needs root or sudo. With
+# Used by `make deps` (and so by `make test` and `make reproduce`). Needs root or sudo. Only the
+# missing packages are installed (apt-get install --no-upgrade: an installed one is never
+# upgraded); before installing it prints what apt-get will install, and names any installed
+# package that a new one's dependencies force apt-get to upgrade. With
 # TORCH_DIR set (libtorch from elsewhere, e.g. a PyTorch install) it leaves out libtorch-dev;
 # on a system without dpkg it installs nothing and runs the check below instead.
 #
@@ -57,7 +60,14 @@ for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 [ -z "$missing" ] && { echo "deps: all present"; exit 0; }
-echo "deps: installing$missing"
+echo "deps: missing:$missing"
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+# what apt-get would do, dependencies included ("Inst <pkg> [<installed version>] (...)": a
+# bracketed version is an upgrade of an installed package)
+plan=$(apt-get install -s --no-upgrade --no-install-recommends $missing 2>/dev/null | grep '^Inst ' || true)
+new=$(echo "$plan" | grep -v '^Inst [^ ]* \[' | awk 'NF {print $2}' | tr '\n' ' ')
+upg=$(echo "$plan" | grep '^Inst [^ ]* \[' | awk '{print $2}' | tr '\n' ' ')
+echo "deps: apt-get will install $(echo "$new" | wc -w) package(s): $new"
+[ -z "$upg" ] || echo "deps: and upgrade, because the new packages depend on newer versions: $upg"
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-upgrade --no-install-recommends $missing

@@ -7,7 +7,7 @@
 # results/<scale>/REPORT.md: a verdict per claim of the paper, the tables and the figures
 # (`pmi report --markdown-report`). Used by `make reproduce [SCALE=small|paper]`. Each experiment's
 # seconds (run; report and figures) go to stderr as "reproduce: <experiment> run ..." lines
-# (scripts/bench-gpu.sh collects them). EXPERIMENTS="fingerprint robustness" runs only those (a
+# (scripts/bench/bench-gpu.sh collects them). EXPERIMENTS="fingerprint robustness" runs only those (a
 # reproduction split over machines or time limits; the REPORT.md then covers only them).
 set -e
 scale=${1:-small}

@@ -1,6 +1,6 @@
 /* perm_reference: the one-vector permutation test as framework/pmi.c had it before
  * pmi_perm_batch, kept as the reference the batch must reproduce (tests/test_pmi.c) and as the
- * "old" side of scripts/bench-perm.c. Header-only (one static function). */
+ * "old" side of scripts/bench/bench-perm.c. Header-only (one static function). */
 #ifndef PMI_PERM_REFERENCE_H
 #define PMI_PERM_REFERENCE_H
 #include <float.h>

@@ -149,6 +149,53 @@ res="$out/cli/results.h5"
 /usr/bin/python3 -c "import sys, h5py; f = h5py.File(sys.argv[1], 'r'); assert sorted(f['report']) == ['calibration', 'fidelity', 'models', 'settings']; s = f['summary'][:]; assert len(f['report/models/p_perm']) == (s['score'] == f.attrs['score_kinds'][0].encode()).sum(); assert f.attrs['host']" "$res"
 check $? "the run's merge stores the report tables (/report) and the host in $res"
 expect 0 "" -- report "$res"
+
+# ---- a re-run with a changed config: exit 2 before any worker starts, naming the keys ------
+expect 2 "changed: train.epochs: 1 -> 3" -- run "$tmp/ok.ini" -s pmi.independent=0 -s pmi.permutations=9 -s train.epochs=3 --jobs 2
+! grep -qE "worker|run again" "$tmp/err"; check $? "the changed config is refused before any worker starts, without 'run again'"
+[ -z "$(ls -A "$out/cli" | grep '^\.lock-')" ]; check $? "no .lock-<hash> file left in $out/cli after the runs ($(ls -A "$out/cli" | tr '\n' ' '))"
+
+# ---- outputs for scripts: --version, JSON, csv folders and numbers ------------------------
+expect 0 "" -- --version
+grep -qE '^pmi [0-9]+\.[0-9]+\.[0-9]+ \(commit [0-9a-f]+' "$tmp/out"; check $? "pmi --version prints the version and the commit"
+expect 0 "" -- info --json
+/usr/bin/python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); assert d["pmi_version"] and "lenet" in d["architectures"] and d["results_schema"] > 0, d' "$tmp/out"
+check $? "pmi info --json is one JSON object with the version, architectures and schema"
+expect 0 "" -- report "$res" --format json
+/usr/bin/python3 - "$tmp/out" "$res" <<'PY'
+import json, sys, h5py
+d = json.load(open(sys.argv[1]))
+s = h5py.File(sys.argv[2], 'r')['summary']
+assert sorted(d['tables']) == ['calibration', 'fidelity', 'models', 'settings'], list(d['tables'])
+m = d['tables']['models']
+assert len(m['rows']) == len(s), (len(m['rows']), len(s))   # every score kind's rows
+assert sorted({r['score'] for r in m['rows']}) == sorted(d['score_kinds'])
+assert list(m['rows'][0]) == m['columns'] and d['decision'] == 'perm'
+PY
+check $? "pmi report --format json: the four tables, every score kind's rows, columns as in the csv"
+expect 0 "" -- report "$res" --format csv -o "$tmp/csv/a/b"
+[ -s "$tmp/csv/a/b/models.csv" ] && [ -s "$tmp/csv/a/b/settings.csv" ]; check $? "--format csv -o a/b creates the missing parent folders"
+cut -d, -f6 "$tmp/csv/a/b/settings.csv" | sort -u | tr '\n' ' ' | grep -q '^0.01 0.05 alpha $'
+check $? "csv numbers are the shortest that read back (alpha 0.01 and 0.05, not 0.050000000000000003): $(cut -d, -f6 "$tmp/csv/a/b/settings.csv" | sort -u | tr '\n' ' ')"
+expect 2 "--format 'yaml': expected md, csv, latex or json" -- report "$res" --format yaml
+expect 2 "-o is for --format csv" -- report "$res" --format json -o "$tmp/j.json"
+
+# ---- bash completion, made from the option tables ------------------------------------------
+expect 0 "" -- completion bash
+cp "$tmp/out" "$tmp/completion.bash"
+bash -c '. "$1"; COMP_WORDS=(pmi run --sh); COMP_CWORD=2; _pmi; [ "${COMPREPLY[*]}" = --shard ] || exit 1
+         COMP_WORDS=(pmi report --for); COMP_CWORD=2; _pmi; [ "${COMPREPLY[*]}" = --format ] || exit 1
+         COMP_WORDS=(pmi inf); COMP_CWORD=1; _pmi; [ "${COMPREPLY[*]}" = info ]' _ "$tmp/completion.bash"
+check $? "pmi completion bash completes commands and each command's options (run --sh -> --shard)"
+expect 2 "expected \`pmi completion bash\`" -- completion zsh
+
+# ---- verify -o -: the record on stdout, nothing named '-' --------------------------------
+expect 0 "" -- run "$tmp/ok.ini" -s experiment.name=vfy -s pmi.independent=0 -s pmi.permutations=9 -s store.keys=1 -s store.save_models=1 --jobs 1
+expect 0 "" -- export "$out/vfy/results.h5" --job p0-s1-owner -o "$tmp/owner.safetensors"
+pmiabs=$(cd "$(dirname "$pmi")" && pwd)/$(basename "$pmi")
+(cd "$tmp" && timeout 20 "$pmiabs" verify --key "$out/vfy/keys/p0-s1-owner.key.h5" --weights owner.safetensors -o - >"$tmp/rec.out" 2>"$tmp/rec.err"); rc=$?
+[ "$rc" -le 1 ] && [ ! -e "$tmp/-" ] && /usr/bin/python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); assert d["record"] == "pmi-verification" and "claimed" in d' "$tmp/rec.out" && grep -q "CLAIMED" "$tmp/rec.err"
+check $? "verify -o -: the JSON record alone on stdout, the verdict on stderr, no file '-' (exit $rc)"
 cp "$res" "$tmp/partial.h5"; cp "$res" "$tmp/nosummary.h5"
 /usr/bin/python3 - "$tmp/partial.h5" "$tmp/nosummary.h5" <<'PY'
 import sys, h5py

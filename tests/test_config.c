@@ -1,6 +1,7 @@
 /* test_config: the config module: defaults, files, includes, -s overrides, sweeps, the
  * effective-text round trip, raw [attack.*] access, and every error path with its origin. */
 #include "testutil.h"
+#include <ctype.h>
 #include "config.h"
 #include "nn.h"
 #include "pmi.h"
@@ -310,6 +311,28 @@ static void test_help(void **state) {
         "one of auto|cpu|cuda", "an integer in [-1, 4095]", "save_models", "[attack.<name>]"};
     for (size_t i = 0; i < sizeof needles / sizeof *needles; i++)
         if (!strstr(buf, needles[i])) fail_msg("'%s' missing from help", needles[i]);
+    /* aligned columns: on every key line the sweep mark sits in one column and the help starts
+     * in one column (a long default puts it at that column of the next line) */
+    const char *star = strstr(strstr(buf, "\n[data]\n"), " * ");   /* the first sweepable key's mark */
+    assert_non_null(star);
+    const char *sol = star;
+    while (sol > buf && sol[-1] != '\n') sol--;
+    int mark = (int)(star - sol) + 1, help = -1, lines = 0;
+    *strstr(buf, "\n[attack.<name>]") = 0;   /* the key lines end there */
+    for (char *l = buf; *l; l = strchr(l, '\n') + 1) {
+        if (l[0] == ' ' && l[1] == ' ' && islower((unsigned char)l[2]) && strchr(l, '\n')) {
+            if (!strchr("* ", l[mark]) || l[mark - 1] != ' ' || l[mark + 1] != ' ' || l[mark + 2] == ' ')
+                fail_msg("the sweep mark or the default is not in column %d: %.60s", mark, l);
+            int h = mark + 2 + (int)strcspn(l + mark + 2, " \n");
+            if (l[h] == '\n') h = (int)strspn(l + h + 1, " ");   /* a long default: the help on the next line */
+            else h += (int)strspn(l + h, " ");
+            if (help < 0) help = h;
+            if (h != help) fail_msg("the help starts in column %d, not %d: %.60s", h, help, l);
+            lines++;
+        }
+        if (!strchr(l, '\n')) break;
+    }
+    assert_true(lines > 30);
 }
 
 /* ---- error paths: each message names the file, the line and the key ------------------- */

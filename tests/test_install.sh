@@ -18,6 +18,8 @@ n=$(ls "$stage/usr/share/pmi-lab/plots/"*.gp 2>/dev/null | wc -l)
 [ "$n" -gt 0 ] && [ "$n" = "$(ls "$root"/plots/*.gp | wc -l)" ]; check $? "installs the $n plot templates to usr/share/pmi-lab/plots"
 [ -f "$stage/usr/share/doc/pmi-lab/README.md" ] && [ -f "$stage/usr/share/doc/pmi-lab/results-schema.md" ]
 check $? "installs the docs to usr/share/doc/pmi-lab"
+comp="$stage/usr/share/bash-completion/completions/pmi"
+bash -n "$comp" 2>/dev/null && grep -q -- '--shard' "$comp"; check $? "installs the bash completion to usr/share/bash-completion/completions/pmi"
 
 # The installed binary on its own: another folder, no ./plots, no PMI_PLOTS_DIR.
 work="$tmp/elsewhere"; mkdir "$work"; cd "$work" || exit 1

@@ -18,6 +18,7 @@
 
 #include "fixture.h"
 #include "plot.h"
+#include "pmi.h"
 #include "store.h"
 
 static char *slurp(const char *path, size_t *n) {
@@ -108,7 +109,7 @@ static void test_scripts_rerun_elsewhere(void **state) {
 }
 
 /* Block `block` of a .dat file: its non-comment rows, columns into v[row][col]. */
-static int read_block(const char *path, int block, double v[][12], int maxrows) {
+static int read_block(const char *path, int block, double v[][14], int maxrows) {
     FILE *f = fopen(path, "r");
     assert_non_null(f);
     char line[512];
@@ -118,7 +119,7 @@ static int read_block(const char *path, int block, double v[][12], int maxrows) 
         blank = 0;
         if (line[0] == '#' || b != block || rows == maxrows) continue;
         char *p = line, *end;
-        for (int c = 0; c < 12; c++, p = end) { v[rows][c] = strtod(p, &end); if (end == p) break; }
+        for (int c = 0; c < 14; c++, p = end) { v[rows][c] = strtod(p, &end); if (end == p) break; }
         rows++;
     }
     fclose(f);
@@ -129,30 +130,38 @@ static int read_block(const char *path, int block, double v[][12], int maxrows) 
 static void test_data_match_fixture(void **state) {
     char err[2048], p[500];
     free(render_into(results_with_attacks(), "data", "svg", 0, err, sizeof err));
-    double v[16][12];
+    double v[16][14];
     fixture *x = malloc(sizeof *x);
     snprintf(p, sizeof p, "%s/data/robustness-prune.dat", tu_tmpdir());
     /* shards merge in file-name order, so "s1-cnn-*" (arch 1) comes first: block 1 - a */
     for (int a = 0; a < 2; a++) {
         assert_int_equal(read_block(p, 1 - a, v, 16), NSTR);
         for (int e = 1; e <= NSTR; e++) {
-            double lp = 0, acc = 0, ref = 0;
+            double lp[NSEED], acc[NSEED], ref = 0;
             int ident = 0;
             for (int s = 1; s <= NSEED; s++) {
                 fill_job(x, a, 0, s, 1);
-                lp += -log10(x->evals[e].res[0].p[P_PERM]) / NSEED;
-                acc += x->evals[e].test_acc / NSEED;
+                lp[s - 1] = -log10(x->evals[e].res[0].p[P_PERM]);
+                acc[s - 1] = x->evals[e].test_acc;
                 ref += x->evals[0].test_acc / NSEED;
                 ident += x->evals[e].res[0].identified == x->job.secret_k;
             }
+            /* fewer than 5 seeds: the seeds' median and range */
+            gsl_sort(lp, 1, NSEED);
+            gsl_sort(acc, 1, NSEED);
             const double *row = v[e - 1];
             assert_float_equal(row[0], sparsities[e - 1], 1e-9);
             assert_float_equal(row[1], NSEED, 0);
             assert_float_equal(row[2], (double)ident / NSEED, 1e-5);
-            assert_float_equal(row[3], lp, 1e-4);
-            assert_true(row[4] <= lp + 1e-6 && row[5] >= lp - 1e-6);
-            assert_float_equal(row[6], acc, 1e-5);
+            assert_float_equal(row[3], gsl_stats_median_from_sorted_data(lp, 1, NSEED), 1e-4);
+            assert_float_equal(row[4], lp[0], 1e-4);
+            assert_float_equal(row[5], lp[NSEED - 1], 1e-4);
+            assert_float_equal(row[6], gsl_stats_median_from_sorted_data(acc, 1, NSEED), 1e-5);
             assert_float_equal(row[10], ref, 1e-5);
+            double wlo, whi;
+            pmi_wilson95(ident, NSEED, &wlo, &whi);
+            assert_float_equal(row[11], wlo, 1e-5);
+            assert_float_equal(row[12], whi, 1e-5);
         }
     }
     assert_int_equal(read_block(p, 2, v, 16), NSTR);    /* the independent models' block */
@@ -266,7 +275,7 @@ static char *slurp_out(const char *sub, const char *file) {
 /* Every block of a .dat file drawn as a line has two or more distinct x values. */
 static void assert_blocks_span_x(const char *sub, const char *file) {
     char p[600];
-    double v[64][12];
+    double v[64][14];
     snprintf(p, sizeof p, "%s/%s/%s", tu_tmpdir(), sub, file);
     for (int b = 0; b < 16; b++) {
         int n = read_block(p, b, v, 64), distinct = 0;
@@ -341,7 +350,7 @@ static void test_single_setting(void **state) {
     assert_file(p, "robustness", "png", 5 * 1024, "\x89PNG");
     snprintf(p, sizeof p, "%s/single-out/robustness-prune.dat", tu_tmpdir());
     assert_int_not_equal(access(p, F_OK), 0);
-    double v[8][12];
+    double v[8][14];
     snprintf(p, sizeof p, "%s/single-out/robustness.dat", tu_tmpdir());
     assert_int_equal(read_block(p, 0, v, 8), 2);   /* un-attacked and prune, one row each */
     free(log);
@@ -406,7 +415,7 @@ static void test_ablation_heatmap(void **state) {
     assert_int_equal(store_read_summary(res, &rows, &n, err, sizeof err), 0);
     const char *kinds[2] = {"loss", "conf"};
     for (int k = 0; k < 2; k++) {
-        double v[8][12];
+        double v[8][14];
         assert_int_equal(read_block(p, k, v, 8), 4);   /* 2 x 2 cells */
         for (int c = 0; c < 4; c++) {
             int claimed = 0, owners = 0;
@@ -437,7 +446,7 @@ static void test_ablation_panel_per_axis(void **state) {
     char *log = render_into(res, "ablation-rep-out", "png", 0, err, sizeof err);
     snprintf(p, sizeof p, "%s/ablation-rep-out/ablation.dat", tu_tmpdir());
     for (int k = 0; k < 4; k++) {
-        double v[8][12];
+        double v[8][14];
         assert_int_equal(read_block(p, k, v, 8), 4);
         for (int c = 0; c < 4; c++) assert_int_equal((int)v[c][6], 2);
     }
@@ -504,6 +513,121 @@ static void test_sizes_and_formats(void **state) {
     assert_non_null(strstr(err, "'poster'"));
 }
 
+/* ---- attainable ranges ---------------------------------------------------------------------
+ * Every number a figure draws must be one its quantity can take: -log10 p_perm in
+ * [0, log10(permutations + 1)], rates and accuracies in [0, 1], and the -log10 p axis must
+ * not reach far above what can be drawn (data in the bottom fifth of a panel). Columns
+ * (1-based) of each figure's .dat, by the figure's file name. */
+typedef struct { const char *prefix; int lp[6], frac[10], seed_lp; } fig_columns;   /* seed_lp: in an "each seed" block */
+static const fig_columns fig_cols[] = {
+    {"robustness-", {4, 5, 6, 10}, {3, 7, 8, 9, 11, 12, 13}, 2},
+    {"robustness.", {4, 5, 6, 10}, {3, 7, 8, 9, 11, 12}, 1},
+    {"fidelity.", {0}, {1, 2, 3, 4, 5, 6, 7, 8}, 0},
+    {"ablation.", {6}, {5}, 0},
+    {"roc", {0}, {1, 2}, 0},
+};
+
+/* Checks every .dat and .gp of the figures in dir against cap (the largest -log10 p) and the
+ * alpha line; returns the number of violations, each printed. */
+static int check_ranges(const char *dir, double cap, double alpha) {
+    char cmd[700], name[256], p[1000];
+    snprintf(cmd, sizeof cmd, "ls '%s'", dir);
+    FILE *ls = popen(cmd, "r");
+    assert_non_null(ls);
+    int bad = 0, files = 0;
+    double axis_max = 1.1 * fmax(cap, -log10(alpha)) * (1 + 1e-5);   /* the files hold 6 digits */
+    while (fgets(name, sizeof name, ls)) {
+        name[strcspn(name, "\n")] = 0;
+        size_t nl = strlen(name);
+        snprintf(p, sizeof p, "%s/%s", dir, name);
+        if (nl > 3 && !strcmp(name + nl - 3, ".gp")) {
+            size_t n;
+            char *gp = slurp(p, &n);
+            const char *vars[] = {"\nytop = ", "\nxtop = ", "\nlptop = "};
+            for (int i = 0; i < 3; i++) {
+                const char *q = strstr(gp, vars[i]);
+                double v = q ? strtod(q + strlen(vars[i]), NULL) : 0;
+                if (v > axis_max) { print_message("%s: the -log10 p axis reaches %g, above %g\n", p, v, axis_max); bad++; }
+            }
+            free(gp);
+            continue;
+        }
+        if (nl < 4 || strcmp(name + nl - 4, ".dat")) continue;
+        const fig_columns *fc = NULL;
+        for (size_t i = 0; i < sizeof fig_cols / sizeof *fig_cols && !fc; i++)
+            if (!strncmp(name, fig_cols[i].prefix, strlen(fig_cols[i].prefix))) fc = &fig_cols[i];
+        if (!fc) continue;
+        files++;
+        FILE *f = fopen(p, "r");
+        assert_non_null(f);
+        char line[1024];
+        int seeds = 0;   /* in a block of single seeds: only their -log10 p column */
+        for (int ln = 1; fgets(line, sizeof line, f); ln++) {
+            if (line[0] == '#') { if (strstr(line, "each seed")) seeds = 1; continue; }
+            if (line[0] == '\n') continue;
+            double v[16];
+            int nc = 0;
+            for (char *q = line, *end; nc < 16; q = end, nc++) { v[nc] = strtod(q, &end); if (end == q) break; }
+            if (seeds) {
+                double x = fc->seed_lp && fc->seed_lp <= nc ? v[fc->seed_lp - 1] : NAN;
+                if (!isnan(x) && (x < -1e-9 || x > cap * (1 + 1e-5))) { print_message("%s:%d: a seed's -log10 p = %g outside [0, %g]\n", p, ln, x, cap); bad++; }
+                continue;
+            }
+            for (int k = 0; k < 6 && fc->lp[k]; k++) {
+                double x = fc->lp[k] <= nc ? v[fc->lp[k] - 1] : NAN;
+                if (!isnan(x) && (x < -1e-9 || x > cap * (1 + 1e-5))) { print_message("%s:%d column %d: -log10 p = %g outside [0, %g]\n", p, ln, fc->lp[k], x, cap); bad++; }
+            }
+            for (int k = 0; k < 10 && fc->frac[k]; k++) {
+                double x = fc->frac[k] <= nc ? v[fc->frac[k] - 1] : NAN;
+                if (!isnan(x) && (x < -1e-9 || x > 1 + 1e-9)) { print_message("%s:%d column %d: %g outside [0, 1]\n", p, ln, fc->frac[k], x); bad++; }
+            }
+        }
+        fclose(f);
+    }
+    pclose(ls);
+    if (!files) { print_message("%s: no figure data to check\n", dir); bad++; }
+    return bad;
+}
+
+/* Renders the figures of a results file at both sizes and checks their ranges. */
+static int check_file_ranges(const char *res, const char *sub) {
+    char err[2048], dir[600];
+    store_settings set;
+    assert_int_equal(store_read_settings(res, &set, err, sizeof err), 0);
+    double cap = log10(set.permutations + 1.0);
+    int bad = 0;
+    const char *sizes[] = {"page", "column"};
+    for (int s = 0; s < 2; s++) {
+        snprintf(dir, sizeof dir, "%s/%s-%s", tu_tmpdir(), sub, sizes[s]);
+        plot_params pp = {.format = "svg", .size = sizes[s]};
+        if (plot_render_ex(res, dir, &pp, NULL, err, sizeof err)) fail_msg("%s: %s", res, err);
+        bad += check_ranges(dir, cap, set.alphas[0]);
+    }
+    return bad;
+}
+
+/* The fixture's figures (3 seeds, 200 permutations: a t-interval at 2 degrees of freedom would
+ * reach far above log10(201)), the pool ablation's, and those of every results file of the small
+ * reproduction present in results/small (make reproduce), stay inside the attainable ranges. */
+static void test_attainable_ranges(void **state) {
+    char dir[300], res[400], sub[64];
+    int bad = check_file_ranges(results_with_attacks(), "range-fixture");
+    snprintf(dir, sizeof dir, "%s/range-ablation", tu_tmpdir());
+    build_ablation(dir, 1, res, sizeof res);
+    bad += check_file_ranges(res, "range-ablation");
+    FILE *ls = popen("ls results/small/*/results.h5 2>/dev/null", "r");
+    assert_non_null(ls);
+    int nrep = 0;
+    while (fgets(res, sizeof res, ls)) {
+        res[strcspn(res, "\n")] = 0;
+        snprintf(sub, sizeof sub, "range-small-%d", nrep++);
+        bad += check_file_ranges(res, sub);
+    }
+    pclose(ls);
+    print_message("checked the figures of the fixture, a pool ablation and %d results file%s of results/small\n", nrep, nrep == 1 ? "" : "s");
+    assert_int_equal(bad, 0);
+}
+
 /* store_read_evals / store_read_scores read back what store_write_shard wrote. */
 static void test_store_readers(void **state) {
     const char *res = results_with_attacks();
@@ -551,6 +675,7 @@ int main(void) {
         cmocka_unit_test(test_sizes_and_formats),
         cmocka_unit_test(test_ablation_heatmap),
         cmocka_unit_test(test_ablation_panel_per_axis),
+        cmocka_unit_test(test_attainable_ranges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -103,6 +103,13 @@ static const char *csv_check =
     "def load(dd):\n"
     "    return {t: pd.read_csv(f'{dd}/{t}.csv') for t in ['models', 'settings', 'calibration', 'fidelity']}\n"
     "T, C, R = load(d), load(dconf), load(drank)\n"
+    "# without --score every score kind is in the one tidy table, told apart by the score column\n"
+    "assert set(T['models'].score) == {'loss', 'conf'} and set(T['settings'].score) == {'loss', 'conf'}, set(T['models'].score)\n"
+    "assert len(T['models']) == len(h5py.File(res, 'r')['summary'])\n"
+    "for t in T:\n"
+    "    if 'score' in T[t].columns: T[t] = T[t][T[t].score == 'loss'].reset_index(drop=True)\n"
+    "for t in R:\n"
+    "    if 'score' in R[t].columns: R[t] = R[t][R[t].score == 'loss'].reset_index(drop=True)\n"
     "s = pd.DataFrame(h5py.File(res, 'r')['summary'][:])\n"
     "for c in s.columns:\n"
     "    if s[c].dtype.kind in 'SO': s[c] = s[c].map(lambda v: v.decode() if isinstance(v, bytes) else v)\n"
@@ -204,7 +211,7 @@ static void test_store(void **state) {
     report_options o = report_default_options();
     assert_int_equal(report_store(copy, &o, err, sizeof err), REPORT_OK);
     assert_int_equal(report_store(copy, &o, err, sizeof err), REPORT_OK);   /* replaces /report */
-    const char *d = render_csv("csv-store", NULL, NULL);
+    const char *d = render_csv("csv-store", "loss", NULL);   /* /report holds the decision kind's tables */
     snprintf(cmd, sizeof cmd, "'%s' '%s' 2>&1", copy, d);
     int rc = tu_python(store_check, cmd, out, sizeof out);
     if (rc) fail_msg("h5py check failed (%d): %s", rc, out);
@@ -259,40 +266,47 @@ static void test_bad_options(void **state) {
     assert_non_null(strstr(render_opts(&o), "median p_rank"));
 }
 
-/* LaTeX: booktabs, table environments with caption and label, at most REPORT_LATEX_COLS
- * columns per tabular, escaped names; compiled by pdflatex where it is installed. */
+/* LaTeX: booktabs, every table with a caption and a label of its experiment (the results
+ * file's folder, "rep"), a longtable past REPORT_LATEX_LONG rows (the 72-row models table)
+ * and a float otherwise, never split into parts; every row as wide as its column spec; escaped
+ * names; compiled by pdflatex where it is installed. */
 static void test_latex(void **state) {
     char *tex = render(REPORT_LATEX);
     assert_null(strstr(tex, "\\hline"));
-    assert_non_null(strstr(tex, "\\label{tab:models}"));
-    assert_non_null(strstr(tex, "\\label{tab:settings}"));
-    assert_non_null(strstr(tex, "\\label{tab:calibration}"));
-    assert_non_null(strstr(tex, "\\label{tab:fidelity}"));
+    assert_null(strstr(tex, "part 1 of"));
+    assert_null(strstr(tex, "\\label{tab:models}"));
+    assert_non_null(strstr(tex, "\\label{tab:rep-models}"));
+    assert_non_null(strstr(tex, "\\label{tab:rep-settings}"));
+    assert_non_null(strstr(tex, "\\label{tab:rep-calibration}"));
+    assert_non_null(strstr(tex, "\\label{tab:rep-fidelity}"));
     assert_non_null(strstr(tex, "p\\_perm"));
     assert_non_null(strstr(tex, "TPR@1\\%FPR"));
-    int tables = 0, captions = 0, tops = 0, mids = 0, bottoms = 0;
-    for (const char *p = tex; (p = strstr(p, "\\begin{table}")); p++) tables++;
+    int floats = 0, longs = 0, captions = 0, bottoms = 0;
+    for (const char *p = tex; (p = strstr(p, "\\begin{table}")); p++) floats++;
+    for (const char *p = tex; (p = strstr(p, "\\begin{longtable}")); p++) longs++;
     for (const char *p = tex; (p = strstr(p, "\\caption{")); p++) captions++;
-    for (const char *p = tex; (p = strstr(p, "\\toprule")); p++) tops++;
-    for (const char *p = tex; (p = strstr(p, "\\midrule")); p++) mids++;
     for (const char *p = tex; (p = strstr(p, "\\bottomrule")); p++) bottoms++;
-    assert_true(tables >= 4);
-    assert_int_equal(captions, tables);
-    assert_int_equal(tops, tables); assert_int_equal(mids, tables); assert_int_equal(bottoms, tables);
-    /* every tabular: its column spec and every row within the limit */
-    int ntab = 0;
-    for (const char *p = tex; (p = strstr(p, "\\begin{tabular}{")); ntab++) {
-        p += strlen("\\begin{tabular}{");
-        int ncol = (int)(strchr(p, '}') - p);
-        assert_true(ncol >= 2 && ncol <= REPORT_LATEX_COLS);
-        const char *end = strstr(p, "\\end{tabular}");
-        for (const char *l = strchr(p, '\n') + 1; l < end; l = strchr(l, '\n') + 1) {
-            int amp = 0;
-            for (const char *c = l; *c != '\n'; c++) amp += *c == '&' && c[-1] != '\\';
-            assert_true(amp == 0 || amp == ncol - 1);
+    assert_int_equal(longs, 1);
+    assert_int_equal(floats, 3);
+    assert_int_equal(captions, 4);
+    assert_int_equal(bottoms, 4);
+    const char *lt = strstr(tex, "\\begin{longtable}");
+    assert_true(strstr(lt, "\\endhead") && strstr(lt, "\\endhead") < strstr(lt, "\\end{longtable}"));
+    assert_true(strstr(lt, "\\label{tab:rep-models}") < strstr(lt, "\\end{longtable}"));
+    /* every tabular and longtable: each row has as many cells as its column spec */
+    const char *envs[] = {"\\begin{tabular}{", "\\begin{longtable}{"}, *ends[] = {"\\end{tabular}", "\\end{longtable}"};
+    for (int e = 0; e < 2; e++)
+        for (const char *p = tex; (p = strstr(p, envs[e]));) {
+            p += strlen(envs[e]);
+            int ncol = (int)(strchr(p, '}') - p);
+            assert_true(ncol >= 2);
+            const char *end = strstr(p, ends[e]);
+            for (const char *l = strchr(p, '\n') + 1; l < end; l = strchr(l, '\n') + 1) {
+                int amp = 0;
+                for (const char *c = l; *c != '\n'; c++) amp += *c == '&' && c[-1] != '\\';
+                assert_true(amp == 0 || amp == ncol - 1);
+            }
         }
-    }
-    assert_int_equal(ntab, tables);
     if (system("command -v pdflatex >/dev/null 2>&1")) {
         print_message("note: pdflatex not installed; the LaTeX output was not compiled\n");
         return;
@@ -303,7 +317,7 @@ static void test_latex(void **state) {
     snprintf(path, sizeof path, "%s/report.tex", dir);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
-    fprintf(f, "\\documentclass{article}\n\\usepackage{booktabs,graphicx}\n\\begin{document}\n%s\n\\end{document}\n", tex);
+    fprintf(f, "\\documentclass{article}\n\\usepackage{booktabs,graphicx,longtable}\n\\begin{document}\n%s\n\\end{document}\n", tex);
     fclose(f);
     snprintf(cmd, sizeof cmd, "cd '%s' && pdflatex -interaction=nonstopmode -halt-on-error report.tex >/dev/null 2>&1", dir);
     assert_int_equal(system(cmd), 0);

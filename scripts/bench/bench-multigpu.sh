@@ -6,7 +6,7 @@
 # bounded. Prints a table: wall seconds, speed-up over 1 GPU, and the largest difference of a
 # per-sample score between the 1-GPU and the n-GPU results (same card type; GPU training is
 # not bit-reproducible without deterministic algorithms, so this is reported, not assumed).
-#   scripts/bench-multigpu.sh [pmi binary]      (OUT=folder for logs and the table)
+#   scripts/bench/bench-multigpu.sh [pmi binary]      (OUT=folder for logs and the table)
 set -u
 pmi=${1:-./pmi}
 out=${OUT:-/tmp/bench-multigpu}

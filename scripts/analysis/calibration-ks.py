@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# Usage: /usr/bin/python3 scripts/calibration-ks.py results.h5
+# Usage: /usr/bin/python3 scripts/analysis/calibration-ks.py results.h5
 # Calibration of every decision statistic on the independent models of a results file:
 # false-positive rate at 0.01 / 0.05 with the binomial 95% upper bound, and a Kolmogorov-Smirnov
 # test of p_perm's uniformity (un-attacked evaluations), per score kind.

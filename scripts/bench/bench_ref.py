@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The PyTorch-from-Python reference for scripts/bench-gpu.sh: trains the same architecture as
+"""The PyTorch-from-Python reference for scripts/bench/bench-gpu.sh: trains the same architecture as
 `pmi bench` (framework/nn_torch.cpp's registry: cnn = conv3x3 32 - pool - conv3x3 64 - pool -
 fc128 - fc; vgg11 with batch norm; resnet18, CIFAR variant) on the Fashion-MNIST train file,
 normalised and resident on the device, with SGD (momentum 0.9), a randperm shuffle on the

@@ -5,7 +5,7 @@
 # once ended in an illegal memory access or a hang: a cnn of width 16 with lenet independent
 # models, and the paper-scale fingerprint with 8 independent models per role (26 models in a
 # seed's group). Each run is bounded; the last lines are a table of outcomes.
-#   scripts/gpu-group-check.sh [pmi binary] [test binary]
+#   scripts/gpu/gpu-group-check.sh [pmi binary] [test binary]
 set -u
 pmi=${1:-./pmi}
 tests=${2:-build/tests/test_gpu}

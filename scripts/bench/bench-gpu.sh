@@ -1,8 +1,8 @@
 #!/bin/bash
 # GPU benchmark, one run on the GPU machine (see README, "On the GPU machine"):
-#   source .device/setup.sh && scripts/bench-gpu.sh [out_dir] [train|reproduce|all]
+#   source .device/setup.sh && scripts/bench/bench-gpu.sh [out_dir] [train|reproduce|all]
 # train: for each case it trains the same architecture, batch size, optimizer, precision and
-# data with scripts/bench_ref.py (PyTorch from Python) and with `pmi bench` (pmi's training
+# data with scripts/bench/bench_ref.py (PyTorch from Python) and with `pmi bench` (pmi's training
 # path), and prints images/s for both and the ratio; then a sweep of small CNNs: K models one
 # after another from Python against pmi (K concurrent processes, and one process training the K
 # at once).
@@ -22,7 +22,7 @@ log="$out/bench.log"
 : > "$log"
 py=${PYTHON:-python3}
 card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
-{ echo "<!-- scripts/bench-gpu.sh $mode: ${card:-no GPU}, commit ${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo '?')}, $($py -c 'import torch; print("torch", torch.__version__)' 2>/dev/null), $(date -u +%Y-%m-%d) -->"; } > "$out/table.md"
+{ echo "<!-- scripts/bench/bench-gpu.sh $mode: ${card:-no GPU}, commit ${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo '?')}, $($py -c 'import torch; print("torch", torch.__version__)' 2>/dev/null), $(date -u +%Y-%m-%d) -->"; } > "$out/table.md"
 rate() { sed -n 's/.*images_per_s=\([0-9.]*\).*/\1/p' | tail -1; }
 
 train_cases() {
@@ -30,7 +30,7 @@ printf "%-10s %6s %8s %5s %5s %14s %14s %7s\n" arch batch n prec layout python_i
 printf "| case | precision, layout | PyTorch from Python, images/s | pmi | ratio |\n|---|---|---|---|---|\n" >> "$out/table.md"
 while read -r arch batch n epochs prec layout; do
   cl=; [ "$layout" = nhwc ] && cl=--channels-last
-  r=$($py scripts/bench_ref.py --arch "$arch" --batch "$batch" --n "$n" --epochs "$epochs" --precision "$prec" $cl 2>>"$log" | tee -a "$log" | rate)
+  r=$($py scripts/bench/bench_ref.py --arch "$arch" --batch "$batch" --n "$n" --epochs "$epochs" --precision "$prec" $cl 2>>"$log" | tee -a "$log" | rate)
   p=$(./pmi bench --arch "$arch" --batch "$batch" --n "$n" --epochs "$epochs" --precision "$prec" $cl --device cuda 2>>"$log" | tee -a "$log" | rate)
   ratio=$(awk -v a="$p" -v b="$r" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
   printf "%-10s %6s %8s %5s %5s %14s %14s %7s\n" "$arch" "$batch" "$n" "$prec" "$layout" "${r:--}" "${p:--}" "$ratio" | tee -a "$out/table.txt"
@@ -52,7 +52,7 @@ CASES
 # one process training the K models at once (nn_train_group: one fused ensemble on a GPU).
 K=${K:-8}
 t0=$(date +%s.%N)
-$py scripts/bench_ref.py --arch cnn --batch 128 --n 60000 --epochs 3 --warmup 0 --models "$K" 2>>"$log" | tee -a "$log" >/dev/null
+$py scripts/bench/bench_ref.py --arch cnn --batch 128 --n 60000 --epochs 3 --warmup 0 --models "$K" 2>>"$log" | tee -a "$log" >/dev/null
 t1=$(date +%s.%N)
 for i in $(seq "$K"); do
   ./pmi bench --arch cnn --batch 128 --n 60000 --epochs 3 --warmup 0 --device cuda >>"$log" 2>&1 &

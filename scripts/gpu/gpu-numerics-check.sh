@@ -6,7 +6,7 @@
 #     without it (default numerics) twice, to show what it changes and what it costs;
 #   - a GPU group killed when it starts (PMI_FAULT=group:<job>): the run must finish, its jobs
 #     retried one at a time in a fresh process.
-#   scripts/gpu-numerics-check.sh [pmi binary]     (OUT=folder for logs)
+#   scripts/gpu/gpu-numerics-check.sh [pmi binary]     (OUT=folder for logs)
 set -u
 pmi=${1:-./pmi}
 out=${OUT:-/tmp/gpu-numerics}

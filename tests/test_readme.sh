@@ -1,0 +1,31 @@
+#!/bin/sh
+# Tests of what a newcomer reads first (README.md): its first lines are the two set-up
+# commands, every command it shows is one that runs from a fresh clone (./pmi, not a bare pmi
+# that is not on PATH), every docs/ link points to a file, and its claims table is the one
+# scripts/readme-claims.sh makes from the reproduced results/small/REPORT.md (checked when
+# `make reproduce` has written it). Run from the repository root by scripts/run-tests.sh;
+# prints one TAP line per check.
+check() { if [ "$1" = 0 ]; then echo "ok - $2"; else echo "not ok - $2"; fi; }
+[ "$(sed -n 3p README.md)" = '    make reproduce        # set-up + every experiment at small scale, tables and figures (Debian 12)' ] &&
+  [ "$(sed -n 4p README.md)" = '    make test             # set-up + the test suite; last line: "tests: N passed, N failed"' ]
+check $? "README.md opens with the two commands, make reproduce and make test"
+bare=$(grep -nE '^    pmi |`pmi (run|plan|report|plot|verify|export|key|merge) ' README.md)
+[ -z "$bare" ]; check $? "README.md calls ./pmi, never a bare pmi that is not on PATH${bare:+: $bare}"
+missing=""
+for f in $(grep -o '](docs/[^)#]*' README.md | sed 's/^](//' | sort -u); do [ -f "$f" ] || missing="$missing $f"; done
+[ -z "$missing" ]; check $? "every docs/ link of README.md is a file${missing:+; missing:$missing}"
+[ "$(wc -l <README.md)" -le 150 ]; check $? "README.md stays short enough to read in ten minutes ($(wc -l <README.md) lines, at most 150)"
+if [ -f results/small/REPORT.md ]; then
+  out=$(scripts/readme-claims.sh --check 2>&1); rc=$?
+  [ "$rc" = 0 ]; check $? "README.md's claims table is results/small/REPORT.md's (scripts/readme-claims.sh)${out:+: $out}"
+else
+  echo "ok - README.md's claims table: no results/small/REPORT.md to compare with (make reproduce writes it) # SKIP"
+fi
+# the generator: a report with another verdict makes --check fail
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+printf '# r\n\n## Claims\n\n| claim | measured | value | verdict |\n|---|---|---|---|\n| C1 lossless | gap 0.1 | 0.1 | **holds** |\n\n## Tables\n' >"$tmp/R.md"
+printf 'x\n<!-- claims: begin -->\n| old |\n<!-- claims: end -->\ny\n' >"$tmp/README.md"
+! scripts/readme-claims.sh --check "$tmp/R.md" "$tmp/README.md" 2>/dev/null &&
+  scripts/readme-claims.sh "$tmp/R.md" "$tmp/README.md" >/dev/null && scripts/readme-claims.sh --check "$tmp/R.md" "$tmp/README.md" &&
+  grep -qxF '| C1 lossless | gap 0.1 | **holds** |' "$tmp/README.md" && [ "$(head -1 "$tmp/README.md")" = x ] && [ "$(tail -1 "$tmp/README.md")" = y ]
+check $? "scripts/readme-claims.sh: --check fails on a stale table, then writes the report's claim, measured and verdict columns"
