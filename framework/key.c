@@ -2,6 +2,7 @@
 #include "key.h"
 #include "config.h"
 #include "job.h"
+#include "outfile.h"
 #include "plan.h"
 #include "sha256.h"
 #include "util.h"
@@ -232,19 +233,16 @@ static int write_fields(hid_t f, const pmi_key *k) {
 
 int key_write(const char *path, const pmi_key *k, char *err, size_t errlen) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    size_t tl = strlen(path) + 32;
-    char *tmp = util_malloc(tl);
-    snprintf(tmp, tl, "%s.tmp-%ld", path, (long)getpid());
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    FILE *o = outfile_open(path, OUTFILE_SECRET, 0, err, errlen);
+    if (!o) return -1;
+    hid_t f = H5Fcreate(outfile_name(o), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     int bad = f < 0 || write_fields(f, k);
     if (f >= 0 && H5Fclose(f) < 0) bad = 1;
-    if (bad || rename(tmp, path)) {
-        unlink(tmp);
-        free(tmp);
-        return util_err(err, errlen, "%s: cannot write the key file", path);
+    if (bad) {
+        outfile_discard(o);
+        return util_err(err, errlen, "%s: cannot write the key file: HDF5 failed writing its temporary file", path);
     }
-    free(tmp);
-    return 0;
+    return outfile_close(o, err, errlen);
 }
 
 /* ---- reading ------------------------------------------------------------------------ */

@@ -1,5 +1,6 @@
 /* report: paper-style tables from a results file's /summary (see report.h). */
 #include "report.h"
+#include "outfile.h"
 #include "pmi.h"
 #include "store.h"
 #include "util.h"
@@ -338,8 +339,8 @@ static void table_columns(const table *t, col_set *cs) {
 static int render_csv(const table *t, const char *dir, char *err, size_t errlen) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s.csv", dir, t->name);
-    FILE *out = fopen(path, "w");
-    if (!out) { snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno)); return REPORT_ERR_FILE; }
+    FILE *out = outfile_open(path, OUTFILE_PUBLIC, 0, err, errlen);
+    if (!out) return REPORT_ERR_FILE;
     col_set cs;
     table_columns(t, &cs);
     for (int c = 0; c < cs.ncols; c++) fprintf(out, "%s%s", c ? "," : "", cs.cols[c].name);
@@ -355,8 +356,7 @@ static int render_csv(const table *t, const char *dir, char *err, size_t errlen)
         fputc('\n', out);
     }
     col_set_free(&cs);
-    if (fclose(out)) { snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno)); return REPORT_ERR_FILE; }
-    return REPORT_OK;
+    return outfile_close(out, err, errlen) ? REPORT_ERR_FILE : REPORT_OK;
 }
 
 /* ---- the decision settings, as the tables use them ----------------------------------- */

@@ -1,5 +1,6 @@
 /* safetensors: the safetensors format, read with libcjson (see safetensors.h). */
 #include "safetensors.h"
+#include "outfile.h"
 #include "util.h"
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -217,7 +218,7 @@ int st_write(const char *path, const st_tensor *t, int n, const char *const *met
     size_t *lens = util_calloc((size_t)n + 1, sizeof *lens);
     parts[0] = head; lens[0] = 8 + hl;
     for (int i = 0; i < n; i++) { parts[i + 1] = t[i].data; lens[i + 1] = nbytes[i]; }
-    int rc = util_write_atomic(path, parts, lens, n + 1, err, errlen);
+    int rc = outfile_write(path, OUTFILE_PUBLIC, parts, lens, n + 1, err, errlen);
     free(parts); free(lens); free(nbytes); free(head);
     return rc;
 }

@@ -89,32 +89,6 @@ int util_read_file(const char *path, size_t max, unsigned char **buf, size_t *le
     return 0;
 }
 
-int util_write_atomic(const char *path, const void *const *part, const size_t *len, int n, char *err, size_t errlen) {
-    size_t tl = strlen(path) + 32;
-    char *tmp = util_malloc(tl);
-    snprintf(tmp, tl, "%s.tmp-%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        util_err(err, errlen, "%s: cannot create: %s", tmp, strerror(errno));
-        free(tmp);
-        return -1;
-    }
-    int bad = 0;
-    for (int i = 0; i < n && !bad; i++) bad = len[i] && fwrite(part[i], 1, len[i], f) != len[i];
-    bad = bad || fflush(f) || fsync(fileno(f));
-    int saved = errno;
-    bad = fclose(f) || bad;
-    if (bad || rename(tmp, path)) {
-        if (!bad) saved = errno;
-        util_err(err, errlen, "%s: cannot write: %s", path, strerror(saved));
-        unlink(tmp);
-        free(tmp);
-        return -1;
-    }
-    free(tmp);
-    return 0;
-}
-
 void util_host(char *buf, size_t len) {
     char host[256] = "unknown host", model[256] = "", line[512];
     gethostname(host, sizeof host - 1);

@@ -9,7 +9,6 @@
  *   util_now_s()   monotonic seconds, for durations.
  *   util_iso_now() the current UTC time as ISO 8601 ("2026-01-02T03:04:05Z") into buf.
  *   util_read_file()   a whole regular file into a malloc'd buffer, refusing more than max bytes.
- *   util_write_atomic() bytes to "<path>.tmp-<pid>", fsync'd and renamed onto path.
  *   util_host()    this machine as "<hostname>, <CPU model>, <n> cores" into buf (the CPU
  *                  model from /proc/cpuinfo; left out where there is none). */
 #ifndef PMI_UTIL_H
@@ -22,9 +21,6 @@ void util_iso_now(char *buf, size_t len);
 /* Reads path into *buf (malloc'd, one NUL byte after the data) and *len. A path that is not a
  * regular file, or holds more than max bytes, is an error. Returns 0, or -1 with err naming path. */
 int util_read_file(const char *path, size_t max, unsigned char **buf, size_t *len, char *err, size_t errlen);
-/* Writes the n parts (part[i], len[i]) one after another to path atomically: nothing is left
- * behind on failure and an existing path is replaced only when all was written. 0, or -1 with err. */
-int util_write_atomic(const char *path, const void *const *part, const size_t *len, int n, char *err, size_t errlen);
 void util_host(char *buf, size_t len);
 
 void *util_malloc_at(size_t size, const char *file, int line);

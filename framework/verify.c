@@ -1,6 +1,7 @@
 /* verify: a suspect model judged with an owner key (see verify.h). */
 #include "verify.h"
 #include "data.h"
+#include "outfile.h"
 #include "sha256.h"
 #include "util.h"
 #include "version.h"
@@ -282,7 +283,7 @@ int verify_write_record(const char *path, const pmi_key *k, const verify_result 
     size_t len = strlen(text);
     const void *parts[2] = {text, "\n"};
     size_t lens[2] = {len, 1};
-    int rc = util_write_atomic(path, parts, lens, 2, err, errlen);
+    int rc = outfile_write(path, OUTFILE_SECRET, parts, lens, 2, err, errlen);
     free(text);
     return rc;
 }
