@@ -89,6 +89,19 @@ int util_read_file(const char *path, size_t max, unsigned char **buf, size_t *le
     return 0;
 }
 
+void util_escape(const char *s, char *buf, size_t len) {
+    size_t n = 0;
+    if (!len) return;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        int ctl = ch < 0x20 || ch == 0x7f;
+        if (n + (ctl ? 4 : 1) >= len) break;
+        if (ctl) n += (size_t)snprintf(buf + n, len - n, "\\x%02x", ch);
+        else buf[n++] = (char)ch;
+    }
+    buf[n] = 0;
+}
+
 void util_host(char *buf, size_t len) {
     char host[256] = "unknown host", model[256] = "", line[512];
     gethostname(host, sizeof host - 1);

@@ -9,6 +9,7 @@
  *   util_now_s()   monotonic seconds, for durations.
  *   util_iso_now() the current UTC time as ISO 8601 ("2026-01-02T03:04:05Z") into buf.
  *   util_read_file()   a whole regular file into a malloc'd buffer, refusing more than max bytes.
+ *   util_escape()  a string with its control characters as \xNN, for a message to a terminal.
  *   util_host()    this machine as "<hostname>, <CPU model>, <n> cores" into buf (the CPU
  *                  model from /proc/cpuinfo; left out where there is none). */
 #ifndef PMI_UTIL_H
@@ -21,6 +22,9 @@ void util_iso_now(char *buf, size_t len);
 /* Reads path into *buf (malloc'd, one NUL byte after the data) and *len. A path that is not a
  * regular file, or holds more than max bytes, is an error. Returns 0, or -1 with err naming path. */
 int util_read_file(const char *path, size_t max, unsigned char **buf, size_t *len, char *err, size_t errlen);
+/* s into buf with every control character (below 0x20, and 0x7f) written as \xNN, so that a
+ * name from a file or the command line cannot drive the terminal; cut to fit len. */
+void util_escape(const char *s, char *buf, size_t len);
 void util_host(char *buf, size_t len);
 
 void *util_malloc_at(size_t size, const char *file, int line);
