@@ -384,7 +384,7 @@ static int read_fields(hid_t f, const char *path, pmi_key *k, char *err, size_t 
          "%s: key field input_shape is missing or not (c, h, w) with 1..3 channels", path);
     k->c = shape[0]; k->h = shape[1]; k->w = shape[2];
     NEED(!get_attr(f, "classes", H5T_NATIVE_INT, -1, &k->classes) && k->classes >= 2 && k->classes <= 100000,
-         "%s: key field classes is missing or below 2", path);
+         "%s: key field classes is missing or outside [2, 100000]", path);
     NEED(!get_str(f, "normalize", k->normalize, sizeof k->normalize) &&
          (!strcmp(k->normalize, "none") || !strcmp(k->normalize, "unit") || !strcmp(k->normalize, "standard")),
          "%s: key field normalize is missing or not none, unit or standard", path);
@@ -396,8 +396,8 @@ static int read_fields(hid_t f, const char *path, pmi_key *k, char *err, size_t 
     NEED(s->n_alphas >= 1 && s->n_alphas <= CFG_MAX_ALPHAS && !get_attr(f, "alphas", H5T_NATIVE_DOUBLE, s->n_alphas, s->alphas),
          "%s: key field alphas is missing or not 1..%d values", path, CFG_MAX_ALPHAS);
     for (int a = 0; a < s->n_alphas; a++) NEED(s->alphas[a] > 0 && s->alphas[a] < 1, "%s: key alpha %g is outside (0, 1)", path, s->alphas[a]);
-    NEED(!get_attr(f, "permutations", H5T_NATIVE_INT, -1, &s->permutations) && s->permutations >= 0,
-         "%s: key field permutations is missing or negative", path);
+    NEED(!get_attr(f, "permutations", H5T_NATIVE_INT, -1, &s->permutations) && s->permutations >= 1 && s->permutations <= 100000000,
+         "%s: key field permutations is missing or outside [1, 100000000] (pmi.permutations' range)", path);
     NEED(!get_kinds(f, s), "%s: key field score_kinds is missing or not 1..%d known score kinds", path, SCORE_COUNT);
     hsize_t nk = (hsize_t)s->n_kinds;
     uint64_t *seeds = get_dset(f, "permutation_seeds", H5T_NATIVE_UINT64, 8, 1, &nk);
@@ -418,6 +418,8 @@ static int read_fields(hid_t f, const char *path, pmi_key *k, char *err, size_t 
     NEED((double)k->N * k->m * k->c * k->h * k->w < (double)(1u << 31), "%s: key samples are too large", path);
     NEED((k->samples = get_dset(f, "samples", H5T_NATIVE_FLOAT, 4, 5, ds)),
          "%s: key dataset samples is missing or not (N, m, c, h, w) = (%d, %d, %d, %d, %d)", path, k->N, k->m, k->c, k->h, k->w);
+    for (int64_t i = 0; i < (int64_t)k->N * k->m * k->c * k->h * k->w; i++)
+        NEED(isfinite(k->samples[i]), "%s: key dataset samples holds a value that is not finite (sample %lld of N*m)", path, (long long)(i / ((int64_t)k->c * k->h * k->w)));
     NEED((k->labels = get_dset(f, "labels", H5T_NATIVE_INT32, 4, 2, ds)),
          "%s: key dataset labels is missing or not (N, m) = (%d, %d)", path, k->N, k->m);
     for (int64_t i = 0; i < (int64_t)k->N * k->m; i++)
