@@ -61,7 +61,8 @@ static void log_softmax_rows(const double *x, int64_t n, int classes, float *log
 static int csv_logits(const char *path, int64_t n, int classes, double *x, char *err, size_t errlen) {
     unsigned char *buf;
     size_t len;
-    if (util_read_file(path, (size_t)1 << 32, &buf, &len, err, errlen)) return -1;
+    /* 64 bytes a value and 1 MiB of comments: a larger file is refused before it is read */
+    if (util_read_file(path, (size_t)(n * classes * 64) + (1 << 20), &buf, &len, err, errlen)) return -1;
     char *p = (char *)buf;
     int64_t row = 0;
     int line = 0, rc = 0;
