@@ -55,10 +55,13 @@ static int fail(serr *e, const char *fmt, ...) {
     if (!e->buf || !e->len || e->buf[0]) return -1;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e->buf, e->len, fmt, ap);
+    char *msg = NULL;
+    int n = vasprintf(&msg, fmt, ap);
     va_end(ap);
-    size_t u = strlen(e->buf);
-    if (detail[0] && u < e->len) snprintf(e->buf + u, e->len - u, " (HDF5: %s)", detail);
+    if (n < 0) return -1;
+    if (detail[0]) util_err(e->buf, e->len, "%s (HDF5: %s)", msg, detail);
+    else util_fit(msg, e->buf, e->len);
+    free(msg);
     return -1;
 }
 

@@ -15,10 +15,27 @@ int util_err(char *err, size_t errlen, const char *fmt, ...) {
     if (err && errlen) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
+        char *full = NULL;
+        int n = vasprintf(&full, fmt, ap);
         va_end(ap);
+        if (n >= 0) util_fit(full, err, errlen);
+        else err[0] = 0;
+        free(full);
     }
     return -1;
+}
+
+void util_fit(const char *msg, char *buf, size_t len) {
+    size_t n = strlen(msg);
+    if (!len) return;
+    if (n < len) { memcpy(buf, msg, n + 1); return; }
+    static const char cut[] = " [...] ";
+    if (len < 64) { snprintf(buf, len, "%s", msg); return; }
+    size_t tail = (len - sizeof cut) * 2 / 3, head = len - sizeof cut - tail;   /* the reason is at the end */
+    memcpy(buf, msg, head);
+    memcpy(buf + head, cut, sizeof cut - 1);
+    memcpy(buf + head + sizeof cut - 1, msg + n - tail, tail);
+    buf[len - 1] = 0;
 }
 
 double util_now_s(void) {

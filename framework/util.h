@@ -1,7 +1,9 @@
 /* util: the helpers several modules share.
  *   util_err()     writes a printf-style message into a caller's (err, errlen) buffer and
  *                  returns -1, so that `return util_err(err, errlen, "...", ...);` reports and
- *                  fails; a NULL or empty buffer is left alone.
+ *                  fails; a NULL or empty buffer is left alone. A message longer than the
+ *                  buffer loses its middle (util_fit), not its end, where the reason is.
+ *   util_fit()     a message into a buffer, its middle replaced by " [...] " when too long.
  *   util_malloc(), util_calloc(), util_realloc(), util_strdup()
  *                  checked allocation (llm.c's mallocCheck): out of memory is not a condition
  *                  pmi recovers from, so these print the caller's file:line and the size asked
@@ -17,6 +19,9 @@
 #include <stddef.h>
 
 int util_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* msg into buf (len bytes): whole when it fits, else its head, " [...] " and its last two
+ * thirds, so that a long path cuts itself and the reason after it survives. */
+void util_fit(const char *msg, char *buf, size_t len);
 double util_now_s(void);
 void util_iso_now(char *buf, size_t len);
 /* Reads path into *buf (malloc'd, one NUL byte after the data) and *len. A path that is not a
