@@ -763,7 +763,11 @@ int cfg_validate(const cfg *c, char *err, size_t errlen) {
         if (!find_key(e->section, e->key)) return unknown_key(c, e, err, errlen);
         if (check_entry(e, err, errlen)) return -1;
     }
-    if (sweep_total(c) > INT_MAX) return util_err(err, errlen, "the sweep has more than %d points", INT_MAX);
+    long long points = sweep_total(c);
+    if (points > CFG_MAX_POINTS)
+        return util_err(err, errlen, "the sweep has %s%lld points (the product of its lists' lengths), more than the %d a plan may "
+                        "hold: shorten its lists", points > INT_MAX ? "more than " : "", points > INT_MAX ? (long long)INT_MAX : points,
+                        CFG_MAX_POINTS);
     const char *ws, *wn;
     int secret = int_extreme(c, "pool", "secret", 1, &ws), N = int_extreme(c, "pool", "N", 0, &wn);
     if (secret >= N)

@@ -116,6 +116,12 @@ int key_export(const char *results, const char *job_id, pmi_key *k, char *err, s
     plan *p = NULL;
     const plan_job *job = find_job(results, job_id, &p, err, errlen);
     if (!job) { plan_free(p); return -1; }
+    if (job->role != ROLE_OWNER) {
+        util_err(err, errlen, "%s: job %s is a %s model, not an owner: a key is an owner's (the jobs p<i>-s<j>-owner)",
+                 results, job_id, plan_roles[job->role].name);
+        plan_free(p);
+        return -1;
+    }
     const plan_point *pt = &p->points[job->point];
     const pmi_params *pp = &pt->params;
     int64_t *pool = NULL, n = 0, dims[2];
@@ -389,7 +395,7 @@ static int read_fields(hid_t f, const char *path, pmi_key *k, char *err, size_t 
          (!strcmp(k->normalize, "none") || !strcmp(k->normalize, "unit") || !strcmp(k->normalize, "standard")),
          "%s: key field normalize is missing or not none, unit or standard", path);
     NEED(!get_attr(f, "mean", H5T_NATIVE_DOUBLE, k->c, k->mean) && !get_attr(f, "std", H5T_NATIVE_DOUBLE, k->c, k->sd),
-         "%s: key field mean or std is missing or not %d values", path, k->c);
+         "%s: key field mean or std is missing or not %d values (one per channel of input_shape)", path, k->c);
     NEED(!get_str(f, "decide", s->decide, sizeof s->decide) && pmi_pvalue_parse(s->decide) >= 0,
          "%s: key field decide is missing or not rank, perm, welch or mw", path);
     s->n_alphas = attr_len(f, "alphas");

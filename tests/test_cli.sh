@@ -298,6 +298,11 @@ expect 2 "experiment.output: expected a string of 1 to" -- run "$tmp/ok.ini" -s 
 printf 'include = ok.ini\n[attack.none]\ntype = prune\n' >"$tmp/none.ini"
 expect 2 "[attack.none]: the name none is reserved" -- plan "$tmp/none.ini"
 expect 2 "pmi.permutations: expected an integer in [1," -- plan "$tmp/ok.ini" -s pmi.permutations=0
+ten=1,2,3,4,5,6,7,8,9,10
+expect 2 "the sweep has 1000000 points (the product of its lists' lengths), more than the 100000" -- plan "$tmp/ok.ini" \
+  -s train.epochs=$ten -s train.batch_size=$ten -s pool.m=$ten -s data.n_train=$ten -s train.step_size=$ten -s data.n_test=$ten
+expect 2 "job p0-s1-clean is a clean model, not an owner" -- key export "$sres" --job p0-s1-clean -o "$tmp/clean.key.h5"
+[ ! -e "$tmp/clean.key.h5" ]; check $? "no key for a clean model"
 expect 2 'got '"'"'a\x1b[31mb'"'" -- plan "$tmp/ok.ini" -s "experiment.name=$(printf 'a\033[31mb')"
 ! grep -q "$(printf '\033')" "$tmp/err"; check $? "no raw escape sequence from experiment.name reaches the terminal"
 # a safetensors file whose header does not account for its size: refused before it is read whole
