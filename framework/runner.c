@@ -630,14 +630,18 @@ static int merge_plan(const plan *pl, store_provenance *prov, int partial, runne
 static int keys_folder(const char *dir, char *err, size_t errlen) {
     struct stat st;
     if (mkdir(dir, 0700) && errno != EEXIST) return util_err(err, errlen, "%s: cannot create: %s", dir, strerror(errno));
-    if (lstat(dir, &st)) return util_err(err, errlen, "%s: %s", dir, strerror(errno));
-    if (!S_ISDIR(st.st_mode))
-        return util_err(err, errlen, "%s: %s, expected the folder for the owner keys: remove it", dir, S_ISLNK(st.st_mode) ? "a symbolic link" : "not a folder");
-    if (st.st_mode & 077) {
-        if (chmod(dir, 0700)) return util_err(err, errlen, "%s: mode %03o lets others in, and chmod 700 failed: %s", dir, (unsigned)(st.st_mode & 0777), strerror(errno));
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);   /* the folder itself, never a link's target */
+    if (fd < 0 && (errno == ELOOP || errno == ENOTDIR))
+        return util_err(err, errlen, "%s: %s, expected the folder for the owner keys: remove it", dir,
+                        lstat(dir, &st) == 0 && S_ISLNK(st.st_mode) ? "a symbolic link" : "not a folder");
+    if (fd < 0 || fstat(fd, &st)) { util_err(err, errlen, "%s: %s", dir, strerror(errno)); if (fd >= 0) close(fd); return -1; }
+    int rc = 0;
+    if ((st.st_mode & 077) && fchmod(fd, 0700))
+        rc = util_err(err, errlen, "%s: mode %03o lets others in, and chmod 700 failed: %s", dir, (unsigned)(st.st_mode & 0777), strerror(errno));
+    else if (st.st_mode & 077)
         fprintf(stderr, "pmi: warning: %s had mode %03o (others could reach the keys): made 0700\n", dir, (unsigned)(st.st_mode & 0777));
-    }
-    return 0;
+    close(fd);
+    return rc;
 }
 
 /* With [store] keys, the key of every owner job of the merged file, in <experiment>/keys/. */
