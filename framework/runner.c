@@ -48,7 +48,7 @@ static void on_alarm(int sig) {
 
 /* A merge has no boundary to stop at: a signal removes its temporary file and ends it. */
 static void on_merge_signal(int sig) {
-    static const char msg[] = "\npmi: merge stopped by a signal; its temporary file is removed (run pmi merge again)\n";
+    static const char msg[] = "\npmi: merge stopped by a signal; its temporary files are removed (run pmi merge again)\n";
     outfile_remove_temps();
     ssize_t w = write(2, msg, sizeof msg - 1);
     (void)w;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -153,12 +154,13 @@ int st_parse(unsigned char *buf, size_t len, st_file *f, char *err, size_t errle
  * cover exactly what follows the header), so that a file is read whole only when its header
  * accounts for every byte. */
 static int check_header(const char *path, char *why, size_t whylen) {
-    FILE *in = fopen(path, "rb");
     struct stat st;
     unsigned char head[8];
-    if (!in || fstat(fileno(in), &st) || !S_ISREG(st.st_mode) || fread(head, 1, 8, in) != 8) {
-        if (in) fclose(in);
-        return util_err(why, whylen, "cannot read its 8-byte header length");
+    FILE *in = util_open_regular(path, &st, why, whylen);
+    if (!in) return -1;
+    if (fread(head, 1, 8, in) != 8) {
+        fclose(in);
+        return util_err(why, whylen, "%lld bytes: too short for the 8-byte header length", (long long)st.st_size);
     }
     uint64_t hl = 0;
     for (int i = 7; i >= 0; i--) hl = hl << 8 | head[i];
@@ -183,7 +185,8 @@ int st_read(const char *path, st_file *f, char *err, size_t errlen) {
     size_t len;
     memset(f, 0, sizeof *f);
     char why[512];
-    if (access(path, R_OK) == 0 && check_header(path, why, sizeof why))
+    if (access(path, R_OK)) return util_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    if (check_header(path, why, sizeof why))
         return util_err(err, errlen, "%s: not a valid safetensors file: %s", path, why);
     if (util_read_file(path, (size_t)1 << 40, &buf, &len, err, errlen)) return -1;
     if (st_parse(buf, len, f, why, sizeof why)) {

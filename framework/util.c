@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdint.h>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -82,15 +83,24 @@ char *util_strdup_at(const char *s, const char *file, int line) {
     return d;
 }
 
+FILE *util_open_regular(const char *path, struct stat *st, char *err, size_t errlen) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);   /* a named pipe must not block the open */
+    if (fd < 0) { util_err(err, errlen, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    if (fstat(fd, st) || !S_ISREG(st->st_mode)) {
+        close(fd);
+        util_err(err, errlen, "%s: not a regular file", path);
+        return NULL;
+    }
+    FILE *f = fcntl(fd, F_SETFL, 0) ? NULL : fdopen(fd, "rb");
+    if (!f) { util_err(err, errlen, "%s: cannot open: %s", path, strerror(errno)); close(fd); }
+    return f;
+}
+
 int util_read_file(const char *path, size_t max, unsigned char **buf, size_t *len, char *err, size_t errlen) {
     *buf = NULL; *len = 0;
     struct stat st;
-    FILE *f = fopen(path, "rb");
-    if (!f) return util_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return util_err(err, errlen, "%s: not a regular file", path);
-    }
+    FILE *f = util_open_regular(path, &st, err, errlen);
+    if (!f) return -1;
     if ((uint64_t)st.st_size > max) {
         fclose(f);
         return util_err(err, errlen, "%s: %lld bytes, more than the %zu this reader accepts", path, (long long)st.st_size, max);

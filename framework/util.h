@@ -10,6 +10,7 @@
  *                  for, and exit(1). They never return NULL (a size of 0 allocates 1 byte).
  *   util_now_s()   monotonic seconds, for durations.
  *   util_iso_now() the current UTC time as ISO 8601 ("2026-01-02T03:04:05Z") into buf.
+ *   util_open_regular() a regular file opened for reading; a pipe or device refused, not waited on.
  *   util_read_file()   a whole regular file into a malloc'd buffer, refusing more than max bytes.
  *   util_escape()  a string with its control characters as \xNN, for a message to a terminal.
  *   util_host()    this machine as "<hostname>, <CPU model>, <n> cores" into buf (the CPU
@@ -17,6 +18,8 @@
 #ifndef PMI_UTIL_H
 #define PMI_UTIL_H
 #include <stddef.h>
+#include <stdio.h>
+#include <sys/stat.h>
 
 int util_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* msg into buf (len bytes): whole when it fits, else its head, " [...] " and its last two
@@ -24,6 +27,9 @@ int util_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((form
 void util_fit(const char *msg, char *buf, size_t len);
 double util_now_s(void);
 void util_iso_now(char *buf, size_t len);
+/* Opens path for reading when it is a regular file (*st: its stat), without blocking on a named
+ * pipe; NULL with err naming path otherwise. */
+FILE *util_open_regular(const char *path, struct stat *st, char *err, size_t errlen);
 /* Reads path into *buf (malloc'd, one NUL byte after the data) and *len. A path that is not a
  * regular file, or holds more than max bytes, is an error. Returns 0, or -1 with err naming path. */
 int util_read_file(const char *path, size_t max, unsigned char **buf, size_t *len, char *err, size_t errlen);
