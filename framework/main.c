@@ -203,6 +203,7 @@ static int cmd_run(int argc, char **argv) {
         {"batch", required_argument, 0, 'B'}, {"gpus", required_argument, 0, 'g'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     set_list sl = {0};
     runner_options o = {.slice = 0, .nslices = 1};
+    int threads_set = 0;
     for (int ch; (ch = getopt_long(argc, argv, "s:S:ft:Mj:GB:g:h", opts, NULL)) != -1;) {
         switch (ch) {
         case 's': if (add_set(&sl, optarg)) return 2; break;
@@ -216,6 +217,7 @@ static int cmd_run(int argc, char **argv) {
         case 't':
             if (parse_number("run", "threads", optarg, 0, 1024, "libtorch threads (0: all cores)", &o.threads)) return 2;
             o.workers = o.workers ? o.workers : 1;
+            threads_set = 1;
             break;
         case 'j':
             if (parse_number("run", "jobs", optarg, 1, 64, "a number of worker processes", &o.workers)) return 2;
@@ -237,6 +239,12 @@ static int cmd_run(int argc, char **argv) {
         }
     }
     if (optind >= argc) { fprintf(stderr, "pmi run: expected a config file (pmi run --help)\n"); return 2; }
+    if (threads_set && o.workers > 1) {
+        fprintf(stderr, "pmi run: --jobs %d and --threads %d: choose one (worker processes of one thread each, or one process of n threads)\n",
+                o.workers, o.threads);
+        return 2;
+    }
+    if (o.workers == 1 && !threads_set) o.threads = 1;   /* --jobs 1: one worker of one thread, as --jobs says */
     plan *p = load_plan(argv + optind, argc - optind, sl.sets, sl.nsets, DATA_REQUIRE);
     if (!p) return 2;
     runner_install_signals();

@@ -50,6 +50,7 @@ expect 2 "--threads '-1'" -- run "$tmp/ok.ini" --threads -1
 expect 2 "--jobs '2x'" -- run "$tmp/ok.ini" --jobs 2x
 expect 2 "--jobs '0'" -- run "$tmp/ok.ini" --jobs 0
 expect 2 "--jobs ''" -- run "$tmp/ok.ini" --jobs ''
+expect 2 "--jobs 2 and --threads 2: choose one" -- run "$tmp/ok.ini" --jobs 2 --threads 2
 expect 2 "--shard '1/2x'" -- run "$tmp/ok.ini" --shard 1/2x
 expect 2 "--shard '2/2'" -- run "$tmp/ok.ini" --shard 2/2
 expect 2 "--gpus 'x'" -- run "$tmp/ok.ini" --gpus x
@@ -143,7 +144,7 @@ expect 0 "" -- config --help
 
 # ---- results files that open but hold nothing to show ------------------------------------
 # A tiny synthetic run gives a real results file; h5py (a writer we did not write) breaks it.
-expect 0 "" -- run "$tmp/ok.ini" -s pmi.independent=0 -s pmi.permutations=9 --jobs 1
+expect 0 "device cpu (1 threads), 1 worker" -- run "$tmp/ok.ini" -s pmi.independent=0 -s pmi.permutations=9 --jobs 1
 res="$out/cli/results.h5"
 [ -s "$res" ]; check $? "a tiny run writes $res"
 /usr/bin/python3 -c "import sys, h5py; f = h5py.File(sys.argv[1], 'r'); assert sorted(f['report']) == ['calibration', 'fidelity', 'models', 'settings']; s = f['summary'][:]; assert len(f['report/models/p_perm']) == (s['score'] == f.attrs['score_kinds'][0].encode()).sum(); assert f.attrs['host']" "$res"
