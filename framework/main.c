@@ -511,7 +511,7 @@ static int cmd_key(int argc, char **argv) {
 }
 
 /* pmi verify's exit codes: 0 claimed, 1 not claimed, 2 usage or input error, 4 the record
- * could not be written. */
+ * (or the verdict on the standard output) could not be written. */
 static int cmd_verify(int argc, char **argv) {
     static const struct option opts[] = {
         {"key", required_argument, 0, 'k'}, {"weights", required_argument, 0, 'w'}, {"arch", required_argument, 0, 'a'},
@@ -568,10 +568,13 @@ static int cmd_verify(int argc, char **argv) {
     int rc = verify_run(&k, &s, &r, err, sizeof err);
     if (rc) { fprintf(stderr, "pmi verify: %s\n", err); key_free(&k); return 2; }
     verify_print(stdout, &k, &r);
+    int out_bad = fflush(stdout) || ferror(stdout);   /* exit 1 would read as a verdict: 4, as for the record */
+    if (out_bad) fprintf(stderr, "pmi verify: cannot write the verdict to the standard output: %s\n", strerror(errno ? errno : EIO));
+    clearerr(stdout);
     rc = record ? verify_write_record(record, &k, &r, err, sizeof err) : 0;
     key_free(&k);
     if (rc) { fprintf(stderr, "pmi verify: %s\n", err); return 4; }
-    return r.claimed ? 0 : 1;
+    return out_bad ? 4 : r.claimed ? 0 : 1;
 }
 
 /* Commands without arguments (config takes --help) refuse any: a typo must not pass silently. */

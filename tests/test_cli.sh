@@ -287,7 +287,8 @@ for args in "report $sres" "plan $tmp/ok.ini" "attacks" "config --help"; do
   check $? "pmi $args >/dev/full -> exit 1, says why (exit $rc)"
 done
 timeout 20 "$pmi" verify --key "$tmp/k.h5" --weights "$tmp/m.safetensors" >/dev/full 2>"$tmp/err"; rc=$?
-[ "$rc" != 0 ] && grep -q "No space left on device" "$tmp/err"; check $? "pmi verify >/dev/full fails and says why (exit $rc)"
+[ "$rc" = 4 ] && grep -q "cannot write the verdict to the standard output: No space left on device" "$tmp/err"
+check $? "pmi verify >/dev/full -> exit 4 (not a verdict), says why (exit $rc)"
 
 # ---- inputs that would turn a run against its user -----------------------------------------
 mkfifo "$tmp/fifo.ini"
