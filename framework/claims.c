@@ -1,5 +1,6 @@
 /* claims: verdicts per claim of the paper and the reproduction report (see claims.h). */
 #include "claims.h"
+#include "outfile.h"
 #include "pmi.h"
 #include "report.h"
 #include "store.h"
@@ -540,17 +541,12 @@ static int write_body(FILE *out, const char *const *paths, int n, const char *pl
 
 int claims_write_report(const char *const *paths, int n, const char *plots_dir, const char *out_path,
                         char *err, size_t errlen) {
-    char tmp[PATH_MAX], dir[PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", out_path, (long)getpid()) >= (int)sizeof tmp)
-        return util_err(err, errlen, "%s: path too long", out_path);
+    char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", out_path);
     char *slash = strrchr(dir, '/');
     if (slash) *slash = 0; else snprintf(dir, sizeof dir, ".");
-    FILE *out = fopen(tmp, "w");
-    if (!out) return util_err(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-    int rc = write_body(out, paths, n, plots_dir, dir, err, errlen);
-    if (fclose(out) && !rc) rc = util_err(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-    if (!rc && rename(tmp, out_path)) rc = util_err(err, errlen, "cannot rename %s to %s: %s", tmp, out_path, strerror(errno));
-    if (rc) unlink(tmp);
-    return rc;
+    FILE *out = outfile_open(out_path, OUTFILE_PUBLIC, 0, err, errlen);
+    if (!out) return -1;
+    if (write_body(out, paths, n, plots_dir, dir, err, errlen)) { outfile_discard(out); return -1; }
+    return outfile_close(out, err, errlen);
 }

@@ -53,7 +53,7 @@ const char *claims_verdict_name(claim_verdict v);
  * one "not run" row), C5. Returns 0, or -1 with err naming the file that cannot be read. */
 int claims_evaluate(const char *const *paths, int n, claim_row **rows, int *nrows, char *err, size_t errlen);
 
-/* Writes the reproduction report to out_path (atomically: a temporary file renamed): the
+/* Writes the reproduction report to out_path (outfile.h: a temporary file renamed): the
  * machine and provenance of every file, the claims table with verdicts, each file's tables
  * (report_write, Markdown), the figures found in <plots_dir>/<experiment>/ (*.png, linked
  * relative to out_path's folder; plots_dir may be NULL: no figures) and the verdict rules.

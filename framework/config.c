@@ -11,12 +11,14 @@
 #include "util.h"
 #include <ini.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #define CFG_MAX_INCLUDE_DEPTH 32
@@ -75,10 +77,10 @@ static const key_def schema[] = {
     ROW("experiment", "seeds", K_INT, seeds, "3", 1, 10000, 0, NULL, "number of seeds (replicates)"),
     ROW("experiment", "seed", K_INT, seed, "1", 0, 2147483647.0, 0, NULL, "first seed; the seeds are seed, seed+1, ..."),
     ROW("experiment", "device", K_ENUM, device, "auto", 0, 0, 0, nn_device_request_name, "compute device (auto: cuda when available)"),
-    ROW("experiment", "output", K_STRING, output, "results", 0, 0, 0, NULL, "results root folder"),
+    ROW("experiment", "output", K_STRING, output, "results", 0, 0, 0, NULL, "results root folder (not empty)"),
     ROW("experiment", "deterministic", K_BOOL, deterministic, "0", 0, 0, 0, NULL, "GPU: deterministic algorithms and no TF32, so two runs on one card type give identical numbers (slower)"),
     ROW("data", "dataset", K_CHOICE, dataset, "fashion-mnist", 0, 0, 0, dataset_name, "dataset"),
-    ROW("data", "path", K_STRING, path, "", 0, 0, 0, NULL, "folder holding the dataset files; empty: the dataset's default"),
+    ROW("data", "path", K_STRING, path, "", 0, 0, EMPTY_OK, NULL, "folder holding the dataset files; empty: the dataset's default"),
     ROW("data", "n_train", K_INT, n_train, "2000", 1, 1e7, 0, NULL, "owner training samples (without the secret mini-dataset)"),
     ROW("data", "n_attacker", K_INT, n_attacker, "1000", 0, 1e7, 0, NULL, "samples the attacker holds"),
     ROW("data", "n_test", K_INT, n_test, "1000", 1, 1e7, 0, NULL, "test samples"),
@@ -101,7 +103,7 @@ static const key_def schema[] = {
     ROW("train", "schedule", K_ENUM, schedule, "none", 0, 0, 0, nn_schedule_name, "learning-rate schedule"),
     ROW("train", "step_size", K_INT, step_size, "10", 1, 10000, 0, NULL, "epochs between lr decays (schedule=step)"),
     ROW("train", "gamma", K_DOUBLE, gamma, "0.1", 0, 1, OPEN_MIN, NULL, "lr decay factor (schedule=step)"),
-    ROW("pmi", "permutations", K_INT, permutations, "9999", 0, 1e8, 0, NULL, "resamples of the permutation test"),
+    ROW("pmi", "permutations", K_INT, permutations, "9999", 1, 1e8, 0, NULL, "resamples of the permutation test"),
     ROW("pmi", "alpha", K_DLIST, alphas, "0.01,0.05", 0, 1, OPEN_MIN | OPEN_MAX, NULL, "significance levels (a list, not a sweep)"),
     {"pmi", "scores", K_SLIST, F(scores), NULL, 0, 0, 0, score_name,
      "membership score kinds (a list, not a sweep); default: every raw kind (diff and lira need pmi.references)", raw_score_name},
@@ -372,15 +374,22 @@ static const char *file_kind(mode_t mode) {
 }
 
 static int parse_file(cfg *c, const char *path, include_chain *chain, char *err, size_t errlen) {
-    FILE *f = fopen(path, "r");
-    if (!f) return util_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    /* O_NONBLOCK: opening a named pipe must not wait for a writer; it is refused below */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return util_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    int no_stat = fstat(fileno(f), &st) != 0;
+    int no_stat = fstat(fd, &st) != 0;
     if (no_stat || !S_ISREG(st.st_mode)) {
         const char *why = no_stat ? strerror(errno) : file_kind(st.st_mode);
-        fclose(f);
+        close(fd);
         return util_err(err, errlen, "%s: %s%s, expected an INI text file", path, no_stat ? "cannot stat: " : "", why);
     }
+    if (st.st_size > CFG_FILE_MAX) {
+        close(fd);
+        return util_err(err, errlen, "%s: %lld bytes, more than a config file may hold (%d)", path, (long long)st.st_size, CFG_FILE_MAX);
+    }
+    FILE *f = fcntl(fd, F_SETFL, 0) ? NULL : fdopen(fd, "r");
+    if (!f) { close(fd); return util_err(err, errlen, "%s: cannot open: %s", path, strerror(errno)); }
     char *real = realpath(path, NULL);
     if (!real) { fclose(f); return util_err(err, errlen, "%s: cannot resolve: %s", path, strerror(errno)); }
     if (check_cycle(path, real, chain, err, errlen)) { free(real); fclose(f); return -1; }
@@ -449,7 +458,10 @@ int cfg_override(cfg *c, const char *assignment, char *err, size_t errlen) {
         else if (!valid_value(value))
             rc = util_err(err, errlen, "-s '%s': the value must not hold a line break or ' ;', nor start with ';'", assignment);
         else {
-            char *where = fmt_alloc("-s %s.%s=%s", sec, key, value);
+            char *shown = util_malloc(4 * strlen(value) + 1);   /* messages quote where: no raw control characters */
+            util_escape(value, shown, 4 * strlen(value) + 1);
+            char *where = fmt_alloc("-s %s.%s=%s", sec, key, shown);
+            free(shown);
             add_section(c, sec, where);
             set_entry(c, sec, key, value, where);
             free(where);
@@ -542,8 +554,8 @@ static char *describe(const key_def *d) {
     case K_INT: s = fmt_alloc("an integer in %s", range); break;
     case K_DOUBLE: s = fmt_alloc("a number in %s", range); break;
     case K_STRING:
-        s = d->flags & FOLDER_NAME ? fmt_alloc("a folder name of 1 to %d characters, without '/', not '.' or '..'", CFG_STR - 1)
-                                   : fmt_alloc("a string of at most %d characters", CFG_STR - 1);
+        s = d->flags & FOLDER_NAME ? fmt_alloc("a folder name of 1 to %d characters, without '/' or control characters, not '.' or '..'", CFG_STR - 1)
+                                   : fmt_alloc("a string of %d to %d characters", d->flags & EMPTY_OK ? 0 : 1, CFG_STR - 1);
         break;
     case K_ENUM: s = fmt_alloc("one of %s", names); break;
     case K_CHOICE: s = fmt_alloc("one of %s%s", names, d->flags & EMPTY_OK ? " (or empty)" : ""); break;
@@ -557,7 +569,9 @@ static char *describe(const key_def *d) {
 
 static int bad_value(const key_def *d, const char *got, const char *where, char *err, size_t errlen) {
     char *want = describe(d);
-    util_err(err, errlen, "%s: %s.%s: expected %s, got '%s'", where, d->section, d->key, want, got);
+    char shown[4 * CFG_STR];
+    util_escape(got, shown, sizeof shown);
+    util_err(err, errlen, "%s: %s.%s: expected %s, got '%s'", where, d->section, d->key, want, shown);
     free(want);
     return -1;
 }
@@ -617,8 +631,10 @@ static int parse_slist(const char *s, const key_def *d, char *out, const char *w
     return 0;
 }
 
-/* Whether s can name one folder inside another: nothing that leaves it ("..", "a/../.."). */
+/* Whether s can name one folder inside another: nothing that leaves it ("..", "a/../.."), and
+ * no control character (an escape sequence would reach the terminal in every message). */
 static int folder_name_ok(const char *s) {
+    for (const char *q = s; *q; q++) if ((unsigned char)*q < 0x20 || *q == 0x7f) return 0;
     return *s && !strchr(s, '/') && strcmp(s, ".") && strcmp(s, "..");
 }
 
@@ -635,7 +651,7 @@ static int parse_value(const key_def *d, const char *text, pmi_params *p, const 
     case K_SLIST: return parse_slist(text, d, field, where, err, errlen);
     case K_ENUM: rc = choice_index(d->names, text); if (rc >= 0) { *(int *)field = rc; rc = 0; } break;
     case K_CHOICE: case K_STRING:
-        if (strlen(text) < CFG_STR && (d->type == K_STRING || choice_index(d->names, text) >= 0
+        if (strlen(text) < CFG_STR && ((d->type == K_STRING ? *text != 0 : choice_index(d->names, text) >= 0)
                                        || (!*text && (d->flags & EMPTY_OK)))
             && (!(d->flags & FOLDER_NAME) || folder_name_ok(text))) {
             strcpy(field, text);
@@ -732,10 +748,13 @@ static int check_scores(const cfg *c, char *err, size_t errlen) {
 
 int cfg_validate(const cfg *c, char *err, size_t errlen) {
     if (!c) return util_err(err, errlen, "cfg_validate: no config");
-    for (int i = 0; i < c->ns; i++)
+    for (int i = 0; i < c->ns; i++) {
         if (!is_schema_section(c->s[i].name) && !is_attack_section(c->s[i].name))
             return util_err(err, errlen, "%s: unknown section [%s] (known: experiment, data, pool, model, train, pmi, store, attack.<name>)",
                            c->s[i].where, c->s[i].name);
+        if (!strcmp(c->s[i].name, "attack.none"))
+            return util_err(err, errlen, "%s: [attack.none]: the name none is reserved for the un-attacked evaluations; choose another", c->s[i].where);
+    }
     for (int i = 0; i < c->n; i++) {
         const entry *e = &c->e[i];
         if (write_value(NULL, e->key, e->value))
@@ -746,11 +765,18 @@ int cfg_validate(const cfg *c, char *err, size_t errlen) {
         if (!find_key(e->section, e->key)) return unknown_key(c, e, err, errlen);
         if (check_entry(e, err, errlen)) return -1;
     }
-    if (sweep_total(c) > INT_MAX) return util_err(err, errlen, "the sweep has more than %d points", INT_MAX);
+    long long points = sweep_total(c);
+    if (points > CFG_MAX_POINTS)
+        return util_err(err, errlen, "the sweep has %s%lld points (the product of its lists' lengths), more than the %d a plan may "
+                        "hold: shorten its lists", points > INT_MAX ? "more than " : "", points > INT_MAX ? (long long)INT_MAX : points,
+                        CFG_MAX_POINTS);
     const char *ws, *wn;
     int secret = int_extreme(c, "pool", "secret", 1, &ws), N = int_extreme(c, "pool", "N", 0, &wn);
     if (secret >= N)
         return util_err(err, errlen, "%s: pool.secret: %d must be less than pool.N = %d (%s)", ws, secret, N, wn);
+    int seed = int_extreme(c, "experiment", "seed", 1, &ws), seeds = int_extreme(c, "experiment", "seeds", 1, &wn);
+    if ((long long)seed + seeds - 1 > INT_MAX)
+        return util_err(err, errlen, "%s: experiment.seed: %d + experiment.seeds %d (%s) - 1 passes the last seed %d", ws, seed, seeds, wn, INT_MAX);
     return check_scores(c, err, errlen);
 }
 

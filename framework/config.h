@@ -32,6 +32,8 @@
 
 #define CFG_NAME_MAX 49       /* longest section or key name (libinih's MAX_SECTION - 1) */
 #define CFG_LINE_MAX 198      /* longest line of an INI file (libinih's INI_MAX_LINE - 2) */
+#define CFG_FILE_MAX (1 << 20) /* largest config file read (bytes): a bigger one is refused before reading */
+#define CFG_MAX_POINTS 100000  /* most sweep points (a plan holds about 2.5 KB a point before its jobs) */
 
 /* Requested device, optimizer and schedule are nn.h's enums (nn_device_request, nn_optimizer,
  * nn_schedule), read by their nn.h name tables; score kinds and p-values are pmi.h's. */

@@ -2,6 +2,7 @@
 #include "key.h"
 #include "config.h"
 #include "job.h"
+#include "outfile.h"
 #include "plan.h"
 #include "sha256.h"
 #include "util.h"
@@ -187,6 +188,12 @@ int key_export(const char *results, const char *job_id, pmi_key *k, char *err, s
     plan *p = NULL;
     const plan_job *job = find_job(results, job_id, &p, err, errlen);
     if (!job) { plan_free(p); return -1; }
+    if (job->role != ROLE_OWNER) {
+        util_err(err, errlen, "%s: job %s is a %s model, not an owner: a key is an owner's (the jobs p<i>-s<j>-owner)",
+                 results, job_id, plan_roles[job->role].name);
+        plan_free(p);
+        return -1;
+    }
     const plan_point *pt = &p->points[job->point];
     const pmi_params *pp = &pt->params;
     int64_t *pool = NULL, n = 0, dims[2];
@@ -328,19 +335,16 @@ static int write_fields(hid_t f, const pmi_key *k) {
 
 int key_write(const char *path, const pmi_key *k, char *err, size_t errlen) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    size_t tl = strlen(path) + 32;
-    char *tmp = util_malloc(tl);
-    snprintf(tmp, tl, "%s.tmp-%ld", path, (long)getpid());
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    FILE *o = outfile_open(path, OUTFILE_SECRET, 0, err, errlen);
+    if (!o) return -1;
+    hid_t f = H5Fcreate(outfile_name(o), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     int bad = f < 0 || write_fields(f, k);
     if (f >= 0 && H5Fclose(f) < 0) bad = 1;
-    if (bad || rename(tmp, path)) {
-        unlink(tmp);
-        free(tmp);
-        return util_err(err, errlen, "%s: cannot write the key file", path);
+    if (bad) {
+        outfile_discard(o);
+        return util_err(err, errlen, "%s: cannot write the key file: HDF5 failed writing its temporary file", path);
     }
-    free(tmp);
-    return 0;
+    return outfile_close(o, err, errlen);
 }
 
 /* ---- reading ------------------------------------------------------------------------ */
@@ -517,20 +521,20 @@ static int read_fields(hid_t f, const char *path, pmi_key *k, char *err, size_t 
          "%s: key field input_shape is missing or not (c, h, w) with 1..3 channels", path);
     k->c = shape[0]; k->h = shape[1]; k->w = shape[2];
     NEED(!get_attr(f, "classes", H5T_NATIVE_INT, -1, &k->classes) && k->classes >= 2 && k->classes <= 100000,
-         "%s: key field classes is missing or below 2", path);
+         "%s: key field classes is missing or outside [2, 100000]", path);
     NEED(!get_str(f, "normalize", k->normalize, sizeof k->normalize) &&
          (!strcmp(k->normalize, "none") || !strcmp(k->normalize, "unit") || !strcmp(k->normalize, "standard")),
          "%s: key field normalize is missing or not none, unit or standard", path);
     NEED(!get_attr(f, "mean", H5T_NATIVE_DOUBLE, k->c, k->mean) && !get_attr(f, "std", H5T_NATIVE_DOUBLE, k->c, k->sd),
-         "%s: key field mean or std is missing or not %d values", path, k->c);
+         "%s: key field mean or std is missing or not %d values (one per channel of input_shape)", path, k->c);
     NEED(!get_str(f, "decide", s->decide, sizeof s->decide) && pmi_pvalue_parse(s->decide) >= 0,
          "%s: key field decide is missing or not rank, perm, welch or mw", path);
     s->n_alphas = attr_len(f, "alphas");
     NEED(s->n_alphas >= 1 && s->n_alphas <= CFG_MAX_ALPHAS && !get_attr(f, "alphas", H5T_NATIVE_DOUBLE, s->n_alphas, s->alphas),
          "%s: key field alphas is missing or not 1..%d values", path, CFG_MAX_ALPHAS);
     for (int a = 0; a < s->n_alphas; a++) NEED(s->alphas[a] > 0 && s->alphas[a] < 1, "%s: key alpha %g is outside (0, 1)", path, s->alphas[a]);
-    NEED(!get_attr(f, "permutations", H5T_NATIVE_INT, -1, &s->permutations) && s->permutations >= 0,
-         "%s: key field permutations is missing or negative", path);
+    NEED(!get_attr(f, "permutations", H5T_NATIVE_INT, -1, &s->permutations) && s->permutations >= 1 && s->permutations <= 100000000,
+         "%s: key field permutations is missing or outside [1, 100000000] (pmi.permutations' range)", path);
     NEED(!get_kinds(f, s), "%s: key field score_kinds is missing or not 1..%d known score kinds", path, SCORE_COUNT);
     hsize_t nk = (hsize_t)s->n_kinds;
     uint64_t *seeds = get_dset(f, "permutation_seeds", H5T_NATIVE_UINT64, 8, 1, &nk);
@@ -551,6 +555,8 @@ static int read_fields(hid_t f, const char *path, pmi_key *k, char *err, size_t 
     NEED((double)k->N * k->m * k->c * k->h * k->w < (double)(1u << 31), "%s: key samples are too large", path);
     NEED((k->samples = get_dset(f, "samples", H5T_NATIVE_FLOAT, 4, 5, ds)),
          "%s: key dataset samples is missing or not (N, m, c, h, w) = (%d, %d, %d, %d, %d)", path, k->N, k->m, k->c, k->h, k->w);
+    for (int64_t i = 0; i < (int64_t)k->N * k->m * k->c * k->h * k->w; i++)
+        NEED(isfinite(k->samples[i]), "%s: key dataset samples holds a value that is not finite (sample %lld of N*m)", path, (long long)(i / ((int64_t)k->c * k->h * k->w)));
     NEED((k->labels = get_dset(f, "labels", H5T_NATIVE_INT32, 4, 2, ds)),
          "%s: key dataset labels is missing or not (N, m) = (%d, %d)", path, k->N, k->m);
     for (int64_t i = 0; i < (int64_t)k->N * k->m; i++)

@@ -17,6 +17,7 @@
 #include "job.h"
 #include "key.h"
 #include "nn.h"
+#include "outfile.h"
 #include "plan.h"
 #include "plot.h"
 #include "probe.h"
@@ -30,6 +31,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +105,14 @@ static int check_results_file(const char *cmd, const char *path) {
     free(rows);
     if (n == 0) { fprintf(stderr, "pmi %s: %s: /summary holds no rows: no model was evaluated, nothing to show\n", cmd, path); return 2; }
     return 0;
+}
+
+/* Refuses (prints why; exit 2 follows) an output path that is one of the n inputs. */
+static int check_output(const char *cmd, const char *out, const char *const *in, int n) {
+    char err[PATH_MAX * 2 + 128];
+    if (!outfile_check_inputs(out, in, n, err, sizeof err)) return 0;
+    fprintf(stderr, "pmi %s: %s\n", cmd, err);
+    return -1;
 }
 
 /* What load_plan checks of the dataset: nothing (merge only reads shards), or the split of
@@ -197,6 +207,7 @@ static const struct option run_longopts[] = {
 static int cmd_run(int argc, char **argv) {
     set_list sl = {0};
     runner_options o = {.slice = 0, .nslices = 1};
+    int threads_set = 0;
     for (int ch; (ch = getopt_long(argc, argv, "s:S:ft:Mj:GB:g:h", run_longopts, NULL)) != -1;) {
         switch (ch) {
         case 's': if (add_set(&sl, optarg)) return 2; break;
@@ -210,6 +221,7 @@ static int cmd_run(int argc, char **argv) {
         case 't':
             if (parse_number("run", "threads", optarg, 0, 1024, "libtorch threads (0: all cores)", &o.threads)) return 2;
             o.workers = o.workers ? o.workers : 1;
+            threads_set = 1;
             break;
         case 'j':
             if (parse_number("run", "jobs", optarg, 1, 64, "a number of worker processes", &o.workers)) return 2;
@@ -231,6 +243,12 @@ static int cmd_run(int argc, char **argv) {
         }
     }
     if (optind >= argc) { fprintf(stderr, "pmi run: expected a config file (pmi run --help)\n"); return 2; }
+    if (threads_set && o.workers > 1) {
+        fprintf(stderr, "pmi run: --jobs %d and --threads %d: choose one (worker processes of one thread each, or one process of n threads)\n",
+                o.workers, o.threads);
+        return 2;
+    }
+    if (o.workers == 1 && !threads_set) o.threads = 1;   /* --jobs 1: one worker of one thread, as --jobs says */
     plan *p = load_plan(argv + optind, argc - optind, sl.sets, sl.nsets, DATA_REQUIRE);
     if (!p) return 2;
     runner_install_signals();
@@ -353,6 +371,7 @@ static int cmd_report(int argc, char **argv) {
     if (md_report) {   /* the reproduction report: every claim's verdict, tables and figures */
         if (optind >= argc) { fprintf(stderr, "pmi report: --markdown-report: expected one or more results files\n"); return 2; }
         for (int i = optind; i < argc; i++) if (check_results_file("report", argv[i])) return 2;
+        if (check_output("report", md_report, (const char *const *)argv + optind, argc - optind)) return 2;
         if (claims_write_report((const char *const *)argv + optind, argc - optind, plots, md_report, err, sizeof err)) {
             fprintf(stderr, "pmi report: %s\n", err);
             return 1;
@@ -488,7 +507,7 @@ static int cmd_export(int argc, char **argv) {
         else return 2;
     }
     if (optind + 1 != argc || !job || !out) { fprintf(stderr, "pmi export: expected <results.h5> --job <id> -o <file.safetensors>\n"); return 2; }
-    if (check_results_file("export", argv[optind])) return 2;
+    if (check_results_file("export", argv[optind]) || check_output("export", out, (const char *const *)argv + optind, 1)) return 2;
     weights w;
     char err[1024];
     if (store_read_model(argv[optind], job, ev, &w, err, sizeof err)) { fprintf(stderr, "pmi export: %s\n", err); return 2; }
@@ -516,7 +535,7 @@ static int cmd_key(int argc, char **argv) {
         else return 2;
     }
     if (optind + 1 != argc || !job || !out) { fprintf(stderr, "pmi key export: expected <results.h5> --job <owner job> -o <owner.key.h5>\n"); return 2; }
-    if (check_results_file("key export", argv[optind])) return 2;
+    if (check_results_file("key export", argv[optind]) || check_output("key export", out, (const char *const *)argv + optind, 1)) return 2;
     pmi_key k;
     char err[2048];
     if (key_export(argv[optind], job, &k, err, sizeof err)) { fprintf(stderr, "pmi key export: %s\n", err); return 2; }
@@ -538,7 +557,7 @@ static int cmd_key(int argc, char **argv) {
 }
 
 /* pmi verify's exit codes: 0 claimed, 1 not claimed, 2 usage or input error, 4 the record
- * could not be written. */
+ * (or the verdict on the standard output) could not be written. */
 static const struct option verify_longopts[] = {
     {"key", required_argument, 0, 'k'}, {"weights", required_argument, 0, 'w'}, {"arch", required_argument, 0, 'a'},
     {"width", required_argument, 0, 'W'}, {"model", required_argument, 0, 'm'}, {"logits", required_argument, 0, 'l'},
@@ -580,7 +599,12 @@ static int cmd_verify(int argc, char **argv) {
     if ((s.arch || s.width) && !s.weights) { fprintf(stderr, "pmi verify: --arch and --width go with --weights\n"); return 2; }
     if (s.input && s.logits) { fprintf(stderr, "pmi verify: --input does not apply to --logits (the outputs are given)\n"); return 2; }
     const char *suspect = s.weights ? s.weights : s.script ? s.script : s.logits;
-    if (check_input_file("verify", "key", key_path) || check_input_file("verify", "suspect", suspect)) return 2;
+    if (check_input_file("verify", "key", key_path) || check_input_file("verify", "suspect", suspect) ||
+        (record && check_output("verify", record, (const char *const *)(const char *[]){key_path, suspect}, 2))) return 2;
+    struct stat kst;
+    if (!stat(key_path, &kst) && (kst.st_mode & 077))
+        fprintf(stderr, "pmi verify: warning: the key %s has mode %03o: others can read the secret (chmod 600 it)\n",
+                key_path, (unsigned)(kst.st_mode & 0777));
     nn_set_threads(1);   /* one forward pass; one thread gives the run's numbers (a CPU worker has one) */
     if (nn_device_resolve(want, &s.dev, NULL, 0) != NN_OK) { fprintf(stderr, "pmi verify: %s\n", nn_last_error()); return 2; }
     pmi_key k;
@@ -589,11 +613,15 @@ static int cmd_verify(int argc, char **argv) {
     if (key_read(key_path, &k, err, sizeof err)) { fprintf(stderr, "pmi verify: %s\n", err); return 2; }
     int rc = verify_run(&k, &s, &r, err, sizeof err);
     if (rc) { fprintf(stderr, "pmi verify: %s\n", err); key_free(&k); return 2; }
-    verify_print(record && !strcmp(record, "-") ? stderr : stdout, &k, &r);   /* -o -: stdout holds the record alone */
+    FILE *vout = record && !strcmp(record, "-") ? stderr : stdout;   /* -o -: stdout holds the record alone */
+    verify_print(vout, &k, &r);
+    int out_bad = fflush(vout) || ferror(vout);   /* exit 1 would read as a verdict: 4, as for the record */
+    if (out_bad) fprintf(stderr, "pmi verify: cannot write the verdict to the standard output: %s\n", strerror(errno ? errno : EIO));
+    clearerr(vout);
     rc = record ? verify_write_record(record, &k, &r, err, sizeof err) : 0;
     key_free(&k);
     if (rc) { fprintf(stderr, "pmi verify: %s\n", err); return 4; }
-    return r.claimed ? 0 : 1;
+    return out_bad ? 4 : r.claimed ? 0 : 1;
 }
 
 /* Commands without arguments (config takes --help) refuse any: a typo must not pass silently. */
@@ -746,6 +774,16 @@ static int cmd_help(int argc, char **argv) {
     return 0;
 }
 
+/* A command's exit code, or 1 when its standard output did not all reach its file (a full
+ * disk, /dev/full, a closed pipe): nothing is lost silently. */
+static int finish_stdout(const char *cmd, int rc) {
+    int bad = fflush(stdout) != 0, e = errno;
+    if (!bad && ferror(stdout)) bad = 1, e = EIO;
+    if (!bad) return rc;
+    fprintf(stderr, "pmi %s: cannot write the standard output: %s\n", cmd, strerror(e));
+    return rc ? rc : 1;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))
         return cmd_help(argc > 2 ? argc - 1 : 1, argv + 1), argc < 2 ? 2 : 0;
@@ -754,7 +792,7 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[1], commands[i].name)) {
             if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h")) && !commands[i].own_help)
                 return cmd_help(2, (char *[]){"help", (char *)commands[i].name}), 0;
-            return commands[i].fn(argc - 1, argv + 1);
+            return finish_stdout(commands[i].name, commands[i].fn(argc - 1, argv + 1));
         }
     fprintf(stderr, "pmi: unknown command '%s' (pmi --help lists them)\n", argv[1]);
     return 2;

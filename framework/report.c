@@ -1,5 +1,6 @@
 /* report: paper-style tables from a results file's /summary (see report.h). */
 #include "report.h"
+#include "outfile.h"
 #include "pmi.h"
 #include "store.h"
 #include "util.h"
@@ -359,8 +360,8 @@ static void table_columns(const table *t, col_set *cs) {
 static int render_csv(const table *const *t, int nk, const char *dir, char *err, size_t errlen) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s.csv", dir, t[0]->name);
-    FILE *out = fopen(path, "w");
-    if (!out) { snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno)); return REPORT_ERR_FILE; }
+    FILE *out = outfile_open(path, OUTFILE_PUBLIC, 0, err, errlen);
+    if (!out) return REPORT_ERR_FILE;
     for (int k = 0; k < nk; k++) {
         col_set cs;
         table_columns(t[k], &cs);
@@ -378,8 +379,7 @@ static int render_csv(const table *const *t, int nk, const char *dir, char *err,
         }
         col_set_free(&cs);
     }
-    if (fclose(out)) { snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno)); return REPORT_ERR_FILE; }
-    return REPORT_OK;
+    return outfile_close(out, err, errlen) ? REPORT_ERR_FILE : REPORT_OK;
 }
 
 /* ---- JSON ----------------------------------------------------------------------------- */

@@ -3,6 +3,7 @@
 #include "job.h"
 #include "key.h"
 #include "nn.h"
+#include "outfile.h"
 #include "probe.h"
 #include "report.h"
 #include "store.h"
@@ -39,6 +40,16 @@ static void on_signal(int sig) {
 
 static void on_alarm(int sig) {
     static const char msg[] = "\npmi: did not stop within " STR(STOP_GRACE_S) " s of the signal: exiting (completed shards are kept; run again to continue)\n";
+    outfile_remove_temps();
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    _exit(RUN_INTERRUPTED);
+}
+
+/* A merge has no boundary to stop at: a signal removes its temporary file and ends it. */
+static void on_merge_signal(int sig) {
+    static const char msg[] = "\npmi: merge stopped by a signal; its temporary files are removed (run pmi merge again)\n";
+    outfile_remove_temps();
     ssize_t w = write(2, msg, sizeof msg - 1);
     (void)w;
     _exit(RUN_INTERRUPTED);
@@ -50,6 +61,8 @@ void runner_install_signals(void) {
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGPIPE, &sa, NULL);
     sa.sa_handler = on_alarm;
     sigaction(SIGALRM, &sa, NULL);
 }
@@ -107,7 +120,7 @@ static int lock_path(char *buf, size_t len, const char *exp_dir, const char *has
 static int lock_busy(const char *exp_dir, const char *hash, char *err, size_t errlen) {
     char path[8192];
     if (lock_path(path, sizeof path, exp_dir, hash, err, errlen)) return -1;
-    int fd = open(path, O_RDWR | O_CLOEXEC);
+    int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0 && errno == ENOENT) return 0;   /* released by its last run */
     if (fd < 0) return util_err(err, errlen, "%s: %s", path, strerror(errno));
     int busy = flock(fd, LOCK_EX | LOCK_NB) != 0;
@@ -120,8 +133,8 @@ static int lock_busy(const char *exp_dir, const char *hash, char *err, size_t er
 static int lock_take(const char *exp_dir, const char *hash, char *err, size_t errlen) {
     char path[8192], old[17] = "";
     if (lock_path(path, sizeof path, exp_dir, NULL, err, errlen)) return -1;
-    int g = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (g < 0) return util_err(err, errlen, "%s: %s", path, strerror(errno));
+    int g = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (g < 0) return util_err(err, errlen, "%s: %s", path, errno == ELOOP ? "a symbolic link: refused (remove it)" : strerror(errno));
     int fd = -1;
     if (flock(g, LOCK_EX)) { util_err(err, errlen, "%s: flock: %s", path, strerror(errno)); goto out; }
     ssize_t got = pread(g, old, 16, 0);
@@ -138,7 +151,7 @@ static int lock_take(const char *exp_dir, const char *hash, char *err, size_t er
     }
     if (pwrite(g, hash, 16, 0) != 16 || ftruncate(g, 16)) { util_err(err, errlen, "%s: %s", path, strerror(errno)); goto out; }
     if (lock_path(path, sizeof path, exp_dir, hash, err, errlen)) goto out;
-    if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0 || flock(fd, LOCK_SH)) {
+    if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644)) < 0 || flock(fd, LOCK_SH)) {
         util_err(err, errlen, "%s: %s", path, strerror(errno));
         if (fd >= 0) close(fd);
         fd = -1;
@@ -576,13 +589,13 @@ static runner_status run_workers(run_ctx *r, int workers, char (*visible)[16], r
                     for (int i = 0; i < g; i++) {
                         char path[8192];
                         failed_path(s->shard_dir, &its[j + i], path, sizeof path);
-                        FILE *f = fopen(path, "w");
+                        FILE *f = outfile_open(path, OUTFILE_PUBLIC, 0, NULL, 0);
                         if (f) {
                             char now[64];
                             util_iso_now(now, sizeof now);
                             fprintf(f, "job %s%s failed on %s at %s: %s\n", its[j + i].id, g > 1 ? " (in its group)" : "",
                                     r->prov.device, now, why);
-                            fclose(f);
+                            outfile_close(f, NULL, 0);
                         }
                         r->job_flags[its[j + i].index] |= JOB_GIVEN_UP;
                         given_up++;
@@ -678,6 +691,25 @@ static int merge_plan(const plan *pl, store_provenance *prov, int partial, runne
     return rc;
 }
 
+/* Makes dir (mode 0700) for the owner keys, or checks the one there: a link is refused (it may
+ * lead anywhere), a folder that group or others may enter is made 0700 with a warning. */
+static int keys_folder(const char *dir, char *err, size_t errlen) {
+    struct stat st;
+    if (mkdir(dir, 0700) && errno != EEXIST) return util_err(err, errlen, "%s: cannot create: %s", dir, strerror(errno));
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);   /* the folder itself, never a link's target */
+    if (fd < 0 && (errno == ELOOP || errno == ENOTDIR))
+        return util_err(err, errlen, "%s: %s, expected the folder for the owner keys: remove it", dir,
+                        lstat(dir, &st) == 0 && S_ISLNK(st.st_mode) ? "a symbolic link" : "not a folder");
+    if (fd < 0 || fstat(fd, &st)) { util_err(err, errlen, "%s: %s", dir, strerror(errno)); if (fd >= 0) close(fd); return -1; }
+    int rc = 0;
+    if ((st.st_mode & 077) && fchmod(fd, 0700))
+        rc = util_err(err, errlen, "%s: mode %03o lets others in, and chmod 700 failed: %s", dir, (unsigned)(st.st_mode & 0777), strerror(errno));
+    else if (st.st_mode & 077)
+        fprintf(stderr, "pmi: warning: %s had mode %03o (others could reach the keys): made 0700\n", dir, (unsigned)(st.st_mode & 0777));
+    close(fd);
+    return rc;
+}
+
 /* With [store] keys, the key of every owner job of the merged file, in <experiment>/keys/. */
 static int write_keys(const plan *pl, const runner_summary *s, char *err, size_t errlen) {
     char dir[4096], path[4352];
@@ -685,7 +717,7 @@ static int write_keys(const plan *pl, const runner_summary *s, char *err, size_t
     for (int j = 0; j < pl->n_jobs; j++) {
         const plan_job *job = &pl->jobs[j];
         if (job->role != ROLE_OWNER || !plan_params(pl, job)->keys) continue;
-        if (mkdir(dir, 0700) && errno != EEXIST) return util_err(err, errlen, "%s: cannot create: %s", dir, strerror(errno));
+        if (keys_folder(dir, err, errlen)) return -1;
         snprintf(path, sizeof path, "%s/%s.key.h5", dir, job->id);
         pmi_key k;
         if (key_export(s->results_path, job->id, &k, err, errlen)) return -1;
@@ -715,6 +747,11 @@ runner_status runner_merge(const plan *pl, int partial, runner_summary *s, char 
     snprintf(prov.torch_version, sizeof prov.torch_version, "%s", nn_torch_version());
     snprintf(prov.device, sizeof prov.device, "(merged by pmi merge)");
     util_host(prov.host, sizeof prov.host);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_merge_signal;
+    int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
+    for (int i = 0; i < 4; i++) sigaction(sigs[i], &sa, NULL);
     int rc = merge_plan(pl, &prov, partial, s, err, errlen);
     lock_release(exp_dir, pl->config_hash, fd);
     s->jobs_total = pl->n_jobs;

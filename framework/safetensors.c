@@ -1,11 +1,15 @@
 /* safetensors: the safetensors format, read with libcjson (see safetensors.h). */
 #include "safetensors.h"
+#include "outfile.h"
 #include "util.h"
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const struct { const char *name; int size; } kDtypes[] = {
     {"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8}, {"I32", 4},
@@ -146,12 +150,45 @@ int st_parse(unsigned char *buf, size_t len, st_file *f, char *err, size_t errle
     return 0;
 }
 
+/* Reads the header of path alone and checks it against the file's size (the tensors must
+ * cover exactly what follows the header), so that a file is read whole only when its header
+ * accounts for every byte. */
+static int check_header(const char *path, char *why, size_t whylen) {
+    struct stat st;
+    unsigned char head[8];
+    FILE *in = util_open_regular(path, &st, why, whylen);
+    if (!in) return -1;
+    if (fread(head, 1, 8, in) != 8) {
+        fclose(in);
+        return util_err(why, whylen, "%lld bytes: too short for the 8-byte header length", (long long)st.st_size);
+    }
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--) hl = hl << 8 | head[i];
+    if (hl < 2 || hl > ST_MAX_HEADER || hl > (uint64_t)st.st_size - 8) {
+        fclose(in);
+        return util_err(why, whylen, "header length %llu is not within [2, %lld] (file of %lld bytes, limit %u)",
+                        (unsigned long long)hl, (long long)st.st_size - 8, (long long)st.st_size, ST_MAX_HEADER);
+    }
+    unsigned char *buf = util_malloc(8 + (size_t)hl);
+    memcpy(buf, head, 8);
+    int bad = fread(buf + 8, 1, (size_t)hl, in) != (size_t)hl;
+    fclose(in);
+    if (bad) { free(buf); return util_err(why, whylen, "cannot read its header"); }
+    st_file h;
+    if (st_parse(buf, (size_t)st.st_size, &h, why, whylen)) { free(buf); return -1; }
+    st_free(&h);   /* frees buf */
+    return 0;
+}
+
 int st_read(const char *path, st_file *f, char *err, size_t errlen) {
     unsigned char *buf;
     size_t len;
     memset(f, 0, sizeof *f);
-    if (util_read_file(path, (size_t)1 << 40, &buf, &len, err, errlen)) return -1;
     char why[512];
+    if (access(path, R_OK)) return util_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    if (check_header(path, why, sizeof why))
+        return util_err(err, errlen, "%s: not a valid safetensors file: %s", path, why);
+    if (util_read_file(path, (size_t)1 << 40, &buf, &len, err, errlen)) return -1;
     if (st_parse(buf, len, f, why, sizeof why)) {
         free(buf);
         return util_err(err, errlen, "%s: not a valid safetensors file: %s", path, why);
@@ -217,7 +254,7 @@ int st_write(const char *path, const st_tensor *t, int n, const char *const *met
     size_t *lens = util_calloc((size_t)n + 1, sizeof *lens);
     parts[0] = head; lens[0] = 8 + hl;
     for (int i = 0; i < n; i++) { parts[i + 1] = t[i].data; lens[i + 1] = nbytes[i]; }
-    int rc = util_write_atomic(path, parts, lens, n + 1, err, errlen);
+    int rc = outfile_write(path, OUTFILE_PUBLIC, parts, lens, n + 1, err, errlen);
     free(parts); free(lens); free(nbytes); free(head);
     return rc;
 }

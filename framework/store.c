@@ -1,6 +1,6 @@
 /* store: the HDF5 results schema (docs/results-schema.md), per-job shards and their merge.
  *
- * A shard is written under "<path>.tmp-<pid>@<host>", gets the root attribute complete=1 last, is
+ * A shard is written under "<path>.tmp-<pid>@<host>" (outfile.h), gets the root attribute complete=1 last, is
  * flushed, closed, fsync'd and renamed onto its final name; the directory is fsync'd after.
  * Any failure removes the temporary file. HDF5's automatic error printing is switched off:
  * failures are reported once, through err, with the innermost HDF5 message appended.
@@ -23,6 +23,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "outfile.h"
 #include "util.h"
 
 /* Score-kind and p-value names are pmi.c's (pmi_score_name(), pmi_pvalue_name()). */
@@ -54,10 +55,13 @@ static int fail(serr *e, const char *fmt, ...) {
     if (!e->buf || !e->len || e->buf[0]) return -1;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e->buf, e->len, fmt, ap);
+    char *msg = NULL;
+    int n = vasprintf(&msg, fmt, ap);
     va_end(ap);
-    size_t u = strlen(e->buf);
-    if (detail[0] && u < e->len) snprintf(e->buf + u, e->len - u, " (HDF5: %s)", detail);
+    if (n < 0) return -1;
+    if (detail[0]) util_err(e->buf, e->len, "%s (HDF5: %s)", msg, detail);
+    else util_fit(msg, e->buf, e->len);
+    free(msg);
     return -1;
 }
 
@@ -596,66 +600,66 @@ static const char *host_name(void) {
     return host;
 }
 
-/* "<path>.tmp-<pid>@<host>": the host, because the shards of a job array on several machines
- * share one folder, and a pid says whether its writer lives only on its own machine. */
-static int temp_name(const char *path, char *tmp, size_t len, serr *e) {
-    int n = snprintf(tmp, len, "%s.tmp-%ld@%s", path, (long)getpid(), host_name());
-    return n < 0 || (size_t)n >= len ? fail(e, "store: path too long: %s", path) : 0;
+/* Copies the file src into the open file descriptor out. */
+static int copy_file(const char *src, int out, serr *e) {
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0) return fail(e, "store: cannot open %s: %s", src, strerror(errno));
+    char buf[1 << 16];
+    int rc = 0;
+    for (ssize_t n; !rc && (n = read(in, buf, sizeof buf)) != 0;) {
+        if (n < 0) { if (errno != EINTR) rc = fail(e, "store: cannot read %s: %s", src, strerror(errno)); continue; }
+        for (ssize_t w = 0, k; !rc && w < n; w += k)
+            if ((k = write(out, buf + w, (size_t)(n - w))) < 0) rc = fail(e, "store: cannot copy %s: %s", src, strerror(errno)), k = 0;
+    }
+    close(in);
+    return rc;
 }
 
-/* Creates the temporary file; H5F_CLOSE_STRONG makes H5Fclose close anything left open. */
-static hid_t create_file(const char *tmp, serr *e) {
+/* Opens the file of path (outfile_open: "<path>.tmp-<pid>@<host>", mode 0600 as it holds k
+ * and the pool, or an existing path's mode) with HDF5 (how: H5Fcreate, or H5Fopen read-write
+ * of a copy made in *o first); H5F_CLOSE_STRONG makes H5Fclose close anything left open. */
+static hid_t open_out(const char *path, FILE **o, int create, serr *e) {
+    *o = outfile_open(path, OUTFILE_SECRET, OUTFILE_KEEP_MODE, e->buf, e->len);
+    if (!*o) return -1;
+    if (!create && copy_file(path, fileno(*o), e)) { outfile_discard(*o); return -1; }
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    if (f < 0) fail(e, "store: cannot create %s", tmp);
+    hid_t f = create ? H5Fcreate(outfile_name(*o), H5F_ACC_TRUNC, H5P_DEFAULT, fapl) : H5Fopen(outfile_name(*o), H5F_ACC_RDWR, fapl);
+    if (f < 0) { fail(e, "store: cannot %s the temporary file of %s", create ? "create" : "open", path); outfile_discard(*o); }
     H5Pclose(fapl);
     return f;
 }
 
-static int fsync_path(const char *p, int is_dir, serr *e) {
-    int fd = open(p, is_dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0) return fail(e, "store: cannot open %s for fsync: %s", p, strerror(errno));
-    int rc = fsync(fd), err = errno;
-    close(fd);
-    return rc ? fail(e, "store: fsync %s: %s", p, strerror(err)) : 0;
-}
-
-static int fsync_parent(const char *path, serr *e) {
-    char copy[PATH_MAX];
-    snprintf(copy, sizeof copy, "%s", path);
-    return fsync_path(dirname(copy), 1, e);
-}
-
-/* Marks the file complete, closes it and moves it into place; on any failure (bad != 0
+/* Closes the HDF5 file f and moves o into place (outfile_close); on any failure (bad != 0
  * included) the temporary file is removed and -1 returned. */
-static int finish(hid_t f, const char *tmp, const char *path, int bad, serr *e) {
+static int close_out(hid_t f, FILE *o, int bad, serr *e) {
+    if (!bad && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) bad = fail(e, "store: cannot flush the temporary file");
+    if (H5Fclose(f) < 0 && !bad) bad = fail(e, "store: cannot close the temporary file");
+    if (bad) { outfile_discard(o); return -1; }
+    return outfile_close(o, e->buf, e->len);
+}
+
+/* Marks the file complete, closes it and moves it into place (close_out). */
+static int finish(hid_t f, FILE *o, int bad, serr *e) {
     if (!bad) bad = attr_int(f, "/", "complete", 1, e);
-    if (!bad && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) bad = fail(e, "store: cannot flush %s", tmp);
-    if (H5Fclose(f) < 0 && !bad) bad = fail(e, "store: cannot close %s", tmp);
-    if (!bad) bad = fsync_path(tmp, 0, e);
-    if (!bad && rename(tmp, path)) bad = fail(e, "store: cannot rename %s to %s: %s", tmp, path, strerror(errno));
-    if (bad) { unlink(tmp); return -1; }
-    if (fsync_parent(path, e)) { unlink(path); return -1; }
-    return 0;
+    return close_out(f, o, bad, e);
 }
 
 int store_write_shard(const char *path, const store_job *job, const store_provenance *prov,
                       char *err, size_t errlen) {
     serr e = {err, errlen};
     serr_reset(&e);
-    char tmp[PATH_MAX];
+    FILE *o;
     if (!path || !prov) return fail(&e, "store: no %s given", path ? "provenance" : "shard path");
-    if (validate_job(job, &e) || validate_settings(job, &prov->settings, &e) || temp_name(path, tmp, sizeof tmp, &e))
-        return -1;
-    hid_t f = create_file(tmp, &e);
+    if (validate_job(job, &e) || validate_settings(job, &prov->settings, &e)) return -1;
+    hid_t f = open_out(path, &o, 1, &e);
     if (f < 0) return -1;
     hid_t jobs = group_create(f, "", "jobs", &e);
     hid_t sum = jobs < 0 ? -1 : summary_create(f, &e);
     int bad = sum < 0 || write_job(jobs, job, &e) || job_summary(sum, job, pmi_pvalue_parse(prov->settings.decide), &e) || write_root(f, prov, prov->config, &prov->settings, &e);
     if (sum >= 0) H5Dclose(sum);
     if (jobs >= 0) H5Gclose(jobs);
-    return finish(f, tmp, path, bad, &e);
+    return finish(f, o, bad, &e);
 }
 
 /* ---- reading ----------------------------------------------------------------------- */
@@ -999,19 +1003,19 @@ int store_merge_ex(const char *shard_dir, const char *out_path, const store_prov
     serr e = {err, errlen};
     serr_reset(&e);
     int n = 0;
-    char **names = NULL, tmp[PATH_MAX];
+    char **names = NULL;
+    FILE *o;
     if (!shard_dir || !out_path || !prov) return fail(&e, "store: merge needs a shard folder, an output path and provenance");
     merge_state m = {.want_config = !prov->config, .settings = prov->settings,
                      .have_settings = settings_recorded(&prov->settings)};
     if (m.have_settings && settings_check(&m.settings, "store: provenance settings", &e)) return -1;
     if (list_shards(shard_dir, &names, &n, &m.skipped, &e)) return -1;
-    if (temp_name(out_path, tmp, sizeof tmp, &e)) { free_names(names, n); return -1; }
-    hid_t f = create_file(tmp, &e);
+    hid_t f = open_out(out_path, &o, 1, &e);
     if (f < 0) { free_names(names, n); return -1; }
     int bad = merge_into(f, shard_dir, out_path, names, n, &m, &e);
     if (!bad && m.merged == 0) bad = fail(&e, "store: no complete shard in %s (%d skipped)", shard_dir, m.skipped);
     if (!bad) bad = write_root(f, prov, prov->config ? prov->config : m.config, &m.settings, &e);
-    bad = finish(f, tmp, out_path, bad, &e);
+    bad = finish(f, o, bad, &e);
     free(m.config);
     free_names(names, n);
     if (n_merged) *n_merged = m.merged;
@@ -1089,9 +1093,8 @@ int store_merge_plan(const char *const *paths, int n, int partial, const char *o
         return fail(&e, "store: not enough free space for %s: the merge needs about %.1f MB, %.1f MB are free",
                     out_path, (double)need / 1e6, (double)avail / 1e6);
     }
-    char tmp[PATH_MAX];
-    if (temp_name(out_path, tmp, sizeof tmp, &e)) { free(present); return -1; }
-    hid_t f = create_file(tmp, &e);
+    FILE *o;
+    hid_t f = open_out(out_path, &o, 1, &e);
     if (f < 0) { free(present); return -1; }
     merge_state m = {.want_config = !prov->config, .settings = prov->settings, .have_settings = settings_recorded(&prov->settings)};
     int bad = m.have_settings && settings_check(&m.settings, "store: provenance settings", &e);
@@ -1105,7 +1108,7 @@ int store_merge_plan(const char *const *paths, int n, int partial, const char *o
     if (!bad) bad = write_root(f, prov, prov->config ? prov->config : m.config, &m.settings, &e) ||
                     attr_int(f, "/", "partial", n_present < n, &e) || attr_int(f, "/", "jobs_planned", n, &e) ||
                     attr_int(f, "/", "jobs_merged", m.merged, &e) || (n_present < n && partial_note(f, m.merged, n, &e));
-    bad = finish(f, tmp, out_path, bad, &e);
+    bad = finish(f, o, bad, &e);
     free(m.config); free(present);
     if (n_merged) *n_merged = m.merged;
     return bad ? -1 : 0;
@@ -1419,24 +1422,6 @@ int store_read_model(const char *path, const char *job_id, int eval_index, weigh
 
 /* ---- the report tables ------------------------------------------------------------- */
 
-/* Copies the file src to dst (created, mode 0644), fsync'd. */
-static int copy_file(const char *src, const char *dst, serr *e) {
-    int in = open(src, O_RDONLY);
-    if (in < 0) return fail(e, "store: cannot open %s: %s", src, strerror(errno));
-    int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (out < 0) { close(in); return fail(e, "store: cannot create %s: %s", dst, strerror(errno)); }
-    char buf[1 << 16];
-    int rc = 0;
-    for (ssize_t n; !rc && (n = read(in, buf, sizeof buf)) != 0;) {
-        if (n < 0) { if (errno != EINTR) rc = fail(e, "store: cannot read %s: %s", src, strerror(errno)); continue; }
-        for (ssize_t w = 0, k; !rc && w < n; w += k)
-            if ((k = write(out, buf + w, (size_t)(n - w))) < 0) rc = fail(e, "store: cannot write %s: %s", dst, strerror(errno)), k = 0;
-    }
-    if (!rc && fsync(out)) rc = fail(e, "store: fsync %s: %s", dst, strerror(errno));
-    close(in);
-    if (close(out) && !rc) rc = fail(e, "store: cannot write %s: %s", dst, strerror(errno));
-    return rc;
-}
 
 static int write_column(hid_t g, const char *where, const store_column *c, int64_t n, serr *e) {
     hsize_t dims = (hsize_t)n;
@@ -1484,21 +1469,11 @@ int store_write_tables(const char *path, const store_table *tables, int n_tables
     serr e = {err, errlen};
     serr_reset(&e);
     if (!path || !tables || n_tables < 1) return fail(&e, "store: bad arguments to store_write_tables");
-    char tmp[PATH_MAX];
+    FILE *o;
     int64_t h = open_checked(path, &e);
     if (h < 0) return -1;
     H5Fclose((hid_t)h);
-    if (temp_name(path, tmp, sizeof tmp, &e) || copy_file(path, tmp, &e)) { unlink(tmp); return -1; }
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
-    hid_t f = H5Fopen(tmp, H5F_ACC_RDWR, fapl);
-    H5Pclose(fapl);
-    if (f < 0) { fail(&e, "store: cannot open %s for writing", tmp); unlink(tmp); return -1; }
-    int bad = write_tables(f, tables, n_tables, attrs, n_attrs, &e);
-    if (!bad && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) bad = fail(&e, "store: cannot flush %s", tmp);
-    if (H5Fclose(f) < 0 && !bad) bad = fail(&e, "store: cannot close %s", tmp);
-    if (!bad) bad = fsync_path(tmp, 0, &e);
-    if (!bad && rename(tmp, path)) bad = fail(&e, "store: cannot rename %s to %s: %s", tmp, path, strerror(errno));
-    if (bad) { unlink(tmp); return -1; }
-    return fsync_parent(path, &e);
+    hid_t f = open_out(path, &o, 0, &e);
+    if (f < 0) return -1;
+    return close_out(f, o, write_tables(f, tables, n_tables, attrs, n_attrs, &e), &e);
 }

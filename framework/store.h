@@ -207,8 +207,9 @@ typedef struct {
  * /report/<table>/<column>, each column a 1-d dataset (int, double or string) of nrows, with
  * the table's caption and its column names in order as the group attributes `caption` and
  * `columns`, and the attributes of `attrs` (n_attrs
- * name/value pairs of strings) on /report. Atomic: the file is copied to "<path>.tmp-<pid>",
- * changed there and renamed onto path; on any failure path is untouched and the copy removed.
+ * name/value pairs of strings) on /report. Atomic: the file is copied to "<path>.tmp-<pid>@<host>"
+ * (outfile.h; the file's mode kept), changed there and renamed onto path; on any failure path
+ * is untouched and the copy removed.
  * Returns 0, or -1 with err naming the file and what failed. */
 int store_write_tables(const char *path, const store_table *tables, int n_tables, const char *const *attrs,
                        int n_attrs, char *err, size_t errlen);

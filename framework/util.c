@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdint.h>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,10 +16,27 @@ int util_err(char *err, size_t errlen, const char *fmt, ...) {
     if (err && errlen) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
+        char *full = NULL;
+        int n = vasprintf(&full, fmt, ap);
         va_end(ap);
+        if (n >= 0) util_fit(full, err, errlen);
+        else err[0] = 0;
+        free(full);
     }
     return -1;
+}
+
+void util_fit(const char *msg, char *buf, size_t len) {
+    size_t n = strlen(msg);
+    if (!len) return;
+    if (n < len) { memcpy(buf, msg, n + 1); return; }
+    static const char cut[] = " [...] ";
+    if (len < 64) { snprintf(buf, len, "%s", msg); return; }
+    size_t tail = (len - sizeof cut) * 2 / 3, head = len - sizeof cut - tail;   /* the reason is at the end */
+    memcpy(buf, msg, head);
+    memcpy(buf + head, cut, sizeof cut - 1);
+    memcpy(buf + head + sizeof cut - 1, msg + n - tail, tail);
+    buf[len - 1] = 0;
 }
 
 double util_now_s(void) {
@@ -65,15 +83,24 @@ char *util_strdup_at(const char *s, const char *file, int line) {
     return d;
 }
 
+FILE *util_open_regular(const char *path, struct stat *st, char *err, size_t errlen) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);   /* a named pipe must not block the open */
+    if (fd < 0) { util_err(err, errlen, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    if (fstat(fd, st) || !S_ISREG(st->st_mode)) {
+        close(fd);
+        util_err(err, errlen, "%s: not a regular file", path);
+        return NULL;
+    }
+    FILE *f = fcntl(fd, F_SETFL, 0) ? NULL : fdopen(fd, "rb");
+    if (!f) { util_err(err, errlen, "%s: cannot open: %s", path, strerror(errno)); close(fd); }
+    return f;
+}
+
 int util_read_file(const char *path, size_t max, unsigned char **buf, size_t *len, char *err, size_t errlen) {
     *buf = NULL; *len = 0;
     struct stat st;
-    FILE *f = fopen(path, "rb");
-    if (!f) return util_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return util_err(err, errlen, "%s: not a regular file", path);
-    }
+    FILE *f = util_open_regular(path, &st, err, errlen);
+    if (!f) return -1;
     if ((uint64_t)st.st_size > max) {
         fclose(f);
         return util_err(err, errlen, "%s: %lld bytes, more than the %zu this reader accepts", path, (long long)st.st_size, max);
@@ -89,30 +116,17 @@ int util_read_file(const char *path, size_t max, unsigned char **buf, size_t *le
     return 0;
 }
 
-int util_write_atomic(const char *path, const void *const *part, const size_t *len, int n, char *err, size_t errlen) {
-    size_t tl = strlen(path) + 32;
-    char *tmp = util_malloc(tl);
-    snprintf(tmp, tl, "%s.tmp-%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        util_err(err, errlen, "%s: cannot create: %s", tmp, strerror(errno));
-        free(tmp);
-        return -1;
+void util_escape(const char *s, char *buf, size_t len) {
+    size_t n = 0;
+    if (!len) return;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        int ctl = ch < 0x20 || ch == 0x7f;
+        if (n + (ctl ? 4 : 1) >= len) break;
+        if (ctl) n += (size_t)snprintf(buf + n, len - n, "\\x%02x", ch);
+        else buf[n++] = (char)ch;
     }
-    int bad = 0;
-    for (int i = 0; i < n && !bad; i++) bad = len[i] && fwrite(part[i], 1, len[i], f) != len[i];
-    bad = bad || fflush(f) || fsync(fileno(f));
-    int saved = errno;
-    bad = fclose(f) || bad;
-    if (bad || rename(tmp, path)) {
-        if (!bad) saved = errno;
-        util_err(err, errlen, "%s: cannot write: %s", path, strerror(saved));
-        unlink(tmp);
-        free(tmp);
-        return -1;
-    }
-    free(tmp);
-    return 0;
+    buf[n] = 0;
 }
 
 void util_host(char *buf, size_t len) {

@@ -1,6 +1,7 @@
 /* verify: a suspect model judged with an owner key (see verify.h). */
 #include "verify.h"
 #include "data.h"
+#include "outfile.h"
 #include "sha256.h"
 #include "util.h"
 #include "version.h"
@@ -63,7 +64,8 @@ static int csv_logits(const char *path, int64_t n, int64_t n_alt, int classes, d
                       size_t errlen) {
     unsigned char *buf;
     size_t len;
-    if (util_read_file(path, (size_t)1 << 32, &buf, &len, err, errlen)) return -1;
+    /* 64 bytes a value and 1 MiB of comments: a larger file is refused before it is read */
+    if (util_read_file(path, (size_t)(n_alt * classes * 64) + (1 << 20), &buf, &len, err, errlen)) return -1;
     char *p = (char *)buf;
     int64_t row = 0;
     int line = 0, rc = 0;
@@ -371,7 +373,7 @@ int verify_write_record(const char *path, const pmi_key *k, const verify_result 
     size_t len = strlen(text);
     const void *parts[2] = {text, "\n"};
     size_t lens[2] = {len, 1};
-    int rc = strcmp(path, "-") ? util_write_atomic(path, parts, lens, 2, err, errlen)
+    int rc = strcmp(path, "-") ? outfile_write(path, OUTFILE_SECRET, parts, lens, 2, err, errlen)
              : printf("%s\n", text) < 0 || fflush(stdout) ? util_err(err, errlen, "standard output: %s", strerror(errno)) : 0;
     free(text);
     return rc;

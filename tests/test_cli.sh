@@ -50,6 +50,7 @@ expect 2 "--threads '-1'" -- run "$tmp/ok.ini" --threads -1
 expect 2 "--jobs '2x'" -- run "$tmp/ok.ini" --jobs 2x
 expect 2 "--jobs '0'" -- run "$tmp/ok.ini" --jobs 0
 expect 2 "--jobs ''" -- run "$tmp/ok.ini" --jobs ''
+expect 2 "--jobs 2 and --threads 2: choose one" -- run "$tmp/ok.ini" --jobs 2 --threads 2
 expect 2 "--shard '1/2x'" -- run "$tmp/ok.ini" --shard 1/2x
 expect 2 "--shard '2/2'" -- run "$tmp/ok.ini" --shard 2/2
 expect 2 "--gpus 'x'" -- run "$tmp/ok.ini" --gpus x
@@ -143,7 +144,7 @@ expect 0 "" -- config --help
 
 # ---- results files that open but hold nothing to show ------------------------------------
 # A tiny synthetic run gives a real results file; h5py (a writer we did not write) breaks it.
-expect 0 "" -- run "$tmp/ok.ini" -s pmi.independent=0 -s pmi.permutations=9 --jobs 1
+expect 0 "device cpu (1 threads), 1 worker" -- run "$tmp/ok.ini" -s pmi.independent=0 -s pmi.permutations=9 --jobs 1
 res="$out/cli/results.h5"
 [ -s "$res" ]; check $? "a tiny run writes $res"
 /usr/bin/python3 -c "import sys, h5py; f = h5py.File(sys.argv[1], 'r'); assert sorted(f['report']) == ['calibration', 'fidelity', 'models', 'settings']; s = f['summary'][:]; assert len(f['report/models/p_perm']) == (s['score'] == f.attrs['score_kinds'][0].encode()).sum(); assert f.attrs['host']" "$res"
@@ -256,3 +257,120 @@ fi
 timeout 60 "$pmi" run "$tmp/ok.ini" -s experiment.name=notty -s train.epochs=50 --jobs 2 >"$tmp/out" 2>"$tmp/err"; rc=$?
 [ "$rc" = 0 ] && ! grep -q "$(printf '\033')" "$tmp/err"
 check $? "not on a terminal: no escape sequences in stderr (exit $rc)" || sed 's/^/#   /' "$tmp/err" | cat -v | head -20
+
+# ---- files that cannot be turned against their owner (issue 26; framework/outfile.h) --------
+# Every file pmi writes is created under "<target>.tmp-<pid>@<host>" with O_EXCL|O_NOFOLLOW
+# and renamed: a link planted at that name (the pid is known: exec keeps it) or at a fixed
+# name is never written through; the victim keeps its bytes.
+safe="-s experiment.name=safe -s pmi.independent=0 -s pmi.permutations=9 -s store.keys=1 -s store.save_models=1"
+sx="$out/safe"; host=$(uname -n)
+victim="$tmp/victim"; echo precious >"$victim"
+intact() { [ "$(cat "$victim")" = precious ]; check $? "$1: the victim behind the planted link is untouched"; }
+# planted TARGET pmi-args...: pmi with a link to $victim at TARGET's temporary name
+planted() {
+  t=$1; shift
+  sh -c 'ln -s "$1" "$2.tmp-$$@$3"; shift 3; exec "$@"' sh "$victim" "$t" "$host" "$pmi" "$@" >"$tmp/out" 2>"$tmp/err"; rc=$?
+  [ "$rc" -lt 2 ] || { echo "# exit $rc:"; sed 's/^/#   /' "$tmp/err"; }
+}
+mkdir -p "$sx/shards"
+(umask 000; planted "$sx/shards/p0-s1-owner.h5" run "$tmp/ok.ini" $safe --jobs 1); intact "the shard temp (pmi run)"
+sres="$sx/results.h5"
+[ "$(stat -c %a "$sres")" = 600 ] && [ "$(stat -c %a "$sx/shards/p0-s1-owner.h5")" = 600 ] && [ "$(stat -c %a "$sx/keys")" = 700 ] &&
+  [ "$(stat -c %a "$sx/keys/p0-s1-owner.key.h5")" = 600 ]
+check $? "under umask 000 the results file, the shards and the key are 0600, keys/ 0700 (they hold k and the pool)"
+chmod 640 "$sres"
+planted "$sres" merge "$tmp/ok.ini" $safe; intact "the merge temp (pmi merge)"
+[ "$(stat -c %a "$sres")" = 640 ]; check $? "pmi merge keeps the results file's mode (640)"
+planted "$sres" report --store "$sres"; intact "the report --store temp"
+[ "$(stat -c %a "$sres")" = 640 ]; check $? "pmi report --store keeps the results file's mode (640)"
+(umask 000; planted "$tmp/k.h5" key export "$sres" --job p0-s1-owner -o "$tmp/k.h5"); intact "the key export temp"
+[ "$(stat -c %a "$tmp/k.h5")" = 600 ]; check $? "pmi key export writes the key 0600 under umask 000"
+planted "$tmp/m.safetensors" export "$sres" --job p0-s1-owner -o "$tmp/m.safetensors"; intact "the export temp"
+(umask 000; planted "$tmp/rec.json" verify --key "$tmp/k.h5" --weights "$tmp/m.safetensors" -o "$tmp/rec.json"); intact "the verify record temp"
+[ "$(stat -c %a "$tmp/rec.json")" = 600 ]; check $? "pmi verify writes its record 0600 under umask 000"
+planted "$tmp/S.md" report --markdown-report "$tmp/S.md" "$sres"; intact "the REPORT.md temp"
+# fixed names: a link there is replaced by the new file, never written through
+mkdir "$tmp/csv" "$tmp/sfigs"
+ln -s "$victim" "$tmp/csv/models.csv"; ln -s "$victim" "$tmp/sfigs/scores.gp"; ln -s "$victim" "$tmp/sfigs/scores.dat"
+expect 0 "" -- report "$sres" --format csv -o "$tmp/csv"; intact "report --format csv onto a planted models.csv"
+[ -f "$tmp/csv/models.csv" ] && [ ! -L "$tmp/csv/models.csv" ]; check $? "models.csv is a new file, the link is gone"
+expect 0 "" -- plot "$sres" -o "$tmp/sfigs"; intact "pmi plot onto a planted scores.gp and scores.dat"
+mv "$sx/.lock" "$tmp/lock.old"; ln -s "$victim" "$sx/.lock"
+expect 1 "$sx/.lock: a symbolic link: refused" -- run "$tmp/ok.ini" $safe --jobs 1; intact "a planted .lock"
+rm "$sx/.lock"; mv "$tmp/lock.old" "$sx/.lock"
+# a merge killed before its rename leaves its temp; the next write of that file removes it
+: >"$sres.tmp-999999@$host"
+expect 0 "" -- merge "$tmp/ok.ini" $safe
+[ ! -e "$sres.tmp-999999@$host" ]; check $? "a dead merge's temp is removed by the next merge"
+# keys/: a link is refused, a folder others may enter is made 0700
+chmod 755 "$sx/keys"
+expect 0 "made 0700" -- run "$tmp/ok.ini" $safe --jobs 1 --force
+[ "$(stat -c %a "$sx/keys")" = 700 ]; check $? "a keys/ folder of mode 755 is made 0700"
+mv "$sx/keys" "$tmp/keys.old"; mkdir -m 777 "$tmp/world"; ln -s "$tmp/world" "$sx/keys"
+expect 1 "$sx/keys: a symbolic link" -- run "$tmp/ok.ini" $safe --jobs 1 --force
+[ -z "$(ls -A "$tmp/world")" ]; check $? "no key written through a planted keys/ link"
+rm "$sx/keys"; mv "$tmp/keys.old" "$sx/keys"
+chmod 644 "$tmp/k.h5"
+expect 1 "warning: the key $tmp/k.h5 has mode 644: others can read the secret" -- verify --key "$tmp/k.h5" --weights "$tmp/m.safetensors"
+chmod 600 "$tmp/k.h5"
+
+# ---- an output that is an input: exit 2 naming both, the input untouched --------------------
+cp "$sres" "$tmp/in.h5"; sum=$(cksum <"$tmp/in.h5")
+expect 2 "the output $tmp/in.h5 is the input $tmp/in.h5" -- key export "$tmp/in.h5" --job p0-s1-owner -o "$tmp/in.h5"
+expect 2 "the output $tmp/in.h5 is the input $tmp/in.h5" -- export "$tmp/in.h5" --job p0-s1-owner -o "$tmp/in.h5"
+expect 2 "the output $tmp/in.h5 is the input $tmp/in.h5" -- report --markdown-report "$tmp/in.h5" "$tmp/in.h5"
+ln -s in.h5 "$tmp/in-link.h5"
+expect 2 "the output $tmp/in-link.h5 is the input $tmp/in.h5" -- report --markdown-report "$tmp/in-link.h5" "$tmp/in.h5"
+[ "$(cksum <"$tmp/in.h5")" = "$sum" ]; check $? "the results file named as output is untouched"
+cp "$tmp/k.h5" "$tmp/k2.h5"; ksum=$(cksum <"$tmp/k2.h5"); msum=$(cksum <"$tmp/m.safetensors")
+expect 2 "the output $tmp/k2.h5 is the input $tmp/k2.h5" -- verify --key "$tmp/k2.h5" --weights "$tmp/m.safetensors" -o "$tmp/k2.h5"
+expect 2 "the output $tmp/m.safetensors is the input $tmp/m.safetensors" -- verify --key "$tmp/k2.h5" --weights "$tmp/m.safetensors" -o "$tmp/m.safetensors"
+[ "$(cksum <"$tmp/k2.h5")" = "$ksum" ] && [ "$(cksum <"$tmp/m.safetensors")" = "$msum" ]; check $? "the key and the suspect named as output are untouched"
+
+# ---- every write checked, stdout included -------------------------------------------------
+for args in "report $sres" "plan $tmp/ok.ini" "attacks" "config --help"; do
+  timeout 20 "$pmi" $args >/dev/full 2>"$tmp/err"; rc=$?
+  [ "$rc" = 1 ] && grep -q "cannot write the standard output: No space left on device" "$tmp/err"
+  check $? "pmi $args >/dev/full -> exit 1, says why (exit $rc)"
+done
+timeout 20 "$pmi" verify --key "$tmp/k.h5" --weights "$tmp/m.safetensors" >/dev/full 2>"$tmp/err"; rc=$?
+[ "$rc" = 4 ] && grep -q "cannot write the verdict to the standard output: No space left on device" "$tmp/err"
+check $? "pmi verify >/dev/full -> exit 4 (not a verdict), says why (exit $rc)"
+
+# ---- inputs that would turn a run against its user -----------------------------------------
+mkfifo "$tmp/fifo.ini"
+expect 2 "$tmp/fifo.ini: a pipe, expected an INI text file" -- run "$tmp/fifo.ini"
+printf 'include = fifo.ini\n' >"$tmp/incfifo.ini"
+expect 2 "a pipe, expected an INI text file (include 'fifo.ini'" -- plan "$tmp/incfifo.ini"
+expect 2 "experiment.seed: 2147483647 + experiment.seeds 2" -- plan "$tmp/ok.ini" -s experiment.seed=2147483647 -s experiment.seeds=2
+expect 2 "experiment.output: expected a string of 1 to" -- run "$tmp/ok.ini" -s experiment.output=
+printf 'include = ok.ini\n[attack.none]\ntype = prune\n' >"$tmp/none.ini"
+expect 2 "[attack.none]: the name none is reserved" -- plan "$tmp/none.ini"
+expect 2 "pmi.permutations: expected an integer in [1," -- plan "$tmp/ok.ini" -s pmi.permutations=0
+ten=1,2,3,4,5,6,7,8,9,10
+expect 2 "the sweep has 1000000 points (the product of its lists' lengths), more than the 100000" -- plan "$tmp/ok.ini" \
+  -s train.epochs=$ten -s train.batch_size=$ten -s pool.m=$ten -s data.n_train=$ten -s train.step_size=$ten -s data.n_test=$ten
+expect 2 "job p0-s1-clean is a clean model, not an owner" -- key export "$sres" --job p0-s1-clean -o "$tmp/clean.key.h5"
+[ ! -e "$tmp/clean.key.h5" ]; check $? "no key for a clean model"
+expect 2 'got '"'"'a\x1b[31mb'"'" -- plan "$tmp/ok.ini" -s "experiment.name=$(printf 'a\033[31mb')"
+! grep -q "$(printf '\033')" "$tmp/err"; check $? "no raw escape sequence from experiment.name reaches the terminal"
+# a safetensors file whose header does not account for its size: refused before it is read whole
+printf '\030\000\000\000\000\000\000\000{"__metadata__":{}}     ' >"$tmp/lie.safetensors"; head -c 1000000 /dev/zero >>"$tmp/lie.safetensors"
+expect 2 "not a valid safetensors file: the data buffer has 1000000 bytes, the tensors cover 0" -- verify --key "$tmp/k.h5" --weights "$tmp/lie.safetensors"
+# a message longer than its buffer keeps its reason: the path is cut in the middle
+long="$tmp/$(printf 'x%.0s' $(seq 1 250))"; long="$long/$(basename "$long")/$(basename "$long")/$(basename "$long")/$(basename "$long")/R.md"
+expect 1 "No such file or directory" -- report --markdown-report "$long" "$sres"
+grep -qF " [...] " "$tmp/err"; check $? "the too-long message is cut in its middle ( [...] )"
+
+# ---- signals and a hung gnuplot ------------------------------------------------------------
+# (pmi itself in the background, not under timeout(1), which would take the signal; a watchdog instead)
+for sig in 1:HUP 13:PIPE; do
+  n=${sig%%:*}; name=${sig#*:}
+  "$pmi" run "$tmp/ok.ini" -s experiment.name=sig$name -s train.epochs=3000 --jobs 1 >"$tmp/out" 2>"$tmp/err" & p=$!
+  (sleep 60; kill -9 $p 2>/dev/null) & dog=$!
+  sleep 2; kill -$n $p; wait $p; rc=$?; kill $dog 2>/dev/null
+  [ "$rc" = 3 ] && grep -q "stopped by signal $n" "$tmp/err" && [ -z "$(ls "$out/sig$name/shards" | grep tmp)" ]
+  check $? "SIG$name stops a run cleanly: exit 3, a message, no temporary file (exit $rc)"
+done
+printf '#!/bin/sh\nsleep 30\n' >"$tmp/hang"; chmod +x "$tmp/hang"
+PMI_GNUPLOT="$tmp/hang" PMI_GNUPLOT_TIMEOUT=1 expect 1 "did not finish within 1 s (PMI_GNUPLOT_TIMEOUT): killed" -- plot "$sres" -o "$tmp/hfigs"

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "nn.h"
 #include "pmi.h"
+#include <sys/stat.h>
 
 /* Writes text to <tmpdir>/<name> (creating sub-folders) and returns the path (static buffer
  * per call slot). */
@@ -107,7 +108,7 @@ static const char *full_ini =
     "step_size = 3\n"
     "gamma = 1\n"
     "[pmi]\n"
-    "permutations = 0\n"
+    "permutations = 1\n"
     "alpha = 0.001, 0.01,0.05 ,0.1\n"
     "scores = loss, logit\n"
     "decide = welch\n"
@@ -133,7 +134,7 @@ static void test_full_file(void **state) {
     assert_true(p.lr == 0.001 && p.momentum == 0 && p.weight_decay == 5e-4 && p.gamma == 1);
     assert_int_equal(p.epochs, 0); assert_int_equal(p.batch_size, 128);
     assert_int_equal(p.schedule, NN_SCHED_STEP); assert_int_equal(p.step_size, 3);
-    assert_int_equal(p.permutations, 0);
+    assert_int_equal(p.permutations, 1);
     assert_int_equal(p.n_alphas, 4);
     assert_true(p.alphas[0] == 0.001 && p.alphas[1] == 0.01 && p.alphas[2] == 0.05 && p.alphas[3] == 0.1);
     assert_string_equal(p.scores, "loss,logit");
@@ -244,14 +245,14 @@ static void test_effective_roundtrip(void **state) {
     write_ini("rt/base.ini", "[data]\ndataset = mnist\nn_train = 100,200\n[attack.prune]\ntype = prune\n");
     const char *path = write_ini("rt/main.ini",
         "include = base.ini\n[train]\nlr = 0.1, 0.01\nschedule = none,cosine\n[pmi]\nscores = loss\n"
-        "[attack.ft]\ntype = ftal\nepochs = 1,2,3\n[attack.none]\n");
+        "[attack.ft]\ntype = ftal\nepochs = 1,2,3\n[attack.bare]\n");
     char err[512];
     cfg *a = load_ok(path);
     assert_int_equal(cfg_override(a, "model.width=4", err, sizeof err), 0);
     char *text = cfg_effective_text(a);
     assert_non_null(text);
     assert_non_null(strstr(text, "lr = 0.1, 0.01\n"));
-    assert_non_null(strstr(text, "[attack.none]\n"));
+    assert_non_null(strstr(text, "[attack.bare]\n"));
     cfg *b = load_ok(write_ini("rt/effective.ini", text));
     char *text2 = cfg_effective_text(b);
     assert_string_equal(text, text2);
@@ -747,6 +748,35 @@ static void test_err_not_a_text_file(void **state) {
                  (const char *[]){"incdir/c.ini:1", "include 'nul.ini'", "NUL byte", NULL});
 }
 
+/* Inputs that would turn a run against its user (issue 26): a named pipe as config or include
+ * (it would block: refused at once, like a device), a first seed whose last seed passes
+ * INT_MAX, an empty experiment.output (the filesystem root), an attack named none (the
+ * un-attacked rows' name), zero permutations (every p_perm NaN), and control characters in
+ * experiment.name (shown escaped, refused). */
+static void test_err_turned_against_user(void **state) {
+    char fifo[600];
+    snprintf(fifo, sizeof fifo, "%s/fifo.ini", tu_tmpdir());
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    expect_error(fifo, (const char *[]){"fifo.ini", "a pipe", "expected an INI text file", NULL});
+    expect_error(write_ini("incfifo.ini", "[train]\nepochs = 1\ninclude = fifo.ini\n"),
+                 (const char *[]){"incfifo.ini:3", "include 'fifo.ini'", "a pipe", NULL});
+    expect_error(write_ini("seed.ini", "[experiment]\nseed = 2147483647\nseeds = 2\n"),
+                 (const char *[]){"seed.ini:2", "experiment.seed", "2147483647", NULL});
+    cfg_free(load_ok(write_ini("seed_ok.ini", "[experiment]\nseed = 2147483646\nseeds = 2\n")));
+    expect_error(write_ini("out.ini", "[experiment]\noutput =\n"), (const char *[]){"out.ini:2", "experiment.output", "1 to", NULL});
+    expect_error(write_ini("none.ini", "[attack.none]\ntype = prune\n"), (const char *[]){"none.ini:1", "[attack.none]", "reserved", NULL});
+    expect_error(write_ini("perm.ini", "[pmi]\npermutations = 0\n"), (const char *[]){"perm.ini:2", "pmi.permutations", "[1, ", NULL});
+    expect_error(write_ini("esc.ini", "[experiment]\nname = a\x1b[31mb\n"), (const char *[]){"esc.ini:2", "a\\x1b[31mb", NULL});
+    char big[600];
+    snprintf(big, sizeof big, "%s/big.ini", tu_tmpdir());
+    FILE *f = fopen(big, "w");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, CFG_FILE_MAX, SEEK_SET), 0);
+    fputs("[train]\n", f);
+    fclose(f);
+    expect_error(big, (const char *[]){"big.ini", "more than a config file may hold", NULL});
+}
+
 /* A file without a single setting (empty, or only comments and blank lines) is refused: run
  * with it, the experiment would be the 15-job default. A file of one [attack.x] header is a
  * setting (an attack with its defaults). */
@@ -847,6 +877,7 @@ int main(void) {
         cmocka_unit_test(test_point_label_length),
         cmocka_unit_test(test_err_not_a_text_file),
         cmocka_unit_test(test_err_empty_file),
+        cmocka_unit_test(test_err_turned_against_user),
         cmocka_unit_test(test_err_duplicate_key),
         cmocka_unit_test(test_err_name_leaves_output),
     };
