@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 
 typedef struct {
@@ -269,30 +270,68 @@ static int cmd_run(int argc, char **argv) {
 /* pmi plan's last lines: where the results go, how many jobs are already complete there, and
  * the work left: models to train, training sample-epochs (an owner's set holds D_k repeat
  * times), attacked evaluations. */
-static void print_plan_estimate(const plan *p) {
-    char shards[4096], merged[4096], path[8192], err[256];
-    if (runner_paths(&p->points[0].params, shards, sizeof shards, merged, sizeof merged, err, sizeof err)) return;
-    int done = 0, other = 0;
-    double sample_epochs = 0;
+/* What is left of plan p in shards: jobs with a complete shard of this configuration (done) or of
+ * another (other), and the training sample-epochs of the jobs not done. */
+typedef struct { int done, other; double sample_epochs; } plan_left;
+
+/* Reads untrusted HDF5 files: call it in a child (plan_left_get). */
+static plan_left plan_left_count(const plan *p, const char *shards) {
+    char path[8192];
+    plan_left l = {0, 0, 0};
     for (int j = 0; j < p->n_jobs; j++) {
         const plan_job *job = &p->jobs[j];
         if (!job_shard_path(shards, job, path, sizeof path, NULL, 0) && store_shard_complete(path)) {
             char *config = store_read_attr(path, "config"), hash[17] = "";
             if (config) plan_config_hash(config, hash);
             free(config);
-            if (!strcmp(hash, p->config_hash)) { done++; continue; }
-            other++;
+            if (!strcmp(hash, p->config_hash)) { l.done++; continue; }
+            l.other++;
         }
         const pmi_params *q = plan_params(p, job);
-        sample_epochs += (double)q->epochs * (q->n_train + (job->role == ROLE_OWNER ? q->repeat * q->m : 0));
+        l.sample_epochs += (double)q->epochs * (q->n_train + (job->role == ROLE_OWNER ? q->repeat * q->m : 0));
     }
-    printf("# output: %.*s/ (shards in %s, merged into %s); %d of %d jobs already complete there\n",
-           (int)(strlen(shards) - strlen("/shards")), shards, shards, merged, done, p->n_jobs);
-    if (other)
+    return l;
+}
+
+/* plan_left_count in a child process: libhdf5 can crash on a malformed file (probe.h), which
+ * must not take `pmi plan` down. 0, or -1 when the child died (*l then counts nothing done). */
+static int plan_left_get(const plan *p, const char *shards, plan_left *l) {
+    int fd[2], status = 0;
+    fflush(stdout);
+    if (!pipe(fd)) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(fd[0]);
+            plan_left v = plan_left_count(p, shards);
+            _exit(write(fd[1], &v, sizeof v) == (ssize_t)sizeof v ? 0 : 1);
+        }
+        close(fd[1]);
+        ssize_t got = pid > 0 ? read(fd[0], l, sizeof *l) : -1;
+        close(fd[0]);
+        if (pid > 0) waitpid(pid, &status, 0);
+        if (got == (ssize_t)sizeof *l && WIFEXITED(status) && !WEXITSTATUS(status)) return 0;
+    }
+    *l = (plan_left){0, 0, 0};
+    for (int j = 0; j < p->n_jobs; j++) {
+        const pmi_params *q = plan_params(p, &p->jobs[j]);
+        l->sample_epochs += (double)q->epochs * (q->n_train + (p->jobs[j].role == ROLE_OWNER ? q->repeat * q->m : 0));
+    }
+    return -1;
+}
+
+static void print_plan_estimate(const plan *p) {
+    char shards[4096], merged[4096], err[256];
+    if (runner_paths(&p->points[0].params, shards, sizeof shards, merged, sizeof merged, err, sizeof err)) return;
+    plan_left l;
+    int bad = plan_left_get(p, shards, &l);
+    printf("# output: %.*s/ (shards in %s, merged into %s); %d of %d jobs already complete there%s\n",
+           (int)(strlen(shards) - strlen("/shards")), shards, shards, merged, l.done, p->n_jobs,
+           bad ? " (a shard there could not be read: pmi run will say which)" : "");
+    if (l.other)
         printf("# %d shard%s there %s written by another configuration: pmi run refuses to mix them (--force retrains, or "
-               "choose another experiment.name)\n", other, other == 1 ? "" : "s", other == 1 ? "was" : "were");
-    printf("# estimate: %d model%s to train, %.3g M training sample-epochs, %d attacked evaluations\n", p->n_jobs - done,
-           p->n_jobs - done == 1 ? "" : "s", sample_epochs / 1e6, (p->n_jobs - done) * p->n_attacks);
+               "choose another experiment.name)\n", l.other, l.other == 1 ? "" : "s", l.other == 1 ? "was" : "were");
+    printf("# estimate: %d model%s to train, %.3g M training sample-epochs, %d attacked evaluations\n", p->n_jobs - l.done,
+           p->n_jobs - l.done == 1 ? "" : "s", l.sample_epochs / 1e6, (p->n_jobs - l.done) * p->n_attacks);
 }
 
 static const struct option plan_longopts[] = {{"set", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};

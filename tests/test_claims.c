@@ -25,6 +25,17 @@ static store_settings settings(void) {
 
 static const char *config = "[experiment]\nname = claims-test\n[pmi]\ndecide = perm\nalpha = 0.01,0.05\n";
 
+/* Writes job j's shard as <dir>/shards/<id>.h5. */
+static void put_shard(const char *dir, const store_job *j) {
+    char shards[400], path[600], err[512];
+    snprintf(shards, sizeof shards, "%s/shards", dir);
+    mkdir(dir, 0777); mkdir(shards, 0777);
+    snprintf(path, sizeof path, "%s/%s.h5", shards, j->id);
+    store_provenance prov = {.config = config, .settings = settings(), .device = "cpu (test)", .host = "testhost",
+                             .started = "2026-01-02T03:04:05Z", .finished = "2026-01-02T03:06:05Z"};
+    if (store_write_shard(path, j, &prov, err, sizeof err)) fail_msg("shard: %s", err);
+}
+
 /* Writes one job's shard under <dir>/shards: un-attacked with accuracy acc and decision
  * p-value p, then each attack of a[0..na). k is identified when p < 0.5. */
 static void job(const char *dir, const char *role, int seed, int replica, int N, int m, double acc, double p,
@@ -58,13 +69,7 @@ static void job(const char *dir, const char *role, int seed, int replica, int N,
         r->N = N; r->m = m; r->k = 0; r->identified = pe < 0.5 ? 0 : 1;
         for (int q = 0; q < P_COUNT; q++) r->p[q] = r->p_nway[q] = pe;
     }
-    char shards[400], path[600], err[512];
-    snprintf(shards, sizeof shards, "%s/shards", dir);
-    mkdir(dir, 0777); mkdir(shards, 0777);
-    snprintf(path, sizeof path, "%s/%s.h5", shards, j.id);
-    store_provenance prov = {.config = config, .settings = settings(), .device = "cpu (test)", .host = "testhost",
-                             .started = "2026-01-02T03:04:05Z", .finished = "2026-01-02T03:06:05Z"};
-    if (store_write_shard(path, &j, &prov, err, sizeof err)) fail_msg("shard: %s", err);
+    put_shard(dir, &j);
 }
 
 /* A job with dataset evidence (docs/dataset-evidence.md), un-attacked: pool p-value p, dataset
@@ -98,13 +103,7 @@ static void job_data(const char *dir, const char *role, int seed, int replica, d
     r->N = 10; r->m = 50; r->k = 0; r->identified = 0;
     for (int q = 0; q < P_COUNT; q++) r->p[q] = r->p_nway[q] = p;
     ev.data[0] = (pmi_data_result){.n = 550, .gap = 0.1, .p = pd, .z = 3};
-    char shards[400], path[600], err[512];
-    snprintf(shards, sizeof shards, "%s/shards", dir);
-    mkdir(dir, 0777); mkdir(shards, 0777);
-    snprintf(path, sizeof path, "%s/%s.h5", shards, j.id);
-    store_provenance prov = {.config = config, .settings = settings(), .device = "cpu (test)", .host = "testhost",
-                             .started = "2026-01-02T03:04:05Z", .finished = "2026-01-02T03:06:05Z"};
-    if (store_write_shard(path, &j, &prov, err, sizeof err)) fail_msg("shard: %s", err);
+    put_shard(dir, &j);
 }
 
 /* Merges <root>/<name>/shards into <root>/<name>/results.h5; returns that path (static, 8 slots). */

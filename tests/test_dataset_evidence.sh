@@ -18,7 +18,7 @@
 # One TAP line per check; run from the repository root (make test). About 40 s on 2 cores.
 pmi=${PMI_BIN:-./pmi}
 python=${PMI_PYTHON:-/usr/bin/python3}
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+tmp=${KEEP_TMP:-$(mktemp -d)}; [ -n "${KEEP_TMP:-}" ] || trap 'rm -rf "$tmp"' EXIT
 check() { if [ "$1" = 0 ]; then echo "ok - $2"; else echo "not ok - $2"; fi; }
 cat >"$tmp/de.ini" <<INI
 include = $PWD/configs/fashion-mnist.ini
@@ -59,7 +59,7 @@ check $? "pmi run of the dataset-evidence config"
 $python - "$tmp/out/de/results.h5" <<'PY'
 import sys, h5py, numpy as np
 f = h5py.File(sys.argv[1], 'r')
-rows = {(r['role'].decode(), r['attack'].decode()): r for r in f['summary'][:]}
+rows = {(r['role'].decode(), r['attack'].decode()): r for r in f['summary'][:] if r['score'] == b'loss'}
 def ok(c, what): print(('ok - ' if c else 'not ok - ') + what)
 o = rows[('owner', 'distill')]
 ok(o['p_perm'] > 0.05 and o['data_p'] < 0.01,
@@ -94,7 +94,7 @@ check $? "pmi verify claims the distilled student (exit 0)"
 [ $? = 1 ]; check $? "pmi verify does not claim the indep-data model (exit 1)"
 $python - "$r" "$tmp/student.json" <<'PY'
 import sys, json, h5py
-rows = {(r['role'].decode(), r['attack'].decode()): r for r in h5py.File(sys.argv[1], 'r')['summary'][:]}
+rows = {(r['role'].decode(), r['attack'].decode()): r for r in h5py.File(sys.argv[1], 'r')['summary'][:] if r['score'] == b'loss'}
 o = rows[('owner', 'distill')]
 rec = json.load(open(sys.argv[2]))
 d = rec['scores']['loss']

@@ -261,7 +261,7 @@ static void check_job(hid_t f, const fixture *x) {
     const store_job *j = &x->job;
     char jw[160], p[200];
     snprintf(jw, sizeof jw, "/jobs/%s", j->id);
-    assert_int_equal(n_attrs(f, jw), 18);
+    assert_int_equal(n_attrs(f, jw), 19);   /* owner_data since the dataset evidence */
     attr_s(f, jw, "experiment", "exp-test"); attr_s(f, jw, "dataset", "synthetic");
     attr_s(f, jw, "arch", "mlp"); attr_s(f, jw, "role", "owner"); attr_s(f, jw, "point", "pmi.m=3");
     assert_int_equal(attr_i(f, jw, "point_index"), 2);
