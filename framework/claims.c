@@ -97,6 +97,13 @@ static int claimed_data(const rfile *f, const store_row *r) { return r->data_p <
 /* The verdict of a model that is null for the tests it is judged on: a model trained on the
  * owner's training set is no null model for the dataset evidence, so only its pool evidence. */
 static int claimed_null(const rfile *f, const store_row *r) { return r->owner_data ? claimed_pool(f, r) : claimed(f, r); }
+/* "p_perm < 0.01", or with dataset evidence "p_combined < 0.01 (p_perm and p_data, Bonferroni)". */
+static void verdict_rule(const rfile *f, char *out, size_t len) {
+    const char *d = pmi_pvalue_name((pmi_pvalue)f->decide);
+    if (f->data) snprintf(out, len, "p_combined < %g (p_%s and p_data, Bonferroni)", f->alpha, d);
+    else snprintf(out, len, "p_%s < %g", d, f->alpha);
+}
+
 /* ", pool evidence a/n, dataset evidence b/n" for a file with dataset evidence, "" otherwise. */
 static void evidence_split(const rfile *f, int pool, int data, int n, char *out, size_t len) {
     if (f->data) snprintf(out, len, "; pool evidence %d/%d, dataset evidence %d/%d", pool, n, data, n);
@@ -183,7 +190,9 @@ static void claim_c2(const rfile *f, claim_row **rows, int *n) {
     if (unsafe) snprintf(un, sizeof un, "; %d pool%s refused by the pool audit", unsafe, unsafe == 1 ? "" : "s");
     snprintf(c->measured, sizeof c->measured, "owner models claimed %d/%d at alpha %g (k identified %d/%d, median p_%s %.2g%s%s)",
              cl, own, f->alpha, id, own, d, median(p, own), ev, un);
-    snprintf(c->setting, sizeof c->setting, "%d owner model%s, un-attacked, p_%s < %g", own, own == 1 ? "" : "s", d, f->alpha);
+    char rule[96];
+    verdict_rule(f, rule, sizeof rule);
+    snprintf(c->setting, sizeof c->setting, "%d owner model%s, un-attacked, %s", own, own == 1 ? "" : "s", rule);
     free(p);
     int kk[1] = {cl}, nn[1] = {own};
     c->verdict = own ? majority_verdict(kk, nn, 1) : CLAIM_NOT_RUN;
@@ -203,14 +212,15 @@ static void claim_c3(const rfile *f, claim_row **rows, int *n) {
     set_rate(c, fp, ind);
     /* P(X >= fp) for X ~ Binomial(ind, alpha): the chance of this many under calibration */
     double tail = fp == 0 ? 1 : gsl_cdf_binomial_Q((unsigned)(fp - 1), f->alpha, (unsigned)ind);
-    const char *d = pmi_pvalue_name((pmi_pvalue)f->decide);
     char ev[160] = "", bt[64] = "none claimed";
     if (f->data) snprintf(ev, sizeof ev, "; pool evidence %d/%d, dataset evidence %d/%d of those that never saw the owner's data",
                           fpp, ind, fpd, nd);
     if (fp) snprintf(bt, sizeof bt, "binomial P(X >= %d) = %.2g", fp, tail);
     snprintf(c->measured, sizeof c->measured, "independent models claimed %d/%d at alpha %g (%s%s)", fp, ind, f->alpha, bt, ev);
-    snprintf(c->setting, sizeof c->setting, "%d independent model%s (never saw the pool), un-attacked, p_%s < %g", ind,
-             ind == 1 ? "" : "s", d, f->alpha);
+    char rule[96];
+    verdict_rule(f, rule, sizeof rule);
+    snprintf(c->setting, sizeof c->setting, "%d independent model%s (never saw the pool), un-attacked, %s", ind,
+             ind == 1 ? "" : "s", rule);
     if (!ind) { c->verdict = CLAIM_NOT_RUN; snprintf(c->measured, sizeof c->measured, "no independent models in %s", f->path); return; }
     c->verdict = tail < 0.05 ? CLAIM_FAILS : c->hi <= CLAIMS_FPR_FACTOR * f->alpha ? CLAIM_HOLDS : CLAIM_PARTIAL;
 }
