@@ -150,7 +150,7 @@ typedef struct {
     double p_rank, p_perm, p_welch, p_mw;
     double p_nway_rank, p_nway_perm, p_nway_welch, p_nway_mw;
     double z_perm;                 /* D_k's mean in sd of the permutation means (pmi_result.z_perm) */
-    /* Added in pmi-lab 0.6 (schema 3 files written before read them as NAN): */
+    /* Added within schema 3 (files written before them read them as NAN, owner_data as 0): */
     double data_p, data_z, data_gap;  /* dataset evidence (pmi_data_result); NAN: none */
     double pool_audit_p;           /* the seed's pool audit of this kind; NAN: not audited */
     double p_pool;                 /* the decision p-value (settings' decide) of this kind, NAN when the
