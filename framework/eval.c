@@ -114,46 +114,38 @@ int eval_model(nn_model *model, const eval_input *in, store_eval *ev, char *err,
     return 0;
 }
 
-/* The dataset evidence's permutation tests of every verifiable (evaluation, kind): S (the
- * first n_side scores) against random n_side-subsets of all 2 n_side. 0, or -1 with err. */
-static int data_permutations(store_eval *evs, int n, const eval_input *in, char *err, size_t errlen) {
-    int T = 0;
+/* One pmi_perm_batch over every verifiable (evaluation, kind) of evs[0..n): the pool's tests
+ * (D_k against random m-subsets of the N*m, in->perm_seed), or with `data` the dataset
+ * evidence's (S, the first n_side scores, against random n_side-subsets of the 2 n_side, N = 2,
+ * k = 0, in->data_seed). 0, or -1 with err. */
+static int perm_tests(store_eval *evs, int n, const eval_input *in, int data, char *err, size_t errlen) {
+    int N = data ? 2 : in->N, m = data ? (int)in->n_side : in->m, T = 0;
+    size_t nm = (size_t)N * (size_t)m;
     for (int e = 0; e < n; e++) T += evs[e].n_kinds;
     const double **scores = util_calloc((size_t)T + 1, sizeof *scores);
-    pmi_data_result **res = util_calloc((size_t)T + 1, sizeof *res);
+    int *slot = util_calloc((size_t)T + 1, 2 * sizeof *slot);   /* (evaluation, kind) of each test */
     T = 0;
     for (int e = 0; e < n; e++)
-        for (int k = 0; k < evs[e].n_kinds; k++) {
-            if (evs[e].res[k].identified < 0 || isnan(evs[e].data[k].gap)) continue;   /* unverifiable */
-            scores[T] = evs[e].data_scores + (size_t)k * 2 * (size_t)in->n_side;
-            res[T++] = &evs[e].data[k];
+        for (int q = 0; q < evs[e].n_kinds; q++) {
+            if (evs[e].res[q].identified < 0 || (data && isnan(evs[e].data[q].gap))) continue;   /* unverifiable */
+            scores[T] = (data ? evs[e].data_scores : evs[e].sample_scores) + (size_t)q * nm;
+            slot[2 * T] = e; slot[2 * T++ + 1] = q;
         }
-    double *p = util_malloc(sizeof *p * ((size_t)T * 2 + 1)), *z = util_malloc(sizeof *z * ((size_t)T + 1));
-    int rc = pmi_perm_batch(scores, T, 2, (int)in->n_side, 0, in->data_permutations, in->data_seed, p, z);
-    if (rc) util_err(err, errlen, "dataset evidence's permutation tests: %s", pmi_error());
-    for (int t = 0; t < T && !rc; t++) { res[t]->p = p[2 * t]; res[t]->z = z[t]; }
-    free(scores); free(res); free(p); free(z);
+    double *p = util_malloc(sizeof *p * ((size_t)T * N + 1)), *z = util_malloc(sizeof *z * ((size_t)T + 1));
+    int rc = pmi_perm_batch(scores, T, N, m, data ? 0 : in->secret, data ? in->data_permutations : in->permutations,
+                            data ? in->data_seed : in->perm_seed, p, z);
+    if (rc) util_err(err, errlen, "%spermutation tests: %s", data ? "dataset evidence's " : "", pmi_error());
+    for (int t = 0; t < T && !rc; t++) {
+        store_eval *ev = &evs[slot[2 * t]];
+        int q = slot[2 * t + 1];
+        if (data) { ev->data[q].p = p[2 * t]; ev->data[q].z = z[t]; }
+        else pmi_result_set_perm(&ev->res[q], p + (size_t)t * N, z[t]);
+    }
+    free(scores); free(slot); free(p); free(z);
     return rc ? -1 : 0;
 }
 
 int eval_permutations(store_eval *evs, int n, const eval_input *in, char *err, size_t errlen) {
-    int64_t nm = (int64_t)in->N * in->m;
-    int T = 0;
-    for (int e = 0; e < n; e++) T += evs[e].n_kinds;
-    const double **scores = util_calloc((size_t)T + 1, sizeof *scores);
-    pmi_result **res = util_calloc((size_t)T + 1, sizeof *res);
-    T = 0;
-    for (int e = 0; e < n; e++)
-        for (int k = 0; k < evs[e].n_kinds; k++) {
-            if (evs[e].res[k].identified < 0) continue;   /* unverifiable */
-            scores[T] = evs[e].sample_scores + k * nm;
-            res[T++] = &evs[e].res[k];
-        }
-    double *p = util_malloc(sizeof *p * ((size_t)T * in->N + 1)), *z = util_malloc(sizeof *z * ((size_t)T + 1));
-    int rc = pmi_perm_batch(scores, T, in->N, in->m, in->secret, in->permutations, in->perm_seed, p, z);
-    if (rc) util_err(err, errlen, "permutation tests: %s", pmi_error());
-    for (int t = 0; t < T && !rc; t++) pmi_result_set_perm(res[t], p + (size_t)t * in->N, z[t]);
-    free(scores); free(res); free(p); free(z);
-    if (!rc && in->n_side > 0) rc = data_permutations(evs, n, in, err, errlen);
-    return rc ? -1 : 0;
+    if (perm_tests(evs, n, in, 0, err, errlen)) return -1;
+    return in->n_side > 0 ? perm_tests(evs, n, in, 1, err, errlen) : 0;
 }
