@@ -49,22 +49,29 @@ static void data_hash(const pmi_dataset *d, char hex[65]) {
     sha256_final(&c, hex);
 }
 
+/* The samples ix[0..n) of the raw train set into malloc'd *samples and *labels; `what` names
+ * them in the error for an index outside the set (another dataset?). */
+static int gather_samples(const pmi_dataset *train, const int64_t *ix, int64_t n, const char *what, float **samples,
+                          int32_t **labels, char *err, size_t errlen) {
+    size_t per = (size_t)train->c * (size_t)train->h * (size_t)train->w;
+    *samples = util_malloc(sizeof(float) * per * (size_t)(n > 0 ? n : 1));
+    *labels = util_malloc(sizeof(int32_t) * (size_t)(n > 0 ? n : 1));
+    for (int64_t i = 0; i < n; i++) {
+        if (ix[i] < 0 || ix[i] >= train->n)
+            return util_err(err, errlen, "%s index %lld is outside the dataset's %lld training samples (another dataset?)", what,
+                            (long long)ix[i], (long long)train->n);
+        memcpy(*samples + (size_t)i * per, train->x + (size_t)ix[i] * per, sizeof(float) * per);
+        (*labels)[i] = train->y[ix[i]];
+    }
+    return 0;
+}
+
 /* The samples, labels and indices of the pool (N, m) from the raw train set. */
 static int gather_pool(pmi_key *k, const pmi_dataset *train, const int64_t *pool, char *err, size_t errlen) {
     int64_t nm = (int64_t)k->N * k->m;
-    size_t per = (size_t)train->c * (size_t)train->h * (size_t)train->w;
-    k->samples = util_malloc(sizeof(float) * per * (size_t)nm);
-    k->labels = util_malloc(sizeof(int32_t) * (size_t)nm);
     k->indices = util_malloc(sizeof(int64_t) * (size_t)nm);
-    for (int64_t i = 0; i < nm; i++) {
-        if (pool[i] < 0 || pool[i] >= train->n)
-            return util_err(err, errlen, "pool index %lld is outside the dataset's %lld training samples (another dataset?)",
-                            (long long)pool[i], (long long)train->n);
-        memcpy(k->samples + (size_t)i * per, train->x + (size_t)pool[i] * per, sizeof(float) * per);
-        k->labels[i] = train->y[pool[i]];
-        k->indices[i] = pool[i];
-    }
-    return 0;
+    memcpy(k->indices, pool, sizeof(int64_t) * (size_t)nm);
+    return gather_samples(train, pool, nm, "pool", &k->samples, &k->labels, err, errlen);
 }
 
 /* The id of the reference model of replica r among the jobs of job's point and seed, or NULL. */
@@ -130,19 +137,10 @@ static int gather_data(pmi_key *k, const plan *p, const plan_job *job, const cha
                       results, job->id, (long long)side);
     free(sp.train); free(sp.holdout);
     if (rc) return -1;
-    size_t per = (size_t)train->c * (size_t)train->h * (size_t)train->w;
     n = 2 * side;
     k->data_n = (int)side;
-    k->data_samples = util_malloc(sizeof(float) * per * (size_t)n);
-    k->data_labels = util_malloc(sizeof(int32_t) * (size_t)n);
     k->data_indices = ix;
-    for (int64_t i = 0; i < n; i++) {
-        if (ix[i] < 0 || ix[i] >= train->n)
-            return util_err(err, errlen, "dataset evidence index %lld is outside the dataset's %lld training samples",
-                            (long long)ix[i], (long long)train->n);
-        memcpy(k->data_samples + (size_t)i * per, train->x + (size_t)ix[i] * per, sizeof(float) * per);
-        k->data_labels[i] = train->y[ix[i]];
-    }
+    if (gather_samples(train, ix, n, "dataset evidence", &k->data_samples, &k->data_labels, err, errlen)) return -1;
     k->data_permutations = pp->data_permutations;
     k->data_seed = plan_seed(job, SEED_VERIFY, 1);
     for (int b = 0; b < SCORE_COUNT; b++) {

@@ -241,6 +241,8 @@ int verify_run(const pmi_key *k, const verify_suspect *s, verify_result *r, char
     if (s->logits) {
         rc = outputs_logp(k, s->logits, logp, dlogp, &with_data, err, errlen);
     } else {
+        /* the pool and the dataset evidence are evaluated apart, as the run evaluated them: one pass
+         * over both would batch the samples differently and move their scores by float rounding */
         nn_data *d = key_data(k, k->samples, k->labels, nm, mode, s->dev, err, errlen);
         nn_data *dd = !d || !nd ? NULL : key_data(k, k->data_samples, k->data_labels, nd, mode, s->dev, err, errlen);
         rc = !d || (nd && !dd) ? -1 : s->weights ? weights_logp(k, s, d, logp, err, errlen) : script_logp(k, s, d, logp, err, errlen);
