@@ -247,10 +247,15 @@ expect 2 "--markdown-report takes no --score or --decision" -- report --markdown
 # On a terminal (a pseudo-terminal from script(1)), worker runs draw a status line: jobs done
 # of all, and each worker's job and epoch; redirected to a file, stderr has plain lines only.
 if command -v script >/dev/null; then
-  timeout 60 script -qec "$pmi run $tmp/ok.ini -s experiment.name=tty -s train.epochs=600 --jobs 2" /dev/null \
+  # Jobs of 10000 epochs over 2000 samples outlast several redraws however fast the machine
+  # (with 50 samples and 600 epochs a job took 0.3 s and the run could end before the first
+  # redraw); the run is stopped after 6 s: its closed terminal sends pmi SIGHUP.
+  timeout 6 script -qec "$pmi run $tmp/ok.ini -s experiment.name=tty -s train.epochs=10000 -s data.n_train=2000 --jobs 2" /dev/null \
     >"$tmp/tty.out" 2>&1
-  tr '\r' '\n' <"$tmp/tty.out" | grep -aqE '\[[0-9]+/[0-9]+ jobs.* w[01] p0-s1-[a-z0-9-]+ e[0-9]+/600'
-  check $? "on a terminal, the status line names each worker's job and epoch (e/600)"
+  tr '\r' '\n' <"$tmp/tty.out" | grep -aqE '\[[0-9]+/[0-9]+ jobs.* w[01] p0-s1-[a-z0-9-]+ e[0-9]+/10000'
+  check $? "on a terminal, the status line names each worker's job and epoch (e/10000)"
+  sleep 1; ! pgrep -f "experiment.name=tty" >/dev/null
+  check $? "stopped through its terminal, the run leaves no worker behind"
 else
   check 1 "script(1) (util-linux) is there to give pmi a terminal"
 fi
