@@ -371,7 +371,7 @@ grep -qF " [...] " "$tmp/err"; check $? "the too-long message is cut in its midd
 # (pmi itself in the background, not under timeout(1), which would take the signal; a watchdog instead)
 for sig in 1:HUP 13:PIPE; do
   n=${sig%%:*}; name=${sig#*:}
-  "$pmi" run "$tmp/ok.ini" -s experiment.name=sig$name -s train.epochs=3000 --jobs 1 >"$tmp/out" 2>"$tmp/err" & p=$!
+  "$pmi" run "$tmp/ok.ini" -s experiment.name=sig$name -s train.epochs=10000 --jobs 1 >"$tmp/out" 2>"$tmp/err" & p=$!
   (sleep 60; kill -9 $p 2>/dev/null) & dog=$!
   sleep 2; kill -$n $p; wait $p; rc=$?; kill $dog 2>/dev/null
   [ "$rc" = 3 ] && grep -q "stopped by signal $n" "$tmp/err" && [ -z "$(ls "$out/sig$name/shards" | grep tmp)" ]
