@@ -26,12 +26,25 @@ static const param_info param_table[] = {
     {"fraction", 1, 1e-6, 1, NULL, 0, 0, "fraction of the attacker's data used"},
     {"sparsity", 0.5, 0, 0.999, NULL, 0, 0, "fraction of weights set to zero"},
     {"global", 1, 0, 1, NULL, 0, 1, "1: rank all layers together; 0: prune each layer to the sparsity"},
-    {"temperature", 4, 0.01, 1000, NULL, 0, 0, "softmax temperature T of the soft labels"},
+    {"temperature", 4, 0.01, 1000, NULL, 0, 0, "softmax temperature T (of the soft labels; of the answers)"},
     {"alpha", 0.9, 0, 1, NULL, 0, 0, "weight of the soft-label loss (1-alpha on the true labels)"},
     {"arch", 0, 0, 0, NULL, 1, 0, "student architecture (default: the victim's)"},
     {"width", 0, 0, 4096, NULL, 0, 1, "student width (0: the arch's default)"},
-    {"bits", 8, 1, 16, NULL, 0, 1, "bits per weight (2^bits levels per tensor)"},
-    {"sigma", 0.1, 0, 100, NULL, 0, 0, "noise std relative to each tensor's std"},
+    {"bits", 8, 1, 16, NULL, 0, 1, "bits per weight (2^bits levels per tensor) or per query pixel (inquant)"},
+    {"sigma", 0.1, 0, 100, NULL, 0, 0, "noise std: of each tensor's std (noise), of the normalised pixels (innoise), "
+                                         "of a probability (outnoise), of clip / batch (noisyft)"},
+    {"k", 3, 1, 1000, NULL, 0, 1, "probabilities the answer keeps"},
+    {"decimals", 2, 0, 8, NULL, 0, 1, "decimals the answer's probabilities keep"},
+    {"beta", 1, 0, 10, NULL, 0, 0, "reverse sigmoid's strength"},
+    {"gamma", 0.1, 1e-6, 100, NULL, 0, 0, "reverse sigmoid's slope"},
+    {"pixels", 1, 0, 64, NULL, 0, 1, "blur radius ((2r+1)^2 window) or shift, in pixels"},
+    {"smoothing", 0.1, 0, 0.999, NULL, 0, 0, "label smoothing of the fine-tuning's targets"},
+    {"level", 0.3, 0, 100, NULL, 0, 0, "flooding level b: a sample's loss l counts as |l - b| + b"},
+    {"clip", 1, 1e-6, 1e6, NULL, 0, 0, "norm each batch's gradient is clipped to"},
+    {"eps", 0.3, 0, 100, NULL, 0, 0, "L-inf radius of the adversarial examples, in normalised pixels"},
+    {"steps", 3, 1, 100, NULL, 0, 1, "PGD steps per batch"},
+    {"classes", 5, 2, 1000, NULL, 0, 1, "the new task's classes: the first this many labels"},
+    {"freeze", 1, 0, 1, NULL, 0, 1, "1: only the new head trains; 0: all layers"},
 };
 enum { N_PARAMS = sizeof param_table / sizeof param_table[0] };
 
@@ -50,6 +63,10 @@ typedef struct attack_kind {
     /* modifies *m in place (or replaces it) and, for a training step, fills *w's task */
     int (*apply)(const struct attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed,
                  step_work *w);
+    /* interface attacks (nn.h): the transform they set; its parameter is the kind's first (and
+     * for rsigmoid second) parameter */
+    nn_input_transform input;
+    nn_output_transform output;
 } attack_kind;
 
 #define FT_PARAMS "epochs lr optimizer momentum batch_size fraction"
@@ -58,18 +75,39 @@ static int apply_prune(const attack_kind *k, const attack_step *s, nn_model **m,
 static int apply_distill(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
 static int apply_quantize(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
 static int apply_noise(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
+static int apply_recipe(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
+static int apply_transfer(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
+static int apply_interface(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
 
 static const attack_kind kinds[] = {
-    {"ftll", FT_PARAMS, "fine-tune the last layer only on the attacker's data", apply_finetune},
-    {"ftal", FT_PARAMS, "fine-tune all layers", apply_finetune},
-    {"rtll", FT_PARAMS, "re-initialise the last layer, train it only", apply_finetune},
-    {"rtal", FT_PARAMS, "re-initialise the last layer, train all layers", apply_finetune},
-    {"prune", "sparsity global", "unstructured magnitude pruning", apply_prune},
-    {"fineprune", "sparsity global " FT_PARAMS, "prune, then fine-tune all layers with the mask fixed", apply_prune},
-    {"distill", "temperature alpha arch width " FT_PARAMS, "train a fresh student on the victim's soft labels", apply_distill},
-    {"extract", "arch width " FT_PARAMS, "train a fresh student on the victim's hard labels (label-only)", apply_distill},
-    {"quantize", "bits", "uniform per-tensor weight quantisation", apply_quantize},
-    {"noise", "sigma", "Gaussian weight noise relative to each tensor's std", apply_noise},
+    {"ftll", FT_PARAMS, "fine-tune the last layer only on the attacker's data", apply_finetune, NN_IN_NONE, NN_OUT_NONE},
+    {"ftal", FT_PARAMS, "fine-tune all layers", apply_finetune, NN_IN_NONE, NN_OUT_NONE},
+    {"rtll", FT_PARAMS, "re-initialise the last layer, train it only", apply_finetune, NN_IN_NONE, NN_OUT_NONE},
+    {"rtal", FT_PARAMS, "re-initialise the last layer, train all layers", apply_finetune, NN_IN_NONE, NN_OUT_NONE},
+    {"prune", "sparsity global", "unstructured magnitude pruning", apply_prune, NN_IN_NONE, NN_OUT_NONE},
+    {"fineprune", "sparsity global " FT_PARAMS, "prune, then fine-tune all layers with the mask fixed", apply_prune, NN_IN_NONE, NN_OUT_NONE},
+    {"distill", "temperature alpha arch width " FT_PARAMS, "train a fresh student on the victim's soft labels", apply_distill, NN_IN_NONE, NN_OUT_NONE},
+    {"extract", "arch width " FT_PARAMS, "train a fresh student on the victim's hard labels (label-only)", apply_distill, NN_IN_NONE, NN_OUT_NONE},
+    {"quantize", "bits", "uniform per-tensor weight quantisation", apply_quantize, NN_IN_NONE, NN_OUT_NONE},
+    {"noise", "sigma", "Gaussian weight noise relative to each tensor's std", apply_noise, NN_IN_NONE, NN_OUT_NONE},
+    /* training against membership inference, and a new task */
+    {"smooth", "smoothing " FT_PARAMS, "fine-tune all layers against label-smoothed targets", apply_recipe, NN_IN_NONE, NN_OUT_NONE},
+    {"flood", "level " FT_PARAMS, "adaptive: fine-tune all layers with per-sample flooding, pushing up every loss below the level", apply_recipe, NN_IN_NONE, NN_OUT_NONE},
+    {"noisyft", "sigma clip " FT_PARAMS, "fine-tune all layers with clipped, noised batch gradients (DP-SGD-like, no guarantee)", apply_recipe, NN_IN_NONE, NN_OUT_NONE},
+    {"advtrain", "eps steps " FT_PARAMS, "adversarial fine-tuning of all layers on PGD examples (Madry et al.)", apply_recipe, NN_IN_NONE, NN_OUT_NONE},
+    {"transfer", "classes freeze " FT_PARAMS, "transfer to a new task: the first `classes` labels only, a new head", apply_transfer, NN_IN_NONE, NN_OUT_NONE},
+    /* the interface: what a query and its answer go through (evaluation only; nn.h) */
+    {"label", "", "answer the label only (top-1, one-hot)", apply_interface, NN_IN_NONE, NN_OUT_LABEL},
+    {"topk", "k", "answer the k largest probabilities, renormalised", apply_interface, NN_IN_NONE, NN_OUT_TOPK},
+    {"round", "decimals", "answer probabilities rounded to d decimals", apply_interface, NN_IN_NONE, NN_OUT_ROUND},
+    {"temperature", "temperature", "answer softmax at temperature T", apply_interface, NN_IN_NONE, NN_OUT_TEMPERATURE},
+    {"rsigmoid", "beta gamma", "answer reverse-sigmoid-perturbed probabilities (Lee et al. 2019)", apply_interface, NN_IN_NONE, NN_OUT_RSIGMOID},
+    {"outnoise", "sigma", "answer probabilities plus Gaussian noise, renormalised", apply_interface, NN_IN_NONE, NN_OUT_NOISE},
+    {"inquant", "bits", "quantise each query image to 2^bits levels", apply_interface, NN_IN_QUANTIZE, NN_OUT_NONE},
+    {"innoise", "sigma", "add Gaussian noise to each query image", apply_interface, NN_IN_NOISE, NN_OUT_NONE},
+    {"blur", "pixels", "blur each query image (mean over a (2r+1)^2 window)", apply_interface, NN_IN_BLUR, NN_OUT_NONE},
+    {"shift", "pixels", "shift each query image down and right", apply_interface, NN_IN_SHIFT, NN_OUT_NONE},
+    {"flip", "", "mirror each query image left to right", apply_interface, NN_IN_FLIP, NN_OUT_NONE},
 };
 enum { N_KINDS = sizeof kinds / sizeof kinds[0] };
 
@@ -116,6 +154,14 @@ static int str_append(char *buf, size_t len, const char *fmt, ...) {
     int n = vsnprintf(buf + used, len - used, fmt, ap);
     va_end(ap);
     return n < 0 || (size_t)n >= len - used ? -1 : 0;
+}
+
+/* "ftll ftal ..." (every type, for messages). */
+static const char *kind_list(void) {
+    static char names[512];
+    if (!names[0])
+        for (int i = 0; i < N_KINDS; i++) str_append(names, sizeof names, "%s%s", i ? " " : "", kinds[i].name);
+    return names;
 }
 
 /* Parses one value of parameter pi into ap. Returns 0 or -1 with err naming where. */
@@ -191,11 +237,10 @@ static int read_keys(const cfg *c, const char *sec, const char **keys, int nk, s
     const char *type = cfg_get(c, sec, "type", &where);
     if (!type) {
         cfg_get(c, sec, nk ? keys[0] : "", &where);
-        return util_err(err, errlen, "%s: [%s]: missing 'type' (or 'chain'); types: ftll ftal rtll rtal prune fineprune distill extract quantize noise",
-                        where ? where : "config", sec);
+        return util_err(err, errlen, "%s: [%s]: missing 'type' (or 'chain'); types: %s", where ? where : "config", sec, kind_list());
     }
     if ((ss->kind = kind_find(type)) < 0)
-        return util_err(err, errlen, "%s: [%s] type: unknown attack type '%s' (known: ftll ftal rtll rtal prune fineprune distill extract quantize noise)", where, sec, type);
+        return util_err(err, errlen, "%s: [%s] type: unknown attack type '%s' (known: %s)", where, sec, type, kind_list());
     ss->combos = 1;
     for (int i = 0; i < nk; i++) {
         if (!strcmp(keys[i], "type") || !strcmp(keys[i], "enabled")) continue;
@@ -436,6 +481,64 @@ static int apply_noise(const attack_kind *k, const attack_step *s, nn_model **m,
     return nn_add_noise(*m, step_num(s, "sigma"), seed) == NN_OK ? 0 : -1;
 }
 
+/* Why the last apply of this thread failed when it was not libtorch ("" otherwise). */
+static __thread char apply_msg[256];
+
+/* Fine-tuning of all layers with a kind's training recipe (nn_train_params: label smoothing,
+ * flooding, clipped noisy gradients, adversarial examples), read from the parameters it takes. */
+static int apply_recipe(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w) {
+    (void)k;
+    if (finetune(s, *m, ctx, seed + 1, NN_TRAIN_ALL, w)) return -1;   /* ftal's seeds: a neutral recipe is ftal */
+    nn_train_params *tp = &w->task.params;
+    if (kind_takes(k, "smoothing")) tp->label_smoothing = step_num(s, "smoothing");
+    if (kind_takes(k, "level")) tp->flood = step_num(s, "level");
+    if (kind_takes(k, "clip")) { tp->clip = step_num(s, "clip"); tp->grad_noise = step_num(s, "sigma"); }
+    if (kind_takes(k, "eps")) { tp->adv_eps = step_num(s, "eps"); tp->adv_steps = (int)step_num(s, "steps"); }
+    return 0;
+}
+
+/* Transfer to a new task: the attacker's samples of the first `classes` labels, the last layer
+ * re-initialised, then it alone (freeze = 1) or every layer trained. The model keeps its output
+ * count; the labels it is no longer trained on are the old task's. */
+static int apply_transfer(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w) {
+    (void)k;
+    nn_data *part = NULL;
+    if (!ctx->attacker || attacker_part(ctx, step_num(s, "fraction"), &part)) return -1;
+    int64_t n = nn_data_size(part), kept = 0;
+    int classes = (int)step_num(s, "classes");
+    int32_t *y = util_malloc(sizeof *y * (size_t)(n ? n : 1));
+    int64_t *idx = util_malloc(sizeof *idx * (size_t)(n ? n : 1));
+    int rc = nn_data_labels(part, y) == NN_OK ? 0 : -1;
+    for (int64_t i = 0; i < n && !rc; i++)
+        if (y[i] < classes) idx[kept++] = i;
+    if (!rc && (classes >= ctx->spec.classes || kept < 2)) {
+        snprintf(apply_msg, sizeof apply_msg, classes >= ctx->spec.classes ? "classes = %d: the new task must have fewer than the model's %d"
+                 : "classes = %d: fewer than 2 of the attacker's samples have such a label (of %d classes)", classes, ctx->spec.classes);
+        nn_data_free(part); free(y); free(idx);
+        return -1;
+    }
+    if (!rc) rc = nn_data_subset(part, idx, kept, &w->data) == NN_OK ? 0 : -1;
+    nn_data_free(part); free(y); free(idx);
+    if (rc || nn_reinit_last(*m, seed) != NN_OK) return -1;
+    w->task = (nn_train_task){ .model = *m, .data = w->data, .params = step_train(s, seed + 1) };
+    w->task.params.trainable = step_num(s, "freeze") ? NN_TRAIN_LAST : NN_TRAIN_ALL;
+    return 0;
+}
+
+/* An interface attack: the model unchanged, its queries or answers transformed at evaluation
+ * (nn.h). A later transform of the same side (input or output) replaces an earlier one. */
+static int apply_interface(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w) {
+    (void)w;
+    nn_interface q = *nn_get_interface(*m);
+    char first[32];
+    snprintf(first, sizeof first, "%.*s", (int)strcspn(k->params, " "), k->params);
+    double a = *first ? step_num(s, first) : 0;
+    if (k->input != NN_IN_NONE) { q.input = k->input; q.in_param = a; }
+    if (k->output != NN_OUT_NONE) { q.output = k->output; q.out_param = a; q.out_param2 = kind_takes(k, "gamma") ? step_num(s, "gamma") : 0; }
+    q.seed = ctx->seed ^ seed;
+    return nn_set_interface(*m, &q) == NN_OK ? 0 : -1;
+}
+
 static void work_clear(step_work *w) {
     nn_model_free(w->teacher);
     nn_data_free(w->data);
@@ -459,9 +562,11 @@ int attack_apply_many(const attack_setting *const *a, const nn_model *const *vic
         for (int i = 0; i < k && !rc; i++) {
             if (s >= a[i]->n_steps) continue;
             const attack_kind *kd = &kinds[a[i]->steps[s].type];
+            apply_msg[0] = 0;
             if (kd->apply(kd, &a[i]->steps[s], &m[i], &ctx[i], ctx[i].seed + 1000u * (uint64_t)s, &w[i]))
                 rc = util_err(err, errlen, "attack %s (%s): %s", a[i]->name, kd->name,
-                              ctx[i].attacker ? nn_last_error() : "needs attacker data (data.n_attacker > 0)");
+                              apply_msg[0] ? apply_msg : ctx[i].attacker || kd->apply == apply_interface ? nn_last_error()
+                                                                : "needs attacker data (data.n_attacker > 0)");
             else if (w[i].task.model) {
                 if (first < 0) first = i;
                 tasks[nt++] = w[i].task;
@@ -492,7 +597,7 @@ void attack_print_help(FILE *out) {
                  "A comma list on a parameter sweeps it; `chain = a,b` applies sections a then b;\n"
                  "`enabled = 0` skips a section.\n\n");
     for (int i = 0; i < N_KINDS; i++)
-        fprintf(out, "  %-10s %s\n             parameters: %s\n", kinds[i].name, kinds[i].help, kinds[i].params);
+        fprintf(out, "  %-11s %s\n              parameters: %s\n", kinds[i].name, kinds[i].help, *kinds[i].params ? kinds[i].params : "(none)");
     fprintf(out, "\nParameters:\n");
     for (int i = 0; i < N_PARAMS; i++) {
         const param_info *p = &param_table[i];

@@ -77,6 +77,8 @@ nn_status nn_data_subset(const nn_data *src, const int64_t *idx, int64_t n, nn_d
 /* Concatenation of a then b. */
 nn_status nn_data_concat(const nn_data *a, const nn_data *b, nn_data **out);
 int64_t nn_data_size(const nn_data *d);
+/* Copies d's labels to y (nn_data_size(d) of them). */
+nn_status nn_data_labels(const nn_data *d, int32_t *y);
 void nn_data_free(nn_data *d);  /* NULL-safe */
 
 /* ---- models ----------------------------------------------------------------------- */
@@ -127,7 +129,18 @@ typedef struct {
     int channels_last;             /* 1: convolution weights and images in NHWC layout while training
                                       (cuDNN's NHWC kernels); the standard layout after. Models in a
                                       fused ensemble keep its grouped NCHW convolutions */
-    uint64_t seed;                 /* batch order */
+    uint64_t seed;                 /* batch order (and the draws of grad_noise and adv_eps) */
+    /* Recipes of the training-side attacks (0: off). A task with clip or adv_eps trains eagerly
+     * (never captured in a CUDA graph) and one with any of them is never fused. */
+    double label_smoothing;        /* cross-entropy against labels smoothed by this much */
+    double flood;                  /* per-sample flooding: each sample's loss l counts as |l - flood| + flood,
+                                      so samples fitted below the level are pushed back up */
+    double clip, grad_noise;       /* clip > 0: each batch's gradient clipped to norm clip, then
+                                      N(0, (grad_noise * clip / batch)^2) added to each element
+                                      (DP-SGD's noise on a batch-level clip: no privacy guarantee) */
+    double adv_eps; int adv_steps; /* adv_eps > 0: each batch replaced by PGD adversarial examples in the
+                                      L-inf ball adv_eps around it (random start, adv_steps steps of
+                                      2.5 adv_eps / adv_steps; adversarial training, Madry et al. 2018) */
     /* Called after each epoch with its mean training loss (may be NULL). Return non-zero to stop. */
     int (*on_epoch)(void *ctx, int epoch, int epochs, double loss);
     void *ctx;
@@ -189,6 +202,49 @@ int nn_fused_models(void);
 nn_status nn_eval_logp(nn_model *m, const nn_data *d, float *logp);
 /* Fraction of d classified correctly. */
 nn_status nn_accuracy(nn_model *m, const nn_data *d, double *acc);
+
+/* ---- the suspect's interface (evaluation only) ----------------------------------------
+ * What a deployed model does to a query before its network sees it (an input transform) and
+ * to the answer before the querier sees it (an output transform). Every evaluation goes
+ * through it (nn_eval_logp, nn_accuracy); training, and a teacher's targets in distillation,
+ * do not (they are the thief's own use of the weights). A new model has none; nn_model_copy
+ * copies it. Input transforms act on the normalised images:
+ *   quantize  each image to 2^param levels between its own minimum and maximum
+ *   noise     adds N(0, param^2) to every pixel (seeded)
+ *   blur      the mean over the (2 param + 1)^2 window around each pixel, inside the image
+ *   shift     moves the image param pixels down and right, filling with its minimum
+ *   flip      mirrors it left to right
+ * Output transforms act on the probabilities p and answer p':
+ *   label        one-hot of argmax p (label-only)
+ *   topk         the param largest probabilities, renormalised; the others 0
+ *   round        p rounded to param decimals (not renormalised)
+ *   temperature  softmax(log p / param)
+ *   rsigmoid     reverse sigmoid (Lee et al. 2019): p - param * (sigmoid(param2 * logit p) - 1/2),
+ *                clipped to [0, 1], renormalised
+ *   noise        p + N(0, param^2) (seeded), clipped at 0, renormalised (uniform if all 0)
+ * The log-probabilities reported are log max(p', NN_OUT_FLOOR), so a zero probability is a
+ * large but finite loss. Noise is drawn on the CPU from seed and the chunk's first sample, so
+ * it is the same on any device and for any thread count. Names: nn_input_transform_name/parse
+ * and nn_output_transform_name/parse ("none", ... as above, in enum order). */
+typedef enum { NN_IN_NONE = 0, NN_IN_QUANTIZE, NN_IN_NOISE, NN_IN_BLUR, NN_IN_SHIFT, NN_IN_FLIP } nn_input_transform;
+typedef enum { NN_OUT_NONE = 0, NN_OUT_LABEL, NN_OUT_TOPK, NN_OUT_ROUND, NN_OUT_TEMPERATURE, NN_OUT_RSIGMOID,
+               NN_OUT_NOISE } nn_output_transform;
+#define NN_OUT_FLOOR 1e-12
+const char *nn_input_transform_name(int i);
+int nn_input_transform_parse(const char *s, nn_input_transform *out);
+const char *nn_output_transform_name(int i);
+int nn_output_transform_parse(const char *s, nn_output_transform *out);
+typedef struct {
+    nn_input_transform input;  double in_param;
+    nn_output_transform output; double out_param, out_param2;
+    uint64_t seed;             /* of the noise transforms */
+} nn_interface;
+/* Sets m's interface (NULL: none). NN_EINVAL for a parameter out of its range: quantize
+ * [1, 16] bits, noise >= 0, blur and shift whole numbers in [0, min(h, w) - 1], topk [1,
+ * classes], round [0, 8] decimals, temperature > 0, rsigmoid param >= 0 and param2 > 0. */
+nn_status nn_set_interface(nn_model *m, const nn_interface *q);
+/* m's interface (all NONE when it has none); NULL for NULL. */
+const nn_interface *nn_get_interface(const nn_model *m);
 
 /* ---- model modifications (attacks) ---------------------------------------------- */
 /* Unstructured magnitude pruning of weight tensors (conv and linear weights, not biases or

@@ -77,6 +77,11 @@ std::string cat(const A &...a) {
 /* A CPU generator seeded with seed: local, so the global generator is untouched. */
 at::Generator cpu_generator(uint64_t seed) { return at::detail::createCPUGenerator(seed); }
 
+/* N(0, 1) of x's shape on x's device, drawn on the CPU from seed (the same on any device). */
+torch::Tensor seeded_randn(const torch::Tensor &x, uint64_t seed) {
+    return torch::randn(x.sizes(), cpu_generator(seed), torch::kFloat).to(x.device());
+}
+
 /* ---- name tables of nn.h's named choices, indexed by the enum value ---- */
 const char *const kDeviceRequestNames[] = {"auto", "cpu", "cuda",  // nn_device_request
     "cuda:0", "cuda:1", "cuda:2", "cuda:3", "cuda:4", "cuda:5", "cuda:6", "cuda:7",
@@ -84,8 +89,10 @@ const char *const kDeviceRequestNames[] = {"auto", "cpu", "cuda",  // nn_device_
 const char *const kOptimizerNames[] = {"sgd", "adam"};                  // nn_optimizer
 const char *const kScheduleNames[] = {"none", "step", "cosine"};        // nn_schedule
 const char *const kPrecisionNames[] = {"fp32", "bf16"};                  // nn_precision
+const char *const kInputNames[] = {"none", "quantize", "noise", "blur", "shift", "flip"};                  // nn_input_transform
+const char *const kOutputNames[] = {"none", "label", "topk", "round", "temperature", "rsigmoid", "noise"}; // nn_output_transform
 static_assert(NN_WANT_CUDA == 2 && NN_WANT_CUDA_0 == 3 && NN_WANT_CUDA_MAX == NN_WANT_CUDA_0 + 15 && NN_ADAM == 1 && NN_SCHED_COSINE == 2 &&
-              NN_BF16 == 1, "name tables follow the enums in nn.h");
+              NN_BF16 == 1 && NN_IN_FLIP == 5 && NN_OUT_NOISE == 6, "name tables follow the enums in nn.h");
 
 template <size_t N>
 const char *table_name(const char *const (&names)[N], int i) { return i >= 0 && i < (int)N ? names[i] : nullptr; }
@@ -310,6 +317,7 @@ struct nn_model {
     int last_first = 0;                   // index of the classifier's weight
     std::vector<torch::Tensor> state;     // parameters then buffers (handles into net)
     std::vector<std::string> state_names; // their PyTorch state_dict names
+    nn_interface iface{};                 // what evaluation does to queries and answers (none: zeros)
 };
 
 namespace {
@@ -464,6 +472,9 @@ nn_status check_train_params(const nn_train_params *p, const char *fn) {
                fn, ": step schedule needs step_size >= 1 and gamma > 0");
     NN_REQUIRE(p->trainable == NN_TRAIN_ALL || p->trainable == NN_TRAIN_LAST, fn, ": unknown trainable ",
                p->trainable);
+    NN_REQUIRE(p->label_smoothing >= 0 && p->label_smoothing < 1 && p->flood >= 0 && p->clip >= 0 && p->grad_noise >= 0 &&
+               p->adv_eps >= 0 && (p->adv_eps == 0 || p->adv_steps >= 1),
+               fn, ": need label_smoothing in [0, 1), flood, clip, grad_noise, adv_eps >= 0 and adv_steps >= 1 with adv_eps");
     return NN_OK;
 }
 
@@ -489,12 +500,47 @@ struct Layout {
  * batch's mean loss, detached: a scalar, or (K) for an ensemble. The caller zeroes the grads. */
 using StepFn = std::function<torch::Tensor(const torch::Tensor &idx)>;
 
-StepFn model_step(nn_model *m, const nn_data *d, torch::optim::Optimizer &opt, const LossFn &loss_fn, bool channels_last) {
-    return [m, d, &opt, &loss_fn, channels_last](const torch::Tensor &idx) {
-        torch::Tensor x = d->x.index_select(0, idx);
+/* PGD adversarial examples for (x, y) against m (nn_train_params.adv_eps): a uniform random
+ * start in the L-inf ball eps, then steps signed-gradient steps of 2.5 eps / steps, each
+ * projected back into the ball; random start drawn on the CPU from seed. */
+torch::Tensor pgd_examples(nn_model *m, const torch::Tensor &x, const torch::Tensor &y, double eps, int steps, uint64_t seed) {
+    torch::Tensor delta = ((torch::rand(x.sizes(), cpu_generator(seed), torch::kFloat) * 2.0 - 1.0) * eps).to(x.device());
+    double step = 2.5 * eps / std::max(1, steps);
+    for (int s = 0; s < steps; s++) {
+        delta.set_requires_grad(true);
+        torch::Tensor loss = nnf::cross_entropy(m->net->forward(x + delta), y);
+        torch::Tensor g = torch::autograd::grad({loss}, {delta})[0];
+        delta = (delta.detach() + step * g.sign()).clamp(-eps, eps);
+    }
+    return (x + delta).detach();
+}
+
+/* Clips the gradient of params to norm clip and adds N(0, (noise clip / batch)^2) per element,
+ * drawn on the CPU from seed (nn_train_params.clip, grad_noise). */
+void clip_and_noise(std::vector<torch::Tensor> &params, double clip, double noise, int64_t batch, uint64_t seed) {
+    std::vector<torch::Tensor> with;
+    for (auto &t : params) if (t.grad().defined()) with.push_back(t);
+    torch::nn::utils::clip_grad_norm_(with, clip);
+    if (noise <= 0) return;
+    torch::NoGradGuard ng;
+    for (size_t i = 0; i < with.size(); i++)
+        with[i].mutable_grad().add_(seeded_randn(with[i], seed * 1000003u + i) * (noise * clip / static_cast<double>(batch)));
+}
+
+StepFn model_step(nn_model *m, const nn_data *d, torch::optim::Optimizer &opt, const LossFn &loss_fn, const nn_train_params *p) {
+    bool channels_last = p->channels_last != 0;
+    double eps = p->adv_eps, clip = p->clip, noise = p->grad_noise;
+    int steps = p->adv_steps;
+    auto counter = std::make_shared<uint64_t>(0);   /* batches so far: the draws' seeds */
+    uint64_t seed = p->seed;
+    return [m, d, &opt, &loss_fn, channels_last, eps, steps, clip, noise, counter, seed](const torch::Tensor &idx) {
+        torch::Tensor x = d->x.index_select(0, idx), y = d->y.index_select(0, idx);
+        uint64_t draw = (seed + 1) * 0x9E3779B97F4A7C15ull + (*counter)++;
+        if (eps > 0) x = pgd_examples(m, x, y, eps, steps, draw);
         if (channels_last && x.dim() == 4) x = x.contiguous(at::MemoryFormat::ChannelsLast);
-        torch::Tensor loss = loss_fn(x, d->y.index_select(0, idx));
+        torch::Tensor loss = loss_fn(x, y);
         loss.backward();
+        if (clip > 0) clip_and_noise(m->params, clip, noise, idx.size(-1), draw);
         opt.step();
         apply_masks(m);
         return loss.detach();
@@ -535,7 +581,8 @@ struct GraphStep {
 
 bool graph_eligible(const nn_model *m, const nn_train_params *p, int64_t n) {
     const char *env = getenv("PMI_CUDA_GRAPH");
-    return m->device.is_cuda() && p->optimizer == NN_SGD && n >= 5 * (int64_t)p->batch_size && !(env && !strcmp(env, "0"));
+    return m->device.is_cuda() && p->optimizer == NN_SGD && n >= 5 * (int64_t)p->batch_size && !(env && !strcmp(env, "0")) &&
+           p->clip <= 0 && p->adv_eps <= 0;
 }
 
 /* One model's (or ensemble's) captured epoch in three phases, so that several members on their
@@ -626,7 +673,7 @@ nn_status train_loop(nn_model *m, const nn_data *d, const nn_train_params *p, do
     Layout layout(m, p->channels_last != 0);
     std::vector<torch::Tensor> trainable(m->params.begin() + first, m->params.end());
     auto opt = make_optimizer(p, trainable);
-    StepFn step = model_step(m, d, *opt, loss_fn, p->channels_last != 0);
+    StepFn step = model_step(m, d, *opt, loss_fn, p);
     if (loss_curve) std::fill(loss_curve, loss_curve + p->epochs, std::nan(""));
     /* Frozen layers run in eval mode, so BatchNorm statistics stay fixed too. */
     if (p->trainable == NN_TRAIN_LAST) m->net->eval();
@@ -652,14 +699,76 @@ nn_status train_loop(nn_model *m, const nn_data *d, const nn_train_params *p, do
     return NN_OK;
 }
 
-/* log-probabilities of m on x in chunks, eval mode, no autograd; calls sink(start, logp). */
+/* Rows of p scaled to sum 1; a row of zeros becomes uniform. */
+torch::Tensor renormalise(const torch::Tensor &p) {
+    torch::Tensor s = p.sum(1, true);
+    return torch::where(s > 0, p / s.clamp_min(1e-30), torch::full_like(p, 1.0 / static_cast<double>(p.size(1))));
+}
+
+/* The interface's input transform (nn.h) of the images x, the chunk that starts at sample start. */
+torch::Tensor query_input(const nn_interface &q, const torch::Tensor &x, int64_t start) {
+    switch (q.input) {
+    case NN_IN_QUANTIZE: {
+        torch::Tensor flat = x.flatten(1);
+        torch::Tensor lo = std::get<0>(flat.min(1, true)), hi = std::get<0>(flat.max(1, true));
+        torch::Tensor step = (hi - lo).clamp_min(1e-12) / (std::ldexp(1.0, static_cast<int>(q.in_param)) - 1.0);
+        return (((flat - lo) / step).round() * step + lo).view_as(x);
+    }
+    case NN_IN_NOISE: return x + seeded_randn(x, q.seed + static_cast<uint64_t>(start)) * q.in_param;
+    case NN_IN_BLUR: {
+        int64_t r = static_cast<int64_t>(q.in_param);
+        return r ? nnf::avg_pool2d(x, nnf::AvgPool2dFuncOptions(2 * r + 1).stride(1).padding(r).count_include_pad(false)) : x;
+    }
+    case NN_IN_SHIFT: {
+        int64_t p = static_cast<int64_t>(q.in_param), h = x.size(2), w = x.size(3);
+        torch::Tensor out = std::get<0>(x.flatten(1).min(1)).view({-1, 1, 1, 1}).expand_as(x).clone();
+        if (p) out.slice(2, p).slice(3, p).copy_(x.slice(2, 0, h - p).slice(3, 0, w - p));
+        return p ? out : x;
+    }
+    case NN_IN_FLIP: return x.flip({3});
+    default: return x;
+    }
+}
+
+/* The interface's output transform (nn.h) of the log-probabilities lp of the chunk at start. */
+torch::Tensor query_output(const nn_interface &q, const torch::Tensor &lp, int64_t start) {
+    if (q.output == NN_OUT_NONE) return lp;
+    if (q.output == NN_OUT_TEMPERATURE) return torch::log_softmax(lp / q.out_param, 1);
+    torch::Tensor p = lp.exp(), out;
+    switch (q.output) {
+    case NN_OUT_LABEL: out = torch::zeros_like(p).scatter_(1, lp.argmax(1, true), 1.0); break;
+    case NN_OUT_TOPK: {
+        auto top = p.topk(static_cast<int64_t>(q.out_param), 1);
+        out = renormalise(torch::zeros_like(p).scatter_(1, std::get<1>(top), std::get<0>(top)));
+        break;
+    }
+    case NN_OUT_ROUND: {
+        double f = std::pow(10.0, q.out_param);
+        out = (p.to(torch::kDouble) * f).round().div(f).to(torch::kFloat);
+        break;
+    }
+    case NN_OUT_RSIGMOID: {
+        torch::Tensor pc = p.clamp(1e-6, 1.0 - 1e-6);
+        out = renormalise((p - q.out_param * (torch::sigmoid(q.out_param2 * (pc.log() - (1.0 - pc).log())) - 0.5)).clamp(0.0, 1.0));
+        break;
+    }
+    case NN_OUT_NOISE: out = renormalise((p + seeded_randn(p, q.seed + static_cast<uint64_t>(start)) * q.out_param).clamp_min(0.0)); break;
+    default: return lp;
+    }
+    return out.clamp_min(NN_OUT_FLOOR).log();
+}
+
+/* log-probabilities of m on x in chunks, eval mode, no autograd, through m's interface (the
+ * answers a querier gets); calls sink(start, logp). */
 void eval_chunks(nn_model *m, const torch::Tensor &x,
                  const std::function<void(int64_t, const torch::Tensor &)> &sink) {
     const int64_t chunk = 4096;
     torch::NoGradGuard ng;
     m->net->eval();
-    for (int64_t s = 0; s < x.size(0); s += chunk)
-        sink(s, torch::log_softmax(m->net->forward(x.slice(0, s, std::min(x.size(0), s + chunk))), 1));
+    for (int64_t s = 0; s < x.size(0); s += chunk) {
+        torch::Tensor q = query_input(m->iface, x.slice(0, s, std::min(x.size(0), s + chunk)), s);
+        sink(s, query_output(m->iface, torch::log_softmax(m->net->forward(q), 1), s));
+    }
 }
 }  // namespace
 
@@ -687,6 +796,10 @@ const char *nn_schedule_name(int i) { return table_name(kScheduleNames, i); }
 int nn_schedule_parse(const char *s, nn_schedule *out) { return table_parse(kScheduleNames, s, out); }
 const char *nn_precision_name(int i) { return table_name(kPrecisionNames, i); }
 int nn_precision_parse(const char *s, nn_precision *out) { return table_parse(kPrecisionNames, s, out); }
+const char *nn_input_transform_name(int i) { return table_name(kInputNames, i); }
+int nn_input_transform_parse(const char *s, nn_input_transform *out) { return table_parse(kInputNames, s, out); }
+const char *nn_output_transform_name(int i) { return table_name(kOutputNames, i); }
+int nn_output_transform_parse(const char *s, nn_output_transform *out) { return table_parse(kOutputNames, s, out); }
 
 nn_status nn_device_resolve(nn_device_request want, nn_device *dev, char *name, size_t len) {
     return guard(__func__, [&]() -> nn_status {
@@ -816,6 +929,14 @@ nn_status nn_data_concat(const nn_data *a, const nn_data *b, nn_data **out) {
 }
 
 int64_t nn_data_size(const nn_data *d) { return d ? d->x.size(0) : 0; }
+nn_status nn_data_labels(const nn_data *d, int32_t *y) {
+    return guard(__func__, [&]() -> nn_status {
+        NN_REQUIRE(d && (y || d->y.size(0) == 0), "nn_data_labels: data or y is NULL");
+        torch::Tensor h = d->y.to(torch::kCPU, torch::kInt).contiguous();
+        std::memcpy(y, h.data_ptr<int32_t>(), sizeof(int32_t) * static_cast<size_t>(h.numel()));
+        return NN_OK;
+    });
+}
 void nn_data_free(nn_data *d) { delete d; }
 
 /* ---- extern "C": models ------------------------------------------------------------ */
@@ -876,12 +997,36 @@ nn_status nn_model_copy(const nn_model *src, nn_model **out) {
         }
         auto dst_buf = m->net->buffers(), src_buf = src->net->buffers();
         for (size_t i = 0; i < dst_buf.size(); i++) dst_buf[i].copy_(src_buf[i]);
+        m->iface = src->iface;
         *out = owned.release();
         return NN_OK;
     });
 }
 
 void nn_model_free(nn_model *m) { delete m; }
+
+nn_status nn_set_interface(nn_model *m, const nn_interface *q) {
+    NN_REQUIRE(m, "nn_set_interface: model is NULL");
+    if (!q) { m->iface = nn_interface{}; return NN_OK; }
+    double a = q->in_param, b = q->out_param;
+    int side = std::min(m->spec.h, m->spec.w);
+    NN_REQUIRE(nn_input_transform_name(q->input) && nn_output_transform_name(q->output),
+               "nn_set_interface: unknown transform ", q->input, "/", q->output);
+    NN_REQUIRE(q->input != NN_IN_QUANTIZE || (a >= 1 && a <= 16 && a == std::floor(a)), "nn_set_interface: quantize needs 1 to 16 bits, got ", a);
+    NN_REQUIRE(q->input != NN_IN_NOISE || a >= 0, "nn_set_interface: input noise needs sigma >= 0, got ", a);
+    NN_REQUIRE((q->input != NN_IN_BLUR && q->input != NN_IN_SHIFT) || (a >= 0 && a <= side - 1 && a == std::floor(a)),
+               "nn_set_interface: ", nn_input_transform_name(q->input), " needs a whole number of pixels in [0, ", side - 1, "], got ", a);
+    NN_REQUIRE(q->output != NN_OUT_TOPK || (b >= 1 && b <= m->spec.classes && b == std::floor(b)),
+               "nn_set_interface: topk needs k in [1, ", m->spec.classes, "], got ", b);
+    NN_REQUIRE(q->output != NN_OUT_ROUND || (b >= 0 && b <= 8 && b == std::floor(b)), "nn_set_interface: round needs 0 to 8 decimals, got ", b);
+    NN_REQUIRE(q->output != NN_OUT_TEMPERATURE || b > 0, "nn_set_interface: temperature must be > 0, got ", b);
+    NN_REQUIRE(q->output != NN_OUT_RSIGMOID || (b >= 0 && q->out_param2 > 0), "nn_set_interface: rsigmoid needs beta >= 0 and gamma > 0");
+    NN_REQUIRE(q->output != NN_OUT_NOISE || b >= 0, "nn_set_interface: output noise needs sigma >= 0, got ", b);
+    m->iface = *q;
+    return NN_OK;
+}
+
+const nn_interface *nn_get_interface(const nn_model *m) { return m ? &m->iface : nullptr; }
 
 int64_t nn_model_num_params(const nn_model *m) {
     int64_t n = 0;
@@ -916,6 +1061,16 @@ LossFn task_loss(const nn_train_task &t) {
         Autocast ac(prec, x);
         return m->net->forward(x).to(torch::kFloat);
     };
+    double smooth = t.params.label_smoothing, flood = t.params.flood;
+    if (!teacher && flood > 0)
+        return [forward, smooth, flood](const torch::Tensor &x, const torch::Tensor &y) {
+            torch::Tensor l = nnf::cross_entropy(forward(x), y, nnf::CrossEntropyFuncOptions().label_smoothing(smooth).reduction(torch::kNone));
+            return ((l - flood).abs() + flood).mean();
+        };
+    if (!teacher && smooth > 0)
+        return [forward, smooth](const torch::Tensor &x, const torch::Tensor &y) {
+            return nnf::cross_entropy(forward(x), y, nnf::CrossEntropyFuncOptions().label_smoothing(smooth));
+        };
     if (!teacher)
         return [forward](const torch::Tensor &x, const torch::Tensor &y) { return nnf::cross_entropy(forward(x), y); };
     double T = t.distill.temperature, alpha = t.distill.alpha;
@@ -1147,8 +1302,8 @@ std::string fuse_key(const nn_train_task &t) {
     const nn_train_params &p = t.params;
     const char *env = getenv("PMI_FUSE");
     bool on = env && *env ? strcmp(env, "0") != 0 : t.model && t.model->device.is_cuda();
-    if (!on || !t.model || !t.data || t.teacher || p.optimizer != NN_SGD ||
-        fused_layers(t.model).empty())
+    if (!on || !t.model || !t.data || t.teacher || p.optimizer != NN_SGD || p.label_smoothing > 0 || p.flood > 0 ||
+        p.clip > 0 || p.adv_eps > 0 || fused_layers(t.model).empty())
         return "";
     const nn_model_spec &s = t.model->spec;
     std::ostringstream k;
@@ -1292,7 +1447,7 @@ nn_status train_group_cuda(const std::vector<std::vector<const nn_train_task *>>
             std::vector<torch::Tensor> trainable(m->params.begin() + first, m->params.end());
             x.opt = make_optimizer(&t->params, trainable);
             x.loss_fn = task_loss(*t);
-            x.step = model_step(m, t->data, *x.opt, x.loss_fn, t->params.channels_last != 0);
+            x.step = model_step(m, t->data, *x.opt, x.loss_fn, &t->params);
             /* as train_loop: frozen layers run in eval mode */
             if (t->params.trainable == NN_TRAIN_LAST) m->net->eval();
             else m->net->train();

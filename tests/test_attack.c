@@ -182,12 +182,15 @@ static void test_apply_many_equals_one_by_one(void **state) {
                        "[attack.distill]\ntype = distill\nepochs = 1\n[attack.extract]\ntype = extract\narch = cnn\nepochs = 1\n"
                        "[attack.q]\ntype = quantize\nbits = 4\n[attack.noise]\ntype = noise\nsigma = 0.2\n"
                        "[attack.p5]\ntype = prune\nsparsity = 0.5\nenabled = 0\n[attack.f1]\ntype = ftal\nepochs = 1\nenabled = 0\n"
-                       "[attack.chain]\nchain = p5, f1\n",
+                       "[attack.chain]\nchain = p5, f1\n"
+                       "[attack.smooth]\ntype = smooth\nepochs = 1\n[attack.noisy]\ntype = noisyft\nepochs = 1\nsigma = 1\n"
+                       "[attack.adv]\ntype = advtrain\nepochs = 1\n[attack.flood]\ntype = flood\nepochs = 1\n"
+                       "[attack.transfer]\ntype = transfer\nepochs = 1\n[attack.label]\ntype = label\n",
                        err, sizeof err, &rc);
     assert_int_equal(rc, 0);
     attack_setting *a = NULL;
     assert_int_equal(attack_plan(c, &a, &n, err, sizeof err), 0);
-    assert_int_equal(n, 11);
+    assert_int_equal(n, 17);
     nn_model *second = NULL;
     assert_int_equal(nn_model_copy(victim, &second), NN_OK);
     nn_add_noise(second, 0.5, 77);
@@ -263,6 +266,260 @@ static void test_noise_changes_weights(void **state) {
     nn_model_free(m);
 }
 
+/* ---- the interface (evaluation-time transforms) ------------------------------------ */
+/* m's log-probabilities on the first n samples of the training set, transformed on the host by
+ * `host` first when it is given (NULL: as they are). */
+static float *logp_of(nn_model *m, int n, void (*host)(float *img, int h, int w)) {
+    float *x = malloc(sizeof(float) * (size_t)n * 64), *lp = malloc(sizeof(float) * (size_t)n * 10);
+    memcpy(x, train.x, sizeof(float) * (size_t)n * 64);
+    if (host) for (int i = 0; i < n; i++) host(x + i * 64, 8, 8);
+    nn_data *d = NULL;
+    assert_int_equal(nn_data_create(x, train.y, n, 1, 8, 8, NN_CPU, &d), NN_OK);
+    assert_int_equal(nn_eval_logp(m, d, lp), NN_OK);
+    nn_data_free(d); free(x);
+    return lp;
+}
+
+static void host_flip(float *a, int h, int w) {
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w / 2; x++) { float t = a[y * w + x]; a[y * w + x] = a[y * w + w - 1 - x]; a[y * w + w - 1 - x] = t; }
+}
+static void host_shift2(float *a, int h, int w) {
+    float b[64], lo = a[0];
+    for (int i = 0; i < h * w; i++) lo = a[i] < lo ? a[i] : lo;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) b[y * w + x] = y >= 2 && x >= 2 ? a[(y - 2) * w + x - 2] : lo;
+    memcpy(a, b, sizeof(float) * (size_t)(h * w));
+}
+static void host_blur1(float *a, int h, int w) {
+    float b[64];
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            double s = 0; int n = 0;
+            for (int dy = -1; dy <= 1; dy++)
+                for (int dx = -1; dx <= 1; dx++)
+                    if (y + dy >= 0 && y + dy < h && x + dx >= 0 && x + dx < w) { s += a[(y + dy) * w + x + dx]; n++; }
+            b[y * w + x] = (float)(s / n);
+        }
+    memcpy(a, b, sizeof(float) * (size_t)(h * w));
+}
+static void host_quant2(float *a, int h, int w) {
+    float lo = a[0], hi = a[0];
+    for (int i = 0; i < h * w; i++) { lo = a[i] < lo ? a[i] : lo; hi = a[i] > hi ? a[i] : hi; }
+    double step = (hi - lo) / 3.0;
+    for (int i = 0; i < h * w; i++) a[i] = (float)(nearbyint((a[i] - lo) / step) * step + lo);
+}
+
+static double max_diff(const float *a, const float *b, int64_t n) {
+    double d = 0;
+    for (int64_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - b[i]));
+    return d;
+}
+
+/* Each input transform is its definition: the model queried through it answers what the plain
+ * model answers on images transformed by hand (flip and shift exactly; blur and quantise to
+ * float rounding), and its weights are the victim's. */
+static void test_interface_inputs_are_their_definition(void **state) {
+    struct { const char *ini; void (*host)(float *, int, int); double tol; } cases[] = {
+        {"[attack.a]\ntype = flip\n", host_flip, 0},
+        {"[attack.a]\ntype = shift\npixels = 2\n", host_shift2, 0},
+        {"[attack.a]\ntype = blur\npixels = 1\n", host_blur1, 1e-4},
+        {"[attack.a]\ntype = inquant\nbits = 2\n", host_quant2, 1e-4},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        nn_model *m = apply(cases[c].ini);
+        for (int i = 0; i < nn_param_count(m); i++) assert_true(same_tensor(m, victim, i));
+        float *got = logp_of(m, 100, NULL), *want = logp_of(victim, 100, cases[c].host), *plain = logp_of(victim, 100, NULL);
+        double d = max_diff(got, want, 1000);
+        if (d > cases[c].tol) fail_msg("%s: differs from its definition by %g", cases[c].ini, d);
+        assert_true(max_diff(got, plain, 1000) > 1e-3);   /* and it did change the answers */
+        free(got); free(want); free(plain);
+        nn_model_free(m);
+    }
+}
+
+static int argmax_row(const float *r) {
+    int a = 0;
+    for (int k = 1; k < 10; k++) if (r[k] > r[a]) a = k;
+    return a;
+}
+
+/* Each output transform gives what it says: label a one-hot answer of the same class, topk k
+ * probabilities (the largest, renormalised), round multiples of 10^-d, temperature
+ * log_softmax(logp / T), rsigmoid a distribution; accuracy is measured on the answers; the
+ * noise transforms are deterministic in the seed and sigma = 0 is no transform. */
+static void test_interface_outputs_are_their_definition(void **state) {
+    const int n = 100;
+    float *plain = logp_of(victim, n, NULL);
+    nn_model *m = apply("[attack.a]\ntype = label\n");
+    float *lp = logp_of(m, n, NULL);
+    for (int i = 0; i < n; i++) {
+        int a = argmax_row(plain + i * 10);
+        for (int k = 0; k < 10; k++) assert_true(k == a ? lp[i * 10 + k] == 0.0f : expf(lp[i * 10 + k]) <= 1.0001e-12);
+    }
+    double acc_plain, acc_label;
+    assert_int_equal(nn_accuracy(victim, dattack, &acc_plain), NN_OK);
+    assert_int_equal(nn_accuracy(m, dattack, &acc_label), NN_OK);
+    assert_true(acc_plain == acc_label);
+    free(lp); nn_model_free(m);
+
+    m = apply("[attack.a]\ntype = topk\nk = 3\n");
+    lp = logp_of(m, n, NULL);
+    for (int i = 0; i < n; i++) {
+        double kept = 0, sum = 0; int nk = 0;
+        float third = -INFINITY;   /* the third largest plain log-probability */
+        float r[10]; memcpy(r, plain + i * 10, sizeof r);
+        for (int t = 0; t < 3; t++) { int a = argmax_row(r); third = r[a]; kept += exp(r[a]); r[a] = -INFINITY; }
+        for (int k = 0; k < 10; k++) {
+            double p = exp(lp[i * 10 + k]);
+            if (p > 1e-11) { nk++; sum += p; assert_true(plain[i * 10 + k] >= third);
+                             assert_true(fabs(p - exp(plain[i * 10 + k]) / kept) < 1e-5); }
+        }
+        assert_true(nk <= 3 && fabs(sum - 1) < 1e-5);
+    }
+    free(lp); nn_model_free(m);
+
+    m = apply("[attack.a]\ntype = round\ndecimals = 1\n");
+    lp = logp_of(m, n, NULL);
+    for (int i = 0; i < n * 10; i++) {
+        double p = exp(lp[i]);
+        if (p > 1e-11) assert_true(fabs(p * 10 - nearbyint(p * 10)) < 1e-5);
+        assert_true(fabs(p - exp(plain[i])) <= 0.05 + 1e-6 || p <= 1e-11);
+    }
+    free(lp); nn_model_free(m);
+
+    m = apply("[attack.a]\ntype = temperature\ntemperature = 3\n");
+    lp = logp_of(m, n, NULL);
+    for (int i = 0; i < n; i++) {
+        double z = 0;
+        for (int k = 0; k < 10; k++) z += exp(plain[i * 10 + k] / 3.0);
+        for (int k = 0; k < 10; k++) assert_true(fabs(lp[i * 10 + k] - (plain[i * 10 + k] / 3.0 - log(z))) < 1e-4);
+        assert_int_equal(argmax_row(lp + i * 10), argmax_row(plain + i * 10));
+    }
+    free(lp); nn_model_free(m);
+
+    m = apply("[attack.a]\ntype = rsigmoid\nbeta = 0.7\ngamma = 0.5\n");
+    lp = logp_of(m, n, NULL);
+    for (int i = 0; i < n; i++) {
+        double sum = 0;
+        for (int k = 0; k < 10; k++) sum += exp(lp[i * 10 + k]);
+        assert_true(fabs(sum - 1) < 1e-4);
+    }
+    assert_true(max_diff(lp, plain, n * 10) > 1e-3);
+    free(lp); nn_model_free(m);
+
+    for (int side = 0; side < 2; side++) {
+        const char *noisy = side ? "[attack.a]\ntype = outnoise\nsigma = 0.05\n" : "[attack.a]\ntype = innoise\nsigma = 0.3\n";
+        const char *zero = side ? "[attack.a]\ntype = outnoise\nsigma = 0\n" : "[attack.a]\ntype = innoise\nsigma = 0\n";
+        nn_model *a = apply(noisy), *b = apply(noisy), *z = apply(zero);
+        float *la = logp_of(a, n, NULL), *lb = logp_of(b, n, NULL), *lz = logp_of(z, n, NULL);
+        assert_true(max_diff(la, lb, n * 10) == 0);      /* the same seed, the same noise */
+        assert_true(max_diff(la, plain, n * 10) > 1e-3);
+        assert_true(max_diff(lz, plain, n * 10) < 1e-5);
+        free(la); free(lb); free(lz);
+        nn_model_free(a); nn_model_free(b); nn_model_free(z);
+    }
+    /* a copy keeps the interface */
+    m = apply("[attack.a]\ntype = label\n");
+    nn_model *c = NULL;
+    assert_int_equal(nn_model_copy(m, &c), NN_OK);
+    float *l1 = logp_of(m, n, NULL), *l2 = logp_of(c, n, NULL);
+    assert_true(max_diff(l1, l2, n * 10) == 0);
+    free(l1); free(l2); nn_model_free(c); nn_model_free(m);
+    free(plain);
+}
+
+/* The training recipes: at their neutral value each is plain fine-tuning bit for bit
+ * (smoothing 0, clip never reached with no noise, eps 0); at a real value each trains
+ * differently and deterministically. */
+static void test_recipes_neutral_and_deterministic(void **state) {
+    nn_model *ft = apply("[attack.a]\ntype = ftal\nepochs = 2\n");
+    const char *neutral[] = {"[attack.a]\ntype = smooth\nsmoothing = 0\nepochs = 2\n",
+                             "[attack.a]\ntype = noisyft\nclip = 1000000\nsigma = 0\nepochs = 2\n",
+                             "[attack.a]\ntype = advtrain\neps = 0\nepochs = 2\n"};
+    const char *real[] = {"[attack.a]\ntype = smooth\nsmoothing = 0.3\nepochs = 2\n",
+                          "[attack.a]\ntype = noisyft\nclip = 1\nsigma = 1\nepochs = 2\n",
+                          "[attack.a]\ntype = advtrain\neps = 0.3\nsteps = 2\nepochs = 2\n",
+                          "[attack.a]\ntype = flood\nlevel = 1\nepochs = 2\n"};
+    for (size_t c = 0; c < sizeof neutral / sizeof neutral[0]; c++) {
+        nn_model *m = apply(neutral[c]);
+        for (int i = 0; i < nn_param_count(m); i++)
+            if (!same_tensor(m, ft, i)) fail_msg("%s: tensor %d differs from ftal's", neutral[c], i);
+        nn_model_free(m);
+    }
+    for (size_t c = 0; c < sizeof real / sizeof real[0]; c++) {
+        nn_model *a = apply(real[c]), *b = apply(real[c]);
+        int differs = 0;
+        for (int i = 0; i < nn_param_count(a); i++) {
+            if (!same_tensor(a, b, i)) fail_msg("%s: tensor %d differs between two runs", real[c], i);
+            differs |= !same_tensor(a, ft, i);
+        }
+        if (!differs) fail_msg("%s: the same as ftal", real[c]);
+        nn_model_free(a); nn_model_free(b);
+    }
+    nn_model_free(ft);
+}
+
+/* m's mean cross-entropy on d. */
+static double mean_ce(nn_model *m, const nn_data *d, const int32_t *y) {
+    int64_t n = nn_data_size(d);
+    float *lp = malloc(sizeof(float) * (size_t)n * 10);
+    assert_int_equal(nn_eval_logp(m, d, lp), NN_OK);
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s -= lp[i * 10 + y[i]];
+    free(lp);
+    return s / (double)n;
+}
+
+/* Flooding above every sample's loss is gradient ascent: the loss on the training data rises
+ * (while the flooded objective, 2 level - loss, falls). */
+static void test_flood_pushes_loss_up(void **state) {
+    nn_model *m = NULL;
+    assert_int_equal(nn_model_copy(victim, &m), NN_OK);
+    int32_t *y = malloc(sizeof *y * (size_t)nn_data_size(dattack));
+    assert_int_equal(nn_data_labels(dattack, y), NN_OK);
+    for (int i = 0; i < 200; i++) assert_int_equal(y[i], train.y[400 + i]);
+    double before = mean_ce(m, dattack, y);
+    nn_train_params tp = nn_train_default_params();
+    tp.epochs = 4; tp.lr = 0.01; tp.batch_size = 32; tp.seed = 3; tp.flood = 100;
+    assert_int_equal(nn_train(m, dattack, &tp, NULL), NN_OK);
+    double after = mean_ce(m, dattack, y);
+    if (!(after > before + 1)) fail_msg("loss %g -> %g under flooding at 100", before, after);
+    free(y);
+    tp.flood = -1;
+    assert_int_equal(nn_train(m, dattack, &tp, NULL), NN_EINVAL);
+    nn_model_free(m);
+}
+
+/* Transfer with freeze = 1 changes the head only, and the model then answers only the new
+ * task's classes; a new task as large as the old is refused by name. */
+static void test_transfer_freezes_and_narrows(void **state) {
+    nn_model *m = apply("[attack.a]\ntype = transfer\nclasses = 5\nfreeze = 1\nepochs = 10\nlr = 0.05\n");
+    int last = nn_last_layer_first_param(m);
+    for (int i = 0; i < nn_param_count(m); i++) assert_int_equal(same_tensor(m, victim, i), i < last);
+    int64_t n = nn_data_size(dattack);
+    float *lp = malloc(sizeof(float) * (size_t)n * 10);
+    assert_int_equal(nn_eval_logp(m, dattack, lp), NN_OK);
+    int inside = 0;
+    for (int64_t i = 0; i < n; i++) inside += argmax_row(lp + i * 10) < 5;
+    if (inside < 0.95 * (double)n) fail_msg("%d of %lld answers in the new task's 5 classes", inside, (long long)n);
+    free(lp);
+    nn_model_free(m);
+    m = apply("[attack.a]\ntype = transfer\nclasses = 5\nfreeze = 0\nepochs = 1\n");
+    for (int i = 0; i < nn_param_count(m); i++) assert_false(same_tensor(m, victim, i));
+    nn_model_free(m);
+    char err[512];
+    int rc, k;
+    cfg *c = load_text("[attack.a]\ntype = transfer\nclasses = 10\n", err, sizeof err, &rc);
+    attack_setting *a = NULL;
+    assert_int_equal(attack_plan(c, &a, &k, err, sizeof err), 0);
+    attack_ctx ctx = {.attacker = dattack, .p = &params, .spec = spec, .seed = 9};
+    nn_model *out = NULL;
+    assert_int_equal(attack_apply(a, victim, &ctx, &out, err, sizeof err), -1);
+    if (!strstr(err, "classes = 10")) fail_msg("message '%s' does not name classes = 10", err);
+    free(a); cfg_free(c);
+}
+
 int main(void) {
     const struct CMUnitTest plan_tests[] = {
         cmocka_unit_test(test_plan_sweep_and_chain),
@@ -278,6 +535,11 @@ int main(void) {
         cmocka_unit_test(test_apply_many_equals_one_by_one),
         cmocka_unit_test(test_distill_student_is_fresh_and_close),
         cmocka_unit_test(test_noise_changes_weights),
+        cmocka_unit_test(test_interface_inputs_are_their_definition),
+        cmocka_unit_test(test_interface_outputs_are_their_definition),
+        cmocka_unit_test(test_recipes_neutral_and_deterministic),
+        cmocka_unit_test(test_flood_pushes_loss_up),
+        cmocka_unit_test(test_transfer_freezes_and_narrows),
     };
     int fails = cmocka_run_group_tests_name("attack plan", plan_tests, NULL, NULL);
     return fails + cmocka_run_group_tests_name("attack apply", model_tests, setup_model, teardown_model);
