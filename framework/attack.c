@@ -75,6 +75,8 @@ static int apply_prune(const attack_kind *k, const attack_step *s, nn_model **m,
 static int apply_distill(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
 static int apply_quantize(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
 static int apply_noise(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
+static int apply_fineprune(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
+static int apply_shuffle(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
 static int apply_recipe(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
 static int apply_transfer(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
 static int apply_interface(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
@@ -85,7 +87,9 @@ static const attack_kind kinds[] = {
     {"rtll", FT_PARAMS, "re-initialise the last layer, train it only", apply_finetune, NN_IN_NONE, NN_OUT_NONE},
     {"rtal", FT_PARAMS, "re-initialise the last layer, train all layers", apply_finetune, NN_IN_NONE, NN_OUT_NONE},
     {"prune", "sparsity global", "unstructured magnitude pruning", apply_prune, NN_IN_NONE, NN_OUT_NONE},
-    {"fineprune", "sparsity global " FT_PARAMS, "prune, then fine-tune all layers with the mask fixed", apply_prune, NN_IN_NONE, NN_OUT_NONE},
+    {"prune-ft", "sparsity global " FT_PARAMS, "unstructured pruning, then fine-tune all layers with the mask fixed", apply_prune, NN_IN_NONE, NN_OUT_NONE},
+    {"fineprune", "sparsity " FT_PARAMS, "Fine-Pruning (Liu et al. 2018): remove the last conv's least active channels, fine-tune", apply_fineprune, NN_IN_NONE, NN_OUT_NONE},
+    {"shuffle", "", "neuron shuffling: permute hidden units (the function is unchanged)", apply_shuffle, NN_IN_NONE, NN_OUT_NONE},
     {"distill", "temperature alpha arch width " FT_PARAMS, "train a fresh student on the victim's soft labels", apply_distill, NN_IN_NONE, NN_OUT_NONE},
     {"extract", "arch width " FT_PARAMS, "train a fresh student on the victim's hard labels (label-only)", apply_distill, NN_IN_NONE, NN_OUT_NONE},
     {"quantize", "bits", "uniform per-tensor weight quantisation", apply_quantize, NN_IN_NONE, NN_OUT_NONE},
@@ -451,7 +455,20 @@ static int apply_finetune(const attack_kind *k, const attack_step *s, nn_model *
 
 static int apply_prune(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w) {
     if (nn_prune(*m, step_num(s, "sparsity"), (int)step_num(s, "global"), NULL) != NN_OK) return -1;
-    return strcmp(k->name, "fineprune") ? 0 : finetune(s, *m, ctx, seed, NN_TRAIN_ALL, w);
+    return strcmp(k->name, "prune-ft") ? 0 : finetune(s, *m, ctx, seed, NN_TRAIN_ALL, w);
+}
+
+/* Fine-Pruning: the channels least active on the attacker's (clean) data removed, then
+ * fine-tuning of all layers with them kept removed. */
+static int apply_fineprune(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w) {
+    (void)k;
+    if (!ctx->attacker || finetune(s, *m, ctx, seed, NN_TRAIN_ALL, w)) return -1;
+    return nn_prune_channels(*m, w->data, step_num(s, "sparsity"), NULL) == NN_OK ? 0 : -1;
+}
+
+static int apply_shuffle(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w) {
+    (void)k; (void)s; (void)ctx; (void)w;
+    return nn_shuffle_units(*m, seed) == NN_OK ? 0 : -1;
 }
 
 /* A fresh student replaces *m, which becomes its teacher until it has trained. */
@@ -565,7 +582,7 @@ int attack_apply_many(const attack_setting *const *a, const nn_model *const *vic
             apply_msg[0] = 0;
             if (kd->apply(kd, &a[i]->steps[s], &m[i], &ctx[i], ctx[i].seed + 1000u * (uint64_t)s, &w[i]))
                 rc = util_err(err, errlen, "attack %s (%s): %s", a[i]->name, kd->name,
-                              apply_msg[0] ? apply_msg : ctx[i].attacker || kd->apply == apply_interface ? nn_last_error()
+                              apply_msg[0] ? apply_msg : ctx[i].attacker || kd->apply == apply_interface || kd->apply == apply_shuffle ? nn_last_error()
                                                                 : "needs attacker data (data.n_attacker > 0)");
             else if (w[i].task.model) {
                 if (first < 0) first = i;

@@ -7,10 +7,16 @@
  * `enabled = 0` are skipped. Every setting is applied to a copy of the victim model; the
  * runner evaluates the result exactly like an un-attacked model.
  *
- * Types (one table in attack.c, printed by `pmi attacks`): ftll, ftal, rtll, rtal
- * (fine-tuning variants), prune (magnitude, global or per layer), fineprune (prune then
- * fine-tune all layers with the mask fixed), distill (soft labels, T and alpha), extract
- * (hard labels only), quantize (bits), noise (sigma relative to each tensor's std). */
+ * Types (one table in attack.c, printed by `pmi attacks`): on the weights, ftll, ftal, rtll,
+ * rtal (fine-tuning variants), prune (magnitude, global or per layer), prune-ft (prune then
+ * fine-tune all layers with the mask fixed), fineprune (Liu et al.: the last convolution's
+ * least active channels removed, then fine-tuning), shuffle (a function-preserving
+ * permutation of hidden units), distill (soft labels, T and alpha), extract (hard labels
+ * only), quantize (bits), noise (sigma relative to each tensor's std); training against
+ * membership inference, smooth, flood, noisyft, advtrain, and transfer to a new task; and on
+ * the interface (nn.h: the model unchanged, its queries or answers transformed whenever it
+ * is evaluated), label, topk, round, temperature, rsigmoid, outnoise, inquant, innoise, blur,
+ * shift, flip. */
 #ifndef PMI_ATTACK_H
 #define PMI_ATTACK_H
 #include <stddef.h>

@@ -261,6 +261,18 @@ nn_status nn_quantize(nn_model *m, int bits);
  * on the CPU, so the same on any device); std is the population standard deviation; sigma
  * must be >= 0. Pruning masks are re-applied afterwards. */
 nn_status nn_add_noise(nn_model *m, double sigma, uint64_t seed);
+/* Neuron shuffling (DeepJudge's removal test): a random permutation, seeded, of the hidden units
+ * of every pair of consecutive layers (a Linear or Conv2d's outputs, with the BatchNorm after
+ * it, and the next layer's inputs; through a Flatten, in blocks of the spatial size), and of
+ * the inner channels of each ResNet block (conv1/bn1 outputs, conv2 inputs). The function is
+ * unchanged up to float rounding; the weights and their pruning masks move. */
+nn_status nn_shuffle_units(nn_model *m, uint64_t seed);
+/* Fine-Pruning's pruning (Liu et al., RAID 2018): the channels of the last Conv2d (the last
+ * hidden Linear's units in an mlp) whose mean activation after its ReLU on d is smallest are
+ * removed, `fraction` of them (rounded): their weights, bias and the BatchNorm's affine
+ * parameters after them are masked to zero, so fine-tuning keeps them removed. Sequential
+ * architectures only (a ResNet is NN_EINVAL). pruned (optional): how many were removed. */
+nn_status nn_prune_channels(nn_model *m, const nn_data *d, double fraction, int *pruned);
 /* Re-initialises the last layer (its default init, seeded; drawn on the CPU). */
 nn_status nn_reinit_last(nn_model *m, uint64_t seed);
 /* Trains student on d from teacher outputs: loss = alpha * T^2 * KL(softmax(t/T) || softmax(s/T))

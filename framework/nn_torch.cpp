@@ -1692,6 +1692,131 @@ nn_status nn_add_noise(nn_model *m, double sigma, uint64_t seed) {
     });
 }
 
+}  // extern "C"
+
+namespace {
+/* The index of parameter t in m->params (its mask's index), or -1. */
+int param_index(const nn_model *m, const torch::Tensor &t) {
+    for (size_t i = 0; i < m->params.size(); i++)
+        if (m->params[i].is_same(t)) return static_cast<int>(i);
+    return -1;
+}
+
+/* t (and its mask) reordered along dim by index. */
+void reorder(nn_model *m, torch::Tensor t, int64_t dim, const torch::Tensor &index) {
+    if (!t.defined()) return;
+    t.copy_(t.index_select(dim, index));
+    int i = param_index(m, t);
+    if (i >= 0 && m->masks[i].defined()) m->masks[i] = m->masks[i].index_select(dim, index);
+}
+
+/* Permutes the output units of a layer (weight w, bias b, BatchNorm bn after it) and the inputs
+ * of the next layer's weight nw by perm; a Linear after a Flatten takes its inputs in blocks of
+ * nw.size(1) / units. */
+void permute_units(nn_model *m, torch::Tensor w, torch::Tensor b, torch::nn::BatchNorm2dImpl *bn, torch::Tensor nw,
+                   const torch::Tensor &perm) {
+    reorder(m, w, 0, perm);
+    reorder(m, b, 0, perm);
+    if (bn) {
+        reorder(m, bn->weight, 0, perm); reorder(m, bn->bias, 0, perm);
+        reorder(m, bn->running_mean, 0, perm); reorder(m, bn->running_var, 0, perm);
+    }
+    int64_t units = perm.size(0), block = nw.size(1) / units;
+    torch::Tensor cols = nw.dim() == 2 && block > 1
+        ? (perm.view({-1, 1}) * block + torch::arange(block, torch::kLong).view({1, -1})).flatten() : perm;
+    reorder(m, nw, 1, cols.to(nw.device()));
+}
+
+/* The layers of m's top-level Sequential that carry units, in order, each with the BatchNorm that
+ * follows it; a module that is neither a unit layer nor channel-wise (a ResNet block) ends a run:
+ * -1 stands for it in `layers` (so that no pair spans it). */
+struct UnitLayer { torch::nn::Module *mod; torch::Tensor w, b; torch::nn::BatchNorm2dImpl *bn; };
+std::vector<UnitLayer> unit_layers(nn_model *m, std::vector<BasicBlockImpl *> *blocks) {
+    std::vector<UnitLayer> out;
+    for (auto &child : m->net->children()) {
+        if (auto *l = child->as<torch::nn::Linear>()) out.push_back({l, l->weight, l->bias, nullptr});
+        else if (auto *c = child->as<torch::nn::Conv2d>()) out.push_back({c, c->weight, c->bias, nullptr});
+        else if (auto *bn = child->as<torch::nn::BatchNorm2d>()) { if (!out.empty() && out.back().mod) out.back().bn = bn; }
+        else if (auto *blk = child->as<BasicBlock>()) { out.push_back({nullptr, {}, {}, nullptr}); if (blocks) blocks->push_back(blk); }
+        else if (!child->as<torch::nn::ReLU>() && !child->as<torch::nn::MaxPool2d>() && !child->as<torch::nn::Flatten>() &&
+                 !child->as<torch::nn::AdaptiveAvgPool2d>())
+            out.push_back({nullptr, {}, {}, nullptr});
+    }
+    return out;
+}
+}  // namespace
+
+extern "C" {
+nn_status nn_shuffle_units(nn_model *m, uint64_t seed) {
+    return guard(__func__, [&]() -> nn_status {
+        NN_REQUIRE(m, "nn_shuffle_units: model is NULL");
+        torch::NoGradGuard ng;
+        at::Generator gen = cpu_generator(seed);
+        std::vector<BasicBlockImpl *> blocks;
+        std::vector<UnitLayer> L = unit_layers(m, &blocks);
+        for (size_t i = 0; i + 1 < L.size(); i++) {
+            if (!L[i].mod || !L[i + 1].mod) continue;
+            torch::Tensor perm = torch::randperm(L[i].w.size(0), gen, torch::kLong).to(m->device);
+            permute_units(m, L[i].w, L[i].b, L[i].bn, L[i + 1].w, perm);
+        }
+        for (BasicBlockImpl *blk : blocks) {
+            torch::Tensor perm = torch::randperm(blk->conv1->weight.size(0), gen, torch::kLong).to(m->device);
+            permute_units(m, blk->conv1->weight, blk->conv1->bias, blk->bn1.get(), blk->conv2->weight, perm);
+        }
+        return NN_OK;
+    });
+}
+
+nn_status nn_prune_channels(nn_model *m, const nn_data *d, double fraction, int *pruned) {
+    return guard(__func__, [&]() -> nn_status {
+        nn_status st = check_data(m, d, "nn_prune_channels");
+        if (st != NN_OK) return st;
+        NN_REQUIRE(fraction >= 0 && fraction <= 1, "nn_prune_channels: fraction must be in [0, 1], got ", fraction);
+        NN_REQUIRE(d->x.size(0) > 0, "nn_prune_channels: no data");
+        std::vector<UnitLayer> L = unit_layers(m, nullptr);
+        for (const UnitLayer &u : L)
+            NN_REQUIRE(u.mod, "nn_prune_channels: ", m->arch, " is not sequential (Fine-Pruning removes the last "
+                       "convolution's channels; use unstructured pruning, prune-ft)");
+        /* the last Conv2d, else the last hidden Linear (the classifier is L.back()) */
+        int hidden = static_cast<int>(L.size()) - 1, target = hidden - 1;
+        NN_REQUIRE(target >= 0, "nn_prune_channels: ", m->arch, " has no hidden layer");
+        for (int i = 0; i < hidden; i++) if (L[i].w.dim() == 4) target = i;
+        /* mean activation per channel after the layer's ReLU, on d (eval mode, chunked) */
+        torch::NoGradGuard ng;
+        m->net->eval();
+        int64_t units = L[target].w.size(0), n = d->x.size(0);
+        torch::Tensor act = torch::zeros({units}, torch::TensorOptions().device(m->device));
+        for (int64_t s = 0; s < n; s += 4096) {
+            torch::Tensor x = d->x.slice(0, s, std::min(n, s + 4096));
+            bool seen = false;
+            for (auto &any : *m->net) {
+                x = any.forward(x);
+                if (any.ptr().get() == L[target].mod) seen = true;
+                else if (seen && any.ptr()->as<torch::nn::ReLU>()) break;
+            }
+            act += (x.dim() == 4 ? x.mean({2, 3}) : x).sum(0);
+        }
+        int64_t k = std::llround(fraction * static_cast<double>(units));
+        torch::Tensor order = std::get<1>(torch::sort(act, true, 0, false));   /* stable: ties by index */
+        torch::Tensor keep = torch::ones({units}, act.options());
+        if (k > 0) keep.index_fill_(0, order.slice(0, 0, k), 0.0);
+        auto mask_units = [&](const torch::Tensor &t) {
+            if (!t.defined()) return;
+            int i = param_index(m, t);
+            std::vector<int64_t> shape(t.dim(), 1);
+            shape[0] = units;
+            torch::Tensor mk = keep.view(shape).expand_as(t).clone();
+            m->masks[i] = m->masks[i].defined() ? m->masks[i] * mk : mk;
+        };
+        mask_units(L[target].w);
+        mask_units(L[target].b);
+        if (L[target].bn) { mask_units(L[target].bn->weight); mask_units(L[target].bn->bias); }
+        apply_masks(m);
+        if (pruned) *pruned = static_cast<int>(k);
+        return NN_OK;
+    });
+}
+
 nn_status nn_reinit_last(nn_model *m, uint64_t seed) {
     return guard(__func__, [&]() -> nn_status {
         NN_REQUIRE(m, "nn_reinit_last: model is NULL");

@@ -164,8 +164,8 @@ static void test_rtal_changes_all_layers(void **state) {
     nn_model_free(m);
 }
 
-static void test_fineprune_keeps_sparsity(void **state) {
-    nn_model *m = apply("[attack.a]\ntype = fineprune\nsparsity = 0.6\nepochs = 2\n");
+static void test_prune_ft_keeps_sparsity(void **state) {
+    nn_model *m = apply("[attack.a]\ntype = prune-ft\nsparsity = 0.6\nepochs = 2\n");
     assert_true(fabs(nn_sparsity(m) - 0.6) < 0.01);
     assert_true(nn_sparsity(victim) < 0.01);   /* the victim itself is untouched */
     nn_model_free(m);
@@ -185,12 +185,13 @@ static void test_apply_many_equals_one_by_one(void **state) {
                        "[attack.chain]\nchain = p5, f1\n"
                        "[attack.smooth]\ntype = smooth\nepochs = 1\n[attack.noisy]\ntype = noisyft\nepochs = 1\nsigma = 1\n"
                        "[attack.adv]\ntype = advtrain\nepochs = 1\n[attack.flood]\ntype = flood\nepochs = 1\n"
-                       "[attack.transfer]\ntype = transfer\nepochs = 1\n[attack.label]\ntype = label\n",
+                       "[attack.transfer]\ntype = transfer\nepochs = 1\n[attack.label]\ntype = label\n"
+                       "[attack.pft]\ntype = prune-ft\nsparsity = 0.4\nepochs = 1\n[attack.shuffle]\ntype = shuffle\n",
                        err, sizeof err, &rc);
     assert_int_equal(rc, 0);
     attack_setting *a = NULL;
     assert_int_equal(attack_plan(c, &a, &n, err, sizeof err), 0);
-    assert_int_equal(n, 17);
+    assert_int_equal(n, 19);
     nn_model *second = NULL;
     assert_int_equal(nn_model_copy(victim, &second), NN_OK);
     nn_add_noise(second, 0.5, 77);
@@ -266,6 +267,100 @@ static void test_noise_changes_weights(void **state) {
     nn_model_free(m);
 }
 
+static double max_diff(const float *a, const float *b, int64_t n) {
+    double d = 0;
+    for (int64_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - b[i]));
+    return d;
+}
+
+/* A model of arch (width w) trained two epochs on the 8x8 training set, BatchNorm statistics
+ * and all. */
+static nn_model *trained(const char *arch, int w) {
+    nn_model_spec sp = spec;
+    sp.arch = arch; sp.width = w;
+    nn_model *m = NULL;
+    assert_int_equal(nn_model_create(&sp, &m), NN_OK);
+    nn_train_params tp = nn_train_default_params();
+    tp.epochs = 2; tp.lr = 0.02; tp.batch_size = 32; tp.seed = 5;
+    assert_int_equal(nn_train(m, dtrain, &tp, NULL), NN_OK);
+    return m;
+}
+
+/* Neuron shuffling moves weights but not the function, in every architecture (ResNet's
+ * blocks inside), pruning masks included. */
+static void test_shuffle_preserves_function(void **state) {
+    const char *archs[] = {"mlp", "lenet", "cnn", "vgg11", "resnet18"};
+    const int widths[] = {32, 6, 8, 8, 8};
+    int64_t n = nn_data_size(dattack);
+    for (int a = 0; a < 5; a++) {
+        nn_model *m = trained(archs[a], widths[a]), *s = NULL;
+        if (a == 2) assert_int_equal(nn_prune(m, 0.5, 1, NULL), NN_OK);
+        assert_int_equal(nn_model_copy(m, &s), NN_OK);
+        assert_int_equal(nn_shuffle_units(s, 11), NN_OK);
+        float *x = malloc(sizeof(float) * (size_t)n * 10), *y = malloc(sizeof(float) * (size_t)n * 10);
+        assert_int_equal(nn_eval_logp(m, dattack, x), NN_OK);
+        assert_int_equal(nn_eval_logp(s, dattack, y), NN_OK);
+        double d = max_diff(x, y, n * 10);
+        if (d > 1e-4) fail_msg("%s: shuffled outputs differ by %g", archs[a], d);
+        int moved = 0;
+        for (int i = 0; i < nn_param_count(m); i++) moved += !same_tensor(m, s, i);
+        if (moved < 2) fail_msg("%s: only %d tensors moved", archs[a], moved);
+        if (a == 2) {   /* the masks moved with the weights: training keeps the sparsity */
+            nn_train_params tp = nn_train_default_params();
+            tp.epochs = 1; tp.batch_size = 32; tp.seed = 2;
+            assert_int_equal(nn_train(s, dattack, &tp, NULL), NN_OK);
+            assert_true(fabs(nn_sparsity(s) - 0.5) < 0.01);
+        }
+        free(x); free(y);
+        nn_model_free(m); nn_model_free(s);
+    }
+}
+
+/* Fine-Pruning removes round(f C) of the last convolution's C channels, those least active on
+ * the attacker's data, and fine-tuning keeps them removed; a ResNet is refused by name. */
+static void test_fineprune_removes_least_active_channels(void **state) {
+    nn_model *saved = victim;
+    victim = trained("cnn", 8);
+    nn_model *m = apply("[attack.a]\ntype = fineprune\nsparsity = 0.5\nepochs = 2\n");
+    /* cnn: conv1 (8), conv2 (16 channels): tensors 2 and 3 */
+    const char *name; int64_t numel, shape[4]; int nd;
+    nn_param_info(m, 2, &name, &numel, shape, &nd);
+    assert_string_equal(name, "conv2.weight");
+    float *w = malloc(sizeof(float) * (size_t)numel), *b = malloc(sizeof(float) * (size_t)shape[0]);
+    nn_param_get(m, 2, w); nn_param_get(m, 3, b);
+    int64_t per = numel / shape[0];
+    int removed = 0;
+    for (int64_t c = 0; c < shape[0]; c++) {
+        int zero = b[c] == 0;
+        for (int64_t j = 0; j < per; j++) zero &= w[c * per + j] == 0;
+        removed += zero;
+    }
+    assert_int_equal(removed, 8);
+    /* conv1 was not pruned */
+    nn_param_info(m, 0, &name, &numel, shape, &nd);
+    float *w1 = malloc(sizeof(float) * (size_t)numel);
+    nn_param_get(m, 0, w1);
+    int zeros = 0;
+    for (int64_t j = 0; j < numel; j++) zeros += w1[j] == 0;
+    assert_int_equal(zeros, 0);
+    free(w); free(b); free(w1);
+    nn_model_free(m);
+    nn_model_free(victim);
+    victim = trained("resnet18", 8);
+    char err[512];
+    int rc, k;
+    cfg *c = load_text("[attack.a]\ntype = fineprune\nepochs = 1\n", err, sizeof err, &rc);
+    attack_setting *a = NULL;
+    assert_int_equal(attack_plan(c, &a, &k, err, sizeof err), 0);
+    attack_ctx ctx = {.attacker = dattack, .p = &params, .spec = spec, .seed = 9};
+    nn_model *out = NULL;
+    assert_int_equal(attack_apply(a, victim, &ctx, &out, err, sizeof err), -1);
+    if (!strstr(err, "not sequential")) fail_msg("message '%s'", err);
+    free(a); cfg_free(c);
+    nn_model_free(victim);
+    victim = saved;
+}
+
 /* ---- the interface (evaluation-time transforms) ------------------------------------ */
 /* m's log-probabilities on the first n samples of the training set, transformed on the host by
  * `host` first when it is given (NULL: as they are). */
@@ -308,12 +403,6 @@ static void host_quant2(float *a, int h, int w) {
     for (int i = 0; i < h * w; i++) { lo = a[i] < lo ? a[i] : lo; hi = a[i] > hi ? a[i] : hi; }
     double step = (hi - lo) / 3.0;
     for (int i = 0; i < h * w; i++) a[i] = (float)(nearbyint((a[i] - lo) / step) * step + lo);
-}
-
-static double max_diff(const float *a, const float *b, int64_t n) {
-    double d = 0;
-    for (int64_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - b[i]));
-    return d;
 }
 
 /* Each input transform is its definition: the model queried through it answers what the plain
@@ -530,7 +619,9 @@ int main(void) {
     const struct CMUnitTest model_tests[] = {
         cmocka_unit_test(test_ftll_changes_only_last_layer),
         cmocka_unit_test(test_rtal_changes_all_layers),
-        cmocka_unit_test(test_fineprune_keeps_sparsity),
+        cmocka_unit_test(test_prune_ft_keeps_sparsity),
+        cmocka_unit_test(test_fineprune_removes_least_active_channels),
+        cmocka_unit_test(test_shuffle_preserves_function),
         cmocka_unit_test(test_quantize_levels),
         cmocka_unit_test(test_apply_many_equals_one_by_one),
         cmocka_unit_test(test_distill_student_is_fresh_and_close),
