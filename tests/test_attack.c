@@ -139,6 +139,20 @@ static nn_model *apply(const char *ini) {
     return out;
 }
 
+/* The one setting of ini fails on the victim with a message that holds word. */
+static void apply_fails(const char *ini, const char *word) {
+    char err[512];
+    int rc, n;
+    cfg *c = load_text(ini, err, sizeof err, &rc);
+    attack_setting *a = NULL;
+    assert_int_equal(attack_plan(c, &a, &n, err, sizeof err), 0);
+    attack_ctx ctx = {.attacker = dattack, .p = &params, .spec = spec, .seed = 9};
+    nn_model *out = NULL;
+    assert_int_equal(attack_apply(a, victim, &ctx, &out, err, sizeof err), -1);
+    if (!strstr(err, word)) fail_msg("message '%s' lacks '%s'", err, word);
+    free(a); cfg_free(c);
+}
+
 /* 1 if tensor i of a and b are identical. */
 static int same_tensor(nn_model *a, nn_model *b, int i) {
     const char *name; int64_t numel, shape[4]; int nd;
@@ -347,16 +361,7 @@ static void test_fineprune_removes_least_active_channels(void **state) {
     nn_model_free(m);
     nn_model_free(victim);
     victim = trained("resnet18", 8);
-    char err[512];
-    int rc, k;
-    cfg *c = load_text("[attack.a]\ntype = fineprune\nepochs = 1\n", err, sizeof err, &rc);
-    attack_setting *a = NULL;
-    assert_int_equal(attack_plan(c, &a, &k, err, sizeof err), 0);
-    attack_ctx ctx = {.attacker = dattack, .p = &params, .spec = spec, .seed = 9};
-    nn_model *out = NULL;
-    assert_int_equal(attack_apply(a, victim, &ctx, &out, err, sizeof err), -1);
-    if (!strstr(err, "not sequential")) fail_msg("message '%s'", err);
-    free(a); cfg_free(c);
+    apply_fails("[attack.a]\ntype = fineprune\nepochs = 1\n", "not sequential");
     nn_model_free(victim);
     victim = saved;
 }
@@ -597,16 +602,7 @@ static void test_transfer_freezes_and_narrows(void **state) {
     m = apply("[attack.a]\ntype = transfer\nclasses = 5\nfreeze = 0\nepochs = 1\n");
     for (int i = 0; i < nn_param_count(m); i++) assert_false(same_tensor(m, victim, i));
     nn_model_free(m);
-    char err[512];
-    int rc, k;
-    cfg *c = load_text("[attack.a]\ntype = transfer\nclasses = 10\n", err, sizeof err, &rc);
-    attack_setting *a = NULL;
-    assert_int_equal(attack_plan(c, &a, &k, err, sizeof err), 0);
-    attack_ctx ctx = {.attacker = dattack, .p = &params, .spec = spec, .seed = 9};
-    nn_model *out = NULL;
-    assert_int_equal(attack_apply(a, victim, &ctx, &out, err, sizeof err), -1);
-    if (!strstr(err, "classes = 10")) fail_msg("message '%s' does not name classes = 10", err);
-    free(a); cfg_free(c);
+    apply_fails("[attack.a]\ntype = transfer\nclasses = 10\n", "classes = 10");
 }
 
 int main(void) {
