@@ -272,7 +272,7 @@ static void claim_c4_file(const rfile *f, claim_row **rows, int *n) {
             total++;
             if (!(acc >= acc0 - CLAIMS_UTILITY_DROP)) {
                 size_t u = strlen(excluded);
-                snprintf(excluded + u, sizeof excluded - u, "%s%s (accuracy %.2f)", u ? "; " : "", s->params, acc);
+                snprintf(excluded + u, sizeof excluded - u, "%s%s (accuracy %.2f)", u ? "; " : "", s->params[0] ? s->params : s->attack, acc);
                 continue;
             }
             if (count == 256) continue;

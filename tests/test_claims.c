@@ -60,7 +60,7 @@ static void job(const char *dir, const char *role, int seed, int replica, int N,
         snprintf(ev[e].attack, sizeof ev[e].attack, "%s", e ? a[e - 1].type : "none");
         snprintf(ev[e].type, sizeof ev[e].type, "%s", e ? a[e - 1].type : "none");
         if (e) snprintf(ev[e].params, sizeof ev[e].params, "%s", a[e - 1].params);
-        if (e) snprintf(ev[e].attack, sizeof ev[e].attack, "%s-%s", a[e - 1].type, a[e - 1].params);
+        if (e && a[e - 1].params[0]) snprintf(ev[e].attack, sizeof ev[e].attack, "%s-%s", a[e - 1].type, a[e - 1].params);
         ev[e].strength = NAN;
         ev[e].test_acc = e ? a[e - 1].acc : acc;
         ev[e].n_kinds = 1; ev[e].kinds[0] = SCORE_LOSS;
@@ -144,14 +144,14 @@ static void evaluate(const char *const *paths, int n, claim_row **rows, int *nro
  * the claim; the noise attack destroys the model (accuracy 0.5): not tested. */
 static const char *build_hold(const char *root, const char **paths) {
     mkdir(root, 0777);
-    const atk a[3] = {{"prune", "sparsity=0.5", 0.89, 0.001}, {"prune", "sparsity=0.8", 0.88, 0.002},
-                      {"noise", "std=1", 0.50, 0.6}};
+    const atk a[4] = {{"prune", "sparsity=0.5", 0.89, 0.001}, {"prune", "sparsity=0.8", 0.88, 0.002},
+                      {"noise", "std=1", 0.50, 0.6}, {"flip", "", 0.50, 0.6}};
     for (int s = 1; s <= 10; s++) {
         double d = (s % 2 ? 1 : -1) * 0.002;
         job(sub(root, "fingerprint"), "owner", s, 0, 10, 50, 0.90 + d, 0.001, NULL, 0);
         job(sub(root, "fingerprint"), "clean", s, 0, 10, 50, 0.90, 0.4, NULL, 0);
         for (int r = 0; r < 20; r++) job(sub(root, "fingerprint"), "indep-data", s, r, 10, 50, 0.9, 0.02 + 0.9 * r / 20, NULL, 0);
-        job(sub(root, "robustness"), "owner", s, 0, 10, 50, 0.90, 0.001, a, 3);
+        job(sub(root, "robustness"), "owner", s, 0, 10, 50, 0.90, 0.001, a, 4);
         job(sub(root, "ablation-pool"), "owner", s, 0, 5, 20, 0.90, 0.001, NULL, 0);
         job(sub(root, "ablation-pool"), "owner", s, 0, 20, 100, 0.90, 0.001, NULL, 0);
     }
@@ -167,7 +167,7 @@ static void test_all_hold(void **state) {
     claim_row *rows;
     int n;
     evaluate(paths, 3, &rows, &n);
-    assert_int_equal(n, 6);   /* C1, C2, C3, C4 prune, C4 noise, C5 */
+    assert_int_equal(n, 7);   /* C1, C2, C3, C4 prune, C4 noise, C4 flip, C5 */
     const claim_row *c = find(rows, n, "C1 lossless");
     assert_int_equal(c->verdict, CLAIM_HOLDS);
     assert_true(fabs(c->value) < 1e-12 && c->lo >= -CLAIMS_LOSS_MARGIN && c->lo < 0 && c->hi > 0);
@@ -184,6 +184,9 @@ static void test_all_hold(void **state) {
     c = find(rows, n, "C4 robust: noise");
     assert_int_equal(c->verdict, CLAIM_NOT_TESTED);
     assert_non_null(strstr(c->setting, "std=1 (accuracy 0.50)"));
+    c = find(rows, n, "C4 robust: flip");   /* an attack without parameters is named by its name */
+    assert_int_equal(c->verdict, CLAIM_NOT_TESTED);
+    assert_non_null(strstr(c->setting, "not counted: flip (accuracy 0.50)"));
     c = find(rows, n, "C5 pool size");
     assert_int_equal(c->verdict, CLAIM_HOLDS);
     assert_non_null(strstr(c->setting, "N=5 m=20: 10/10"));
