@@ -521,6 +521,7 @@ static int summary_settings(plot_ctx *c, setting *st) {
         for (int j = 0; j < ns; j++) n += !strcmp(st[j].attack, st[s].attack);
         const store_row *r = find_setting_row(c, st[s].attack, st[s].params);
         if (!strcmp(st[s].attack, "none")) snprintf(st[s].label, LABEL, "un-attacked");
+        else if (n > 1 && !strcmp(r->strength_key, r->attack)) snprintf(st[s].label, LABEL, "%s=%g", r->attack, r->strength);
         else if (n > 1 && r->strength_key[0]) snprintf(st[s].label, LABEL, "%s %s=%g", r->attack, r->strength_key, r->strength);
         else if (n > 1) snprintf(st[s].label, LABEL, "%s %s", r->attack, r->params);
         else snprintf(st[s].label, LABEL, "%s", r->attack);

@@ -29,3 +29,16 @@ printf 'x\n<!-- claims: begin -->\n| old |\n<!-- claims: end -->\ny\n' >"$tmp/RE
   scripts/readme-claims.sh "$tmp/R.md" "$tmp/README.md" >/dev/null && scripts/readme-claims.sh --check "$tmp/R.md" "$tmp/README.md" &&
   grep -qxF '| C1 lossless | gap 0.1 | **holds** |' "$tmp/README.md" && [ "$(head -1 "$tmp/README.md")" = x ] && [ "$(tail -1 "$tmp/README.md")" = y ]
 check $? "scripts/readme-claims.sh: --check fails on a stale table, then writes the report's claim, measured and verdict columns"
+# C4 rows of one verdict shared by more than 3 families fold into one row naming them; rarer
+# verdicts keep their rows
+{ printf '# r\n\n## Claims\n\n| claim | measured | value | verdict |\n|---|---|---|---|\n| C1 lossless | gap 0.1 | 0.1 | **holds** |\n'
+  for f in a b c d; do printf '| C4 robust: %s | least claimed: %d/10 at alpha 0.01 after x | 1 | **holds** |\n' $f $((6 + ${#f} * 0)); done
+  printf '| C4 robust: e | least claimed: 9/10 at alpha 0.01 after y | 1 | **holds** |\n'
+  printf '| C4 robust: z | least claimed: 0/10 at alpha 0.01 after w | 0 | **does not hold at this scale** |\n'
+  printf '| C5 pool size | least 1 | 1 | **holds** |\n\n## Tables\n'; } >"$tmp/R4.md"
+printf 'x\n<!-- claims: begin -->\n<!-- claims: end -->\ny\n' >"$tmp/README4.md"
+scripts/readme-claims.sh "$tmp/R4.md" "$tmp/README4.md" >/dev/null &&
+  grep -qxF '| C4 robust: a, b, c, d, e (5 attack families) | each family'"'"'s least-claimed setting: 6/10 to 9/10 owner models claimed (REPORT.md has each) | **holds** |' "$tmp/README4.md" &&
+  grep -qxF '| C4 robust: z | least claimed: 0/10 at alpha 0.01 after w | **does not hold at this scale** |' "$tmp/README4.md" &&
+  [ "$(grep -c '^| C' "$tmp/README4.md")" = 4 ] && grep -n '^| C' "$tmp/README4.md" | tail -1 | grep -q 'C5 pool size'
+check $? "scripts/readme-claims.sh folds the C4 families of a common verdict into one row, keeps the rest and the order"
