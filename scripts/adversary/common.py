@@ -150,8 +150,22 @@ def accuracy(model, x, y):
 
 def save_torchscript(model, shape, path):
     """Traces the model in eval mode on one input of shape (c, h, w) and saves it for
-    `pmi verify --model`."""
+    `pmi verify --model`: written to a new temporary file beside path (never through a
+    symbolic link), then renamed over path."""
     model = model.cpu().eval()
     with torch.no_grad():
         traced = torch.jit.trace(model, torch.zeros(1, *shape))
-    traced.save(path)
+    tmp = "%s.tmp-%d" % (path, os.getpid())
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as e:
+        fail("cannot create %s: %s" % (tmp, e))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.jit.save(traced, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
