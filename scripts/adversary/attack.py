@@ -104,6 +104,8 @@ def parse_args(argv):
             common.fail("--arch '%s': expected one of %s" % (a.params["arch"], " ".join(common.torch_models.ARCHS)))
         if a.params["width"] and not a.params["arch"]:
             common.fail("--width needs --arch (the student is otherwise the owner's architecture and width)")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(a.out))):
+        common.fail("--out %s: its folder does not exist" % a.out)
     for inp in (a.owner, a.key):
         if os.path.exists(a.out) and os.path.exists(inp) and os.path.samefile(a.out, inp):
             common.fail("--out %s is an input (%s); refusing to overwrite it" % (a.out, inp))
@@ -255,8 +257,7 @@ def main(argv=None):
                "thief_train": [0, trained], "accuracy_samples": [n - a.holdout, n],
                "test_accuracy": acc, "owner_test_accuracy": owner_acc, "pool_accuracy": pool_acc,
                "sparsity": sparsity(model), "wall_s": time.time() - t0, "torch": torch.__version__}
-        with open(a.record, "w") as f:
-            json.dump(rec, f, indent=1)
+        common.write_file(a.record, (json.dumps(rec, indent=1) + "\n").encode())
     return 0
 
 

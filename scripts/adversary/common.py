@@ -10,10 +10,12 @@ files, the thief's share of the test file, and saving a suspect as TorchScript.
   test_file(data_dir, key)       the dataset's t10k images (normalised) and labels
   thief_split(n, holdout, frac)  (train indices, accuracy indices) of the test file
   accuracy(model, x, y)          the fraction of x whose argmax is y
-  save_torchscript(model, shape, path)  torch.jit.trace in eval mode, saved
+  write_file(path, data)         bytes to path through a temporary file and a rename
+  save_torchscript(model, shape, path)  torch.jit.trace in eval mode, saved with write_file
 
 The architectures are pmi's in PyTorch (tests/torch_models.py)."""
 import gzip
+import io
 import math
 import os
 import sys
@@ -148,24 +150,29 @@ def accuracy(model, x, y):
     return (pred == y).double().mean().item()
 
 
-def save_torchscript(model, shape, path):
-    """Traces the model in eval mode on one input of shape (c, h, w) and saves it for
-    `pmi verify --model`: written to a new temporary file beside path (never through a
-    symbolic link), then renamed over path."""
-    model = model.cpu().eval()
-    with torch.no_grad():
-        traced = torch.jit.trace(model, torch.zeros(1, *shape))
+def write_file(path, data):
+    """Writes bytes to path through a new temporary file beside it (created exclusively, never
+    through a symbolic link), fsynced, then renamed over path. Exits 2 naming path on failure."""
     tmp = "%s.tmp-%d" % (path, os.getpid())
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
-    except OSError as e:
-        fail("cannot create %s: %s" % (tmp, e))
-    try:
         with os.fdopen(fd, "wb") as f:
-            torch.jit.save(traced, f)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    except OSError as e:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        fail("cannot write %s: %s" % (path, e))
+
+
+def save_torchscript(model, shape, path):
+    """Traces the model in eval mode on one input of shape (c, h, w) and saves it for
+    `pmi verify --model` (through write_file)."""
+    model = model.cpu().eval()
+    with torch.no_grad():
+        traced = torch.jit.trace(model, torch.zeros(1, *shape))
+    buf = io.BytesIO()
+    torch.jit.save(traced, buf)
+    write_file(path, buf.getvalue())
