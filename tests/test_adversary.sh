@@ -14,7 +14,7 @@
 #   - quantize leaves at most 2^bits distinct values per tensor; noise moves each tensor by
 #     sigma times its std (within 25%); distill and extract (an mlp student) share no tensor
 #     value pattern with the owner;
-#   - compare.py tables the file's settings, and its outside prune verdict count equals pmi's;
+#   - compare.py tables the file's settings, and its outside prune's verdict count and p equal pmi's;
 #   - bad input (an unknown family, a parameter the family does not take, a key given as the
 #     owner, a missing test file) exits 2 naming the culprit.
 # Prints one TAP line per check; run from the repository root (make test).
@@ -189,8 +189,8 @@ ok=$?; [ $ok = 0 ] || sed 's/^/# /' "$tmp/cmp.err" | tail -5
 check $ok "compare.py runs on the results file"
 rows=$(grep -c '^| \(none\|prune\|quantize\) |' "$tmp/cmp.txt")
 [ "$rows" = 3 ]; check $? "compare.py prints one row per setting: none, prune, quantize ($rows rows)"
-grep -q '^| prune | prune (sparsity=0.5) | \([01]\)/1 | \1/1 |' "$tmp/cmp.txt"
-check $? "compare.py: the outside prune's claimed count equals pmi's ($(grep '^| prune' "$tmp/cmp.txt"))"
+grep -q '^| prune | prune (sparsity=0.5) | \([01]\)/1 | \1/1 | [0-9.]* | [0-9.]* | \([0-9.e-]*\) | \2 |$' "$tmp/cmp.txt"
+check $? "compare.py: the outside prune's claimed count and verdict p equal pmi's ($(grep '^| prune' "$tmp/cmp.txt"))"
 
 # Bad input: exit 2, the culprit named.
 bad() {

@@ -2,8 +2,8 @@
 """Would the robustness table survive my own attack? For every owner of a pmi results file run
 with `[store] save_models = 1`, applies each attack setting of the file again outside pmi, with
 attack.py's PyTorch code and the same parameters, has `pmi verify` judge it, and prints one
-Markdown row per setting: pmi's own claimed count over the seeds, the outside one, and the mean
-test accuracies of both.
+Markdown row per setting: pmi's own claimed count over the seeds, the outside one, the mean
+test accuracies of both and the median verdict p-values of both.
 
 Usage: compare.py RESULTS.h5 [--work DIR] [--data DIR] [--pmi ./pmi] [--alpha 0.01]
                   [--holdout 2000] [--thief-size attacker|all] [--seed-offset 0]
@@ -69,7 +69,8 @@ def read_results(path):
 
 
 def pmi_verdicts(summary, job, attack_name, params, decide, kind, alpha):
-    """(claimed, test accuracy) of the summary row of owner job's evaluation with that attack."""
+    """(claimed, verdict p, test accuracy) of the summary row of owner job's evaluation with that
+    attack."""
     s = summary
     rows = s[(s["job_id"] == job.encode()) & (s["attack"] == attack_name.encode()) &
              (s["params"] == params.encode()) & (s["score"] == kind.encode())]
@@ -77,7 +78,7 @@ def pmi_verdicts(summary, job, attack_name, params, decide, kind, alpha):
         common.fail("/summary has %d rows for job %s, attack %s (%s), score %s; expected 1" % (len(rows), job, attack_name, params, kind))
     r = rows[0]
     p = r["p_combined"] if "p_combined" in s.dtype.names else r["p_" + decide]
-    return bool(p < alpha), float(r["test_acc"])
+    return bool(p < alpha), float(p), float(r["test_acc"])
 
 
 def attack_options(params):
@@ -128,7 +129,7 @@ def main():
     work = a.work or os.path.join(os.path.dirname(os.path.abspath(a.results)), "outside")
     os.makedirs(work, exist_ok=True)
     log = open(os.path.join(work, "compare.log"), "a")
-    rows = {}   # (eval, attack, params) -> [pmi claimed, outside claimed, pmi accs, outside accs, n, note]
+    rows = {}   # (eval, attack, params) -> [pmi claimed, outside claimed, pmi accs, outside accs, n, note, pmi ps, outside ps]
     for job, seed in owners:
         d = os.path.join(work, job)
         os.makedirs(d, exist_ok=True)
@@ -137,8 +138,9 @@ def main():
                 run([a.pmi, "key", "export", a.results, "--job", job, "-o", key], log):
             common.fail("pmi export or key export of %s failed; see %s" % (job, log.name))
         for ev, name, typ, params in settings:
-            row = rows.setdefault((ev, name, typ, params), [0, 0, [], [], 0, ""])
-            claimed, acc = pmi_verdicts(summary, job, name, params, decide, kind, a.alpha)
+            row = rows.setdefault((ev, name, typ, params), [0, 0, [], [], 0, "", [], []])
+            claimed, p, acc = pmi_verdicts(summary, job, name, params, decide, kind, a.alpha)
+            row[6].append(p)
             row[0] += claimed
             row[2].append(acc)
             row[4] += 1
@@ -162,17 +164,18 @@ def main():
                 r = json.load(f)
             p = v.get("p_combined", v["p"])
             row[1] += p is not None and p < a.alpha
+            row[7].append(float("nan") if p is None else p)
             row[3].append(r["test_accuracy"])
     print("Outside pmi (scripts/adversary/attack.py) against pmi's own attacks, %s, %d owner(s), alpha %g, verdict p_combined"
           % (a.results, len(owners), a.alpha))
     print()
-    print("| family | setting | pmi claimed | outside claimed | pmi accuracy | outside accuracy |")
-    print("|---|---|---|---|---|---|")
-    for (ev, name, typ, params), (pc, oc, pa, oa, n, note) in rows.items():
+    print("| family | setting | pmi claimed | outside claimed | pmi accuracy | outside accuracy | pmi median p | outside median p |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (ev, name, typ, params), (pc, oc, pa, oa, n, note, pp, op) in rows.items():
         setting = name + (" (%s)" % params if params else "")
         out = note or "%d/%d" % (oc, n)
-        oacc = "%.3f" % np.mean(oa) if oa else "-"
-        print("| %s | %s | %d/%d | %s | %.3f | %s |" % (typ, setting, pc, n, out, np.mean(pa), oacc))
+        oacc, omed = ("%.3f" % np.mean(oa), "%.4g" % np.median(op)) if oa else ("-", "-")
+        print("| %s | %s | %d/%d | %s | %.3f | %s | %.4g | %s |" % (typ, setting, pc, n, out, np.mean(pa), oacc, np.median(pp), omed))
     return 0
 
 
