@@ -6,7 +6,7 @@ Markdown row per setting: pmi's own claimed count over the seeds, the outside on
 test accuracies of both and the median verdict p-values of both.
 
 Usage: compare.py RESULTS.h5 [--work DIR] [--data DIR] [--pmi ./pmi] [--alpha 0.01]
-                  [--holdout 2000] [--thief-size attacker|all] [--seed-offset 0]
+                  [--holdout 2000] [--thief-size attacker|all]
 
 Settings come from the owners' evaluations (/jobs/<owner>/evals/<i>: attack, type, params; the
 parameters a section leaves out are pmi's defaults, which are attack.py's). `none` (the
@@ -113,7 +113,6 @@ def main():
     ap.add_argument("--alpha", type=float, default=0.01)
     ap.add_argument("--holdout", type=int, default=2000)
     ap.add_argument("--thief-size", choices=["attacker", "all"], default="attacker")
-    ap.add_argument("--seed-offset", type=int, default=0, help="added to each owner's seed for attack.py's --seed")
     a = ap.parse_args()
     if not 0 < a.alpha < 1:
         common.fail("--alpha %g: expected a number in (0, 1)" % a.alpha)
@@ -150,7 +149,7 @@ def main():
             opts, frac = attack_options(params)
             pt, rec, ver = (os.path.join(d, "%d-%s.%s" % (ev, name, ext)) for ext in ("pt", "attack.json", "verify.json"))
             argv = ["--owner", owner, "--key", key, "--family", typ, "--out", pt, "--record", rec, "--data", data,
-                    "--holdout", str(a.holdout), "--seed", str(seed + a.seed_offset)] + opts + \
+                    "--holdout", str(a.holdout), "--seed", str(seed)] + opts + \
                 fraction_option(typ, frac, n_attacker, n_thief, a.thief_size)
             print("compare: %s eval %d: attack.py %s" % (job, ev, " ".join(argv)), file=sys.stderr)
             with contextlib.redirect_stdout(sys.stderr):
