@@ -104,6 +104,8 @@ def parse_args(argv):
             common.fail("--arch '%s': expected one of %s" % (a.params["arch"], " ".join(common.torch_models.ARCHS)))
         if a.params["width"] and not a.params["arch"]:
             common.fail("--width needs --arch (the student is otherwise the owner's architecture and width)")
+    if a.device not in ("cpu", "cuda") or (a.device == "cuda" and not torch.cuda.is_available()):
+        common.fail("--device '%s': expected cpu, or cuda on a machine where torch sees a GPU" % a.device)
     if not os.path.isdir(os.path.dirname(os.path.abspath(a.out))):
         common.fail("--out %s: its folder does not exist" % a.out)
     for inp in (a.owner, a.key):
