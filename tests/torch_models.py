@@ -2,6 +2,7 @@
 reader and writer in plain Python (struct + json + torch.frombuffer; Debian has no safetensors
 package). Used by tests/test_verify.sh through /usr/bin/python3 (Debian's python3-torch):
 
+  DEFAULT_WIDTH[arch]          the width pmi builds an arch with when none is given
   build(meta)                  the torch.nn module for a file's __metadata__ (arch, width,
                                input_shape, classes); its state_dict() names are pmi's
   read_safetensors(path)       (tensors by name, metadata)
@@ -115,6 +116,7 @@ def resnet18(c, h, w, classes, width):
 
 
 ARCHS = {"mlp": mlp, "lenet": lenet, "cnn": cnn, "vgg11": vgg11, "resnet18": resnet18}
+DEFAULT_WIDTH = {"mlp": 256, "lenet": 6, "cnn": 32, "vgg11": 64, "resnet18": 64}   # kArchs' default_width
 
 
 def build(meta):

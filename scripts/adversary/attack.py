@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""pmi's attacks outside pmi: a practitioner's PyTorch version of one attack family, applied to an
+owner model exported by `pmi export`, saved as TorchScript for `pmi verify --model`.
+
+Usage: attack.py --owner owner.safetensors --key owner.key.h5 --family F --out attacked.pt
+                 [--data DIR] [--fraction 1] [--holdout 2000] [--seed 1] [--record r.json]
+                 [the family's parameters, named and defaulted as in `pmi attacks`]
+       attack.py --list          the families and parameters (this file's two tables)
+
+The thief's data is the dataset's test file (t10k-*, never in the owner's training set, held-out
+set or pool), normalised as the key says: the last --holdout samples measure accuracy and are
+never trained on; the thief trains on the first ceil(fraction * (10000 - holdout)) of the rest.
+Prints the attacked model's accuracy there (and the owner's), and its accuracy on the key's pool
+samples, the number `pmi verify` reports. --record writes both, with every parameter, as JSON.
+docs/attacks-outside.md says how each family differs from pmi's in-process one."""
+import argparse
+import json
+import os
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+import torch.nn.utils.prune as prune
+from torch import nn
+
+import common
+
+# name: (type, default, min, max, help): pmi's attack parameters (framework/attack.c), plus
+# weight_decay, which pmi's attacks fix at 5e-4 (nn_train_default_params) and a user may vary here.
+PARAMS = {
+    "epochs": (int, 5, 0, 10000, "training epochs"),
+    "lr": (float, 0.01, 1e-8, 10, "learning rate"),
+    "optimizer": (str, "sgd", None, None, "sgd|adam"),
+    "momentum": (float, 0.9, 0, 0.999, "SGD momentum"),
+    "weight_decay": (float, 5e-4, 0, 1, "L2 weight decay (SGD's or Adam's weight_decay)"),
+    "batch_size": (int, 64, 1, 1 << 20, "mini-batch size"),
+    "fraction": (float, 1, 1e-6, 1, "fraction of the thief's training part of the test file used"),
+    "sparsity": (float, 0.5, 0, 0.999, "fraction of conv/linear weights set to zero"),
+    "global": (int, 1, 0, 1, "1: prune.global_unstructured over all layers; 0: prune.l1_unstructured per layer"),
+    "temperature": (float, 4, 0.01, 1000, "softmax temperature T of the soft labels"),
+    "alpha": (float, 0.9, 0, 1, "weight of the soft-label loss (1-alpha on the true labels)"),
+    "arch": (str, "", None, None, "student architecture (default: the owner's)"),
+    "width": (int, 0, 0, 4096, "student width (0: the arch's default; needs --arch)"),
+    "bits": (int, 8, 1, 16, "bits per parameter tensor (2^bits levels)"),
+    "sigma": (float, 0.1, 0, 100, "noise std relative to each tensor's std"),
+}
+FT = ["epochs", "lr", "optimizer", "momentum", "weight_decay", "batch_size", "fraction"]
+FAMILIES = {
+    "none": ([], "the owner itself, re-saved as TorchScript (identity: a check of the path)"),
+    "ftll": (FT, "fine-tune the last linear layer only (the rest frozen, in eval mode)"),
+    "ftal": (FT, "fine-tune all layers"),
+    "rtll": (FT, "re-initialise the last linear layer (reset_parameters), train it only"),
+    "rtal": (FT, "re-initialise the last linear layer, train all layers"),
+    "prune": (["sparsity", "global"], "L1 unstructured pruning of conv and linear weights (torch.nn.utils.prune)"),
+    "fineprune": (["sparsity", "global"] + FT, "prune, fine-tune all layers with the masks kept, prune.remove"),
+    "distill": (["temperature", "alpha", "arch", "width"] + FT, "a fresh student on the owner's soft labels"),
+    "extract": (["arch", "width"] + FT, "a fresh student on the owner's hard labels (label-only)"),
+    "quantize": (["bits"], "per-tensor affine quantisation of every parameter (torch.fake_quantize_per_tensor_affine)"),
+    "noise": (["sigma"], "Gaussian noise on every parameter, sigma times the tensor's std"),
+}
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description="pmi's attack families in PyTorch, outside pmi")
+    ap.add_argument("--list", action="store_true", help="print the families and parameters and exit")
+    ap.add_argument("--owner", help="the owner, `pmi export ... -o owner.safetensors`")
+    ap.add_argument("--key", help="its key, `pmi key export` (the input normalisation, the pool)")
+    ap.add_argument("--family", help="one of: " + " ".join(FAMILIES))
+    ap.add_argument("--out", help="the attacked model, TorchScript")
+    ap.add_argument("--data", default=os.environ.get("FASHION_MNIST", "/usr/share/datasets/fashion-mnist"),
+                    help="the dataset's folder of IDX files (default $FASHION_MNIST or Debian's)")
+    ap.add_argument("--holdout", type=int, default=2000, help="last samples of the test file that measure accuracy")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--record", help="write the parameters and accuracies as JSON here")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    for name, (typ, _, lo, hi, help_) in PARAMS.items():
+        ap.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None,
+                        help="%s (default %s%s)" % (help_, PARAMS[name][1], "" if lo is None else ", in [%g, %g]" % (lo, hi)))
+    a = ap.parse_args(argv)
+    if a.list:
+        return a
+    for opt in ("owner", "key", "family", "out"):
+        if getattr(a, opt) is None:
+            common.fail("--%s is required (--help for usage)" % opt)
+    if a.family not in FAMILIES:
+        common.fail("--family '%s': expected one of %s" % (a.family, " ".join(FAMILIES)))
+    takes = FAMILIES[a.family][0]
+    a.params = {}
+    for name, (typ, default, lo, hi, _) in PARAMS.items():
+        v = getattr(a, name)
+        if v is not None and name not in takes:
+            common.fail("--%s: family %s does not take it (takes: %s)" % (name.replace("_", "-"), a.family, " ".join(takes) or "nothing"))
+        if name not in takes:
+            continue
+        v = default if v is None else v
+        if lo is not None and not lo <= v <= hi:
+            common.fail("--%s %s: expected a number in [%g, %g]" % (name.replace("_", "-"), v, lo, hi))
+        a.params[name] = v
+    if a.params.get("optimizer", "sgd") not in ("sgd", "adam"):
+        common.fail("--optimizer '%s': expected sgd or adam" % a.params["optimizer"])
+    if "arch" in a.params:
+        if a.params["arch"] and a.params["arch"] not in common.torch_models.ARCHS:
+            common.fail("--arch '%s': expected one of %s" % (a.params["arch"], " ".join(common.torch_models.ARCHS)))
+        if a.params["width"] and not a.params["arch"]:
+            common.fail("--width needs --arch (the student is otherwise the owner's architecture and width)")
+    if a.device not in ("cpu", "cuda") or (a.device == "cuda" and not torch.cuda.is_available()):
+        common.fail("--device '%s': expected cpu, or cuda on a machine where torch sees a GPU" % a.device)
+    if not os.path.isdir(os.path.dirname(os.path.abspath(a.out))):
+        common.fail("--out %s: its folder does not exist" % a.out)
+    for inp in (a.owner, a.key):
+        if os.path.exists(a.out) and os.path.exists(inp) and os.path.samefile(a.out, inp):
+            common.fail("--out %s is an input (%s); refusing to overwrite it" % (a.out, inp))
+    return a
+
+
+def last_linear(model):
+    return [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+
+
+def prunable(model):
+    return [(m, "weight") for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def make_optimizer(params, p):
+    if p["optimizer"] == "adam":
+        return torch.optim.Adam(params, lr=p["lr"], weight_decay=p["weight_decay"])
+    return torch.optim.SGD(params, lr=p["lr"], momentum=p["momentum"], weight_decay=p["weight_decay"])
+
+
+def train(model, x, y, p, seed, last_only=False, teacher=None, T=1.0, alpha=0.0, hard=False):
+    """Mini-batch training on (x, y), shuffled each epoch. last_only: only the last linear layer
+    learns, the rest frozen in eval mode (BatchNorm statistics fixed). teacher: its logits on x,
+    for distillation (alpha T^2 KL + (1 - alpha) CE) or, hard, extraction (CE on its argmax)."""
+    if last_only:
+        for q in model.parameters():
+            q.requires_grad_(False)
+        for q in last_linear(model).parameters():
+            q.requires_grad_(True)
+    opt = make_optimizer([q for q in model.parameters() if q.requires_grad], p)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(p["epochs"]):
+        model.train(not last_only)
+        perm = torch.randperm(len(x), generator=gen).to(x.device)
+        for i in range(0, len(x), p["batch_size"]):
+            b = perm[i:i + p["batch_size"]]
+            out = model(x[b])
+            if teacher is None:
+                loss = F.cross_entropy(out, y[b])
+            elif hard:
+                loss = F.cross_entropy(out, teacher[b].argmax(1))
+            else:
+                kl = F.kl_div(F.log_softmax(out / T, 1), F.log_softmax(teacher[b] / T, 1), reduction="batchmean", log_target=True)
+                loss = alpha * T * T * kl + (1 - alpha) * F.cross_entropy(out, y[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    for q in model.parameters():
+        q.requires_grad_(True)
+    return model.eval()
+
+
+def apply_prune(model, p):
+    targets = prunable(model)
+    if p["global"]:
+        prune.global_unstructured(targets, pruning_method=prune.L1Unstructured, amount=p["sparsity"])
+    else:
+        for mod, name in targets:
+            prune.l1_unstructured(mod, name, amount=p["sparsity"])
+    return targets
+
+
+def quantize(model, bits):
+    """Every floating parameter tensor onto 2^bits levels: scale (max - min) / (2^bits - 1) and an
+    integer zero point round(-min / scale), as PyTorch's affine MinMax observer picks them."""
+    qmax = (1 << bits) - 1
+    with torch.no_grad():
+        for q in model.parameters():
+            lo, hi = q.min().item(), q.max().item()
+            if not hi > lo:
+                continue
+            scale = (hi - lo) / qmax
+            zp = int(min(max(round(-lo / scale), 0), qmax))
+            q.copy_(torch.fake_quantize_per_tensor_affine(q, scale, zp, 0, qmax))
+
+
+def add_noise(model, sigma, seed):
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for q in model.parameters():
+            sd = q.std(unbiased=False).item()
+            q.add_(torch.randn(q.shape, generator=gen).to(q.device) * (sigma * sd))
+
+
+def attack(owner, meta, family, p, x, y, seed):
+    """The attacked model (the owner is modified in place, or a fresh student is returned)."""
+    if family in ("ftll", "ftal", "rtll", "rtal"):
+        if family[0] == "r":
+            torch.manual_seed(seed)
+            last_linear(owner).reset_parameters()
+        return train(owner, x, y, p, seed + 1, last_only=family.endswith("ll"))
+    if family in ("prune", "fineprune"):
+        targets = apply_prune(owner, p)
+        if family == "fineprune":
+            train(owner, x, y, p, seed + 1)
+        for mod, name in targets:
+            prune.remove(mod, name)
+        return owner
+    if family in ("distill", "extract"):
+        smeta = dict(meta)
+        if p["arch"]:
+            smeta["arch"] = p["arch"]
+            smeta["width"] = str(p["width"] or common.torch_models.DEFAULT_WIDTH[p["arch"]])
+        torch.manual_seed(seed)
+        student = common.torch_models.build(smeta).to(x.device)
+        with torch.no_grad():
+            teacher = torch.cat([owner(x[i:i + 1000]) for i in range(0, len(x), 1000)])
+        return train(student, x, y, p, seed + 1, teacher=teacher, T=p.get("temperature", 1.0),
+                     alpha=p.get("alpha", 0.0), hard=family == "extract")
+    if family == "quantize":
+        quantize(owner, p["bits"])
+    elif family == "noise":
+        add_noise(owner, p["sigma"], seed)
+    return owner
+
+
+def sparsity(model):
+    ws = [mod.weight.detach() for mod, _ in prunable(model)]
+    return sum(int((w == 0).sum()) for w in ws) / sum(w.numel() for w in ws)
+
+
+def main(argv=None):
+    a = parse_args(sys.argv[1:] if argv is None else argv)
+    if a.list:
+        for f, (takes, help_) in FAMILIES.items():
+            print("  %-10s %s\n             parameters: %s" % (f, help_, " ".join(takes) or "-"))
+        return 0
+    t0 = time.time()
+    dev = torch.device(a.device)
+    key = common.read_key(a.key)
+    owner, meta = common.load_owner(a.owner)
+    if tuple(int(v) for v in meta["input_shape"].split(",")) != key["input_shape"]:
+        common.fail("%s takes inputs %s, the key %s holds %s" % (a.owner, meta["input_shape"], a.key, key["input_shape"]))
+    x, y = common.test_file(a.data, key)
+    tr, te = common.thief_split(len(x), a.holdout, a.params.get("fraction", 1.0))
+    x, y, owner = x.to(dev), y.to(dev), owner.to(dev)
+    owner_acc = common.accuracy(owner, x[te], y[te])
+    model = attack(owner, meta, a.family, a.params, x[tr], y[tr], a.seed)
+    acc = common.accuracy(model, x[te], y[te])
+    pool_acc = common.accuracy(model, common.normalise(key["samples"], key).to(dev), key["labels"].to(dev))
+    common.save_torchscript(model, key["input_shape"], a.out)
+    label = ",".join("%s=%s" % kv for kv in a.params.items())
+    n, trained = len(x), len(tr) if "epochs" in FAMILIES[a.family][0] else 0
+    print("%s%s: test accuracy %.4f on t10k[%d:%d] (owner %.4f), pool accuracy %.4f on the key's %d samples; %s; wrote %s"
+          % (a.family, " (%s)" % label if label else "", acc, n - a.holdout, n, owner_acc, pool_acc, len(key["labels"]),
+             "trained on t10k[0:%d]" % trained if trained else "no training", a.out))
+    if a.record:
+        rec = {"family": a.family, "params": a.params, "seed": a.seed, "owner": a.owner, "key": a.key, "out": a.out,
+               "thief_train": [0, trained], "accuracy_samples": [n - a.holdout, n],
+               "test_accuracy": acc, "owner_test_accuracy": owner_acc, "pool_accuracy": pool_acc,
+               "sparsity": sparsity(model), "wall_s": time.time() - t0, "torch": torch.__version__}
+        common.write_file(a.record, (json.dumps(rec, indent=1) + "\n").encode())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
