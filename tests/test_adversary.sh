@@ -9,8 +9,9 @@
 #     rtal changes the last layer and the first;
 #   - prune (global) leaves exactly round(s n) of the conv/linear weights zero and the others
 #     bit-identical, and gets the very p-values pmi's in-process prune stored (the same mask);
-#     --global 0 leaves exactly round(s n_l) zero in every layer; fineprune keeps its mask
-#     through training;
+#     --global 0 leaves exactly round(s n_l) zero in every layer; prune-ft keeps its mask through
+#     training; fineprune removes round(s C) whole channels of the last convolution (weights and
+#     bias) and zeroes nothing else;
 #   - quantize leaves at most 2^bits distinct values per tensor; noise moves each tensor by
 #     sigma times its std (within 25%); distill and extract (an mlp student) share no tensor
 #     value pattern with the owner;
@@ -87,6 +88,7 @@ attack ftll ftll --epochs 1 --fraction 0.05
 attack rtal rtal --epochs 1 --fraction 0.05
 attack prune prune --sparsity 0.5
 attack prunel prune --sparsity 0.3 --global 0
+attack pruneft prune-ft --sparsity 0.5 --epochs 1 --fraction 0.05
 attack fineprune fineprune --sparsity 0.5 --epochs 1 --fraction 0.05
 attack quant2 quantize --bits 2
 attack noise noise --sigma 0.1
@@ -118,7 +120,7 @@ def rec(name):
 def pvals(r):
     return {(k, n): v for k, s in r["scores"].items() for n, v in s.items() if n.startswith("p_") or n in ("margin", "identified")}
 weights = [k for k, v in owner.items() if v.dim() >= 2]
-names = "none ftll rtal prune prunel fineprune quant2 noise distill extract".split()
+names = "none ftll rtal prune prunel pruneft fineprune quant2 noise distill extract".split()
 m = {n: load(n) for n in names}
 a = {n: rec(n + ".json") for n in names}
 v = {n: rec(n + ".v.json") for n in names + ["weights"]}
@@ -157,12 +159,22 @@ s = m["prunel"]
 ok(s is not None and all(int((s[k] == 0).sum()) == round(0.3 * owner[k].numel()) for k in weights),
    "prune 0.3 --global 0: each conv/linear weight tensor has exactly round(0.3 n_l) zeros (%s)"
    % (s and [int((s[k] == 0).sum()) for k in weights]))
-s = m["fineprune"]
+s = m["pruneft"]
 if s is not None:
     z = sum(int((s[k] == 0).sum()) for k in weights)
     moved = sum(int(((s[k] != owner[k]) & (s[k] != 0)).sum()) for k in weights)
     ok(z == round(0.5 * sum(owner[k].numel() for k in weights)) and moved > 0,
-       "fineprune 0.5: the mask survives training (%d zeros) and %d unpruned weights changed" % (z, moved))
+       "prune-ft 0.5: the mask survives training (%d zeros) and %d unpruned weights changed" % (z, moved))
+else:
+    ok(False, "prune-ft: the model loads")
+s = m["fineprune"]
+if s is not None:
+    w2, b2 = s["conv2.weight"], s["conv2.bias"]
+    gone = [c for c in range(w2.shape[0]) if int((w2[c] != 0).sum()) == 0 and float(b2[c]) == 0]
+    others = sum(int((s[k] == 0).sum()) for k in weights if k != "conv2.weight")
+    ok(len(gone) == round(0.5 * w2.shape[0]) and int((w2 == 0).sum()) == len(gone) * w2[0].numel() and others == 0,
+       "fineprune 0.5 (Liu et al.): exactly %d of conv2's %d channels removed (weights and bias), no other weight zero (%d)"
+       % (len(gone), w2.shape[0], others))
 else:
     ok(False, "fineprune: the model loads")
 for name, bits in (("quant2", 2),):

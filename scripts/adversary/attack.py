@@ -53,7 +53,9 @@ FAMILIES = {
     "rtll": (FT, "re-initialise the last linear layer (reset_parameters), train it only"),
     "rtal": (FT, "re-initialise the last linear layer, train all layers"),
     "prune": (["sparsity", "global"], "L1 unstructured pruning of conv and linear weights (torch.nn.utils.prune)"),
-    "fineprune": (["sparsity", "global"] + FT, "prune, fine-tune all layers with the masks kept, prune.remove"),
+    "prune-ft": (["sparsity", "global"] + FT, "prune, fine-tune all layers with the masks kept, prune.remove"),
+    "fineprune": (["sparsity"] + FT, "Fine-Pruning (Liu et al. 2018): the last conv's channels least active after "
+                                     "its ReLU on the thief's data masked (prune.custom_from_mask), fine-tune, prune.remove"),
     "distill": (["temperature", "alpha", "arch", "width"] + FT, "a fresh student on the owner's soft labels"),
     "extract": (["arch", "width"] + FT, "a fresh student on the owner's hard labels (label-only)"),
     "quantize": (["bits"], "per-tensor affine quantisation of every parameter (torch.fake_quantize_per_tensor_affine)"),
@@ -170,6 +172,42 @@ def apply_prune(model, p):
     return targets
 
 
+def fine_prune_masks(model, fraction, x):
+    """Fine-Pruning's channel masks: the last Conv2d (the last hidden Linear without one) of the
+    model's top-level sequence, its output channels ranked by mean activation after the ReLU that
+    follows it on x (a forward hook), the round(fraction C) least active masked, with its bias and
+    the BatchNorm after it (so the channel is gone). Returns the (module, name) pairs masked."""
+    kids = list(model.children())
+    if any(k.__class__.__name__ == "BasicBlock" for k in kids):
+        common.fail("fineprune: the owner is not sequential (a ResNet); use prune-ft")
+    units = [i for i, k in enumerate(kids) if isinstance(k, (torch.nn.Conv2d, torch.nn.Linear))][:-1]
+    convs = [i for i in units if isinstance(kids[i], torch.nn.Conv2d)]
+    if not units:
+        common.fail("fineprune: the owner has no hidden layer")
+    t = (convs or units)[-1]
+    relu = next(k for k in kids[t + 1:] if isinstance(k, torch.nn.ReLU))
+    bn = kids[t + 1] if isinstance(kids[t + 1], torch.nn.BatchNorm2d) else None
+    acts = []
+    hook = relu.register_forward_hook(lambda mod, inp, out: acts.append(out.mean((2, 3)) if out.dim() == 4 else out))
+    with torch.no_grad():
+        model.eval()
+        for i in range(0, len(x), 1000):
+            model(x[i:i + 1000])
+    hook.remove()
+    mean = torch.cat(acts).mean(0)
+    k = int(round(fraction * len(mean)))
+    keep = torch.ones_like(mean)
+    keep[torch.sort(mean, stable=True).indices[:k]] = 0
+    masked = []
+    for mod in [kids[t]] + ([bn] if bn is not None else []):
+        for name in ("weight", "bias"):
+            w = getattr(mod, name, None)
+            if w is not None:
+                prune.custom_from_mask(mod, name, keep.view([-1] + [1] * (w.dim() - 1)).expand_as(w).clone())
+                masked.append((mod, name))
+    return masked
+
+
 def quantize(model, bits):
     """Every floating parameter tensor onto 2^bits levels: scale (max - min) / (2^bits - 1) and an
     integer zero point round(-min / scale), as PyTorch's affine MinMax observer picks them."""
@@ -199,9 +237,9 @@ def attack(owner, meta, family, p, x, y, seed):
             torch.manual_seed(seed)
             last_linear(owner).reset_parameters()
         return train(owner, x, y, p, seed + 1, last_only=family.endswith("ll"))
-    if family in ("prune", "fineprune"):
-        targets = apply_prune(owner, p)
-        if family == "fineprune":
+    if family in ("prune", "prune-ft", "fineprune"):
+        targets = fine_prune_masks(owner, p["sparsity"], x) if family == "fineprune" else apply_prune(owner, p)
+        if family != "prune":
             train(owner, x, y, p, seed + 1)
         for mod, name in targets:
             prune.remove(mod, name)
