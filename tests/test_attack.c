@@ -430,6 +430,9 @@ static void test_interface_inputs_are_their_definition(void **state) {
         free(got); free(want); free(plain);
         nn_model_free(m);
     }
+    /* wider than the 8x8 image, more classes than 10: refused with the range */
+    apply_fails("[attack.a]\ntype = shift\npixels = 20\n", "shift needs a whole number of pixels in [0, 7], got 20");
+    apply_fails("[attack.a]\ntype = topk\nk = 11\n", "topk needs k in [1, 10], got 11");
 }
 
 static int argmax_row(const float *r) {
