@@ -15,6 +15,9 @@
 #   - quantize leaves at most 2^bits distinct values per tensor; noise moves each tensor by
 #     sigma times its std (within 25%); distill and extract (an mlp student) share no tensor
 #     value pattern with the owner;
+#   - the training recipes (smooth, noisyft, advtrain) at their neutral values are ftal bit for
+#     bit, and smooth, noisyft, advtrain and flood at real values train otherwise; transfer with
+#     --freeze 1 changes only fc and answers at most 0.55 of the 10-class test;
 #   - compare.py tables the file's settings, and its outside prune's verdict count and p equal pmi's;
 #   - bad input (an unknown family, a parameter the family does not take, a key given as the
 #     owner, a missing test file) exits 2 naming the culprit.
@@ -94,6 +97,17 @@ attack quant2 quantize --bits 2
 attack noise noise --sigma 0.1
 attack distill distill --epochs 2 --fraction 0.1
 attack extract extract --epochs 2 --fraction 0.1 --arch mlp --width 32
+# the training recipes: neutral values are ftal bit for bit, real values train otherwise
+ft="--epochs 1 --fraction 0.05"
+attack ftal ftal $ft
+attack smooth0 smooth --smoothing 0 $ft
+attack smooth smooth --smoothing 0.3 $ft
+attack noisy0 noisyft --clip 1000000 --sigma 0 $ft
+attack noisy noisyft --clip 1 --sigma 4 $ft
+attack adv0 advtrain --eps 0 $ft
+attack adv advtrain --eps 0.3 --steps 2 $ft
+attack flood flood --level 1 $ft
+attack transfer transfer --classes 5 --freeze 1 --epochs 3 --fraction 0.2
 "$pmi" verify --key "$tmp/owner.key.h5" --weights "$tmp/owner.safetensors" -o "$tmp/weights.v.json" >/dev/null 2>&1
 [ $? -le 1 ]; check $? "pmi verify --weights of the owner's export"
 
@@ -120,7 +134,8 @@ def rec(name):
 def pvals(r):
     return {(k, n): v for k, s in r["scores"].items() for n, v in s.items() if n.startswith("p_") or n in ("margin", "identified")}
 weights = [k for k, v in owner.items() if v.dim() >= 2]
-names = "none ftll rtal prune prunel pruneft fineprune quant2 noise distill extract".split()
+names = ("none ftll rtal prune prunel pruneft fineprune quant2 noise distill extract "
+         "ftal smooth0 smooth noisy0 noisy adv0 adv flood transfer").split()
 m = {n: load(n) for n in names}
 a = {n: rec(n + ".json") for n in names}
 v = {n: rec(n + ".v.json") for n in names + ["weights"]}
@@ -136,6 +151,16 @@ s = m["ftll"]
 ok(s is not None and all(torch.equal(s[k], owner[k]) for k in owner if not k.startswith("fc."))
    and not torch.equal(s["fc.weight"], owner["fc.weight"]) and not torch.equal(s["fc.bias"], owner["fc.bias"]),
    "ftll: fc.weight and fc.bias changed, every other tensor bit-identical to the owner's")
+same = lambda a_, b_: a_ is not None and b_ is not None and all(torch.equal(a_[k], b_[k]) for k in b_)
+for n in ("smooth0", "noisy0", "adv0"):
+    ok(same(m[n], m["ftal"]), "%s: at its neutral value the recipe is ftal bit for bit" % n)
+for n in ("smooth", "noisy", "adv", "flood"):
+    ok(m[n] is not None and m["ftal"] is not None and not same(m[n], m["ftal"]), "%s: the recipe trains otherwise than ftal" % n)
+s = m["transfer"]
+ok(s is not None and all(torch.equal(s[k], owner[k]) for k in owner if not k.startswith("fc."))
+   and not torch.equal(s["fc.weight"], owner["fc.weight"]) and a["transfer"] is not None and a["transfer"]["test_accuracy"] <= 0.55,
+   "transfer --freeze 1: only fc changed, and the 5-class head answers at most 0.55 of the 10-class test (%s)"
+   % (a["transfer"] and a["transfer"]["test_accuracy"]))
 s = m["rtal"]
 ok(s is not None and not torch.equal(s["fc.weight"], owner["fc.weight"]) and not torch.equal(s["conv1.weight"], owner["conv1.weight"]),
    "rtal: the last layer (fc) differs from the owner's, and so does the first (all layers trained)")

@@ -43,7 +43,14 @@ PARAMS = {
     "arch": (str, "", None, None, "student architecture (default: the owner's)"),
     "width": (int, 0, 0, 4096, "student width (0: the arch's default; needs --arch)"),
     "bits": (int, 8, 1, 16, "bits per parameter tensor (2^bits levels)"),
-    "sigma": (float, 0.1, 0, 100, "noise std relative to each tensor's std"),
+    "sigma": (float, 0.1, 0, 100, "noise std: of each tensor's std (noise), of clip / batch (noisyft)"),
+    "smoothing": (float, 0.1, 0, 0.999, "label smoothing of the targets (F.cross_entropy's label_smoothing)"),
+    "level": (float, 0.3, 0, 100, "flooding level b: a sample's loss l counts as |l - b| + b"),
+    "clip": (float, 1, 1e-6, 1e6, "norm each batch's gradient is clipped to (clip_grad_norm_)"),
+    "eps": (float, 0.3, 0, 100, "L-inf radius of the PGD examples, in normalised pixels"),
+    "steps": (int, 3, 1, 100, "PGD steps per batch (2.5 eps / steps each, random start)"),
+    "classes": (int, 5, 2, 1000, "the new task's classes: the first this many labels"),
+    "freeze": (int, 1, 0, 1, "1: only the new head trains; 0: all layers"),
 }
 FT = ["epochs", "lr", "optimizer", "momentum", "weight_decay", "batch_size", "fraction"]
 FAMILIES = {
@@ -60,7 +67,15 @@ FAMILIES = {
     "extract": (["arch", "width"] + FT, "a fresh student on the owner's hard labels (label-only)"),
     "quantize": (["bits"], "per-tensor affine quantisation of every parameter (torch.fake_quantize_per_tensor_affine)"),
     "noise": (["sigma"], "Gaussian noise on every parameter, sigma times the tensor's std"),
+    "smooth": (["smoothing"] + FT, "fine-tune all layers against label-smoothed targets"),
+    "flood": (["level"] + FT, "fine-tune all layers with per-sample flooding (the adaptive thief)"),
+    "noisyft": (["sigma", "clip"] + FT, "fine-tune all layers, each batch's gradient clipped to norm clip plus "
+                                         "N(0, (sigma clip / batch)^2)"),
+    "advtrain": (["eps", "steps"] + FT, "fine-tune all layers on PGD adversarial examples (Madry et al.)"),
+    "transfer": (["classes", "freeze"] + FT, "a new task of the first `classes` labels: fc reset, then fc alone "
+                                              "(freeze 1) or all layers trained"),
 }
+RECIPE = ("smoothing", "level", "clip", "eps")   # the training recipes' parameters (0 or absent: off)
 
 
 def parse_args(argv):
@@ -139,16 +154,23 @@ def train(model, x, y, p, seed, last_only=False, teacher=None, T=1.0, alpha=0.0,
             q.requires_grad_(False)
         for q in last_linear(model).parameters():
             q.requires_grad_(True)
-    opt = make_optimizer([q for q in model.parameters() if q.requires_grad], p)
+    trained = [q for q in model.parameters() if q.requires_grad]
+    opt = make_optimizer(trained, p)
     gen = torch.Generator().manual_seed(seed)
+    smooth, flood, clip, eps = (p.get(k, 0) for k in RECIPE)
+    draws = torch.Generator().manual_seed(seed + 7919)   # noise and PGD starts: the batch order stays ftal's
     for _ in range(p["epochs"]):
         model.train(not last_only)
         perm = torch.randperm(len(x), generator=gen).to(x.device)
         for i in range(0, len(x), p["batch_size"]):
             b = perm[i:i + p["batch_size"]]
-            out = model(x[b])
-            if teacher is None:
-                loss = F.cross_entropy(out, y[b])
+            xb = pgd(model, x[b], y[b], eps, p["steps"], draws) if eps > 0 else x[b]
+            out = model(xb)
+            if teacher is None and flood > 0:
+                per = F.cross_entropy(out, y[b], label_smoothing=smooth, reduction="none")
+                loss = ((per - flood).abs() + flood).mean()
+            elif teacher is None:
+                loss = F.cross_entropy(out, y[b], label_smoothing=smooth)
             elif hard:
                 loss = F.cross_entropy(out, teacher[b].argmax(1))
             else:
@@ -156,10 +178,26 @@ def train(model, x, y, p, seed, last_only=False, teacher=None, T=1.0, alpha=0.0,
                 loss = alpha * T * T * kl + (1 - alpha) * F.cross_entropy(out, y[b])
             opt.zero_grad()
             loss.backward()
+            if clip > 0:
+                torch.nn.utils.clip_grad_norm_(trained, clip)
+                with torch.no_grad():
+                    for q in trained:
+                        q.grad.add_(torch.randn(q.shape, generator=draws).to(q.device) * (p["sigma"] * clip / len(b)))
             opt.step()
     for q in model.parameters():
         q.requires_grad_(True)
     return model.eval()
+
+
+def pgd(model, x, y, eps, steps, gen):
+    """PGD examples in the L-inf ball eps around x: a uniform random start, then steps signed-
+    gradient steps of 2.5 eps / steps, each projected back (Madry et al.)."""
+    delta = ((torch.rand(x.shape, generator=gen) * 2 - 1) * eps).to(x.device)
+    for _ in range(steps):
+        delta.requires_grad_(True)
+        g, = torch.autograd.grad(F.cross_entropy(model(x + delta), y), delta)
+        delta = (delta.detach() + 2.5 * eps / steps * g.sign()).clamp(-eps, eps)
+    return (x + delta).detach()
 
 
 def apply_prune(model, p):
@@ -237,6 +275,13 @@ def attack(owner, meta, family, p, x, y, seed):
             torch.manual_seed(seed)
             last_linear(owner).reset_parameters()
         return train(owner, x, y, p, seed + 1, last_only=family.endswith("ll"))
+    if family in ("smooth", "flood", "noisyft", "advtrain"):
+        return train(owner, x, y, p, seed + 1)
+    if family == "transfer":
+        keep = y < p["classes"]
+        torch.manual_seed(seed)
+        last_linear(owner).reset_parameters()
+        return train(owner, x[keep], y[keep], p, seed + 1, last_only=bool(p["freeze"]))
     if family in ("prune", "prune-ft", "fineprune"):
         targets = fine_prune_masks(owner, p["sparsity"], x) if family == "fineprune" else apply_prune(owner, p)
         if family != "prune":
