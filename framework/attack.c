@@ -582,7 +582,7 @@ int attack_apply_many(const attack_setting *const *a, const nn_model *const *vic
             apply_msg[0] = 0;
             if (kd->apply(kd, &a[i]->steps[s], &m[i], &ctx[i], ctx[i].seed + 1000u * (uint64_t)s, &w[i]))
                 rc = util_err(err, errlen, "attack %s (%s): %s", a[i]->name, kd->name,
-                              apply_msg[0] ? apply_msg : ctx[i].attacker || kd->apply == apply_interface || kd->apply == apply_shuffle ? nn_last_error()
+                              apply_msg[0] ? apply_msg : ctx[i].attacker || !kind_takes(kd, "fraction") ? nn_last_error()
                                                                 : "needs attacker data (data.n_attacker > 0)");
             else if (w[i].task.model) {
                 if (first < 0) first = i;
