@@ -127,6 +127,11 @@ static int kind_find(const char *name) {
     return -1;
 }
 
+/* The first parameter a type takes ("" for none) into out. */
+static void first_param(const attack_kind *k, char out[32]) {
+    snprintf(out, 32, "%.*s", (int)strcspn(k->params, " "), k->params);
+}
+
 static int kind_takes(const attack_kind *k, const char *key) {
     size_t n = strlen(key);
     for (const char *p = k->params; (p = strstr(p, key)); p += n)
@@ -299,7 +304,7 @@ static void make_step(const section_spec *ss, int combo, attack_step *st, const 
         if (ss->nvals[j] > 1) { *skey = ss->keys[j]; *strength = st->params[j].value; return; }
     /* no sweep: the strength is the type's first parameter */
     static char first[32];
-    snprintf(first, sizeof first, "%.*s", (int)strcspn(kinds[ss->kind].params, " "), kinds[ss->kind].params);
+    first_param(&kinds[ss->kind], first);
     *skey = first;
     *strength = step_num(st, first);
 }
@@ -548,11 +553,11 @@ static int apply_interface(const attack_kind *k, const attack_step *s, nn_model 
     (void)w;
     nn_interface q = *nn_get_interface(*m);
     char first[32];
-    snprintf(first, sizeof first, "%.*s", (int)strcspn(k->params, " "), k->params);
+    first_param(k, first);
     double a = *first ? step_num(s, first) : 0;
     if (k->input != NN_IN_NONE) { q.input = k->input; q.in_param = a; }
     if (k->output != NN_OUT_NONE) { q.output = k->output; q.out_param = a; q.out_param2 = kind_takes(k, "gamma") ? step_num(s, "gamma") : 0; }
-    q.seed = ctx->seed ^ seed;
+    q.seed = seed;   /* the attack's seed: its job's and this step's */
     return nn_set_interface(*m, &q) == NN_OK ? 0 : -1;
 }
 

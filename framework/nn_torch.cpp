@@ -721,9 +721,10 @@ torch::Tensor query_input(const nn_interface &q, const torch::Tensor &x, int64_t
     }
     case NN_IN_SHIFT: {
         int64_t p = static_cast<int64_t>(q.in_param), h = x.size(2), w = x.size(3);
+        if (!p) return x;
         torch::Tensor out = std::get<0>(x.flatten(1).min(1)).view({-1, 1, 1, 1}).expand_as(x).clone();
-        if (p) out.slice(2, p).slice(3, p).copy_(x.slice(2, 0, h - p).slice(3, 0, w - p));
-        return p ? out : x;
+        out.slice(2, p).slice(3, p).copy_(x.slice(2, 0, h - p).slice(3, 0, w - p));
+        return out;
     }
     case NN_IN_FLIP: return x.flip({3});
     default: return x;
