@@ -28,18 +28,25 @@ static nn_model *make(const char *arch, nn_device dev, uint64_t seed) {
     return m;
 }
 
+/* b's state := a's, parameters and buffers (the same architecture, any devices). */
+static void copy_weights(nn_model *a, nn_model *b) {
+    for (int i = 0; i < nn_state_count(a); i++) {
+        int64_t numel, shape[NN_MAX_DIMS];
+        nn_dtype dt;
+        int nd;
+        assert_int_equal(nn_state_info(a, i, NULL, &dt, shape, &nd, &numel), NN_OK);
+        void *w = malloc(8 * (size_t)numel);
+        assert_int_equal(nn_state_get(a, i, w), NN_OK);
+        assert_int_equal(nn_state_set(b, i, w), NN_OK);
+        free(w);
+    }
+}
+
 /* The same weights give the same log-probabilities on the CPU and on the GPU. */
 static void test_cpu_gpu_same_logp(void **state) {
     if (!have_cuda()) skip();
     nn_model *a = make("cnn", NN_CPU, 3), *b = make("cnn", NN_CUDA, 4);
-    for (int i = 0; i < nn_param_count(a); i++) {
-        const char *name; int64_t numel, shape[4]; int nd;
-        nn_param_info(a, i, &name, &numel, shape, &nd);
-        float *w = malloc(sizeof(float) * (size_t)numel);
-        nn_param_get(a, i, w);
-        assert_int_equal(nn_param_set(b, i, w), NN_OK);
-        free(w);
-    }
+    copy_weights(a, b);
     nn_data *dc = NULL, *dg = NULL;
     assert_int_equal(nn_data_create(data.x, data.y, 500, 1, 8, 8, NN_CPU, &dc), NN_OK);
     assert_int_equal(nn_data_create(data.x, data.y, 500, 1, 8, 8, NN_CUDA, &dg), NN_OK);
@@ -526,6 +533,166 @@ static void test_group_every_arch_pair(void **state) {
     if (worse) fail_msg("%d architectures train less reproducibly in a group than alone", worse);
 }
 
+/* ---- the attacks of docs/attacks.md on the GPU: each computes what the CPU computes ---- */
+
+/* a cnn trained for 3 epochs on the CPU (probabilities away from uniform) and its copy on the
+ * GPU, with the same weights. */
+static void trained_pair(const char *arch, nn_model **cpu, nn_model **gpu) {
+    *cpu = make(arch, NN_CPU, 21);
+    *gpu = make(arch, NN_CUDA, 22);
+    nn_data *d = NULL;
+    assert_int_equal(nn_data_create(data.x, data.y, data.n, 1, 8, 8, NN_CPU, &d), NN_OK);
+    nn_train_params tp = nn_train_default_params();
+    tp.epochs = 3; tp.lr = 0.02; tp.momentum = 0.9; tp.batch_size = 64; tp.seed = 5;
+    assert_int_equal(nn_train(*cpu, d, &tp, NULL), NN_OK);
+    nn_data_free(d);
+    copy_weights(*cpu, *gpu);
+}
+
+/* Every interface (nn_interface: what a deployed model does to queries and answers) answers
+ * on the GPU as on the CPU: per transform, at most 1% of 1000 answers differ by more than 1e-3
+ * in any probability (a float rounding on either side of a rounding, top-k or argmax boundary
+ * may flip one), and the answers are the transform's (label: one-hot on the GPU). */
+static void test_interface_gpu(void **state) {
+    if (!have_cuda()) skip();
+    static const nn_interface q[] = {
+        {.output = NN_OUT_LABEL}, {.output = NN_OUT_TOPK, .out_param = 3}, {.output = NN_OUT_ROUND, .out_param = 2},
+        {.output = NN_OUT_TEMPERATURE, .out_param = 5}, {.output = NN_OUT_RSIGMOID, .out_param = 0.5, .out_param2 = 0.1},
+        {.output = NN_OUT_NOISE, .out_param = 0.1, .seed = 9}, {.input = NN_IN_QUANTIZE, .in_param = 2},
+        {.input = NN_IN_NOISE, .in_param = 0.1, .seed = 9}, {.input = NN_IN_BLUR, .in_param = 1},
+        {.input = NN_IN_SHIFT, .in_param = 1}, {.input = NN_IN_FLIP},
+    };
+    enum { NQ = sizeof q / sizeof q[0], N = 1000 };
+    nn_model *a, *b;
+    trained_pair("cnn", &a, &b);
+    nn_data *dc = NULL, *dg = NULL;
+    assert_int_equal(nn_data_create(data.x, data.y, N, 1, 8, 8, NN_CPU, &dc), NN_OK);
+    assert_int_equal(nn_data_create(data.x, data.y, N, 1, 8, 8, NN_CUDA, &dg), NN_OK);
+    float *la = malloc(sizeof(float) * N * 10), *lb = malloc(sizeof(float) * N * 10), *l0 = malloc(sizeof(float) * N * 10);
+    assert_int_equal(nn_eval_logp(b, dg, l0), NN_OK);
+    for (int t = 0; t < NQ; t++) {
+        assert_int_equal(nn_set_interface(a, &q[t]), NN_OK);
+        assert_int_equal(nn_set_interface(b, &q[t]), NN_OK);
+        assert_int_equal(nn_eval_logp(a, dc, la), NN_OK);
+        assert_int_equal(nn_eval_logp(b, dg, lb), NN_OK);
+        int differ = 0, changed = 0;
+        for (int i = 0; i < N; i++) {
+            double dmax = 0, cmax = 0;
+            for (int c = 0; c < 10; c++) {
+                dmax = fmax(dmax, fabs(exp(la[i * 10 + c]) - exp(lb[i * 10 + c])));
+                cmax = fmax(cmax, fabs(exp(l0[i * 10 + c]) - exp(lb[i * 10 + c])));
+            }
+            differ += dmax > 1e-3;
+            changed += cmax > 1e-3;
+        }
+        const char *name = q[t].output ? nn_output_transform_name(q[t].output) : nn_input_transform_name(q[t].input);
+        print_message("interface %-12s: %d of %d answers differ CPU/GPU, %d changed by the transform\n", name, differ, N, changed);
+        if (differ > N / 100) fail_msg("%s: %d of %d answers differ between CPU and GPU", name, differ, N);
+        if (changed < N / 10) fail_msg("%s: the GPU answers barely changed (%d of %d)", name, changed, N);
+        if (q[t].output == NN_OUT_LABEL)
+            for (int i = 0; i < N; i++) {
+                double mx = -INFINITY;
+                for (int c = 0; c < 10; c++) mx = fmax(mx, lb[i * 10 + c]);
+                if (mx < -1e-6) fail_msg("label: answer %d is not one-hot (max log p %g)", i, mx);
+            }
+    }
+    free(la); free(lb); free(l0);
+    nn_data_free(dc); nn_data_free(dg); nn_model_free(a); nn_model_free(b);
+}
+
+/* The recipes of the training-side attacks (label smoothing, flooding, clipped noisy gradients,
+ * PGD adversarial training; their effect is tested on the CPU in test_attack) train on the GPU
+ * as on the CPU: from the same weights and seed, loss curves within 1e-3 relative (PGD's sign
+ * steps: 1e-2); and through nn_train_tasks, as the runner trains them on a GPU (smoothing and
+ * flooding in CUDA graphs), as each task alone to GPU rounding. */
+static void test_recipes_gpu(void **state) {
+    if (!have_cuda()) skip();
+    enum { R = 4, E = 2 };
+    nn_train_params p[R];
+    for (int r = 0; r < R; r++) {
+        p[r] = nn_train_default_params();
+        p[r].epochs = E; p[r].lr = 0.02; p[r].momentum = 0.9; p[r].batch_size = 64; p[r].seed = 50 + r;
+    }
+    p[0].label_smoothing = 0.1;
+    p[1].flood = 0.5;
+    p[2].clip = 1; p[2].grad_noise = 1;
+    p[3].adv_eps = 0.1; p[3].adv_steps = 2;
+    static const char *what[R] = {"smooth", "flood", "noisyft", "advtrain"};
+    nn_data *dc = NULL, *dg = NULL;
+    assert_int_equal(nn_data_create(data.x, data.y, data.n, 1, 8, 8, NN_CPU, &dc), NN_OK);
+    assert_int_equal(nn_data_create(data.x, data.y, data.n, 1, 8, 8, NN_CUDA, &dg), NN_OK);
+    nn_train_task t[R];
+    double cc[R][E], cg[R][E], ct[R][E];
+    for (int r = 0; r < R; r++) {
+        nn_model *a, *b, *c = make("cnn", NN_CUDA, 23);
+        trained_pair("cnn", &a, &b);
+        copy_weights(a, c);
+        assert_int_equal(nn_train(a, dc, &p[r], cc[r]), NN_OK);
+        assert_int_equal(nn_train(b, dg, &p[r], cg[r]), NN_OK);
+        t[r] = (nn_train_task){.model = c, .data = dg, .params = p[r], .loss_curve = ct[r]};
+        nn_model_free(a); nn_model_free(b);
+    }
+    assert_int_equal(nn_train_tasks(t, R), NN_OK);
+    for (int r = 0; r < R; r++) {
+        double tol = r == 3 ? 1e-2 : 1e-3;
+        for (int e = 0; e < E; e++) {
+            print_message("%-8s epoch %d: cpu %.6f gpu %.6f gpu tasks %.6f\n", what[r], e, cc[r][e], cg[r][e], ct[r][e]);
+            if (!(fabs(cc[r][e] - cg[r][e]) <= tol * fabs(cc[r][e])))
+                fail_msg("%s epoch %d: cpu %g gpu %g", what[r], e, cc[r][e], cg[r][e]);
+            if (!(fabs(ct[r][e] - cg[r][e]) <= tol * fabs(cg[r][e])))
+                fail_msg("%s epoch %d: tasks %g alone %g", what[r], e, ct[r][e], cg[r][e]);
+        }
+        nn_model_free(t[r].model);
+    }
+    nn_data_free(dc); nn_data_free(dg);
+}
+
+/* Neuron shuffling keeps a model's function on the GPU (cnn, vgg11 with BatchNorm, resnet18's
+ * blocks), and Fine-Pruning removes the same channels on the GPU as on the CPU. */
+static void test_shuffle_fineprune_gpu(void **state) {
+    if (!have_cuda()) skip();
+    static const char *archs[] = {"cnn", "vgg11", "resnet18"};
+    enum { N = 1000 };
+    nn_data *dc = NULL, *dg = NULL;
+    assert_int_equal(nn_data_create(data.x, data.y, N, 1, 8, 8, NN_CPU, &dc), NN_OK);
+    assert_int_equal(nn_data_create(data.x, data.y, N, 1, 8, 8, NN_CUDA, &dg), NN_OK);
+    float *x = malloc(sizeof(float) * N * 10), *y = malloc(sizeof(float) * N * 10);
+    for (int k = 0; k < 3; k++) {
+        nn_model *a, *b, *s = NULL;
+        trained_pair(archs[k], &a, &b);
+        assert_int_equal(nn_model_copy(b, &s), NN_OK);
+        assert_int_equal(nn_shuffle_units(s, 11), NN_OK);
+        assert_int_equal(nn_eval_logp(b, dg, x), NN_OK);
+        assert_int_equal(nn_eval_logp(s, dg, y), NN_OK);
+        double d = 0;
+        for (int i = 0; i < N * 10; i++) d = fmax(d, fabs(x[i] - y[i]));
+        int moved = 0;
+        for (int q = 0; q < nn_param_count(b); q++) moved += !same_weights(b, s, q);
+        print_message("shuffle %s on the GPU: outputs within %.2e, %d tensors moved\n", archs[k], d, moved);
+        if (d > 1e-3) fail_msg("%s: shuffled outputs differ by %g on the GPU", archs[k], d);
+        if (moved < 2) fail_msg("%s: only %d tensors moved", archs[k], moved);
+        if (k < 2) {   /* sequential: Fine-Pruning */
+            int pc = -1, pg = -2;
+            assert_int_equal(nn_prune_channels(a, dc, 0.5, &pc), NN_OK);
+            assert_int_equal(nn_prune_channels(b, dg, 0.5, &pg), NN_OK);
+            assert_int_equal(pc, pg);
+            assert_true(pg > 0);
+            for (int q = 0; q < nn_param_count(a); q++) {
+                int64_t numel;
+                nn_param_info(a, q, NULL, &numel, NULL, NULL);
+                float *wa = malloc(sizeof(float) * (size_t)numel), *wb = malloc(sizeof(float) * (size_t)numel);
+                nn_param_get(a, q, wa); nn_param_get(b, q, wb);
+                for (int64_t i = 0; i < numel; i++)
+                    if ((wa[i] == 0) != (wb[i] == 0)) fail_msg("%s tensor %d: CPU and GPU pruned different weights", archs[k], q);
+                free(wa); free(wb);
+            }
+        }
+        nn_model_free(a); nn_model_free(b); nn_model_free(s);
+    }
+    free(x); free(y);
+    nn_data_free(dc); nn_data_free(dg);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cpu_gpu_same_logp),
@@ -543,6 +710,9 @@ int main(void) {
         cmocka_unit_test(test_bf16_cpu),
         cmocka_unit_test(test_bf16_gpu),
         cmocka_unit_test(test_group_every_arch_pair),
+        cmocka_unit_test(test_interface_gpu),
+        cmocka_unit_test(test_recipes_gpu),
+        cmocka_unit_test(test_shuffle_fineprune_gpu),
     };
     return cmocka_run_group_tests_name("gpu", tests, setup, teardown);
 }
