@@ -714,5 +714,7 @@ int main(void) {
         cmocka_unit_test(test_recipes_gpu),
         cmocka_unit_test(test_shuffle_fineprune_gpu),
     };
+    /* GPU_TEST_FILTER="*_gpu" runs only the tests whose names match (cmocka's * and ?) */
+    if (getenv("GPU_TEST_FILTER")) cmocka_set_test_filter(getenv("GPU_TEST_FILTER"));
     return cmocka_run_group_tests_name("gpu", tests, setup, teardown);
 }
