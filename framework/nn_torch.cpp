@@ -1724,7 +1724,7 @@ void permute_units(nn_model *m, torch::Tensor w, torch::Tensor b, torch::nn::Bat
     }
     int64_t units = perm.size(0), block = nw.size(1) / units;
     torch::Tensor cols = nw.dim() == 2 && block > 1
-        ? (perm.view({-1, 1}) * block + torch::arange(block, torch::kLong).view({1, -1})).flatten() : perm;
+        ? (perm.view({-1, 1}) * block + torch::arange(block, perm.options()).view({1, -1})).flatten() : perm;
     reorder(m, nw, 1, cols.to(nw.device()));
 }
 

@@ -648,7 +648,8 @@ static void test_recipes_gpu(void **state) {
 }
 
 /* Neuron shuffling keeps a model's function on the GPU (cnn, vgg11 with BatchNorm, resnet18's
- * blocks), and Fine-Pruning removes the same channels on the GPU as on the CPU. */
+ * blocks), and Fine-Pruning removes the same channels on the GPU as on the CPU. (Its first run
+ * on an H200 found shuffling through a Flatten failing on CUDA: an index built on the CPU.) */
 static void test_shuffle_fineprune_gpu(void **state) {
     if (!have_cuda()) skip();
     static const char *archs[] = {"cnn", "vgg11", "resnet18"};
@@ -661,7 +662,7 @@ static void test_shuffle_fineprune_gpu(void **state) {
         nn_model *a, *b, *s = NULL;
         trained_pair(archs[k], &a, &b);
         assert_int_equal(nn_model_copy(b, &s), NN_OK);
-        assert_int_equal(nn_shuffle_units(s, 11), NN_OK);
+        if (nn_shuffle_units(s, 11) != NN_OK) fail_msg("shuffle %s on the GPU: %s", archs[k], nn_last_error());
         assert_int_equal(nn_eval_logp(b, dg, x), NN_OK);
         assert_int_equal(nn_eval_logp(s, dg, y), NN_OK);
         double d = 0;
@@ -674,7 +675,7 @@ static void test_shuffle_fineprune_gpu(void **state) {
         if (k < 2) {   /* sequential: Fine-Pruning */
             int pc = -1, pg = -2;
             assert_int_equal(nn_prune_channels(a, dc, 0.5, &pc), NN_OK);
-            assert_int_equal(nn_prune_channels(b, dg, 0.5, &pg), NN_OK);
+            if (nn_prune_channels(b, dg, 0.5, &pg) != NN_OK) fail_msg("fineprune %s on the GPU: %s", archs[k], nn_last_error());
             assert_int_equal(pc, pg);
             assert_true(pg > 0);
             for (int q = 0; q < nn_param_count(a); q++) {

@@ -1,10 +1,11 @@
 #!/bin/bash
 # The paper-scale robustness experiment (`make reproduce SCALE=paper`'s: experiments/robustness.ini,
 # configs/scale-paper.ini, configs/robustness-paper.ini) in parts that each fit one device call:
-#   scripts/gpu/robustness-parts.sh weights|recipes|interface|all [seconds] [-s key=val ...]
+#   scripts/gpu/robustness-parts.sh weights|recipes|interface|all|sec1,sec2,... [seconds] [-s key=val ...]
 # runs only that part's attack sections of configs/attacks.ini (the others get `enabled = 0`;
 # owners, clean and independent models are trained in every part), bounded by `seconds` (default
-# 480; an unfinished run keeps its finished seeds through `pmi merge --partial`), then writes
+# 480; the models train in batches of BATCH (default 10, two seeds) so that a stopped run keeps
+# its finished batches through `pmi merge --partial`; SIGKILL 30 s after SIGTERM), then writes
 # evidence-summary.py's tables and `pmi report --markdown-report` of the results file into OUT
 # (default /tmp/robustness-parts) as summary-<part>.txt and REPORT-<part>.md, with the run's log.
 # SCALE=small runs the small scale instead (a check on the CPU: PMI_RUN_ARGS= leaves out
@@ -19,7 +20,8 @@ case $part in
   recipes)   keep="smooth flood noisyft advtrain transfer" ;;
   interface) keep="label topk round temperature rsigmoid outnoise inquant innoise blur shift flip" ;;
   all)       keep="" ;;
-  *) echo "robustness-parts: unknown part '$part' (weights, recipes, interface, all)" >&2; exit 2 ;;
+  *,*|[a-z]*) keep=$(echo "$part" | tr ',' ' '); part=$(echo "$part" | tr ',' '+') ;;
+  *) echo "robustness-parts: unknown part '$part' (weights, recipes, interface, all, or sections a,b,...)" >&2; exit 2 ;;
 esac
 out=${OUT:-/tmp/robustness-parts}
 res=${RESULTS:-/tmp/robustness-results}
@@ -36,7 +38,7 @@ scale=${SCALE:-paper}
 set -- experiments/robustness.ini "configs/scale-$scale.ini" $( [ -f "configs/robustness-$scale.ini" ] && echo "configs/robustness-$scale.ini") \
   "$overlay" -s experiment.output="$res" -s experiment.name="$name" "$@"
 t0=$(date +%s)
-timeout -k 5 "$secs" ./pmi run "$@" ${PMI_RUN_ARGS---gpus all} >"$out/$name.log" 2>&1
+timeout -k 30 "$secs" ./pmi run "$@" ${PMI_RUN_ARGS---gpus all --batch ${BATCH:-10}} >"$out/$name.log" 2>&1
 rc=$?
 echo "$name: exit $rc in $(( $(date +%s) - t0 )) s"
 if [ ! -f "$res/$name/results.h5" ]; then
