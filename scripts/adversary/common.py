@@ -11,7 +11,7 @@ files, the thief's share of the test file, and saving a suspect as TorchScript.
   thief_split(n, holdout, frac)  (train indices, accuracy indices) of the test file
   accuracy(model, x, y)          the fraction of x whose argmax is y
   write_file(path, data)         bytes to path through a temporary file and a rename
-  save_torchscript(model, shape, path)  torch.jit.trace in eval mode, saved with write_file
+  save_torchscript(model, shape, path)  torch.jit.trace in eval mode (a ScriptModule as is), saved with write_file
 
 The architectures are pmi's in PyTorch (tests/torch_models.py)."""
 import gzip
@@ -168,11 +168,11 @@ def write_file(path, data):
 
 
 def save_torchscript(model, shape, path):
-    """Traces the model in eval mode on one input of shape (c, h, w) and saves it for
-    `pmi verify --model` (through write_file)."""
+    """Traces the model in eval mode on one input of shape (c, h, w) (a ScriptModule is saved as
+    it is) and saves it for `pmi verify --model` (through write_file)."""
     model = model.cpu().eval()
     with torch.no_grad():
-        traced = torch.jit.trace(model, torch.zeros(1, *shape))
+        traced = model if isinstance(model, torch.jit.ScriptModule) else torch.jit.trace(model, torch.zeros(1, *shape))
     buf = io.BytesIO()
     torch.jit.save(traced, buf)
     write_file(path, buf.getvalue())
