@@ -373,7 +373,7 @@ def main(argv=None):
     a = parse_args(sys.argv[1:] if argv is None else argv)
     if a.list:
         for f, (takes, help_) in FAMILIES.items():
-            print("  %-10s %s\n             parameters: %s" % (f, help_, " ".join(takes) or "-"))
+            print("  %-11s %s\n              parameters: %s" % (f, help_, " ".join(takes) or "-"))
         return 0
     t0 = time.time()
     dev = torch.device(a.device)
