@@ -119,17 +119,25 @@ def idx(path):
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
+_test_files = {}   # (folder, normalisation, input shape) -> (x, y): compare.py runs attack.py for every setting
+
+
 def test_file(data_dir, key):
     """The dataset's test file (t10k-*, never in the owner's training set, held-out set or pool),
-    normalised as the key says: (x (n, c, h, w) float32, y (n) int64)."""
-    raw = idx(os.path.join(data_dir, "t10k-images-idx3-ubyte.gz"))
-    lab = idx(os.path.join(data_dir, "t10k-labels-idx1-ubyte.gz"))
-    if raw.ndim == 3:
-        raw = raw[:, None]
-    if tuple(raw.shape[1:]) != key["input_shape"] or len(lab) != len(raw):
-        fail("%s: test images %s with %d labels do not match the key's input shape %s (dataset %s)"
-             % (data_dir, list(raw.shape), len(lab), list(key["input_shape"]), key["dataset"]))
-    return normalise(torch.from_numpy(raw.astype(np.float32)), key), torch.from_numpy(lab.astype(np.int64))
+    normalised as the key says: (x (n, c, h, w) float32, y (n) int64). Read and normalised once
+    per process for a folder and a normalisation; every call gets its own copy."""
+    memo = (os.path.abspath(data_dir), key["normalize"], tuple(key["mean"]), tuple(key["std"]), key["input_shape"])
+    if memo not in _test_files:
+        raw = idx(os.path.join(data_dir, "t10k-images-idx3-ubyte.gz"))
+        lab = idx(os.path.join(data_dir, "t10k-labels-idx1-ubyte.gz"))
+        if raw.ndim == 3:
+            raw = raw[:, None]
+        if tuple(raw.shape[1:]) != key["input_shape"] or len(lab) != len(raw):
+            fail("%s: test images %s with %d labels do not match the key's input shape %s (dataset %s)"
+                 % (data_dir, list(raw.shape), len(lab), list(key["input_shape"]), key["dataset"]))
+        _test_files[memo] = normalise(torch.from_numpy(raw.astype(np.float32)), key), torch.from_numpy(lab.astype(np.int64))
+    x, y = _test_files[memo]
+    return x.clone(), y.clone()
 
 
 def thief_split(n, holdout, fraction):
