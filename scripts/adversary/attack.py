@@ -85,8 +85,7 @@ FAMILIES = {
 }
 # The interface (interface.py): the owner unchanged behind a TorchScript wrapper that transforms
 # each query (input) or each answer (output); the type's parameters, first the transform's.
-for _name, (_side, _takes, _help) in interface.TRANSFORMS.items():
-    FAMILIES[_name] = (_takes, "interface (%s): %s" % (_side, _help))
+FAMILIES.update({name: (takes, "interface (%s): %s" % (side, help_)) for name, (side, takes, help_) in interface.TRANSFORMS.items()})
 RECIPE = ("smoothing", "level", "clip", "eps")   # the training recipes' parameters (0 or absent: off)
 
 
