@@ -25,6 +25,7 @@ import torch.nn.utils.prune as prune
 from torch import nn
 
 import common
+import interface
 
 # name: (type, default, min, max, help): pmi's attack parameters (framework/attack.c), plus
 # weight_decay, which pmi's attacks fix at 5e-4 (nn_train_default_params) and a user may vary here.
@@ -38,12 +39,13 @@ PARAMS = {
     "fraction": (float, 1, 1e-6, 1, "fraction of the thief's training part of the test file used"),
     "sparsity": (float, 0.5, 0, 0.999, "fraction of conv/linear weights set to zero"),
     "global": (int, 1, 0, 1, "1: prune.global_unstructured over all layers; 0: prune.l1_unstructured per layer"),
-    "temperature": (float, 4, 0.01, 1000, "softmax temperature T of the soft labels"),
+    "temperature": (float, 4, 0.01, 1000, "softmax temperature T of the soft labels (distill) or of the answers"),
     "alpha": (float, 0.9, 0, 1, "weight of the soft-label loss (1-alpha on the true labels)"),
     "arch": (str, "", None, None, "student architecture (default: the owner's)"),
     "width": (int, 0, 0, 4096, "student width (0: the arch's default; needs --arch)"),
-    "bits": (int, 8, 1, 16, "bits per parameter tensor (2^bits levels)"),
-    "sigma": (float, 0.1, 0, 100, "noise std: of each tensor's std (noise), of clip / batch (noisyft)"),
+    "bits": (int, 8, 1, 16, "bits per parameter tensor (quantize) or per query image (inquant): 2^bits levels"),
+    "sigma": (float, 0.1, 0, 100, "noise std: of each tensor's std (noise), of clip / batch (noisyft), of the "
+                                  "normalised pixels (innoise), of a probability (outnoise)"),
     "smoothing": (float, 0.1, 0, 0.999, "label smoothing of the targets (F.cross_entropy's label_smoothing)"),
     "level": (float, 0.3, 0, 100, "flooding level b: a sample's loss l counts as |l - b| + b"),
     "clip": (float, 1, 1e-6, 1e6, "norm each batch's gradient is clipped to (clip_grad_norm_)"),
@@ -51,6 +53,11 @@ PARAMS = {
     "steps": (int, 3, 1, 100, "PGD steps per batch (2.5 eps / steps each, random start)"),
     "classes": (int, 5, 2, 1000, "the new task's classes: the first this many labels"),
     "freeze": (int, 1, 0, 1, "1: only the new head trains; 0: all layers"),
+    "k": (int, 3, 1, 1000, "probabilities the answer keeps (at most the classes)"),
+    "decimals": (int, 2, 0, 8, "decimals the answer's probabilities keep"),
+    "beta": (float, 1, 0, 10, "reverse sigmoid's strength"),
+    "gamma": (float, 0.1, 1e-6, 100, "reverse sigmoid's slope"),
+    "pixels": (int, 1, 0, 64, "blur radius ((2r+1)^2 window) or shift, in pixels (below the image's side)"),
 }
 FT = ["epochs", "lr", "optimizer", "momentum", "weight_decay", "batch_size", "fraction"]
 FAMILIES = {
@@ -74,7 +81,11 @@ FAMILIES = {
     "advtrain": (["eps", "steps"] + FT, "fine-tune all layers on PGD adversarial examples (Madry et al.)"),
     "transfer": (["classes", "freeze"] + FT, "a new task of the first `classes` labels: fc reset, then fc alone "
                                               "(freeze 1) or all layers trained"),
+    "shuffle": ([], "neuron shuffling: the hidden units of consecutive layers permuted, seeded (the function is unchanged)"),
 }
+# The interface (interface.py): the owner unchanged behind a TorchScript wrapper that transforms
+# each query (input) or each answer (output); the type's parameters, first the transform's.
+FAMILIES.update({name: (takes, "interface (%s): %s" % (side, help_)) for name, (side, takes, help_) in interface.TRANSFORMS.items()})
 RECIPE = ("smoothing", "level", "clip", "eps")   # the training recipes' parameters (0 or absent: off)
 
 
@@ -300,11 +311,56 @@ def attack(owner, meta, family, p, x, y, seed):
             teacher = torch.cat([owner(x[i:i + 1000]) for i in range(0, len(x), 1000)])
         return train(student, x, y, p, seed + 1, teacher=teacher, T=p.get("temperature", 1.0),
                      alpha=p.get("alpha", 0.0), hard=family == "extract")
+    if family in interface.TRANSFORMS:
+        shape = tuple(int(v) for v in meta["input_shape"].split(","))
+        interface.check(family, p, shape, int(meta["classes"]))
+        return interface.Interface(owner, shape, int(meta["classes"]), family, p, seed)
+    if family == "shuffle":
+        return shuffle_units(owner, seed)
     if family == "quantize":
         quantize(owner, p["bits"])
     elif family == "noise":
         add_noise(owner, p["sigma"], seed)
     return owner
+
+
+def shuffle_units(model, seed):
+    """Neuron shuffling, as pmi's nn_shuffle_units: the top-level layers that carry units (Linear,
+    Conv2d, each with the BatchNorm2d after it) in order, a run broken by any module that is
+    neither one nor channel-wise (a ResNet block); for every consecutive pair of a run, the
+    first's output units (weight, bias, BatchNorm) and the second's inputs permuted by
+    torch.randperm from a generator seeded with seed; then each ResNet block's inner channels
+    (conv1 and bn1 outputs, conv2 inputs). The function is unchanged up to float rounding."""
+    gen = torch.Generator().manual_seed(seed)
+    units, blocks = [], []
+    for k in model.children():
+        if isinstance(k, (nn.Linear, nn.Conv2d)):
+            units.append([k, None])
+        elif isinstance(k, nn.BatchNorm2d):
+            if units and units[-1] is not None:
+                units[-1][1] = k
+        elif isinstance(k, common.torch_models.BasicBlock):
+            units.append(None)
+            blocks.append(k)
+        elif not isinstance(k, (nn.ReLU, nn.MaxPool2d, nn.Flatten, nn.AdaptiveAvgPool2d)):
+            units.append(None)
+    pairs = [(u[0], u[1], v[0]) for u, v in zip(units, units[1:]) if u is not None and v is not None]
+    with torch.no_grad():
+        for layer, bn, nxt in pairs + [(b.conv1, b.bn1, b.conv2) for b in blocks]:
+            permute_units(layer, bn, nxt, torch.randperm(layer.weight.shape[0], generator=gen))
+    return model
+
+
+def permute_units(layer, bn, nxt, perm):
+    """layer's output units (and bn's channels) and nxt's inputs reordered by perm; a Linear after
+    a Flatten takes its inputs in blocks of its in_features / units."""
+    own = [layer.weight, layer.bias] + ([bn.weight, bn.bias, bn.running_mean, bn.running_var] if bn is not None else [])
+    for t in own:
+        if t is not None:
+            t.copy_(t[perm.to(t.device)])
+    block = nxt.weight.shape[1] // len(perm)
+    cols = (perm[:, None] * block + torch.arange(block)).flatten() if nxt.weight.dim() == 2 and block > 1 else perm
+    nxt.weight.copy_(nxt.weight[:, cols.to(nxt.weight.device)])
 
 
 def sparsity(model):
@@ -316,7 +372,7 @@ def main(argv=None):
     a = parse_args(sys.argv[1:] if argv is None else argv)
     if a.list:
         for f, (takes, help_) in FAMILIES.items():
-            print("  %-10s %s\n             parameters: %s" % (f, help_, " ".join(takes) or "-"))
+            print("  %-11s %s\n              parameters: %s" % (f, help_, " ".join(takes) or "-"))
         return 0
     t0 = time.time()
     dev = torch.device(a.device)
@@ -331,7 +387,7 @@ def main(argv=None):
     model = attack(owner, meta, a.family, a.params, x[tr], y[tr], a.seed)
     acc = common.accuracy(model, x[te], y[te])
     pool_acc = common.accuracy(model, common.normalise(key["samples"], key).to(dev), key["labels"].to(dev))
-    common.save_torchscript(model, key["input_shape"], a.out)
+    common.save_torchscript(torch.jit.script(model) if a.family in interface.TRANSFORMS else model, key["input_shape"], a.out)
     label = ",".join("%s=%s" % kv for kv in a.params.items())
     n, trained = len(x), len(tr) if "epochs" in FAMILIES[a.family][0] else 0
     print("%s%s: test accuracy %.4f on t10k[%d:%d] (owner %.4f), pool accuracy %.4f on the key's %d samples; %s; wrote %s"
@@ -341,7 +397,7 @@ def main(argv=None):
         rec = {"family": a.family, "params": a.params, "seed": a.seed, "owner": a.owner, "key": a.key, "out": a.out,
                "thief_train": [0, trained], "accuracy_samples": [n - a.holdout, n],
                "test_accuracy": acc, "owner_test_accuracy": owner_acc, "pool_accuracy": pool_acc,
-               "sparsity": sparsity(model), "wall_s": time.time() - t0, "torch": torch.__version__}
+               "sparsity": sparsity(owner if a.family in interface.TRANSFORMS else model), "wall_s": time.time() - t0, "torch": torch.__version__}
         common.write_file(a.record, (json.dumps(rec, indent=1) + "\n").encode())
     return 0
 

@@ -11,7 +11,7 @@ files, the thief's share of the test file, and saving a suspect as TorchScript.
   thief_split(n, holdout, frac)  (train indices, accuracy indices) of the test file
   accuracy(model, x, y)          the fraction of x whose argmax is y
   write_file(path, data)         bytes to path through a temporary file and a rename
-  save_torchscript(model, shape, path)  torch.jit.trace in eval mode, saved with write_file
+  save_torchscript(model, shape, path)  torch.jit.trace in eval mode (a ScriptModule as is), saved with write_file
 
 The architectures are pmi's in PyTorch (tests/torch_models.py)."""
 import gzip
@@ -119,17 +119,25 @@ def idx(path):
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
+_test_files = {}   # (folder, normalisation, input shape) -> (x, y): compare.py runs attack.py for every setting
+
+
 def test_file(data_dir, key):
     """The dataset's test file (t10k-*, never in the owner's training set, held-out set or pool),
-    normalised as the key says: (x (n, c, h, w) float32, y (n) int64)."""
-    raw = idx(os.path.join(data_dir, "t10k-images-idx3-ubyte.gz"))
-    lab = idx(os.path.join(data_dir, "t10k-labels-idx1-ubyte.gz"))
-    if raw.ndim == 3:
-        raw = raw[:, None]
-    if tuple(raw.shape[1:]) != key["input_shape"] or len(lab) != len(raw):
-        fail("%s: test images %s with %d labels do not match the key's input shape %s (dataset %s)"
-             % (data_dir, list(raw.shape), len(lab), list(key["input_shape"]), key["dataset"]))
-    return normalise(torch.from_numpy(raw.astype(np.float32)), key), torch.from_numpy(lab.astype(np.int64))
+    normalised as the key says: (x (n, c, h, w) float32, y (n) int64). Read and normalised once
+    per process for a folder and a normalisation; every call gets its own copy."""
+    memo = (os.path.abspath(data_dir), key["normalize"], tuple(key["mean"]), tuple(key["std"]), key["input_shape"])
+    if memo not in _test_files:
+        raw = idx(os.path.join(data_dir, "t10k-images-idx3-ubyte.gz"))
+        lab = idx(os.path.join(data_dir, "t10k-labels-idx1-ubyte.gz"))
+        if raw.ndim == 3:
+            raw = raw[:, None]
+        if tuple(raw.shape[1:]) != key["input_shape"] or len(lab) != len(raw):
+            fail("%s: test images %s with %d labels do not match the key's input shape %s (dataset %s)"
+                 % (data_dir, list(raw.shape), len(lab), list(key["input_shape"]), key["dataset"]))
+        _test_files[memo] = normalise(torch.from_numpy(raw.astype(np.float32)), key), torch.from_numpy(lab.astype(np.int64))
+    x, y = _test_files[memo]
+    return x.clone(), y.clone()
 
 
 def thief_split(n, holdout, fraction):
@@ -168,11 +176,11 @@ def write_file(path, data):
 
 
 def save_torchscript(model, shape, path):
-    """Traces the model in eval mode on one input of shape (c, h, w) and saves it for
-    `pmi verify --model` (through write_file)."""
+    """Traces the model in eval mode on one input of shape (c, h, w) (a ScriptModule is saved as
+    it is) and saves it for `pmi verify --model` (through write_file)."""
     model = model.cpu().eval()
     with torch.no_grad():
-        traced = torch.jit.trace(model, torch.zeros(1, *shape))
+        traced = model if isinstance(model, torch.jit.ScriptModule) else torch.jit.trace(model, torch.zeros(1, *shape))
     buf = io.BytesIO()
     torch.jit.save(traced, buf)
     write_file(path, buf.getvalue())

@@ -11,7 +11,9 @@ Usage: compare.py RESULTS.h5 [--work DIR] [--data DIR] [--pmi ./pmi] [--alpha 0.
 Settings come from the owners' evaluations (/jobs/<owner>/evals/<i>: attack, type, params; the
 parameters a section leaves out are pmi's defaults, which are attack.py's). `none` (the
 un-attacked owner) is a row too: the outside model is the export re-saved as TorchScript. Chains
-(type a+b) are listed as not applied. pmi's verdict is the file's /summary row of the owner, the
+(type a+b) are listed as not applied. An interface setting (label ... flip) is the owner behind
+interface.py's wrapper: pmi verify renormalises its answers, which changes round's verdict p (pmi's
+round is not renormalised), and its noise (innoise, outnoise) is drawn otherwise than pmi's. pmi's verdict is the file's /summary row of the owner, the
 evaluation and the decision score kind (score_kinds[0]): claimed when p_combined (else p_<decide>)
 is below --alpha; the outside verdict is the p_combined of pmi verify's record. Accuracies: pmi's
 is the evaluation's test_accuracy (split/test of the test file), the outside one attack.py's on
