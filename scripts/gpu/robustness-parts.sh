@@ -2,7 +2,7 @@
 # The paper-scale robustness experiment (`make reproduce SCALE=paper`'s: experiments/robustness.ini,
 # configs/scale-paper.ini, configs/robustness-paper.ini) in parts that each fit one device call:
 #   scripts/gpu/robustness-parts.sh weights|recipes|interface|all|sec1,sec2,... [seconds] [-s key=val ...]
-# runs only that part's attack sections of configs/attacks.ini (the others get `enabled = 0`;
+# (a list of sections is named PART_NAME, default "sections") runs only that part's attack sections of configs/attacks.ini (the others get `enabled = 0`;
 # owners, clean and independent models are trained in every part), bounded by `seconds` (default
 # 480; the models train in batches of BATCH (default 10, two seeds) so that a stopped run keeps
 # its finished batches through `pmi merge --partial`; SIGKILL 30 s after SIGTERM), then writes
@@ -20,7 +20,7 @@ case $part in
   recipes)   keep="smooth flood noisyft advtrain transfer" ;;
   interface) keep="label topk round temperature rsigmoid outnoise inquant innoise blur shift flip" ;;
   all)       keep="" ;;
-  *,*|[a-z]*) keep=$(echo "$part" | tr ',' ' '); part=$(echo "$part" | tr ',' '+') ;;
+  *,*|[a-z]*) keep=$(echo "$part" | tr ',' ' '); part=${PART_NAME:-sections} ;;
   *) echo "robustness-parts: unknown part '$part' (weights, recipes, interface, all, or sections a,b,...)" >&2; exit 2 ;;
 esac
 out=${OUT:-/tmp/robustness-parts}
