@@ -31,7 +31,7 @@ static const param_info param_table[] = {
     {"arch", 0, 0, 0, NULL, 1, 0, "student architecture (default: the victim's)"},
     {"width", 0, 0, 4096, NULL, 0, 1, "student width (0: the arch's default)"},
     {"bits", 8, 1, 16, NULL, 0, 1, "bits per weight (2^bits levels per tensor) or per query pixel (inquant)"},
-    {"sigma", 0.1, 0, 100, NULL, 0, 0, "noise std: of each tensor's std (noise), of the normalised pixels (innoise), "
+    {"sigma", 0.1, 0, 100, NULL, 0, 0, "noise std: of each tensor's std (noise, wshift), of the normalised pixels (innoise), "
                                          "of a probability (outnoise), of clip / batch (noisyft)"},
     {"k", 3, 1, 1000, NULL, 0, 1, "probabilities the answer keeps"},
     {"decimals", 2, 0, 8, NULL, 0, 1, "decimals the answer's probabilities keep"},
@@ -45,6 +45,7 @@ static const param_info param_table[] = {
     {"steps", 3, 1, 100, NULL, 0, 1, "PGD steps per batch"},
     {"classes", 5, 2, 1000, NULL, 0, 1, "the new task's classes: the first this many labels"},
     {"freeze", 1, 0, 1, NULL, 0, 1, "1: only the new head trains; 0: all layers"},
+    {"lambda", 1.5, 0, 100, NULL, 0, 0, "multiple of the mean filter taken from each convolution's filters"},
 };
 enum { N_PARAMS = sizeof param_table / sizeof param_table[0] };
 
@@ -77,6 +78,7 @@ static int apply_quantize(const attack_kind *k, const attack_step *s, nn_model *
 static int apply_noise(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
 static int apply_fineprune(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
 static int apply_shuffle(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
+static int apply_wshift(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
 static int apply_recipe(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
 static int apply_transfer(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
 static int apply_interface(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
@@ -90,6 +92,7 @@ static const attack_kind kinds[] = {
     {"prune-ft", "sparsity global " FT_PARAMS, "unstructured pruning, then fine-tune all layers with the mask fixed", apply_prune, NN_IN_NONE, NN_OUT_NONE},
     {"fineprune", "sparsity " FT_PARAMS, "Fine-Pruning (Liu et al. 2018): remove the last conv's least active channels, fine-tune", apply_fineprune, NN_IN_NONE, NN_OUT_NONE},
     {"shuffle", "", "neuron shuffling: permute hidden units (the function is unchanged)", apply_shuffle, NN_IN_NONE, NN_OUT_NONE},
+    {"wshift", "lambda sigma " FT_PARAMS, "weight shifting (WRT): shift and noise every conv filter, then fine-tune all layers", apply_wshift, NN_IN_NONE, NN_OUT_NONE},
     {"distill", "temperature alpha arch width " FT_PARAMS, "train a fresh student on the victim's soft labels", apply_distill, NN_IN_NONE, NN_OUT_NONE},
     {"extract", "arch width " FT_PARAMS, "train a fresh student on the victim's hard labels (label-only)", apply_distill, NN_IN_NONE, NN_OUT_NONE},
     {"quantize", "bits", "uniform per-tensor weight quantisation", apply_quantize, NN_IN_NONE, NN_OUT_NONE},
@@ -474,6 +477,14 @@ static int apply_fineprune(const attack_kind *k, const attack_step *s, nn_model 
 static int apply_shuffle(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w) {
     (void)k; (void)s; (void)ctx; (void)w;
     return nn_shuffle_units(*m, seed) == NN_OK ? 0 : -1;
+}
+
+/* Weight shifting (nn_shift_weights), then fine-tuning of all layers with ftal's seeds: at lambda
+ * = sigma = 0 it is ftal. */
+static int apply_wshift(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w) {
+    (void)k;
+    if (nn_shift_weights(*m, step_num(s, "lambda"), step_num(s, "sigma"), seed) != NN_OK) return -1;
+    return finetune(s, *m, ctx, seed + 1, NN_TRAIN_ALL, w);
 }
 
 /* A fresh student replaces *m, which becomes its teacher until it has trained. */

@@ -261,6 +261,12 @@ nn_status nn_quantize(nn_model *m, int bits);
  * on the CPU, so the same on any device); std is the population standard deviation; sigma
  * must be >= 0. Pruning masks are re-applied afterwards. */
 nn_status nn_add_noise(nn_model *m, double sigma, uint64_t seed);
+/* Weight shifting (the Watermark-Robustness-Toolbox's removal attack, Lukas et al. 2022): every
+ * convolution weight w (out, in, kh, kw) becomes w - shift * mean_0(w) - sigma * std(w) * z, with
+ * mean_0 the mean over its output filters, std the tensor's population standard deviation and z
+ * N(0, 1) drawn on the CPU from seed; other tensors are untouched (an mlp is unchanged). shift,
+ * sigma >= 0. Pruning masks are re-applied afterwards. */
+nn_status nn_shift_weights(nn_model *m, double shift, double sigma, uint64_t seed);
 /* Neuron shuffling (DeepJudge's removal test): a random permutation, seeded, of the hidden units
  * of every pair of consecutive layers (a Linear or Conv2d's outputs, with the BatchNorm after
  * it, and the next layer's inputs; through a Flatten, in blocks of the spatial size), and of

@@ -1693,6 +1693,23 @@ nn_status nn_add_noise(nn_model *m, double sigma, uint64_t seed) {
     });
 }
 
+nn_status nn_shift_weights(nn_model *m, double shift, double sigma, uint64_t seed) {
+    return guard(__func__, [&]() -> nn_status {
+        NN_REQUIRE(m, "nn_shift_weights: model is NULL");
+        NN_REQUIRE(shift >= 0 && sigma >= 0, "nn_shift_weights: need shift, sigma >= 0, got ", shift, ", ", sigma);
+        torch::NoGradGuard ng;
+        for (size_t i = 0; i < m->params.size(); i++) {
+            torch::Tensor &t = m->params[i];
+            if (t.dim() != 4) continue;
+            double sd = (t - t.mean()).pow(2).mean().sqrt().item<double>();
+            torch::Tensor z = seeded_randn(t, seed + i).to(t.scalar_type());
+            t.sub_(t.mean(0, true) * shift + z * (sigma * sd));
+        }
+        apply_masks(m);
+        return NN_OK;
+    });
+}
+
 }  // extern "C"
 
 namespace {

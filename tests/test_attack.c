@@ -200,12 +200,13 @@ static void test_apply_many_equals_one_by_one(void **state) {
                        "[attack.smooth]\ntype = smooth\nepochs = 1\n[attack.noisy]\ntype = noisyft\nepochs = 1\nsigma = 1\n"
                        "[attack.adv]\ntype = advtrain\nepochs = 1\n[attack.flood]\ntype = flood\nepochs = 1\n"
                        "[attack.transfer]\ntype = transfer\nepochs = 1\n[attack.label]\ntype = label\n"
-                       "[attack.pft]\ntype = prune-ft\nsparsity = 0.4\nepochs = 1\n[attack.shuffle]\ntype = shuffle\n",
+                       "[attack.pft]\ntype = prune-ft\nsparsity = 0.4\nepochs = 1\n[attack.shuffle]\ntype = shuffle\n"
+                       "[attack.wshift]\ntype = wshift\nsigma = 1\nepochs = 1\n",
                        err, sizeof err, &rc);
     assert_int_equal(rc, 0);
     attack_setting *a = NULL;
     assert_int_equal(attack_plan(c, &a, &n, err, sizeof err), 0);
-    assert_int_equal(n, 19);
+    assert_int_equal(n, 20);
     nn_model *second = NULL;
     assert_int_equal(nn_model_copy(victim, &second), NN_OK);
     nn_add_noise(second, 0.5, 77);
@@ -364,6 +365,57 @@ static void test_fineprune_removes_least_active_channels(void **state) {
     apply_fails("[attack.a]\ntype = fineprune\nepochs = 1\n", "not sequential");
     nn_model_free(victim);
     victim = saved;
+}
+
+/* Weight shifting (WRT): each convolution weight loses lambda times its mean filter (exactly, with
+ * sigma 0) and gains noise of sigma times its std (deterministic in the seed); no other tensor
+ * moves; through the attack, wshift is that followed by ftal's fine-tuning. */
+static void test_wshift_shifts_conv_filters(void **state) {
+    nn_model *m = trained("cnn", 8), *a = NULL, *b = NULL, *c = NULL;
+    assert_int_equal(nn_model_copy(m, &a), NN_OK);
+    assert_int_equal(nn_model_copy(m, &b), NN_OK);
+    assert_int_equal(nn_model_copy(m, &c), NN_OK);
+    assert_int_equal(nn_shift_weights(a, 1.5, 0, 3), NN_OK);
+    assert_int_equal(nn_shift_weights(b, 0, 0.5, 3), NN_OK);
+    assert_int_equal(nn_shift_weights(c, 0, 0.5, 3), NN_OK);
+    assert_int_equal(nn_shift_weights(c, -1, 0, 3), NN_EINVAL);
+    int convs = 0;
+    for (int q = 0; q < nn_param_count(m); q++) {
+        int64_t numel, shape[4]; int nd;
+        nn_param_info(m, q, NULL, &numel, shape, &nd);
+        float *w0 = malloc(sizeof(float) * (size_t)numel), *wa = malloc(sizeof(float) * (size_t)numel);
+        float *wb = malloc(sizeof(float) * (size_t)numel);
+        nn_param_get(m, q, w0); nn_param_get(a, q, wa); nn_param_get(b, q, wb);
+        if (nd != 4) {
+            assert_memory_equal(w0, wa, sizeof(float) * (size_t)numel);
+            assert_memory_equal(w0, wb, sizeof(float) * (size_t)numel);
+        } else {
+            convs++;
+            int64_t per = numel / shape[0];
+            double mean = 0, sd = 0, dv = 0;
+            for (int64_t j = 0; j < numel; j++) mean += w0[j] / (double)numel;
+            for (int64_t j = 0; j < numel; j++) sd += (w0[j] - mean) * (w0[j] - mean) / (double)numel;
+            for (int64_t j = 0; j < per; j++) {
+                double mf = 0;
+                for (int64_t o = 0; o < shape[0]; o++) mf += w0[o * per + j] / (double)shape[0];
+                for (int64_t o = 0; o < shape[0]; o++)
+                    if (fabs(wa[o * per + j] - (w0[o * per + j] - 1.5 * mf)) > 1e-5) fail_msg("tensor %d: not w - 1.5 mean_0(w)", q);
+            }
+            for (int64_t j = 0; j < numel; j++) dv += (wb[j] - w0[j]) * (wb[j] - w0[j]) / (double)numel;
+            double ratio = sqrt(dv) / (0.5 * sqrt(sd));
+            if (ratio < 0.8 || ratio > 1.2) fail_msg("tensor %d: noise std %g of sigma * std", q, ratio);
+        }
+        free(w0); free(wa); free(wb);
+    }
+    assert_int_equal(convs, 2);
+    for (int q = 0; q < nn_param_count(m); q++) assert_true(same_tensor(b, c, q));   /* the seed fixes the noise */
+    nn_model *saved = victim;
+    victim = m;
+    nn_model *shifted = apply("[attack.a]\ntype = wshift\nlambda = 1.5\nsigma = 0.5\nepochs = 0\n");
+    assert_false(same_tensor(shifted, m, 0));
+    nn_model_free(shifted);
+    victim = saved;
+    nn_model_free(m); nn_model_free(a); nn_model_free(b); nn_model_free(c);
 }
 
 /* ---- the interface (evaluation-time transforms) ------------------------------------ */
@@ -533,7 +585,8 @@ static void test_recipes_neutral_and_deterministic(void **state) {
     nn_model *ft = apply("[attack.a]\ntype = ftal\nepochs = 2\n");
     const char *neutral[] = {"[attack.a]\ntype = smooth\nsmoothing = 0\nepochs = 2\n",
                              "[attack.a]\ntype = noisyft\nclip = 1000000\nsigma = 0\nepochs = 2\n",
-                             "[attack.a]\ntype = advtrain\neps = 0\nepochs = 2\n"};
+                             "[attack.a]\ntype = advtrain\neps = 0\nepochs = 2\n",
+                             "[attack.a]\ntype = wshift\nlambda = 0\nsigma = 0\nepochs = 2\n"};
     const char *real[] = {"[attack.a]\ntype = smooth\nsmoothing = 0.3\nepochs = 2\n",
                           "[attack.a]\ntype = noisyft\nclip = 1\nsigma = 1\nepochs = 2\n",
                           "[attack.a]\ntype = advtrain\neps = 0.3\nsteps = 2\nepochs = 2\n",
@@ -621,6 +674,7 @@ int main(void) {
         cmocka_unit_test(test_prune_ft_keeps_sparsity),
         cmocka_unit_test(test_fineprune_removes_least_active_channels),
         cmocka_unit_test(test_shuffle_preserves_function),
+        cmocka_unit_test(test_wshift_shifts_conv_filters),
         cmocka_unit_test(test_quantize_levels),
         cmocka_unit_test(test_apply_many_equals_one_by_one),
         cmocka_unit_test(test_distill_student_is_fresh_and_close),

@@ -16,7 +16,7 @@ part=${1:?usage: robustness-parts.sh weights|recipes|interface|all [seconds] [-s
 secs=${2:-480}
 shift; [ $# -gt 0 ] && shift
 case $part in
-  weights)   keep="ftll ftal rtll rtal prune prune-ft fineprune shuffle distill distill-mlp extract quantize noise prune-then-ftal" ;;
+  weights)   keep="ftll ftal rtll rtal prune prune-ft fineprune shuffle wshift distill distill-mlp extract quantize noise prune-then-ftal" ;;
   recipes)   keep="smooth flood noisyft advtrain transfer" ;;
   interface) keep="label topk round temperature rsigmoid outnoise inquant innoise blur shift flip" ;;
   all)       keep="" ;;
