@@ -17,7 +17,8 @@
 #     value pattern with the owner;
 #   - the training recipes (smooth, noisyft, advtrain) at their neutral values are ftal bit for
 #     bit, and smooth, noisyft, advtrain and flood at real values train otherwise; transfer with
-#     --freeze 1 changes only fc and answers at most 0.55 of the 10-class test;
+#     --freeze 1 changes only fc and answers at most 0.55 of the 10-class test; wshift without noise
+#     or training takes 1.5 times the mean filter from each conv weight and moves nothing else;
 #   - compare.py tables the file's settings, every one applied outside, and its outside prune's
 #     verdict count and p equal pmi's;
 #   - shuffle (from compare.py's run) keeps the owner's outputs to 1e-4, moves every tensor but
@@ -155,6 +156,7 @@ attack adv0 advtrain --eps 0 $ft
 attack adv advtrain --eps 0.3 --steps 2 $ft
 attack flood flood --level 1 $ft
 attack transfer transfer --classes 5 --freeze 1 --epochs 3 --fraction 0.2
+attack wshift0 wshift --lambda 1.5 --sigma 0 --epochs 0
 "$pmi" verify --key "$tmp/owner.key.h5" --weights "$tmp/owner.safetensors" -o "$tmp/weights.v.json" >/dev/null 2>&1
 [ $? -le 1 ]; check $? "pmi verify --weights of the owner's export"
 
@@ -193,7 +195,7 @@ def pvals(r):
     return {(k, n): v for k, s in r["scores"].items() for n, v in s.items() if n.startswith("p_") or n in ("margin", "identified")}
 weights = [k for k, v in owner.items() if v.dim() >= 2]
 names = ("none ftll rtal prune prunel pruneft fineprune quant2 noise distill extract "
-         "ftal smooth0 smooth noisy0 noisy adv0 adv flood transfer").split()
+         "ftal smooth0 smooth noisy0 noisy adv0 adv flood transfer wshift0").split()
 m = {n: load(n) for n in names}
 a = {n: rec(n + ".json") for n in names}
 v = {n: rec(n + ".v.json") for n in names + ["weights"]}
@@ -219,6 +221,10 @@ ok(s is not None and all(torch.equal(s[k], owner[k]) for k in owner if not k.sta
    and not torch.equal(s["fc.weight"], owner["fc.weight"]) and a["transfer"] is not None and a["transfer"]["test_accuracy"] <= 0.55,
    "transfer --freeze 1: only fc changed, and the 5-class head answers at most 0.55 of the 10-class test (%s)"
    % (a["transfer"] and a["transfer"]["test_accuracy"]))
+s = m["wshift0"]
+ok(s is not None and all(torch.allclose(s[k], owner[k] - 1.5 * owner[k].mean(0, keepdim=True), atol=1e-6) if owner[k].dim() == 4
+                         else torch.equal(s[k], owner[k]) for k in owner),
+   "wshift --lambda 1.5 --sigma 0 --epochs 0: each conv weight minus 1.5 times its mean filter, nothing else moved")
 s = m["rtal"]
 ok(s is not None and not torch.equal(s["fc.weight"], owner["fc.weight"]) and not torch.equal(s["conv1.weight"], owner["conv1.weight"]),
    "rtal: the last layer (fc) differs from the owner's, and so does the first (all layers trained)")

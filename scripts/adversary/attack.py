@@ -44,7 +44,7 @@ PARAMS = {
     "arch": (str, "", None, None, "student architecture (default: the owner's)"),
     "width": (int, 0, 0, 4096, "student width (0: the arch's default; needs --arch)"),
     "bits": (int, 8, 1, 16, "bits per parameter tensor (quantize) or per query image (inquant): 2^bits levels"),
-    "sigma": (float, 0.1, 0, 100, "noise std: of each tensor's std (noise), of clip / batch (noisyft), of the "
+    "sigma": (float, 0.1, 0, 100, "noise std: of each tensor's std (noise, wshift), of clip / batch (noisyft), of the "
                                   "normalised pixels (innoise), of a probability (outnoise)"),
     "smoothing": (float, 0.1, 0, 0.999, "label smoothing of the targets (F.cross_entropy's label_smoothing)"),
     "level": (float, 0.3, 0, 100, "flooding level b: a sample's loss l counts as |l - b| + b"),
@@ -58,6 +58,7 @@ PARAMS = {
     "beta": (float, 1, 0, 10, "reverse sigmoid's strength"),
     "gamma": (float, 0.1, 1e-6, 100, "reverse sigmoid's slope"),
     "pixels": (int, 1, 0, 64, "blur radius ((2r+1)^2 window) or shift, in pixels (below the image's side)"),
+    "lambda": (float, 1.5, 0, 100, "multiple of the mean filter taken from each convolution's filters (wshift)"),
 }
 FT = ["epochs", "lr", "optimizer", "momentum", "weight_decay", "batch_size", "fraction"]
 FAMILIES = {
@@ -74,6 +75,8 @@ FAMILIES = {
     "extract": (["arch", "width"] + FT, "a fresh student on the owner's hard labels (label-only)"),
     "quantize": (["bits"], "per-tensor affine quantisation of every parameter (torch.fake_quantize_per_tensor_affine)"),
     "noise": (["sigma"], "Gaussian noise on every parameter, sigma times the tensor's std"),
+    "wshift": (["lambda", "sigma"] + FT, "weight shifting (WRT): each conv weight minus lambda times its mean filter "
+                                         "plus noise of sigma times its std, then fine-tune all layers"),
     "smooth": (["smoothing"] + FT, "fine-tune all layers against label-smoothed targets"),
     "flood": (["level"] + FT, "fine-tune all layers with per-sample flooding (the adaptive thief)"),
     "noisyft": (["sigma", "clip"] + FT, "fine-tune all layers, each batch's gradient clipped to norm clip plus "
@@ -279,6 +282,17 @@ def add_noise(model, sigma, seed):
             q.add_(torch.randn(q.shape, generator=gen).to(q.device) * (sigma * sd))
 
 
+def shift_weights(model, lmbda, sigma, seed):
+    """Weight shifting as the Watermark-Robustness-Toolbox does it: every 4-d (convolution) weight
+    w becomes w - lambda mean_0(w) - sigma std(w) z, z ~ N(0, 1) from a torch.Generator."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for q in model.parameters():
+            if q.dim() == 4:
+                sd = q.std(unbiased=False).item()
+                q.sub_(q.mean(0, keepdim=True) * lmbda + torch.randn(q.shape, generator=gen).to(q.device) * (sigma * sd))
+
+
 def attack(owner, meta, family, p, x, y, seed):
     """The attacked model (the owner is modified in place, or a fresh student is returned)."""
     if family in ("ftll", "ftal", "rtll", "rtal"):
@@ -317,6 +331,9 @@ def attack(owner, meta, family, p, x, y, seed):
         return interface.Interface(owner, shape, int(meta["classes"]), family, p, seed)
     if family == "shuffle":
         return shuffle_units(owner, seed)
+    if family == "wshift":
+        shift_weights(owner, p["lambda"], p["sigma"], seed)
+        return train(owner, x, y, p, seed + 1)
     if family == "quantize":
         quantize(owner, p["bits"])
     elif family == "noise":
