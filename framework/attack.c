@@ -46,6 +46,8 @@ static const param_info param_table[] = {
     {"classes", 5, 2, 1000, NULL, 0, 1, "the new task's classes: the first this many labels"},
     {"freeze", 1, 0, 1, NULL, 0, 1, "1: only the new head trains; 0: all layers"},
     {"lambda", 1.5, 0, 100, NULL, 0, 0, "multiple of the mean filter taken from each convolution's filters"},
+    {"samples", 50, 1, 1e6, NULL, 0, 1, "the thief's own mini-dataset: the first this many of its samples"},
+    {"repeat", 4, 1, 100, NULL, 0, 1, "times the thief's mini-dataset is in its training set"},
 };
 enum { N_PARAMS = sizeof param_table / sizeof param_table[0] };
 
@@ -79,6 +81,7 @@ static int apply_noise(const attack_kind *k, const attack_step *s, nn_model **m,
 static int apply_fineprune(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
 static int apply_shuffle(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
 static int apply_wshift(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
+static int apply_overwrite(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
 static int apply_recipe(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
 static int apply_transfer(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
 static int apply_interface(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w);
@@ -93,6 +96,7 @@ static const attack_kind kinds[] = {
     {"fineprune", "sparsity " FT_PARAMS, "Fine-Pruning (Liu et al. 2018): remove the last conv's least active channels, fine-tune", apply_fineprune, NN_IN_NONE, NN_OUT_NONE},
     {"shuffle", "", "neuron shuffling: permute hidden units (the function is unchanged)", apply_shuffle, NN_IN_NONE, NN_OUT_NONE},
     {"wshift", "lambda sigma " FT_PARAMS, "weight shifting (WRT): shift and noise every conv filter, then fine-tune all layers", apply_wshift, NN_IN_NONE, NN_OUT_NONE},
+    {"overwrite", "samples repeat " FT_PARAMS, "overwriting (WRT): fine-tune all layers while embedding the thief's own PMI fingerprint", apply_overwrite, NN_IN_NONE, NN_OUT_NONE},
     {"distill", "temperature alpha arch width " FT_PARAMS, "train a fresh student on the victim's soft labels", apply_distill, NN_IN_NONE, NN_OUT_NONE},
     {"extract", "arch width " FT_PARAMS, "train a fresh student on the victim's hard labels (label-only)", apply_distill, NN_IN_NONE, NN_OUT_NONE},
     {"quantize", "bits", "uniform per-tensor weight quantisation", apply_quantize, NN_IN_NONE, NN_OUT_NONE},
@@ -527,6 +531,31 @@ static int apply_recipe(const attack_kind *k, const attack_step *s, nn_model **m
     if (kind_takes(k, "level")) tp->flood = step_num(s, "level");
     if (kind_takes(k, "clip")) { tp->clip = step_num(s, "clip"); tp->grad_noise = step_num(s, "sigma"); }
     if (kind_takes(k, "eps")) { tp->adv_eps = step_num(s, "eps"); tp->adv_steps = (int)step_num(s, "steps"); }
+    return 0;
+}
+
+/* Overwriting (WRT: embedding a watermark of one's own with the same scheme), for PMI: the thief's
+ * own mini-dataset, the first `samples` of its data, is `repeat` times in its training set (once
+ * among the rest, repeat - 1 copies after) while all layers are fine-tuned with ftal's seeds; at
+ * repeat 1 it is ftal. */
+static int apply_overwrite(const attack_kind *k, const attack_step *s, nn_model **m, const attack_ctx *ctx, uint64_t seed, step_work *w) {
+    (void)k;
+    nn_data *part = NULL;
+    if (!ctx->attacker || attacker_part(ctx, step_num(s, "fraction"), &part)) return -1;
+    int64_t n = nn_data_size(part), own = (int64_t)step_num(s, "samples"), total = n + (int64_t)(step_num(s, "repeat") - 1) * own;
+    if (own > n) {
+        snprintf(apply_msg, sizeof apply_msg, "samples = %lld: the attacker's data has only %lld", (long long)own, (long long)n);
+        nn_data_free(part);
+        return -1;
+    }
+    int64_t *idx = util_malloc(sizeof *idx * (size_t)total);
+    for (int64_t i = 0; i < total; i++) idx[i] = i < n ? i : (i - n) % own;
+    int rc = nn_data_subset(part, idx, total, &w->data) == NN_OK ? 0 : -1;
+    free(idx);
+    nn_data_free(part);
+    if (rc) return -1;
+    w->task = (nn_train_task){ .model = *m, .data = w->data, .params = step_train(s, seed + 1) };
+    w->task.params.trainable = NN_TRAIN_ALL;
     return 0;
 }
 

@@ -15,8 +15,8 @@
 #   - quantize leaves at most 2^bits distinct values per tensor; noise moves each tensor by
 #     sigma times its std (within 25%); distill and extract (an mlp student) share no tensor
 #     value pattern with the owner;
-#   - the training recipes (smooth, noisyft, advtrain) at their neutral values are ftal bit for
-#     bit, and smooth, noisyft, advtrain and flood at real values train otherwise; transfer with
+#   - the training recipes (smooth, noisyft, advtrain, overwrite) at their neutral values are ftal
+#     bit for bit, and smooth, noisyft, advtrain, flood and overwrite at real values train otherwise; transfer with
 #     --freeze 1 changes only fc and answers at most 0.55 of the 10-class test; wshift without noise
 #     or training takes 1.5 times the mean filter from each conv weight and moves nothing else;
 #   - compare.py tables the file's settings, every one applied outside, and its outside prune's
@@ -157,6 +157,8 @@ attack adv advtrain --eps 0.3 --steps 2 $ft
 attack flood flood --level 1 $ft
 attack transfer transfer --classes 5 --freeze 1 --epochs 3 --fraction 0.2
 attack wshift0 wshift --lambda 1.5 --sigma 0 --epochs 0
+attack ow1 overwrite --samples 10 --repeat 1 $ft
+attack ow overwrite --samples 10 --repeat 4 $ft
 "$pmi" verify --key "$tmp/owner.key.h5" --weights "$tmp/owner.safetensors" -o "$tmp/weights.v.json" >/dev/null 2>&1
 [ $? -le 1 ]; check $? "pmi verify --weights of the owner's export"
 
@@ -195,7 +197,7 @@ def pvals(r):
     return {(k, n): v for k, s in r["scores"].items() for n, v in s.items() if n.startswith("p_") or n in ("margin", "identified")}
 weights = [k for k, v in owner.items() if v.dim() >= 2]
 names = ("none ftll rtal prune prunel pruneft fineprune quant2 noise distill extract "
-         "ftal smooth0 smooth noisy0 noisy adv0 adv flood transfer wshift0").split()
+         "ftal smooth0 smooth noisy0 noisy adv0 adv flood transfer wshift0 ow1 ow").split()
 m = {n: load(n) for n in names}
 a = {n: rec(n + ".json") for n in names}
 v = {n: rec(n + ".v.json") for n in names + ["weights"]}
@@ -212,9 +214,9 @@ ok(s is not None and all(torch.equal(s[k], owner[k]) for k in owner if not k.sta
    and not torch.equal(s["fc.weight"], owner["fc.weight"]) and not torch.equal(s["fc.bias"], owner["fc.bias"]),
    "ftll: fc.weight and fc.bias changed, every other tensor bit-identical to the owner's")
 same = lambda a_, b_: a_ is not None and b_ is not None and all(torch.equal(a_[k], b_[k]) for k in b_)
-for n in ("smooth0", "noisy0", "adv0"):
+for n in ("smooth0", "noisy0", "adv0", "ow1"):
     ok(same(m[n], m["ftal"]), "%s: at its neutral value the recipe is ftal bit for bit" % n)
-for n in ("smooth", "noisy", "adv", "flood"):
+for n in ("smooth", "noisy", "adv", "flood", "ow"):
     ok(m[n] is not None and m["ftal"] is not None and not same(m[n], m["ftal"]), "%s: the recipe trains otherwise than ftal" % n)
 s = m["transfer"]
 ok(s is not None and all(torch.equal(s[k], owner[k]) for k in owner if not k.startswith("fc."))

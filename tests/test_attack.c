@@ -201,12 +201,13 @@ static void test_apply_many_equals_one_by_one(void **state) {
                        "[attack.adv]\ntype = advtrain\nepochs = 1\n[attack.flood]\ntype = flood\nepochs = 1\n"
                        "[attack.transfer]\ntype = transfer\nepochs = 1\n[attack.label]\ntype = label\n"
                        "[attack.pft]\ntype = prune-ft\nsparsity = 0.4\nepochs = 1\n[attack.shuffle]\ntype = shuffle\n"
-                       "[attack.wshift]\ntype = wshift\nsigma = 1\nepochs = 1\n",
+                       "[attack.wshift]\ntype = wshift\nsigma = 1\nepochs = 1\n"
+                       "[attack.overwrite]\ntype = overwrite\nsamples = 10\nepochs = 1\n",
                        err, sizeof err, &rc);
     assert_int_equal(rc, 0);
     attack_setting *a = NULL;
     assert_int_equal(attack_plan(c, &a, &n, err, sizeof err), 0);
-    assert_int_equal(n, 20);
+    assert_int_equal(n, 21);
     nn_model *second = NULL;
     assert_int_equal(nn_model_copy(victim, &second), NN_OK);
     nn_add_noise(second, 0.5, 77);
@@ -418,6 +419,28 @@ static void test_wshift_shifts_conv_filters(void **state) {
     nn_model_free(m); nn_model_free(a); nn_model_free(b); nn_model_free(c);
 }
 
+static double mean_ce(nn_model *m, const nn_data *d, const int32_t *y);
+
+/* Overwriting plants the thief's own membership: its mini-dataset (the first `samples` of its
+ * data, in its training set `repeat` times) ends with a lower loss than after ftal alone; more
+ * samples than the attacker has is refused with the count. */
+static void test_overwrite_plants_own_pool(void **state) {
+    nn_model *ft = apply("[attack.a]\ntype = ftal\nepochs = 3\n");
+    nn_model *ow = apply("[attack.a]\ntype = overwrite\nsamples = 20\nrepeat = 8\nepochs = 3\n");
+    int64_t idx[20];
+    for (int i = 0; i < 20; i++) idx[i] = i;
+    nn_data *own = NULL;
+    assert_int_equal(nn_data_subset(dattack, idx, 20, &own), NN_OK);
+    int32_t y[20];
+    assert_int_equal(nn_data_labels(own, y), NN_OK);
+    double lf = mean_ce(ft, own, y), lo = mean_ce(ow, own, y);
+    print_message("the thief's own 20 samples: loss %.4f after ftal, %.4f after overwrite\n", lf, lo);
+    if (!(lo < 0.8 * lf)) fail_msg("overwrite did not plant its samples: loss %g vs ftal's %g", lo, lf);
+    nn_data_free(own);
+    nn_model_free(ft); nn_model_free(ow);
+    apply_fails("[attack.a]\ntype = overwrite\nsamples = 1000000\nepochs = 1\n", "the attacker's data has only");
+}
+
 /* ---- the interface (evaluation-time transforms) ------------------------------------ */
 /* m's log-probabilities on the first n samples of the training set, transformed on the host by
  * `host` first when it is given (NULL: as they are). */
@@ -586,11 +609,13 @@ static void test_recipes_neutral_and_deterministic(void **state) {
     const char *neutral[] = {"[attack.a]\ntype = smooth\nsmoothing = 0\nepochs = 2\n",
                              "[attack.a]\ntype = noisyft\nclip = 1000000\nsigma = 0\nepochs = 2\n",
                              "[attack.a]\ntype = advtrain\neps = 0\nepochs = 2\n",
-                             "[attack.a]\ntype = wshift\nlambda = 0\nsigma = 0\nepochs = 2\n"};
+                             "[attack.a]\ntype = wshift\nlambda = 0\nsigma = 0\nepochs = 2\n",
+                             "[attack.a]\ntype = overwrite\nrepeat = 1\nepochs = 2\n"};
     const char *real[] = {"[attack.a]\ntype = smooth\nsmoothing = 0.3\nepochs = 2\n",
                           "[attack.a]\ntype = noisyft\nclip = 1\nsigma = 1\nepochs = 2\n",
                           "[attack.a]\ntype = advtrain\neps = 0.3\nsteps = 2\nepochs = 2\n",
-                          "[attack.a]\ntype = flood\nlevel = 1\nepochs = 2\n"};
+                          "[attack.a]\ntype = flood\nlevel = 1\nepochs = 2\n",
+                          "[attack.a]\ntype = overwrite\nsamples = 20\nrepeat = 4\nepochs = 2\n"};
     for (size_t c = 0; c < sizeof neutral / sizeof neutral[0]; c++) {
         nn_model *m = apply(neutral[c]);
         for (int i = 0; i < nn_param_count(m); i++)
@@ -675,6 +700,7 @@ int main(void) {
         cmocka_unit_test(test_fineprune_removes_least_active_channels),
         cmocka_unit_test(test_shuffle_preserves_function),
         cmocka_unit_test(test_wshift_shifts_conv_filters),
+        cmocka_unit_test(test_overwrite_plants_own_pool),
         cmocka_unit_test(test_quantize_levels),
         cmocka_unit_test(test_apply_many_equals_one_by_one),
         cmocka_unit_test(test_distill_student_is_fresh_and_close),

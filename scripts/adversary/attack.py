@@ -59,6 +59,8 @@ PARAMS = {
     "gamma": (float, 0.1, 1e-6, 100, "reverse sigmoid's slope"),
     "pixels": (int, 1, 0, 64, "blur radius ((2r+1)^2 window) or shift, in pixels (below the image's side)"),
     "lambda": (float, 1.5, 0, 100, "multiple of the mean filter taken from each convolution's filters (wshift)"),
+    "samples": (int, 50, 1, 1000000, "the thief's own mini-dataset: the first this many of its samples (overwrite)"),
+    "repeat": (int, 4, 1, 100, "times the thief's mini-dataset is in its training set (overwrite)"),
 }
 FT = ["epochs", "lr", "optimizer", "momentum", "weight_decay", "batch_size", "fraction"]
 FAMILIES = {
@@ -75,6 +77,8 @@ FAMILIES = {
     "extract": (["arch", "width"] + FT, "a fresh student on the owner's hard labels (label-only)"),
     "quantize": (["bits"], "per-tensor affine quantisation of every parameter (torch.fake_quantize_per_tensor_affine)"),
     "noise": (["sigma"], "Gaussian noise on every parameter, sigma times the tensor's std"),
+    "overwrite": (["samples", "repeat"] + FT, "overwriting (WRT), for PMI: the thief's first `samples` samples "
+                                              "`repeat` times in its training set, all layers fine-tuned"),
     "wshift": (["lambda", "sigma"] + FT, "weight shifting (WRT): each conv weight minus lambda times its mean filter "
                                          "plus noise of sigma times its std, then fine-tune all layers"),
     "smooth": (["smoothing"] + FT, "fine-tune all layers against label-smoothed targets"),
@@ -331,6 +335,12 @@ def attack(owner, meta, family, p, x, y, seed):
         return interface.Interface(owner, shape, int(meta["classes"]), family, p, seed)
     if family == "shuffle":
         return shuffle_units(owner, seed)
+    if family == "overwrite":
+        k = p["samples"]
+        if k > len(x):
+            raise SystemExit("attack.py: --samples %d: the thief's data has only %d" % (k, len(x)))
+        rep = [x[:k]] * (p["repeat"] - 1)
+        return train(owner, torch.cat([x] + rep), torch.cat([y] + [y[:k]] * (p["repeat"] - 1)), p, seed + 1)
     if family == "wshift":
         shift_weights(owner, p["lambda"], p["sigma"], seed)
         return train(owner, x, y, p, seed + 1)
