@@ -111,7 +111,7 @@ static const key_def schema[] = {
     ROW("pmi", "decide", K_CHOICE, decide, "perm", 0, 0, 0, pvalue_name, "p-value used for the ownership decision"),
     ROW("pmi", "decide_score", K_CHOICE, decide_score, "", 0, 0, EMPTY_OK, score_name, "score kind of the decision, one of pmi.scores; empty: the first"),
     ROW("pmi", "lnoise_queries", K_INT, lnoise_queries, "16", 1, 1024, 0, NULL, "lnoise score: noisy queries per sample (its scores are multiples of 1/this)"),
-    ROW("pmi", "lnoise_sigma", K_DOUBLE, lnoise_sigma, "0.5", 0, 100, 0, NULL, "lnoise score: std of the Gaussian noise added to each query (normalised pixels; 0: the correct score)"),
+    ROW("pmi", "lnoise_sigma", K_DOUBLE, lnoise_sigma, "0.25", 0, 100, 0, NULL, "lnoise score: std of the Gaussian noise added to each query (normalised pixels; 0: the correct score)"),
     ROW("pmi", "references", K_INT, references, "0", 0, 1000, 0, NULL, "reference models per seed, trained without any pool sample (0: none)"),
     ROW("pmi", "reference_fraction", K_DOUBLE, reference_fraction, "1", 0, 1, OPEN_MIN, NULL, "fraction of the owner's training set (without D_k) each reference trains on"),
     ROW("pmi", "holdout", K_INT, holdout, "0", 0, 1e7, 0, NULL, "held-out samples H of the owner's data for the dataset evidence (S against H; the pool's other mini-datasets join H); 0: no dataset evidence"),

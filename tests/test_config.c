@@ -525,7 +525,7 @@ static void test_names_from_owner_tables(void **state) {
     assert_null(strstr(all, "lnoise"));
     assert_string_equal(point_with("pmi.scores=lnoise,loss").scores, "lnoise,loss");
     assert_int_equal(point_with("pmi.lnoise_queries=8").lnoise_queries, 8);
-    assert_true(point_with("pmi.permutations=10").lnoise_sigma == 0.5);
+    assert_true(point_with("pmi.permutations=10").lnoise_sigma == 0.25);
     cfg *empty = cfg_create();
     char *text = cfg_effective_text(empty);
     assert_non_null(text);
