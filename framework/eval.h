@@ -3,9 +3,9 @@
  * statistics of each kind (pmi_verify). The permutation test comes last, for all of a job's
  * evaluations at once (eval_permutations: one pmi_perm_batch, so every test of the job
  * shares one set of random subsets, drawn once). The lnoise kind queries the model again,
- * lnoise_queries times per sample (eval_lnoise), only when it is listed. A model whose outputs are NaN (an attack
- * diverged) is recorded as unverifiable: identified -1 and NaN p-values, which no alpha
- * claims.
+ * lnoise_queries times per sample (eval_lnoise), only when it is listed. A model whose outputs
+ * are NaN (an attack diverged) is recorded as unverifiable: identified -1 and NaN p-values,
+ * which no alpha claims.
  *
  *   eval_input in = { .pool = ..., .pool_labels = ..., ... };
  *   store_eval ev[n] = { { .attack = "none", ... }, ... };
