@@ -53,7 +53,7 @@ static const char *dataset_name(int i) {   /* the names data_load() knows */
 }
 
 static const char *score_name(int i) { return i >= 0 && i < SCORE_COUNT ? pmi_score_name((pmi_score_kind)i) : NULL; }
-static const char *raw_score_name(int i) { return i >= 0 && i < SCORE_RAW_COUNT ? pmi_score_name((pmi_score_kind)i) : NULL; }
+static const char *default_score_name(int i) { return i >= 0 && i < SCORE_DEFAULT_COUNT ? pmi_score_name((pmi_score_kind)i) : NULL; }
 static const char *pvalue_name(int i) { return i >= 0 && i < P_COUNT ? pmi_pvalue_name((pmi_pvalue)i) : NULL; }
 
 typedef struct {
@@ -106,9 +106,12 @@ static const key_def schema[] = {
     ROW("pmi", "permutations", K_INT, permutations, "9999", 1, 1e8, 0, NULL, "resamples of the permutation test"),
     ROW("pmi", "alpha", K_DLIST, alphas, "0.01,0.05", 0, 1, OPEN_MIN | OPEN_MAX, NULL, "significance levels (a list, not a sweep)"),
     {"pmi", "scores", K_SLIST, F(scores), NULL, 0, 0, 0, score_name,
-     "membership score kinds (a list, not a sweep); default: every raw kind (diff and lira need pmi.references)", raw_score_name},
+     "membership score kinds (a list, not a sweep); default: every kind but lnoise, diff and lira, which must be named "
+     "(lnoise costs pmi.lnoise_queries more evaluations of every model; diff and lira need pmi.references)", default_score_name},
     ROW("pmi", "decide", K_CHOICE, decide, "perm", 0, 0, 0, pvalue_name, "p-value used for the ownership decision"),
     ROW("pmi", "decide_score", K_CHOICE, decide_score, "", 0, 0, EMPTY_OK, score_name, "score kind of the decision, one of pmi.scores; empty: the first"),
+    ROW("pmi", "lnoise_queries", K_INT, lnoise_queries, "16", 1, 1024, 0, NULL, "lnoise score: noisy queries per sample (its scores are multiples of 1/this)"),
+    ROW("pmi", "lnoise_sigma", K_DOUBLE, lnoise_sigma, "0.25", 0, 100, 0, NULL, "lnoise score: std of the Gaussian noise added to each query (normalised pixels; 0: the correct score)"),
     ROW("pmi", "references", K_INT, references, "0", 0, 1000, 0, NULL, "reference models per seed, trained without any pool sample (0: none)"),
     ROW("pmi", "reference_fraction", K_DOUBLE, reference_fraction, "1", 0, 1, OPEN_MIN, NULL, "fraction of the owner's training set (without D_k) each reference trains on"),
     ROW("pmi", "holdout", K_INT, holdout, "0", 0, 1e7, 0, NULL, "held-out samples H of the owner's data for the dataset evidence (S against H; the pool's other mini-datasets join H); 0: no dataset evidence"),

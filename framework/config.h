@@ -81,6 +81,8 @@ typedef struct {
     char scores[CFG_STR];       /* comma list of distinct score kinds (pmi_score_name), "a,b" without spaces */
     char decide[CFG_STR];       /* p-value used for the ownership decision (pmi_pvalue_name) */
     char decide_score[CFG_STR]; /* score kind of the decision, one of scores; "": the first of scores */
+    int lnoise_queries;         /* lnoise score kind: noisy queries per sample (K) */
+    double lnoise_sigma;        /* lnoise score kind: std of each query's Gaussian noise (normalised pixels) */
     int references;             /* reference models per seed (trained without any pool sample); 0: none */
     double reference_fraction;  /* fraction of the owner's training set (without D_k) each reference trains on */
     int holdout;                /* held-out samples H for the dataset evidence (pmi.holdout); 0: none */

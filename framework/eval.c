@@ -21,12 +21,38 @@ static void unverifiable(pmi_result *r, int N, int m, int k) {
     for (int i = 0; i < P_COUNT; i++) { r->p[i] = r->p_nway[i] = NAN; r->nway_index[i] = -1; }
 }
 
+int eval_lnoise(nn_model *model, const nn_data *d, const int32_t *y, int classes, int queries, double sigma,
+                uint64_t seed, double *out, char *err, size_t errlen) {
+    if (queries < 1) return util_err(err, errlen, "lnoise: %d queries, expected >= 1", queries);
+    int64_t n = nn_data_size(d);
+    float *logp = util_malloc(sizeof *logp * (size_t)(n * classes + 1));
+    double *hit = util_malloc(sizeof *hit * (size_t)(n + 1));
+    for (int64_t i = 0; i < n; i++) out[i] = 0;
+    int rc = 0;
+    for (int q = 0; q < queries && !rc; q++) {
+        if (nn_eval_logp_noisy(model, d, sigma, seed + (uint64_t)q * (uint64_t)n, logp) != NN_OK) {
+            rc = util_err(err, errlen, "lnoise query %d: %s", q, nn_last_error());
+            break;
+        }
+        pmi_scores(SCORE_LNOISE, logp, y, n, classes, hit);
+        for (int64_t i = 0; i < n; i++) out[i] += hit[i];   /* counts: exact in a double */
+    }
+    for (int64_t i = 0; i < n && !rc; i++) out[i] /= queries;
+    free(logp); free(hit);
+    return rc ? -1 : 0;
+}
+
 /* The scores of kind `kind` of n samples (labels y) into s: raw kinds from the
- * log-probabilities, calibrated ones against the references' base scores ref[base] (n_refs, n).
- * 0; 1 when the kind cannot be calibrated for this model (a reference left out of too few);
- * -1 with pmi_error(). */
-static int kind_scores(const eval_input *in, int kind, const float *logp, const int32_t *y, int64_t n,
-                       const double *const *ref, double *s) {
+ * log-probabilities, lnoise copied from `queried` (eval_lnoise's scores of the same samples),
+ * calibrated ones against the references' base scores ref[base] (n_refs, n). 0; 1 when the
+ * kind cannot be calibrated for this model (a reference left out of too few); -1 with
+ * pmi_error(). */
+static int kind_scores(const eval_input *in, int kind, const float *logp, const double *queried, const int32_t *y,
+                       int64_t n, const double *const *ref, double *s) {
+    if (pmi_score_queried((pmi_score_kind)kind)) {
+        memcpy(s, queried, sizeof *s * (size_t)n);
+        return 0;
+    }
     if (!pmi_score_calibrated((pmi_score_kind)kind)) {
         pmi_scores((pmi_score_kind)kind, logp, y, n, in->classes, s);
         return 0;
@@ -45,10 +71,10 @@ static int kind_scores(const eval_input *in, int kind, const float *logp, const 
 
 /* The dataset evidence of kind k before its permutation test: the S-then-H scores into
  * ev->data_scores and n, gap into ev->data[k]. 0; 1 when the kind cannot be calibrated; -1. */
-static int data_kind(const eval_input *in, int k, const float *dlogp, store_eval *ev) {
+static int data_kind(const eval_input *in, int k, const float *dlogp, const double *dqueried, store_eval *ev) {
     int64_t n = in->n_side;
     double *s = ev->data_scores + k * 2 * n;
-    int rc = kind_scores(in, in->kinds[k], dlogp, in->dset_labels, 2 * n, in->dref_scores, s);
+    int rc = kind_scores(in, in->kinds[k], dlogp, dqueried, in->dset_labels, 2 * n, in->dref_scores, s);
     if (rc) return rc;
     double a = 0, b = 0;
     for (int64_t i = 0; i < n; i++) { a += s[i]; b += s[n + i]; }
@@ -56,18 +82,19 @@ static int data_kind(const eval_input *in, int k, const float *dlogp, store_eval
     return 0;
 }
 
-/* Scores and statistics of every kind from the log-probabilities, the permutation test aside
+/* Scores and statistics of every kind from the log-probabilities (and the lnoise scores q, dq of
+ * the pool and the dataset evidence when it is listed), the permutation test aside
  * (eval_permutations). 0, or -1 with err. */
-static int verify_kinds(const eval_input *in, const float *logp, const float *dlogp, int diverged, store_eval *ev,
-                        char *err, size_t errlen) {
+static int verify_kinds(const eval_input *in, const float *logp, const float *dlogp, const double *q, const double *dq,
+                        int diverged, store_eval *ev, char *err, size_t errlen) {
     int64_t nm = (int64_t)in->N * in->m;
     int failed = 0;
     #pragma omp parallel for schedule(dynamic)
     for (int k = 0; k < in->n_kinds; k++) {
         double *s = ev->sample_scores + k * nm, *mean = ev->pool_mean + k * in->N, *median = ev->pool_median + k * in->N;
         ev->data[k] = (pmi_data_result){ .n = (int)in->n_side, .gap = NAN, .p = NAN, .z = NAN };
-        int cal = diverged ? 0 : kind_scores(in, in->kinds[k], logp, in->pool_labels, nm, in->ref_scores, s);
-        if (!diverged && !cal && in->n_side > 0) cal = data_kind(in, k, dlogp, ev);
+        int cal = diverged ? 0 : kind_scores(in, in->kinds[k], logp, q, in->pool_labels, nm, in->ref_scores, s);
+        if (!diverged && !cal && in->n_side > 0) cal = data_kind(in, k, dlogp, dq, ev);
         if (diverged) pmi_scores((pmi_score_kind)in->kinds[k], logp, in->pool_labels, nm, in->classes, s);
         if (diverged || cal == 1) {
             unverifiable(&ev->res[k], in->N, in->m, in->secret);
@@ -83,6 +110,25 @@ static int verify_kinds(const eval_input *in, const float *logp, const float *dl
         }
     }
     return failed ? -1 : 0;
+}
+
+/* The lnoise scores of the pool (*q) and of the dataset evidence (*dq, with it) when lnoise is
+ * listed and the model has not diverged; NULL otherwise. 0, or -1 with err. */
+static int lnoise_scores(nn_model *model, const eval_input *in, int diverged, double **q, double **dq, char *err,
+                         size_t errlen) {
+    int listed = 0;
+    for (int k = 0; k < in->n_kinds; k++) listed |= pmi_score_queried((pmi_score_kind)in->kinds[k]);
+    if (!listed || diverged) return 0;
+    uint64_t nm = (uint64_t)in->N * (uint64_t)in->m;
+    *q = util_malloc(sizeof **q * nm);
+    int rc = eval_lnoise(model, in->pool, in->pool_labels, in->classes, in->lnoise_queries, in->lnoise_sigma,
+                         in->lnoise_seed, *q, err, errlen);
+    if (!rc && in->n_side > 0) {
+        *dq = util_malloc(sizeof **dq * (size_t)(2 * in->n_side));
+        rc = eval_lnoise(model, in->dset, in->dset_labels, in->classes, in->lnoise_queries, in->lnoise_sigma,
+                         in->lnoise_seed + (uint64_t)in->lnoise_queries * nm, *dq, err, errlen);
+    }
+    return rc;
 }
 
 int eval_model(nn_model *model, const eval_input *in, store_eval *ev, char *err, size_t errlen) {
@@ -104,8 +150,10 @@ int eval_model(nn_model *model, const eval_input *in, store_eval *ev, char *err,
     int diverged = 0;
     for (int64_t i = 0; i < nm * in->classes && !diverged; i++) diverged = isnan(logp[i]);
     for (int64_t i = 0; i < nd * in->classes && !diverged; i++) diverged = isnan(dlogp[i]);
-    int rc = verify_kinds(in, logp, dlogp, diverged, ev, err, errlen);
-    free(logp); free(dlogp);
+    double *q = NULL, *dq = NULL;
+    int rc = lnoise_scores(model, in, diverged, &q, &dq, err, errlen);
+    if (!rc) rc = verify_kinds(in, logp, dlogp, q, dq, diverged, ev, err, errlen);
+    free(logp); free(dlogp); free(q); free(dq);
     if (rc) return -1;
     if (diverged) fprintf(stderr, "  %s: %s%s model outputs NaN (diverged): recorded as unverifiable\n",
                           in->who, strcmp(ev->attack, "none") ? "attack " : "", strcmp(ev->attack, "none") ? ev->attack : "");

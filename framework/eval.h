@@ -2,9 +2,10 @@
  * per-sample membership scores of every pool sample for every score kind, and the PMI
  * statistics of each kind (pmi_verify). The permutation test comes last, for all of a job's
  * evaluations at once (eval_permutations: one pmi_perm_batch, so every test of the job
- * shares one set of random subsets, drawn once). A model whose outputs are NaN (an attack
- * diverged) is recorded as unverifiable: identified -1 and NaN p-values, which no alpha
- * claims.
+ * shares one set of random subsets, drawn once). The lnoise kind queries the model again,
+ * lnoise_queries times per sample (eval_lnoise), only when it is listed. A model whose outputs
+ * are NaN (an attack diverged) is recorded as unverifiable: identified -1 and NaN p-values,
+ * which no alpha claims.
  *
  *   eval_input in = { .pool = ..., .pool_labels = ..., ... };
  *   store_eval ev[n] = { { .attack = "none", ... }, ... };
@@ -45,6 +46,13 @@ typedef struct {
     const double *dref_scores[SCORE_COUNT];
     int data_permutations;
     uint64_t data_seed;
+    /* The lnoise kind (pmi.h), used only when listed in kinds: lnoise_queries noisy queries per
+     * sample, each pixel plus N(0, lnoise_sigma^2) (eval_lnoise). The pool's query q draws from
+     * lnoise_seed + q N m, the dataset evidence's from lnoise_seed + lnoise_queries N m + q 2 n_side,
+     * so that every model evaluated with this `in` is asked the same noisy queries. */
+    int lnoise_queries;
+    double lnoise_sigma;
+    uint64_t lnoise_seed;
     const char *who;              /* job id, for the diverged-model message */
 } eval_input;
 
@@ -62,6 +70,13 @@ int eval_model(nn_model *model, const eval_input *in, store_eval *ev, char *err,
  * their NaN. With dataset evidence, a second pmi_perm_batch (N = 2, m = n_side, k = 0, from
  * in->data_seed) fills every verifiable data[k].p and z. Returns 0, or -1 with err. */
 int eval_permutations(store_eval *evs, int n, const eval_input *in, char *err, size_t errlen);
+/* The lnoise scores (pmi.h) of the n = nn_data_size(d) samples of d with labels y: out[i] is the
+ * fraction of `queries` answers to x_i + N(0, sigma^2) (nn_eval_logp_noisy, through the model's
+ * interface) whose argmax is y[i], a multiple of 1 / queries; query q draws its noise from
+ * seed + q n. With sigma = 0 it is the correct kind. 0, or -1 with err (queries < 1 or the
+ * model's error). */
+int eval_lnoise(nn_model *model, const nn_data *d, const int32_t *y, int classes, int queries, double sigma,
+                uint64_t seed, double *out, char *err, size_t errlen);
 /* Frees the arrays of ev. */
 void eval_free(store_eval *ev);
 

@@ -379,7 +379,8 @@ static void ref_scores_free(ref_scores *rs) {
     for (int b = 0; b < SCORE_COUNT; b++) rs->audit[b] = NAN;
 }
 
-/* The pool audit of every raw kind of the point: D_k's permutation p-value on the references'
+/* The pool audit of every raw kind of the point but lnoise (not audited: it would need the
+ * references' noisy queries): D_k's permutation p-value on the references'
  * mean score (the SEED_VERIFY stream's index 2: one per seed). logp_all holds the references'
  * log-probabilities on the pool, (n, N*m, classes). 0, or -1 with err. */
 static int pool_audit(ref_scores *rs, const job_state *js, const float *logp_all, const int32_t *pool_labels,
@@ -391,7 +392,7 @@ static int pool_audit(ref_scores *rs, const job_state *js, const float *logp_all
     int rc = 0;
     for (int q = 0; q < js[0].point->n_kinds && !rc; q++) {
         int kind = js[0].point->kinds[q];
-        if (pmi_score_calibrated((pmi_score_kind)kind)) continue;
+        if (pmi_score_calibrated((pmi_score_kind)kind) || pmi_score_queried((pmi_score_kind)kind)) continue;
         for (int64_t i = 0; i < nm; i++) mean[i] = 0;
         for (int r = 0; r < rs->n; r++) {
             pmi_scores((pmi_score_kind)kind, logp_all + (size_t)r * (size_t)nm * (size_t)classes, pool_labels, nm, classes, s);
@@ -461,7 +462,9 @@ static int job_evaluate(job_state *js, const data_split *split, nn_data *pool, n
                            .perm_seed = plan_seed(js->job, SEED_VERIFY, 0),
                            .n_refs = rs->n, .ref_skip = js->job->role == ROLE_REFERENCE ? js->job->replica : -1,
                            .dset = dset, .dset_labels = dlabels, .n_side = dset ? plan_data_side(js->p) : 0,
-                           .data_permutations = js->p->data_permutations, .data_seed = plan_seed(js->job, SEED_VERIFY, 1) };
+                           .data_permutations = js->p->data_permutations, .data_seed = plan_seed(js->job, SEED_VERIFY, 1),
+                           .lnoise_queries = js->p->lnoise_queries, .lnoise_sigma = js->p->lnoise_sigma,
+                           .lnoise_seed = plan_seed(js->job, SEED_VERIFY, 3) };
     memcpy(js->in.ref_scores, rs->scores, sizeof js->in.ref_scores);
     memcpy(js->in.dref_scores, rs->dscores, sizeof js->in.dref_scores);
     store_eval *ev = &js->evals[js->n_evals++];

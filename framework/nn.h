@@ -200,6 +200,13 @@ int nn_fused_models(void);
 /* Per-sample log-probabilities: logp (n, classes) row-major, float, in one batched pass
  * (chunked internally to bound memory). n = nn_data_size(d). */
 nn_status nn_eval_logp(nn_model *m, const nn_data *d, float *logp);
+/* nn_eval_logp of every image plus N(0, sigma^2) per (normalised) pixel: the querier's own
+ * perturbation, added before the model's interface (below) sees the query, so an input
+ * transform acts on the noisy image and an output transform on its answer. The noise is drawn
+ * on the CPU from seed and the chunk's first sample, as the interface's noise: the same on any
+ * device and for any thread count. sigma = 0 is nn_eval_logp exactly; a negative or non-finite
+ * sigma is NN_EINVAL. (The lnoise score kind, pmi.h, queries through it.) */
+nn_status nn_eval_logp_noisy(nn_model *m, const nn_data *d, double sigma, uint64_t seed, float *logp);
 /* Fraction of d classified correctly. */
 nn_status nn_accuracy(nn_model *m, const nn_data *d, double *acc);
 

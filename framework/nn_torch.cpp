@@ -705,6 +705,12 @@ torch::Tensor renormalise(const torch::Tensor &p) {
     return torch::where(s > 0, p / s.clamp_min(1e-30), torch::full_like(p, 1.0 / static_cast<double>(p.size(1))));
 }
 
+/* x + N(0, sigma^2) per element, for the chunk that starts at sample start: drawn on the CPU
+ * from seed + start (nn.h: the same on any device and for any chunking by thread count). */
+torch::Tensor add_query_noise(const torch::Tensor &x, double sigma, uint64_t seed, int64_t start) {
+    return x + seeded_randn(x, seed + static_cast<uint64_t>(start)) * sigma;
+}
+
 /* The interface's input transform (nn.h) of the images x, the chunk that starts at sample start. */
 torch::Tensor query_input(const nn_interface &q, const torch::Tensor &x, int64_t start) {
     switch (q.input) {
@@ -714,7 +720,7 @@ torch::Tensor query_input(const nn_interface &q, const torch::Tensor &x, int64_t
         torch::Tensor step = (hi - lo).clamp_min(1e-12) / (std::ldexp(1.0, static_cast<int>(q.in_param)) - 1.0);
         return (((flat - lo) / step).round() * step + lo).view_as(x);
     }
-    case NN_IN_NOISE: return x + seeded_randn(x, q.seed + static_cast<uint64_t>(start)) * q.in_param;
+    case NN_IN_NOISE: return add_query_noise(x, q.in_param, q.seed, start);
     case NN_IN_BLUR: {
         int64_t r = static_cast<int64_t>(q.in_param);
         return r ? nnf::avg_pool2d(x, nnf::AvgPool2dFuncOptions(2 * r + 1).stride(1).padding(r).count_include_pad(false)) : x;
@@ -760,14 +766,18 @@ torch::Tensor query_output(const nn_interface &q, const torch::Tensor &lp, int64
 }
 
 /* log-probabilities of m on x in chunks, eval mode, no autograd, through m's interface (the
- * answers a querier gets); calls sink(start, logp). */
+ * answers a querier gets); calls sink(start, logp). sigma > 0: the querier's own noise
+ * (nn_eval_logp_noisy) is added to each query before the interface sees it. */
 void eval_chunks(nn_model *m, const torch::Tensor &x,
-                 const std::function<void(int64_t, const torch::Tensor &)> &sink) {
+                 const std::function<void(int64_t, const torch::Tensor &)> &sink, double sigma = 0,
+                 uint64_t seed = 0) {
     const int64_t chunk = 4096;
     torch::NoGradGuard ng;
     m->net->eval();
     for (int64_t s = 0; s < x.size(0); s += chunk) {
-        torch::Tensor q = query_input(m->iface, x.slice(0, s, std::min(x.size(0), s + chunk)), s);
+        torch::Tensor q = x.slice(0, s, std::min(x.size(0), s + chunk));
+        if (sigma > 0) q = add_query_noise(q, sigma, seed, s);
+        q = query_input(m->iface, q, s);
         sink(s, query_output(m->iface, torch::log_softmax(m->net->forward(q), 1), s));
     }
 }
@@ -1597,20 +1607,23 @@ nn_status nn_train_group(nn_model *const *m, const nn_data *const *d, const nn_t
     });
 }
 
-nn_status nn_eval_logp(nn_model *m, const nn_data *d, float *logp) {
+nn_status nn_eval_logp_noisy(nn_model *m, const nn_data *d, double sigma, uint64_t seed, float *logp) {
     return guard(__func__, [&]() -> nn_status {
         nn_status st = check_data(m, d, "nn_eval_logp");
         if (st != NN_OK) return st;
         NN_REQUIRE(logp || d->x.size(0) == 0, "nn_eval_logp: logp is NULL");
+        NN_REQUIRE(sigma >= 0 && std::isfinite(sigma), "nn_eval_logp_noisy: sigma must be finite and >= 0, got ", sigma);
         ExactFp32 exact;
         int64_t k = m->spec.classes;
         eval_chunks(m, d->x, [&](int64_t start, const torch::Tensor &lp) {
             torch::Tensor host = lp.to(torch::kCPU, torch::kFloat).contiguous();
             std::memcpy(logp + start * k, host.data_ptr<float>(), sizeof(float) * host.numel());
-        });
+        }, sigma, seed);
         return NN_OK;
     });
 }
+
+nn_status nn_eval_logp(nn_model *m, const nn_data *d, float *logp) { return nn_eval_logp_noisy(m, d, 0, 0, logp); }
 
 nn_status nn_accuracy(nn_model *m, const nn_data *d, double *acc) {
     return guard(__func__, [&]() -> nn_status {

@@ -107,7 +107,8 @@ int plan_config_diff(const char *old_text, const char *new_text, char *out, size
  *                job of one seed, so owner and independents see the same attack;
  *   SEED_VERIFY  index 0: the one permutation stream of all the job's tests (every evaluation,
  *                every score kind: one set of random subsets, eval_permutations): every job
- *                of one seed;
+ *                of one seed; index 1 the dataset evidence's, 2 the pool audit's, 3 the lnoise
+ *                kind's query noise (every model of the seed gets the same noisy queries);
  *   SEED_SUBSET  a reference model's random subset of the training set (pmi.reference_fraction):
  *                its own. */
 typedef enum { SEED_SPLIT = 1, SEED_INIT, SEED_BATCH, SEED_ATTACK, SEED_VERIFY, SEED_SUBSET } plan_seed_purpose;

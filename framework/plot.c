@@ -631,7 +631,8 @@ static const char *kind_axis(const char *kind) {
     static const char *const axes[SCORE_COUNT] = {
         [SCORE_LOSS] = "log p_y (nats)", [SCORE_CONF] = "p_y (probability)", [SCORE_CORRECT] = "1 if correct, else 0",
         [SCORE_ENTROPY] = "-H(p) (nats)", [SCORE_MENTROPY] = "-Mentr(p, y) (nats)",
-        [SCORE_LOGIT] = "log p_y - log(1 - p_y) (nats)", [SCORE_DIFF] = "log p_y minus the references' mean (nats)",
+        [SCORE_LOGIT] = "log p_y - log(1 - p_y) (nats)", [SCORE_LNOISE] = "fraction of noisy queries answered y",
+        [SCORE_DIFF] = "log p_y minus the references' mean (nats)",
         [SCORE_LIRA] = "(logit - mu_ref) / sigma_ref"};
     int k = pmi_score_parse(kind);
     return k >= 0 && axes[k] ? axes[k] : "score";

@@ -26,7 +26,7 @@ static void set_error(const char *fmt, ...) {
 const char *pmi_error(void) { return pmi_msg; }
 
 /* ---- names ----------------------------------------------------------------------------- */
-static const char *const score_names[SCORE_COUNT] = {"loss", "conf", "correct", "entropy", "mentropy", "logit", "diff", "lira"};
+static const char *const score_names[SCORE_COUNT] = {"loss", "conf", "correct", "entropy", "mentropy", "logit", "lnoise", "diff", "lira"};
 static const char *const pvalue_names[P_COUNT] = {"rank", "perm", "welch", "mw"};
 
 static int find_name(const char *const *names, int n, const char *name) {
@@ -38,6 +38,7 @@ static int find_name(const char *const *names, int n, const char *name) {
 
 const char *pmi_score_name(pmi_score_kind k) { return (unsigned)k < SCORE_COUNT ? score_names[k] : "unknown"; }
 int pmi_score_parse(const char *name) { return find_name(score_names, SCORE_COUNT, name); }
+int pmi_score_queried(pmi_score_kind k) { return k == SCORE_LNOISE; }
 const char *pmi_pvalue_name(pmi_pvalue p) { return (unsigned)p < P_COUNT ? pvalue_names[p] : "unknown"; }
 int pmi_pvalue_parse(const char *name) { return find_name(pvalue_names, P_COUNT, name); }
 
@@ -91,7 +92,8 @@ static double score_row(pmi_score_kind kind, const float *row, int y, int classe
     switch (kind) {
     case SCORE_LOSS: return lpy;
     case SCORE_CONF: return exp(lpy);
-    case SCORE_CORRECT: return argmax_f(row, classes) == y ? 1.0 : 0.0;
+    case SCORE_CORRECT:
+    case SCORE_LNOISE: return argmax_f(row, classes) == y ? 1.0 : 0.0;
     case SCORE_ENTROPY: return neg_entropy(row, classes);
     case SCORE_MENTROPY: return neg_mentropy(row, y, classes);
     case SCORE_LOGIT: return lpy - log1mexp(lpy);

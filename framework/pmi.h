@@ -2,6 +2,8 @@
  *
  * Pure C over arrays (no torch): the runner hands in per-sample log-probabilities from
  * nn_eval_logp() and labels. Higher score = more member-like, for every score kind.
+ * One kind, lnoise, is not a function of one answer per sample: it needs `queries` noisy
+ * queries of the model (pmi_score_queried), which eval.c makes (eval_lnoise).
  *
  * Statistics for the secret index k (one-sided: D_k scores higher than the rest):
  *   p_rank   exact rank p-value rank/N of D_k's pooled mean among the N (ties count against k)
@@ -66,14 +68,20 @@ typedef enum {
     SCORE_ENTROPY,      /* -H(p) */
     SCORE_MENTROPY,     /* -Mentr(p, y), Song & Mittal 2021 */
     SCORE_LOGIT,        /* log p_y - log(1 - p_y), LiRA's logit-scaled confidence */
+    SCORE_LNOISE,       /* label-only: the fraction of K queries x + N(0, sigma^2) answered y (Choquette-Choo
+                         * et al. 2021); pmi_scores gives one answer's term, 1 if argmax = y else 0 */
     SCORE_DIFF,         /* calibrated: log p_y minus the references' mean log p_y (Watson et al. 2022) */
     SCORE_LIRA,         /* calibrated: offline LiRA, (logit - mu_ref) / sigma_ref (Carlini et al. 2022) */
     SCORE_COUNT
 } pmi_score_kind;
-#define SCORE_RAW_COUNT SCORE_DIFF   /* kinds below this are functions of the model's output alone */
+#define SCORE_RAW_COUNT SCORE_DIFF        /* kinds below this are raw (not calibrated by references) */
+#define SCORE_DEFAULT_COUNT SCORE_LNOISE  /* kinds below this are functions of the model's answer on each
+                                           * sample alone: pmi.scores's default (lnoise, which costs K
+                                           * evaluations, and the calibrated kinds are named explicitly) */
 
 const char *pmi_score_name(pmi_score_kind k);     /* "loss", "conf", ...; "unknown" if out of range */
 int pmi_score_parse(const char *name);            /* -1 if unknown */
+int pmi_score_queried(pmi_score_kind k);          /* 1 for lnoise (a mean over noisy queries), else 0 */
 
 /* Reference calibration. A calibrated kind (diff, lira) is computed from a raw kind, its base
  * (loss for diff, logit for lira), of the model and of R reference models that the owner

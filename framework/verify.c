@@ -230,6 +230,11 @@ int verify_run(const pmi_key *k, const verify_suspect *s, verify_result *r, char
         return util_err(err, errlen, "--input '%s': expected raw, unit or standard", s->input);
     snprintf(r->input, sizeof r->input, "%s", !strcmp(mode, "none") ? "raw" : mode);
     if (sha256_file(path, r->sha256, err, errlen)) return -1;
+    for (int q = 0; q < k->settings.n_kinds; q++)
+        if (pmi_score_queried((pmi_score_kind)k->settings.kinds[q]))
+            return util_err(err, errlen, "the key's score kind %s needs noisy queries of the model, which pmi verify does not "
+                            "make (the key does not record the query noise): write the key from a run without it in pmi.scores",
+                            pmi_score_name((pmi_score_kind)k->settings.kinds[q]));
     r->n_kinds = k->settings.n_kinds;
     memcpy(r->kinds, k->settings.kinds, sizeof r->kinds);
     r->decide = pmi_pvalue_parse(k->settings.decide);

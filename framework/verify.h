@@ -13,7 +13,8 @@
  * calibrated against all of the key's reference scores (pmi_calibrate, none left out): verifying
  * the owner's own model gives the p-values that the run stored for it, calibrated ones included.
  * The verdict is the run's: the pool evidence (refused when the key's pool audit found the pool
- * unsafe for a raw decision kind) combined with the dataset evidence (pmi_combine_p).
+ * unsafe for a raw decision kind) combined with the dataset evidence (pmi_combine_p). A key
+ * that lists the lnoise kind is refused: the key does not record its query noise.
  *
  *   verify_result r;
  *   if (verify_run(&key, &suspect, &r, err, sizeof err)) ...;   // r.claimed: 1 or 0 */

@@ -370,6 +370,10 @@ static void test_err_out_of_range(void **state) {
                  (const char *[]){"e_range3.ini:2", "pmi.alpha", "(0, 1)", NULL});
     expect_error(write_ini("e_range4.ini", "[pmi]\nalpha = 0.1,0.2,0.3,0.4,0.5\n"),
                  (const char *[]){"e_range4.ini:2", "pmi.alpha", "1 to 4", NULL});
+    expect_error(write_ini("e_range5.ini", "[pmi]\nscores = loss,lnoise\nlnoise_queries = 0\n"),
+                 (const char *[]){"e_range5.ini:3", "pmi.lnoise_queries", "[1, 1024]", "got '0'", NULL});
+    expect_error(write_ini("e_range6.ini", "[pmi]\nlnoise_sigma = -0.5\n"),
+                 (const char *[]){"e_range6.ini:2", "pmi.lnoise_sigma", "got '-0.5'", NULL});
 }
 
 static void test_err_bad_enum(void **state) {
@@ -512,11 +516,16 @@ static void test_names_from_owner_tables(void **state) {
         assert_string_equal(point_with(set).decide, pmi_pvalue_name((pmi_pvalue)k));
     }
     char all[CFG_STR] = "";
-    for (int k = 0; k < SCORE_RAW_COUNT; k++) {
+    for (int k = 0; k < SCORE_DEFAULT_COUNT; k++) {
         assert_true(strlen(all) + strlen(pmi_score_name((pmi_score_kind)k)) + 2 <= sizeof all);
         strcat(strcat(all, k ? "," : ""), pmi_score_name((pmi_score_kind)k));
     }
-    assert_string_equal(point_with("pmi.permutations=10").scores, all);   /* default: every raw kind */
+    /* default: every raw kind but lnoise, which costs pmi.lnoise_queries evaluations */
+    assert_string_equal(point_with("pmi.permutations=10").scores, all);
+    assert_null(strstr(all, "lnoise"));
+    assert_string_equal(point_with("pmi.scores=lnoise,loss").scores, "lnoise,loss");
+    assert_int_equal(point_with("pmi.lnoise_queries=8").lnoise_queries, 8);
+    assert_true(point_with("pmi.permutations=10").lnoise_sigma == 0.25);
     cfg *empty = cfg_create();
     char *text = cfg_effective_text(empty);
     assert_non_null(text);

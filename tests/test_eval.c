@@ -1,6 +1,8 @@
 /* test_eval: eval_permutations, the one permutation batch over a job's evaluations and score
- * kinds, on hand-made evaluations (no model needed: it reads the stored sample scores). */
+ * kinds, on hand-made evaluations (no model needed: it reads the stored sample scores); and the
+ * lnoise score kind (eval_lnoise) on a tiny trained model. */
 #include "testutil.h"
+#include "data.h"
 #include "eval.h"
 #include "pmi.h"
 #include <math.h>
@@ -129,11 +131,111 @@ static void test_data_evidence_exact(void **state) {
     free(ev);
 }
 
+/* ---- the lnoise score kind on a tiny model ---------------------------------------------- */
+enum { NMEM = 100, NNON = 300, LQ = 8 };
+static pmi_dataset ds;
+static nn_data *dmem, *dnon;   /* the model's training samples (members), and samples it never saw */
+static nn_model *model;
+
+static int setup_model(void **state) {
+    nn_set_threads(0);
+    if (data_synthetic(NMEM + NNON, 1, 8, 8, 10, 5, &ds)) return -1;
+    double mean, sd;
+    data_channel_stats(&ds, NULL, NMEM, &mean, &sd);
+    data_normalize(&ds, DATA_NORM_STANDARD, &mean, &sd);
+    if (nn_data_create(ds.x, ds.y, NMEM, 1, 8, 8, NN_CPU, &dmem) != NN_OK ||
+        nn_data_create(ds.x + NMEM * 64, ds.y + NMEM, NNON, 1, 8, 8, NN_CPU, &dnon) != NN_OK) return -1;
+    nn_model_spec spec = {.arch = "mlp", .c = 1, .h = 8, .w = 8, .classes = 10, .width = 64, .device = NN_CPU, .seed = 3};
+    if (nn_model_create(&spec, &model) != NN_OK) return -1;
+    nn_train_params tp = nn_train_default_params();
+    tp.epochs = 30; tp.lr = 0.05; tp.batch_size = 20; tp.seed = 2;
+    return nn_train(model, dmem, &tp, NULL) == NN_OK ? 0 : -1;
+}
+
+static int teardown_model(void **state) {
+    nn_model_free(model); nn_data_free(dmem); nn_data_free(dnon); data_free(&ds);
+    return 0;
+}
+
+/* eval_lnoise of m on the non-members (malloc'd). */
+static double *lnoise_of(nn_model *m, int queries, double sigma, uint64_t seed) {
+    double *s = malloc(sizeof *s * NNON);
+    char err[256] = "";
+    if (eval_lnoise(m, dnon, ds.y + NMEM, 10, queries, sigma, seed, s, err, sizeof err)) fail_msg("%s", err);
+    return s;
+}
+
+/* Its definition: sigma = 0 is the correct kind exactly (and the noisy query the plain one, bit
+ * for bit); with noise the scores are multiples of 1/K in [0, 1], some strictly between,
+ * the same for the same seed and not for another; queries < 1 and sigma < 0 are refused. */
+static void test_lnoise_definition(void **state) {
+    float *lp = malloc(sizeof *lp * NNON * 10), *lq = malloc(sizeof *lq * NNON * 10);
+    double correct[NNON];
+    assert_int_equal(nn_eval_logp(model, dnon, lp), NN_OK);
+    assert_int_equal(nn_eval_logp_noisy(model, dnon, 0, 77, lq), NN_OK);
+    assert_true(memcmp(lp, lq, sizeof *lp * NNON * 10) == 0);
+    pmi_scores(SCORE_CORRECT, lp, ds.y + NMEM, NNON, 10, correct);
+    double *s0 = lnoise_of(model, LQ, 0, 77);
+    assert_true(memcmp(s0, correct, sizeof correct) == 0);
+    double *a = lnoise_of(model, LQ, 1.0, 77), *b = lnoise_of(model, LQ, 1.0, 77), *c = lnoise_of(model, LQ, 1.0, 78);
+    int between = 0, differ = 0;
+    for (int i = 0; i < NNON; i++) {
+        assert_true(a[i] >= 0 && a[i] <= 1 && a[i] * LQ == nearbyint(a[i] * LQ));
+        between += a[i] > 0 && a[i] < 1;
+        differ += a[i] != c[i];
+    }
+    assert_true(memcmp(a, b, sizeof *a * NNON) == 0);
+    assert_true(between > 0 && differ > 0);
+    char err[256] = "";
+    assert_int_equal(eval_lnoise(model, dnon, ds.y + NMEM, 10, 0, 1.0, 1, a, err, sizeof err), -1);
+    assert_non_null(strstr(err, "queries"));
+    assert_int_equal(nn_eval_logp_noisy(model, dnon, -1, 1, lq), NN_EINVAL);
+    free(lp); free(lq); free(s0); free(a); free(b); free(c);
+}
+
+/* It needs only labels: behind the label-only interface it scores exactly as without one,
+ * while the loss kind changes (it becomes the correct kind in other units). */
+static void test_lnoise_label_interface(void **state) {
+    nn_model *m = NULL;
+    assert_int_equal(nn_model_copy(model, &m), NN_OK);
+    nn_interface q = {.output = NN_OUT_LABEL};
+    assert_int_equal(nn_set_interface(m, &q), NN_OK);
+    double *plain = lnoise_of(model, LQ, 1.0, 5), *label = lnoise_of(m, LQ, 1.0, 5);
+    assert_true(memcmp(plain, label, sizeof *plain * NNON) == 0);
+    float *lp = malloc(sizeof *lp * NNON * 10), *ll = malloc(sizeof *ll * NNON * 10);
+    double lossp[NNON], lossl[NNON];
+    assert_int_equal(nn_eval_logp(model, dnon, lp), NN_OK);
+    assert_int_equal(nn_eval_logp(m, dnon, ll), NN_OK);
+    pmi_scores(SCORE_LOSS, lp, ds.y + NMEM, NNON, 10, lossp);
+    pmi_scores(SCORE_LOSS, ll, ds.y + NMEM, NNON, 10, lossl);
+    assert_true(memcmp(lossp, lossl, sizeof lossp) != 0);
+    free(plain); free(label); free(lp); free(ll);
+    nn_model_free(m);
+}
+
+/* The signal: the model's training samples keep their label under more noise than samples it
+ * never saw (mean lnoise higher). */
+static void test_lnoise_members_higher(void **state) {
+    double *mem = malloc(sizeof *mem * NMEM), *non = lnoise_of(model, 16, 1.0, 9), a = 0, b = 0;
+    char err[256] = "";
+    assert_int_equal(eval_lnoise(model, dmem, ds.y, 10, 16, 1.0, 9, mem, err, sizeof err), 0);
+    for (int i = 0; i < NMEM; i++) a += mem[i] / NMEM;
+    for (int i = 0; i < NNON; i++) b += non[i] / NNON;
+    if (!(a > b)) fail_msg("members' mean lnoise %.3f, non-members' %.3f", a, b);
+    free(mem); free(non);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_permutations_fill_every_test),
         cmocka_unit_test(test_permutations_zero_and_errors),
         cmocka_unit_test(test_data_evidence_exact),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest model_tests[] = {
+        cmocka_unit_test(test_lnoise_definition),
+        cmocka_unit_test(test_lnoise_label_interface),
+        cmocka_unit_test(test_lnoise_members_higher),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    return rc | cmocka_run_group_tests_name("lnoise", model_tests, setup_model, teardown_model);
 }

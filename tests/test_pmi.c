@@ -197,15 +197,17 @@ static void test_scores_match_numpy(void **state) {
     fclose(f);
     snprintf(args, sizeof args, "'%s' %.17g %.17g", path, PMI_LOGP_MIN, PMI_LOG1MP_MIN);
     assert_int_equal(tu_python(score_script, args, out, sizeof out), 0);
-    double want[NROWS * SCORE_RAW_COUNT], got[NROWS];
-    assert_int_equal(parse_numbers(out, want, NROWS * SCORE_RAW_COUNT), NROWS * SCORE_RAW_COUNT);
-    for (int k = 0; k < SCORE_RAW_COUNT; k++) {
+    double want[NROWS * SCORE_DEFAULT_COUNT], got[NROWS], lnoise[NROWS];
+    assert_int_equal(parse_numbers(out, want, NROWS * SCORE_DEFAULT_COUNT), NROWS * SCORE_DEFAULT_COUNT);
+    pmi_scores(SCORE_LNOISE, &logp[0][0], y, NROWS, NCLS, lnoise);   /* one answer's term: its correctness */
+    for (int i = 0; i < NROWS; i++) assert_true(lnoise[i] == want[i * SCORE_DEFAULT_COUNT + SCORE_CORRECT]);
+    for (int k = 0; k < SCORE_DEFAULT_COUNT; k++) {
         pmi_scores((pmi_score_kind)k, &logp[0][0], y, NROWS, NCLS, got);
         for (int i = 0; i < NROWS; i++) {
             char what[64];
             snprintf(what, sizeof what, "%s row %d", pmi_score_name((pmi_score_kind)k), i);
             if (!isfinite(got[i])) fail_msg("%s: not finite (%g)", what, got[i]);
-            double w = want[i * SCORE_RAW_COUNT + k];
+            double w = want[i * SCORE_DEFAULT_COUNT + k];
             if (fabs(got[i] - w) > 1e-300) assert_rel(got[i], w, 1e-9, what);
         }
     }
@@ -530,6 +532,8 @@ static void test_calibrate_hand_and_bad_input(void **state) {
     assert_int_equal(pmi_score_min_refs(SCORE_LIRA), 2);
     assert_int_equal(pmi_score_min_refs(SCORE_CONF), 0);
     assert_true(pmi_score_calibrated(SCORE_DIFF) && !pmi_score_calibrated(SCORE_LOGIT));
+    assert_true(!pmi_score_calibrated(SCORE_LNOISE) && SCORE_LNOISE < SCORE_RAW_COUNT && SCORE_LNOISE >= SCORE_DEFAULT_COUNT);
+    assert_true(pmi_score_queried(SCORE_LNOISE) && !pmi_score_queried(SCORE_CORRECT) && pmi_score_min_refs(SCORE_LNOISE) == 0);
     float logp[2] = {-0.1f, -2.4f};
     int32_t y = 0;
     pmi_scores(SCORE_DIFF, logp, &y, 1, 2, out);   /* needs references: not from the outputs alone */

@@ -17,8 +17,8 @@
 #   - bad inputs (truncated or lying safetensors, wrong shape, dtype or tensor, a file that is not
 #     TorchScript, a key of another kind or missing a field, a key whose reference scores have the
 #     wrong shape, a schema-1 key listing a calibrated kind, logits of the wrong shape, a key
-#     export from a results file without the references' scores) exit 2 with a message naming
-#     the culprit; a schema-1 key without calibrated kinds still verifies. Exit codes: 0 claimed, 1 not claimed, 2 input error.
+#     export from a results file without the references' scores, a key listing lnoise) exit 2
+#     with a message naming the culprit; a schema-1 key without calibrated kinds still verifies. Exit codes: 0 claimed, 1 not claimed, 2 input error.
 # Prints one TAP line per check; run from the repository root (make test).
 pmi=${PMI_BIN:-./pmi}
 python=${PMI_PYTHON:-/usr/bin/python3}   # another Python with torch and h5py (e.g. on the GPU machine)
@@ -253,3 +253,20 @@ expect 2 "no evaluation /jobs/p0-s1-owner/evals/9" -- export "$R" --job $O --eva
 sed 's/save_models = 1/save_models = 0/; s/name = own/name = nosave/' "$tmp/own.ini" >"$tmp/nosave.ini"
 "$pmi" run "$tmp/nosave.ini" -s train.epochs=1 -s pmi.independent=0 --threads 1 >/dev/null 2>&1
 expect 2 "save_models = 1" -- export "$tmp/res/nosave/results.h5" --job $O -o "$tmp/x.safetensors"
+# The label-only kind lnoise through the runner (pool and dataset evidence): its pool scores
+# are multiples of 1/K in [0, 1], its dataset gap a multiple of 1/(K n), both with p-values; a key that lists it is refused by verify (the key
+# does not record the query noise), naming the kind.
+sed 's/name = own/name = lnoise/; s/^references = 3/references = 0\nholdout = 10\nlnoise_queries = 4/; s/^n_train = 100/n_train = 150/; s/^scores = .*/scores = loss,lnoise/' \
+  "$tmp/own.ini" >"$tmp/lnoise.ini"
+"$pmi" run "$tmp/lnoise.ini" -s train.epochs=3 -s pmi.independent=0 --threads 1 >/dev/null 2>&1 &&
+$python - "$tmp/res/lnoise/results.h5" "$O" <<'PY'
+import sys, h5py, numpy as np
+g = h5py.File(sys.argv[1], "r")["jobs/" + sys.argv[2] + "/evals/0/lnoise"]
+s, n = g["sample_scores"][:].ravel(), g.attrs["data_n"]
+assert np.all((s >= 0) & (s <= 1)) and np.all(s * 4 == np.round(s * 4)), s
+gap = g.attrs["data_gap"] * 4 * n   # a difference of two means of n multiples of 1/4
+assert np.isfinite(g.attrs["data_p"]) and np.isfinite(g.attrs["p_perm"]) and abs(gap - round(gap)) < 1e-9
+PY
+check $? "pmi run with pmi.scores = loss,lnoise: lnoise scores in multiples of 1/4, pool and dataset evidence tested"
+"$pmi" key export "$tmp/res/lnoise/results.h5" --job $O -o "$tmp/lnoise.key.h5" >/dev/null 2>&1
+expect 2 "the key's score kind lnoise needs noisy queries" -- verify --key "$tmp/lnoise.key.h5" --weights "$tmp/owner.safetensors"
