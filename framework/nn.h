@@ -130,8 +130,9 @@ typedef struct {
                                       (cuDNN's NHWC kernels); the standard layout after. Models in a
                                       fused ensemble keep its grouped NCHW convolutions */
     uint64_t seed;                 /* batch order (and the draws of grad_noise and adv_eps) */
-    /* Recipes of the training-side attacks (0: off). A task with clip or adv_eps trains eagerly
-     * (never captured in a CUDA graph) and one with any of them is never fused. */
+    /* Recipes of the training-side attacks (0: off). Their random draws (PGD's start, the
+     * gradient noise) come from the CPU's generator on any device, and a CUDA graph captures
+     * them too (each replay reads its batch's draws); a task with any of them is never fused. */
     double label_smoothing;        /* cross-entropy against labels smoothed by this much */
     double flood;                  /* per-sample flooding: each sample's loss l counts as |l - flood| + flood,
                                       so samples fitted below the level are pushed back up */
@@ -196,6 +197,9 @@ nn_status nn_train_tasks(const nn_train_task *t, int k);
  * default on a GPU; PMI_FUSE=0 turns it off, PMI_FUSE=1 turns it on for the CPU too (tests).
  * The number of models the calling thread's last nn_train_tasks trained fused: */
 int nn_fused_models(void);
+/* The captured training steps (CUDA-graph replays) the calling thread has issued so far: 0 on
+ * the CPU; tests use it to see that a recipe trains in graphs. */
+int64_t nn_graph_replays(void);
 
 /* Per-sample log-probabilities: logp (n, classes) row-major, float, in one batched pass
  * (chunked internally to bound memory). n = nn_data_size(d). */

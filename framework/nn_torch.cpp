@@ -500,11 +500,60 @@ struct Layout {
  * batch's mean loss, detached: a scalar, or (K) for an ensemble. The caller zeroes the grads. */
 using StepFn = std::function<torch::Tensor(const torch::Tensor &idx)>;
 
+/* The random draws of a training step (nn_train_params.adv_eps's PGD start, grad_noise's
+ * noise), drawn on the CPU from the batch's seed so that a GPU trains with the CPU's numbers.
+ * feed(bs) draws the next batch's; on a GPU a full batch's go into device tensors of fixed
+ * addresses (through pinned memory, without a host synchronisation), so that a captured step
+ * reads each replay's own draws. */
+using FeedFn = std::function<void(int64_t bs)>;
+struct Draws {
+    nn_model *m = nullptr;
+    std::vector<int64_t> sample;        /* one image's shape (C, H, W), for the PGD start */
+    double eps = 0, noise = 0;          /* draws wanted: eps > 0, noise > 0 */
+    int64_t full = 0;                   /* the batch size whose buffers stay fixed */
+    uint64_t seed = 0, counter = 0;     /* batches so far: the draws' seeds */
+    std::vector<torch::Tensor> trainable;
+    torch::Tensor start;                /* U(0, 1) of the batch's images' shape */
+    std::vector<torch::Tensor> gnoise;  /* N(0, 1) per trainable parameter */
+    torch::Tensor start_fixed;
+    std::vector<torch::Tensor> gnoise_fixed;
+
+    bool wanted() const { return eps > 0 || noise > 0; }
+    /* a host draw on the model's device: copied into fixed for a full batch, a fresh tensor
+     * for the shorter last one */
+    torch::Tensor put(const torch::Tensor &host, torch::Tensor &fixed, bool full_batch) const {
+        if (!m->device.is_cuda()) return host;
+        if (!full_batch) return host.to(m->device, /*non_blocking=*/true);
+        if (!fixed.defined()) fixed = torch::empty_like(host, torch::TensorOptions().device(m->device));
+        fixed.copy_(host, /*non_blocking=*/true);
+        return fixed;
+    }
+    void feed(int64_t bs) {
+        uint64_t draw = (seed + 1) * 0x9E3779B97F4A7C15ull + counter++;
+        auto opt = torch::TensorOptions().dtype(torch::kFloat).pinned_memory(m->device.is_cuda());
+        bool full_batch = bs == full;
+        if (eps > 0) {
+            std::vector<int64_t> shape{bs};
+            shape.insert(shape.end(), sample.begin(), sample.end());
+            at::Generator gen = cpu_generator(draw);
+            start = put(torch::empty(shape, opt).uniform_(0, 1, gen), start_fixed, full_batch);
+        }
+        if (noise > 0) {
+            gnoise.resize(trainable.size());
+            gnoise_fixed.resize(trainable.size());
+            for (size_t i = 0; i < trainable.size(); i++) {
+                at::Generator gen = cpu_generator(draw * 1000003u + i);
+                gnoise[i] = put(torch::empty(trainable[i].sizes(), opt).normal_(0, 1, gen), gnoise_fixed[i], full_batch);
+            }
+        }
+    }
+};
+
 /* PGD adversarial examples for (x, y) against m (nn_train_params.adv_eps): a uniform random
- * start in the L-inf ball eps, then steps signed-gradient steps of 2.5 eps / steps, each
- * projected back into the ball; random start drawn on the CPU from seed. */
-torch::Tensor pgd_examples(nn_model *m, const torch::Tensor &x, const torch::Tensor &y, double eps, int steps, uint64_t seed) {
-    torch::Tensor delta = ((torch::rand(x.sizes(), cpu_generator(seed), torch::kFloat) * 2.0 - 1.0) * eps).to(x.device());
+ * start in the L-inf ball eps (from u, U(0, 1) of x's shape), then steps signed-gradient steps
+ * of 2.5 eps / steps, each projected back into the ball. */
+torch::Tensor pgd_examples(nn_model *m, const torch::Tensor &x, const torch::Tensor &y, double eps, int steps, const torch::Tensor &u) {
+    torch::Tensor delta = (u * 2.0 - 1.0) * eps;
     double step = 2.5 * eps / std::max(1, steps);
     for (int s = 0; s < steps; s++) {
         delta.set_requires_grad(true);
@@ -515,32 +564,45 @@ torch::Tensor pgd_examples(nn_model *m, const torch::Tensor &x, const torch::Ten
     return (x + delta).detach();
 }
 
-/* Clips the gradient of params to norm clip and adds N(0, (noise clip / batch)^2) per element,
- * drawn on the CPU from seed (nn_train_params.clip, grad_noise). */
-void clip_and_noise(std::vector<torch::Tensor> &params, double clip, double noise, int64_t batch, uint64_t seed) {
-    std::vector<torch::Tensor> with;
-    for (auto &t : params) if (t.grad().defined()) with.push_back(t);
-    torch::nn::utils::clip_grad_norm_(with, clip);
-    if (noise <= 0) return;
+/* Clips the gradient of params to norm clip (torch::nn::utils::clip_grad_norm_'s arithmetic,
+ * without its host synchronisation, so a CUDA graph can capture it) and adds noise[i] *
+ * (grad_noise clip / batch) to each (nn_train_params.clip, grad_noise; noise empty: none). */
+void clip_and_noise(const std::vector<torch::Tensor> &params, double clip, double noise, int64_t batch,
+                    const std::vector<torch::Tensor> &draws) {
     torch::NoGradGuard ng;
-    for (size_t i = 0; i < with.size(); i++)
-        with[i].mutable_grad().add_(seeded_randn(with[i], seed * 1000003u + i) * (noise * clip / static_cast<double>(batch)));
+    std::vector<torch::Tensor> norms;
+    for (auto &t : params) if (t.grad().defined()) norms.push_back(t.grad().norm(2));
+    if (norms.empty()) return;
+    torch::Tensor total = norms.size() == 1 ? norms[0] : torch::stack(norms).norm(2);
+    torch::Tensor coef = torch::clamp(clip / (total + 1e-6), c10::nullopt, 1.0);
+    for (size_t i = 0; i < params.size(); i++) {
+        if (!params[i].grad().defined()) continue;
+        params[i].mutable_grad().mul_(coef);
+        if (noise > 0) params[i].mutable_grad().add_(draws[i] * (noise * clip / static_cast<double>(batch)));
+    }
 }
 
-StepFn model_step(nn_model *m, const nn_data *d, torch::optim::Optimizer &opt, const LossFn &loss_fn, const nn_train_params *p) {
+/* The step of one model; with `feed` (a CUDA graph's caller) the step reads the draws that
+ * *feed provides before each call, otherwise it draws them itself. */
+StepFn model_step(nn_model *m, const nn_data *d, torch::optim::Optimizer &opt, const LossFn &loss_fn, const nn_train_params *p,
+                  FeedFn *feed = nullptr) {
     bool channels_last = p->channels_last != 0;
-    double eps = p->adv_eps, clip = p->clip, noise = p->grad_noise;
+    double eps = p->adv_eps, clip = p->clip, noise = p->clip > 0 ? p->grad_noise : 0;
     int steps = p->adv_steps;
-    auto counter = std::make_shared<uint64_t>(0);   /* batches so far: the draws' seeds */
-    uint64_t seed = p->seed;
-    return [m, d, &opt, &loss_fn, channels_last, eps, steps, clip, noise, counter, seed](const torch::Tensor &idx) {
+    auto draws = std::make_shared<Draws>();
+    draws->m = m; draws->sample = d->x.sizes().slice(1).vec();
+    draws->eps = eps; draws->noise = noise; draws->full = p->batch_size; draws->seed = p->seed;
+    for (auto &t : m->params) if (t.requires_grad()) draws->trainable.push_back(t);
+    bool self_fed = !feed;
+    if (feed) *feed = draws->wanted() ? FeedFn([draws](int64_t bs) { draws->feed(bs); }) : FeedFn();
+    return [m, d, &opt, &loss_fn, channels_last, eps, steps, clip, noise, draws, self_fed](const torch::Tensor &idx) {
         torch::Tensor x = d->x.index_select(0, idx), y = d->y.index_select(0, idx);
-        uint64_t draw = (seed + 1) * 0x9E3779B97F4A7C15ull + (*counter)++;
-        if (eps > 0) x = pgd_examples(m, x, y, eps, steps, draw);
+        if (self_fed && draws->wanted()) draws->feed(idx.size(-1));
+        if (eps > 0) x = pgd_examples(m, x, y, eps, steps, draws->start);
         if (channels_last && x.dim() == 4) x = x.contiguous(at::MemoryFormat::ChannelsLast);
         torch::Tensor loss = loss_fn(x, y);
         loss.backward();
-        if (clip > 0) clip_and_noise(m->params, clip, noise, idx.size(-1), draw);
+        if (clip > 0) clip_and_noise(draws->trainable, clip, noise, idx.size(-1), draws->gnoise);
         opt.step();
         apply_masks(m);
         return loss.detach();
@@ -562,6 +624,8 @@ torch::Tensor run_epoch(const StepFn &step, const torch::Tensor &perm, int64_t b
     return total / static_cast<double>(n);
 }
 
+thread_local int64_t g_graph_replays = 0;   /* nn_graph_replays */
+
 #ifdef PMI_CUDA
 /* CUDA-graph training (SGD on a GPU): the full batches of an epoch replay one captured step
  * (gather the batch, forward, backward, optimizer step, masks, loss accumulation) instead of
@@ -575,14 +639,14 @@ struct GraphStep {
      * group gives each member one of its own (see OwnStream) */
     std::optional<c10::cuda::CUDAStream> side;
     torch::Tensor idx, total;   // the captured batch indices (bs or K x bs) and loss sum
+    FeedFn feed;                /* the step's random draws, fed before each step and replay (model_step) */
     double lr = -1;
     bool ready = false;
 };
 
 bool graph_eligible(const nn_model *m, const nn_train_params *p, int64_t n) {
     const char *env = getenv("PMI_CUDA_GRAPH");
-    return m->device.is_cuda() && p->optimizer == NN_SGD && n >= 5 * (int64_t)p->batch_size && !(env && !strcmp(env, "0")) &&
-           p->clip <= 0 && p->adv_eps <= 0;
+    return m->device.is_cuda() && p->optimizer == NN_SGD && n >= 5 * (int64_t)p->batch_size && !(env && !strcmp(env, "0"));
 }
 
 /* One model's (or ensemble's) captured epoch in three phases, so that several members on their
@@ -612,6 +676,7 @@ void graph_begin(const StepFn &step, const torch::Tensor &perm, int64_t bs, torc
             torch::Tensor last;
             for (; ep.next < 3 && ep.next < ep.full; ep.next++) {
                 opt.zero_grad(true);
+                if (gs.feed) gs.feed(bs);
                 last = step(perm.slice(-1, ep.next * bs, (ep.next + 1) * bs));
                 ep.eager = ep.eager + last * static_cast<double>(bs);
             }
@@ -637,7 +702,9 @@ void graph_begin(const StepFn &step, const torch::Tensor &perm, int64_t bs, torc
 bool graph_replay(GraphStep &gs, GraphEpoch &ep) {
     if (ep.next >= ep.full) return false;
     gs.idx.copy_(ep.perm.slice(-1, ep.next * ep.bs, (ep.next + 1) * ep.bs));
+    if (gs.feed) gs.feed(ep.bs);
     gs.graph.replay();
+    g_graph_replays++;
     ep.next++;
     return true;
 }
@@ -645,6 +712,7 @@ bool graph_replay(GraphStep &gs, GraphEpoch &ep) {
 torch::Tensor graph_end(const StepFn &step, torch::optim::Optimizer &opt, GraphStep &gs, GraphEpoch &ep) {
     if (ep.full * ep.bs < ep.n) {
         opt.zero_grad(true);
+        if (gs.feed) gs.feed(ep.n - ep.full * ep.bs);
         ep.eager = ep.eager + step(ep.perm.slice(-1, ep.full * ep.bs, ep.n)) * static_cast<double>(ep.n - ep.full * ep.bs);
     }
     return (gs.total + ep.eager) / static_cast<double>(ep.n);
@@ -673,15 +741,17 @@ nn_status train_loop(nn_model *m, const nn_data *d, const nn_train_params *p, do
     Layout layout(m, p->channels_last != 0);
     std::vector<torch::Tensor> trainable(m->params.begin() + first, m->params.end());
     auto opt = make_optimizer(p, trainable);
+#ifdef PMI_CUDA
+    GraphStep gs;
+    bool use_graph = graph_eligible(m, p, n);
+    StepFn step = model_step(m, d, *opt, loss_fn, p, use_graph ? &gs.feed : nullptr);
+#else
     StepFn step = model_step(m, d, *opt, loss_fn, p);
+#endif
     if (loss_curve) std::fill(loss_curve, loss_curve + p->epochs, std::nan(""));
     /* Frozen layers run in eval mode, so BatchNorm statistics stay fixed too. */
     if (p->trainable == NN_TRAIN_LAST) m->net->eval();
     else m->net->train();
-#ifdef PMI_CUDA
-    GraphStep gs;
-    bool use_graph = graph_eligible(m, p, n);
-#endif
     for (int e = 0; e < p->epochs; e++) {
         double lr = scheduled_lr(p, e);
         set_lr(*opt, p->optimizer, lr);
@@ -1458,7 +1528,7 @@ nn_status train_group_cuda(const std::vector<std::vector<const nn_train_task *>>
             std::vector<torch::Tensor> trainable(m->params.begin() + first, m->params.end());
             x.opt = make_optimizer(&t->params, trainable);
             x.loss_fn = task_loss(*t);
-            x.step = model_step(m, t->data, *x.opt, x.loss_fn, &t->params);
+            x.step = model_step(m, t->data, *x.opt, x.loss_fn, &t->params, &x.gs.feed);
             /* as train_loop: frozen layers run in eval mode */
             if (t->params.trainable == NN_TRAIN_LAST) m->net->eval();
             else m->net->train();
@@ -1523,6 +1593,7 @@ nn_status train_group_cuda(const std::vector<std::vector<const nn_train_task *>>
 
 thread_local int g_fused_models = 0;   /* models the calling thread's last nn_train_tasks fused */
 int nn_fused_models(void) { return g_fused_models; }
+int64_t nn_graph_replays(void) { return g_graph_replays; }
 
 /* The largest ensemble nn_train_tasks fuses (PMI_FUSE_MAX overrides). */
 static size_t fuse_max() {

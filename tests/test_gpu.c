@@ -603,11 +603,14 @@ static void test_interface_gpu(void **state) {
 /* The recipes of the training-side attacks (label smoothing, flooding, clipped noisy gradients,
  * PGD adversarial training; their effect is tested on the CPU in test_attack) train on the GPU
  * as on the CPU: from the same weights and seed, loss curves within 1e-3 relative (PGD's sign
- * steps: 1e-2); and through nn_train_tasks, as the runner trains them on a GPU (smoothing and
- * flooding in CUDA graphs), as each task alone to GPU rounding. */
+ * steps: 1e-2); and through nn_train_tasks, as the runner trains them on a GPU, as each task
+ * alone to GPU rounding. Every recipe trains in CUDA graphs (replays counted), whose replays
+ * read each batch's own CPU-drawn noise and PGD start: the fifth case's gradient noise (40
+ * times the clip over the batch) moves the weights more than the gradient does, so replays that
+ * re-used one draw would end far from the CPU's curve. */
 static void test_recipes_gpu(void **state) {
     if (!have_cuda()) skip();
-    enum { R = 4, E = 2 };
+    enum { R = 5, E = 2 };
     nn_train_params p[R];
     for (int r = 0; r < R; r++) {
         p[r] = nn_train_default_params();
@@ -617,7 +620,8 @@ static void test_recipes_gpu(void **state) {
     p[1].flood = 0.5;
     p[2].clip = 1; p[2].grad_noise = 1;
     p[3].adv_eps = 0.1; p[3].adv_steps = 2;
-    static const char *what[R] = {"smooth", "flood", "noisyft", "advtrain"};
+    p[4].clip = 1; p[4].grad_noise = 40;
+    static const char *what[R] = {"smooth", "flood", "noisyft", "advtrain", "noisy40"};
     nn_data *dc = NULL, *dg = NULL;
     assert_int_equal(nn_data_create(data.x, data.y, data.n, 1, 8, 8, NN_CPU, &dc), NN_OK);
     assert_int_equal(nn_data_create(data.x, data.y, data.n, 1, 8, 8, NN_CUDA, &dg), NN_OK);
@@ -628,11 +632,18 @@ static void test_recipes_gpu(void **state) {
         trained_pair("cnn", &a, &b);
         copy_weights(a, c);
         assert_int_equal(nn_train(a, dc, &p[r], cc[r]), NN_OK);
+        int64_t replays = nn_graph_replays();
         assert_int_equal(nn_train(b, dg, &p[r], cg[r]), NN_OK);
+        /* 2000 samples in batches of 64: 31 full batches an epoch, 3 of the first warm up */
+        if (nn_graph_replays() - replays != 31 * E - 3)
+            fail_msg("%s: %lld graph replays, expected %d", what[r], (long long)(nn_graph_replays() - replays), 31 * E - 3);
         t[r] = (nn_train_task){.model = c, .data = dg, .params = p[r], .loss_curve = ct[r]};
         nn_model_free(a); nn_model_free(b);
     }
+    int64_t replays = nn_graph_replays();
     assert_int_equal(nn_train_tasks(t, R), NN_OK);
+    if (nn_graph_replays() - replays != R * (31 * E - 3))
+        fail_msg("tasks: %lld graph replays, expected %d", (long long)(nn_graph_replays() - replays), R * (31 * E - 3));
     for (int r = 0; r < R; r++) {
         double tol = r == 3 ? 1e-2 : 1e-3;
         for (int e = 0; e < E; e++) {
