@@ -637,10 +637,20 @@ static int run_batch(const job_env *env, job_data *d, const plan_job *jobs, int 
     }
     if (!rc) rc = run_attacks(js, n, err, errlen);
     if (!rc && *env->stop) rc = 1;
-    /* each job's permutation tests, all its evaluations and kinds from one stream */
+    /* each job's permutation tests, all its evaluations and kinds from one stream of its own:
+     * the jobs' tests run side by side (one thread each; a job alone uses every thread for its
+     * tests), then the shards are written one after another (HDF5) */
+    if (!rc) {
+        char (*errs)[256] = util_calloc((size_t)n, sizeof *errs);
+        int *rcs = util_calloc((size_t)n, sizeof *rcs);
+        #pragma omp parallel for schedule(dynamic) if (n > 1)
+        for (int i = 0; i < n; i++) rcs[i] = eval_permutations(js[i].evals, js[i].n_evals, &js[i].in, errs[i], sizeof errs[i]);
+        for (int i = 0; i < n && !rc; i++)
+            if (rcs[i]) rc = util_err(err, errlen, "%s", errs[i]);
+        free(errs); free(rcs);
+    }
     for (int i = 0; i < n && !rc; i++) {
-        rc = eval_permutations(js[i].evals, js[i].n_evals, &js[i].in, err, errlen);
-        if (!rc) rc = write_shard(&js[i], js[i].split, js[i].refs, err, errlen);
+        rc = write_shard(&js[i], js[i].split, js[i].refs, err, errlen);
         job_state_free(&js[i]);
     }
 out:
