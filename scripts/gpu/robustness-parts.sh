@@ -36,7 +36,7 @@ fi
 name=robustness-$part
 scale=${SCALE:-paper}
 set -- experiments/robustness.ini "configs/scale-$scale.ini" $( [ -f "configs/robustness-$scale.ini" ] && echo "configs/robustness-$scale.ini") \
-  "$overlay" -s experiment.output="$res" -s experiment.name="$name" "$@"
+  $( [ -s "$overlay" ] && echo "$overlay") -s experiment.output="$res" -s experiment.name="$name" "$@"
 t0=$(date +%s)
 timeout -k 30 "$secs" ./pmi run "$@" ${PMI_RUN_ARGS---gpus all --batch ${BATCH:-10}} >"$out/$name.log" 2>&1
 rc=$?
