@@ -356,8 +356,12 @@ static int run_attacks(job_state *js, int n, char *err, size_t errlen) {
             if (!rc && (q0 + b) % na == na - 1) j->n_evals = 1 + na;
             nn_model_free(out[b]);
         }
-        if (k > 1) fprintf(stderr, "  attacked %d (model, setting) pairs in %.1fs, evaluated them in %.1fs\n", k, t_attack,
-                           util_now_s() - t0 - t_attack);
+        if (k > 1) {
+            int64_t mem = env->dev == NN_CUDA ? nn_cuda_allocated_bytes() : -1;
+            fprintf(stderr, "  attacked %d (model, setting) pairs in %.1fs, evaluated them in %.1fs", k, t_attack, util_now_s() - t0 - t_attack);
+            if (mem >= 0) fprintf(stderr, "; %.2f GiB of GPU memory in use", (double)mem / (1 << 30));
+            fputc('\n', stderr);
+        }
     }
     free(as); free(victims); free(ctx); free(out);
     return rc;

@@ -57,6 +57,10 @@ nn_status nn_device_resolve(nn_device_request want, nn_device *dev, char *name, 
 /* The CUDA devices this process can see (0 without CUDA). Initialises CUDA: a process that
  * forks workers calls it in a short-lived child (see runner.c). */
 int nn_cuda_device_count(void);
+/* Bytes of GPU memory in live tensors on the current CUDA device (the caching allocator's
+ * allocated bytes, without its cached free blocks); -1 without CUDA. The runner prints it after
+ * each batch of attacks. */
+int64_t nn_cuda_allocated_bytes(void);
 /* The arithmetic of this process's GPU work (no effect on the CPU): tf32 allows TF32 in
  * training's cuDNN convolutions (libtorch's default; matmuls stay fp32); deterministic selects deterministic cuDNN and CUDA
  * algorithms (an op without one fails with its name), turns off cuDNN benchmarking and TF32,

@@ -22,6 +22,7 @@
 #include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
 #include <dlfcn.h>
@@ -920,6 +921,18 @@ int nn_cuda_device_count(void) {
         g_error = e.what();
         return 0;
     }
+}
+
+int64_t nn_cuda_allocated_bytes(void) {
+#ifdef PMI_CUDA
+    try {
+        if (!torch::cuda::is_available()) return -1;
+        return c10::cuda::CUDACachingAllocator::getDeviceStats(c10::cuda::current_device()).allocated_bytes[0].current;
+    } catch (const std::exception &e) {
+        g_error = e.what();
+    }
+#endif
+    return -1;
 }
 
 void nn_set_numerics(int tf32, int deterministic) {
