@@ -147,10 +147,58 @@ int64_t flat_size(Sequential &body, const Shape &s) {
     return n;
 }
 
+/* 2x2 max-pooling with stride 2 (floor mode) on the CPU. libtorch 1.13's CPU kernel
+ * (max_pool2d_with_indices) took 5.7 ms for a LeNet's first pooling of 256 images on one core
+ * against 0.41 ms for two element-wise maxima (docs/performance.md, "2x2 pooling"): it was a
+ * quarter of the small robustness run. The gradient goes to the first maximum of each window in
+ * row-major order, as max_pool2d's indices send it: values and gradients are max_pool2d's bit for
+ * bit (test_nn.c: test_pool_matches_max_pool2d), ties included. A window holding a NaN pools to
+ * NaN as there; its gradient then goes to the window's last element (max_pool2d: its last NaN). */
+struct MaxPool2Fn : public torch::autograd::Function<MaxPool2Fn> {
+    static torch::Tensor forward(torch::autograd::AutogradContext *ctx, const torch::Tensor &x) {
+        int64_t h2 = x.size(2) / 2, w2 = x.size(3) / 2;
+        torch::Tensor xs = x.slice(2, 0, 2 * h2).slice(3, 0, 2 * w2);
+        torch::Tensor rows = torch::maximum(xs.slice(2, 0, 2 * h2, 2), xs.slice(2, 1, 2 * h2, 2));
+        torch::Tensor y = torch::maximum(rows.slice(3, 0, 2 * w2, 2), rows.slice(3, 1, 2 * w2, 2));
+        ctx->save_for_backward({x, y});
+        return y;
+    }
+    static torch::autograd::variable_list backward(torch::autograd::AutogradContext *ctx, torch::autograd::variable_list g) {
+        auto saved = ctx->get_saved_variables();
+        const torch::Tensor &x = saved[0], &y = saved[1];
+        int64_t h2 = y.size(2), w2 = y.size(3);
+        torch::Tensor gx = torch::zeros_like(x), zero = torch::zeros({}, g[0].options()), taken;
+        for (int q = 0; q < 4; q++) {   /* the window's elements in max_pool2d's scan order */
+            torch::Tensor part = x.slice(2, q / 2, 2 * h2, 2).slice(3, q % 2, 2 * w2, 2), first;
+            if (q == 3) first = taken.logical_not();
+            else if (q == 0) taken = first = part == y;
+            else { first = (part == y).logical_and_(taken.logical_not()); taken.logical_or_(first); }
+            gx.slice(2, q / 2, 2 * h2, 2).slice(3, q % 2, 2 * w2, 2).copy_(torch::where(first, g[0], zero));
+        }
+        return {gx};
+    }
+};
+
+/* MaxPool2d(2) whose CPU forward is MaxPool2Fn; on a GPU max_pool2d itself (cuDNN; what CUDA
+ * graphs capture). A subclass, so that code asking for a MaxPool2dImpl (the fused ensembles,
+ * unit_layers) finds it. PMI_POOL=aten at the model's creation keeps ATen's kernel on the CPU
+ * too (test_nn.c compares the two; a benchmark's baseline). */
+struct Pool2Impl : torch::nn::MaxPool2dImpl {
+    bool aten;
+    Pool2Impl() : torch::nn::MaxPool2dImpl(torch::nn::MaxPool2dOptions(2)) {
+        const char *env = getenv("PMI_POOL");
+        aten = env && !std::strcmp(env, "aten");
+    }
+    torch::Tensor forward(const torch::Tensor &x) {
+        return aten || x.is_cuda() || x.dim() != 4 ? torch::nn::MaxPool2dImpl::forward(x) : MaxPool2Fn::apply(x);
+    }
+};
+TORCH_MODULE(Pool2);
+
 /* Appends a 2x2 max-pool when both spatial sides are at least 2, tracking the side sizes. */
 void maybe_pool(Sequential &seq, const std::string &name, int *h, int *w) {
     if (*h < 2 || *w < 2) return;
-    seq->push_back(std::string(name), torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(2)));
+    seq->push_back(std::string(name), Pool2());
     *h /= 2; *w /= 2;
 }
 

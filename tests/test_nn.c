@@ -534,6 +534,47 @@ static void test_model_copy(void **state) {
     nn_data_free(d);
 }
 
+/* The CPU's 2x2 pooling (framework/nn_torch.cpp: two element-wise maxima, the gradient to each
+ * window's first maximum) is ATen's max_pool2d bit for bit: LeNet and the small CNN trained for two
+ * epochs both ways (PMI_POOL=aten at creation) end with the same parameters and log-probabilities,
+ * on 8x8 and on 9x9 images (floor mode drops the last row and column). A third of the images are
+ * constant, so that windows hold positive ties and the tie-break decides where gradients go. */
+static void test_pool_matches_max_pool2d(void **state) {
+    const char *archs[2] = {"lenet", "cnn"};
+    for (int side = 8; side <= 9; side++) {
+        int n = 96, per = side * side;
+        float *x = malloc(sizeof(float) * n * per);
+        int32_t *y = malloc(sizeof(int32_t) * n);
+        uint64_t s = 5;
+        for (int i = 0; i < n; i++) {
+            y[i] = i % K;
+            for (int j = 0; j < per; j++)
+                x[i * per + j] = i % 3 == 0 ? 0.25f * (float)(y[i] + 1) : (float)rng_gauss(&s) + (j % (y[i] + 2) == 0);
+        }
+        nn_data *d = NULL;
+        assert_int_equal(nn_data_create(x, y, n, 1, side, side, NN_CPU, &d), NN_OK);
+        free(x); free(y);
+        for (int a = 0; a < 2; a++) {
+            float *lp[2], *pv[2];
+            int64_t *off[2], np = 0;
+            for (int r = 0; r < 2; r++) {
+                if (r) setenv("PMI_POOL", "aten", 1);
+                nn_model *m = make_model(archs[a], 1, side, side, K, 8, 3);
+                unsetenv("PMI_POOL");
+                train_quick(m, d, 2, 4);
+                lp[r] = eval_logp(m, d, K);
+                pv[r] = all_params(m, &off[r]);
+                np = nn_param_count(m);
+                nn_model_free(m);
+            }
+            assert_memory_equal(lp[0], lp[1], sizeof(float) * n * K);
+            assert_memory_equal(pv[0], pv[1], sizeof(float) * off[0][np]);
+            for (int r = 0; r < 2; r++) { free(lp[r]); free(pv[r]); free(off[r]); }
+        }
+        nn_data_free(d);
+    }
+}
+
 /* Subsets gather the requested rows, concatenation appends, bad indices are NN_EINVAL, and
  * parameters round-trip through nn_param_set/nn_param_get. */
 static void test_data_and_params(void **state) {
@@ -585,6 +626,7 @@ int main(void) {
         cmocka_unit_test(test_reinit_last),
         cmocka_unit_test(test_distill),
         cmocka_unit_test(test_model_copy),
+        cmocka_unit_test(test_pool_matches_max_pool2d),
         cmocka_unit_test(test_data_and_params),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
