@@ -3,7 +3,8 @@
 # commands, every command it shows is one that runs from a fresh clone (./pmi, not a bare pmi
 # that is not on PATH), every docs/ link points to a file, and its claims table is the one
 # scripts/readme-claims.sh makes from the reproduced results/small/REPORT.md (checked when
-# `make reproduce` has written it). Run from the repository root by scripts/run-tests.sh;
+# `make reproduce` has written it), and its timings are the lines scripts/readme-timings.sh
+# makes from docs/performance.md's "Current timings" table. Run from the repository root by scripts/run-tests.sh;
 # prints one TAP line per check.
 check() { if [ "$1" = 0 ]; then echo "ok - $2"; else echo "not ok - $2"; fi; }
 [ "$(sed -n 3p README.md)" = '    make reproduce        # set-up + every experiment at small scale, tables and figures (Debian 12)' ] &&
@@ -21,8 +22,21 @@ if [ -f results/small/REPORT.md ]; then
 else
   echo "ok - README.md's claims table: no results/small/REPORT.md to compare with (make reproduce writes it) # SKIP"
 fi
+out=$(scripts/readme-timings.sh --check 2>&1); rc=$?
+[ "$rc" = 0 ]; check $? "README.md's timings are docs/performance.md's current-timings table (scripts/readme-timings.sh)${out:+: $out}"
 # the generator: a report with another verdict makes --check fail
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+printf '# p\n\n## Current timings\n\n| what | machine | time | measured |\n|---|---|---|---|\n| a run | a VM | 9 s | today, one run |\n| b | c | 1 s | d |\n\n## Next\n\n| what | machine | time | measured |\n|---|---|---|---|\n| not this | x | 2 s | y |\n' >"$tmp/P.md"
+printf 'x\n<!-- timings: begin -->\n- old: **5 s** on a VM (then)\n<!-- timings: end -->\ny\n' >"$tmp/READMEt.md"
+! scripts/readme-timings.sh --check "$tmp/P.md" "$tmp/READMEt.md" 2>/dev/null &&
+  scripts/readme-timings.sh "$tmp/P.md" "$tmp/READMEt.md" >/dev/null && scripts/readme-timings.sh --check "$tmp/P.md" "$tmp/READMEt.md" &&
+  [ "$(sed -n 3p "$tmp/READMEt.md")" = '- a run: **9 s** on a VM (today, one run)' ] && [ "$(sed -n 4p "$tmp/READMEt.md")" = '- b: **1 s** on c (d)' ] &&
+  [ "$(wc -l <"$tmp/READMEt.md")" = 6 ] && [ "$(tail -1 "$tmp/READMEt.md")" = y ]
+check $? "scripts/readme-timings.sh: --check fails on a stale line, then writes one line per row of the current-timings table only"
+printf '# p\n' >"$tmp/P0.md"
+scripts/readme-timings.sh "$tmp/P0.md" "$tmp/READMEt.md" 2>"$tmp/err"; rc=$?
+[ "$rc" = 2 ] && grep -q "no table with what, machine, time and measured columns under '## Current timings'" "$tmp/err"
+check $? "scripts/readme-timings.sh without the table: exit 2, says what it looked for ($rc)"
 printf '# r\n\n## Claims\n\n| claim | measured | value | verdict |\n|---|---|---|---|\n| C1 lossless | gap 0.1 | 0.1 | **holds** |\n\n## Tables\n' >"$tmp/R.md"
 printf 'x\n<!-- claims: begin -->\n| old |\n<!-- claims: end -->\ny\n' >"$tmp/README.md"
 ! scripts/readme-claims.sh --check "$tmp/R.md" "$tmp/README.md" 2>/dev/null &&
