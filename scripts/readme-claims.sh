@@ -9,14 +9,13 @@
 # verdict shared by more than 3 families fold into one row that names them and the range of
 # their least-claimed counts; the others stay as they are (REPORT.md has every row).
 set -e
+. "$(dirname "$0")/readme-block.sh"
 check=0
 [ "${1:-}" = --check ] && { check=1; shift; }
 report=${1:-results/small/REPORT.md}
 readme=${2:-README.md}
 [ -f "$report" ] || { echo "readme-claims: no $report (make reproduce writes it)" >&2; exit 2; }
-grep -q '^<!-- claims: begin' "$readme" && grep -q '^<!-- claims: end -->' "$readme" ||
-  { echo "readme-claims: $readme has no '<!-- claims: begin' / '<!-- claims: end -->' lines" >&2; exit 2; }
-table=$(mktemp); new=$(mktemp); trap 'rm -f "$table" "$new"' EXIT
+table=$(mktemp); trap 'rm -f "$table"' EXIT
 # the columns named claim, measured and verdict of the first table after "## Claims"
 awk -F'|' '
   /^## Claims/ { inside = 1; next }
@@ -55,16 +54,4 @@ awk -F'|' '
   }
 ' "$report" >"$table"
 [ -s "$table" ] || { echo "readme-claims: no claims table in $report" >&2; exit 2; }
-awk -v t="$table" '
-  /^<!-- claims: begin/ { print; while ((getline l < t) > 0) print l; skip = 1; next }
-  /^<!-- claims: end -->/ { skip = 0 }
-  !skip { print }
-' "$readme" >"$new"
-if [ "$check" = 1 ]; then
-  cmp -s "$readme" "$new" && exit 0
-  echo "readme-claims: the claims table of $readme differs from $report (scripts/readme-claims.sh updates it):" >&2
-  diff "$readme" "$new" >&2 || true
-  exit 1
-fi
-cat "$new" >"$readme"
-echo "readme-claims: $readme's claims table from $report"
+readme_block "$check" claims "$table" "$readme" "claims table rows" "$report"

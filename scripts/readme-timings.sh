@@ -10,14 +10,13 @@
 # when the README's lines differ from the table's. Exit 2: a file, the table or the markers
 # are missing.
 set -e
+. "$(dirname "$0")/readme-block.sh"
 check=0
 [ "${1:-}" = --check ] && { check=1; shift; }
 perf=${1:-docs/performance.md}
 readme=${2:-README.md}
 [ -f "$perf" ] || { echo "readme-timings: no $perf" >&2; exit 2; }
-grep -q '^<!-- timings: begin' "$readme" && grep -q '^<!-- timings: end -->' "$readme" ||
-  { echo "readme-timings: $readme has no '<!-- timings: begin' / '<!-- timings: end -->' lines" >&2; exit 2; }
-lines=$(mktemp); new=$(mktemp); trap 'rm -f "$lines" "$new"' EXIT
+lines=$(mktemp); trap 'rm -f "$lines"' EXIT
 awk -F'|' '
   function trim(s) { gsub(/^ +| +$/, "", s); return s }
   /^## Current timings/ { inside = 1; next }
@@ -32,16 +31,4 @@ awk -F'|' '
   rows { exit }
 ' "$perf" >"$lines"
 [ -s "$lines" ] || { echo "readme-timings: no table with what, machine, time and measured columns under '## Current timings' in $perf" >&2; exit 2; }
-awk -v t="$lines" '
-  /^<!-- timings: begin/ { print; while ((getline l < t) > 0) print l; skip = 1; next }
-  /^<!-- timings: end -->/ { skip = 0 }
-  !skip { print }
-' "$readme" >"$new"
-if [ "$check" = 1 ]; then
-  cmp -s "$readme" "$new" && exit 0
-  echo "readme-timings: the timings of $readme differ from $perf (scripts/readme-timings.sh updates them):" >&2
-  diff "$readme" "$new" >&2 || true
-  exit 1
-fi
-cat "$new" >"$readme"
-echo "readme-timings: $readme's timings from $perf"
+readme_block "$check" timings "$lines" "$readme" "timings" "$perf"
