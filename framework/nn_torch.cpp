@@ -148,8 +148,8 @@ int64_t flat_size(Sequential &body, const Shape &s) {
 }
 
 /* 2x2 max-pooling with stride 2 (floor mode) on the CPU. libtorch 1.13's CPU kernel
- * (max_pool2d_with_indices) took 5.7 ms for a LeNet's first pooling of 256 images on one core
- * against 0.41 ms for two element-wise maxima (docs/performance.md, "2x2 pooling"): it was a
+ * (max_pool2d_with_indices) took 5.7-6.5 ms for a LeNet's first pooling of 256 images on one
+ * core against 0.27-0.41 ms for two element-wise maxima (two runs) (docs/performance.md, "2x2 pooling"): it was a
  * quarter of the small robustness run. The gradient goes to the first maximum of each window in
  * row-major order, as max_pool2d's indices send it: values and gradients are max_pool2d's bit for
  * bit (test_nn.c: test_pool_matches_max_pool2d), ties included. A window holding a NaN pools to
