@@ -32,7 +32,7 @@ for exp in experiments/*.ini; do
   # the PNG run's messages follow the tables, and a failed plot stops the script with its status
   "$pmi" plot "$out" -o "plots/$scale/$name" 2>"$plotlog" & png=$!
   "$pmi" plot "$out" -o "plots/$scale/$name/svg" --format svg 2>/dev/null & svg=$!
-  "$pmi" report "$out"
+  "$pmi" report "$out" || { rc=$?; wait; exit "$rc"; }   # the figures end before the script does
   files="$files $out"
   rc=0; wait $png || rc=$?
   cat "$plotlog" >&2

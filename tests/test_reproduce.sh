@@ -3,33 +3,36 @@
 # logs its calls and fails where told), so that it costs no training: each experiment's run,
 # then its tables while both sets of figures render, the PNG run's messages after the tables,
 # REPORT.md last; a failed plot (PNG or SVG) or run stops the script with a non-zero status and
-# no REPORT.md. Run from the repository root by scripts/run-tests.sh; TAP lines.
+# no REPORT.md; a failed report waits for its figures first. Run from the repository root by scripts/run-tests.sh; TAP lines.
 check() { if [ "$1" = 0 ]; then echo "ok - $2"; else echo "not ok - $2"; fi; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 cat >"$tmp/pmi" <<'SH'
 #!/bin/sh
-# the stand-in: FAIL=run|png|svg fails that step with status 3
+# the stand-in: FAIL=run|report|png|svg fails that step with status 3
 echo "$*" >>"$LOG"
 case "$1" in
   run) [ "$FAIL" = run ] && exit 3; echo "results/fake/$(basename "$2" .ini)/results.h5";;
-  report) [ "$2" = --markdown-report ] && { echo REPORT >>"$LOG"; exit 0; }; sleep 0.3; echo "tables of $2";;
-  plot) case "$*" in *svg*) [ "$FAIL" = svg ] && exit 3;; *) [ "$FAIL" = png ] && { echo "png failed" >&2; exit 3; };; esac
-        echo "wrote figures of $2" >&2;;
+  report) [ "$2" = --markdown-report ] && { echo REPORT >>"$LOG"; exit 0; }; [ "$FAIL" = report ] && exit 3
+          sleep 0.3; echo "tables of $2";;
+  plot) sleep 0.5; case "$*" in *svg*) [ "$FAIL" = svg ] && exit 3;; *) [ "$FAIL" = png ] && { echo "png failed" >&2; exit 3; };; esac
+        echo "wrote figures of $2" >&2; echo "plot ended" >>"$LOG";;
 esac
 SH
 chmod +x "$tmp/pmi"
-for fail in none run png svg; do
+for fail in none run report png svg; do
   LOG="$tmp/log-$fail" FAIL=$fail PMI="$tmp/pmi" EXPERIMENTS="fingerprint robustness" sh scripts/reproduce.sh small >"$tmp/out-$fail" 2>&1
   eval "rc_$fail=$?"
+  [ "$fail" = report ] && ended=$(grep -c '^plot ended' "$tmp/log-report")   # right at its exit
 done
 [ "$rc_none" = 0 ] && [ "$(grep -c '^run ' "$tmp/log-none")" = 2 ] && [ "$(grep -c '^plot .* --format svg' "$tmp/log-none")" = 2 ] &&
   [ "$(tail -1 "$tmp/log-none")" = REPORT ] &&
   [ "$(grep -n 'tables of results/fake/robustness' "$tmp/out-none" | cut -d: -f1)" -lt "$(grep -n 'wrote figures of results/fake/robustness' "$tmp/out-none" | cut -d: -f1)" ] &&
   grep -q '^reproduce: scale small done' "$tmp/out-none"
 check $? "reproduce.sh runs each experiment, its tables and both figure sets, the PNG messages after the tables, REPORT.md last (exit $rc_none)"
-for fail in run png svg; do
+for fail in run report png svg; do
   eval "rc=\$rc_$fail"
   [ "$rc" != 0 ] && ! grep -q '^REPORT$' "$tmp/log-$fail" && ! grep -q 'done in' "$tmp/out-$fail"
   check $? "a failed $fail stops reproduce.sh: exit $rc, no REPORT.md"
 done
 grep -q 'png failed' "$tmp/out-png"; check $? "the failed PNG plot's message is shown"
+[ "$ended" = 2 ]; check $? "a failed report waits for the figures already started before it stops ($ended of 2 ended at its exit)"
