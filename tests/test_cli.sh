@@ -376,7 +376,10 @@ for sig in 1:HUP 13:PIPE; do
   n=${sig%%:*}; name=${sig#*:}
   "$pmi" run "$tmp/ok.ini" -s experiment.name=sig$name -s train.epochs=10000 --jobs 1 >"$tmp/out" 2>"$tmp/err" & p=$!
   (sleep 60; kill -9 $p 2>/dev/null) & dog=$!
-  sleep 2; kill -$n $p; wait $p; rc=$?; kill $dog 2>/dev/null
+  # the signal once pmi has said it runs (its handlers are in place by then): a fixed 2 s was
+  # too short for a sanitized pmi on a busy CI machine, which died of the signal (exit 129, 141)
+  for _ in $(seq 240); do grep -q "^pmi: experiment 'sig$name'" "$tmp/err" && break; sleep 0.25; done
+  sleep 0.5; kill -$n $p; wait $p; rc=$?; kill $dog 2>/dev/null
   [ "$rc" = 3 ] && grep -q "stopped by signal $n" "$tmp/err" && [ -z "$(ls "$out/sig$name/shards" | grep tmp)" ]
   check $? "SIG$name stops a run cleanly: exit 3, a message, no temporary file (exit $rc)"
 done
