@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* ---- the datasets, loaded once per (dataset, path, normalisation) and device -------------- */
 struct job_data {
@@ -484,19 +483,13 @@ static int job_evaluate(job_state *js, const data_split *split, nn_data *pool, n
 /* Fault injection for the tests of the runner's recovery (tests/test_resume.c): with
  * PMI_FAULT=<job id> the process is killed (SIGKILL, as by the kernel's OOM killer or a
  * watchdog) when that job starts; with PMI_FAULT=group:<job id> only when the job starts in a
- * group of several (the GPU case of a group that fails where its jobs alone would not); with
- * PMI_FAULT=slow:<job id> the job is held 4 s at its start (a job far slower than the others,
- * for the test of how workers share the jobs). */
+ * group of several (the GPU case of a group that fails where its jobs alone would not). */
 static void fault_point(const plan_job *jobs, int g) {
     const char *f = getenv("PMI_FAULT");
     if (!f || !*f) return;
-    int group_only = !strncmp(f, "group:", 6), slow = !strncmp(f, "slow:", 5);
-    const char *id = f + (group_only ? 6 : slow ? 5 : 0);
-    for (int i = 0; i < g; i++) {
-        if (strcmp(jobs[i].id, id) || (group_only && g < 2)) continue;
-        if (slow) sleep(4);
-        else raise(SIGKILL);
-    }
+    int group_only = !strncmp(f, "group:", 6);
+    for (int i = 0; i < g; i++)
+        if (!strcmp(jobs[i].id, f + (group_only ? 6 : 0)) && (!group_only || g > 1)) raise(SIGKILL);
 }
 
 static void report_line(const job_state *js, double wall) {

@@ -137,6 +137,13 @@ const char *plan_arch(const plan *p, const plan_job *j) {
     return j->role == ROLE_INDEP_ARCH ? pp->indep_arch : pp->arch;
 }
 
+int plan_slice(plan_job *jobs, int n, int slice, int nslices) {
+    int kept = 0;
+    for (int j = 0; j < n; j++)
+        if (j % nslices == slice) jobs[kept++] = jobs[j];
+    return kept;
+}
+
 int plan_slice_groups(plan_job *jobs, int n, int slice, int nslices) {
     int kept = 0, group = -1, point = -1, seed = -1;
     for (int j = 0; j < n; j++) {

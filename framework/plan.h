@@ -71,7 +71,9 @@ int plan_build(const cfg *c, plan **out, char *err, size_t errlen);
 void plan_free(plan *p);
 /* The parameters of a job's sweep point. */
 const pmi_params *plan_params(const plan *p, const plan_job *j);
-/* Shard slice "i/n" (0-based i) by group: the jobs of one point and seed (adjacent in a plan) form a group, and
+/* Shard slice "i/n" (0-based i): keeps jobs j with j % n == i. Returns the new count. */
+int plan_slice(plan_job *jobs, int n, int slice, int nslices);
+/* The same by group: the jobs of one point and seed (adjacent in a plan) form a group, and
  * group g is kept when g % n == i, so a group's jobs stay together (one GPU trains them at
  * once). Used by --shard and --gpus. Returns the new count. */
 int plan_slice_groups(plan_job *jobs, int n, int slice, int nslices);

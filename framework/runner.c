@@ -183,7 +183,7 @@ typedef struct {
     store_provenance prov;
     int group;                   /* train the jobs of one point and seed together (GPU) */
     int cuda_count;              /* visible CUDA devices (probed when workers are forked) */
-    unsigned char *job_flags;    /* with workers: JOB_ALONE / JOB_GIVEN_UP / JOB_TAKEN per job of the plan (shared) */
+    unsigned char *job_flags;    /* with workers: JOB_ALONE / JOB_GIVEN_UP per job of the plan (shared) */
     int ngpus;                   /* --gpus: worker processes, one per GPU; 0 without --gpus */
     char visible[RUNNER_MAX_GPUS][16]; /* --gpus: worker w's CUDA_VISIBLE_DEVICES */
     int together;                /* reference models: a point and seed's jobs always run as one
@@ -365,16 +365,8 @@ typedef struct {
     job_status status;        /* what it is doing now, for the status line */
 } worker_slot;
 
-/* job_flags (per job of the plan, shared with the workers): train it alone; given up in this run;
- * taken by a CPU worker (set atomically by the worker that runs it: see worker_jobs). */
-enum { JOB_ALONE = 1, JOB_GIVEN_UP = 2, JOB_TAKEN = 4 };
-
-/* Takes jobs[0], the first of a group of g, for this CPU worker: 1 if it is this worker's to
- * run, 0 if another worker took it first. Without CPU workers every job is this process's. */
-static int take(const run_ctx *r, const plan_job *j) {
-    if (!r->job_flags || r->dev == NN_CUDA) return 1;
-    return !(__atomic_fetch_or(&r->job_flags[j->index], JOB_TAKEN, __ATOMIC_ACQ_REL) & JOB_TAKEN);
-}
+/* job_flags (per job of the plan, shared with the workers): train it alone; given up in this run. */
+enum { JOB_ALONE = 1, JOB_GIVEN_UP = 2 };
 
 /* "<shard_dir>/<id>.failed": the record of a job given up, kept until it trains. */
 static void failed_path(const char *shard_dir, const plan_job *j, char *buf, size_t len) {
@@ -432,7 +424,6 @@ static runner_status run_jobs(run_ctx *r, plan_job *jobs, int n, int worker, con
             if (g + h > cap) break;
             g += h;
         }
-        if (!take(r, &jobs[j])) { j += g; continue; }   /* another worker runs it */
         if (slot) { slot->job = j; slot->g = g; }
         int rc = job_run_group(&env, d, &jobs[j], g, j, err, errlen);
         if (rc < 0 && g > 1 && !stop_requested && !slot && !r->together) {
@@ -468,15 +459,12 @@ out:
     return rs;
 }
 
-/* Worker w's jobs. On a GPU every workers-th group of this slice (its batches join whole
- * groups). On the CPU the whole slice: each worker goes through it in plan order and runs the
- * jobs (groups, with reference models) that no other worker has taken (take), so a worker
- * that is free takes the next job instead of idling while another works through a fixed
- * share. Returns their count; *out is malloc'd. */
-static int worker_jobs(const run_ctx *r, int w, int workers, plan_job **out) {
+/* Worker w's jobs: every workers-th job of this slice on CPU, every workers-th group on a
+ * GPU. Returns their count; *out is malloc'd. */
+static int worker_jobs(const run_ctx *r, int w, int workers, int by_group, plan_job **out) {
     *out = util_malloc(sizeof **out * (size_t)(r->nmine ? r->nmine : 1));
     memcpy(*out, r->mine, sizeof **out * (size_t)r->nmine);
-    return r->dev == NN_CUDA ? plan_slice_groups(*out, r->nmine, w, workers) : r->nmine;
+    return by_group ? plan_slice_groups(*out, r->nmine, w, workers) : plan_slice(*out, r->nmine, w, workers);
 }
 
 /* Worker w's process (never returns). */
@@ -486,7 +474,7 @@ static void worker_main(run_ctx *r, int w, int workers, char (*visible)[16], wor
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() == 1) _exit(RUN_INTERRUPTED);
     plan_job *mine;
-    int n = worker_jobs(r, w, workers, &mine);
+    int n = worker_jobs(r, w, workers, r->dev == NN_CUDA || r->together, &mine);
     runner_summary ws = *s;
     if (visible) {
         /* before CUDA is initialised in this process: it sees its GPU as cuda:0 */
@@ -531,8 +519,8 @@ static void draw_status(const worker_slot *slots, int workers, int gpus, int bef
     fflush(stderr);
 }
 
-/* Forks `workers` processes. On CPU each takes the next job of this slice that no worker has
- * taken, with one libtorch thread; on a GPU every workers-th group with cores / workers threads, and with
+/* Forks `workers` processes. On CPU each runs every workers-th job of this slice with one
+ * libtorch thread; on a GPU every workers-th group with cores / workers threads, and with
  * --gpus worker w sees only the GPU visible[w]. The parent touches neither a libtorch thread
  * pool nor CUDA before forking.
  *
@@ -581,7 +569,7 @@ static runner_status run_workers(run_ctx *r, int workers, char (*visible)[16], r
         int code = WIFEXITED(st) ? WEXITSTATUS(st) : RUN_ERROR;
         if ((WIFSIGNALED(st) || code == RUN_ERROR) && !stop_requested) {
             plan_job *its;
-            int n = worker_jobs(r, w, workers, &its), j = slots[w].job, g = slots[w].g;
+            int n = worker_jobs(r, w, workers, r->dev == NN_CUDA || r->together, &its), j = slots[w].job, g = slots[w].g;
             char why[600];
             if (WIFSIGNALED(st)) snprintf(why, sizeof why, "was killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
             else snprintf(why, sizeof why, "%s", slots[w].msg[0] ? slots[w].msg : "failed");
@@ -593,7 +581,7 @@ static runner_status run_workers(run_ctx *r, int workers, char (*visible)[16], r
                 if (g > 1 && (!r->together || groups > 1)) {
                     /* a batch of several groups, or a group of jobs that may train apart, is retried
                      * in smaller pieces (with reference models a group is the smallest piece) */
-                    for (int i = 0; i < g; i++) __atomic_fetch_or(&r->job_flags[its[j + i].index], JOB_ALONE, __ATOMIC_ACQ_REL);
+                    for (int i = 0; i < g; i++) r->job_flags[its[j + i].index] |= JOB_ALONE;
                     if (r->together) fprintf(stderr, "pmi: retrying the %d groups of that batch one at a time in a fresh process\n", groups);
                     else fprintf(stderr, "pmi: retrying the %d jobs of that group one at a time in a fresh process\n", g);
                 } else {
@@ -609,14 +597,12 @@ static runner_status run_workers(run_ctx *r, int workers, char (*visible)[16], r
                                     r->prov.device, now, why);
                             outfile_close(f, NULL, 0);
                         }
-                        __atomic_fetch_or(&r->job_flags[its[j + i].index], JOB_GIVEN_UP, __ATOMIC_ACQ_REL);
+                        r->job_flags[its[j + i].index] |= JOB_GIVEN_UP;
                         given_up++;
                         fprintf(stderr, "pmi: giving up job %s for this run (%s); the other jobs go on in a fresh process\n",
                                 its[j + i].id, path);
                     }
                 }
-                /* the fresh worker goes through the plan from its start: it finds these again */
-                for (int i = 0; i < g; i++) __atomic_fetch_and(&r->job_flags[its[j + i].index], (unsigned char)~JOB_TAKEN, __ATOMIC_ACQ_REL);
                 restarts++;
                 slots[w].job = -1; slots[w].msg[0] = 0;
                 free(its);

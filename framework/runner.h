@@ -5,8 +5,7 @@
  *
  * Workers: on CPU, small models train faster as independent jobs in separate processes with one
  * libtorch thread each than as one job using every core (measured in docs/performance.md), so
- * runner_run can fork workers, each taking the next job of the plan that no other worker has
- * taken (a worker never idles while jobs are left). With --gpus, one
+ * runner_run can fork workers that take every workers-th job of the plan. With --gpus, one
  * worker per GPU takes every ngpus-th group (the jobs of one point and seed, trained together);
  * it sees only its GPU (CUDA_VISIBLE_DEVICES), as cuda:0. Slices (--shard i/n, e.g. the tasks
  * of a Slurm job array) are groups too, so which jobs train together never depends on them.

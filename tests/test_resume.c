@@ -349,37 +349,6 @@ static void test_failed_job_given_up_then_retried(void **state) {
     assert_int_equal(access(res, F_OK), 0);
 }
 
-/* CPU workers take the jobs as they become free: while one worker is held in a slow job (here
- * PMI_FAULT=slow:p0-s1-owner holds the plan's first job 4 s at its start), the other runs the
- * jobs behind it, so the held worker runs fewer of the 10 jobs than the other (a fixed half
- * each would be 5 and 5); every job runs exactly once. */
-static void test_free_worker_takes_next_job(void **state) {
-    char dir[400], ini[500], text[16384], cmd[1400];
-    snprintf(dir, sizeof dir, "%s/share", tu_tmpdir());
-    snprintf(ini, sizeof ini, "%s/share.ini", tu_tmpdir());
-    write_ini(ini, dir);
-    snprintf(cmd, sizeof cmd, "PMI_FAULT=slow:p0-s1-owner %s run %s -s train.epochs=2 --jobs 2", tu_pmi_bin(), ini);
-    if (sh(cmd, text, sizeof text)) fail_msg("pmi run: %s", text);
-    int ran[2] = {0, 0}, slow = -1, lines = 0;
-    char seen[10][32];
-    for (char *l = strtok(text, "\n"); l; l = strtok(NULL, "\n")) {
-        int w, i, n;
-        char id[32];
-        const char *b = strstr(l, "[w");
-        if (!b || sscanf(b, "[w%d %d/%d] %31s", &w, &i, &n, id) != 4 || w < 0 || w > 1) continue;
-        for (int k = 0; k < lines; k++)
-            if (!strcmp(seen[k], id)) fail_msg("job %s ran twice", id);
-        assert_true(lines < 10);
-        snprintf(seen[lines++], sizeof seen[0], "%s", id);
-        ran[w]++;
-        if (!strcmp(id, "p0-s1-owner")) slow = w;
-    }
-    assert_int_equal(lines, 10);
-    assert_true(slow >= 0);
-    if (ran[slow] >= ran[1 - slow])
-        fail_msg("the worker held in the slow job ran %d jobs, the other %d", ran[slow], ran[1 - slow]);
-}
-
 /* Temporary files of a killed writer are removed by the next run; a live writer's are kept. */
 static void test_dead_temps_removed(void **state) {
     merged_run();
@@ -442,7 +411,6 @@ int main(void) {
         cmocka_unit_test(test_other_config_refused_while_running),
         cmocka_unit_test(test_killed_worker_named),
         cmocka_unit_test(test_failed_job_given_up_then_retried),
-        cmocka_unit_test(test_free_worker_takes_next_job),
         cmocka_unit_test(test_sigterm_grace),
         cmocka_unit_test(test_merge_takes_only_the_plan),
         cmocka_unit_test(test_merge_refuses_missing_and_foreign),
