@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -49,6 +50,21 @@ static const char *gz_message(gzFile gz, const char *path) {
     return m;
 }
 
+/* A buffer of `size` bytes (a file's contents, a dataset's pixels). A large one is aligned to 2 MB and advised to the kernel
+ * as huge pages (transparent huge pages in "madvise" mode, Debian's default): the first write to
+ * 188 MB of Fashion-MNIST pixels then takes about a hundred page faults instead of 46000, which
+ * cost 0.3 s on the CI's VM. free() releases it either way. */
+static void *alloc_large(size_t size) {
+    const size_t huge = (size_t)2 << 20;
+    void *p = NULL;
+    if (size < 4 * huge) return malloc(size);
+    if (posix_memalign(&p, huge, (size + huge - 1) / huge * huge)) return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, (size + huge - 1) / huge * huge, MADV_HUGEPAGE);   /* advice only: no error */
+#endif
+    return p;
+}
+
 static int grow(bytes *b, size_t *cap) {
     size_t ncap = *cap ? *cap * 2 : (size_t)1 << 16;
     unsigned char *p = realloc(b->p, ncap);
@@ -58,8 +74,32 @@ static int grow(bytes *b, size_t *cap) {
     return 0;
 }
 
-static int read_stream(gzFile gz, const char *path, bytes *b, char *err, size_t errlen) {
+/* What reading path will probably give (at most 256 MB), to size the buffer once (a copy per doubling of a 47 MB
+ * file, and fresh pages each time, cost more than the decompression on a small VM): a gzip
+ * file's ISIZE field (its last 4 bytes: the uncompressed size mod 2^32), a plain file's size;
+ * 0 when unknown. Only a hint: read_stream still grows the buffer when the data is longer. */
+static size_t size_hint(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    unsigned char head[2], tail[4];
+    size_t hint = 0;
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && st.st_size > 0) {
+        if (fread(head, 1, 2, f) == 2 && head[0] == 0x1f && head[1] == 0x8b) {
+            if (st.st_size >= 18 && fseek(f, -4, SEEK_END) == 0 && fread(tail, 1, 4, f) == 4)
+                hint = (size_t)tail[0] | (size_t)tail[1] << 8 | (size_t)tail[2] << 16 | (size_t)tail[3] << 24;
+        } else {
+            hint = (size_t)st.st_size;
+        }
+    }
+    fclose(f);
+    return hint <= (size_t)1 << 28 ? hint : 0;   /* larger: grown as it comes (a hint is not trusted far) */
+}
+
+static int read_stream(gzFile gz, const char *path, size_t hint, bytes *b, char *err, size_t errlen) {
     size_t cap = 0;
+    if (hint && !(b->p = alloc_large(hint + 1))) return util_err(err, errlen, "%s: out of memory for %zu bytes", path, hint + 1);
+    if (hint) cap = hint + 1;   /* one byte more: the read that finds the end needs room */
     for (;;) {
         if (b->n == cap && grow(b, &cap)) return util_err(err, errlen, "%s: out of memory after %zu bytes", path, b->n);
         size_t want = cap - b->n < (size_t)1 << 30 ? cap - b->n : (size_t)1 << 30;
@@ -82,7 +122,7 @@ static int read_file(const char *path, bytes *b, char *err, size_t errlen) {
     gzFile gz = gzopen(path, "rb");
     if (!gz) return util_err(err, errlen, "%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
     gzbuffer(gz, 1 << 17);
-    int rc = read_stream(gz, path, b, err, errlen);
+    int rc = read_stream(gz, path, size_hint(path), b, err, errlen);
     gzclose(gz);
     if (rc) {
         free(b->p);
@@ -93,7 +133,7 @@ static int read_file(const char *path, bytes *b, char *err, size_t errlen) {
 }
 
 static int alloc_dataset(pmi_dataset *d, int64_t n, int c, int h, int w) {
-    d->x = malloc((size_t)n * (size_t)(c * h * w) * sizeof *d->x);
+    d->x = alloc_large((size_t)n * (size_t)(c * h * w) * sizeof *d->x);
     d->y = malloc((size_t)n * sizeof *d->y);
     if (!d->x || !d->y) {
         data_free(d);

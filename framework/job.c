@@ -16,7 +16,7 @@
 /* ---- the datasets, loaded once per (dataset, path, normalisation) and device -------------- */
 struct job_data {
     char *key;
-    pmi_dataset train, test;
+    pmi_dataset train, test;   /* shapes and labels; their pixels (x) became dtrain and dtest (NULL) */
     double mean[3], sd[3];     /* the standard normalisation's statistics (0 and 1 otherwise) */
     nn_data *dtrain, *dtest;
 };
@@ -37,7 +37,9 @@ void job_data_free(job_data *d) {
     reuse_clear();   /* the models trained on it (reuse.h) go with the run's data */
 }
 
-static void normalize_pair(job_data *d, cfg_norm mode) {
+/* Normalises d's train and test sets in place; mean and sd are job_load_raw's statistics of the
+ * whole train file (independent of the split), used with the standard normalisation. */
+static void normalize_pair(job_data *d, cfg_norm mode, const double *mean, const double *sd) {
     for (int c = 0; c < 3; c++) { d->mean[c] = 0; d->sd[c] = 1; }
     if (mode == NORM_NONE) return;
     if (mode == NORM_UNIT) {
@@ -45,8 +47,8 @@ static void normalize_pair(job_data *d, cfg_norm mode) {
         data_normalize(&d->test, DATA_NORM_UNIT, NULL, NULL);
         return;
     }
-    /* standard: per-channel statistics of the whole train file (independent of the split) */
-    data_channel_stats(&d->train, NULL, d->train.n, d->mean, d->sd);
+    memcpy(d->mean, mean, sizeof d->mean);
+    memcpy(d->sd, sd, sizeof d->sd);
     data_normalize(&d->train, DATA_NORM_STANDARD, d->mean, d->sd);
     data_normalize(&d->test, DATA_NORM_STANDARD, d->mean, d->sd);
 }
@@ -71,10 +73,13 @@ static int data_get(job_data *d, const pmi_params *p, nn_device dev, char *err, 
     data_clear(d);
     double mean[3], sd[3];
     if (job_load_raw(p, &d->train, &d->test, mean, sd, err, errlen)) { free(key); return -1; }
-    normalize_pair(d, p->normalize);
-    nn_status st = nn_data_create(d->train.x, d->train.y, d->train.n, d->train.c, d->train.h, d->train.w, dev, &d->dtrain);
-    if (st == NN_OK)
-        st = nn_data_create(d->test.x, d->test.y, d->test.n, d->test.c, d->test.h, d->test.w, dev, &d->dtest);
+    normalize_pair(d, p->normalize, mean, sd);
+    /* the pixels become the device data's (on the CPU without a copy); job.c keeps shapes and labels */
+    nn_status st = nn_data_adopt(d->train.x, d->train.y, d->train.n, d->train.c, d->train.h, d->train.w, dev, &d->dtrain);
+    d->train.x = NULL;
+    if (st == NN_OK) st = nn_data_adopt(d->test.x, d->test.y, d->test.n, d->test.c, d->test.h, d->test.w, dev, &d->dtest);
+    else free(d->test.x);
+    d->test.x = NULL;
     if (st != NN_OK) {
         util_err(err, errlen, "uploading %s: %s", p->dataset, nn_last_error());
         data_clear(d); free(key);

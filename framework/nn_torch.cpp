@@ -1048,6 +1048,25 @@ nn_status nn_data_create(const float *x, const int32_t *y, int64_t n, int c, int
     });
 }
 
+nn_status nn_data_adopt(float *x, const int32_t *y, int64_t n, int c, int h, int w, nn_device dev, nn_data **out) {
+    if (dev != NN_CPU || n <= 0 || c < 1 || h < 1 || w < 1 || !y || !out) {
+        nn_status st = nn_data_create(x, y, n, c, h, w, dev, out);   /* a GPU's copy, or the checks' error */
+        free(x);
+        return st;
+    }
+    nn_status st = guard(__func__, [&]() -> nn_status {
+        *out = nullptr;
+        auto d = std::make_unique<nn_data>();
+        d->y = torch::from_blob(const_cast<int32_t *>(y), {n}, torch::kInt).to(torch::kLong);
+        d->x = torch::from_blob(x, {n, c, h, w}, [](void *p) { free(p); }, torch::TensorOptions(torch::kFloat));
+        x = nullptr;   /* the tensor's now */
+        *out = d.release();
+        return NN_OK;
+    });
+    free(x);   /* NULL unless an error came first */
+    return st;
+}
+
 nn_status nn_data_subset(const nn_data *src, const int64_t *idx, int64_t n, nn_data **out) {
     return guard(__func__, [&]() -> nn_status {
         NN_REQUIRE(out, "nn_data_subset: out is NULL");

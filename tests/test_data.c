@@ -112,6 +112,43 @@ static void test_idx_roundtrip_gzip(void **state) {
     check_good_idx(tpath("gz-img.gz"), tpath("gz-lab.gz"));
 }
 
+/* A file's size hint (gzip's ISIZE trailer, a plain file's size) only sizes the first buffer:
+ * a two-member gzip file, whose trailer holds the second member's size alone, still reads whole,
+ * and a file large enough for the huge-page buffer (over 8 MB of pixels) reads the same pixels. */
+static void test_idx_size_hint(void **state) {
+    size_t li, ll;
+    unsigned char *pi = idx_images(0x803, 5, 3, 4, &li), *pl = idx_labels(0x801, 5, good_labels, &ll);
+    gzFile g = gzopen(tpath("two-img.gz"), "wb");
+    assert_non_null(g);
+    assert_int_equal(gzwrite(g, pi, 40), 40);
+    assert_int_equal(gzclose(g), Z_OK);
+    g = gzopen(tpath("two-img.gz"), "ab");   /* a second gzip member */
+    assert_non_null(g);
+    assert_int_equal(gzwrite(g, pi + 40, (unsigned)(li - 40)), (int)(li - 40));
+    assert_int_equal(gzclose(g), Z_OK);
+    write_bytes(tpath("two-lab"), pl, ll, 0);
+    check_good_idx(tpath("two-img.gz"), tpath("two-lab"));
+    free(pi); free(pl);
+    const uint32_t n = 3000, side = 28;   /* 3000 x 784 x 4 bytes = 9.4 MB of floats */
+    unsigned char labels[3000];
+    for (uint32_t i = 0; i < n; i++) labels[i] = (unsigned char)(i % 10);
+    pi = idx_images(0x803, n, side, side, &li);
+    pl = idx_labels(0x801, n, labels, &ll);
+    for (int gz = 0; gz < 2; gz++) {
+        write_bytes(tpath("big-img"), pi, li, gz);
+        write_bytes(tpath("big-lab"), pl, ll, gz);
+        pmi_dataset d;
+        char err[512] = "";
+        assert_int_equal(data_read_idx(tpath("big-img"), tpath("big-lab"), &d, err, sizeof err), 0);
+        assert_int_equal(d.n, n);
+        for (size_t j = 0; j < (size_t)n * side * side; j++)
+            if (d.x[j] != (float)pi[16 + j]) fail_msg("pixel %zu: %g, expected %u", j, d.x[j], pi[16 + j]);
+        for (uint32_t i = 0; i < n; i++) assert_int_equal(d.y[i], labels[i]);
+        data_free(&d);
+    }
+    free(pi); free(pl);
+}
+
 static void test_idx_bad_magic(void **state) {
     size_t li, ll;
     unsigned char *pi = idx_images(0x12345678, 5, 3, 4, &li), *pl = idx_labels(0x801, 5, good_labels, &ll);
@@ -751,6 +788,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_idx_roundtrip_raw),
         cmocka_unit_test(test_idx_roundtrip_gzip),
+        cmocka_unit_test(test_idx_size_hint),
         cmocka_unit_test(test_idx_bad_magic),
         cmocka_unit_test(test_idx_truncated),
         cmocka_unit_test(test_idx_truncated_gzip_stream),
