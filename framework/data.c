@@ -50,17 +50,18 @@ static const char *gz_message(gzFile gz, const char *path) {
     return m;
 }
 
-/* A buffer of `size` bytes (a file's contents, a dataset's pixels). A large one is aligned to 2 MB and advised to the kernel
- * as huge pages (transparent huge pages in "madvise" mode, Debian's default): the first write to
- * 188 MB of Fashion-MNIST pixels then takes about a hundred page faults instead of 46000, which
- * cost 0.3 s on the CI's VM. free() releases it either way. */
+/* A buffer of `size` bytes (a file's contents, a dataset's pixels). One of 8 MB or more is
+ * aligned to 2 MB and advised to the kernel as huge pages (transparent huge pages in "madvise"
+ * mode, Debian's default), so that its first writes fault once per 2 MB instead of once per
+ * 4 KB: loading Fashion-MNIST took 2400 page faults instead of 67000 on the CI's VM, where each
+ * is expensive (docs/performance.md, CPU). free() releases it either way. */
 static void *alloc_large(size_t size) {
-    const size_t huge = (size_t)2 << 20;
+    const size_t huge = (size_t)2 << 20, whole = (size + huge - 1) / huge * huge;
     void *p = NULL;
     if (size < 4 * huge) return malloc(size);
-    if (posix_memalign(&p, huge, (size + huge - 1) / huge * huge)) return NULL;
+    if (posix_memalign(&p, huge, whole)) return NULL;
 #ifdef MADV_HUGEPAGE
-    madvise(p, (size + huge - 1) / huge * huge, MADV_HUGEPAGE);   /* advice only: no error */
+    madvise(p, whole, MADV_HUGEPAGE);   /* advice only: no error */
 #endif
     return p;
 }
@@ -74,10 +75,10 @@ static int grow(bytes *b, size_t *cap) {
     return 0;
 }
 
-/* What reading path will probably give (at most 256 MB), to size the buffer once (a copy per doubling of a 47 MB
- * file, and fresh pages each time, cost more than the decompression on a small VM): a gzip
- * file's ISIZE field (its last 4 bytes: the uncompressed size mod 2^32), a plain file's size;
- * 0 when unknown. Only a hint: read_stream still grows the buffer when the data is longer. */
+/* What reading path will probably give, to size the buffer once instead of doubling it (a copy
+ * and fresh pages per doubling of a 47 MB file): a gzip file's ISIZE field (its last 4 bytes, the
+ * uncompressed size mod 2^32), a plain file's size; 0 when unknown or over 256 MB. Only a hint:
+ * read_stream still grows the buffer when the data is longer (a multi-member gzip file). */
 static size_t size_hint(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return 0;
@@ -93,13 +94,12 @@ static size_t size_hint(const char *path) {
         }
     }
     fclose(f);
-    return hint <= (size_t)1 << 28 ? hint : 0;   /* larger: grown as it comes (a hint is not trusted far) */
+    return hint <= (size_t)1 << 28 ? hint : 0;   /* a hint is not trusted far */
 }
 
 static int read_stream(gzFile gz, const char *path, size_t hint, bytes *b, char *err, size_t errlen) {
-    size_t cap = 0;
-    if (hint && !(b->p = alloc_large(hint + 1))) return util_err(err, errlen, "%s: out of memory for %zu bytes", path, hint + 1);
-    if (hint) cap = hint + 1;   /* one byte more: the read that finds the end needs room */
+    size_t cap = hint ? hint + 1 : 0;   /* one byte more: the read that finds the end needs room */
+    if (cap && !(b->p = alloc_large(cap))) return util_err(err, errlen, "%s: out of memory for %zu bytes", path, cap);
     for (;;) {
         if (b->n == cap && grow(b, &cap)) return util_err(err, errlen, "%s: out of memory after %zu bytes", path, b->n);
         size_t want = cap - b->n < (size_t)1 << 30 ? cap - b->n : (size_t)1 << 30;

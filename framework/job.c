@@ -77,9 +77,10 @@ static int data_get(job_data *d, const pmi_params *p, nn_device dev, char *err, 
     /* the pixels become the device data's (on the CPU without a copy); job.c keeps shapes and labels */
     nn_status st = nn_data_adopt(d->train.x, d->train.y, d->train.n, d->train.c, d->train.h, d->train.w, dev, &d->dtrain);
     d->train.x = NULL;
-    if (st == NN_OK) st = nn_data_adopt(d->test.x, d->test.y, d->test.n, d->test.c, d->test.h, d->test.w, dev, &d->dtest);
-    else free(d->test.x);
-    d->test.x = NULL;
+    if (st == NN_OK) {
+        st = nn_data_adopt(d->test.x, d->test.y, d->test.n, d->test.c, d->test.h, d->test.w, dev, &d->dtest);
+        d->test.x = NULL;
+    }
     if (st != NN_OK) {
         util_err(err, errlen, "uploading %s: %s", p->dataset, nn_last_error());
         data_clear(d); free(key);

@@ -77,9 +77,9 @@ typedef struct nn_data nn_data;
 nn_status nn_data_create(const float *x, const int32_t *y, int64_t n, int c, int h, int w,
                          nn_device dev, nn_data **out);
 /* As nn_data_create, but takes x (from malloc or posix_memalign) over: on the CPU the data keeps
- * x's memory instead of a copy and frees it with the data (a copy of Fashion-MNIST's 188 MB of
- * pixels took 0.6 s on the CI's VM); on a GPU x is uploaded, then freed. x is the data's (or
- * freed) on return, whatever the status; the caller keeps y. */
+ * x's memory instead of a copy and frees it with the data (copying Fashion-MNIST's 220 MB of
+ * train and test pixels took 0.64 s on the CI's VM); on a GPU x is uploaded, then freed. x is
+ * the data's (or freed) on return, whatever the status; the caller keeps y. */
 nn_status nn_data_adopt(float *x, const int32_t *y, int64_t n, int c, int h, int w, nn_device dev, nn_data **out);
 /* A new device dataset holding rows idx[0..n) of src (gathered on the device). */
 nn_status nn_data_subset(const nn_data *src, const int64_t *idx, int64_t n, nn_data **out);
