@@ -8,6 +8,7 @@
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -316,10 +317,67 @@ static int attack_batch(const job_env *env) {
     return b < 1 ? 1 : b;
 }
 
+/* ---- the permutation tests of finished jobs, beside the attacks of the others ------------- */
+/* Pairs are attacked model by model, so job i has all its evaluations once pair (i + 1) *
+ * n_attacks - 1 is evaluated; from then on its permutation tests (eval_permutations: CPU only,
+ * seeded by the job, so the p-values do not depend on when or where they run) can run while
+ * the GPU trains the next jobs' attacks. A thread of its own takes the jobs in order as they
+ * are done, each with an OpenMP team over its tests (a job's 330 tests at paper scale keep a
+ * team busy, where the jobs left at the end, tested side by side, would use one thread each). */
+typedef struct perm_worker {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    job_state *js;
+    int done;              /* jobs 0..done-1 have all their evaluations */
+    int closed;            /* no more jobs will be done: the worker tests those done and ends */
+    int cancel;            /* an error or a stop: the worker ends after the job in test */
+    int tested;            /* jobs 0..tested-1 are tested (read after the join) */
+    int *rcs;              /* per job: eval_permutations' result */
+    char (*errs)[256];
+} perm_worker;
+
+static void *perm_worker_main(void *arg) {
+    perm_worker *w = arg;
+    for (int i = 0;; i++) {
+        pthread_mutex_lock(&w->mu);
+        while (w->done <= i && !w->closed && !w->cancel) pthread_cond_wait(&w->cv, &w->mu);
+        int go = w->done > i && !w->cancel;
+        pthread_mutex_unlock(&w->mu);
+        if (!go) break;
+        w->rcs[i] = eval_permutations(w->js[i].evals, w->js[i].n_evals, &w->js[i].in, w->errs[i], sizeof w->errs[i]);
+        w->tested = i + 1;
+    }
+    return NULL;
+}
+
+/* Jobs 0..done-1 may be tested. */
+static void perm_worker_done(perm_worker *w, int done) {
+    if (!w) return;
+    pthread_mutex_lock(&w->mu);
+    w->done = done;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Ends the worker: it tests every job done first, or with cancel only the one in test;
+ * w->tested says how far it came. */
+static void perm_worker_close(perm_worker *w, int cancel) {
+    pthread_mutex_lock(&w->mu);
+    w->closed = 1;
+    w->cancel = cancel;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+}
+
 /* Every attack setting on every model of js[0..n): pair q is model q / n_attacks and setting
  * q % n_attacks, applied in batches of attack_batch() pairs; each attacked model is evaluated
- * into its job's evals[1 + setting]. Returns 0, -1 with err, 1 when stopped. */
-static int run_attacks(job_state *js, int n, char *err, size_t errlen) {
+ * into its job's evals[1 + setting], and once a job has all of them the worker w (or NULL) may
+ * test it. Returns 0, -1 with err, 1 when stopped. */
+static int run_attacks(job_state *js, int n, perm_worker *w, char *err, size_t errlen) {
     const job_env *env = js[0].env;
     const plan *pl = env->plan;
     int na = pl->n_attacks, total = n * na, batch = attack_batch(env);
@@ -362,6 +420,7 @@ static int run_attacks(job_state *js, int n, char *err, size_t errlen) {
             if (!rc && (q0 + b) % na == na - 1) j->n_evals = 1 + na;
             nn_model_free(out[b]);
         }
+        if (!rc) perm_worker_done(w, (q0 + k) / na);
         if (k > 1) {
             int64_t mem = env->dev == NN_CUDA ? nn_cuda_allocated_bytes() : -1;
             fprintf(stderr, "  attacked %d (model, setting) pairs in %.1fs, evaluated them in %.1fs", k, t_attack, util_now_s() - t0 - t_attack);
@@ -645,20 +704,37 @@ static int run_batch(const job_env *env, job_data *d, const plan_job *jobs, int 
             rc = job_evaluate(&un->js[i], &un->split, un->pool, un->test, un->attacker, un->pool_labels, un->dset,
                               un->dset_labels, &un->refs, err, errlen);
     }
-    if (!rc) rc = run_attacks(js, n, err, errlen);
-    if (!rc && *env->stop) rc = 1;
     /* each job's permutation tests, all its evaluations and kinds from one stream of its own:
-     * the jobs' tests run side by side (one thread each; a job alone uses every thread for its
-     * tests), then the shards are written one after another (HDF5) */
+     * with attacks, on the worker as the jobs are done (perm_worker); otherwise side by side
+     * (one thread each; a job alone uses every thread for its tests); then the shards are
+     * written one after another (HDF5) */
+    char (*errs)[256] = util_calloc((size_t)n, sizeof *errs);
+    int *rcs = util_calloc((size_t)n, sizeof *rcs);
+    perm_worker w = { .js = js, .rcs = rcs, .errs = errs };
+    const char *pw = getenv("PMI_PERM_WORKER");   /* 0: after all attacks, side by side (tests compare) */
+    int worker = !rc && env->plan->n_attacks > 0 && n > 1 && !(pw && !strcmp(pw, "0"));
+    if (worker) {
+        pthread_mutex_init(&w.mu, NULL);
+        pthread_cond_init(&w.cv, NULL);
+        worker = !pthread_create(&w.thread, NULL, perm_worker_main, &w);
+    }
+    double t_end = 0;
+    if (!rc) rc = run_attacks(js, n, worker ? &w : NULL, err, errlen);
+    if (worker) {
+        t_end = util_now_s();
+        perm_worker_close(&w, rc || *env->stop);
+    }
+    if (!rc && *env->stop) rc = 1;
     if (!rc) {
-        char (*errs)[256] = util_calloc((size_t)n, sizeof *errs);
-        int *rcs = util_calloc((size_t)n, sizeof *rcs);
-        #pragma omp parallel for schedule(dynamic) if (n > 1)
-        for (int i = 0; i < n; i++) rcs[i] = eval_permutations(js[i].evals, js[i].n_evals, &js[i].in, errs[i], sizeof errs[i]);
+        int from = w.tested;
+        #pragma omp parallel for schedule(dynamic) if (n - from > 1)
+        for (int i = from; i < n; i++) rcs[i] = eval_permutations(js[i].evals, js[i].n_evals, &js[i].in, errs[i], sizeof errs[i]);
         for (int i = 0; i < n && !rc; i++)
             if (rcs[i]) rc = util_err(err, errlen, "%s", errs[i]);
-        free(errs); free(rcs);
+        if (worker) fprintf(stderr, "  permutation tests of %d jobs beside the attacks, done %.1fs after them\n",
+                            from, util_now_s() - t_end);
     }
+    free(errs); free(rcs);
     for (int i = 0; i < n && !rc; i++) {
         rc = write_shard(&js[i], js[i].split, js[i].refs, err, errlen);
         job_state_free(&js[i]);

@@ -234,6 +234,25 @@ static void test_references_power(void **state) {
     if (!strstr(out, "9 trained, 27 already complete")) fail_msg("%s", out);
 }
 
+/* Compares two results files (argv 1 and 2): every number of every dataset (compound fields
+ * too) equal, NaN to NaN; more than 50 datasets compared. */
+static const char *same_numbers_py =
+    "import sys, h5py, numpy as np\n"
+    "a, b = h5py.File(sys.argv[1], 'r'), h5py.File(sys.argv[2], 'r')\n"
+    "n = [0]\n"
+    "def cmp(name, o):\n"
+    "    if not isinstance(o, h5py.Dataset): return\n"
+    "    x, y = o[()], b[o.name][()]\n"
+    "    if not hasattr(x, 'dtype'): return\n"
+    "    if x.dtype.names:\n"
+    "        for f in x.dtype.names:\n"
+    "            if x[f].dtype.kind in 'fiu': assert np.array_equal(x[f], y[f], equal_nan=True), (o.name, f)\n"
+    "    elif x.dtype.kind in 'fiu': assert np.array_equal(x, y, equal_nan=True), o.name\n"
+    "    n[0] += 1\n"
+    "a.visititems(cmp)\n"
+    "assert n[0] > 50, n[0]\n"
+    "print('same', n[0])\n";
+
 /* Models that the same samples, seeds and recipe determine are trained once per process
  * (framework/reuse.h): with pool.repeat = 1, 2 only the owner of the second point trains, the
  * other 6 jobs of its group (clean, 3 independent, 2 references) copy the first point's
@@ -263,25 +282,54 @@ static void test_reuse_equals_training(void **state) {
     }
     static const char *py =
         "import sys, h5py, numpy as np\n"
-        "a, b = h5py.File(sys.argv[1], 'r'), h5py.File(sys.argv[1].replace('reuse-on', 'reuse-off'), 'r')\n"
-        "n = [0]\n"
-        "def cmp(name, o):\n"
-        "    if not isinstance(o, h5py.Dataset): return\n"
-        "    x, y = o[()], b[o.name][()]\n"
-        "    if not hasattr(x, 'dtype'): return\n"
-        "    if x.dtype.names:\n"
-        "        for f in x.dtype.names:\n"
-        "            if x[f].dtype.kind in 'fiu': assert np.array_equal(x[f], y[f], equal_nan=True), (o.name, f)\n"
-        "    elif x.dtype.kind in 'fiu': assert np.array_equal(x, y, equal_nan=True), o.name\n"
-        "    n[0] += 1\n"
-        "a.visititems(cmp)\n"
-        "assert n[0] > 50, n[0]\n"
+        "a = h5py.File(sys.argv[1], 'r')\n"
         "sc = lambda f, j: f['jobs/%s/evals/0/loss/sample_scores' % j][:]\n"
         "assert not np.array_equal(sc(a, 'p0-s5-owner'), sc(a, 'p1-s5-owner'))\n"
         "assert np.array_equal(sc(a, 'p0-s5-reference-r1'), sc(a, 'p1-s5-reference-r1'))\n"
         "print('ok')\n";
-    char res[600];
-    snprintf(res, sizeof res, "%s/reuse-on/reuse/results.h5", tu_tmpdir());
+    char res[1300];
+    snprintf(res, sizeof res, "%s/reuse-on/reuse/results.h5 %s/reuse-off/reuse/results.h5", tu_tmpdir(), tu_tmpdir());
+    if (tu_python(same_numbers_py, res, out, sizeof out)) fail_msg("%s", out);
+    if (tu_python(py, res, out, sizeof out)) fail_msg("%s", out);
+}
+
+/* With attacks, each job's permutation tests run on a thread of their own once its attacks are
+ * evaluated, beside the next jobs' attacks (framework/job.c, perm_worker): a group of 7 jobs
+ * (the references make one group on the CPU too) gives every number, p-values included, bit
+ * for bit as when all tests run after the attacks (PMI_PERM_WORKER=0), and no test is left out. */
+static void test_perm_worker_same_pvalues(void **state) {
+    char ini[300], text[2048], args[700], out[16384];
+    const char *cfg =
+        "[experiment]\nname = pw\nseeds = 1\nseed = 3\ndevice = cpu\noutput = %s/%s\n"
+        "[data]\ndataset = synthetic\nn_train = 300\nn_attacker = 200\nn_test = 200\nnormalize = unit\n"
+        "[pool]\nN = 5\nm = 20\n[model]\narch = mlp\nwidth = 32\n"
+        "[train]\noptimizer = adam\nlr = 0.002\nmomentum = 0\nepochs = 4\nbatch_size = 16\n"
+        "[pmi]\npermutations = 999\nindependent = 1\nreferences = 2\nscores = loss, diff\n"
+        "[attack.prune]\ntype = prune\nsparsity = 0.3, 0.6\n"
+        "[attack.ftal]\ntype = ftal\nepochs = 1\nlr = 0.01\noptimizer = sgd\nmomentum = 0.9\n";
+    const char *dirs[2] = {"pw-on", "pw-off"};
+    for (int r = 0; r < 2; r++) {
+        snprintf(ini, sizeof ini, "%s/%s.ini", tu_tmpdir(), dirs[r]);
+        snprintf(text, sizeof text, cfg, tu_tmpdir(), dirs[r]);
+        write_file(ini, text);
+        snprintf(args, sizeof args, "run --jobs 1 %s", ini);
+        if (r) setenv("PMI_PERM_WORKER", "0", 1);
+        int rc = run_pmi(args, out, sizeof out);
+        unsetenv("PMI_PERM_WORKER");
+        if (rc != 0) fail_msg("pmi run failed (%d):\n%s", rc, out);
+        if (!r && !strstr(out, "permutation tests of 7 jobs beside the attacks")) fail_msg("no worker:\n%s", out);
+        if (r && strstr(out, "beside the attacks")) fail_msg("PMI_PERM_WORKER=0 still used the worker:\n%s", out);
+    }
+    static const char *py =
+        "import sys, math, h5py\n"
+        "s = h5py.File(sys.argv[1], 'r')['summary'][:]\n"
+        "att = [r for r in s if r['attack'] != b'none' and r['score'] == b'loss']\n"
+        "assert len(att) == 7 * 3, len(att)\n"
+        "assert all(math.isfinite(r['p_perm']) and 0 < r['p_perm'] <= 1 for r in att), att\n"
+        "print('ok')\n";
+    char res[1300];
+    snprintf(res, sizeof res, "%s/pw-on/pw/results.h5 %s/pw-off/pw/results.h5", tu_tmpdir(), tu_tmpdir());
+    if (tu_python(same_numbers_py, res, out, sizeof out)) fail_msg("%s", out);
     if (tu_python(py, res, out, sizeof out)) fail_msg("%s", out);
 }
 
@@ -346,6 +394,7 @@ int main(void) {
         cmocka_unit_test(test_plan_lists_jobs),
         cmocka_unit_test(test_references_power),
         cmocka_unit_test(test_reuse_equals_training),
+        cmocka_unit_test(test_perm_worker_same_pvalues),
         cmocka_unit_test(test_reference_loo_too_few),
         cmocka_unit_test(test_bench_smoke),
     };
