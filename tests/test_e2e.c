@@ -253,13 +253,28 @@ static const char *same_numbers_py =
     "assert n[0] > 50, n[0]\n"
     "print('same', n[0])\n";
 
+/* Writes cfg (a format with the temporary folder and dir for experiment.output) to
+ * <tmp>/<dir>.ini and runs `pmi run --jobs 1` on it, with environment variable off set to 0 when
+ * it is not NULL (a switch whose runs are compared); fails the test unless pmi exits 0. */
+static void run_config(const char *cfg, const char *dir, const char *off, char *out, size_t outlen) {
+    char ini[300], text[2048], args[700];
+    snprintf(ini, sizeof ini, "%s/%s.ini", tu_tmpdir(), dir);
+    snprintf(text, sizeof text, cfg, tu_tmpdir(), dir);
+    write_file(ini, text);
+    snprintf(args, sizeof args, "run --jobs 1 %s", ini);
+    if (off) setenv(off, "0", 1);
+    int rc = run_pmi(args, out, outlen);
+    if (off) unsetenv(off);
+    if (rc != 0) fail_msg("pmi run failed (%d):\n%s", rc, out);
+}
+
 /* Models that the same samples, seeds and recipe determine are trained once per process
  * (framework/reuse.h): with pool.repeat = 1, 2 only the owner of the second point trains, the
  * other 6 jobs of its group (clean, 3 independent, 2 references) copy the first point's
  * models, and every stored number equals a run that trains them all (PMI_REUSE_MB=0), bit for
  * bit; the two owners still differ. */
 static void test_reuse_equals_training(void **state) {
-    char ini[300], text[2048], args[700], out[16384];
+    char out[16384];
     const char *cfg =
         "[experiment]\nname = reuse\nseeds = 1\nseed = 5\ndevice = cpu\noutput = %s/%s\n"
         "[data]\ndataset = synthetic\nn_train = 300\nn_attacker = 200\nn_test = 200\nnormalize = unit\n"
@@ -268,14 +283,7 @@ static void test_reuse_equals_training(void **state) {
         "[pmi]\npermutations = 999\nindependent = 1\nreferences = 2\nscores = loss, diff\n";
     const char *dirs[2] = {"reuse-on", "reuse-off"};
     for (int r = 0; r < 2; r++) {
-        snprintf(ini, sizeof ini, "%s/%s.ini", tu_tmpdir(), dirs[r]);
-        snprintf(text, sizeof text, cfg, tu_tmpdir(), dirs[r]);
-        write_file(ini, text);
-        snprintf(args, sizeof args, "run --jobs 1 %s", ini);
-        if (r) setenv("PMI_REUSE_MB", "0", 1);
-        int rc = run_pmi(args, out, sizeof out);
-        unsetenv("PMI_REUSE_MB");
-        if (rc != 0) fail_msg("pmi run failed (%d):\n%s", rc, out);
+        run_config(cfg, dirs[r], r ? "PMI_REUSE_MB" : NULL, out, sizeof out);
         if (!r && !strstr(out, "trained 1 models") ) fail_msg("the second point trained more than its owner:\n%s", out);
         if (!r && !strstr(out, "6 copied from the same model")) fail_msg("no reuse:\n%s", out);
         if (r && strstr(out, "copied from")) fail_msg("PMI_REUSE_MB=0 still copied:\n%s", out);
@@ -298,7 +306,7 @@ static void test_reuse_equals_training(void **state) {
  * (the references make one group on the CPU too) gives every number, p-values included, bit
  * for bit as when all tests run after the attacks (PMI_PERM_WORKER=0), and no test is left out. */
 static void test_perm_worker_same_pvalues(void **state) {
-    char ini[300], text[2048], args[700], out[16384];
+    char out[16384];
     const char *cfg =
         "[experiment]\nname = pw\nseeds = 1\nseed = 3\ndevice = cpu\noutput = %s/%s\n"
         "[data]\ndataset = synthetic\nn_train = 300\nn_attacker = 200\nn_test = 200\nnormalize = unit\n"
@@ -309,14 +317,7 @@ static void test_perm_worker_same_pvalues(void **state) {
         "[attack.ftal]\ntype = ftal\nepochs = 1\nlr = 0.01\noptimizer = sgd\nmomentum = 0.9\n";
     const char *dirs[2] = {"pw-on", "pw-off"};
     for (int r = 0; r < 2; r++) {
-        snprintf(ini, sizeof ini, "%s/%s.ini", tu_tmpdir(), dirs[r]);
-        snprintf(text, sizeof text, cfg, tu_tmpdir(), dirs[r]);
-        write_file(ini, text);
-        snprintf(args, sizeof args, "run --jobs 1 %s", ini);
-        if (r) setenv("PMI_PERM_WORKER", "0", 1);
-        int rc = run_pmi(args, out, sizeof out);
-        unsetenv("PMI_PERM_WORKER");
-        if (rc != 0) fail_msg("pmi run failed (%d):\n%s", rc, out);
+        run_config(cfg, dirs[r], r ? "PMI_PERM_WORKER" : NULL, out, sizeof out);
         if (!r && !strstr(out, "permutation tests of 7 jobs beside the attacks")) fail_msg("no worker:\n%s", out);
         if (r && strstr(out, "beside the attacks")) fail_msg("PMI_PERM_WORKER=0 still used the worker:\n%s", out);
     }
