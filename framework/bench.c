@@ -89,6 +89,14 @@ int bench_train(const bench_opts *o, FILE *out, char *err, size_t errlen) {
     fprintf(out, "pmi-bench arch=%s batch=%d epochs=%d n=%lld device=\"%s\" seconds=%.3f images_per_s=%.0f final_loss=%.4f precision=%s%s\n",
             o->arch, o->batch, tp.epochs, (long long)n, devname, dt, (double)n * tp.epochs / dt, loss[tp.epochs - 1],
             nn_precision_name(o->precision), o->channels_last ? " channels_last" : "");
+    if (o->trace) {
+        int64_t events = 0;
+        tp.epochs = 1;
+        if (nn_profile_start(dev == NN_CUDA) != NN_OK) { snprintf(err, errlen, "%s", nn_last_error()); goto out; }
+        nn_status st = nn_train(m, d, &tp, loss);
+        if (nn_profile_stop(o->trace, &events) != NN_OK || st != NN_OK) { snprintf(err, errlen, "%s", nn_last_error()); goto out; }
+        fprintf(out, "pmi-trace arch=%s batch=%d epochs=1 file=%s events=%lld\n", o->arch, o->batch, o->trace, (long long)events);
+    }
     rc = 0;
 out:
     free(loss);

@@ -4,7 +4,9 @@
  * device synchronisation. Prints one line "pmi-bench arch=... batch=... images_per_s=...".
  * With models > 1 it trains that many models (seeds 1..k) at once through nn_train_group and
  * prints "pmi-bench-group ... models_per_min=..." (training time only; the script around it
- * times the whole process). */
+ * times the whole process). With a trace file, one more epoch after the timed ones runs under
+ * torch's profiler and is written there ("pmi-trace file=... events=..."), the same epoch
+ * scripts/bench/bench_ref.py --trace records for Python. */
 #ifndef PMI_BENCH_H
 #define PMI_BENCH_H
 #include <stddef.h>
@@ -22,6 +24,8 @@ typedef struct {
     int models;            /* > 1: train this many models at once with nn_train_group */
     nn_precision precision;   /* the training forward pass's (NN_BF16: autocast) */
     int channels_last;        /* NHWC layout while training */
+    const char *trace;        /* non-NULL (one model): after the timing, one more epoch under the profiler
+                               * (nn_profile_start), its Chrome trace written here */
 } bench_opts;
 
 bench_opts bench_default_opts(void);

@@ -471,11 +471,12 @@ static const struct option bench_longopts[] = {
     {"arch", required_argument, 0, 'a'}, {"batch", required_argument, 0, 'b'}, {"epochs", required_argument, 0, 'e'},
     {"warmup", required_argument, 0, 'w'}, {"n", required_argument, 0, 'n'}, {"device", required_argument, 0, 'd'},
     {"width", required_argument, 0, 'W'}, {"lr", required_argument, 0, 'l'}, {"models", required_argument, 0, 'k'},
-    {"precision", required_argument, 0, 'p'}, {"channels-last", no_argument, 0, 'C'}, {"help", no_argument, 0, 'h'},
+    {"precision", required_argument, 0, 'p'}, {"channels-last", no_argument, 0, 'C'}, {"trace", required_argument, 0, 't'},
+    {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
 static int cmd_bench(int argc, char **argv) {
     bench_opts o = bench_default_opts();
-    for (int ch; (ch = getopt_long(argc, argv, "a:b:e:w:n:d:W:l:k:p:Ch", bench_longopts, NULL)) != -1;) {
+    for (int ch; (ch = getopt_long(argc, argv, "a:b:e:w:n:d:W:l:k:p:Ct:h", bench_longopts, NULL)) != -1;) {
         switch (ch) {
         case 'a': o.arch = optarg; break;
         case 'b': if (parse_number("bench", "batch", optarg, 1, 1 << 20, "a batch size", &o.batch)) return 2; break;
@@ -494,6 +495,7 @@ static int cmd_bench(int argc, char **argv) {
             break;
         }
         case 'C': o.channels_last = 1; break;
+        case 't': o.trace = optarg; break;
         case 'p':
             if (nn_precision_parse(optarg, &o.precision)) {
                 fprintf(stderr, "pmi bench: --precision '%s': expected fp32 or bf16\n", optarg);
@@ -510,16 +512,19 @@ static int cmd_bench(int argc, char **argv) {
             break;
         case 'h':
             printf("usage: pmi bench [--arch cnn] [--batch 128] [--epochs 3] [--warmup 1] [--n 60000] [--device auto] [--models k]\n"
-                   "                 [--precision fp32|bf16] [--channels-last]\n"
+                   "                 [--precision fp32|bf16] [--channels-last] [--trace FILE]\n"
                    "  trains on Fashion-MNIST resident on the device (SGD, momentum 0.9) and prints images/s;\n"
                    "  bf16 autocasts the forward pass (scripts/bench/bench_ref.py --precision bf16 does the same);\n"
                    "  --channels-last trains in NHWC layout (bench_ref.py --channels-last);\n"
+                   "  --trace FILE: after the timing, one more epoch under torch's profiler, written to FILE as a\n"
+                   "  Chrome trace (bench_ref.py --trace does the same; scripts/bench/trace-compare.py compares two);\n"
                    "  scripts/bench/bench-gpu.sh runs it beside scripts/bench/bench_ref.py (PyTorch from Python)\n");
             return 0;
         default: return 2;
         }
     }
     if (o.batch < 1 || o.epochs < 1 || o.n < 1 || o.models < 1) { fprintf(stderr, "pmi bench: --batch, --epochs and --n must be positive\n"); return 2; }
+    if (o.trace && o.models > 1) { fprintf(stderr, "pmi bench: --trace profiles one model: expected --models 1, not %d\n", o.models); return 2; }
     char err[1024];
     if (bench_train(&o, stdout, err, sizeof err)) { fprintf(stderr, "pmi bench: %s\n", err); return 1; }
     return 0;

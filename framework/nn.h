@@ -70,6 +70,16 @@ int64_t nn_cuda_allocated_bytes(void);
 void nn_set_numerics(int tf32, int deterministic);
 /* Sets libtorch intra-op threads; n <= 0 means the number of online cores. */
 void nn_set_threads(int n);
+/* Profiling with torch's profiler (Kineto where libtorch has it): between nn_profile_start and
+ * nn_profile_stop every torch operator the calling thread runs (and the autograd threads it
+ * starts) is recorded, and with cuda (Kineto builds) every GPU kernel, memcpy and memset of the
+ * process (CUPTI: kernels replayed from CUDA graphs too). nn_profile_stop writes them as a
+ * Chrome trace (JSON: {"traceEvents": [{"name", "cat": "cpu_op" or "kernel", "ph": "X",
+ * "ts", "dur" in microseconds, "pid", "tid"}]}) to path, which Perfetto and
+ * scripts/bench/trace-compare.py read, and puts the number of events in *n_events (or NULL).
+ * One profile at a time per process. */
+nn_status nn_profile_start(int cuda);
+nn_status nn_profile_stop(const char *path, int64_t *n_events);
 
 /* ---- data ------------------------------------------------------------------------- */
 typedef struct nn_data nn_data;

@@ -15,6 +15,7 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 #include <torch/version.h>
+#include <torch/csrc/autograd/profiler_kineto.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/autocast_mode.h>
 #ifdef PMI_CUDA
@@ -28,12 +29,14 @@
 #include <dlfcn.h>
 #include <unistd.h>
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <functional>
 #include <limits>
 #include <memory>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -912,6 +915,26 @@ void eval_chunks(nn_model *m, const torch::Tensor &x,
         sink(s, query_output(m->iface, torch::log_softmax(forward_slices(m, q), 1), s));
     }
 }
+
+/* ---- profiling (nn_profile_start) ------------------------------------------------- */
+namespace prof = torch::profiler::impl;
+/* KinetoEvent's times: microseconds in libtorch 1.13 (startUs), nanoseconds in 2.x (startNs);
+ * the first overload exists only where startNs does. */
+template <class E> auto ev_start_us(const E &e, int) -> decltype(e.startNs(), double()) { return e.startNs() / 1e3; }
+template <class E> double ev_start_us(const E &e, long) { return static_cast<double>(e.startUs()); }
+template <class E> auto ev_dur_us(const E &e, int) -> decltype(e.durationNs(), double()) { return e.durationNs() / 1e3; }
+template <class E> double ev_dur_us(const E &e, long) { return static_cast<double>(e.durationUs()); }
+
+void json_string(FILE *f, const std::string &s) {
+    fputc('"', f);
+    for (unsigned char c : s) {
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+bool g_profiling = false;
 }  // namespace
 
 /* ---- extern "C": status, devices, data ------------------------------------------ */
@@ -993,6 +1016,45 @@ int64_t nn_cuda_allocated_bytes(void) {
     }
 #endif
     return -1;
+}
+
+nn_status nn_profile_start(int cuda) {
+    return guard(__func__, [&]() -> nn_status {
+        if (g_profiling) return fail(NN_EINVAL, "a profile is already running");
+        std::set<prof::ActivityType> act{prof::ActivityType::CPU};
+        if (cuda) act.insert(prof::ActivityType::CUDA);
+        torch::autograd::profiler::enableProfiler(prof::ProfilerConfig(prof::ProfilerState::KINETO), act);
+        g_profiling = true;
+        return NN_OK;
+    });
+}
+
+nn_status nn_profile_stop(const char *path, int64_t *n_events) {
+    return guard(__func__, [&]() -> nn_status {
+        if (!g_profiling) return fail(NN_EINVAL, "no profile is running");
+        g_profiling = false;
+        auto res = torch::autograd::profiler::disableProfiler();
+        const auto &ev = res->events();
+        double t0 = std::numeric_limits<double>::infinity();
+        for (const auto &e : ev) t0 = std::min(t0, ev_start_us(e, 0));
+        FILE *f = fopen(path, "w");
+        if (!f) return fail(NN_EINVAL, std::string("cannot write ") + path + ": " + strerror(errno));
+        fputs("{\"traceEvents\": [", f);
+        int64_t n = 0;
+        for (const auto &e : ev) {
+            bool gpu = e.deviceType() == c10::DeviceType::CUDA;
+            fputs(n++ ? ",\n" : "\n", f);
+            fputs("{\"name\": ", f);
+            json_string(f, e.name());
+            fprintf(f, ", \"cat\": \"%s\", \"ph\": \"X\", \"ts\": %.3f, \"dur\": %.3f, \"pid\": %d, \"tid\": %lld}",
+                    gpu ? "kernel" : "cpu_op", ev_start_us(e, 0) - t0, ev_dur_us(e, 0), gpu ? 1 : 0,
+                    static_cast<long long>(gpu ? e.deviceResourceId() : static_cast<int64_t>(e.startThreadId())));
+        }
+        fputs("\n], \"displayTimeUnit\": \"ms\"}\n", f);
+        if (fclose(f) != 0) return fail(NN_EINVAL, std::string("writing ") + path + ": " + strerror(errno));
+        if (n_events) *n_events = n;
+        return NN_OK;
+    });
 }
 
 void nn_set_numerics(int tf32, int deterministic) {

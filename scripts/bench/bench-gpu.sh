@@ -1,6 +1,6 @@
 #!/bin/bash
 # GPU benchmark, one run on the GPU machine (see README, "On the GPU machine"):
-#   source .device/setup.sh && scripts/bench/bench-gpu.sh [out_dir] [train|reproduce|all]
+#   source .device/setup.sh && scripts/bench/bench-gpu.sh [out_dir] [train|reproduce|all|trace]
 # train: for each case it trains the same architecture, batch size, optimizer, precision and
 # data with scripts/bench/bench_ref.py (PyTorch from Python) and with `pmi bench` (pmi's training
 # path), and prints images/s for both and the ratio; then a sweep of small CNNs: K models one
@@ -8,7 +8,11 @@
 # at once).
 # reproduce: times `scripts/reproduce.sh paper` (every experiment at paper scale, its report and
 # figures) experiment by experiment; EXPERIMENTS="a b" limits it to those (scripts/reproduce.sh).
-# Both write their rows as a markdown table to out_dir/table.md (card, commit, torch version in
+# trace: one epoch of one case (TRACE_CASE="arch batch n precision layout", default "resnet18 512
+# 20000 fp32 nhwc") under torch's profiler on both sides (bench_ref.py --trace, pmi bench --trace),
+# then scripts/bench/trace-compare.py: the GPU kernels each side runs, by name, the largest
+# differences first (out_dir/trace-compare.txt; the traces out_dir/trace-*.json open in Perfetto).
+# train and reproduce write their rows as a markdown table to out_dir/table.md (card, commit, torch version in
 # its header; COMMIT=... names it where the checkout's git is not the tree's, as in a copy of a
 # working tree), the form of docs/performance.md's tables. A bench takes 3-4 minutes, the
 # reproduction about 9 on one H100: the device tool runs 10 minutes a command, so split them.
@@ -16,7 +20,7 @@
 set -uo pipefail
 out=${1:-bench-out}
 mode=${2:-all}
-case $mode in train|reproduce|all) ;; *) echo "bench-gpu.sh: mode '$mode': expected train, reproduce or all" >&2; exit 2 ;; esac
+case $mode in train|reproduce|all|trace) ;; *) echo "bench-gpu.sh: mode '$mode': expected train, reproduce, all or trace" >&2; exit 2 ;; esac
 mkdir -p "$out"
 log="$out/bench.log"
 : > "$log"
@@ -89,7 +93,20 @@ reproduce_paper() {
   [ $rc -eq 0 ] || { echo "reproduce: failed (exit $rc), see $out/reproduce.log" | tee -a "$out/table.txt"; return 1; }
 }
 
+# One epoch of one case under the profiler on both sides, compared kernel by kernel.
+trace_case() {
+  read -r arch batch n prec layout <<<"${TRACE_CASE:-resnet18 512 20000 fp32 nhwc}"
+  cl=; [ "$layout" = nhwc ] && cl=--channels-last
+  $py scripts/bench/bench_ref.py --arch "$arch" --batch "$batch" --n "$n" --epochs 1 --precision "$prec" $cl \
+    --trace "$out/trace-python.json" 2>>"$log" | tee -a "$log" || return 1
+  ./pmi bench --arch "$arch" --batch "$batch" --n "$n" --epochs 1 --precision "$prec" $cl --device cuda \
+    --trace "$out/trace-pmi.json" 2>>"$log" | tee -a "$log" || return 1
+  $py scripts/bench/trace-compare.py "$out/trace-python.json" "$out/trace-pmi.json" --label-a python --label-b pmi \
+    --what kernels --top 40 | tee "$out/trace-compare.txt"
+}
+
 status=0
+if [ "$mode" = trace ]; then trace_case || status=1; cat "$out/table.md"; exit $status; fi
 if [ "$mode" != reproduce ]; then train_cases || status=1; fi
 if [ "$mode" != train ]; then reproduce_paper || status=1; fi
 cat "$out/table.md"

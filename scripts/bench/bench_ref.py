@@ -6,7 +6,9 @@ normalised and resident on the device, with SGD (momentum 0.9), a randperm shuff
 device per epoch, warm-up epochs first, then timed epochs ending in a synchronisation.
 
   bench_ref.py --arch cnn --batch 128 --epochs 3 [--models K]   (K models one after another)
-Prints "ref-bench arch=... batch=... images_per_s=..." like `pmi bench`."""
+Prints "ref-bench arch=... batch=... images_per_s=..." like `pmi bench`. --trace FILE records one
+more epoch after the timing with torch.profiler (CPU ops; CUDA kernels on a GPU) as a Chrome
+trace, as `pmi bench --trace` does; scripts/bench/trace-compare.py puts the two side by side."""
 import argparse, gzip, os, time
 import numpy as np
 import torch
@@ -72,6 +74,8 @@ def main():
     ap.add_argument("--profile", action="store_true",
                     help="after the timing, the GPU time of one epoch's kernels (torch.profiler): the bound "
                          "on images/s that no host-side saving (CUDA graphs, C) can pass")
+    ap.add_argument("--trace", metavar="FILE",
+                    help="after the timing, one more epoch under torch.profiler, exported as a Chrome trace")
     ap.add_argument("--channels-last", action="store_true",
                     help="model and images in channels_last memory format (NHWC convolutions)")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
@@ -121,6 +125,13 @@ def main():
             print(f"ref-profile arch={a.arch} batch={a.batch} precision={a.precision} gpu_seconds_per_epoch={gpu:.3f} "
                   f"gpu_bound_images_per_s={n / gpu:.0f}", flush=True)
             print(pr.key_averages().table(sort_by="self_device_time_total", row_limit=8), flush=True)
+        if a.trace and a.models == 1:
+            from torch.profiler import profile, ProfilerActivity
+            acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+            with profile(activities=acts) as pr:
+                train(model, opt, 1)
+            pr.export_chrome_trace(a.trace)
+            print(f"ref-trace arch={a.arch} batch={a.batch} epochs=1 file={a.trace}", flush=True)
     if a.models > 1:
         dt = time.perf_counter() - t_all
         print(f"ref-bench-sweep arch={a.arch} models={a.models} seconds={dt:.3f} models_per_min={60 * a.models / dt:.2f}", flush=True)

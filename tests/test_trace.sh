@@ -1,0 +1,66 @@
+#!/bin/sh
+# Tests of the profiler hook (nn_profile_start/stop through `pmi bench --trace`) and of
+# scripts/bench/trace-compare.py: the trace pmi writes is a Chrome trace that records exactly the
+# one profiled epoch (4 steps of the small CNN: 8 convolutions forward and 8 backward, the same
+# counts as Python's trace of the same epoch by scripts/bench/bench_ref.py --trace), the compare
+# script puts the two side by side, and bad paths or options are refused with a message.
+# Run from the repository root by scripts/run-tests.sh; one TAP line per check.
+pmi=${PMI_BIN:-./pmi}
+py=/usr/bin/python3   # Debian's: python3-torch imports only there
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+check() { if [ "$1" = 0 ]; then echo "ok - $2"; else echo "not ok - $2"; return 1; fi; }
+bench="--arch cnn --n 512 --batch 128 --epochs 1 --warmup 0"   # pmi adds --device cpu
+
+# shellcheck disable=SC2086
+timeout 120 "$pmi" bench $bench --device cpu --trace "$tmp/pmi.json" >"$tmp/out" 2>"$tmp/err"; rc=$?
+[ "$rc" = 0 ] || sed 's/^/#   /' "$tmp/err"
+check "$([ "$rc" = 0 ] && grep -q "^pmi-trace arch=cnn batch=128 epochs=1 file=$tmp/pmi.json events=[1-9]" "$tmp/out"; echo $?)" \
+  "pmi bench --trace writes a trace and says how many events"
+
+# Counts of one name's events in a trace: name file
+count() {
+  "$py" - "$1" "$2" <<'EOF'
+import json, sys
+t = json.load(open(sys.argv[2]))
+ev = t["traceEvents"] if isinstance(t, dict) else t
+print(sum(1 for e in ev if e.get("name") == sys.argv[1]))
+EOF
+}
+"$py" - "$tmp/pmi.json" >"$tmp/shape" 2>&1 <<'EOF'
+import json, sys
+t = json.load(open(sys.argv[1]))
+ev = t["traceEvents"]
+bad = [e for e in ev if e.get("ph") != "X" or e.get("cat") not in ("cpu_op", "kernel") or not e["ts"] >= 0 or not e["dur"] >= 0]
+print(len(ev), len(bad))
+sys.exit(1 if bad or not ev else 0)
+EOF
+check $? "pmi's trace is JSON: complete events (ph X) of category cpu_op, ts and dur >= 0 ($(cat "$tmp/shape"))"
+conv=$(count aten::convolution "$tmp/pmi.json"); back=$(count aten::convolution_backward "$tmp/pmi.json")
+check "$([ "$conv" = 8 ] && [ "$back" = 8 ]; echo $?)" \
+  "pmi's trace holds the one profiled epoch: 4 steps x 2 convolutions = 8 forward, 8 backward (got $conv, $back)"
+
+# shellcheck disable=SC2086
+timeout 120 "$py" scripts/bench/bench_ref.py $bench --trace "$tmp/py.json" >"$tmp/out" 2>"$tmp/err"; rc=$?
+[ "$rc" = 0 ] || sed 's/^/#   /' "$tmp/err"
+pconv=$(count aten::convolution "$tmp/py.json" 2>/dev/null); pback=$(count aten::convolution_backward "$tmp/py.json" 2>/dev/null)
+check "$([ "$rc" = 0 ] && [ "$pconv" = "$conv" ] && [ "$pback" = "$back" ]; echo $?)" \
+  "bench_ref.py --trace records the same epoch: the same convolution counts as pmi's ($pconv, $pback)"
+
+python3 scripts/bench/trace-compare.py "$tmp/pmi.json" "$tmp/py.json" --label-a pmi --label-b python --top 1000 >"$tmp/cmp" 2>&1; rc=$?
+sed 's/^/#   /' "$tmp/cmp" | head -8
+row=$(grep '^aten::convolution ' "$tmp/cmp" | awk '{print $2, $4}')
+check "$([ "$rc" = 0 ] && grep -q '^trace-compare what=ops a_events=[1-9][0-9]* b_events=[1-9]' "$tmp/cmp" && [ "$row" = "8 8" ]; echo $?)" \
+  "trace-compare.py compares the two traces' operators (aten::convolution: 8 and 8 calls, got '$row')"
+
+echo '{"not": "a trace"}' >"$tmp/bad.json"
+python3 scripts/bench/trace-compare.py "$tmp/bad.json" "$tmp/py.json" >"$tmp/out" 2>&1; rc=$?
+check "$([ "$rc" = 2 ] && grep -q "$tmp/bad.json: expected a Chrome trace" "$tmp/out"; echo $?)" \
+  "trace-compare.py refuses a file that is not a trace: exit 2 naming it (exit $rc)"
+
+# shellcheck disable=SC2086
+timeout 60 "$pmi" bench $bench --device cpu --trace "$tmp/no/such/dir/t.json" >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "$([ "$rc" = 1 ] && grep -q "cannot write $tmp/no/such/dir/t.json" "$tmp/err"; echo $?)" \
+  "pmi bench --trace into a missing folder: exit 1 naming the path (exit $rc)"
+timeout 60 "$pmi" bench --models 2 --trace "$tmp/t.json" >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "$([ "$rc" = 2 ] && grep -q -- "--trace profiles one model" "$tmp/err" && [ ! -e "$tmp/t.json" ]; echo $?)" \
+  "pmi bench --trace with --models 2: exit 2, nothing written (exit $rc)"
