@@ -131,7 +131,7 @@ static int lnoise_scores(nn_model *model, const eval_input *in, int diverged, do
     return rc;
 }
 
-int eval_model(nn_model *model, const eval_input *in, store_eval *ev, char *err, size_t errlen) {
+int eval_model_timed(nn_model *model, const eval_input *in, store_eval *ev, eval_times *t, char *err, size_t errlen) {
     int64_t nm = (int64_t)in->N * in->m;
     double t0 = util_now_s();
     ev->n_kinds = in->n_kinds;
@@ -152,14 +152,20 @@ int eval_model(nn_model *model, const eval_input *in, store_eval *ev, char *err,
     for (int64_t i = 0; i < nd * in->classes && !diverged; i++) diverged = isnan(dlogp[i]);
     double *q = NULL, *dq = NULL;
     int rc = lnoise_scores(model, in, diverged, &q, &dq, err, errlen);
+    ev->sparsity = nn_sparsity(model);
+    double t1 = util_now_s();
     if (!rc) rc = verify_kinds(in, logp, dlogp, q, dq, diverged, ev, err, errlen);
     free(logp); free(dlogp); free(q); free(dq);
     if (rc) return -1;
     if (diverged) fprintf(stderr, "  %s: %s%s model outputs NaN (diverged): recorded as unverifiable\n",
                           in->who, strcmp(ev->attack, "none") ? "attack " : "", strcmp(ev->attack, "none") ? ev->attack : "");
-    ev->sparsity = nn_sparsity(model);
     ev->wall_s = util_now_s() - t0;
+    if (t) { t->forward_s += t1 - t0; t->stats_s += util_now_s() - t1; t->models++; }
     return 0;
+}
+
+int eval_model(nn_model *model, const eval_input *in, store_eval *ev, char *err, size_t errlen) {
+    return eval_model_timed(model, in, ev, NULL, err, errlen);
 }
 
 /* One pmi_perm_batch over every verifiable (evaluation, kind) of evs[0..n): the pool's tests

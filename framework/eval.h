@@ -62,6 +62,13 @@ typedef struct {
  * until eval_permutations) and ev->data_scores the S-then-H scores; without, n = 0 and NANs. Kinds are verified in parallel (OpenMP); results do not depend
  * on the thread count. Returns 0, or -1 with err; ev's arrays are owned by ev either way. */
 int eval_model(nn_model *model, const eval_input *in, store_eval *ev, char *err, size_t errlen);
+/* Where eval_model's time goes, summed over the calls given it (eval_model_timed): the model's
+ * forward passes and their copies to the host (accuracy, log-probabilities, lnoise queries,
+ * sparsity: on a GPU they wait for the device, so work still queued there counts here), and
+ * the scores and statistics computed on the host. The runner prints them per attack batch. */
+typedef struct { double forward_s, stats_s; int models; } eval_times;
+/* eval_model, adding its times to *t. */
+int eval_model_timed(nn_model *model, const eval_input *in, store_eval *ev, eval_times *t, char *err, size_t errlen);
 /* The permutation test of every verifiable (evaluation, kind) of evs[0..n), all evaluated by
  * eval_model() with this `in`: one pmi_perm_batch with in->perm_seed and in->permutations
  * over their sample scores, so all of them share one set of random m-subsets (each p-value

@@ -308,12 +308,12 @@ static int keep_model(job_state *js, const nn_model *m, store_eval *ev, char *er
 }
 
 /* How many (model, attack setting) pairs are attacked at once: on a GPU their training runs
- * concurrently (attack_apply_many); on the CPU one at a time, which needs the least memory and
- * gives the same numbers. PMI_ATTACK_BATCH overrides the GPU's default (256). */
+ * concurrently (attack_apply_many), 256 by default; on the CPU one at a time by default, which
+ * needs the least memory and gives the same numbers as any batch (tests/test_e2e.c compares).
+ * PMI_ATTACK_BATCH sets it on either. */
 static int attack_batch(const job_env *env) {
-    if (env->dev != NN_CUDA) return 1;
     const char *v = getenv("PMI_ATTACK_BATCH");
-    int b = v && *v ? atoi(v) : 256;
+    int b = v && *v ? atoi(v) : env->dev == NN_CUDA ? 256 : 1;
     return b < 1 ? 1 : b;
 }
 
@@ -404,6 +404,7 @@ static int run_attacks(job_state *js, int n, perm_worker *w, char *err, size_t e
         double t0 = util_now_s();
         if (attack_apply_many(as, victims, ctx, k, out, err, errlen)) { rc = -1; break; }
         double t_attack = util_now_s() - t0, share = t_attack / k;   /* a batch trains together: each pair's share of it */
+        eval_times et = {0};
         for (int b = 0; b < k; b++) {
             job_state *j = &js[(q0 + b) / na];
             const attack_setting *a = as[b];
@@ -414,7 +415,7 @@ static int run_attacks(job_state *js, int n, perm_worker *w, char *err, size_t e
             snprintf(ev->params, sizeof ev->params, "%s", a->label);
             snprintf(ev->strength_key, sizeof ev->strength_key, "%s", a->strength_key);
             ev->strength = a->strength;
-            if (!rc) rc = eval_model(out[b], &j->in, ev, err, errlen);
+            if (!rc) rc = eval_model_timed(out[b], &j->in, ev, &et, err, errlen);
             ev->wall_s = share + (util_now_s() - t1);
             if (!rc) rc = keep_model(j, out[b], ev, err, errlen);
             if (!rc && (q0 + b) % na == na - 1) j->n_evals = 1 + na;
@@ -423,7 +424,8 @@ static int run_attacks(job_state *js, int n, perm_worker *w, char *err, size_t e
         if (!rc) perm_worker_done(w, (q0 + k) / na);
         if (k > 1) {
             int64_t mem = env->dev == NN_CUDA ? nn_cuda_allocated_bytes() : -1;
-            fprintf(stderr, "  attacked %d (model, setting) pairs in %.1fs, evaluated them in %.1fs", k, t_attack, util_now_s() - t0 - t_attack);
+            fprintf(stderr, "  attacked %d (model, setting) pairs in %.1fs, evaluated them in %.1fs (forward passes %.2fs, scores "
+                    "and statistics %.2fs)", k, t_attack, util_now_s() - t0 - t_attack, et.forward_s, et.stats_s);
             if (mem >= 0) fprintf(stderr, "; %.2f GiB of GPU memory in use", (double)mem / (1 << 30));
             fputc('\n', stderr);
         }

@@ -254,17 +254,17 @@ static const char *same_numbers_py =
     "print('same', n[0])\n";
 
 /* Writes cfg (a format with the temporary folder and dir for experiment.output) to
- * <tmp>/<dir>.ini and runs `pmi run --jobs 1` on it, with environment variable off set to 0 when
- * it is not NULL (a switch whose runs are compared); fails the test unless pmi exits 0. */
-static void run_config(const char *cfg, const char *dir, const char *off, char *out, size_t outlen) {
+ * <tmp>/<dir>.ini and runs `pmi run --jobs 1` on it, with environment variable var set to val
+ * when var is not NULL (a switch whose runs are compared); fails the test unless pmi exits 0. */
+static void run_config(const char *cfg, const char *dir, const char *var, const char *val, char *out, size_t outlen) {
     char ini[300], text[2048], args[700];
     snprintf(ini, sizeof ini, "%s/%s.ini", tu_tmpdir(), dir);
     snprintf(text, sizeof text, cfg, tu_tmpdir(), dir);
     write_file(ini, text);
     snprintf(args, sizeof args, "run --jobs 1 %s", ini);
-    if (off) setenv(off, "0", 1);
+    if (var) setenv(var, val, 1);
     int rc = run_pmi(args, out, outlen);
-    if (off) unsetenv(off);
+    if (var) unsetenv(var);
     if (rc != 0) fail_msg("pmi run failed (%d):\n%s", rc, out);
 }
 
@@ -283,7 +283,7 @@ static void test_reuse_equals_training(void **state) {
         "[pmi]\npermutations = 999\nindependent = 1\nreferences = 2\nscores = loss, diff\n";
     const char *dirs[2] = {"reuse-on", "reuse-off"};
     for (int r = 0; r < 2; r++) {
-        run_config(cfg, dirs[r], r ? "PMI_REUSE_MB" : NULL, out, sizeof out);
+        run_config(cfg, dirs[r], r ? "PMI_REUSE_MB" : NULL, "0", out, sizeof out);
         if (!r && !strstr(out, "trained 1 models") ) fail_msg("the second point trained more than its owner:\n%s", out);
         if (!r && !strstr(out, "6 copied from the same model")) fail_msg("no reuse:\n%s", out);
         if (r && strstr(out, "copied from")) fail_msg("PMI_REUSE_MB=0 still copied:\n%s", out);
@@ -317,7 +317,7 @@ static void test_perm_worker_same_pvalues(void **state) {
         "[attack.ftal]\ntype = ftal\nepochs = 1\nlr = 0.01\noptimizer = sgd\nmomentum = 0.9\n";
     const char *dirs[2] = {"pw-on", "pw-off"};
     for (int r = 0; r < 2; r++) {
-        run_config(cfg, dirs[r], r ? "PMI_PERM_WORKER" : NULL, out, sizeof out);
+        run_config(cfg, dirs[r], r ? "PMI_PERM_WORKER" : NULL, "0", out, sizeof out);
         if (!r && !strstr(out, "permutation tests of 7 jobs beside the attacks")) fail_msg("no worker:\n%s", out);
         if (r && strstr(out, "beside the attacks")) fail_msg("PMI_PERM_WORKER=0 still used the worker:\n%s", out);
     }
@@ -332,6 +332,36 @@ static void test_perm_worker_same_pvalues(void **state) {
     snprintf(res, sizeof res, "%s/pw-on/pw/results.h5 %s/pw-off/pw/results.h5", tu_tmpdir(), tu_tmpdir());
     if (tu_python(same_numbers_py, res, out, sizeof out)) fail_msg("%s", out);
     if (tu_python(py, res, out, sizeof out)) fail_msg("%s", out);
+}
+
+/* Attacking several (model, setting) pairs at once (PMI_ATTACK_BATCH, the GPU's way; on the CPU
+ * one at a time by default) gives every number bit for bit as one at a time: 7 jobs x 3 settings
+ * in batches of 5 (the last of 1), and each batch's log line splits its evaluation time into
+ * the forward passes and the host's scores and statistics. */
+static void test_attack_batch_same_numbers(void **state) {
+    char out[16384];
+    const char *cfg =
+        "[experiment]\nname = ab\nseeds = 1\nseed = 4\ndevice = cpu\noutput = %s/%s\n"
+        "[data]\ndataset = synthetic\nn_train = 300\nn_attacker = 200\nn_test = 200\nnormalize = unit\n"
+        "[pool]\nN = 5\nm = 20\n[model]\narch = mlp\nwidth = 32\n"
+        "[train]\noptimizer = adam\nlr = 0.002\nmomentum = 0\nepochs = 4\nbatch_size = 16\n"
+        "[pmi]\npermutations = 999\nindependent = 1\nreferences = 2\nscores = loss, diff\n"
+        "[attack.prune]\ntype = prune\nsparsity = 0.3, 0.6\n"
+        "[attack.ftal]\ntype = ftal\nepochs = 1\nlr = 0.01\noptimizer = sgd\nmomentum = 0.9\n";
+    const char *dirs[2] = {"ab-one", "ab-five"};
+    for (int r = 0; r < 2; r++) {
+        run_config(cfg, dirs[r], r ? "PMI_ATTACK_BATCH" : NULL, "5", out, sizeof out);
+        int batches = 0;
+        for (const char *p = out; (p = strstr(p, "attacked 5 (model, setting) pairs in")); p++) {
+            const char *nl = strchr(p, '\n');
+            if (!strstr(p, "(forward passes ") || (nl && strstr(p, "(forward passes ") > nl)) fail_msg("no evaluation split:\n%s", out);
+            batches++;
+        }
+        if (batches != (r ? 4 : 0)) fail_msg("%d batches of 5 pairs, expected %d:\n%s", batches, r ? 4 : 0, out);
+    }
+    char res[1300];
+    snprintf(res, sizeof res, "%s/ab-one/ab/results.h5 %s/ab-five/ab/results.h5", tu_tmpdir(), tu_tmpdir());
+    if (tu_python(same_numbers_py, res, out, sizeof out)) fail_msg("%s", out);
 }
 
 /* With 2 references, a reference evaluated as a suspect keeps one other: its lira (which needs
@@ -396,6 +426,7 @@ int main(void) {
         cmocka_unit_test(test_references_power),
         cmocka_unit_test(test_reuse_equals_training),
         cmocka_unit_test(test_perm_worker_same_pvalues),
+        cmocka_unit_test(test_attack_batch_same_numbers),
         cmocka_unit_test(test_reference_loo_too_few),
         cmocka_unit_test(test_bench_smoke),
     };
