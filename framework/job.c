@@ -226,12 +226,28 @@ static nn_train_params train_params(job_state *js) {
     return tp;
 }
 
-/* The job's model, training set and training parameters, ready to train. */
-static int job_setup(job_state *js, const job_data *d, const data_split *split, char *err, size_t errlen) {
+/* The job's model spec, training parameters and reuse key (what determines the trained model):
+ * sets js->spec, js->tp and js->key; returns the training samples' indices (malloc'd, *n of them). */
+static int64_t *job_key(job_state *js, const job_data *d, const data_split *split, int64_t *n) {
     const pmi_params *p = js->p;
     js->spec = (nn_model_spec){ .arch = js->arch, .c = d->train.c, .h = d->train.h, .w = d->train.w,
                                 .classes = d->train.classes, .width = p->width, .device = js->env->dev,
                                 .seed = plan_seed(js->job, SEED_INIT, 0) };
+    int64_t *ix = role_indices(js->job, p, split, n);
+    js->tp = train_params(js);
+    char data_id[sizeof p->dataset + sizeof p->path + 512];
+    snprintf(data_id, sizeof data_id, "%s|%s|%s|%lld|%d|%d|%d|%.17g|%.17g|%.17g|%.17g|%.17g|%.17g", p->dataset, p->path,
+             cfg_norm_name(p->normalize), (long long)d->train.n, d->train.c, d->train.h, d->train.w,
+             d->mean[0], d->mean[1], d->mean[2], d->sd[0], d->sd[1], d->sd[2]);
+    reuse_key_make(&js->key, &js->spec, &js->tp, p->tf32, p->deterministic, data_id, ix, *n);
+    return ix;
+}
+
+/* The job's model, training set and training parameters, ready to train. */
+static int job_setup(job_state *js, const job_data *d, const data_split *split, char *err, size_t errlen) {
+    const pmi_params *p = js->p;
+    int64_t n;
+    int64_t *ix = job_key(js, d, split, &n);
     js->evals = util_calloc((size_t)js->env->plan->n_attacks + 1, sizeof *js->evals);
     if (p->save_models) js->models = util_calloc((size_t)js->env->plan->n_attacks + 1, sizeof *js->models);
     js->input = (weights_input){ .c = d->train.c, .h = d->train.h, .w = d->train.w, .classes = d->train.classes };
@@ -240,15 +256,7 @@ static int job_setup(job_state *js, const job_data *d, const data_split *split, 
     memcpy(js->input.mean, d->mean, sizeof d->mean);
     memcpy(js->input.sd, d->sd, sizeof d->sd);
     js->loss_curve = util_calloc((size_t)p->epochs, sizeof *js->loss_curve);
-    int64_t n;
-    int64_t *ix = role_indices(js->job, p, split, &n);
     nn_status st = nn_data_subset(d->dtrain, ix, n, &js->dtr);
-    js->tp = train_params(js);
-    char data_id[sizeof p->dataset + sizeof p->path + 512];
-    snprintf(data_id, sizeof data_id, "%s|%s|%s|%lld|%d|%d|%d|%.17g|%.17g|%.17g|%.17g|%.17g|%.17g", p->dataset, p->path,
-             cfg_norm_name(p->normalize), (long long)d->train.n, d->train.c, d->train.h, d->train.w,
-             d->mean[0], d->mean[1], d->mean[2], d->sd[0], d->sd[1], d->sd[2]);
-    reuse_key_make(&js->key, &js->spec, &js->tp, p->tf32, p->deterministic, data_id, ix, n);
     free(ix);
     js->copy_of = -1;
     if (st != NN_OK) return util_err(err, errlen, "selecting training data: %s", nn_last_error());
@@ -644,11 +652,15 @@ static int unit_dataset_evidence(job_unit *u, const job_data *d, const pmi_param
     return st == NN_OK ? 0 : util_err(err, errlen, "selecting the dataset evidence's samples: %s", nn_last_error());
 }
 
+/* The split of the unit whose first job is job (its point's parameters p). 0, or -1 with err. */
+static int unit_split(const plan_job *job, const job_data *d, const pmi_params *p, data_split *split, char *err, size_t errlen) {
+    return data_split_make(d->train.n, d->test.n, p->n_train, p->N, p->m, p->n_attacker, p->independent > 0,
+                           p->holdout, p->n_test, p->secret, plan_seed(job, SEED_SPLIT, 0), split, err, errlen);
+}
+
 /* The split of unit u and the data cut from it. 0, or -1 with err. */
 static int unit_setup(job_unit *u, const job_data *d, const pmi_params *p, char *err, size_t errlen) {
-    if (data_split_make(d->train.n, d->test.n, p->n_train, p->N, p->m, p->n_attacker, p->independent > 0,
-                        p->holdout, p->n_test, p->secret, plan_seed(&u->jobs[0], SEED_SPLIT, 0), &u->split, err, errlen))
-        return -1;
+    if (unit_split(&u->jobs[0], d, p, &u->split, err, errlen)) return -1;
     if (unit_dataset_evidence(u, d, p, err, errlen)) return -1;
     int64_t nm = (int64_t)p->N * p->m;
     u->pool_labels = util_malloc(sizeof *u->pool_labels * (size_t)nm);
@@ -748,6 +760,55 @@ out:
     return rc;
 }
 
+/* The batchable jobs[0..g) (whole units) as batches of whole units, each training at most
+ * env->batch_models models: a job's model counts unless it is kept from an earlier batch
+ * (reuse.h) or is the same model (key) as an earlier job's of its batch, the models that
+ * train_all copies instead of training. A unit with more forms a batch alone. So the sweep
+ * points whose clean, independent and reference models were trained before join their owners
+ * into a few large batches instead of one small batch per point. 0, 1 when stopped, -1 with err. */
+static int run_batches(const job_env *env, job_data *d, const plan_job *jobs, int g, int index, char *err, size_t errlen) {
+    int cap = env->batch_models;
+    if (cap <= 0 || g < 2) return run_batch(env, d, jobs, g, index, err, errlen);
+    if (data_get(d, &env->plan->points[jobs[0].point].params, env->dev, err, errlen)) return -1;
+    reuse_key *keys = util_calloc((size_t)g, sizeof *keys);
+    int start = 0, fresh = 0, rc = 0, batches = 0;
+    for (int a = 0, b; a < g && !rc; a = b) {
+        for (b = a + 1; b < g && jobs[b].point == jobs[a].point && jobs[b].seed == jobs[a].seed; b++) {}
+        const plan_point *point = &env->plan->points[jobs[a].point];
+        data_split split;
+        if (unit_split(&jobs[a], d, &point->params, &split, err, errlen)) { rc = -1; break; }
+        for (int i = a; i < b; i++) {
+            job_state js = { .env = env, .job = &jobs[i], .p = &point->params, .point = point, .arch = plan_arch(env->plan, &jobs[i]) };
+            int64_t n;
+            free(job_key(&js, d, &split, &n));
+            keys[i] = js.key;
+        }
+        data_split_free(&split);
+        /* the unit's models to train in the batch that starts at `from` */
+        for (int pass = 0; pass < 2; pass++) {
+            int from = start, add = 0;
+            for (int i = a; i < b; i++) {
+                int seen = reuse_has(&keys[i], point->params.epochs);
+                for (int j = from; j < i && !seen; j++) seen = !strcmp(keys[i].hex, keys[j].hex);
+                add += !seen;
+            }
+            if (pass == 0 && a > start && fresh + add > cap) {   /* the batch so far is full: run it, start one here */
+                rc = run_batch(env, d, jobs + start, a - start, index + start, err, errlen);
+                batches++;
+                start = a; fresh = 0;
+                if (rc) break;
+                continue;   /* count again: the batch just run may have trained some of these */
+            }
+            fresh += add;
+            break;
+        }
+    }
+    if (!rc) rc = run_batch(env, d, jobs + start, g - start, index + start, err, errlen);
+    if (!rc && batches) fprintf(stderr, "  %d jobs in %d batches of at most %d models to train\n", g, batches + 1, cap);
+    free(keys);
+    return rc;
+}
+
 int job_run_group(const job_env *env, job_data *d, const plan_job *jobs, int g, int index,
                   char *err, size_t errlen) {
     fault_point(jobs, g);
@@ -755,7 +816,7 @@ int job_run_group(const job_env *env, job_data *d, const plan_job *jobs, int g, 
     int rc = 0;
     for (int a = 0, b; a < g && rc == 0; a = b) {
         for (b = a + 1; b < g && batchable(env->plan, &jobs[a], &jobs[b]); b++) {}
-        rc = run_batch(env, d, jobs + a, b - a, index + a, err, errlen);
+        rc = run_batches(env, d, jobs + a, b - a, index + a, err, errlen);
     }
     return rc;
 }

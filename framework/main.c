@@ -807,8 +807,10 @@ static int cmd_help(int argc, char **argv) {
                        "  --no-merge             leave the shards unmerged\n"
                        "  --no-group             on a GPU, train each job alone (default: the jobs of a seed\n"
                        "                         train together on separate CUDA streams)\n"
-                       "  --batch n              on a GPU, consecutive groups join one batch of at most n models\n"
-                       "                         (default 64), trained and attacked together; 1: group by group\n"
+                       "  --batch n              consecutive groups join one batch that trains at most n models\n"
+                       "                         (models copied from ones the run trained before do not count),\n"
+                       "                         trained and attacked together: on a GPU by default (64), on the\n"
+                       "                         CPU only when given (the same numbers); 1: group by group\n"
                        "exit codes: 0 ok, 1 failure, 2 bad config or usage, 3 interrupted (run again to resume)\n");
             return 0;
         }

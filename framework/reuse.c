@@ -62,6 +62,11 @@ int reuse_get(const reuse_key *k, nn_model **out, double *loss_curve, int epochs
     return 1;
 }
 
+int reuse_has(const reuse_key *k, int epochs) {
+    entry *e = bound() > 0 ? find(k) : NULL;
+    return e && e->epochs == epochs;
+}
+
 static void drop(int i) {
     nn_model_free(entries[i].model);
     free(entries[i].curve);

@@ -27,6 +27,8 @@ void reuse_key_make(reuse_key *k, const nn_model_spec *spec, const nn_train_para
 /* 1 and *out = a copy of the model trained under k (loss_curve, when not NULL, gets its
  * `epochs` entries); 0 when there is none (or reuse is off, or the copy failed). */
 int reuse_get(const reuse_key *k, nn_model **out, double *loss_curve, int epochs);
+/* 1 when reuse_get(k, ..., epochs) would find a model (without copying it), else 0. */
+int reuse_has(const reuse_key *k, int epochs);
 /* Keeps a copy of m and its loss curve under k (nothing when reuse is off or m alone exceeds the bound). */
 void reuse_put(const reuse_key *k, const nn_model *m, const double *loss_curve, int epochs);
 /* Hits so far in this process. */

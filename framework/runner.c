@@ -343,7 +343,7 @@ static int prepare(run_ctx *r, runner_summary *s, char *err, size_t errlen) {
     util_host(r->prov.host, sizeof r->prov.host);
     util_iso_now(r->prov.started, sizeof r->prov.started);
     s->jobs_total = r->nmine;
-    r->group = r->dev == NN_CUDA && !r->o->no_group;
+    r->group = (r->dev == NN_CUDA || r->o->batch > 0) && !r->o->no_group;   /* the CPU batches only when asked */
     return 0;
 }
 
@@ -409,10 +409,13 @@ static runner_status run_jobs(run_ctx *r, plan_job *jobs, int n, int worker, con
             if (!need) break;
             g++;
         }
-        /* on a GPU the next groups join this one's batch while it stays within --batch models:
-         * whole groups only, each of whose jobs must run (a finished or flagged job ends it) */
-        int cap = r->o->batch ? r->o->batch : RUNNER_BATCH;
-        while (r->group && !flagged(r, &jobs[j], JOB_ALONE) && j + g < n && g < cap) {
+        /* on a GPU (or with --batch) the next groups join this one's span while it stays within
+         * RUNNER_SPAN times --batch jobs: whole groups only, each of whose jobs must run (a
+         * finished or flagged job ends it); job_run_group cuts the span into batches that each
+         * train at most --batch models (models copied from ones trained before do not count) */
+        int cap = r->o->batch ? r->o->batch : RUNNER_BATCH, span = cap == 1 ? 1 : cap * RUNNER_SPAN;
+        env.batch_models = r->group && cap > 1 ? cap : 0;
+        while (r->group && !flagged(r, &jobs[j], JOB_ALONE) && j + g < n && g < span) {
             int k = j + g, h = 0;
             if (jobs[k].point == jobs[k - 1].point && jobs[k].seed == jobs[k - 1].seed) break;
             for (; k + h < n && jobs[k + h].point == jobs[k].point && jobs[k + h].seed == jobs[k].seed; h++) {
@@ -421,7 +424,7 @@ static runner_status run_jobs(run_ctx *r, plan_job *jobs, int n, int worker, con
                 if (!need) break;
             }
             if (k + h < n && jobs[k + h].point == jobs[k].point && jobs[k + h].seed == jobs[k].seed) break;
-            if (g + h > cap) break;
+            if (g + h > span) break;
             g += h;
         }
         if (slot) { slot->job = j; slot->g = g; }
@@ -474,7 +477,7 @@ static void worker_main(run_ctx *r, int w, int workers, char (*visible)[16], wor
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() == 1) _exit(RUN_INTERRUPTED);
     plan_job *mine;
-    int n = worker_jobs(r, w, workers, r->dev == NN_CUDA || r->together, &mine);
+    int n = worker_jobs(r, w, workers, r->dev == NN_CUDA || r->together || r->group, &mine);
     runner_summary ws = *s;
     if (visible) {
         /* before CUDA is initialised in this process: it sees its GPU as cuda:0 */
@@ -569,7 +572,7 @@ static runner_status run_workers(run_ctx *r, int workers, char (*visible)[16], r
         int code = WIFEXITED(st) ? WEXITSTATUS(st) : RUN_ERROR;
         if ((WIFSIGNALED(st) || code == RUN_ERROR) && !stop_requested) {
             plan_job *its;
-            int n = worker_jobs(r, w, workers, r->dev == NN_CUDA || r->together, &its), j = slots[w].job, g = slots[w].g;
+            int n = worker_jobs(r, w, workers, r->dev == NN_CUDA || r->together || r->group, &its), j = slots[w].job, g = slots[w].g;
             char why[600];
             if (WIFSIGNALED(st)) snprintf(why, sizeof why, "was killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
             else snprintf(why, sizeof why, "%s", slots[w].msg[0] ? slots[w].msg : "failed");

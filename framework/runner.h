@@ -23,6 +23,7 @@
 
 #define RUNNER_MAX_GPUS 16
 #define RUNNER_BATCH 64    /* default of --batch */
+#define RUNNER_SPAN 4      /* a batch holds at most this many times --batch jobs (copied models included) */
 
 typedef struct {
     int slice, nslices;     /* run the groups g (jobs of one point and seed) with g % nslices == slice; 0/1 = all */
@@ -30,8 +31,10 @@ typedef struct {
     int no_merge;           /* do not merge at the end */
     int threads;            /* libtorch intra-op threads of a single-process run; 0 = cores */
     int no_group;           /* GPU: train each job alone instead of the jobs of a seed together */
-    int batch;              /* GPU: consecutive groups join one batch (trained together) while it has at most
-                             * this many models; 0: the default (RUNNER_BATCH), 1: each group alone */
+    int batch;              /* GPU, or the CPU when given: consecutive groups join one batch (trained together)
+                             * while it trains at most this many models (copies of models trained before in the
+                             * run do not count; at most RUNNER_SPAN times as many jobs); 0: the default
+                             * (RUNNER_BATCH on a GPU, no batches on the CPU), 1: each group alone */
     int workers;            /* worker processes, each with 1 libtorch thread; 1: one process; 0: auto (cores on CPU, 1 on GPU) */
     int ngpus;              /* --gpus: one worker process per GPU; 0: off, -1: every visible GPU, else gpus[0..ngpus) */
     int gpus[RUNNER_MAX_GPUS]; /* indices among the visible CUDA devices (CUDA_VISIBLE_DEVICES applies) */

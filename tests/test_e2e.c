@@ -254,14 +254,15 @@ static const char *same_numbers_py =
     "print('same', n[0])\n";
 
 /* Writes cfg (a format with the temporary folder and dir for experiment.output) to
- * <tmp>/<dir>.ini and runs `pmi run --jobs 1` on it, with environment variable var set to val
- * when var is not NULL (a switch whose runs are compared); fails the test unless pmi exits 0. */
-static void run_config(const char *cfg, const char *dir, const char *var, const char *val, char *out, size_t outlen) {
-    char ini[300], text[2048], args[700];
+ * <tmp>/<dir>.ini and runs `pmi run --jobs 1 <opts>` on it, with environment variable var set to
+ * val when var is not NULL (a switch whose runs are compared); fails the test unless pmi exits 0. */
+static void run_config(const char *cfg, const char *dir, const char *opts, const char *var, const char *val, char *out,
+                       size_t outlen) {
+    char ini[300], text[2048], args[800];
     snprintf(ini, sizeof ini, "%s/%s.ini", tu_tmpdir(), dir);
     snprintf(text, sizeof text, cfg, tu_tmpdir(), dir);
     write_file(ini, text);
-    snprintf(args, sizeof args, "run --jobs 1 %s", ini);
+    snprintf(args, sizeof args, "run --jobs 1 %s %s", opts, ini);
     if (var) setenv(var, val, 1);
     int rc = run_pmi(args, out, outlen);
     if (var) unsetenv(var);
@@ -283,7 +284,7 @@ static void test_reuse_equals_training(void **state) {
         "[pmi]\npermutations = 999\nindependent = 1\nreferences = 2\nscores = loss, diff\n";
     const char *dirs[2] = {"reuse-on", "reuse-off"};
     for (int r = 0; r < 2; r++) {
-        run_config(cfg, dirs[r], r ? "PMI_REUSE_MB" : NULL, "0", out, sizeof out);
+        run_config(cfg, dirs[r], "", r ? "PMI_REUSE_MB" : NULL, "0", out, sizeof out);
         if (!r && !strstr(out, "trained 1 models") ) fail_msg("the second point trained more than its owner:\n%s", out);
         if (!r && !strstr(out, "6 copied from the same model")) fail_msg("no reuse:\n%s", out);
         if (r && strstr(out, "copied from")) fail_msg("PMI_REUSE_MB=0 still copied:\n%s", out);
@@ -299,6 +300,46 @@ static void test_reuse_equals_training(void **state) {
     snprintf(res, sizeof res, "%s/reuse-on/reuse/results.h5 %s/reuse-off/reuse/results.h5", tu_tmpdir(), tu_tmpdir());
     if (tu_python(same_numbers_py, res, out, sizeof out)) fail_msg("%s", out);
     if (tu_python(py, res, out, sizeof out)) fail_msg("%s", out);
+}
+
+/* The "trained N models" counts of a run's log, in order, as "N/copied N/copied ..." into buf. */
+static void trained_counts(const char *log, char *buf, size_t len) {
+    size_t used = 0;
+    buf[0] = 0;
+    for (const char *p = log; (p = strstr(p, "  trained ")); p++) {
+        int k = 0, c = 0;
+        const char *nl = strchr(p, '\n'), *cp = strstr(p, "; ");
+        if (sscanf(p, "  trained %d models", &k) != 1) continue;
+        if (cp && (!nl || cp < nl)) sscanf(cp, "; %d copied", &c);
+        used += (size_t)snprintf(buf + used, used < len ? len - used : 0, "%s%d/%d", used ? " " : "", k, c);
+    }
+}
+
+/* Batches are formed from the models still to train (job.c, run_batches): with --batch 8 on a
+ * pool.repeat sweep of 3 points x 2 seeds (groups of 7 jobs: owner, clean, 3 independent, 2
+ * references), the first seed's group trains its 7 models alone, the second seed's 7 join the
+ * next point's owner (the other 6 of that group are copies of the first batch's models), and
+ * the last point's two groups train only their 2 owners: "7/0 8/6 1/6 2/12" (trained/copied),
+ * where one batch per group trains "7 7 1 1 1 1". Every stored number is the same as without
+ * batches, bit for bit. */
+static void test_batches_after_reuse(void **state) {
+    char out[16384], counts[256];
+    const char *cfg =
+        "[experiment]\nname = rb\nseeds = 2\nseed = 5\ndevice = cpu\noutput = %s/%s\n"
+        "[data]\ndataset = synthetic\nn_train = 300\nn_attacker = 200\nn_test = 200\nnormalize = unit\n"
+        "[pool]\nN = 5\nm = 20\nrepeat = 1, 2, 3\n[model]\narch = mlp\nwidth = 32\n"
+        "[train]\noptimizer = adam\nlr = 0.002\nmomentum = 0\nepochs = 4\nbatch_size = 16\n"
+        "[pmi]\npermutations = 999\nindependent = 1\nreferences = 2\nscores = loss, diff\n";
+    run_config(cfg, "rb-groups", "", NULL, NULL, out, sizeof out);
+    trained_counts(out, counts, sizeof counts);
+    if (strcmp(counts, "7/0 7/0 1/6 1/6 1/6 1/6")) fail_msg("without --batch: '%s', expected one batch per group:\n%s", counts, out);
+    run_config(cfg, "rb-batches", "--batch 8", NULL, NULL, out, sizeof out);
+    trained_counts(out, counts, sizeof counts);
+    if (strcmp(counts, "7/0 8/6 1/6 2/12")) fail_msg("--batch 8: '%s', expected '7/0 8/6 1/6 2/12':\n%s", counts, out);
+    if (!strstr(out, "18 trained, 24 copied")) fail_msg("not 18 trained and 24 copied:\n%s", out);
+    char res[1300];
+    snprintf(res, sizeof res, "%s/rb-groups/rb/results.h5 %s/rb-batches/rb/results.h5", tu_tmpdir(), tu_tmpdir());
+    if (tu_python(same_numbers_py, res, out, sizeof out)) fail_msg("%s", out);
 }
 
 /* With attacks, each job's permutation tests run on a thread of their own once its attacks are
@@ -317,7 +358,7 @@ static void test_perm_worker_same_pvalues(void **state) {
         "[attack.ftal]\ntype = ftal\nepochs = 1\nlr = 0.01\noptimizer = sgd\nmomentum = 0.9\n";
     const char *dirs[2] = {"pw-on", "pw-off"};
     for (int r = 0; r < 2; r++) {
-        run_config(cfg, dirs[r], r ? "PMI_PERM_WORKER" : NULL, "0", out, sizeof out);
+        run_config(cfg, dirs[r], "", r ? "PMI_PERM_WORKER" : NULL, "0", out, sizeof out);
         if (!r && !strstr(out, "permutation tests of 7 jobs beside the attacks")) fail_msg("no worker:\n%s", out);
         if (r && strstr(out, "beside the attacks")) fail_msg("PMI_PERM_WORKER=0 still used the worker:\n%s", out);
     }
@@ -350,7 +391,7 @@ static void test_attack_batch_same_numbers(void **state) {
         "[attack.ftal]\ntype = ftal\nepochs = 1\nlr = 0.01\noptimizer = sgd\nmomentum = 0.9\n";
     const char *dirs[2] = {"ab-one", "ab-five"};
     for (int r = 0; r < 2; r++) {
-        run_config(cfg, dirs[r], r ? "PMI_ATTACK_BATCH" : NULL, "5", out, sizeof out);
+        run_config(cfg, dirs[r], "", r ? "PMI_ATTACK_BATCH" : NULL, "5", out, sizeof out);
         int batches = 0;
         for (const char *p = out; (p = strstr(p, "attacked 5 (model, setting) pairs in")); p++) {
             const char *nl = strchr(p, '\n');
@@ -425,6 +466,7 @@ int main(void) {
         cmocka_unit_test(test_plan_lists_jobs),
         cmocka_unit_test(test_references_power),
         cmocka_unit_test(test_reuse_equals_training),
+        cmocka_unit_test(test_batches_after_reuse),
         cmocka_unit_test(test_perm_worker_same_pvalues),
         cmocka_unit_test(test_attack_batch_same_numbers),
         cmocka_unit_test(test_reference_loo_too_few),
