@@ -236,6 +236,14 @@ static void test_references_power(void **state) {
 
 /* Compares two results files (argv 1 and 2): every number of every dataset (compound fields
  * too) equal, NaN to NaN; more than 50 datasets compared. */
+/* The parts of the small synthetic experiment (7 jobs a seed: owner, clean, 3 independent, 2
+ * references) that the comparison tests below run twice, one way and the other. */
+#define CMP_DATA "[data]\ndataset = synthetic\nn_train = 300\nn_attacker = 200\nn_test = 200\nnormalize = unit\n"
+#define CMP_TRAIN(epochs) "[train]\noptimizer = adam\nlr = 0.002\nmomentum = 0\nepochs = " epochs "\nbatch_size = 16\n"
+#define CMP_PMI "[pmi]\npermutations = 999\nindependent = 1\nreferences = 2\nscores = loss, diff\n"
+#define CMP_ATTACKS "[attack.prune]\ntype = prune\nsparsity = 0.3, 0.6\n" \
+    "[attack.ftal]\ntype = ftal\nepochs = 1\nlr = 0.01\noptimizer = sgd\nmomentum = 0.9\n"
+
 static const char *same_numbers_py =
     "import sys, h5py, numpy as np\n"
     "a, b = h5py.File(sys.argv[1], 'r'), h5py.File(sys.argv[2], 'r')\n"
@@ -278,10 +286,10 @@ static void test_reuse_equals_training(void **state) {
     char out[16384];
     const char *cfg =
         "[experiment]\nname = reuse\nseeds = 1\nseed = 5\ndevice = cpu\noutput = %s/%s\n"
-        "[data]\ndataset = synthetic\nn_train = 300\nn_attacker = 200\nn_test = 200\nnormalize = unit\n"
+        CMP_DATA
         "[pool]\nN = 5\nm = 20\nrepeat = 1, 2\n[model]\narch = mlp\nwidth = 32\n"
-        "[train]\noptimizer = adam\nlr = 0.002\nmomentum = 0\nepochs = 8\nbatch_size = 16\n"
-        "[pmi]\npermutations = 999\nindependent = 1\nreferences = 2\nscores = loss, diff\n";
+        CMP_TRAIN("8")
+        CMP_PMI;
     const char *dirs[2] = {"reuse-on", "reuse-off"};
     for (int r = 0; r < 2; r++) {
         run_config(cfg, dirs[r], "", r ? "PMI_REUSE_MB" : NULL, "0", out, sizeof out);
@@ -326,10 +334,10 @@ static void test_batches_after_reuse(void **state) {
     char out[16384], counts[256];
     const char *cfg =
         "[experiment]\nname = rb\nseeds = 2\nseed = 5\ndevice = cpu\noutput = %s/%s\n"
-        "[data]\ndataset = synthetic\nn_train = 300\nn_attacker = 200\nn_test = 200\nnormalize = unit\n"
+        CMP_DATA
         "[pool]\nN = 5\nm = 20\nrepeat = 1, 2, 3\n[model]\narch = mlp\nwidth = 32\n"
-        "[train]\noptimizer = adam\nlr = 0.002\nmomentum = 0\nepochs = 4\nbatch_size = 16\n"
-        "[pmi]\npermutations = 999\nindependent = 1\nreferences = 2\nscores = loss, diff\n";
+        CMP_TRAIN("4")
+        CMP_PMI;
     run_config(cfg, "rb-groups", "", NULL, NULL, out, sizeof out);
     trained_counts(out, counts, sizeof counts);
     if (strcmp(counts, "7/0 7/0 1/6 1/6 1/6 1/6")) fail_msg("without --batch: '%s', expected one batch per group:\n%s", counts, out);
@@ -342,20 +350,22 @@ static void test_batches_after_reuse(void **state) {
     if (tu_python(same_numbers_py, res, out, sizeof out)) fail_msg("%s", out);
 }
 
+/* The small experiment with attacks (3 settings) that the next two tests run two ways. */
+static const char *attacked_cfg =
+    "[experiment]\nname = att\nseeds = 1\nseed = 3\ndevice = cpu\noutput = %s/%s\n"
+    CMP_DATA
+    "[pool]\nN = 5\nm = 20\n[model]\narch = mlp\nwidth = 32\n"
+    CMP_TRAIN("4")
+    CMP_PMI
+    CMP_ATTACKS;
+
 /* With attacks, each job's permutation tests run on a thread of their own once its attacks are
  * evaluated, beside the next jobs' attacks (framework/job.c, perm_worker): a group of 7 jobs
  * (the references make one group on the CPU too) gives every number, p-values included, bit
  * for bit as when all tests run after the attacks (PMI_PERM_WORKER=0), and no test is left out. */
 static void test_perm_worker_same_pvalues(void **state) {
     char out[16384];
-    const char *cfg =
-        "[experiment]\nname = pw\nseeds = 1\nseed = 3\ndevice = cpu\noutput = %s/%s\n"
-        "[data]\ndataset = synthetic\nn_train = 300\nn_attacker = 200\nn_test = 200\nnormalize = unit\n"
-        "[pool]\nN = 5\nm = 20\n[model]\narch = mlp\nwidth = 32\n"
-        "[train]\noptimizer = adam\nlr = 0.002\nmomentum = 0\nepochs = 4\nbatch_size = 16\n"
-        "[pmi]\npermutations = 999\nindependent = 1\nreferences = 2\nscores = loss, diff\n"
-        "[attack.prune]\ntype = prune\nsparsity = 0.3, 0.6\n"
-        "[attack.ftal]\ntype = ftal\nepochs = 1\nlr = 0.01\noptimizer = sgd\nmomentum = 0.9\n";
+    const char *cfg = attacked_cfg;
     const char *dirs[2] = {"pw-on", "pw-off"};
     for (int r = 0; r < 2; r++) {
         run_config(cfg, dirs[r], "", r ? "PMI_PERM_WORKER" : NULL, "0", out, sizeof out);
@@ -370,7 +380,7 @@ static void test_perm_worker_same_pvalues(void **state) {
         "assert all(math.isfinite(r['p_perm']) and 0 < r['p_perm'] <= 1 for r in att), att\n"
         "print('ok')\n";
     char res[1300];
-    snprintf(res, sizeof res, "%s/pw-on/pw/results.h5 %s/pw-off/pw/results.h5", tu_tmpdir(), tu_tmpdir());
+    snprintf(res, sizeof res, "%s/pw-on/att/results.h5 %s/pw-off/att/results.h5", tu_tmpdir(), tu_tmpdir());
     if (tu_python(same_numbers_py, res, out, sizeof out)) fail_msg("%s", out);
     if (tu_python(py, res, out, sizeof out)) fail_msg("%s", out);
 }
@@ -381,14 +391,7 @@ static void test_perm_worker_same_pvalues(void **state) {
  * the forward passes and the host's scores and statistics. */
 static void test_attack_batch_same_numbers(void **state) {
     char out[16384];
-    const char *cfg =
-        "[experiment]\nname = ab\nseeds = 1\nseed = 4\ndevice = cpu\noutput = %s/%s\n"
-        "[data]\ndataset = synthetic\nn_train = 300\nn_attacker = 200\nn_test = 200\nnormalize = unit\n"
-        "[pool]\nN = 5\nm = 20\n[model]\narch = mlp\nwidth = 32\n"
-        "[train]\noptimizer = adam\nlr = 0.002\nmomentum = 0\nepochs = 4\nbatch_size = 16\n"
-        "[pmi]\npermutations = 999\nindependent = 1\nreferences = 2\nscores = loss, diff\n"
-        "[attack.prune]\ntype = prune\nsparsity = 0.3, 0.6\n"
-        "[attack.ftal]\ntype = ftal\nepochs = 1\nlr = 0.01\noptimizer = sgd\nmomentum = 0.9\n";
+    const char *cfg = attacked_cfg;
     const char *dirs[2] = {"ab-one", "ab-five"};
     for (int r = 0; r < 2; r++) {
         run_config(cfg, dirs[r], "", r ? "PMI_ATTACK_BATCH" : NULL, "5", out, sizeof out);
@@ -401,7 +404,7 @@ static void test_attack_batch_same_numbers(void **state) {
         if (batches != (r ? 4 : 0)) fail_msg("%d batches of 5 pairs, expected %d:\n%s", batches, r ? 4 : 0, out);
     }
     char res[1300];
-    snprintf(res, sizeof res, "%s/ab-one/ab/results.h5 %s/ab-five/ab/results.h5", tu_tmpdir(), tu_tmpdir());
+    snprintf(res, sizeof res, "%s/ab-one/att/results.h5 %s/ab-five/att/results.h5", tu_tmpdir(), tu_tmpdir());
     if (tu_python(same_numbers_py, res, out, sizeof out)) fail_msg("%s", out);
 }
 
