@@ -430,7 +430,9 @@ nn_status check_labels(const nn_model *m, const nn_data *d, const char *fn) {
 
 /* ---- training ---------------------------------------------------------------------- */
 namespace {
-using LossFn = std::function<torch::Tensor(const torch::Tensor &x, const torch::Tensor &y)>;
+/* A step's loss on its batch x, y (rows idx of the training data, for losses that keep per-sample
+ * targets of their own: a distillation's cached teacher logits). */
+using LossFn = std::function<torch::Tensor(const torch::Tensor &x, const torch::Tensor &y, const torch::Tensor &idx)>;
 
 /* The scope of a training forward pass under nn_train_params.precision: NN_BF16 autocasts
  * convolutions and matrix products on the device of x to bfloat16 (what torch.autocast does
@@ -652,7 +654,7 @@ StepFn model_step(nn_model *m, const nn_data *d, torch::optim::Optimizer &opt, c
         if (self_fed && draws->wanted()) draws->feed(idx.size(-1));
         if (eps > 0) x = pgd_examples(m, x, y, eps, steps, draws->start);
         if (channels_last && x.dim() == 4) x = x.contiguous(at::MemoryFormat::ChannelsLast);
-        torch::Tensor loss = loss_fn(x, y);
+        torch::Tensor loss = loss_fn(x, y, idx);
         loss.backward();
         if (clip > 0) clip_and_noise(draws->trainable, clip, noise, idx.size(-1), draws->gnoise);
         opt.step();
@@ -1287,6 +1289,15 @@ nn_train_params nn_train_default_params(void) {
 }
 
 namespace {
+/* The teacher's logits on every training sample of d (eval mode, no gradients), in chunks. */
+torch::Tensor teacher_logits(nn_model *teacher, const nn_data *d) {
+    torch::NoGradGuard ng;
+    const int64_t chunk = 4096, n = d->x.size(0);
+    std::vector<torch::Tensor> out;
+    for (int64_t s = 0; s < n; s += chunk) out.push_back(forward_slices(teacher, d->x.slice(0, s, std::min(n, s + chunk))));
+    return torch::cat(out);
+}
+
 /* The loss of a task: cross-entropy on the labels, or distillation from its teacher (eval mode,
  * no gradients, batch by batch). */
 LossFn task_loss(const nn_train_task &t) {
@@ -1297,30 +1308,44 @@ LossFn task_loss(const nn_train_task &t) {
         return m->net->forward(x).to(torch::kFloat);
     };
     double smooth = t.params.label_smoothing, flood = t.params.flood;
+    using T3 = const torch::Tensor &;
     if (!teacher && flood > 0)
-        return [forward, smooth, flood](const torch::Tensor &x, const torch::Tensor &y) {
+        return [forward, smooth, flood](T3 x, T3 y, T3) {
             torch::Tensor l = nnf::cross_entropy(forward(x), y, nnf::CrossEntropyFuncOptions().label_smoothing(smooth).reduction(torch::kNone));
             return ((l - flood).abs() + flood).mean();
         };
     if (!teacher && smooth > 0)
-        return [forward, smooth](const torch::Tensor &x, const torch::Tensor &y) {
+        return [forward, smooth](T3 x, T3 y, T3) {
             return nnf::cross_entropy(forward(x), y, nnf::CrossEntropyFuncOptions().label_smoothing(smooth));
         };
     if (!teacher)
-        return [forward](const torch::Tensor &x, const torch::Tensor &y) { return nnf::cross_entropy(forward(x), y); };
+        return [forward](T3 x, T3 y, T3) { return nnf::cross_entropy(forward(x), y); };
     double T = t.distill.temperature, alpha = t.distill.alpha;
     int hard = t.distill.hard;
-    return [=](const torch::Tensor &x, const torch::Tensor &y) {
+    /* the student's output s against the teacher's logits tl (fp32 whatever the student's precision) */
+    auto loss = [T, alpha, hard](const torch::Tensor &s, const torch::Tensor &tl, const torch::Tensor &y) {
+        if (hard) return nnf::cross_entropy(s, tl.argmax(1));
+        torch::Tensor lt = torch::log_softmax(tl / T, 1), ls = torch::log_softmax(s / T, 1);
+        torch::Tensor kl = (lt.exp() * (lt - ls)).sum() / static_cast<double>(s.size(0));
+        return alpha * T * T * kl + (1.0 - alpha) * nnf::cross_entropy(s, y);
+    };
+    /* A frozen teacher (eval mode, no gradients) gives a sample the same logits in every epoch:
+     * with clean inputs (no adversarial examples) they are computed once for the whole training
+     * set, one forward pass over it instead of one per step (epochs of them). Queued on the
+     * current stream before the steps (a group's streams wait for it). PMI_TEACHER_CACHE=0
+     * computes them batch by batch instead (the same targets up to rounding). */
+    const char *cache = getenv("PMI_TEACHER_CACHE");
+    if (t.params.adv_eps <= 0 && !(cache && !strcmp(cache, "0"))) {
+        torch::Tensor all = teacher_logits(teacher, t.data);
+        return [forward, loss, all](T3 x, T3 y, T3 idx) { return loss(forward(x), all.index_select(0, idx), y); };
+    }
+    return [forward, loss, teacher](T3 x, T3 y, T3) {
         torch::Tensor tl;
         {
             torch::NoGradGuard ng;
-            tl = teacher->net->forward(x);   /* the teacher's targets in fp32 whatever the student's precision */
+            tl = teacher->net->forward(x);
         }
-        torch::Tensor s = forward(x);
-        if (hard) return nnf::cross_entropy(s, tl.argmax(1));
-        torch::Tensor lt = torch::log_softmax(tl / T, 1), ls = torch::log_softmax(s / T, 1);
-        torch::Tensor kl = (lt.exp() * (lt - ls)).sum() / static_cast<double>(x.size(0));
-        return alpha * T * T * kl + (1.0 - alpha) * nnf::cross_entropy(s, y);
+        return loss(forward(x), tl, y);
     };
 }
 

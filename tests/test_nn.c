@@ -512,6 +512,61 @@ static void test_distill(void **state) {
     nn_data_free(train); nn_data_free(attacker); nn_data_free(test);
 }
 
+/* Occurrences of the operator `op` in the profile that nn_profile_stop wrote to path. */
+static int trace_count(const char *path, const char *op) {
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("no trace %s", path);
+    char pat[128], *buf = NULL;
+    size_t cap = 0, len = 0, r;
+    do {
+        if (len + 65536 + 1 > cap) buf = realloc(buf, cap = 2 * (len + 65536 + 1));
+        len += r = fread(buf + len, 1, 65536, f);
+    } while (r > 0);
+    fclose(f);
+    buf[len] = 0;
+    snprintf(pat, sizeof pat, "{\"name\": \"%s\",", op);
+    int n = 0;
+    for (const char *p = buf; (p = strstr(p, pat)); p++) n++;
+    free(buf);
+    return n;
+}
+
+/* A distillation computes its frozen teacher's logits on the training set once, not once per
+ * step (nn_torch.cpp, task_loss): distilling an mlp from a lenet over 2 epochs of 8 batches runs
+ * the teacher's 2 convolutions once (one pass over the 256 samples), where PMI_TEACHER_CACHE=0
+ * runs them at every one of the 16 steps; the students end the same up to rounding. */
+static void test_distill_teacher_once(void **state) {
+    nn_data *train = easy_data(256, 1, 1.0), *attacker = shifted_data(256, 3, 1.0, 1), *test = easy_data(200, 2, 1.0);
+    nn_model *teacher = make_model("lenet", 1, S, S, K, 0, 1);
+    nn_train_params tp = quick_params(3, 1);
+    train_ok(teacher, train, &tp, NULL);
+    float *l[2];
+    for (int r = 0; r < 2; r++) {
+        if (r) setenv("PMI_TEACHER_CACHE", "0", 1);
+        nn_model *student = make_model("mlp", 1, S, S, K, 32, 5);
+        nn_train_params p = quick_params(2, 2);
+        nn_distill_params dp = {4.0, 0.9, 0};
+        char path[512];
+        int64_t events = 0;
+        snprintf(path, sizeof path, "%s/distill-%d.json", tu_tmpdir(), r);
+        assert_int_equal(nn_profile_start(0), NN_OK);
+        nn_status st = nn_distill(student, teacher, attacker, &p, &dp, NULL);
+        assert_int_equal(nn_profile_stop(path, &events), NN_OK);
+        unsetenv("PMI_TEACHER_CACHE");
+        if (st != NN_OK) fail_msg("nn_distill: %s", nn_last_error());
+        int convs = trace_count(path, "aten::conv2d");
+        if (convs != (r ? 2 * 16 : 2)) fail_msg("%s: %d teacher convolutions, expected %d", r ? "uncached" : "cached", convs, r ? 32 : 2);
+        l[r] = eval_logp(student, test, K);
+        nn_model_free(student);
+    }
+    double dmax = 0;
+    for (int i = 0; i < 200 * K; i++) dmax = fmax(dmax, fabs((double)l[0][i] - l[1][i]));
+    if (!(dmax < 1e-3)) fail_msg("cached and uncached students differ by %g in a log-probability", dmax);
+    free(l[0]); free(l[1]);
+    nn_model_free(teacher);
+    nn_data_free(train); nn_data_free(attacker); nn_data_free(test);
+}
+
 /* A copy (weights, BatchNorm statistics and masks) gives identical log-probabilities and is
  * independent afterwards: training it leaves the original alone and keeps its pruned zeros. */
 static void test_model_copy(void **state) {
@@ -653,6 +708,7 @@ int main(void) {
         cmocka_unit_test(test_add_noise),
         cmocka_unit_test(test_reinit_last),
         cmocka_unit_test(test_distill),
+        cmocka_unit_test(test_distill_teacher_once),
         cmocka_unit_test(test_model_copy),
         cmocka_unit_test(test_pool_matches_max_pool2d),
         cmocka_unit_test(test_data_and_params),
