@@ -160,7 +160,7 @@ int eval_model_timed(nn_model *model, const eval_input *in, store_eval *ev, eval
     if (diverged) fprintf(stderr, "  %s: %s%s model outputs NaN (diverged): recorded as unverifiable\n",
                           in->who, strcmp(ev->attack, "none") ? "attack " : "", strcmp(ev->attack, "none") ? ev->attack : "");
     ev->wall_s = util_now_s() - t0;
-    if (t) { t->forward_s += t1 - t0; t->stats_s += util_now_s() - t1; t->models++; }
+    if (t) { t->forward_s += t1 - t0; t->stats_s += util_now_s() - t1; }
     return 0;
 }
 

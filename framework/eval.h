@@ -66,7 +66,7 @@ int eval_model(nn_model *model, const eval_input *in, store_eval *ev, char *err,
  * forward passes and their copies to the host (accuracy, log-probabilities, lnoise queries,
  * sparsity: on a GPU they wait for the device, so work still queued there counts here), and
  * the scores and statistics computed on the host. The runner prints them per attack batch. */
-typedef struct { double forward_s, stats_s; int models; } eval_times;
+typedef struct { double forward_s, stats_s; } eval_times;
 /* eval_model, adding its times to *t. */
 int eval_model_timed(nn_model *model, const eval_input *in, store_eval *ev, eval_times *t, char *err, size_t errlen);
 /* The permutation test of every verifiable (evaluation, kind) of evs[0..n), all evaluated by

@@ -760,6 +760,18 @@ out:
     return rc;
 }
 
+/* Of the jobs whose keys are keys[a..b), those whose model a batch starting at job `from` would
+ * train: neither kept from an earlier batch (reuse.h) nor the same as an earlier job's of it. */
+static int to_train(const reuse_key *keys, int from, int a, int b, int epochs) {
+    int n = 0;
+    for (int i = a; i < b; i++) {
+        int seen = reuse_has(&keys[i], epochs);
+        for (int j = from; j < i && !seen; j++) seen = !strcmp(keys[i].hex, keys[j].hex);
+        n += !seen;
+    }
+    return n;
+}
+
 /* The batchable jobs[0..g) (whole units) as batches of whole units, each training at most
  * env->batch_models models: a job's model counts unless it is kept from an earlier batch
  * (reuse.h) or is the same model (key) as an earlier job's of its batch, the models that
@@ -784,24 +796,14 @@ static int run_batches(const job_env *env, job_data *d, const plan_job *jobs, in
             keys[i] = js.key;
         }
         data_split_free(&split);
-        /* the unit's models to train in the batch that starts at `from` */
-        for (int pass = 0; pass < 2; pass++) {
-            int from = start, add = 0;
-            for (int i = a; i < b; i++) {
-                int seen = reuse_has(&keys[i], point->params.epochs);
-                for (int j = from; j < i && !seen; j++) seen = !strcmp(keys[i].hex, keys[j].hex);
-                add += !seen;
-            }
-            if (pass == 0 && a > start && fresh + add > cap) {   /* the batch so far is full: run it, start one here */
-                rc = run_batch(env, d, jobs + start, a - start, index + start, err, errlen);
-                batches++;
-                start = a; fresh = 0;
-                if (rc) break;
-                continue;   /* count again: the batch just run may have trained some of these */
-            }
-            fresh += add;
-            break;
+        int add = to_train(keys, start, a, b, point->params.epochs);
+        if (a > start && fresh + add > cap) {   /* the batch so far is full: run it, start one here */
+            rc = run_batch(env, d, jobs + start, a - start, index + start, err, errlen);
+            batches++;
+            start = a; fresh = 0;
+            add = to_train(keys, start, a, b, point->params.epochs);   /* the batch just run may have trained some */
         }
+        fresh += add;
     }
     if (!rc) rc = run_batch(env, d, jobs + start, g - start, index + start, err, errlen);
     if (!rc && batches) fprintf(stderr, "  %d jobs in %d batches of at most %d models to train\n", g, batches + 1, cap);
