@@ -1025,7 +1025,10 @@ nn_status nn_profile_start(int cuda) {
         if (g_profiling) return fail(NN_EINVAL, "a profile is already running");
         std::set<prof::ActivityType> act{prof::ActivityType::CPU};
         if (cuda) act.insert(prof::ActivityType::CUDA);
-        torch::autograd::profiler::enableProfiler(prof::ProfilerConfig(prof::ProfilerState::KINETO), act);
+        prof::ProfilerConfig config(prof::ProfilerState::KINETO);
+        torch::autograd::profiler::prepareProfiler(config, act);  /* as torch.profiler does: Kineto's
+                                                                      CUDA tracing needs it first */
+        torch::autograd::profiler::enableProfiler(config, act);
         g_profiling = true;
         return NN_OK;
     });
