@@ -492,11 +492,48 @@ struct FreezeGuard {
     }
 };
 
+/* libtorch's SGD, its step over all parameters at once: torch::optim::SGD::step launches two to
+ * four kernels per parameter (ResNet-18's 62: about 200 launches a step), where PyTorch from
+ * Python runs multi-tensor kernels (`foreach`, its default on a GPU); the trace of ResNet-18 NHWC
+ * on an H100 (docs/performance.md) showed them as pmi's largest extra kernels after the first
+ * layer's. The same arithmetic in the same order: on the CPU the _foreach ops run each tensor's op
+ * in turn, bit for bit libtorch's step. The first step (no momentum buffers yet) is libtorch's,
+ * which creates them. */
+struct ForeachSGD : torch::optim::SGD {
+    using torch::optim::SGD::SGD;
+    torch::Tensor step(LossClosure closure = nullptr) override {
+        torch::NoGradGuard ng;
+        for (auto &g : param_groups_) {
+            auto &o = static_cast<torch::optim::SGDOptions &>(g.options());
+            std::vector<torch::Tensor> ps, gs, bufs;
+            for (auto &t : g.params()) {
+                if (!t.grad().defined()) continue;
+                if (o.momentum() != 0) {
+                    auto it = state_.find(c10::guts::to_string(t.unsafeGetTensorImpl()));
+                    if (it == state_.end()) return torch::optim::SGD::step(closure);
+                    bufs.push_back(static_cast<torch::optim::SGDParamState &>(*it->second).momentum_buffer());
+                }
+                ps.push_back(t.data());
+                gs.push_back(t.grad().data());
+            }
+            if (ps.empty()) continue;
+            if (o.weight_decay() != 0) gs = at::_foreach_add(gs, ps, o.weight_decay());
+            if (o.momentum() != 0) {
+                at::_foreach_mul_(bufs, o.momentum());
+                at::_foreach_add_(bufs, gs, 1 - o.dampening());
+                gs = o.nesterov() ? at::_foreach_add(gs, bufs, o.momentum()) : bufs;
+            }
+            at::_foreach_add_(ps, gs, -1 * o.lr());
+        }
+        return {};
+    }
+};
+
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const nn_train_params *p,
                                                         const std::vector<torch::Tensor> &ps) {
     if (p->optimizer == NN_ADAM)
         return std::make_unique<torch::optim::Adam>(ps, torch::optim::AdamOptions(p->lr).weight_decay(p->weight_decay));
-    return std::make_unique<torch::optim::SGD>(
+    return std::make_unique<ForeachSGD>(
         ps, torch::optim::SGDOptions(p->lr).momentum(p->momentum).weight_decay(p->weight_decay));
 }
 
@@ -548,6 +585,17 @@ struct Layout {
             if (p.dim() == 4) p.set_data(p.data().contiguous(f));
     }
 };
+
+/* x (N, C, H, W) in channels-last strides. With one channel both layouts hold the same bytes and
+ * contiguous(ChannelsLast) returns x with its NCHW strides, from which cuDNN picks its NCHW kernels
+ * for the first convolution and batch norm and converts their output: in the trace of ResNet-18 NHWC
+ * on an H100 (docs/performance.md) those were pmi's largest extra kernels against Python, which
+ * converts its images with .to(memory_format=channels_last). A view with the NHWC strides: no copy. */
+torch::Tensor to_channels_last(const torch::Tensor &x) {
+    if (x.size(1) == 1 && x.is_contiguous())
+        return x.as_strided(x.sizes(), {x.size(2) * x.size(3), 1, x.size(3), 1});
+    return x.contiguous(at::MemoryFormat::ChannelsLast);
+}
 
 /* One optimizer step on the batch `idx` (its last dimension indexes the batch: (bs) for one
  * model, (K, bs) for a fused ensemble): forward, backward, optimizer step, masks. Returns the
@@ -653,7 +701,7 @@ StepFn model_step(nn_model *m, const nn_data *d, torch::optim::Optimizer &opt, c
         torch::Tensor x = d->x.index_select(0, idx), y = d->y.index_select(0, idx);
         if (self_fed && draws->wanted()) draws->feed(idx.size(-1));
         if (eps > 0) x = pgd_examples(m, x, y, eps, steps, draws->start);
-        if (channels_last && x.dim() == 4) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+        if (channels_last && x.dim() == 4) x = to_channels_last(x);
         torch::Tensor loss = loss_fn(x, y, idx);
         loss.backward();
         if (clip > 0) clip_and_noise(draws->trainable, clip, noise, idx.size(-1), draws->gnoise);
