@@ -498,7 +498,12 @@ struct FreezeGuard {
  * on an H100 (docs/performance.md) showed them as pmi's largest extra kernels after the first
  * layer's. The same arithmetic in the same order: on the CPU the _foreach ops run each tensor's op
  * in turn, bit for bit libtorch's step. The first step (no momentum buffers yet) is libtorch's,
- * which creates them. */
+ * which creates them. PMI_FOREACH_SGD=0 steps with libtorch's SGD (tests/test_nn.c compares). */
+/* An optimizer state's key: the TensorImpl's address in libtorch 2.x, its text in 1.13 */
+template <class Map, std::enable_if_t<std::is_pointer_v<typename Map::key_type>, int> = 0>
+typename Map::key_type state_key(const Map &, c10::TensorImpl *p) { return p; }
+template <class Map, std::enable_if_t<!std::is_pointer_v<typename Map::key_type>, int> = 0>
+std::string state_key(const Map &, c10::TensorImpl *p) { std::ostringstream s; s << p; return s.str(); }
 struct ForeachSGD : torch::optim::SGD {
     using torch::optim::SGD::SGD;
     torch::Tensor step(LossClosure closure = nullptr) override {
@@ -509,7 +514,7 @@ struct ForeachSGD : torch::optim::SGD {
             for (auto &t : g.params()) {
                 if (!t.grad().defined()) continue;
                 if (o.momentum() != 0) {
-                    auto it = state_.find(c10::guts::to_string(t.unsafeGetTensorImpl()));
+                    auto it = state_.find(state_key(state_, t.unsafeGetTensorImpl()));
                     if (it == state_.end()) return torch::optim::SGD::step(closure);
                     bufs.push_back(static_cast<torch::optim::SGDParamState &>(*it->second).momentum_buffer());
                 }
@@ -533,8 +538,10 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const nn_train_params *p
                                                         const std::vector<torch::Tensor> &ps) {
     if (p->optimizer == NN_ADAM)
         return std::make_unique<torch::optim::Adam>(ps, torch::optim::AdamOptions(p->lr).weight_decay(p->weight_decay));
-    return std::make_unique<ForeachSGD>(
-        ps, torch::optim::SGDOptions(p->lr).momentum(p->momentum).weight_decay(p->weight_decay));
+    auto o = torch::optim::SGDOptions(p->lr).momentum(p->momentum).weight_decay(p->weight_decay);
+    const char *fe = getenv("PMI_FOREACH_SGD");
+    if (fe && !strcmp(fe, "0")) return std::make_unique<torch::optim::SGD>(ps, o);
+    return std::make_unique<ForeachSGD>(ps, o);
 }
 
 /* The epoch's learning rate under p's schedule (epoch counts from 0). */

@@ -389,11 +389,63 @@ static void channels_last_vs_nchw(nn_device dev, double tol) {
     nn_data_free(d);
 }
 
-static void test_channels_last_cpu(void **state) { channels_last_vs_nchw(NN_CPU, 1e-5); }
+/* 1e-4 on the CPU: since the one-channel batch goes in with NHWC strides (to_channels_last), the
+ * first convolution runs ATen's channels-last kernel too, and ResNet-18's losses moved from 1e-5
+ * to 3e-5 apart after two epochs (2.43782 and 2.43789). */
+static void test_channels_last_cpu(void **state) { channels_last_vs_nchw(NN_CPU, 1e-4); }
 
 static void test_channels_last_gpu(void **state) {
     if (!have_cuda()) skip();
     channels_last_vs_nchw(NN_CUDA, 1e-3);
+}
+
+/* channels_last on one-channel images: no NCHW kernel in the training step. For C = 1 both
+ * layouts hold the same bytes and contiguous(ChannelsLast) kept the batch's NCHW strides, from
+ * which cuDNN ran ResNet-18's first convolution and batch norm with its NCHW kernels and converted
+ * their output (the trace of ResNet-18 NHWC on an H100, docs/performance.md); nn_torch.cpp's
+ * to_channels_last gives the batch NHWC strides. A profile of one epoch (28x28 images, ResNet-18
+ * of width 16) must record kernels, and no batch norm in NCHW (cuDNN's batch-norm kernels follow
+ * the layout of the activations they get). Convolution engines that convert a layout themselves
+ * are cuDNN's choice and allowed: at this width one backward convolution ran through
+ * nhwcToNchwKernel, an NCHW dgrad and nchwToNhwcKernel at every step (H100, cuDNN of PyTorch 2.11). */
+static void test_channels_last_kernels_gpu(void **state) {
+    if (!have_cuda()) skip();
+    pmi_dataset big;
+    assert_int_equal(data_synthetic(512, 1, 28, 28, 10, 5, &big), 0);
+    data_normalize(&big, DATA_NORM_UNIT, NULL, NULL);
+    nn_data *d = NULL;
+    assert_int_equal(nn_data_create(big.x, big.y, big.n, 1, 28, 28, NN_CUDA, &d), NN_OK);
+    nn_model_spec spec = {.arch = "resnet18", .c = 1, .h = 28, .w = 28, .classes = 10, .width = 16, .device = NN_CUDA, .seed = 5};
+    nn_model *m = NULL;
+    assert_int_equal(nn_model_create(&spec, &m), NN_OK);
+    nn_train_params p = nn_train_default_params();
+    p.epochs = 1; p.batch_size = 128; p.seed = 6; p.channels_last = 1;
+    char path[512];
+    snprintf(path, sizeof path, "%s/nhwc.json", tu_tmpdir());
+    assert_int_equal(nn_profile_start(1), NN_OK);
+    nn_status st = nn_train(m, d, &p, NULL);
+    assert_int_equal(nn_profile_stop(path, NULL), NN_OK);
+    if (st != NN_OK) fail_msg("nn_train: %s", nn_last_error());
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[4096], bad[1024] = "";
+    int kernels = 0, nchw = 0, bn_nchw = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (!strstr(line, "\"cat\": \"kernel\"")) continue;
+        kernels++;
+        if (!strcasestr(line, "nchw")) continue;
+        nchw++;
+        if ((strstr(line, "bn_") || strcasestr(line, "batchnorm")) && bn_nchw++ < 3)
+            strncat(bad, line, sizeof bad - strlen(bad) - 1);
+    }
+    fclose(f);
+    print_message("channels_last resnet18: %d kernels, %d with NCHW in their name, %d of them batch norms\n", kernels,
+                  nchw, bn_nchw);
+    if (kernels == 0) fail_msg("the profile recorded no GPU kernel (%s)", path);
+    if (bn_nchw) fail_msg("%d NCHW batch-norm kernels in an NHWC training epoch, among them:\n%s", bn_nchw, bad);
+    nn_model_free(m);
+    nn_data_free(d);
+    data_free(&big);
 }
 
 /* By default a GPU fuses only ensembles of at least PMI_FUSE_MIN (16) models: fewer train
@@ -746,6 +798,7 @@ int main(void) {
         cmocka_unit_test(test_fuse_min_gpu),
         cmocka_unit_test(test_channels_last_cpu),
         cmocka_unit_test(test_channels_last_gpu),
+        cmocka_unit_test(test_channels_last_kernels_gpu),
         cmocka_unit_test(test_bf16_cpu),
         cmocka_unit_test(test_bf16_gpu),
         cmocka_unit_test(test_group_every_arch_pair),
