@@ -492,43 +492,49 @@ struct FreezeGuard {
     }
 };
 
+/* An optimizer state's key: the TensorImpl's address in libtorch 2.x, its text in 1.13. */
+template <class Map, std::enable_if_t<std::is_pointer_v<typename Map::key_type>, int> = 0>
+typename Map::key_type state_key(const Map &, c10::TensorImpl *p) { return p; }
+template <class Map, std::enable_if_t<!std::is_pointer_v<typename Map::key_type>, int> = 0>
+std::string state_key(const Map &, c10::TensorImpl *p) { std::ostringstream s; s << p; return s.str(); }
+
 /* libtorch's SGD, its step over all parameters at once: torch::optim::SGD::step launches two to
  * four kernels per parameter (ResNet-18's 62: about 200 launches a step), where PyTorch from
  * Python runs multi-tensor kernels (`foreach`, its default on a GPU); the trace of ResNet-18 NHWC
  * on an H100 (docs/performance.md) showed them as pmi's largest extra kernels after the first
  * layer's. The same arithmetic in the same order: on the CPU the _foreach ops run each tensor's op
- * in turn, bit for bit libtorch's step. The first step (no momentum buffers yet) is libtorch's,
- * which creates them. PMI_FOREACH_SGD=0 steps with libtorch's SGD (tests/test_nn.c compares). */
-/* An optimizer state's key: the TensorImpl's address in libtorch 2.x, its text in 1.13 */
-template <class Map, std::enable_if_t<std::is_pointer_v<typename Map::key_type>, int> = 0>
-typename Map::key_type state_key(const Map &, c10::TensorImpl *p) { return p; }
-template <class Map, std::enable_if_t<!std::is_pointer_v<typename Map::key_type>, int> = 0>
-std::string state_key(const Map &, c10::TensorImpl *p) { std::ostringstream s; s << p; return s.str(); }
+ * in turn, bit for bit libtorch's step. A step where a parameter has no momentum buffer yet (the
+ * first) is libtorch's, which creates them. PMI_FOREACH_SGD=0 steps with libtorch's SGD
+ * (tests/test_nn.c compares). */
 struct ForeachSGD : torch::optim::SGD {
     using torch::optim::SGD::SGD;
     torch::Tensor step(LossClosure closure = nullptr) override {
         torch::NoGradGuard ng;
-        for (auto &g : param_groups_) {
-            auto &o = static_cast<torch::optim::SGDOptions &>(g.options());
-            std::vector<torch::Tensor> ps, gs, bufs;
-            for (auto &t : g.params()) {
+        std::vector<std::vector<torch::Tensor>> ps(param_groups_.size()), gs(ps.size()), bufs(ps.size());
+        for (size_t i = 0; i < param_groups_.size(); i++) {   /* every buffer found before any step */
+            auto &o = static_cast<torch::optim::SGDOptions &>(param_groups_[i].options());
+            for (auto &t : param_groups_[i].params()) {
                 if (!t.grad().defined()) continue;
                 if (o.momentum() != 0) {
                     auto it = state_.find(state_key(state_, t.unsafeGetTensorImpl()));
                     if (it == state_.end()) return torch::optim::SGD::step(closure);
-                    bufs.push_back(static_cast<torch::optim::SGDParamState &>(*it->second).momentum_buffer());
+                    bufs[i].push_back(static_cast<torch::optim::SGDParamState &>(*it->second).momentum_buffer());
                 }
-                ps.push_back(t.data());
-                gs.push_back(t.grad().data());
+                ps[i].push_back(t.data());
+                gs[i].push_back(t.grad().data());
             }
-            if (ps.empty()) continue;
-            if (o.weight_decay() != 0) gs = at::_foreach_add(gs, ps, o.weight_decay());
+        }
+        for (size_t i = 0; i < param_groups_.size(); i++) {
+            if (ps[i].empty()) continue;
+            auto &o = static_cast<torch::optim::SGDOptions &>(param_groups_[i].options());
+            std::vector<torch::Tensor> d = gs[i];
+            if (o.weight_decay() != 0) d = at::_foreach_add(d, ps[i], o.weight_decay());
             if (o.momentum() != 0) {
-                at::_foreach_mul_(bufs, o.momentum());
-                at::_foreach_add_(bufs, gs, 1 - o.dampening());
-                gs = o.nesterov() ? at::_foreach_add(gs, bufs, o.momentum()) : bufs;
+                at::_foreach_mul_(bufs[i], o.momentum());
+                at::_foreach_add_(bufs[i], d, 1 - o.dampening());
+                d = o.nesterov() ? at::_foreach_add(d, bufs[i], o.momentum()) : bufs[i];
             }
-            at::_foreach_add_(ps, gs, -1 * o.lr());
+            at::_foreach_add_(ps[i], d, -1 * o.lr());
         }
         return {};
     }
