@@ -168,6 +168,31 @@ int eval_model(nn_model *model, const eval_input *in, store_eval *ev, char *err,
     return eval_model_timed(model, in, ev, NULL, err, errlen);
 }
 
+/* ---- the permutation tests' sums on a device (pmi_sum_device over nn_bag_sums) ------------- */
+static void *sums_open(nn_device dev, const double *rows, int T, int64_t total) {
+    nn_bags *b = nn_bag_sums_open(dev, rows, T, total);
+    if (!b) fprintf(stderr, "pmi: permutation sums on the %s: %s; summing on the CPU\n", dev == NN_CUDA ? "GPU" : "CPU", nn_last_error());
+    return b;
+}
+static void *sums_open_cpu(const double *rows, int T, int64_t total) { return sums_open(NN_CPU, rows, T, total); }
+static void *sums_open_cuda(const double *rows, int T, int64_t total) { return sums_open(NN_CUDA, rows, T, total); }
+static int sums_run(void *h, const uint32_t *idx, int R, int m, double *out) {
+    if (nn_bag_sums(h, idx, R, m, out) == NN_OK) return 0;
+    fprintf(stderr, "pmi: permutation sums on the device: %s; summing on the CPU\n", nn_last_error());
+    return -1;
+}
+static void sums_close(void *h) { nn_bag_sums_close(h); }
+static int sums_max(int m, int T) {
+    int64_t by_idx = ((int64_t)16 << 20) / m, by_out = ((int64_t)8 << 20) / T, r = by_idx < by_out ? by_idx : by_out;
+    return r < 1 ? 1 : r > INT32_MAX ? INT32_MAX : (int)r;
+}
+
+const pmi_sum_device *eval_sum_device(nn_device dev) {
+    static const pmi_sum_device cpu = {sums_open_cpu, sums_run, sums_close, sums_max, 1e8};
+    static const pmi_sum_device cuda = {sums_open_cuda, sums_run, sums_close, sums_max, 1e8};
+    return dev == NN_CUDA ? &cuda : &cpu;
+}
+
 /* One pmi_perm_batch over every verifiable (evaluation, kind) of evs[0..n): the pool's tests
  * (D_k against random m-subsets of the N*m, in->perm_seed), or with `data` the dataset
  * evidence's (S, the first n_side scores, against random n_side-subsets of the 2 n_side, N = 2,
@@ -186,8 +211,8 @@ static int perm_tests(store_eval *evs, int n, const eval_input *in, int data, ch
             slot[2 * T] = e; slot[2 * T++ + 1] = q;
         }
     double *p = util_malloc(sizeof *p * ((size_t)T * N + 1)), *z = util_malloc(sizeof *z * ((size_t)T + 1));
-    int rc = pmi_perm_batch(scores, T, N, m, data ? 0 : in->secret, data ? in->data_permutations : in->permutations,
-                            data ? in->data_seed : in->perm_seed, p, z);
+    int rc = pmi_perm_batch_on(in->sums, scores, T, N, m, data ? 0 : in->secret,
+                               data ? in->data_permutations : in->permutations, data ? in->data_seed : in->perm_seed, p, z);
     if (rc) util_err(err, errlen, "%spermutation tests: %s", data ? "dataset evidence's " : "", pmi_error());
     for (int t = 0; t < T && !rc; t++) {
         store_eval *ev = &evs[slot[2 * t]];

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "nn.h"
+#include "pmi.h"
 #include "store.h"
 
 typedef struct {
@@ -28,6 +29,7 @@ typedef struct {
     int permutations;             /* resamples of the permutation test */
     const int *kinds; int n_kinds;/* score kinds (pmi_score_kind), decision kind first */
     uint64_t perm_seed;           /* the one rng stream of all the permutation tests */
+    const pmi_sum_device *sums;   /* where the permutation tests sum (pmi_perm_batch_on): NULL the CPU */
     /* Reference calibration (score kinds diff and lira, pmi_calibrate): ref_scores[b] holds the
      * base kind b's scores of the n_refs reference models on every pool sample, (n_refs, N*m),
      * for each base that a listed calibrated kind needs (NULL otherwise). ref_skip is the
@@ -55,6 +57,13 @@ typedef struct {
     uint64_t lnoise_seed;
     const char *who;              /* job id, for the diverged-model message */
 } eval_input;
+
+/* The permutation tests' sums on dev (pmi_sum_device over nn_bag_sums; the same p-values bit
+ * for bit): a job on a GPU puts eval_sum_device(NN_CUDA) in eval_input.sums unless
+ * PMI_PERM_GPU=0. A batch of fewer than 1e8 summed scores stays on the CPU; a chunk holds at
+ * most 16M drawn indices and 8M sums. NN_CPU's (torch's CPU kernel, slower than pmi.c's own
+ * sums) is there for the tests. A device that fails says why on stderr and the CPU sums. */
+const pmi_sum_device *eval_sum_device(nn_device dev);
 
 /* Fills ev's accuracy, scores and results (ev's attack names are the caller's), all but the
  * permutation test: p[P_PERM], p_nway[P_PERM] and z_perm are NAN, nway_index[P_PERM] -1,

@@ -527,6 +527,13 @@ static int ref_scores_fill(ref_scores *rs, const job_state *js, int g, const nn_
 
 /* After training: the job's evaluation input (its pool, test split, attacker split, references),
  * its training accuracy and the un-attacked evaluation (evals[0]). 0, or -1 with err. */
+/* Where a job's permutation tests sum: on the GPU it trains on (unless PMI_PERM_GPU=0), else
+ * on the CPU (NULL). */
+static const pmi_sum_device *perm_sums(nn_device dev) {
+    const char *v = getenv("PMI_PERM_GPU");
+    return dev == NN_CUDA && !(v && !strcmp(v, "0")) ? eval_sum_device(NN_CUDA) : NULL;
+}
+
 static int job_evaluate(job_state *js, const data_split *split, nn_data *pool, nn_data *test, nn_data *attacker,
                         const int32_t *pool_labels, const nn_data *dset, const int32_t *dlabels, const ref_scores *rs,
                         char *err, size_t errlen) {
@@ -538,7 +545,7 @@ static int job_evaluate(job_state *js, const data_split *split, nn_data *pool, n
     js->in = (eval_input){ .pool = pool, .pool_labels = pool_labels, .test = test, .classes = js->spec.classes,
                            .N = js->p->N, .m = js->p->m, .secret = split->secret, .permutations = js->p->permutations,
                            .kinds = js->point->kinds, .n_kinds = js->point->n_kinds, .who = js->job->id,
-                           .perm_seed = plan_seed(js->job, SEED_VERIFY, 0),
+                           .perm_seed = plan_seed(js->job, SEED_VERIFY, 0), .sums = perm_sums(js->env->dev),
                            .n_refs = rs->n, .ref_skip = js->job->role == ROLE_REFERENCE ? js->job->replica : -1,
                            .dset = dset, .dset_labels = dlabels, .n_side = dset ? plan_data_side(js->p) : 0,
                            .data_permutations = js->p->data_permutations, .data_seed = plan_seed(js->job, SEED_VERIFY, 1),

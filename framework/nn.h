@@ -61,6 +61,18 @@ int nn_cuda_device_count(void);
  * allocated bytes, without its cached free blocks); -1 without CUDA. The runner prints it after
  * each batch of attacks. */
 int64_t nn_cuda_allocated_bytes(void);
+/* Sums of bags of rows, the additions in order (the permutation tests' sums on a GPU:
+ * pmi_sum_device, eval_sum_device). nn_bag_sums_open copies rows (n_rows, width) row-major to
+ * dev (the current CUDA device for NN_CUDA); nn_bag_sums writes out (n_bags, width),
+ * out[b width + c] = 0 + rows[idx[b len] width + c] + rows[idx[b len + 1] width + c] + ...
+ * (j = 0..len-1, in that order), for idx (n_bags, len) of indices < n_rows: torch's embedding_bag
+ * (mode sum), one thread per sum. On a GPU the copies and the kernel run on a stream of their
+ * own, so another thread may train meanwhile (graphs are captured thread-locally). open returns
+ * NULL and nn_bag_sums an error with nn_last_error(); close is NULL-safe. */
+typedef struct nn_bags nn_bags;
+nn_bags *nn_bag_sums_open(nn_device dev, const double *rows, int width, int64_t n_rows);
+nn_status nn_bag_sums(nn_bags *b, const uint32_t *idx, int n_bags, int len, double *out);
+void nn_bag_sums_close(nn_bags *b);
 /* The arithmetic of this process's GPU work (no effect on the CPU): tf32 allows TF32 in
  * training's cuDNN convolutions (libtorch's default; matmuls stay fp32); deterministic selects deterministic cuDNN and CUDA
  * algorithms (an op without one fails with its name), turns off cuDNN benchmarking and TF32,

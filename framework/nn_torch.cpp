@@ -801,7 +801,7 @@ void graph_begin(const StepFn &step, const torch::Tensor &perm, int64_t bs, torc
             }
             opt.zero_grad(true);
             gs.graph.reset();
-            gs.graph.capture_begin();
+            gs.graph.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);   /* other threads may allocate (nn_bag_sums) */
             gs.total.add_(step(gs.idx), static_cast<double>(bs));
             gs.graph.capture_end();
         }
@@ -1079,6 +1079,66 @@ int64_t nn_cuda_allocated_bytes(void) {
     }
 #endif
     return -1;
+}
+
+/* ---- sums of bags of rows (the permutation tests' sums) ----------------------------------- */
+struct nn_bags {
+    torch::Tensor rows;
+#ifdef PMI_CUDA
+    std::optional<c10::cuda::CUDAStream> stream;   /* a pool stream: never waits for the training's */
+#endif
+};
+
+nn_bags *nn_bag_sums_open(nn_device dev, const double *rows, int width, int64_t n_rows) {
+    nn_bags *out = nullptr;
+    guard(__func__, [&]() -> nn_status {
+        if (!rows || width < 1 || n_rows < 1 || n_rows > INT32_MAX)
+            return fail(NN_EINVAL, cat("nn_bag_sums_open: rows ", rows ? "" : "NULL ", "(", n_rows, ", ", width,
+                                       "): expected 1..2^31-1 rows of width >= 1"));
+        auto host = torch::from_blob(const_cast<double *>(rows), {n_rows, width}, torch::kDouble);
+        auto b = std::make_unique<nn_bags>();
+        if (dev == NN_CUDA) {
+#ifdef PMI_CUDA
+            if (!torch::cuda::is_available()) return fail(NN_EDEVICE, "nn_bag_sums_open: no CUDA device");
+            b->stream = c10::cuda::getStreamFromPool();
+            c10::cuda::CUDAStreamGuard on(*b->stream);
+            b->rows = host.to(torch::kCUDA);
+#else
+            return fail(NN_EDEVICE, "nn_bag_sums_open: built without CUDA");
+#endif
+        } else {
+            b->rows = host.clone();
+        }
+        out = b.release();
+        return NN_OK;
+    });
+    return out;
+}
+
+nn_status nn_bag_sums(nn_bags *b, const uint32_t *idx, int n_bags, int len, double *out) {
+    return guard(__func__, [&]() -> nn_status {
+        if (!b || !idx || !out || n_bags < 1 || len < 1)
+            return fail(NN_EINVAL, cat("nn_bag_sums: ", n_bags, " bags of ", len, ": expected >= 1 of >= 1 and non-NULL arrays"));
+#ifdef PMI_CUDA
+        std::optional<c10::cuda::CUDAStreamGuard> on;
+        if (b->stream) on.emplace(*b->stream);
+#endif
+        int64_t n = static_cast<int64_t>(n_bags) * len;
+        auto i = torch::from_blob(const_cast<uint32_t *>(idx), {n}, torch::kInt32).to(b->rows.device()).to(torch::kLong);
+        auto off = torch::arange(0, n, len, torch::TensorOptions().dtype(torch::kLong).device(b->rows.device()));
+        auto sums = std::get<0>(torch::embedding_bag(b->rows, i, off, false, 0, false, {}, false));
+        torch::from_blob(out, {n_bags, b->rows.size(1)}, torch::kDouble).copy_(sums);
+        return NN_OK;
+    });
+}
+
+void nn_bag_sums_close(nn_bags *b) {
+    if (!b) return;
+#ifdef PMI_CUDA
+    std::optional<c10::cuda::CUDAStreamGuard> on;
+    if (b->stream) on.emplace(*b->stream);
+#endif
+    delete b;
 }
 
 nn_status nn_profile_start(int cuda) {

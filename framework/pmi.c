@@ -468,32 +468,67 @@ static void perm_draw(gsl_rng *rng, uint32_t *perm, size_t total, int m, int R, 
     }
 }
 
-/* The permutation test of the active tests acc[0..na) over R resamples from seed; -1 when
- * GSL cannot create its generator. */
-static int perm_run(perm_acc *acc, int na, int N, int m, int R, uint64_t seed) {
+/* Adds the device's sums (R, na) of R resamples to the tests acc[0..na), each in order: the
+ * same means, in the same order, as perm_acc_add on the same subsets. */
+static void perm_acc_sums(perm_acc *acc, int na, const double *sums, int R, int N, int m) {
+    #pragma omp parallel for schedule(dynamic) if (na > 1)
+    for (int a = 0; a < na; a++)
+        for (int r = 0; r < R; r++) perm_acc_mean(&acc[a], N, sums[(size_t)r * na + a] / m);
+}
+
+/* The device's handle for the tests acc[0..na), or NULL when there is none, the work is below
+ * its minimum or it cannot open one. */
+static void *perm_open(const pmi_sum_device *dev, const perm_acc *acc, int na, size_t total, int m, int R) {
+    if (!dev || (double)na * R * m < dev->min_work) return NULL;
+    double *rows = util_malloc(total * (size_t)na * sizeof *rows);
+    for (size_t i = 0; i < total; i++)
+        for (int a = 0; a < na; a++) rows[i * (size_t)na + a] = acc[a].scores[i];
+    void *h = dev->open(rows, na, (int64_t)total);
+    free(rows);
+    return h;
+}
+
+/* The permutation test of the active tests acc[0..na) over R resamples from seed, the sums on
+ * dev when it takes them (a failed chunk and the rest are summed here); -1 when GSL cannot
+ * create its generator. */
+static int perm_run(const pmi_sum_device *dev, perm_acc *acc, int na, int N, int m, int R, uint64_t seed) {
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     if (!rng) return -1;
     gsl_rng_set(rng, (unsigned long)seed);
     size_t total = (size_t)N * m;
-    int chunk = PERM_CHUNK_INDICES / m;
-    chunk = chunk < 1 ? 1 : chunk > PERM_CHUNK ? PERM_CHUNK : chunk;
+    void *h = perm_open(dev, acc, na, total, m, R);
+    int chunk = h ? dev->max_subsets(m, na) : PERM_CHUNK_INDICES / m;
+    chunk = chunk < 1 ? 1 : h ? chunk : chunk > PERM_CHUNK ? PERM_CHUNK : chunk;
     uint32_t *perm = util_malloc(total * sizeof *perm), *idx = util_malloc((size_t)chunk * m * sizeof *idx);
+    double *sums = h ? util_malloc((size_t)chunk * na * sizeof *sums) : NULL;
     for (size_t i = 0; i < total; i++) perm[i] = (uint32_t)i;
     for (int done = 0; done < R;) {
         int n = R - done < chunk ? R - done : chunk;
         perm_draw(rng, perm, total, m, n, idx);
-        #pragma omp parallel for schedule(dynamic) if (na > 1)
-        for (int a = 0; a < na; a++) perm_acc_add(&acc[a], idx, n, N, m);
+        if (h && dev->sums(h, idx, n, m, sums) == 0) {
+            perm_acc_sums(acc, na, sums, n, N, m);
+        } else {
+            if (h) dev->close(h), h = NULL;
+            #pragma omp parallel for schedule(dynamic) if (na > 1)
+            for (int a = 0; a < na; a++) perm_acc_add(&acc[a], idx, n, N, m);
+        }
         done += n;
     }
+    if (h) dev->close(h);
     free(perm);
     free(idx);
+    free(sums);
     gsl_rng_free(rng);
     return 0;
 }
 
 int pmi_perm_batch(const double *const *scores, int T, int N, int m, int k, int permutations, uint64_t seed,
                    double *p, double *z) {
+    return pmi_perm_batch_on(NULL, scores, T, N, m, k, permutations, seed, p, z);
+}
+
+int pmi_perm_batch_on(const pmi_sum_device *dev, const double *const *scores, int T, int N, int m, int k,
+                      int permutations, uint64_t seed, double *p, double *z) {
     if (!scores || !p || !z || T < 0) { set_error("pmi: perm batch: NULL scores, p or z, or T = %d < 0", T); return -1; }
     if (check_shape(N, m, k, permutations)) return -1;
     for (int t = 0; t < T; t++)
@@ -505,7 +540,7 @@ int pmi_perm_batch(const double *const *scores, int T, int N, int m, int k, int 
         if (scores[t]) active[na++] = t;
     perm_acc *acc = util_calloc((size_t)na + 1, sizeof *acc);
     for (int a = 0; a < na; a++) perm_acc_init(&acc[a], scores[active[a]], N, m, k);
-    int rc = permutations > 0 && na > 0 ? perm_run(acc, na, N, m, permutations, seed) : 0;
+    int rc = permutations > 0 && na > 0 ? perm_run(dev, acc, na, N, m, permutations, seed) : 0;
     if (rc) set_error("pmi: cannot create the permutation test's random generator (N = %d, m = %d)", N, m);
     for (int a = 0; a < na; a++) {
         if (!rc && permutations > 0) perm_acc_finish(&acc[a], N, permutations, p + (size_t)active[a] * N, &z[active[a]]);

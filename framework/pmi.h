@@ -163,6 +163,25 @@ double pmi_perm_p(const double *scores, int N, int m, int k, int permutations, u
  * t and sample), NULL scores, p or z, T < 0, or when GSL cannot create its generator. */
 int pmi_perm_batch(const double *const *scores, int T, int N, int m, int k, int permutations, uint64_t seed,
                    double *p, double *z);
+/* A device that sums the permutation means for pmi_perm_batch_on (the runner passes the GPU's,
+ * nn_bag_sums_*, when it trains on one): the subsets are still drawn here, from the same stream,
+ * and each sum is the same additions in the same order, so every p-value and z is the same number,
+ * bit for bit, as on the CPU. open: rows (total, T) row-major, every test's scores at one pool
+ * position per row; a handle, or NULL when the device cannot (the CPU sums). sums: out (R, T),
+ * out[r T + t] = 0 + rows[idx[r m] T + t] + rows[idx[r m + 1] T + t] + ... (j = 0..m-1, in that
+ * order) for R <= max_subsets(m, T) subsets idx (R, m); 0, or -1 (the CPU sums those subsets
+ * and the rest). close: frees the handle. A batch whose T * R * m is below min_work sums on the
+ * CPU. */
+typedef struct {
+    void *(*open)(const double *rows, int T, int64_t total);
+    int (*sums)(void *h, const uint32_t *idx, int R, int m, double *out);
+    void (*close)(void *h);
+    int (*max_subsets)(int m, int T);
+    double min_work;
+} pmi_sum_device;
+/* pmi_perm_batch with its sums on dev (NULL: the CPU; pmi_perm_batch is this with NULL). */
+int pmi_perm_batch_on(const pmi_sum_device *dev, const double *const *scores, int T, int N, int m, int k,
+                      int permutations, uint64_t seed, double *p, double *z);
 /* Sets r's permutation fields from p_all (r->N), the permutation p-values of every mini-dataset
  * (a row of pmi_perm_batch): p[P_PERM] = p_all[r->k], p_nway[P_PERM] and nway_index[P_PERM]
  * their Holm-corrected minimum (pmi_holm_min), z_perm = z. */

@@ -76,6 +76,80 @@ static void test_permutations_fill_every_test(void **state) {
     free_evals(ev);
 }
 
+/* torch's bag sums (nn_bag_sums, the GPU's kernel on a GPU) add in order: the same numbers as
+ * a loop; bad arguments and an index out of range are errors that name the call. */
+static void test_bag_sums_in_order(void **state) {
+    enum { ROWS = 50, W = 3, BAGS = 40, LEN = 17 };
+    double rows[ROWS * W], out[BAGS * W];
+    uint32_t idx[BAGS * LEN];
+    gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937);
+    for (int i = 0; i < ROWS * W; i++) rows[i] = gsl_ran_cauchy(g, 1.0) * (i % 2 ? 1e-8 : 1e8);   /* rounding that order shows */
+    for (int i = 0; i < BAGS * LEN; i++) idx[i] = (uint32_t)gsl_rng_uniform_int(g, ROWS);
+    gsl_rng_free(g);
+    nn_bags *b = nn_bag_sums_open(NN_CPU, rows, W, ROWS);
+    assert_non_null(b);
+    assert_int_equal(nn_bag_sums(b, idx, BAGS, LEN, out), NN_OK);
+    for (int r = 0; r < BAGS; r++)
+        for (int c = 0; c < W; c++) {
+            double s = 0;
+            for (int j = 0; j < LEN; j++) s += rows[idx[r * LEN + j] * W + c];
+            if (memcmp(&s, &out[r * W + c], sizeof s)) fail_msg("bag %d, column %d: %.17g, in order %.17g", r, c, out[r * W + c], s);
+        }
+    idx[5] = ROWS;
+    assert_int_not_equal(nn_bag_sums(b, idx, BAGS, LEN, out), NN_OK);
+    assert_non_null(strstr(nn_last_error(), "nn_bag_sums"));
+    assert_int_equal(nn_bag_sums(b, idx, 0, LEN, out), NN_EINVAL);
+    nn_bag_sums_close(b);
+    assert_null(nn_bag_sums_open(NN_CPU, NULL, W, ROWS));
+    assert_non_null(strstr(nn_last_error(), "nn_bag_sums_open"));
+    nn_bag_sums_close(NULL);
+}
+
+static int three_subsets(int m, int T) { return 3; }
+static int bag_calls;
+static int counted_sums(void *h, const uint32_t *idx, int R, int m, double *out) {
+    bag_calls++;
+    return eval_sum_device(NN_CPU)->sums(h, idx, R, m, out);
+}
+
+/* A job's permutation tests with their sums on a device (torch's bag sums on the CPU, in chunks
+ * of 3 subsets; the GPU's in a build without one, which opens none) give every p-value and z of
+ * the CPU's own sums, bit for bit, for the pool's tests and the dataset evidence's. */
+static void evals_with_data(store_eval *ev) {
+    make_evals(ev);
+    for (int e = 0; e < E; e++) {
+        ev[e].data_scores = malloc(sizeof(double) * KINDS * 2 * M);
+        for (int i = 0; i < KINDS * 2 * M; i++) ev[e].data_scores[i] = sin(17.0 * i + e) + (i % (2 * M) < M ? 0.3 : 0);
+        for (int q = 0; q < KINDS; q++) ev[e].data[q] = (pmi_data_result){.n = M, .gap = 0, .p = NAN, .z = NAN};
+    }
+}
+
+static void test_permutations_sum_device(void **state) {
+    store_eval a[E], b[E];
+    evals_with_data(a);
+    pmi_sum_device cpu = *eval_sum_device(NN_CPU);
+    cpu.min_work = 0, cpu.max_subsets = three_subsets, cpu.sums = counted_sums;
+    const pmi_sum_device *devs[] = {&cpu, eval_sum_device(NN_CUDA)};
+    eval_input in = {.N = N, .m = M, .secret = K, .permutations = R, .perm_seed = 4711,
+                     .n_side = M, .data_permutations = R, .data_seed = 5};
+    char err[256] = "";
+    assert_int_equal(eval_permutations(a, E, &in, err, sizeof err), 0);
+    for (size_t d = 0; d < sizeof devs / sizeof *devs; d++) {
+        if (d == 1 && nn_cuda_device_count() > 0) continue;   /* test_gpu compares the GPU's */
+        in.sums = devs[d];
+        evals_with_data(b);
+        assert_int_equal(eval_permutations(b, E, &in, err, sizeof err), 0);
+        for (int e = 0; e < E; e++) {
+            assert_true(memcmp(a[e].res, b[e].res, sizeof a[e].res) == 0);
+            assert_true(memcmp(a[e].data, b[e].data, sizeof a[e].data) == 0);
+        }
+        free_evals(b);
+        if (d == 0) assert_int_equal(bag_calls, 2 * ((R + 2) / 3));   /* the pool's chunks, then the data's */
+    }
+    assert_true(isfinite(a[0].data[0].p) && isfinite(a[0].res[0].p[P_PERM]));
+    free_evals(a);
+}
+
 static void test_permutations_zero_and_errors(void **state) {
     store_eval ev[E];
     make_evals(ev);
@@ -229,6 +303,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_permutations_fill_every_test),
         cmocka_unit_test(test_permutations_zero_and_errors),
+        cmocka_unit_test(test_bag_sums_in_order),
+        cmocka_unit_test(test_permutations_sum_device),
         cmocka_unit_test(test_data_evidence_exact),
     };
     const struct CMUnitTest model_tests[] = {

@@ -5,7 +5,12 @@
 #include "testutil.h"
 #include "data.h"
 #include "nn.h"
+#include "eval.h"
+#include "pmi.h"
 #include <math.h>
+#include <pthread.h>
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
 
 static int have_cuda(void) {
     nn_device dev;
@@ -714,6 +719,75 @@ static void test_recipes_gpu(void **state) {
  * PyTorch keeps a cuBLAS workspace (32 MiB on Hopper) per stream unless the group drops them;
  * before it did, every trained member left about 64 MiB (a paper-scale robustness run ran an
  * H200 out of memory). Three more groups of 6 models may not grow the live tensors by 8 MiB. */
+/* ---- the permutation tests' sums on the GPU (eval_sum_device, nn_bag_sums) ----------------- */
+enum { PT = 40 };
+typedef struct { int N, m, R; double *v, *p, *z; int rounds, calls; } perm_case;
+static int gpu_calls;
+static int counted_gpu_sums(void *h, const uint32_t *idx, int R, int m, double *out) {
+    __atomic_add_fetch(&gpu_calls, 1, __ATOMIC_RELAXED);
+    return eval_sum_device(NN_CUDA)->sums(h, idx, R, m, out);
+}
+static void *perm_on_gpu(void *arg) {
+    perm_case *c = arg;
+    pmi_sum_device dev = *eval_sum_device(NN_CUDA);
+    dev.min_work = 0, dev.sums = counted_gpu_sums;
+    const double *sv[PT];
+    for (int t = 0; t < PT; t++) sv[t] = c->v + (size_t)t * c->N * c->m;
+    for (int r = 0; r < c->rounds; r++)
+        if (pmi_perm_batch_on(&dev, sv, PT, c->N, c->m, 0, c->R, 1234 + (uint64_t)r, c->p + (size_t)r * PT * c->N, c->z + (size_t)r * PT))
+            return (void *)1;
+    return NULL;
+}
+
+/* The GPU's sums give every p-value and z of the CPU's own sums, bit for bit (the dataset
+ * evidence's shape, N = 2 and m = 3000, and the pool's, N = 10, m = 100), also while the main
+ * thread trains a group whose CUDA graphs are captured meanwhile (captures are thread-local). */
+static void test_perm_sums_gpu(void **state) {
+    if (!have_cuda()) skip();
+    perm_case cases[] = {{.N = 2, .m = 3000, .R = 999}, {.N = 10, .m = 100, .R = 9999}};
+    gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937);
+    for (int c = 0; c < 2; c++) {
+        perm_case *pc = &cases[c];
+        size_t nm = (size_t)pc->N * pc->m;
+        pc->rounds = 3;
+        pc->v = malloc(sizeof *pc->v * nm * PT);
+        for (size_t i = 0; i < nm * PT; i++) pc->v[i] = gsl_ran_gaussian(g, 1) * (i % 7 ? 1 : 1e6) + (i % nm < (size_t)pc->m ? 0.02 : 0);
+        pc->p = malloc(sizeof *pc->p * PT * pc->N * pc->rounds);
+        pc->z = malloc(sizeof *pc->z * PT * pc->rounds);
+        gpu_calls = 0;
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, perm_on_gpu, pc), 0);
+        nn_data *d = NULL;   /* the main thread trains meanwhile: 4 models, graphs captured */
+        assert_int_equal(nn_data_create(data.x, data.y, data.n, 1, 8, 8, NN_CUDA, &d), NN_OK);
+        nn_train_task t[4];
+        for (int k = 0; k < 4; k++) {
+            nn_train_params p = nn_train_default_params();
+            p.epochs = 2; p.lr = 0.02; p.momentum = 0.9; p.batch_size = 64; p.seed = 7 + (uint64_t)k;
+            t[k] = (nn_train_task){.model = make("cnn", NN_CUDA, 70 + (uint64_t)k), .data = d, .params = p};
+        }
+        assert_int_equal(nn_train_tasks(t, 4), NN_OK);
+        for (int k = 0; k < 4; k++) nn_model_free(t[k].model);
+        nn_data_free(d);
+        void *rc;
+        pthread_join(th, &rc);
+        assert_null(rc);
+        assert_true(gpu_calls >= pc->rounds);
+        const double *sv[PT];
+        for (int t2 = 0; t2 < PT; t2++) sv[t2] = pc->v + (size_t)t2 * nm;
+        for (int r = 0; r < pc->rounds; r++) {
+            double p[PT * 10], z[PT];
+            assert_int_equal(pmi_perm_batch(sv, PT, pc->N, pc->m, 0, pc->R, 1234 + (uint64_t)r, p, z), 0);
+            for (int i = 0; i < PT * pc->N; i++)
+                if (memcmp(&p[i], &pc->p[(size_t)r * PT * pc->N + i], sizeof *p))
+                    fail_msg("N %d m %d round %d p[%d]: GPU %.17g, CPU %.17g", pc->N, pc->m, r, i, pc->p[(size_t)r * PT * pc->N + i], p[i]);
+            assert_true(memcmp(z, pc->z + (size_t)r * PT, sizeof z) == 0);
+        }
+        print_message("N = %d, m = %d: %d GPU sum calls, every p and z the CPU's\n", pc->N, pc->m, gpu_calls);
+        free(pc->v); free(pc->p); free(pc->z);
+    }
+    gsl_rng_free(g);
+}
+
 static void test_group_memory_gpu(void **state) {
     if (!have_cuda()) skip();
     enum { K = 6, ROUNDS = 4 };
@@ -806,6 +880,7 @@ int main(void) {
         cmocka_unit_test(test_recipes_gpu),
         cmocka_unit_test(test_shuffle_fineprune_gpu),
         cmocka_unit_test(test_group_memory_gpu),
+        cmocka_unit_test(test_perm_sums_gpu),
     };
     /* GPU_TEST_FILTER="*_gpu" runs only the tests whose names match (cmocka's * and ?) */
     if (getenv("GPU_TEST_FILTER")) cmocka_set_test_filter(getenv("GPU_TEST_FILTER"));

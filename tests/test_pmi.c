@@ -642,6 +642,66 @@ static void test_perm_batch_threads(void **state) {
     assert_true(memcmp(z1, z2, sizeof z1) == 0);
 }
 
+/* A sum device in plain C for pmi_perm_batch_on: rows (total, T) summed in order as the GPU's
+ * (eval_sum_device) must, subsets at most fake_max per call; a call fails when fake_fail_at
+ * reaches 0 (counted down per call, -1 never) or opens none when fake_refuse. */
+static int fake_max = 7, fake_fail_at = -1, fake_refuse, fake_calls, fake_opened;
+typedef struct { double *rows; int T; } fake_dev;
+static void *fake_open(const double *rows, int T, int64_t total) {
+    if (fake_refuse) return NULL;
+    fake_dev *d = malloc(sizeof *d);
+    d->rows = malloc(sizeof *d->rows * (size_t)total * T);
+    memcpy(d->rows, rows, sizeof *d->rows * (size_t)total * T);
+    d->T = T;
+    fake_opened++;
+    return d;
+}
+static int fake_sums(void *h, const uint32_t *idx, int R, int m, double *out) {
+    fake_dev *d = h;
+    assert_true(R <= fake_max);
+    fake_calls++;
+    if (fake_fail_at >= 0 && fake_fail_at-- == 0) return -1;
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < d->T; t++) {
+            double s = 0;
+            for (int j = 0; j < m; j++) s += d->rows[(size_t)idx[(size_t)r * m + j] * d->T + t];
+            out[(size_t)r * d->T + t] = s;
+        }
+    return 0;
+}
+static void fake_close(void *h) { fake_dev *d = h; free(d->rows); free(d); }
+static int fake_max_subsets(int m, int T) { return fake_max; }
+
+/* Sums on a device give the CPU's p-values and z bit for bit: in chunks of fake_max subsets,
+ * when the device fails in the middle (the CPU sums the rest), when it opens none, and below
+ * its minimum work (not opened). */
+static void test_perm_batch_on_device(void **state) {
+    static double v[BT][BN * BM];
+    const double *sv[BT];
+    batch_vectors(v, sv);
+    double p[BT * BN], z[BT], pd[BT * BN], zd[BT];
+    assert_int_equal(pmi_perm_batch(sv, BT, BN, BM, BK, BR, 77, p, z), 0);
+    pmi_sum_device dev = {fake_open, fake_sums, fake_close, fake_max_subsets, 0};
+    struct { int fail_at, refuse; double min_work; int opened, calls; } cases[] = {
+        {-1, 0, 0, 1, (BR + 6) / 7},   /* every chunk on the device */
+        {3, 0, 0, 1, 4},               /* the fourth call fails: the CPU sums it and the rest */
+        {-1, 1, 0, 0, 0},              /* the device opens none */
+        {-1, 0, 1e12, 0, 0},           /* too little work for the device */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        fake_fail_at = cases[c].fail_at, fake_refuse = cases[c].refuse, dev.min_work = cases[c].min_work;
+        fake_calls = fake_opened = 0;
+        memset(pd, 0, sizeof pd);
+        assert_int_equal(pmi_perm_batch_on(&dev, sv, BT, BN, BM, BK, BR, 77, pd, zd), 0);
+        assert_int_equal(fake_opened, cases[c].opened);
+        assert_int_equal(fake_calls, cases[c].calls);
+        for (int i = 0; i < BT * BN; i++)
+            if (memcmp(&p[i], &pd[i], sizeof *p)) fail_msg("case %zu, p[%d]: device %.17g, CPU %.17g", c, i, pd[i], p[i]);
+        assert_true(memcmp(z, zd, sizeof z) == 0);
+    }
+    fake_fail_at = -1, fake_refuse = 0;
+}
+
 static void test_perm_batch_bad_input(void **state) {
     static double v[BT][BN * BM];
     const double *sv[BT];
@@ -793,6 +853,7 @@ int main(void) {
         cmocka_unit_test(test_calibrated_perm_uniform_under_h0),
         cmocka_unit_test(test_perm_batch_matches_alone),
         cmocka_unit_test(test_perm_batch_threads),
+        cmocka_unit_test(test_perm_batch_on_device),
         cmocka_unit_test(test_perm_batch_bad_input),
     };
     return cmocka_run_group_tests(tests, setup_cases, NULL);
