@@ -8,6 +8,7 @@
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include <math.h>
+#include <omp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -327,36 +328,61 @@ static int attack_batch(const job_env *env) {
 
 /* ---- the permutation tests of finished jobs, beside the attacks of the others ------------- */
 /* Pairs are attacked model by model, so job i has all its evaluations once pair (i + 1) *
- * n_attacks - 1 is evaluated; from then on its permutation tests (eval_permutations: CPU only,
- * seeded by the job, so the p-values do not depend on when or where they run) can run while
- * the GPU trains the next jobs' attacks. A thread of its own takes the jobs in order as they
- * are done, each with an OpenMP team over its tests (a job's 330 tests at paper scale keep a
- * team busy, where the jobs left at the end, tested side by side, would use one thread each). */
+ * n_attacks - 1 is evaluated; from then on its permutation tests (eval_permutations, seeded by
+ * the job, so the p-values do not depend on when or where they run) can run while the GPU
+ * trains the next jobs' attacks. Worker threads take the jobs in order as they are done, each
+ * job's tests with an OpenMP team of the worker's share of the threads (a job's 330 tests at
+ * paper scale keep a team busy). One worker on the CPU; on a GPU, whose sums leave each job's
+ * serial draw of its subsets as most of its time, one per four threads, so that the jobs done
+ * last are tested side by side. PMI_PERM_WORKERS sets the count. */
 typedef struct perm_worker {
-    pthread_t thread;
+    pthread_t threads[64];
+    int n_threads;         /* started */
+    int team;              /* OpenMP threads of each worker's tests */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     job_state *js;
     int done;              /* jobs 0..done-1 have all their evaluations */
-    int closed;            /* no more jobs will be done: the worker tests those done and ends */
-    int cancel;            /* an error or a stop: the worker ends after the job in test */
-    int tested;            /* jobs 0..tested-1 are tested (read after the join) */
+    int next;              /* the next job a worker takes */
+    int closed;            /* no more jobs will be done: the workers test those done and end */
+    int cancel;            /* an error or a stop: each worker ends after the job in test */
+    char *tested;          /* per job: tested by a worker (read after the join) */
     int *rcs;              /* per job: eval_permutations' result */
     char (*errs)[256];
 } perm_worker;
 
+static int perm_workers(const job_env *env) {
+    const char *v = getenv("PMI_PERM_WORKERS");
+    int n = v && *v ? atoi(v) : env->dev == NN_CUDA ? omp_get_max_threads() / 4 : 1;
+    return n < 1 ? 1 : n > 64 ? 64 : n;
+}
+
 static void *perm_worker_main(void *arg) {
     perm_worker *w = arg;
-    for (int i = 0;; i++) {
+    omp_set_num_threads(w->team);
+    for (;;) {
         pthread_mutex_lock(&w->mu);
-        while (w->done <= i && !w->closed && !w->cancel) pthread_cond_wait(&w->cv, &w->mu);
-        int go = w->done > i && !w->cancel;
+        while (w->next >= w->done && !w->closed && !w->cancel) pthread_cond_wait(&w->cv, &w->mu);
+        int i = w->next < w->done && !w->cancel ? w->next++ : -1;
         pthread_mutex_unlock(&w->mu);
-        if (!go) break;
+        if (i < 0) break;
         w->rcs[i] = eval_permutations(w->js[i].evals, w->js[i].n_evals, &w->js[i].in, w->errs[i], sizeof w->errs[i]);
-        w->tested = i + 1;
+        w->tested[i] = 1;
     }
     return NULL;
+}
+
+/* Starts up to n workers; 0 when none could start. */
+static int perm_worker_start(perm_worker *w, int n) {
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->team = omp_get_max_threads() / n;
+    if (w->team < 1) w->team = 1;
+    while (w->n_threads < n && !pthread_create(&w->threads[w->n_threads], NULL, perm_worker_main, w)) w->n_threads++;
+    if (w->n_threads) return 1;
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    return 0;
 }
 
 /* Jobs 0..done-1 may be tested. */
@@ -364,19 +390,19 @@ static void perm_worker_done(perm_worker *w, int done) {
     if (!w) return;
     pthread_mutex_lock(&w->mu);
     w->done = done;
-    pthread_cond_signal(&w->cv);
+    pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
 }
 
-/* Ends the worker: it tests every job done first, or with cancel only the one in test;
- * w->tested says how far it came. */
+/* Ends the workers: they test every job done first, or with cancel only those in test;
+ * w->tested says which they tested. */
 static void perm_worker_close(perm_worker *w, int cancel) {
     pthread_mutex_lock(&w->mu);
     w->closed = 1;
     w->cancel = cancel;
-    pthread_cond_signal(&w->cv);
+    pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
-    pthread_join(w->thread, NULL);
+    for (int t = 0; t < w->n_threads; t++) pthread_join(w->threads[t], NULL);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
 }
@@ -731,14 +757,12 @@ static int run_batch(const job_env *env, job_data *d, const plan_job *jobs, int 
      * written one after another (HDF5) */
     char (*errs)[256] = util_calloc((size_t)n, sizeof *errs);
     int *rcs = util_calloc((size_t)n, sizeof *rcs);
-    perm_worker w = { .js = js, .rcs = rcs, .errs = errs };
+    char *tested = util_calloc((size_t)n, 1);
+    perm_worker w = { .js = js, .rcs = rcs, .errs = errs, .tested = tested };
     const char *pw = getenv("PMI_PERM_WORKER");   /* 0: after all attacks, side by side (tests compare) */
     int worker = !rc && env->plan->n_attacks > 0 && n > 1 && !(pw && !strcmp(pw, "0"));
-    if (worker) {
-        pthread_mutex_init(&w.mu, NULL);
-        pthread_cond_init(&w.cv, NULL);
-        worker = !pthread_create(&w.thread, NULL, perm_worker_main, &w);
-    }
+    int n_workers = perm_workers(env);
+    if (worker) worker = perm_worker_start(&w, n_workers < n ? n_workers : n);
     double t_end = 0;
     if (!rc) rc = run_attacks(js, n, worker ? &w : NULL, err, errlen);
     if (worker) {
@@ -747,15 +771,21 @@ static int run_batch(const job_env *env, job_data *d, const plan_job *jobs, int 
     }
     if (!rc && *env->stop) rc = 1;
     if (!rc) {
-        int from = w.tested;
-        #pragma omp parallel for schedule(dynamic) if (n - from > 1)
-        for (int i = from; i < n; i++) rcs[i] = eval_permutations(js[i].evals, js[i].n_evals, &js[i].in, errs[i], sizeof errs[i]);
+        int left = 0, *todo = util_malloc(sizeof *todo * (size_t)n);
+        for (int i = 0; i < n; i++)
+            if (!tested[i]) todo[left++] = i;
+        #pragma omp parallel for schedule(dynamic) if (left > 1)
+        for (int t = 0; t < left; t++) {
+            int i = todo[t];
+            rcs[i] = eval_permutations(js[i].evals, js[i].n_evals, &js[i].in, errs[i], sizeof errs[i]);
+        }
+        free(todo);
         for (int i = 0; i < n && !rc; i++)
             if (rcs[i]) rc = util_err(err, errlen, "%s", errs[i]);
-        if (worker) fprintf(stderr, "  permutation tests of %d jobs beside the attacks, done %.1fs after them\n",
-                            from, util_now_s() - t_end);
+        if (worker) fprintf(stderr, "  permutation tests of %d jobs beside the attacks (%d worker thread%s), done %.1fs after them\n",
+                            n - left, w.n_threads, w.n_threads > 1 ? "s" : "", util_now_s() - t_end);
     }
-    free(errs); free(rcs);
+    free(errs); free(rcs); free(tested);
     for (int i = 0; i < n && !rc; i++) {
         rc = write_shard(&js[i], js[i].split, js[i].refs, err, errlen);
         job_state_free(&js[i]);
