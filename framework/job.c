@@ -551,8 +551,6 @@ static int ref_scores_fill(ref_scores *rs, const job_state *js, int g, const nn_
     return rc;
 }
 
-/* After training: the job's evaluation input (its pool, test split, attacker split, references),
- * its training accuracy and the un-attacked evaluation (evals[0]). 0, or -1 with err. */
 /* Where a job's permutation tests sum: on the GPU it trains on (unless PMI_PERM_GPU=0), else
  * on the CPU (NULL). */
 static const pmi_sum_device *perm_sums(nn_device dev) {
@@ -560,6 +558,8 @@ static const pmi_sum_device *perm_sums(nn_device dev) {
     return dev == NN_CUDA && !(v && !strcmp(v, "0")) ? eval_sum_device(NN_CUDA) : NULL;
 }
 
+/* After training: the job's evaluation input (its pool, test split, attacker split, references),
+ * its training accuracy and the un-attacked evaluation (evals[0]). 0, or -1 with err. */
 static int job_evaluate(job_state *js, const data_split *split, nn_data *pool, nn_data *test, nn_data *attacker,
                         const int32_t *pool_labels, const nn_data *dset, const int32_t *dlabels, const ref_scores *rs,
                         char *err, size_t errlen) {
