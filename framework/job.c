@@ -327,10 +327,10 @@ static int attack_batch(const job_env *env) {
 }
 
 /* ---- the permutation tests of finished jobs, beside the attacks of the others ------------- */
-/* Pairs are attacked model by model, so job i has all its evaluations once pair (i + 1) *
- * n_attacks - 1 is evaluated; from then on its permutation tests (eval_permutations, seeded by
- * the job, so the p-values do not depend on when or where they run) can run while the GPU
- * trains the next jobs' attacks. Worker threads take the jobs in order as they are done, each
+/* Pairs are attacked block by block of models (run_attacks; model by model on the CPU), so a
+ * block's jobs have all their evaluations once its last setting is evaluated; from then on their
+ * permutation tests (eval_permutations, seeded by the job, so the p-values do not depend on when
+ * or where they run) can run while the GPU trains the next blocks' attacks. Worker threads take the jobs in order as they are done, each
  * job's tests with an OpenMP team of the worker's share of the threads (a job's 330 tests at
  * paper scale keep a team busy). One worker on the CPU; on a GPU, whose sums leave each job's
  * serial draw of its subsets as most of its time, one per four threads, so that the jobs done
@@ -407,32 +407,63 @@ static void perm_worker_close(perm_worker *w, int cancel) {
     pthread_mutex_destroy(&w->mu);
 }
 
-/* Every attack setting on every model of js[0..n): pair q is model q / n_attacks and setting
- * q % n_attacks, applied in batches of attack_batch() pairs; each attacked model is evaluated
- * into its job's evals[1 + setting], and once a job has all of them the worker w (or NULL) may
- * test it. Returns 0, -1 with err, 1 when stopped. */
+/* How many models' attacks interleave. Within a block of models the pairs go setting by
+ * setting, the block's models side by side, so that a batch holds each setting for many models:
+ * a GPU trains those as fused ensembles (nn_train_tasks fuses at least PMI_FUSE_MIN, 16, and at
+ * most PMI_FUSE_MAX, 32, of one recipe), where model by model a batch of 256 pairs held about
+ * 5 models of each of the paper scale's 55 settings, all on streams of their own. A job's
+ * permutation tests wait for its block's last setting. On a GPU blocks of at most 32 models,
+ * all about the size (50 models: two of 25); on the CPU 1, model by model; PMI_ATTACK_BLOCK
+ * sets the most (1: model by model). */
+static int attack_block(const job_env *env, int n) {
+    const char *v = getenv("PMI_ATTACK_BLOCK");
+    int most = v && *v ? atoi(v) : env->dev == NN_CUDA ? 32 : 1;
+    if (most > n) most = n;
+    if (most < 1) return 1;
+    int blocks = (n + most - 1) / most;
+    return (n + blocks - 1) / blocks;
+}
+
+/* Every attack setting on every model of js[0..n), pair by pair in blocks of attack_block()
+ * models (pair q: model pm[q], setting ps[q]), in batches of whole settings of a block (a
+ * block's g pairs of one setting; one pair when g is 1) of at most attack_batch() pairs, or one
+ * such setting; each attacked model is evaluated into its job's evals[1 + setting], and once a
+ * block's jobs have all of theirs the worker w (or NULL) may test them. Returns 0, -1 with err,
+ * 1 when stopped. */
 static int run_attacks(job_state *js, int n, perm_worker *w, char *err, size_t errlen) {
     const job_env *env = js[0].env;
     const plan *pl = env->plan;
-    int na = pl->n_attacks, total = n * na, batch = attack_batch(env);
+    int na = pl->n_attacks, total = n * na, batch = attack_batch(env), block = attack_block(env, n);
     if (!na) return 0;
-    const attack_setting **as = util_calloc((size_t)batch, sizeof *as);
-    const nn_model **victims = util_calloc((size_t)batch, sizeof *victims);
-    attack_ctx *ctx = util_calloc((size_t)batch, sizeof *ctx);
-    nn_model **out = util_calloc((size_t)batch, sizeof *out);
+    int *pm = util_malloc(sizeof *pm * (size_t)total), *ps = util_malloc(sizeof *ps * (size_t)total);
+    int *unit = util_malloc(sizeof *unit * (size_t)total), *done = util_malloc(sizeof *done * (size_t)total);
+    for (int b0 = 0, q = 0; b0 < n; b0 += block) {
+        int g = n - b0 < block ? n - b0 : block;
+        for (int r = 0; r < g * na; r++, q++) {
+            pm[q] = b0 + r % g; ps[q] = r / g;
+            unit[q] = g;                                  /* the pairs of one setting of the block */
+            done[q] = r == g * na - 1 ? b0 + g : b0;      /* the jobs with all their pairs once q is */
+        }
+    }
+    if (block > 1 && batch > 1) fprintf(stderr, "  attacks in blocks of %d models, setting by setting\n", block);
+    int most = batch > block ? batch : block;
+    const attack_setting **as = util_calloc((size_t)most, sizeof *as);
+    const nn_model **victims = util_calloc((size_t)most, sizeof *victims);
+    attack_ctx *ctx = util_calloc((size_t)most, sizeof *ctx);
+    nn_model **out = util_calloc((size_t)most, sizeof *out);
     job_status *st = env->status;
     int rc = 0;
-    for (int q0 = 0; q0 < total && !rc; q0 += batch) {
+    for (int q0 = 0, k; q0 < total && !rc; q0 += k) {
         if (*env->stop) { rc = 1; break; }
-        int k = total - q0 < batch ? total - q0 : batch;
+        for (k = unit[q0]; q0 + k < total && k + unit[q0 + k] <= batch;) k += unit[q0 + k];
         for (int b = 0; b < k; b++) {
-            job_state *j = &js[(q0 + b) / na];
-            as[b] = &pl->attacks[(q0 + b) % na];
+            job_state *j = &js[pm[q0 + b]];
+            as[b] = &pl->attacks[ps[q0 + b]];
             victims[b] = j->model;
             ctx[b] = (attack_ctx){ .attacker = j->attacker, .p = j->p, .spec = j->spec, .seed = plan_seed(j->job, SEED_ATTACK, 0) };
         }
         if (st) {
-            snprintf(st->job, sizeof st->job, "%s", js[q0 / na].job->id);
+            snprintf(st->job, sizeof st->job, "%s", js[pm[q0]].job->id);
             st->attack = q0; st->attacks = total;
         }
         double t0 = util_now_s();
@@ -440,9 +471,9 @@ static int run_attacks(job_state *js, int n, perm_worker *w, char *err, size_t e
         double t_attack = util_now_s() - t0, share = t_attack / k;   /* a batch trains together: each pair's share of it */
         eval_times et = {0};
         for (int b = 0; b < k; b++) {
-            job_state *j = &js[(q0 + b) / na];
+            job_state *j = &js[pm[q0 + b]];
             const attack_setting *a = as[b];
-            store_eval *ev = &j->evals[1 + (q0 + b) % na];
+            store_eval *ev = &j->evals[1 + ps[q0 + b]];
             double t1 = util_now_s();
             snprintf(ev->attack, sizeof ev->attack, "%s", a->name);
             snprintf(ev->type, sizeof ev->type, "%s", a->type);
@@ -452,10 +483,10 @@ static int run_attacks(job_state *js, int n, perm_worker *w, char *err, size_t e
             if (!rc) rc = eval_model_timed(out[b], &j->in, ev, &et, err, errlen);
             ev->wall_s = share + (util_now_s() - t1);
             if (!rc) rc = keep_model(j, out[b], ev, err, errlen);
-            if (!rc && (q0 + b) % na == na - 1) j->n_evals = 1 + na;
+            if (!rc && ps[q0 + b] == na - 1) j->n_evals = 1 + na;   /* a job's last pair */
             nn_model_free(out[b]);
         }
-        if (!rc) perm_worker_done(w, (q0 + k) / na);
+        if (!rc) perm_worker_done(w, done[q0 + k - 1]);
         if (k > 1) {
             int64_t mem = env->dev == NN_CUDA ? nn_cuda_allocated_bytes() : -1;
             fprintf(stderr, "  attacked %d (model, setting) pairs in %.1fs, evaluated them in %.1fs (forward passes %.2fs, scores "
@@ -465,6 +496,7 @@ static int run_attacks(job_state *js, int n, perm_worker *w, char *err, size_t e
         }
     }
     free(as); free(victims); free(ctx); free(out);
+    free(pm); free(ps); free(unit); free(done);
     return rc;
 }
 

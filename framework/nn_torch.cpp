@@ -32,6 +32,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -619,7 +620,15 @@ using StepFn = std::function<torch::Tensor(const torch::Tensor &idx)>;
  * noise), drawn on the CPU from the batch's seed so that a GPU trains with the CPU's numbers.
  * feed(bs) draws the next batch's; on a GPU a full batch's go into device tensors of fixed
  * addresses (through pinned memory, without a host synchronisation), so that a captured step
- * reads each replay's own draws. */
+ * reads each replay's own draws.
+ *
+ * Each batch's draws come from generators seeded by its number alone, so full batches are drawn
+ * ahead, up to 64 of them (and 16 MiB) at once in parallel on the host: on one H200 the noisy
+ * fine-tunes of a paper-scale attack batch (noisyft, 10 of 275 pairs) took 3.4 s of its 11.4,
+ * nearly all of it the one host thread drawing each step's N(0, 1) for every weight while the
+ * other members' replays waited (docs/performance.md). A batch of another size (an epoch's
+ * tail) is drawn when it comes, in place of the one drawn ahead. The values are the same bit for
+ * bit (tests/test_nn.c: test_draws_ahead_same). PMI_DRAWS_AHEAD=1 draws each batch when fed. */
 using FeedFn = std::function<void(int64_t bs)>;
 struct Draws {
     nn_model *m = nullptr;
@@ -629,11 +638,48 @@ struct Draws {
     uint64_t seed = 0, counter = 0;     /* batches so far: the draws' seeds */
     std::vector<torch::Tensor> trainable;
     torch::Tensor start;                /* U(0, 1) of the batch's images' shape */
-    std::vector<torch::Tensor> gnoise;  /* N(0, 1) per trainable parameter */
-    torch::Tensor start_fixed;
-    std::vector<torch::Tensor> gnoise_fixed;
+    std::vector<torch::Tensor> gnoise;  /* N(0, 1) per trainable parameter: views of one flat tensor */
+    torch::Tensor start_fixed, noise_fixed;
+    struct Batch { uint64_t counter; torch::Tensor start, noise; };   /* host: noise flat */
+    std::deque<Batch> ahead;            /* full batches drawn ahead, consecutive counters */
+    int64_t fulls_left = 0;             /* full batches still to come in the training (a bound on ahead) */
 
     bool wanted() const { return eps > 0 || noise > 0; }
+    /* batch c's draws for bs images, on the host (pinned for a GPU) */
+    Batch draw(uint64_t c, int64_t bs) const {
+        uint64_t d = (seed + 1) * 0x9E3779B97F4A7C15ull + c;
+        auto opt = torch::TensorOptions().dtype(torch::kFloat).pinned_memory(m->device.is_cuda());
+        Batch b{c, {}, {}};
+        if (eps > 0) {
+            std::vector<int64_t> shape{bs};
+            shape.insert(shape.end(), sample.begin(), sample.end());
+            b.start = torch::empty(shape, opt).uniform_(0, 1, cpu_generator(d));
+        }
+        if (noise > 0) {
+            int64_t total = 0;
+            for (auto &t : trainable) total += t.numel();
+            b.noise = torch::empty({total}, opt);
+            int64_t off = 0;
+            for (size_t i = 0; i < trainable.size(); i++) {
+                b.noise.narrow(0, off, trainable[i].numel()).view(trainable[i].sizes()).normal_(0, 1, cpu_generator(d * 1000003u + i));
+                off += trainable[i].numel();
+            }
+        }
+        return b;
+    }
+    /* draws full batches c, c + 1, ... ahead, in parallel */
+    void refill(uint64_t c) {
+        const char *env = getenv("PMI_DRAWS_AHEAD");
+        int64_t most = env && *env ? std::max(1L, atol(env)) : 64, bytes = 4 * (eps > 0 ? full : 0);
+        for (int64_t v : sample) bytes *= v;
+        for (auto &t : trainable) bytes += noise > 0 ? 4 * t.numel() : 0;
+        int64_t k = std::max<int64_t>(1, std::min({most, fulls_left, (16 << 20) / std::max<int64_t>(1, bytes)}));
+        std::vector<Batch> b(static_cast<size_t>(k));
+        at::parallel_for(0, k, 1, [&](int64_t i0, int64_t i1) {
+            for (int64_t i = i0; i < i1; i++) b[i] = draw(c + static_cast<uint64_t>(i), full);
+        });
+        for (auto &x : b) ahead.push_back(std::move(x));
+    }
     /* a host draw on the model's device: copied into fixed for a full batch, a fresh tensor
      * for the shorter last one */
     torch::Tensor put(const torch::Tensor &host, torch::Tensor &fixed, bool full_batch) const {
@@ -644,21 +690,25 @@ struct Draws {
         return fixed;
     }
     void feed(int64_t bs) {
-        uint64_t draw = (seed + 1) * 0x9E3779B97F4A7C15ull + counter++;
-        auto opt = torch::TensorOptions().dtype(torch::kFloat).pinned_memory(m->device.is_cuda());
+        uint64_t c = counter++;
         bool full_batch = bs == full;
-        if (eps > 0) {
-            std::vector<int64_t> shape{bs};
-            shape.insert(shape.end(), sample.begin(), sample.end());
-            at::Generator gen = cpu_generator(draw);
-            start = put(torch::empty(shape, opt).uniform_(0, 1, gen), start_fixed, full_batch);
+        if (!ahead.empty() && ahead.front().counter < c) ahead.clear();   /* not consecutive: never, but safe */
+        if (full_batch && ahead.empty()) refill(c);
+        if (full_batch) fulls_left--;
+        Batch b;
+        if (!ahead.empty() && ahead.front().counter == c) {
+            b = std::move(ahead.front());
+            ahead.pop_front();
         }
+        if (!full_batch) b = draw(c, bs);
+        if (eps > 0) start = put(b.start, start_fixed, full_batch);
         if (noise > 0) {
+            torch::Tensor flat = put(b.noise, noise_fixed, full_batch);
             gnoise.resize(trainable.size());
-            gnoise_fixed.resize(trainable.size());
+            int64_t off = 0;
             for (size_t i = 0; i < trainable.size(); i++) {
-                at::Generator gen = cpu_generator(draw * 1000003u + i);
-                gnoise[i] = put(torch::empty(trainable[i].sizes(), opt).normal_(0, 1, gen), gnoise_fixed[i], full_batch);
+                gnoise[i] = flat.narrow(0, off, trainable[i].numel()).view(trainable[i].sizes());
+                off += trainable[i].numel();
             }
         }
     }
@@ -707,6 +757,8 @@ StepFn model_step(nn_model *m, const nn_data *d, torch::optim::Optimizer &opt, c
     auto draws = std::make_shared<Draws>();
     draws->m = m; draws->sample = d->x.sizes().slice(1).vec();
     draws->eps = eps; draws->noise = noise; draws->full = p->batch_size; draws->seed = p->seed;
+    int64_t n = d->x.size(0), bs = p->batch_size;   /* run_epoch's full batches: a one-sample tail joins the last */
+    draws->fulls_left = static_cast<int64_t>(p->epochs) * (n / bs - (n % bs == 1 && n > bs ? 1 : 0));
     for (auto &t : m->params) if (t.requires_grad()) draws->trainable.push_back(t);
     bool self_fed = !feed;
     if (feed) *feed = draws->wanted() ? FeedFn([draws](int64_t bs) { draws->feed(bs); }) : FeedFn();
@@ -1503,7 +1555,10 @@ nn_status run_task(const nn_train_task &t, const char *fn) {
  * (weights (K, out, in)). Each model still sees its own batches in its own order and gets the
  * gradient of its own mean loss (the ensemble's loss is the sum of the K), and SGD is per
  * element, so each model trains as it would alone, up to floating-point rounding: one kernel
- * does the work of K, which is what small models on a large GPU lack. */
+ * does the work of K, which is what small models on a large GPU lack. A recipe's loss (label
+ * smoothing, flooding) is per model too, and distillation and extraction students fuse: each
+ * student's teacher runs once over its training set before the first step (task_loss's cache),
+ * and the steps read those logits, so students of different teachers share an ensemble. */
 struct FusedLayer {
     enum Kind { CONV, LINEAR, RELU, MAXPOOL, FLATTEN } kind;
     int64_t stride = 1, pad = 0, pool = 2;
@@ -1518,6 +1573,9 @@ struct Fused {
     size_t first = 0;                           // the first trained one (NN_TRAIN_LAST: the classifier's)
     nn_precision precision = NN_FP32;           // the forward pass's (fuse_key makes it common)
     torch::Tensor x, y;                         // the K training sets, one after another
+    torch::Tensor tl;                           // with teachers: their logits on x's rows, or undefined
+    double smooth = 0, flood = 0;               // the loss's recipe (fuse_key makes it common)
+    nn_distill_params distill{};
     std::vector<int64_t> offset;
 };
 
@@ -1616,6 +1674,14 @@ std::unique_ptr<Fused> fused_build(const std::vector<const nn_train_task *> &t) 
     }
     f->x = torch::cat(xs);
     f->y = torch::cat(ys);
+    f->smooth = t[0]->params.label_smoothing;
+    f->flood = t[0]->params.flood;
+    if (t[0]->teacher) {   /* each student's frozen teacher, once over its training set (task_loss's cache) */
+        std::vector<torch::Tensor> tls;
+        for (const nn_train_task *x : t) tls.push_back(teacher_logits(x->teacher, x->data));
+        f->tl = torch::cat(tls);
+        f->distill = t[0]->distill;
+    }
     std::vector<bool> conv(f->m[0]->params.size());
     for (const FusedLayer &l : f->layers)
         if (l.kind == FusedLayer::CONV) { conv[l.w] = true; if (l.b >= 0) conv[l.b] = true; }
@@ -1648,6 +1714,22 @@ void fused_unpack(const Fused &f) {
     }
 }
 
+/* Each sample's loss in the ensemble's logits lg (K * B, classes) of rows `rows` of f.x: task_loss's
+ * per model (its mean over a model's B samples is that model's loss): cross-entropy with the
+ * recipe's label smoothing and flooding, or distillation from the teachers' cached logits. */
+torch::Tensor fused_loss(const Fused &f, const torch::Tensor &lg, const torch::Tensor &y, const torch::Tensor &rows) {
+    auto none = nnf::CrossEntropyFuncOptions().reduction(torch::kNone);
+    if (f.tl.defined()) {
+        torch::Tensor tl = f.tl.index_select(0, rows);
+        const nn_distill_params &d = f.distill;
+        if (d.hard) return nnf::cross_entropy(lg, tl.argmax(1), none);
+        torch::Tensor lt = torch::log_softmax(tl / d.temperature, 1), ls = torch::log_softmax(lg / d.temperature, 1);
+        return d.alpha * d.temperature * d.temperature * (lt.exp() * (lt - ls)).sum(1) + (1.0 - d.alpha) * nnf::cross_entropy(lg, y, none);
+    }
+    torch::Tensor l = nnf::cross_entropy(lg, y, none.label_smoothing(f.smooth));
+    return f.flood > 0 ? (l - f.flood).abs() + f.flood : l;
+}
+
 /* One step of the ensemble on idx (K, bs) of rows of f.x; the K mean losses, detached. */
 StepFn fused_step(Fused &f, torch::optim::Optimizer &opt) {
     return [&f, &opt](const torch::Tensor &idx) {
@@ -1660,8 +1742,7 @@ StepFn fused_step(Fused &f, torch::optim::Optimizer &opt) {
             Autocast ac(f.precision, x);
             logits = fused_forward(f, x).to(torch::kFloat);
         }
-        torch::Tensor per = nnf::cross_entropy(logits.reshape({f.K * B, -1}), y,
-                                               nnf::CrossEntropyFuncOptions().reduction(torch::kNone)).view({f.K, B}).mean(1);
+        torch::Tensor per = fused_loss(f, logits.reshape({f.K * B, -1}), y, flat).view({f.K, B}).mean(1);
         per.sum().backward();
         opt.step();
         {
@@ -1686,14 +1767,17 @@ std::string fuse_key(const nn_train_task &t) {
     const nn_train_params &p = t.params;
     const char *env = getenv("PMI_FUSE");
     bool on = env && *env ? strcmp(env, "0") != 0 : t.model && t.model->device.is_cuda();
-    if (!on || !t.model || !t.data || t.teacher || p.optimizer != NN_SGD || p.label_smoothing > 0 || p.flood > 0 ||
+    const char *cache = getenv("PMI_TEACHER_CACHE");   /* students fuse with their teachers' logits cached */
+    if (!on || !t.model || !t.data || (t.teacher && cache && !strcmp(cache, "0")) || p.optimizer != NN_SGD ||
         p.clip > 0 || p.adv_eps > 0 || fused_layers(t.model).empty())
         return "";
     const nn_model_spec &s = t.model->spec;
     std::ostringstream k;
     k << t.model->arch << '|' << s.c << 'x' << s.h << 'x' << s.w << '|' << s.classes << '|' << s.width << '|'
       << t.model->device.str() << '|' << t.data->x.size(0) << '|' << p.lr << '|' << p.momentum << '|' << p.weight_decay << '|'
-      << p.epochs << '|' << p.batch_size << '|' << p.schedule << '|' << p.step_size << '|' << p.gamma << '|' << p.trainable << '|' << p.precision;
+      << p.epochs << '|' << p.batch_size << '|' << p.schedule << '|' << p.step_size << '|' << p.gamma << '|' << p.trainable << '|' << p.precision
+      << '|' << p.label_smoothing << '|' << p.flood;
+    if (t.teacher) k << "|teacher " << t.distill.hard << ' ' << t.distill.temperature << ' ' << t.distill.alpha;
     return k.str();
 }
 
@@ -1703,6 +1787,7 @@ nn_status train_fused_eager(const std::vector<const nn_train_task *> &t) {
         nn_status st = check_train_params(&x->params, "nn_train_tasks");
         if (st == NN_OK) st = check_data(x->model, x->data, "nn_train_tasks");
         if (st == NN_OK) st = check_labels(x->model, x->data, "nn_train_tasks");
+        if (st == NN_OK) st = check_teacher(*x, "nn_train_tasks");
         if (st != NN_OK) return st;
     }
     auto f = fused_build(t);

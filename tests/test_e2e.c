@@ -394,24 +394,39 @@ static void test_perm_worker_same_pvalues(void **state) {
 /* Attacking several (model, setting) pairs at once (PMI_ATTACK_BATCH, the GPU's way; on the CPU
  * one at a time by default) gives every number bit for bit as one at a time: 7 jobs x 3 settings
  * in batches of 5 (the last of 1), and each batch's log line splits its evaluation time into
- * the forward passes and the host's scores and statistics. */
+ * the forward passes and the host's scores and statistics. So do blocks of models attacked
+ * setting by setting (PMI_ATTACK_BLOCK, a GPU's way, framework/job.c: run_attacks): at most 3
+ * makes blocks of 3, 3 and 1 models, and batches of at most 7 pairs take whole settings of a
+ * block (3 pairs each, then 1) while they fit: 6, 6, 7 (the second block's last two settings and
+ * the third's first) and 2 pairs. */
 static void test_attack_batch_same_numbers(void **state) {
     char out[16384];
     const char *cfg = attacked_cfg;
-    const char *dirs[2] = {"ab-one", "ab-five"};
-    for (int r = 0; r < 2; r++) {
-        run_config(cfg, dirs[r], "", r ? "PMI_ATTACK_BATCH" : NULL, "5", out, sizeof out);
-        int batches = 0;
-        for (const char *p = out; (p = strstr(p, "attacked 5 (model, setting) pairs in")); p++) {
+    const char *dirs[3] = {"ab-one", "ab-five", "ab-blocks"};
+    for (int r = 0; r < 3; r++) {
+        if (r == 2) setenv("PMI_ATTACK_BLOCK", "3", 1);
+        run_config(cfg, dirs[r], "", r ? "PMI_ATTACK_BATCH" : NULL, r == 2 ? "7" : "5", out, sizeof out);
+        unsetenv("PMI_ATTACK_BLOCK");
+        int batches = 0, sixes = 0, sevens = 0;
+        for (const char *p = out; (p = strstr(p, "  attacked ")); p++) {
+            p += 2;
             const char *nl = strchr(p, '\n');
             if (!strstr(p, "(forward passes ") || (nl && strstr(p, "(forward passes ") > nl)) fail_msg("no evaluation split:\n%s", out);
             batches++;
+            sixes += !strncmp(p, "attacked 6 (model, setting) pairs in", 36);
+            sevens += !strncmp(p, "attacked 7 (model, setting) pairs in", 36);
+            if (r == 1 && strncmp(p, "attacked 5 (model, setting) pairs in", 36)) fail_msg("a batch not of 5:\n%s", out);
         }
-        if (batches != (r ? 4 : 0)) fail_msg("%d batches of 5 pairs, expected %d:\n%s", batches, r ? 4 : 0, out);
+        if (r < 2 && batches != (r ? 4 : 0)) fail_msg("%d batches of 5 pairs, expected %d:\n%s", batches, r ? 4 : 0, out);
+        if (r < 2 && strstr(out, "attacks in blocks")) fail_msg("blocks without PMI_ATTACK_BLOCK:\n%s", out);
+        if (r == 2 && (batches != 4 || sixes != 2 || sevens != 1 || !strstr(out, "attacks in blocks of 3 models, setting by setting")))
+            fail_msg("blocks: %d batches (%d of 6 pairs, %d of 7), expected 4 (2, 1):\n%s", batches, sixes, sevens, out);
     }
     char res[1300];
-    snprintf(res, sizeof res, "%s/ab-one/att/results.h5 %s/ab-five/att/results.h5", tu_tmpdir(), tu_tmpdir());
-    if (tu_python(same_numbers_py, res, out, sizeof out)) fail_msg("%s", out);
+    for (int r = 1; r < 3; r++) {
+        snprintf(res, sizeof res, "%s/ab-one/att/results.h5 %s/%s/att/results.h5", tu_tmpdir(), tu_tmpdir(), dirs[r]);
+        if (tu_python(same_numbers_py, res, out, sizeof out)) fail_msg("%s: %s", dirs[r], out);
+    }
 }
 
 /* With 2 references, a reference evaluated as a suspect keeps one other: its lira (which needs

@@ -211,6 +211,20 @@ static int same_weights(nn_model *a, nn_model *b, int q) {
     return same;
 }
 
+/* The largest absolute difference between a's and b's parameters (the same architecture). */
+static double largest_weight_diff(nn_model *a, nn_model *b) {
+    double worst = 0;
+    for (int q = 0; q < nn_param_count(a); q++) {
+        int64_t numel;
+        nn_param_info(a, q, NULL, &numel, NULL, NULL);
+        float *x = malloc(sizeof(float) * (size_t)numel), *y = malloc(sizeof(float) * (size_t)numel);
+        nn_param_get(a, q, x); nn_param_get(b, q, y);
+        for (int64_t j = 0; j < numel; j++) worst = fmax(worst, fabs(x[j] - y[j]));
+        free(x); free(y);
+    }
+    return worst;
+}
+
 /* Fused ensembles (PMI_FUSE=1 forces them on the CPU too): K models of one plain architecture
  * trained as one grouped network end where each trained alone does, to rounding: three LeNets
  * (one pruned: its mask must hold), two MLPs and a CNN on a different data size (trains alone). */
@@ -274,6 +288,62 @@ static void test_fused_cpu_close_to_single(void **state) { fused_vs_single(NN_CP
 static void test_fused_gpu_close_to_single(void **state) {
     if (!have_cuda()) skip();
     fused_vs_single(NN_CUDA, 1e-4);
+}
+
+/* The attacks' recipes fuse too (PMI_FUSE=1 forces it on the CPU): distillation students of
+ * different teachers (each teacher's logits computed once), extraction students (hard labels),
+ * label smoothing, and flooding with smoothing each train as one ensemble and end where each
+ * trained alone (nn_distill, nn_train) does, to rounding; a student with another temperature
+ * trains alone. */
+static void fused_recipes_vs_single(nn_device dev, double tol) {
+    enum { K = 10, E = 3 };
+    nn_data *d = NULL;
+    assert_int_equal(nn_data_create(data.x, data.y, data.n, 1, 8, 8, dev, &d), NN_OK);
+    nn_train_params base = nn_train_default_params();
+    base.epochs = E; base.lr = 0.02; base.momentum = 0.9; base.batch_size = 64; base.weight_decay = 1e-4;
+    nn_model *teacher[2] = {make("cnn", dev, 70), make("lenet", dev, 71)};
+    for (int i = 0; i < 2; i++) assert_int_equal(nn_train(teacher[i], d, &base, NULL), NN_OK);
+    static const char *arch[K] = {"lenet", "lenet", "lenet", "mlp", "mlp", "mlp", "mlp", "mlp", "mlp", "lenet"};
+    nn_train_task t[K];
+    nn_model *single[K];
+    double cg[K][E], cs[K][E];
+    for (int i = 0; i < K; i++) {
+        t[i] = (nn_train_task){.model = make(arch[i], dev, 80 + i), .data = d, .params = base, .loss_curve = cg[i]};
+        t[i].params.seed = 90 + i;
+        single[i] = make(arch[i], dev, 80 + i);
+    }
+    for (int i = 0; i < 3; i++) { t[i].teacher = teacher[i % 2]; t[i].distill = (nn_distill_params){4.0, 0.9, 0}; }
+    for (int i = 3; i < 5; i++) { t[i].teacher = teacher[i % 2]; t[i].distill = (nn_distill_params){1.0, 0.0, 1}; }
+    t[5].params.label_smoothing = t[6].params.label_smoothing = 0.2;
+    t[7].params.flood = t[8].params.flood = 2.28;   /* the loss falls below it in the first epoch: ascent */
+    t[7].params.label_smoothing = t[8].params.label_smoothing = 0.1;
+    t[9].teacher = teacher[1]; t[9].distill = (nn_distill_params){2.0, 0.9, 0};
+    setenv("PMI_FUSE", "1", 1);
+    nn_status st = nn_train_tasks(t, K);
+    setenv("PMI_FUSE", "0", 1);
+    if (st != NN_OK) fail_msg("nn_train_tasks: %s", nn_last_error());
+    assert_int_equal(nn_fused_models(), 9);   /* four ensembles; the student at temperature 2 alone */
+    for (int i = 0; i < K; i++) {
+        st = t[i].teacher ? nn_distill(single[i], t[i].teacher, d, &t[i].params, &t[i].distill, cs[i])
+                          : nn_train(single[i], d, &t[i].params, cs[i]);
+        if (st != NN_OK) fail_msg("task %d alone: %s", i, nn_last_error());
+        for (int e = 0; e < E; e++)
+            if (!(fabs(cg[i][e] - cs[i][e]) <= tol * fabs(cs[i][e])))
+                fail_msg("task %d (%s) epoch %d: fused %.8f alone %.8f", i, arch[i], e, cg[i][e], cs[i][e]);
+        double worst = largest_weight_diff(single[i], t[i].model);
+        if (worst > 100 * tol) fail_msg("task %d (%s): weights differ by %g", i, arch[i], worst);
+        print_message("fused recipe task %d (%s): loss %.6f, largest weight difference %.3g\n", i, arch[i], cg[i][E - 1], worst);
+    }
+    for (int i = 0; i < K; i++) { nn_model_free(t[i].model); nn_model_free(single[i]); }
+    nn_model_free(teacher[0]); nn_model_free(teacher[1]);
+    nn_data_free(d);
+}
+
+static void test_fused_recipes_cpu_close_to_single(void **state) { fused_recipes_vs_single(NN_CPU, 1e-5); }
+
+static void test_fused_recipes_gpu_close_to_single(void **state) {
+    if (!have_cuda()) skip();
+    fused_recipes_vs_single(NN_CUDA, 1e-4);
 }
 
 /* train.precision = bf16: the forward pass is autocast to bfloat16, so the weights end away
@@ -374,15 +444,7 @@ static void channels_last_vs_nchw(nn_device dev, double tol) {
         for (int e = 0; e < E; e++)
             if (!(fabs(curve[1][e] - curve[0][e]) <= tol * fabs(curve[0][e])))
                 fail_msg("%s epoch %d: channels_last %.8f nchw %.8f", arch[a], e, curve[1][e], curve[0][e]);
-        double worst = 0;
-        for (int q = 0; q < nn_param_count(m[0]); q++) {
-            int64_t numel;
-            nn_param_info(m[0], q, NULL, &numel, NULL, NULL);
-            float *x = malloc(sizeof(float) * (size_t)numel), *y = malloc(sizeof(float) * (size_t)numel);
-            nn_param_get(m[0], q, x); nn_param_get(m[1], q, y);
-            for (int64_t j = 0; j < numel; j++) worst = fmax(worst, fabs(x[j] - y[j]));
-            free(x); free(y);
-        }
+        double worst = largest_weight_diff(m[0], m[1]);
         double acc[2];
         for (int cl = 0; cl < 2; cl++) assert_int_equal(nn_accuracy(m[cl], d, &acc[cl]), NN_OK);
         print_message("channels_last %s (%s): largest weight difference %.3g, accuracy %.4f vs %.4f\n", arch[a],
@@ -869,6 +931,8 @@ int main(void) {
         cmocka_unit_test(test_tasks_gpu_equal_single),
         cmocka_unit_test(test_fused_cpu_close_to_single),
         cmocka_unit_test(test_fused_gpu_close_to_single),
+        cmocka_unit_test(test_fused_recipes_cpu_close_to_single),
+        cmocka_unit_test(test_fused_recipes_gpu_close_to_single),
         cmocka_unit_test(test_fuse_min_gpu),
         cmocka_unit_test(test_channels_last_cpu),
         cmocka_unit_test(test_channels_last_gpu),
