@@ -330,14 +330,18 @@ static int attack_batch(const job_env *env) {
 /* Pairs are attacked block by block of models (run_attacks; model by model on the CPU), so a
  * block's jobs have all their evaluations once its last setting is evaluated; from then on their
  * permutation tests (eval_permutations, seeded by the job, so the p-values do not depend on when
- * or where they run) can run while the GPU trains the next blocks' attacks. Worker threads take the jobs in order as they are done, each
- * job's tests with an OpenMP team of the worker's share of the threads (a job's 330 tests at
- * paper scale keep a team busy). One worker on the CPU; on a GPU, whose sums leave each job's
- * serial draw of its subsets as most of its time, one per four threads, so that the jobs done
- * last are tested side by side. PMI_PERM_WORKERS sets the count. */
+ * or where they run) can run while the GPU trains the next blocks' attacks. Worker threads take
+ * the jobs in order as they are done, each job's tests with an OpenMP team of the worker's share
+ * of the threads (a job's 330 tests at paper scale keep a team busy). One worker on the CPU; on
+ * a GPU, whose sums leave each job's serial draw of its subsets as most of its time, one per
+ * four threads, and once the attacks end one more per job left, up to one per thread, so that
+ * the last block's jobs, done together, are tested side by side. PMI_PERM_WORKERS sets the
+ * count beside the attacks, PMI_PERM_MORE the most after them. */
 typedef struct perm_worker {
     pthread_t threads[64];
     int n_threads;         /* started */
+    int more;              /* at the close, a worker (team 1) per job no worker took, up to this many in all */
+    int n_more;            /* started so */
     int team;              /* OpenMP threads of each worker's tests */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -355,6 +359,14 @@ static int perm_workers(const job_env *env) {
     const char *v = getenv("PMI_PERM_WORKERS");
     int n = v && *v ? atoi(v) : env->dev == NN_CUDA ? omp_get_max_threads() / 4 : 1;
     return n < 1 ? 1 : n > 64 ? 64 : n;
+}
+
+/* The most workers once the attacks end: on a GPU one per thread, on the CPU no more than beside
+ * them; PMI_PERM_MORE sets it (at most 64). */
+static int perm_more(const job_env *env) {
+    const char *v = getenv("PMI_PERM_MORE");
+    int n = v && *v ? atoi(v) : env->dev == NN_CUDA ? omp_get_max_threads() : 0;
+    return n < 0 ? 0 : n > 64 ? 64 : n;
 }
 
 static void *perm_worker_main(void *arg) {
@@ -400,6 +412,17 @@ static void perm_worker_close(perm_worker *w, int cancel) {
     pthread_mutex_lock(&w->mu);
     w->closed = 1;
     w->cancel = cancel;
+    int left = w->done - w->next;
+    /* the attacks are over, the threads that fed the GPU free: the jobs of the last block, done
+     * together, are tested side by side, one thread each (each job's draws are serial) */
+    if (!cancel) {
+        w->team = 1;
+        int want = w->n_threads + left < w->more ? w->n_threads + left : w->more;
+        while (w->n_threads < want && !pthread_create(&w->threads[w->n_threads], NULL, perm_worker_main, w)) {
+            w->n_threads++;
+            w->n_more++;
+        }
+    }
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
     for (int t = 0; t < w->n_threads; t++) pthread_join(w->threads[t], NULL);
@@ -790,7 +813,7 @@ static int run_batch(const job_env *env, job_data *d, const plan_job *jobs, int 
     char (*errs)[256] = util_calloc((size_t)n, sizeof *errs);
     int *rcs = util_calloc((size_t)n, sizeof *rcs);
     char *tested = util_calloc((size_t)n, 1);
-    perm_worker w = { .js = js, .rcs = rcs, .errs = errs, .tested = tested };
+    perm_worker w = { .js = js, .rcs = rcs, .errs = errs, .tested = tested, .more = perm_more(env) };
     const char *pw = getenv("PMI_PERM_WORKER");   /* 0: after all attacks, side by side (tests compare) */
     int worker = !rc && env->plan->n_attacks > 0 && n > 1 && !(pw && !strcmp(pw, "0"));
     int n_workers = perm_workers(env);
@@ -814,8 +837,12 @@ static int run_batch(const job_env *env, job_data *d, const plan_job *jobs, int 
         free(todo);
         for (int i = 0; i < n && !rc; i++)
             if (rcs[i]) rc = util_err(err, errlen, "%s", errs[i]);
-        if (worker) fprintf(stderr, "  permutation tests of %d jobs beside the attacks (%d worker thread%s), done %.1fs after them\n",
-                            n - left, w.n_threads, w.n_threads > 1 ? "s" : "", util_now_s() - t_end);
+        if (worker) {
+            int first = w.n_threads - w.n_more;
+            fprintf(stderr, "  permutation tests of %d jobs beside the attacks (%d worker thread%s", n - left, first, first > 1 ? "s" : "");
+            if (w.n_more) fprintf(stderr, ", %d more after them", w.n_more);
+            fprintf(stderr, "), done %.1fs after them\n", util_now_s() - t_end);
+        }
     }
     free(errs); free(rcs); free(tested);
     for (int i = 0; i < n && !rc; i++) {

@@ -363,17 +363,23 @@ static const char *attacked_cfg =
  * evaluated, beside the next jobs' attacks (framework/job.c, perm_worker): a group of 7 jobs
  * (the references make one group on the CPU too) gives every number, p-values included, bit
  * for bit as when all tests run after the attacks (PMI_PERM_WORKER=0), also with three worker
- * threads taking the jobs (PMI_PERM_WORKERS=3, a GPU's way), and no test is left out. */
+ * threads taking the jobs (PMI_PERM_WORKERS=3, a GPU's way), and with the 7 jobs attacked as one
+ * block (all done at the end) and up to 4 workers after the attacks (PMI_PERM_MORE, a GPU's
+ * way: 3 start then, one worker being there), and no test is left out. */
 static void test_perm_worker_same_pvalues(void **state) {
     char out[16384];
     const char *cfg = attacked_cfg;
-    const char *dirs[3] = {"pw-on", "pw-off", "pw-three"};
-    const char *env[3][2] = {{NULL, NULL}, {"PMI_PERM_WORKER", "0"}, {"PMI_PERM_WORKERS", "3"}};
-    for (int r = 0; r < 3; r++) {
+    const char *dirs[4] = {"pw-on", "pw-off", "pw-three", "pw-more"};
+    const char *env[4][2] = {{NULL, NULL}, {"PMI_PERM_WORKER", "0"}, {"PMI_PERM_WORKERS", "3"}, {"PMI_PERM_MORE", "4"}};
+    for (int r = 0; r < 4; r++) {
+        if (r == 3) setenv("PMI_ATTACK_BLOCK", "7", 1);
         run_config(cfg, dirs[r], "", env[r][0], env[r][1], out, sizeof out);
+        unsetenv("PMI_ATTACK_BLOCK");
         if (r == 0 && !strstr(out, "permutation tests of 7 jobs beside the attacks (1 worker thread)")) fail_msg("no worker:\n%s", out);
         if (r == 1 && strstr(out, "beside the attacks")) fail_msg("PMI_PERM_WORKER=0 still used the worker:\n%s", out);
         if (r == 2 && !strstr(out, "permutation tests of 7 jobs beside the attacks (3 worker threads)")) fail_msg("not 3 workers:\n%s", out);
+        if (r == 3 && !strstr(out, "permutation tests of 7 jobs beside the attacks (1 worker thread, 3 more after them)"))
+            fail_msg("not 3 more workers after the attacks:\n%s", out);
     }
     static const char *py =
         "import sys, math, h5py\n"
@@ -385,9 +391,11 @@ static void test_perm_worker_same_pvalues(void **state) {
     char res[1300];
     snprintf(res, sizeof res, "%s/pw-on/att/results.h5 %s/pw-off/att/results.h5", tu_tmpdir(), tu_tmpdir());
     if (tu_python(same_numbers_py, res, out, sizeof out)) fail_msg("%s", out);
-    char three[1300];
-    snprintf(three, sizeof three, "%s/pw-three/att/results.h5 %s/pw-off/att/results.h5", tu_tmpdir(), tu_tmpdir());
-    if (tu_python(same_numbers_py, three, out, sizeof out)) fail_msg("three workers: %s", out);
+    for (int r = 2; r < 4; r++) {
+        char other[1300];
+        snprintf(other, sizeof other, "%s/%s/att/results.h5 %s/pw-off/att/results.h5", tu_tmpdir(), dirs[r], tu_tmpdir());
+        if (tu_python(same_numbers_py, other, out, sizeof out)) fail_msg("%s: %s", dirs[r], out);
+    }
     if (tu_python(py, res, out, sizeof out)) fail_msg("%s", out);
 }
 
