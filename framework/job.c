@@ -327,15 +327,15 @@ static int attack_batch(const job_env *env) {
 }
 
 /* ---- the permutation tests of finished jobs, beside the attacks of the others ------------- */
-/* Pairs are attacked block by block of models (run_attacks; model by model on the CPU), so a
- * block's jobs have all their evaluations once its last setting is evaluated; from then on their
+/* Pairs are attacked model by model, or block by block of models (run_attacks), so a job, or a
+ * block's jobs, have all their evaluations once its last setting is evaluated; from then on their
  * permutation tests (eval_permutations, seeded by the job, so the p-values do not depend on when
- * or where they run) can run while the GPU trains the next blocks' attacks. Worker threads take
+ * or where they run) can run while the GPU trains the next jobs' attacks. Worker threads take
  * the jobs in order as they are done, each job's tests with an OpenMP team of the worker's share
  * of the threads (a job's 330 tests at paper scale keep a team busy). One worker on the CPU; on
  * a GPU, whose sums leave each job's serial draw of its subsets as most of its time, one per
  * four threads, and once the attacks end one more per job left, up to one per thread, so that
- * the last block's jobs, done together, are tested side by side. PMI_PERM_WORKERS sets the
+ * the jobs done last, together, are tested side by side. PMI_PERM_WORKERS sets the
  * count beside the attacks, PMI_PERM_MORE the most after them. */
 typedef struct perm_worker {
     pthread_t threads[64];
@@ -417,7 +417,8 @@ static void perm_worker_close(perm_worker *w, int cancel) {
      * together, are tested side by side, one thread each (each job's draws are serial) */
     if (!cancel) {
         w->team = 1;
-        int want = w->n_threads + left < w->more ? w->n_threads + left : w->more;
+        int want = w->n_threads > left ? w->n_threads : left;   /* the idle workers take jobs too */
+        if (want > w->more) want = w->more;
         while (w->n_threads < want && !pthread_create(&w->threads[w->n_threads], NULL, perm_worker_main, w)) {
             w->n_threads++;
             w->n_more++;
@@ -431,16 +432,21 @@ static void perm_worker_close(perm_worker *w, int cancel) {
 }
 
 /* How many models' attacks interleave. Within a block of models the pairs go setting by
- * setting, the block's models side by side, so that a batch holds each setting for many models:
- * a GPU trains those as fused ensembles (nn_train_tasks fuses at least PMI_FUSE_MIN, 16, and at
- * most PMI_FUSE_MAX, 32, of one recipe), where model by model a batch of 256 pairs held about
- * 5 models of each of the paper scale's 55 settings, all on streams of their own. A job's
- * permutation tests wait for its block's last setting. On a GPU blocks of at most 32 models,
- * all about the size (50 models: two of 25); on the CPU 1, model by model; PMI_ATTACK_BLOCK
- * sets the most (1: model by model). */
-static int attack_block(const job_env *env, int n) {
+ * setting, the block's models side by side, so that a batch holds each setting for many models,
+ * which a GPU trains as fused ensembles (nn_train_tasks fuses at least PMI_FUSE_MIN, 16, and at
+ * most PMI_FUSE_MAX, 32, of one recipe); model by model a batch of 256 pairs holds about 5
+ * models of each of the paper scale's 55 settings, all on streams of their own. A job's
+ * permutation tests wait for its block's last setting. PMI_ATTACK_BLOCK sets the most models a
+ * block holds (blocks of a batch of jobs are all about the size: 50 models at most 32 make two
+ * of 25); 1, the default, is model by model. On one H100 (docs/performance.md) 20 models' fused
+ * students, recipes and fine-tunes trained 1.13 to 1.34 times as fast as on 20 streams, but the
+ * whole run of 20 models with every setting took as long in one block (92 s) as model by model
+ * (91 s): its attacks took 52.5 s against 56.3, its tests' tail 5.9 s against 2.1 (all jobs end
+ * together), and the settings whose steps wait for the host (noisyft, advtrain) met in one batch
+ * that took 26.9 s. */
+static int attack_block(int n) {
     const char *v = getenv("PMI_ATTACK_BLOCK");
-    int most = v && *v ? atoi(v) : env->dev == NN_CUDA ? 32 : 1;
+    int most = v && *v ? atoi(v) : 1;
     if (most > n) most = n;
     if (most < 1) return 1;
     int blocks = (n + most - 1) / most;
@@ -456,7 +462,7 @@ static int attack_block(const job_env *env, int n) {
 static int run_attacks(job_state *js, int n, perm_worker *w, char *err, size_t errlen) {
     const job_env *env = js[0].env;
     const plan *pl = env->plan;
-    int na = pl->n_attacks, total = n * na, batch = attack_batch(env), block = attack_block(env, n);
+    int na = pl->n_attacks, total = n * na, batch = attack_batch(env), block = attack_block(n);
     if (!na) return 0;
     int *pm = util_malloc(sizeof *pm * (size_t)total), *ps = util_malloc(sizeof *ps * (size_t)total);
     int *unit = util_malloc(sizeof *unit * (size_t)total), *done = util_malloc(sizeof *done * (size_t)total);

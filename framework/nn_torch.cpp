@@ -32,7 +32,6 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <deque>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -620,15 +619,7 @@ using StepFn = std::function<torch::Tensor(const torch::Tensor &idx)>;
  * noise), drawn on the CPU from the batch's seed so that a GPU trains with the CPU's numbers.
  * feed(bs) draws the next batch's; on a GPU a full batch's go into device tensors of fixed
  * addresses (through pinned memory, without a host synchronisation), so that a captured step
- * reads each replay's own draws.
- *
- * Each batch's draws come from generators seeded by its number alone, so full batches are drawn
- * ahead, up to 64 of them (and 16 MiB) at once in parallel on the host: on one H200 the noisy
- * fine-tunes of a paper-scale attack batch (noisyft, 10 of 275 pairs) took 3.4 s of its 11.4,
- * nearly all of it the one host thread drawing each step's N(0, 1) for every weight while the
- * other members' replays waited (docs/performance.md). A batch of another size (an epoch's
- * tail) is drawn when it comes, in place of the one drawn ahead. The values are the same bit for
- * bit (tests/test_nn.c: test_draws_ahead_same). PMI_DRAWS_AHEAD=1 draws each batch when fed. */
+ * reads each replay's own draws. */
 using FeedFn = std::function<void(int64_t bs)>;
 struct Draws {
     nn_model *m = nullptr;
@@ -638,48 +629,11 @@ struct Draws {
     uint64_t seed = 0, counter = 0;     /* batches so far: the draws' seeds */
     std::vector<torch::Tensor> trainable;
     torch::Tensor start;                /* U(0, 1) of the batch's images' shape */
-    std::vector<torch::Tensor> gnoise;  /* N(0, 1) per trainable parameter: views of one flat tensor */
-    torch::Tensor start_fixed, noise_fixed;
-    struct Batch { uint64_t counter; torch::Tensor start, noise; };   /* host: noise flat */
-    std::deque<Batch> ahead;            /* full batches drawn ahead, consecutive counters */
-    int64_t fulls_left = 0;             /* full batches still to come in the training (a bound on ahead) */
+    std::vector<torch::Tensor> gnoise;  /* N(0, 1) per trainable parameter */
+    torch::Tensor start_fixed;
+    std::vector<torch::Tensor> gnoise_fixed;
 
     bool wanted() const { return eps > 0 || noise > 0; }
-    /* batch c's draws for bs images, on the host (pinned for a GPU) */
-    Batch draw(uint64_t c, int64_t bs) const {
-        uint64_t d = (seed + 1) * 0x9E3779B97F4A7C15ull + c;
-        auto opt = torch::TensorOptions().dtype(torch::kFloat).pinned_memory(m->device.is_cuda());
-        Batch b{c, {}, {}};
-        if (eps > 0) {
-            std::vector<int64_t> shape{bs};
-            shape.insert(shape.end(), sample.begin(), sample.end());
-            b.start = torch::empty(shape, opt).uniform_(0, 1, cpu_generator(d));
-        }
-        if (noise > 0) {
-            int64_t total = 0;
-            for (auto &t : trainable) total += t.numel();
-            b.noise = torch::empty({total}, opt);
-            int64_t off = 0;
-            for (size_t i = 0; i < trainable.size(); i++) {
-                b.noise.narrow(0, off, trainable[i].numel()).view(trainable[i].sizes()).normal_(0, 1, cpu_generator(d * 1000003u + i));
-                off += trainable[i].numel();
-            }
-        }
-        return b;
-    }
-    /* draws full batches c, c + 1, ... ahead, in parallel */
-    void refill(uint64_t c) {
-        const char *env = getenv("PMI_DRAWS_AHEAD");
-        int64_t most = env && *env ? std::max(1L, atol(env)) : 64, bytes = 4 * (eps > 0 ? full : 0);
-        for (int64_t v : sample) bytes *= v;
-        for (auto &t : trainable) bytes += noise > 0 ? 4 * t.numel() : 0;
-        int64_t k = std::max<int64_t>(1, std::min({most, fulls_left, (16 << 20) / std::max<int64_t>(1, bytes)}));
-        std::vector<Batch> b(static_cast<size_t>(k));
-        at::parallel_for(0, k, 1, [&](int64_t i0, int64_t i1) {
-            for (int64_t i = i0; i < i1; i++) b[i] = draw(c + static_cast<uint64_t>(i), full);
-        });
-        for (auto &x : b) ahead.push_back(std::move(x));
-    }
     /* a host draw on the model's device: copied into fixed for a full batch, a fresh tensor
      * for the shorter last one */
     torch::Tensor put(const torch::Tensor &host, torch::Tensor &fixed, bool full_batch) const {
@@ -690,25 +644,21 @@ struct Draws {
         return fixed;
     }
     void feed(int64_t bs) {
-        uint64_t c = counter++;
+        uint64_t draw = (seed + 1) * 0x9E3779B97F4A7C15ull + counter++;
+        auto opt = torch::TensorOptions().dtype(torch::kFloat).pinned_memory(m->device.is_cuda());
         bool full_batch = bs == full;
-        if (!ahead.empty() && ahead.front().counter < c) ahead.clear();   /* not consecutive: never, but safe */
-        if (full_batch && ahead.empty()) refill(c);
-        if (full_batch) fulls_left--;
-        Batch b;
-        if (!ahead.empty() && ahead.front().counter == c) {
-            b = std::move(ahead.front());
-            ahead.pop_front();
+        if (eps > 0) {
+            std::vector<int64_t> shape{bs};
+            shape.insert(shape.end(), sample.begin(), sample.end());
+            at::Generator gen = cpu_generator(draw);
+            start = put(torch::empty(shape, opt).uniform_(0, 1, gen), start_fixed, full_batch);
         }
-        if (!full_batch) b = draw(c, bs);
-        if (eps > 0) start = put(b.start, start_fixed, full_batch);
         if (noise > 0) {
-            torch::Tensor flat = put(b.noise, noise_fixed, full_batch);
             gnoise.resize(trainable.size());
-            int64_t off = 0;
+            gnoise_fixed.resize(trainable.size());
             for (size_t i = 0; i < trainable.size(); i++) {
-                gnoise[i] = flat.narrow(0, off, trainable[i].numel()).view(trainable[i].sizes());
-                off += trainable[i].numel();
+                at::Generator gen = cpu_generator(draw * 1000003u + i);
+                gnoise[i] = put(torch::empty(trainable[i].sizes(), opt).normal_(0, 1, gen), gnoise_fixed[i], full_batch);
             }
         }
     }
@@ -757,8 +707,6 @@ StepFn model_step(nn_model *m, const nn_data *d, torch::optim::Optimizer &opt, c
     auto draws = std::make_shared<Draws>();
     draws->m = m; draws->sample = d->x.sizes().slice(1).vec();
     draws->eps = eps; draws->noise = noise; draws->full = p->batch_size; draws->seed = p->seed;
-    int64_t n = d->x.size(0), bs = p->batch_size;   /* run_epoch's full batches: a one-sample tail joins the last */
-    draws->fulls_left = static_cast<int64_t>(p->epochs) * (n / bs - (n % bs == 1 && n > bs ? 1 : 0));
     for (auto &t : m->params) if (t.requires_grad()) draws->trainable.push_back(t);
     bool self_fed = !feed;
     if (feed) *feed = draws->wanted() ? FeedFn([draws](int64_t bs) { draws->feed(bs); }) : FeedFn();
