@@ -413,9 +413,9 @@ static void perm_worker_close(perm_worker *w, int cancel) {
     w->closed = 1;
     w->cancel = cancel;
     int left = w->done - w->next;
-    /* the attacks are over, the threads that fed the GPU free: the jobs of the last block, done
-     * together, are tested side by side, one thread each (each job's draws are serial) */
-    if (!cancel) {
+    /* the attacks are over, the threads that fed the GPU free: the jobs done last, together, are
+     * tested side by side, one thread each (each job's draws are serial) */
+    if (!cancel && w->more > w->n_threads) {
         w->team = 1;
         int want = w->n_threads > left ? w->n_threads : left;   /* the idle workers take jobs too */
         if (want > w->more) want = w->more;
