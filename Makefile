@@ -26,7 +26,7 @@ PKGS_HDF5 := $(shell pkg-config --exists hdf5-serial 2>/dev/null && echo hdf5-se
 PKGS    := $(PKGS_HDF5) gsl inih zlib libcjson
 
 CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Wno-unused-parameter -MMD -MP -Iframework
-CXXFLAGS += -std=c++17 $(OPT) -g -Wall -Wextra -Wno-unused-parameter -MMD -MP -Iframework
+CXXFLAGS += -std=c++17 $(OPT) -fopenmp-simd -g -Wall -Wextra -Wno-unused-parameter -MMD -MP -Iframework
 CFLAGS   += $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -fopenmp
 LDFLAGS  += -fopenmp
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread

@@ -54,7 +54,7 @@ int bench_train(const bench_opts *o, FILE *out, char *err, size_t errlen) {
     nn_device dev;
     char devname[128];
     int rc = -1;
-    nn_set_threads(0);
+    nn_set_threads(o->threads);
     if (nn_device_resolve(o->device, &dev, devname, sizeof devname) != NN_OK) {
         snprintf(err, errlen, "%s", nn_last_error());
         return -1;

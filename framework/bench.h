@@ -24,6 +24,7 @@ typedef struct {
     int models;            /* > 1: train this many models at once with nn_train_group */
     nn_precision precision;   /* the training forward pass's (NN_BF16: autocast) */
     int channels_last;        /* NHWC layout while training */
+    int threads;              /* libtorch threads (nn_set_threads: 0 = every core) */
     const char *trace;        /* non-NULL (one model): after the timing, one more epoch under the profiler
                                * (nn_profile_start), its Chrome trace written here */
 } bench_opts;

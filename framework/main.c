@@ -472,11 +472,11 @@ static const struct option bench_longopts[] = {
     {"warmup", required_argument, 0, 'w'}, {"n", required_argument, 0, 'n'}, {"device", required_argument, 0, 'd'},
     {"width", required_argument, 0, 'W'}, {"lr", required_argument, 0, 'l'}, {"models", required_argument, 0, 'k'},
     {"precision", required_argument, 0, 'p'}, {"channels-last", no_argument, 0, 'C'}, {"trace", required_argument, 0, 't'},
-    {"help", no_argument, 0, 'h'},
+    {"threads", required_argument, 0, 'T'}, {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
 static int cmd_bench(int argc, char **argv) {
     bench_opts o = bench_default_opts();
-    for (int ch; (ch = getopt_long(argc, argv, "a:b:e:w:n:d:W:l:k:p:Ct:h", bench_longopts, NULL)) != -1;) {
+    for (int ch; (ch = getopt_long(argc, argv, "a:b:e:w:n:d:W:l:k:p:Ct:T:h", bench_longopts, NULL)) != -1;) {
         switch (ch) {
         case 'a': o.arch = optarg; break;
         case 'b': if (parse_number("bench", "batch", optarg, 1, 1 << 20, "a batch size", &o.batch)) return 2; break;
@@ -485,6 +485,7 @@ static int cmd_bench(int argc, char **argv) {
         case 'n': if (parse_number("bench", "n", optarg, 1, 100000000, "a number of samples", &o.n)) return 2; break;
         case 'W': if (parse_number("bench", "width", optarg, 0, 4096, "a width (0: the default)", &o.width)) return 2; break;
         case 'k': if (parse_number("bench", "models", optarg, 1, 64, "a number of models", &o.models)) return 2; break;
+        case 'T': if (parse_number("bench", "threads", optarg, 0, 1024, "a number of threads (0: every core)", &o.threads)) return 2; break;
         case 'l': {
             char *end;
             o.lr = strtod(optarg, &end);
@@ -512,10 +513,11 @@ static int cmd_bench(int argc, char **argv) {
             break;
         case 'h':
             printf("usage: pmi bench [--arch cnn] [--batch 128] [--epochs 3] [--warmup 1] [--n 60000] [--device auto] [--models k]\n"
-                   "                 [--precision fp32|bf16] [--channels-last] [--trace FILE]\n"
+                   "                 [--precision fp32|bf16] [--channels-last] [--trace FILE] [--threads n]\n"
                    "  trains on Fashion-MNIST resident on the device (SGD, momentum 0.9) and prints images/s;\n"
                    "  bf16 autocasts the forward pass (scripts/bench/bench_ref.py --precision bf16 does the same);\n"
                    "  --channels-last trains in NHWC layout (bench_ref.py --channels-last);\n"
+                   "  --threads n: libtorch threads (default 0: every core; 1 is what each CPU worker of pmi run has);\n"
                    "  --trace FILE: after the timing, one more epoch under torch's profiler, written to FILE as a\n"
                    "  Chrome trace (bench_ref.py --trace does the same; scripts/bench/trace-compare.py compares two);\n"
                    "  scripts/bench/bench-gpu.sh runs it beside scripts/bench/bench_ref.py (PyTorch from Python)\n");

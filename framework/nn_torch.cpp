@@ -150,34 +150,116 @@ int64_t flat_size(Sequential &body, const Shape &s) {
     return n;
 }
 
-/* 2x2 max-pooling with stride 2 (floor mode) on the CPU. libtorch 1.13's CPU kernel
- * (max_pool2d_with_indices) took 5.7-6.5 ms for a LeNet's first pooling of 256 images on one
- * core against 0.27-0.41 ms for two element-wise maxima (two runs) (docs/performance.md, "2x2 pooling"): it was a
- * quarter of the small robustness run. The gradient goes to the first maximum of each window in
- * row-major order, as max_pool2d's indices send it: values and gradients are max_pool2d's bit for
- * bit (test_nn.c: test_pool_matches_max_pool2d), ties included. A window holding a NaN pools to
- * NaN as there; its gradient then goes to the window's last element (max_pool2d: its last NaN). */
+/* 2x2 max-pooling with stride 2 (floor mode) on the CPU, as one pass over each plane. libtorch
+ * 1.13's CPU kernel (max_pool2d_with_indices) took 5.7-6.5 ms for a LeNet's first pooling of 256
+ * images on one core (docs/performance.md, "2x2 pooling"); two element-wise maxima of strided
+ * slices took 0.27-0.41 ms forward, but their backward (a mask per window position, where, strided
+ * copies) cost about as much as ATen's in a training step ("A pooling loop", same file). This
+ * loop scans each window as max_pool2d does (rows, then columns; a larger value or a NaN replaces
+ * the maximum), so values and the window position that gets the gradient (the first maximum; the
+ * last NaN) are max_pool2d's bit for bit (test_nn.c: test_pool_matches_max_pool2d, ties included).
+ * Training saves the position of each output's maximum instead of the input and the output. */
+/* One window (rows r0, r1; column pair j) scanned as max_pool2d scans it. Branch-free, so that
+ * the loops over j vectorise (`omp simd`; random maxima made a branching scan take 10 ns a window). */
+template <typename T>
+static inline void pool2_window(const T *r0, const T *r1, int64_t j, T *m_out, int32_t *q_out) {
+    T m = r0[2 * j], v;
+    int32_t q = 0;
+    bool t;
+    v = r0[2 * j + 1]; t = (v > m) | (v != v); m = t ? v : m; q = t ? 1 : q;
+    v = r1[2 * j];     t = (v > m) | (v != v); m = t ? v : m; q = t ? 2 : q;
+    v = r1[2 * j + 1]; t = (v > m) | (v != v); m = t ? v : m; q = t ? 3 : q;
+    *m_out = m; *q_out = q;
+}
+
+/* y = the pooled planes of x (planes of h x w, floor mode); pos (when not NULL) = each window's
+ * position that gets the gradient (0..3, row-major). */
+template <typename T>
+static void pool2_planes(const T *x, T *y, int32_t *pos, int64_t planes, int64_t h, int64_t w) {
+    int64_t h2 = h / 2, w2 = w / 2;
+    at::parallel_for(0, planes, 16, [&](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; p++)
+            for (int64_t i = 0; i < h2; i++) {
+                const T *r0 = x + (p * h + 2 * i) * w, *r1 = r0 + w;
+                T *yr = y + (p * h2 + i) * w2;
+                int32_t *pr = pos ? pos + (p * h2 + i) * w2 : nullptr;
+                if (pr) {
+#pragma omp simd
+                    for (int64_t j = 0; j < w2; j++) pool2_window(r0, r1, j, yr + j, pr + j);
+                } else {
+#pragma omp simd
+                    for (int64_t j = 0; j < w2; j++) { int32_t q; pool2_window(r0, r1, j, yr + j, &q); }
+                }
+            }
+    });
+}
+
+/* One row of windows' gradients: gr[j] to the position pr[j] of rows g0, g1; zero elsewhere. */
+template <typename T>
+static void pool2_row_backward(const T *gr, const int32_t *pr, T *g0, T *g1, int64_t w2) {
+    for (int64_t j = 0; j < w2; j++) {
+        T g = gr[j], z = T(0);
+        g0[2 * j] = pr[j] == 0 ? g : z; g0[2 * j + 1] = pr[j] == 1 ? g : z;
+        g1[2 * j] = pr[j] == 2 ? g : z; g1[2 * j + 1] = pr[j] == 3 ? g : z;
+    }
+}
+/* The same for float as masks of the bits (the selects above compile to branches, which do not
+ * vectorise): each gradient exactly, +0 elsewhere. */
+static void pool2_row_backward(const float *gr, const int32_t *pr, float *g0, float *g1, int64_t w2) {
+    static_assert(sizeof(float) == sizeof(uint32_t), "float is 32 bits");
+    const uint32_t *gb = reinterpret_cast<const uint32_t *>(gr);
+    uint32_t *o0 = reinterpret_cast<uint32_t *>(g0), *o1 = reinterpret_cast<uint32_t *>(g1);
+#pragma omp simd
+    for (int64_t j = 0; j < w2; j++) {
+        uint32_t q = (uint32_t)pr[j], g = gb[j];
+        o0[2 * j] = g & (0u - (q == 0)); o0[2 * j + 1] = g & (0u - (q == 1));
+        o1[2 * j] = g & (0u - (q == 2)); o1[2 * j + 1] = g & (0u - (q == 3));
+    }
+}
+
+/* gx (planes of h x w) = the gradient go of the pooled planes sent to the positions pos; zero
+ * elsewhere (the rows and columns that floor mode drops must be zero already). */
+template <typename T>
+static void pool2_planes_backward(const T *go, const int32_t *pos, T *gx, int64_t planes, int64_t h, int64_t w) {
+    int64_t h2 = h / 2, w2 = w / 2;
+    at::parallel_for(0, planes, 16, [&](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; p++)
+            for (int64_t i = 0; i < h2; i++) {
+                T *g0 = gx + (p * h + 2 * i) * w;
+                pool2_row_backward(go + (p * h2 + i) * w2, pos + (p * h2 + i) * w2, g0, g0 + w, w2);
+            }
+    });
+}
+
+static torch::Tensor pool2_cpu(const torch::Tensor &x_, torch::Tensor *pos) {
+    torch::Tensor x = x_.contiguous();
+    int64_t h = x.size(2), w = x.size(3), planes = x.size(0) * x.size(1);
+    torch::Tensor y = torch::empty({x.size(0), x.size(1), h / 2, w / 2}, x.options());
+    if (pos) *pos = torch::empty(y.sizes(), x.options().dtype(torch::kInt));
+    AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "pool2", [&] {
+        pool2_planes(x.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), pos ? pos->data_ptr<int32_t>() : nullptr, planes, h, w);
+    });
+    return y;
+}
+
 struct MaxPool2Fn : public torch::autograd::Function<MaxPool2Fn> {
     static torch::Tensor forward(torch::autograd::AutogradContext *ctx, const torch::Tensor &x) {
-        int64_t h2 = x.size(2) / 2, w2 = x.size(3) / 2;
-        torch::Tensor xs = x.slice(2, 0, 2 * h2).slice(3, 0, 2 * w2);
-        torch::Tensor rows = torch::maximum(xs.slice(2, 0, 2 * h2, 2), xs.slice(2, 1, 2 * h2, 2));
-        torch::Tensor y = torch::maximum(rows.slice(3, 0, 2 * w2, 2), rows.slice(3, 1, 2 * w2, 2));
-        ctx->save_for_backward({x, y});
+        torch::Tensor pos;
+        torch::Tensor y = pool2_cpu(x, &pos);
+        ctx->save_for_backward({pos});
+        ctx->saved_data["h"] = x.size(2);
+        ctx->saved_data["w"] = x.size(3);
         return y;
     }
     static torch::autograd::variable_list backward(torch::autograd::AutogradContext *ctx, torch::autograd::variable_list g) {
-        auto saved = ctx->get_saved_variables();
-        const torch::Tensor &x = saved[0], &y = saved[1];
-        int64_t h2 = y.size(2), w2 = y.size(3);
-        torch::Tensor gx = torch::zeros_like(x), zero = torch::zeros({}, g[0].options()), taken;
-        for (int q = 0; q < 4; q++) {   /* the window's elements in max_pool2d's scan order */
-            torch::Tensor part = x.slice(2, q / 2, 2 * h2, 2).slice(3, q % 2, 2 * w2, 2), first;
-            if (q == 3) first = taken.logical_not();
-            else if (q == 0) taken = first = part == y;
-            else { first = (part == y).logical_and_(taken.logical_not()); taken.logical_or_(first); }
-            gx.slice(2, q / 2, 2 * h2, 2).slice(3, q % 2, 2 * w2, 2).copy_(torch::where(first, g[0], zero));
-        }
+        torch::Tensor pos = ctx->get_saved_variables()[0], go = g[0].contiguous();
+        int64_t h = ctx->saved_data["h"].toInt(), w = ctx->saved_data["w"].toInt();
+        std::vector<int64_t> shape = {pos.size(0), pos.size(1), h, w};
+        torch::Tensor gx = h % 2 || w % 2 ? torch::zeros(shape, go.options()) : torch::empty(shape, go.options());
+        AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, go.scalar_type(), "pool2_backward", [&] {
+            pool2_planes_backward(go.data_ptr<scalar_t>(), pos.data_ptr<int32_t>(), gx.data_ptr<scalar_t>(),
+                                  pos.size(0) * pos.size(1), h, w);
+        });
         return {gx};
     }
 };
@@ -193,7 +275,9 @@ struct Pool2Impl : torch::nn::MaxPool2dImpl {
         aten = env && !std::strcmp(env, "aten");
     }
     torch::Tensor forward(const torch::Tensor &x) {
-        return aten || x.is_cuda() || x.dim() != 4 ? torch::nn::MaxPool2dImpl::forward(x) : MaxPool2Fn::apply(x);
+        if (aten || x.is_cuda() || x.dim() != 4) return torch::nn::MaxPool2dImpl::forward(x);
+        /* without a gradient to keep (evaluation), the values alone */
+        return torch::GradMode::is_enabled() && x.requires_grad() ? MaxPool2Fn::apply(x) : pool2_cpu(x, nullptr);
     }
 };
 TORCH_MODULE(Pool2);
