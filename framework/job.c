@@ -55,10 +55,14 @@ static void normalize_pair(job_data *d, cfg_norm mode, const double *mean, const
     data_normalize(&d->test, DATA_NORM_STANDARD, d->mean, d->sd);
 }
 
+/* The samples the synthetic dataset is generated with for p (its split needs no more). */
+static int64_t synth_count(const pmi_params *p) {
+    return (int64_t)p->n_train * 2 + (int64_t)p->N * p->m + p->n_attacker + p->holdout + 4 * (int64_t)p->n_test;
+}
+
 int job_load_raw(const pmi_params *p, pmi_dataset *train, pmi_dataset *test, double mean[3], double sd[3],
                  char *err, size_t errlen) {
-    int64_t n_synth = (int64_t)p->n_train * 2 + (int64_t)p->N * p->m + p->n_attacker + p->holdout + 4 * (int64_t)p->n_test;
-    if (data_load(p->dataset, p->path, n_synth, 12345, train, test, err, errlen)) return -1;
+    if (data_load(p->dataset, p->path, synth_count(p), 12345, train, test, err, errlen)) return -1;
     for (int c = 0; c < 3; c++) { mean[c] = 0; sd[c] = 1; }
     if (p->normalize == NORM_STANDARD) data_channel_stats(train, NULL, train->n, mean, sd);
     return 0;
@@ -68,9 +72,8 @@ int job_load_raw(const pmi_params *p, pmi_dataset *train, pmi_dataset *test, dou
 static int data_get(job_data *d, const pmi_params *p, nn_device dev, char *err, size_t errlen) {
     size_t klen = strlen(p->dataset) + strlen(p->path) + 64;
     char *key = util_malloc(klen);
-    int64_t n_synth = (int64_t)p->n_train * 2 + (int64_t)p->N * p->m + p->n_attacker + p->holdout + 4 * (int64_t)p->n_test;
     snprintf(key, klen, "%s|%s|%d|%lld", p->dataset, p->path, (int)p->normalize,
-             strcmp(p->dataset, "synthetic") ? 0LL : (long long)n_synth);
+             strcmp(p->dataset, "synthetic") ? 0LL : (long long)synth_count(p));
     if (d->key && !strcmp(key, d->key)) { free(key); return 0; }
     data_clear(d);
     double mean[3], sd[3];
@@ -750,6 +753,29 @@ static int unit_dataset_evidence(job_unit *u, const job_data *d, const pmi_param
 static int unit_split(const plan_job *job, const job_data *d, const pmi_params *p, data_split *split, char *err, size_t errlen) {
     return data_split_make(d->train.n, d->test.n, p->n_train, p->N, p->m, p->n_attacker, p->independent > 0,
                            p->holdout, p->n_test, p->secret, plan_seed(job, SEED_SPLIT, 0), split, err, errlen);
+}
+
+int job_model_keys(const plan *pl, const plan_job *jobs, int n, char (*keys)[65], char *err, size_t errlen) {
+    job_env env = { .plan = pl, .dev = NN_CPU };
+    job_data d;   /* the sample counts alone: what the split and the keys read of the data */
+    memset(&d, 0, sizeof d);
+    for (int c = 0; c < 3; c++) d.sd[c] = 1;
+    for (int a = 0, b; a < n; a = b) {
+        for (b = a + 1; b < n && jobs[b].point == jobs[a].point && jobs[b].seed == jobs[a].seed; b++) {}
+        const plan_point *pt = &pl->points[jobs[a].point];
+        if (data_counts(pt->params.dataset, pt->params.path, synth_count(&pt->params), &d.train.n, &d.test.n, err, errlen))
+            return -1;
+        data_split split;
+        if (unit_split(&jobs[a], &d, &pt->params, &split, err, errlen)) return -1;
+        for (int i = a; i < b; i++) {
+            job_state js = { .env = &env, .job = &jobs[i], .p = &pt->params, .point = pt, .arch = plan_arch(pl, &jobs[i]) };
+            int64_t m;
+            free(job_key(&js, &d, &split, &m));
+            memcpy(keys[i], js.key.hex, sizeof keys[i]);
+        }
+        data_split_free(&split);
+    }
+    return 0;
 }
 
 /* The split of unit u and the data cut from it. 0, or -1 with err. */

@@ -59,6 +59,12 @@ typedef struct {
  * stopped (no shard of an unfinished job is written), or -1 with err. */
 int job_run_group(const job_env *env, job_data *d, const plan_job *jobs, int g, int index,
                   char *err, size_t errlen);
+/* What determines the model each of jobs[0..n) trains, as far as the plan and the data files'
+ * sample counts tell (no pixel is loaded): jobs with equal keys train the same model, which one
+ * process trains once and copies after (reuse.h), so a run keeps them in one worker (runner.c).
+ * keys[i]: a SHA-256 in hex (reuse_key_make's, of the split's indices and everything training
+ * reads but the loaded pixels and their statistics). 0, or -1 with err (unreadable data files). */
+int job_model_keys(const plan *pl, const plan_job *jobs, int n, char (*keys)[65], char *err, size_t errlen);
 /* The decision settings a shard of a job of sweep point pt records (store_settings). */
 store_settings job_settings(const plan_point *pt);
 /* Loads the dataset of p raw (pixels 0..255, as data_load gives them) and the per-channel

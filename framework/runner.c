@@ -190,6 +190,7 @@ typedef struct {
                                   * group, all of them when any must run (plan_has_references) */
     int lock_fd;                 /* the experiment folder's lock, -1 when not held */
     char exp_dir[4096];          /* <output>/<name> */
+    int *share;                  /* CPU workers: the worker of each job of mine (share_workers); NULL: round robin */
 } run_ctx;
 
 /* The jobs of this process that a run will skip: the complete ones, and with reference models
@@ -462,10 +463,92 @@ out:
     return rs;
 }
 
-/* Worker w's jobs: every workers-th job of this slice on CPU, every workers-th group on a
- * GPU. Returns their count; *out is malloc'd. */
+/* What a CPU worker's share costs, in tenths of a second of the small LeNet runs on the 2-core CI
+ * VM (make reproduce): a model trained about 2.4 s with its evaluation, a job's own evaluation
+ * 0.1 s, an attack setting applied and evaluated 0.33 s (17.5 s of 53 settings a job). */
+#define SHARE_TRAIN 24.0
+#define SHARE_JOB 1.0
+#define SHARE_ATTACK 3.3
+
+typedef struct { const char *key; int unit; } share_key;
+static int share_key_cmp(const void *a, const void *b) {
+    const share_key *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->unit > y->unit) - (x->unit < y->unit);
+}
+static int share_root(int *up, int u) {
+    while (up[u] != u) u = up[u] = up[up[u]];
+    return u;
+}
+
+/* The CPU workers' shares of mine, balanced: units (jobs, or groups of a point and seed when
+ * by_group) whose jobs train the same model (job_model_keys: the clean and reference models of
+ * sweep points that differ only in the pool) join one cluster, so that one process trains that
+ * model once and copies it (reuse.h); clusters go, costliest first, to the worker with the least
+ * cost so far (ties: the lower index; SHARE_* above). Deterministic: the plan alone decides.
+ * Every workers-th job used to be the share: ablation-pool's 2 workers got the 8 owners (8 models
+ * to train) and the 8 clean models (2 to train). Returns worker_of[nmine] (malloc'd), or NULL
+ * (round robin) when the data files' counts cannot be read; prints the shares. */
+static int *share_workers(const run_ctx *r, int workers, int by_group) {
+    int n = r->nmine;
+    char (*keys)[65] = util_malloc(sizeof *keys * (size_t)(n ? n : 1)), err[512];
+    if (job_model_keys(r->pl, r->mine, n, keys, err, sizeof err)) { free(keys); return NULL; }
+    int *unit = util_malloc(sizeof *unit * (size_t)(n ? n : 1)), nu = 0;
+    for (int j = 0; j < n; j++)
+        unit[j] = !j ? 0 : by_group && r->mine[j].point == r->mine[j - 1].point && r->mine[j].seed == r->mine[j - 1].seed
+                              ? unit[j - 1] : unit[j - 1] + 1;
+    nu = n ? unit[n - 1] + 1 : 0;
+    int *up = util_malloc(sizeof *up * (size_t)(nu ? nu : 1));
+    for (int u = 0; u < nu; u++) up[u] = u;
+    share_key *sk = util_malloc(sizeof *sk * (size_t)(n ? n : 1));
+    for (int j = 0; j < n; j++) sk[j] = (share_key){ keys[j], unit[j] };
+    qsort(sk, (size_t)n, sizeof *sk, share_key_cmp);
+    double *cost = util_calloc((size_t)(nu ? nu : 1), sizeof *cost);
+    int *models = util_calloc((size_t)(nu ? nu : 1), sizeof *models), *jobs = util_calloc((size_t)(nu ? nu : 1), sizeof *jobs);
+    for (int i = 0; i < n; i++)   /* same key: one cluster */
+        if (i && !strcmp(sk[i].key, sk[i - 1].key)) up[share_root(up, sk[i].unit)] = share_root(up, sk[i - 1].unit);
+    for (int i = 0; i < n; i++) {  /* a cluster trains each of its distinct keys once */
+        int c = share_root(up, sk[i].unit);
+        if (!i || strcmp(sk[i].key, sk[i - 1].key)) { cost[c] += SHARE_TRAIN; models[c]++; }
+    }
+    for (int j = 0; j < n; j++) {
+        int c = share_root(up, unit[j]);
+        cost[c] += SHARE_JOB + SHARE_ATTACK * r->pl->n_attacks;
+        jobs[c]++;
+    }
+    /* clusters by cost, costliest first (ties: the one that comes first in the plan) */
+    int *order = util_malloc(sizeof *order * (size_t)(nu ? nu : 1)), no = 0;
+    for (int u = 0; u < nu; u++) if (share_root(up, u) == u) order[no++] = u;
+    for (int i = 1; i < no; i++)
+        for (int k = i; k > 0 && cost[order[k]] > cost[order[k - 1]]; k--) { int t = order[k]; order[k] = order[k - 1]; order[k - 1] = t; }
+    double *load = util_calloc((size_t)workers, sizeof *load);
+    int *wm = util_calloc((size_t)workers, sizeof *wm), *wj = util_calloc((size_t)workers, sizeof *wj);
+    int *worker_of_cluster = util_malloc(sizeof *worker_of_cluster * (size_t)(nu ? nu : 1));
+    for (int i = 0; i < no; i++) {
+        int w = 0;
+        for (int v = 1; v < workers; v++) if (load[v] < load[w]) w = v;
+        worker_of_cluster[order[i]] = w;
+        load[w] += cost[order[i]]; wm[w] += models[order[i]]; wj[w] += jobs[order[i]];
+    }
+    int *worker_of = util_malloc(sizeof *worker_of * (size_t)(n ? n : 1));
+    for (int j = 0; j < n; j++) worker_of[j] = worker_of_cluster[share_root(up, unit[j])];
+    fprintf(stderr, "  shares:");
+    for (int w = 0; w < workers; w++) fprintf(stderr, "%s w%d %d model%s to train in %d job%s", w ? "," : "", w, wm[w], wm[w] == 1 ? "" : "s", wj[w], wj[w] == 1 ? "" : "s");
+    fprintf(stderr, "\n");
+    free(keys); free(unit); free(up); free(sk); free(cost); free(models); free(jobs); free(order); free(load); free(wm); free(wj);
+    free(worker_of_cluster);
+    return worker_of;
+}
+
+/* Worker w's jobs: its share (share_workers) on CPU, or every workers-th job of this slice,
+ * every workers-th group on a GPU. Returns their count; *out is malloc'd. */
 static int worker_jobs(const run_ctx *r, int w, int workers, int by_group, plan_job **out) {
     *out = util_malloc(sizeof **out * (size_t)(r->nmine ? r->nmine : 1));
+    if (r->share) {
+        int k = 0;
+        for (int j = 0; j < r->nmine; j++) if (r->share[j] == w) (*out)[k++] = r->mine[j];
+        return k;
+    }
     memcpy(*out, r->mine, sizeof **out * (size_t)r->nmine);
     return by_group ? plan_slice_groups(*out, r->nmine, w, workers) : plan_slice(*out, r->nmine, w, workers);
 }
@@ -781,6 +864,7 @@ runner_status runner_run(const plan *pl, const runner_options *o, runner_summary
         rs = run_gpus(&r, s, err, errlen);
     } else if (workers > 1 || (r.dev == NN_CUDA && o->workers == 0)) {
         /* on a GPU, one worker process too: if it fails, a fresh one can go on (run_workers) */
+        if (r.dev == NN_CPU) r.share = share_workers(&r, workers, r.together || r.group);
         rs = run_workers(&r, workers, NULL, s, err, errlen);
     } else {
         nn_set_threads(o->threads);
@@ -798,6 +882,6 @@ runner_status runner_run(const plan *pl, const runner_options *o, runner_summary
     if (rs == RUN_OK && s->results_path[0] && write_keys(pl, s, err, errlen)) rs = RUN_ERROR;
 out:
     lock_release(r.exp_dir, pl->config_hash, r.lock_fd);
-    free(r.mine);
+    free(r.mine); free(r.share);
     return rs;
 }

@@ -310,6 +310,30 @@ static void test_reuse_equals_training(void **state) {
     if (tu_python(py, res, out, sizeof out)) fail_msg("%s", out);
 }
 
+/* CPU workers get balanced shares that keep the jobs of one model together (runner.c,
+ * share_workers): on a pool.repeat sweep of 4 points x 2 seeds, owner and clean, the 8 clean
+ * jobs are 2 models (one per seed), each in one worker, so the 2 workers train 5 models each
+ * (every second job was the share: one worker trained the 8 owners, the other 2 models). Where a
+ * job runs changes none of its numbers: every stored number equals a 1-worker run's, bit for bit. */
+static void test_worker_shares(void **state) {
+    char out[16384];
+    const char *cfg =
+        "[experiment]\nname = shares\nseeds = 2\nseed = 3\ndevice = cpu\noutput = %s/%s\n"
+        CMP_DATA
+        "[pool]\nN = 5\nm = 20\nrepeat = 1, 2, 3, 4\n[model]\narch = mlp\nwidth = 16\n"
+        CMP_TRAIN("2")
+        "[pmi]\npermutations = 99\nindependent = 0\nscores = loss\n";
+    run_config(cfg, "shares-2", "--jobs 2", NULL, NULL, out, sizeof out);
+    if (!strstr(out, "shares: w0 5 models to train in 8 jobs, w1 5 models to train in 8 jobs"))
+        fail_msg("unbalanced shares:\n%s", out);
+    if (!strstr(out, "16 jobs done (10 trained, 6 copied")) fail_msg("twins split across workers:\n%s", out);
+    run_config(cfg, "shares-1", "", NULL, NULL, out, sizeof out);
+    if (strstr(out, "shares:")) fail_msg("one worker printed shares:\n%s", out);
+    char res[1300];
+    snprintf(res, sizeof res, "%s/shares-2/shares/results.h5 %s/shares-1/shares/results.h5", tu_tmpdir(), tu_tmpdir());
+    if (tu_python(same_numbers_py, res, out, sizeof out)) fail_msg("%s", out);
+}
+
 /* The "trained N models" counts of a run's log, in order, as "N/copied N/copied ..." into buf. */
 static void trained_counts(const char *log, char *buf, size_t len) {
     size_t used = 0;
@@ -498,6 +522,7 @@ int main(void) {
         cmocka_unit_test(test_plan_lists_jobs),
         cmocka_unit_test(test_references_power),
         cmocka_unit_test(test_reuse_equals_training),
+        cmocka_unit_test(test_worker_shares),
         cmocka_unit_test(test_batches_after_reuse),
         cmocka_unit_test(test_perm_worker_same_pvalues),
         cmocka_unit_test(test_attack_batch_same_numbers),
