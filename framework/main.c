@@ -833,6 +833,7 @@ static int finish_stdout(const char *cmd, int rc) {
 }
 
 int main(int argc, char **argv) {
+    util_keep_freed_memory();
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))
         return cmd_help(argc > 2 ? argc - 1 : 1, argv + 1), argc < 2 ? 2 : 0;
     if (!strcmp(argv[1], "--version")) { printf("pmi %s (commit %s)\n", pmi_version, pmi_git_commit); return 0; }

@@ -8,6 +8,9 @@
 #include <stdint.h>
 
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -143,4 +146,14 @@ void util_host(char *buf, size_t len) {
     if (f) fclose(f);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     snprintf(buf, len, "%s%s%s, %ld cores", host, model[0] ? ", " : "", model, cores);
+}
+
+void util_keep_freed_memory(void) {
+#ifdef __GLIBC__
+    const char *env = getenv("PMI_MALLOC");
+    if (env && !strcmp(env, "glibc")) return;
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    mallopt(M_TOP_PAD, 64 << 20);
+#endif
 }

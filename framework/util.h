@@ -38,6 +38,12 @@ int util_read_file(const char *path, size_t max, unsigned char **buf, size_t *le
 void util_escape(const char *s, char *buf, size_t len);
 void util_host(char *buf, size_t len);
 
+/* Keeps the memory that libtorch frees in the process instead of giving it back to the kernel
+ * (glibc: blocks up to 32 MB from the heap, the heap trimmed only above 1 GB free, grown 64 MB at
+ * a time); a fresh page faults at about 5 us on the paravirtualised CI VM, and a training step
+ * that frees and takes again its activations paid that for every page (docs/performance.md,
+ * "Freed memory kept"). PMI_MALLOC=glibc keeps glibc's defaults. Call once, at the start. */
+void util_keep_freed_memory(void);
 void *util_malloc_at(size_t size, const char *file, int line);
 void *util_calloc_at(size_t count, size_t size, const char *file, int line);
 void *util_realloc_at(void *p, size_t size, const char *file, int line);
