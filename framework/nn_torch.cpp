@@ -205,10 +205,11 @@ static void pool2_row_backward(const T *gr, const int32_t *pr, T *g0, T *g1, int
 }
 /* The same for float as masks of the bits (the selects above compile to branches, which do not
  * vectorise): each gradient exactly, +0 elsewhere. */
+typedef uint32_t float_bits __attribute__((may_alias));   /* a float's bits, read and written in place */
 static void pool2_row_backward(const float *gr, const int32_t *pr, float *g0, float *g1, int64_t w2) {
-    static_assert(sizeof(float) == sizeof(uint32_t), "float is 32 bits");
-    const uint32_t *gb = reinterpret_cast<const uint32_t *>(gr);
-    uint32_t *o0 = reinterpret_cast<uint32_t *>(g0), *o1 = reinterpret_cast<uint32_t *>(g1);
+    static_assert(sizeof(float) == sizeof(float_bits), "float is 32 bits");
+    const float_bits *gb = reinterpret_cast<const float_bits *>(gr);
+    float_bits *o0 = reinterpret_cast<float_bits *>(g0), *o1 = reinterpret_cast<float_bits *>(g1);
 #pragma omp simd
     for (int64_t j = 0; j < w2; j++) {
         uint32_t q = (uint32_t)pr[j], g = gb[j];
