@@ -78,6 +78,10 @@ assert r.returncode == 0 and 'device="cpu (1 threads)"' in r.stdout, (r.returnco
 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_minflt)
 EOF2
 }
-kept=$(faults) && glibc=$(faults PMI_MALLOC=glibc); rc=$?
-check "$([ "$rc" = 0 ] && [ "$kept" -gt 0 ] && [ $((kept * 2)) -lt "$glibc" ]; echo $?)" \
-  "pmi keeps freed memory: fewer than half the page faults of glibc's defaults (2 epochs of 16 steps of the small CNN, 1 thread: $kept against $glibc)"
+if grep -q __asan_init "$pmi" 2>/dev/null; then
+  echo "ok - pmi keeps freed memory # SKIP the sanitized build's allocator replaces glibc's malloc (mallopt does nothing there)"
+else
+  kept=$(faults) && glibc=$(faults PMI_MALLOC=glibc); rc=$?
+  check "$([ "$rc" = 0 ] && [ "$kept" -gt 0 ] && [ $((kept * 2)) -lt "$glibc" ]; echo $?)" \
+    "pmi keeps freed memory: fewer than half the page faults of glibc's defaults (2 epochs of 16 steps of the small CNN, 1 thread: $kept against $glibc)"
+fi
