@@ -131,9 +131,10 @@ static int lnoise_scores(nn_model *model, const eval_input *in, int diverged, do
     return rc;
 }
 
-int eval_model_timed(nn_model *model, const eval_input *in, store_eval *ev, eval_times *t, char *err, size_t errlen) {
+int eval_forward(nn_model *model, const eval_input *in, store_eval *ev, eval_pending *pend, char *err, size_t errlen) {
     int64_t nm = (int64_t)in->N * in->m;
     double t0 = util_now_s();
+    *pend = (eval_pending){0};
     ev->n_kinds = in->n_kinds;
     memcpy(ev->kinds, in->kinds, sizeof *in->kinds * (size_t)in->n_kinds);
     ev->sample_scores = util_malloc(sizeof(double) * (size_t)(nm * in->n_kinds));
@@ -153,15 +154,36 @@ int eval_model_timed(nn_model *model, const eval_input *in, store_eval *ev, eval
     double *q = NULL, *dq = NULL;
     int rc = lnoise_scores(model, in, diverged, &q, &dq, err, errlen);
     ev->sparsity = nn_sparsity(model);
+    *pend = (eval_pending){ .logp = logp, .dlogp = dlogp, .q = q, .dq = dq, .diverged = diverged,
+                            .forward_s = util_now_s() - t0 };
+    if (rc) eval_pending_free(pend);
+    return rc;
+}
+
+void eval_pending_free(eval_pending *pend) {
+    free(pend->logp); free(pend->dlogp); free(pend->q); free(pend->dq);
+    *pend = (eval_pending){0};
+}
+
+int eval_finish(const eval_input *in, store_eval *ev, eval_pending *pend, eval_times *t, char *err, size_t errlen) {
     double t1 = util_now_s();
-    if (!rc) rc = verify_kinds(in, logp, dlogp, q, dq, diverged, ev, err, errlen);
-    free(logp); free(dlogp); free(q); free(dq);
+    int rc = verify_kinds(in, pend->logp, pend->dlogp, pend->q, pend->dq, pend->diverged, ev, err, errlen);
+    double forward_s = pend->forward_s;
+    int diverged = pend->diverged;
+    eval_pending_free(pend);
     if (rc) return -1;
     if (diverged) fprintf(stderr, "  %s: %s%s model outputs NaN (diverged): recorded as unverifiable\n",
                           in->who, strcmp(ev->attack, "none") ? "attack " : "", strcmp(ev->attack, "none") ? ev->attack : "");
-    ev->wall_s = util_now_s() - t0;
-    if (t) { t->forward_s += t1 - t0; t->stats_s += util_now_s() - t1; }
+    double stats_s = util_now_s() - t1;
+    ev->wall_s = forward_s + stats_s;
+    if (t) { t->forward_s += forward_s; t->stats_s += stats_s; }
     return 0;
+}
+
+int eval_model_timed(nn_model *model, const eval_input *in, store_eval *ev, eval_times *t, char *err, size_t errlen) {
+    eval_pending pend;
+    if (eval_forward(model, in, ev, &pend, err, errlen)) return -1;
+    return eval_finish(in, ev, &pend, t, err, errlen);
 }
 
 int eval_model(nn_model *model, const eval_input *in, store_eval *ev, char *err, size_t errlen) {

@@ -78,6 +78,22 @@ int eval_model(nn_model *model, const eval_input *in, store_eval *ev, char *err,
 typedef struct { double forward_s, stats_s; } eval_times;
 /* eval_model, adding its times to *t. */
 int eval_model_timed(nn_model *model, const eval_input *in, store_eval *ev, eval_times *t, char *err, size_t errlen);
+/* eval_model in two halves, so that the host's half may run on another thread while the device
+ * trains (the runner's attack batches on a GPU): eval_forward runs the model (accuracy,
+ * log-probabilities, lnoise queries, sparsity) into ev and *pend, after which the model may be
+ * freed; eval_finish computes the scores and statistics from *pend (no torch call) and frees
+ * it. Together they store what eval_model stores, bit for bit; ev->wall_s is the two halves'
+ * time. Each returns 0, or -1 with err; eval_finish frees *pend either way. */
+typedef struct eval_pending {
+    float *logp, *dlogp;   /* the pool's and the dataset evidence's log-probabilities */
+    double *q, *dq;        /* their lnoise scores, or NULL */
+    int diverged;
+    double forward_s;
+} eval_pending;
+int eval_forward(nn_model *model, const eval_input *in, store_eval *ev, eval_pending *pend, char *err, size_t errlen);
+int eval_finish(const eval_input *in, store_eval *ev, eval_pending *pend, eval_times *t, char *err, size_t errlen);
+/* Frees what eval_forward left in *pend (once eval_finish will not run). */
+void eval_pending_free(eval_pending *pend);
 /* The permutation test of every verifiable (evaluation, kind) of evs[0..n), all evaluated by
  * eval_model() with this `in`: one pmi_perm_batch with in->perm_seed and in->permutations
  * over their sample scores, so all of them share one set of random m-subsets (each p-value

@@ -456,6 +456,76 @@ static int attack_block(int n) {
     return (n + blocks - 1) / blocks;
 }
 
+/* ---- the host's half of a batch's evaluations beside the next batch's attacks ------------ */
+/* After a batch's forward passes (eval_forward) its scores and statistics (eval_finish: host
+ * arithmetic, no torch call) may run on a thread of their own while the main thread attacks the
+ * next batch, one such thread at a time (joined before the next starts), so that the GPU does not
+ * wait for them; the thread then marks the batch's jobs done for the permutation workers. The
+ * stored numbers are the same bit for bit (each model's statistics do not depend on where they
+ * run; tests/test_e2e.c compares). On a GPU by default when pairs are attacked in batches;
+ * PMI_EVAL_THREAD=0 keeps them on the main thread, 1 also moves them on the CPU. */
+typedef struct stats_batch {
+    pthread_t thread;
+    int running;
+    job_state *js;
+    const int *pm, *ps;     /* pair q0 + b: model pm[q0 + b], setting ps[q0 + b] */
+    int q0, k, na, done;
+    eval_pending *pend;     /* k of them, owned (eval_finish frees each) */
+    perm_worker *w;
+    double t_attack, share;
+    int64_t mem;            /* GPU bytes in use after the batch's attacks, or -1 */
+    eval_times et;
+    double t_forward_end;
+    int beside;             /* on a thread of its own */
+    int rc;
+    char err[256];
+} stats_batch;
+
+static int eval_thread(const job_env *env, int batch) {
+    const char *v = getenv("PMI_EVAL_THREAD");
+    if (v && *v) return atoi(v) != 0;
+    return env->dev == NN_CUDA && batch > 1;
+}
+
+static void stats_batch_run(stats_batch *sb) {
+    const plan *pl = sb->js[0].env->plan;
+    for (int b = 0; b < sb->k; b++) {
+        job_state *j = &sb->js[sb->pm[sb->q0 + b]];
+        int setting = sb->ps[sb->q0 + b];
+        store_eval *ev = &j->evals[1 + setting];
+        if (!sb->rc) {
+            sb->rc = eval_finish(&j->in, ev, &sb->pend[b], &sb->et, sb->err, sizeof sb->err);
+            ev->wall_s += sb->share;
+        } else {
+            eval_pending_free(&sb->pend[b]);
+        }
+        if (!sb->rc && setting == pl->n_attacks - 1) j->n_evals = 1 + sb->na;   /* a job's last pair */
+    }
+    if (!sb->rc) perm_worker_done(sb->w, sb->done);
+    if (sb->k > 1 && !sb->rc) {
+        fprintf(stderr, "  attacked %d (model, setting) pairs in %.1fs, evaluated them in %.1fs (forward passes %.2fs, scores "
+                "and statistics %.2fs%s)", sb->k, sb->t_attack, sb->et.forward_s + sb->et.stats_s, sb->et.forward_s, sb->et.stats_s,
+                sb->beside ? " beside the next batch's attacks" : "");
+        if (sb->mem >= 0) fprintf(stderr, "; %.2f GiB of GPU memory in use", (double)sb->mem / (1 << 30));
+        fputc('\n', stderr);
+    }
+    free(sb->pend);
+    sb->pend = NULL;
+}
+
+static void *stats_batch_main(void *arg) {
+    stats_batch_run(arg);
+    return NULL;
+}
+
+/* Waits for the batch on its thread, if any: 0, or -1 with its error in err. */
+static int stats_batch_join(stats_batch *sb, char *err, size_t errlen) {
+    if (!sb->running) return 0;
+    pthread_join(sb->thread, NULL);
+    sb->running = 0;
+    return sb->rc ? util_err(err, errlen, "%s", sb->err) : 0;
+}
+
 /* Every attack setting on every model of js[0..n), pair by pair in blocks of attack_block()
  * models (pair q: model pm[q], setting ps[q]), in batches of whole settings of a block (a
  * block's g pairs of one setting; one pair when g is 1) of at most attack_batch() pairs, or one
@@ -484,7 +554,8 @@ static int run_attacks(job_state *js, int n, perm_worker *w, char *err, size_t e
     attack_ctx *ctx = util_calloc((size_t)most, sizeof *ctx);
     nn_model **out = util_calloc((size_t)most, sizeof *out);
     job_status *st = env->status;
-    int rc = 0;
+    int rc = 0, beside = eval_thread(env, batch);
+    stats_batch sb = {0};
     for (int q0 = 0, k; q0 < total && !rc; q0 += k) {
         if (*env->stop) { rc = 1; break; }
         for (k = unit[q0]; q0 + k < total && k + unit[q0 + k] <= batch;) k += unit[q0 + k];
@@ -500,33 +571,40 @@ static int run_attacks(job_state *js, int n, perm_worker *w, char *err, size_t e
         }
         double t0 = util_now_s();
         if (attack_apply_many(as, victims, ctx, k, out, err, errlen)) { rc = -1; break; }
-        double t_attack = util_now_s() - t0, share = t_attack / k;   /* a batch trains together: each pair's share of it */
-        eval_times et = {0};
+        double t_attack = util_now_s() - t0;   /* a batch trains together: each pair's share of it */
+        int64_t mem = k > 1 && env->dev == NN_CUDA ? nn_cuda_allocated_bytes() : -1;
+        eval_pending *pend = util_calloc((size_t)k, sizeof *pend);
         for (int b = 0; b < k; b++) {
             job_state *j = &js[pm[q0 + b]];
             const attack_setting *a = as[b];
             store_eval *ev = &j->evals[1 + ps[q0 + b]];
-            double t1 = util_now_s();
             snprintf(ev->attack, sizeof ev->attack, "%s", a->name);
             snprintf(ev->type, sizeof ev->type, "%s", a->type);
             snprintf(ev->params, sizeof ev->params, "%s", a->label);
             snprintf(ev->strength_key, sizeof ev->strength_key, "%s", a->strength_key);
             ev->strength = a->strength;
-            if (!rc) rc = eval_model_timed(out[b], &j->in, ev, &et, err, errlen);
-            ev->wall_s = share + (util_now_s() - t1);
+            if (!rc) rc = eval_forward(out[b], &j->in, ev, &pend[b], err, errlen);
             if (!rc) rc = keep_model(j, out[b], ev, err, errlen);
-            if (!rc && ps[q0 + b] == na - 1) j->n_evals = 1 + na;   /* a job's last pair */
             nn_model_free(out[b]);
         }
-        if (!rc) perm_worker_done(w, done[q0 + k - 1]);
-        if (k > 1) {
-            int64_t mem = env->dev == NN_CUDA ? nn_cuda_allocated_bytes() : -1;
-            fprintf(stderr, "  attacked %d (model, setting) pairs in %.1fs, evaluated them in %.1fs (forward passes %.2fs, scores "
-                    "and statistics %.2fs)", k, t_attack, util_now_s() - t0 - t_attack, et.forward_s, et.stats_s);
-            if (mem >= 0) fprintf(stderr, "; %.2f GiB of GPU memory in use", (double)mem / (1 << 30));
-            fputc('\n', stderr);
+        if (!rc) rc = stats_batch_join(&sb, err, errlen);   /* the previous batch's */
+        if (rc) {
+            for (int b = 0; b < k; b++) eval_pending_free(&pend[b]);
+            free(pend);
+            break;
+        }
+        sb = (stats_batch){ .js = js, .pm = pm, .ps = ps, .q0 = q0, .k = k, .na = na, .done = done[q0 + k - 1],
+                            .pend = pend, .w = w, .t_attack = t_attack, .share = t_attack / k, .mem = mem, .beside = beside };
+        if (beside && !pthread_create(&sb.thread, NULL, stats_batch_main, &sb)) {
+            sb.running = 1;
+        } else {
+            sb.beside = 0;
+            stats_batch_run(&sb);
+            if (sb.rc) rc = util_err(err, errlen, "%s", sb.err);
         }
     }
+    char late[256];   /* the batch on its thread failed too: the first error is the one reported */
+    if (stats_batch_join(&sb, rc ? late : err, rc ? sizeof late : errlen) && !rc) rc = -1;
     free(as); free(victims); free(ctx); free(out);
     free(pm); free(ps); free(unit); free(done);
     return rc;

@@ -389,15 +389,19 @@ static const char *attacked_cfg =
  * for bit as when all tests run after the attacks (PMI_PERM_WORKER=0), also with three worker
  * threads taking the jobs (PMI_PERM_WORKERS=3, a GPU's way), and with the 7 jobs attacked as one
  * block (all done at the end) and up to 4 workers after the attacks (PMI_PERM_MORE, a GPU's
- * way: 3 start then, one worker being there), and no test is left out. */
+ * way: 3 start then, one worker being there), and no test is left out. That run has 99999
+ * permutations (compared with a run of as many without the worker), so that its one worker cannot
+ * have tested 6 of the 7 jobs before the attacks' end is seen (with 999 it could, on a fast core:
+ * then no more workers start, and the check would depend on timing). */
 static void test_perm_worker_same_pvalues(void **state) {
     char out[16384];
     const char *cfg = attacked_cfg;
-    const char *dirs[4] = {"pw-on", "pw-off", "pw-three", "pw-more"};
-    const char *env[4][2] = {{NULL, NULL}, {"PMI_PERM_WORKER", "0"}, {"PMI_PERM_WORKERS", "3"}, {"PMI_PERM_MORE", "4"}};
-    for (int r = 0; r < 4; r++) {
+    const char *dirs[5] = {"pw-on", "pw-off", "pw-three", "pw-more", "pw-more-off"};
+    const char *env[5][2] = {{NULL, NULL}, {"PMI_PERM_WORKER", "0"}, {"PMI_PERM_WORKERS", "3"}, {"PMI_PERM_MORE", "4"},
+                             {"PMI_PERM_WORKER", "0"}};
+    for (int r = 0; r < 5; r++) {
         if (r == 3) setenv("PMI_ATTACK_BLOCK", "7", 1);
-        run_config(cfg, dirs[r], "", env[r][0], env[r][1], out, sizeof out);
+        run_config(cfg, dirs[r], r >= 3 ? "-s pmi.permutations=99999" : "", env[r][0], env[r][1], out, sizeof out);
         unsetenv("PMI_ATTACK_BLOCK");
         if (r == 0 && !strstr(out, "permutation tests of 7 jobs beside the attacks (1 worker thread)")) fail_msg("no worker:\n%s", out);
         if (r == 1 && strstr(out, "beside the attacks")) fail_msg("PMI_PERM_WORKER=0 still used the worker:\n%s", out);
@@ -417,7 +421,8 @@ static void test_perm_worker_same_pvalues(void **state) {
     if (tu_python(same_numbers_py, res, out, sizeof out)) fail_msg("%s", out);
     for (int r = 2; r < 4; r++) {
         char other[1300];
-        snprintf(other, sizeof other, "%s/%s/att/results.h5 %s/pw-off/att/results.h5", tu_tmpdir(), dirs[r], tu_tmpdir());
+        snprintf(other, sizeof other, "%s/%s/att/results.h5 %s/%s/att/results.h5", tu_tmpdir(), dirs[r], tu_tmpdir(),
+                 dirs[r == 3 ? 4 : 1]);
         if (tu_python(same_numbers_py, other, out, sizeof out)) fail_msg("%s: %s", dirs[r], out);
     }
     if (tu_python(py, res, out, sizeof out)) fail_msg("%s", out);
@@ -430,15 +435,21 @@ static void test_perm_worker_same_pvalues(void **state) {
  * setting by setting (PMI_ATTACK_BLOCK, a GPU's way, framework/job.c: run_attacks): at most 3
  * makes blocks of 3, 3 and 1 models, and batches of at most 7 pairs take whole settings of a
  * block (3 pairs each, then 1) while they fit: 6, 6, 7 (the second block's last two settings and
- * the third's first) and 2 pairs. */
+ * the third's first) and 2 pairs. With PMI_EVAL_THREAD=1 each batch's scores and statistics run
+ * on a thread beside the next batch's attacks (a GPU's default), the numbers still bit for bit. */
 static void test_attack_batch_same_numbers(void **state) {
     char out[16384];
     const char *cfg = attacked_cfg;
-    const char *dirs[3] = {"ab-one", "ab-five", "ab-blocks"};
-    for (int r = 0; r < 3; r++) {
+    const char *dirs[4] = {"ab-one", "ab-five", "ab-blocks", "ab-thread"};
+    for (int r = 0; r < 4; r++) {
         if (r == 2) setenv("PMI_ATTACK_BLOCK", "3", 1);
+        if (r == 3) setenv("PMI_EVAL_THREAD", "1", 1);
         run_config(cfg, dirs[r], "", r ? "PMI_ATTACK_BATCH" : NULL, r == 2 ? "7" : "5", out, sizeof out);
         unsetenv("PMI_ATTACK_BLOCK");
+        unsetenv("PMI_EVAL_THREAD");
+        int beside = 0;
+        for (const char *p = out; (p = strstr(p, " beside the next batch's attacks)")); p++) beside++;
+        if (beside != (r == 3 ? 4 : 0)) fail_msg("%d batches' statistics beside the next attacks, expected %d:\n%s", beside, r == 3 ? 4 : 0, out);
         int batches = 0, sixes = 0, sevens = 0;
         for (const char *p = out; (p = strstr(p, "  attacked ")); p++) {
             p += 2;
@@ -447,15 +458,15 @@ static void test_attack_batch_same_numbers(void **state) {
             batches++;
             sixes += !strncmp(p, "attacked 6 (model, setting) pairs in", 36);
             sevens += !strncmp(p, "attacked 7 (model, setting) pairs in", 36);
-            if (r == 1 && strncmp(p, "attacked 5 (model, setting) pairs in", 36)) fail_msg("a batch not of 5:\n%s", out);
+            if (r % 2 && strncmp(p, "attacked 5 (model, setting) pairs in", 36)) fail_msg("a batch not of 5:\n%s", out);
         }
-        if (r < 2 && batches != (r ? 4 : 0)) fail_msg("%d batches of 5 pairs, expected %d:\n%s", batches, r ? 4 : 0, out);
-        if (r < 2 && strstr(out, "attacks in blocks")) fail_msg("blocks without PMI_ATTACK_BLOCK:\n%s", out);
+        if (r != 2 && batches != (r ? 4 : 0)) fail_msg("%d batches of 5 pairs, expected %d:\n%s", batches, r ? 4 : 0, out);
+        if (r != 2 && strstr(out, "attacks in blocks")) fail_msg("blocks without PMI_ATTACK_BLOCK:\n%s", out);
         if (r == 2 && (batches != 4 || sixes != 2 || sevens != 1 || !strstr(out, "attacks in blocks of 3 models, setting by setting")))
             fail_msg("blocks: %d batches (%d of 6 pairs, %d of 7), expected 4 (2, 1):\n%s", batches, sixes, sevens, out);
     }
     char res[1300];
-    for (int r = 1; r < 3; r++) {
+    for (int r = 1; r < 4; r++) {
         snprintf(res, sizeof res, "%s/ab-one/att/results.h5 %s/%s/att/results.h5", tu_tmpdir(), tu_tmpdir(), dirs[r]);
         if (tu_python(same_numbers_py, res, out, sizeof out)) fail_msg("%s: %s", dirs[r], out);
     }
