@@ -5,7 +5,9 @@
 # results/small/REPORT.md, written by `make reproduce`) and puts them in README.md (default
 # README.md) between the lines "<!-- claims: begin ... -->" and "<!-- claims: end -->". With
 # --check it changes nothing and exits 1 (with a diff) when the README's table differs from the
-# report's. Exit 2: a file or the markers are missing. The C4 rows (one per attack family) of a
+# report's. Exit 2: a file or the markers are missing. The block opens with the line "From one
+# run on: <host>." (the report's host column); --check exits 3 without comparing when the
+# report's host is another (another kind of CPU rounds differently, see the README). The C4 rows (one per attack family) of a
 # verdict shared by more than 3 families fold into one row that names them and the range of
 # their least-claimed counts; the others stay as they are (REPORT.md has every row).
 set -e
@@ -54,4 +56,19 @@ awk -F'|' '
   }
 ' "$report" >"$table"
 [ -s "$table" ] || { echo "readme-claims: no claims table in $report" >&2; exit 2; }
+# the machine of the report's first run (its "Machine and runs" table, column host): another kind
+# of CPU rounds differently (its vector kernels), which at two seeds moves numbers and verdicts
+host=$(awk -F'|' '
+  /^## Machine and runs/ { m = 1; next }
+  m && /^\| *experiment *\|/ { for (i = 2; i < NF; i++) { h = $i; gsub(/^ +| +$/, "", h); if (h == "host") c = i } next }
+  m && /^\|---/ { next }
+  m && c && /^\|/ { h = $c; gsub(/^ +| +$/, "", h); print h; exit }
+' "$report")
+[ -n "$host" ] || { echo "readme-claims: no host in the Machine and runs table of $report" >&2; exit 2; }
+was=$(sed -n 's/^From one run on: \(.*\)\.$/\1/p' "$readme" | head -1)
+if [ "$check" = 1 ] && [ -n "$was" ] && [ "$was" != "$host" ]; then
+  echo "readme-claims: $readme's table is from a run on '$was', $report from one on '$host': not compared (another kind of CPU rounds differently)" >&2
+  exit 3
+fi
+{ echo "From one run on: $host."; echo; cat "$table"; } >"$table.new" && mv "$table.new" "$table"
 readme_block "$check" claims "$table" "$readme" "claims table rows" "$report"
