@@ -704,17 +704,7 @@ using StepFn = std::function<torch::Tensor(const torch::Tensor &idx)>;
  * noise), drawn on the CPU from the batch's seed so that a GPU trains with the CPU's numbers.
  * feed(bs) draws the next batch's; on a GPU a full batch's go into device tensors of fixed
  * addresses (through pinned memory, without a host synchronisation), so that a captured step
- * reads each replay's own draws.
- *
- * Full batches are drawn up to 64 at a time (and 16 MiB; PMI_DRAWS_STAGE sets the count, 1 draws
- * each batch when fed), in parallel, into the rows of one host tensor (pinned for a GPU), each
- * row from its batch's own seeds, so the values are the same (tests/test_nn.c:
- * test_draws_staged_same); a GPU copies a row's slices into the fixed buffers. Drawn one batch at
- * a time, every step allocated pinned memory for each of its tensors, which the host allocator
- * reuses only once the step's copies are done: the suspect (no profile yet) for the 1.5 ms a
- * step that the noisy fine-tunes of a paper-scale batch spent on feeding their noise on one H100
- * (docs/performance.md), which drawing ahead alone did not change. The gain on a GPU is not
- * measured yet. */
+ * reads each replay's own draws. */
 using FeedFn = std::function<void(int64_t bs)>;
 struct Draws {
     nn_model *m = nullptr;
@@ -727,88 +717,35 @@ struct Draws {
     std::vector<torch::Tensor> gnoise;  /* N(0, 1) per trainable parameter */
     torch::Tensor start_fixed;
     std::vector<torch::Tensor> gnoise_fixed;
-    torch::Tensor stage;                /* full batches stage_first, stage_first + 1, ...: one a row */
-    uint64_t stage_first = 0;
-    int64_t stage_most = 64;            /* PMI_DRAWS_STAGE */
-    int64_t fulls_left = 0;             /* full batches still to come in the training */
 
     bool wanted() const { return eps > 0 || noise > 0; }
-    std::vector<int64_t> start_shape(int64_t bs) const {
-        std::vector<int64_t> shape{bs};
-        shape.insert(shape.end(), sample.begin(), sample.end());
-        return shape;
-    }
-    /* batch c's draws for bs images into row (1-D, contiguous): the PGD start, then the noise of
-     * each trainable tensor, each from its own generator */
-    int64_t row_size(int64_t bs) const {
-        int64_t n = 0;
-        if (eps > 0) { n = bs; for (int64_t v : sample) n *= v; }
-        if (noise > 0) for (auto &t : trainable) n += t.numel();
-        return n;
-    }
-    /* views of row: the start (or undefined) and the noise per trainable tensor */
-    void views(const torch::Tensor &row, int64_t bs, torch::Tensor &u, std::vector<torch::Tensor> &z) const {
-        int64_t off = 0;
-        if (eps > 0) {
-            auto shape = start_shape(bs);
-            int64_t n = 1;
-            for (int64_t v : shape) n *= v;
-            u = row.narrow(0, 0, n).view(shape);
-            off = n;
-        }
-        z.clear();
-        if (noise > 0)
-            for (auto &t : trainable) { z.push_back(row.narrow(0, off, t.numel()).view(t.sizes())); off += t.numel(); }
-    }
-    void draw(uint64_t c, const torch::Tensor &row, int64_t bs) const {
-        uint64_t d = (seed + 1) * 0x9E3779B97F4A7C15ull + c;
-        torch::Tensor u;
-        std::vector<torch::Tensor> z;
-        views(row, bs, u, z);
-        if (eps > 0) u.uniform_(0, 1, cpu_generator(d));
-        for (size_t i = 0; i < z.size(); i++) z[i].normal_(0, 1, cpu_generator(d * 1000003u + i));
-    }
-    torch::Tensor host_rows(int64_t k, int64_t bs) const {
-        return torch::empty({k, row_size(bs)}, torch::TensorOptions().dtype(torch::kFloat).pinned_memory(m->device.is_cuda()));
-    }
-    /* full batches c, c + 1, ... into a new stage */
-    void restage(uint64_t c) {
-        int64_t bytes = 4 * row_size(full);
-        int64_t k = std::max<int64_t>(1, std::min({stage_most, fulls_left, (16 << 20) / std::max<int64_t>(1, bytes)}));
-        stage = host_rows(k, full);
-        stage_first = c;
-        at::parallel_for(0, k, 1, [&](int64_t i0, int64_t i1) {
-            for (int64_t i = i0; i < i1; i++) draw(c + static_cast<uint64_t>(i), stage[i], full);
-        });
-    }
     /* a host draw on the model's device: copied into fixed for a full batch, a fresh tensor
      * for the shorter last one */
     torch::Tensor put(const torch::Tensor &host, torch::Tensor &fixed, bool full_batch) const {
         if (!m->device.is_cuda()) return host;
         if (!full_batch) return host.to(m->device, /*non_blocking=*/true);
-        if (!fixed.defined()) fixed = torch::empty(host.sizes(), torch::TensorOptions().dtype(host.dtype()).device(m->device));
+        if (!fixed.defined()) fixed = torch::empty_like(host, torch::TensorOptions().device(m->device));
         fixed.copy_(host, /*non_blocking=*/true);
         return fixed;
     }
     void feed(int64_t bs) {
-        uint64_t c = counter++;
+        uint64_t draw = (seed + 1) * 0x9E3779B97F4A7C15ull + counter++;
+        auto opt = torch::TensorOptions().dtype(torch::kFloat).pinned_memory(m->device.is_cuda());
         bool full_batch = bs == full;
-        torch::Tensor row;
-        if (full_batch && stage_most > 1) {
-            if (!stage.defined() || c < stage_first || c - stage_first >= static_cast<uint64_t>(stage.size(0))) restage(c);
-            row = stage[static_cast<int64_t>(c - stage_first)];
-        } else {
-            row = host_rows(1, bs)[0];
-            draw(c, row, bs);
+        if (eps > 0) {
+            std::vector<int64_t> shape{bs};
+            shape.insert(shape.end(), sample.begin(), sample.end());
+            at::Generator gen = cpu_generator(draw);
+            start = put(torch::empty(shape, opt).uniform_(0, 1, gen), start_fixed, full_batch);
         }
-        if (full_batch) fulls_left--;
-        torch::Tensor u;
-        std::vector<torch::Tensor> z;
-        views(row, bs, u, z);
-        if (eps > 0) start = put(u, start_fixed, full_batch);
-        gnoise.resize(z.size());
-        gnoise_fixed.resize(z.size());
-        for (size_t i = 0; i < z.size(); i++) gnoise[i] = put(z[i], gnoise_fixed[i], full_batch);
+        if (noise > 0) {
+            gnoise.resize(trainable.size());
+            gnoise_fixed.resize(trainable.size());
+            for (size_t i = 0; i < trainable.size(); i++) {
+                at::Generator gen = cpu_generator(draw * 1000003u + i);
+                gnoise[i] = put(torch::empty(trainable[i].sizes(), opt).normal_(0, 1, gen), gnoise_fixed[i], full_batch);
+            }
+        }
     }
 };
 
@@ -855,10 +792,6 @@ StepFn model_step(nn_model *m, const nn_data *d, torch::optim::Optimizer &opt, c
     auto draws = std::make_shared<Draws>();
     draws->m = m; draws->sample = d->x.sizes().slice(1).vec();
     draws->eps = eps; draws->noise = noise; draws->full = p->batch_size; draws->seed = p->seed;
-    const char *stage = getenv("PMI_DRAWS_STAGE");
-    if (stage && *stage) draws->stage_most = std::max(1L, atol(stage));
-    int64_t n = d->x.size(0), bs = p->batch_size;   /* run_epoch's full batches: a one-sample tail joins the last */
-    draws->fulls_left = static_cast<int64_t>(p->epochs) * (n / bs - (n % bs == 1 && n > bs ? 1 : 0));
     for (auto &t : m->params) if (t.requires_grad()) draws->trainable.push_back(t);
     bool self_fed = !feed;
     if (feed) *feed = draws->wanted() ? FeedFn([draws](int64_t bs) { draws->feed(bs); }) : FeedFn();

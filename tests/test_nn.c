@@ -597,46 +597,6 @@ static void test_foreach_sgd_is_libtorch_sgd(void **state) {
     nn_data_free(d);
 }
 
-/* The random draws of noisy and adversarial training (nn_torch.cpp, Draws) are staged: full
- * batches drawn many at a time in parallel into the rows of one host tensor, each row from its
- * batch's own seeds, so a model trains bit for bit as with each batch drawn when fed
- * (PMI_DRAWS_STAGE=1): here with stages of 5 (new stages in the middle of an epoch and across
- * epochs) and the default (all at once), with an epoch's short tail batch (258 samples in
- * batches of 32) and with a one-sample tail that joins the last batch (257: 7 full batches and
- * one of 33), 3 epochs, clipped noisy gradients and a PGD start. */
-static void test_draws_staged_same(void **state) {
-    static const int ns[2] = {258, 257};
-    static const char *const stage[3] = {"1", "5", NULL};
-    for (int c = 0; c < 2; c++) {
-        nn_data *d = easy_data(ns[c], 7, 1.0);
-        float *v[3];
-        int64_t *off = NULL, total = 0;
-        double curve[3][3];
-        for (int r = 0; r < 3; r++) {
-            if (stage[r]) setenv("PMI_DRAWS_STAGE", stage[r], 1);
-            nn_model *m = make_model("lenet", 1, S, S, K, 0, 9);
-            nn_train_params p = quick_params(3, 11);
-            p.clip = 1; p.grad_noise = 2; p.adv_eps = 0.1; p.adv_steps = 2;
-            nn_status st = nn_train(m, d, &p, curve[r]);
-            unsetenv("PMI_DRAWS_STAGE");
-            if (st != NN_OK) fail_msg("nn_train: %s", nn_last_error());
-            free(off);
-            v[r] = all_params(m, &off);
-            total = off[nn_param_count(m)];
-            nn_model_free(m);
-        }
-        for (int r = 1; r < 3; r++) {
-            const char *what = stage[r] ? stage[r] : "(default)";
-            if (memcmp(v[0], v[r], sizeof(float) * (size_t)total))
-                fail_msg("n = %d, PMI_DRAWS_STAGE=%s: the weights differ from those drawn when fed", ns[c], what);
-            if (memcmp(curve[0], curve[r], sizeof curve[0]))
-                fail_msg("n = %d, PMI_DRAWS_STAGE=%s: loss %.9g against %.9g drawn when fed", ns[c], what, curve[r][2], curve[0][2]);
-        }
-        free(v[0]); free(v[1]); free(v[2]); free(off);
-        nn_data_free(d);
-    }
-}
-
 /* A copy (weights, BatchNorm statistics and masks) gives identical log-probabilities and is
  * independent afterwards: training it leaves the original alone and keeps its pruned zeros. */
 static void test_model_copy(void **state) {
@@ -780,7 +740,6 @@ int main(void) {
         cmocka_unit_test(test_distill),
         cmocka_unit_test(test_distill_teacher_once),
         cmocka_unit_test(test_foreach_sgd_is_libtorch_sgd),
-        cmocka_unit_test(test_draws_staged_same),
         cmocka_unit_test(test_model_copy),
         cmocka_unit_test(test_pool_matches_max_pool2d),
         cmocka_unit_test(test_data_and_params),
