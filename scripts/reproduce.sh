@@ -9,57 +9,23 @@
 # seconds (run; report and figures) go to stderr as "reproduce: <experiment> run ..." lines
 # (scripts/bench/bench-gpu.sh collects them). EXPERIMENTS="fingerprint robustness" runs only those (a
 # reproduction split over machines or time limits; the REPORT.md then covers only them). PMI: the
-# binary (default ./pmi; tests/test_reproduce.sh puts a stand-in there). PARALLEL=1 starts every
-# experiment's `pmi run` at once (one GPU: while one run waits on the host, for its permutation
-# tests or evaluations, another trains; their messages go to stderr prefixed "[<experiment>] "),
-# then prints tables and renders figures in the same order as without it, each as soon as its run
-# has ended; a failed run stops the script once the runs already started have ended.
+# binary (default ./pmi; tests/test_reproduce.sh puts a stand-in there).
 set -e
 pmi=${PMI:-./pmi}
 scale=${1:-small}
 overlay=configs/scale-$scale.ini
 [ -f "$overlay" ] || { echo "reproduce: no $overlay (scales: $(ls configs/scale-*.ini | sed 's/.*scale-//;s/\.ini//' | tr '\n' ' '))" >&2; exit 2; }
 start=$(date +%s)
-plotlog=$(mktemp)
-exps=""
+plotlog=$(mktemp); trap 'rm -f "$plotlog"' EXIT
+files=""
 for exp in experiments/*.ini; do
   name=$(basename "$exp" .ini)
   if [ -n "${EXPERIMENTS:-}" ]; then case " $EXPERIMENTS " in *" $name "*) ;; *) continue ;; esac; fi
-  exps="$exps $exp"
-done
-runs=$(mktemp -d); trap 'rm -f "$plotlog"; rm -rf "$runs"' EXIT
-# one experiment's run: its results path to $runs/<name>.out, its exit status to .rc, its seconds to .secs
-run_one() {
-  extra=configs/$1-$scale.ini
+  echo "== $exp (scale $scale)" >&2
+  extra=configs/$name-$scale.ini
   [ -f "$extra" ] || extra=
   t0=$(date +%s)
-  rc=0; "$pmi" run "$2" "$overlay" $extra >"$runs/$1.out" || rc=$?
-  echo "$rc" >"$runs/$1.rc"; echo $(( $(date +%s) - t0 )) >"$runs/$1.secs"
-}
-if [ "${PARALLEL:-0}" = 1 ]; then
-  for exp in $exps; do
-    name=$(basename "$exp" .ini)
-    echo "== $exp (scale $scale), started" >&2
-    { run_one "$name" "$exp" 2>&1 | sed -u "s/^/[$name] /" >&2; } &
-    echo $! >"$runs/$name.pid"
-  done
-fi
-files=""
-for exp in $exps; do
-  name=$(basename "$exp" .ini)
-  if [ "${PARALLEL:-0}" = 1 ]; then
-    wait "$(cat "$runs/$name.pid")" || true
-  else
-    echo "== $exp (scale $scale)" >&2
-    run_one "$name" "$exp"
-  fi
-  rc=$(cat "$runs/$name.rc" 2>/dev/null || echo 1)
-  if [ "$rc" != 0 ]; then
-    echo "reproduce: $name's run failed (exit $rc)" >&2
-    wait   # the runs already started end first: their results stay complete
-    exit "$rc"
-  fi
-  out=$(cat "$runs/$name.out")
+  out=$("$pmi" run "$exp" "$overlay" $extra)
   t1=$(date +%s)
   # the tables and both sets of figures at once (three processes; on 2 cores the small
   # robustness experiment's took 6.0-7.1 s against 9.0-10.9 s one after the other, 3 runs each);
@@ -72,7 +38,7 @@ for exp in $exps; do
   cat "$plotlog" >&2
   [ "$rc" = 0 ] || exit "$rc"
   wait $svg
-  echo "reproduce: $name run $(cat "$runs/$name.secs") s, report and figures $(( $(date +%s) - t1 )) s" >&2
+  echo "reproduce: $name run $((t1 - t0)) s, report and figures $(( $(date +%s) - t1 )) s" >&2
 done
 report=results/$scale/REPORT.md
 # shellcheck disable=SC2086  # the results paths have no spaces (experiment names are checked)
