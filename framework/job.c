@@ -462,8 +462,8 @@ static int attack_block(int n) {
  * next batch, one such thread at a time (joined before the next starts), so that the GPU does not
  * wait for them; the thread then marks the batch's jobs done for the permutation workers. The
  * stored numbers are the same bit for bit (each model's statistics do not depend on where they
- * run; tests/test_e2e.c compares). On a GPU by default when pairs are attacked in batches;
- * PMI_EVAL_THREAD=0 keeps them on the main thread, 1 also moves them on the CPU. */
+ * run; tests/test_e2e.c compares). Opt-in, PMI_EVAL_THREAD=1, until measured on a GPU: its
+ * threads may also take CPU from the thread that feeds the GPU (docs/performance.md). */
 typedef struct stats_batch {
     pthread_t thread;
     int running;
@@ -481,10 +481,9 @@ typedef struct stats_batch {
     char err[256];
 } stats_batch;
 
-static int eval_thread(const job_env *env, int batch) {
+static int eval_thread(void) {
     const char *v = getenv("PMI_EVAL_THREAD");
-    if (v && *v) return atoi(v) != 0;
-    return env->dev == NN_CUDA && batch > 1;
+    return v && *v && atoi(v) != 0;
 }
 
 static void stats_batch_run(stats_batch *sb) {
@@ -554,7 +553,7 @@ static int run_attacks(job_state *js, int n, perm_worker *w, char *err, size_t e
     attack_ctx *ctx = util_calloc((size_t)most, sizeof *ctx);
     nn_model **out = util_calloc((size_t)most, sizeof *out);
     job_status *st = env->status;
-    int rc = 0, beside = eval_thread(env, batch);
+    int rc = 0, beside = eval_thread();
     stats_batch sb = {0};
     for (int q0 = 0, k; q0 < total && !rc; q0 += k) {
         if (*env->stop) { rc = 1; break; }

@@ -436,7 +436,7 @@ static void test_perm_worker_same_pvalues(void **state) {
  * makes blocks of 3, 3 and 1 models, and batches of at most 7 pairs take whole settings of a
  * block (3 pairs each, then 1) while they fit: 6, 6, 7 (the second block's last two settings and
  * the third's first) and 2 pairs. With PMI_EVAL_THREAD=1 each batch's scores and statistics run
- * on a thread beside the next batch's attacks (a GPU's default), the numbers still bit for bit. */
+ * on a thread beside the next batch's attacks (opt-in, meant for a GPU), the numbers still bit for bit. */
 static void test_attack_batch_same_numbers(void **state) {
     char out[16384];
     const char *cfg = attacked_cfg;
