@@ -475,7 +475,6 @@ typedef struct stats_batch {
     double t_attack, share;
     int64_t mem;            /* GPU bytes in use after the batch's attacks, or -1 */
     eval_times et;
-    double t_forward_end;
     int beside;             /* on a thread of its own */
     int rc;
     char err[256];
@@ -487,7 +486,6 @@ static int eval_thread(void) {
 }
 
 static void stats_batch_run(stats_batch *sb) {
-    const plan *pl = sb->js[0].env->plan;
     for (int b = 0; b < sb->k; b++) {
         job_state *j = &sb->js[sb->pm[sb->q0 + b]];
         int setting = sb->ps[sb->q0 + b];
@@ -498,7 +496,7 @@ static void stats_batch_run(stats_batch *sb) {
         } else {
             eval_pending_free(&sb->pend[b]);
         }
-        if (!sb->rc && setting == pl->n_attacks - 1) j->n_evals = 1 + sb->na;   /* a job's last pair */
+        if (!sb->rc && setting == sb->na - 1) j->n_evals = 1 + sb->na;   /* a job's last pair */
     }
     if (!sb->rc) perm_worker_done(sb->w, sb->done);
     if (sb->k > 1 && !sb->rc) {
