@@ -58,8 +58,16 @@ TORCH_CUDA := $(wildcard $(TORCH_LIB)/libtorch_cuda.so)
 CXXFLAGS   += -D$(TORCH_ABI) $(if $(filter /usr/include,$(TORCH_INC)),,-isystem $(TORCH_INC)) -isystem $(TORCH_INC)/torch/csrc/api/include
 TORCH_LIBS := -L$(TORCH_LIB) -Wl,-rpath,$(TORCH_LIB)
 CUDA_HOME  ?= $(firstword $(wildcard /usr/local/cuda /opt/cuda) /usr/local/cuda)
+# The shim's own CUDA kernels (framework/nn_cuda.cu) are built where nvcc is present beside a
+# CUDA libtorch (NVCC= leaves them out: the fused ensembles then use ATen's kernels only).
+NVCC       ?= $(firstword $(wildcard $(CUDA_HOME)/bin/nvcc))
+NVCC_ARCH  ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 ifneq ($(TORCH_CUDA),)
   CXXFLAGS   += -DPMI_CUDA=1 -isystem $(CUDA_HOME)/include
+  ifneq ($(NVCC),)
+    CXXFLAGS += -DPMI_CUDA_KERNELS=1
+    CU_OBJ   := $(BUILD)/nn_cuda.o
+  endif
   TORCH_LIBS += -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed
   # the shim calls the CUDA runtime itself (events, graphs): the libcudart that torch ships, else CUDA_HOME's
   CUDART     := $(firstword $(wildcard $(TORCH_LIB)/../../nvidia/*/lib/libcudart.so* $(TORCH_LIB)/libcudart*.so* $(CUDA_HOME)/lib64/libcudart.so))
@@ -71,7 +79,7 @@ TORCH_LIBS += -ltorch -ltorch_cpu -lc10 -lstdc++
 C_SRC    := $(wildcard framework/*.c)
 CXX_SRC  := $(wildcard framework/*.cpp)
 LIB_OBJ  := $(patsubst framework/%.c,$(BUILD)/%.o,$(filter-out framework/main.c,$(C_SRC))) \
-            $(patsubst framework/%.cpp,$(BUILD)/%.o,$(CXX_SRC)) $(BUILD)/version.o
+            $(patsubst framework/%.cpp,$(BUILD)/%.o,$(CXX_SRC)) $(CU_OBJ) $(BUILD)/version.o
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
@@ -79,7 +87,7 @@ TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 all: info $(PMI)
 
 info:
-	@echo "pmi-lab build: torch=$(TORCH_INC) ($(TORCH_ABI)) cuda=$(if $(TORCH_CUDA),yes ($(CUDA_HOME)),no) hdf5=$(PKGS_HDF5) gnuplot=$(if $(shell command -v gnuplot),yes,no) scale=$(SCALE)"
+	@echo "pmi-lab build: torch=$(TORCH_INC) ($(TORCH_ABI)) cuda=$(if $(TORCH_CUDA),yes ($(CUDA_HOME)$(if $(CU_OBJ),, no nvcc: ATen kernels only)),no) hdf5=$(PKGS_HDF5) gnuplot=$(if $(shell command -v gnuplot),yes,no) scale=$(SCALE)"
 
 # Names any missing library and its package, instead of a compiler error; runs before compiling.
 checkdeps:
@@ -92,6 +100,8 @@ $(BUILD)/%.o: framework/%.c | $(BUILD) checkdeps
 	$(CC) $(CFLAGS) -c -o $@ $<
 $(BUILD)/%.o: framework/%.cpp | $(BUILD) checkdeps
 	$(CXX) $(CXXFLAGS) -c -o $@ $<
+$(BUILD)/nn_cuda.o: framework/nn_cuda.cu framework/nn_cuda.h | $(BUILD)
+	$(NVCC) -std=c++17 -O3 $(NVCC_ARCH) -Xcompiler -fPIC -Iframework -c -o $@ $<
 # The install's data folder, where plot.c looks for the templates (besides ../share/pmi-lab
 # next to the binary); $(BUILD)/datadir records the one compiled in, for make install.
 $(BUILD)/plot.o: CFLAGS += -DPMI_DATADIR=\"$(DATADIR)\"

@@ -716,6 +716,7 @@ static int cmd_info(int argc, char **argv) {
         cJSON_AddStringToObject(j, "git_commit", pmi_git_commit);
         cJSON_AddStringToObject(j, "torch_version", nn_torch_version());
         cJSON_AddNumberToObject(j, "results_schema", STORE_SCHEMA_VERSION);
+        cJSON_AddBoolToObject(j, "cuda_kernels", nn_cuda_kernels());
         cJSON_AddItemToObject(j, "device", have_dev ? cJSON_CreateString(name) : cJSON_CreateNull());
         cJSON *a = cJSON_AddArrayToObject(j, "architectures");
         for (int i = 0; i < nn_arch_count(); i++) cJSON_AddItemToArray(a, cJSON_CreateString(nn_arch_name(i)));
@@ -729,6 +730,7 @@ static int cmd_info(int argc, char **argv) {
     }
     printf("pmi %s (commit %s), libtorch %s, results schema %d\n", pmi_version, pmi_git_commit, nn_torch_version(), STORE_SCHEMA_VERSION);
     if (have_dev) printf("device (auto): %s\n", name);
+    if (nn_cuda_kernels()) printf("CUDA kernels: the fused ensembles' first convolution (framework/nn_cuda.cu; PMI_GCONV=0 turns them off)\n");
     printf("architectures:");
     for (int i = 0; i < nn_arch_count(); i++) printf(" %s", nn_arch_name(i));
     printf("\n");

@@ -33,6 +33,7 @@ typedef enum {
 const char *nn_status_string(nn_status s);
 const char *nn_last_error(void);     /* thread-local; "" when none */
 const char *nn_torch_version(void);  /* e.g. "1.13.1" */
+int nn_cuda_kernels(void);           /* 1 when the shim's own CUDA kernels (framework/nn_cuda.cu) are built in */
 
 /* ---- named choices ----------------------------------------------------------------
  * The enums that configs and the command line name (requested device, optimizer, schedule)

@@ -26,6 +26,9 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
+#ifdef PMI_CUDA_KERNELS
+#include "nn_cuda.h"
+#endif
 #include <dlfcn.h>
 #include <unistd.h>
 #include <algorithm>
@@ -1101,6 +1104,14 @@ const char *nn_status_string(nn_status s) {
 const char *nn_last_error(void) { return g_error.c_str(); }
 const char *nn_torch_version(void) { return TORCH_VERSION; }
 
+int nn_cuda_kernels(void) {
+#ifdef PMI_CUDA_KERNELS
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 const char *nn_device_request_name(int i) { return table_name(kDeviceRequestNames, i); }
 int nn_device_request_parse(const char *s, nn_device_request *out) { return table_parse(kDeviceRequestNames, s, out); }
 const char *nn_optimizer_name(int i) { return table_name(kOptimizerNames, i); }
@@ -1610,6 +1621,7 @@ struct Fused {
     double smooth = 0, flood = 0;               // the loss's recipe (fuse_key makes it common)
     nn_distill_params distill{};
     std::vector<int64_t> offset;
+    bool gconv = true;                          // GConv1Fn where it applies (PMI_GCONV=0: ATen's kernels)
 };
 
 /* The layers of m when every module is one the fused network can run, else empty. */
@@ -1655,6 +1667,58 @@ std::vector<FusedLayer> fused_layers(nn_model *m) {
     return out;
 }
 
+#ifdef PMI_CUDA_KERNELS
+/* A fused ensemble's first convolution when each model has one input channel (a grouped
+ * convolution that ATen runs with its depthwise kernels) by nn_cuda.cu's kernels: forward and
+ * the weight and bias gradients (the input is the data: no gradient). x (B, K, H, W) float on a
+ * GPU, w (K*C, 1, S, S). */
+struct GConv1Fn : public torch::autograd::Function<GConv1Fn> {
+    static torch::Tensor forward(torch::autograd::AutogradContext *ctx, const torch::Tensor &x_, const torch::Tensor &w_,
+                                 const torch::Tensor &b_, int64_t pad) {
+        torch::Tensor x = x_.contiguous(), w = w_.contiguous(), b = b_.defined() ? b_.contiguous() : b_;
+        int64_t B = x.size(0), K = x.size(1), H = x.size(2), W = x.size(3), C = w.size(0) / K, S = w.size(2);
+        torch::Tensor y = torch::empty({B, K * C, H + 2 * pad - S + 1, W + 2 * pad - S + 1}, x.options());
+        int e = pmi_gconv1_forward(x.data_ptr<float>(), w.data_ptr<float>(), b.defined() ? b.data_ptr<float>() : nullptr,
+                                   y.data_ptr<float>(), B, K, C, S, H, W, pad, c10::cuda::getCurrentCUDAStream().stream());
+        TORCH_CHECK(!e, "the first convolution's CUDA kernel: ", pmi_cuda_error(e));
+        ctx->save_for_backward({x});
+        ctx->saved_data["pad"] = pad;
+        ctx->saved_data["C"] = C;
+        ctx->saved_data["S"] = S;
+        ctx->saved_data["bias"] = b.defined();
+        return y;
+    }
+    static torch::autograd::variable_list backward(torch::autograd::AutogradContext *ctx, torch::autograd::variable_list g) {
+        torch::Tensor x = ctx->get_saved_variables()[0], gy = g[0].contiguous();
+        int64_t B = x.size(0), K = x.size(1), H = x.size(2), W = x.size(3);
+        int64_t pad = ctx->saved_data["pad"].toInt(), C = ctx->saved_data["C"].toInt(), S = ctx->saved_data["S"].toInt();
+        torch::Tensor gw = torch::empty({K * C, 1, S, S}, x.options());
+        torch::Tensor gb = ctx->saved_data["bias"].toBool() ? torch::empty({K * C}, x.options()) : torch::Tensor();
+        torch::Tensor scratch = torch::empty({pmi_gconv1_scratch(B, K, C, S)}, x.options());
+        int e = pmi_gconv1_wgrad(x.data_ptr<float>(), gy.data_ptr<float>(), gw.data_ptr<float>(),
+                                 gb.defined() ? gb.data_ptr<float>() : nullptr, scratch.data_ptr<float>(), B, K, C, S, H, W,
+                                 pad, c10::cuda::getCurrentCUDAStream().stream());
+        TORCH_CHECK(!e, "the first convolution's CUDA kernel (weight gradient): ", pmi_cuda_error(e));
+        return {torch::Tensor(), gw, gb, torch::Tensor()};
+    }
+};
+#endif
+
+/* One convolution layer of the fused network on h (B, K*c, h, w): a cuDNN convolution grouped by
+ * model, or GConv1Fn where it applies (f.gconv: fp32 on a GPU, one input channel per model, stride
+ * 1, a shape the kernels take, and no gradient wanted for h). */
+torch::Tensor fused_conv(const Fused &f, const FusedLayer &l, const torch::Tensor &h) {
+    const torch::Tensor &w = f.params[l.w];
+    torch::Tensor b = l.b >= 0 ? f.params[l.b] : torch::Tensor();
+#ifdef PMI_CUDA_KERNELS
+    if (f.gconv && h.is_cuda() && h.scalar_type() == torch::kFloat && w.scalar_type() == torch::kFloat && h.size(1) == f.K &&
+        w.size(1) == 1 && l.stride == 1 && !h.requires_grad() && f.precision == NN_FP32 &&
+        pmi_gconv1_supported(w.size(0) / f.K, w.size(2), h.size(2), h.size(3), l.pad))
+        return GConv1Fn::apply(h, w, b, l.pad);
+#endif
+    return torch::conv2d(h, w, b, l.stride, l.pad, 1, f.K);
+}
+
 /* The fused network's logits, (K, B, classes), of x (K, B, c, h, w). Convolutions run as one cuDNN
  * convolution grouped by model over (B, K*c, h, w), which pooling and ReLU keep; the flatten turns
  * that into (K, B, features) for the batched linear layers. (An unfold + batched-matmul
@@ -1670,7 +1734,7 @@ torch::Tensor fused_forward(const Fused &f, const torch::Tensor &x) {
         switch (l.kind) {
         case FusedLayer::CONV:
             to_conv();
-            h = torch::conv2d(h, f.params[l.w], l.b >= 0 ? f.params[l.b] : torch::Tensor(), l.stride, l.pad, 1, K);
+            h = fused_conv(f, l, h);
             break;
         case FusedLayer::MAXPOOL: to_conv(); h = torch::max_pool2d(h, 2, 2); break;
         case FusedLayer::RELU: h = torch::relu(h); break;
@@ -1698,6 +1762,8 @@ std::unique_ptr<Fused> fused_build(const std::vector<const nn_train_task *> &t) 
     f->layers = fused_layers(f->m[0]);
     f->first = t[0]->params.trainable == NN_TRAIN_LAST ? static_cast<size_t>(f->m[0]->last_first) : 0;
     f->precision = t[0]->params.precision;
+    const char *gc = getenv("PMI_GCONV");
+    f->gconv = !(gc && !std::strcmp(gc, "0"));
     torch::NoGradGuard ng;
     std::vector<torch::Tensor> xs, ys;
     for (const nn_train_task *x : t) {

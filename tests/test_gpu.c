@@ -515,6 +515,78 @@ static void test_channels_last_kernels_gpu(void **state) {
     data_free(&big);
 }
 
+/* Kernels of a profile whose names contain `part`. */
+static int profile_kernels(const char *path, const char *part) {
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[8192];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) n += strstr(line, "\"cat\": \"kernel\"") && strstr(line, part);
+    fclose(f);
+    return n;
+}
+
+/* The fused ensembles' first convolution by the shim's own CUDA kernels (framework/nn_cuda.cu,
+ * built where nvcc is present): fused LeNets (5x5, pad 2, 6 channels) and small CNNs (3x3, pad 1,
+ * 32 channels) on 28 x 28 images train as with ATen's kernels (PMI_GCONV=0) to rounding: the same
+ * loss curves within 1e-4 relative, weights within 1e-3. A profile of each run shows which
+ * kernels ran: the shim's forward and weight-gradient kernels and no depthwise one, or none of
+ * the shim's with PMI_GCONV=0. */
+static void test_gconv1_gpu(void **state) {
+    if (!have_cuda() || !nn_cuda_kernels()) skip();
+    enum { K = 4, E = 2 };
+    pmi_dataset big;
+    assert_int_equal(data_synthetic(1024, 1, 28, 28, 10, 5, &big), 0);
+    data_normalize(&big, DATA_NORM_UNIT, NULL, NULL);
+    nn_data *d = NULL;
+    assert_int_equal(nn_data_create(big.x, big.y, big.n, 1, 28, 28, NN_CUDA, &d), NN_OK);
+    static const char *arch[2] = {"lenet", "cnn"};
+    for (int a = 0; a < 2; a++) {
+        double curve[2][K][E];
+        nn_model *m[2][K];
+        for (int pass = 0; pass < 2; pass++) {   /* 0: ATen's kernels; 1: the shim's */
+            nn_train_task t[K];
+            for (int i = 0; i < K; i++) {
+                nn_model_spec spec = {.arch = arch[a], .c = 1, .h = 28, .w = 28, .classes = 10, .device = NN_CUDA, .seed = 70 + i};
+                assert_int_equal(nn_model_create(&spec, &m[pass][i]), NN_OK);
+                t[i] = (nn_train_task){.model = m[pass][i], .data = d, .loss_curve = curve[pass][i]};
+                t[i].params = nn_train_default_params();
+                t[i].params.epochs = E; t[i].params.lr = 0.02; t[i].params.momentum = 0.9; t[i].params.batch_size = 64;
+                t[i].params.seed = 80 + i;
+            }
+            char path[512];
+            snprintf(path, sizeof path, "%s/gconv-%s-%d.json", tu_tmpdir(), arch[a], pass);
+            setenv("PMI_FUSE", "1", 1);
+            setenv("PMI_GCONV", pass ? "1" : "0", 1);
+            assert_int_equal(nn_profile_start(1), NN_OK);
+            nn_status st = nn_train_tasks(t, K);
+            assert_int_equal(nn_profile_stop(path, NULL), NN_OK);
+            setenv("PMI_FUSE", "0", 1);
+            unsetenv("PMI_GCONV");
+            if (st != NN_OK) fail_msg("nn_train_tasks: %s", nn_last_error());
+            assert_int_equal(nn_fused_models(), K);
+            int fwd = profile_kernels(path, "gconv1_fwd"), wgrad = profile_kernels(path, "gconv1_wgrad"),
+                dw = profile_kernels(path, "depthwise");
+            print_message("%s, %s kernels: %d gconv1_fwd, %d gconv1_wgrad, %d depthwise\n", arch[a], pass ? "the shim's" : "ATen's",
+                          fwd, wgrad, dw);
+            if (pass && (fwd == 0 || wgrad == 0 || dw != 0)) fail_msg("%s: the shim's kernels did not replace ATen's (%s)", arch[a], path);
+            if (!pass && (fwd || wgrad)) fail_msg("%s: PMI_GCONV=0 ran the shim's kernels (%s)", arch[a], path);
+        }
+        for (int i = 0; i < K; i++) {
+            for (int e = 0; e < E; e++)
+                if (!(fabs(curve[1][i][e] - curve[0][i][e]) <= 1e-4 * fabs(curve[0][i][e])))
+                    fail_msg("%s %d epoch %d: the shim's kernels %.8f, ATen's %.8f", arch[a], i, e, curve[1][i][e], curve[0][i][e]);
+            double worst = largest_weight_diff(m[0][i], m[1][i]);
+            print_message("%s %d: largest weight difference %.3g\n", arch[a], i, worst);
+            if (!(worst <= 1e-3)) fail_msg("%s %d: weights differ by %g", arch[a], i, worst);
+            nn_model_free(m[0][i]);
+            nn_model_free(m[1][i]);
+        }
+    }
+    nn_data_free(d);
+    data_free(&big);
+}
+
 /* By default a GPU fuses only ensembles of at least PMI_FUSE_MIN (16) models: fewer train
  * faster on their own streams. */
 static void test_fuse_min_gpu(void **state) {
@@ -934,6 +1006,7 @@ int main(void) {
         cmocka_unit_test(test_fused_recipes_cpu_close_to_single),
         cmocka_unit_test(test_fused_recipes_gpu_close_to_single),
         cmocka_unit_test(test_fuse_min_gpu),
+        cmocka_unit_test(test_gconv1_gpu),
         cmocka_unit_test(test_channels_last_cpu),
         cmocka_unit_test(test_channels_last_gpu),
         cmocka_unit_test(test_channels_last_kernels_gpu),
