@@ -39,6 +39,15 @@ static int bench_group(const bench_opts *o, const nn_model_spec *spec0, const nn
                  "images_per_s=%.0f models_per_min=%.2f final_loss_first=%.4f\n",
             o->arch, nn_precision_name(o->precision), o->batch, o->epochs, (long long)n, k, devname, dt, (double)n * o->epochs * k / dt,
             60.0 * k / dt, curves[0][o->epochs - 1]);
+    if (o->trace) {   /* one more epoch of the k models, under the profiler */
+        int64_t events = 0;
+        for (int i = 0; i < k; i++) tp[i].epochs = 1;
+        if (nn_profile_start(spec0->device == NN_CUDA) != NN_OK) { snprintf(err, errlen, "%s", nn_last_error()); goto out; }
+        nn_status st = nn_train_group(m, ds, tp, k, curves);
+        if (nn_profile_stop(o->trace, &events) != NN_OK || st != NN_OK) { snprintf(err, errlen, "%s", nn_last_error()); goto out; }
+        fprintf(out, "pmi-trace arch=%s batch=%d epochs=1 models=%d file=%s events=%lld\n", o->arch, o->batch, k, o->trace,
+                (long long)events);
+    }
     rc = 0;
 out:
     for (int i = 0; m && i < k; i++) nn_model_free(m[i]);

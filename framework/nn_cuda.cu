@@ -1,5 +1,8 @@
-/* CUDA kernels of the torch shim: the first convolution of a fused ensemble (nn_cuda.h says
- * what and why). Compiled by nvcc without torch's headers where the CUDA toolkit is present. */
+/* CUDA kernels of the torch shim: the convolutions of a fused ensemble (nn_cuda.h says what and
+ * why). Compiled by nvcc without torch's headers where the CUDA toolkit is present.
+ *
+ * Layouts (all contiguous): x (B, K*Ci, H, W), w (K*Co, Ci, S, S), bias (K*Co), y (B, K*Co, Ho, Wo)
+ * with Ho = H + 2 pad - S + 1: image b's channels of model k start at (b*K + k)*Ci planes. */
 #include "nn_cuda.h"
 
 #include <cuda_runtime.h>
@@ -7,70 +10,139 @@
 namespace {
 
 constexpr int kMaxShared = 48 * 1024;   // bytes of dynamic shared memory without opting in
-constexpr int kThreads = 256;           // the forward pass's block
-constexpr int kBlocks = 4096;           // about this many blocks of the weight gradient
+constexpr int kThreads = 256;           // the forward and input-gradient blocks
+constexpr int kG = 8;                   // output (input) channels per thread in the forward (input-gradient) pass
 
-/* The weight gradient's tile rows are rs floats apart, rs = S (mod 32): the S x S taps of one
- * output pixel then fall in S * S different banks (S <= 5), so a warp reads them without conflicts. */
-__host__ __device__ inline int row_stride(int Wp, int S) { return Wp + ((S - Wp % 32) % 32 + 32) % 32; }
+struct Shape {
+    int K, Ci, Co, S, H, W, pad;
+    __host__ __device__ int Hp() const { return H + 2 * pad; }
+    __host__ __device__ int Wp() const { return W + 2 * pad; }
+    __host__ __device__ int Ho() const { return H + 2 * pad - S + 1; }
+    __host__ __device__ int Wo() const { return W + 2 * pad - S + 1; }
+    __host__ __device__ int weights() const { return Co * Ci * S * S; }   // one model's
+};
 
-/* One block per (image b, model k) = blockIdx.x = b * K + k: the padded image and the model's C
- * filters in shared memory; each thread makes C outputs of one pixel from its S x S window. */
-template <int S>
-__global__ void gconv1_fwd(const float *__restrict__ x, const float *__restrict__ w, const float *__restrict__ bias,
-                           float *__restrict__ y, int K, int C, int H, int W, int pad) {
-    extern __shared__ float sh[];
-    const int Hp = H + 2 * pad, Wp = W + 2 * pad, Ho = Hp - S + 1, Wo = Wp - S + 1;
-    float *tile = sh, *ws = sh + Hp * Wp, *bs = ws + C * S * S;
-    const int bk = blockIdx.x, k = bk % K;
-    const float *xi = x + (int64_t)bk * H * W;
-    for (int q = threadIdx.x; q < Hp * Wp; q += blockDim.x) {
-        int r = q / Wp - pad, c = q % Wp - pad;
-        tile[q] = r >= 0 && r < H && c >= 0 && c < W ? xi[r * W + c] : 0.f;
-    }
-    for (int q = threadIdx.x; q < C * S * S; q += blockDim.x) ws[q] = w[(int64_t)k * C * S * S + q];
-    for (int q = threadIdx.x; q < C; q += blockDim.x) bs[q] = bias ? bias[(int64_t)k * C + q] : 0.f;
-    __syncthreads();
-    float *yo = y + (int64_t)bk * C * Ho * Wo;   // (b, k*C + o, ., .)
-    for (int p = threadIdx.x; p < Ho * Wo; p += blockDim.x) {
-        const int r = p / Wo, c = p % Wo;
-        float win[S * S];
-#pragma unroll
-        for (int i = 0; i < S; i++)
-#pragma unroll
-            for (int j = 0; j < S; j++) win[i * S + j] = tile[(r + i) * Wp + c + j];
-        for (int o = 0; o < C; o++) {
-            const float *wo = ws + o * S * S;
-            float acc = 0.f;
-#pragma unroll
-            for (int t = 0; t < S * S; t++) acc = fmaf(win[t], wo[t], acc);
-            yo[(int64_t)o * Ho * Wo + p] = acc + bs[o];
-        }
+/* Image b's channels of model k (bk = b*K + k) into tile (Ci, Hp, rs), zero-padded: rows rs >= Wp apart. */
+__device__ inline void load_padded(float *tile, const float *__restrict__ x, int64_t bk, const Shape &s, int rs) {
+    const int Hp = s.Hp(), Wp = s.Wp();
+    const float *xi = x + bk * s.Ci * s.H * s.W;
+    for (int q = threadIdx.x; q < s.Ci * Hp * Wp; q += blockDim.x) {
+        int c = q / (Hp * Wp), r = (q / Wp) % Hp - s.pad, cc = q % Wp - s.pad;
+        tile[(c * Hp + r + s.pad) * rs + cc + s.pad] = r >= 0 && r < s.H && cc >= 0 && cc < s.W ? xi[(c * s.H + r) * s.W + cc] : 0.f;
     }
 }
 
-/* Partial weight and bias gradients of model k = blockIdx.x over the images of chunk blockIdx.y:
- * thread t < C * (S*S + 1) owns output channel o = t / (S*S + 1) and tap t % (S*S + 1) (the last:
- * the bias) and sums over the chunk's images, pixel by pixel in order. part (chunks, K, T). */
+/* Forward: one block per (image, model) = blockIdx.x = b*K + k, the padded image and the model's
+ * filters in shared memory; a thread makes kG output channels of one pixel, window by window. */
 template <int S>
-__global__ void gconv1_wgrad_part(const float *__restrict__ x, const float *__restrict__ gy, float *__restrict__ part,
-                                  int B, int K, int C, int H, int W, int pad, int per) {
+__global__ void gconv_fwd(const float *__restrict__ x, const float *__restrict__ w, const float *__restrict__ bias,
+                          float *__restrict__ y, Shape s) {
+    extern __shared__ float sh[];
+    const int Hp = s.Hp(), Wp = s.Wp(), Wo = s.Wo(), P = s.Ho() * Wo, Ci = s.Ci, Co = s.Co;
+    float *tile = sh, *ws = tile + Ci * Hp * Wp, *bs = ws + s.weights();
+    const int64_t bk = blockIdx.x;
+    const int k = (int)(bk % s.K);
+    load_padded(tile, x, bk, s, Wp);
+    for (int q = threadIdx.x; q < s.weights(); q += blockDim.x) ws[q] = w[(int64_t)k * s.weights() + q];
+    for (int q = threadIdx.x; q < Co; q += blockDim.x) bs[q] = bias ? bias[(int64_t)k * Co + q] : 0.f;
+    __syncthreads();
+    float *yo = y + bk * Co * P;
+    const int groups = (Co + kG - 1) / kG;
+    for (int q = threadIdx.x; q < P * groups; q += blockDim.x) {
+        const int p = q % P, o0 = q / P * kG, r = p / Wo, c = p % Wo;
+        float acc[kG];
+#pragma unroll
+        for (int g = 0; g < kG; g++) acc[g] = 0.f;
+        for (int ci = 0; ci < Ci; ci++) {
+            float win[S * S];
+            const float *t0 = tile + (ci * Hp + r) * Wp + c;
+#pragma unroll
+            for (int i = 0; i < S; i++)
+#pragma unroll
+                for (int j = 0; j < S; j++) win[i * S + j] = t0[i * Wp + j];
+#pragma unroll
+            for (int g = 0; g < kG; g++) {
+                if (o0 + g >= Co) break;
+                const float *wp = ws + ((o0 + g) * Ci + ci) * S * S;
+#pragma unroll
+                for (int t = 0; t < S * S; t++) acc[g] = fmaf(win[t], wp[t], acc[g]);
+            }
+        }
+#pragma unroll
+        for (int g = 0; g < kG; g++)
+            if (o0 + g < Co) yo[(int64_t)(o0 + g) * P + p] = acc[g] + bs[o0 + g];
+    }
+}
+
+/* Input gradient: gx[ci][y][x] = sum over o, i, j of gy[o][y + pad - i][x + pad - j] w[o][ci][i][j],
+ * a correlation of gy, padded by S - 1 - pad, with the flipped filters. One block per (image,
+ * model); a thread makes kG input channels of one pixel. */
+template <int S>
+__global__ void gconv_dgrad(const float *__restrict__ gy, const float *__restrict__ w, float *__restrict__ gx, Shape s) {
+    extern __shared__ float sh[];
+    const int Ho = s.Ho(), Wo = s.Wo(), q0 = S - 1 - s.pad, Hq = Ho + 2 * q0, Wq = Wo + 2 * q0, P = s.H * s.W;
+    const int Ci = s.Ci, Co = s.Co;
+    float *gt = sh, *ws = gt + Co * Hq * Wq;
+    const int64_t bk = blockIdx.x;
+    const int k = (int)(bk % s.K);
+    const float *gi = gy + bk * Co * Ho * Wo;
+    for (int q = threadIdx.x; q < Co * Hq * Wq; q += blockDim.x) {
+        int o = q / (Hq * Wq), r = (q / Wq) % Hq - q0, c = q % Wq - q0;
+        gt[q] = r >= 0 && r < Ho && c >= 0 && c < Wo ? gi[(o * Ho + r) * Wo + c] : 0.f;
+    }
+    for (int q = threadIdx.x; q < s.weights(); q += blockDim.x) ws[q] = w[(int64_t)k * s.weights() + q];
+    __syncthreads();
+    float *xo = gx + bk * Ci * P;
+    const int groups = (Ci + kG - 1) / kG;
+    for (int q = threadIdx.x; q < P * groups; q += blockDim.x) {
+        const int p = q % P, c0 = q / P * kG, r = p / s.W, c = p % s.W;
+        float acc[kG];
+#pragma unroll
+        for (int g = 0; g < kG; g++) acc[g] = 0.f;
+        for (int o = 0; o < Co; o++) {
+            float win[S * S];
+            const float *t0 = gt + (o * Hq + r) * Wq + c;
+#pragma unroll
+            for (int i = 0; i < S; i++)
+#pragma unroll
+                for (int j = 0; j < S; j++) win[i * S + j] = t0[i * Wq + j];
+#pragma unroll
+            for (int g = 0; g < kG; g++) {
+                if (c0 + g >= Ci) break;
+                const float *wp = ws + (o * Ci + c0 + g) * S * S;
+#pragma unroll
+                for (int t = 0; t < S * S; t++) acc[g] = fmaf(win[t], wp[S * S - 1 - t], acc[g]);
+            }
+        }
+#pragma unroll
+        for (int g = 0; g < kG; g++)
+            if (c0 + g < Ci) xo[(int64_t)(c0 + g) * P + p] = acc[g];
+    }
+}
+
+/* The weight gradient's partial sums, per model (blockIdx.x) and chunk of images (blockIdx.y),
+ * into part (chunks, K, weights + Co): the weights in w's order, then the biases. */
+
+/* One input channel (Ci = 1): thread t < Co*(S*S + 1) owns output channel t / (S*S + 1) and tap
+ * t % (S*S + 1) (the last: the bias) and sums pixel by pixel in order. The tile's rows are rs
+ * floats apart, rs = S (mod 32): a pixel's S x S taps fall in S*S different banks (S <= 5). */
+__host__ __device__ inline int row_stride(int Wp, int S) { return Wp + ((S - Wp % 32) % 32 + 32) % 32; }
+
+template <int S>
+__global__ void gconv_wgrad1(const float *__restrict__ x, const float *__restrict__ gy, float *__restrict__ part, int B,
+                             Shape s, int per) {
     extern __shared__ float tile[];
-    const int Hp = H + 2 * pad, Wp = W + 2 * pad, Ho = Hp - S + 1, Wo = Wp - S + 1, rs = row_stride(Wp, S);
-    const int k = blockIdx.x, T = C * (S * S + 1), t = threadIdx.x;
+    const int Ho = s.Ho(), Wo = s.Wo(), rs = row_stride(s.Wp(), S), Co = s.Co;
+    const int k = blockIdx.x, T = Co * (S * S + 1), t = threadIdx.x;
     const int o = t / (S * S + 1), tap = t % (S * S + 1), i = tap / S, j = tap % S;
     const int b0 = blockIdx.y * per, b1 = min(B, b0 + per);
     float acc = 0.f;
     for (int b = b0; b < b1; b++) {
         __syncthreads();   // the previous image's tile is read
-        const float *xi = x + ((int64_t)b * K + k) * H * W;
-        for (int q = t; q < Hp * Wp; q += blockDim.x) {
-            int r = q / Wp, c = q % Wp, rr = r - pad, cc = c - pad;
-            tile[r * rs + c] = rr >= 0 && rr < H && cc >= 0 && cc < W ? xi[rr * W + cc] : 0.f;
-        }
+        load_padded(tile, x, (int64_t)b * s.K + k, s, rs);
         __syncthreads();
         if (t >= T) continue;
-        const float *g = gy + (((int64_t)b * K + k) * C + o) * Ho * Wo;
+        const float *g = gy + (((int64_t)b * s.K + k) * Co + o) * Ho * Wo;
         if (tap == S * S) {
             for (int p = 0; p < Ho * Wo; p++) acc += __ldg(g + p);
             continue;
@@ -80,84 +152,149 @@ __global__ void gconv1_wgrad_part(const float *__restrict__ x, const float *__re
             for (int c = 0; c < Wo; c++) acc = fmaf(__ldg(gr + c), tr[c], acc);
         }
     }
-    if (t < T) part[((int64_t)blockIdx.y * K + k) * T + t] = acc;
+    if (t < T) part[((int64_t)blockIdx.y * s.K + k) * (s.weights() + Co) + (tap < S * S ? o * S * S + tap : s.weights() + o)] = acc;
 }
 
-/* The chunks' partial sums in chunk order, into gw (K*C, 1, S, S) and gb (K*C). */
-__global__ void gconv1_wgrad_sum(const float *__restrict__ part, float *__restrict__ gw, float *__restrict__ gb, int K,
-                                 int C, int SS, int chunks) {
-    const int T = C * (SS + 1);
+/* Several input channels: thread t < Co*Ci*S owns the row (o, ci, i) of S taps; thread
+ * Co*Ci*S + o the bias of o. The image's padded channels and its gradient gy in shared memory. */
+template <int S>
+__global__ void gconv_wgrad(const float *__restrict__ x, const float *__restrict__ gy, float *__restrict__ part, int B,
+                            Shape s, int per) {
+    extern __shared__ float sh[];
+    const int Hp = s.Hp(), Wp = s.Wp(), Wo = s.Wo(), P = s.Ho() * Wo, Ci = s.Ci, Co = s.Co;
+    float *tile = sh, *gt = tile + Ci * Hp * Wp;
+    const int k = blockIdx.x, rows = Co * Ci * S, t = threadIdx.x;
+    const int o = t < rows ? t / (Ci * S) : t - rows, ci = t / S % Ci, i = t % S;
+    const int b0 = blockIdx.y * per, b1 = min(B, b0 + per);
+    float acc[S];
+#pragma unroll
+    for (int j = 0; j < S; j++) acc[j] = 0.f;
+    for (int b = b0; b < b1; b++) {
+        __syncthreads();
+        const int64_t bk = (int64_t)b * s.K + k;
+        load_padded(tile, x, bk, s, Wp);
+        const float *gi = gy + bk * Co * P;
+        for (int q = t; q < Co * P; q += blockDim.x) gt[q] = gi[q];
+        __syncthreads();
+        if (t < rows) {
+            for (int r = 0; r < s.Ho(); r++) {
+                const float *tr = tile + (ci * Hp + r + i) * Wp, *gr = gt + o * P + r * Wo;
+                for (int c = 0; c < Wo; c++) {
+                    const float g = gr[c];
+#pragma unroll
+                    for (int j = 0; j < S; j++) acc[j] = fmaf(g, tr[c + j], acc[j]);
+                }
+            }
+        } else if (o < Co) {
+            for (int p = 0; p < P; p++) acc[0] += gt[o * P + p];
+        }
+    }
+    float *out = part + ((int64_t)blockIdx.y * s.K + k) * (s.weights() + Co);
+    if (t < rows) {
+#pragma unroll
+        for (int j = 0; j < S; j++) out[((o * Ci + ci) * S + i) * S + j] = acc[j];
+    } else if (o < Co) {
+        out[s.weights() + o] = acc[0];
+    }
+}
+
+/* The chunks' partial sums in chunk order, into gw (K*Co, Ci, S, S) and gb (K*Co). */
+__global__ void wgrad_sum(const float *__restrict__ part, float *__restrict__ gw, float *__restrict__ gb, int K, int nw,
+                          int Co, int chunks) {
+    const int per = nw + Co;
     const int64_t q = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (q >= (int64_t)K * T) return;
+    if (q >= (int64_t)K * per) return;
     float acc = 0.f;
-    for (int ch = 0; ch < chunks; ch++) acc += part[(int64_t)ch * K * T + q];
-    const int k = (int)(q / T), t = (int)(q % T), o = t / (SS + 1), tap = t % (SS + 1);
-    if (tap < SS) gw[((int64_t)k * C + o) * SS + tap] = acc;
-    else if (gb) gb[(int64_t)k * C + o] = acc;
+    for (int ch = 0; ch < chunks; ch++) acc += part[(int64_t)ch * K * per + q];
+    const int k = (int)(q / per), t = (int)(q % per);
+    if (t < nw) gw[(int64_t)k * nw + t] = acc;
+    else if (gb) gb[(int64_t)k * Co + t - nw] = acc;
 }
 
-/* Images per chunk and the chunk count of the weight gradient. */
-void chunks(int64_t B, int64_t K, int64_t *per, int64_t *n) {
-    int64_t want = kBlocks / (K > 0 ? K : 1);
+Shape shape(int64_t K, int64_t Ci, int64_t Co, int64_t S, int64_t H, int64_t W, int64_t pad) {
+    return Shape{(int)K, (int)Ci, (int)Co, (int)S, (int)H, (int)W, (int)pad};
+}
+int fwd_shared(const Shape &s) { return (int)((s.Ci * s.Hp() * s.Wp() + s.weights() + s.Co) * sizeof(float)); }
+int dgrad_shared(const Shape &s) {
+    int q0 = s.S - 1 - s.pad;
+    return (int)((s.Co * (s.Ho() + 2 * q0) * (s.Wo() + 2 * q0) + s.weights()) * sizeof(float));
+}
+int wgrad_shared(const Shape &s) {
+    if (s.Ci == 1) return (int)(s.Hp() * row_stride(s.Wp(), s.S) * sizeof(float));
+    return (int)((s.Ci * s.Hp() * s.Wp() + s.Co * s.Ho() * s.Wo()) * sizeof(float));
+}
+int wgrad_threads(const Shape &s) {
+    int t = s.Ci == 1 ? s.Co * (s.S * s.S + 1) : s.Co * s.Ci * s.S + s.Co;
+    return (t + 31) / 32 * 32;
+}
+
+/* Images per chunk and the chunk count of the weight gradient: about 4096 blocks of one input
+ * channel's small blocks, 1024 of the larger ones. */
+void chunks(int64_t B, int64_t K, int64_t Ci, int64_t *per, int64_t *n) {
+    int64_t want = (Ci == 1 ? 4096 : 1024) / (K > 0 ? K : 1);
     if (want < 1) want = 1;
     if (want > B) want = B;
     *per = (B + want - 1) / want;
     *n = (B + *per - 1) / *per;
 }
 
-int fwd_shared(int64_t C, int64_t S, int64_t H, int64_t W, int64_t pad) {
-    return (int)(((H + 2 * pad) * (W + 2 * pad) + C * S * S + C) * sizeof(float));
-}
-int wgrad_shared(int64_t S, int64_t H, int64_t W, int64_t pad) {
-    return (int)((H + 2 * pad) * row_stride((int)(W + 2 * pad), (int)S) * sizeof(float));
-}
-
 }  // namespace
 
 extern "C" {
 
-int pmi_gconv1_supported(int64_t C, int64_t S, int64_t H, int64_t W, int64_t pad) {
-    if ((S != 3 && S != 5) || C < 1 || pad < 0 || pad >= S || H < 1 || W < 1 || H > 256 || W > 256) return 0;
-    if (H + 2 * pad < S || W + 2 * pad < S || C * (S * S + 1) > 1024) return 0;
-    return fwd_shared(C, S, H, W, pad) <= kMaxShared && wgrad_shared(S, H, W, pad) <= kMaxShared;
+int pmi_gconv_supported(int64_t Ci, int64_t Co, int64_t S, int64_t H, int64_t W, int64_t pad) {
+    if ((S != 3 && S != 5) || Ci < 1 || Co < 1 || pad < 0 || pad >= S || H < 1 || W < 1 || H > 256 || W > 256) return 0;
+    if (H + 2 * pad < S || W + 2 * pad < S || Ci * Co > 4096) return 0;
+    Shape s = shape(1, Ci, Co, S, H, W, pad);
+    return wgrad_threads(s) <= 1024 && fwd_shared(s) <= kMaxShared && dgrad_shared(s) <= kMaxShared &&
+           wgrad_shared(s) <= kMaxShared;
 }
 
-int pmi_gconv1_forward(const float *x, const float *w, const float *bias, float *y, int64_t B, int64_t K, int64_t C,
-                       int64_t S, int64_t H, int64_t W, int64_t pad, void *stream) {
+int pmi_gconv_forward(const float *x, const float *w, const float *bias, float *y, int64_t B, int64_t K, int64_t Ci,
+                      int64_t Co, int64_t S, int64_t H, int64_t W, int64_t pad, void *stream) {
     cudaStream_t st = static_cast<cudaStream_t>(stream);
+    Shape s = shape(K, Ci, Co, S, H, W, pad);
     dim3 grid((unsigned)(B * K));
-    int sh = fwd_shared(C, S, H, W, pad);
-    if (S == 3)
-        gconv1_fwd<3><<<grid, kThreads, sh, st>>>(x, w, bias, y, (int)K, (int)C, (int)H, (int)W, (int)pad);
-    else
-        gconv1_fwd<5><<<grid, kThreads, sh, st>>>(x, w, bias, y, (int)K, (int)C, (int)H, (int)W, (int)pad);
+    if (S == 3) gconv_fwd<3><<<grid, kThreads, fwd_shared(s), st>>>(x, w, bias, y, s);
+    else gconv_fwd<5><<<grid, kThreads, fwd_shared(s), st>>>(x, w, bias, y, s);
     return (int)cudaGetLastError();
 }
 
-int64_t pmi_gconv1_scratch(int64_t B, int64_t K, int64_t C, int64_t S) {
-    int64_t per, n;
-    chunks(B, K, &per, &n);
-    return n * K * C * (S * S + 1);
+int pmi_gconv_dgrad(const float *gy, const float *w, float *gx, int64_t B, int64_t K, int64_t Ci, int64_t Co, int64_t S,
+                    int64_t H, int64_t W, int64_t pad, void *stream) {
+    cudaStream_t st = static_cast<cudaStream_t>(stream);
+    Shape s = shape(K, Ci, Co, S, H, W, pad);
+    dim3 grid((unsigned)(B * K));
+    if (S == 3) gconv_dgrad<3><<<grid, kThreads, dgrad_shared(s), st>>>(gy, w, gx, s);
+    else gconv_dgrad<5><<<grid, kThreads, dgrad_shared(s), st>>>(gy, w, gx, s);
+    return (int)cudaGetLastError();
 }
 
-int pmi_gconv1_wgrad(const float *x, const float *gy, float *gw, float *gb, float *scratch, int64_t B, int64_t K,
-                     int64_t C, int64_t S, int64_t H, int64_t W, int64_t pad, void *stream) {
-    cudaStream_t st = static_cast<cudaStream_t>(stream);
+int64_t pmi_gconv_scratch(int64_t B, int64_t K, int64_t Ci, int64_t Co, int64_t S) {
     int64_t per, n;
-    chunks(B, K, &per, &n);
-    int T = (int)(C * (S * S + 1)), threads = (T + 31) / 32 * 32;
+    chunks(B, K, Ci, &per, &n);
+    return n * K * (Co * Ci * S * S + Co);
+}
+
+int pmi_gconv_wgrad(const float *x, const float *gy, float *gw, float *gb, float *scratch, int64_t B, int64_t K, int64_t Ci,
+                    int64_t Co, int64_t S, int64_t H, int64_t W, int64_t pad, void *stream) {
+    cudaStream_t st = static_cast<cudaStream_t>(stream);
+    Shape s = shape(K, Ci, Co, S, H, W, pad);
+    int64_t per, n;
+    chunks(B, K, Ci, &per, &n);
     dim3 grid((unsigned)K, (unsigned)n);
-    int sh = wgrad_shared(S, H, W, pad);
-    if (S == 3)
-        gconv1_wgrad_part<3><<<grid, threads, sh, st>>>(x, gy, scratch, (int)B, (int)K, (int)C, (int)H, (int)W, (int)pad,
-                                                        (int)per);
-    else
-        gconv1_wgrad_part<5><<<grid, threads, sh, st>>>(x, gy, scratch, (int)B, (int)K, (int)C, (int)H, (int)W, (int)pad,
-                                                        (int)per);
+    int threads = wgrad_threads(s), sh = wgrad_shared(s);
+    if (Ci == 1) {
+        if (S == 3) gconv_wgrad1<3><<<grid, threads, sh, st>>>(x, gy, scratch, (int)B, s, (int)per);
+        else gconv_wgrad1<5><<<grid, threads, sh, st>>>(x, gy, scratch, (int)B, s, (int)per);
+    } else {
+        if (S == 3) gconv_wgrad<3><<<grid, threads, sh, st>>>(x, gy, scratch, (int)B, s, (int)per);
+        else gconv_wgrad<5><<<grid, threads, sh, st>>>(x, gy, scratch, (int)B, s, (int)per);
+    }
     int e = (int)cudaGetLastError();
     if (e) return e;
-    int64_t outs = K * T;
-    gconv1_wgrad_sum<<<(unsigned)((outs + 255) / 256), 256, 0, st>>>(scratch, gw, gb, (int)K, (int)C, (int)(S * S), (int)n);
+    int64_t outs = K * (s.weights() + Co);
+    wgrad_sum<<<(unsigned)((outs + 255) / 256), 256, 0, st>>>(scratch, gw, gb, (int)K, s.weights(), (int)Co, (int)n);
     return (int)cudaGetLastError();
 }
 

@@ -1621,7 +1621,7 @@ struct Fused {
     double smooth = 0, flood = 0;               // the loss's recipe (fuse_key makes it common)
     nn_distill_params distill{};
     std::vector<int64_t> offset;
-    bool gconv = true;                          // GConv1Fn where it applies (PMI_GCONV=0: ATen's kernels)
+    int gconv = 2;                              // GConvFn where it applies (fused_conv; PMI_GCONV=0, 1, 2)
 };
 
 /* The layers of m when every module is one the fused network can run, else empty. */
@@ -1668,53 +1668,60 @@ std::vector<FusedLayer> fused_layers(nn_model *m) {
 }
 
 #ifdef PMI_CUDA_KERNELS
-/* A fused ensemble's first convolution when each model has one input channel (a grouped
- * convolution that ATen runs with its depthwise kernels) by nn_cuda.cu's kernels: forward and
- * the weight and bias gradients (the input is the data: no gradient). x (B, K, H, W) float on a
- * GPU, w (K*C, 1, S, S). */
-struct GConv1Fn : public torch::autograd::Function<GConv1Fn> {
+/* A fused ensemble's convolution by nn_cuda.cu's kernels: x (B, K*Ci, H, W) float on a GPU, w
+ * (K*Co, Ci, S, S), stride 1; the input's gradient only when x wants one (not for the data). */
+struct GConvFn : public torch::autograd::Function<GConvFn> {
     static torch::Tensor forward(torch::autograd::AutogradContext *ctx, const torch::Tensor &x_, const torch::Tensor &w_,
-                                 const torch::Tensor &b_, int64_t pad) {
+                                 const torch::Tensor &b_, int64_t K, int64_t pad) {
         torch::Tensor x = x_.contiguous(), w = w_.contiguous(), b = b_.defined() ? b_.contiguous() : b_;
-        int64_t B = x.size(0), K = x.size(1), H = x.size(2), W = x.size(3), C = w.size(0) / K, S = w.size(2);
-        torch::Tensor y = torch::empty({B, K * C, H + 2 * pad - S + 1, W + 2 * pad - S + 1}, x.options());
-        int e = pmi_gconv1_forward(x.data_ptr<float>(), w.data_ptr<float>(), b.defined() ? b.data_ptr<float>() : nullptr,
-                                   y.data_ptr<float>(), B, K, C, S, H, W, pad, c10::cuda::getCurrentCUDAStream().stream());
-        TORCH_CHECK(!e, "the first convolution's CUDA kernel: ", pmi_cuda_error(e));
-        ctx->save_for_backward({x});
+        int64_t B = x.size(0), Ci = x.size(1) / K, H = x.size(2), W = x.size(3), Co = w.size(0) / K, S = w.size(2);
+        torch::Tensor y = torch::empty({B, K * Co, H + 2 * pad - S + 1, W + 2 * pad - S + 1}, x.options());
+        int e = pmi_gconv_forward(x.data_ptr<float>(), w.data_ptr<float>(), b.defined() ? b.data_ptr<float>() : nullptr,
+                                  y.data_ptr<float>(), B, K, Ci, Co, S, H, W, pad, c10::cuda::getCurrentCUDAStream().stream());
+        TORCH_CHECK(!e, "the fused convolution's CUDA kernel: ", pmi_cuda_error(e));
+        ctx->save_for_backward({x, w});
+        ctx->saved_data["K"] = K;
         ctx->saved_data["pad"] = pad;
-        ctx->saved_data["C"] = C;
-        ctx->saved_data["S"] = S;
         ctx->saved_data["bias"] = b.defined();
         return y;
     }
     static torch::autograd::variable_list backward(torch::autograd::AutogradContext *ctx, torch::autograd::variable_list g) {
-        torch::Tensor x = ctx->get_saved_variables()[0], gy = g[0].contiguous();
-        int64_t B = x.size(0), K = x.size(1), H = x.size(2), W = x.size(3);
-        int64_t pad = ctx->saved_data["pad"].toInt(), C = ctx->saved_data["C"].toInt(), S = ctx->saved_data["S"].toInt();
-        torch::Tensor gw = torch::empty({K * C, 1, S, S}, x.options());
-        torch::Tensor gb = ctx->saved_data["bias"].toBool() ? torch::empty({K * C}, x.options()) : torch::Tensor();
-        torch::Tensor scratch = torch::empty({pmi_gconv1_scratch(B, K, C, S)}, x.options());
-        int e = pmi_gconv1_wgrad(x.data_ptr<float>(), gy.data_ptr<float>(), gw.data_ptr<float>(),
-                                 gb.defined() ? gb.data_ptr<float>() : nullptr, scratch.data_ptr<float>(), B, K, C, S, H, W,
-                                 pad, c10::cuda::getCurrentCUDAStream().stream());
-        TORCH_CHECK(!e, "the first convolution's CUDA kernel (weight gradient): ", pmi_cuda_error(e));
-        return {torch::Tensor(), gw, gb, torch::Tensor()};
+        auto saved = ctx->get_saved_variables();
+        torch::Tensor x = saved[0], w = saved[1], gy = g[0].contiguous();
+        int64_t K = ctx->saved_data["K"].toInt(), pad = ctx->saved_data["pad"].toInt();
+        int64_t B = x.size(0), Ci = x.size(1) / K, H = x.size(2), W = x.size(3), Co = w.size(0) / K, S = w.size(2);
+        void *stream = c10::cuda::getCurrentCUDAStream().stream();
+        torch::Tensor gx, gw, gb;
+        if (ctx->needs_input_grad(0)) {
+            gx = torch::empty_like(x);
+            int e = pmi_gconv_dgrad(gy.data_ptr<float>(), w.data_ptr<float>(), gx.data_ptr<float>(), B, K, Ci, Co, S, H, W, pad, stream);
+            TORCH_CHECK(!e, "the fused convolution's CUDA kernel (input gradient): ", pmi_cuda_error(e));
+        }
+        if (ctx->needs_input_grad(1) || ctx->needs_input_grad(2)) {
+            gw = torch::empty_like(w);
+            if (ctx->saved_data["bias"].toBool()) gb = torch::empty({K * Co}, x.options());
+            torch::Tensor scratch = torch::empty({pmi_gconv_scratch(B, K, Ci, Co, S)}, x.options());
+            int e = pmi_gconv_wgrad(x.data_ptr<float>(), gy.data_ptr<float>(), gw.data_ptr<float>(),
+                                    gb.defined() ? gb.data_ptr<float>() : nullptr, scratch.data_ptr<float>(), B, K, Ci, Co, S, H,
+                                    W, pad, stream);
+            TORCH_CHECK(!e, "the fused convolution's CUDA kernel (weight gradient): ", pmi_cuda_error(e));
+        }
+        return {gx, gw, gb, torch::Tensor(), torch::Tensor()};
     }
 };
 #endif
 
 /* One convolution layer of the fused network on h (B, K*c, h, w): a cuDNN convolution grouped by
- * model, or GConv1Fn where it applies (f.gconv: fp32 on a GPU, one input channel per model, stride
- * 1, a shape the kernels take, and no gradient wanted for h). */
+ * model, or GConvFn where it applies (fp32 on a GPU, stride 1, a shape the kernels take; f.gconv:
+ * 0 never, 1 for layers of one input channel per model, 2 for every such layer). */
 torch::Tensor fused_conv(const Fused &f, const FusedLayer &l, const torch::Tensor &h) {
     const torch::Tensor &w = f.params[l.w];
     torch::Tensor b = l.b >= 0 ? f.params[l.b] : torch::Tensor();
 #ifdef PMI_CUDA_KERNELS
-    if (f.gconv && h.is_cuda() && h.scalar_type() == torch::kFloat && w.scalar_type() == torch::kFloat && h.size(1) == f.K &&
-        w.size(1) == 1 && l.stride == 1 && !h.requires_grad() && f.precision == NN_FP32 &&
-        pmi_gconv1_supported(w.size(0) / f.K, w.size(2), h.size(2), h.size(3), l.pad))
-        return GConv1Fn::apply(h, w, b, l.pad);
+    if (f.gconv > (w.size(1) == 1 ? 0 : 1) && h.is_cuda() && h.scalar_type() == torch::kFloat && w.scalar_type() == torch::kFloat &&
+        l.stride == 1 && f.precision == NN_FP32 &&
+        pmi_gconv_supported(w.size(1), w.size(0) / f.K, w.size(2), h.size(2), h.size(3), l.pad))
+        return GConvFn::apply(h, w, b, f.K, l.pad);
 #endif
     return torch::conv2d(h, w, b, l.stride, l.pad, 1, f.K);
 }
@@ -1763,7 +1770,7 @@ std::unique_ptr<Fused> fused_build(const std::vector<const nn_train_task *> &t) 
     f->first = t[0]->params.trainable == NN_TRAIN_LAST ? static_cast<size_t>(f->m[0]->last_first) : 0;
     f->precision = t[0]->params.precision;
     const char *gc = getenv("PMI_GCONV");
-    f->gconv = !(gc && !std::strcmp(gc, "0"));
+    f->gconv = gc && (!std::strcmp(gc, "0") || !std::strcmp(gc, "1")) ? gc[0] - '0' : 2;
     torch::NoGradGuard ng;
     std::vector<torch::Tensor> xs, ys;
     for (const nn_train_task *x : t) {

@@ -526,13 +526,14 @@ static int profile_kernels(const char *path, const char *part) {
     return n;
 }
 
-/* The fused ensembles' first convolution by the shim's own CUDA kernels (framework/nn_cuda.cu,
- * built where nvcc is present): fused LeNets (5x5, pad 2, 6 channels) and small CNNs (3x3, pad 1,
- * 32 channels) on 28 x 28 images train as with ATen's kernels (PMI_GCONV=0) to rounding: the same
- * loss curves within 1e-4 relative, weights within 1e-3. A profile of each run shows which
- * kernels ran: the shim's forward and weight-gradient kernels and no depthwise one, or none of
- * the shim's with PMI_GCONV=0. */
-static void test_gconv1_gpu(void **state) {
+/* The fused ensembles' convolutions by the shim's own CUDA kernels (framework/nn_cuda.cu, built
+ * where nvcc is present): fused LeNets (conv1 5x5 pad 2 of one channel, conv2 5x5 of 6 channels)
+ * and small CNNs (conv1 3x3 pad 1 of one channel; their conv2 of 32 channels stays cuDNN's) on
+ * 28 x 28 images train as with ATen's and cuDNN's kernels (PMI_GCONV=0) to rounding: the same loss
+ * curves within 1e-4 relative, weights within 1e-3. A profile of each run shows which kernels ran:
+ * the shim's forward, weight-gradient and (LeNet's conv2) input-gradient kernels and no depthwise
+ * one, or none of the shim's with PMI_GCONV=0. */
+static void test_gconv_gpu(void **state) {
     if (!have_cuda() || !nn_cuda_kernels()) skip();
     enum { K = 4, E = 2 };
     pmi_dataset big;
@@ -565,12 +566,13 @@ static void test_gconv1_gpu(void **state) {
             unsetenv("PMI_GCONV");
             if (st != NN_OK) fail_msg("nn_train_tasks: %s", nn_last_error());
             assert_int_equal(nn_fused_models(), K);
-            int fwd = profile_kernels(path, "gconv1_fwd"), wgrad = profile_kernels(path, "gconv1_wgrad"),
-                dw = profile_kernels(path, "depthwise");
-            print_message("%s, %s kernels: %d gconv1_fwd, %d gconv1_wgrad, %d depthwise\n", arch[a], pass ? "the shim's" : "ATen's",
-                          fwd, wgrad, dw);
-            if (pass && (fwd == 0 || wgrad == 0 || dw != 0)) fail_msg("%s: the shim's kernels did not replace ATen's (%s)", arch[a], path);
-            if (!pass && (fwd || wgrad)) fail_msg("%s: PMI_GCONV=0 ran the shim's kernels (%s)", arch[a], path);
+            int fwd = profile_kernels(path, "gconv_fwd"), wgrad = profile_kernels(path, "gconv_wgrad"),
+                dgrad = profile_kernels(path, "gconv_dgrad"), dw = profile_kernels(path, "depthwise");
+            print_message("%s, %s kernels: %d gconv_fwd, %d gconv_wgrad, %d gconv_dgrad, %d depthwise\n", arch[a],
+                          pass ? "the shim's" : "ATen's", fwd, wgrad, dgrad, dw);
+            if (pass && (fwd == 0 || wgrad == 0 || dw != 0 || (a == 0) != (dgrad > 0)))
+                fail_msg("%s: the shim's kernels did not replace ATen's as expected (%s)", arch[a], path);
+            if (!pass && (fwd || wgrad || dgrad)) fail_msg("%s: PMI_GCONV=0 ran the shim's kernels (%s)", arch[a], path);
         }
         for (int i = 0; i < K; i++) {
             for (int e = 0; e < E; e++)
@@ -1006,7 +1008,7 @@ int main(void) {
         cmocka_unit_test(test_fused_recipes_cpu_close_to_single),
         cmocka_unit_test(test_fused_recipes_gpu_close_to_single),
         cmocka_unit_test(test_fuse_min_gpu),
-        cmocka_unit_test(test_gconv1_gpu),
+        cmocka_unit_test(test_gconv_gpu),
         cmocka_unit_test(test_channels_last_cpu),
         cmocka_unit_test(test_channels_last_gpu),
         cmocka_unit_test(test_channels_last_kernels_gpu),

@@ -61,9 +61,12 @@ check "$([ "$rc" = 2 ] && grep -q "$tmp/bad.json: expected a Chrome trace" "$tmp
 timeout 60 "$pmi" bench $bench --device cpu --trace "$tmp/no/such/dir/t.json" >"$tmp/out" 2>"$tmp/err"; rc=$?
 check "$([ "$rc" = 1 ] && grep -q "cannot write $tmp/no/such/dir/t.json" "$tmp/err"; echo $?)" \
   "pmi bench --trace into a missing folder: exit 1 naming the path (exit $rc)"
-timeout 60 "$pmi" bench --models 2 --trace "$tmp/t.json" >"$tmp/out" 2>"$tmp/err"; rc=$?
-check "$([ "$rc" = 2 ] && grep -q -- "--trace profiles one model" "$tmp/err" && [ ! -e "$tmp/t.json" ]; echo $?)" \
-  "pmi bench --trace with --models 2: exit 2, nothing written (exit $rc)"
+# shellcheck disable=SC2086
+timeout 120 "$pmi" bench $bench --models 2 --device cpu --trace "$tmp/t2.json" >"$tmp/out" 2>"$tmp/err"; rc=$?
+conv=$(count aten::convolution "$tmp/t2.json" 2>/dev/null); back=$(count aten::convolution_backward "$tmp/t2.json" 2>/dev/null)
+check "$([ "$rc" = 0 ] && grep -q "^pmi-trace arch=cnn batch=128 epochs=1 models=2 file=$tmp/t2.json events=[1-9]" "$tmp/out" &&
+  [ "$conv" = 16 ] && [ "$back" = 16 ]; echo $?)" \
+  "pmi bench --trace with --models 2 profiles one epoch of both models: 16 convolutions forward, 16 backward (exit $rc, got $conv, $back)"
 
 # Freed memory stays in the process (util_keep_freed_memory): the small CNN's steps free and take
 # back their activations (12.8 MB each), and with glibc's defaults each step faulted its pages in
