@@ -285,9 +285,13 @@ static void fused_vs_single(nn_device dev, double tol) {
 
 static void test_fused_cpu_close_to_single(void **state) { fused_vs_single(NN_CPU, 1e-5); }
 
+/* In exact fp32 (TF32 off, as nn_set_numerics(0, 0) sets for a run with train.tf32 = 0): the
+ * fused convolutions may be the shim's own kernels (fp32), the single models' cuDNN's. */
 static void test_fused_gpu_close_to_single(void **state) {
     if (!have_cuda()) skip();
+    nn_set_numerics(0, 0);
     fused_vs_single(NN_CUDA, 1e-4);
+    nn_set_numerics(1, 0);
 }
 
 /* The attacks' recipes fuse too (PMI_FUSE=1 forces it on the CPU): distillation students of
@@ -343,7 +347,9 @@ static void test_fused_recipes_cpu_close_to_single(void **state) { fused_recipes
 
 static void test_fused_recipes_gpu_close_to_single(void **state) {
     if (!have_cuda()) skip();
+    nn_set_numerics(0, 0);
     fused_recipes_vs_single(NN_CUDA, 1e-4);
+    nn_set_numerics(1, 0);
 }
 
 /* train.precision = bf16: the forward pass is autocast to bfloat16, so the weights end away
@@ -529,12 +535,13 @@ static int profile_kernels(const char *path, const char *part) {
 /* The fused ensembles' convolutions by the shim's own CUDA kernels (framework/nn_cuda.cu, built
  * where nvcc is present): fused LeNets (conv1 5x5 pad 2 of one channel, conv2 5x5 of 6 channels)
  * and small CNNs (conv1 3x3 pad 1 of one channel; their conv2 of 32 channels stays cuDNN's) on
- * 28 x 28 images train as with ATen's and cuDNN's kernels (PMI_GCONV=0) to rounding: the same loss
+ * 28 x 28 images train as with ATen's and cuDNN's kernels (PMI_GCONV=0, TF32 off) to rounding: the same loss
  * curves within 1e-4 relative, weights within 1e-3. A profile of each run shows which kernels ran:
  * the shim's forward, weight-gradient and (LeNet's conv2) input-gradient kernels and no depthwise
  * one, or none of the shim's with PMI_GCONV=0. */
 static void test_gconv_gpu(void **state) {
     if (!have_cuda() || !nn_cuda_kernels()) skip();
+    nn_set_numerics(0, 0);   /* cuDNN in exact fp32, as the shim's kernels */
     enum { K = 4, E = 2 };
     pmi_dataset big;
     assert_int_equal(data_synthetic(1024, 1, 28, 28, 10, 5, &big), 0);
@@ -585,6 +592,7 @@ static void test_gconv_gpu(void **state) {
             nn_model_free(m[1][i]);
         }
     }
+    nn_set_numerics(1, 0);
     nn_data_free(d);
     data_free(&big);
 }
