@@ -242,11 +242,11 @@ void chunks(int64_t B, int64_t K, int64_t Ci, int64_t *per, int64_t *n) {
 
 extern "C" {
 
-int pmi_gconv_supported(int64_t Ci, int64_t Co, int64_t S, int64_t H, int64_t W, int64_t pad) {
+int pmi_gconv_supported(int64_t Ci, int64_t Co, int64_t S, int64_t H, int64_t W, int64_t pad, int dgrad) {
     if ((S != 3 && S != 5) || Ci < 1 || Co < 1 || pad < 0 || pad >= S || H < 1 || W < 1 || H > 256 || W > 256) return 0;
     if (H + 2 * pad < S || W + 2 * pad < S || Ci * Co > 4096) return 0;
     Shape s = shape(1, Ci, Co, S, H, W, pad);
-    return wgrad_threads(s) <= 1024 && fwd_shared(s) <= kMaxShared && dgrad_shared(s) <= kMaxShared &&
+    return wgrad_threads(s) <= 1024 && fwd_shared(s) <= kMaxShared && (!dgrad || dgrad_shared(s) <= kMaxShared) &&
            wgrad_shared(s) <= kMaxShared;
 }
 

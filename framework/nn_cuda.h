@@ -22,8 +22,8 @@ extern "C" {
 #endif
 
 /* Whether the kernels take this shape (S 3 or 5; the image, its gradient and one model's filters
- * in shared memory); 0 means: use ATen. */
-int pmi_gconv_supported(int64_t Ci, int64_t Co, int64_t S, int64_t H, int64_t W, int64_t pad);
+ * in shared memory), with the input's gradient too when dgrad; 0 means: use ATen. */
+int pmi_gconv_supported(int64_t Ci, int64_t Co, int64_t S, int64_t H, int64_t W, int64_t pad, int dgrad);
 
 /* y (B, K*Co, Ho, Wo) = the convolution of x (B, K*Ci, H, W), model by model, with w (K*Co, Ci, S, S)
  * plus bias (K*Co, or NULL), Ho = H + 2 pad - S + 1. 0, or a CUDA error code. */

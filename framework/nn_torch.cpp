@@ -1720,7 +1720,7 @@ torch::Tensor fused_conv(const Fused &f, const FusedLayer &l, const torch::Tenso
 #ifdef PMI_CUDA_KERNELS
     if (f.gconv > (w.size(1) == 1 ? 0 : 1) && h.is_cuda() && h.scalar_type() == torch::kFloat && w.scalar_type() == torch::kFloat &&
         l.stride == 1 && f.precision == NN_FP32 &&
-        pmi_gconv_supported(w.size(1), w.size(0) / f.K, w.size(2), h.size(2), h.size(3), l.pad))
+        pmi_gconv_supported(w.size(1), w.size(0) / f.K, w.size(2), h.size(2), h.size(3), l.pad, h.requires_grad()))
         return GConvFn::apply(h, w, b, f.K, l.pad);
 #endif
     return torch::conv2d(h, w, b, l.stride, l.pad, 1, f.K);

@@ -1,0 +1,73 @@
+/* framework/nn_cuda.cu's convolution kernels, compiled for the CPU against cuda_runtime.h here,
+ * against a plain convolution in double precision (forward, input gradient, weight and bias
+ * gradients) for the shapes the fused ensembles give them: LeNet's conv1 and conv2 at 28 x 28 and
+ * at 8 x 8 (test_gpu's images), the small CNN's conv1, and odd sizes. One TAP line per shape and
+ * quantity; tests/test_cuda_emu.sh builds and runs it. */
+#include "nn_cuda.h"
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+#include <random>
+#include <cmath>
+static int fails = 0;
+static char shape_name[128];
+static void cmp(const char *what, const std::vector<float> &a, const std::vector<double> &r) {
+    double worst = 0;
+    for (size_t i = 0; i < a.size(); i++) worst = std::max(worst, std::fabs(a[i] - r[i]) / (1 + std::fabs(r[i])));
+    bool ok = worst < 1e-4;   /* NaN (a shared-memory read before its write) fails too */
+    printf("%s - %s %s: %zu values within %.3g of the double-precision convolution (bound 1e-4)\n", ok ? "ok" : "not ok",
+           shape_name, what, a.size(), worst);
+    fails += !ok;
+}
+static void run(int B, int K, int Ci, int Co, int S, int H, int W, int pad) {
+    snprintf(shape_name, sizeof shape_name, "B=%d K=%d Ci=%d Co=%d S=%d %dx%d pad=%d", B, K, Ci, Co, S, H, W, pad);
+    bool dgrad = pmi_gconv_supported(Ci, Co, S, H, W, pad, 1);
+    printf("%s - %s: the kernels take it (with the input gradient: %s)\n", pmi_gconv_supported(Ci, Co, S, H, W, pad, 0) ? "ok" : "not ok",
+           shape_name, dgrad ? "yes" : "no");
+    int Ho = H + 2 * pad - S + 1, Wo = W + 2 * pad - S + 1;
+    std::mt19937 g(1);
+    std::normal_distribution<float> n(0, 1);
+    std::vector<float> x((size_t)B * K * Ci * H * W), w((size_t)K * Co * Ci * S * S), b((size_t)K * Co), gy((size_t)B * K * Co * Ho * Wo);
+    for (auto *v : {&x, &w, &b, &gy}) for (auto &e : *v) e = n(g);
+    auto X = [&](int bb, int k, int c, int r, int cc) -> double { r -= pad; cc -= pad; return r < 0 || r >= H || cc < 0 || cc >= W ? 0 : x[(((size_t)bb * K + k) * Ci + c) * H * W + r * W + cc]; };
+    auto Wt = [&](int k, int o, int c, int i, int j) -> double { return w[((((size_t)k * Co + o) * Ci + c) * S + i) * S + j]; };
+    std::vector<double> y(gy.size()), gx(x.size()), gw(w.size()), gb(b.size());
+    for (int bb = 0; bb < B; bb++) for (int k = 0; k < K; k++) for (int o = 0; o < Co; o++) for (int r = 0; r < Ho; r++) for (int c = 0; c < Wo; c++) {
+        double acc = b[k * Co + o];
+        for (int ci = 0; ci < Ci; ci++) for (int i = 0; i < S; i++) for (int j = 0; j < S; j++) acc += X(bb, k, ci, r + i, c + j) * Wt(k, o, ci, i, j);
+        size_t yi = (((size_t)bb * K + k) * Co + o) * Ho * Wo + r * Wo + c;
+        y[yi] = acc;
+        double gg = gy[yi];
+        gb[k * Co + o] += gg;
+        for (int ci = 0; ci < Ci; ci++) for (int i = 0; i < S; i++) for (int j = 0; j < S; j++) {
+            gw[((((size_t)k * Co + o) * Ci + ci) * S + i) * S + j] += gg * X(bb, k, ci, r + i, c + j);
+            int rr = r + i - pad, cc = c + j - pad;
+            if (rr >= 0 && rr < H && cc >= 0 && cc < W) gx[(((size_t)bb * K + k) * Ci + ci) * H * W + rr * W + cc] += gg * Wt(k, o, ci, i, j);
+        }
+    }
+    std::vector<float> yo(y.size()), gxo(gx.size()), gwo(gw.size()), gbo(gb.size()), scr(pmi_gconv_scratch(B, K, Ci, Co, S));
+    pmi_gconv_forward(x.data(), w.data(), b.data(), yo.data(), B, K, Ci, Co, S, H, W, pad, nullptr);
+    cmp("y", yo, y);
+    if (dgrad) {
+        pmi_gconv_dgrad(gy.data(), w.data(), gxo.data(), B, K, Ci, Co, S, H, W, pad, nullptr);
+        cmp("gx", gxo, gx);
+    }
+    pmi_gconv_wgrad(x.data(), gy.data(), gwo.data(), gbo.data(), scr.data(), B, K, Ci, Co, S, H, W, pad, nullptr);
+    cmp("gw", gwo, gw);
+    cmp("gb", gbo, gb);
+}
+int main() {
+    run(3, 2, 1, 6, 5, 28, 28, 2);    // LeNet conv1
+    run(3, 2, 6, 16, 5, 14, 14, 0);   // LeNet conv2
+    run(3, 2, 1, 32, 3, 28, 28, 1);   // CNN conv1
+    run(2, 3, 6, 16, 5, 4, 4, 2);     // LeNet conv2 on 8x8 images
+    run(2, 3, 1, 6, 5, 8, 8, 2);      // LeNet conv1 on 8x8 images
+    run(5, 2, 3, 5, 3, 9, 7, 1);      // odd shapes
+    run(7, 200, 6, 16, 5, 4, 4, 2);   // many models: several images per chunk of the weight gradient (2, 2, 2, 1)
+    run(7, 1500, 1, 6, 5, 4, 4, 2);   // the same with one input channel (3, 3, 1)
+    /* too large for the shared memory, or not a size the kernels have: ATen's */
+    printf("%s - the kernels refuse what they do not take (S = 7, 64 x 64 channels, a 256 x 256 image's input gradient)\n",
+           !pmi_gconv_supported(1, 6, 7, 28, 28, 3, 0) && !pmi_gconv_supported(64, 64, 3, 14, 14, 1, 0) &&
+           !pmi_gconv_supported(6, 16, 5, 256, 256, 0, 1) ? "ok" : "not ok");
+    return fails != 0;
+}
