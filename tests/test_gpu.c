@@ -565,7 +565,7 @@ static void test_gconv_gpu(void **state) {
             char path[512];
             snprintf(path, sizeof path, "%s/gconv-%s-%d.json", tu_tmpdir(), arch[a], pass);
             setenv("PMI_FUSE", "1", 1);
-            setenv("PMI_GCONV", pass ? "1" : "0", 1);
+            setenv("PMI_GCONV", pass ? "2" : "0", 1);
             assert_int_equal(nn_profile_start(1), NN_OK);
             nn_status st = nn_train_tasks(t, K);
             assert_int_equal(nn_profile_stop(path, NULL), NN_OK);
