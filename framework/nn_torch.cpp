@@ -1726,8 +1726,8 @@ torch::Tensor fused_conv(const Fused &f, const FusedLayer &l, const torch::Tenso
     return torch::conv2d(h, w, b, l.stride, l.pad, 1, f.K);
 }
 
-/* The fused network's logits, (K, B, classes), of x (K, B, c, h, w). Convolutions run as one cuDNN
- * convolution grouped by model over (B, K*c, h, w), which pooling and ReLU keep; the flatten turns
+/* The fused network's logits, (K, B, classes), of x (K, B, c, h, w). Convolutions run grouped by
+ * model over (B, K*c, h, w) (fused_conv), which pooling and ReLU keep; the flatten turns
  * that into (K, B, features) for the batched linear layers. (An unfold + batched-matmul
  * convolution was measured 10x slower on an H100: docs/performance.md.) */
 torch::Tensor fused_forward(const Fused &f, const torch::Tensor &x) {
