@@ -32,6 +32,24 @@ __device__ inline void load_padded(float *tile, const float *__restrict__ x, int
     }
 }
 
+/* acc[g] += the S x S window at t0 (rows rs apart) times filter g, at w0 + g * step, for the
+ * first n < kG filters; Flip: the filters turned by 180 degrees (the input gradient's). */
+template <int S, bool Flip>
+__device__ inline void window_dot(const float *t0, int rs, const float *w0, int step, int n, float *acc) {
+    float win[S * S];
+#pragma unroll
+    for (int i = 0; i < S; i++)
+#pragma unroll
+        for (int j = 0; j < S; j++) win[i * S + j] = t0[i * rs + j];
+#pragma unroll
+    for (int g = 0; g < kG; g++) {
+        if (g >= n) break;
+        const float *wp = w0 + g * step;
+#pragma unroll
+        for (int t = 0; t < S * S; t++) acc[g] = fmaf(win[t], wp[Flip ? S * S - 1 - t : t], acc[g]);
+    }
+}
+
 /* Forward: one block per (image, model) = blockIdx.x = b*K + k, the padded image and the model's
  * filters in shared memory; a thread makes kG output channels of one pixel, window by window. */
 template <int S>
@@ -53,21 +71,8 @@ __global__ void gconv_fwd(const float *__restrict__ x, const float *__restrict__
         float acc[kG];
 #pragma unroll
         for (int g = 0; g < kG; g++) acc[g] = 0.f;
-        for (int ci = 0; ci < Ci; ci++) {
-            float win[S * S];
-            const float *t0 = tile + (ci * Hp + r) * Wp + c;
-#pragma unroll
-            for (int i = 0; i < S; i++)
-#pragma unroll
-                for (int j = 0; j < S; j++) win[i * S + j] = t0[i * Wp + j];
-#pragma unroll
-            for (int g = 0; g < kG; g++) {
-                if (o0 + g >= Co) break;
-                const float *wp = ws + ((o0 + g) * Ci + ci) * S * S;
-#pragma unroll
-                for (int t = 0; t < S * S; t++) acc[g] = fmaf(win[t], wp[t], acc[g]);
-            }
-        }
+        for (int ci = 0; ci < Ci; ci++)
+            window_dot<S, false>(tile + (ci * Hp + r) * Wp + c, Wp, ws + (o0 * Ci + ci) * S * S, Ci * S * S, Co - o0, acc);
 #pragma unroll
         for (int g = 0; g < kG; g++)
             if (o0 + g < Co) yo[(int64_t)(o0 + g) * P + p] = acc[g] + bs[o0 + g];
@@ -99,21 +104,8 @@ __global__ void gconv_dgrad(const float *__restrict__ gy, const float *__restric
         float acc[kG];
 #pragma unroll
         for (int g = 0; g < kG; g++) acc[g] = 0.f;
-        for (int o = 0; o < Co; o++) {
-            float win[S * S];
-            const float *t0 = gt + (o * Hq + r) * Wq + c;
-#pragma unroll
-            for (int i = 0; i < S; i++)
-#pragma unroll
-                for (int j = 0; j < S; j++) win[i * S + j] = t0[i * Wq + j];
-#pragma unroll
-            for (int g = 0; g < kG; g++) {
-                if (c0 + g >= Ci) break;
-                const float *wp = ws + (o * Ci + c0 + g) * S * S;
-#pragma unroll
-                for (int t = 0; t < S * S; t++) acc[g] = fmaf(win[t], wp[S * S - 1 - t], acc[g]);
-            }
-        }
+        for (int o = 0; o < Co; o++)
+            window_dot<S, true>(gt + (o * Hq + r) * Wq + c, Wq, ws + (o * Ci + c0) * S * S, S * S, Ci - c0, acc);
 #pragma unroll
         for (int g = 0; g < kG; g++)
             if (c0 + g < Ci) xo[(int64_t)(c0 + g) * P + p] = acc[g];
