@@ -4,6 +4,7 @@
  * Layouts (all contiguous): x (B, K*Ci, H, W), w (K*Co, Ci, S, S), bias (K*Co), y (B, K*Co, Ho, Wo)
  * with Ho = H + 2 pad - S + 1: image b's channels of model k start at (b*K + k)*Ci planes. */
 #include "nn_cuda.h"
+#include "philox.h"
 
 #include <cuda_runtime.h>
 
@@ -230,6 +231,17 @@ void chunks(int64_t B, int64_t K, int64_t Ci, int64_t *per, int64_t *n) {
     *n = (B + *per - 1) / *per;
 }
 
+/* Draws 4 b .. 4 b + 3 of stream s at step *t (philox.h), one thread per 4. */
+__global__ void draws_kernel(float *__restrict__ out, int64_t n, uint64_t k, const uint64_t *__restrict__ t, uint32_t s, int normal) {
+    int64_t b = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (4 * b >= n) return;
+    float v[4];
+    pmi_draw4(k, *t, s, (uint64_t)b, normal, v);
+    for (int i = 0; i < 4 && 4 * b + i < n; i++) out[4 * b + i] = v[i];
+}
+
+__global__ void draws_next(uint64_t *t) { *t += 1; }
+
 }  // namespace
 
 extern "C" {
@@ -287,6 +299,20 @@ int pmi_gconv_wgrad(const float *x, const float *gy, float *gw, float *gb, float
     if (e) return e;
     int64_t outs = K * (s.weights() + Co);
     wgrad_sum<<<(unsigned)((outs + 255) / 256), 256, 0, st>>>(scratch, gw, gb, (int)K, s.weights(), (int)Co, (int)n);
+    return (int)cudaGetLastError();
+}
+
+int pmi_draws(float *out, int64_t n, uint64_t k, const uint64_t *t, uint32_t s, int normal, void *stream) {
+    if (n <= 0) return 0;
+    cudaStream_t st = static_cast<cudaStream_t>(stream);
+    unsigned blocks = (unsigned)(((n + 3) / 4 + kThreads - 1) / kThreads);
+    draws_kernel<<<blocks, kThreads, 0, st>>>(out, n, k, t, s, normal);
+    return (int)cudaGetLastError();
+}
+
+int pmi_draws_next(uint64_t *t, void *stream) {
+    cudaStream_t st = static_cast<cudaStream_t>(stream);
+    draws_next<<<1, 1, 0, st>>>(t);
     return (int)cudaGetLastError();
 }
 

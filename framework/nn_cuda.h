@@ -11,7 +11,10 @@
  * block per (image, model) for the forward pass and the input gradient, the model's filters and
  * the image in shared memory, and the weight gradient summed in a fixed order (partial sums per
  * chunk of images, then the chunks in order), so that a step's numbers do not depend on
- * scheduling. */
+ * scheduling.
+ *
+ * And the random draws of a training step (philox.h), made on the GPU inside the captured step
+ * instead of on the host before each replay. */
 #ifndef PMI_NN_CUDA_H
 #define PMI_NN_CUDA_H
 
@@ -41,6 +44,14 @@ int64_t pmi_gconv_scratch(int64_t B, int64_t K, int64_t Ci, int64_t Co, int64_t 
  * x; scratch holds pmi_gconv_scratch floats. */
 int pmi_gconv_wgrad(const float *x, const float *gy, float *gw, float *gb, float *scratch, int64_t B, int64_t K, int64_t Ci,
                     int64_t Co, int64_t S, int64_t H, int64_t W, int64_t pad, void *stream);
+
+/* The random draws of a training step on the GPU (philox.h says which): out[0 .. n) = draws
+ * 0 .. n-1 of stream s at step *t (read on the GPU when the kernel runs, so that a captured CUDA
+ * graph draws each replay's own) under key k, uniform in [0, 1) or standard normal (normal != 0). */
+int pmi_draws(float *out, int64_t n, uint64_t k, const uint64_t *t, uint32_t s, int normal, void *stream);
+
+/* *t += 1 on the GPU: the next step's draws. */
+int pmi_draws_next(uint64_t *t, void *stream);
 
 /* The CUDA error's text. */
 const char *pmi_cuda_error(int code);

@@ -29,6 +29,7 @@
 #ifdef PMI_CUDA_KERNELS
 #include "nn_cuda.h"
 #endif
+#include "philox.h"
 #include <dlfcn.h>
 #include <unistd.h>
 #include <algorithm>
@@ -704,24 +705,52 @@ torch::Tensor to_channels_last(const torch::Tensor &x) {
 using StepFn = std::function<torch::Tensor(const torch::Tensor &idx)>;
 
 /* The random draws of a training step (nn_train_params.adv_eps's PGD start, grad_noise's
- * noise), drawn on the CPU from the batch's seed so that a GPU trains with the CPU's numbers.
- * feed(bs) draws the next batch's; on a GPU a full batch's go into device tensors of fixed
- * addresses (through pinned memory, without a host synchronisation), so that a captured step
- * reads each replay's own draws. */
+ * noise): philox.h's counter-based draws of the step's count under a key from the seed, so that
+ * the CPU and a GPU train with the same numbers. On a GPU with pmi's CUDA kernels (nn_cuda.h) the
+ * step draws them itself on the GPU, reading the step count from GPU memory, so that a captured
+ * step draws each replay's own without the host (PMI_DEVICE_DRAWS=0 turns that off); otherwise
+ * feed(bs) draws the next batch's on the host, and on a GPU a full batch's go into device tensors
+ * of fixed addresses (through pinned memory, without a host synchronisation) that a captured
+ * step reads. */
 using FeedFn = std::function<void(int64_t bs)>;
 struct Draws {
     nn_model *m = nullptr;
     std::vector<int64_t> sample;        /* one image's shape (C, H, W), for the PGD start */
     double eps = 0, noise = 0;          /* draws wanted: eps > 0, noise > 0 */
     int64_t full = 0;                   /* the batch size whose buffers stay fixed */
-    uint64_t seed = 0, counter = 0;     /* batches so far: the draws' seeds */
+    uint64_t key = 0, counter = 0;      /* the draws' key; batches drawn so far (host draws) */
     std::vector<torch::Tensor> trainable;
-    torch::Tensor start;                /* U(0, 1) of the batch's images' shape */
-    std::vector<torch::Tensor> gnoise;  /* N(0, 1) per trainable parameter */
-    torch::Tensor start_fixed;
+    torch::Tensor start;                /* U(0, 1) of the batch's images' shape (stream 0) */
+    std::vector<torch::Tensor> gnoise;  /* N(0, 1) per trainable parameter (stream 1 + i) */
+    torch::Tensor start_fixed, start_tail;
     std::vector<torch::Tensor> gnoise_fixed;
+    torch::Tensor steps;                /* the step count in GPU memory (GPU draws) */
 
     bool wanted() const { return eps > 0 || noise > 0; }
+    /* whether the step draws on the GPU (pmi_draws) rather than being fed from the host */
+    bool on_gpu() const {
+#ifdef PMI_CUDA_KERNELS
+        const char *env = getenv("PMI_DEVICE_DRAWS");
+        return m->device.is_cuda() && !(env && !strcmp(env, "0"));
+#else
+        return false;
+#endif
+    }
+    std::vector<int64_t> start_shape(int64_t bs) const {
+        std::vector<int64_t> shape{bs};
+        shape.insert(shape.end(), sample.begin(), sample.end());
+        return shape;
+    }
+    /* philox.h's draws of stream s at step t into n floats at p, on the host */
+    void host_fill(float *p, int64_t n, uint32_t s, uint64_t t, bool normal) const {
+        at::parallel_for(0, (n + 3) / 4, 4096, [&](int64_t b0, int64_t b1) {
+            for (int64_t b = b0; b < b1; b++) {
+                float v[4];
+                pmi_draw4(key, t, s, (uint64_t)b, normal, v);
+                for (int64_t i = 0; i < 4 && 4 * b + i < n; i++) p[4 * b + i] = v[i];
+            }
+        });
+    }
     /* a host draw on the model's device: copied into fixed for a full batch, a fresh tensor
      * for the shorter last one */
     torch::Tensor put(const torch::Tensor &host, torch::Tensor &fixed, bool full_batch) const {
@@ -732,23 +761,53 @@ struct Draws {
         return fixed;
     }
     void feed(int64_t bs) {
-        uint64_t draw = (seed + 1) * 0x9E3779B97F4A7C15ull + counter++;
+        if (on_gpu()) return draw_on_gpu(bs);
         auto opt = torch::TensorOptions().dtype(torch::kFloat).pinned_memory(m->device.is_cuda());
         bool full_batch = bs == full;
         if (eps > 0) {
-            std::vector<int64_t> shape{bs};
-            shape.insert(shape.end(), sample.begin(), sample.end());
-            at::Generator gen = cpu_generator(draw);
-            start = put(torch::empty(shape, opt).uniform_(0, 1, gen), start_fixed, full_batch);
+            torch::Tensor h = torch::empty(start_shape(bs), opt);
+            host_fill(h.data_ptr<float>(), h.numel(), 0, counter, false);
+            start = put(h, start_fixed, full_batch);
         }
         if (noise > 0) {
             gnoise.resize(trainable.size());
             gnoise_fixed.resize(trainable.size());
             for (size_t i = 0; i < trainable.size(); i++) {
-                at::Generator gen = cpu_generator(draw * 1000003u + i);
-                gnoise[i] = put(torch::empty(trainable[i].sizes(), opt).normal_(0, 1, gen), gnoise_fixed[i], full_batch);
+                torch::Tensor h = torch::empty(trainable[i].sizes(), opt);
+                host_fill(h.data_ptr<float>(), h.numel(), (uint32_t)(1 + i), counter, true);
+                gnoise[i] = put(h, gnoise_fixed[i], full_batch);
             }
         }
+        counter++;
+    }
+    /* the step's draws by pmi_draws on the current stream into tensors that stay (a captured step
+     * writes and reads the same), then the step count's increment */
+    void draw_on_gpu(int64_t bs) {
+#ifdef PMI_CUDA_KERNELS
+        auto opt = torch::TensorOptions().dtype(torch::kFloat).device(m->device);
+        void *stream = c10::cuda::getCurrentCUDAStream().stream();
+        if (!steps.defined()) steps = torch::zeros({1}, torch::TensorOptions().dtype(torch::kLong).device(m->device));
+        uint64_t *t = reinterpret_cast<uint64_t *>(steps.data_ptr<int64_t>());
+        int e = 0;
+        if (eps > 0) {
+            torch::Tensor &buf = bs == full ? start_fixed : start_tail;
+            if (!buf.defined() || buf.size(0) != bs) buf = torch::empty(start_shape(bs), opt);
+            e |= pmi_draws(buf.data_ptr<float>(), buf.numel(), key, t, 0, 0, stream);
+            start = buf;
+        }
+        if (noise > 0) {
+            gnoise_fixed.resize(trainable.size());
+            for (size_t i = 0; i < trainable.size(); i++) {
+                if (!gnoise_fixed[i].defined()) gnoise_fixed[i] = torch::empty(trainable[i].sizes(), opt);
+                e |= pmi_draws(gnoise_fixed[i].data_ptr<float>(), gnoise_fixed[i].numel(), key, t, (uint32_t)(1 + i), 1, stream);
+            }
+            gnoise = gnoise_fixed;
+        }
+        e |= pmi_draws_next(t, stream);
+        TORCH_CHECK(!e, "the training step's random draws on the GPU: ", pmi_cuda_error(e));
+#else
+        (void)bs;
+#endif
     }
 };
 
@@ -794,10 +853,12 @@ StepFn model_step(nn_model *m, const nn_data *d, torch::optim::Optimizer &opt, c
     int steps = p->adv_steps;
     auto draws = std::make_shared<Draws>();
     draws->m = m; draws->sample = d->x.sizes().slice(1).vec();
-    draws->eps = eps; draws->noise = noise; draws->full = p->batch_size; draws->seed = p->seed;
+    draws->eps = eps; draws->noise = noise; draws->full = p->batch_size;
+    draws->key = (p->seed + 1) * 0x9E3779B97F4A7C15ull;
     for (auto &t : m->params) if (t.requires_grad()) draws->trainable.push_back(t);
-    bool self_fed = !feed;
-    if (feed) *feed = draws->wanted() ? FeedFn([draws](int64_t bs) { draws->feed(bs); }) : FeedFn();
+    /* a graph's caller feeds host draws before each replay; GPU draws are part of the step */
+    bool self_fed = !feed || draws->on_gpu();
+    if (feed) *feed = draws->wanted() && !draws->on_gpu() ? FeedFn([draws](int64_t bs) { draws->feed(bs); }) : FeedFn();
     return [m, d, &opt, &loss_fn, channels_last, eps, steps, clip, noise, draws, self_fed](const torch::Tensor &idx) {
         torch::Tensor x = d->x.index_select(0, idx), y = d->y.index_select(0, idx);
         if (self_fed && draws->wanted()) draws->feed(idx.size(-1));

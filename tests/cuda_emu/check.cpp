@@ -2,8 +2,11 @@
  * against a plain convolution in double precision (forward, input gradient, weight and bias
  * gradients) for the shapes the fused ensembles give them: LeNet's conv1 and conv2 at 28 x 28 and
  * at 8 x 8 (test_gpu's images), the small CNN's conv1, and odd sizes. One TAP line per shape and
- * quantity; tests/test_cuda_emu.sh builds and runs it. */
+ * quantity; tests/test_cuda_emu.sh builds and runs it. And the training step's random draws
+ * (philox.h): the generator against Philox4x32-10's known answers, the kernel against the host's
+ * draws bit for bit, and their distribution. */
 #include "nn_cuda.h"
+#include "philox.h"
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -56,7 +59,59 @@ static void run(int B, int K, int Ci, int Co, int S, int H, int W, int pad) {
     cmp("gw", gwo, gw);
     cmp("gb", gbo, gb);
 }
+static void check(bool ok, const char *fmt, double a = 0, double b = 0) {
+    printf("%s - ", ok ? "ok" : "not ok");
+    printf(fmt, a, b);
+    printf("\n");
+    fails += !ok;
+}
+
+static void draws() {
+    /* Random123's known-answer vectors of Philox4x32-10: counter, key, result */
+    static const uint32_t kat[3][10] = {
+        {0, 0, 0, 0, 0, 0, 0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8},
+        {~0u, ~0u, ~0u, ~0u, ~0u, ~0u, 0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd},
+        {0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0, 0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}};
+    int right = 0;
+    for (auto &v : kat) {
+        uint32_t out[4];
+        pmi_philox(v, v + 4, out);
+        right += out[0] == v[6] && out[1] == v[7] && out[2] == v[8] && out[3] == v[9];
+    }
+    check(right == 3, "philox.h: Philox4x32-10 gives the %g known answers of 3", right);
+    const int64_t n = 100003;   /* not a multiple of 4 */
+    const uint64_t key = 0x9E3779B97F4A7C15ull * 51;
+    for (int normal = 0; normal < 2; normal++) {
+        uint64_t t = 41;
+        std::vector<float> a(n), b(n), h(n);
+        int e = pmi_draws(a.data(), n, key, &t, 3, normal, nullptr) | pmi_draws_next(&t, nullptr);
+        e |= pmi_draws(b.data(), n, key, &t, 3, normal, nullptr);
+        for (int64_t i = 0; i < n; i += 4) {
+            float v[4];
+            pmi_draw4(key, 41, 3, (uint64_t)(i / 4), normal, v);
+            for (int j = 0; j < 4 && i + j < n; j++) h[i + j] = v[j];
+        }
+        int64_t same = 0, again = 0;
+        double sum = 0, sq = 0, lo = 1e9, hi = -1e9;
+        for (int64_t i = 0; i < n; i++) {
+            same += a[i] == h[i];
+            again += a[i] == b[i];
+            sum += a[i]; sq += (double)a[i] * a[i]; lo = std::min(lo, (double)a[i]); hi = std::max(hi, (double)a[i]);
+        }
+        const char *kind = normal ? "normal" : "uniform";
+        printf("# %s draws: mean %.5f, mean square %.5f, range [%.4f, %.4f]\n", kind, sum / n, sq / n, lo, hi);
+        check(!e && same == n, normal ? "pmi_draws: %g normal draws of the kernel equal the host's (pmi_draw4) bit for bit, of %g"
+                                      : "pmi_draws: %g uniform draws of the kernel equal the host's (pmi_draw4) bit for bit, of %g", (double)same, (double)n);
+        check(t == 42 && again < 20, "pmi_draws_next: the next step draws others (%g of the values repeat; step %g)", (double)again, (double)t);
+        if (normal)   /* mean 0 +- 4.5 sd (1 / sqrt(n)), mean square 1 +- 4.5 sd (sqrt(2 / n)) */
+            check(std::fabs(sum / n) < 0.0143 && std::fabs(sq / n - 1) < 0.0202, "normal draws: mean %.4f and mean square %.4f of N(0, 1)'s 0 and 1", sum / n, sq / n);
+        else          /* mean 1/2 +- 4.5 sd (sqrt(1/12 / n)), in [0, 1) */
+            check(std::fabs(sum / n - 0.5) < 0.0042 && lo >= 0 && hi < 1, "uniform draws: mean %.4f in [0, 1) (largest %.6f)", sum / n, hi);
+    }
+}
+
 int main() {
+    draws();
     run(3, 2, 1, 6, 5, 28, 28, 2);    // LeNet conv1
     run(3, 2, 6, 16, 5, 14, 14, 0);   // LeNet conv2
     run(3, 2, 1, 32, 3, 28, 28, 1);   // CNN conv1
