@@ -741,15 +741,19 @@ struct Draws {
         shape.insert(shape.end(), sample.begin(), sample.end());
         return shape;
     }
-    /* philox.h's draws of stream s at step t into n floats at p, on the host */
+    /* philox.h's draws of stream s at step t into n floats at p, on the host: on the intra-op
+     * threads for a CPU model (they train it), on this thread for a GPU's (an OpenMP team there
+     * competes with the permutation workers: 5 ms a LeNet step on an H100's host, 1 ms alone) */
     void host_fill(float *p, int64_t n, uint32_t s, uint64_t t, bool normal) const {
-        at::parallel_for(0, (n + 3) / 4, 4096, [&](int64_t b0, int64_t b1) {
+        auto fill = [&](int64_t b0, int64_t b1) {
             for (int64_t b = b0; b < b1; b++) {
                 float v[4];
                 pmi_draw4(key, t, s, (uint64_t)b, normal, v);
                 for (int64_t i = 0; i < 4 && 4 * b + i < n; i++) p[4 * b + i] = v[i];
             }
-        });
+        };
+        if (m->device.is_cuda()) fill(0, (n + 3) / 4);
+        else at::parallel_for(0, (n + 3) / 4, 4096, fill);
     }
     /* a host draw on the model's device: copied into fixed for a full batch, a fresh tensor
      * for the shorter last one */
