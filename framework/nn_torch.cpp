@@ -955,7 +955,17 @@ void graph_begin(const StepFn &step, const torch::Tensor &perm, int64_t bs, torc
             opt.zero_grad(true);
             gs.graph.reset();
             gs.graph.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);   /* other threads may allocate (nn_bag_sums) */
-            gs.total.add_(step(gs.idx), static_cast<double>(bs));
+            try {
+                gs.total.add_(step(gs.idx), static_cast<double>(bs));
+            } catch (...) {
+                /* end the capture before the error leaves: a stream left capturing cannot be
+                 * synchronised, and the members' destructors would abort the process with that
+                 * instead of the error (one paper-scale robustness run on an H100, 2026-12-06) */
+                try { gs.graph.capture_end(); } catch (...) {}
+                try { gs.graph.reset(); } catch (...) {}
+                gs.ready = false;
+                throw;
+            }
             gs.graph.capture_end();
         }
         after.record(side);
