@@ -473,7 +473,7 @@ typedef struct stats_batch {
     eval_pending *pend;     /* k of them, owned (eval_finish frees each) */
     perm_worker *w;
     double t_attack, share;
-    int64_t mem;            /* GPU bytes in use after the batch's attacks, or -1 */
+    int64_t mem, reserved;  /* GPU bytes in use and held by the caching allocator after the batch's attacks, or -1 */
     eval_times et;
     int beside;             /* on a thread of its own */
     int rc;
@@ -504,6 +504,7 @@ static void stats_batch_run(stats_batch *sb) {
                 "and statistics %.2fs%s)", sb->k, sb->t_attack, sb->et.forward_s + sb->et.stats_s, sb->et.forward_s, sb->et.stats_s,
                 sb->beside ? " beside the next batch's attacks" : "");
         if (sb->mem >= 0) fprintf(stderr, "; %.2f GiB of GPU memory in use", (double)sb->mem / (1 << 30));
+        if (sb->reserved >= 0) fprintf(stderr, ", %.2f GiB held", (double)sb->reserved / (1 << 30));
         fputc('\n', stderr);
     }
     free(sb->pend);
@@ -570,6 +571,7 @@ static int run_attacks(job_state *js, int n, perm_worker *w, char *err, size_t e
         if (attack_apply_many(as, victims, ctx, k, out, err, errlen)) { rc = -1; break; }
         double t_attack = util_now_s() - t0;   /* a batch trains together: each pair's share of it */
         int64_t mem = k > 1 && env->dev == NN_CUDA ? nn_cuda_allocated_bytes() : -1;
+        int64_t reserved = mem >= 0 ? nn_cuda_reserved_bytes() : -1;
         eval_pending *pend = util_calloc((size_t)k, sizeof *pend);
         for (int b = 0; b < k; b++) {
             job_state *j = &js[pm[q0 + b]];
@@ -591,7 +593,7 @@ static int run_attacks(job_state *js, int n, perm_worker *w, char *err, size_t e
             break;
         }
         sb = (stats_batch){ .js = js, .pm = pm, .ps = ps, .q0 = q0, .k = k, .na = na, .done = done[q0 + k - 1],
-                            .pend = pend, .w = w, .t_attack = t_attack, .share = t_attack / k, .mem = mem, .beside = beside };
+                            .pend = pend, .w = w, .t_attack = t_attack, .share = t_attack / k, .mem = mem, .reserved = reserved, .beside = beside };
         if (beside && !pthread_create(&sb.thread, NULL, stats_batch_main, &sb)) {
             sb.running = 1;
         } else {

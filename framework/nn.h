@@ -62,6 +62,10 @@ int nn_cuda_device_count(void);
  * allocated bytes, without its cached free blocks); -1 without CUDA. The runner prints it after
  * each batch of attacks. */
 int64_t nn_cuda_allocated_bytes(void);
+/* Bytes of GPU memory the caching allocator holds on the current CUDA device (live tensors plus
+ * its cached free blocks); -1 without CUDA. A training group gives its cached blocks back when it
+ * ends (nn_train_tasks), so this stays near nn_cuda_allocated_bytes between groups. */
+int64_t nn_cuda_reserved_bytes(void);
 /* Sums of bags of rows, the additions in order (the permutation tests' sums on a GPU:
  * pmi_sum_device, eval_sum_device). nn_bag_sums_open copies rows (n_rows, width) row-major to
  * dev (the current CUDA device for NN_CUDA); nn_bag_sums writes out (n_bags, width),
