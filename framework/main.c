@@ -729,7 +729,8 @@ static int cmd_info(int argc, char **argv) {
     }
     printf("pmi %s (commit %s), libtorch %s, results schema %d\n", pmi_version, pmi_git_commit, nn_torch_version(), STORE_SCHEMA_VERSION);
     if (have_dev) printf("device (auto): %s\n", name);
-    if (nn_cuda_kernels()) printf("CUDA kernels: the fused ensembles' small convolutions (framework/nn_cuda.cu; PMI_GCONV=0 turns them off)\n");
+    if (nn_cuda_kernels()) printf("CUDA kernels: the fused ensembles' small convolutions and the training steps' random draws "
+                                  "(framework/nn_cuda.cu; PMI_GCONV=0 and PMI_DEVICE_DRAWS=0 turn them off)\n");
     printf("architectures:");
     for (int i = 0; i < nn_arch_count(); i++) printf(" %s", nn_arch_name(i));
     printf("\n");
