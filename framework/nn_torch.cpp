@@ -1240,11 +1240,14 @@ int nn_cuda_device_count(void) {
     }
 }
 
-int64_t nn_cuda_allocated_bytes(void) {
+/* The caching allocator's current bytes on the current CUDA device: in live tensors, or held
+ * (reserved); -1 without CUDA. */
+static int64_t allocator_bytes(bool held) {
 #ifdef PMI_CUDA
     try {
         if (!torch::cuda::is_available()) return -1;
-        return c10::cuda::CUDACachingAllocator::getDeviceStats(c10::cuda::current_device()).allocated_bytes[0].current;
+        auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(c10::cuda::current_device());
+        return (held ? stats.reserved_bytes : stats.allocated_bytes)[0].current;
     } catch (const std::exception &e) {
         g_error = e.what();
     }
@@ -1252,17 +1255,8 @@ int64_t nn_cuda_allocated_bytes(void) {
     return -1;
 }
 
-int64_t nn_cuda_reserved_bytes(void) {
-#ifdef PMI_CUDA
-    try {
-        if (!torch::cuda::is_available()) return -1;
-        return c10::cuda::CUDACachingAllocator::getDeviceStats(c10::cuda::current_device()).reserved_bytes[0].current;
-    } catch (const std::exception &e) {
-        g_error = e.what();
-    }
-#endif
-    return -1;
-}
+int64_t nn_cuda_allocated_bytes(void) { return allocator_bytes(false); }
+int64_t nn_cuda_reserved_bytes(void) { return allocator_bytes(true); }
 
 /* ---- sums of bags of rows (the permutation tests' sums) ----------------------------------- */
 struct nn_bags {
