@@ -725,14 +725,16 @@ struct Draws {
     torch::Tensor start_fixed, start_tail;
     std::vector<torch::Tensor> gnoise_fixed;
     torch::Tensor steps;                /* the step count in GPU memory (GPU draws) */
+    bool gpu = false;                   /* the step draws on the GPU (pmi_draws), not fed from the host */
 
     bool wanted() const { return eps > 0 || noise > 0; }
-    /* whether the step draws on the GPU (pmi_draws) rather than being fed from the host */
-    bool on_gpu() const {
+    /* whether m's steps draw on the GPU: with pmi's kernels on a GPU, unless PMI_DEVICE_DRAWS=0 */
+    static bool gpu_draws(const nn_model *m) {
 #ifdef PMI_CUDA_KERNELS
         const char *env = getenv("PMI_DEVICE_DRAWS");
         return m->device.is_cuda() && !(env && !strcmp(env, "0"));
 #else
+        (void)m;
         return false;
 #endif
     }
@@ -765,7 +767,7 @@ struct Draws {
         return fixed;
     }
     void feed(int64_t bs) {
-        if (on_gpu()) return draw_on_gpu(bs);
+        if (gpu) return draw_on_gpu(bs);
         auto opt = torch::TensorOptions().dtype(torch::kFloat).pinned_memory(m->device.is_cuda());
         bool full_batch = bs == full;
         if (eps > 0) {
@@ -859,10 +861,11 @@ StepFn model_step(nn_model *m, const nn_data *d, torch::optim::Optimizer &opt, c
     draws->m = m; draws->sample = d->x.sizes().slice(1).vec();
     draws->eps = eps; draws->noise = noise; draws->full = p->batch_size;
     draws->key = (p->seed + 1) * 0x9E3779B97F4A7C15ull;
+    draws->gpu = Draws::gpu_draws(m);
     for (auto &t : m->params) if (t.requires_grad()) draws->trainable.push_back(t);
     /* a graph's caller feeds host draws before each replay; GPU draws are part of the step */
-    bool self_fed = !feed || draws->on_gpu();
-    if (feed) *feed = draws->wanted() && !draws->on_gpu() ? FeedFn([draws](int64_t bs) { draws->feed(bs); }) : FeedFn();
+    bool self_fed = !feed || draws->gpu;
+    if (feed) *feed = draws->wanted() && !draws->gpu ? FeedFn([draws](int64_t bs) { draws->feed(bs); }) : FeedFn();
     return [m, d, &opt, &loss_fn, channels_last, eps, steps, clip, noise, draws, self_fed](const torch::Tensor &idx) {
         torch::Tensor x = d->x.index_select(0, idx), y = d->y.index_select(0, idx);
         if (self_fed && draws->wanted()) draws->feed(idx.size(-1));
