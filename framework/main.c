@@ -813,8 +813,9 @@ static int cmd_help(int argc, char **argv) {
                        "                         train together on separate CUDA streams)\n"
                        "  --batch n              consecutive groups join one batch that trains at most n models\n"
                        "                         (models copied from ones the run trained before do not count),\n"
-                       "                         trained and attacked together: on a GPU by default (64), on the\n"
-                       "                         CPU only when given (the same numbers); 1: group by group\n"
+                       "                         trained and attacked together: on a GPU by default (128 when\n"
+                       "                         every model is an mlp or a lenet, else 64), on the CPU only\n"
+                       "                         when given (the same numbers); 1: group by group\n"
                        "exit codes: 0 ok, 1 failure, 2 bad config or usage, 3 interrupted (run again to resume)\n");
             return 0;
         }

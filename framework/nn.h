@@ -123,6 +123,9 @@ void nn_data_free(nn_data *d);  /* NULL-safe */
 int nn_arch_count(void);
 const char *nn_arch_name(int i);
 const char *nn_arch_help(int i);
+/* How many models of architecture arch a GPU batch of pmi run trains at once unless --batch says
+ * (the registry's column); 0 for an unknown name. */
+int nn_arch_batch(const char *arch);
 
 typedef struct nn_model nn_model;
 typedef struct {

@@ -418,18 +418,22 @@ struct Arch {
     const char *name, *help;
     int default_width;
     Sequential (*make)(const Shape &);
+    /* models a GPU batch trains at once by default (nn_arch_batch): 128 where measured faster than
+     * 64 (the paper-scale fingerprint and ablation-power experiments, LeNets with MLP independents,
+     * docs/performance.md); 64 where 128 was not measured */
+    int batch;
 };
 
 const Arch kArchs[] = {
-    {"mlp", "flatten -> width (256) -> ReLU -> width -> ReLU -> classes", 256, make_mlp},
+    {"mlp", "flatten -> width (256) -> ReLU -> width -> ReLU -> classes", 256, make_mlp, 128},
     {"lenet", "LeNet-5: conv5x5 width (6) -> pool -> conv5x5 16*width/6 -> pool -> fc120 -> fc84 -> classes",
-     6, make_lenet},
+     6, make_lenet, 128},
     {"cnn", "small CNN: conv3x3 width (32) -> pool -> conv3x3 2*width -> pool -> fc128 -> classes", 32,
-     make_cnn},
+     make_cnn, 64},
     {"vgg11", "VGG-11 with BatchNorm, base channels width (64), adaptive avg-pool, linear classifier", 64,
-     make_vgg11},
+     make_vgg11, 64},
     {"resnet18", "ResNet-18 (CIFAR variant: 3x3 stem, no max-pool), base channels width (64)", 64,
-     make_resnet18},
+     make_resnet18, 64},
 };
 const int kNumArchs = sizeof kArchs / sizeof kArchs[0];
 
@@ -1484,6 +1488,10 @@ void nn_data_free(nn_data *d) { delete d; }
 int nn_arch_count(void) { return kNumArchs; }
 const char *nn_arch_name(int i) { return i >= 0 && i < kNumArchs ? kArchs[i].name : nullptr; }
 const char *nn_arch_help(int i) { return i >= 0 && i < kNumArchs ? kArchs[i].help : nullptr; }
+int nn_arch_batch(const char *arch) {
+    const Arch *a = find_arch(arch);
+    return a ? a->batch : 0;
+}
 
 nn_status nn_model_create(const nn_model_spec *spec, nn_model **out) {
     return guard(__func__, [&]() -> nn_status {

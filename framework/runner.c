@@ -182,6 +182,7 @@ typedef struct {
     plan_job *mine; int nmine;   /* this process's slice of the plan */
     store_provenance prov;
     int group;                   /* train the jobs of one point and seed together (GPU) */
+    int batch;                   /* runner_default_batch of the plan */
     int cuda_count;              /* visible CUDA devices (probed when workers are forked) */
     unsigned char *job_flags;    /* with workers: JOB_ALONE / JOB_GIVEN_UP per job of the plan (shared) */
     int ngpus;                   /* --gpus: worker processes, one per GPU; 0 without --gpus */
@@ -345,7 +346,18 @@ static int prepare(run_ctx *r, runner_summary *s, char *err, size_t errlen) {
     util_iso_now(r->prov.started, sizeof r->prov.started);
     s->jobs_total = r->nmine;
     r->group = (r->dev == NN_CUDA || r->o->batch > 0) && !r->o->no_group;   /* the CPU batches only when asked */
+    r->batch = runner_default_batch(r->pl);
     return 0;
+}
+
+int runner_default_batch(const plan *pl) {
+    int b = 0;
+    for (int i = 0; i < pl->n_jobs; i++) {
+        int a = nn_arch_batch(plan_arch(pl, &pl->jobs[i]));
+        if (a <= 0) a = RUNNER_BATCH;
+        if (!b || a < b) b = a;
+    }
+    return b ? b : RUNNER_BATCH;
 }
 
 /* 1 if job j must run (no complete shard, or --force); 0 if it is done; -1 with err if its
@@ -414,7 +426,7 @@ static runner_status run_jobs(run_ctx *r, plan_job *jobs, int n, int worker, con
          * RUNNER_SPAN times --batch jobs: whole groups only, each of whose jobs must run (a
          * finished or flagged job ends it); job_run_group cuts the span into batches that each
          * train at most --batch models (models copied from ones trained before do not count) */
-        int cap = r->o->batch ? r->o->batch : RUNNER_BATCH, span = cap == 1 ? 1 : cap * RUNNER_SPAN;
+        int cap = r->o->batch ? r->o->batch : r->batch, span = cap == 1 ? 1 : cap * RUNNER_SPAN;
         env.batch_models = r->group && cap > 1 ? cap : 0;
         while (r->group && !flagged(r, &jobs[j], JOB_ALONE) && j + g < n && g < span) {
             int k = j + g, h = 0;

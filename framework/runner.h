@@ -22,7 +22,7 @@
 #include "plan.h"
 
 #define RUNNER_MAX_GPUS 16
-#define RUNNER_BATCH 64    /* default of --batch */
+#define RUNNER_BATCH 64    /* default of --batch for an architecture the registry does not know */
 #define RUNNER_SPAN 4      /* a batch holds at most this many times --batch jobs (copied models included) */
 
 typedef struct {
@@ -34,11 +34,15 @@ typedef struct {
     int batch;              /* GPU, or the CPU when given: consecutive groups join one batch (trained together)
                              * while it trains at most this many models (copies of models trained before in the
                              * run do not count; at most RUNNER_SPAN times as many jobs); 0: the default
-                             * (RUNNER_BATCH on a GPU, no batches on the CPU), 1: each group alone */
+                             * (runner_default_batch on a GPU, no batches on the CPU), 1: each group alone */
     int workers;            /* worker processes, each with 1 libtorch thread; 1: one process; 0: auto (cores on CPU, 1 on GPU) */
     int ngpus;              /* --gpus: one worker process per GPU; 0: off, -1: every visible GPU, else gpus[0..ngpus) */
     int gpus[RUNNER_MAX_GPUS]; /* indices among the visible CUDA devices (CUDA_VISIBLE_DEVICES applies) */
 } runner_options;
+
+/* The --batch a GPU run of pl uses when none is given: the smallest nn_arch_batch of the
+ * architectures its jobs train (so a plan with one large architecture batches as that one does). */
+int runner_default_batch(const plan *pl);
 
 /* RUN_BUSY: another pmi run of a different configuration is using the experiment folder.
  * RUN_CHANGED: finished shards of this plan were written by another configuration (without

@@ -6,6 +6,7 @@
 #include "testutil.h"
 #include "config.h"
 #include "plan.h"
+#include "runner.h"
 
 static plan *build(const char *text, char *err, size_t errlen) {
     char path[300];
@@ -52,6 +53,29 @@ static void test_build_types_everything(void **state) {
     assert_string_equal(plan_arch(p, &arch_job), p->points[0].params.indep_arch);
     assert_ptr_equal(plan_params(p, &p->jobs[p->n_jobs - 1]), &p->points[1].params);
     plan_free(p);
+}
+
+/* A GPU run's default --batch is the smallest registry batch of the architectures a plan's jobs
+ * train: 128 LeNets with MLP independents (the paper's experiments), 64 as soon as one job trains
+ * a VGG-11 or a small CNN, whatever the other jobs train. */
+static void test_default_batch_follows_the_architectures(void **state) {
+    static const struct { const char *set; int batch; } rows[] = {
+        {"", 128},                                      /* lenet owners, lenet independents */
+        {"[pmi]\nindep_arch = mlp\n", 128},
+        {"[pmi]\nindep_arch = vgg11\n", 64},
+        {"[model]\narch = cnn\n", 64},
+        {"[model]\narch = mlp\n[pmi]\nindep_arch = resnet18\n", 64},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        char err[512], text[1024];
+        snprintf(text, sizeof text, "%s%s", sweep_ini, rows[i].set);
+        plan *p = build(text, err, sizeof err);
+        if (!p) fail_msg("plan_build: %s", err);
+        if (runner_default_batch(p) != rows[i].batch)
+            fail_msg("'%s': default batch %d, expected %d", rows[i].set, runner_default_batch(p), rows[i].batch);
+        plan_free(p);
+    }
+    assert_int_equal(nn_arch_batch("no-such-arch"), 0);
 }
 
 static void test_bad_attack_fails_the_plan(void **state) {
@@ -209,6 +233,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_build_types_everything),
         cmocka_unit_test(test_bad_attack_fails_the_plan),
+        cmocka_unit_test(test_default_batch_follows_the_architectures),
         cmocka_unit_test(test_hash_ignores_only_seeds_and_output),
         cmocka_unit_test(test_seed_sharing),
         cmocka_unit_test(test_purposes_never_collide),
