@@ -1,5 +1,5 @@
 #!/bin/bash
-# The paper-scale report on a machine with several GPUs, as docs/paper/REPORT.md was made:
+# The paper-scale report on a machine with several GPUs, as docs/paper/REPORT.md of 2026-11-26 was made:
 # fingerprint, ablation-pool and robustness (configs/scale-paper.ini) with `pmi run --gpus all`,
 # each bounded, then `pmi report --markdown-report` over the results (no figures: the GPU
 # machine has no gnuplot; render them elsewhere with `pmi plot`). Run after
