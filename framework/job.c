@@ -329,6 +329,20 @@ static int attack_batch(const job_env *env) {
     return b < 1 ? 1 : b;
 }
 
+/* --trace: stops the profiler started before a batch of k pairs' attacks, after their forward
+ * passes (t seconds), and writes its trace; a trace that cannot be written is said, not an error
+ * of the jobs (whose results do not depend on it). */
+static void trace_written(const job_env *env, int k, double t) {
+    int64_t events = 0;
+    *env->traced = 1;
+    if (nn_profile_stop(env->trace, &events) != NN_OK) {
+        fprintf(stderr, "  --trace: %s\n", nn_last_error());
+        return;
+    }
+    fprintf(stderr, "  --trace: %d (model, setting) pairs attacked and their forward passes (%.1fs) under the profiler: "
+            "%lld events in %s\n", k, t, (long long)events, env->trace);
+}
+
 /* ---- the permutation tests of finished jobs, beside the attacks of the others ------------- */
 /* Pairs are attacked model by model, or block by block of models (run_attacks), so a job, or a
  * block's jobs, have all their evaluations once its last setting is evaluated; from then on their
@@ -567,8 +581,17 @@ static int run_attacks(job_state *js, int n, perm_worker *w, char *err, size_t e
             snprintf(st->job, sizeof st->job, "%s", js[pm[q0]].job->id);
             st->attack = q0; st->attacks = total;
         }
+        int tracing = env->trace && !*env->traced && nn_profile_start(env->dev == NN_CUDA) == NN_OK;
+        if (env->trace && !*env->traced && !tracing) {
+            fprintf(stderr, "  --trace: the profiler did not start (%s); no trace\n", nn_last_error());
+            *env->traced = 1;
+        }
         double t0 = util_now_s();
-        if (attack_apply_many(as, victims, ctx, k, out, err, errlen)) { rc = -1; break; }
+        if (attack_apply_many(as, victims, ctx, k, out, err, errlen)) {
+            if (tracing) nn_profile_stop(NULL, NULL);
+            rc = -1;
+            break;
+        }
         double t_attack = util_now_s() - t0;   /* a batch trains together: each pair's share of it */
         int64_t mem = k > 1 && env->dev == NN_CUDA ? nn_cuda_allocated_bytes() : -1;
         int64_t reserved = mem >= 0 ? nn_cuda_reserved_bytes() : -1;
@@ -586,6 +609,7 @@ static int run_attacks(job_state *js, int n, perm_worker *w, char *err, size_t e
             if (!rc) rc = keep_model(j, out[b], ev, err, errlen);
             nn_model_free(out[b]);
         }
+        if (tracing) trace_written(env, k, util_now_s() - t0);
         if (!rc) rc = stats_batch_join(&sb, err, errlen);   /* the previous batch's */
         if (rc) {
             for (int b = 0; b < k; b++) eval_pending_free(&pend[b]);

@@ -50,6 +50,8 @@ typedef struct {
     job_status *status;             /* a worker's live status (NULL: none); its parent draws it */
     int total;                      /* jobs of this process, for progress */
     double run_t0;                  /* start of this process's run (util_now_s), for the ETA */
+    const char *trace;              /* the first attack batch of this process under the profiler, written here; NULL: none */
+    int *traced;                    /* set once that trace is written (or failed) */
     int batch_models;               /* > 0: job_run_group splits its jobs into batches of whole groups that each train
                                      * at most this many models (copies of models trained before do not count); 0: one batch */
 } job_env;

@@ -204,12 +204,13 @@ static const struct option run_longopts[] = {
     {"set", required_argument, 0, 's'}, {"shard", required_argument, 0, 'S'},
     {"force", no_argument, 0, 'f'}, {"threads", required_argument, 0, 't'},
     {"no-merge", no_argument, 0, 'M'}, {"jobs", required_argument, 0, 'j'}, {"no-group", no_argument, 0, 'G'},
-    {"batch", required_argument, 0, 'B'}, {"gpus", required_argument, 0, 'g'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    {"batch", required_argument, 0, 'B'}, {"gpus", required_argument, 0, 'g'}, {"trace", required_argument, 0, 'T'},
+    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 static int cmd_run(int argc, char **argv) {
     set_list sl = {0};
     runner_options o = {.slice = 0, .nslices = 1};
     int threads_set = 0;
-    for (int ch; (ch = getopt_long(argc, argv, "s:S:ft:Mj:GB:g:h", run_longopts, NULL)) != -1;) {
+    for (int ch; (ch = getopt_long(argc, argv, "s:S:ft:Mj:GB:g:T:h", run_longopts, NULL)) != -1;) {
         switch (ch) {
         case 's': if (add_set(&sl, optarg)) return 2; break;
         case 'S':
@@ -239,17 +240,32 @@ static int cmd_run(int argc, char **argv) {
                 return 2;
             }
             break;
+        case 'T': o.trace = optarg; break;
         case 'h': return cmd_help(2, (char *[]){"help", "run"}), 0;
         default: return 2;
         }
     }
     if (optind >= argc) { fprintf(stderr, "pmi run: expected a config file (pmi run --help)\n"); return 2; }
+    int trace_existed = 0;
+    if (o.trace) {   /* one process of jobs writes it; the file must be writable before any job runs */
+        if (o.workers > 1 || o.ngpus || o.nslices > 1) {
+            fprintf(stderr, "pmi run: --trace profiles one process's first attack batch: it does not go with --jobs n > 1, "
+                    "--gpus or --shard\n");
+            return 2;
+        }
+        trace_existed = access(o.trace, F_OK) == 0;
+        FILE *f = fopen(o.trace, "a");
+        if (!f) { fprintf(stderr, "pmi run: --trace %s: cannot write: %s\n", o.trace, strerror(errno)); return 2; }
+        fclose(f);
+        if (!trace_existed) remove(o.trace);
+    }
     if (threads_set && o.workers > 1) {
         fprintf(stderr, "pmi run: --jobs %d and --threads %d: choose one (worker processes of one thread each, or one process of n threads)\n",
                 o.workers, o.threads);
         return 2;
     }
     if (o.workers == 1 && !threads_set) o.threads = 1;   /* --jobs 1: one worker of one thread, as --jobs says */
+    if (o.trace && !o.workers) o.workers = 1;            /* one process, all cores (on a GPU: in this process) */
     plan *p = load_plan(argv + optind, argc - optind, sl.sets, sl.nsets, DATA_REQUIRE);
     if (!p) return 2;
     runner_install_signals();
@@ -264,6 +280,8 @@ static int cmd_run(int argc, char **argv) {
     fprintf(stderr, "pmi: %d jobs done (%d trained%s, %d already complete); shards in %s\n",
             s.jobs_done, s.jobs_trained, copied, s.jobs_skipped, s.shard_dir);
     if (s.results_path[0]) printf("%s\n", s.results_path);
+    if (o.trace && !trace_existed && access(o.trace, F_OK) != 0)
+        fprintf(stderr, "pmi run: --trace: no attack batch ran (no attack settings, or every job was complete): no trace written\n");
     return 0;
 }
 
@@ -738,7 +756,7 @@ static int cmd_info(int argc, char **argv) {
 }
 
 static const command commands[] = {
-    {"run", cmd_run, "pmi run <config.ini> [overlay.ini ...] [-s sec.key=val ...] [--shard i/n] [--jobs n | --threads n | --gpus all|i,j] [--force] [--no-merge] [--no-group] [--batch n]",
+    {"run", cmd_run, "pmi run <config.ini> [overlay.ini ...] [-s sec.key=val ...] [--shard i/n] [--jobs n | --threads n | --gpus all|i,j] [--force] [--no-merge] [--no-group] [--batch n] [--trace FILE]",
      "train and verify every job of the experiment; resumes from complete shards; merges at the end", 1, run_longopts},
     {"plan", cmd_plan, "pmi plan <config.ini> [overlay.ini ...] [-s sec.key=val ...]", "list the jobs and attack settings without running", 1, plan_longopts},
     {"merge", cmd_merge, "pmi merge <config.ini> [more.ini ...] [-s sec.key=val ...] [--partial]",
@@ -816,6 +834,9 @@ static int cmd_help(int argc, char **argv) {
                        "                         trained and attacked together: on a GPU by default (128 when\n"
                        "                         every model is an mlp or a lenet, else 64), on the CPU only\n"
                        "                         when given (the same numbers); 1: group by group\n"
+                       "  --trace FILE           the first attack batch (its attacks and their forward passes) under\n"
+                       "                         torch's profiler, written to FILE as a Chrome trace (with kernels on\n"
+                       "                         a GPU; scripts/bench/trace-compare.py reads it); one process\n"
                        "exit codes: 0 ok, 1 failure, 2 bad config or usage, 3 interrupted (run again to resume)\n");
             return 0;
         }

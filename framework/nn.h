@@ -94,7 +94,7 @@ void nn_set_threads(int n);
  * Chrome trace (JSON: {"traceEvents": [{"name", "cat": "cpu_op" or "kernel", "ph": "X",
  * "ts", "dur" in microseconds, "pid", "tid"}]}) to path, which Perfetto and
  * scripts/bench/trace-compare.py read, and puts the number of events in *n_events (or NULL).
- * One profile at a time per process. */
+ * path NULL discards the profile. One profile at a time per process. */
 nn_status nn_profile_start(int cuda);
 nn_status nn_profile_stop(const char *path, int64_t *n_events);
 

@@ -183,6 +183,7 @@ typedef struct {
     store_provenance prov;
     int group;                   /* train the jobs of one point and seed together (GPU) */
     int batch;                   /* runner_default_batch of the plan */
+    int traced;                  /* this process wrote its --trace (job_env.traced) */
     int cuda_count;              /* visible CUDA devices (probed when workers are forked) */
     unsigned char *job_flags;    /* with workers: JOB_ALONE / JOB_GIVEN_UP per job of the plan (shared) */
     int ngpus;                   /* --gpus: worker processes, one per GPU; 0 without --gpus */
@@ -399,7 +400,7 @@ static runner_status run_jobs(run_ctx *r, plan_job *jobs, int n, int worker, con
     job_status own = {0};   /* a single process's status: only its count of copied models is read */
     job_env env = { .plan = r->pl, .dev = r->dev, .prov = &r->prov, .shard_dir = s->shard_dir, .stop = &stop_requested,
                     .worker = worker, .worker_kind = worker_kind, .tty = isatty(2) && worker < 0, .total = n,
-                    .run_t0 = util_now_s(), .status = slot ? &slot->status : &own };
+                    .run_t0 = util_now_s(), .status = slot ? &slot->status : &own, .trace = r->o->trace, .traced = &r->traced };
     for (int j = 0; j < n && !stop_requested;) {
         if (flagged(r, &jobs[j], JOB_GIVEN_UP)) { j++; continue; }
         int need = needs_run(r, s, &jobs[j], err, errlen);

@@ -38,6 +38,8 @@ typedef struct {
     int workers;            /* worker processes, each with 1 libtorch thread; 1: one process; 0: auto (cores on CPU, 1 on GPU) */
     int ngpus;              /* --gpus: one worker process per GPU; 0: off, -1: every visible GPU, else gpus[0..ngpus) */
     int gpus[RUNNER_MAX_GPUS]; /* indices among the visible CUDA devices (CUDA_VISIBLE_DEVICES applies) */
+    const char *trace;      /* --trace: the first attack batch (its attacks and forward passes) under torch's profiler,
+                             * written to this Chrome trace (nn_profile_start); one process of jobs only */
 } runner_options;
 
 /* The --batch a GPU run of pl uses when none is given: the smallest nn_arch_batch of the

@@ -1,9 +1,10 @@
 #!/bin/sh
-# Tests of the profiler hook (nn_profile_start/stop through `pmi bench --trace`) and of
-# scripts/bench/trace-compare.py: the trace pmi writes is a Chrome trace that records exactly the
-# one profiled epoch (4 steps of the small CNN: 8 convolutions forward and 8 backward, the same
-# counts as Python's trace of the same epoch by scripts/bench/bench_ref.py --trace), the compare
-# script puts the two side by side, and bad paths or options are refused with a message.
+# Tests of the profiler hook (nn_profile_start/stop through `pmi bench --trace` and `pmi run
+# --trace`, the first attack batch of a run) and of scripts/bench/trace-compare.py: the trace pmi
+# writes is a Chrome trace that records exactly the one profiled epoch (4 steps of the small
+# CNN: 8 convolutions forward and 8 backward, the same counts as Python's trace of the same epoch
+# by scripts/bench/bench_ref.py --trace) or attack batch, the compare script puts two traces side
+# by side, and bad paths or options are refused with a message.
 # Run from the repository root by scripts/run-tests.sh; one TAP line per check.
 pmi=${PMI_BIN:-./pmi}
 py=/usr/bin/python3   # Debian's: python3-torch imports only there
@@ -67,6 +68,54 @@ conv=$(count aten::convolution "$tmp/t2.json" 2>/dev/null); back=$(count aten::c
 check "$([ "$rc" = 0 ] && grep -q "^pmi-trace arch=cnn batch=128 epochs=1 models=2 file=$tmp/t2.json events=[1-9]" "$tmp/out" &&
   [ "$conv" = 16 ] && [ "$back" = 16 ]; echo $?)" \
   "pmi bench --trace with --models 2 profiles one epoch of both models: 16 convolutions forward, 16 backward (exit $rc, got $conv, $back)"
+
+# pmi run --trace: the first attack batch of a run under the profiler. A tiny synthetic experiment
+# (MLP, 5 jobs, 2 attack settings); on the CPU a batch is one (model, setting) pair: the owner's
+# ftal of one epoch on 10 attacker samples (one step: 3 linear layers' forward and backward) and
+# the attacked model's forward passes (test accuracy, pool scores: 2 x 3 linear layers). So the
+# trace holds 3 AddmmBackward0 and 9 aten::addmm, no more (the prune setting and the other jobs
+# are not in it).
+cat >"$tmp/run.ini" <<EOF
+[experiment]
+name = tr
+seeds = 1
+device = cpu
+output = $tmp/results
+[data]
+dataset = synthetic
+n_train = 50
+n_attacker = 10
+n_test = 20
+[pool]
+N = 2
+m = 5
+[model]
+arch = mlp
+[train]
+epochs = 1
+[attack.ft]
+type = ftal
+epochs = 1
+[attack.pr]
+type = prune
+sparsity = 0.5
+EOF
+timeout 120 "$pmi" run "$tmp/run.ini" --trace "$tmp/run.json" >"$tmp/out" 2>"$tmp/err"; rc=$?
+[ "$rc" = 0 ] || sed 's/^/#   /' "$tmp/err"
+bw=$(count AddmmBackward0 "$tmp/run.json" 2>/dev/null); fw=$(count aten::addmm "$tmp/run.json" 2>/dev/null)
+check "$([ "$rc" = 0 ] && grep -q -- "--trace: 1 (model, setting) pairs attacked and their forward passes .* [1-9][0-9]* events in $tmp/run.json" "$tmp/err" &&
+  [ "$bw" = 3 ] && [ "$fw" = 9 ]; echo $?)" \
+  "pmi run --trace profiles exactly the first attack batch: one ftal step and the attacked model's 2 forward passes (3 backward and 9 forward addmm, got $bw and $fw)"
+rm -f "$tmp/run.json"
+timeout 60 "$pmi" run "$tmp/run.ini" --trace "$tmp/run.json" >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "$([ "$rc" = 0 ] && [ ! -e "$tmp/run.json" ] && grep -q -- "--trace: no attack batch ran" "$tmp/err"; echo $?)" \
+  "pmi run --trace of a complete run: exit 0, no file, says that no attack batch ran (exit $rc)"
+timeout 60 "$pmi" run "$tmp/run.ini" --force --jobs 2 --trace "$tmp/run.json" >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "$([ "$rc" = 2 ] && [ ! -e "$tmp/run.json" ] && grep -q -- "--trace profiles one process's first attack batch: it does not go with --jobs n > 1" "$tmp/err"; echo $?)" \
+  "pmi run --trace with --jobs 2: exit 2 before any job, naming both options (exit $rc)"
+timeout 60 "$pmi" run "$tmp/run.ini" --force --trace "$tmp/no/such/dir/t.json" >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "$([ "$rc" = 2 ] && grep -q -- "--trace $tmp/no/such/dir/t.json: cannot write" "$tmp/err"; echo $?)" \
+  "pmi run --trace into a missing folder: exit 2 before any job, naming the path (exit $rc)"
 
 # Freed memory stays in the process (util_keep_freed_memory): the small CNN's steps free and take
 # back their activations (12.8 MB each), and with glibc's defaults each step faulted its pages in
