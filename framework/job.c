@@ -581,8 +581,8 @@ static int run_attacks(job_state *js, int n, perm_worker *w, char *err, size_t e
             snprintf(st->job, sizeof st->job, "%s", js[pm[q0]].job->id);
             st->attack = q0; st->attacks = total;
         }
-        int tracing = env->trace && !*env->traced && nn_profile_start(env->dev == NN_CUDA) == NN_OK;
-        if (env->trace && !*env->traced && !tracing) {
+        int tracing = 0;
+        if (env->trace && !*env->traced && !(tracing = nn_profile_start(env->dev == NN_CUDA) == NN_OK)) {
             fprintf(stderr, "  --trace: the profiler did not start (%s); no trace\n", nn_last_error());
             *env->traced = 1;
         }
