@@ -53,6 +53,21 @@ row=$(grep '^aten::convolution ' "$tmp/cmp" | awk '{print $2, $4}')
 check "$([ "$rc" = 0 ] && grep -q '^trace-compare what=ops a_events=[1-9][0-9]* b_events=[1-9]' "$tmp/cmp" && [ "$row" = "8 8" ]; echo $?)" \
   "trace-compare.py compares the two traces' operators (aten::convolution: 8 and 8 calls, got '$row')"
 
+# one trace: known kernel intervals (us) on two streams: [0,100] and [50,150] overlap, then a
+# 1.85 ms pause, then [2000,2100]: span 2.1 ms, busy 0.25 ms, one gap of 1.85 ms
+cat >"$tmp/k.json" <<'EOF'
+{"traceEvents": [
+ {"ph": "X", "cat": "kernel", "name": "k1", "pid": 0, "tid": 7, "ts": 0, "dur": 100},
+ {"ph": "X", "cat": "kernel", "name": "k2", "pid": 0, "tid": 8, "ts": 50, "dur": 100},
+ {"ph": "X", "cat": "kernel", "name": "k1", "pid": 0, "tid": 7, "ts": 2000, "dur": 100},
+ {"ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 1, "tid": 1, "ts": 0, "dur": 5000}]}
+EOF
+python3 scripts/bench/trace-compare.py "$tmp/k.json" >"$tmp/one" 2>&1; rc=$?
+sed 's/^/#   /' "$tmp/one"
+check "$([ "$rc" = 0 ] && grep -q '^trace-busy what=kernels events=3 span_ms=2.100 busy_ms=0.250 busy=0.119 gaps_ms=1.850 gaps=1 streams=2$' "$tmp/one" &&
+  grep -q '^k1  *2  *0.200  *100.0$' "$tmp/one"; echo $?)" \
+  "trace-compare.py with one trace: the GPU's busy time is the union of its kernels over streams, the pauses of 1 ms or more are gaps"
+
 echo '{"not": "a trace"}' >"$tmp/bad.json"
 python3 scripts/bench/trace-compare.py "$tmp/bad.json" "$tmp/py.json" >"$tmp/out" 2>&1; rc=$?
 check "$([ "$rc" = 2 ] && grep -q "$tmp/bad.json: expected a Chrome trace" "$tmp/out"; echo $?)" \

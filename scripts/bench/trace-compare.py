@@ -4,6 +4,7 @@ against `scripts/bench/bench_ref.py --trace` (PyTorch from Python), or any two t
 torch's profiler wrote.
 
   trace-compare.py A.json B.json [--what auto|kernels|ops] [--top 25] [--label-a pmi --label-b python]
+  trace-compare.py A.json [--what ...] [--top 25]     (one trace: where its time goes)
 
 kernels: GPU work (events of category kernel, gpu_memcpy, gpu_memset), each event's duration
 summed per name: where the GPU time of one side goes that the other's does not.
@@ -12,7 +13,13 @@ their durations include the operators they call, so only a name's own row is mea
 auto (the default): kernels when both traces have some, ops otherwise (a CPU-only build).
 
 Prints one row per name, the names with the largest difference first, then one summary line
-"trace-compare what=... a_events=... b_events=... a_ms=... b_ms=... b_over_a=...". Reads the
+"trace-compare what=... a_events=... b_events=... a_ms=... b_ms=... b_over_a=...".
+
+With one trace: its names by time (calls, ms, mean us), then "trace-busy span_ms=... busy_ms=...
+busy=... gaps_ms=... gaps=... streams=...": span is the first event's start to the last one's end;
+busy the union of the compared events' intervals (kernels: the time the GPU ran anything, over all
+its streams); gaps the idle time in pauses of 1 ms or more (the GPU waiting on the host), and how
+many. Reads the
 traces with the standard library only. Exit 2 when a trace cannot be read or has no events of
 the kind compared."""
 import argparse
@@ -59,13 +66,55 @@ def summary(ev, what):
     return rows
 
 
+def busy(ev, what):
+    """(span, busy, gaps, n_gaps, streams) in ms over the events of kind what."""
+    iv = sorted((float(e["ts"]), float(e["ts"]) + float(e["dur"])) for e in ev if kind(e) == what)
+    span = (max(b for _, b in iv) - iv[0][0]) / 1000.0
+    total = gaps = 0.0
+    n_gaps = 0
+    a0, b0 = iv[0]
+    for a, b in iv[1:]:
+        if a > b0:
+            total += b0 - a0
+            if a - b0 >= 1000.0:
+                gaps += a - b0; n_gaps += 1
+            a0, b0 = a, b
+        elif b > b0:
+            b0 = b
+    total += b0 - a0
+    streams = len({(e.get("pid"), e.get("tid")) for e in ev if kind(e) == what})
+    return span, total / 1000.0, gaps / 1000.0, n_gaps, streams
+
+
+def one(o):
+    ev = events(o.a)
+    what = o.what
+    if what == "auto":
+        what = "kernels" if any(kind(e) == "kernels" for e in ev) else "ops"
+    r = summary(ev, what)
+    if not r:
+        fail(f"{o.a}: no {what} events")
+    w = 70
+    print(f"{'name':<{w}} {'calls':>8} {'ms':>10} {'mean us':>9}")
+    for n in sorted(r, key=lambda n: -r[n][1])[:o.top]:
+        c, t = r[n]
+        short = n if len(n) <= w else n[:w - 3] + "..."
+        print(f"{short:<{w}} {c:>8} {t:>10.3f} {1000.0 * t / c:>9.1f}")
+    span, b, gaps, n_gaps, streams = busy(ev, what)
+    note = "" if what == "kernels" else " (ops: nested operators overlap; busy is their union)"
+    print(f"trace-busy what={what} events={sum(c for c, _ in r.values())} span_ms={span:.3f} busy_ms={b:.3f} "
+          f"busy={b / span if span > 0 else float('nan'):.3f} gaps_ms={gaps:.3f} gaps={n_gaps} streams={streams}{note}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("a"); ap.add_argument("b")
+    ap.add_argument("a"); ap.add_argument("b", nargs="?")
     ap.add_argument("--what", choices=["auto", "kernels", "ops"], default="auto")
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--label-a", default="A"); ap.add_argument("--label-b", default="B")
     o = ap.parse_args()
+    if o.b is None:
+        return one(o)
     ea, eb = events(o.a), events(o.b)
     what = o.what
     if what == "auto":
