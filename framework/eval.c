@@ -131,33 +131,56 @@ static int lnoise_scores(nn_model *model, const eval_input *in, int diverged, do
     return rc;
 }
 
-int eval_forward(nn_model *model, const eval_input *in, store_eval *ev, eval_pending *pend, char *err, size_t errlen) {
-    int64_t nm = (int64_t)in->N * in->m;
+int eval_forward_many(nn_model *const *model, const eval_input *const *in, store_eval *const *ev, eval_pending *pend, int k,
+                      char *err, size_t errlen) {
     double t0 = util_now_s();
-    *pend = (eval_pending){0};
-    ev->n_kinds = in->n_kinds;
-    memcpy(ev->kinds, in->kinds, sizeof *in->kinds * (size_t)in->n_kinds);
-    ev->sample_scores = util_malloc(sizeof(double) * (size_t)(nm * in->n_kinds));
-    ev->pool_mean = util_malloc(sizeof(double) * (size_t)(in->N * in->n_kinds));
-    ev->pool_median = util_malloc(sizeof(double) * (size_t)(in->N * in->n_kinds));
-    float *logp = util_malloc(sizeof(float) * (size_t)(nm * in->classes));
-    int64_t nd = 2 * in->n_side;
-    float *dlogp = nd ? util_malloc(sizeof(float) * (size_t)(nd * in->classes)) : NULL;
-    ev->data_scores = nd ? util_malloc(sizeof(double) * (size_t)(nd * in->n_kinds)) : NULL;
-    nn_status st = nn_accuracy(model, in->test, &ev->test_acc);
-    if (st == NN_OK) st = nn_eval_logp(model, in->pool, logp);
-    if (st == NN_OK && nd) st = nn_eval_logp(model, in->dset, dlogp);
-    if (st != NN_OK) { free(logp); free(dlogp); return util_err(err, errlen, "evaluation: %s", nn_last_error()); }
-    int diverged = 0;
-    for (int64_t i = 0; i < nm * in->classes && !diverged; i++) diverged = isnan(logp[i]);
-    for (int64_t i = 0; i < nd * in->classes && !diverged; i++) diverged = isnan(dlogp[i]);
-    double *q = NULL, *dq = NULL;
-    int rc = lnoise_scores(model, in, diverged, &q, &dq, err, errlen);
-    ev->sparsity = nn_sparsity(model);
-    *pend = (eval_pending){ .logp = logp, .dlogp = dlogp, .q = q, .dq = dq, .diverged = diverged,
-                            .forward_s = util_now_s() - t0 };
-    if (rc) eval_pending_free(pend);
+    const nn_data **test = util_malloc(sizeof *test * (size_t)k), **pool = util_malloc(sizeof *pool * (size_t)k);
+    const nn_data **dset = util_malloc(sizeof *dset * (size_t)k);
+    nn_model **dmodel = util_malloc(sizeof *dmodel * (size_t)k);
+    float **logp = util_malloc(sizeof *logp * (size_t)k), **dlogp = util_malloc(sizeof *dlogp * (size_t)k);
+    double *acc = util_malloc(sizeof *acc * (size_t)k);
+    int nd = 0;   /* the models with dataset evidence, first nd of dmodel/dset/dlogp */
+    for (int b = 0; b < k; b++) {
+        const eval_input *e = in[b];
+        int64_t nm = (int64_t)e->N * e->m, n2 = 2 * e->n_side;
+        pend[b] = (eval_pending){0};
+        ev[b]->n_kinds = e->n_kinds;
+        memcpy(ev[b]->kinds, e->kinds, sizeof *e->kinds * (size_t)e->n_kinds);
+        ev[b]->sample_scores = util_malloc(sizeof(double) * (size_t)(nm * e->n_kinds));
+        ev[b]->pool_mean = util_malloc(sizeof(double) * (size_t)(e->N * e->n_kinds));
+        ev[b]->pool_median = util_malloc(sizeof(double) * (size_t)(e->N * e->n_kinds));
+        ev[b]->data_scores = n2 ? util_malloc(sizeof(double) * (size_t)(n2 * e->n_kinds)) : NULL;
+        pend[b].logp = logp[b] = util_malloc(sizeof(float) * (size_t)(nm * e->classes));
+        pend[b].dlogp = n2 ? util_malloc(sizeof(float) * (size_t)(n2 * e->classes)) : NULL;
+        test[b] = e->test; pool[b] = e->pool;
+        if (n2) { dmodel[nd] = model[b]; dset[nd] = e->dset; dlogp[nd++] = pend[b].dlogp; }
+    }
+    nn_status st = nn_eval_many(model, test, k, NULL, acc);
+    if (st == NN_OK) st = nn_eval_many(model, pool, k, logp, NULL);
+    if (st == NN_OK && nd) st = nn_eval_many(dmodel, dset, nd, dlogp, NULL);
+    int rc = st == NN_OK ? 0 : util_err(err, errlen, "evaluation: %s", nn_last_error());
+    for (int b = 0; b < k && !rc; b++) {
+        const eval_input *e = in[b];
+        int64_t nm = (int64_t)e->N * e->m, n2 = 2 * e->n_side;
+        ev[b]->test_acc = acc[b];
+        int diverged = 0;
+        for (int64_t i = 0; i < nm * e->classes && !diverged; i++) diverged = isnan(pend[b].logp[i]);
+        for (int64_t i = 0; i < n2 * e->classes && !diverged; i++) diverged = isnan(pend[b].dlogp[i]);
+        pend[b].diverged = diverged;
+        rc = lnoise_scores(model[b], e, diverged, &pend[b].q, &pend[b].dq, err, errlen);
+        ev[b]->sparsity = nn_sparsity(model[b]);
+    }
+    double share = (util_now_s() - t0) / (k > 0 ? k : 1);   /* the batch's forward passes, a share each */
+    for (int b = 0; b < k; b++) {
+        pend[b].forward_s = share;
+        if (rc) eval_pending_free(&pend[b]);
+    }
+    free(test); free(pool); free(dset); free(dmodel); free(logp); free(dlogp); free(acc);
     return rc;
+}
+
+int eval_forward(nn_model *model, const eval_input *in, store_eval *ev, eval_pending *pend, char *err, size_t errlen) {
+    return eval_forward_many(&model, &in, &ev, pend, 1, err, errlen);
 }
 
 void eval_pending_free(eval_pending *pend) {

@@ -565,6 +565,8 @@ static int run_attacks(job_state *js, int n, perm_worker *w, char *err, size_t e
     const nn_model **victims = util_calloc((size_t)most, sizeof *victims);
     attack_ctx *ctx = util_calloc((size_t)most, sizeof *ctx);
     nn_model **out = util_calloc((size_t)most, sizeof *out);
+    const eval_input **ins = util_calloc((size_t)most, sizeof *ins);
+    store_eval **evs = util_calloc((size_t)most, sizeof *evs);
     job_status *st = env->status;
     int rc = 0, beside = eval_thread();
     stats_batch sb = {0};
@@ -599,14 +601,17 @@ static int run_attacks(job_state *js, int n, perm_worker *w, char *err, size_t e
         for (int b = 0; b < k; b++) {
             job_state *j = &js[pm[q0 + b]];
             const attack_setting *a = as[b];
-            store_eval *ev = &j->evals[1 + ps[q0 + b]];
+            store_eval *ev = evs[b] = &j->evals[1 + ps[q0 + b]];
             snprintf(ev->attack, sizeof ev->attack, "%s", a->name);
             snprintf(ev->type, sizeof ev->type, "%s", a->type);
             snprintf(ev->params, sizeof ev->params, "%s", a->label);
             snprintf(ev->strength_key, sizeof ev->strength_key, "%s", a->strength_key);
             ev->strength = a->strength;
-            if (!rc) rc = eval_forward(out[b], &j->in, ev, &pend[b], err, errlen);
-            if (!rc) rc = keep_model(j, out[b], ev, err, errlen);
+            ins[b] = &j->in;
+        }
+        rc = eval_forward_many(out, ins, evs, pend, k, err, errlen);   /* fused on a GPU */
+        for (int b = 0; b < k; b++) {
+            if (!rc) rc = keep_model(&js[pm[q0 + b]], out[b], evs[b], err, errlen);
             nn_model_free(out[b]);
         }
         if (tracing) trace_written(env, k, util_now_s() - t0);
@@ -628,7 +633,7 @@ static int run_attacks(job_state *js, int n, perm_worker *w, char *err, size_t e
     }
     char late[256];   /* the batch on its thread failed too: the first error is the one reported */
     if (stats_batch_join(&sb, rc ? late : err, rc ? sizeof late : errlen) && !rc) rc = -1;
-    free(as); free(victims); free(ctx); free(out);
+    free(as); free(victims); free(ctx); free(out); free(ins); free(evs);
     free(pm); free(ps); free(unit); free(done);
     return rc;
 }

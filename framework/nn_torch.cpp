@@ -1854,16 +1854,39 @@ torch::Tensor fused_forward(const Fused &f, const torch::Tensor &x) {
 
 /* Builds the ensemble of the tasks t (fusable together: fuse_key equal): the K models' weights
  * and masks laid side by side, their data one after another. */
+/* f's network from its models f.m: the layers, the convolution kernels' mode and the K models'
+ * weights side by side (conv weights along the output channels, linear ones stacked); with
+ * train, copies that learn from f.first on, and the masks of pruned tensors. */
+void fused_weights(Fused &f, bool train) {
+    torch::NoGradGuard ng;
+    f.K = static_cast<int64_t>(f.m.size());
+    f.layers = fused_layers(f.m[0]);
+    const char *gc = getenv("PMI_GCONV");
+    f.gconv = gc && (!std::strcmp(gc, "0") || !std::strcmp(gc, "1")) ? gc[0] - '0' : 2;
+    std::vector<bool> conv(f.m[0]->params.size());
+    for (const FusedLayer &l : f.layers)
+        if (l.kind == FusedLayer::CONV) { conv[l.w] = true; if (l.b >= 0) conv[l.b] = true; }
+    for (size_t i = 0; i < f.m[0]->params.size(); i++) {
+        std::vector<torch::Tensor> ps, ms;
+        bool masked = false;
+        for (nn_model *m : f.m) {
+            ps.push_back(m->params[i]);
+            masked |= m->masks[i].defined();
+            if (train) ms.push_back(m->masks[i].defined() ? m->masks[i] : torch::ones_like(m->params[i]));
+        }
+        torch::Tensor w = conv[i] ? torch::cat(ps) : torch::stack(ps);
+        f.params.push_back(train ? w.clone().set_requires_grad(i >= f.first) : w);
+        f.masks.push_back(train && masked ? (conv[i] ? torch::cat(ms) : torch::stack(ms)) : torch::Tensor());
+    }
+}
+
 std::unique_ptr<Fused> fused_build(const std::vector<const nn_train_task *> &t) {
     auto f = std::make_unique<Fused>();
-    f->K = static_cast<int64_t>(t.size());
     f->n = t[0]->data->x.size(0);
     for (const nn_train_task *x : t) f->m.push_back(x->model);
-    f->layers = fused_layers(f->m[0]);
     f->first = t[0]->params.trainable == NN_TRAIN_LAST ? static_cast<size_t>(f->m[0]->last_first) : 0;
     f->precision = t[0]->params.precision;
-    const char *gc = getenv("PMI_GCONV");
-    f->gconv = gc && (!std::strcmp(gc, "0") || !std::strcmp(gc, "1")) ? gc[0] - '0' : 2;
+    fused_weights(*f, true);
     torch::NoGradGuard ng;
     std::vector<torch::Tensor> xs, ys;
     for (const nn_train_task *x : t) {
@@ -1881,21 +1904,6 @@ std::unique_ptr<Fused> fused_build(const std::vector<const nn_train_task *> &t) 
         f->tl = torch::cat(tls);
         f->distill = t[0]->distill;
     }
-    std::vector<bool> conv(f->m[0]->params.size());
-    for (const FusedLayer &l : f->layers)
-        if (l.kind == FusedLayer::CONV) { conv[l.w] = true; if (l.b >= 0) conv[l.b] = true; }
-    for (size_t i = 0; i < f->m[0]->params.size(); i++) {
-        std::vector<torch::Tensor> ps, ms;
-        bool masked = false;
-        for (nn_model *m : f->m) {
-            ps.push_back(m->params[i]);
-            masked |= m->masks[i].defined();
-            ms.push_back(m->masks[i].defined() ? m->masks[i] : torch::ones_like(m->params[i]));
-        }
-        /* conv weights side by side along the output channels; linear ones stacked */
-        f->params.push_back((conv[i] ? torch::cat(ps) : torch::stack(ps)).clone().set_requires_grad(i >= f->first));
-        f->masks.push_back(masked ? (conv[i] ? torch::cat(ms) : torch::stack(ms)) : torch::Tensor());
-    }
     return f;
 }
 
@@ -1911,6 +1919,67 @@ void fused_unpack(const Fused &f) {
         }()));
         for (int64_t k = 0; k < f.K; k++) f.m[k]->params[i].copy_(v[k]);
     }
+}
+
+/* ---- fused evaluation (nn_eval_many) --------------------------------------------------
+ * Models that nn_eval_logp would run one after another (an attack batch's attacked models) run
+ * K at a time as one fused network (fused_forward, no gradients), each on its own data: one
+ * launch per layer for all K, and one copy to the host per chunk instead of one per model. */
+constexpr int64_t kEvalImages = 65536;   /* images of all members per chunk (LeNets: ~2 GB of activations) */
+
+/* Whether a and b (with data da, db) may share a fused evaluation: a plain architecture
+ * (fused_layers), the same parameter shapes and device, no interface, data of one size. */
+bool eval_fusable(nn_model *a, const nn_data *da, nn_model *b, const nn_data *db) {
+    auto plain = [](const nn_model *m) { return m->iface.input == NN_IN_NONE && m->iface.output == NN_OUT_NONE; };
+    if (a->arch != b->arch || a->device != b->device || !plain(a) || !plain(b) || da->x.sizes() != db->x.sizes() ||
+        a->params.size() != b->params.size())
+        return false;
+    for (size_t i = 0; i < a->params.size(); i++)
+        if (a->params[i].sizes() != b->params[i].sizes()) return false;
+    return true;
+}
+
+/* The log-probabilities (logp[k], where not NULL) and accuracy (acc[k], where acc[k] is not NULL)
+ * of m[k] on d[k], the K models as one fused network, in chunks of kEvalImages images. */
+void eval_fused(const std::vector<nn_model *> &m, const std::vector<const nn_data *> &d, const std::vector<float *> &logp,
+                const std::vector<double *> &acc) {
+    torch::NoGradGuard ng;
+    Fused f;
+    f.m = m;
+    fused_weights(f, false);
+    const int64_t n = d[0]->x.size(0), classes = m[0]->spec.classes;
+    const int64_t B = std::max<int64_t>(1, std::min<int64_t>(n, kEvalImages / f.K));
+    bool want_logp = false, want_acc = false;
+    for (int64_t k = 0; k < f.K; k++) { want_logp |= logp[k] != nullptr; want_acc |= acc[k] != nullptr; }
+    torch::Tensor correct = torch::zeros({f.K}, d[0]->y.options().dtype(torch::kLong));
+    for (int64_t s = 0; s < n; s += B) {
+        const int64_t e = std::min(n, s + B);
+        std::vector<torch::Tensor> xs, ys;
+        for (int64_t k = 0; k < f.K; k++) xs.push_back(d[k]->x.slice(0, s, e));
+        torch::Tensor lp = torch::log_softmax(fused_forward(f, torch::stack(xs)), 2);   /* (K, e - s, classes) */
+        if (want_acc) {
+            for (int64_t k = 0; k < f.K; k++) ys.push_back(d[k]->y.slice(0, s, e));
+            correct += lp.argmax(2).eq(torch::stack(ys)).sum(1);
+        }
+        if (want_logp) {
+            torch::Tensor host = lp.to(torch::kCPU, torch::kFloat).contiguous();
+            for (int64_t k = 0; k < f.K; k++)
+                if (logp[k]) std::memcpy(logp[k] + s * classes, host[k].data_ptr<float>(), sizeof(float) * (e - s) * classes);
+        }
+    }
+    if (want_acc) {
+        torch::Tensor c = correct.to(torch::kCPU);
+        for (int64_t k = 0; k < f.K; k++)
+            if (acc[k]) *acc[k] = static_cast<double>(c[k].item<int64_t>()) / static_cast<double>(n);
+    }
+}
+
+/* Whether nn_eval_many fuses models on device dev: on a GPU; PMI_EVAL_FUSE=0 never, =1 also on
+ * the CPU (the tests'). */
+bool eval_fuse(const torch::Device &dev) {
+    const char *v = getenv("PMI_EVAL_FUSE");
+    if (v && *v) return std::strcmp(v, "0") != 0;
+    return dev.is_cuda();
 }
 
 /* Each sample's loss in the ensemble's logits lg (K * B, classes) of rows `rows` of f.x: task_loss's
@@ -2277,6 +2346,25 @@ nn_status nn_train_group(nn_model *const *m, const nn_data *const *d, const nn_t
     });
 }
 
+namespace {
+/* nn_eval_logp_noisy's and nn_accuracy's work on one model (checked; under ExactFp32). */
+void eval_logp_one(nn_model *m, const nn_data *d, double sigma, uint64_t seed, float *logp) {
+    int64_t k = m->spec.classes;
+    eval_chunks(m, d->x, [&](int64_t start, const torch::Tensor &lp) {
+        torch::Tensor host = lp.to(torch::kCPU, torch::kFloat).contiguous();
+        std::memcpy(logp + start * k, host.data_ptr<float>(), sizeof(float) * host.numel());
+    }, sigma, seed);
+}
+
+double accuracy_one(nn_model *m, const nn_data *d) {
+    torch::Tensor correct = torch::zeros({}, d->y.options());
+    eval_chunks(m, d->x, [&](int64_t start, const torch::Tensor &lp) {
+        correct += lp.argmax(1).eq(d->y.slice(0, start, start + lp.size(0))).sum();
+    });
+    return static_cast<double>(correct.item<int64_t>()) / static_cast<double>(d->x.size(0));
+}
+}  // namespace
+
 nn_status nn_eval_logp_noisy(nn_model *m, const nn_data *d, double sigma, uint64_t seed, float *logp) {
     return guard(__func__, [&]() -> nn_status {
         nn_status st = check_data(m, d, "nn_eval_logp");
@@ -2284,11 +2372,7 @@ nn_status nn_eval_logp_noisy(nn_model *m, const nn_data *d, double sigma, uint64
         NN_REQUIRE(logp || d->x.size(0) == 0, "nn_eval_logp: logp is NULL");
         NN_REQUIRE(sigma >= 0 && std::isfinite(sigma), "nn_eval_logp_noisy: sigma must be finite and >= 0, got ", sigma);
         ExactFp32 exact;
-        int64_t k = m->spec.classes;
-        eval_chunks(m, d->x, [&](int64_t start, const torch::Tensor &lp) {
-            torch::Tensor host = lp.to(torch::kCPU, torch::kFloat).contiguous();
-            std::memcpy(logp + start * k, host.data_ptr<float>(), sizeof(float) * host.numel());
-        }, sigma, seed);
+        eval_logp_one(m, d, sigma, seed, logp);
         return NN_OK;
     });
 }
@@ -2302,11 +2386,51 @@ nn_status nn_accuracy(nn_model *m, const nn_data *d, double *acc) {
         NN_REQUIRE(acc, "nn_accuracy: acc is NULL");
         NN_REQUIRE(d->x.size(0) > 0, "nn_accuracy: empty data");
         ExactFp32 exact;
-        torch::Tensor correct = torch::zeros({}, d->y.options());
-        eval_chunks(m, d->x, [&](int64_t start, const torch::Tensor &lp) {
-            correct += lp.argmax(1).eq(d->y.slice(0, start, start + lp.size(0))).sum();
-        });
-        *acc = static_cast<double>(correct.item<int64_t>()) / static_cast<double>(d->x.size(0));
+        *acc = accuracy_one(m, d);
+        return NN_OK;
+    });
+}
+
+thread_local int g_eval_fused = 0;   /* models the calling thread's last nn_eval_many fused */
+int nn_eval_fused_models(void) { return g_eval_fused; }
+
+nn_status nn_eval_many(nn_model *const *m, const nn_data *const *d, int k, float *const *logp, double *acc) {
+    return guard(__func__, [&]() -> nn_status {
+        g_eval_fused = 0;
+        NN_REQUIRE(k >= 0 && (k == 0 || (m && d)), "nn_eval_many: need k >= 0 models and data");
+        NN_REQUIRE(logp || acc, "nn_eval_many: neither logp nor acc asked for");
+        for (int i = 0; i < k; i++) {
+            nn_status st = check_data(m[i], d[i], "nn_eval_many");
+            if (st != NN_OK) return st;
+            NN_REQUIRE(!logp || logp[i] || d[i]->x.size(0) == 0, "nn_eval_many: logp[", i, "] is NULL");
+            NN_REQUIRE(!acc || d[i]->x.size(0) > 0, "nn_eval_many: empty data for accuracy (model ", i, ")");
+        }
+        ExactFp32 exact;
+        std::vector<bool> done(static_cast<size_t>(k));
+        for (int i = 0; i < k; i++) {
+            if (done[i]) continue;
+            std::vector<int> g{i};
+            if (eval_fuse(m[i]->device) && !fused_layers(m[i]).empty() && d[i]->x.size(0) > 0)
+                for (int j = i + 1; j < k; j++)
+                    if (!done[j] && eval_fusable(m[i], d[i], m[j], d[j])) g.push_back(j);
+            if (g.size() < 2) {
+                if (logp) eval_logp_one(m[i], d[i], 0, 0, logp[i]);
+                if (acc) acc[i] = accuracy_one(m[i], d[i]);
+                done[i] = true;
+                continue;
+            }
+            std::vector<nn_model *> gm;
+            std::vector<const nn_data *> gd;
+            std::vector<float *> gl;
+            std::vector<double *> ga;
+            for (int j : g) {
+                gm.push_back(m[j]); gd.push_back(d[j]);
+                gl.push_back(logp ? logp[j] : nullptr); ga.push_back(acc ? &acc[j] : nullptr);
+                done[j] = true;
+            }
+            eval_fused(gm, gd, gl, ga);
+            g_eval_fused += static_cast<int>(g.size());
+        }
         return NN_OK;
     });
 }

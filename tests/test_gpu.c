@@ -1011,8 +1011,52 @@ static void test_shuffle_fineprune_gpu(void **state) {
     nn_data_free(dc); nn_data_free(dg);
 }
 
+/* nn_eval_many on a GPU: lenets, cnns and mlps, each on data of its own, fused per architecture
+ * (the lenets' and cnns' convolutions by the shim's kernels where built) give what nn_eval_logp
+ * and nn_accuracy give one by one, to rounding. */
+static void test_eval_many_gpu(void **state) {
+    if (!have_cuda()) skip();
+    enum { P = 8, A = 3, M = A * P, N = 600 };
+    pmi_dataset big;
+    assert_int_equal(data_synthetic(P * N, 1, 28, 28, 10, 5, &big), 0);
+    data_normalize(&big, DATA_NORM_UNIT, NULL, NULL);
+    nn_data *all = NULL, *d[P];
+    assert_int_equal(nn_data_create(big.x, big.y, big.n, 1, 28, 28, NN_CUDA, &all), NN_OK);
+    int64_t *idx = malloc(sizeof *idx * N);
+    for (int p = 0; p < P; p++) {
+        for (int i = 0; i < N; i++) idx[i] = (int64_t)p * N + i;
+        assert_int_equal(nn_data_subset(all, idx, N, &d[p]), NN_OK);
+    }
+    static const char *arch[A] = {"lenet", "cnn", "mlp"};
+    nn_model *m[M];
+    const nn_data *md[M];
+    float *lp[M], *one[M];
+    double acc[M];
+    for (int i = 0; i < M; i++) {
+        nn_model_spec spec = {.arch = arch[i % A], .c = 1, .h = 28, .w = 28, .classes = 10, .device = NN_CUDA, .seed = 90 + i};
+        assert_int_equal(nn_model_create(&spec, &m[i]), NN_OK);
+        md[i] = d[i / A];
+        lp[i] = malloc(sizeof(float) * N * 10);
+        one[i] = malloc(sizeof(float) * N * 10);
+        assert_int_equal(nn_eval_logp(m[i], md[i], one[i]), NN_OK);
+    }
+    assert_int_equal(nn_eval_many(m, md, M, lp, acc), NN_OK);
+    assert_int_equal(nn_eval_fused_models(), M);
+    for (int i = 0; i < M; i++) {
+        double want, worst = 0;
+        assert_int_equal(nn_accuracy(m[i], md[i], &want), NN_OK);
+        for (int r = 0; r < N * 10; r++) worst = fmax(worst, fabs(lp[i][r] - one[i][r]));
+        if (worst > 1e-4 || fabs(acc[i] - want) > 2.0 / N)
+            fail_msg("%s %d: fused logp differs by %g, accuracy %g against %g", arch[i % A], i, worst, acc[i], want);
+        free(lp[i]); free(one[i]); nn_model_free(m[i]);
+    }
+    for (int p = 0; p < P; p++) nn_data_free(d[p]);
+    nn_data_free(all); free(idx); data_free(&big);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_eval_many_gpu),
         cmocka_unit_test(test_cpu_gpu_same_logp),
         cmocka_unit_test(test_graph_matches_eager),
         cmocka_unit_test(test_graph_batchnorm_fits),

@@ -721,6 +721,62 @@ static void test_data_adopt(void **state) {
     nn_model_free(m);
 }
 
+/* nn_eval_many fuses the models that can share one network (lenets and mlps of one shape, no
+ * interface, data of one size; PMI_EVAL_FUSE=1 lets it on the CPU) and gives what nn_eval_logp
+ * and nn_accuracy give one by one, to rounding; the others run alone; =0 fuses none and is the
+ * same bit for bit. */
+static void test_eval_many(void **state) {
+    (void)state;
+    enum { N = 6 * 70, M = 8 };
+    nn_data *all = noise_data(N, 1, 28, 28, 10), *d[4];
+    for (int p = 0; p < 4; p++) {
+        int64_t idx[70];
+        int n = p < 3 ? 70 : 50;   /* the last one of another size */
+        for (int i = 0; i < n; i++) idx[i] = (int64_t)p * 70 + (i * 7) % 70;
+        assert_int_equal(nn_data_subset(all, idx, n, &d[p]), NN_OK);
+    }
+    nn_model *m[M] = {make_model("lenet", 1, 28, 28, 10, 0, 1), make_model("mlp", 1, 28, 28, 10, 0, 2),
+                      make_model("lenet", 1, 28, 28, 10, 0, 3), make_model("lenet", 1, 28, 28, 10, 0, 4),
+                      make_model("lenet", 1, 28, 28, 10, 0, 5), make_model("lenet", 1, 28, 28, 10, 0, 6),
+                      make_model("mlp", 1, 28, 28, 10, 0, 7), make_model("lenet", 1, 28, 28, 10, 0, 8)};
+    const nn_data *md[M] = {d[0], d[0], d[1], d[2], d[2], d[3], d[1], d[0]};
+    double got;
+    assert_int_equal(nn_prune(m[2], 0.5, 1, &got), NN_OK);                /* masked weights fuse too */
+    nn_interface q = {.output = NN_OUT_TEMPERATURE, .out_param = 2};
+    assert_int_equal(nn_set_interface(m[3], &q), NN_OK);                 /* an interface runs alone */
+    const int fused = 6;   /* lenets 0, 2, 4, 7 and mlps 1, 6; not 3 (interface) nor 5 (its data's size) */
+    float *lp[M], *one[M];
+    double acc[M];
+    for (int i = 0; i < M; i++) {
+        lp[i] = malloc(sizeof(float) * nn_data_size(md[i]) * 10);
+        one[i] = eval_logp(m[i], md[i], 10);
+    }
+    setenv("PMI_EVAL_FUSE", "1", 1);
+    assert_int_equal(nn_eval_many(m, md, M, lp, acc), NN_OK);
+    assert_int_equal(nn_eval_fused_models(), fused);
+    for (int i = 0; i < M; i++) {
+        double want, worst = 0;
+        assert_int_equal(nn_accuracy(m[i], md[i], &want), NN_OK);
+        for (int64_t r = 0; r < nn_data_size(md[i]) * 10; r++) worst = fmax(worst, fabs(lp[i][r] - one[i][r]));
+        if (worst > 1e-4 || acc[i] != want)
+            fail_msg("model %d: fused logp differs by %g, accuracy %g against %g", i, worst, acc[i], want);
+    }
+    setenv("PMI_EVAL_FUSE", "0", 1);
+    assert_int_equal(nn_eval_many(m, md, M, lp, NULL), NN_OK);
+    assert_int_equal(nn_eval_fused_models(), 0);
+    for (int i = 0; i < M; i++) assert_memory_equal(lp[i], one[i], sizeof(float) * nn_data_size(md[i]) * 10);
+    unsetenv("PMI_EVAL_FUSE");
+    assert_int_equal(nn_eval_many(m, md, M, NULL, NULL), NN_EINVAL);    /* nothing asked for */
+    assert_non_null(strstr(nn_last_error(), "nn_eval_many"));
+    nn_data *small = noise_data(4, 1, 8, 8, 10);
+    const nn_data *bad[1] = {small};
+    assert_int_equal(nn_eval_many(m, bad, 1, lp, acc), NN_EINVAL);     /* a shape the model does not take */
+    assert_non_null(strstr(nn_last_error(), "nn_eval_many: data samples are 1x8x8"));
+    for (int i = 0; i < M; i++) { free(lp[i]); free(one[i]); nn_model_free(m[i]); }
+    for (int p = 0; p < 4; p++) nn_data_free(d[p]);
+    nn_data_free(all); nn_data_free(small);
+}
+
 int main(void) {
     nn_set_threads(0);
     const struct CMUnitTest tests[] = {
@@ -744,6 +800,7 @@ int main(void) {
         cmocka_unit_test(test_pool_matches_max_pool2d),
         cmocka_unit_test(test_data_and_params),
         cmocka_unit_test(test_data_adopt),
+        cmocka_unit_test(test_eval_many),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
