@@ -132,7 +132,7 @@ static int lnoise_scores(nn_model *model, const eval_input *in, int diverged, do
 }
 
 int eval_forward_many(nn_model *const *model, const eval_input *const *in, store_eval *const *ev, eval_pending *pend, int k,
-                      char *err, size_t errlen) {
+                      int *fused, char *err, size_t errlen) {
     double t0 = util_now_s();
     const nn_data **test = util_malloc(sizeof *test * (size_t)k), **pool = util_malloc(sizeof *pool * (size_t)k);
     const nn_data **dset = util_malloc(sizeof *dset * (size_t)k);
@@ -157,6 +157,7 @@ int eval_forward_many(nn_model *const *model, const eval_input *const *in, store
     }
     nn_status st = nn_eval_many(model, test, k, NULL, acc);
     if (st == NN_OK) st = nn_eval_many(model, pool, k, logp, NULL);
+    if (fused) *fused = st == NN_OK ? nn_eval_fused_models() : 0;
     if (st == NN_OK && nd) st = nn_eval_many(dmodel, dset, nd, dlogp, NULL);
     int rc = st == NN_OK ? 0 : util_err(err, errlen, "evaluation: %s", nn_last_error());
     for (int b = 0; b < k && !rc; b++) {
@@ -180,7 +181,7 @@ int eval_forward_many(nn_model *const *model, const eval_input *const *in, store
 }
 
 int eval_forward(nn_model *model, const eval_input *in, store_eval *ev, eval_pending *pend, char *err, size_t errlen) {
-    return eval_forward_many(&model, &in, &ev, pend, 1, err, errlen);
+    return eval_forward_many(&model, &in, &ev, pend, 1, NULL, err, errlen);
 }
 
 void eval_pending_free(eval_pending *pend) {

@@ -93,10 +93,10 @@ typedef struct eval_pending {
 int eval_forward(nn_model *model, const eval_input *in, store_eval *ev, eval_pending *pend, char *err, size_t errlen);
 /* eval_forward of model[b] with in[b] into ev[b] and pend[b], b < k, the models' forward passes
  * together (nn_eval_many: fused on a GPU, so the same numbers up to rounding there; one by one,
- * bit for bit, on the CPU); each pend[b].forward_s is an equal share of their time. On error
- * every pend[b] is freed. */
+ * bit for bit, on the CPU); each pend[b].forward_s is an equal share of their time; *fused (fused
+ * may be NULL) how many models the pool's pass ran fused. On error every pend[b] is freed. */
 int eval_forward_many(nn_model *const *model, const eval_input *const *in, store_eval *const *ev, eval_pending *pend, int k,
-                      char *err, size_t errlen);
+                      int *fused, char *err, size_t errlen);
 int eval_finish(const eval_input *in, store_eval *ev, eval_pending *pend, eval_times *t, char *err, size_t errlen);
 /* Frees what eval_forward left in *pend (once eval_finish will not run). */
 void eval_pending_free(eval_pending *pend);

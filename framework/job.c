@@ -490,6 +490,7 @@ typedef struct stats_batch {
     int64_t mem, reserved;  /* GPU bytes in use and held by the caching allocator after the batch's attacks, or -1 */
     eval_times et;
     int beside;             /* on a thread of its own */
+    int fused;              /* models whose forward passes ran fused (nn_eval_many) */
     int rc;
     char err[256];
 } stats_batch;
@@ -497,6 +498,14 @@ typedef struct stats_batch {
 static int eval_thread(void) {
     const char *v = getenv("PMI_EVAL_THREAD");
     return v && *v && atoi(v) != 0;
+}
+
+/* ", n models fused" for a log line, or "" (a thread's own buffer). */
+static const char *fused_note(int n) {
+    static _Thread_local char buf[48];
+    if (n <= 0) return "";
+    snprintf(buf, sizeof buf, ", %d models fused", n);
+    return buf;
 }
 
 static void stats_batch_run(stats_batch *sb) {
@@ -514,9 +523,9 @@ static void stats_batch_run(stats_batch *sb) {
     }
     if (!sb->rc) perm_worker_done(sb->w, sb->done);
     if (sb->k > 1 && !sb->rc) {
-        fprintf(stderr, "  attacked %d (model, setting) pairs in %.1fs, evaluated them in %.1fs (forward passes %.2fs, scores "
-                "and statistics %.2fs%s)", sb->k, sb->t_attack, sb->et.forward_s + sb->et.stats_s, sb->et.forward_s, sb->et.stats_s,
-                sb->beside ? " beside the next batch's attacks" : "");
+        fprintf(stderr, "  attacked %d (model, setting) pairs in %.1fs, evaluated them in %.1fs (forward passes %.2fs%s, scores "
+                "and statistics %.2fs%s)", sb->k, sb->t_attack, sb->et.forward_s + sb->et.stats_s, sb->et.forward_s,
+                fused_note(sb->fused), sb->et.stats_s, sb->beside ? " beside the next batch's attacks" : "");
         if (sb->mem >= 0) fprintf(stderr, "; %.2f GiB of GPU memory in use", (double)sb->mem / (1 << 30));
         if (sb->reserved >= 0) fprintf(stderr, ", %.2f GiB held", (double)sb->reserved / (1 << 30));
         fputc('\n', stderr);
@@ -609,7 +618,8 @@ static int run_attacks(job_state *js, int n, perm_worker *w, char *err, size_t e
             ev->strength = a->strength;
             ins[b] = &j->in;
         }
-        rc = eval_forward_many(out, ins, evs, pend, k, err, errlen);   /* fused on a GPU */
+        int fused = 0;
+        rc = eval_forward_many(out, ins, evs, pend, k, &fused, err, errlen);   /* fused on a GPU */
         for (int b = 0; b < k; b++) {
             if (!rc) rc = keep_model(&js[pm[q0 + b]], out[b], evs[b], err, errlen);
             nn_model_free(out[b]);
@@ -622,7 +632,7 @@ static int run_attacks(job_state *js, int n, perm_worker *w, char *err, size_t e
             break;
         }
         sb = (stats_batch){ .js = js, .pm = pm, .ps = ps, .q0 = q0, .k = k, .na = na, .done = done[q0 + k - 1],
-                            .pend = pend, .w = w, .t_attack = t_attack, .share = t_attack / k, .mem = mem, .reserved = reserved, .beside = beside };
+                            .pend = pend, .w = w, .t_attack = t_attack, .share = t_attack / k, .mem = mem, .reserved = reserved, .beside = beside, .fused = fused };
         if (beside && !pthread_create(&sb.thread, NULL, stats_batch_main, &sb)) {
             sb.running = 1;
         } else {
@@ -697,22 +707,31 @@ static int ref_scores_fill(ref_scores *rs, const job_state *js, int g, const nn_
         if (nd) rs->dscores[bases[b]] = util_malloc(sizeof(double) * (size_t)(nd * p->references));
     }
     float *logp = util_malloc(sizeof(float) * (size_t)(nm * classes * p->references));
-    float *dlogp = nd ? util_malloc(sizeof(float) * (size_t)(nd * classes)) : NULL;
-    int rc = 0;
-    for (int i = 0; i < g && !rc; i++) {
+    float *dlogp = nd ? util_malloc(sizeof(float) * (size_t)(nd * classes * p->references)) : NULL;
+    /* the references' forward passes together (nn_eval_many: fused on a GPU), replica r's rows at r */
+    nn_model **ms = util_malloc(sizeof *ms * (size_t)g);
+    const nn_data **pools = util_malloc(sizeof *pools * (size_t)g), **dsets = util_malloc(sizeof *dsets * (size_t)g);
+    float **lp = util_malloc(sizeof *lp * (size_t)g), **dlp = util_malloc(sizeof *dlp * (size_t)g);
+    int *who = util_malloc(sizeof *who * (size_t)g), k = 0, rc = 0;
+    for (int i = 0; i < g; i++) {
         if (js[i].job->role != ROLE_REFERENCE) continue;
         int r = js[i].job->replica;
-        float *lr = logp + (size_t)r * (size_t)(nm * classes);
-        if (nn_eval_logp(js[i].model, pool, lr) != NN_OK || (nd && nn_eval_logp(js[i].model, dset, dlogp) != NN_OK)) {
-            rc = util_err(err, errlen, "reference %s: %s", js[i].job->id, nn_last_error());
-            break;
-        }
+        if (r < 0 || r >= p->references) continue;   /* counted below: the check names the group */
+        ms[k] = js[i].model; pools[k] = pool; dsets[k] = dset; who[k] = i;
+        lp[k] = logp + (size_t)r * (size_t)(nm * classes);
+        dlp[k++] = nd ? dlogp + (size_t)r * (size_t)(nd * classes) : NULL;
+    }
+    if (k && (nn_eval_many(ms, pools, k, lp, NULL) != NN_OK || (nd && nn_eval_many(ms, dsets, k, dlp, NULL) != NN_OK)))
+        rc = util_err(err, errlen, "reference models (%s and the group's others): %s", js[who[0]].job->id, nn_last_error());
+    for (int q = 0; q < k && !rc; q++) {
+        int r = js[who[q]].job->replica;
         for (size_t b = 0; b < sizeof bases / sizeof bases[0]; b++) {
-            pmi_scores(bases[b], lr, pool_labels, nm, (int)classes, rs->scores[bases[b]] + r * nm);
-            if (nd) pmi_scores(bases[b], dlogp, dlabels, nd, (int)classes, rs->dscores[bases[b]] + r * nd);
+            pmi_scores(bases[b], lp[q], pool_labels, nm, (int)classes, rs->scores[bases[b]] + r * nm);
+            if (nd) pmi_scores(bases[b], dlp[q], dlabels, nd, (int)classes, rs->dscores[bases[b]] + r * nd);
         }
         rs->n++;
     }
+    free(ms); free(pools); free(dsets); free(lp); free(dlp); free(who);
     if (!rc && rs->n != p->references)
         rc = util_err(err, errlen, "job group of %s: %d of pmi.references = %d reference models (a seed's jobs must run together)",
                       js[0].job->id, rs->n, p->references);
@@ -728,13 +747,11 @@ static const pmi_sum_device *perm_sums(nn_device dev) {
     return dev == NN_CUDA && !(v && !strcmp(v, "0")) ? eval_sum_device(NN_CUDA) : NULL;
 }
 
-/* After training: the job's evaluation input (its pool, test split, attacker split, references),
- * its training accuracy and the un-attacked evaluation (evals[0]). 0, or -1 with err. */
-static int job_evaluate(job_state *js, const data_split *split, nn_data *pool, nn_data *test, nn_data *attacker,
-                        const int32_t *pool_labels, const nn_data *dset, const int32_t *dlabels, const ref_scores *rs,
-                        char *err, size_t errlen) {
+/* After training: the job's evaluation input (its pool, test split, attacker split, references)
+ * and its un-attacked evaluation's names (evals[0]), which evaluate_all fills. */
+static void job_eval_setup(job_state *js, const data_split *split, nn_data *pool, nn_data *test, nn_data *attacker,
+                           const int32_t *pool_labels, const nn_data *dset, const int32_t *dlabels, const ref_scores *rs) {
     if (js->progress) fprintf(stderr, "\r\033[K");
-    if (nn_accuracy(js->model, js->dtr, &js->train_acc) != NN_OK) return util_err(err, errlen, "accuracy: %s", nn_last_error());
     js->split = split;
     js->attacker = attacker;
     js->refs = rs;
@@ -753,9 +770,36 @@ static int job_evaluate(job_state *js, const data_split *split, nn_data *pool, n
     snprintf(ev->attack, sizeof ev->attack, "none");
     snprintf(ev->type, sizeof ev->type, "none");
     ev->strength = NAN;
-    if (eval_model(js->model, &js->in, ev, err, errlen) || keep_model(js, js->model, ev, err, errlen)) return -1;
-    js->test_acc = ev->test_acc;
-    return 0;
+}
+
+/* The un-attacked evaluation (evals[0]) and training accuracy of js[0..n), set up by
+ * job_eval_setup: their forward passes together (eval_forward_many: fused on a GPU), then each
+ * one's scores and statistics. 0, or -1 with err. */
+static int evaluate_all(job_state *js, int n, char *err, size_t errlen) {
+    double t0 = util_now_s();
+    nn_model **ms = util_malloc(sizeof *ms * (size_t)n);
+    const nn_data **dtr = util_malloc(sizeof *dtr * (size_t)n);
+    const eval_input **ins = util_malloc(sizeof *ins * (size_t)n);
+    store_eval **evs = util_malloc(sizeof *evs * (size_t)n);
+    double *acc = util_malloc(sizeof *acc * (size_t)n);
+    eval_pending *pend = util_calloc((size_t)n, sizeof *pend);
+    for (int i = 0; i < n; i++) { ms[i] = js[i].model; dtr[i] = js[i].dtr; ins[i] = &js[i].in; evs[i] = &js[i].evals[js[i].n_evals - 1]; }
+    int rc = nn_eval_many(ms, dtr, n, NULL, acc) != NN_OK ? util_err(err, errlen, "accuracy: %s", nn_last_error()) : 0;
+    int fused = 0;
+    if (!rc) rc = eval_forward_many(ms, ins, evs, pend, n, &fused, err, errlen);
+    eval_times et = {0};
+    for (int i = 0; i < n; i++) {
+        if (rc) { eval_pending_free(&pend[i]); continue; }
+        js[i].train_acc = acc[i];
+        rc = eval_finish(ins[i], evs[i], &pend[i], &et, err, errlen);
+        if (!rc) rc = keep_model(&js[i], js[i].model, evs[i], err, errlen);
+        js[i].test_acc = evs[i]->test_acc;
+    }
+    if (!rc && n > 1)
+        fprintf(stderr, "  evaluated %d models in %.1fs (forward passes %.2fs%s, scores and statistics %.2fs)\n", n,
+                util_now_s() - t0, et.forward_s, fused_note(fused), et.stats_s);
+    free(ms); free(dtr); free(ins); free(evs); free(acc); free(pend);
+    return rc;
 }
 
 /* Fault injection for the tests of the runner's recovery (tests/test_resume.c): with
@@ -941,9 +985,10 @@ static int run_batch(const job_env *env, job_data *d, const plan_job *jobs, int 
         rc = ref_scores_fill(&un->refs, un->js, un->g, un->pool, un->pool_labels, un->dset, un->dset_labels, un->split.secret,
                              err, errlen);
         for (int i = 0; i < un->g && !rc; i++)
-            rc = job_evaluate(&un->js[i], &un->split, un->pool, un->test, un->attacker, un->pool_labels, un->dset,
-                              un->dset_labels, &un->refs, err, errlen);
+            job_eval_setup(&un->js[i], &un->split, un->pool, un->test, un->attacker, un->pool_labels, un->dset, un->dset_labels,
+                           &un->refs);
     }
+    if (!rc) rc = evaluate_all(js, n, err, errlen);
     /* each job's permutation tests, all its evaluations and kinds from one stream of its own:
      * with attacks, on the worker as the jobs are done (perm_worker); otherwise side by side
      * (one thread each; a job alone uses every thread for its tests); then the shards are

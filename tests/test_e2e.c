@@ -472,6 +472,58 @@ static void test_attack_batch_same_numbers(void **state) {
     }
 }
 
+/* Same as same_numbers_py to floating-point rounding: every float within 1e-4 (relative, 1e-5
+ * absolute), p-values within 0.01 (a permutation count that a rounded score can move), integers
+ * equal; prints the largest float difference. */
+static const char *close_numbers_py =
+    "import sys, h5py, numpy as np\n"
+    "a, b = h5py.File(sys.argv[1], 'r'), h5py.File(sys.argv[2], 'r')\n"
+    "n, worst = [0], [0.0]\n"
+    "def close(x, y, what):\n"
+    "    if x.dtype.kind in 'iu': assert np.array_equal(x, y), what; return\n"
+    "    x, y = x.astype(float), y.astype(float)\n"
+    "    assert np.array_equal(np.isnan(x), np.isnan(y)), what\n"
+    "    ok = ~np.isnan(x)\n"
+    "    tol = 0.01 if 'p_' in what or what.endswith('/p') else 1e-4\n"
+    "    assert np.allclose(x[ok], y[ok], rtol=tol, atol=tol / 10), (what, np.abs(x[ok] - y[ok]).max())\n"
+    "    if ok.any() and tol < 0.01: worst[0] = max(worst[0], float(np.abs(x[ok] - y[ok]).max()))\n"
+    "def cmp(name, o):\n"
+    "    if not isinstance(o, h5py.Dataset): return\n"
+    "    x, y = o[()], b[o.name][()]\n"
+    "    if not hasattr(x, 'dtype'): return\n"
+    "    if x.dtype.names:\n"
+    "        for f in x.dtype.names:\n"
+    "            if x[f].dtype.kind in 'fiu': close(x[f], y[f], o.name + '/' + f)\n"
+    "    elif x.dtype.kind in 'fiu': close(x, y, o.name)\n"
+    "    n[0] += 1\n"
+    "a.visititems(cmp)\n"
+    "assert n[0] > 50, n[0]\n"
+    "print('close', n[0], 'largest difference', worst[0])\n";
+
+/* Evaluating the models together as fused networks (nn_eval_many, a GPU's way; PMI_EVAL_FUSE=1
+ * lets the CPU do it): the un-attacked evaluation fuses the group's 4 mlps (owner, clean,
+ * independent, references are one architecture) and each batch of 5 attacked pairs its 5 models;
+ * every number is as when each model runs alone, to rounding. */
+static void test_fused_evaluation_close(void **state) {
+    char out[16384], res[1300];
+    run_config(attacked_cfg, "fe-one", "", NULL, NULL, out, sizeof out);
+    setenv("PMI_EVAL_FUSE", "1", 1);
+    run_config(attacked_cfg, "fe-fused", "", "PMI_ATTACK_BATCH", "5", out, sizeof out);
+    unsetenv("PMI_EVAL_FUSE");
+    int batches = 0;
+    for (const char *p = out; (p = strstr(p, "  attacked 5 (model, setting) pairs in ")); p++) {
+        const char *nl = strchr(p, '\n');
+        const char *f = strstr(p, ", 5 models fused, scores and statistics");
+        if (f && (!nl || f < nl)) batches++;
+    }
+    if (batches != 4) fail_msg("%d batches of 5 attacked models evaluated fused, expected 4:\n%s", batches, out);
+    if (!strstr(out, "  evaluated 7 models in ") || !strstr(out, " models fused, scores and statistics"))
+        fail_msg("the un-attacked evaluation did not say that it fused:\n%s", out);
+    snprintf(res, sizeof res, "%s/fe-one/att/results.h5 %s/fe-fused/att/results.h5", tu_tmpdir(), tu_tmpdir());
+    if (tu_python(close_numbers_py, res, out, sizeof out)) fail_msg("%s", out);
+    print_message("fused against one by one: %s", out);
+}
+
 /* With 2 references, a reference evaluated as a suspect keeps one other: its lira (which needs
  * 2) is recorded unverifiable, its diff is computed, and the run succeeds; with
  * pmi.reference_fraction = 0.5 each reference trains on 150 of the 300 samples. */
@@ -537,6 +589,7 @@ int main(void) {
         cmocka_unit_test(test_batches_after_reuse),
         cmocka_unit_test(test_perm_worker_same_pvalues),
         cmocka_unit_test(test_attack_batch_same_numbers),
+        cmocka_unit_test(test_fused_evaluation_close),
         cmocka_unit_test(test_reference_loo_too_few),
         cmocka_unit_test(test_bench_smoke),
     };
