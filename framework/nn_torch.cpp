@@ -1925,7 +1925,30 @@ void fused_unpack(const Fused &f) {
  * Models that nn_eval_logp would run one after another (an attack batch's attacked models) run
  * K at a time as one fused network (fused_forward, no gradients), each on its own data: one
  * launch per layer for all K, and one copy to the host per chunk instead of one per model. */
-constexpr int64_t kEvalImages = 65536;   /* images of all members per chunk (LeNets: ~2 GB of activations) */
+constexpr int64_t kEvalBytes = int64_t{1} << 30;   /* the activations of one chunk of all members, about */
+
+/* Floats of every layer's output for one image of shape (c, h, w) in f's network. */
+int64_t activation_floats(const Fused &f, int64_t c, int64_t h, int64_t w) {
+    int64_t total = 0, feat = c * h * w;
+    for (const FusedLayer &l : f.layers) {
+        switch (l.kind) {
+        case FusedLayer::CONV: {
+            const torch::Tensor &wt = f.params[l.w];
+            int64_t S = wt.size(2);
+            c = wt.size(0) / f.K;
+            h = (h + 2 * l.pad - S) / l.stride + 1;
+            w = (w + 2 * l.pad - S) / l.stride + 1;
+            feat = c * h * w;
+            break;
+        }
+        case FusedLayer::MAXPOOL: h /= 2; w /= 2; feat = c * h * w; break;
+        case FusedLayer::LINEAR: feat = f.params[l.w].size(1); break;
+        default: break;
+        }
+        total += feat;
+    }
+    return total;
+}
 
 /* Whether a and b (with data da, db) may share a fused evaluation: a plain architecture
  * (fused_layers), the same parameter shapes and device, no interface, data of one size. */
@@ -1940,7 +1963,7 @@ bool eval_fusable(nn_model *a, const nn_data *da, nn_model *b, const nn_data *db
 }
 
 /* The log-probabilities (logp[k], where not NULL) and accuracy (acc[k], where acc[k] is not NULL)
- * of m[k] on d[k], the K models as one fused network, in chunks of kEvalImages images. */
+ * of m[k] on d[k], the K models as one fused network, in chunks of about kEvalBytes of activations. */
 void eval_fused(const std::vector<nn_model *> &m, const std::vector<const nn_data *> &d, const std::vector<float *> &logp,
                 const std::vector<double *> &acc) {
     torch::NoGradGuard ng;
@@ -1948,7 +1971,9 @@ void eval_fused(const std::vector<nn_model *> &m, const std::vector<const nn_dat
     f.m = m;
     fused_weights(f, false);
     const int64_t n = d[0]->x.size(0), classes = m[0]->spec.classes;
-    const int64_t B = std::max<int64_t>(1, std::min<int64_t>(n, kEvalImages / f.K));
+    const auto &xs0 = d[0]->x.sizes();
+    const int64_t per = 4 * (activation_floats(f, xs0[1], xs0[2], xs0[3]) + xs0[1] * xs0[2] * xs0[3]);   /* bytes a model-image */
+    const int64_t B = std::max<int64_t>(1, std::min<int64_t>(n, kEvalBytes / (per * f.K)));
     bool want_logp = false, want_acc = false;
     for (int64_t k = 0; k < f.K; k++) { want_logp |= logp[k] != nullptr; want_acc |= acc[k] != nullptr; }
     torch::Tensor correct = torch::zeros({f.K}, d[0]->y.options().dtype(torch::kLong));
