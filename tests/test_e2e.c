@@ -244,22 +244,35 @@ static void test_references_power(void **state) {
 #define CMP_ATTACKS "[attack.prune]\ntype = prune\nsparsity = 0.3, 0.6\n" \
     "[attack.ftal]\ntype = ftal\nepochs = 1\nlr = 0.01\noptimizer = sgd\nmomentum = 0.9\n"
 
+/* Every numeric dataset and field of results file a equals b's, bit for bit (NaN equal to NaN);
+ * with a third argument "close", to floating-point rounding instead: floats within 1e-4 (relative,
+ * 1e-5 absolute), p-values within 0.01 (a permutation count that a rounded score can move),
+ * integers equal. Prints how many datasets it compared and the largest float difference. */
 static const char *same_numbers_py =
     "import sys, h5py, numpy as np\n"
     "a, b = h5py.File(sys.argv[1], 'r'), h5py.File(sys.argv[2], 'r')\n"
-    "n = [0]\n"
+    "close = sys.argv[3:] == ['close']\n"
+    "n, worst = [0], [0.0]\n"
+    "def same(x, y, what):\n"
+    "    if not close or x.dtype.kind in 'iu': assert np.array_equal(x, y, equal_nan=True), what; return\n"
+    "    x, y = x.astype(float), y.astype(float)\n"
+    "    assert np.array_equal(np.isnan(x), np.isnan(y)), what\n"
+    "    ok = ~np.isnan(x)\n"
+    "    tol = 0.01 if 'p_' in what or what.endswith('/p') else 1e-4\n"
+    "    assert np.allclose(x[ok], y[ok], rtol=tol, atol=tol / 10), (what, np.abs(x[ok] - y[ok]).max())\n"
+    "    if ok.any() and tol < 0.01: worst[0] = max(worst[0], float(np.abs(x[ok] - y[ok]).max()))\n"
     "def cmp(name, o):\n"
     "    if not isinstance(o, h5py.Dataset): return\n"
     "    x, y = o[()], b[o.name][()]\n"
     "    if not hasattr(x, 'dtype'): return\n"
     "    if x.dtype.names:\n"
     "        for f in x.dtype.names:\n"
-    "            if x[f].dtype.kind in 'fiu': assert np.array_equal(x[f], y[f], equal_nan=True), (o.name, f)\n"
-    "    elif x.dtype.kind in 'fiu': assert np.array_equal(x, y, equal_nan=True), o.name\n"
+    "            if x[f].dtype.kind in 'fiu': same(x[f], y[f], o.name + '/' + f)\n"
+    "    elif x.dtype.kind in 'fiu': same(x, y, o.name)\n"
     "    n[0] += 1\n"
     "a.visititems(cmp)\n"
     "assert n[0] > 50, n[0]\n"
-    "print('same', n[0])\n";
+    "print('close' if close else 'same', n[0], 'largest difference', worst[0])\n";
 
 /* Writes cfg (a format with the temporary folder and dir for experiment.output) to
  * <tmp>/<dir>.ini and runs `pmi run --jobs 1 <opts>` on it, with environment variable var set to
@@ -472,34 +485,6 @@ static void test_attack_batch_same_numbers(void **state) {
     }
 }
 
-/* Same as same_numbers_py to floating-point rounding: every float within 1e-4 (relative, 1e-5
- * absolute), p-values within 0.01 (a permutation count that a rounded score can move), integers
- * equal; prints the largest float difference. */
-static const char *close_numbers_py =
-    "import sys, h5py, numpy as np\n"
-    "a, b = h5py.File(sys.argv[1], 'r'), h5py.File(sys.argv[2], 'r')\n"
-    "n, worst = [0], [0.0]\n"
-    "def close(x, y, what):\n"
-    "    if x.dtype.kind in 'iu': assert np.array_equal(x, y), what; return\n"
-    "    x, y = x.astype(float), y.astype(float)\n"
-    "    assert np.array_equal(np.isnan(x), np.isnan(y)), what\n"
-    "    ok = ~np.isnan(x)\n"
-    "    tol = 0.01 if 'p_' in what or what.endswith('/p') else 1e-4\n"
-    "    assert np.allclose(x[ok], y[ok], rtol=tol, atol=tol / 10), (what, np.abs(x[ok] - y[ok]).max())\n"
-    "    if ok.any() and tol < 0.01: worst[0] = max(worst[0], float(np.abs(x[ok] - y[ok]).max()))\n"
-    "def cmp(name, o):\n"
-    "    if not isinstance(o, h5py.Dataset): return\n"
-    "    x, y = o[()], b[o.name][()]\n"
-    "    if not hasattr(x, 'dtype'): return\n"
-    "    if x.dtype.names:\n"
-    "        for f in x.dtype.names:\n"
-    "            if x[f].dtype.kind in 'fiu': close(x[f], y[f], o.name + '/' + f)\n"
-    "    elif x.dtype.kind in 'fiu': close(x, y, o.name)\n"
-    "    n[0] += 1\n"
-    "a.visititems(cmp)\n"
-    "assert n[0] > 50, n[0]\n"
-    "print('close', n[0], 'largest difference', worst[0])\n";
-
 /* Evaluating the models together as fused networks (nn_eval_many, a GPU's way; PMI_EVAL_FUSE=1
  * lets the CPU do it): the un-attacked evaluation fuses the group's 4 mlps (owner, clean,
  * independent, references are one architecture) and each batch of 5 attacked pairs its 5 models;
@@ -519,8 +504,8 @@ static void test_fused_evaluation_close(void **state) {
     if (batches != 4) fail_msg("%d batches of 5 attacked models evaluated fused, expected 4:\n%s", batches, out);
     if (!strstr(out, "  evaluated 7 models in ") || !strstr(out, " models fused, scores and statistics"))
         fail_msg("the un-attacked evaluation did not say that it fused:\n%s", out);
-    snprintf(res, sizeof res, "%s/fe-one/att/results.h5 %s/fe-fused/att/results.h5", tu_tmpdir(), tu_tmpdir());
-    if (tu_python(close_numbers_py, res, out, sizeof out)) fail_msg("%s", out);
+    snprintf(res, sizeof res, "%s/fe-one/att/results.h5 %s/fe-fused/att/results.h5 close", tu_tmpdir(), tu_tmpdir());
+    if (tu_python(same_numbers_py, res, out, sizeof out)) fail_msg("%s", out);
     print_message("fused against one by one: %s", out);
 }
 
