@@ -450,20 +450,18 @@ static void perm_worker_close(perm_worker *w, int cancel) {
 
 /* How many models' attacks interleave. Within a block of models the pairs go setting by
  * setting, the block's models side by side, so that a batch holds each setting for many models,
- * which a GPU trains as fused ensembles (nn_train_tasks fuses at least PMI_FUSE_MIN, 16, and at
- * most PMI_FUSE_MAX, 32, of one recipe); model by model a batch of 256 pairs holds about 5
- * models of each of the paper scale's 55 settings, all on streams of their own. A job's
+ * which a GPU trains as fused ensembles (nn_train_tasks fuses at least PMI_FUSE_MIN and at most
+ * PMI_FUSE_MAX, 32, of one recipe); model by model a batch of 256 pairs holds about 5 models of
+ * each of the paper scale's 55 settings, each trained alone on a stream of its own. A job's
  * permutation tests wait for its block's last setting. PMI_ATTACK_BLOCK sets the most models a
- * block holds (blocks of a batch of jobs are all about the size: 50 models at most 32 make two
- * of 25); 1, the default, is model by model. On one H100 (docs/performance.md) 20 models' fused
- * students, recipes and fine-tunes trained 1.13 to 1.34 times as fast as on 20 streams, but the
- * whole run of 20 models with every setting took as long in one block (92 s) as model by model
- * (91 s): its attacks took 52.5 s against 56.3, its tests' tail 5.9 s against 2.1 (all jobs end
- * together), and the settings whose steps wait for the host (noisyft, advtrain) met in one batch
- * that took 26.9 s. */
-static int attack_block(int n) {
+ * block holds (blocks of a batch of jobs are all about the size: 50 models at most 25 make two
+ * of 25); 1 is model by model. The default is 25 on a GPU (a fused ensemble of each setting of a
+ * block, at most PMI_FUSE_MAX) and 1 on the CPU, which fuses nothing. On one H100 the
+ * paper-scale robustness experiment at 5 seeds (25 models) took 92 s model by model and 71 s in
+ * one block of 25, its attacks 56.7 s against 31.9 s (docs/performance.md, 2026-12-06). */
+static int attack_block(int n, const job_env *env) {
     const char *v = getenv("PMI_ATTACK_BLOCK");
-    int most = v && *v ? atoi(v) : 1;
+    int most = v && *v ? atoi(v) : env->dev == NN_CUDA ? 25 : 1;
     if (most > n) most = n;
     if (most < 1) return 1;
     int blocks = (n + most - 1) / most;
@@ -556,7 +554,7 @@ static int stats_batch_join(stats_batch *sb, char *err, size_t errlen) {
 static int run_attacks(job_state *js, int n, perm_worker *w, char *err, size_t errlen) {
     const job_env *env = js[0].env;
     const plan *pl = env->plan;
-    int na = pl->n_attacks, total = n * na, batch = attack_batch(env), block = attack_block(n);
+    int na = pl->n_attacks, total = n * na, batch = attack_batch(env), block = attack_block(n, env);
     if (!na) return 0;
     int *pm = util_malloc(sizeof *pm * (size_t)total), *ps = util_malloc(sizeof *ps * (size_t)total);
     int *unit = util_malloc(sizeof *unit * (size_t)total), *done = util_malloc(sizeof *done * (size_t)total);

@@ -2295,15 +2295,18 @@ static size_t fuse_max() {
     return n < 1 ? 1 : static_cast<size_t>(n);
 }
 
-/* The smallest ensemble fused by default (PMI_FUSE_MIN overrides; PMI_FUSE=1 fuses any two):
- * on an H100, 8 cnn models trained at 429-436k images/s on their own streams against 359-367k
- * as one ensemble (3 runs each), 8 LeNets at 798-873k against 706-816k; 16 LeNets were 4% faster
- * fused and 64 LeNets 37% (one run each; docs/performance.md). */
+/* The smallest ensemble fused by default (PMI_FUSE_MIN overrides; PMI_FUSE=1 fuses any two), 4.
+ * Before pmi's own fused convolutions (e237077), on an H100, 8 cnn models trained at 429-436k
+ * images/s on their own streams against 359-367k as one ensemble (3 runs each), 8 LeNets at
+ * 798-873k against 706-816k, and the default was 16. With them, on an H100 (2026-12-06), the
+ * paper-scale robustness experiment at 5 seeds trained its 25 models (groups of 5 LeNets of
+ * one recipe and 5 MLPs) in 12.8-13.3 s on streams and 8.8 s as ensembles of 5, and its attacks
+ * in blocks of 25 took 28.8 s against 31.9 s (docs/performance.md). */
 static size_t fuse_min() {
     const char *f = getenv("PMI_FUSE");
     if (f && *f && strcmp(f, "0") != 0) return 2;
     const char *v = getenv("PMI_FUSE_MIN");
-    long n = v && *v ? atol(v) : 16;
+    long n = v && *v ? atol(v) : 4;
     return n < 2 ? 2 : static_cast<size_t>(n);
 }
 

@@ -597,8 +597,8 @@ static void test_gconv_gpu(void **state) {
     data_free(&big);
 }
 
-/* By default a GPU fuses only ensembles of at least PMI_FUSE_MIN (16) models: fewer train
- * faster on their own streams. */
+/* By default a GPU fuses only ensembles of at least PMI_FUSE_MIN (4) models: fewer train
+ * on their own streams; PMI_FUSE_MIN=3 fuses 3. */
 static void test_fuse_min_gpu(void **state) {
     if (!have_cuda()) skip();
     enum { K = 3 };
