@@ -254,10 +254,11 @@ nn_status nn_eval_logp_noisy(nn_model *m, const nn_data *d, double sigma, uint64
 nn_status nn_accuracy(nn_model *m, const nn_data *d, double *acc);
 /* nn_eval_logp of m[i] on d[i] into logp[i] (logp NULL: none) and nn_accuracy into acc[i] (acc
  * NULL: none), for i < k. On a GPU the models of one plain architecture (those nn_train_tasks
- * can fuse: mlp, lenet, cnn) with the same parameter shapes, no interface and data of one size
- * run as one fused network, a chunk of all of them per launch: the same numbers up to
- * floating-point rounding (test_nn.c, test_gpu.c); the others, and every model on the CPU, run
- * one by one as nn_eval_logp does. PMI_EVAL_FUSE=0 never fuses, =1 fuses on the CPU too. */
+ * can fuse: mlp, lenet, cnn) with the same parameter shapes and data of one size run as one
+ * fused network, a chunk of all of them per launch, each model's queries and answers through
+ * its own interface (its noise drawn per chunk as nn_eval_logp draws it): the same numbers up
+ * to floating-point rounding (test_nn.c, test_gpu.c); the others, and every model on the CPU,
+ * run one by one as nn_eval_logp does. PMI_EVAL_FUSE=0 never fuses, =1 fuses on the CPU too. */
 nn_status nn_eval_many(nn_model *const *m, const nn_data *const *d, int k, float *const *logp, double *acc);
 /* How many models the calling thread's last nn_eval_many ran fused (the tests'). */
 int nn_eval_fused_models(void);

@@ -1132,13 +1132,17 @@ torch::Tensor forward_slices(nn_model *m, const torch::Tensor &q) {
     return torch::cat(out);
 }
 
+/* The queries an evaluation sends at once: an interface's noise is drawn per chunk of them,
+ * seeded by the chunk's first sample (nn.h), so every evaluation path chunks alike. */
+constexpr int64_t kQueryChunk = 4096;
+
 /* log-probabilities of m on x in chunks, eval mode, no autograd, through m's interface (the
  * answers a querier gets); calls sink(start, logp). sigma > 0: the querier's own noise
  * (nn_eval_logp_noisy) is added to each query before the interface sees it. */
 void eval_chunks(nn_model *m, const torch::Tensor &x,
                  const std::function<void(int64_t, const torch::Tensor &)> &sink, double sigma = 0,
                  uint64_t seed = 0) {
-    const int64_t chunk = 4096;
+    const int64_t chunk = kQueryChunk;
     torch::NoGradGuard ng;
     m->net->eval();
     for (int64_t s = 0; s < x.size(0); s += chunk) {
@@ -1951,10 +1955,10 @@ int64_t activation_floats(const Fused &f, int64_t c, int64_t h, int64_t w) {
 }
 
 /* Whether a and b (with data da, db) may share a fused evaluation: a plain architecture
- * (fused_layers), the same parameter shapes and device, no interface, data of one size. */
+ * (fused_layers), the same parameter shapes and device, data of one size. Their interfaces may
+ * differ: each member's queries and answers go through its own. */
 bool eval_fusable(nn_model *a, const nn_data *da, nn_model *b, const nn_data *db) {
-    auto plain = [](const nn_model *m) { return m->iface.input == NN_IN_NONE && m->iface.output == NN_OUT_NONE; };
-    if (a->arch != b->arch || a->device != b->device || !plain(a) || !plain(b) || da->x.sizes() != db->x.sizes() ||
+    if (a->arch != b->arch || a->device != b->device || da->x.sizes() != db->x.sizes() ||
         a->params.size() != b->params.size())
         return false;
     for (size_t i = 0; i < a->params.size(); i++)
@@ -1962,8 +1966,17 @@ bool eval_fusable(nn_model *a, const nn_data *da, nn_model *b, const nn_data *db
     return true;
 }
 
+/* The most members with an input transform in one fused evaluation: each holds its transformed
+ * chunk of kQueryChunk queries (x.sizes() per sample) while the chunk runs, within about kEvalBytes. */
+int64_t eval_input_members(const torch::Tensor &x) {
+    return std::max<int64_t>(2, kEvalBytes / (4 * kQueryChunk * (x.numel() / std::max<int64_t>(1, x.size(0)))));
+}
+
 /* The log-probabilities (logp[k], where not NULL) and accuracy (acc[k], where acc[k] is not NULL)
- * of m[k] on d[k], the K models as one fused network, in chunks of about kEvalBytes of activations. */
+ * of m[k] on d[k], the K models as one fused network, in slices of about kEvalBytes of
+ * activations; through each member's interface (eval_chunks's answers): then the slices lie
+ * within chunks of kQueryChunk queries, each member's input transform acts on a whole chunk
+ * before its slices run and its output transform on the chunk's log-probabilities after. */
 void eval_fused(const std::vector<nn_model *> &m, const std::vector<const nn_data *> &d, const std::vector<float *> &logp,
                 const std::vector<double *> &acc) {
     torch::NoGradGuard ng;
@@ -1973,23 +1986,39 @@ void eval_fused(const std::vector<nn_model *> &m, const std::vector<const nn_dat
     const int64_t n = d[0]->x.size(0), classes = m[0]->spec.classes;
     const auto &xs0 = d[0]->x.sizes();
     const int64_t per = 4 * (activation_floats(f, xs0[1], xs0[2], xs0[3]) + xs0[1] * xs0[2] * xs0[3]);   /* bytes a model-image */
-    const int64_t B = std::max<int64_t>(1, std::min<int64_t>(n, kEvalBytes / (per * f.K)));
-    bool want_logp = false, want_acc = false;
-    for (int64_t k = 0; k < f.K; k++) { want_logp |= logp[k] != nullptr; want_acc |= acc[k] != nullptr; }
+    int64_t B = std::max<int64_t>(1, std::min<int64_t>(n, kEvalBytes / (per * f.K)));
+    bool want_logp = false, want_acc = false, iface = false;
+    for (int64_t k = 0; k < f.K; k++) {
+        want_logp |= logp[k] != nullptr; want_acc |= acc[k] != nullptr;
+        iface |= m[k]->iface.input != NN_IN_NONE || m[k]->iface.output != NN_OUT_NONE;
+    }
+    const int64_t C = iface ? kQueryChunk : B;   /* a chunk: its queries and answers transformed together */
+    B = std::min(B, C);
     torch::Tensor correct = torch::zeros({f.K}, d[0]->y.options().dtype(torch::kLong));
-    for (int64_t s = 0; s < n; s += B) {
-        const int64_t e = std::min(n, s + B);
-        std::vector<torch::Tensor> xs, ys;
-        for (int64_t k = 0; k < f.K; k++) xs.push_back(d[k]->x.slice(0, s, e));
-        torch::Tensor lp = torch::log_softmax(fused_forward(f, torch::stack(xs)), 2);   /* (K, e - s, classes) */
+    for (int64_t c = 0; c < n; c += C) {
+        const int64_t ce = std::min(n, c + C);
+        std::vector<torch::Tensor> q(f.K), lps;
+        for (int64_t k = 0; k < f.K; k++) q[k] = query_input(m[k]->iface, d[k]->x.slice(0, c, ce), c);
+        for (int64_t s = c; s < ce; s += B) {
+            std::vector<torch::Tensor> xs;
+            for (int64_t k = 0; k < f.K; k++) xs.push_back(q[k].slice(0, s - c, std::min(ce, s + B) - c));
+            lps.push_back(torch::log_softmax(fused_forward(f, torch::stack(xs)), 2));   /* (K, slice, classes) */
+        }
+        torch::Tensor lp = lps.size() == 1 ? lps[0] : torch::cat(lps, 1);           /* (K, ce - c, classes) */
+        if (iface) {
+            std::vector<torch::Tensor> out;
+            for (int64_t k = 0; k < f.K; k++) out.push_back(query_output(m[k]->iface, lp[k], c));
+            lp = torch::stack(out);
+        }
         if (want_acc) {
-            for (int64_t k = 0; k < f.K; k++) ys.push_back(d[k]->y.slice(0, s, e));
+            std::vector<torch::Tensor> ys;
+            for (int64_t k = 0; k < f.K; k++) ys.push_back(d[k]->y.slice(0, c, ce));
             correct += lp.argmax(2).eq(torch::stack(ys)).sum(1);
         }
         if (want_logp) {
             torch::Tensor host = lp.to(torch::kCPU, torch::kFloat).contiguous();
             for (int64_t k = 0; k < f.K; k++)
-                if (logp[k]) std::memcpy(logp[k] + s * classes, host[k].data_ptr<float>(), sizeof(float) * (e - s) * classes);
+                if (logp[k]) std::memcpy(logp[k] + c * classes, host[k].data_ptr<float>(), sizeof(float) * (ce - c) * classes);
         }
     }
     if (want_acc) {
@@ -2438,9 +2467,16 @@ nn_status nn_eval_many(nn_model *const *m, const nn_data *const *d, int k, float
         for (int i = 0; i < k; i++) {
             if (done[i]) continue;
             std::vector<int> g{i};
-            if (eval_fuse(m[i]->device) && !fused_layers(m[i]).empty() && d[i]->x.size(0) > 0)
-                for (int j = i + 1; j < k; j++)
-                    if (!done[j] && eval_fusable(m[i], d[i], m[j], d[j])) g.push_back(j);
+            if (eval_fuse(m[i]->device) && !fused_layers(m[i]).empty() && d[i]->x.size(0) > 0) {
+                const int64_t most_in = eval_input_members(d[i]->x);
+                int64_t in = m[i]->iface.input != NN_IN_NONE;
+                for (int j = i + 1; j < k; j++) {
+                    if (done[j] || !eval_fusable(m[i], d[i], m[j], d[j])) continue;
+                    if (m[j]->iface.input != NN_IN_NONE && in >= most_in) continue;   /* into a later group */
+                    in += m[j]->iface.input != NN_IN_NONE;
+                    g.push_back(j);
+                }
+            }
             if (g.size() < 2) {
                 if (logp) eval_logp_one(m[i], d[i], 0, 0, logp[i]);
                 if (acc) acc[i] = accuracy_one(m[i], d[i]);

@@ -1054,9 +1054,54 @@ static void test_eval_many_gpu(void **state) {
     nn_data_free(all); free(idx); data_free(&big);
 }
 
+/* test_nn.c's test_eval_many_interfaces on the GPU: 8 LeNets on 4500 queries (two chunks of an
+ * interface's noise), with input noise, output noise, blur and top-3, label-only, quantized
+ * inputs, flipped inputs and none, fuse into one network and answer within 1e-5 of each one's
+ * own evaluation, probability by probability. */
+static void test_eval_many_interfaces_gpu(void **state) {
+    if (!have_cuda()) skip();
+    enum { M = 8, N = 4500 };
+    pmi_dataset big;
+    assert_int_equal(data_synthetic(N, 1, 28, 28, 10, 6, &big), 0);
+    data_normalize(&big, DATA_NORM_UNIT, NULL, NULL);
+    nn_data *d = NULL;
+    assert_int_equal(nn_data_create(big.x, big.y, big.n, 1, 28, 28, NN_CUDA, &d), NN_OK);
+    const nn_interface q[M] = {{.input = NN_IN_NOISE, .in_param = 0.5, .seed = 11},
+                               {.output = NN_OUT_NOISE, .out_param = 0.05, .seed = 12},
+                               {.input = NN_IN_BLUR, .in_param = 1, .output = NN_OUT_TOPK, .out_param = 3},
+                               {.output = NN_OUT_LABEL}, {.input = NN_IN_QUANTIZE, .in_param = 2},
+                               {.input = NN_IN_FLIP}, {.output = NN_OUT_TEMPERATURE, .out_param = 5}, {0}};
+    nn_model *m[M];
+    const nn_data *md[M];
+    float *lp[M], *one[M];
+    double acc[M];
+    for (int i = 0; i < M; i++) {
+        nn_model_spec spec = {.arch = "lenet", .c = 1, .h = 28, .w = 28, .classes = 10, .device = NN_CUDA, .seed = 70 + i};
+        assert_int_equal(nn_model_create(&spec, &m[i]), NN_OK);
+        assert_int_equal(nn_set_interface(m[i], &q[i]), NN_OK);
+        md[i] = d;
+        lp[i] = malloc(sizeof(float) * N * 10);
+        one[i] = malloc(sizeof(float) * N * 10);
+        assert_int_equal(nn_eval_logp(m[i], d, one[i]), NN_OK);
+    }
+    assert_int_equal(nn_eval_many(m, md, M, lp, acc), NN_OK);
+    assert_int_equal(nn_eval_fused_models(), M);
+    for (int i = 0; i < M; i++) {
+        double want, worst = 0;
+        assert_int_equal(nn_accuracy(m[i], d, &want), NN_OK);
+        for (int r = 0; r < N * 10; r++) worst = fmax(worst, fabs(exp(lp[i][r]) - exp(one[i][r])));
+        if (worst > 1e-5 || fabs(acc[i] - want) > 2.0 / N)
+            fail_msg("lenet %d: fused probabilities differ by %g, accuracy %g against %g", i, worst, acc[i], want);
+        free(lp[i]); free(one[i]); nn_model_free(m[i]);
+    }
+    nn_data_free(d);
+    data_free(&big);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_eval_many_gpu),
+        cmocka_unit_test(test_eval_many_interfaces_gpu),
         cmocka_unit_test(test_cpu_gpu_same_logp),
         cmocka_unit_test(test_graph_matches_eager),
         cmocka_unit_test(test_graph_batchnorm_fits),

@@ -743,8 +743,8 @@ static void test_eval_many(void **state) {
     double got;
     assert_int_equal(nn_prune(m[2], 0.5, 1, &got), NN_OK);                /* masked weights fuse too */
     nn_interface q = {.output = NN_OUT_TEMPERATURE, .out_param = 2};
-    assert_int_equal(nn_set_interface(m[3], &q), NN_OK);                 /* an interface runs alone */
-    const int fused = 6;   /* lenets 0, 2, 4, 7 and mlps 1, 6; not 3 (interface) nor 5 (its data's size) */
+    assert_int_equal(nn_set_interface(m[3], &q), NN_OK);                 /* an interface fuses too */
+    const int fused = 7;   /* lenets 0, 2, 3, 4, 7 and mlps 1, 6; not 5 (its data's size) */
     float *lp[M], *one[M];
     double acc[M];
     for (int i = 0; i < M; i++) {
@@ -777,6 +777,51 @@ static void test_eval_many(void **state) {
     nn_data_free(all); nn_data_free(small);
 }
 
+/* Fused evaluation through interfaces answers as each model's own evaluation does: 4500 queries
+ * are two chunks of the interface's noise (4096 and 404, each seeded by its first sample), so a
+ * fused evaluation that drew them over other spans would answer the last 404 otherwise. Four
+ * LeNets with input noise, output noise, blur with top-3 and none fuse into one network; every
+ * probability is within 1e-5 of one-by-one evaluation (log-probabilities of noisy answers near
+ * zero are not compared: rounding moves them far) and each accuracy within 2 of 4500. */
+static void test_eval_many_interfaces(void **state) {
+    (void)state;
+    enum { N = 4500, M = 4 };
+    nn_data *d = noise_data(N, 1, 28, 28, 10);
+    nn_model *m[M];
+    const nn_interface q[M] = {{.input = NN_IN_NOISE, .in_param = 0.5, .seed = 11},
+                               {.output = NN_OUT_NOISE, .out_param = 0.05, .seed = 12},
+                               {.input = NN_IN_BLUR, .in_param = 1, .output = NN_OUT_TOPK, .out_param = 3},
+                               {0}};
+    const nn_data *md[M];
+    float *lp[M], *one[M];
+    double acc[M];
+    for (int i = 0; i < M; i++) {
+        m[i] = make_model("lenet", 1, 28, 28, 10, 0, 20 + i);
+        assert_int_equal(nn_set_interface(m[i], &q[i]), NN_OK);
+        md[i] = d;
+        lp[i] = malloc(sizeof(float) * N * 10);
+        one[i] = eval_logp(m[i], d, 10);
+    }
+    setenv("PMI_EVAL_FUSE", "1", 1);
+    assert_int_equal(nn_eval_many(m, md, M, lp, acc), NN_OK);
+    unsetenv("PMI_EVAL_FUSE");
+    assert_int_equal(nn_eval_fused_models(), M);
+    for (int i = 0; i < M; i++) {
+        double want, worst = 0;
+        int64_t at = -1;
+        assert_int_equal(nn_accuracy(m[i], d, &want), NN_OK);
+        for (int64_t r = 0; r < (int64_t)N * 10; r++) {
+            double e = fabs(exp(lp[i][r]) - exp(one[i][r]));
+            if (e > worst) { worst = e; at = r / 10; }
+        }
+        if (worst > 1e-5 || fabs(acc[i] - want) > 2.0 / N)
+            fail_msg("model %d: fused probabilities differ by %g (sample %lld), accuracy %g against %g", i, worst,
+                     (long long)at, acc[i], want);
+        free(lp[i]); free(one[i]); nn_model_free(m[i]);
+    }
+    nn_data_free(d);
+}
+
 int main(void) {
     nn_set_threads(0);
     const struct CMUnitTest tests[] = {
@@ -801,6 +846,7 @@ int main(void) {
         cmocka_unit_test(test_data_and_params),
         cmocka_unit_test(test_data_adopt),
         cmocka_unit_test(test_eval_many),
+        cmocka_unit_test(test_eval_many_interfaces),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
