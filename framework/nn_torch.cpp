@@ -2330,7 +2330,8 @@ static size_t fuse_max() {
  * 798-873k against 706-816k, and the default was 16. With them, on an H100 (2026-12-06), the
  * paper-scale robustness experiment at 5 seeds trained its 25 models (groups of 5 LeNets of
  * one recipe and 5 MLPs) in 12.8-13.3 s on streams and 8.8 s as ensembles of 5, and its attacks
- * in blocks of 25 took 29.3 s against 31.9 s (docs/performance.md). */
+ * in blocks of 25 took 29.3 s against 31.9 s; in one process 8 LeNets trained at 1117k images/s
+ * fused against 836k apart, 8 small CNNs at 429k against 425k (docs/performance.md). */
 static size_t fuse_min() {
     const char *f = getenv("PMI_FUSE");
     if (f && *f && strcmp(f, "0") != 0) return 2;
