@@ -246,8 +246,8 @@ nn_status nn_eval_logp(nn_model *m, const nn_data *d, float *logp);
 /* nn_eval_logp of every image plus N(0, sigma^2) per (normalised) pixel: the querier's own
  * perturbation, added before the model's interface (below) sees the query, so an input
  * transform acts on the noisy image and an output transform on its answer. The noise is drawn
- * on the CPU from seed and the chunk's first sample, as the interface's noise: the same on any
- * device and for any thread count. sigma = 0 is nn_eval_logp exactly; a negative or non-finite
+ * from seed and the chunk's first sample as the interface's noise (below): the same on any
+ * device up to the last place of a float, and for any thread count. sigma = 0 is nn_eval_logp exactly; a negative or non-finite
  * sigma is NN_EINVAL. (The lnoise score kind, pmi.h, queries through it.) */
 nn_status nn_eval_logp_noisy(nn_model *m, const nn_data *d, double sigma, uint64_t seed, float *logp);
 /* Fraction of d classified correctly. */
@@ -283,8 +283,9 @@ int nn_eval_fused_models(void);
  *                clipped to [0, 1], renormalised
  *   noise        p + N(0, param^2) (seeded), clipped at 0, renormalised (uniform if all 0)
  * The log-probabilities reported are log max(p', NN_OUT_FLOOR), so a zero probability is a
- * large but finite loss. Noise is drawn on the CPU from seed and the chunk's first sample, so
- * it is the same on any device and for any thread count. Names: nn_input_transform_name/parse
+ * large but finite loss. Noise is philox.h's counter-based draws under the key seed, counted
+ * from the chunk's first sample (of 4096 queries), made where the model is: the same on any
+ * device up to the last place of a float, and for any thread count. Names: nn_input_transform_name/parse
  * and nn_output_transform_name/parse ("none", ... as above, in enum order). */
 typedef enum { NN_IN_NONE = 0, NN_IN_QUANTIZE, NN_IN_NOISE, NN_IN_BLUR, NN_IN_SHIFT, NN_IN_FLIP } nn_input_transform;
 typedef enum { NN_OUT_NONE = 0, NN_OUT_LABEL, NN_OUT_TOPK, NN_OUT_ROUND, NN_OUT_TEMPERATURE, NN_OUT_RSIGMOID,

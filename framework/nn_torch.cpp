@@ -703,6 +703,20 @@ torch::Tensor to_channels_last(const torch::Tensor &x) {
     return x.contiguous(at::MemoryFormat::ChannelsLast);
 }
 
+/* Draws 0 .. n-1 of philox.h's stream s at step t under key into p, on the host: on the intra-op
+ * threads when parallel. */
+void philox_fill(float *p, int64_t n, uint64_t key, uint32_t s, uint64_t t, bool normal, bool parallel) {
+    auto fill = [&](int64_t b0, int64_t b1) {
+        for (int64_t b = b0; b < b1; b++) {
+            float v[4];
+            pmi_draw4(key, t, s, (uint64_t)b, normal, v);
+            for (int64_t i = 0; i < 4 && 4 * b + i < n; i++) p[4 * b + i] = v[i];
+        }
+    };
+    if (parallel) at::parallel_for(0, (n + 3) / 4, 4096, fill);
+    else fill(0, (n + 3) / 4);
+}
+
 /* One optimizer step on the batch `idx` (its last dimension indexes the batch: (bs) for one
  * model, (K, bs) for a fused ensemble): forward, backward, optimizer step, masks. Returns the
  * batch's mean loss, detached: a scalar, or (K) for an ensemble. The caller zeroes the grads. */
@@ -751,15 +765,7 @@ struct Draws {
      * threads for a CPU model (they train it), on this thread for a GPU's (an OpenMP team there
      * competes with the permutation workers: 5 ms a LeNet step on an H100's host, 1 ms alone) */
     void host_fill(float *p, int64_t n, uint32_t s, uint64_t t, bool normal) const {
-        auto fill = [&](int64_t b0, int64_t b1) {
-            for (int64_t b = b0; b < b1; b++) {
-                float v[4];
-                pmi_draw4(key, t, s, (uint64_t)b, normal, v);
-                for (int64_t i = 0; i < 4 && 4 * b + i < n; i++) p[4 * b + i] = v[i];
-            }
-        };
-        if (m->device.is_cuda()) fill(0, (n + 3) / 4);
-        else at::parallel_for(0, (n + 3) / 4, 4096, fill);
+        philox_fill(p, n, key, s, t, normal, !m->device.is_cuda());
     }
     /* a host draw on the model's device: copied into fixed for a full batch, a fresh tensor
      * for the shorter last one */
@@ -1060,10 +1066,35 @@ torch::Tensor renormalise(const torch::Tensor &p) {
     return torch::where(s > 0, p / s.clamp_min(1e-30), torch::full_like(p, 1.0 / static_cast<double>(p.size(1))));
 }
 
-/* x + N(0, sigma^2) per element, for the chunk that starts at sample start: drawn on the CPU
- * from seed + start (nn.h: the same on any device and for any chunking by thread count). */
+/* The stream of philox.h that the queries' noise draws from (a training step's are 0 .. 1 + its
+ * trainable tensors). */
+constexpr uint32_t kQueryStream = 0xFFFFFFFFu;
+
+/* N(0, 1) of x's shape, float: the noise of the queries (or answers) of the chunk that starts at
+ * sample start, under the key seed: philox.h's draws of stream kQueryStream at step start, made
+ * where x is (pmi_draws on a GPU with pmi's kernels, the intra-op threads of the host otherwise;
+ * the interface batches of the paper-scale robustness experiment evaluated in 3.7-5.6 s against
+ * 1.7-2.5 s when every chunk's draws were made on one host thread and copied). The same numbers on
+ * any device up to the last place of a float (philox.h), and for any chunking by thread count. */
+torch::Tensor query_randn(const torch::Tensor &x, uint64_t seed, int64_t start) {
+#ifdef PMI_CUDA_KERNELS
+    if (x.is_cuda()) {
+        auto opt = torch::TensorOptions().dtype(torch::kLong).device(x.device());
+        torch::Tensor out = torch::empty(x.sizes(), opt.dtype(torch::kFloat)), t = torch::full({1}, start, opt);
+        int e = pmi_draws(out.data_ptr<float>(), out.numel(), seed, reinterpret_cast<const uint64_t *>(t.data_ptr<int64_t>()),
+                          kQueryStream, 1, c10::cuda::getCurrentCUDAStream().stream());
+        TORCH_CHECK(!e, "the queries' noise on the GPU: ", pmi_cuda_error(e));
+        return out;
+    }
+#endif
+    torch::Tensor h = torch::empty(x.sizes(), torch::kFloat);
+    philox_fill(h.data_ptr<float>(), h.numel(), seed, kQueryStream, static_cast<uint64_t>(start), true, true);
+    return h.to(x.device());
+}
+
+/* x + N(0, sigma^2) per element, for the chunk that starts at sample start (query_randn). */
 torch::Tensor add_query_noise(const torch::Tensor &x, double sigma, uint64_t seed, int64_t start) {
-    return x + seeded_randn(x, seed + static_cast<uint64_t>(start)) * sigma;
+    return x + query_randn(x, seed, start) * sigma;
 }
 
 /* The interface's input transform (nn.h) of the images x, the chunk that starts at sample start. */
@@ -1114,7 +1145,7 @@ torch::Tensor query_output(const nn_interface &q, const torch::Tensor &lp, int64
         out = renormalise((p - q.out_param * (torch::sigmoid(q.out_param2 * (pc.log() - (1.0 - pc).log())) - 0.5)).clamp(0.0, 1.0));
         break;
     }
-    case NN_OUT_NOISE: out = renormalise((p + seeded_randn(p, q.seed + static_cast<uint64_t>(start)) * q.out_param).clamp_min(0.0)); break;
+    case NN_OUT_NOISE: out = renormalise((p + query_randn(p, q.seed, start) * q.out_param).clamp_min(0.0)); break;
     default: return lp;
     }
     return out.clamp_min(NN_OUT_FLOOR).log();
