@@ -1,5 +1,5 @@
-/* CUDA kernels of the torch shim: the convolutions of a fused ensemble (nn_cuda.h says what and
- * why). Compiled by nvcc without torch's headers where the CUDA toolkit is present.
+/* CUDA kernels of the torch shim: the convolutions of a fused ensemble, its ReLU + pooling, and
+ * the random draws (nn_cuda.h says what and why). Compiled by nvcc without torch's headers where the CUDA toolkit is present.
  *
  * Layouts (all contiguous): x (B, K*Ci, H, W), w (K*Co, Ci, S, S), bias (K*Co), y (B, K*Co, Ho, Wo)
  * with Ho = H + 2 pad - S + 1: image b's channels of model k start at (b*K + k)*Ci planes. */
@@ -242,6 +242,46 @@ __global__ void draws_kernel(float *__restrict__ out, int64_t n, uint64_t k, con
 
 __global__ void draws_next(uint64_t *t) { *t += 1; }
 
+/* ReLU then 2x2 max-pooling, one thread per output (planes of H x W, floor mode): the window is
+ * scanned as ATen's max_pool2d scans it (rows, then columns; a larger value or a NaN replaces
+ * the maximum), so the value is max_pool2d(relu(x))'s and pos the window position (0..3,
+ * row-major) that gets the gradient, 4 where the maximum is <= 0 (relu's gradient is 0 there). */
+__global__ void relu_pool_fwd(const float *__restrict__ x, float *__restrict__ y, uint8_t *__restrict__ pos, int64_t n,
+                              int H, int W) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    const int H2 = H / 2, W2 = W / 2;
+    const int64_t p = i / ((int64_t)H2 * W2);
+    const int r = (int)(i / W2 % H2), c = (int)(i % W2);
+    const float *r0 = x + (p * H + 2 * r) * W + 2 * c, *r1 = r0 + W;
+    float m = r0[0], v;
+    int q = 0;
+    bool t;
+    v = r0[1]; t = (v > m) || (v != v); m = t ? v : m; q = t ? 1 : q;
+    v = r1[0]; t = (v > m) || (v != v); m = t ? v : m; q = t ? 2 : q;
+    v = r1[1]; t = (v > m) || (v != v); m = t ? v : m; q = t ? 3 : q;
+    const bool pass = !(m <= 0.f);   /* relu's: a NaN passes, as threshold_backward passes it */
+    y[i] = pass ? m : 0.f;
+    if (pos) pos[i] = (uint8_t)(pass ? q : 4);
+}
+
+/* The gradient of relu_pool_fwd's input, one thread per input element: its window's gradient
+ * where pos names it, 0 elsewhere (and in the rows and columns that floor mode drops). */
+__global__ void relu_pool_bwd(const float *__restrict__ gy, const uint8_t *__restrict__ pos, float *__restrict__ gx,
+                              int64_t n, int H, int W) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    const int H2 = H / 2, W2 = W / 2;
+    const int64_t p = i / ((int64_t)H * W);
+    const int r = (int)(i / W % H), c = (int)(i % W);
+    float g = 0.f;
+    if (r < 2 * H2 && c < 2 * W2) {
+        const int64_t o = (p * H2 + r / 2) * W2 + c / 2;
+        if (pos[o] == (r % 2) * 2 + c % 2) g = gy[o];
+    }
+    gx[i] = g;
+}
+
 }  // namespace
 
 extern "C" {
@@ -313,6 +353,22 @@ int pmi_draws(float *out, int64_t n, uint64_t k, const uint64_t *t, uint32_t s, 
 int pmi_draws_next(uint64_t *t, void *stream) {
     cudaStream_t st = static_cast<cudaStream_t>(stream);
     draws_next<<<1, 1, 0, st>>>(t);
+    return (int)cudaGetLastError();
+}
+
+int pmi_relu_pool_forward(const float *x, float *y, uint8_t *pos, int64_t planes, int64_t H, int64_t W, void *stream) {
+    int64_t n = planes * (H / 2) * (W / 2);
+    if (n <= 0) return 0;
+    cudaStream_t st = static_cast<cudaStream_t>(stream);
+    relu_pool_fwd<<<(unsigned)((n + kThreads - 1) / kThreads), kThreads, 0, st>>>(x, y, pos, n, (int)H, (int)W);
+    return (int)cudaGetLastError();
+}
+
+int pmi_relu_pool_backward(const float *gy, const uint8_t *pos, float *gx, int64_t planes, int64_t H, int64_t W, void *stream) {
+    int64_t n = planes * H * W;
+    if (n <= 0) return 0;
+    cudaStream_t st = static_cast<cudaStream_t>(stream);
+    relu_pool_bwd<<<(unsigned)((n + kThreads - 1) / kThreads), kThreads, 0, st>>>(gy, pos, gx, n, (int)H, (int)W);
     return (int)cudaGetLastError();
 }
 

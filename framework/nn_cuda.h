@@ -13,6 +13,8 @@
  * chunk of images, then the chunks in order), so that a step's numbers do not depend on
  * scheduling.
  *
+ * The ReLU and 2x2 max-pooling that follow each such convolution, as one kernel each way.
+ *
  * And the random draws of a training step (philox.h), made on the GPU inside the captured step
  * instead of on the host before each replay. */
 #ifndef PMI_NN_CUDA_H
@@ -52,6 +54,17 @@ int pmi_draws(float *out, int64_t n, uint64_t k, const uint64_t *t, uint32_t s, 
 
 /* *t += 1 on the GPU: the next step's draws. */
 int pmi_draws_next(uint64_t *t, void *stream);
+
+/* y (planes, H/2, W/2) = 2x2 max-pooling (stride 2, floor mode) of ReLU(x), x (planes, H, W), as
+ * ATen's relu then max_pool2d make it, in one pass (a fused ensemble's ReLU + pooling after each
+ * convolution: ATen's three kernels forward and three backward each read or write the whole
+ * activation); pos (or NULL when no gradient is wanted) = the window position (0..3, row-major)
+ * that gets each output's gradient, 4 for none (a window's maximum <= 0). */
+int pmi_relu_pool_forward(const float *x, float *y, uint8_t *pos, int64_t planes, int64_t H, int64_t W, void *stream);
+
+/* gx (planes, H, W) = the gradient of x given gy (planes, H/2, W/2) and pos: max_pool2d's and
+ * relu's backward as ATen makes them (0 where no window sends one). */
+int pmi_relu_pool_backward(const float *gy, const uint8_t *pos, float *gx, int64_t planes, int64_t H, int64_t W, void *stream);
 
 /* The CUDA error's text. */
 const char *pmi_cuda_error(int code);

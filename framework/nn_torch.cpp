@@ -1837,6 +1837,46 @@ struct GConvFn : public torch::autograd::Function<GConvFn> {
         return {gx, gw, gb, torch::Tensor(), torch::Tensor()};
     }
 };
+
+/* ReLU then 2x2 max-pooling of a fused network's activations (B, K*c, h, w) in pmi's kernels
+ * (nn_cuda.h: pmi_relu_pool_forward): max_pool2d(relu(x)) and its gradient, the same numbers
+ * bit for bit (tests/cuda_emu/check.cpp), one kernel each way instead of ATen's three (relu,
+ * pooling with int64 indices, and the zero fill before the pooling's backward), saving a byte
+ * per output instead of relu's output and the indices. */
+struct ReluPoolFn : public torch::autograd::Function<ReluPoolFn> {
+    static torch::Tensor pool(const torch::Tensor &x, torch::Tensor *pos) {
+        int64_t H = x.size(2), W = x.size(3), planes = x.size(0) * x.size(1);
+        torch::Tensor y = torch::empty({x.size(0), x.size(1), H / 2, W / 2}, x.options());
+        if (pos) *pos = torch::empty(y.sizes(), x.options().dtype(torch::kByte));
+        int e = pmi_relu_pool_forward(x.data_ptr<float>(), y.data_ptr<float>(), pos ? pos->data_ptr<uint8_t>() : nullptr, planes,
+                                      H, W, c10::cuda::getCurrentCUDAStream().stream());
+        TORCH_CHECK(!e, "the fused ReLU and pooling's CUDA kernel: ", pmi_cuda_error(e));
+        return y;
+    }
+    static torch::Tensor forward(torch::autograd::AutogradContext *ctx, const torch::Tensor &x_) {
+        torch::Tensor x = x_.contiguous(), pos;
+        torch::Tensor y = pool(x, &pos);
+        ctx->save_for_backward({pos});
+        ctx->saved_data["h"] = x.size(2);
+        ctx->saved_data["w"] = x.size(3);
+        return y;
+    }
+    static torch::autograd::variable_list backward(torch::autograd::AutogradContext *ctx, torch::autograd::variable_list g) {
+        torch::Tensor pos = ctx->get_saved_variables()[0], gy = g[0].contiguous();
+        int64_t H = ctx->saved_data["h"].toInt(), W = ctx->saved_data["w"].toInt();
+        torch::Tensor gx = torch::empty({pos.size(0), pos.size(1), H, W}, gy.options());
+        int e = pmi_relu_pool_backward(gy.data_ptr<float>(), pos.data_ptr<uint8_t>(), gx.data_ptr<float>(), pos.size(0) * pos.size(1),
+                                       H, W, c10::cuda::getCurrentCUDAStream().stream());
+        TORCH_CHECK(!e, "the fused ReLU and pooling's CUDA kernel (gradient): ", pmi_cuda_error(e));
+        return {gx};
+    }
+};
+
+/* Whether f's ReLU + pooling at h runs in pmi's kernel (ReluPoolFn): where its convolutions may
+ * (f.gconv 2, the default; PMI_GCONV=0 and =1 keep ATen's), fp32 on a GPU. */
+bool fused_relu_pool(const Fused &f, const torch::Tensor &h) {
+    return f.gconv == 2 && f.precision == NN_FP32 && h.is_cuda() && h.scalar_type() == torch::kFloat && h.dim() == 4;
+}
 #endif
 
 /* One convolution layer of the fused network on h (B, K*c, h, w): a cuDNN convolution grouped by
@@ -1865,14 +1905,24 @@ torch::Tensor fused_forward(const Fused &f, const torch::Tensor &x) {
     auto to_conv = [&] {
         if (mode == RAW) { h = h.transpose(0, 1).reshape({B, K * x.size(2), x.size(3), x.size(4)}); mode = CONV; }
     };
-    for (const FusedLayer &l : f.layers) {
+    for (size_t i = 0; i < f.layers.size(); i++) {
+        const FusedLayer &l = f.layers[i];
         switch (l.kind) {
         case FusedLayer::CONV:
             to_conv();
             h = fused_conv(f, l, h);
             break;
         case FusedLayer::MAXPOOL: to_conv(); h = torch::max_pool2d(h, 2, 2); break;
-        case FusedLayer::RELU: h = torch::relu(h); break;
+        case FusedLayer::RELU:
+#ifdef PMI_CUDA_KERNELS
+            if (mode == CONV && i + 1 < f.layers.size() && f.layers[i + 1].kind == FusedLayer::MAXPOOL && fused_relu_pool(f, h)) {
+                h = torch::GradMode::is_enabled() && h.requires_grad() ? ReluPoolFn::apply(h) : ReluPoolFn::pool(h.contiguous(), nullptr);
+                i++;   /* the pooling too */
+                break;
+            }
+#endif
+            h = torch::relu(h);
+            break;
         case FusedLayer::FLATTEN:
             if (mode == RAW) h = h.reshape({K, B, -1});
             else if (mode == CONV) h = h.reshape({B, K, -1}).transpose(0, 1);

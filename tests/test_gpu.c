@@ -537,8 +537,8 @@ static int profile_kernels(const char *path, const char *part) {
  * and small CNNs (conv1 3x3 pad 1 of one channel; their conv2 of 32 channels stays cuDNN's) on
  * 28 x 28 images train as with ATen's and cuDNN's kernels (PMI_GCONV=0, TF32 off) to rounding: the same loss
  * curves within 1e-4 relative, weights within 1e-3. A profile of each run shows which kernels ran:
- * the shim's forward, weight-gradient and (LeNet's conv2) input-gradient kernels and no depthwise
- * one, or none of the shim's with PMI_GCONV=0. */
+ * the shim's forward, weight-gradient and (LeNet's conv2) input-gradient kernels, its fused ReLU +
+ * pooling both ways, and no depthwise one, or none of the shim's with PMI_GCONV=0. */
 static void test_gconv_gpu(void **state) {
     if (!have_cuda() || !nn_cuda_kernels()) skip();
     nn_set_numerics(0, 0);   /* cuDNN in exact fp32, as the shim's kernels */
@@ -574,12 +574,13 @@ static void test_gconv_gpu(void **state) {
             if (st != NN_OK) fail_msg("nn_train_tasks: %s", nn_last_error());
             assert_int_equal(nn_fused_models(), K);
             int fwd = profile_kernels(path, "gconv_fwd"), wgrad = profile_kernels(path, "gconv_wgrad"),
-                dgrad = profile_kernels(path, "gconv_dgrad"), dw = profile_kernels(path, "depthwise");
-            print_message("%s, %s kernels: %d gconv_fwd, %d gconv_wgrad, %d gconv_dgrad, %d depthwise\n", arch[a],
-                          pass ? "the shim's" : "ATen's", fwd, wgrad, dgrad, dw);
-            if (pass && (fwd == 0 || wgrad == 0 || dw != 0 || (a == 0) != (dgrad > 0)))
+                dgrad = profile_kernels(path, "gconv_dgrad"), dw = profile_kernels(path, "depthwise"),
+                rpf = profile_kernels(path, "relu_pool_fwd"), rpb = profile_kernels(path, "relu_pool_bwd");
+            print_message("%s, %s kernels: %d gconv_fwd, %d gconv_wgrad, %d gconv_dgrad, %d depthwise, %d relu_pool_fwd, "
+                          "%d relu_pool_bwd\n", arch[a], pass ? "the shim's" : "ATen's", fwd, wgrad, dgrad, dw, rpf, rpb);
+            if (pass && (fwd == 0 || wgrad == 0 || dw != 0 || (a == 0) != (dgrad > 0) || rpf == 0 || rpb == 0))
                 fail_msg("%s: the shim's kernels did not replace ATen's as expected (%s)", arch[a], path);
-            if (!pass && (fwd || wgrad || dgrad)) fail_msg("%s: PMI_GCONV=0 ran the shim's kernels (%s)", arch[a], path);
+            if (!pass && (fwd || wgrad || dgrad || rpf || rpb)) fail_msg("%s: PMI_GCONV=0 ran the shim's kernels (%s)", arch[a], path);
         }
         for (int i = 0; i < K; i++) {
             for (int e = 0; e < E; e++)

@@ -4,7 +4,8 @@
  * at 8 x 8 (test_gpu's images), the small CNN's conv1, and odd sizes. One TAP line per shape and
  * quantity; tests/test_cuda_emu.sh builds and runs it. And the training step's random draws
  * (philox.h): the generator against Philox4x32-10's known answers, the kernel against the host's
- * draws bit for bit, and their distribution. */
+ * draws bit for bit, and their distribution. And the fused ReLU + 2x2 pooling against relu then
+ * max_pool2d, bit for bit. */
 #include "nn_cuda.h"
 #include "philox.h"
 #include <cstdio>
@@ -110,8 +111,56 @@ static void draws() {
     }
 }
 
+/* pmi_relu_pool_forward / _backward against ATen's order written out: relu, then max_pool2d's
+ * scan of each window over relu's outputs (the first maximum; a NaN wins), then max_pool2d's and
+ * relu's backward (threshold_backward: no gradient where relu's output is <= 0). Values drawn
+ * from a few levels so that ties, all-negative windows and zeros occur; two NaNs; an odd size
+ * whose last row and column floor mode drops. Bit for bit. */
+static void relu_pool(int planes, int H, int W) {
+    const int H2 = H / 2, W2 = W / 2, n = planes * H * W, no = planes * H2 * W2;
+    std::mt19937 rng(7 + H);
+    std::vector<float> x(n), y(no), gy(no), gx(n, NAN), ry(no), rgx(n, 0.f);
+    std::vector<uint8_t> pos(no);
+    for (float &v : x) v = (float)((int)(rng() % 9) - 5) * 0.5f;   /* -2.5 .. 1.5 */
+    x[3] = NAN; x[n / 2 + 1] = NAN;
+    for (float &v : gy) v = (float)(rng() % 1000) / 1000.f + 0.5f;
+    for (int p = 0; p < planes; p++)
+        for (int r = 0; r < H2; r++)
+            for (int c = 0; c < W2; c++) {
+                float m = 0; int q = -1;
+                for (int i = 0; i < 2; i++)
+                    for (int j = 0; j < 2; j++) {
+                        float v = x[(p * H + 2 * r + i) * W + 2 * c + j];
+                        v = v > 0.f || v != v ? v : 0.f;   /* relu; a NaN stays */
+                        if (q < 0 || v > m || v != v) { m = v; q = i * 2 + j; }
+                    }
+                int o = (p * H2 + r) * W2 + c;
+                ry[o] = m;
+                if (m > 0.f || m != m) rgx[(p * H + 2 * r + q / 2) * W + 2 * c + q % 2] = gy[o];
+            }
+    int e = pmi_relu_pool_forward(x.data(), y.data(), pos.data(), planes, H, W, nullptr) |
+            pmi_relu_pool_backward(gy.data(), pos.data(), gx.data(), planes, H, W, nullptr);
+    std::vector<float> y2(no, -1.f);
+    e |= pmi_relu_pool_forward(x.data(), y2.data(), nullptr, planes, H, W, nullptr);
+    int same = 0, gsame = 0, nans = 0, nopos = 0;
+    for (int i = 0; i < no; i++) {
+        bool eq = (y[i] == ry[i] || (y[i] != y[i] && ry[i] != ry[i])) && (y2[i] == y[i] || (y2[i] != y2[i] && y[i] != y[i]));
+        same += eq; nans += y[i] != y[i]; nopos += pos[i] == 4;
+    }
+    for (int i = 0; i < n; i++) gsame += gx[i] == rgx[i];
+    char what[160];
+    snprintf(what, sizeof what, "pmi_relu_pool_forward: %%g of %%g outputs are relu then max_pool2d's, bit for bit (%d planes of %d x %d)",
+             planes, H, W);
+    check(!e && same == no && nans >= 1 && nopos > 0, what, same, no);
+    snprintf(what, sizeof what, "pmi_relu_pool_backward: %%g of %%g input gradients are max_pool2d's then relu's (%d x %d)", H, W);
+    check(!e && gsame == n, what, gsame, n);
+}
+
 int main() {
     draws();
+    relu_pool(6, 28, 28);   // LeNet's first pooling
+    relu_pool(5, 10, 10);   // its second
+    relu_pool(3, 7, 9);     // odd sides: the last row and column dropped
     run(3, 2, 1, 6, 5, 28, 28, 2);    // LeNet conv1
     run(3, 2, 6, 16, 5, 14, 14, 0);   // LeNet conv2
     run(3, 2, 1, 32, 3, 28, 28, 1);   // CNN conv1
