@@ -477,8 +477,7 @@ static int attack_block(int n, const job_env *env) {
  * run; tests/test_e2e.c compares). On by default on a GPU: on one H100 the paper-scale
  * robustness experiment at 5 seeds took 55 s with it against 59 and 58 s without (two pairs of
  * runs, two calls; docs/performance.md, 2026-12-06); off on the CPU, whose few cores train the
- * next batch.
- * PMI_EVAL_THREAD=1 or =0 overrides. */
+ * next batch. PMI_EVAL_THREAD=1 or =0 overrides. */
 typedef struct stats_batch {
     pthread_t thread;
     int running;

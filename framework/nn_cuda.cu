@@ -1,5 +1,6 @@
 /* CUDA kernels of the torch shim: the convolutions of a fused ensemble, its ReLU + pooling, and
- * the random draws (nn_cuda.h says what and why). Compiled by nvcc without torch's headers where the CUDA toolkit is present.
+ * the random draws (nn_cuda.h says what and why). Compiled by nvcc without torch's headers where
+ * the CUDA toolkit is present.
  *
  * Layouts (all contiguous): x (B, K*Ci, H, W), w (K*Co, Ci, S, S), bias (K*Co), y (B, K*Co, Ho, Wo)
  * with Ho = H + 2 pad - S + 1: image b's channels of model k start at (b*K + k)*Ci planes. */

@@ -1073,9 +1073,10 @@ constexpr uint32_t kQueryStream = 0xFFFFFFFFu;
 /* N(0, 1) of x's shape, float: the noise of the queries (or answers) of the chunk that starts at
  * sample start, under the key seed: philox.h's draws of stream kQueryStream at step start, made
  * where x is (pmi_draws on a GPU with pmi's kernels, the intra-op threads of the host otherwise;
- * the interface batches of the paper-scale robustness experiment evaluated in 3.7-5.6 s against
- * 1.7-2.5 s when every chunk's draws were made on one host thread and copied). The same numbers on
- * any device up to the last place of a float (philox.h), and for any chunking by thread count. */
+ * drawn on one host thread and copied, the forward passes of the paper-scale robustness batches
+ * with noise interfaces took 2.6-2.7 s on an H100, 0.3-0.7 s drawn on the GPU: docs/performance.md).
+ * The same numbers on any device up to the last place of a float (philox.h), and for any chunking
+ * by thread count. */
 torch::Tensor query_randn(const torch::Tensor &x, uint64_t seed, int64_t start) {
 #ifdef PMI_CUDA_KERNELS
     if (x.is_cuda()) {
