@@ -656,10 +656,12 @@ typedef struct ref_scores {
     double *dscores[SCORE_COUNT];
     double audit[SCORE_COUNT];     /* per pmi_score_kind: the audit p-value; NAN: not audited */
     int n;
+    float *logp;                   /* the references' log-probabilities on the pool until the audit (ref_scores_audit) */
 } ref_scores;
 
 static void ref_scores_free(ref_scores *rs) {
     for (int b = 0; b < SCORE_COUNT; b++) { free(rs->scores[b]); free(rs->dscores[b]); }
+    free(rs->logp);
     memset(rs, 0, sizeof *rs);
     for (int b = 0; b < SCORE_COUNT; b++) rs->audit[b] = NAN;
 }
@@ -692,8 +694,9 @@ static int pool_audit(ref_scores *rs, const job_state *js, const float *logp_all
 }
 
 /* Fills rs from the trained reference models among js[0..g): exactly p->references of them,
- * replicas 0..references-1 (the runner keeps a seed's jobs together). dset (2 n_side samples,
- * labels dlabels) is the dataset evidence's, or NULL. 0, or -1 with err. */
+ * replicas 0..references-1 (the runner keeps a seed's jobs together), all but the pool audit,
+ * which ref_scores_audit makes (host work alone: the units' audits side by side). dset (2
+ * n_side samples, labels dlabels) is the dataset evidence's, or NULL. 0, or -1 with err. */
 static int ref_scores_fill(ref_scores *rs, const job_state *js, int g, const nn_data *pool, const int32_t *pool_labels,
                            const nn_data *dset, const int32_t *dlabels, int secret, char *err, size_t errlen) {
     const pmi_params *p = js[0].p;
@@ -735,8 +738,18 @@ static int ref_scores_fill(ref_scores *rs, const job_state *js, int g, const nn_
     if (!rc && rs->n != p->references)
         rc = util_err(err, errlen, "job group of %s: %d of pmi.references = %d reference models (a seed's jobs must run together)",
                       js[0].job->id, rs->n, p->references);
-    if (!rc) rc = pool_audit(rs, js, logp, pool_labels, secret, err, errlen);
-    free(logp); free(dlogp);
+    rs->logp = logp;
+    free(dlogp);
+    return rc;
+}
+
+/* The pool audit of rs, filled by ref_scores_fill for the group js (no torch call: units may be
+ * audited on threads side by side). 0, or -1 with err. */
+static int ref_scores_audit(ref_scores *rs, const job_state *js, const int32_t *pool_labels, int secret, char *err,
+                            size_t errlen) {
+    int rc = rs->logp ? pool_audit(rs, js, rs->logp, pool_labels, secret, err, errlen) : 0;
+    free(rs->logp);
+    rs->logp = NULL;
     return rc;
 }
 
@@ -954,6 +967,7 @@ static int batchable(const plan *pl, const plan_job *a, const plan_job *b) {
 /* One batch of jobs that share the loaded data: every unit's split, all models trained together,
  * the references' scores, the un-attacked evaluations, all attacks, then each job's shard. */
 static int run_batch(const job_env *env, job_data *d, const plan_job *jobs, int n, int index, char *err, size_t errlen) {
+    double t_start = util_now_s();
     const pmi_params *p0 = &env->plan->points[jobs[0].point].params;
     nn_set_numerics(p0->tf32, p0->deterministic);
     if (data_get(d, p0, env->dev, err, errlen)) return -1;
@@ -979,7 +993,9 @@ static int run_batch(const job_env *env, job_data *d, const plan_job *jobs, int 
                              .index = index + i, .progress = env->tty && n == 1, .t0 = util_now_s() };
         if (job_setup(&js[i], d, &units[u].split, err, errlen)) goto out;
     }
+    double t_setup = util_now_s();
     if ((rc = train_all(js, n, err, errlen))) goto out;
+    double t_refs = util_now_s();
     for (int u = 0; u < nu && !rc; u++) {
         job_unit *un = &units[u];
         rc = ref_scores_fill(&un->refs, un->js, un->g, un->pool, un->pool_labels, un->dset, un->dset_labels, un->split.secret,
@@ -988,6 +1004,21 @@ static int run_batch(const job_env *env, job_data *d, const plan_job *jobs, int 
             job_eval_setup(&un->js[i], &un->split, un->pool, un->test, un->attacker, un->pool_labels, un->dset, un->dset_labels,
                            &un->refs);
     }
+    /* the units' pool audits side by side, one thread each (a permutation test of 99999
+     * resamples per raw kind at paper scale: one after another they took 7.4 s of
+     * ablation-power's 80 units on an H100 machine, docs/performance.md) */
+    if (!rc) {
+        char (*aerr)[256] = util_calloc((size_t)nu, sizeof *aerr);
+        int *arc = util_calloc((size_t)nu, sizeof *arc);
+        #pragma omp parallel for schedule(dynamic) if (nu > 1)
+        for (int u = 0; u < nu; u++)
+            arc[u] = ref_scores_audit(&units[u].refs, units[u].js, units[u].pool_labels, units[u].split.secret, aerr[u],
+                                      sizeof aerr[u]);
+        for (int u = 0; u < nu && !rc; u++)
+            if (arc[u]) rc = util_err(err, errlen, "%s", aerr[u]);
+        free(aerr); free(arc);
+    }
+    t_refs = util_now_s() - t_refs;
     if (!rc) rc = evaluate_all(js, n, err, errlen);
     /* each job's permutation tests, all its evaluations and kinds from one stream of its own:
      * with attacks, on the worker as the jobs are done (perm_worker); otherwise side by side
@@ -1008,16 +1039,21 @@ static int run_batch(const job_env *env, job_data *d, const plan_job *jobs, int 
         perm_worker_close(&w, rc || *env->stop);
     }
     if (!rc && *env->stop) rc = 1;
+    double t_perm = util_now_s();
     if (!rc) {
         int left = 0, *todo = util_malloc(sizeof *todo * (size_t)n);
+        double *secs = util_calloc((size_t)n, sizeof *secs), busy = 0;
         for (int i = 0; i < n; i++)
             if (!tested[i]) todo[left++] = i;
         #pragma omp parallel for schedule(dynamic) if (left > 1)
         for (int t = 0; t < left; t++) {
             int i = todo[t];
+            double t0 = util_now_s();
             rcs[i] = eval_permutations(js[i].evals, js[i].n_evals, &js[i].in, errs[i], sizeof errs[i]);
+            secs[i] = util_now_s() - t0;
         }
-        free(todo);
+        for (int i = 0; i < n; i++) busy += secs[i];
+        free(todo); free(secs);
         for (int i = 0; i < n && !rc; i++)
             if (rcs[i]) rc = util_err(err, errlen, "%s", errs[i]);
         if (worker) {
@@ -1025,13 +1061,22 @@ static int run_batch(const job_env *env, job_data *d, const plan_job *jobs, int 
             fprintf(stderr, "  permutation tests of %d jobs beside the attacks (%d worker thread%s", n - left, first, first > 1 ? "s" : "");
             if (w.n_more) fprintf(stderr, ", %d more after them", w.n_more);
             fprintf(stderr, "), done %.1fs after them\n", util_now_s() - t_end);
+        } else if (n > 1 && left) {   /* and the sum of the jobs' times: how well the threads shared them */
+            fprintf(stderr, "  permutation tests of %d jobs in %.1fs (%.1fs of tests on %d threads)\n", left, util_now_s() - t_perm,
+                    busy, left > 1 ? omp_get_max_threads() : 1);
         }
     }
     free(errs); free(rcs); free(tested);
+    double t_shard = util_now_s();
     for (int i = 0; i < n && !rc; i++) {
         rc = write_shard(&js[i], js[i].split, js[i].refs, err, errlen);
         job_state_free(&js[i]);
     }
+    /* where a batch's time goes besides the lines above: the splits, data and keys before the
+     * training, the references' scores after it, the shards last */
+    if (!rc && n > 1)
+        fprintf(stderr, "  set up %d jobs in %.1fs, references' scores %.1fs, shards written in %.1fs\n", n,
+                t_setup - t_start, t_refs, util_now_s() - t_shard);
 out:
     for (int i = 0; i < n; i++) job_state_free(&js[i]);
     for (int u = 0; u < nu; u++) unit_free(&units[u]);
@@ -1056,15 +1101,21 @@ static int to_train(const reuse_key *keys, int from, int a, int b, int epochs) {
  * (reuse.h) or is the same model (key) as an earlier job's of its batch, the models that
  * train_all copies instead of training. A unit with more forms a batch alone. So the sweep
  * points whose clean, independent and reference models were trained before join their owners
- * into a few large batches instead of one small batch per point. 0, 1 when stopped, -1 with err. */
+ * into a few large batches instead of one small batch per point. A batch that is full takes in
+ * the rest of the jobs all the same where they train at most an eighth of the cap more, rather
+ * than leave them to a small batch of their own (ablation-power at paper scale: 130 models in
+ * one batch, not 128 and then 2 that trained unfused in 3.0 s on an H100). 0, 1 when stopped,
+ * -1 with err. */
 static int run_batches(const job_env *env, job_data *d, const plan_job *jobs, int g, int index, char *err, size_t errlen) {
     int cap = env->batch_models;
     if (cap <= 0 || g < 2) return run_batch(env, d, jobs, g, index, err, errlen);
     if (data_get(d, &env->plan->points[jobs[0].point].params, env->dev, err, errlen)) return -1;
     reuse_key *keys = util_calloc((size_t)g, sizeof *keys);
-    int start = 0, fresh = 0, rc = 0, batches = 0;
+    int *unit_end = util_calloc((size_t)g, sizeof *unit_end);   /* per unit's first job: the job after its last */
+    int rc = 0;
     for (int a = 0, b; a < g && !rc; a = b) {
         for (b = a + 1; b < g && jobs[b].point == jobs[a].point && jobs[b].seed == jobs[a].seed; b++) {}
+        unit_end[a] = b;
         const plan_point *point = &env->plan->points[jobs[a].point];
         data_split split;
         if (unit_split(&jobs[a], d, &point->params, &split, err, errlen)) { rc = -1; break; }
@@ -1075,18 +1126,27 @@ static int run_batches(const job_env *env, job_data *d, const plan_job *jobs, in
             keys[i] = js.key;
         }
         data_split_free(&split);
-        int add = to_train(keys, start, a, b, point->params.epochs);
-        if (a > start && fresh + add > cap) {   /* the batch so far is full: run it, start one here */
-            rc = run_batch(env, d, jobs + start, a - start, index + start, err, errlen);
-            batches++;
-            start = a; fresh = 0;
-            add = to_train(keys, start, a, b, point->params.epochs);   /* the batch just run may have trained some */
+    }
+    int start = 0, fresh = 0, batches = 0;
+    for (int a = 0; a < g && !rc; a = unit_end[a]) {
+        int epochs = env->plan->points[jobs[a].point].params.epochs;
+        int add = to_train(keys, start, a, unit_end[a], epochs);
+        if (a > start && fresh + add > cap) {   /* the batch so far is full */
+            int rest = fresh;
+            for (int u = a; u < g && rest <= cap + cap / 8; u = unit_end[u])
+                rest += to_train(keys, start, u, unit_end[u], env->plan->points[jobs[u].point].params.epochs);
+            if (rest > cap + cap / 8) {   /* run it, start one here */
+                rc = run_batch(env, d, jobs + start, a - start, index + start, err, errlen);
+                batches++;
+                start = a; fresh = 0;
+                add = to_train(keys, start, a, unit_end[a], epochs);   /* the batch just run may have trained some */
+            }
         }
         fresh += add;
     }
     if (!rc) rc = run_batch(env, d, jobs + start, g - start, index + start, err, errlen);
     if (!rc && batches) fprintf(stderr, "  %d jobs in %d batches of at most %d models to train\n", g, batches + 1, cap);
-    free(keys);
+    free(keys); free(unit_end);
     return rc;
 }
 

@@ -2425,17 +2425,26 @@ static size_t fuse_min() {
 nn_status nn_train_tasks(const nn_train_task *t, int k) {
     return guard(__func__, [&]() -> nn_status {
         NN_REQUIRE(k >= 0 && (k == 0 || t), "nn_train_tasks: bad arguments");
-        /* tasks with equal fuse keys form ensembles of at most fuse_max(); the rest alone */
-        std::vector<std::vector<const nn_train_task *>> members;
+        /* tasks with equal fuse keys form ensembles of at most fuse_max(), as equal in size as
+         * may be (130 of one key: 5 of 26, not 4 of 32 and 2 that train apart); the rest alone */
+        std::vector<std::vector<const nn_train_task *>> members, same;
         std::vector<std::string> keys;
         for (int i = 0; i < k; i++) {
             std::string key = fuse_key(t[i]);
-            size_t j = members.size();
+            size_t j = same.size();
             if (!key.empty())
-                for (j = 0; j < members.size(); j++)
-                    if (keys[j] == key && members[j].size() < fuse_max()) break;
-            if (j == members.size()) { members.push_back({}); keys.push_back(key); }
-            members[j].push_back(&t[i]);
+                for (j = 0; j < same.size(); j++)
+                    if (keys[j] == key) break;
+            if (j == same.size()) { same.push_back({}); keys.push_back(key); }
+            same[j].push_back(&t[i]);
+        }
+        for (size_t j = 0; j < same.size(); j++) {
+            size_t s = same[j].size(), e = keys[j].empty() ? s : (s + fuse_max() - 1) / fuse_max();
+            for (size_t q = 0, at = 0; q < e; q++) {   /* ensemble q: the next s / e members, one more for the first s % e */
+                size_t len = s / e + (q < s % e);
+                members.emplace_back(same[j].begin() + (long)at, same[j].begin() + (long)(at + len));
+                at += len;
+            }
         }
         for (size_t j = 0, n = members.size(); j < n; j++)   /* ensembles below fuse_min() train apart */
             if (members[j].size() > 1 && members[j].size() < fuse_min()) {

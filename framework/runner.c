@@ -89,6 +89,14 @@ int runner_paths(const pmi_params *p, char *shard_dir, size_t a, char *merged, s
 /* 0 if the shard was written by the same configuration, seed count aside (plan_config_hash:
  * adding seeds keeps earlier jobs valid), else -1 with err. */
 static int same_config(const char *shard, const char *config_hash, char *err, size_t errlen) {
+    /* a shard of an earlier run is read in a child process first (probe.h): one that makes
+     * libhdf5 crash or spin is refused by name, where reading it here took down a run of one
+     * process (--jobs 1) */
+    if (probe_results_file(shard, 0, err, errlen) != PROBE_OK) {
+        size_t u = strlen(err);
+        if (u + 1 < errlen) snprintf(err + u, errlen - u, "; remove it and run again to retrain its job");
+        return -1;
+    }
     char *old = store_read_attr(shard, "config"), hash[17] = "";
     if (old) plan_config_hash(old, hash);
     free(old);
@@ -185,7 +193,9 @@ typedef struct {
     int batch;                   /* runner_default_batch of the plan */
     int traced;                  /* this process wrote its --trace (job_env.traced) */
     int cuda_count;              /* visible CUDA devices (probed when workers are forked) */
-    unsigned char *job_flags;    /* with workers: JOB_ALONE / JOB_GIVEN_UP per job of the plan (shared) */
+    unsigned char *job_flags;    /* with workers: JOB_ALONE / JOB_GIVEN_UP / JOB_WRITTEN per job of the plan (shared) */
+    unsigned char *written;      /* per job of the plan: its shard was written by this run (this process
+                                  * or its workers), so the merge need not probe it (probe.h) */
     int ngpus;                   /* --gpus: worker processes, one per GPU; 0 without --gpus */
     char visible[RUNNER_MAX_GPUS][16]; /* --gpus: worker w's CUDA_VISIBLE_DEVICES */
     int together;                /* reference models: a point and seed's jobs always run as one
@@ -334,6 +344,7 @@ static int prepare(run_ctx *r, runner_summary *s, char *err, size_t errlen) {
     if (removed) fprintf(stderr, "pmi: removed %d temporary file%s of killed runs from %s\n", removed, removed > 1 ? "s" : "", s->shard_dir);
     r->mine = util_malloc(sizeof *r->mine * (size_t)r->pl->n_jobs);
     memcpy(r->mine, r->pl->jobs, sizeof *r->mine * (size_t)r->pl->n_jobs);
+    r->written = util_calloc((size_t)r->pl->n_jobs, 1);
     r->together = plan_has_references(r->pl);
     r->nmine = r->o->nslices > 1 ? plan_slice_groups(r->mine, r->pl->n_jobs, r->o->slice, r->o->nslices) : r->pl->n_jobs;
     r->prov.config = r->pl->config_text;
@@ -380,7 +391,7 @@ typedef struct {
 } worker_slot;
 
 /* job_flags (per job of the plan, shared with the workers): train it alone; given up in this run. */
-enum { JOB_ALONE = 1, JOB_GIVEN_UP = 2 };
+enum { JOB_ALONE = 1, JOB_GIVEN_UP = 2, JOB_WRITTEN = 4 };
 
 /* "<shard_dir>/<id>.failed": the record of a job given up, kept until it trains. */
 static void failed_path(const char *shard_dir, const plan_job *j, char *buf, size_t len) {
@@ -465,6 +476,10 @@ static runner_status run_jobs(run_ctx *r, plan_job *jobs, int n, int worker, con
             unlink(path);   /* a failure recorded by an earlier run is over */
         }
         if (slot) { slot->job = -1; slot->status.done += g; slot->status.job[0] = 0; }
+        for (int i = 0; i < g; i++) {   /* in a worker, the parent reads job_flags */
+            if (r->job_flags) r->job_flags[jobs[j + i].index] |= JOB_WRITTEN;
+            if (r->written) r->written[jobs[j + i].index] = 1;
+        }
         s->jobs_done += g; s->jobs_trained += g;
         j += g;
     }
@@ -735,6 +750,8 @@ static runner_status run_workers(run_ctx *r, int workers, char (*visible)[16], r
     } else if (worst == RUN_ERROR) {
         util_err(err, errlen, "a worker failed (its message is above); run again to retry the missing jobs");
     }
+    for (int j = 0; j < r->pl->n_jobs && r->written; j++)
+        if (r->job_flags[j] & JOB_WRITTEN) r->written[j] = 1;
     r->job_flags = NULL;
     munmap(mem, shared);
     return (runner_status)worst;
@@ -752,8 +769,10 @@ static runner_status run_gpus(run_ctx *r, runner_summary *s, char *err, size_t e
     return run_workers(r, r->ngpus, r->visible, s, err, errlen);
 }
 
-/* Merges the plan's shards into s->results_path (the caller holds the folder's lock). */
-static int merge_plan(const plan *pl, store_provenance *prov, int partial, runner_summary *s, char *err, size_t errlen) {
+/* Merges the plan's shards into s->results_path (the caller holds the folder's lock). written
+ * (or NULL): per job of the plan, 1 where this run wrote its shard. */
+static int merge_plan(const plan *pl, store_provenance *prov, int partial, const unsigned char *written, runner_summary *s,
+                      char *err, size_t errlen) {
     char **paths = util_calloc((size_t)pl->n_jobs, sizeof *paths);
     int rc = 0;
     for (int j = 0; j < pl->n_jobs && !rc; j++) {
@@ -761,17 +780,20 @@ static int merge_plan(const plan *pl, store_provenance *prov, int partial, runne
         rc = job_shard_path(s->shard_dir, &pl->jobs[j], paths[j], 8192, err, errlen);
     }
     /* a shard that makes libhdf5 crash or spin would take the merge down with it: each one
-     * that exists is read in a child process first (probe.h) */
+     * that exists is read in a child process first (probe.h), but for those this run wrote
+     * (written), which pmi's own writer made a moment ago: at paper scale a child a shard took
+     * about 10 s of ablation-power's 480 shards on an H100 machine (docs/performance.md) */
     struct stat st;
     for (int j = 0; j < pl->n_jobs && !rc; j++) {
-        if (stat(paths[j], &st) || probe_results_file(paths[j], 0, err, errlen) == PROBE_OK) continue;
+        if ((written && written[j]) || stat(paths[j], &st) || probe_results_file(paths[j], 0, err, errlen) == PROBE_OK) continue;
         size_t u = strlen(err);
         if (u + 1 < errlen) snprintf(err + u, errlen - u, "; remove it and run again to retrain its job");
         rc = -1;
     }
-    /* the run started when its first shard's session did (a resumed run's session may only merge) */
+    /* the run started when its first shard's session did (a resumed run's session may only
+     * merge); a shard this run wrote has this session's start */
     for (int j = 0; j < pl->n_jobs && !rc; j++) {
-        char *t = stat(paths[j], &st) ? NULL : store_read_attr(paths[j], "started");
+        char *t = (written && written[j]) || stat(paths[j], &st) ? NULL : store_read_attr(paths[j], "started");
         if (t && t[0] && (!prov->started[0] || strcmp(t, prov->started) < 0)) snprintf(prov->started, sizeof prov->started, "%s", t);
         free(t);
     }
@@ -851,7 +873,7 @@ runner_status runner_merge(const plan *pl, int partial, runner_summary *s, char 
     sa.sa_handler = on_merge_signal;
     int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
     for (int i = 0; i < 4; i++) sigaction(sigs[i], &sa, NULL);
-    int rc = merge_plan(pl, &prov, partial, s, err, errlen);
+    int rc = merge_plan(pl, &prov, partial, NULL, s, err, errlen);
     lock_release(exp_dir, pl->config_hash, fd);
     s->jobs_total = pl->n_jobs;
     return rc ? RUN_ERROR : RUN_OK;
@@ -891,10 +913,10 @@ runner_status runner_run(const plan *pl, const runner_options *o, runner_summary
     }
     if (rs != RUN_OK) goto out;
     if (o->no_merge || count_complete(pl->jobs, pl->n_jobs, s->shard_dir) < pl->n_jobs) s->results_path[0] = 0;
-    if (s->results_path[0] && merge_plan(pl, &r.prov, 0, s, err, errlen)) rs = RUN_ERROR;
+    if (s->results_path[0] && merge_plan(pl, &r.prov, 0, r.written, s, err, errlen)) rs = RUN_ERROR;
     if (rs == RUN_OK && s->results_path[0] && write_keys(pl, s, err, errlen)) rs = RUN_ERROR;
 out:
     lock_release(r.exp_dir, pl->config_hash, r.lock_fd);
-    free(r.mine); free(r.share);
+    free(r.mine); free(r.share); free(r.written);
     return rs;
 }

@@ -10,13 +10,50 @@
 # (scripts/bench/bench-gpu.sh collects them). EXPERIMENTS="fingerprint robustness" runs only those (a
 # reproduction split over machines or time limits; the REPORT.md then covers only them). PMI: the
 # binary (default ./pmi; tests/test_reproduce.sh puts a stand-in there).
+#
+# An experiment's tables and figures are made while the next experiment runs (on one H100 they
+# took 1-5 s an experiment, docs/performance.md); its tables are printed, in the experiments'
+# order, once that run ends. A failed run, report or plot stops the script with its status and
+# no REPORT.md, after the figures already started have ended.
 set -e
 pmi=${PMI:-./pmi}
 scale=${1:-small}
 overlay=configs/scale-$scale.ini
 [ -f "$overlay" ] || { echo "reproduce: no $overlay (scales: $(ls configs/scale-*.ini | sed 's/.*scale-//;s/\.ini//' | tr '\n' ' '))" >&2; exit 2; }
 start=$(date +%s)
-plotlog=$(mktemp); trap 'rm -f "$plotlog"' EXIT
+tmp=$(mktemp -d)
+pending=""   # the experiment whose tables and figures are being made, and its process
+trap 'if [ -n "$pending" ]; then wait "${pending#* }" 2>/dev/null || true; fi; rm -rf "$tmp"' EXIT
+
+# The tables (into $tmp/NAME.tables) and both sets of figures of experiment NAME (results file
+# OUT) at once, three processes (on 2 cores the small robustness experiment's took 6.0-7.1 s
+# against 9.0-10.9 s one after the other, 3 runs each); the PNG run's messages into
+# $tmp/NAME.plot, the seconds into $tmp/NAME.secs; the status is the first failure's.
+figures() {
+  t0=$(date +%s)
+  "$pmi" plot "$2" -o "plots/$scale/$1" 2>"$tmp/$1.plot" & png=$!
+  "$pmi" plot "$2" -o "plots/$scale/$1/svg" --format svg 2>/dev/null & svg=$!
+  rc=0
+  "$pmi" report "$2" >"$tmp/$1.tables" || rc=$?   # the figures end before this does
+  wait $png || { r=$?; [ "$rc" != 0 ] || rc=$r; }
+  wait $svg || { r=$?; [ "$rc" != 0 ] || rc=$r; }
+  echo $(( $(date +%s) - t0 )) >"$tmp/$1.secs"
+  return "$rc"
+}
+
+# Waits for the pending experiment's tables and figures, prints them and its seconds; stops
+# the script with their status when they failed.
+finish() {
+  [ -n "$pending" ] || return 0
+  name=${pending% *}; pid=${pending#* }
+  rc=0; wait "$pid" || rc=$?
+  pending=""
+  cat "$tmp/$name.tables"
+  cat "$tmp/$name.plot" >&2
+  [ "$rc" = 0 ] || exit "$rc"
+  echo "reproduce: $name run $(cat "$tmp/$name.run") s, report and figures $(cat "$tmp/$name.secs") s" >&2
+}
+
 files=""
 for exp in experiments/*.ini; do
   name=$(basename "$exp" .ini)
@@ -26,20 +63,13 @@ for exp in experiments/*.ini; do
   [ -f "$extra" ] || extra=
   t0=$(date +%s)
   out=$("$pmi" run "$exp" "$overlay" $extra)
-  t1=$(date +%s)
-  # the tables and both sets of figures at once (three processes; on 2 cores the small
-  # robustness experiment's took 6.0-7.1 s against 9.0-10.9 s one after the other, 3 runs each);
-  # the PNG run's messages follow the tables, and a failed plot stops the script with its status
-  "$pmi" plot "$out" -o "plots/$scale/$name" 2>"$plotlog" & png=$!
-  "$pmi" plot "$out" -o "plots/$scale/$name/svg" --format svg 2>/dev/null & svg=$!
-  "$pmi" report "$out" || { rc=$?; wait; exit "$rc"; }   # the figures end before the script does
+  echo $(( $(date +%s) - t0 )) >"$tmp/$name.run"
+  finish
+  : >"$tmp/$name.plot"
+  figures "$name" "$out" & pending="$name $!"
   files="$files $out"
-  rc=0; wait $png || rc=$?
-  cat "$plotlog" >&2
-  [ "$rc" = 0 ] || exit "$rc"
-  wait $svg
-  echo "reproduce: $name run $((t1 - t0)) s, report and figures $(( $(date +%s) - t1 )) s" >&2
 done
+finish
 report=results/$scale/REPORT.md
 # shellcheck disable=SC2086  # the results paths have no spaces (experiment names are checked)
 "$pmi" report --markdown-report "$report" --plots "plots/$scale" $files

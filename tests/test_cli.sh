@@ -241,6 +241,9 @@ expect 0 "" -- report "$res"
 # A shard that crashes libhdf5 stops the merge with its name, not with a crash of pmi merge.
 cp tests/fuzz/regress-results/crash-hg-read-config.h5 "$out/cli/shards/p0-s1-owner.h5"
 expect 1 "p0-s1-owner.h5: not a readable pmi results file (libhdf5 crashed reading it: signal 11); remove it" -- merge "$tmp/ok.ini" -s pmi.independent=0 -s pmi.permutations=9
+# ... and a run that resumes over it, in one process too (the merge does not probe the shards
+# the run writes itself, runner.c; this one is an earlier run's)
+expect 1 "p0-s1-owner.h5: not a readable pmi results file (libhdf5 crashed reading it: signal 11); remove it" -- run "$tmp/ok.ini" -s pmi.independent=0 -s pmi.permutations=9 --jobs 1
 expect 2 "--store takes no --format or -o" -- report --store "$res" --format csv -o "$tmp/csv"
 expect 2 "--markdown-report takes no --score or --decision" -- report --markdown-report "$tmp/R.md" --score loss "$res"
 # ---- what a person sees while a run works --------------------------------------------------

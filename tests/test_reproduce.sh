@@ -1,9 +1,9 @@
 #!/bin/sh
 # scripts/reproduce.sh's control flow, with a stand-in for pmi (PMI=...: a shell script that
 # logs its calls and fails where told), so that it costs no training: each experiment's run,
-# then its tables while both sets of figures render, the PNG run's messages after the tables,
-# REPORT.md last; a failed plot (PNG or SVG) or run stops the script with a non-zero status and
-# no REPORT.md; a failed report waits for its figures first. Run from the repository root by scripts/run-tests.sh; TAP lines.
+# then its tables while both sets of figures render, beside the next experiment's run; the PNG
+# run's messages after the tables, REPORT.md last; a failed plot (PNG or SVG) or run stops the
+# script with a non-zero status and no REPORT.md; a failed report waits for its figures first. Run from the repository root by scripts/run-tests.sh; TAP lines.
 check() { if [ "$1" = 0 ]; then echo "ok - $2"; else echo "not ok - $2"; fi; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 cat >"$tmp/pmi" <<'SH'
@@ -29,6 +29,8 @@ done
   [ "$(grep -n 'tables of results/fake/robustness' "$tmp/out-none" | cut -d: -f1)" -lt "$(grep -n 'wrote figures of results/fake/robustness' "$tmp/out-none" | cut -d: -f1)" ] &&
   grep -q '^reproduce: scale small done' "$tmp/out-none"
 check $? "reproduce.sh runs each experiment, its tables and both figure sets, the PNG messages after the tables, REPORT.md last (exit $rc_none)"
+[ "$(grep -n '^run experiments/robustness' "$tmp/log-none" | cut -d: -f1)" -lt "$(grep -n '^plot ended' "$tmp/log-none" | head -1 | cut -d: -f1)" ]
+check $? "the next experiment runs while the figures of the one before render"
 for fail in run report png svg; do
   eval "rc=\$rc_$fail"
   [ "$rc" != 0 ] && ! grep -q '^REPORT$' "$tmp/log-$fail" && ! grep -q 'done in' "$tmp/out-$fail"
