@@ -43,15 +43,15 @@ figures() {
 
 # Waits for the pending experiment's tables and figures, prints them and its seconds; stops
 # the script with their status when they failed.
-finish() {
+finish() {   # its variables f_*: the loop's own (name, out) must stay
   [ -n "$pending" ] || return 0
-  name=${pending% *}; pid=${pending#* }
-  rc=0; wait "$pid" || rc=$?
+  f_name=${pending% *}; f_pid=${pending#* }
+  f_rc=0; wait "$f_pid" || f_rc=$?
   pending=""
-  cat "$tmp/$name.tables"
-  cat "$tmp/$name.plot" >&2
-  [ "$rc" = 0 ] || exit "$rc"
-  echo "reproduce: $name run $(cat "$tmp/$name.run") s, report and figures $(cat "$tmp/$name.secs") s" >&2
+  cat "$tmp/$f_name.tables"
+  cat "$tmp/$f_name.plot" >&2
+  [ "$f_rc" = 0 ] || exit "$f_rc"
+  echo "reproduce: $f_name run $(cat "$tmp/$f_name.run") s, report and figures $(cat "$tmp/$f_name.secs") s" >&2
 }
 
 files=""

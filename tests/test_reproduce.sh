@@ -31,6 +31,12 @@ done
 check $? "reproduce.sh runs each experiment, its tables and both figure sets, the PNG messages after the tables, REPORT.md last (exit $rc_none)"
 [ "$(grep -n '^run experiments/robustness' "$tmp/log-none" | cut -d: -f1)" -lt "$(grep -n '^plot ended' "$tmp/log-none" | head -1 | cut -d: -f1)" ]
 check $? "the next experiment runs while the figures of the one before render"
+for e in fingerprint robustness; do
+  grep -q "^plot results/fake/$e/results.h5 -o plots/small/$e\$" "$tmp/log-none" &&
+    grep -q "^plot results/fake/$e/results.h5 -o plots/small/$e/svg --format svg\$" "$tmp/log-none" &&
+    grep -q "^report results/fake/$e/results.h5\$" "$tmp/log-none" && grep -q "^reproduce: $e run " "$tmp/out-none"
+  check $? "$e: its own tables, figures (plots/small/$e) and seconds line"
+done
 for fail in run report png svg; do
   eval "rc=\$rc_$fail"
   [ "$rc" != 0 ] && ! grep -q '^REPORT$' "$tmp/log-$fail" && ! grep -q 'done in' "$tmp/out-$fail"
