@@ -81,17 +81,23 @@ static int parse_shard(const char *text, int *slice, int *nslices) {
 /* Checks that a results file given on the command line can be opened as one (exists, is a
  * regular file, is a pmi results file of this schema), is complete (complete = 1) and has
  * rows in /summary. Returns 0, or 2 after printing why. */
-static int check_results_file(const char *cmd, const char *path) {
+static int check_results_path(const char *cmd, const char *path) {
     struct stat st;
-    char err[1024];
     if (stat(path, &st)) { fprintf(stderr, "pmi %s: %s: cannot open: %s\n", cmd, path, strerror(errno)); return 2; }
     if (!S_ISREG(st.st_mode)) {
         fprintf(stderr, "pmi %s: %s: cannot open: %s, expected a results file (.h5)\n", cmd, path,
                 S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
         return 2;
     }
+    return 0;
+}
+
+/* As check_results_file, the file read in a child process already (probed) or not. */
+static int check_results_file_probed(const char *cmd, const char *path, int probed) {
+    char err[1024];
+    if (check_results_path(cmd, path)) return 2;
     /* libhdf5 may crash on a malformed file: read it in a child process first */
-    if (probe_results_file(path, 0, err, sizeof err)) { fprintf(stderr, "pmi %s: %s\n", cmd, err); return 2; }
+    if (!probed && probe_results_file(path, 0, err, sizeof err)) { fprintf(stderr, "pmi %s: %s\n", cmd, err); return 2; }
     int64_t f = store_open(path, err, sizeof err);
     if (f < 0) { fprintf(stderr, "pmi %s: cannot open %s as a results file: %s\n", cmd, path, err); return 2; }
     store_close(f);
@@ -107,6 +113,8 @@ static int check_results_file(const char *cmd, const char *path) {
     if (n == 0) { fprintf(stderr, "pmi %s: %s: /summary holds no rows: no model was evaluated, nothing to show\n", cmd, path); return 2; }
     return 0;
 }
+
+static int check_results_file(const char *cmd, const char *path) { return check_results_file_probed(cmd, path, 0); }
 
 /* Refuses (prints why; exit 2 follows) an output path that is one of the n inputs. */
 static int check_output(const char *cmd, const char *out, const char *const *in, int n) {
@@ -427,7 +435,13 @@ static int cmd_report(int argc, char **argv) {
     }
     if (md_report) {   /* the reproduction report: every claim's verdict, tables and figures */
         if (optind >= argc) { fprintf(stderr, "pmi report: --markdown-report: expected one or more results files\n"); return 2; }
-        for (int i = optind; i < argc; i++) if (check_results_file("report", argv[i])) return 2;
+        /* the files read in their children side by side, then checked one by one */
+        for (int i = optind; i < argc; i++) if (check_results_path("report", argv[i])) return 2;
+        if (probe_results_files((const char *const *)argv + optind, argc - optind, err, sizeof err)) {
+            fprintf(stderr, "pmi report: %s\n", err);
+            return 2;
+        }
+        for (int i = optind; i < argc; i++) if (check_results_file_probed("report", argv[i], 1)) return 2;
         if (check_output("report", md_report, (const char *const *)argv + optind, argc - optind)) return 2;
         if (claims_write_report((const char *const *)argv + optind, argc - optind, plots, md_report, err, sizeof err)) {
             fprintf(stderr, "pmi report: %s\n", err);

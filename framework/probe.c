@@ -109,16 +109,21 @@ static void child(const char *path, int timeout_s) {
     _exit(0);
 }
 
-int probe_results_file(const char *path, int timeout_s, char *err, size_t errlen) {
+/* The child that probes path, started; -1 (err set) when none could start. */
+static pid_t probe_start(const char *path, int timeout_s, char *err, size_t errlen) {
     struct stat st;
     if (timeout_s <= 0) timeout_s = PROBE_BASE_S + (stat(path, &st) ? 0 : (int)(st.st_size / PROBE_BYTES_PER_S));
     fflush(NULL);
     pid_t pid = fork();
-    if (pid < 0) {
-        snprintf(err, errlen, "%s: cannot start the process that checks it: %s", path, strerror(errno));
-        return PROBE_ERROR;
-    }
+    if (pid < 0) snprintf(err, errlen, "%s: cannot start the process that checks it: %s", path, strerror(errno));
     if (pid == 0) child(path, timeout_s);
+    return pid;
+}
+
+/* The verdict of the child pid that probes path (a limit of timeout_s, 0: the default). */
+static int probe_finish(pid_t pid, const char *path, int timeout_s, char *err, size_t errlen) {
+    struct stat st;
+    if (timeout_s <= 0) timeout_s = PROBE_BASE_S + (stat(path, &st) ? 0 : (int)(st.st_size / PROBE_BYTES_PER_S));
     int status = 0;
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR) {
@@ -133,4 +138,25 @@ int probe_results_file(const char *path, int timeout_s, char *err, size_t errlen
     else
         snprintf(err, errlen, "%s: not a readable pmi results file (libhdf5 failed reading it: exit %d)", path, WEXITSTATUS(status));
     return PROBE_CRASHED;
+}
+
+int probe_results_file(const char *path, int timeout_s, char *err, size_t errlen) {
+    pid_t pid = probe_start(path, timeout_s, err, errlen);
+    return pid < 0 ? PROBE_ERROR : probe_finish(pid, path, timeout_s, err, errlen);
+}
+
+int probe_results_files(const char *const *paths, int n, char *err, size_t errlen) {
+    pid_t *pids = calloc((size_t)(n > 0 ? n : 1), sizeof *pids);
+    if (!pids) { snprintf(err, errlen, "out of memory"); return PROBE_ERROR; }
+    int rc = PROBE_OK;
+    char e[1024];
+    for (int i = 0; i < n; i++)   /* all children at once */
+        if ((pids[i] = probe_start(paths[i], 0, e, sizeof e)) < 0 && rc == PROBE_OK) { rc = PROBE_ERROR; snprintf(err, errlen, "%s", e); }
+    for (int i = 0; i < n; i++) {   /* every child waited for; the first failure in the list's order reported */
+        if (pids[i] < 0) continue;
+        int r = probe_finish(pids[i], paths[i], 0, e, sizeof e);
+        if (r != PROBE_OK && rc == PROBE_OK) { rc = r; snprintf(err, errlen, "%s", e); }
+    }
+    free(pids);
+    return rc;
 }

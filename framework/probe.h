@@ -35,4 +35,9 @@ typedef enum {
  * could be started. */
 int probe_results_file(const char *path, int timeout_s, char *err, size_t errlen);
 
+/* Probes the n files paths[0..n) at once, a child each, with the default limits (pmi report
+ * --markdown-report reads several results files). PROBE_OK when every child finished; else
+ * the status and message of the first file in the list's order that failed. */
+int probe_results_files(const char *const *paths, int n, char *err, size_t errlen);
+
 #endif
