@@ -2440,8 +2440,12 @@ nn_status nn_train_tasks(const nn_train_task *t, int k) {
         }
         for (size_t j = 0; j < same.size(); j++) {
             size_t s = same[j].size(), e = keys[j].empty() ? s : (s + fuse_max() - 1) / fuse_max();
-            for (size_t q = 0, at = 0; q < e; q++) {   /* ensemble q: the next s / e members, one more for the first s % e */
-                size_t len = s / e + (q < s % e);
+            /* unfusable tasks (no key) alone; else e ensembles of s / e members, one more for the
+             * first s % e, unless that is below fuse_min() (PMI_FUSE_MAX below twice the
+             * minimum): then full ensembles first */
+            bool equal = e == 1 || s / e >= fuse_min();
+            for (size_t q = 0, at = 0; at < s; q++) {
+                size_t len = keys[j].empty() ? 1 : equal ? s / e + (q < s % e) : std::min(fuse_max(), s - at);
                 members.emplace_back(same[j].begin() + (long)at, same[j].begin() + (long)(at + len));
                 at += len;
             }

@@ -285,6 +285,32 @@ static void fused_vs_single(nn_device dev, double tol) {
 
 static void test_fused_cpu_close_to_single(void **state) { fused_vs_single(NN_CPU, 1e-5); }
 
+/* Ensembles of one recipe are as equal in size as PMI_FUSE_MAX allows (nn_train_tasks): 7 MLPs
+ * of one key with at most 3 a ensemble fuse as 3 + 2 + 2, all 7 (filled greedily, 3 + 3 + 1
+ * left one to train alone); a task with no key (Adam) trains alone. On the CPU (PMI_FUSE=1). */
+static void test_fused_equal_sizes(void **state) {
+    enum { K = 8 };
+    nn_data *d = NULL;
+    assert_int_equal(nn_data_create(data.x, data.y, data.n, 1, 8, 8, NN_CPU, &d), NN_OK);
+    nn_train_task t[K];
+    for (int i = 0; i < K; i++) {
+        t[i] = (nn_train_task){.model = make("mlp", NN_CPU, 80 + i), .data = d};
+        t[i].params = nn_train_default_params();
+        t[i].params.epochs = 1; t[i].params.lr = 0.02; t[i].params.momentum = 0.9; t[i].params.batch_size = 64;
+        t[i].params.seed = 90 + i;
+    }
+    t[K - 1].params.optimizer = NN_ADAM;
+    setenv("PMI_FUSE", "1", 1);
+    setenv("PMI_FUSE_MAX", "3", 1);
+    nn_status st = nn_train_tasks(t, K);
+    setenv("PMI_FUSE", "0", 1);
+    unsetenv("PMI_FUSE_MAX");
+    if (st != NN_OK) fail_msg("nn_train_tasks: %s", nn_last_error());
+    assert_int_equal(nn_fused_models(), K - 1);
+    for (int i = 0; i < K; i++) nn_model_free(t[i].model);
+    nn_data_free(d);
+}
+
 /* In exact fp32 (TF32 off, as nn_set_numerics(0, 0) sets for a run with train.tf32 = 0): the
  * fused convolutions may be the shim's own kernels (fp32), the single models' cuDNN's. */
 static void test_fused_gpu_close_to_single(void **state) {
@@ -1111,6 +1137,7 @@ int main(void) {
         cmocka_unit_test(test_tasks_cpu_equal_single),
         cmocka_unit_test(test_tasks_gpu_equal_single),
         cmocka_unit_test(test_fused_cpu_close_to_single),
+        cmocka_unit_test(test_fused_equal_sizes),
         cmocka_unit_test(test_fused_gpu_close_to_single),
         cmocka_unit_test(test_fused_recipes_cpu_close_to_single),
         cmocka_unit_test(test_fused_recipes_gpu_close_to_single),
