@@ -11,16 +11,22 @@
 # reproduction split over machines or time limits; the REPORT.md then covers only them). PMI: the
 # binary (default ./pmi; tests/test_reproduce.sh puts a stand-in there).
 #
-# An experiment's tables and figures are made while the next experiment runs (on one H100 they
-# took 1-5 s an experiment, docs/performance.md); its tables are printed, in the experiments'
-# order, once that run ends. A failed run, report or plot stops the script with its status and
-# no REPORT.md, after the figures already started have ended.
+# On a machine of 8 cores or more an experiment's tables and figures are made while the next
+# experiment runs (on one H100 machine they took 1-5 s an experiment, docs/performance.md); its
+# tables are printed, in the experiments' order, once that run ends. With fewer cores they are
+# made before the next run starts, as their three processes would take the cores from its
+# training (the small scale on the 2-core CI VM took 116 s with them beside in one fresh-clone
+# run, against 89-102 s in nine runs before; not measured apart). REPRODUCE_BESIDE=1 or =0
+# overrides. A failed run, report or
+# plot stops the script with its status and no REPORT.md, after the figures already started
+# have ended.
 set -e
 pmi=${PMI:-./pmi}
 scale=${1:-small}
 overlay=configs/scale-$scale.ini
 [ -f "$overlay" ] || { echo "reproduce: no $overlay (scales: $(ls configs/scale-*.ini | sed 's/.*scale-//;s/\.ini//' | tr '\n' ' '))" >&2; exit 2; }
 start=$(date +%s)
+beside=${REPRODUCE_BESIDE:-$([ "$(nproc 2>/dev/null || echo 1)" -ge 8 ] && echo 1 || echo 0)}
 tmp=$(mktemp -d)
 pending=""   # the experiment whose tables and figures are being made, and its process
 trap 'if [ -n "$pending" ]; then wait "${pending#* }" 2>/dev/null || true; fi; rm -rf "$tmp"' EXIT
@@ -67,6 +73,7 @@ for exp in experiments/*.ini; do
   finish
   : >"$tmp/$name.plot"
   figures "$name" "$out" & pending="$name $!"
+  [ "$beside" = 1 ] || finish
   files="$files $out"
 done
 finish

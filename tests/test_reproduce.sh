@@ -20,7 +20,7 @@ esac
 SH
 chmod +x "$tmp/pmi"
 for fail in none run report png svg; do
-  LOG="$tmp/log-$fail" FAIL=$fail PMI="$tmp/pmi" EXPERIMENTS="fingerprint robustness" sh scripts/reproduce.sh small >"$tmp/out-$fail" 2>&1
+  REPRODUCE_BESIDE=1 LOG="$tmp/log-$fail" FAIL=$fail PMI="$tmp/pmi" EXPERIMENTS="fingerprint robustness" sh scripts/reproduce.sh small >"$tmp/out-$fail" 2>&1
   eval "rc_$fail=$?"
   [ "$fail" = report ] && ended=$(grep -c '^plot ended' "$tmp/log-report")   # right at its exit
 done
@@ -31,6 +31,10 @@ done
 check $? "reproduce.sh runs each experiment, its tables and both figure sets, the PNG messages after the tables, REPORT.md last (exit $rc_none)"
 [ "$(grep -n '^run experiments/robustness' "$tmp/log-none" | cut -d: -f1)" -lt "$(grep -n '^plot ended' "$tmp/log-none" | head -1 | cut -d: -f1)" ]
 check $? "the next experiment runs while the figures of the one before render"
+REPRODUCE_BESIDE=0 LOG="$tmp/log-apart" FAIL=none PMI="$tmp/pmi" EXPERIMENTS="fingerprint robustness" sh scripts/reproduce.sh small >"$tmp/out-apart" 2>&1
+[ "$?" = 0 ] && [ "$(grep -n '^run experiments/robustness' "$tmp/log-apart" | cut -d: -f1)" -gt "$(grep -n '^plot ended' "$tmp/log-apart" | sed -n 2p | cut -d: -f1)" ] &&
+  [ "$(tail -1 "$tmp/log-apart")" = REPORT ]
+check $? "REPRODUCE_BESIDE=0 (the default below 8 cores): the figures end before the next experiment runs"
 for e in fingerprint robustness; do
   grep -q "^plot results/fake/$e/results.h5 -o plots/small/$e\$" "$tmp/log-none" &&
     grep -q "^plot results/fake/$e/results.h5 -o plots/small/$e/svg --format svg\$" "$tmp/log-none" &&
