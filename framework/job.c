@@ -1148,11 +1148,11 @@ static int run_batches(const job_env *env, job_data *d, const plan_job *jobs, in
         }
         data_split_free(&split);
     }
-    int start = 0, fresh = 0, batches = 0;
+    int start = 0, fresh = 0, batches = 0, last = 0;   /* last: this batch takes in the rest */
     for (int a = 0; a < g && !rc; a = unit_end[a]) {
         int epochs = env->plan->points[jobs[a].point].params.epochs;
         int add = to_train(keys, start, a, unit_end[a], epochs);
-        if (a > start && fresh + add > cap) {   /* the batch so far is full */
+        if (a > start && fresh + add > cap && !last) {   /* the batch so far is full */
             int rest = fresh;
             for (int u = a; u < g && rest <= cap + cap / 8; u = unit_end[u])
                 rest += to_train(keys, start, u, unit_end[u], env->plan->points[jobs[u].point].params.epochs);
@@ -1161,6 +1161,8 @@ static int run_batches(const job_env *env, job_data *d, const plan_job *jobs, in
                 batches++;
                 start = a; fresh = 0;
                 add = to_train(keys, start, a, unit_end[a], epochs);   /* the batch just run may have trained some */
+            } else {
+                last = 1;
             }
         }
         fresh += add;

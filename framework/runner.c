@@ -193,9 +193,10 @@ typedef struct {
     int batch;                   /* runner_default_batch of the plan */
     int traced;                  /* this process wrote its --trace (job_env.traced) */
     int cuda_count;              /* visible CUDA devices (probed when workers are forked) */
-    unsigned char *job_flags;    /* with workers: JOB_ALONE / JOB_GIVEN_UP / JOB_WRITTEN per job of the plan (shared) */
-    unsigned char *written;      /* per job of the plan: its shard was written by this run (this process
-                                  * or its workers), so the merge need not probe it (probe.h) */
+    unsigned char *job_flags;    /* with workers: JOB_ALONE / JOB_GIVEN_UP per job of the plan (shared) */
+    unsigned char *trusted;      /* per job of the plan (shared with the workers, MAP_SHARED): 1 where
+                                  * this run wrote its shard, or read it in a child already (same_config),
+                                  * so the merge need not read it in a child (probe.h); NULL: none is */
     int ngpus;                   /* --gpus: worker processes, one per GPU; 0 without --gpus */
     char visible[RUNNER_MAX_GPUS][16]; /* --gpus: worker w's CUDA_VISIBLE_DEVICES */
     int together;                /* reference models: a point and seed's jobs always run as one
@@ -344,7 +345,8 @@ static int prepare(run_ctx *r, runner_summary *s, char *err, size_t errlen) {
     if (removed) fprintf(stderr, "pmi: removed %d temporary file%s of killed runs from %s\n", removed, removed > 1 ? "s" : "", s->shard_dir);
     r->mine = util_malloc(sizeof *r->mine * (size_t)r->pl->n_jobs);
     memcpy(r->mine, r->pl->jobs, sizeof *r->mine * (size_t)r->pl->n_jobs);
-    r->written = util_calloc((size_t)r->pl->n_jobs, 1);
+    r->trusted = mmap(NULL, (size_t)r->pl->n_jobs, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (r->trusted == MAP_FAILED) r->trusted = NULL;   /* the merge then reads every shard in a child */
     r->together = plan_has_references(r->pl);
     r->nmine = r->o->nslices > 1 ? plan_slice_groups(r->mine, r->pl->n_jobs, r->o->slice, r->o->nslices) : r->pl->n_jobs;
     r->prov.config = r->pl->config_text;
@@ -378,7 +380,9 @@ static int needs_run(const run_ctx *r, const runner_summary *s, const plan_job *
     char path[8192];
     if (job_shard_path(s->shard_dir, j, path, sizeof path, err, errlen)) return -1;
     if (r->o->force || !store_shard_complete(path)) return 1;
-    return same_config(path, r->pl->config_hash, err, errlen) ? -1 : 0;
+    if (same_config(path, r->pl->config_hash, err, errlen)) return -1;
+    if (r->trusted) r->trusted[j->index] = 1;   /* read in a child by same_config */
+    return 0;
 }
 
 /* What a worker shares with the parent (MAP_SHARED): the group it is running (index into its
@@ -391,7 +395,7 @@ typedef struct {
 } worker_slot;
 
 /* job_flags (per job of the plan, shared with the workers): train it alone; given up in this run. */
-enum { JOB_ALONE = 1, JOB_GIVEN_UP = 2, JOB_WRITTEN = 4 };
+enum { JOB_ALONE = 1, JOB_GIVEN_UP = 2 };
 
 /* "<shard_dir>/<id>.failed": the record of a job given up, kept until it trains. */
 static void failed_path(const char *shard_dir, const plan_job *j, char *buf, size_t len) {
@@ -476,10 +480,7 @@ static runner_status run_jobs(run_ctx *r, plan_job *jobs, int n, int worker, con
             unlink(path);   /* a failure recorded by an earlier run is over */
         }
         if (slot) { slot->job = -1; slot->status.done += g; slot->status.job[0] = 0; }
-        for (int i = 0; i < g; i++) {   /* in a worker, the parent reads job_flags */
-            if (r->job_flags) r->job_flags[jobs[j + i].index] |= JOB_WRITTEN;
-            if (r->written) r->written[jobs[j + i].index] = 1;
-        }
+        for (int i = 0; i < g && r->trusted; i++) r->trusted[jobs[j + i].index] = 1;   /* shared: a worker's reach the parent */
         s->jobs_done += g; s->jobs_trained += g;
         j += g;
     }
@@ -750,8 +751,6 @@ static runner_status run_workers(run_ctx *r, int workers, char (*visible)[16], r
     } else if (worst == RUN_ERROR) {
         util_err(err, errlen, "a worker failed (its message is above); run again to retry the missing jobs");
     }
-    for (int j = 0; j < r->pl->n_jobs && r->written; j++)
-        if (r->job_flags[j] & JOB_WRITTEN) r->written[j] = 1;
     r->job_flags = NULL;
     munmap(mem, shared);
     return (runner_status)worst;
@@ -769,9 +768,9 @@ static runner_status run_gpus(run_ctx *r, runner_summary *s, char *err, size_t e
     return run_workers(r, r->ngpus, r->visible, s, err, errlen);
 }
 
-/* Merges the plan's shards into s->results_path (the caller holds the folder's lock). written
- * (or NULL): per job of the plan, 1 where this run wrote its shard. */
-static int merge_plan(const plan *pl, store_provenance *prov, int partial, const unsigned char *written, runner_summary *s,
+/* Merges the plan's shards into s->results_path (the caller holds the folder's lock). trusted
+ * (or NULL): per job of the plan, 1 where this run wrote its shard or read it in a child. */
+static int merge_plan(const plan *pl, store_provenance *prov, int partial, const unsigned char *trusted, runner_summary *s,
                       char *err, size_t errlen) {
     char **paths = util_calloc((size_t)pl->n_jobs, sizeof *paths);
     int rc = 0;
@@ -780,21 +779,22 @@ static int merge_plan(const plan *pl, store_provenance *prov, int partial, const
         rc = job_shard_path(s->shard_dir, &pl->jobs[j], paths[j], 8192, err, errlen);
     }
     /* a shard that makes libhdf5 crash or spin would take the merge down with it: each one
-     * that exists is read in a child process first (probe.h), but for those this run wrote
-     * (written), which pmi's own writer made a moment ago: at paper scale ablation-power's merge
+     * that exists is read in a child process first (probe.h), but for those this run wrote,
+     * which pmi's own writer made a moment ago, and those read so already (trusted): at paper
+     * scale ablation-power's merge
      * of 480 shards took 10.2 s with a child each and 1.6 s without on H100 machines
      * (docs/performance.md, 2026-12-06) */
     struct stat st;
     for (int j = 0; j < pl->n_jobs && !rc; j++) {
-        if ((written && written[j]) || stat(paths[j], &st) || probe_results_file(paths[j], 0, err, errlen) == PROBE_OK) continue;
+        if ((trusted && trusted[j]) || stat(paths[j], &st) || probe_results_file(paths[j], 0, err, errlen) == PROBE_OK) continue;
         size_t u = strlen(err);
         if (u + 1 < errlen) snprintf(err + u, errlen - u, "; remove it and run again to retrain its job");
         rc = -1;
     }
     /* the run started when its first shard's session did (a resumed run's session may only
-     * merge); a shard this run wrote has this session's start */
+     * merge) */
     for (int j = 0; j < pl->n_jobs && !rc; j++) {
-        char *t = (written && written[j]) || stat(paths[j], &st) ? NULL : store_read_attr(paths[j], "started");
+        char *t = stat(paths[j], &st) ? NULL : store_read_attr(paths[j], "started");
         if (t && t[0] && (!prov->started[0] || strcmp(t, prov->started) < 0)) snprintf(prov->started, sizeof prov->started, "%s", t);
         free(t);
     }
@@ -914,10 +914,11 @@ runner_status runner_run(const plan *pl, const runner_options *o, runner_summary
     }
     if (rs != RUN_OK) goto out;
     if (o->no_merge || count_complete(pl->jobs, pl->n_jobs, s->shard_dir) < pl->n_jobs) s->results_path[0] = 0;
-    if (s->results_path[0] && merge_plan(pl, &r.prov, 0, r.written, s, err, errlen)) rs = RUN_ERROR;
+    if (s->results_path[0] && merge_plan(pl, &r.prov, 0, r.trusted, s, err, errlen)) rs = RUN_ERROR;
     if (rs == RUN_OK && s->results_path[0] && write_keys(pl, s, err, errlen)) rs = RUN_ERROR;
 out:
     lock_release(r.exp_dir, pl->config_hash, r.lock_fd);
-    free(r.mine); free(r.share); free(r.written);
+    free(r.mine); free(r.share);
+    if (r.trusted) munmap(r.trusted, (size_t)pl->n_jobs);
     return rs;
 }
