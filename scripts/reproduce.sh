@@ -16,8 +16,8 @@
 # tables are printed, in the experiments' order, once that run ends. With fewer cores they are
 # made before the next run starts, as their three processes would take the cores from its
 # training (the small scale on the 2-core CI VM took 116 s with them beside in one fresh-clone
-# run, 104 s with them before the next run in the next, 89-102 s in nine runs before; one run
-# each). REPRODUCE_BESIDE=1 or =0 overrides. A failed run, report or
+# run, 104 and 112 s with them before the next run in the next two: no gain seen there).
+# REPRODUCE_BESIDE=1 or =0 overrides. A failed run, report or
 # plot stops the script with its status and no REPORT.md, after the figures already started
 # have ended.
 set -e
